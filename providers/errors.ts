@@ -1,0 +1,43 @@
+// The provider error taxonomy (after Karpenter's cloudprovider errors). Controllers branch on these
+// types only, never on a cloud's error codes, so every provider drives the same controller paths.
+
+/** The instance does not exist (any more). delete() throws it once the instance is gone. */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+
+/** No capacity for this offering (instance type in a zone); the next offering may have some. */
+export class InsufficientCapacityError extends Error {
+  override name = 'InsufficientCapacityError';
+  readonly offerings: { instanceType: string; zone?: string }[];
+  constructor(message: string, offerings: { instanceType: string; zone?: string }[] = []) {
+    super(message);
+    this.offerings = offerings;
+  }
+}
+
+/** The cloud API asked us to slow down. Retry after `retryAfterMs` or with the queue's backoff. */
+export class ThrottledError extends Error {
+  override name = 'ThrottledError';
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, retryAfterMs?: number) {
+    super(message);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The class's provider settings cannot work (unknown AMI, missing subnet, bad field). Retrying won't help until the class changes. */
+export class InvalidConfigError extends Error {
+  override name = 'InvalidConfigError';
+}
+
+export type ProviderError = NotFoundError | InsufficientCapacityError | ThrottledError | InvalidConfigError;
+
+/** Short machine-readable name of an error, for metric labels and Event reasons. */
+export function errorKind(e: unknown): string {
+  if (e instanceof NotFoundError) return 'not_found';
+  if (e instanceof InsufficientCapacityError) return 'insufficient_capacity';
+  if (e instanceof ThrottledError) return 'throttled';
+  if (e instanceof InvalidConfigError) return 'invalid_config';
+  return 'other';
+}

@@ -1,0 +1,73 @@
+// Fallback across a class's offerings, shared by every provider: try instance types (then zones)
+// in the class's order, skip offerings that recently had no capacity, remember new failures.
+import type { InstanceClass } from '../src/api/types.ts';
+import { InsufficientCapacityError } from './errors.ts';
+
+export interface Offering {
+  instanceType: string;
+  /** Absent: the provider picks (the class names no zones). */
+  zone?: string;
+}
+
+/** The class's offerings in preference order: instance type first, then zone. */
+export function offerings(cls: InstanceClass, defaultZones: string[] = []): Offering[] {
+  const zones = cls.spec.zones?.length ? cls.spec.zones : defaultZones;
+  return cls.spec.instanceTypes.flatMap((instanceType) =>
+    zones.length ? zones.map((zone) => ({ instanceType, zone })) : [{ instanceType }]);
+}
+
+const key = (o: Offering) => `${o.instanceType}/${o.zone ?? '*'}`;
+
+/** Offerings that answered "no capacity", forgotten after `ttlMs` (Karpenter uses 3 minutes). */
+export class UnavailableOfferings {
+  private readonly until = new Map<string, number>();
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+  constructor(ttlMs = 3 * 60_000, now: () => number = Date.now) {
+    this.ttlMs = ttlMs;
+    this.now = now;
+  }
+
+  /** Marks one offering; an offering without zone stands for the instance type in every zone. */
+  mark(o: Offering): void {
+    this.until.set(key(o), this.now() + this.ttlMs);
+  }
+
+  isUnavailable(o: Offering): boolean {
+    for (const k of [key(o), key({ instanceType: o.instanceType })]) {
+      const t = this.until.get(k);
+      if (t !== undefined && t > this.now()) return true;
+      if (t !== undefined) this.until.delete(k);
+    }
+    return false;
+  }
+}
+
+/**
+ * Calls `launch` on each available offering in order until one succeeds. Capacity errors mark the
+ * offering and move on; any other error stops at once (throttling and bad settings are not fixed
+ * by another instance type). All exhausted: one InsufficientCapacityError naming every offering.
+ */
+export async function launchFirstAvailable<T>(
+  all: Offering[],
+  unavailable: UnavailableOfferings,
+  launch: (o: Offering) => Promise<T>,
+): Promise<T> {
+  const tried: Offering[] = [];
+  const reasons: string[] = [];
+  for (const o of all) {
+    if (unavailable.isUnavailable(o)) {
+      reasons.push(`${key(o)}: recently without capacity`);
+      continue;
+    }
+    try {
+      return await launch(o);
+    } catch (e) {
+      if (!(e instanceof InsufficientCapacityError)) throw e;
+      unavailable.mark(o);
+      tried.push(o);
+      reasons.push(`${key(o)}: ${e.message}`);
+    }
+  }
+  throw new InsufficientCapacityError(`no capacity in any offering of the class (${reasons.join('; ')})`, tried);
+}

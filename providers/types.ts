@@ -1,0 +1,69 @@
+// The one interface every IaaS implements (after Karpenter's CloudProvider). Every call is
+// idempotent: create() with the same Instance UID returns the same instance, delete() of a gone
+// instance throws NotFoundError, so a controller killed at any line can simply call again.
+import type { InstanceClass } from '../src/api/types.ts';
+
+export interface Resources {
+  /** CPU in millicores. */
+  cpu: number;
+  /** Memory in bytes. */
+  memory: number;
+  pods: number;
+}
+
+/** What a kubelet registers with: the labels and taint that keep everything else off the node. */
+export interface NodeIdentity {
+  labels: Record<string, string>;
+  taints: { key: string; value: string; effect: 'NoSchedule' | 'NoExecute' | 'PreferNoSchedule' }[];
+}
+
+export interface LaunchRequest {
+  /** The Instance object: its name goes into tags, its UID makes the launch idempotent. */
+  instance: { name: string; uid: string };
+  class: InstanceClass;
+  /** Tags to set at launch (ipp.dev/cluster, ipp.dev/class, ipp.dev/instance and provider conventions). */
+  tags: Record<string, string>;
+  node: NodeIdentity;
+}
+
+export type CloudState = 'pending' | 'running' | 'stopping' | 'terminating' | 'terminated';
+
+export interface CloudInstance {
+  /** Matches the Node's spec.providerID exactly. */
+  providerID: string;
+  instanceType: string;
+  zone: string;
+  state: CloudState;
+  tags: Record<string, string>;
+  launchedAt: Date;
+}
+
+export interface CloudProvider {
+  /** Name used in InstanceClass (spec.<name>), metrics and logs: simulated, aws, gce. */
+  readonly name: string;
+
+  /**
+   * Launches (or finds the already launched) instance for `req.instance`. Tries the class's
+   * instance types and zones in order, skipping offerings recently found without capacity.
+   * Throws InsufficientCapacityError when none has capacity, ThrottledError, InvalidConfigError.
+   */
+  create(req: LaunchRequest): Promise<CloudInstance>;
+
+  /** Starts termination. Throws NotFoundError when the instance is already gone (terminated counts as gone). */
+  delete(providerID: string): Promise<void>;
+
+  /** Throws NotFoundError when the instance does not exist or is terminated. */
+  get(providerID: string): Promise<CloudInstance>;
+
+  /** Every live (not terminated) instance tagged for this cluster, for garbage collection. */
+  list(): Promise<CloudInstance[]>;
+
+  /** Allocatable resources of an instance type, when the provider knows them (Class isolation packing). */
+  capacity(instanceType: string, cls: InstanceClass): Resources | undefined;
+
+  /** Problems with the class's provider settings, as messages naming the field; empty when fine. */
+  validate(cls: InstanceClass): string[];
+
+  /** Background work the provider needs (the simulated kubelet); stopped by the signal. */
+  run?(signal: AbortSignal): Promise<void>;
+}

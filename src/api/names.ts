@@ -1,0 +1,35 @@
+// The names every part of ipp (and every test) relies on. Fixed by DESIGN.md: change together with all users.
+
+export const GROUP = 'ipp.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Pod opt-in label; the same key as the original Instance-per-Pod project so old manifests work. */
+export const CLASS_LABEL = 'ipp-class';
+
+/** Scheduling gate the webhook adds; removed by the pin. */
+export const GATE = 'ipp.dev/provision';
+/** Scheduler name of bind mode: pods with it are bound by the controller through pods/binding. */
+export const SCHEDULER_NAME = 'ipp';
+
+/** Node labels set on every ipp node (registered by the kubelet at boot). */
+export const NODE_CLASS_LABEL = 'ipp.dev/class';
+export const NODE_INSTANCE_LABEL = 'ipp.dev/instance';
+/** Node taint key on every ipp node: `ipp.dev/class=<class>:NoSchedule`. */
+export const TAINT_KEY = 'ipp.dev/class';
+
+/** Finalizer on Instance: deleting an Instance terminates its cloud instance first. */
+export const FINALIZER = 'ipp.dev/terminate';
+
+/** Pod annotation recording which Instance a pod has been given (written before the Instance). */
+export const POD_INSTANCE_ANNOTATION = 'ipp.dev/instance';
+
+/** Cloud tags on every instance. */
+export const TAG_CLUSTER = 'ipp.dev/cluster';
+export const TAG_CLASS = 'ipp.dev/class';
+export const TAG_INSTANCE = 'ipp.dev/instance';
+
+export const METRICS_PREFIX = 'ipp_';
+
+/** Field manager for server-side apply and patches, so `kubectl get -o yaml --show-managed-fields` shows ipp. */
+export const FIELD_MANAGER = 'ipp-controller';

@@ -1,0 +1,24 @@
+// Facts about pods that every controller and the webhook agree on.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME } from './names.ts';
+
+export const podKey = (p: V1Pod) => `${p.metadata?.namespace}/${p.metadata?.name}`;
+export const classOf = (p: V1Pod) => p.metadata?.labels?.[CLASS_LABEL];
+export const claimOf = (p: V1Pod) => p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
+
+export const isTerminal = (p: V1Pod) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
+export const isDaemonSetPod = (p: V1Pod) => (p.metadata?.ownerReferences ?? []).some((o) => o.kind === 'DaemonSet' && o.controller);
+export const isMirrorPod = (p: V1Pod) => p.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined;
+export const isGated = (p: V1Pod) => (p.spec?.schedulingGates ?? []).some((g) => g.name === GATE);
+export const wantsIppScheduler = (p: V1Pod) => p.spec?.schedulerName === SCHEDULER_NAME;
+
+/** Does the pod count as a workload of the node it is on? DaemonSet and mirror pods never do. */
+export const isWorkload = (p: V1Pod) => !isTerminal(p) && !isDaemonSetPod(p) && !isMirrorPod(p);
+
+/** Waiting for ipp to give it an instance: opted in, not placed yet, held by our gate or scheduler name. */
+export const awaitsPlacement = (p: V1Pod) =>
+  classOf(p) !== undefined && !p.spec?.nodeName && !p.metadata?.deletionTimestamp && !isTerminal(p) && (isGated(p) || wantsIppScheduler(p));
+
+export const isIppNode = (n: V1Node) => n.metadata?.labels?.[NODE_CLASS_LABEL] !== undefined;
+export const isNodeReady = (n: V1Node) =>
+  !n.spec?.unschedulable && (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');

@@ -1,0 +1,21 @@
+// One pino logger for the process. Child loggers carry pod / instance / node / class keys, so every
+// line about an object can be found by that object's name. Secrets never reach a log line: known
+// credential fields are redacted wherever they appear.
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(level: string = process.env.IPP_LOG_LEVEL ?? 'info'): Logger {
+  return pino({
+    level,
+    base: { component: 'ipp' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: {
+      paths: [
+        '*.token', '*.password', '*.secretAccessKey', '*.sessionToken', '*.authorization', '*.Authorization',
+        '*.headers.authorization', 'credentials', '*.credentials', '*.caData', '*.keyData', '*.certData', '*.userData',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}

@@ -1,0 +1,193 @@
+// A real, local Kubernetes control plane: etcd → kube-apiserver → kube-controller-manager →
+// kube-scheduler → kwok, on free loopback ports, with real authentication (static tokens over TLS
+// signed by a CA of our own) and RBAC. Data lives in a temp dir removed on stop.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'yaml';
+import { Fatal, freePort, startChild, tail, waitFor, type Child } from './process.ts';
+
+export interface Identity {
+  user: string;
+  groups: string[];
+  token: string;
+}
+
+export interface ControlPlane {
+  dir: string;
+  server: string;
+  caFile: string;
+  /** Kubeconfig of the admin identity (group system:masters). */
+  kubeconfig: string;
+  /** Identities beyond the admin, by name, for RBAC tests. */
+  identities: Record<string, Identity>;
+  /** Writes a kubeconfig for one of `identities` and returns its path. */
+  kubeconfigFor(name: string): string;
+  components: Child[];
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  /** Directory holding bin/ from build.sh. */
+  assets: string;
+  /** Root for data; a fresh temp dir by default. */
+  dir?: string;
+  log?: (line: string) => void;
+}
+
+const token = () => randomBytes(24).toString('hex');
+
+function openssl(args: string[], cwd: string): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** CA, apiserver serving certificate (SAN 127.0.0.1, localhost) and service-account signing key. */
+function writePki(pki: string): void {
+  mkdirSync(pki, { recursive: true });
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '7',
+    '-subj', '/CN=ipp-testbed-ca', '-keyout', 'ca.key', '-out', 'ca.crt'], pki);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-subj', '/CN=kube-apiserver', '-keyout', 'apiserver.key', '-out', 'apiserver.csr'], pki);
+  writeFileSync(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
+  openssl(['x509', '-req', '-in', 'apiserver.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-days', '7', '-extfile', 'san.ext', '-out', 'apiserver.crt'], pki);
+  openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key'], pki);
+}
+
+export function kubeconfigYaml(server: string, caFile: string, user: string, bearer: string): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'ipp-testbed', cluster: { server, 'certificate-authority': caFile } }],
+    users: [{ name: user, user: { token: bearer } }],
+    contexts: [{ name: 'ipp-testbed', context: { cluster: 'ipp-testbed', user } }],
+    'current-context': 'ipp-testbed',
+  });
+}
+
+async function readyz(server: string, caFile: string, bearer: string, path = '/readyz'): Promise<boolean> {
+  const { readFileSync } = await import('node:fs');
+  return new Promise((resolve) => {
+    const req = request(`${server}${path}`, { ca: readFileSync(caFile), headers: { authorization: `Bearer ${bearer}` }, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+    req.end();
+  });
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = opts.log ?? (() => {});
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'ipp-testbed-'));
+  const bin = (name: string) => join(opts.assets, 'bin', name);
+  const pki = join(dir, 'pki');
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  writePki(pki);
+  const caFile = join(pki, 'ca.crt');
+
+  const admin: Identity = { user: 'ipp-testbed-admin', groups: ['system:masters'], token: token() };
+  const identities: Record<string, Identity> = {
+    scheduler: { user: 'system:kube-scheduler', groups: [], token: token() },
+    controllerManager: { user: 'system:kube-controller-manager', groups: [], token: token() },
+    // A user with no bindings at all: RBAC tests bind exactly what they grant.
+    unprivileged: { user: 'ipp-testbed-user', groups: [], token: token() },
+  };
+  const tokens = [admin, ...Object.values(identities)]
+    .map((i) => `${i.token},${i.user},${i.user},"${i.groups.join(',')}"`).join('\n');
+  writeFileSync(join(pki, 'tokens.csv'), `${tokens}\n`, { mode: 0o600 });
+
+  const components: Child[] = [];
+  const stop = async () => {
+    for (const c of [...components].reverse()) await c.stop();
+    components.length = 0;
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+    log(`etcd on 127.0.0.1:${etcdPort}`);
+    const etcd = startChild('etcd', bin('etcd'), [
+      '--name=testbed', `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`, `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`, `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=testbed=http://127.0.0.1:${peerPort}`, '--unsafe-no-fsync', '--log-level=warn',
+    ], join(logs, 'etcd.log'));
+    components.push(etcd);
+
+    const server = `https://127.0.0.1:${apiPort}`;
+    log(`kube-apiserver on ${server}`);
+    const apiserver = startChild('kube-apiserver', bin('kube-apiserver'), [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+      `--tls-cert-file=${join(pki, 'apiserver.crt')}`, `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+      `--client-ca-file=${caFile}`, `--token-auth-file=${join(pki, 'tokens.csv')}`,
+      '--authorization-mode=Node,RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${join(pki, 'sa.key')}`, `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+      '--service-cluster-ip-range=10.96.0.0/16', '--allow-privileged=true',
+      '--endpoint-reconciler-type=none', `--cert-dir=${join(dir, 'apiserver-certs')}`,
+    ], join(logs, 'kube-apiserver.log'));
+    components.push(apiserver);
+
+    const failed = () => components.find((c) => c.process.exitCode !== null);
+    const explain = () => components.map((c) => `--- ${c.name} (${c.logFile}) ---\n${tail(c.logFile)}`).join('\n');
+    await waitFor('kube-apiserver /readyz', async () => {
+      const dead = failed();
+      if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
+      return readyz(server, caFile, admin.token);
+    }, 120_000, explain).catch((e: Error) => { throw new Error(`${e.message}\n${explain()}`); });
+
+    const kubeconfig = join(dir, 'admin.kubeconfig');
+    writeFileSync(kubeconfig, kubeconfigYaml(server, caFile, admin.user, admin.token), { mode: 0o600 });
+    const kubeconfigFor = (name: string) => {
+      const id = identities[name];
+      if (!id) throw new Error(`no identity ${name}; known: ${Object.keys(identities).join(', ')}`);
+      const file = join(dir, `${name}.kubeconfig`);
+      writeFileSync(file, kubeconfigYaml(server, caFile, id.user, id.token), { mode: 0o600 });
+      return file;
+    };
+
+    log('kube-controller-manager');
+    components.push(startChild('kube-controller-manager', bin('kube-controller-manager'), [
+      `--kubeconfig=${kubeconfigFor('controllerManager')}`, '--leader-elect=false',
+      '--bind-address=127.0.0.1', '--secure-port=0',
+      '--use-service-account-credentials=true',
+      `--service-account-private-key-file=${join(pki, 'sa.key')}`, `--root-ca-file=${caFile}`,
+      '--cluster-cidr=10.244.0.0/16', '--service-cluster-ip-range=10.96.0.0/16',
+      // Fast feedback for tests; the defaults are minutes.
+      '--node-monitor-grace-period=40s', '--concurrent-gc-syncs=5',
+    ], join(logs, 'kube-controller-manager.log')));
+
+    log('kube-scheduler');
+    components.push(startChild('kube-scheduler', bin('kube-scheduler'), [
+      `--kubeconfig=${kubeconfigFor('scheduler')}`, '--leader-elect=false',
+      '--bind-address=127.0.0.1', '--secure-port=0',
+    ], join(logs, 'kube-scheduler.log')));
+
+    log('kwok');
+    components.push(startChild('kwok', bin('kwok'), [
+      `--kubeconfig=${kubeconfig}`, `--config=${join(opts.assets, 'kwok-stages.yaml')}`, '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--manage-nodes-with-label-selector=', '--manage-single-node=',
+      '--cidr=10.0.0.1/16', '--node-ip=10.0.0.1', '--node-lease-duration-seconds=40',
+    ], join(logs, 'kwok.log')));
+
+    // The default ServiceAccount is created by controller-manager; pods are refused until it exists.
+    await waitFor('the default ServiceAccount (kube-controller-manager is up)', async () => {
+      const dead = failed();
+      if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
+      return readyz(server, caFile, admin.token, '/api/v1/namespaces/default/serviceaccounts/default');
+    }, 120_000, explain).catch((e: Error) => { throw new Error(`${e.message}\n${explain()}`); });
+
+    return { dir, server, caFile, kubeconfig, identities, kubeconfigFor, components, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

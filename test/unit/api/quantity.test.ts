@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { cpuMillis, fits, parseQuantity, podRequests } from '../../../src/api/quantity.ts';
+
+describe('quantities', () => {
+  it('parses CPU and memory notations', () => {
+    expect(cpuMillis('500m')).toBe(500);
+    expect(cpuMillis('2')).toBe(2000);
+    expect(parseQuantity('4Gi')).toBe(4 * 2 ** 30);
+    expect(parseQuantity('1k')).toBe(1000);
+    expect(parseQuantity('1e3')).toBe(1000);
+    expect(() => parseQuantity('lots')).toThrow(/not a Kubernetes quantity/);
+  });
+
+  it('counts a pod as the scheduler does: containers summed, the largest init container, overhead', () => {
+    const r = podRequests({
+      spec: {
+        containers: [
+          { name: 'a', resources: { requests: { cpu: '250m', memory: '1Gi' } } },
+          { name: 'b', resources: { requests: { cpu: '250m' } } },
+        ],
+        initContainers: [{ name: 'i', resources: { requests: { cpu: '2', memory: '512Mi' } } }],
+        overhead: { cpu: '100m' },
+      },
+    });
+    expect(r).toEqual({ cpu: 2100, memory: 2 ** 30, pods: 1 });
+  });
+
+  it('fits only when every dimension fits', () => {
+    const cap = { cpu: 1000, memory: 100, pods: 2 };
+    expect(fits({ cpu: 500, memory: 50, pods: 1 }, { cpu: 500, memory: 50, pods: 1 }, cap)).toBe(true);
+    expect(fits({ cpu: 500, memory: 50, pods: 2 }, { cpu: 1, memory: 1, pods: 1 }, cap)).toBe(false);
+    expect(fits({ cpu: 600, memory: 0, pods: 0 }, { cpu: 500, memory: 0, pods: 1 }, cap)).toBe(false);
+  });
+});
