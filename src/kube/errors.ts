@@ -27,6 +27,11 @@ export const isNotFound = (e: unknown) => kubeError(e)?.code === 404;
 export const isConflict = (e: unknown) => kubeError(e)?.code === 409 && kubeError(e)?.reason !== 'AlreadyExists';
 export const isAlreadyExists = (e: unknown) => kubeError(e)?.code === 409 && kubeError(e)?.reason === 'AlreadyExists';
 export const isGone = (e: unknown) => kubeError(e)?.code === 410;
+/**
+ * The object changed since we read it: a 409 Conflict, or a JSON Patch whose `test` of
+ * resourceVersion failed (the API server answers those with 422). Either way: re-read and retry.
+ */
+export const isStale = (e: unknown) => isConflict(e) || kubeError(e)?.code === 422;
 
 /** One line for logs and Events: "HTTP 409 Conflict: the object has been modified". */
 export function describeError(e: unknown): string {

@@ -106,7 +106,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const stop = async () => {
     for (const c of [...components].reverse()) await c.stop();
     components.length = 0;
-    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    // IPP_KEEP_TESTBED=1 keeps data and logs (including the controller's) for a post-mortem.
+    if (!opts.dir && !process.env.IPP_KEEP_TESTBED) rmSync(dir, { recursive: true, force: true });
   };
 
   try {

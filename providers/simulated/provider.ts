@@ -1,0 +1,237 @@
+// The simulated cloud: what the demo and most e2e tests run on. Its "instances" are ConfigMaps in
+// one namespace (so they outlive the controller, like real instances do), and its "kubelet" is a
+// loop that registers a kwok-managed Node for each instance once its boot delay has passed, with
+// the providerID, labels and taint a real node would register with. The controller cannot tell it
+// from a real cloud: same interface, same typed errors, same registration path.
+import { createHash } from 'node:crypto';
+import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import type { InstanceClass } from '../../src/api/types.ts';
+import { parseDuration } from '../../src/api/duration.ts';
+import { TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE } from '../../src/api/names.ts';
+import { isAlreadyExists, isNotFound } from '../../src/kube/errors.ts';
+import { mergePatch } from '../../src/kube/patch.ts';
+import type { Logger } from '../../src/log.ts';
+import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../errors.ts';
+import { launchFirstAvailable, offerings, UnavailableOfferings } from '../offerings.ts';
+import type { CloudInstance, CloudProvider, LaunchRequest, NodeIdentity, Resources } from '../types.ts';
+import { CATALOG, ZONES } from './catalog.ts';
+
+export interface SimulatedProviderOptions {
+  kubeconfig: KubeConfig;
+  clusterName: string;
+  /** Namespace holding the simulated instances. */
+  namespace: string;
+  logger: Logger;
+  /** How often the simulated kubelets look for instances to boot. */
+  tickMs?: number;
+}
+
+const PREFIX = 'sim:///';
+const STATE_LABEL = 'sim.ipp.dev/state';
+/** On the simulated kubelets' own nodes, so they find them (and only this cluster's). */
+const NODE_LABEL = 'sim.ipp.dev/cluster';
+
+interface Record {
+  id: string;
+  zone: string;
+  instanceType: string;
+  launchedAt: string;
+  bootDelayMs: number;
+  register: boolean;
+  node: NodeIdentity;
+  tags: { [k: string]: string };
+}
+
+const idOf = (providerID: string) => providerID.slice(providerID.lastIndexOf('/') + 1);
+const nodeName = (id: string) => `sim-${id}`;
+
+export class SimulatedProvider implements CloudProvider {
+  readonly name = 'simulated';
+  private readonly core: CoreV1Api;
+  private readonly opts: SimulatedProviderOptions;
+  private readonly unavailable = new UnavailableOfferings();
+  /** Launch calls per class, for spec.simulated.throttleLaunches. */
+  private readonly launchCalls = new Map<string, number>();
+
+  constructor(opts: SimulatedProviderOptions) {
+    this.opts = opts;
+    this.core = opts.kubeconfig.makeApiClient(CoreV1Api);
+  }
+
+  validate(cls: InstanceClass): string[] {
+    const problems: string[] = [];
+    cls.spec.instanceTypes.forEach((t, i) => {
+      if (!CATALOG[t]) problems.push(`spec.instanceTypes[${i}]: unknown simulated instance type "${t}"; use one of ${Object.keys(CATALOG).join(', ')}`);
+    });
+    (cls.spec.zones ?? []).forEach((z, i) => {
+      if (!ZONES.includes(z)) problems.push(`spec.zones[${i}]: unknown simulated zone "${z}"; use one of ${ZONES.join(', ')}`);
+    });
+    try {
+      parseDuration(cls.spec.simulated?.bootDelay ?? '2s', 'spec.simulated.bootDelay');
+    } catch (e) {
+      problems.push((e as Error).message);
+    }
+    return problems;
+  }
+
+  capacity(instanceType: string): Resources | undefined {
+    return CATALOG[instanceType];
+  }
+
+  async create(req: LaunchRequest): Promise<CloudInstance> {
+    const existing = await this.findByInstance(req.instance.name);
+    if (existing) return existing;
+    const problems = this.validate(req.class);
+    if (problems.length) throw new InvalidConfigError(problems.join('; '));
+
+    const sim = req.class.spec.simulated ?? {};
+    const cls = req.class.metadata.name!;
+    const calls = (this.launchCalls.get(cls) ?? 0) + 1;
+    this.launchCalls.set(cls, calls);
+    if (calls <= (sim.throttleLaunches ?? 0)) throw new ThrottledError(`simulated throttling of launch ${calls}/${sim.throttleLaunches} for class ${cls}`);
+
+    return launchFirstAvailable(offerings(req.class, ZONES), this.unavailable, async (o) => {
+      if (sim.unavailableInstanceTypes?.includes(o.instanceType) || (o.zone && sim.unavailableZones?.includes(o.zone))) {
+        throw new InsufficientCapacityError(`simulated: no ${o.instanceType} capacity in ${o.zone}`, [o]);
+      }
+      // Idempotency token: the same Instance UID and offering always name the same instance.
+      const id = `i-${createHash('sha256').update(`${req.instance.uid}/${o.instanceType}/${o.zone}`).digest('hex').slice(0, 17)}`;
+      const record: Record = {
+        id, zone: o.zone ?? ZONES[0]!, instanceType: o.instanceType, launchedAt: new Date().toISOString(),
+        bootDelayMs: parseDuration(sim.bootDelay ?? '2s'), register: sim.register !== false, node: req.node, tags: req.tags,
+      };
+      try {
+        await this.core.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.toConfigMap(record) });
+      } catch (e) {
+        if (!isAlreadyExists(e)) throw e;
+        return this.get(`${PREFIX}${record.zone}/${id}`);
+      }
+      return this.toInstance(record);
+    });
+  }
+
+  async delete(providerID: string): Promise<void> {
+    try {
+      await this.core.deleteNamespacedConfigMap({ name: idOf(providerID), namespace: this.opts.namespace });
+    } catch (e) {
+      if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`);
+      throw e;
+    }
+  }
+
+  async get(providerID: string): Promise<CloudInstance> {
+    try {
+      const cm = await this.core.readNamespacedConfigMap({ name: idOf(providerID), namespace: this.opts.namespace });
+      return this.toInstance(this.fromConfigMap(cm));
+    } catch (e) {
+      if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`);
+      throw e;
+    }
+  }
+
+  async list(): Promise<CloudInstance[]> {
+    return (await this.records()).map((r) => this.toInstance(r));
+  }
+
+  /** The simulated kubelets: register nodes of booted instances, remove nodes of vanished ones. */
+  async run(signal: AbortSignal): Promise<void> {
+    const tick = this.opts.tickMs ?? 500;
+    while (!signal.aborted) {
+      try {
+        await this.boot();
+      } catch (e) {
+        this.opts.logger.warn({ err: e }, 'simulated kubelet loop failed; retrying');
+      }
+      await new Promise((r) => setTimeout(r, tick));
+    }
+  }
+
+  private async boot(): Promise<void> {
+    const records = await this.records();
+    const nodes = await this.core.listNode({ labelSelector: `${NODE_LABEL}=${this.opts.clusterName}` });
+    const known = new Set(nodes.items.map((n) => n.metadata!.name!));
+    const now = Date.now();
+    for (const r of records) {
+      if (!r.register || known.has(nodeName(r.id)) || Date.parse(r.launchedAt) + r.bootDelayMs > now) continue;
+      await this.register(r);
+    }
+    // A terminated instance's node goes away, as the cloud node-lifecycle controller does.
+    const live = new Set(records.map((r) => nodeName(r.id)));
+    for (const n of nodes.items) {
+      if (!live.has(n.metadata!.name!)) await this.core.deleteNode({ name: n.metadata!.name! }).catch(() => {});
+    }
+  }
+
+  private async register(r: Record): Promise<void> {
+    const capacity = CATALOG[r.instanceType]!;
+    const resources = { cpu: `${capacity.cpu}m`, memory: `${capacity.memory}`, pods: `${capacity.pods}` };
+    const name = nodeName(r.id);
+    try {
+      await this.core.createNode({
+        body: {
+          metadata: {
+            name,
+            labels: {
+              ...r.node.labels,
+              'kubernetes.io/hostname': name,
+              'kubernetes.io/os': 'linux',
+              'node.kubernetes.io/instance-type': r.instanceType,
+              'topology.kubernetes.io/zone': r.zone,
+              type: 'kwok',
+              [NODE_LABEL]: this.opts.clusterName,
+            },
+            annotations: { 'kwok.x-k8s.io/node': 'fake' },
+          },
+          spec: { providerID: `${PREFIX}${r.zone}/${r.id}`, taints: r.node.taints },
+        },
+      });
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+    }
+    // A kubelet reports its capacity in status; kwok keeps the conditions and heartbeats.
+    await this.core.patchNodeStatus({ name, body: { status: { capacity: resources, allocatable: resources } } }, mergePatch);
+    this.opts.logger.info({ node: name, instanceType: r.instanceType, zone: r.zone }, 'simulated node registered');
+  }
+
+  private async findByInstance(instance: string): Promise<CloudInstance | undefined> {
+    const r = (await this.records()).find((x) => x.tags[TAG_INSTANCE] === instance);
+    return r ? this.toInstance(r) : undefined;
+  }
+
+  private async records(): Promise<Record[]> {
+    const list = await this.core.listNamespacedConfigMap({
+      namespace: this.opts.namespace,
+      labelSelector: `${TAG_CLUSTER}=${this.opts.clusterName},${STATE_LABEL}=running`,
+    });
+    return list.items.map((cm) => this.fromConfigMap(cm));
+  }
+
+  private toConfigMap(r: Record): V1ConfigMap {
+    return {
+      metadata: {
+        name: r.id,
+        labels: {
+          [TAG_CLUSTER]: String(r.tags[TAG_CLUSTER]),
+          [TAG_CLASS]: String(r.tags[TAG_CLASS]),
+          [STATE_LABEL]: 'running',
+        },
+      },
+      data: { instance: JSON.stringify(r) },
+    };
+  }
+
+  private fromConfigMap(cm: V1ConfigMap): Record {
+    return JSON.parse(cm.data?.instance ?? '{}') as Record;
+  }
+
+  private toInstance(r: Record): CloudInstance {
+    return {
+      providerID: `${PREFIX}${r.zone}/${r.id}`,
+      instanceType: r.instanceType,
+      zone: r.zone,
+      state: 'running',
+      tags: r.tags,
+      launchedAt: new Date(r.launchedAt),
+    };
+  }
+}

@@ -1,0 +1,51 @@
+// The auditor: admission keeps other pods off ipp nodes, and this reports anything that got there
+// anyway (a pod bound by hand, a webhook outage, a relabelled node) as a Warning Event on the pod,
+// a log line and the ipp_isolation_violations metrics. It reports; it does not evict.
+import type { EventRecorder } from '../../kube/events.ts';
+import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../metrics/metrics.ts';
+import type { ClusterState } from '../../state/cluster.ts';
+import { violations } from './violations.ts';
+
+export class Auditor {
+  private readonly state: ClusterState;
+  private readonly events: EventRecorder;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  /** Pod UIDs already counted, so the counter counts violations, not audit passes. */
+  private readonly reported = new Set<string>();
+  private readonly nodesWithViolations = new Set<string>();
+
+  constructor(state: ClusterState, events: EventRecorder, metrics: Metrics, logger: Logger) {
+    this.state = state;
+    this.events = events;
+    this.metrics = metrics;
+    this.logger = logger;
+  }
+
+  audit(): void {
+    const found = violations(this.state.nodes.list(), (n) => this.state.podsOnNode(n));
+    const perNode = new Map<string, number>();
+    const seen = new Set<string>();
+    for (const v of found) {
+      const uid = v.pod.metadata!.uid!;
+      seen.add(uid);
+      perNode.set(v.node, (perNode.get(v.node) ?? 0) + 1);
+      if (this.reported.has(uid)) continue;
+      this.reported.add(uid);
+      const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
+      const note = `isolation violation: ${what} runs on node ${v.node}, which is dedicated to class ${v.nodeClass}; delete or move the pod and check how it was placed`;
+      this.events.publish({ apiVersion: 'v1', kind: 'Pod', name: v.pod.metadata!.name!, namespace: v.pod.metadata!.namespace!, uid }, 'Warning', 'IsolationViolation', 'Audit', note);
+      this.events.publish({ apiVersion: 'v1', kind: 'Node', name: v.node }, 'Warning', 'IsolationViolation', 'Audit', note);
+      this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass, node: v.node });
+      this.logger.error({ pod: `${v.pod.metadata!.namespace}/${v.pod.metadata!.name}`, node: v.node, class: v.nodeClass, podClass: v.podClass }, note);
+    }
+    for (const uid of this.reported) if (!seen.has(uid)) this.reported.delete(uid);
+    for (const node of this.nodesWithViolations) if (!perNode.has(node)) this.metrics.isolationViolations.remove({ node });
+    this.nodesWithViolations.clear();
+    for (const [node, n] of perNode) {
+      this.metrics.isolationViolations.set({ node }, n);
+      this.nodesWithViolations.add(node);
+    }
+  }
+}

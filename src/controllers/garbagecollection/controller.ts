@@ -1,0 +1,75 @@
+// Garbage collection both ways, from what the cloud's tags and the API server say now:
+// cloud instances tagged for this cluster that no Instance accounts for (leaked by a crash or a
+// deleted CRD) are terminated after a grace period; Instances whose cloud instance vanished are
+// deleted, so the pods they were meant for are provisioned again.
+import { API_VERSION, TAG_INSTANCE } from '../../api/names.ts';
+import type { Instance } from '../../api/types.ts';
+import type { EventRecorder } from '../../kube/events.ts';
+import type { InstanceWriter } from '../../kube/instances.ts';
+import type { Logger } from '../../log.ts';
+import type { Metrics } from '../../metrics/metrics.ts';
+import type { ClusterState } from '../../state/cluster.ts';
+import { NotFoundError } from '../../../providers/errors.ts';
+import type { CloudInstance, CloudProvider } from '../../../providers/types.ts';
+
+export interface GarbageCollectionDeps {
+  state: ClusterState;
+  writer: InstanceWriter;
+  providers: Map<string, CloudProvider>;
+  events: EventRecorder;
+  metrics: Metrics;
+  logger: Logger;
+  /** How old an unaccounted cloud instance must be before it counts as leaked. */
+  gracePeriodMs: number;
+  now?: () => number;
+}
+
+/** Cloud instances no live Instance accounts for and older than the grace period. Pure. */
+export function leaked(cloud: readonly CloudInstance[], instances: readonly Instance[], gracePeriodMs: number, now: number): CloudInstance[] {
+  const names = new Set(instances.map((i) => i.metadata.name));
+  const ids = new Set(instances.map((i) => i.status?.providerID).filter(Boolean));
+  return cloud.filter((c) => !ids.has(c.providerID) && !names.has(c.tags[TAG_INSTANCE] ?? '') && now - c.launchedAt.getTime() >= gracePeriodMs);
+}
+
+export class GarbageCollector {
+  private readonly d: GarbageCollectionDeps;
+  private readonly now: () => number;
+
+  constructor(deps: GarbageCollectionDeps) {
+    this.d = deps;
+    this.now = deps.now ?? Date.now;
+  }
+
+  async collect(): Promise<void> {
+    const instances = this.d.state.instances.list() as Instance[];
+    for (const [name, provider] of this.d.providers) {
+      const cloud = await provider.list();
+      for (const c of leaked(cloud, instances, this.d.gracePeriodMs, this.now())) {
+        try {
+          await provider.delete(c.providerID);
+        } catch (e) {
+          if (!(e instanceof NotFoundError)) throw e;
+        }
+        this.d.metrics.leakedInstancesCollected.inc({ provider: name });
+        this.d.logger.warn({ providerID: c.providerID, instance: c.tags[TAG_INSTANCE], class: c.tags['ipp.dev/class'] }, 'terminated a leaked cloud instance (tagged for this cluster, no Instance)');
+      }
+      const live = new Set(cloud.map((c) => c.providerID));
+      for (const inst of instances) {
+        const id = inst.status?.providerID;
+        if (!id || inst.status?.provider !== name || inst.metadata.deletionTimestamp || live.has(id)) continue;
+        // list() may lag a fresh launch; ask for this one before declaring it gone.
+        if (this.now() - Date.parse(inst.status.launchedAt ?? '') < this.d.gracePeriodMs) continue;
+        try {
+          await provider.get(id);
+          continue;
+        } catch (e) {
+          if (!(e instanceof NotFoundError)) throw e;
+        }
+        this.d.events.publish({ apiVersion: API_VERSION, kind: 'Instance', name: inst.metadata.name!, uid: inst.metadata.uid }, 'Warning', 'InstanceVanished', 'GarbageCollect',
+          `cloud instance ${id} no longer exists; deleting this Instance so its pods are provisioned again`);
+        this.d.logger.warn({ instance: inst.metadata.name, providerID: id }, 'cloud instance vanished; deleting its Instance');
+        await this.d.writer.delete(inst.metadata.name!);
+      }
+    }
+  }
+}

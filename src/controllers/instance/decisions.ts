@@ -1,0 +1,61 @@
+// Small pure decisions of an Instance's life: has it timed out, is it idle, for how long.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass, PodRef } from '../../api/types.ts';
+import { parseDuration } from '../../api/duration.ts';
+import { isWorkload } from '../../api/pods.ts';
+
+export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m' };
+
+export function timeouts(cls: InstanceClass | undefined) {
+  return {
+    idleMs: parseDuration(cls?.spec.idleTimeout ?? DEFAULTS.idleTimeout, 'spec.idleTimeout'),
+    launchMs: parseDuration(cls?.spec.launchTimeout ?? DEFAULTS.launchTimeout, 'spec.launchTimeout'),
+    registrationMs: parseDuration(cls?.spec.registrationTimeout ?? DEFAULTS.registrationTimeout, 'spec.registrationTimeout'),
+  };
+}
+
+/**
+ * The pods an instance serves: those that claim it and are still alive, and every workload on its
+ * node (DaemonSet and mirror pods never count). No such pod means the instance is idle.
+ */
+export function occupants(claiming: readonly V1Pod[], onNode: readonly V1Pod[]): PodRef[] {
+  const refs = new Map<string, PodRef>();
+  for (const p of [...claiming, ...onNode]) {
+    if (!isWorkload(p) || p.metadata?.deletionTimestamp) continue;
+    const ref = { namespace: p.metadata!.namespace!, name: p.metadata!.name!, uid: p.metadata!.uid! };
+    refs.set(ref.uid, ref);
+  }
+  return [...refs.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+}
+
+export type Expiry =
+  | { expired: false; remainingMs: number }
+  | { expired: true; reason: 'LaunchTimeout' | 'RegistrationTimeout' | 'Idle'; message: string };
+
+const since = (iso: string | Date | undefined, fallback: number) => (iso ? new Date(iso).getTime() : fallback);
+
+/** Launch or registration taking too long (the instance is then replaced). */
+export function livenessExpiry(inst: Instance, cls: InstanceClass | undefined, registered: boolean, now: number): Expiry {
+  const t = timeouts(cls);
+  const created = since(inst.metadata.creationTimestamp, now);
+  if (!inst.status?.providerID) {
+    const left = created + t.launchMs - now;
+    return left > 0 ? { expired: false, remainingMs: left }
+      : { expired: true, reason: 'LaunchTimeout', message: `instance was not launched within launchTimeout ${cls?.spec.launchTimeout ?? DEFAULTS.launchTimeout}` };
+  }
+  if (!registered || inst.status?.phase !== 'Ready') {
+    const left = since(inst.status?.launchedAt, created) + t.registrationMs - now;
+    return left > 0 ? { expired: false, remainingMs: left }
+      : { expired: true, reason: 'RegistrationTimeout', message: `node did not join and become Ready within registrationTimeout ${cls?.spec.registrationTimeout ?? DEFAULTS.registrationTimeout}; check the instance's boot logs and bootstrap settings` };
+  }
+  return { expired: false, remainingMs: Infinity };
+}
+
+/** Idle for longer than the class's idleTimeout? `idleSince` is when the instance last became idle. */
+export function idleExpiry(idleSince: string | undefined, cls: InstanceClass | undefined, now: number): Expiry {
+  if (!idleSince) return { expired: false, remainingMs: Infinity };
+  const t = timeouts(cls);
+  const left = since(idleSince, now) + t.idleMs - now;
+  return left > 0 ? { expired: false, remainingMs: left }
+    : { expired: true, reason: 'Idle', message: `no pods for idleTimeout ${cls?.spec.idleTimeout ?? DEFAULTS.idleTimeout}` };
+}

@@ -1,0 +1,35 @@
+// An InstanceClass's status: is it usable (condition Ready), and what does it have right now.
+import type { V1Condition, V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass, InstanceClassStatus } from '../../api/types.ts';
+import { awaitsPlacement } from '../../api/pods.ts';
+
+/** Pure: the status implied by the class's problem (if any), its Instances and its waiting pods. */
+export function classStatus(cls: InstanceClass, problem: { reason: string; message: string } | undefined, instances: readonly Instance[], pods: readonly V1Pod[], now: Date): InstanceClassStatus {
+  const live = instances.filter((i) => !i.metadata.deletionTimestamp);
+  const previous = cls.status?.conditions?.find((c) => c.type === 'Ready');
+  const status = problem ? 'False' : 'True';
+  const ready: V1Condition = {
+    type: 'Ready',
+    status,
+    reason: problem?.reason ?? 'Valid',
+    message: problem?.message ?? 'the class is valid and its provider is enabled',
+    observedGeneration: cls.metadata.generation,
+    lastTransitionTime: previous?.status === status ? previous.lastTransitionTime : now,
+  };
+  return {
+    observedGeneration: cls.metadata.generation,
+    conditions: [ready],
+    instances: live.length,
+    readyInstances: live.filter((i) => i.status?.phase === 'Ready').length,
+    idleInstances: live.filter((i) => i.status?.phase === 'Ready' && i.status.idleSince).length,
+    pendingPods: pods.filter(awaitsPlacement).length,
+  };
+}
+
+/** Has anything a user would read changed? Avoids a status write per reconcile. */
+export function statusChanged(a: InstanceClassStatus | undefined, b: InstanceClassStatus): boolean {
+  const strip = (s: InstanceClassStatus | undefined) => JSON.stringify({
+    ...s, conditions: (s?.conditions ?? []).map((c) => ({ ...c, lastTransitionTime: undefined })),
+  });
+  return strip(a) !== strip(b);
+}

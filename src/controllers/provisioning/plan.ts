@@ -1,0 +1,126 @@
+// Which instance for which pod? A pure decision over one class's pods and Instances. The shell
+// (controller.ts) carries it out: claims first (pod annotation), then Instance objects, then pins.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass } from '../../api/types.ts';
+import type { Resources } from '../../../providers/types.ts';
+import { awaitsPlacement, claimOf, isNodeReady, isWorkload, podKey } from '../../api/pods.ts';
+import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
+
+export interface PlanInput {
+  cls: InstanceClass;
+  /** Every pod labelled with this class. */
+  pods: readonly V1Pod[];
+  /** Every Instance of this class, including those being deleted. */
+  instances: readonly Instance[];
+  /** Node of an Instance (by its providerID), when registered. */
+  nodeOf: (inst: Instance) => V1Node | undefined;
+  /** Allocatable of an Instance: its node's when registered, else the provider's figure for its type. */
+  capacityOf: (inst: Instance) => Resources | undefined;
+  /** A fresh Instance name (random in production, predictable in tests). */
+  newName: () => string;
+}
+
+export interface Claim {
+  pod: V1Pod;
+  instance: string;
+  /** The Instance does not exist yet: create it after the claim is recorded. */
+  create: boolean;
+}
+
+export interface Placement {
+  pod: V1Pod;
+  instance: Instance;
+  node: V1Node;
+}
+
+export interface Plan {
+  claims: Claim[];
+  placements: Placement[];
+  /** Pods left waiting because the class is at spec.maxInstances. */
+  blockedByMaxInstances: V1Pod[];
+}
+
+const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
+
+export function plan(input: PlanInput): Plan {
+  const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
+  const isolation = cls.spec.isolation ?? 'Pod';
+  const byName = new Map(instances.map((i) => [i.metadata.name!, i]));
+  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [] };
+
+  // Load of every instance: pods claiming it plus workloads already on its node.
+  const load = new Map<string, { used: Resources; pods: Set<string> }>();
+  const charge = (name: string, pod: V1Pod) => {
+    const l = load.get(name) ?? { used: ZERO, pods: new Set<string>() };
+    if (l.pods.has(podKey(pod))) return;
+    l.pods.add(podKey(pod));
+    l.used = add(l.used, podRequests(pod));
+    load.set(name, l);
+  };
+  for (const p of pods) {
+    const claim = claimOf(p);
+    if (claim && isWorkload(p) && !p.metadata?.deletionTimestamp) charge(claim, p);
+  }
+
+  let liveCount = instances.filter(live).length;
+  const waiting = pods.filter(awaitsPlacement).sort((a, b) =>
+    String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')) || podKey(a).localeCompare(podKey(b)));
+
+  const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
+    const l = load.get(inst.metadata.name!);
+    if (isolation === 'Pod') return !l || l.pods.size === 0;
+    const cap = capacityOf(inst);
+    // Unknown capacity (type not in the provider's catalog, not yet registered): one pod until we know.
+    if (!cap) return !l || l.pods.size === 0;
+    return fits(l?.used ?? ZERO, podRequests(pod), cap);
+  };
+  const reusable = (inst: Instance, pod: V1Pod) =>
+    live(inst) && (isolation === 'Class' || cls.spec.reuse !== false) && hasRoom(inst, pod);
+  // Ready instances first (they place the pod at once), then those on their way, oldest first.
+  const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 1);
+  const pool = [...instances];
+  const candidates = () => pool.filter(live).sort((a, b) => rank(a) - rank(b) ||
+    String(a.metadata.creationTimestamp ?? '').localeCompare(String(b.metadata.creationTimestamp ?? '')));
+
+  for (const pod of waiting) {
+    const claimed = claimOf(pod);
+    const current = claimed ? byName.get(claimed) : undefined;
+    if (claimed && current && live(current)) {
+      const node = nodeOf(current);
+      if (current.status?.phase === 'Ready' && node && isNodeReady(node)) out.placements.push({ pod, instance: current, node });
+      continue;
+    }
+    if (claimed && !current) {
+      // The claim was recorded but its Instance is not there: never created (the controller died
+      // in between) or deleted after a launch/registration timeout. Either way: (re)create it.
+      if (cls.spec.maxInstances !== undefined && liveCount >= cls.spec.maxInstances) {
+        out.blockedByMaxInstances.push(pod);
+        continue;
+      }
+      liveCount++;
+      out.claims.push({ pod, instance: claimed, create: true });
+      continue;
+    }
+    // Unclaimed, or claimed by an Instance that is going away: find it a home.
+    const home = candidates().find((i) => reusable(i, pod));
+    if (home) {
+      charge(home.metadata.name!, pod);
+      out.claims.push({ pod, instance: home.metadata.name!, create: false });
+      continue;
+    }
+    if (cls.spec.maxInstances !== undefined && liveCount >= cls.spec.maxInstances) {
+      out.blockedByMaxInstances.push(pod);
+      continue;
+    }
+    const name = newName();
+    // Later pods of this batch may join the fresh instance (Class isolation) but never reuse it
+    // under Pod isolation: charge() below fills it.
+    const fresh: Instance = { metadata: { name, creationTimestamp: new Date(8.64e15) }, spec: { class: cls.metadata.name! }, status: { phase: 'Pending' } };
+    pool.push(fresh);
+    byName.set(name, fresh);
+    liveCount++;
+    charge(name, pod);
+    out.claims.push({ pod, instance: name, create: true });
+  }
+  return out;
+}

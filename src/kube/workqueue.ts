@@ -1,0 +1,142 @@
+// A keyed work queue with controller-runtime's contract: a key is queued at most once (dedupe),
+// never processed by two workers at once (a key added while it is processing is queued again
+// when it finishes), failures back off exponentially per key, and reconcilers may ask to be
+// called again after a delay. Reconcilers therefore only need to be idempotent.
+import type { Logger } from '../log.ts';
+
+export interface ReconcileResult {
+  /** Call again after this many milliseconds even if nothing changes (time-based logic). */
+  requeueAfterMs?: number;
+}
+
+export type Reconcile = (key: string, signal: AbortSignal) => Promise<ReconcileResult | void>;
+
+export interface WorkQueueOptions {
+  name: string;
+  concurrency?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  logger: Logger;
+  /** Observes depth and outcomes (metrics). */
+  onDepth?: (depth: number) => void;
+  onResult?: (result: 'success' | 'error' | 'requeue', key: string, error?: unknown) => void;
+}
+
+export class WorkQueue {
+  readonly name: string;
+  private readonly queue: string[] = [];
+  private readonly queued = new Set<string>();
+  private readonly processing = new Set<string>();
+  /** Keys added while being processed: queued again once their current run ends. */
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> & Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
+  private wake: (() => void) | undefined;
+  private inFlight = 0;
+
+  constructor(opts: WorkQueueOptions) {
+    this.name = opts.name;
+    this.opts = { concurrency: 4, baseDelayMs: 500, maxDelayMs: 5 * 60_000, ...opts };
+  }
+
+  add(key: string): void {
+    const timer = this.timers.get(key);
+    if (timer) {
+      clearTimeout(timer);
+      this.timers.delete(key);
+    }
+    if (this.processing.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.queued.has(key)) return;
+    this.queued.add(key);
+    this.queue.push(key);
+    this.opts.onDepth?.(this.queue.length);
+    this.wake?.();
+  }
+
+  /** Adds the key after `ms`, unless an earlier add is already scheduled. */
+  addAfter(key: string, ms: number): void {
+    if (ms <= 0) return this.add(key);
+    if (this.queued.has(key) || this.timers.has(key)) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, ms);
+    timer.unref();
+    this.timers.set(key, timer);
+  }
+
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  /** Processes keys until `signal` aborts; then waits for in-flight reconciles to finish. */
+  async run(reconcile: Reconcile, signal: AbortSignal): Promise<void> {
+    const workers = Array.from({ length: this.opts.concurrency }, () => this.worker(reconcile, signal));
+    const onAbort = () => this.wake?.();
+    signal.addEventListener('abort', onAbort);
+    await Promise.all(workers);
+    signal.removeEventListener('abort', onAbort);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private async next(signal: AbortSignal): Promise<string | undefined> {
+    while (!signal.aborted) {
+      const key = this.queue.shift();
+      if (key !== undefined) {
+        this.queued.delete(key);
+        this.opts.onDepth?.(this.queue.length);
+        return key;
+      }
+      await new Promise<void>((resolve) => {
+        const previous = this.wake;
+        this.wake = () => {
+          this.wake = undefined;
+          previous?.();
+          resolve();
+        };
+      });
+    }
+    return undefined;
+  }
+
+  private async worker(reconcile: Reconcile, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      const key = await this.next(signal);
+      if (key === undefined) return;
+      this.processing.add(key);
+      this.inFlight++;
+      try {
+        const result = await reconcile(key, signal);
+        this.failures.delete(key);
+        if (result?.requeueAfterMs !== undefined) {
+          this.opts.onResult?.('requeue', key);
+          this.finish(key);
+          this.addAfter(key, result.requeueAfterMs);
+        } else {
+          this.opts.onResult?.('success', key);
+          this.finish(key);
+        }
+      } catch (e) {
+        const n = (this.failures.get(key) ?? 0) + 1;
+        this.failures.set(key, n);
+        const delay = Math.min(this.opts.baseDelayMs * 2 ** (n - 1), this.opts.maxDelayMs);
+        this.opts.onResult?.('error', key, e);
+        this.opts.logger.warn({ queue: this.name, key, attempt: n, retryInMs: delay, err: e }, 'reconcile failed; retrying with backoff');
+        this.finish(key);
+        if (!signal.aborted) this.addAfter(key, delay);
+      } finally {
+        this.inFlight--;
+      }
+    }
+  }
+
+  private finish(key: string): void {
+    this.processing.delete(key);
+    if (this.dirty.delete(key)) this.add(key);
+  }
+}

@@ -1,0 +1,107 @@
+// What the admission rules (mutate.ts, enforce.ts) and the server share: the slice of
+// admission.k8s.io/v1 they read, the decision they return, and small pod predicates.
+import type { V1Node, V1Pod, V1Toleration } from '@kubernetes/client-node';
+import type { InstanceClass } from '../api/types.ts';
+import { TAINT_KEY } from '../api/names.ts';
+
+/** The fields of AdmissionReview.request the rules use. */
+export interface AdmissionRequest {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  resource?: { group: string; version: string; resource: string };
+  subResource?: string;
+  operation: string;
+  /** Empty on CREATE of a pod that only has generateName. */
+  name?: string;
+  namespace?: string;
+  object?: unknown;
+  oldObject?: unknown;
+  dryRun?: boolean;
+  userInfo?: { username?: string; groups?: string[] };
+}
+
+export interface PatchOp {
+  op: 'add' | 'replace' | 'remove' | 'test';
+  path: string;
+  value?: unknown;
+}
+
+export type Decision =
+  | { allowed: true; patch?: PatchOp[]; warnings?: string[] }
+  | { allowed: false; code: number; reason: string; message: string };
+
+export const allow = (): Decision => ({ allowed: true });
+export const deny = (message: string, code = 403, reason = 'Forbidden'): Decision => ({ allowed: false, code, reason, message });
+
+/** Reads InstanceClasses; the controller passes its informer cache. */
+export interface ClassLookup {
+  get(name: string): InstanceClass | undefined;
+}
+/** Reads Nodes; the controller passes its informer cache. */
+export interface NodeLookup {
+  get(name: string): V1Node | undefined;
+}
+
+export type PlacementMode = 'pin' | 'bind';
+
+/** RFC 6901: `~` → `~0`, `/` → `~1`. */
+export const pointer = (...segments: (string | number)[]) =>
+  segments.map((s) => `/${String(s).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Label value, or undefined when absent (labels of the wrong shape count as absent). */
+export function labelOf(pod: V1Pod | undefined, key: string): string | undefined {
+  const labels: unknown = pod?.metadata?.labels;
+  if (!isRecord(labels)) return undefined;
+  const v = labels[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function annotationOf(pod: V1Pod | undefined, key: string): string | undefined {
+  const a: unknown = pod?.metadata?.annotations;
+  if (!isRecord(a)) return undefined;
+  const v = a[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `spec.<field>` as an array of objects, [] when absent; throws on a wrong shape (the server answers 400). */
+export function listOf<T>(v: unknown, what: string): T[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every(isRecord)) throw new TypeError(`${what} must be a list of objects`);
+  return v as T[];
+}
+
+/** Controller reference to an apps/v1 DaemonSet. */
+export function isDaemonSetPod(pod: V1Pod): boolean {
+  const refs: unknown = pod.metadata?.ownerReferences;
+  if (!Array.isArray(refs)) return false;
+  return refs.some((r: unknown) =>
+    isRecord(r) && r.kind === 'DaemonSet' && typeof r.apiVersion === 'string' && r.apiVersion.startsWith('apps/') && r.controller === true);
+}
+
+export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+
+/**
+ * A mirror pod really made by the kubelet of the node it names. The annotation alone proves nothing:
+ * anyone allowed to create pods can write it, so the requester must be that node.
+ */
+export function isMirrorPodFromItsNode(pod: V1Pod, username: string | undefined): boolean {
+  const nodeName = pod.spec?.nodeName;
+  return annotationOf(pod, MIRROR_ANNOTATION) !== undefined && !!nodeName && username === `system:node:${nodeName}`;
+}
+
+/**
+ * Would this toleration let a pod onto an ipp node? Deliberately broad (any effect, any operator on
+ * the ipp key): ipp nodes may carry more taints on that key in future, and keeping a pod off ipp
+ * nodes that could not have landed there anyway costs nothing.
+ */
+export function toleratesIppNodes(t: V1Toleration): boolean {
+  const key = t.key ?? '';
+  if (key === '') return t.operator === 'Exists';
+  return key === TAINT_KEY;
+}
+
+export function isPlaced(pod: V1Pod | undefined): boolean {
+  return typeof pod?.spec?.nodeName === 'string' && pod.spec.nodeName !== '';
+}

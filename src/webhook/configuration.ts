@@ -1,0 +1,123 @@
+// The MutatingWebhookConfiguration that sends pods to the webhook server. The chart's
+// templates/webhook.yaml renders the same object; test/unit/webhook/configuration.test.ts keeps
+// the two in step.
+import type { V1MatchCondition, V1MutatingWebhook, V1MutatingWebhookConfiguration, AdmissionregistrationV1WebhookClientConfig } from '@kubernetes/client-node';
+import { CLASS_LABEL, TAINT_KEY } from '../api/names.ts';
+import { MIRROR_ANNOTATION } from './admission.ts';
+import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
+import { ENFORCE_PATH, MUTATE_PATH } from './server.ts';
+
+export const DEFAULT_CONFIGURATION_NAME = 'ipp';
+export const MUTATE_WEBHOOK = 'mutate.pods.ipp.dev';
+export const ENFORCE_WEBHOOK = 'enforce.pods.ipp.dev';
+export const ENFORCE_BINDING_WEBHOOK = 'enforce.bindings.ipp.dev';
+
+export interface WebhookConfigurationOptions {
+  /** Default `ipp`. */
+  name?: string;
+  /** The Service in front of the controller pods, or a URL base for a webhook outside the cluster. */
+  client: { service: { namespace: string; name: string; port: number } } | { url: string };
+  /** Namespace of the controller: never sent to the webhook (it could not admit its own pods). */
+  controllerNamespace: string;
+  /** Base64 PEM; omit with cert-manager (cainjector fills it) or when the controller patches it. */
+  caBundle?: string;
+  /** `<namespace>/<Certificate>` for cert-manager's cainjector. */
+  certManagerCertificate?: string;
+  failurePolicy?: 'Fail' | 'Ignore';
+  timeoutSeconds?: number;
+  /** Usernames whose pods/binding requests never reach the webhook. Default: kube-scheduler. */
+  trustedBinders?: string[];
+}
+
+// CEL shared by the match conditions. Pods without an ipp-relevant toleration, nodeName or label
+// change never wait on the enforcement webhook, so the rest of the cluster does not depend on it.
+const LABELS = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
+// '<none>' cannot be a label value, so an absent label differs from an empty one.
+const CLASS_OF = (o: string) => `('${CLASS_LABEL}' in ${LABELS(o)} ? ${LABELS(o)}['${CLASS_LABEL}'] : '<none>')`;
+const TOLERATES = (o: string) =>
+  `(has(${o}.spec.tolerations) && ${o}.spec.tolerations.exists(t, ` +
+  `(has(t.key) && t.key != '') ? t.key == '${TAINT_KEY}' : (has(t.operator) && t.operator == 'Exists')))`;
+const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.nodeName != '')`;
+
+export const ENFORCE_POD_CONDITION =
+  `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
+  `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}))`;
+
+const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
+
+/**
+ * Match conditions of the enforcement webhook (ANDed). Real DaemonSet and mirror pods are exempt by
+ * enforce.ts anyway; skipping the call keeps node agents and static pods independent of ipp's uptime.
+ */
+export function enforceConditions(daemonSetCreators: readonly string[] = DEFAULT_DAEMONSET_CREATORS): V1MatchCondition[] {
+  return [
+    {
+      name: 'not-a-daemonset-pod',
+      expression: `request.operation != 'CREATE' || !(request.userInfo.username in ${cel(daemonSetCreators)} && ` +
+        `has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, r.kind == 'DaemonSet' && has(r.controller) && r.controller))`,
+    },
+    {
+      name: 'not-a-mirror-pod',
+      expression: `request.operation != 'CREATE' || !(has(object.metadata.annotations) && '${MIRROR_ANNOTATION}' in object.metadata.annotations && ` +
+        `${PLACED('object')} && request.userInfo.username == 'system:node:' + object.spec.nodeName)`,
+    },
+    { name: 'ipp-relevant', expression: ENFORCE_POD_CONDITION },
+  ];
+}
+
+function clientConfig(opts: WebhookConfigurationOptions, path: string): AdmissionregistrationV1WebhookClientConfig {
+  const cfg: AdmissionregistrationV1WebhookClientConfig = 'url' in opts.client
+    ? { url: `${opts.client.url.replace(/\/+$/, '')}${path}` }
+    : { service: { ...opts.client.service, path } };
+  if (opts.caBundle) cfg.caBundle = opts.caBundle;
+  return cfg;
+}
+
+export function webhookConfiguration(opts: WebhookConfigurationOptions): V1MutatingWebhookConfiguration {
+  const common = {
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: opts.failurePolicy ?? 'Fail',
+    timeoutSeconds: opts.timeoutSeconds ?? 5,
+    matchPolicy: 'Equivalent',
+    namespaceSelector: {
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set(['kube-system', opts.controllerNamespace])] }],
+    },
+  } satisfies Partial<V1MutatingWebhook>;
+  const binders = opts.trustedBinders ?? ['system:kube-scheduler'];
+  const bindingConditions: V1MatchCondition[] = binders.length > 0
+    ? [{ name: 'not-a-trusted-binder', expression: `!(request.userInfo.username in ${cel(binders)})` }]
+    : [];
+
+  const webhooks: V1MutatingWebhook[] = [
+    {
+      ...common,
+      name: MUTATE_WEBHOOK,
+      clientConfig: clientConfig(opts, MUTATE_PATH),
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+      objectSelector: { matchExpressions: [{ key: CLASS_LABEL, operator: 'Exists' }] },
+      // Another webhook may add a toleration or rewrite the spec after us; being called again keeps the gate.
+      reinvocationPolicy: 'IfNeeded',
+    },
+    {
+      ...common,
+      name: ENFORCE_WEBHOOK,
+      clientConfig: clientConfig(opts, ENFORCE_PATH),
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'], scope: 'Namespaced' }],
+      matchConditions: enforceConditions(),
+      // A later webhook adding a toleration must not escape the affinity.
+      reinvocationPolicy: 'IfNeeded',
+    },
+    {
+      ...common,
+      name: ENFORCE_BINDING_WEBHOOK,
+      clientConfig: clientConfig(opts, ENFORCE_PATH),
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/binding', 'bindings'], scope: 'Namespaced' }],
+      ...(bindingConditions.length > 0 ? { matchConditions: bindingConditions } : {}),
+      reinvocationPolicy: 'Never',
+    },
+  ];
+  const metadata: V1MutatingWebhookConfiguration['metadata'] = { name: opts.name ?? DEFAULT_CONFIGURATION_NAME, labels: { 'app.kubernetes.io/name': 'ipp' } };
+  if (opts.certManagerCertificate) metadata.annotations = { 'cert-manager.io/inject-ca-from': opts.certManagerCertificate };
+  return { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata, webhooks };
+}

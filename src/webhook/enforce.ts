@@ -1,0 +1,140 @@
+// Step 8 of the flow (DESIGN.md, Enforcement): the ipp taint keeps ordinary pods off ipp nodes, but
+// a toleration, spec.nodeName or a direct binding walks past a taint. These rules close those doors
+// at admission, so isolation does not depend on every manifest in the cluster behaving.
+import type { V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1PodSpec, V1Toleration } from '@kubernetes/client-node';
+import { CLASS_LABEL, NODE_CLASS_LABEL } from '../api/names.ts';
+import {
+  allow, deny, isDaemonSetPod, isMirrorPodFromItsNode, isPlaced, isRecord, labelOf, listOf, pointer, toleratesIppNodes,
+  type AdmissionRequest, type Decision, type NodeLookup, type PatchOp,
+} from './admission.ts';
+
+export interface EnforceContext {
+  nodes: NodeLookup;
+  /** The controller's own identity (e.g. system:serviceaccount:ipp-system:ipp): it may place pods on ipp nodes. */
+  controllerUsernames?: readonly string[];
+  /** Who creates real DaemonSet pods; an ownerReference alone can be forged by anyone who may create pods. */
+  daemonSetCreators?: readonly string[];
+  /** Whose pods/binding requests are trusted: schedulers honour the taint and the affinity added here. */
+  schedulers?: readonly string[];
+}
+
+export const DEFAULT_DAEMONSET_CREATORS = [
+  'system:serviceaccount:kube-system:daemon-set-controller', // kube-controller-manager --use-service-account-credentials
+  'system:kube-controller-manager',
+] as const;
+export const DEFAULT_SCHEDULERS = ['system:kube-scheduler'] as const;
+
+/** The requirement that keeps a pod off every ipp node. */
+export const OFF_IPP_NODES: V1NodeSelectorRequirement = { key: NODE_CLASS_LABEL, operator: 'DoesNotExist' };
+
+const AFFINITY_WARNING = `ipp: added required node affinity "${NODE_CLASS_LABEL} DoesNotExist" because this pod ` +
+  `tolerates the ${NODE_CLASS_LABEL} taint; ipp nodes are reserved for pods labelled ${CLASS_LABEL}.`;
+
+export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision {
+  // pods/binding is what schedulers use; the legacy `bindings` resource reaches the same code in the apiserver.
+  const binding = (req.resource?.resource === 'pods' && req.subResource === 'binding') || (req.resource?.resource === 'bindings' && !req.subResource);
+  if (binding && req.operation === 'CREATE') {
+    return enforceBinding(req, ctx);
+  }
+  if (req.kind.kind !== 'Pod' || req.subResource) return allow();
+  if (!isRecord(req.object)) throw new TypeError('request.object must be a Pod');
+  const pod = req.object as V1Pod;
+  if (!isRecord(pod.spec)) throw new TypeError('request.object.spec must be an object');
+  if (req.operation === 'CREATE') return enforceCreate(pod, req.userInfo?.username, ctx);
+  if (req.operation === 'UPDATE') {
+    if (!isRecord(req.oldObject)) throw new TypeError('request.oldObject must be a Pod on UPDATE');
+    return enforceUpdate(pod, req.oldObject as V1Pod);
+  }
+  return allow();
+}
+
+function ippClassOfNode(ctx: EnforceContext, nodeName: string): string | undefined {
+  return ctx.nodes.get(nodeName)?.metadata?.labels?.[NODE_CLASS_LABEL];
+}
+
+function enforceCreate(pod: V1Pod, user: string | undefined, ctx: EnforceContext): Decision {
+  const spec = pod.spec as V1PodSpec;
+  const trustedDaemonSet = isDaemonSetPod(pod) && (ctx.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(user ?? '');
+  const mirror = isMirrorPodFromItsNode(pod, user);
+
+  if (isPlaced(pod)) {
+    const nodeName = spec.nodeName as string;
+    const nodeClass = ippClassOfNode(ctx, nodeName);
+    const controller = (ctx.controllerUsernames ?? []).includes(user ?? '');
+    if (nodeClass !== undefined && !mirror && !trustedDaemonSet && !controller) {
+      return deny(`node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there. ` +
+        `Remove spec.nodeName and let the scheduler choose a node; for a dedicated node of your own, ` +
+        `label the pod ${CLASS_LABEL}=<class> instead.`);
+    }
+  }
+  if (labelOf(pod, CLASS_LABEL) !== undefined || trustedDaemonSet || mirror) return allow();
+  const tolerations = listOf<V1Toleration>(spec.tolerations, 'spec.tolerations');
+  if (!tolerations.some(toleratesIppNodes)) return allow();
+  const patch = keepOffIppNodes(spec);
+  return patch.length > 0 ? { allowed: true, patch, warnings: [AFFINITY_WARNING] } : allow();
+}
+
+function enforceUpdate(pod: V1Pod, old: V1Pod): Decision {
+  const before = labelOf(old, CLASS_LABEL);
+  const after = labelOf(pod, CLASS_LABEL);
+  const finished = old.status?.phase === 'Succeeded' || old.status?.phase === 'Failed';
+  if (before !== after && !finished) {
+    // The label decided the pod's gate, toleration and (once placed) its node; a new value would leave
+    // a pod on a node of the wrong class, or an ordinary pod on a dedicated node.
+    const where = isPlaced(old) ? ` (it already runs on node "${old.spec?.nodeName}")` : '';
+    const change = after === undefined ? `removing the label ${CLASS_LABEL}` : before === undefined
+      ? `adding the label ${CLASS_LABEL}` : `changing the label ${CLASS_LABEL} from "${before}" to "${after}"`;
+    return deny(`${change} is not allowed on an existing pod${where}: the class is fixed when the pod is created. ` +
+      `Change the label in the workload's pod template, or delete the pod and create it again.`);
+  }
+  if (after !== undefined || isPlaced(old)) return allow();
+  const admits = (p: V1Pod) => listOf<V1Toleration>(p.spec?.tolerations, 'spec.tolerations').some(toleratesIppNodes);
+  if (admits(pod) && !admits(old) && keepOffIppNodes(pod.spec as V1PodSpec).length > 0) {
+    // Node affinity of a created pod can no longer be required wholesale, so the only safe answer is no.
+    return deny(`adding a toleration for the ${NODE_CLASS_LABEL} taint (or for every taint) to a pod that is not ` +
+      `scheduled yet would let it onto ipp nodes, which are reserved for pods labelled ${CLASS_LABEL}. ` +
+      `Set the toleration when the pod is created (ipp then keeps the pod off ipp nodes), or delete the pod and create it again.`);
+  }
+  return allow();
+}
+
+function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
+  const binding = req.object;
+  if (!isRecord(binding) || !isRecord(binding.target) || typeof binding.target.name !== 'string') {
+    throw new TypeError('request.object must be a Binding with target.name');
+  }
+  const nodeName = binding.target.name;
+  const nodeClass = ippClassOfNode(ctx, nodeName);
+  if (nodeClass === undefined) return allow();
+  const user = req.userInfo?.username ?? '';
+  if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user) || (ctx.controllerUsernames ?? []).includes(user)) return allow();
+  return deny(`node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
+    `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +
+    `when it is created so that ipp gives it a node.`);
+}
+
+/**
+ * JSON patch adding `ipp.dev/class DoesNotExist` to every required nodeSelectorTerm (terms are ORed,
+ * so one term without it would be a way onto ipp nodes), or creating the term. [] when already there.
+ */
+export function keepOffIppNodes(spec: V1PodSpec): PatchOp[] {
+  const term: V1NodeSelectorTerm = { matchExpressions: [OFF_IPP_NODES] };
+  const affinity: unknown = spec.affinity;
+  if (!isRecord(affinity)) return [{ op: 'add', path: '/spec/affinity', value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } } }];
+  const nodeAffinity = affinity.nodeAffinity;
+  if (!isRecord(nodeAffinity)) return [{ op: 'add', path: '/spec/affinity/nodeAffinity', value: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } }];
+  const base = ['spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution'];
+  const required = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+  if (!isRecord(required)) return [{ op: 'add', path: pointer(...base), value: { nodeSelectorTerms: [term] } }];
+  const terms = listOf<V1NodeSelectorTerm>(required.nodeSelectorTerms, 'nodeSelectorTerms');
+  if (terms.length === 0) return [{ op: 'add', path: pointer(...base, 'nodeSelectorTerms'), value: [term] }];
+  const ops: PatchOp[] = [];
+  terms.forEach((t, i) => {
+    const exprs = listOf<V1NodeSelectorRequirement>(t.matchExpressions, 'matchExpressions');
+    if (exprs.some((e) => e.key === OFF_IPP_NODES.key && e.operator === OFF_IPP_NODES.operator)) return;
+    ops.push(exprs.length > 0
+      ? { op: 'add', path: `${pointer(...base, 'nodeSelectorTerms', i, 'matchExpressions')}/-`, value: OFF_IPP_NODES }
+      : { op: 'add', path: pointer(...base, 'nodeSelectorTerms', i, 'matchExpressions'), value: [OFF_IPP_NODES] });
+  });
+  return ops;
+}

@@ -1,0 +1,166 @@
+// Runs the real ipp controller (node src/main.ts) as a separate process against the testbed, the
+// way a Deployment would, so tests can SIGKILL and restart it. Also installs the CRDs and the
+// webhook configuration the Helm chart would install.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { ApiextensionsV1Api, AdmissionregistrationV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { inject } from 'vitest';
+import { freePort, tail } from '../../testbed/process.ts';
+import { webhookConfiguration } from '../../../src/webhook/configuration.ts';
+import { API_VERSION, GROUP, VERSION } from '../../../src/api/names.ts';
+import type { Instance, InstanceClass, InstanceClassSpec } from '../../../src/api/types.ts';
+import { eventually, type Clients } from './cluster.ts';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+
+export async function installCrds(c: Clients): Promise<void> {
+  const api = c.kc.makeApiClient(ApiextensionsV1Api);
+  const dir = join(root, 'charts', 'ipp', 'crds');
+  for (const file of readdirSync(dir)) {
+    const crd = parse(readFileSync(join(dir, file), 'utf8')) as V1CustomResourceDefinition;
+    try {
+      const existing = await api.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      crd.metadata!.resourceVersion = existing.metadata!.resourceVersion;
+      await api.replaceCustomResourceDefinition({ name: crd.metadata!.name!, body: crd });
+    } catch {
+      await api.createCustomResourceDefinition({ body: crd }).catch(() => {});
+    }
+    await eventually(`CRD ${crd.metadata!.name} established`, async () => {
+      const got = await api.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      if (!got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) throw new Error('not established');
+    });
+  }
+}
+
+export interface IppOptions {
+  clients: Clients;
+  clusterName: string;
+  /** The controller's namespace (lease, webhook Secret); must exist. */
+  namespace: string;
+  placement?: 'pin' | 'bind';
+  webhook?: boolean;
+  leaderElect?: boolean;
+  identity?: string;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Ipp {
+  metricsUrl: string;
+  logFile: string;
+  process: ChildProcess;
+  /** SIGTERM and wait for a clean exit. */
+  stop(): Promise<void>;
+  /** SIGKILL: no cleanup at all. */
+  kill(): Promise<void>;
+  logs(): string;
+}
+
+export async function startIpp(o: IppOptions): Promise<Ipp> {
+  const metricsPort = await freePort();
+  const webhookPort = o.webhook === false ? 0 : await freePort();
+  if (o.webhook !== false) await upsertWebhookConfiguration(o.clients, o.clusterName, o.namespace, webhookPort);
+  const logFile = join(inject('testbedDir'), 'logs', `ipp-${o.clusterName}-${o.identity ?? 'a'}-${Date.now()}.log`);
+  const args = [
+    join(root, 'src', 'main.ts'),
+    `--cluster-name=${o.clusterName}`,
+    `--kubeconfig=${inject('kubeconfig')}`,
+    '--providers=simulated',
+    `--placement=${o.placement ?? 'pin'}`,
+    `--namespace=${o.namespace}`,
+    `--simulated-namespace=${o.namespace}`,
+    `--metrics-port=${metricsPort}`, '--metrics-host=127.0.0.1',
+    `--identity=${o.identity ?? 'ipp-a'}`,
+    '--resync=2s', '--gc-interval=3s', '--gc-grace-period=10s',
+    '--log-level=debug',
+    ...(o.leaderElect ? [] : ['--no-leader-elect']),
+    ...(o.webhook === false ? ['--no-webhook'] : [
+      `--webhook-port=${webhookPort}`, '--webhook-host=127.0.0.1',
+      `--webhook-url=https://127.0.0.1:${webhookPort}`, `--webhook-config-name=ipp-${o.clusterName}`,
+    ]),
+    ...(o.extraArgs ?? []),
+  ];
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const proc = spawn(process.execPath, args, {
+    // The testbed's admin identity is the controller's identity here; enforcement must know it.
+    env: { ...process.env, IPP_CONTROLLER_USERNAMES: 'ipp-testbed-admin', ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.pipe(log);
+  proc.stderr!.pipe(log);
+  const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+  const ipp: Ipp = {
+    metricsUrl,
+    logFile,
+    process: proc,
+    logs: () => tail(logFile, 60),
+    async stop() {
+      if (exited()) return;
+      const done = once(proc, 'exit');
+      proc.kill('SIGTERM');
+      await done;
+    },
+    async kill() {
+      if (exited()) return;
+      const done = once(proc, 'exit');
+      proc.kill('SIGKILL');
+      await done;
+    },
+  };
+  await eventually('ipp /readyz', async () => {
+    if (exited()) throw new Error(`ipp exited with ${proc.exitCode}:\n${ipp.logs()}`);
+    const r = await fetch(`${metricsUrl}/readyz`);
+    if (!r.ok) throw new Error(`readyz ${r.status}`);
+  }, 60_000).catch((e: Error) => { throw new Error(`${e.message}\n${ipp.logs()}`); });
+  return ipp;
+}
+
+/** The MutatingWebhookConfiguration the chart would install, pointing at a controller outside the cluster. */
+async function upsertWebhookConfiguration(c: Clients, clusterName: string, namespace: string, port: number): Promise<void> {
+  const api = c.kc.makeApiClient(AdmissionregistrationV1Api);
+  const name = `ipp-${clusterName}`;
+  const body = webhookConfiguration({ name, client: { url: `https://127.0.0.1:${port}` }, controllerNamespace: namespace });
+  await api.deleteMutatingWebhookConfiguration({ name }).catch(() => {});
+  await api.createMutatingWebhookConfiguration({ body });
+}
+
+/** Removes what startIpp installed cluster-wide, so later test files are unaffected. */
+export async function removeWebhookConfiguration(c: Clients, clusterName: string): Promise<void> {
+  await c.kc.makeApiClient(AdmissionregistrationV1Api).deleteMutatingWebhookConfiguration({ name: `ipp-${clusterName}` }).catch(() => {});
+}
+
+export async function createClass(c: Clients, name: string, spec: InstanceClassSpec): Promise<void> {
+  await c.custom.createClusterCustomObject({
+    group: GROUP, version: VERSION, plural: 'instanceclasses',
+    body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name }, spec },
+  });
+}
+
+export async function listInstances(c: Clients, cls?: string): Promise<Instance[]> {
+  const list = (await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances' })) as { items: Instance[] };
+  return list.items.filter((i) => !cls || i.spec.class === cls);
+}
+
+export async function getClass(c: Clients, name: string): Promise<InstanceClass> {
+  return (await c.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name })) as InstanceClass;
+}
+
+export async function deleteClasses(c: Clients, names: string[]): Promise<void> {
+  for (const name of names) {
+    await c.custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name }).catch(() => {});
+  }
+}
+
+/** Reads one sample of a metric from the controller's /metrics, or undefined. */
+export async function metric(ipp: Ipp, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const text = await (await fetch(`${ipp.metricsUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}

@@ -1,0 +1,288 @@
+// LeaderElector's state machine on an in-memory Lease store that enforces resourceVersion like the
+// apiserver, under fake time: acquisition rules, renewal, the renew deadline (also with a hung
+// request), takeover detection, release on shutdown, and what run() does in each case. The real
+// apiserver and real time are covered by test/e2e/leader-election.test.ts.
+import { ApiException, KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LeaderElector, LeadershipLostError, ShutdownError, type LeaseApi, type LeaderElectorOptions } from '../../../src/kube/leader-election.ts';
+import { createLogger } from '../../../src/log.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
+
+const status = (code: number, reason: string) => new ApiException(code, reason, JSON.stringify({ kind: 'Status', code, reason, message: reason }), {});
+
+class FakeLeases implements LeaseApi {
+  lease: V1Lease | undefined;
+  private rv = 0;
+  /** Every successful write, as stored (JSON, as on the wire). */
+  writes: V1Lease[] = [];
+  /** While set, every call fails with it. */
+  failWith: unknown;
+  /** While true, every call hangs until released. */
+  hang = false;
+  private hung: (() => void)[] = [];
+  onWrite: ((l: V1Lease) => void) | undefined;
+
+  private async gate() {
+    if (this.hang) await new Promise<void>((r) => this.hung.push(r));
+    if (this.failWith) throw this.failWith;
+  }
+  release() {
+    this.hang = false;
+    for (const r of this.hung.splice(0)) r();
+  }
+  private store(body: V1Lease): V1Lease {
+    const stored = JSON.parse(JSON.stringify(body)) as V1Lease;
+    stored.metadata = { ...stored.metadata, resourceVersion: String(++this.rv) };
+    this.lease = stored;
+    this.writes.push(stored);
+    this.onWrite?.(stored);
+    return JSON.parse(JSON.stringify(stored)) as V1Lease;
+  }
+  readNamespacedLease = async () => {
+    await this.gate();
+    if (!this.lease) throw status(404, 'NotFound');
+    return JSON.parse(JSON.stringify(this.lease)) as V1Lease;
+  };
+  createNamespacedLease = async ({ body }: { body: V1Lease }) => {
+    await this.gate();
+    if (this.lease) throw status(409, 'AlreadyExists');
+    return this.store(body);
+  };
+  replaceNamespacedLease = async ({ body }: { body: V1Lease }) => {
+    await this.gate();
+    if (!this.lease) throw status(404, 'NotFound');
+    if (body.metadata?.resourceVersion !== this.lease.metadata?.resourceVersion) throw status(409, 'Conflict');
+    return this.store(body);
+  };
+  /** Another replica writes the lease directly. */
+  foreign(holder: string, durationSeconds = 15) {
+    const now = new Date().toISOString().replace('Z', '000Z');
+    this.store({
+      metadata: { ...this.lease?.metadata, name: 'ipp', namespace: 'ipp-system' },
+      spec: { ...this.lease?.spec, holderIdentity: holder, leaseDurationSeconds: durationSeconds, renewTime: now as never, acquireTime: now as never },
+    });
+  }
+}
+
+const LEASE = 15_000;
+const DEADLINE = 10_000;
+const RETRY = 2_000;
+
+describe('LeaderElector', () => {
+  let api: FakeLeases;
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'] });
+    vi.spyOn(Math, 'random').mockReturnValue(0); // no jitter: retry exactly every 2 s
+    api = new FakeLeases();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
+
+  const elector = (identity: string, opts: Partial<LeaderElectorOptions> = {}) =>
+    new LeaderElector({ kubeconfig: new KubeConfig(), namespace: 'ipp-system', name: 'ipp', identity, logger: createLogger('silent'), api, ...opts });
+
+  /** Runs an elector whose onLeading waits for leadership to end, then drains for `drainMs`. */
+  const start = (e: LeaderElector, drainMs = 0) => {
+    const stop = new AbortController();
+    const seen: { lost?: AbortSignal; calls: number; settled: boolean; error?: unknown } = { calls: 0, settled: false };
+    const done = e.run(stop.signal, async (lost) => {
+      seen.calls++;
+      seen.lost = lost;
+      await new Promise<void>((r) => lost.addEventListener('abort', () => r(), { once: true }));
+      if (drainMs) await new Promise((r) => setTimeout(r, drainMs));
+    });
+    done.then(
+      () => (seen.settled = true),
+      (e: unknown) => {
+        seen.settled = true;
+        seen.error = e;
+      },
+    );
+    return { stop, done, seen };
+  };
+
+  it('creates a missing Lease and renews it every retry period, with MicroTime timestamps', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const changes: boolean[] = [];
+    const a = elector('a', { metrics, onChange: (l) => changes.push(l) });
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.isLeader()).toBe(true);
+    expect(run.seen.calls).toBe(1);
+    expect(api.lease!.spec).toMatchObject({ holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 0 });
+    expect(String(api.lease!.spec!.renewTime)).toMatch(/\.\d{6}Z$/);
+    expect(String(api.lease!.spec!.acquireTime)).toMatch(/\.\d{6}Z$/);
+    expect((await metrics.registry.getSingleMetricAsString('ipp_leader'))).toContain('ipp_leader{identity="a"} 1');
+
+    await vi.advanceTimersByTimeAsync(3 * RETRY);
+    expect(api.writes).toHaveLength(4);
+    expect(new Set(api.writes.map((w) => w.spec!.acquireTime)).size).toBe(1); // renewals keep acquireTime
+    expect(changes).toEqual([true]);
+
+    run.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    await run.done;
+    expect(changes).toEqual([true, false]);
+    expect((await metrics.registry.getSingleMetricAsString('ipp_leader'))).toContain('ipp_leader{identity="a"} 0');
+  });
+
+  it('leaves a Lease held by a live replica alone, and takes it once it has not changed for the lease duration', async () => {
+    api.foreign('b');
+    const a = elector('a');
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(LEASE - RETRY);
+    expect(a.isLeader()).toBe(false);
+    api.foreign('b'); // b renews: the clock starts over
+    await vi.advanceTimersByTimeAsync(LEASE - RETRY);
+    expect(a.isLeader()).toBe(false);
+    expect(api.lease!.spec!.holderIdentity).toBe('b');
+    await vi.advanceTimersByTimeAsync(2 * RETRY + 1);
+    expect(a.isLeader()).toBe(true);
+    expect(api.lease!.spec).toMatchObject({ holderIdentity: 'a', leaseTransitions: 1 });
+    run.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  it('takes a released Lease (empty holder) at once', async () => {
+    api.foreign('', 1);
+    const a = elector('a');
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.isLeader()).toBe(true);
+    run.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  it('lets only one of two simultaneous candidates win (resourceVersion conflicts)', async () => {
+    const a = elector('a');
+    const b = elector('b');
+    const ra = start(a);
+    const rb = start(b);
+    for (let i = 0; i < 20; i++) {
+      await vi.advanceTimersByTimeAsync(RETRY / 2);
+      expect(Number(a.isLeader()) + Number(b.isLeader())).toBe(1);
+    }
+    ra.stop.abort();
+    rb.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  it('gives up at the renew deadline when renewals fail, and run() rejects', async () => {
+    const a = elector('a');
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.isLeader()).toBe(true);
+    api.failWith = status(500, 'InternalError');
+    await vi.advanceTimersByTimeAsync(DEADLINE - 1);
+    expect(a.isLeader()).toBe(true);
+    expect(run.seen.lost!.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(a.isLeader()).toBe(false);
+    expect(run.seen.lost!.aborted).toBe(true);
+    expect(run.seen.lost!.reason).toBeInstanceOf(LeadershipLostError);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.seen.error).toBeInstanceOf(LeadershipLostError);
+    // No release after a loss: the lease may already be someone else's.
+    expect(api.lease!.spec!.holderIdentity).toBe('a');
+  });
+
+  it('gives up at the renew deadline even while a renewal request hangs', async () => {
+    const a = elector('a');
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(0);
+    api.hang = true;
+    await vi.advanceTimersByTimeAsync(DEADLINE);
+    expect(a.isLeader()).toBe(false);
+    expect(run.seen.lost!.aborted).toBe(true);
+    api.release();
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  it('gives up at once when it finds another holder in the Lease', async () => {
+    const a = elector('a');
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(0);
+    api.foreign('b');
+    await vi.advanceTimersByTimeAsync(RETRY);
+    expect(a.isLeader()).toBe(false);
+    expect(run.seen.lost!.reason).toBeInstanceOf(LeadershipLostError);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.seen.error).toBeInstanceOf(LeadershipLostError);
+    expect(api.lease!.spec!.holderIdentity).toBe('b');
+  });
+
+  it('campaigns again after a loss when reacquire is set', async () => {
+    const a = elector('a', { reacquire: true });
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(0);
+    api.failWith = status(503, 'ServiceUnavailable');
+    await vi.advanceTimersByTimeAsync(DEADLINE + 1);
+    expect(a.isLeader()).toBe(false);
+    api.failWith = undefined;
+    // Our own stale record: valid for another lease duration from when we last saw it change.
+    await vi.advanceTimersByTimeAsync(LEASE);
+    expect(a.isLeader()).toBe(true);
+    expect(run.seen.calls).toBe(2);
+    expect(run.seen.settled).toBe(false);
+    run.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.seen.error).toBeUndefined();
+  });
+
+  it('on shutdown: aborts leadershipLost, keeps renewing while work drains, then stops leading and releases', async () => {
+    const a = elector('a');
+    const run = start(a, 5_000);
+    await vi.advanceTimersByTimeAsync(0);
+    let leaderAtRelease: boolean | undefined;
+    api.onWrite = (l) => {
+      if (l.spec?.holderIdentity === '') leaderAtRelease = a.isLeader();
+    };
+    run.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(run.seen.lost!.reason).toBeInstanceOf(ShutdownError);
+    const writes = api.writes.length;
+    await vi.advanceTimersByTimeAsync(4_500);
+    expect(api.writes.length).toBeGreaterThan(writes); // still renewing during the drain
+    expect(api.lease!.spec!.holderIdentity).toBe('a');
+    expect(run.seen.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(600);
+    await run.done;
+    expect(api.lease!.spec).toMatchObject({ holderIdentity: '', leaseDurationSeconds: 1 });
+    expect(leaderAtRelease).toBe(false);
+    expect(a.isLeader()).toBe(false);
+  });
+
+  it('releases and settles like onLeading when it returns or throws by itself', async () => {
+    const a = elector('a');
+    const boom = new Error('controller crashed');
+    const done = a.run(new AbortController().signal, async () => {
+      await new Promise((r) => setTimeout(r, 3_000));
+      throw boom;
+    });
+    const outcome = done.catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(await outcome).toBe(boom);
+    expect(api.lease!.spec!.holderIdentity).toBe('');
+    expect(a.isLeader()).toBe(false);
+  });
+
+  it('returns without leading when stopped while campaigning', async () => {
+    api.foreign('b');
+    const a = elector('a');
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(RETRY * 2);
+    run.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+    await run.done;
+    expect(run.seen.calls).toBe(0);
+    expect(api.lease!.spec!.holderIdentity).toBe('b');
+  });
+
+  it('rejects timings that would allow two leaders', () => {
+    expect(() => elector('a', { leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(/greater than renewDeadline/);
+    expect(() => elector('a', { renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(/renewDeadlineMs/);
+    expect(() => elector('')).toThrow(/identity/);
+  });
+});

@@ -1,0 +1,176 @@
+// The metric set is a public contract (dashboards, alerts, docs/metrics.md): names, types and labels
+// are checked here one by one, and the provider decorator is checked to count what it should.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { InsufficientCapacityError, NotFoundError, ThrottledError } from '../../../providers/errors.ts';
+import { instrumentProvider } from '../../../providers/instrumented.ts';
+import type { CloudInstance, CloudProvider, LaunchRequest } from '../../../providers/types.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
+
+const EXPECTED: [name: string, type: string, labels: string[]][] = [
+  ['ipp_instances', 'gauge', ['class', 'phase']],
+  ['ipp_idle_nodes', 'gauge', ['class']],
+  ['ipp_node_idle_seconds', 'gauge', ['class', 'node']],
+  ['ipp_pending_pods', 'gauge', ['class']],
+  ['ipp_pod_pin_duration_seconds', 'histogram', ['class', 'mode']],
+  ['ipp_instance_registration_duration_seconds', 'histogram', ['class', 'provider']],
+  ['ipp_provider_calls_total', 'counter', ['provider', 'operation', 'error']],
+  ['ipp_provider_call_duration_seconds', 'histogram', ['provider', 'operation']],
+  ['ipp_leaked_instances_collected_total', 'counter', ['provider']],
+  ['ipp_isolation_violations_total', 'counter', ['class', 'node']],
+  ['ipp_isolation_violations', 'gauge', ['node']],
+  ['ipp_workqueue_depth', 'gauge', ['queue']],
+  ['ipp_reconcile_errors_total', 'counter', ['controller']],
+  ['ipp_reconcile_total', 'counter', ['controller', 'result']],
+  ['ipp_leader', 'gauge', ['identity']],
+  ['ipp_informer_last_event_timestamp_seconds', 'gauge', ['resource']],
+];
+
+describe('Metrics', () => {
+  it('registers exactly the documented ipp_ metrics, with their types and labels', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const json = await m.registry.getMetricsAsJSON();
+    const ours = json.filter((x) => x.name.startsWith('ipp_'));
+    expect(ours.map((x) => x.name).sort()).toEqual(EXPECTED.map(([n]) => n).sort());
+    for (const [name, type, labels] of EXPECTED) {
+      const metric = m.registry.getSingleMetric(name) as unknown as { labelNames: string[]; help: string } | undefined;
+      expect(metric, name).toBeDefined();
+      expect(json.find((x) => x.name === name)!.type, name).toBe(type);
+      expect([...metric!.labelNames].sort(), name).toEqual([...labels].sort());
+      expect(metric!.help.length, name).toBeGreaterThan(10);
+    }
+  });
+
+  it('documents every metric and its labels in docs/metrics.md', () => {
+    const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
+    for (const [name, , labels] of EXPECTED) {
+      expect(doc, name).toContain(`\`${name}{${labels.join(', ')}}\``);
+    }
+  });
+
+  it('collects Node process metrics unprefixed (process_*, nodejs_*) unless disabled', async () => {
+    const names = (await new Metrics().registry.getMetricsAsJSON()).map((x) => x.name);
+    expect(names).toContain('process_cpu_seconds_total');
+    expect(names).toContain('nodejs_eventloop_lag_seconds');
+    expect(names.some((n) => n.startsWith('ipp_process') || n.startsWith('ipp_nodejs'))).toBe(false);
+    // Gauges named *_total break Prometheus naming (promtool flags them); their per-type gauges stay.
+    expect(names.filter((n) => n.endsWith('_total') && !['process_cpu_seconds_total', 'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total'].includes(n) && !n.startsWith('ipp_'))).toEqual([]);
+    expect(names).toContain('nodejs_active_handles');
+    const bare = (await new Metrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((x) => x.name);
+    expect(bare.every((n) => n.startsWith('ipp_'))).toBe(true);
+  });
+
+  it('keeps registries apart, so several Metrics in one process (tests) never clash', () => {
+    expect(() => {
+      new Metrics();
+      new Metrics();
+    }).not.toThrow();
+  });
+
+  it('pin latency buckets span 1 s to 1 h', () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const buckets = (m.podPinDuration as unknown as { upperBounds: number[] }).upperBounds;
+    expect(buckets[0]).toBe(1);
+    expect(buckets.at(-1)).toBe(3600);
+  });
+});
+
+describe('instrumentProvider', () => {
+  const instance: CloudInstance = {
+    providerID: 'sim:///zone-a/i-1',
+    instanceType: 'sim.metal',
+    zone: 'zone-a',
+    state: 'running',
+    tags: {},
+    launchedAt: new Date(0),
+  };
+
+  /** A class-based provider: the decorator must keep `this` working. */
+  class Fake implements CloudProvider {
+    readonly name = 'simulated';
+    next: unknown;
+    ran = false;
+    private answer() {
+      const n = this.next;
+      this.next = undefined;
+      if (n) throw n;
+      return instance;
+    }
+    async create(_req: LaunchRequest) {
+      return this.answer();
+    }
+    async delete(_id: string) {
+      this.answer();
+    }
+    async get(_id: string) {
+      return this.answer();
+    }
+    async list() {
+      return [this.answer()];
+    }
+    capacity() {
+      return { cpu: 1000, memory: 1 << 30, pods: 110 };
+    }
+    validate() {
+      return ['spec.simulated.bootSeconds: must be positive'];
+    }
+    async run(_signal: AbortSignal) {
+      this.ran = true;
+    }
+  }
+
+  it('counts successes with error="" and failures by their kind, times every call, and rethrows the same error', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const fake = new Fake();
+    const p = instrumentProvider(fake, m);
+    expect(p.name).toBe('simulated');
+
+    await expect(p.create({} as LaunchRequest)).resolves.toBe(instance);
+    const capacity = new InsufficientCapacityError('none', [{ instanceType: 'sim.metal' }]);
+    fake.next = capacity;
+    await expect(p.create({} as LaunchRequest)).rejects.toBe(capacity);
+    fake.next = new NotFoundError('gone');
+    await expect(p.delete('sim:///zone-a/i-1')).rejects.toBeInstanceOf(NotFoundError);
+    fake.next = new ThrottledError('slow down', 1000);
+    await expect(p.get('x')).rejects.toBeInstanceOf(ThrottledError);
+    fake.next = new Error('boom');
+    await expect(p.list()).rejects.toThrow('boom');
+    await expect(p.list()).resolves.toEqual([instance]);
+
+    const json = await m.registry.getMetricsAsJSON();
+    const calls = json.find((x) => x.name === 'ipp_provider_calls_total')!.values;
+    expect(
+      Object.fromEntries(calls.map((v) => [`${v.labels.provider}/${v.labels.operation}/${v.labels.error}`, v.value])),
+    ).toEqual({
+      'simulated/create/': 1,
+      'simulated/create/insufficient_capacity': 1,
+      'simulated/delete/not_found': 1,
+      'simulated/get/throttled': 1,
+      'simulated/list/other': 1,
+      'simulated/list/': 1,
+    });
+    const durations = json.find((x) => x.name === 'ipp_provider_call_duration_seconds')!.values;
+    const counts = durations.filter((v) => (v as { metricName?: string }).metricName === 'ipp_provider_call_duration_seconds_count');
+    expect(Object.fromEntries(counts.map((v) => [v.labels.operation, v.value]))).toEqual({ create: 2, delete: 1, get: 1, list: 2 });
+  });
+
+  it('passes capacity, validate and run through untouched', async () => {
+    const fake = new Fake();
+    const p = instrumentProvider(fake, new Metrics({ defaultMetrics: false }));
+    expect(p.capacity('sim.metal', {} as never)).toEqual({ cpu: 1000, memory: 1 << 30, pods: 110 });
+    expect(p.validate({} as never)).toEqual(['spec.simulated.bootSeconds: must be positive']);
+    await p.run!(new AbortController().signal);
+    expect(fake.ran).toBe(true);
+
+    const withoutRun: CloudProvider = {
+      name: 'plain',
+      create: (r) => fake.create(r),
+      delete: (id) => fake.delete(id),
+      get: (id) => fake.get(id),
+      list: () => fake.list(),
+      capacity: () => undefined,
+      validate: () => [],
+    };
+    expect(instrumentProvider(withoutRun, new Metrics({ defaultMetrics: false })).run).toBeUndefined();
+  });
+});

@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import { ENFORCE_POD_CONDITION, webhookConfiguration } from '../../../src/webhook/configuration.ts';
+
+const service = { namespace: 'ipp-system', name: 'ipp-webhook', port: 9443 };
+
+describe('webhookConfiguration', () => {
+  const cfg = webhookConfiguration({ client: { service }, controllerNamespace: 'ipp-system' });
+  const [mutate, enforce, bindings] = cfg.webhooks!;
+
+  it('sends only labelled pods to the mutating webhook, failing closed, never from kube-system or the controller namespace', () => {
+    expect(mutate).toMatchObject({
+      name: 'mutate.pods.ipp.dev',
+      failurePolicy: 'Fail', timeoutSeconds: 5, sideEffects: 'None', admissionReviewVersions: ['v1'], reinvocationPolicy: 'IfNeeded',
+      objectSelector: { matchExpressions: [{ key: 'ipp-class', operator: 'Exists' }] },
+      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'ipp-system'] }] },
+      rules: [{ operations: ['CREATE'], resources: ['pods'], apiGroups: [''], apiVersions: ['v1'] }],
+      clientConfig: { service: { ...service, path: '/mutate-pods' } },
+    });
+    expect(mutate!.clientConfig.caBundle).toBeUndefined();
+  });
+
+  it('scopes the enforcement webhooks with match conditions', () => {
+    expect(enforce).toMatchObject({ name: 'enforce.pods.ipp.dev' });
+    expect(enforce!.matchConditions!.map((m) => m.name)).toEqual(['not-a-daemonset-pod', 'not-a-mirror-pod', 'ipp-relevant']);
+    expect(enforce!.matchConditions![2]!.expression).toBe(ENFORCE_POD_CONDITION);
+    expect(enforce!.matchConditions![0]!.expression).toContain("['system:serviceaccount:kube-system:daemon-set-controller', 'system:kube-controller-manager']");
+    expect(enforce!.objectSelector).toBeUndefined();
+    expect(enforce!.rules![0]!.operations).toEqual(['CREATE', 'UPDATE']);
+    expect(bindings).toMatchObject({
+      name: 'enforce.bindings.ipp.dev',
+      rules: [{ resources: ['pods/binding', 'bindings'], operations: ['CREATE'] }],
+      matchConditions: [{ expression: "!(request.userInfo.username in ['system:kube-scheduler'])" }],
+    });
+  });
+
+  it('takes a URL instead of a Service, a caBundle, a cert-manager Certificate, and the policy knobs', () => {
+    const c = webhookConfiguration({
+      name: 'x', client: { url: 'https://127.0.0.1:8443/' }, controllerNamespace: 'kube-system', caBundle: 'Q0E=',
+      certManagerCertificate: 'ipp-system/ipp-webhook', failurePolicy: 'Ignore', timeoutSeconds: 3,
+    });
+    expect(c.metadata).toMatchObject({ name: 'x', annotations: { 'cert-manager.io/inject-ca-from': 'ipp-system/ipp-webhook' } });
+    expect(c.webhooks!.map((w) => w.clientConfig)).toEqual([
+      { url: 'https://127.0.0.1:8443/mutate-pods', caBundle: 'Q0E=' },
+      { url: 'https://127.0.0.1:8443/enforce-pods', caBundle: 'Q0E=' },
+      { url: 'https://127.0.0.1:8443/enforce-pods', caBundle: 'Q0E=' },
+    ]);
+    expect(c.webhooks!.every((w) => w.failurePolicy === 'Ignore' && w.timeoutSeconds === 3)).toBe(true);
+    expect(c.webhooks![0]!.namespaceSelector!.matchExpressions![0]!.values).toEqual(['kube-system']);
+  });
+});
+
+describe('charts/ipp/templates/webhook.yaml', () => {
+  const template = readFileSync(join(import.meta.dirname, '../../../charts/ipp/templates/webhook.yaml'), 'utf8');
+
+  /** Just enough of Helm for this one template, with certManager.enabled=false. */
+  function render(): V1MutatingWebhookConfiguration {
+    const values: Record<string, string> = {
+      '$fullname': 'ipp', '$service': 'ipp-webhook', '$failurePolicy': 'Fail', '$timeout': '5',
+      '.Release.Name': 'ipp', '.Release.Service': 'Helm', '.Release.Namespace': 'ipp-system',
+      '.Release.Namespace | quote': '"ipp-system"', '.Values.webhook.port': '9443', '.Values.placement | default "pin" | quote': '"pin"',
+    };
+    const text = template
+      .replace(/\{\{- \/\*[\s\S]*?\*\/ -\}\}\n/g, '')
+      .replace(/^\s*\{\{- if [\s\S]*?\{\{- end \}\}\n/gm, '')
+      .replace(/^\{\{- \$.*-\}\}\n/gm, '')
+      .replace(/\{\{ (.+?) \}\}/g, (_m, expr: string) => {
+        const v = values[expr];
+        if (v === undefined) throw new Error(`template expression not covered by this test: ${expr}`);
+        return v;
+      });
+    expect(text).not.toMatch(/\{\{/);
+    return parse(text) as V1MutatingWebhookConfiguration;
+  }
+
+  it('renders the same webhooks as configuration.ts', () => {
+    const rendered = render();
+    const expected = webhookConfiguration({ client: { service }, controllerNamespace: 'ipp-system' });
+    expect(rendered.metadata?.name).toBe('ipp');
+    expect(rendered.webhooks).toEqual(expected.webhooks);
+  });
+
+  it('wires cert-manager when enabled', () => {
+    expect(template).toContain('cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ $service }}');
+    expect(template).toMatch(/kind: Certificate[\s\S]*secretName: \{\{ \$service \}\}-tls/);
+  });
+});
