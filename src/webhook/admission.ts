@@ -36,6 +36,11 @@ export const deny = (message: string, code = 403, reason = 'Forbidden'): Decisio
 /** Reads InstanceClasses; the controller passes its informer cache. */
 export interface ClassLookup {
   get(name: string): InstanceClass | undefined;
+  /**
+   * Reads a class the cache does not hold yet (created a moment ago, as `kubectl apply -f` of a
+   * class and its Deployment together does). Optional; the server awaits it before deciding.
+   */
+  fetch?(name: string): Promise<InstanceClass | undefined>;
 }
 /** Reads Nodes; the controller passes its informer cache. */
 export interface NodeLookup {

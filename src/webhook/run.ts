@@ -1,13 +1,17 @@
 // Admission in the controller process: every replica serves the webhook (not only the leader), so
 // a leader change never leaves opted-in pods unadmittable. Certificates come from our own CA kept
 // in a Secret (default) or from mounted files (cert-manager).
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../api/names.ts';
+import type { InstanceClass } from '../api/types.ts';
+import { isNotFound } from '../kube/errors.ts';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Options } from '../config/options.ts';
 import type { Logger } from '../log.ts';
 import type { ClusterState } from '../state/cluster.ts';
 import { serviceDnsNames, startSelfSignedCertificates, watchCertificateFiles, type CertificateSource } from './certificates.ts';
+import { ownUsername } from './identity.ts';
 import { startWebhookServer } from './server.ts';
 
 export interface Admission {
@@ -15,13 +19,9 @@ export interface Admission {
   close(): Promise<void>;
 }
 
-/** The identity our pods' requests carry, which enforcement lets place pods on ipp nodes. */
-export function controllerUsername(namespace: string, serviceAccount = process.env.IPP_SERVICE_ACCOUNT ?? 'ipp'): string {
-  return `system:serviceaccount:${namespace}:${serviceAccount}`;
-}
-
 export async function startAdmission(opts: Options, kc: KubeConfig, state: ClusterState, logger: Logger): Promise<Admission> {
   const log = logger.child({ component: 'webhook' });
+  const custom = kc.makeApiClient(CustomObjectsApi);
   let certs: CertificateSource;
   if (opts.webhookCertMode === 'files') {
     certs = await watchCertificateFiles({ certFile: join(opts.webhookCertDir, 'tls.crt'), keyFile: join(opts.webhookCertDir, 'tls.key'), logger: log });
@@ -43,9 +43,20 @@ export async function startAdmission(opts: Options, kc: KubeConfig, state: Clust
     port: opts.webhookPort,
     host: opts.webhookHost,
     placement: opts.placement,
-    classes: { get: (name) => state.instanceClass(name) },
+    classes: {
+      get: (name) => state.instanceClass(name),
+      fetch: async (name) => {
+        try {
+          return (await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name })) as InstanceClass;
+        } catch (e) {
+          if (isNotFound(e)) return undefined;
+          throw e;
+        }
+      },
+    },
     nodes: { get: (name) => state.node(name) },
-    controllerUsernames: [controllerUsername(opts.namespace), ...(process.env.IPP_CONTROLLER_USERNAMES?.split(',') ?? [])],
+    // Enforcement lets exactly our own identity bind pods to ipp nodes (bind mode).
+    controllerUsernames: [await ownUsername(kc)],
     logger: log,
   });
   certs.onChange((tls) => server.setSecureContext(tls));

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
+import { CLASS_LABEL } from '../api/names.ts';
 import { isRecord, type AdmissionRequest, type ClassLookup, type Decision, type NodeLookup, type PlacementMode } from './admission.ts';
 import { enforcePod, type EnforceContext } from './enforce.ts';
 import { mutatePod } from './mutate.ts';
@@ -63,10 +64,22 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     ...(opts.daemonSetCreators ? { daemonSetCreators: opts.daemonSetCreators } : {}),
     ...(opts.schedulers ? { schedulers: opts.schedulers } : {}),
   };
-  const rules: Record<string, (r: AdmissionRequest) => Decision> = {
-    [MUTATE_PATH]: (r) => mutatePod(r, { mode: opts.placement, classes: opts.classes }),
+  const rules: Record<string, (r: AdmissionRequest, classes: ClassLookup) => Decision> = {
+    [MUTATE_PATH]: (r, classes) => mutatePod(r, { mode: opts.placement, classes }),
     [ENFORCE_PATH]: (r) => enforcePod(r, enforceCtx),
   };
+
+  /** The class lookup for one request: a cache miss for the pod's class is read from the API once. */
+  async function classesFor(review: AdmissionRequest): Promise<ClassLookup> {
+    const labels = isRecord(review.object) && isRecord(review.object.metadata) && isRecord(review.object.metadata.labels) ? review.object.metadata.labels : {};
+    const cls = labels[CLASS_LABEL];
+    if (typeof cls !== 'string' || opts.classes.get(cls) || !opts.classes.fetch) return opts.classes;
+    const fetched = await opts.classes.fetch(cls).catch((e: unknown) => {
+      log?.warn({ err: e, class: cls }, 'could not read InstanceClass; deciding from the cache');
+      return undefined;
+    });
+    return { get: (name) => (name === cls ? fetched : opts.classes.get(name)) };
+  }
 
   const server: Server = createServer({ key: opts.tls.key, cert: opts.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => {
     handle(req, res).catch((e: unknown) => {
@@ -115,7 +128,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
 
     let decision: Decision;
     try {
-      decision = rule(review);
+      decision = rule(review, path === MUTATE_PATH ? await classesFor(review) : opts.classes);
     } catch (e) {
       if (e instanceof TypeError) {
         send(res, 400, { message: `malformed AdmissionReview: ${e.message}` });

@@ -1,23 +1,21 @@
 // The admission webhook through the real apiserver: it dials our in-process server over TLS with the
 // certificate the controller's own code made, stored and injected as caBundle.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import {
-  AdmissionregistrationV1Api, ApiextensionsV1Api, BatchV1Api,
-  type V1CustomResourceDefinition, type V1Node, type V1Pod,
+  AdmissionregistrationV1Api, BatchV1Api,
+  type V1Node, type V1Pod,
 } from '@kubernetes/client-node';
 import { API_VERSION, CLASS_LABEL, GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAINT_KEY } from '../../src/api/names.ts';
 import type { InstanceClass } from '../../src/api/types.ts';
-import { isAlreadyExists, kubeError } from '../../src/kube/errors.ts';
+import { kubeError } from '../../src/kube/errors.ts';
 import { startSelfSignedCertificates } from '../../src/webhook/certificates.ts';
 import { webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { ownUsername } from '../../src/webhook/identity.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { installCrds } from './support/ipp.ts';
 
 const sfx = suffix();
 const cls = `wh-${sfx}`;
@@ -45,18 +43,6 @@ async function refusal(p: Promise<unknown>): Promise<string> {
   throw new Error('the request was admitted');
 }
 
-async function ensureCrds(c: Clients): Promise<void> {
-  const ext = c.kc.makeApiClient(ApiextensionsV1Api);
-  const dir = join(import.meta.dirname, '../../charts/ipp/crds');
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.yaml'))) {
-    const crd = parse(readFileSync(join(dir, f), 'utf8')) as V1CustomResourceDefinition;
-    await ext.createCustomResourceDefinition({ body: crd }).catch((e: unknown) => { if (!isAlreadyExists(e)) throw e; });
-    await eventually(`CRD ${crd.metadata?.name} established`, async () => {
-      const got = await ext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      expect(got.status?.conditions?.find((x) => x.type === 'Established')?.status).toBe('True');
-    });
-  }
-}
 
 describe('admission webhook on the real apiserver', () => {
   let c: Clients;
@@ -77,7 +63,7 @@ describe('admission webhook on the real apiserver', () => {
     admission = c.kc.makeApiClient(AdmissionregistrationV1Api);
     ns = await namespace(c, 'webhook');
     controllerNs = await namespace(c, 'webhook-ctl');
-    await ensureCrds(c);
+    await installCrds(c);
 
     for (const [name, extra] of [[cls, {}], [restricted, { namespaces: ['somewhere-else'] }]] as const) {
       await c.custom.createClusterCustomObject({

@@ -48,8 +48,20 @@ export function classProblem(cls: InstanceClass | undefined, className: string, 
 
 export const namespaceAllowed = (cls: InstanceClass, ns: string) => !cls.spec.namespaces?.length || cls.spec.namespaces.includes(ns);
 
+/**
+ * Writes of ours the informer has not shown us yet (client-go's "expectations"). Planning on a
+ * cache that lacks our own claims would hand out the same room twice, so a class waits for them.
+ */
+interface InFlight {
+  claims: Map<string, string>;
+  instances: Set<string>;
+  since: number;
+}
+const EXPECTATION_TIMEOUT_MS = 30_000;
+
 export class ProvisioningController {
   private readonly d: ProvisioningDeps;
+  private readonly inFlight = new Map<string, InFlight>();
   private readonly core: CoreV1Api;
   private readonly now: () => number;
   private readonly newName: (cls: string) => string;
@@ -63,6 +75,7 @@ export class ProvisioningController {
 
   async reconcile(className: string): Promise<ReconcileResult | void> {
     const log = this.d.logger.child({ class: className });
+    if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
     const pods = this.d.state.podsOfClass(className);
     const waiting = pods.filter(awaitsPlacement);
     if (!waiting.length) return;
@@ -101,11 +114,16 @@ export class ProvisioningController {
     }
 
     let failures = 0;
+    const expect: InFlight = { claims: new Map(), instances: new Set(), since: this.now() };
     for (const claim of decided.claims) {
       try {
-        if (claim.pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance) await this.claim(claim.pod, claim.instance);
+        if (claim.pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance) {
+          await this.claim(claim.pod, claim.instance);
+          expect.claims.set(claim.pod.metadata!.uid!, claim.instance);
+        }
         if (claim.create) {
           await this.d.writer.create(claim.instance, className);
+          expect.instances.add(claim.instance);
           this.d.events.publish(podRef(claim.pod), 'Normal', 'Provisioning', 'Provision', `creating dedicated Instance ${claim.instance} of class ${className}`);
         } else {
           this.d.events.publish(podRef(claim.pod), 'Normal', 'Provisioning', 'Provision', `reusing Instance ${claim.instance} of class ${className}`);
@@ -117,6 +135,7 @@ export class ProvisioningController {
         else log.warn({ pod: claim.pod.metadata?.name, instance: claim.instance, err: describeError(e) }, 'claim failed');
       }
     }
+    if (expect.claims.size || expect.instances.size) this.inFlight.set(className, expect);
     for (const placement of decided.placements) {
       try {
         // The webhook chose per pod: gated pods are pinned (the scheduler binds), the others carry
@@ -131,6 +150,20 @@ export class ProvisioningController {
     // Stale reads are normal (our own claim changed the pod); the queue's backoff retries them.
     if (failures) throw new Error(`${failures} claim/placement write(s) for class ${className} did not apply; retrying`);
     this.d.metrics.pendingPods.set({ class: className }, waiting.length - decided.placements.length);
+  }
+
+  /** True once the cache shows every claim and Instance this controller wrote for the class. */
+  private caughtUp(className: string): boolean {
+    const f = this.inFlight.get(className);
+    if (!f) return true;
+    for (const [uid, instance] of f.claims) {
+      const pod = this.d.state.pods.list().find((p) => p.metadata?.uid === uid);
+      if (!pod || pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] === instance) f.claims.delete(uid);
+    }
+    for (const name of f.instances) if (this.d.state.instance(name)) f.instances.delete(name);
+    if ((f.claims.size || f.instances.size) && this.now() - f.since < EXPECTATION_TIMEOUT_MS) return false;
+    this.inFlight.delete(className);
+    return true;
   }
 
   /** Records on the pod which Instance it gets, guarded by resourceVersion: the plan saw this version. */

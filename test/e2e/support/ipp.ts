@@ -5,8 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, AdmissionregistrationV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { ApiextensionsV1Api, AdmissionregistrationV1Api, loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { freePort, tail } from '../../testbed/process.ts';
 import { webhookConfiguration } from '../../../src/webhook/configuration.ts';
@@ -16,11 +15,16 @@ import { eventually, type Clients } from './cluster.ts';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 
+/**
+ * Applies charts/ipp/crds as Helm would. loadYaml matters: it maps the YAML onto client-node's
+ * models (x-kubernetes-validations → xKubernetesValidations, enum → _enum); a plain YAML parse
+ * would have the serializer silently drop CEL rules and enums.
+ */
 export async function installCrds(c: Clients): Promise<void> {
   const api = c.kc.makeApiClient(ApiextensionsV1Api);
   const dir = join(root, 'charts', 'ipp', 'crds');
   for (const file of readdirSync(dir)) {
-    const crd = parse(readFileSync(join(dir, file), 'utf8')) as V1CustomResourceDefinition;
+    const crd = loadYaml<V1CustomResourceDefinition>(readFileSync(join(dir, file), 'utf8'));
     try {
       const existing = await api.readCustomResourceDefinition({ name: crd.metadata!.name! });
       crd.metadata!.resourceVersion = existing.metadata!.resourceVersion;
@@ -42,14 +46,27 @@ export interface IppOptions {
   namespace: string;
   placement?: 'pin' | 'bind';
   webhook?: boolean;
+  /**
+   * Install (replace) the cluster's webhook configuration pointing at this replica. Default true;
+   * false for a second replica of the same cluster, which serves the webhook too but must not take
+   * the configuration from the first (see pointWebhookAt).
+   */
+  installWebhookConfiguration?: boolean;
   leaderElect?: boolean;
   identity?: string;
+  /** Providers the controller runs (--providers); default simulated. */
+  providers?: string[];
   extraArgs?: string[];
+  /** Added to the test process's environment (e.g. AWS_* for the SDK's default credential chain). */
   env?: NodeJS.ProcessEnv;
+  /** Kubeconfig the controller runs with (default: the testbed's admin), e.g. a ServiceAccount token's. */
+  kubeconfig?: string;
 }
 
 export interface Ipp {
   metricsUrl: string;
+  /** Base URL of this replica's admission webhook; '' without one. */
+  webhookUrl: string;
   logFile: string;
   process: ChildProcess;
   /** SIGTERM and wait for a clean exit. */
@@ -62,13 +79,13 @@ export interface Ipp {
 export async function startIpp(o: IppOptions): Promise<Ipp> {
   const metricsPort = await freePort();
   const webhookPort = o.webhook === false ? 0 : await freePort();
-  if (o.webhook !== false) await upsertWebhookConfiguration(o.clients, o.clusterName, o.namespace, webhookPort);
+  if (o.webhook !== false && o.installWebhookConfiguration !== false) await upsertWebhookConfiguration(o.clients, o.clusterName, o.namespace, webhookPort);
   const logFile = join(inject('testbedDir'), 'logs', `ipp-${o.clusterName}-${o.identity ?? 'a'}-${Date.now()}.log`);
   const args = [
     join(root, 'src', 'main.ts'),
     `--cluster-name=${o.clusterName}`,
-    `--kubeconfig=${inject('kubeconfig')}`,
-    '--providers=simulated',
+    `--kubeconfig=${o.kubeconfig ?? inject('kubeconfig')}`,
+    `--providers=${(o.providers ?? ['simulated']).join(',')}`,
     `--placement=${o.placement ?? 'pin'}`,
     `--namespace=${o.namespace}`,
     `--simulated-namespace=${o.namespace}`,
@@ -85,8 +102,7 @@ export async function startIpp(o: IppOptions): Promise<Ipp> {
   ];
   const log = createWriteStream(logFile, { flags: 'a' });
   const proc = spawn(process.execPath, args, {
-    // The testbed's admin identity is the controller's identity here; enforcement must know it.
-    env: { ...process.env, IPP_CONTROLLER_USERNAMES: 'ipp-testbed-admin', ...o.env },
+    env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout!.pipe(log);
@@ -95,6 +111,7 @@ export async function startIpp(o: IppOptions): Promise<Ipp> {
   const exited = () => proc.exitCode !== null || proc.signalCode !== null;
   const ipp: Ipp = {
     metricsUrl,
+    webhookUrl: o.webhook === false ? '' : `https://127.0.0.1:${webhookPort}`,
     logFile,
     process: proc,
     logs: () => tail(logFile, 60),
@@ -126,6 +143,23 @@ async function upsertWebhookConfiguration(c: Clients, clusterName: string, names
   const body = webhookConfiguration({ name, client: { url: `https://127.0.0.1:${port}` }, controllerNamespace: namespace });
   await api.deleteMutatingWebhookConfiguration({ name }).catch(() => {});
   await api.createMutatingWebhookConfiguration({ body });
+}
+
+/**
+ * Points the cluster's webhook configuration at another replica (same namespace, so same serving
+ * certificate), keeping the caBundle the controllers patched in; e.g. before stopping the one it
+ * pointed at.
+ */
+export async function pointWebhookAt(c: Clients, clusterName: string, ipp: Ipp): Promise<void> {
+  if (!ipp.webhookUrl) throw new Error('this replica serves no webhook');
+  const api = c.kc.makeApiClient(AdmissionregistrationV1Api);
+  const name = `ipp-${clusterName}`;
+  const cfg = await api.readMutatingWebhookConfiguration({ name });
+  const body = (cfg.webhooks ?? []).flatMap((w, i) => [
+    { op: 'test', path: `/webhooks/${i}/name`, value: w.name },
+    { op: 'replace', path: `/webhooks/${i}/clientConfig/url`, value: `${ipp.webhookUrl}${new URL(w.clientConfig.url!).pathname}` },
+  ]);
+  await api.patchMutatingWebhookConfiguration({ name, body });
 }
 
 /** Removes what startIpp installed cluster-wide, so later test files are unaffected. */

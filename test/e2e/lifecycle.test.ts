@@ -1,0 +1,139 @@
+// Instance lifecycle decisions on the real testbed: Class isolation packing, reuse of idle
+// instances (same class only), capacity fallback, and API-server validation of InstanceClass.
+import type { V1Pod } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { createClass, deleteClasses, getClass, installCrds, listInstances, removeWebhookConfiguration, startIpp, type Ipp } from './support/ipp.ts';
+import { API_VERSION, GROUP, NODE_CLASS_LABEL, VERSION } from '../../src/api/names.ts';
+import type { InstanceClassSpec } from '../../src/api/types.ts';
+
+const pod = (name: string, cls: string, cpu = '100m'): V1Pod => ({
+  metadata: { name, labels: { 'ipp-class': cls } },
+  spec: { containers: [{ name: 'main', image: 'busybox', resources: { requests: { cpu, memory: '64Mi' } } }] },
+});
+
+async function running(c: Clients, ns: string, name: string): Promise<V1Pod> {
+  return eventually(`pod ${name} running`, async () => {
+    const p = await c.core.readNamespacedPod({ name, namespace: ns });
+    expect(p.status?.phase).toBe('Running');
+    return p;
+  }, 60_000);
+}
+
+describe('instance lifecycle', () => {
+  let c: Clients;
+  let ns: string;
+  let system: string;
+  let ipp: Ipp;
+  const cluster = `life-${suffix()}`;
+  const classes: string[] = [];
+  const newClass = async (prefix: string, spec: Partial<InstanceClassSpec>) => {
+    const name = `${prefix}-${suffix()}`;
+    await createClass(c, name, { instanceTypes: ['sim.small'], simulated: { bootDelay: '500ms' }, ...spec });
+    classes.push(name);
+    return name;
+  };
+
+  beforeAll(async () => {
+    c = clients();
+    await installCrds(c);
+    ns = await namespace(c, 'life');
+    system = await namespace(c, 'ipp-system');
+    ipp = await startIpp({ clients: c, clusterName: cluster, namespace: system });
+  });
+
+  afterAll(async () => {
+    await ipp?.stop();
+    await removeWebhookConfiguration(c, cluster);
+    await c.core.deleteNamespace({ name: ns }).catch(() => {});
+    await c.core.deleteNamespace({ name: system }).catch(() => {});
+    await deleteClasses(c, classes);
+  });
+
+  it('Class isolation packs pods of one class onto shared instances up to their capacity', async () => {
+    // sim.small has 2 CPUs: three 600m pods fit, a fourth does not.
+    const cls = await newClass('packed', { isolation: 'Class' });
+    for (let i = 0; i < 5; i++) await c.core.createNamespacedPod({ namespace: ns, body: pod(`packed-${i}`, cls, '600m') });
+    const pods = await eventually('5 packed pods running', async () => {
+      const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `ipp-class=${cls}` })).items;
+      expect(list.filter((p) => p.status?.phase === 'Running')).toHaveLength(5);
+      return list;
+    }, 90_000);
+    const perNode = new Map<string, number>();
+    for (const p of pods) perNode.set(p.spec!.nodeName!, (perNode.get(p.spec!.nodeName!) ?? 0) + 1);
+    expect([...perNode.values()].sort()).toEqual([2, 3]);
+    expect((await listInstances(c, cls))).toHaveLength(2);
+  });
+
+  it('reuses an idle instance for the next pod of the same class, never for another class', async () => {
+    const a = await newClass('reuse-a', { idleTimeout: '10m' });
+    const b = await newClass('reuse-b', { idleTimeout: '10m' });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('first', a) });
+    const first = await running(c, ns, 'first');
+    await c.core.deleteNamespacedPod({ name: 'first', namespace: ns, gracePeriodSeconds: 0 });
+    await eventually('the instance of class a to be idle', async () => {
+      const [inst] = await listInstances(c, a);
+      expect(inst?.status?.idleSince).toBeTruthy();
+    });
+
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('other', b) });
+    const other = await running(c, ns, 'other');
+    expect(other.spec!.nodeName).not.toBe(first.spec!.nodeName);
+
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('second', a) });
+    const second = await running(c, ns, 'second');
+    expect(second.spec!.nodeName).toBe(first.spec!.nodeName);
+    expect(await listInstances(c, a)).toHaveLength(1);
+    expect(await listInstances(c, b)).toHaveLength(1);
+  });
+
+  it('does not reuse when the class says reuse: false', async () => {
+    const cls = await newClass('noreuse', { idleTimeout: '10m', reuse: false });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('nr-1', cls) });
+    const one = await running(c, ns, 'nr-1');
+    await c.core.deleteNamespacedPod({ name: 'nr-1', namespace: ns, gracePeriodSeconds: 0 });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('nr-2', cls) });
+    const two = await running(c, ns, 'nr-2');
+    expect(two.spec!.nodeName).not.toBe(one.spec!.nodeName);
+  });
+
+  it('launches the next instance type when the first has no capacity', async () => {
+    const cls = await newClass('fallback', { instanceTypes: ['sim.large', 'sim.medium'], simulated: { bootDelay: '500ms', unavailableInstanceTypes: ['sim.large'] } });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('fb', cls) });
+    const p = await running(c, ns, 'fb');
+    const node = await c.core.readNode({ name: p.spec!.nodeName! });
+    expect(node.metadata!.labels!['node.kubernetes.io/instance-type']).toBe('sim.medium');
+    expect(node.metadata!.labels![NODE_CLASS_LABEL]).toBe(cls);
+    const [inst] = await listInstances(c, cls);
+    expect(inst!.status!.instanceType).toBe('sim.medium');
+  });
+
+  it('reports a class its provider cannot serve in the class status', async () => {
+    const cls = await newClass('badtype', { instanceTypes: ['sim.nonexistent'] });
+    await eventually('Ready=False with the reason', async () => {
+      const got = await getClass(c, cls);
+      const ready = got.status?.conditions?.find((x) => x.type === 'Ready');
+      expect(ready?.status).toBe('False');
+      expect(ready?.message).toMatch(/spec.instanceTypes\[0\]: unknown simulated instance type "sim.nonexistent"/);
+    });
+  });
+
+  it.each([
+    [{ instanceTypes: [], simulated: {} }, /spec.instanceTypes/],
+    [{ instanceTypes: ['sim.small'] }, /exactly one provider/],
+    [{ instanceTypes: ['sim.small'], simulated: {}, aws: { ami: { id: 'ami-1' } } }, /exactly one provider/],
+    [{ instanceTypes: ['sim.small'], simulated: {}, isolation: 'Node' }, /spec.isolation/],
+    [{ instanceTypes: ['sim.small'], simulated: {}, idleTimeout: 'five minutes' }, /spec.idleTimeout/],
+    [{ instanceTypes: ['sim.small'], simulated: {}, maxInstances: -1 }, /spec.maxInstances/],
+    [{ instanceTypes: ['a', 'a'], simulated: {} }, /instance types must not repeat/],
+    [{ instanceTypes: ['sim.small'], aws: { ami: { id: 'ami-1' }, tags: { 'ipp.dev/class': 'x' } } }, /spec.aws.tags/],
+    [{ instanceTypes: ['sim.small'], isolation: 'Class', reuse: false, simulated: {} }, /spec.reuse/],
+  ])('the API server refuses an invalid InstanceClass %#, naming the field', async (spec, message) => {
+    const err = await c.custom.createClusterCustomObject({
+      group: GROUP, version: VERSION, plural: 'instanceclasses',
+      body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name: `bad-${suffix()}` }, spec },
+    }).then(() => undefined, (e: { code?: number; body?: string }) => e);
+    expect(err?.code).toBe(422);
+    expect(String(err?.body)).toMatch(message);
+  });
+});
