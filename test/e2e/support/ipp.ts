@@ -2,10 +2,11 @@
 // way a Deployment would, so tests can SIGKILL and restart it. Also installs the CRDs and the
 // webhook configuration the Helm chart would install.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { ApiextensionsV1Api, AdmissionregistrationV1Api, loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
+import { installCrds as installCrdsInto } from '../../testbed/crds.ts';
 import { inject } from 'vitest';
 import { freePort, tail } from '../../testbed/process.ts';
 import { webhookConfiguration } from '../../../src/webhook/configuration.ts';
@@ -15,29 +16,8 @@ import { eventually, type Clients } from './cluster.ts';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 
-/**
- * Applies charts/ipp/crds as Helm would. loadYaml matters: it maps the YAML onto client-node's
- * models (x-kubernetes-validations → xKubernetesValidations, enum → _enum); a plain YAML parse
- * would have the serializer silently drop CEL rules and enums.
- */
-export async function installCrds(c: Clients): Promise<void> {
-  const api = c.kc.makeApiClient(ApiextensionsV1Api);
-  const dir = join(root, 'charts', 'ipp', 'crds');
-  for (const file of readdirSync(dir)) {
-    const crd = loadYaml<V1CustomResourceDefinition>(readFileSync(join(dir, file), 'utf8'));
-    try {
-      const existing = await api.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      crd.metadata!.resourceVersion = existing.metadata!.resourceVersion;
-      await api.replaceCustomResourceDefinition({ name: crd.metadata!.name!, body: crd });
-    } catch {
-      await api.createCustomResourceDefinition({ body: crd }).catch(() => {});
-    }
-    await eventually(`CRD ${crd.metadata!.name} established`, async () => {
-      const got = await api.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      if (!got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) throw new Error('not established');
-    });
-  }
-}
+/** Applies charts/ipp/crds (see test/testbed/crds.ts). */
+export const installCrds = (c: Clients) => installCrdsInto(c.kc);
 
 export interface IppOptions {
   clients: Clients;
