@@ -21,10 +21,13 @@ const CAPACITY = new Set([
 
 const THROTTLING = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'RequestThrottled', 'EC2ThrottledException']);
 
-/** Prefixes: InvalidAMIID.NotFound / .Malformed, InvalidSubnetID.NotFound, InvalidLaunchTemplateName.NotFoundException … */
+/**
+ * Prefixes: InvalidAMIID.NotFound / .Malformed, InvalidSubnetID.NotFound, InvalidLaunchTemplateName.NotFoundException,
+ * InvalidInstanceType.NotFound (a type the Region does not have, as moto answers) …
+ */
 const CONFIG_PREFIXES = [
   'InvalidAMIID.', 'InvalidSubnetID.', 'InvalidSubnet', 'InvalidLaunchTemplate', 'InvalidGroup.', 'InvalidSecurityGroupID.',
-  'InvalidKeyPair.', 'InvalidBlockDeviceMapping', 'InvalidUserData.',
+  'InvalidKeyPair.', 'InvalidBlockDeviceMapping', 'InvalidUserData.', 'InvalidInstanceType.',
 ];
 const CONFIG = new Set([
   'InvalidParameterValue', 'InvalidParameter', 'InvalidParameterCombination', 'MissingParameter', 'InvalidInstanceType',

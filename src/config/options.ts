@@ -54,6 +54,7 @@ const list = (v: string) => {
   const items = v.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = items.filter((p) => !PROVIDERS.includes(p));
   if (unknown.length) throw new InvalidArgumentError(`unknown provider(s) ${unknown.join(', ')}; known: ${PROVIDERS.join(', ')}`);
+  if (!items.length) throw new InvalidArgumentError(`name at least one provider: ${PROVIDERS.join(', ')}`);
   return items;
 };
 

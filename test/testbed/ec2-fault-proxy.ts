@@ -20,6 +20,11 @@ export interface FaultRule {
   status?: number;
   /** Forward to moto (so the call takes effect), then lose the answer: 'reset' drops the connection, 'error' answers 500 InternalError. */
   lose?: 'reset' | 'error';
+  /**
+   * Forward to moto (so the call takes effect), then hold the answer this long before sending it. A
+   * client that goes away meanwhile (killed process) never gets it: the request is recorded as lost.
+   */
+  holdMs?: number;
   /** RunInstances only: forward, but let EC2 launch at most this many (capacity for fewer than MaxCount). */
   capacity?: number;
   /** How many matching requests the rule applies to; default every one. */
@@ -187,6 +192,19 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
     if (token && answer.status === 200) {
       const instanceIds = [...answer.text.matchAll(/<instanceId>(i-[0-9a-f]+)<\/instanceId>/g)].map((m) => m[1]!);
       tokens.set(token, { key: paramsKey(params), body: answer.text, instanceIds });
+    }
+    if (rule?.holdMs) {
+      const gone = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), rule.holdMs);
+        res.once('close', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      if (gone) {
+        record('lost');
+        return;
+      }
     }
     if (rule?.lose) {
       record('lost');

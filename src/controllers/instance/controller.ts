@@ -41,6 +41,11 @@ export class InstanceController {
   private readonly d: InstanceControllerDeps;
   private readonly core: CoreV1Api;
   private readonly now: () => number;
+  /**
+   * Instance UIDs whose registration this process has reported (Event, histogram). A reconcile that
+   * reads the Instance from a cache not yet showing our own status write sees it unregistered again.
+   */
+  private readonly registrationReported = new Set<string>();
 
   constructor(deps: InstanceControllerDeps) {
     this.d = deps;
@@ -168,7 +173,9 @@ export class InstanceController {
     if (!changed) return;
     await this.d.writer.patchStatus(inst.metadata.name!, next as unknown as InstanceStatus);
     const cls = inst.spec.class;
-    if (next.phase === 'Registered' && s.phase !== 'Registered' || (next.phase === 'Ready' && !s.registeredAt)) {
+    const uid = inst.metadata.uid ?? inst.metadata.name!;
+    if ((next.phase === 'Registered' && s.phase !== 'Registered' || (next.phase === 'Ready' && !s.registeredAt)) && !this.registrationReported.has(uid)) {
+      this.registrationReported.add(uid);
       this.d.events.publish(ref(inst), 'Normal', 'Registered', 'Register', `node ${next.nodeName} joined the cluster`);
       if (s.launchedAt) this.d.metrics.instanceRegistrationDuration.observe({ class: cls, provider: s.provider ?? '' }, (this.now() - Date.parse(s.launchedAt)) / 1000);
     }
@@ -220,5 +227,6 @@ export class InstanceController {
       throw new Error(`provider ${providerName_} of Instance ${name} is not enabled (--providers); enable it so the cloud instance can be terminated`);
     }
     await this.d.writer.removeFinalizer(inst);
+    this.registrationReported.delete(inst.metadata.uid ?? name);
   }
 }

@@ -28,8 +28,10 @@ export function classStatus(cls: InstanceClass, problem: { reason: string; messa
 
 /** Has anything a user would read changed? Avoids a status write per reconcile. */
 export function statusChanged(a: InstanceClassStatus | undefined, b: InstanceClassStatus): boolean {
-  const strip = (s: InstanceClassStatus | undefined) => JSON.stringify({
-    ...s, conditions: (s?.conditions ?? []).map((c) => ({ ...c, lastTransitionTime: undefined })),
-  });
+  // The server returns the status with its keys sorted: compare content, not key order.
+  const sorted = (o: object) => Object.fromEntries(Object.entries(o).sort(([x], [y]) => x.localeCompare(y)));
+  const strip = (s: InstanceClassStatus | undefined) => JSON.stringify(sorted({
+    ...s, conditions: (s?.conditions ?? []).map((c) => sorted({ ...c, lastTransitionTime: undefined })),
+  }));
   return strip(a) !== strip(b);
 }

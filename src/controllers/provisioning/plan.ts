@@ -41,6 +41,8 @@ export interface Plan {
 }
 
 const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
+/** Typed list calls give creationTimestamp as a Date, watch events as an ISO string: compare times, not strings. */
+const time = (t: Date | string | undefined) => (t ? new Date(t).getTime() : 0);
 
 export function plan(input: PlanInput): Plan {
   const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
@@ -64,7 +66,7 @@ export function plan(input: PlanInput): Plan {
 
   let liveCount = instances.filter(live).length;
   const waiting = pods.filter(awaitsPlacement).sort((a, b) =>
-    String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')) || podKey(a).localeCompare(podKey(b)));
+    time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) || podKey(a).localeCompare(podKey(b)));
 
   const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
     const l = load.get(inst.metadata.name!);
@@ -80,7 +82,14 @@ export function plan(input: PlanInput): Plan {
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 1);
   const pool = [...instances];
   const candidates = () => pool.filter(live).sort((a, b) => rank(a) - rank(b) ||
-    String(a.metadata.creationTimestamp ?? '').localeCompare(String(b.metadata.creationTimestamp ?? '')));
+    time(a.metadata.creationTimestamp) - time(b.metadata.creationTimestamp));
+  // An Instance this plan creates: a candidate for later pods of the batch, known by its name.
+  const planned = (name: string) => {
+    const fresh: Instance = { metadata: { name, creationTimestamp: new Date(8.64e15) }, spec: { class: cls.metadata.name! }, status: { phase: 'Pending' } };
+    pool.push(fresh);
+    byName.set(name, fresh);
+    liveCount++;
+  };
 
   for (const pod of waiting) {
     const claimed = claimOf(pod);
@@ -97,7 +106,8 @@ export function plan(input: PlanInput): Plan {
         out.blockedByMaxInstances.push(pod);
         continue;
       }
-      liveCount++;
+      // Other pods claiming the same name then see it as on its way, not missing (one create, counted once).
+      planned(claimed);
       out.claims.push({ pod, instance: claimed, create: true });
       continue;
     }
@@ -115,10 +125,7 @@ export function plan(input: PlanInput): Plan {
     const name = newName();
     // Later pods of this batch may join the fresh instance (Class isolation) but never reuse it
     // under Pod isolation: charge() below fills it.
-    const fresh: Instance = { metadata: { name, creationTimestamp: new Date(8.64e15) }, spec: { class: cls.metadata.name! }, status: { phase: 'Pending' } };
-    pool.push(fresh);
-    byName.set(name, fresh);
-    liveCount++;
+    planned(name);
     charge(name, pod);
     out.claims.push({ pod, instance: name, create: true });
   }

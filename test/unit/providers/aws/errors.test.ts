@@ -26,6 +26,7 @@ describe('toProviderError', () => {
   it.each([
     'InvalidAMIID.NotFound', 'InvalidAMIID.Malformed', 'InvalidSubnetID.NotFound', 'InvalidParameterValue',
     'InvalidLaunchTemplateName.NotFoundException', 'InvalidLaunchTemplateId.Malformed', 'UnauthorizedOperation', 'IdempotentParameterMismatch',
+    'InvalidInstanceType', 'InvalidInstanceType.NotFound',
   ])('%s → InvalidConfigError telling what to fix', (code) => {
     const e = toProviderError(ec2Error(code), 'RunInstances');
     expect(e).toBeInstanceOf(InvalidConfigError);
