@@ -1,12 +1,12 @@
 // One pino logger for the process. Child loggers carry pod / instance / node / class keys, so every
 // line about an object can be found by that object's name. Secrets never reach a log line: known
 // credential fields are redacted wherever they appear.
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level: string = process.env.IPP_LOG_LEVEL ?? 'info'): Logger {
-  return pino({
+export function createLogger(level: string = process.env.IPP_LOG_LEVEL ?? 'info', destination?: DestinationStream): Logger {
+  const options = {
     level,
     base: { component: 'ipp' },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -17,5 +17,6 @@ export function createLogger(level: string = process.env.IPP_LOG_LEVEL ?? 'info'
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
