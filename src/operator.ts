@@ -106,19 +106,23 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   }, (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000));
 
   let leading = !opts.leaderElect;
+  let admission: Awaited<ReturnType<typeof startAdmission>> | undefined;
   const ops = await startOpsServer({
     port: opts.metricsPort, host: opts.metricsHost, metrics, logger,
     healthy: () => {
       const s = state.stalest();
       return s.silentForMs < 15 * 60_000 ? { ok: true } : { ok: false, reason: `the ${s.resource} watch has been silent for ${Math.round(s.silentForMs / 1000)}s` };
     },
-    ready: () => (state.synced() ? { ok: true } : { ok: false, reason: 'caches not synced yet' }),
+    // Ready means able to answer admission too: with failurePolicy Fail, a replica that reports
+    // ready before its webhook listens would make the API server refuse opted-in pods.
+    ready: () => (!state.synced() ? { ok: false, reason: 'caches not synced yet' }
+      : opts.webhook && !admission ? { ok: false, reason: 'admission webhook not serving yet' } : { ok: true }),
   });
   logger.info({ port: ops.port, leading }, 'metrics and health endpoints up');
 
   await state.start();
   logger.info('caches synced');
-  const admission = opts.webhook ? await startAdmission(opts, kc, state, logger) : undefined;
+  if (opts.webhook) admission = await startAdmission(opts, kc, state, logger);
 
   const provisioner = new ProvisioningController({ kubeconfig: kc, state, writer, providers, events, metrics, logger });
   const lifecycle = new InstanceController({ kubeconfig: kc, clusterName: opts.clusterName, state, writer, providers, events, metrics, logger });

@@ -3,5 +3,6 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-/** Escapes a key for a JSON Pointer (RFC 6901): "ipp.dev/instance" → "ipp.dev~1instance". */
-export const pointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+/** A JSON Pointer (RFC 6901) from path segments: ('metadata', 'labels', 'ipp.dev/x') → /metadata/labels/ipp.dev~1x. */
+export const pointer = (...segments: (string | number)[]) =>
+  segments.map((s) => `/${String(s).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');

@@ -31,6 +31,7 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly due = new Map<string, number>();
   private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> & Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
   private wake: (() => void) | undefined;
   private inFlight = 0;
@@ -45,6 +46,7 @@ export class WorkQueue {
     if (timer) {
       clearTimeout(timer);
       this.timers.delete(key);
+      this.due.delete(key);
     }
     if (this.processing.has(key)) {
       this.dirty.add(key);
@@ -57,16 +59,22 @@ export class WorkQueue {
     this.wake?.();
   }
 
-  /** Adds the key after `ms`, unless an earlier add is already scheduled. */
+  /** Adds the key after `ms`; of several scheduled adds of one key, the earliest wins. */
   addAfter(key: string, ms: number): void {
     if (ms <= 0) return this.add(key);
-    if (this.queued.has(key) || this.timers.has(key)) return;
+    if (this.queued.has(key)) return;
+    const at = Date.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending && (this.due.get(key) ?? Infinity) <= at) return;
+    clearTimeout(pending);
     const timer = setTimeout(() => {
       this.timers.delete(key);
+      this.due.delete(key);
       this.add(key);
     }, ms);
     timer.unref();
     this.timers.set(key, timer);
+    this.due.set(key, at);
   }
 
   get depth(): number {
@@ -82,6 +90,7 @@ export class WorkQueue {
     signal.removeEventListener('abort', onAbort);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    this.due.clear();
   }
 
   private async next(signal: AbortSignal): Promise<string | undefined> {

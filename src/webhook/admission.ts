@@ -49,9 +49,7 @@ export interface NodeLookup {
 
 export type PlacementMode = 'pin' | 'bind';
 
-/** RFC 6901: `~` → `~0`, `/` → `~1`. */
-export const pointer = (...segments: (string | number)[]) =>
-  segments.map((s) => `/${String(s).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+export { pointer } from '../kube/patch.ts';
 
 export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

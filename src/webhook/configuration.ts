@@ -25,8 +25,13 @@ export interface WebhookConfigurationOptions {
   certManagerCertificate?: string;
   failurePolicy?: 'Fail' | 'Ignore';
   timeoutSeconds?: number;
-  /** Usernames whose pods/binding requests never reach the webhook. Default: kube-scheduler. */
+  /** Usernames whose pods/binding requests never reach the webhook. Default: kube-scheduler and controllerUsername. */
   trustedBinders?: string[];
+  /**
+   * The controller's own identity (system:serviceaccount:<ns>:<sa>). Its bindings (bind mode) skip
+   * the webhook, so binding never depends on a webhook endpoint being up.
+   */
+  controllerUsername?: string;
 }
 
 // CEL shared by the match conditions. Pods without an ipp-relevant toleration, nodeName or label
@@ -84,7 +89,7 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set(['kube-system', opts.controllerNamespace])] }],
     },
   } satisfies Partial<V1MutatingWebhook>;
-  const binders = opts.trustedBinders ?? ['system:kube-scheduler'];
+  const binders = opts.trustedBinders ?? ['system:kube-scheduler', ...(opts.controllerUsername ? [opts.controllerUsername] : [])];
   const bindingConditions: V1MatchCondition[] = binders.length > 0
     ? [{ name: 'not-a-trusted-binder', expression: `!(request.userInfo.username in ${cel(binders)})` }]
     : [];

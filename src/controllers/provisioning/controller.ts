@@ -99,6 +99,7 @@ export class ProvisioningController {
       pods: allowed,
       instances: this.d.state.instancesOfClass(className),
       nodeOf: (i) => this.d.state.nodeByProviderID(i.status?.providerID),
+      podsOnNode: (n) => this.d.state.podsOnNode(n),
       capacityOf: (i) => {
         const node = this.d.state.nodeByProviderID(i.status?.providerID);
         const alloc = node?.status?.allocatable;
@@ -170,7 +171,7 @@ export class ProvisioningController {
   private async claim(pod: V1Pod, instance: string): Promise<void> {
     const ops: object[] = [{ op: 'test', path: '/metadata/resourceVersion', value: pod.metadata!.resourceVersion }];
     if (!pod.metadata!.annotations) ops.push({ op: 'add', path: '/metadata/annotations', value: {} });
-    ops.push({ op: 'add', path: `/metadata/annotations/${pointer(POD_INSTANCE_ANNOTATION)}`, value: instance });
+    ops.push({ op: 'add', path: pointer('metadata', 'annotations', POD_INSTANCE_ANNOTATION), value: instance });
     await this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops });
   }
 
@@ -179,7 +180,7 @@ export class ProvisioningController {
     const gates = pod.spec!.schedulingGates ?? [];
     const ops: object[] = [{ op: 'test', path: '/metadata/resourceVersion', value: pod.metadata!.resourceVersion }];
     if (!pod.spec!.nodeSelector) ops.push({ op: 'add', path: '/spec/nodeSelector', value: {} });
-    ops.push({ op: 'add', path: `/spec/nodeSelector/${pointer(NODE_INSTANCE_LABEL)}`, value: instance.metadata.name });
+    ops.push({ op: 'add', path: pointer('spec', 'nodeSelector', NODE_INSTANCE_LABEL), value: instance.metadata.name });
     ops.push({ op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== GATE) });
     await this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops });
     this.placed(pod, instance, node.metadata!.name!, 'pin', 'Pinned', `pinned to node ${node.metadata!.name} of Instance ${instance.metadata.name}; kube-scheduler binds it`);

@@ -3,7 +3,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import type { Resources } from '../../../providers/types.ts';
-import { awaitsPlacement, claimOf, isNodeReady, isWorkload, podKey } from '../../api/pods.ts';
+import { awaitsPlacement, claimOf, isNodeReady, isTerminal, isWorkload, podKey } from '../../api/pods.ts';
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
 
 export interface PlanInput {
@@ -14,6 +14,8 @@ export interface PlanInput {
   instances: readonly Instance[];
   /** Node of an Instance (by its providerID), when registered. */
   nodeOf: (inst: Instance) => V1Node | undefined;
+  /** Pods bound to a node (DaemonSet pods included: they use capacity too). */
+  podsOnNode?: (node: string) => readonly V1Pod[];
   /** Allocatable of an Instance: its node's when registered, else the provider's figure for its type. */
   capacityOf: (inst: Instance) => Resources | undefined;
   /** A fresh Instance name (random in production, predictable in tests). */
@@ -50,18 +52,26 @@ export function plan(input: PlanInput): Plan {
   const byName = new Map(instances.map((i) => [i.metadata.name!, i]));
   const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [] };
 
-  // Load of every instance: pods claiming it plus workloads already on its node.
-  const load = new Map<string, { used: Resources; pods: Set<string> }>();
+  // Load of every instance: what uses its capacity (pods claiming it, everything running on its
+  // node, DaemonSet pods included) and which workloads occupy it (DaemonSet pods never do).
+  const load = new Map<string, { used: Resources; counted: Set<string>; pods: Set<string> }>();
   const charge = (name: string, pod: V1Pod) => {
-    const l = load.get(name) ?? { used: ZERO, pods: new Set<string>() };
-    if (l.pods.has(podKey(pod))) return;
-    l.pods.add(podKey(pod));
-    l.used = add(l.used, podRequests(pod));
+    const l = load.get(name) ?? { used: ZERO, counted: new Set<string>(), pods: new Set<string>() };
     load.set(name, l);
+    if (l.counted.has(podKey(pod))) return;
+    l.counted.add(podKey(pod));
+    l.used = add(l.used, podRequests(pod));
+    if (isWorkload(pod)) l.pods.add(podKey(pod));
   };
   for (const p of pods) {
     const claim = claimOf(p);
     if (claim && isWorkload(p) && !p.metadata?.deletionTimestamp) charge(claim, p);
+  }
+  for (const inst of instances) {
+    const node = nodeOf(inst)?.metadata?.name;
+    for (const p of node && input.podsOnNode ? input.podsOnNode(node) : []) {
+      if (!isTerminal(p) && !p.metadata?.deletionTimestamp) charge(inst.metadata.name!, p);
+    }
   }
 
   let liveCount = instances.filter(live).length;

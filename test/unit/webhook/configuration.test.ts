@@ -1,8 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import type { V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
 import { ENFORCE_POD_CONDITION, webhookConfiguration } from '../../../src/webhook/configuration.ts';
 
 const service = { namespace: 'ipp-system', name: 'ipp-webhook', port: 9443 };
@@ -37,6 +33,12 @@ describe('webhookConfiguration', () => {
     });
   });
 
+  it("trusts the controller's own bindings, so bind mode never waits on its own webhook", () => {
+    const c = webhookConfiguration({ client: { service }, controllerNamespace: 'ipp-system', controllerUsername: 'system:serviceaccount:ipp-system:ipp' });
+    expect(c.webhooks!.find((w) => w.name === 'enforce.bindings.ipp.dev')!.matchConditions![0]!.expression)
+      .toBe("!(request.userInfo.username in ['system:kube-scheduler', 'system:serviceaccount:ipp-system:ipp'])");
+  });
+
   it('takes a URL instead of a Service, a caBundle, a cert-manager Certificate, and the policy knobs', () => {
     const c = webhookConfiguration({
       name: 'x', client: { url: 'https://127.0.0.1:8443/' }, controllerNamespace: 'kube-system', caBundle: 'Q0E=',
@@ -50,41 +52,5 @@ describe('webhookConfiguration', () => {
     ]);
     expect(c.webhooks!.every((w) => w.failurePolicy === 'Ignore' && w.timeoutSeconds === 3)).toBe(true);
     expect(c.webhooks![0]!.namespaceSelector!.matchExpressions![0]!.values).toEqual(['kube-system']);
-  });
-});
-
-describe('charts/ipp/templates/webhook.yaml', () => {
-  const template = readFileSync(join(import.meta.dirname, '../../../charts/ipp/templates/webhook.yaml'), 'utf8');
-
-  /** Just enough of Helm for this one template, with certManager.enabled=false. */
-  function render(): V1MutatingWebhookConfiguration {
-    const values: Record<string, string> = {
-      '$fullname': 'ipp', '$service': 'ipp-webhook', '$failurePolicy': 'Fail', '$timeout': '5',
-      '.Release.Name': 'ipp', '.Release.Service': 'Helm', '.Release.Namespace': 'ipp-system',
-      '.Release.Namespace | quote': '"ipp-system"', '.Values.webhook.port': '9443', '.Values.placement | default "pin" | quote': '"pin"',
-    };
-    const text = template
-      .replace(/\{\{- \/\*[\s\S]*?\*\/ -\}\}\n/g, '')
-      .replace(/^\s*\{\{- if [\s\S]*?\{\{- end \}\}\n/gm, '')
-      .replace(/^\{\{- \$.*-\}\}\n/gm, '')
-      .replace(/\{\{ (.+?) \}\}/g, (_m, expr: string) => {
-        const v = values[expr];
-        if (v === undefined) throw new Error(`template expression not covered by this test: ${expr}`);
-        return v;
-      });
-    expect(text).not.toMatch(/\{\{/);
-    return parse(text) as V1MutatingWebhookConfiguration;
-  }
-
-  it('renders the same webhooks as configuration.ts', () => {
-    const rendered = render();
-    const expected = webhookConfiguration({ client: { service }, controllerNamespace: 'ipp-system' });
-    expect(rendered.metadata?.name).toBe('ipp');
-    expect(rendered.webhooks).toEqual(expected.webhooks);
-  });
-
-  it('wires cert-manager when enabled', () => {
-    expect(template).toContain('cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ $service }}');
-    expect(template).toMatch(/kind: Certificate[\s\S]*secretName: \{\{ \$service \}\}-tls/);
   });
 });

@@ -1,0 +1,226 @@
+// The chart's RBAC on the real apiserver: render charts/ipp (simulated provider), apply only its
+// ServiceAccount, (Cluster)Roles and bindings, mint a token for that ServiceAccount with the
+// TokenRequest API, and run the real controller with nothing but that token. A labelled pod must get
+// its own node and the node must be torn down when idle (the RBAC is enough), and the same token
+// must be refused what the controller has no business doing (the RBAC is not too much).
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AuthorizationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api,
+  type KubernetesObject, type V1ResourceAttributes,
+} from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GATE, GROUP, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, VERSION } from '../../src/api/names.ts';
+import { RBAC_KINDS, render, type Manifest } from '../testbed/chart.ts';
+import { ensureHelm } from '../testbed/helm.ts';
+import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { createClass, deleteClasses, installCrds, listInstances, removeWebhookConfiguration, startIpp, type Ipp } from './support/ipp.ts';
+
+/** HTTP status of a failed client-node call (ApiException.code), or 'ok'. */
+async function statusOf(call: () => Promise<unknown>): Promise<number | 'ok'> {
+  try {
+    await call();
+    return 'ok';
+  } catch (e) {
+    const code = (e as { code?: number }).code;
+    if (typeof code !== 'number') throw e;
+    return code;
+  }
+}
+
+/** A kubeconfig for the testbed's apiserver (server and CA from the admin's) that authenticates with `token`. */
+function tokenKubeconfig(admin: KubeConfig, user: string, token: string, dir: string): string {
+  const cluster = admin.getCurrentCluster()!;
+  const file = join(dir, 'sa.kubeconfig');
+  writeFileSync(file, stringify({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [{ name: 'testbed', cluster: { server: cluster.server, ...(cluster.caFile ? { 'certificate-authority': cluster.caFile } : { 'certificate-authority-data': cluster.caData }) } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'sa', context: { cluster: 'testbed', user } }],
+    'current-context': 'sa',
+  }), { mode: 0o600 });
+  return file;
+}
+
+describe('the chart RBAC, as the only permissions of the controller', () => {
+  let c: Clients;
+  /** Release namespace (leases, webhook Secret) and the simulated cloud's namespace. */
+  let system: string;
+  let cloud: string;
+  let workloads: string;
+  let rbac: Manifest[];
+  let sa: string;
+  let username: string;
+  let saKubeconfig: string;
+  let asSa: KubeConfig;
+  let ipp: Ipp | undefined;
+  const cluster = `rbac-${suffix()}`;
+  // Release ipp-<cluster>: fullname = release name, which is also the webhook configuration startIpp installs.
+  const release = `ipp-${cluster}`;
+  const cls = `rbac-${suffix()}`;
+
+  beforeAll(async () => {
+    ensureHelm();
+    c = clients();
+    await installCrds(c);
+    system = await namespace(c, 'ipp-rbac');
+    cloud = await namespace(c, 'ipp-rbac-cloud');
+    workloads = await namespace(c, 'rbac-work');
+
+    const ms = render({ clusterName: cluster, providers: ['simulated'], simulated: { namespace: cloud } }, { release, namespace: system });
+    rbac = ms.filter((m) => RBAC_KINDS.includes(m.kind!));
+    const objects = KubernetesObjectApi.makeApiClient(c.kc);
+    for (const m of rbac) await objects.create(m as KubernetesObject);
+    sa = rbac.find((m) => m.kind === 'ServiceAccount')!.metadata!.name!;
+    username = `system:serviceaccount:${system}:${sa}`;
+
+    const token = await c.core.createNamespacedServiceAccountToken({ name: sa, namespace: system, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    saKubeconfig = tokenKubeconfig(c.kc, username, token.status!.token!, mkdtempSync(join(inject('testbedDir'), 'chart-rbac-')));
+    asSa = new KubeConfig();
+    asSa.loadFromFile(saKubeconfig);
+  });
+
+  afterAll(async () => {
+    await ipp?.stop();
+    await removeWebhookConfiguration(c, cluster);
+    const objects = KubernetesObjectApi.makeApiClient(c.kc);
+    for (const m of rbac ?? []) await objects.delete(m as KubernetesObject).catch(() => {});
+    for (const ns of [workloads, system, cloud]) if (ns) await c.core.deleteNamespace({ name: ns }).catch(() => {});
+    await deleteClasses(c, [cls]);
+  });
+
+  it('applies only the chart\'s RBAC objects: a ServiceAccount, roles and their bindings', () => {
+    expect(new Set(rbac.map((m) => m.kind))).toEqual(new Set(RBAC_KINDS));
+    const roles = rbac.filter((m) => m.kind === 'Role').map((m) => `${m.metadata!.namespace}/${m.metadata!.name}`);
+    expect(roles.sort()).toEqual([`${cloud}/${release}-simulated`, `${system}/${release}`].sort());
+  });
+
+  it('authenticates the minted token as the ServiceAccount', async () => {
+    const review = await asSa.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+      body: { spec: { resourceAttributes: { verb: 'patch', resource: 'pods', namespace: workloads } } },
+    });
+    expect(review.status!.allowed).toBe(true);
+  });
+
+  it('is enough to give a labelled pod its own node and to tear the node down when idle', async () => {
+    await createClass(c, cls, { instanceTypes: ['sim.small'], idleTimeout: '3s', simulated: { bootDelay: '1s' } });
+    ipp = await startIpp({
+      clients: c, clusterName: cluster, namespace: system, kubeconfig: saKubeconfig, leaderElect: true, identity: 'rbac-a',
+      // The chart's names: the Lease and the webhook Secret its Role allows, the simulated namespace its other Role covers.
+      extraArgs: [`--leader-election-id=${release}-controller`, `--webhook-secret=${release}-webhook-tls`, `--simulated-namespace=${cloud}`],
+    });
+
+    await c.core.createNamespacedPod({
+      namespace: workloads,
+      body: { metadata: { name: 'relay', labels: { 'ipp-class': cls } }, spec: { containers: [{ name: 'postfix', image: 'postfix' }] } },
+    });
+    const pod = await eventually('the labelled pod running on a node of its own', async () => {
+      const p = await c.core.readNamespacedPod({ name: 'relay', namespace: workloads });
+      expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
+      return p;
+    }, 90_000).catch((e: Error) => { throw new Error(`${e.message}\n${ipp!.logs()}`); });
+    expect(pod.spec!.schedulingGates ?? []).not.toContainEqual({ name: GATE });
+    const node = await c.core.readNode({ name: pod.spec!.nodeName! });
+    expect(node.metadata!.labels![NODE_CLASS_LABEL]).toBe(cls);
+    expect(pod.spec!.nodeSelector?.[NODE_INSTANCE_LABEL]).toBe(node.metadata!.labels![NODE_INSTANCE_LABEL]);
+    const others = (await c.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.metadata!.name}` })).items;
+    expect(others.map((p) => `${p.metadata!.namespace}/${p.metadata!.name}`)).toEqual([`${workloads}/relay`]);
+
+    // It held the chart's Lease, kept its CA in the chart's Secret and wrote caBundle into the configuration.
+    const lease = await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: `${release}-controller`, namespace: system });
+    expect(lease.spec!.holderIdentity).toBe('rbac-a');
+    await c.core.readNamespacedSecret({ name: `${release}-webhook-tls`, namespace: system });
+    // Events (events.k8s.io) about the pod were written with the ServiceAccount's token.
+    await eventually('a Pinned Event for the pod', async () => {
+      const events = await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: workloads });
+      expect(events.items.filter((e) => e.regarding?.name === 'relay').map((e) => e.reason)).toContain('Pinned');
+    });
+
+    await c.core.deleteNamespacedPod({ name: 'relay', namespace: workloads, gracePeriodSeconds: 0 });
+    await eventually('the Instance, its node and its simulated instance gone after idleTimeout', async () => {
+      expect((await listInstances(c, cls)).map((i) => i.metadata.name)).toEqual([]);
+      expect((await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${cls}` })).items.map((n) => n.metadata!.name)).toEqual([]);
+      expect((await c.core.listNamespacedConfigMap({ namespace: cloud, labelSelector: `ipp.dev/cluster=${cluster}` })).items).toEqual([]);
+    }, 90_000).catch((e: Error) => { throw new Error(`${e.message}\n${ipp!.logs()}`); });
+
+    // Not one request of the whole run was refused.
+    expect(readFileSync(ipp.logFile, 'utf8')).not.toMatch(/forbidden|\b403\b/i);
+  });
+
+  it('refuses what the controller must not do (SelfSubjectAccessReview)', async () => {
+    const authz = asSa.makeApiClient(AuthorizationV1Api);
+    const can = async (a: V1ResourceAttributes) =>
+      (await authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: a } } })).status!.allowed;
+    const denied: V1ResourceAttributes[] = [
+      { verb: 'list', resource: 'secrets' },
+      { verb: 'get', resource: 'secrets', namespace: 'kube-system', name: 'anything' },
+      { verb: 'get', resource: 'secrets', namespace: system, name: 'another-secret' },
+      { verb: 'update', resource: 'secrets', namespace: system, name: 'another-secret' },
+      { verb: 'list', resource: 'secrets', namespace: system },
+      { verb: 'delete', resource: 'pods', namespace: workloads },
+      { verb: 'create', resource: 'pods', namespace: workloads },
+      { verb: 'update', resource: 'pods', namespace: workloads },
+      { verb: 'create', resource: 'pods', subresource: 'exec', namespace: workloads },
+      { verb: 'create', resource: 'pods', subresource: 'eviction', namespace: workloads },
+      { verb: 'create', resource: 'pods', subresource: 'binding', namespace: workloads }, // pin mode: kube-scheduler binds
+      { verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: system, name: sa },
+      { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
+      { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
+      { verb: 'patch', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: 'someone-elses' },
+      { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: release },
+      { verb: 'create', group: 'admissionregistration.k8s.io', resource: 'validatingwebhookconfigurations' },
+      { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: system, name: 'another-lease' },
+      { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-system', name: 'kube-scheduler' },
+      { verb: 'patch', group: GROUP, resource: 'instanceclasses' },
+      { verb: 'delete', group: GROUP, resource: 'instanceclasses' },
+      { verb: 'list', resource: 'configmaps', namespace: system },
+      { verb: 'list', resource: 'configmaps', namespace: 'kube-system' },
+      { verb: 'update', resource: 'nodes' },
+      { verb: 'create', resource: 'namespaces' },
+      { verb: 'impersonate', resource: 'users' },
+    ];
+    const wrongly: V1ResourceAttributes[] = [];
+    for (const a of denied) if (await can(a)) wrongly.push(a);
+    expect(wrongly).toEqual([]);
+
+    // The same reviews do say yes where the chart grants: the negative answers above are meaningful.
+    const allowed: V1ResourceAttributes[] = [
+      { verb: 'patch', resource: 'pods', namespace: workloads },
+      { verb: 'delete', resource: 'nodes' },
+      { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: system, name: `${release}-controller` },
+      { verb: 'update', resource: 'secrets', namespace: system, name: `${release}-webhook-tls` },
+      { verb: 'patch', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: release },
+      { verb: 'patch', group: GROUP, resource: 'instanceclasses', subresource: 'status' },
+      { verb: 'create', resource: 'configmaps', namespace: cloud },
+      { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace: workloads },
+    ];
+    const missing: V1ResourceAttributes[] = [];
+    for (const a of allowed) if (!(await can(a))) missing.push(a);
+    expect(missing).toEqual([]);
+  });
+
+  it('gets 403 from the apiserver for direct calls outside its role', async () => {
+    const core = asSa.makeApiClient(CoreV1Api);
+    const rbacApi = asSa.makeApiClient(RbacAuthorizationV1Api);
+    const custom = asSa.makeApiClient(CustomObjectsApi);
+    await c.core.createNamespacedPod({ namespace: workloads, body: { metadata: { name: 'victim' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+    await c.core.createNamespacedSecret({ namespace: system, body: { metadata: { name: 'not-ipps' }, stringData: { k: 'v' } } });
+
+    expect(await statusOf(() => core.listSecretForAllNamespaces())).toBe(403);
+    expect(await statusOf(() => core.readNamespacedSecret({ name: 'not-ipps', namespace: system }))).toBe(403);
+    expect(await statusOf(() => core.deleteNamespacedPod({ name: 'victim', namespace: workloads }))).toBe(403);
+    expect(await statusOf(() => rbacApi.createClusterRoleBinding({
+      body: {
+        metadata: { name: `steal-${cluster}` },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+        subjects: [{ kind: 'ServiceAccount', name: sa, namespace: system }],
+      },
+    }))).toBe(403);
+    expect(await statusOf(() => custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name: cls }))).toBe(403);
+    expect(await statusOf(() => core.listNamespacedConfigMap({ namespace: 'kube-system' }))).toBe(403);
+    // Still alive and untouched.
+    await c.core.readNamespacedPod({ name: 'victim', namespace: workloads });
+    expect(await statusOf(() => c.kc.makeApiClient(RbacAuthorizationV1Api).readClusterRoleBinding({ name: `steal-${cluster}` }))).toBe(404);
+  });
+});

@@ -1,0 +1,117 @@
+// The instance lifecycle's pure decisions: who occupies an instance, launch/registration timeouts, idle expiry.
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, idleExpiry, livenessExpiry, occupants, timeouts } from '../../../../src/controllers/instance/decisions.ts';
+import { cls, instance, pod } from '../fixtures.ts';
+
+const T0 = Date.parse('2024-01-01T00:00:00Z');
+const iso = (ms: number) => new Date(T0 + ms).toISOString();
+const MIN = 60_000;
+
+describe('occupants', () => {
+  it('lists claiming pods and workloads on the node, sorted by namespace/name', () => {
+    const refs = occupants([pod('b', { claim: 'x' })], [pod('a', { ns: 'team-b', nodeName: 'n1', phase: 'Running' })]);
+    expect(refs).toEqual([
+      { namespace: 'team-a', name: 'b', uid: 'uid-team-a-b' },
+      { namespace: 'team-b', name: 'a', uid: 'uid-team-b-a' },
+    ]);
+  });
+
+  it('ignores DaemonSet, mirror, finished and deleting pods', () => {
+    const onNode = [
+      pod('ds', { daemonSet: true, phase: 'Running' }),
+      pod('static', { mirror: true, phase: 'Running' }),
+      pod('done', { phase: 'Succeeded' }),
+      pod('crashed', { phase: 'Failed' }),
+      pod('leaving', { deleting: true, phase: 'Running' }),
+    ];
+    expect(occupants(onNode, onNode)).toEqual([]);
+  });
+
+  it('counts a pod that both claims the instance and runs on its node once (by uid)', () => {
+    const p = pod('web', { claim: 'x', nodeName: 'n1', phase: 'Running' });
+    expect(occupants([p], [structuredClone(p)])).toEqual([{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }]);
+  });
+
+  it('keeps two pods with the same name but different uids (a recreated pod)', () => {
+    expect(occupants([pod('web', { uid: 'old' })], [pod('web', { uid: 'new' })]).map((r) => r.uid).sort()).toEqual(['new', 'old']);
+  });
+});
+
+describe('timeouts', () => {
+  it('falls back to DEFAULTS for fields the class lacks, and without a class', () => {
+    const defaults = { idleMs: 5 * MIN, launchMs: 10 * MIN, registrationMs: 15 * MIN };
+    expect(DEFAULTS).toEqual({ idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m' });
+    expect(timeouts(cls())).toEqual(defaults);
+    expect(timeouts(undefined)).toEqual(defaults);
+    expect(timeouts(cls({ idleTimeout: '30s', launchTimeout: '1h', registrationTimeout: '1h30m' })))
+      .toEqual({ idleMs: 30_000, launchMs: 60 * MIN, registrationMs: 90 * MIN });
+  });
+
+  it('names the field of a malformed duration', () => {
+    expect(() => timeouts(cls({ registrationTimeout: '20 minutes' }))).toThrow(/spec\.registrationTimeout/);
+  });
+});
+
+describe('livenessExpiry', () => {
+  it('times out a launch (no providerID) launchTimeout after creation', () => {
+    const inst = instance('x', { created: iso(0) });
+    expect(livenessExpiry(inst, cls(), false, T0 + 4 * MIN)).toEqual({ expired: false, remainingMs: 6 * MIN });
+    const e = livenessExpiry(inst, cls(), false, T0 + 10 * MIN);
+    expect(e).toMatchObject({ expired: true, reason: 'LaunchTimeout' });
+    expect(e.expired && e.message).toContain('launchTimeout 10m');
+  });
+
+  it("uses the class's launchTimeout", () => {
+    const inst = instance('x', { created: iso(0) });
+    expect(livenessExpiry(inst, cls({ launchTimeout: '30m' }), false, T0 + 20 * MIN)).toEqual({ expired: false, remainingMs: 10 * MIN });
+    expect(livenessExpiry(inst, cls({ launchTimeout: '30m' }), false, T0 + 30 * MIN)).toMatchObject({ expired: true, reason: 'LaunchTimeout' });
+  });
+
+  it('times out registration registrationTimeout after launch while the node is absent', () => {
+    const inst = instance('x', { created: iso(0), providerID: 'sim:///x', launchedAt: iso(5 * MIN), phase: 'Launched' });
+    expect(livenessExpiry(inst, cls(), false, T0 + 15 * MIN)).toEqual({ expired: false, remainingMs: 5 * MIN });
+    const e = livenessExpiry(inst, cls(), false, T0 + 20 * MIN);
+    expect(e).toMatchObject({ expired: true, reason: 'RegistrationTimeout' });
+    expect(e.expired && e.message).toContain('registrationTimeout 15m');
+  });
+
+  it('times out registration while the node is registered but not Ready', () => {
+    const inst = instance('x', { created: iso(0), providerID: 'sim:///x', launchedAt: iso(0), phase: 'Registered' });
+    expect(livenessExpiry(inst, cls({ registrationTimeout: '40m' }), true, T0 + 39 * MIN)).toEqual({ expired: false, remainingMs: MIN });
+    expect(livenessExpiry(inst, cls({ registrationTimeout: '40m' }), true, T0 + 40 * MIN)).toMatchObject({ expired: true, reason: 'RegistrationTimeout' });
+  });
+
+  it('measures registration from creation when launchedAt is missing', () => {
+    const inst = instance('x', { created: iso(0), providerID: 'sim:///x', phase: 'Launched' });
+    expect(livenessExpiry(inst, cls(), false, T0 + 14 * MIN)).toEqual({ expired: false, remainingMs: MIN });
+  });
+
+  it('never expires once Ready with its node', () => {
+    const inst = instance('x', { created: iso(0), providerID: 'sim:///x', launchedAt: iso(0), phase: 'Ready' });
+    expect(livenessExpiry(inst, cls(), true, T0 + 1000 * MIN)).toEqual({ expired: false, remainingMs: Infinity });
+  });
+
+  it('a Ready Instance whose node is gone is back under the registration timeout', () => {
+    const inst = instance('x', { created: iso(0), providerID: 'sim:///x', launchedAt: iso(0), phase: 'Ready' });
+    expect(livenessExpiry(inst, cls(), false, T0 + 16 * MIN)).toMatchObject({ expired: true, reason: 'RegistrationTimeout' });
+  });
+});
+
+describe('idleExpiry', () => {
+  it('is not running while the instance is in use', () => {
+    expect(idleExpiry(undefined, cls(), T0)).toEqual({ expired: false, remainingMs: Infinity });
+  });
+
+  it('counts down from idleSince and expires at idleTimeout', () => {
+    expect(idleExpiry(iso(0), cls(), T0 + 2 * MIN)).toEqual({ expired: false, remainingMs: 3 * MIN });
+    const e = idleExpiry(iso(0), cls(), T0 + 5 * MIN);
+    expect(e).toMatchObject({ expired: true, reason: 'Idle' });
+    expect(e.expired && e.message).toContain('idleTimeout 5m');
+  });
+
+  it("uses the class's idleTimeout, and the default without a class", () => {
+    expect(idleExpiry(iso(0), cls({ idleTimeout: '1h' }), T0 + 30 * MIN)).toEqual({ expired: false, remainingMs: 30 * MIN });
+    expect(idleExpiry(iso(0), cls({ idleTimeout: '10s' }), T0 + 10_000)).toMatchObject({ expired: true, reason: 'Idle' });
+    expect(idleExpiry(iso(0), undefined, T0 + 4 * MIN)).toEqual({ expired: false, remainingMs: MIN });
+  });
+});

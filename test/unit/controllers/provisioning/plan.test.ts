@@ -1,0 +1,291 @@
+// plan(): which Instance each waiting pod of one class gets, and which pods can be placed now.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import type { Instance, InstanceClass } from '../../../../src/api/types.ts';
+import { plan, type Plan } from '../../../../src/controllers/provisioning/plan.ts';
+import type { Resources } from '../../../../providers/types.ts';
+import { cls, instance, node, pod } from '../fixtures.ts';
+
+interface Input {
+  cls?: InstanceClass;
+  pods: V1Pod[];
+  instances?: Instance[];
+  /** Node of an Instance, by Instance name. */
+  nodes?: Record<string, V1Node>;
+  capacity?: (i: Instance) => Resources | undefined;
+  /** Pods bound to a node, by node name. */
+  onNode?: Record<string, V1Pod[]>;
+}
+
+function run(input: Input): Plan {
+  let n = 0;
+  return plan({
+    cls: input.cls ?? cls(),
+    pods: input.pods,
+    instances: input.instances ?? [],
+    nodeOf: (i) => input.nodes?.[i.metadata.name!],
+    podsOnNode: (n) => input.onNode?.[n] ?? [],
+    capacityOf: input.capacity ?? (() => undefined),
+    newName: () => `new-${++n}`,
+  });
+}
+
+/** "pod->instance" with a "+" when the Instance is to be created. */
+const claims = (p: Plan) => p.claims.map((c) => `${c.pod.metadata!.name}->${c.instance}${c.create ? '+' : ''}`);
+const names = (pods: V1Pod[]) => pods.map((p) => p.metadata!.name);
+const at = (minute: number) => `2024-01-01T00:${String(minute).padStart(2, '0')}:00Z`;
+
+const GiB = 2 ** 30;
+const cap = (cpu: number, pods = 110, memory = 64 * GiB): Resources => ({ cpu, memory, pods });
+
+describe('Pod isolation', () => {
+  it('gives each waiting pod its own new Instance, never sharing a fresh one', () => {
+    const p = run({ pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) })] });
+    expect(claims(p)).toEqual(['a->new-1+', 'b->new-2+', 'c->new-3+']);
+    expect(p.placements).toEqual([]);
+    expect(p.blockedByMaxInstances).toEqual([]);
+  });
+
+  it('reuses an idle live Instance, preferring a Ready one over an older launching one', () => {
+    const p = run({
+      pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) })],
+      instances: [instance('launching', { phase: 'Launched', created: at(0) }), instance('ready', { phase: 'Ready', created: at(5) })],
+    });
+    expect(claims(p)).toEqual(['a->ready', 'b->launching', 'c->new-1+']);
+  });
+
+  it('reuses launching Instances oldest first', () => {
+    const p = run({
+      pods: [pod('a')],
+      instances: [instance('younger', { phase: 'Pending', created: at(9) }), instance('older', { phase: 'Pending', created: at(1) })],
+    });
+    expect(claims(p)).toEqual(['a->older']);
+  });
+
+  it('does not reuse an Instance that a live pod claims', () => {
+    const p = run({
+      pods: [pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }), pod('a')],
+      instances: [instance('busy', { phase: 'Ready' })],
+    });
+    expect(claims(p)).toEqual(['a->new-1+']);
+  });
+
+  it('reuses an Instance whose only claimers are finished, deleting or DaemonSet pods', () => {
+    const p = run({
+      pods: [
+        pod('done', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Succeeded' }),
+        pod('going', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running', deleting: true }),
+        pod('ds', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running', daemonSet: true }),
+        pod('a'),
+      ],
+      instances: [instance('x', { phase: 'Ready' })],
+    });
+    expect(claims(p)).toEqual(['a->x']);
+  });
+
+  it('never reuses when spec.reuse is false', () => {
+    const p = run({ cls: cls({ reuse: false }), pods: [pod('a')], instances: [instance('idle', { phase: 'Ready' })] });
+    expect(claims(p)).toEqual(['a->new-1+']);
+  });
+
+  it('never reuses a deleting or Terminated Instance', () => {
+    const p = run({
+      pods: [pod('a')],
+      instances: [instance('gone', { phase: 'Ready', deleting: true }), instance('dead', { phase: 'Terminated' })],
+    });
+    expect(claims(p)).toEqual(['a->new-1+']);
+  });
+});
+
+describe('Class isolation', () => {
+  const klass = cls({ isolation: 'Class' });
+
+  it('packs pods by their requests, filling Instances created in the same batch', () => {
+    const pods = ['a', 'b', 'c', 'd', 'e'].map((n, i) => pod(n, { created: at(i), cpu: '400m', memory: '1Gi' }));
+    const p = run({ cls: klass, pods, capacity: () => cap(1000) });
+    expect(claims(p)).toEqual(['a->new-1+', 'b->new-1', 'c->new-2+', 'd->new-2', 'e->new-3+']);
+  });
+
+  it('packs by memory and by pod count too', () => {
+    const byMemory = run({ cls: klass, pods: ['a', 'b', 'c'].map((n, i) => pod(n, { created: at(i), cpu: '1m', memory: '3Gi' })), capacity: () => cap(64_000, 110, 6 * GiB) });
+    expect(claims(byMemory)).toEqual(['a->new-1+', 'b->new-1', 'c->new-2+']);
+    const byCount = run({ cls: klass, pods: ['a', 'b', 'c'].map((n, i) => pod(n, { created: at(i) })), capacity: () => cap(64_000, 2) });
+    expect(claims(byCount)).toEqual(['a->new-1+', 'b->new-1', 'c->new-2+']);
+  });
+
+  it('counts pods already claiming an Instance against its capacity', () => {
+    const p = run({
+      cls: klass,
+      pods: [
+        pod('running', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running', cpu: '600m' }),
+        pod('a', { created: at(1), cpu: '400m' }),
+        pod('b', { created: at(2), cpu: '400m' }),
+      ],
+      instances: [instance('x', { phase: 'Ready' })],
+      capacity: () => cap(1000),
+    });
+    expect(claims(p)).toEqual(['a->x', 'b->new-1+']);
+  });
+
+  it('counts DaemonSet pods on the node against capacity, but not as occupants', () => {
+    const ds = pod('agent', { class: null, daemonSet: true, gated: false, nodeName: 'n1', phase: 'Running', cpu: '500m' });
+    const input = {
+      cls: klass,
+      pods: [pod('a', { created: at(1), cpu: '400m' }), pod('b', { created: at(2), cpu: '400m' })],
+      instances: [instance('x', { phase: 'Ready' })],
+      nodes: { x: node('n1') },
+      onNode: { n1: [ds] },
+      capacity: () => cap(1000),
+    };
+    expect(claims(run(input))).toEqual(['a->x', 'b->new-1+']);
+    // Under Pod isolation the same DaemonSet pod does not make the instance busy.
+    expect(claims(run({ ...input, cls: cls({ isolation: 'Pod' }) }))).toEqual(['a->x', 'b->new-1+']);
+  });
+
+  it('shares Instances even when spec.reuse is false', () => {
+    const p = run({ cls: cls({ isolation: 'Class', reuse: false }), pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) })], capacity: () => cap(1000) });
+    expect(claims(p)).toEqual(['a->new-1+', 'b->new-1']);
+  });
+
+  it('puts one pod per Instance while the capacity is unknown', () => {
+    const p = run({
+      cls: klass,
+      pods: [pod('a', { created: at(1), cpu: '1m' }), pod('b', { created: at(2), cpu: '1m' }), pod('c', { created: at(3), cpu: '1m' })],
+      instances: [instance('x', { phase: 'Ready' })],
+      capacity: () => undefined,
+    });
+    expect(claims(p)).toEqual(['a->x', 'b->new-1+', 'c->new-2+']);
+  });
+});
+
+describe('claimed pods', () => {
+  const readyNode = node('n1');
+
+  it('yields a placement once the Instance is Ready and its node is Ready', () => {
+    const x = instance('x', { phase: 'Ready', providerID: 'sim:///n1' });
+    const a = pod('a', { claim: 'x' });
+    const p = run({ pods: [a], instances: [x], nodes: { x: readyNode } });
+    expect(p.placements).toEqual([{ pod: a, instance: x, node: readyNode }]);
+    expect(p.claims).toEqual([]);
+  });
+
+  it('places pods held by schedulerName ipp (bind mode) as well', () => {
+    const a = pod('a', { claim: 'x', gated: false, schedulerName: 'ipp' });
+    const p = run({ pods: [a], instances: [instance('x', { phase: 'Ready' })], nodes: { x: readyNode } });
+    expect(names(p.placements.map((pl) => pl.pod))).toEqual(['a']);
+  });
+
+  it('waits (no placement, no new claim) while the node is not Ready or unschedulable, or the Instance not Ready', () => {
+    const cases: [string, Instance, V1Node | undefined][] = [
+      ['node NotReady', instance('x', { phase: 'Ready' }), node('n1', { ready: false })],
+      ['node cordoned', instance('x', { phase: 'Ready' }), node('n1', { unschedulable: true })],
+      ['no node yet', instance('x', { phase: 'Ready' }), undefined],
+      ['Instance Registered', instance('x', { phase: 'Registered' }), readyNode],
+      ['Instance Launched', instance('x', { phase: 'Launched' }), undefined],
+    ];
+    for (const [what, x, n] of cases) {
+      const p = run({ pods: [pod('a', { claim: 'x' })], instances: [x], nodes: n ? { x: n } : {} });
+      expect({ what, placements: p.placements.length, claims: claims(p) }).toEqual({ what, placements: 0, claims: [] });
+    }
+  });
+
+  it('recreates a missing claimed Instance under the same name', () => {
+    const p = run({ pods: [pod('a', { claim: 'lost' })] });
+    expect(claims(p)).toEqual(['a->lost+']);
+  });
+
+  it('recreates a missing Instance claimed by several pods once, counting it once against maxInstances', () => {
+    const p = run({
+      cls: cls({ isolation: 'Class', maxInstances: 1 }),
+      pods: [pod('a', { created: at(1), claim: 'lost' }), pod('b', { created: at(2), claim: 'lost' })],
+      capacity: () => cap(1000),
+    });
+    expect(claims(p)).toEqual(['a->lost+']);
+    expect(p.blockedByMaxInstances).toEqual([]);
+  });
+
+  it('re-plans a pod whose Instance is being deleted or Terminated', () => {
+    const p = run({
+      pods: [pod('a', { created: at(1), claim: 'going' }), pod('b', { created: at(2), claim: 'dead' })],
+      instances: [instance('going', { phase: 'Ready', deleting: true }), instance('dead', { phase: 'Terminated' }), instance('idle', { phase: 'Ready' })],
+      nodes: { going: readyNode, idle: node('n2') },
+    });
+    expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
+    expect(p.placements).toEqual([]);
+  });
+});
+
+describe('maxInstances', () => {
+  it('blocks new Instances beyond the limit, counting live Instances and those created in the batch', () => {
+    const p = run({
+      cls: cls({ maxInstances: 3 }),
+      pods: [
+        pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }),
+        pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) }),
+      ],
+      // The deleting one does not count against the limit.
+      instances: [instance('busy', { phase: 'Ready' }), instance('idle', { phase: 'Launched' }), instance('gone', { phase: 'Ready', deleting: true })],
+    });
+    expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
+    expect(names(p.blockedByMaxInstances)).toEqual(['c']);
+  });
+
+  it('blocks recreating a missing claimed Instance when at the limit', () => {
+    const p = run({
+      cls: cls({ maxInstances: 1 }),
+      pods: [pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }), pod('a', { claim: 'lost' })],
+      instances: [instance('busy', { phase: 'Ready' })],
+    });
+    expect(claims(p)).toEqual([]);
+    expect(names(p.blockedByMaxInstances)).toEqual(['a']);
+  });
+
+  it('still reuses an idle Instance at the limit', () => {
+    const p = run({ cls: cls({ maxInstances: 1 }), pods: [pod('a'), pod('b', { created: at(5) })], instances: [instance('idle', { phase: 'Ready' })] });
+    expect(claims(p)).toEqual(['a->idle']);
+    expect(names(p.blockedByMaxInstances)).toEqual(['b']);
+  });
+});
+
+describe('which pods and in which order', () => {
+  it('ignores pods that do not await placement', () => {
+    const p = run({
+      pods: [
+        pod('ungated', { gated: false }),
+        pod('bound', { nodeName: 'n1' }),
+        pod('succeeded', { phase: 'Succeeded' }),
+        pod('failed', { phase: 'Failed' }),
+        pod('deleting', { deleting: true }),
+        pod('unlabelled', { class: null }),
+      ],
+    });
+    expect(p).toEqual({ claims: [], placements: [], blockedByMaxInstances: [] });
+  });
+
+  it('plans pods held by schedulerName ipp without a gate', () => {
+    expect(claims(run({ pods: [pod('a', { gated: false, schedulerName: 'ipp' })] }))).toEqual(['a->new-1+']);
+  });
+
+  it('serves pods by creationTimestamp, then namespace/name', () => {
+    const p = run({
+      cls: cls({ maxInstances: 2 }),
+      pods: [pod('late', { created: at(9) }), pod('b', { created: at(1) }), pod('a', { created: at(1) })],
+    });
+    expect(claims(p)).toEqual(['a->new-1+', 'b->new-2+']);
+    expect(names(p.blockedByMaxInstances)).toEqual(['late']);
+  });
+
+  it('orders Date timestamps (as typed list calls return them) by time, mixed with strings (watch events)', () => {
+    // Sunday 7th is older than Monday 8th; their Date.toString() forms sort the other way round.
+    const p = run({
+      cls: cls({ maxInstances: 2 }),
+      pods: [
+        pod('monday', { created: new Date('2024-01-08T00:00:00Z') }),
+        pod('sunday', { created: new Date('2024-01-07T00:00:00Z') }),
+        pod('tuesday', { created: '2024-01-09T00:00:00Z' }),
+      ],
+    });
+    expect(claims(p)).toEqual(['sunday->new-1+', 'monday->new-2+']);
+    expect(names(p.blockedByMaxInstances)).toEqual(['tuesday']);
+  });
+});
