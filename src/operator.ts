@@ -5,6 +5,7 @@ import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from './api/names.ts';
 import { claimOf, classOf } from './api/pods.ts';
 import type { Options } from './config/options.ts';
 import { Auditor } from './controllers/audit/controller.ts';
+import type { ControllerContext } from './controllers/context.ts';
 import { GarbageCollector } from './controllers/garbagecollection/controller.ts';
 import { InstanceController } from './controllers/instance/controller.ts';
 import { InstanceClassController } from './controllers/instanceclass/controller.ts';
@@ -124,10 +125,11 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   logger.info('caches synced');
   if (opts.webhook) admission = await startAdmission(opts, kc, state, logger);
 
-  const provisioner = new ProvisioningController({ kubeconfig: kc, state, writer, providers, events, metrics, logger });
-  const lifecycle = new InstanceController({ kubeconfig: kc, clusterName: opts.clusterName, state, writer, providers, events, metrics, logger });
-  const classStatus = new InstanceClassController(kc, state, providers, events);
-  const collector = new GarbageCollector({ state, writer, providers, events, metrics, logger, gracePeriodMs: opts.gcGracePeriodMs });
+  const ctx: ControllerContext = { kubeconfig: kc, clusterName: opts.clusterName, state, writer, providers, events, metrics, logger };
+  const provisioner = new ProvisioningController(ctx);
+  const lifecycle = new InstanceController(ctx);
+  const classStatus = new InstanceClassController(ctx);
+  const collector = new GarbageCollector({ ...ctx, gracePeriodMs: opts.gcGracePeriodMs });
   const auditor = new Auditor(state, events, metrics, logger);
 
   const lead = async (stop: AbortSignal) => {

@@ -2,26 +2,15 @@
 // cloud instances tagged for this cluster that no Instance accounts for (leaked by a crash or a
 // deleted CRD) are terminated after a grace period; Instances whose cloud instance vanished are
 // deleted, so the pods they were meant for are provisioned again.
+import type { ControllerContext } from '../context.ts';
 import { API_VERSION, TAG_INSTANCE } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
-import type { EventRecorder } from '../../kube/events.ts';
-import type { InstanceWriter } from '../../kube/instances.ts';
-import type { Logger } from '../../log.ts';
-import type { Metrics } from '../../metrics/metrics.ts';
-import type { ClusterState } from '../../state/cluster.ts';
 import { NotFoundError } from '../../../providers/errors.ts';
-import type { CloudInstance, CloudProvider } from '../../../providers/types.ts';
+import type { CloudInstance } from '../../../providers/types.ts';
 
-export interface GarbageCollectionDeps {
-  state: ClusterState;
-  writer: InstanceWriter;
-  providers: Map<string, CloudProvider>;
-  events: EventRecorder;
-  metrics: Metrics;
-  logger: Logger;
+export interface GarbageCollectionDeps extends ControllerContext {
   /** How old an unaccounted cloud instance must be before it counts as leaked. */
   gracePeriodMs: number;
-  now?: () => number;
 }
 
 /** Cloud instances no live Instance accounts for and older than the grace period. Pure. */

@@ -1,31 +1,18 @@
 // An Instance's life, level-based: each call reads the Instance, its class, its node and its pods,
 // and takes the one step that moves it on: launch → register → ready → (idle) → terminate.
-import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Node } from '@kubernetes/client-node';
 import { API_VERSION, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE, TAINT_KEY } from '../../api/names.ts';
 import type { Instance, InstanceClass, InstanceStatus, Phase } from '../../api/types.ts';
 import { isNodeReady } from '../../api/pods.ts';
 import { describeError, isNotFound } from '../../kube/errors.ts';
-import type { EventRecorder } from '../../kube/events.ts';
-import type { InstanceWriter } from '../../kube/instances.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
+import type { ControllerContext } from '../context.ts';
 import type { Logger } from '../../log.ts';
-import type { Metrics } from '../../metrics/metrics.ts';
-import type { ClusterState } from '../../state/cluster.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../../../providers/errors.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import { idleExpiry, livenessExpiry, occupants } from './decisions.ts';
 
-export interface InstanceControllerDeps {
-  kubeconfig: KubeConfig;
-  clusterName: string;
-  state: ClusterState;
-  writer: InstanceWriter;
-  providers: Map<string, CloudProvider>;
-  events: EventRecorder;
-  metrics: Metrics;
-  logger: Logger;
-  now?: () => number;
-}
+export type InstanceControllerDeps = ControllerContext;
 
 /** Which provider a class uses: the one whose settings block it sets. */
 export function providerName(cls: InstanceClass): string | undefined {

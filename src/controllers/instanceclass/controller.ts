@@ -1,6 +1,7 @@
 // Keeps each InstanceClass's status true to the world, so `kubectl get ic` tells whether a class
 // works and what it runs. A class that turns invalid gets a Warning Event with the reason.
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import type { ControllerContext } from '../context.ts';
 import { API_VERSION, GROUP, VERSION } from '../../api/names.ts';
 import type { EventRecorder } from '../../kube/events.ts';
 import { isNotFound } from '../../kube/errors.ts';
@@ -16,11 +17,11 @@ export class InstanceClassController {
   private readonly providers: Map<string, CloudProvider>;
   private readonly events: EventRecorder;
 
-  constructor(kc: KubeConfig, state: ClusterState, providers: Map<string, CloudProvider>, events: EventRecorder) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
-    this.state = state;
-    this.providers = providers;
-    this.events = events;
+  constructor(ctx: ControllerContext) {
+    this.api = ctx.kubeconfig.makeApiClient(CustomObjectsApi);
+    this.state = ctx.state;
+    this.providers = ctx.providers;
+    this.events = ctx.events;
   }
 
   async reconcile(name: string): Promise<void> {

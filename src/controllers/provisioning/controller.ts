@@ -2,34 +2,22 @@
 // same class never race): read the class's pods and Instances, plan, then carry the plan out in the
 // order that survives a crash at any line: claim the pod → create the Instance → pin or bind.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { GATE, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import { awaitsPlacement, isGated } from '../../api/pods.ts';
 import { cpuMillis, parseQuantity } from '../../api/quantity.ts';
 import { describeError, isNotFound, isStale } from '../../kube/errors.ts';
-import type { EventRecorder } from '../../kube/events.ts';
-import type { InstanceWriter } from '../../kube/instances.ts';
 import { pointer } from '../../kube/patch.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
-import type { Logger } from '../../log.ts';
-import type { Metrics } from '../../metrics/metrics.ts';
-import type { ClusterState } from '../../state/cluster.ts';
+import type { ControllerContext } from '../context.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import { providerName } from '../instance/controller.ts';
 import { plan, type Placement } from './plan.ts';
 
 export type PlacementMode = 'pin' | 'bind';
 
-export interface ProvisioningDeps {
-  kubeconfig: KubeConfig;
-  state: ClusterState;
-  writer: InstanceWriter;
-  providers: Map<string, CloudProvider>;
-  events: EventRecorder;
-  metrics: Metrics;
-  logger: Logger;
-  now?: () => number;
+export interface ProvisioningDeps extends ControllerContext {
   newName?: (cls: string) => string;
 }
 
