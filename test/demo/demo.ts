@@ -1,14 +1,12 @@
 // `npm run demo`: a local control plane, the CRDs, ipp with the simulated provider, and the original
 // Instance-per-Pod example (Deployment foo, nginx, ipp-class: class0) plus a second class. It shows,
 // live, pods getting nodes of their own, then scale-down and idle teardown. `--keep` stays up after.
-import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { ensureAssets } from '../testbed/assets.ts';
 import { startControlPlane } from '../testbed/controlplane.ts';
 import { installCrds } from '../testbed/crds.ts';
-import { freePort, waitFor } from '../testbed/process.ts';
+import { freePort, startChild, waitFor, type Child } from '../testbed/process.ts';
 import { API_VERSION, GROUP, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, VERSION } from '../../src/api/names.ts';
 import type { Instance } from '../../src/api/types.ts';
 import { webhookConfiguration } from '../../src/webhook/configuration.ts';
@@ -26,9 +24,9 @@ const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const custom = kc.makeApiClient(CustomObjectsApi);
 
-let controller: ReturnType<typeof spawn> | undefined;
+let controller: Child | undefined;
 const shutdown = async () => {
-  controller?.kill('SIGTERM');
+  await controller?.stop();
   await plane.stop();
 };
 process.once('SIGINT', () => void shutdown().then(() => process.exit(130)));
@@ -44,15 +42,12 @@ try {
   });
 
   say('starting the ipp controller (simulated provider); its log: ' + join(plane.dir, 'logs', 'ipp.log'));
-  const log = createWriteStream(join(plane.dir, 'logs', 'ipp.log'));
-  controller = spawn(process.execPath, [join(root, 'src', 'main.ts'),
+  controller = startChild('ipp', process.execPath, [join(root, 'src', 'main.ts'),
     '--cluster-name=demo', `--kubeconfig=${plane.kubeconfig}`, '--providers=simulated', '--no-leader-elect',
     '--namespace=ipp-system', '--simulated-namespace=ipp-system',
     `--metrics-port=${metricsPort}`, '--metrics-host=127.0.0.1',
     `--webhook-port=${webhookPort}`, '--webhook-host=127.0.0.1', `--webhook-url=https://127.0.0.1:${webhookPort}`, '--webhook-config-name=ipp',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  controller.stdout!.pipe(log);
-  controller.stderr!.pipe(log);
+  ], join(plane.dir, 'logs', 'ipp.log'));
   await waitFor('ipp /readyz', async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok, 60_000);
 
   say('two InstanceClasses: class0 (one pod per instance) and class1 (pods of the class share instances)');

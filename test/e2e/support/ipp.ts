@@ -1,14 +1,13 @@
 // Runs the real ipp controller (node src/main.ts) as a separate process against the testbed, the
 // way a Deployment would, so tests can SIGKILL and restart it. Also installs the CRDs and the
 // webhook configuration the Helm chart would install.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { installCrds as installCrdsInto } from '../../testbed/crds.ts';
 import { inject } from 'vitest';
-import { freePort, tail } from '../../testbed/process.ts';
+import { freePort, startChild, tail } from '../../testbed/process.ts';
 import { webhookConfiguration } from '../../../src/webhook/configuration.ts';
 import { API_VERSION, GROUP, VERSION } from '../../../src/api/names.ts';
 import type { Instance, InstanceClass, InstanceClassSpec } from '../../../src/api/types.ts';
@@ -80,13 +79,8 @@ export async function startIpp(o: IppOptions): Promise<Ipp> {
     ]),
     ...(o.extraArgs ?? []),
   ];
-  const log = createWriteStream(logFile, { flags: 'a' });
-  const proc = spawn(process.execPath, args, {
-    env: { ...process.env, ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout!.pipe(log);
-  proc.stderr!.pipe(log);
+  // Under setpriv --pdeathsig like every testbed process: a test runner that dies takes it along.
+  const proc = startChild('ipp', process.execPath, args, logFile, { ...process.env, ...o.env }).process;
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   const exited = () => proc.exitCode !== null || proc.signalCode !== null;
   const ipp: Ipp = {
