@@ -33,12 +33,34 @@ export class InstanceWriter {
     await this.api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural, name, body: { status } }, mergePatch);
   }
 
-  async delete(name: string): Promise<void> {
+  /**
+   * Deletes (and so terminates) an Instance. With `resourceVersion`, only the version the decision
+   * was made on: if anyone changed the Instance since (a pod reserved it), the API server answers
+   * 409 and nothing is deleted.
+   */
+  async delete(name: string, resourceVersion?: string): Promise<void> {
     try {
-      await this.api.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural, name });
+      await this.api.deleteClusterCustomObject({
+        group: GROUP, version: VERSION, plural, name,
+        ...(resourceVersion ? { body: { preconditions: { resourceVersion } } } : {}),
+      });
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
+  }
+
+  /**
+   * Takes an idle Instance for a pod: clears status.idleSince, guarded by the resourceVersion the
+   * plan saw. Its new resourceVersion makes any idle-teardown decision made on the old one fail.
+   */
+  async reserve(inst: Instance): Promise<void> {
+    await this.api.patchClusterCustomObjectStatus({
+      group: GROUP, version: VERSION, plural, name: inst.metadata.name!,
+      body: [
+        { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
+        { op: 'remove', path: '/status/idleSince' },
+      ],
+    });
   }
 
   async removeFinalizer(inst: Instance): Promise<void> {

@@ -4,7 +4,7 @@ import { CoreV1Api, type V1Node } from '@kubernetes/client-node';
 import { API_VERSION, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE, TAINT_KEY } from '../../api/names.ts';
 import type { Instance, InstanceClass, InstanceStatus, Phase } from '../../api/types.ts';
 import { isNodeReady } from '../../api/pods.ts';
-import { describeError, isNotFound } from '../../kube/errors.ts';
+import { describeError, isConflict, isNotFound } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { ControllerContext } from '../context.ts';
 import type { Logger } from '../../log.ts';
@@ -73,9 +73,16 @@ export class InstanceController {
     if (status.phase === 'Ready') {
       const idle = idleExpiry(status.idleSince ?? undefined, cls, this.now());
       if (idle.expired) {
+        try {
+          // Guarded: a pod reserving the instance meanwhile changed its resourceVersion.
+          await this.d.writer.delete(name, inst.metadata.resourceVersion);
+        } catch (e) {
+          if (!isConflict(e)) throw e;
+          log.debug('instance changed since it was found idle (reserved by a pod?); re-reading');
+          return { requeueAfterMs: 250 };
+        }
         this.d.events.publish(ref(inst), 'Normal', 'Idle', 'Teardown', `${idle.message}; terminating ${inst.status.providerID}`);
         log.info({ node: node?.metadata?.name }, 'idle timeout reached; tearing down');
-        await this.d.writer.delete(name);
         return;
       }
       idleInMs = idle.remainingMs;
@@ -173,7 +180,7 @@ export class InstanceController {
   private async expire(inst: Instance, reason: string, message: string, log: Logger): Promise<void> {
     this.warn(inst, this.d.state.podsClaiming(inst.metadata.name!), reason, `${message}; replacing the instance`);
     log.warn({ reason }, message);
-    await this.d.writer.delete(inst.metadata.name!);
+    await this.d.writer.delete(inst.metadata.name!, inst.metadata.resourceVersion);
   }
 
   /** Cordon, delete the Node, terminate the cloud instance, then let the Instance go. */

@@ -104,9 +104,16 @@ export class ProvisioningController {
 
     let failures = 0;
     const expect: InFlight = { claims: new Map(), instances: new Set(), since: this.now() };
+    const reserved = new Set<string>();
     for (const claim of decided.claims) {
       try {
         if (claim.pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance) {
+          // Reusing an idle instance: reserve it first, so its idle teardown cannot win the race.
+          const idle = claim.create ? undefined : this.d.state.instance(claim.instance);
+          if (idle?.status?.idleSince && !reserved.has(claim.instance)) {
+            await this.d.writer.reserve(idle);
+            reserved.add(claim.instance);
+          }
           await this.claim(claim.pod, claim.instance);
           expect.claims.set(claim.pod.metadata!.uid!, claim.instance);
         }
