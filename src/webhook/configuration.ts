@@ -2,7 +2,7 @@
 // templates/webhook.yaml renders the same object; test/unit/webhook/configuration.test.ts keeps
 // the two in step.
 import type { V1MatchCondition, V1MutatingWebhook, V1MutatingWebhookConfiguration, AdmissionregistrationV1WebhookClientConfig } from '@kubernetes/client-node';
-import { CLASS_LABEL, TAINT_KEY } from '../api/names.ts';
+import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, TAINT_KEY } from '../api/names.ts';
 import { MIRROR_ANNOTATION } from './admission.ts';
 import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
 import { ENFORCE_PATH, MUTATE_PATH } from './server.ts';
@@ -44,9 +44,14 @@ const TOLERATES = (o: string) =>
   `(has(t.key) && t.key != '') ? t.key == '${TAINT_KEY}' : (has(t.operator) && t.operator == 'Exists')))`;
 const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.nodeName != '')`;
 
+const GATED = (o: string) => `(has(${o}.spec.schedulingGates) && ${o}.spec.schedulingGates.exists(g, g.name == '${GATE}'))`;
+const ANNOTATIONS = (o: string) => `(has(${o}.metadata.annotations) ? ${o}.metadata.annotations : {})`;
+const CLAIM_OF = (o: string) => `('${POD_INSTANCE_ANNOTATION}' in ${ANNOTATIONS(o)} ? ${ANNOTATIONS(o)}['${POD_INSTANCE_ANNOTATION}'] : '<none>')`;
+
 export const ENFORCE_POD_CONDITION =
   `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
-  `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}))`;
+  `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}) || ` +
+  `(${GATED('oldObject')} && !${GATED('object')}) || ${CLAIM_OF('object')} != ${CLAIM_OF('oldObject')})`;
 
 const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 

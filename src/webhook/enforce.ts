@@ -2,9 +2,9 @@
 // a toleration, spec.nodeName or a direct binding walks past a taint. These rules close those doors
 // at admission, so isolation does not depend on every manifest in the cluster behaving.
 import type { V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1PodSpec, V1Toleration } from '@kubernetes/client-node';
-import { CLASS_LABEL, NODE_CLASS_LABEL } from '../api/names.ts';
+import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import {
-  allow, deny, isDaemonSetPod, isMirrorPodFromItsNode, isPlaced, isRecord, labelOf, listOf, pointer, toleratesIppNodes,
+  allow, annotationOf, deny, isDaemonSetPod, isMirrorPodFromItsNode, isPlaced, isRecord, labelOf, listOf, pointer, toleratesIppNodes,
   type AdmissionRequest, type Decision, type NodeLookup, type PatchOp,
 } from './admission.ts';
 
@@ -43,7 +43,7 @@ export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision
   if (req.operation === 'CREATE') return enforceCreate(pod, req.userInfo?.username, ctx);
   if (req.operation === 'UPDATE') {
     if (!isRecord(req.oldObject)) throw new TypeError('request.oldObject must be a Pod on UPDATE');
-    return enforceUpdate(pod, req.oldObject as V1Pod);
+    return enforceUpdate(pod, req.oldObject as V1Pod, req.userInfo?.username, ctx);
   }
   return allow();
 }
@@ -74,7 +74,17 @@ function enforceCreate(pod: V1Pod, user: string | undefined, ctx: EnforceContext
   return patch.length > 0 ? { allowed: true, patch, warnings: [AFFINITY_WARNING] } : allow();
 }
 
-function enforceUpdate(pod: V1Pod, old: V1Pod): Decision {
+function enforceUpdate(pod: V1Pod, old: V1Pod, user: string | undefined, ctx: EnforceContext): Decision {
+  const controller = (ctx.controllerUsernames ?? []).includes(user ?? '');
+  const gated = (p: V1Pod) => listOf<{ name?: string }>(p.spec?.schedulingGates, 'spec.schedulingGates').some((g) => g.name === GATE);
+  if (!controller && gated(old) && !gated(pod)) {
+    // Lifting the gate by hand would let kube-scheduler place the pod before ipp gave it a node of its own.
+    return deny(`the scheduling gate ${GATE} is lifted by ipp once the pod's dedicated node is ready; ` +
+      `do not remove it by hand (kubectl describe pod shows ipp's Events about its progress).`);
+  }
+  if (!controller && annotationOf(old, POD_INSTANCE_ANNOTATION) !== annotationOf(pod, POD_INSTANCE_ANNOTATION)) {
+    return deny(`the annotation ${POD_INSTANCE_ANNOTATION} records which Instance ipp gave the pod and only ipp sets it.`);
+  }
   const before = labelOf(old, CLASS_LABEL);
   const after = labelOf(pod, CLASS_LABEL);
   const finished = old.status?.phase === 'Succeeded' || old.status?.phase === 'Failed';

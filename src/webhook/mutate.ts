@@ -2,15 +2,18 @@
 // (pin mode) or handed to the ipp scheduler (bind mode), plus tolerating its class's taint — or it
 // is refused with a message that says what to change. Pure: the server supplies the class lookup.
 import type { V1Pod, V1PodSchedulingGate, V1Toleration } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, SCHEDULER_NAME, TAINT_KEY } from '../api/names.ts';
+import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME, TAINT_KEY } from '../api/names.ts';
+import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
 import {
-  allow, deny, isDaemonSetPod, isRecord, labelOf, listOf, MIRROR_ANNOTATION, annotationOf,
+  allow, deny, isDaemonSetPod, isRecord, labelOf, listOf, MIRROR_ANNOTATION, annotationOf, pointer,
   type AdmissionRequest, type ClassLookup, type Decision, type PatchOp, type PlacementMode,
 } from './admission.ts';
 
 export interface MutateContext {
   mode: PlacementMode;
   classes: ClassLookup;
+  /** Who creates real DaemonSet pods (an ownerReference alone can be forged); default as in enforce.ts. */
+  daemonSetCreators?: readonly string[];
 }
 
 const DEFAULT_SCHEDULER = 'default-scheduler';
@@ -26,8 +29,11 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   const pod = req.object as V1Pod;
   const cls = labelOf(pod, CLASS_LABEL);
   if (cls === undefined) return allow();
-  // DaemonSet pods belong on every node, ipp nodes included; static pods are the kubelet's own.
-  if (isDaemonSetPod(pod) || annotationOf(pod, MIRROR_ANNOTATION) !== undefined) return allow();
+  // DaemonSet pods belong on every node, ipp nodes included (but only those the DaemonSet controller
+  // really creates: anyone may write an ownerReference); static pods are the kubelet's own.
+  const user = req.userInfo?.username ?? '';
+  if (isDaemonSetPod(pod) && (ctx.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(user)) return allow();
+  if (annotationOf(pod, MIRROR_ANNOTATION) !== undefined) return allow();
   if (!isRecord(pod.spec)) throw new TypeError('request.object.spec must be an object');
   const spec = pod.spec;
 
@@ -63,6 +69,11 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   }
 
   const ops: PatchOp[] = [];
+  // Which Instance a pod gets is ipp's decision alone: a claim copied from another pod's manifest
+  // (kubectl get -o yaml | kubectl apply) or written by hand is dropped.
+  if (annotationOf(pod, POD_INSTANCE_ANNOTATION) !== undefined) {
+    ops.push({ op: 'remove', path: pointer('metadata', 'annotations', POD_INSTANCE_ANNOTATION) });
+  }
   if (ctx.mode === 'pin') {
     const gates = listOf<V1PodSchedulingGate>(spec.schedulingGates, 'spec.schedulingGates');
     if (!gates.some((g) => g.name === GATE)) {

@@ -13,11 +13,20 @@ export interface GarbageCollectionDeps extends ControllerContext {
   gracePeriodMs: number;
 }
 
-/** Cloud instances no live Instance accounts for and older than the grace period. Pure. */
+/**
+ * Cloud instances no Instance accounts for, older than the grace period. Pure. An instance tagged
+ * with an Instance's name is accounted for only while that Instance has not recorded a providerID
+ * (it may be about to record this one); once it has, any other instance with its name is a duplicate.
+ */
 export function leaked(cloud: readonly CloudInstance[], instances: readonly Instance[], gracePeriodMs: number, now: number): CloudInstance[] {
-  const names = new Set(instances.map((i) => i.metadata.name));
+  const byName = new Map(instances.map((i) => [i.metadata.name, i]));
   const ids = new Set(instances.map((i) => i.status?.providerID).filter(Boolean));
-  return cloud.filter((c) => !ids.has(c.providerID) && !names.has(c.tags[TAG_INSTANCE] ?? '') && now - c.launchedAt.getTime() >= gracePeriodMs);
+  return cloud.filter((c) => {
+    if (ids.has(c.providerID)) return false;
+    const owner = byName.get(c.tags[TAG_INSTANCE] ?? '');
+    if (owner && !owner.status?.providerID) return false;
+    return now - c.launchedAt.getTime() >= gracePeriodMs;
+  });
 }
 
 export class GarbageCollector {

@@ -21,7 +21,8 @@ export function timeouts(cls: InstanceClass | undefined) {
 export function occupants(claiming: readonly V1Pod[], onNode: readonly V1Pod[]): PodRef[] {
   const refs = new Map<string, PodRef>();
   for (const p of [...claiming, ...onNode]) {
-    if (!isWorkload(p) || p.metadata?.deletionTimestamp) continue;
+    // A bound pod still shutting down holds the instance until it is gone.
+    if (!isWorkload(p) || (p.metadata?.deletionTimestamp && !p.spec?.nodeName)) continue;
     const ref = { namespace: p.metadata!.namespace!, name: p.metadata!.name!, uid: p.metadata!.uid! };
     refs.set(ref.uid, ref);
   }

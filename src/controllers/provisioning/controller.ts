@@ -75,7 +75,6 @@ export class ProvisioningController {
       log.warn({ pods: waiting.length }, problem.message);
       return; // the class's own events requeue us when it appears or changes
     }
-    const allowed = pods.filter((p) => namespaceAllowed(cls!, p.metadata!.namespace!));
     for (const p of waiting.filter((p) => !namespaceAllowed(cls!, p.metadata!.namespace!))) {
       this.d.events.publish(podRef(p), 'Warning', 'NamespaceNotAllowed', 'Provision',
         `InstanceClass "${className}" does not allow namespace "${p.metadata!.namespace}" (spec.namespaces: ${cls!.spec.namespaces!.join(', ')}); add it there or use another class`);
@@ -84,7 +83,9 @@ export class ProvisioningController {
     const provider = this.d.providers.get(providerName(cls!)!)!;
     const decided = plan({
       cls: cls!,
-      pods: allowed,
+      pods,
+      mayPlace: (p) => namespaceAllowed(cls!, p.metadata!.namespace!),
+      exists: (n) => this.d.state.instance(n) !== undefined,
       instances: this.d.state.instancesOfClass(className),
       nodeOf: (i) => this.d.state.nodeByProviderID(i.status?.providerID),
       podsOnNode: (n) => this.d.state.podsOnNode(n),

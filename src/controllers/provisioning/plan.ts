@@ -3,6 +3,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import type { Resources } from '../../../providers/types.ts';
+import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { awaitsPlacement, claimOf, isNodeReady, isTerminal, isWorkload, podKey } from '../../api/pods.ts';
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
 
@@ -20,6 +21,10 @@ export interface PlanInput {
   capacityOf: (inst: Instance) => Resources | undefined;
   /** A fresh Instance name (random in production, predictable in tests). */
   newName: () => string;
+  /** Does an Instance of this name exist in any class? A claim naming another class's is ignored. */
+  exists?: (name: string) => boolean;
+  /** May this pod be placed (its namespace allowed)? Others still count as load. */
+  mayPlace?: (pod: V1Pod) => boolean;
 }
 
 export interface Claim {
@@ -43,6 +48,17 @@ export interface Plan {
 }
 
 const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
+/** A pod holds its instance until it is really gone: a bound pod still shutting down holds it too. */
+const holds = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || !!p.spec?.nodeName);
+/**
+ * Pinned but not yet bound: the gate is gone and the selector names its Instance. Its spec can no
+ * longer change, so if that Instance disappears the only way on is an Instance of the same name.
+ */
+const pinnedUnbound = (p: V1Pod) => {
+  const claim = claimOf(p);
+  return !!claim && !p.spec?.nodeName && !p.metadata?.deletionTimestamp && !isTerminal(p) && !awaitsPlacement(p) &&
+    p.spec?.nodeSelector?.[NODE_INSTANCE_LABEL] === claim;
+};
 /** Typed list calls give creationTimestamp as a Date, watch events as an ISO string: compare times, not strings. */
 const time = (t: Date | string | undefined) => (t ? new Date(t).getTime() : 0);
 
@@ -65,18 +81,20 @@ export function plan(input: PlanInput): Plan {
   };
   for (const p of pods) {
     const claim = claimOf(p);
-    if (claim && isWorkload(p) && !p.metadata?.deletionTimestamp) charge(claim, p);
+    if (claim && holds(p)) charge(claim, p);
   }
   for (const inst of instances) {
     const node = nodeOf(inst)?.metadata?.name;
     for (const p of node && input.podsOnNode ? input.podsOnNode(node) : []) {
-      if (!isTerminal(p) && !p.metadata?.deletionTimestamp) charge(inst.metadata.name!, p);
+      if (!isTerminal(p)) charge(inst.metadata.name!, p);
     }
   }
 
   let liveCount = instances.filter(live).length;
-  const waiting = pods.filter(awaitsPlacement).sort((a, b) =>
+  const mayPlace = input.mayPlace ?? (() => true);
+  const waiting = pods.filter((p) => awaitsPlacement(p) && mayPlace(p)).sort((a, b) =>
     time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) || podKey(a).localeCompare(podKey(b)));
+  const waitingKeys = new Set(waiting.map(podKey));
 
   const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
     const l = load.get(inst.metadata.name!);
@@ -86,8 +104,14 @@ export function plan(input: PlanInput): Plan {
     if (!cap) return !l || l.pods.size === 0;
     return fits(l?.used ?? ZERO, podRequests(pod), cap);
   };
+  // A Ready instance is only as good as its node: a cordoned or NotReady node would hold the pod forever.
+  const usable = (inst: Instance) => {
+    if (inst.status?.phase !== 'Ready') return true;
+    const node = nodeOf(inst);
+    return !!node && isNodeReady(node);
+  };
   const reusable = (inst: Instance, pod: V1Pod) =>
-    live(inst) && (isolation === 'Class' || cls.spec.reuse !== false) && hasRoom(inst, pod);
+    live(inst) && usable(inst) && (isolation === 'Class' || cls.spec.reuse !== false) && hasRoom(inst, pod);
   // Ready instances first (they place the pod at once), then those on their way, oldest first.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 1);
   const pool = [...instances];
@@ -101,9 +125,35 @@ export function plan(input: PlanInput): Plan {
     liveCount++;
   };
 
+  // Pinned pods whose Instance vanished before the scheduler bound them get it back, same name.
+  for (const pod of pods.filter(pinnedUnbound)) {
+    const claimed = claimOf(pod)!;
+    if (byName.has(claimed) || input.exists?.(claimed)) continue;
+    if (cls.spec.maxInstances !== undefined && liveCount >= cls.spec.maxInstances) {
+      out.blockedByMaxInstances.push(pod);
+      continue;
+    }
+    planned(claimed);
+    out.claims.push({ pod, instance: claimed, create: true });
+  }
+
+  /** Under Pod isolation, the Instances a waiting claimer has kept in this pass. */
+  const kept = new Set<string>();
   for (const pod of waiting) {
-    const claimed = claimOf(pod);
-    const current = claimed ? byName.get(claimed) : undefined;
+    let claimed = claimOf(pod);
+    // A claim naming another class's Instance (copied or forged) is no claim at all.
+    if (claimed && !byName.has(claimed) && input.exists?.(claimed)) claimed = undefined;
+    let current = claimed ? byName.get(claimed) : undefined;
+    if (isolation === 'Pod' && claimed && current && live(current)) {
+      // One pod per instance: a claim stands only if nobody else holds the instance already.
+      const others = [...(load.get(claimed)?.pods ?? [])].filter((k) => k !== podKey(pod) && !waitingKeys.has(k));
+      if (others.length || kept.has(claimed)) {
+        claimed = undefined;
+        current = undefined;
+      } else {
+        kept.add(claimed);
+      }
+    }
     if (claimed && current && live(current)) {
       const node = nodeOf(current);
       if (current.status?.phase === 'Ready' && node && isNodeReady(node)) out.placements.push({ pod, instance: current, node });

@@ -173,3 +173,21 @@ describe('enforcePod (c): the class of an existing pod is fixed', () => {
     expect(() => enforcePod(create(placed, { operation: 'UPDATE' }), ctx)).toThrow(TypeError);
   });
 });
+
+describe('enforcePod: only ipp lifts its gate and records claims', () => {
+  const CONTROLLER = 'system:serviceaccount:ipp-system:ipp';
+  const gated = pod({ 'ipp-class': 'metal' }, { schedulingGates: [{ name: 'ipp.dev/provision' }] });
+  const ungated = pod({ 'ipp-class': 'metal' }, { schedulingGates: [] });
+  const claimed = (name: string) => pod({ 'ipp-class': 'metal' }, { schedulingGates: [{ name: 'ipp.dev/provision' }] }, { annotations: { 'ipp.dev/instance': name } });
+
+  it('refuses lifting the gate by hand, allows it to the controller', () => {
+    expect(message(enforcePod(update(ungated, gated), ctx))).toMatch(/scheduling gate ipp.dev\/provision is lifted by ipp/);
+    expect(enforcePod(update(ungated, gated, { userInfo: { username: CONTROLLER } }), ctx)).toEqual({ allowed: true });
+  });
+
+  it('refuses writing or changing the ipp.dev/instance claim by hand, allows it to the controller', () => {
+    expect(message(enforcePod(update(claimed('theirs'), gated), ctx))).toMatch(/only ipp sets it/);
+    expect(message(enforcePod(update(claimed('b'), claimed('a')), ctx))).toMatch(/only ipp sets it/);
+    expect(enforcePod(update(claimed('a'), gated, { userInfo: { username: CONTROLLER } }), ctx)).toEqual({ allowed: true });
+  });
+});

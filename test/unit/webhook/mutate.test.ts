@@ -59,9 +59,18 @@ describe('mutatePod, pin mode', () => {
     expect(mutatePod(create(restricted, { namespace: undefined }), pin).allowed).toBe(true);
   });
 
+  it('drops an ipp.dev/instance claim a new pod brings along: only ipp decides the Instance', () => {
+    const copied = pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'someone-elses' } });
+    const d = mutatePod(create(copied), pin);
+    expect(d).toMatchObject({ allowed: true });
+    expect((d as { patch: unknown[] }).patch).toContainEqual({ op: 'remove', path: '/metadata/annotations/ipp.dev~1instance' });
+  });
+
   it('leaves DaemonSet pods, mirror pods, unlabelled pods and non-CREATE requests alone', () => {
     const ds = pod({ 'ipp-class': 'metal' }, {}, { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'x', controller: true }] });
-    expect(mutatePod(create(ds), pin)).toEqual({ allowed: true });
+    expect(mutatePod(create(ds, { userInfo: { username: 'system:serviceaccount:kube-system:daemon-set-controller' } }), pin)).toEqual({ allowed: true });
+    // Anyone may write a DaemonSet ownerReference: from anybody else the pod is gated like any other.
+    expect(mutatePod(create(ds), pin)).toMatchObject({ allowed: true, patch: expect.any(Array) });
     const mirror = pod({ 'ipp-class': 'metal' }, { nodeName: 'n1' }, { annotations: { 'kubernetes.io/config.mirror': 'abc' } });
     expect(mutatePod(create(mirror), pin)).toEqual({ allowed: true });
     expect(mutatePod(create(pod(undefined)), pin)).toEqual({ allowed: true });

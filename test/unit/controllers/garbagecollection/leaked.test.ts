@@ -42,6 +42,11 @@ describe('leaked', () => {
     expect(leaked([cloud('i-1', { instance: 'x' })], [instance('x', { deleting: true })], GRACE, NOW)).toEqual([]);
   });
 
+  it('reports a duplicate: tagged with an Instance that has recorded another providerID', () => {
+    const owner = instance('x', { providerID: 'aws:///eu-west-1a/i-kept' });
+    expect(ids(leaked([cloud('i-kept', { instance: 'x' }), cloud('i-dup', { instance: 'x' })], [owner], GRACE, NOW))).toEqual(['i-dup']);
+  });
+
   it('does not match an untagged instance through an Instance without providerID', () => {
     expect(ids(leaked([cloud('i-1')], [instance('x')], GRACE, NOW))).toEqual(['i-1']);
   });

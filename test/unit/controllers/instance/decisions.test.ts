@@ -27,6 +27,11 @@ describe('occupants', () => {
     expect(occupants(onNode, onNode)).toEqual([]);
   });
 
+  it('counts a bound pod that is still shutting down: the instance is not idle until it is gone', () => {
+    const going = pod('going', { deleting: true, nodeName: 'n1', phase: 'Running' });
+    expect(occupants([], [going])).toEqual([{ namespace: 'team-a', name: 'going', uid: 'uid-team-a-going' }]);
+  });
+
   it('counts a pod that both claims the instance and runs on its node once (by uid)', () => {
     const p = pod('web', { claim: 'x', nodeName: 'n1', phase: 'Running' });
     expect(occupants([p], [structuredClone(p)])).toEqual([{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }]);

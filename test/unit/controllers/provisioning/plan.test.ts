@@ -23,7 +23,8 @@ function run(input: Input): Plan {
     cls: input.cls ?? cls(),
     pods: input.pods,
     instances: input.instances ?? [],
-    nodeOf: (i) => input.nodes?.[i.metadata.name!],
+    // Without explicit nodes, a Ready Instance has a Ready node (as it does in a cluster).
+    nodeOf: (i) => (input.nodes ? input.nodes[i.metadata.name!] : i.status?.phase === 'Ready' ? node(`n-${i.metadata.name}`) : undefined),
     podsOnNode: (n) => input.onNode?.[n] ?? [],
     capacityOf: input.capacity ?? (() => undefined),
     newName: () => `new-${++n}`,
@@ -70,17 +71,70 @@ describe('Pod isolation', () => {
     expect(claims(p)).toEqual(['a->new-1+']);
   });
 
-  it('reuses an Instance whose only claimers are finished, deleting or DaemonSet pods', () => {
+  it('reuses an Instance whose only claimers are finished, deleted before binding, or DaemonSet pods', () => {
     const p = run({
       pods: [
         pod('done', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Succeeded' }),
-        pod('going', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running', deleting: true }),
+        pod('never-ran', { claim: 'x', deleting: true }),
         pod('ds', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running', daemonSet: true }),
         pod('a'),
       ],
       instances: [instance('x', { phase: 'Ready' })],
     });
     expect(claims(p)).toEqual(['a->x']);
+  });
+
+  it('keeps an Instance held by a bound pod that is still shutting down', () => {
+    const p = run({
+      pods: [pod('going', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running', deleting: true }), pod('a')],
+      instances: [instance('x', { phase: 'Ready' })],
+    });
+    expect(claims(p)).toEqual(['a->new-1+']);
+  });
+
+  it('does not reuse a Ready Instance whose node is cordoned, NotReady or gone', () => {
+    for (const n of [node('n1', { unschedulable: true }), node('n1', { ready: false }), undefined]) {
+      const p = run({ pods: [pod('a')], instances: [instance('x', { phase: 'Ready' })], nodes: n ? { x: n } : {} });
+      expect(claims(p)).toEqual(['a->new-1+']);
+    }
+  });
+
+  it('lets only one pod keep a claimed Instance under Pod isolation; copies of the claim are re-planned', () => {
+    const p = run({
+      pods: [pod('a', { created: at(1), claim: 'x' }), pod('b', { created: at(2), claim: 'x' })],
+      instances: [instance('x', { phase: 'Launched' })],
+    });
+    expect(claims(p)).toEqual(['b->new-1+']);
+    const held = run({
+      pods: [pod('running', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running' }), pod('copy', { claim: 'x' })],
+      instances: [instance('x', { phase: 'Ready' })],
+    });
+    expect(claims(held)).toEqual(['copy->new-1+']);
+    expect(held.placements).toEqual([]);
+  });
+
+  it("ignores a claim naming another class's Instance", () => {
+    const p = plan({
+      cls: cls(), pods: [pod('a', { claim: 'theirs' })], instances: [], nodeOf: () => undefined, capacityOf: () => undefined,
+      newName: () => 'new-1', exists: (n) => n === 'theirs',
+    });
+    expect(claims(p)).toEqual(['a->new-1+']);
+  });
+
+  it('recreates, under the same name, the Instance of a pod pinned to it before it vanished', () => {
+    const pinned = pod('pinned', { claim: 'gone', gated: false });
+    pinned.spec!.nodeSelector = { 'ipp.dev/instance': 'gone' };
+    expect(claims(run({ pods: [pinned] }))).toEqual(['pinned->gone+']);
+    // While the old one is still being deleted, it waits.
+    expect(claims(run({ pods: [pinned], instances: [instance('gone', { phase: 'Ready', deleting: true })] }))).toEqual([]);
+  });
+
+  it('counts pods it may not place, but does not place them', () => {
+    const p = plan({
+      cls: cls(), pods: [pod('elsewhere', { ns: 'other' }), pod('a')], instances: [], nodeOf: () => undefined, capacityOf: () => undefined,
+      newName: () => 'new-1', mayPlace: (x) => x.metadata!.namespace !== 'other',
+    });
+    expect(claims(p)).toEqual(['a->new-1+']);
   });
 
   it('never reuses when spec.reuse is false', () => {
