@@ -87,7 +87,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     .addOption(o('--webhook-service <name>', 'Service in front of the webhook (certificate names)', 'IPP_WEBHOOK_SERVICE').default('ipp-webhook'))
     .addOption(o('--webhook-config-name <name>', 'MutatingWebhookConfiguration whose caBundle ipp keeps current', 'IPP_WEBHOOK_CONFIG_NAME').default('ipp'))
     .addOption(o('--webhook-url <url>', 'out-of-cluster only: URL the API server calls instead of the Service', 'IPP_WEBHOOK_URL'))
-    .addOption(o('--aws-region <region>', 'EC2 region (default: the SDK chain, AWS_REGION)', 'AWS_REGION'))
+    .addOption(o('--aws-region <region>', 'EC2 region (required with the aws provider; IRSA and Pod Identity set AWS_REGION)', 'AWS_REGION'))
     .addOption(o('--aws-endpoint <url>', 'EC2 endpoint override (tests)', 'IPP_AWS_ENDPOINT'))
     .addOption(o('--eks-cluster-name <name>', 'EKS cluster the nodes join (defaults to --cluster-name)', 'IPP_EKS_CLUSTER_NAME'))
     .addOption(o('--eks-endpoint <url>', 'EKS API server endpoint for node bootstrap', 'IPP_EKS_ENDPOINT'))
