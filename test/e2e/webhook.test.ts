@@ -2,9 +2,9 @@
 // certificate the controller's own code made, stored and injected as caBundle.
 import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
-  AdmissionregistrationV1Api, BatchV1Api,
+  AdmissionregistrationV1Api, BatchV1Api, RbacAuthorizationV1Api,
   type V1Node, type V1Pod,
 } from '@kubernetes/client-node';
 import { API_VERSION, CLASS_LABEL, GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAINT_KEY } from '../../src/api/names.ts';
@@ -43,6 +43,9 @@ async function refusal(p: Promise<unknown>): Promise<string> {
   throw new Error('the request was admitted');
 }
 
+
+/** The user that plays the controller: the testbed's identity without any RBAC of its own. */
+const CONTROLLER_USER = 'ipp-testbed-user';
 
 describe('admission webhook on the real apiserver', () => {
   let c: Clients;
@@ -92,7 +95,8 @@ describe('admission webhook on the real apiserver', () => {
       dnsNames: ['ipp-webhook.e2e.svc'], ipAddresses: ['127.0.0.1'], webhookConfigurations: [configName],
       lifetimes: { certValidityMs: CERT_VALIDITY_MS }, resyncMs: 1000,
     });
-    server = await startWebhookServer({ tls: certs.current(), port: 0, host: '127.0.0.1', placement: 'pin', classes, nodes });
+    // The controller's identity here: the testbed's unprivileged user, granted `edit` where it pins.
+    server = await startWebhookServer({ tls: certs.current(), port: 0, host: '127.0.0.1', placement: 'pin', classes, nodes, controllerUsernames: [CONTROLLER_USER] });
     certs.onChange((tls) => {
       rotations++;
       server?.setSecureContext(tls);
@@ -269,15 +273,22 @@ describe('admission webhook on the real apiserver', () => {
 
   it('pins a gated pod the way the controller does, then refuses to relabel it', async () => {
     await c.core.createNamespacedPod({ namespace: ns, body: pod('tenant', { [CLASS_LABEL]: cls }) });
-    // The pin (DESIGN.md step 5): one patch adds the nodeSelector and removes the gate.
-    await c.core.patchNamespacedPod({
-      name: 'tenant', namespace: ns,
-      body: [
-        { op: 'test', path: '/spec/schedulingGates/0/name', value: GATE },
-        { op: 'remove', path: '/spec/schedulingGates/0' },
-        { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
-      ],
+    const lift = [
+      { op: 'test', path: '/spec/schedulingGates/0/name', value: GATE },
+      { op: 'remove', path: '/spec/schedulingGates/0' },
+      { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
+    ];
+    // Anyone else lifting the gate is refused (here: the cluster admin)...
+    expect(await refusal(c.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: lift })))
+      .toContain('the scheduling gate ipp.dev/provision is lifted by ipp');
+    // ...the controller's identity may: the pin (DESIGN.md step 5) adds the nodeSelector and removes the gate.
+    await c.kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
+      namespace: ns,
+      body: { metadata: { name: 'controller-edit' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' }, subjects: [{ kind: 'User', name: CONTROLLER_USER, apiGroup: 'rbac.authorization.k8s.io' }] },
     });
+    const controller = clients(inject('identities').unprivileged!);
+    await eventually('the RoleBinding to take effect', () => controller.core.readNamespacedPod({ name: 'tenant', namespace: ns }));
+    await controller.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: lift });
     await eventually('kube-scheduler to bind the pinned pod to the ipp node', async () => {
       const p = await c.core.readNamespacedPod({ name: 'tenant', namespace: ns });
       expect(p.spec?.nodeName).toBe(ippNode);
