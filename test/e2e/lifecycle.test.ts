@@ -1,9 +1,9 @@
 // Instance lifecycle decisions on the real testbed: Class isolation packing, reuse of idle
 // instances (same class only), capacity fallback, and API-server validation of InstanceClass.
 import type { V1Pod } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import { createClass, deleteClasses, getClass, installCrds, listInstances, removeWebhookConfiguration, startIpp, type Ipp } from './support/ipp.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { eventually, suffix, type Clients } from './support/cluster.ts';
+import { createClass, getClass, listInstances, useIppEnvironment } from './support/ipp.ts';
 import { API_VERSION, GROUP, NODE_CLASS_LABEL, VERSION } from '../../src/api/names.ts';
 import type { InstanceClassSpec } from '../../src/api/types.ts';
 
@@ -21,33 +21,19 @@ async function running(c: Clients, ns: string, name: string): Promise<V1Pod> {
 }
 
 describe('instance lifecycle', () => {
+  const env = useIppEnvironment('life');
   let c: Clients;
   let ns: string;
-  let system: string;
-  let ipp: Ipp;
-  const cluster = `life-${suffix()}`;
-  const classes: string[] = [];
   const newClass = async (prefix: string, spec: Partial<InstanceClassSpec>) => {
     const name = `${prefix}-${suffix()}`;
     await createClass(c, name, { instanceTypes: ['sim.small'], simulated: { bootDelay: '500ms' }, ...spec });
-    classes.push(name);
+    env.classes.push(name);
     return name;
   };
 
   beforeAll(async () => {
-    c = clients();
-    await installCrds(c);
-    ns = await namespace(c, 'life');
-    system = await namespace(c, 'ipp-system');
-    ipp = await startIpp({ clients: c, clusterName: cluster, namespace: system });
-  });
-
-  afterAll(async () => {
-    await ipp?.stop();
-    await removeWebhookConfiguration(c, cluster);
-    await c.core.deleteNamespace({ name: ns }).catch(() => {});
-    await c.core.deleteNamespace({ name: system }).catch(() => {});
-    await deleteClasses(c, classes);
+    ({ c, ns } = env);
+    await env.start();
   });
 
   it('Class isolation packs pods of one class onto shared instances up to their capacity', async () => {

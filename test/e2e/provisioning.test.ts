@@ -2,9 +2,9 @@
 // (only the ipp-class label) plus a second class, through the real webhook, apiserver, scheduler,
 // controller-manager and kwok, with the simulated provider.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import { createClass, deleteClasses, installCrds, listInstances, removeWebhookConfiguration, startIpp, type Ipp } from './support/ipp.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { eventually, suffix, type Clients } from './support/cluster.ts';
+import { createClass, listInstances, useIppEnvironment } from './support/ipp.ts';
 import { GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../src/api/names.ts';
 import { isDaemonSetPod } from '../../src/api/pods.ts';
 
@@ -46,31 +46,19 @@ async function assertIsolation(c: Clients): Promise<void> {
 }
 
 describe('provisioning with the simulated provider', () => {
+  const env = useIppEnvironment('prov');
   let c: Clients;
   let ns: string;
-  /** The controller's own namespace, which admission never touches. */
-  let system: string;
-  let ipp: Ipp;
-  const cluster = `prov-${suffix()}`;
+  const { cluster } = env;
   const class0 = `class0-${suffix()}`;
   const class1 = `class1-${suffix()}`;
 
   beforeAll(async () => {
-    c = clients();
-    await installCrds(c);
-    ns = await namespace(c, 'prov');
-    system = await namespace(c, 'ipp-system');
+    ({ c, ns } = env);
+    env.classes.push(class0, class1);
     await createClass(c, class0, { instanceTypes: ['sim.small'], idleTimeout: '4s', simulated: { bootDelay: '1s' } });
     await createClass(c, class1, { instanceTypes: ['sim.medium'], idleTimeout: '4s', simulated: { bootDelay: '1s' } });
-    ipp = await startIpp({ clients: c, clusterName: cluster, namespace: system });
-  });
-
-  afterAll(async () => {
-    await ipp?.stop();
-    await removeWebhookConfiguration(c, cluster);
-    await c.core.deleteNamespace({ name: ns }).catch(() => {});
-    await c.core.deleteNamespace({ name: system }).catch(() => {});
-    await deleteClasses(c, [class0, class1]);
+    await env.start();
   });
 
   it('gives every pod of two classes a dedicated node; DaemonSets run there; nothing else does', async () => {
@@ -144,7 +132,7 @@ describe('provisioning with the simulated provider', () => {
       const left = (await c.core.listNode({ labelSelector: NODE_CLASS_LABEL })).items.filter((n) => [class0, class1].includes(n.metadata!.labels![NODE_CLASS_LABEL]!));
       expect(left.map((n) => n.metadata!.name)).toEqual([]);
       // The simulated cloud holds no instance of this cluster any more.
-      const cloud = (await c.core.listNamespacedConfigMap({ namespace: system, labelSelector: `ipp.dev/cluster=${cluster}` })).items;
+      const cloud = (await c.core.listNamespacedConfigMap({ namespace: env.system, labelSelector: `ipp.dev/cluster=${cluster}` })).items;
       expect(cloud.map((x) => x.metadata!.name)).toEqual([]);
     }, 90_000);
   });

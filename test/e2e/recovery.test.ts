@@ -2,9 +2,9 @@
 // it is killed with SIGKILL at several points of provisioning and must lose nothing and duplicate
 // nothing; a class that appears late is picked up; bind mode places pods through pods/binding.
 import type { V1Pod } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import { createClass, deleteClasses, installCrds, listInstances, startIpp, type Ipp } from './support/ipp.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { eventually, suffix, type Clients } from './support/cluster.ts';
+import { createClass, listInstances, useIppEnvironment, type Ipp } from './support/ipp.ts';
 import { GATE, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME, TAG_INSTANCE, TAINT_KEY } from '../../src/api/names.ts';
 
 /** A pod as the webhook leaves it in pin mode (gate + toleration), or in bind mode (scheduler name). */
@@ -18,26 +18,16 @@ const admitted = (name: string, cls: string, mode: 'pin' | 'bind' = 'pin'): V1Po
 });
 
 describe('controller recovery and late classes', () => {
+  const env = useIppEnvironment('rec');
   let c: Clients;
   let ns: string;
   let system: string;
   let ipp: Ipp | undefined;
-  const cluster = `rec-${suffix()}`;
-  const classes: string[] = [];
-  const start = (extra: string[] = []) => startIpp({ clients: c, clusterName: cluster, namespace: system, webhook: false, extraArgs: extra });
+  const { cluster, classes } = env;
+  const start = async (extra: string[] = []) => (ipp = await env.start({ webhook: false, extraArgs: extra }));
 
-  beforeAll(async () => {
-    c = clients();
-    await installCrds(c);
-    ns = await namespace(c, 'rec');
-    system = await namespace(c, 'ipp-system');
-  });
-
-  afterAll(async () => {
-    await ipp?.stop();
-    await c.core.deleteNamespace({ name: ns }).catch(() => {});
-    await c.core.deleteNamespace({ name: system }).catch(() => {});
-    await deleteClasses(c, classes);
+  beforeAll(() => {
+    ({ c, ns, system } = env);
   });
 
   const cloudInstances = async () =>

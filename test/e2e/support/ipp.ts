@@ -6,12 +6,12 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node';
 import { installCrds as installCrdsInto } from '../../testbed/crds.ts';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { freePort, startChild, tail } from '../../testbed/process.ts';
 import { webhookConfiguration } from '../../../src/webhook/configuration.ts';
 import { API_VERSION, GROUP, VERSION } from '../../../src/api/names.ts';
 import type { Instance, InstanceClass, InstanceClassSpec } from '../../../src/api/types.ts';
-import { eventually, type Clients } from './cluster.ts';
+import { clients, eventually, namespace, suffix, type Clients } from './cluster.ts';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 
@@ -171,4 +171,42 @@ export async function metric(ipp: Ipp, name: string, labels: Record<string, stri
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return undefined;
+}
+
+/**
+ * One test file's world: CRDs installed, a workload namespace, the controller's own namespace
+ * (admission never touches it) and, once `start()` ran, the controller. Everything it made is
+ * removed after the file, classes registered in `classes` included.
+ */
+export interface IppEnvironment {
+  c: Clients;
+  ns: string;
+  system: string;
+  cluster: string;
+  classes: string[];
+  ipp: Ipp | undefined;
+  /** (Re)starts the controller with these options (clusterName and namespace are filled in). */
+  start(o?: Partial<IppOptions>): Promise<Ipp>;
+}
+
+export function useIppEnvironment(prefix: string): IppEnvironment {
+  const env = { cluster: `${prefix}-${suffix()}`, classes: [] as string[], ipp: undefined } as unknown as IppEnvironment;
+  env.start = async (o = {}) => {
+    env.ipp = await startIpp({ clients: env.c, clusterName: env.cluster, namespace: env.system, ...o });
+    return env.ipp;
+  };
+  beforeAll(async () => {
+    env.c = clients();
+    await installCrds(env.c);
+    env.ns = await namespace(env.c, prefix);
+    env.system = await namespace(env.c, 'ipp-system');
+  });
+  afterAll(async () => {
+    await env.ipp?.stop();
+    await removeWebhookConfiguration(env.c, env.cluster);
+    await env.c.core.deleteNamespace({ name: env.ns }).catch(() => {});
+    await env.c.core.deleteNamespace({ name: env.system }).catch(() => {});
+    await deleteClasses(env.c, env.classes);
+  });
+  return env;
 }
