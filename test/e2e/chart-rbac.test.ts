@@ -59,6 +59,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
   // Release ipp-<cluster>: fullname = release name, which is also the webhook configuration startIpp installs.
   const release = `ipp-${cluster}`;
   const cls = `rbac-${suffix()}`;
+  let scope: Manifest[];
 
   beforeAll(async () => {
     ensureHelm();
@@ -70,8 +71,10 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
 
     const ms = render({ clusterName: cluster, providers: ['simulated'], simulated: { namespace: cloud } }, { release, namespace: system });
     rbac = ms.filter((m) => RBAC_KINDS.includes(m.kind!));
+    // The permissions, plus the admission policy that narrows them by label.
+    scope = ms.filter((m) => m.kind === 'ValidatingAdmissionPolicy' || m.kind === 'ValidatingAdmissionPolicyBinding');
     const objects = KubernetesObjectApi.makeApiClient(c.kc);
-    for (const m of rbac) await objects.create(m as KubernetesObject);
+    for (const m of [...rbac, ...scope]) await objects.create(m as KubernetesObject);
     sa = rbac.find((m) => m.kind === 'ServiceAccount')!.metadata!.name!;
     username = `system:serviceaccount:${system}:${sa}`;
 
@@ -85,7 +88,8 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     await ipp?.stop();
     await removeWebhookConfiguration(c, cluster);
     const objects = KubernetesObjectApi.makeApiClient(c.kc);
-    for (const m of rbac ?? []) await objects.delete(m as KubernetesObject).catch(() => {});
+    for (const m of [...(rbac ?? []), ...(scope ?? [])]) await objects.delete(m as KubernetesObject).catch(() => {});
+    await c.core.deleteNode({ name: `plain-${cluster}` }).catch(() => {});
     for (const ns of [workloads, system, cloud]) if (ns) await c.core.deleteNamespace({ name: ns }).catch(() => {});
     await deleteClasses(c, [cls]);
   });
@@ -222,5 +226,20 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     // Still alive and untouched.
     await c.core.readNamespacedPod({ name: 'victim', namespace: workloads });
     expect(await statusOf(() => c.kc.makeApiClient(RbacAuthorizationV1Api).readClusterRoleBinding({ name: `steal-${cluster}` }))).toBe(404);
+  });
+
+  it('is kept to ipp pods and ipp nodes by the ValidatingAdmissionPolicy, which RBAC alone cannot do', async () => {
+    expect(scope.map((m) => m.kind).sort()).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+    const core = asSa.makeApiClient(CoreV1Api);
+    await c.core.createNamespacedPod({ namespace: workloads, body: { metadata: { name: 'plain' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+    await c.core.createNode({ body: { metadata: { name: `plain-${cluster}` } } });
+    const label = [{ op: 'add', path: '/metadata/labels', value: { touched: 'yes' } }];
+    // RBAC allows both calls; the policy refuses them (it may take a moment to be loaded).
+    await eventually('the policy to refuse patching a pod without ipp-class', async () => {
+      await expect(core.patchNamespacedPod({ name: 'plain', namespace: workloads, body: label })).rejects.toMatchObject({ body: expect.stringContaining('may only change pods labelled ipp-class') });
+    });
+    await expect(core.deleteNode({ name: `plain-${cluster}` })).rejects.toMatchObject({ body: expect.stringContaining('may only change or delete nodes labelled ipp.dev/class') });
+    await c.core.readNode({ name: `plain-${cluster}` });
+    expect((await c.core.readNamespacedPod({ name: 'plain', namespace: workloads })).metadata?.labels?.touched).toBeUndefined();
   });
 });

@@ -61,7 +61,7 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
 
   it.each(Object.keys(SETS))('renders parseable, named, namespaced objects with the %s values', (set) => {
     const ms = render(SETS[set]!);
-    const clusterScoped = ['ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'Namespace'];
+    const clusterScoped = ['ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
     for (const m of ms) {
       expect(m.apiVersion, `${m.kind}`).toMatch(/^([a-z0-9.-]+\/)?v[0-9a-z]+$/);
       expect(m.metadata?.name, `${m.kind} has a name`).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
