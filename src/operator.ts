@@ -14,7 +14,7 @@ import { startOpsServer } from './health/server.ts';
 import { EventRecorder } from './kube/events.ts';
 import { InstanceWriter } from './kube/instances.ts';
 import { LeaderElector } from './kube/leader-election.ts';
-import { WorkQueue, type Reconcile } from './kube/workqueue.ts';
+import { WorkQueue } from './kube/workqueue.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { observeWorld } from './metrics/observe.ts';
@@ -106,7 +106,6 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     },
   }, (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000));
 
-  let leading = !opts.leaderElect;
   let admission: Awaited<ReturnType<typeof startAdmission>> | undefined;
   const ops = await startOpsServer({
     port: opts.metricsPort, host: opts.metricsHost, metrics, logger,
@@ -119,7 +118,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     ready: () => (!state.synced() ? { ok: false, reason: 'caches not synced yet' }
       : opts.webhook && !admission ? { ok: false, reason: 'admission webhook not serving yet' } : { ok: true }),
   });
-  logger.info({ port: ops.port, leading }, 'metrics and health endpoints up');
+  logger.info({ port: ops.port }, 'metrics and health endpoints up');
 
   await state.start();
   logger.info('caches synced');
@@ -133,7 +132,6 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   const auditor = new Auditor(state, events, metrics, logger);
 
   const lead = async (stop: AbortSignal) => {
-    leading = true;
     logger.info({ identity: opts.identity }, 'leading: reconciling');
     const every = (ms: number, what: string, fn: () => Promise<void> | void) => {
       const run = async () => {
@@ -158,14 +156,12 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     every(opts.gcIntervalMs, 'garbage collection', () => collector.collect());
     every(2_000, 'audit', () => auditor.audit());
     every(5_000, 'metrics', () => observeWorld(state, metrics, Date.now()));
-    const wrap = (fn: (key: string) => Promise<unknown>): Reconcile => async (key) => (await fn(key)) as never;
     await Promise.all([
-      provisioning.run(wrap((k) => provisioner.reconcile(k)), stop),
-      instances.run(wrap((k) => lifecycle.reconcile(k)), stop),
-      classes.run(wrap((k) => classStatus.reconcile(k)), stop),
+      provisioning.run((k) => provisioner.reconcile(k), stop),
+      instances.run((k) => lifecycle.reconcile(k), stop),
+      classes.run((k) => classStatus.reconcile(k), stop),
       ...[...providers.values()].map((p) => p.run?.(stop)),
     ]);
-    leading = false;
     logger.info('stopped reconciling');
   };
 
