@@ -23,7 +23,7 @@ log "waiting for the build lock ($root/.lock)"
 flock 9
 if [[ -f "$out/.complete" ]]; then echo "$out"; exit 0; fi
 
-command -v go >/dev/null || { log "Go is required (1.25 or newer): https://go.dev/dl/"; exit 1; }
+command -v go >/dev/null || { log "Go 1.26 or newer is required (kwok v0.8.0 needs it): https://go.dev/dl/"; exit 1; }
 command -v python3 >/dev/null || { log "Python 3.10 or newer is required for moto"; exit 1; }
 
 # Build in place; only .complete (written last) makes the directory count as a cache hit.
