@@ -7,8 +7,19 @@ export const classOf = (p: V1Pod) => p.metadata?.labels?.[CLASS_LABEL];
 export const claimOf = (p: V1Pod) => p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
 
 export const isTerminal = (p: V1Pod) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
-export const isDaemonSetPod = (p: V1Pod) => (p.metadata?.ownerReferences ?? []).some((o) => o.kind === 'DaemonSet' && o.controller);
-export const isMirrorPod = (p: V1Pod) => p.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined;
+export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+
+/**
+ * Controlled by an apps/v1 DaemonSet. Written defensively because the webhook applies it to
+ * untrusted AdmissionReview input, where ownerReferences may have any shape.
+ */
+export function isDaemonSetPod(pod: V1Pod): boolean {
+  const refs: unknown = pod.metadata?.ownerReferences;
+  if (!Array.isArray(refs)) return false;
+  return (refs as ({ kind?: unknown; apiVersion?: unknown; controller?: unknown } | null)[]).some((r) =>
+    r?.kind === 'DaemonSet' && String(r.apiVersion ?? '').startsWith('apps/') && r.controller === true);
+}
+export const isMirrorPod = (p: V1Pod) => p.metadata?.annotations?.[MIRROR_ANNOTATION] !== undefined;
 export const isGated = (p: V1Pod) => (p.spec?.schedulingGates ?? []).some((g) => g.name === GATE);
 export const wantsIppScheduler = (p: V1Pod) => p.spec?.schedulerName === SCHEDULER_NAME;
 

@@ -13,6 +13,7 @@ import {
   type EventsV1Event,
   type KubeConfig,
 } from '@kubernetes/client-node';
+import { API_VERSION } from '../api/names.ts';
 import type { Logger } from '../log.ts';
 import { describeError, isAlreadyExists, isNotFound } from './errors.ts';
 
@@ -26,6 +27,14 @@ export interface EventObjectRef {
 }
 
 export type EventType = 'Normal' | 'Warning';
+
+/** The reference of a pod, for publish(). */
+export const podRef = (p: { metadata?: { name?: string; namespace?: string; uid?: string } }): EventObjectRef =>
+  ({ apiVersion: 'v1', kind: 'Pod', name: p.metadata!.name!, namespace: p.metadata!.namespace!, uid: p.metadata!.uid });
+
+/** The reference of an Instance (cluster-scoped), for publish(). */
+export const instanceRef = (i: { metadata: { name?: string; uid?: string } }): EventObjectRef =>
+  ({ apiVersion: API_VERSION, kind: 'Instance', name: i.metadata.name!, uid: i.metadata.uid });
 
 /** Where Events are written; the default talks to the apiserver, unit tests pass their own. */
 export interface EventSink {

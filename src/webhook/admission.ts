@@ -75,15 +75,8 @@ export function listOf<T>(v: unknown, what: string): T[] {
   return v as T[];
 }
 
-/** Controller reference to an apps/v1 DaemonSet. */
-export function isDaemonSetPod(pod: V1Pod): boolean {
-  const refs: unknown = pod.metadata?.ownerReferences;
-  if (!Array.isArray(refs)) return false;
-  return refs.some((r: unknown) =>
-    isRecord(r) && r.kind === 'DaemonSet' && typeof r.apiVersion === 'string' && r.apiVersion.startsWith('apps/') && r.controller === true);
-}
-
-export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+export { isDaemonSetPod, MIRROR_ANNOTATION } from '../api/pods.ts';
+import { MIRROR_ANNOTATION } from '../api/pods.ts';
 
 /**
  * A mirror pod really made by the kubelet of the node it names. The annotation alone proves nothing:

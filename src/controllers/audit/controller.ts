@@ -1,7 +1,7 @@
 // The auditor: admission keeps other pods off ipp nodes, and this reports anything that got there
 // anyway (a pod bound by hand, a webhook outage, a relabelled node) as a Warning Event on the pod,
 // a log line and the ipp_isolation_violations metrics. It reports; it does not evict.
-import type { EventRecorder } from '../../kube/events.ts';
+import { podRef, type EventRecorder } from '../../kube/events.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
 import type { ClusterState } from '../../state/cluster.ts';
@@ -35,7 +35,7 @@ export class Auditor {
       this.reported.add(uid);
       const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
       const note = `isolation violation: ${what} runs on node ${v.node}, which is dedicated to class ${v.nodeClass}; delete or move the pod and check how it was placed`;
-      this.events.publish({ apiVersion: 'v1', kind: 'Pod', name: v.pod.metadata!.name!, namespace: v.pod.metadata!.namespace!, uid }, 'Warning', 'IsolationViolation', 'Audit', note);
+      this.events.publish(podRef(v.pod), 'Warning', 'IsolationViolation', 'Audit', note);
       this.events.publish({ apiVersion: 'v1', kind: 'Node', name: v.node }, 'Warning', 'IsolationViolation', 'Audit', note);
       this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass, node: v.node });
       this.logger.error({ pod: `${v.pod.metadata!.namespace}/${v.pod.metadata!.name}`, node: v.node, class: v.nodeClass, podClass: v.podClass }, note);

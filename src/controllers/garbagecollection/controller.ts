@@ -3,7 +3,8 @@
 // deleted CRD) are terminated after a grace period; Instances whose cloud instance vanished are
 // deleted, so the pods they were meant for are provisioned again.
 import type { ControllerContext } from '../context.ts';
-import { API_VERSION, TAG_INSTANCE } from '../../api/names.ts';
+import { instanceRef } from '../../kube/events.ts';
+import { TAG_INSTANCE } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
 import { NotFoundError } from '../../../providers/errors.ts';
 import type { CloudInstance } from '../../../providers/types.ts';
@@ -63,7 +64,7 @@ export class GarbageCollector {
         } catch (e) {
           if (!(e instanceof NotFoundError)) throw e;
         }
-        this.d.events.publish({ apiVersion: API_VERSION, kind: 'Instance', name: inst.metadata.name!, uid: inst.metadata.uid }, 'Warning', 'InstanceVanished', 'GarbageCollect',
+        this.d.events.publish(instanceRef(inst), 'Warning', 'InstanceVanished', 'GarbageCollect',
           `cloud instance ${id} no longer exists; deleting this Instance so its pods are provisioned again`);
         this.d.logger.warn({ instance: inst.metadata.name, providerID: id }, 'cloud instance vanished; deleting its Instance');
         await this.d.writer.delete(inst.metadata.name!);

@@ -1,12 +1,13 @@
 // An Instance's life, level-based: each call reads the Instance, its class, its node and its pods,
 // and takes the one step that moves it on: launch → register → ready → (idle) → terminate.
 import { CoreV1Api, type V1Node } from '@kubernetes/client-node';
-import { API_VERSION, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE, TAINT_KEY } from '../../api/names.ts';
+import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE, TAINT_KEY } from '../../api/names.ts';
 import type { Instance, InstanceClass, InstanceStatus, Phase } from '../../api/types.ts';
 import { isNodeReady } from '../../api/pods.ts';
 import { describeError, isConflict, isNotFound } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { ControllerContext } from '../context.ts';
+import { instanceRef, podRef } from '../../kube/events.ts';
 import type { Logger } from '../../log.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../../../providers/errors.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
@@ -22,7 +23,6 @@ export function providerName(cls: InstanceClass): string | undefined {
 /** Status as observed; idleSince null erases the field in the merge patch. */
 type ObservedStatus = Omit<InstanceStatus, 'idleSince'> & { idleSince?: string | null };
 
-const ref = (i: Instance) => ({ apiVersion: API_VERSION, kind: 'Instance', name: i.metadata.name!, uid: i.metadata.uid });
 
 export class InstanceController {
   private readonly d: InstanceControllerDeps;
@@ -81,7 +81,7 @@ export class InstanceController {
           log.debug('instance changed since it was found idle (reserved by a pod?); re-reading');
           return { requeueAfterMs: 250 };
         }
-        this.d.events.publish(ref(inst), 'Normal', 'Idle', 'Teardown', `${idle.message}; terminating ${inst.status.providerID}`);
+        this.d.events.publish(instanceRef(inst), 'Normal', 'Idle', 'Teardown', `${idle.message}; terminating ${inst.status.providerID}`);
         log.info({ node: node?.metadata?.name }, 'idle timeout reached; tearing down');
         return;
       }
@@ -114,7 +114,7 @@ export class InstanceController {
         phase: 'Launched', provider: provider.name, providerID: launched.providerID, instanceType: launched.instanceType,
         zone: launched.zone, launchedAt: launched.launchedAt.toISOString(),
       });
-      this.d.events.publish(ref(inst), 'Normal', 'Launched', 'Launch', `launched ${launched.instanceType} in ${launched.zone} as ${launched.providerID}`);
+      this.d.events.publish(instanceRef(inst), 'Normal', 'Launched', 'Launch', `launched ${launched.instanceType} in ${launched.zone} as ${launched.providerID}`);
       log.info({ providerID: launched.providerID, instanceType: launched.instanceType, zone: launched.zone }, 'instance launched');
       return { requeueAfterMs: 1_000 };
     } catch (e) {
@@ -135,9 +135,9 @@ export class InstanceController {
   }
 
   private warn(inst: Instance, pods: { metadata?: { name?: string; namespace?: string; uid?: string } }[], reason: string, note: string): void {
-    this.d.events.publish(ref(inst), 'Warning', reason, 'Launch', note);
+    this.d.events.publish(instanceRef(inst), 'Warning', reason, 'Launch', note);
     for (const p of pods) {
-      this.d.events.publish({ apiVersion: 'v1', kind: 'Pod', name: p.metadata!.name!, namespace: p.metadata!.namespace!, uid: p.metadata!.uid }, 'Warning', reason, 'Provision', note);
+      this.d.events.publish(podRef(p), 'Warning', reason, 'Provision', note);
     }
   }
 
@@ -170,11 +170,11 @@ export class InstanceController {
     const uid = inst.metadata.uid ?? inst.metadata.name!;
     if ((next.phase === 'Registered' && s.phase !== 'Registered' || (next.phase === 'Ready' && !s.registeredAt)) && !this.registrationReported.has(uid)) {
       this.registrationReported.add(uid);
-      this.d.events.publish(ref(inst), 'Normal', 'Registered', 'Register', `node ${next.nodeName} joined the cluster`);
+      this.d.events.publish(instanceRef(inst), 'Normal', 'Registered', 'Register', `node ${next.nodeName} joined the cluster`);
       if (s.launchedAt) this.d.metrics.instanceRegistrationDuration.observe({ class: cls, provider: s.provider ?? '' }, (this.now() - Date.parse(s.launchedAt)) / 1000);
     }
     if (next.phase === 'Ready' && s.phase !== 'Ready') log.info({ node: next.nodeName }, 'node is Ready');
-    if (next.idleSince && !s.idleSince) this.d.events.publish(ref(inst), 'Normal', 'BecameIdle', 'Idle', `no pods on node ${next.nodeName}; terminating after the class's idleTimeout unless a pod arrives`);
+    if (next.idleSince && !s.idleSince) this.d.events.publish(instanceRef(inst), 'Normal', 'BecameIdle', 'Idle', `no pods on node ${next.nodeName}; terminating after the class's idleTimeout unless a pod arrives`);
   }
 
   private async expire(inst: Instance, reason: string, message: string, log: Logger): Promise<void> {
@@ -215,7 +215,7 @@ export class InstanceController {
           if (!(e instanceof NotFoundError)) throw e;
         }
       }
-      this.d.events.publish(ref(inst), 'Normal', 'Terminated', 'Terminate', ids.size ? `terminated ${[...ids].join(', ')}` : 'nothing was launched');
+      this.d.events.publish(instanceRef(inst), 'Normal', 'Terminated', 'Terminate', ids.size ? `terminated ${[...ids].join(', ')}` : 'nothing was launched');
     } else if (inst.status?.providerID) {
       log.error({ provider: providerName_ }, 'cannot terminate: provider not enabled in this controller; the finalizer stays until it is');
       throw new Error(`provider ${providerName_} of Instance ${name} is not enabled (--providers); enable it so the cloud instance can be terminated`);

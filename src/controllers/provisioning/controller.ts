@@ -11,6 +11,7 @@ import { describeError, isNotFound, isStale } from '../../kube/errors.ts';
 import { pointer } from '../../kube/patch.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { ControllerContext } from '../context.ts';
+import { podRef } from '../../kube/events.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import { providerName } from '../instance/controller.ts';
 import { plan, type Placement } from './plan.ts';
@@ -21,7 +22,6 @@ export interface ProvisioningDeps extends ControllerContext {
   newName?: (cls: string) => string;
 }
 
-const podRef = (p: V1Pod) => ({ apiVersion: 'v1', kind: 'Pod', name: p.metadata!.name!, namespace: p.metadata!.namespace!, uid: p.metadata!.uid });
 
 /** Why pods of this class cannot be provisioned at all, or undefined when they can. */
 export function classProblem(cls: InstanceClass | undefined, className: string, providers: Map<string, CloudProvider>): { reason: string; message: string } | undefined {
