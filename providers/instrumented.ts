@@ -8,7 +8,8 @@ import type { CloudProvider } from './types.ts';
 type Operation = 'create' | 'delete' | 'get' | 'list';
 
 export function instrumentProvider(provider: CloudProvider, metrics: Metrics): CloudProvider {
-  const measured = <A extends unknown[], R>(operation: Operation, call: (...args: A) => Promise<R>) =>
+  const measured =
+    <A extends unknown[], R>(operation: Operation, call: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const labels = { provider: provider.name, operation };
       const end = metrics.providerCallDuration.startTimer(labels);

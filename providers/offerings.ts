@@ -13,7 +13,8 @@ export interface Offering {
 export function offerings(cls: InstanceClass, defaultZones: string[] = []): Offering[] {
   const zones = cls.spec.zones?.length ? cls.spec.zones : defaultZones;
   return cls.spec.instanceTypes.flatMap((instanceType) =>
-    zones.length ? zones.map((zone) => ({ instanceType, zone })) : [{ instanceType }]);
+    zones.length ? zones.map((zone) => ({ instanceType, zone })) : [{ instanceType }],
+  );
 }
 
 const key = (o: Offering) => `${o.instanceType}/${o.zone ?? '*'}`;

@@ -5,15 +5,29 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level: string = process.env.IPP_LOG_LEVEL ?? 'info', destination?: DestinationStream): Logger {
+export function createLogger(
+  level: string = process.env.IPP_LOG_LEVEL ?? 'info',
+  destination?: DestinationStream,
+): Logger {
   const options = {
     level,
     base: { component: 'ipp' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
       paths: [
-        '*.token', '*.password', '*.secretAccessKey', '*.sessionToken', '*.authorization', '*.Authorization',
-        '*.headers.authorization', 'credentials', '*.credentials', '*.caData', '*.keyData', '*.certData', '*.userData',
+        '*.token',
+        '*.password',
+        '*.secretAccessKey',
+        '*.sessionToken',
+        '*.authorization',
+        '*.Authorization',
+        '*.headers.authorization',
+        'credentials',
+        '*.credentials',
+        '*.caData',
+        '*.keyData',
+        '*.certData',
+        '*.userData',
       ],
       censor: '[redacted]',
     },

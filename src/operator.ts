@@ -38,15 +38,30 @@ function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: 
     const log = logger.child({ provider: name });
     let p: CloudProvider;
     if (name === 'simulated') {
-      p = new SimulatedProvider({ kubeconfig: kc, clusterName: opts.clusterName, namespace: opts.simulatedNamespace, logger: log });
+      p = new SimulatedProvider({
+        kubeconfig: kc,
+        clusterName: opts.clusterName,
+        namespace: opts.simulatedNamespace,
+        logger: log,
+      });
     } else if (name === 'aws') {
       if (!opts.awsRegion) throw new Error('the aws provider needs a region: set --aws-region or AWS_REGION');
       if (!opts.eksEndpoint || !opts.eksCertificateAuthority || !opts.eksServiceCidr) {
-        throw new Error('the aws provider generates node bootstrap data and needs --eks-endpoint, --eks-certificate-authority and --eks-service-cidr (aws eks describe-cluster shows them)');
+        throw new Error(
+          'the aws provider generates node bootstrap data and needs --eks-endpoint, --eks-certificate-authority and --eks-service-cidr (aws eks describe-cluster shows them)',
+        );
       }
       p = createAwsProvider({
-        clusterName: opts.clusterName, region: opts.awsRegion, endpoint: opts.awsEndpoint, logger: log,
-        eks: { clusterName: opts.eksClusterName ?? opts.clusterName, apiServerEndpoint: opts.eksEndpoint, certificateAuthority: opts.eksCertificateAuthority, serviceCidr: opts.eksServiceCidr },
+        clusterName: opts.clusterName,
+        region: opts.awsRegion,
+        endpoint: opts.awsEndpoint,
+        logger: log,
+        eks: {
+          clusterName: opts.eksClusterName ?? opts.clusterName,
+          apiServerEndpoint: opts.eksEndpoint,
+          certificateAuthority: opts.eksCertificateAuthority,
+          serviceCidr: opts.eksServiceCidr,
+        },
       });
     } else {
       throw new Error(`provider ${name} is not available in this build; use simulated or aws`);
@@ -60,63 +75,85 @@ function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: 
 export async function runOperator(opts: Options, signal: AbortSignal, logger: Logger): Promise<void> {
   const kc = loadKubeConfig(opts.kubeconfig);
   const metrics = new Metrics();
-  const events = new EventRecorder({ kubeconfig: kc, reportingController: 'ipp.dev/controller', reportingInstance: opts.identity, logger });
+  const events = new EventRecorder({
+    kubeconfig: kc,
+    reportingController: 'ipp.dev/controller',
+    reportingInstance: opts.identity,
+    logger,
+  });
   const providers = buildProviders(opts, kc, logger, metrics);
   const writer = new InstanceWriter(kc);
 
-  const queue = (name: string) => new WorkQueue({
-    name, concurrency: name === 'provisioning' ? Math.min(opts.concurrency, 2) : opts.concurrency, logger,
-    onDepth: (d) => metrics.workqueueDepth.set({ queue: name }, d),
-    onResult: (result, _key) => {
-      metrics.reconciles.inc({ controller: name, result });
-      if (result === 'error') metrics.reconcileErrors.inc({ controller: name });
-    },
-  });
+  const queue = (name: string) =>
+    new WorkQueue({
+      name,
+      concurrency: name === 'provisioning' ? Math.min(opts.concurrency, 2) : opts.concurrency,
+      logger,
+      onDepth: (d) => metrics.workqueueDepth.set({ queue: name }, d),
+      onResult: (result, _key) => {
+        metrics.reconciles.inc({ controller: name, result });
+        if (result === 'error') metrics.reconcileErrors.inc({ controller: name });
+      },
+    });
   const provisioning = queue('provisioning');
   const instances = queue('instance');
   const classes = queue('instanceclass');
 
-  const state: ClusterState = new ClusterState(kc, logger, {
-    pod: (p) => {
-      const cls = classOf(p);
-      if (cls) {
-        provisioning.add(cls);
-        classes.add(cls);
-      }
-      const claim = claimOf(p);
-      if (claim) instances.add(claim);
-      const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
-      const onInstance = node?.metadata?.labels?.[NODE_INSTANCE_LABEL];
-      if (onInstance) instances.add(onInstance);
+  const state: ClusterState = new ClusterState(
+    kc,
+    logger,
+    {
+      pod: (p) => {
+        const cls = classOf(p);
+        if (cls) {
+          provisioning.add(cls);
+          classes.add(cls);
+        }
+        const claim = claimOf(p);
+        if (claim) instances.add(claim);
+        const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
+        const onInstance = node?.metadata?.labels?.[NODE_INSTANCE_LABEL];
+        if (onInstance) instances.add(onInstance);
+      },
+      node: (n) => {
+        const inst = n.metadata?.labels?.[NODE_INSTANCE_LABEL];
+        if (inst) instances.add(inst);
+        const cls = n.metadata?.labels?.[NODE_CLASS_LABEL];
+        if (cls) provisioning.add(cls);
+      },
+      instance: (i) => {
+        instances.add(i.metadata!.name!);
+        provisioning.add(i.spec.class);
+        classes.add(i.spec.class);
+      },
+      instanceClass: (c) => {
+        provisioning.add(c.metadata!.name!);
+        classes.add(c.metadata!.name!);
+      },
     },
-    node: (n) => {
-      const inst = n.metadata?.labels?.[NODE_INSTANCE_LABEL];
-      if (inst) instances.add(inst);
-      const cls = n.metadata?.labels?.[NODE_CLASS_LABEL];
-      if (cls) provisioning.add(cls);
-    },
-    instance: (i) => {
-      instances.add(i.metadata!.name!);
-      provisioning.add(i.spec.class);
-      classes.add(i.spec.class);
-    },
-    instanceClass: (c) => {
-      provisioning.add(c.metadata!.name!);
-      classes.add(c.metadata!.name!);
-    },
-  }, (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000));
+    (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000),
+  );
 
   let admission: Awaited<ReturnType<typeof startAdmission>> | undefined;
   const ops = await startOpsServer({
-    port: opts.metricsPort, host: opts.metricsHost, metrics, logger,
+    port: opts.metricsPort,
+    host: opts.metricsHost,
+    metrics,
+    logger,
     healthy: () => {
       const s = state.stalest();
-      return s.silentForMs < 15 * 60_000 ? { ok: true } : { ok: false, reason: `the ${s.resource} watch has been silent for ${Math.round(s.silentForMs / 1000)}s` };
+      return s.silentForMs < 15 * 60_000
+        ? { ok: true }
+        : { ok: false, reason: `the ${s.resource} watch has been silent for ${Math.round(s.silentForMs / 1000)}s` };
     },
     // Ready means able to answer admission too: with failurePolicy Fail, a replica that reports
     // ready before its webhook listens would make the API server refuse opted-in pods.
-    ready: () => (!state.synced() ? { ok: false, reason: 'caches not synced yet' }
-      : opts.webhook && !admission ? { ok: false, reason: 'admission webhook not serving yet' } : { ok: true }),
+    ready: () =>
+      !state.synced()
+        ? { ok: false, reason: 'caches not synced yet' }
+        : opts.webhook && !admission
+          ? { ok: false, reason: 'admission webhook not serving yet' }
+          : { ok: true },
   });
   logger.info({ port: ops.port }, 'metrics and health endpoints up');
 
@@ -124,7 +161,16 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   logger.info('caches synced');
   if (opts.webhook) admission = await startAdmission(opts, kc, state, logger);
 
-  const ctx: ControllerContext = { kubeconfig: kc, clusterName: opts.clusterName, state, writer, providers, events, metrics, logger };
+  const ctx: ControllerContext = {
+    kubeconfig: kc,
+    clusterName: opts.clusterName,
+    state,
+    writer,
+    providers,
+    events,
+    metrics,
+    logger,
+  };
   const provisioner = new ProvisioningController(ctx);
   const lifecycle = new InstanceController(ctx);
   const classStatus = new InstanceClassController(ctx);
@@ -168,7 +214,12 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   try {
     if (opts.leaderElect) {
       const elector = new LeaderElector({
-        kubeconfig: kc, namespace: opts.namespace, name: opts.leaderElectionId, identity: opts.identity, logger, metrics,
+        kubeconfig: kc,
+        namespace: opts.namespace,
+        name: opts.leaderElectionId,
+        identity: opts.identity,
+        logger,
+        metrics,
       });
       await elector.run(signal, lead);
     } else {

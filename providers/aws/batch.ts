@@ -49,29 +49,40 @@ export class Coalescer<Req, Res> {
     if (this.gated.has(key)) return;
     this.gated.add(key);
     let members: Waiter<Req, Res>[] = [];
-    this.opts.gate(async (): Promise<{ ok: (Res | Error)[] } | { error: unknown }> => {
-      // Let the requests of the same tick (a burst of reconciles) join before choosing members.
-      await new Promise((r) => setImmediate(r));
-      this.gated.delete(key);
-      const list = this.waiting.get(key) ?? [];
-      const n = Math.max(1, Math.min(list.length, this.opts.take(list.map((w) => w.req))));
-      members = list.splice(0, n);
-      if (list.length) this.arm(key);
-      else this.waiting.delete(key);
-      if (!members.length) return { ok: [] as (Res | Error)[] };
-      try {
-        return { ok: await this.opts.serve(members.map((w) => w.req)) };
-      } catch (error) {
-        return { error };
-      }
-    })
-      .then(async (first): Promise<(Res | Error)[]> => ('ok' in first ? first.ok : this.opts.retry(members.map((w) => w.req), first.error)))
-      .then((results) => members.forEach((w, i) => {
-        const r = results[i];
-        if (r instanceof Error) w.reject(r);
-        else if (r === undefined) w.reject(new Error('internal: the batched call returned fewer results than members'));
-        else w.resolve(r);
-      }))
+    this.opts
+      .gate(async (): Promise<{ ok: (Res | Error)[] } | { error: unknown }> => {
+        // Let the requests of the same tick (a burst of reconciles) join before choosing members.
+        await new Promise((r) => setImmediate(r));
+        this.gated.delete(key);
+        const list = this.waiting.get(key) ?? [];
+        const n = Math.max(1, Math.min(list.length, this.opts.take(list.map((w) => w.req))));
+        members = list.splice(0, n);
+        if (list.length) this.arm(key);
+        else this.waiting.delete(key);
+        if (!members.length) return { ok: [] as (Res | Error)[] };
+        try {
+          return { ok: await this.opts.serve(members.map((w) => w.req)) };
+        } catch (error) {
+          return { error };
+        }
+      })
+      .then(async (first): Promise<(Res | Error)[]> =>
+        'ok' in first
+          ? first.ok
+          : this.opts.retry(
+              members.map((w) => w.req),
+              first.error,
+            ),
+      )
+      .then((results) =>
+        members.forEach((w, i) => {
+          const r = results[i];
+          if (r instanceof Error) w.reject(r);
+          else if (r === undefined)
+            w.reject(new Error('internal: the batched call returned fewer results than members'));
+          else w.resolve(r);
+        }),
+      )
       .catch((e: unknown) => members.forEach((w) => w.reject(e)));
   }
 }

@@ -26,7 +26,9 @@ export const NODEADM_DROP_IN = '/etc/eks/nodeadm.d/90-ipp-instance.yaml';
 const SAFE = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/;
 
 export function labelsFlag(labels: Record<string, string>): string {
-  const pairs = Object.keys(labels).sort().map((k) => `${k}=${labels[k]}`);
+  const pairs = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`);
   return `--node-labels=${pairs.join(',')}`;
 }
 
@@ -57,10 +59,15 @@ export function nodeConfig(eks: EksCluster, flags: string[]): string {
   });
 }
 
-interface Part { type: string; body: string }
+interface Part {
+  type: string;
+  body: string;
+}
 
 function multipart(parts: Part[]): string {
-  const body = parts.map((p) => `--${BOUNDARY}\nContent-Type: ${p.type}\n\n${p.body.endsWith('\n') ? p.body : `${p.body}\n`}`).join('\n');
+  const body = parts
+    .map((p) => `--${BOUNDARY}\nContent-Type: ${p.type}\n\n${p.body.endsWith('\n') ? p.body : `${p.body}\n`}`)
+    .join('\n');
   return `MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="${BOUNDARY}"\n\n${body}\n--${BOUNDARY}--\n`;
 }
 
@@ -80,13 +87,14 @@ export function instanceUserData(eks: EksCluster, node: NodeIdentity): string {
 export function groupUserData(eks: EksCluster, common: NodeIdentity, perIndex: Record<string, string>[]): string {
   const cases = perIndex.map((labels, i) => {
     for (const [k, v] of Object.entries(labels)) {
-      if (!SAFE.test(k) || !SAFE.test(v)) throw new Error(`label ${k}=${v} cannot be written into the boot script; use names of [A-Za-z0-9._/-]`);
+      if (!SAFE.test(k) || !SAFE.test(v))
+        throw new Error(`label ${k}=${v} cannot be written into the boot script; use names of [A-Za-z0-9._/-]`);
     }
     return `  ${i}) labels='${labelsFlag(labels)}' ;;`;
   });
   const script = [
     '#!/bin/bash',
-    '# ipp: instances launched together share this user data; the launch index picks this one\'s Instance.',
+    "# ipp: instances launched together share this user data; the launch index picks this one's Instance.",
     'set -euo pipefail',
     'imds=http://169.254.169.254/latest',
     'token=$(curl -sf --retry 10 --retry-connrefused -X PUT "$imds/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300")',
@@ -137,7 +145,9 @@ export function userDataParts(userData: string): Part[] {
   const m = /boundary="?([^"\n;]+)"?/.exec(userData);
   if (!userData.startsWith('MIME-Version') || !m) return [{ type: 'text/plain', body: userData }];
   const sep = `--${m[1]}`;
-  return userData.split(sep).slice(1)
+  return userData
+    .split(sep)
+    .slice(1)
     .filter((chunk) => !chunk.startsWith('--'))
     .map((chunk) => {
       const [head = '', ...rest] = chunk.replace(/^\n/, '').split('\n\n');
@@ -151,13 +161,18 @@ export function userDataParts(userData: string): Part[] {
  * NodeConfig, plus the drop-in the group script writes for `launchIndex`. Tests play the kubelet
  * with it; it is also the reference for what the generated bootstrap means.
  */
-export function registration(userData: string, launchIndex = 0): { cluster: Record<string, unknown>; node: NodeIdentity } {
+export function registration(
+  userData: string,
+  launchIndex = 0,
+): { cluster: Record<string, unknown>; node: NodeIdentity } {
   const flags: string[] = [];
   let cluster: Record<string, unknown> = {};
   for (const part of userDataParts(userData)) {
     if (part.type.startsWith(NODE_CONFIG_TYPE)) {
       for (const doc of parseAllDocuments(part.body)) {
-        const spec = (doc.toJS() as { spec?: { cluster?: Record<string, unknown>; kubelet?: { flags?: string[] } } } | null)?.spec;
+        const spec = (
+          doc.toJS() as { spec?: { cluster?: Record<string, unknown>; kubelet?: { flags?: string[] } } } | null
+        )?.spec;
         if (spec?.cluster) cluster = { ...cluster, ...spec.cluster };
         flags.push(...(spec?.kubelet?.flags ?? []));
       }
@@ -176,11 +191,14 @@ export function registration(userData: string, launchIndex = 0): { cluster: Reco
       }
     } else if (name === '--register-with-taints') {
       // kubelet: the last occurrence wins.
-      node.taints = value.split(',').filter(Boolean).map((t) => {
-        const [kv = '', effect = 'NoSchedule'] = t.split(':');
-        const [key = '', v = ''] = kv.split('=');
-        return { key, value: v, effect: effect as NodeIdentity['taints'][number]['effect'] };
-      });
+      node.taints = value
+        .split(',')
+        .filter(Boolean)
+        .map((t) => {
+          const [kv = '', effect = 'NoSchedule'] = t.split(':');
+          const [key = '', v = ''] = kv.split('=');
+          return { key, value: v, effect: effect as NodeIdentity['taints'][number]['effect'] };
+        });
     }
   }
   return { cluster, node };

@@ -19,26 +19,56 @@ const CAPACITY = new Set([
   'ReservationCapacityExceeded',
 ]);
 
-const THROTTLING = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'RequestThrottled', 'EC2ThrottledException']);
+const THROTTLING = new Set([
+  'RequestLimitExceeded',
+  'Throttling',
+  'ThrottlingException',
+  'RequestThrottled',
+  'EC2ThrottledException',
+]);
 
 /**
  * Prefixes: InvalidAMIID.NotFound / .Malformed, InvalidSubnetID.NotFound, InvalidLaunchTemplateName.NotFoundException,
  * InvalidInstanceType.NotFound (a type the Region does not have, as moto answers) …
  */
 const CONFIG_PREFIXES = [
-  'InvalidAMIID.', 'InvalidSubnetID.', 'InvalidSubnet', 'InvalidLaunchTemplate', 'InvalidGroup.', 'InvalidSecurityGroupID.',
-  'InvalidKeyPair.', 'InvalidBlockDeviceMapping', 'InvalidUserData.', 'InvalidInstanceType.',
+  'InvalidAMIID.',
+  'InvalidSubnetID.',
+  'InvalidSubnet',
+  'InvalidLaunchTemplate',
+  'InvalidGroup.',
+  'InvalidSecurityGroupID.',
+  'InvalidKeyPair.',
+  'InvalidBlockDeviceMapping',
+  'InvalidUserData.',
+  'InvalidInstanceType.',
 ];
 const CONFIG = new Set([
-  'InvalidParameterValue', 'InvalidParameter', 'InvalidParameterCombination', 'MissingParameter', 'InvalidInstanceType',
-  'UnauthorizedOperation', 'IdempotentParameterMismatch', 'InvalidIAMInstanceProfile.NotFound', 'OptInRequired',
-  'InvalidAMIName.Malformed', 'InvalidSnapshot.NotFound', 'InvalidParameterValue.Malformed',
+  'InvalidParameterValue',
+  'InvalidParameter',
+  'InvalidParameterCombination',
+  'MissingParameter',
+  'InvalidInstanceType',
+  'UnauthorizedOperation',
+  'IdempotentParameterMismatch',
+  'InvalidIAMInstanceProfile.NotFound',
+  'OptInRequired',
+  'InvalidAMIName.Malformed',
+  'InvalidSnapshot.NotFound',
+  'InvalidParameterValue.Malformed',
 ]);
 
 const NOT_FOUND = new Set(['InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed']);
 
 /** Transient server or network failures: safe to retry (RunInstances carries a ClientToken). */
-const TRANSIENT = new Set(['InternalError', 'InternalFailure', 'ServiceUnavailable', 'Unavailable', 'RequestTimeout', 'RequestExpired']);
+const TRANSIENT = new Set([
+  'InternalError',
+  'InternalFailure',
+  'ServiceUnavailable',
+  'Unavailable',
+  'RequestTimeout',
+  'RequestExpired',
+]);
 const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'TimeoutError', 'RequestTimeout']);
 
 /** The EC2 error code of an SDK error (`err.name` for modelled and unmodelled service errors alike). */
@@ -63,7 +93,11 @@ export function classify(e: unknown): ErrorClass {
   const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   if (status !== undefined && status >= 500) return 'transient';
   // The SDK reports a dropped connection without status as a plain Error ("socket hang up").
-  if (status === undefined && /socket hang up|ECONNRESET|other side closed|fetch failed/i.test(e instanceof Error ? e.message : '')) return 'transient';
+  if (
+    status === undefined &&
+    /socket hang up|ECONNRESET|other side closed|fetch failed/i.test(e instanceof Error ? e.message : '')
+  )
+    return 'transient';
   return 'other';
 }
 
@@ -79,9 +113,13 @@ export function toProviderError(e: unknown, what: string, offering?: { instanceT
     case 'capacity':
       return new InsufficientCapacityError(msg, offering ? [offering] : []);
     case 'throttled':
-      return new ThrottledError(`${msg} (EC2 request tokens exhausted; ipp backs off, lower the rates in the Helm values if this persists)`);
+      return new ThrottledError(
+        `${msg} (EC2 request tokens exhausted; ipp backs off, lower the rates in the Helm values if this persists)`,
+      );
     case 'config':
-      return new InvalidConfigError(`${msg} (fix the InstanceClass spec.aws settings or the controller's IAM permissions)`);
+      return new InvalidConfigError(
+        `${msg} (fix the InstanceClass spec.aws settings or the controller's IAM permissions)`,
+      );
     case 'not-found':
       return new NotFoundError(msg);
     default:

@@ -7,8 +7,16 @@
 // Credentials come from the SDK's default chain (IRSA, EKS Pod Identity, instance profile) unless a
 // test passes static ones.
 import {
-  CreateTagsCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand,
-  type Filter, type Instance as Ec2Instance, type RunInstancesCommandInput, type Tag,
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  type Filter,
+  type Instance as Ec2Instance,
+  type RunInstancesCommandInput,
+  type Tag,
 } from '@aws-sdk/client-ec2';
 import type { AwsSettings, InstanceClass } from '../../src/api/types.ts';
 import { NODE_INSTANCE_LABEL, TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE } from '../../src/api/names.ts';
@@ -18,7 +26,12 @@ import { launchFirstAvailable, offerings, UnavailableOfferings, type Offering } 
 import type { CloudInstance, CloudProvider, CloudState, LaunchRequest, NodeIdentity, Resources } from '../types.ts';
 import { Coalescer } from './batch.ts';
 import {
-  customUserData, customUserDataIsPerInstance, groupUserData, instanceUserData, MAX_USER_DATA_BYTES, type EksCluster,
+  customUserData,
+  customUserDataIsPerInstance,
+  groupUserData,
+  instanceUserData,
+  MAX_USER_DATA_BYTES,
+  type EksCluster,
 } from './bootstrap.ts';
 import { allocatable } from './capacity.ts';
 import { classify, toProviderError } from './errors.ts';
@@ -77,7 +90,12 @@ export function parseProviderId(providerID: string): { zone: string; instanceId:
 }
 
 const STATES: Record<string, CloudState> = {
-  pending: 'pending', running: 'running', stopping: 'stopping', stopped: 'stopping', 'shutting-down': 'terminating', terminated: 'terminated',
+  pending: 'pending',
+  running: 'running',
+  stopping: 'stopping',
+  stopped: 'stopping',
+  'shutting-down': 'terminating',
+  terminated: 'terminated',
 };
 
 export function toCloudInstance(i: Ec2Instance): CloudInstance {
@@ -92,7 +110,10 @@ export function toCloudInstance(i: Ec2Instance): CloudInstance {
   };
 }
 
-const toTags = (tags: Record<string, string>): Tag[] => Object.keys(tags).sort().map((Key) => ({ Key, Value: tags[Key] }));
+const toTags = (tags: Record<string, string>): Tag[] =>
+  Object.keys(tags)
+    .sort()
+    .map((Key) => ({ Key, Value: tags[Key] }));
 
 /** The Instance at launch index `index` of a launch group tag value, if any. */
 export function groupMember(group: string | undefined, index: number): string | undefined {
@@ -108,21 +129,36 @@ export function validateAwsSettings(cls: InstanceClass): string[] {
   const aws = cls.spec.aws;
   if (!aws) return ['spec.aws: required for the aws provider'];
   const out: string[] = [];
-  if (!aws.launchTemplate && !aws.ami) out.push('spec.aws: set launchTemplate or ami (e.g. ami.ssmParameter: /aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id)');
-  if (aws.launchTemplate && !!aws.launchTemplate.name === !!aws.launchTemplate.id) out.push('spec.aws.launchTemplate: set exactly one of name or id');
-  if (aws.launchTemplate?.id && !/^lt-[0-9a-f]+$/.test(aws.launchTemplate.id)) out.push(`spec.aws.launchTemplate.id: ${aws.launchTemplate.id} is not a launch template id (lt-…)`);
-  if (aws.ami && !!aws.ami.id === !!aws.ami.ssmParameter) out.push('spec.aws.ami: set exactly one of id or ssmParameter');
-  if (aws.ami?.id && !/^ami-[0-9a-f]+$/.test(aws.ami.id)) out.push(`spec.aws.ami.id: ${aws.ami.id} is not an AMI id (ami-…)`);
-  if (aws.ami?.ssmParameter && !aws.ami.ssmParameter.startsWith('/')) out.push(`spec.aws.ami.ssmParameter: ${aws.ami.ssmParameter} must be a parameter path starting with /`);
-  if (aws.subnets && !aws.subnets.ids?.length && !Object.keys(aws.subnets.tags ?? {}).length) out.push('spec.aws.subnets: set ids or tags');
-  for (const id of aws.subnets?.ids ?? []) if (!/^subnet-[0-9a-f]+$/.test(id)) out.push(`spec.aws.subnets.ids: ${id} is not a subnet id (subnet-…)`);
-  for (const id of aws.securityGroupIds ?? []) if (!/^sg-[0-9a-f]+$/.test(id)) out.push(`spec.aws.securityGroupIds: ${id} is not a security group id (sg-…)`);
-  if (aws.capacityType && aws.capacityType !== 'on-demand' && aws.capacityType !== 'spot') out.push(`spec.aws.capacityType: ${String(aws.capacityType)} is neither on-demand nor spot`);
+  if (!aws.launchTemplate && !aws.ami)
+    out.push(
+      'spec.aws: set launchTemplate or ami (e.g. ami.ssmParameter: /aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id)',
+    );
+  if (aws.launchTemplate && !!aws.launchTemplate.name === !!aws.launchTemplate.id)
+    out.push('spec.aws.launchTemplate: set exactly one of name or id');
+  if (aws.launchTemplate?.id && !/^lt-[0-9a-f]+$/.test(aws.launchTemplate.id))
+    out.push(`spec.aws.launchTemplate.id: ${aws.launchTemplate.id} is not a launch template id (lt-…)`);
+  if (aws.ami && !!aws.ami.id === !!aws.ami.ssmParameter)
+    out.push('spec.aws.ami: set exactly one of id or ssmParameter');
+  if (aws.ami?.id && !/^ami-[0-9a-f]+$/.test(aws.ami.id))
+    out.push(`spec.aws.ami.id: ${aws.ami.id} is not an AMI id (ami-…)`);
+  if (aws.ami?.ssmParameter && !aws.ami.ssmParameter.startsWith('/'))
+    out.push(`spec.aws.ami.ssmParameter: ${aws.ami.ssmParameter} must be a parameter path starting with /`);
+  if (aws.subnets && !aws.subnets.ids?.length && !Object.keys(aws.subnets.tags ?? {}).length)
+    out.push('spec.aws.subnets: set ids or tags');
+  for (const id of aws.subnets?.ids ?? [])
+    if (!/^subnet-[0-9a-f]+$/.test(id)) out.push(`spec.aws.subnets.ids: ${id} is not a subnet id (subnet-…)`);
+  for (const id of aws.securityGroupIds ?? [])
+    if (!/^sg-[0-9a-f]+$/.test(id)) out.push(`spec.aws.securityGroupIds: ${id} is not a security group id (sg-…)`);
+  if (aws.capacityType && aws.capacityType !== 'on-demand' && aws.capacityType !== 'spot')
+    out.push(`spec.aws.capacityType: ${String(aws.capacityType)} is neither on-demand nor spot`);
   for (const k of Object.keys(aws.tags ?? {})) {
-    if (k.startsWith('ipp.dev/') || k.startsWith('kubernetes.io/cluster/') || k.startsWith('aws:')) out.push(`spec.aws.tags: ${k} is reserved (ipp and AWS own ipp.dev/*, kubernetes.io/cluster/*, aws:*)`);
+    if (k.startsWith('ipp.dev/') || k.startsWith('kubernetes.io/cluster/') || k.startsWith('aws:'))
+      out.push(`spec.aws.tags: ${k} is reserved (ipp and AWS own ipp.dev/*, kubernetes.io/cluster/*, aws:*)`);
   }
-  if (aws.userData !== undefined && Buffer.byteLength(aws.userData) > MAX_USER_DATA_BYTES) out.push(`spec.aws.userData: ${Buffer.byteLength(aws.userData)} bytes; EC2 accepts at most ${MAX_USER_DATA_BYTES}`);
-  if (aws.rootVolume?.sizeGiB !== undefined && !(aws.rootVolume.sizeGiB >= 1)) out.push('spec.aws.rootVolume.sizeGiB: must be at least 1');
+  if (aws.userData !== undefined && Buffer.byteLength(aws.userData) > MAX_USER_DATA_BYTES)
+    out.push(`spec.aws.userData: ${Buffer.byteLength(aws.userData)} bytes; EC2 accepts at most ${MAX_USER_DATA_BYTES}`);
+  if (aws.rootVolume?.sizeGiB !== undefined && !(aws.rootVolume.sizeGiB >= 1))
+    out.push('spec.aws.rootVolume.sizeGiB: must be at least 1');
   return out;
 }
 
@@ -164,13 +200,22 @@ export class AwsProvider implements CloudProvider {
       gate: (fn) => this.limits.schedule('run', fn),
       take: (waiting) => this.groupSize(waiting),
       serve: (members) => this.runInstances(members),
-      retry: (members, e) => this.retryAfter(e, `RunInstances for ${this.describeMembers(members)}`, () => this.limits.schedule('run', () => this.runInstances(members)), members[0]?.offering),
+      retry: (members, e) =>
+        this.retryAfter(
+          e,
+          `RunInstances for ${this.describeMembers(members)}`,
+          () => this.limits.schedule('run', () => this.runInstances(members)),
+          members[0]?.offering,
+        ),
     });
     this.lookups = new Coalescer<string, { instance?: CloudInstance }>({
       gate: (fn) => this.limits.schedule('describe', fn),
       take: () => 50,
       serve: (names) => this.findOwned(names),
-      retry: (names, e) => this.retryAfter(e, `DescribeInstances for Instances ${names.join(', ')}`, () => this.limits.schedule('describe', () => this.findOwned(names))),
+      retry: (names, e) =>
+        this.retryAfter(e, `DescribeInstances for Instances ${names.join(', ')}`, () =>
+          this.limits.schedule('describe', () => this.findOwned(names)),
+        ),
     });
   }
 
@@ -184,7 +229,8 @@ export class AwsProvider implements CloudProvider {
 
   async create(req: LaunchRequest): Promise<CloudInstance> {
     const problems = this.validate(req.class);
-    if (problems.length) throw new InvalidConfigError(`InstanceClass ${req.class.metadata.name}: ${problems.join('; ')}`);
+    if (problems.length)
+      throw new InvalidConfigError(`InstanceClass ${req.class.metadata.name}: ${problems.join('; ')}`);
     const log = this.log.child({ instance: req.instance.name, class: req.class.metadata.name });
     const existing = (await this.lookups.submit('owned', req.instance.name)).instance;
     if (existing) {
@@ -192,12 +238,20 @@ export class AwsProvider implements CloudProvider {
       return existing;
     }
     const placement = await this.placement(req.class);
-    const all = offerings(req.class, placement.zones).filter((o) => !o.zone || !placement.subnetByZone.size || placement.subnetByZone.has(o.zone));
+    const all = offerings(req.class, placement.zones).filter(
+      (o) => !o.zone || !placement.subnetByZone.size || placement.subnetByZone.has(o.zone),
+    );
     if (!all.length) {
-      throw new InvalidConfigError(`InstanceClass ${req.class.metadata.name}: spec.zones ${JSON.stringify(req.class.spec.zones)} has no subnet of spec.aws.subnets (zones with subnets: ${placement.zones.join(', ')})`);
+      throw new InvalidConfigError(
+        `InstanceClass ${req.class.metadata.name}: spec.zones ${JSON.stringify(req.class.spec.zones)} has no subnet of spec.aws.subnets (zones with subnets: ${placement.zones.join(', ')})`,
+      );
     }
     const launched = await launchFirstAvailable(all, this.unavailable, (offering) => {
-      const member: Member = { req, offering, subnetId: offering.zone ? placement.subnetByZone.get(offering.zone) : undefined };
+      const member: Member = {
+        req,
+        offering,
+        subnetId: offering.zone ? placement.subnetByZone.get(offering.zone) : undefined,
+      };
       return this.launches.submit(this.groupKey(member), member);
     });
     log.info({ providerID: launched.providerID, instanceType: launched.instanceType }, 'instance launched');
@@ -207,7 +261,8 @@ export class AwsProvider implements CloudProvider {
   async get(providerID: string): Promise<CloudInstance> {
     const { instanceId } = parseProviderId(providerID);
     const found = await this.describeById(instanceId);
-    if (!found || found.state === 'terminated' || found.state === 'terminating') throw new NotFoundError(`EC2 instance ${instanceId} (${providerID}) is gone`);
+    if (!found || found.state === 'terminated' || found.state === 'terminating')
+      throw new NotFoundError(`EC2 instance ${instanceId} (${providerID}) is gone`);
     return found;
   }
 
@@ -215,7 +270,9 @@ export class AwsProvider implements CloudProvider {
     const { instanceId } = parseProviderId(providerID);
     // Never terminate what another cluster owns, even when asked to by a stale providerID.
     await this.get(providerID);
-    await this.call('terminate', `TerminateInstances ${instanceId}`, () => this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
+    await this.call('terminate', `TerminateInstances ${instanceId}`, () =>
+      this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })),
+    );
     this.log.info({ providerID }, 'instance terminating');
   }
 
@@ -223,11 +280,18 @@ export class AwsProvider implements CloudProvider {
     const out: CloudInstance[] = [];
     let NextToken: string | undefined;
     do {
-      const page = await this.call('describe', `DescribeInstances of cluster ${this.opts.clusterName}`, () => this.ec2.send(new DescribeInstancesCommand({
-        Filters: [{ Name: `tag:${TAG_CLUSTER}`, Values: [this.opts.clusterName] }, { Name: 'instance-state-name', Values: LIVE_STATES }],
-        MaxResults: this.opts.pageSize ?? 500,
-        NextToken,
-      })));
+      const page = await this.call('describe', `DescribeInstances of cluster ${this.opts.clusterName}`, () =>
+        this.ec2.send(
+          new DescribeInstancesCommand({
+            Filters: [
+              { Name: `tag:${TAG_CLUSTER}`, Values: [this.opts.clusterName] },
+              { Name: 'instance-state-name', Values: LIVE_STATES },
+            ],
+            MaxResults: this.opts.pageSize ?? 500,
+            NextToken,
+          }),
+        ),
+      );
       for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toCloudInstance(i));
       NextToken = page.NextToken;
     } while (NextToken);
@@ -238,12 +302,16 @@ export class AwsProvider implements CloudProvider {
 
   private async describeById(instanceId: string): Promise<CloudInstance | undefined> {
     try {
-      const r = await this.call('describe', `DescribeInstances ${instanceId}`, () => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
+      const r = await this.call('describe', `DescribeInstances ${instanceId}`, () =>
+        this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })),
+      );
       const i = r.Reservations?.flatMap((x) => x.Instances ?? [])[0];
       if (!i) return undefined;
       const ci = toCloudInstance(i);
       if (ci.tags[TAG_CLUSTER] !== this.opts.clusterName) {
-        throw new NotFoundError(`EC2 instance ${instanceId} is not tagged ${TAG_CLUSTER}=${this.opts.clusterName}; ipp leaves it alone`);
+        throw new NotFoundError(
+          `EC2 instance ${instanceId} is not tagged ${TAG_CLUSTER}=${this.opts.clusterName}; ipp leaves it alone`,
+        );
       }
       return ci;
     } catch (e) {
@@ -267,7 +335,9 @@ export class AwsProvider implements CloudProvider {
     const owned = new Map<string, Ec2Instance[]>();
     let NextToken: string | undefined;
     do {
-      const page = await this.ec2.send(new DescribeInstancesCommand({ Filters: filters, MaxResults: this.opts.pageSize ?? 500, NextToken }));
+      const page = await this.ec2.send(
+        new DescribeInstancesCommand({ Filters: filters, MaxResults: this.opts.pageSize ?? 500, NextToken }),
+      );
       for (const i of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
         const tags = Object.fromEntries((i.Tags ?? []).map((t) => [t.Key, t.Value]));
         const owner = tags[TAG_INSTANCE] ?? groupMember(tags[TAG_LAUNCH_GROUP], i.AmiLaunchIndex ?? 0);
@@ -275,22 +345,32 @@ export class AwsProvider implements CloudProvider {
       }
       NextToken = page.NextToken;
     } while (NextToken);
-    return Promise.all(names.map(async (name) => {
-      const candidates = (owned.get(name) ?? []).sort((a, b) => (a.LaunchTime?.getTime() ?? 0) - (b.LaunchTime?.getTime() ?? 0));
-      const first = candidates[0];
-      if (!first) return {};
-      if (candidates.length > 1) {
-        this.log.warn({ instance: name, ids: candidates.map((c) => c.InstanceId) }, 'several live EC2 instances for one Instance; using the oldest, garbage collection terminates the rest');
-      }
-      const ci = toCloudInstance(first);
-      if (ci.tags[TAG_INSTANCE] !== name) {
-        await this.tagInstance(first.InstanceId!, name);
-        ci.tags[TAG_INSTANCE] = name;
-        ci.tags.Name = name;
-        this.log.info({ instance: name, providerID: ci.providerID }, 'adopted an instance of an interrupted grouped launch');
-      }
-      return { instance: ci };
-    }));
+    return Promise.all(
+      names.map(async (name) => {
+        const candidates = (owned.get(name) ?? []).sort(
+          (a, b) => (a.LaunchTime?.getTime() ?? 0) - (b.LaunchTime?.getTime() ?? 0),
+        );
+        const first = candidates[0];
+        if (!first) return {};
+        if (candidates.length > 1) {
+          this.log.warn(
+            { instance: name, ids: candidates.map((c) => c.InstanceId) },
+            'several live EC2 instances for one Instance; using the oldest, garbage collection terminates the rest',
+          );
+        }
+        const ci = toCloudInstance(first);
+        if (ci.tags[TAG_INSTANCE] !== name) {
+          await this.tagInstance(first.InstanceId!, name);
+          ci.tags[TAG_INSTANCE] = name;
+          ci.tags.Name = name;
+          this.log.info(
+            { instance: name, providerID: ci.providerID },
+            'adopted an instance of an interrupted grouped launch',
+          );
+        }
+        return { instance: ci };
+      }),
+    );
   }
 
   /** The class's subnets by zone; one DescribeSubnets per class and 5 minutes, however many creates ask at once. */
@@ -307,18 +387,30 @@ export class AwsProvider implements CloudProvider {
     return placement;
   }
 
-  private async describePlacement(cls: InstanceClass, subnets: NonNullable<AwsSettings['subnets']>): Promise<Placement> {
-    const r = await this.call('describe', `DescribeSubnets for InstanceClass ${cls.metadata.name}`, () => this.ec2.send(new DescribeSubnetsCommand(subnets.ids?.length
-      ? { SubnetIds: subnets.ids }
-      : { Filters: Object.entries(subnets.tags ?? {}).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })) })));
+  private async describePlacement(
+    cls: InstanceClass,
+    subnets: NonNullable<AwsSettings['subnets']>,
+  ): Promise<Placement> {
+    const r = await this.call('describe', `DescribeSubnets for InstanceClass ${cls.metadata.name}`, () =>
+      this.ec2.send(
+        new DescribeSubnetsCommand(
+          subnets.ids?.length
+            ? { SubnetIds: subnets.ids }
+            : { Filters: Object.entries(subnets.tags ?? {}).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })) },
+        ),
+      ),
+    );
     const found = r.Subnets ?? [];
-    if (!found.length) throw new InvalidConfigError(`InstanceClass ${cls.metadata.name}: spec.aws.subnets matches no subnet`);
+    if (!found.length)
+      throw new InvalidConfigError(`InstanceClass ${cls.metadata.name}: spec.aws.subnets matches no subnet`);
     // Keep the class's order of ids; among tag matches, the one with most free addresses first.
     const ordered = subnets.ids?.length
       ? subnets.ids.map((id) => found.find((s) => s.SubnetId === id)).filter((s) => s !== undefined)
       : [...found].sort((a, b) => (b.AvailableIpAddressCount ?? 0) - (a.AvailableIpAddressCount ?? 0));
     const subnetByZone = new Map<string, string>();
-    for (const s of ordered) if (s.AvailabilityZone && s.SubnetId && !subnetByZone.has(s.AvailabilityZone)) subnetByZone.set(s.AvailabilityZone, s.SubnetId);
+    for (const s of ordered)
+      if (s.AvailabilityZone && s.SubnetId && !subnetByZone.has(s.AvailabilityZone))
+        subnetByZone.set(s.AvailabilityZone, s.SubnetId);
     return { zones: [...subnetByZone.keys()], subnetByZone };
   }
 
@@ -340,20 +432,37 @@ export class AwsProvider implements CloudProvider {
       InstanceType: m.offering.instanceType as RunInstancesCommandInput['InstanceType'],
       MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1, HttpEndpoint: 'enabled' },
     };
-    if (lt) input.LaunchTemplate = { ...(lt.id ? { LaunchTemplateId: lt.id } : { LaunchTemplateName: lt.name }), Version: lt.version ?? '$Default' };
+    if (lt)
+      input.LaunchTemplate = {
+        ...(lt.id ? { LaunchTemplateId: lt.id } : { LaunchTemplateName: lt.name }),
+        Version: lt.version ?? '$Default',
+      };
     if (aws.ami?.id) input.ImageId = aws.ami.id;
     // EC2 resolves the parameter at launch (needs ssm:GetParameters): no SSM client, no stale cache.
     else if (aws.ami?.ssmParameter) input.ImageId = `resolve:ssm:${aws.ami.ssmParameter}`;
     if (m.subnetId) input.SubnetId = m.subnetId;
     else if (m.offering.zone) input.Placement = { AvailabilityZone: m.offering.zone };
     if (aws.securityGroupIds?.length) input.SecurityGroupIds = aws.securityGroupIds;
-    if (aws.instanceProfile) input.IamInstanceProfile = aws.instanceProfile.startsWith('arn:') ? { Arn: aws.instanceProfile } : { Name: aws.instanceProfile };
-    if (aws.capacityType === 'spot') input.InstanceMarketOptions = { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' } };
+    if (aws.instanceProfile)
+      input.IamInstanceProfile = aws.instanceProfile.startsWith('arn:')
+        ? { Arn: aws.instanceProfile }
+        : { Name: aws.instanceProfile };
+    if (aws.capacityType === 'spot')
+      input.InstanceMarketOptions = {
+        MarketType: 'spot',
+        SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' },
+      };
     if (aws.rootVolume) {
-      input.BlockDeviceMappings = [{
-        DeviceName: '/dev/xvda',
-        Ebs: { DeleteOnTermination: true, ...(aws.rootVolume.sizeGiB ? { VolumeSize: aws.rootVolume.sizeGiB } : {}), ...(aws.rootVolume.type ? { VolumeType: aws.rootVolume.type as 'gp3' } : {}) },
-      }];
+      input.BlockDeviceMappings = [
+        {
+          DeviceName: '/dev/xvda',
+          Ebs: {
+            DeleteOnTermination: true,
+            ...(aws.rootVolume.sizeGiB ? { VolumeSize: aws.rootVolume.sizeGiB } : {}),
+            ...(aws.rootVolume.type ? { VolumeType: aws.rootVolume.type as 'gp3' } : {}),
+          },
+        },
+      ];
     }
     return input;
   }
@@ -376,7 +485,8 @@ export class AwsProvider implements CloudProvider {
   private groupKey(m: Member): string {
     const aws = m.req.class.spec.aws!;
     const node = m.req.node;
-    const shareable = this.maxGroupSize > 1 && (aws.userData === undefined || !this.userDataTemplate(aws, node).perInstance);
+    const shareable =
+      this.maxGroupSize > 1 && (aws.userData === undefined || !this.userDataTemplate(aws, node).perInstance);
     return paramsDigest({
       input: this.baseInput(m),
       tags: this.sharedTags(m.req),
@@ -412,21 +522,45 @@ export class AwsProvider implements CloudProvider {
     let userData: string;
     let instanceTags: Record<string, string>;
     if (members.length === 1) {
-      userData = aws.userData !== undefined ? customUserData(aws.userData, first.req.node) : instanceUserData(this.opts.eks, first.req.node);
-      instanceTags = { ...shared, [TAG_INSTANCE]: first.req.instance.name, Name: first.req.instance.name, [TAG_LAUNCH_GROUP]: launchGroupValue(names) };
+      userData =
+        aws.userData !== undefined
+          ? customUserData(aws.userData, first.req.node)
+          : instanceUserData(this.opts.eks, first.req.node);
+      instanceTags = {
+        ...shared,
+        [TAG_INSTANCE]: first.req.instance.name,
+        Name: first.req.instance.name,
+        [TAG_LAUNCH_GROUP]: launchGroupValue(names),
+      };
     } else {
-      userData = aws.userData !== undefined
-        ? customUserData(aws.userData, sharedIdentity(first.req.node))
-        : groupUserData(this.opts.eks, sharedIdentity(first.req.node), members.map((m) => ({ [NODE_INSTANCE_LABEL]: m.req.node.labels[NODE_INSTANCE_LABEL] ?? m.req.instance.name })));
+      userData =
+        aws.userData !== undefined
+          ? customUserData(aws.userData, sharedIdentity(first.req.node))
+          : groupUserData(
+              this.opts.eks,
+              sharedIdentity(first.req.node),
+              members.map((m) => ({
+                [NODE_INSTANCE_LABEL]: m.req.node.labels[NODE_INSTANCE_LABEL] ?? m.req.instance.name,
+              })),
+            );
       instanceTags = { ...shared, [TAG_LAUNCH_GROUP]: launchGroupValue(names) };
     }
     input.MaxCount = members.length;
     input.UserData = Buffer.from(userData).toString('base64');
-    input.TagSpecifications = [{ ResourceType: 'instance', Tags: toTags(instanceTags) }, { ResourceType: 'volume', Tags: toTags(shared) }];
+    input.TagSpecifications = [
+      { ResourceType: 'instance', Tags: toTags(instanceTags) },
+      { ResourceType: 'volume', Tags: toTags(shared) },
+    ];
     const digest = paramsDigest({ ...input, ClientToken: undefined });
-    input.ClientToken = members.length === 1
-      ? clientToken(first.req.instance.uid, first.offering, digest, tokenAttempt)
-      : batchClientToken(members.map((m) => m.req.instance.uid), first.offering, digest, tokenAttempt);
+    input.ClientToken =
+      members.length === 1
+        ? clientToken(first.req.instance.uid, first.offering, digest, tokenAttempt)
+        : batchClientToken(
+            members.map((m) => m.req.instance.uid),
+            first.offering,
+            digest,
+            tokenAttempt,
+          );
     return input;
   }
 
@@ -441,36 +575,54 @@ export class AwsProvider implements CloudProvider {
       // dead instance: such a token is spent, the next attempt number makes a fresh one.
       const dead = instances.some((i) => i.State?.Name === 'terminated' || i.State?.Name === 'shutting-down');
       if (!dead || tokenAttempt >= 3) break;
-      this.log.info({ clientToken: input.ClientToken }, 'ClientToken already used by a terminated instance; launching with the next token');
+      this.log.info(
+        { clientToken: input.ClientToken },
+        'ClientToken already used by a terminated instance; launching with the next token',
+      );
     }
     const byIndex = new Map(instances.map((i) => [i.AmiLaunchIndex ?? 0, i]));
-    return Promise.all(members.map(async (m, k) => {
-      const i = byIndex.get(k);
-      if (!i?.InstanceId) {
-        // MinCount 1: EC2 launched fewer than asked, which it does only for lack of capacity.
-        return new InsufficientCapacityError(`RunInstances ${m.offering.instanceType}${m.offering.zone ? ` in ${m.offering.zone}` : ''} launched ${instances.length} of ${members.length} instances; none for Instance ${m.req.instance.name}`, [m.offering]);
-      }
-      const ci = toCloudInstance(i);
-      if (members.length > 1) {
-        try {
-          await this.tagInstance(i.InstanceId, m.req.instance.name);
-          ci.tags[TAG_INSTANCE] = m.req.instance.name;
-          ci.tags.Name = m.req.instance.name;
-        } catch (e) {
-          // The instance is still this member's (launch index); its next create() adopts and tags it.
-          this.log.warn({ err: e, instance: m.req.instance.name, providerID: ci.providerID }, 'tagging a grouped launch failed; the next reconcile adopts it');
-          return e instanceof Error ? e : new Error(String(e));
+    return Promise.all(
+      members.map(async (m, k) => {
+        const i = byIndex.get(k);
+        if (!i?.InstanceId) {
+          // MinCount 1: EC2 launched fewer than asked, which it does only for lack of capacity.
+          return new InsufficientCapacityError(
+            `RunInstances ${m.offering.instanceType}${m.offering.zone ? ` in ${m.offering.zone}` : ''} launched ${instances.length} of ${members.length} instances; none for Instance ${m.req.instance.name}`,
+            [m.offering],
+          );
         }
-      }
-      return ci;
-    }));
+        const ci = toCloudInstance(i);
+        if (members.length > 1) {
+          try {
+            await this.tagInstance(i.InstanceId, m.req.instance.name);
+            ci.tags[TAG_INSTANCE] = m.req.instance.name;
+            ci.tags.Name = m.req.instance.name;
+          } catch (e) {
+            // The instance is still this member's (launch index); its next create() adopts and tags it.
+            this.log.warn(
+              { err: e, instance: m.req.instance.name, providerID: ci.providerID },
+              'tagging a grouped launch failed; the next reconcile adopts it',
+            );
+            return e instanceof Error ? e : new Error(String(e));
+          }
+        }
+        return ci;
+      }),
+    );
   }
 
   private async tagInstance(instanceId: string, name: string): Promise<void> {
-    await this.call('tags', `CreateTags ${instanceId} for Instance ${name}`, () => this.ec2.send(new CreateTagsCommand({
-      Resources: [instanceId],
-      Tags: [{ Key: TAG_INSTANCE, Value: name }, { Key: 'Name', Value: name }],
-    })));
+    await this.call('tags', `CreateTags ${instanceId} for Instance ${name}`, () =>
+      this.ec2.send(
+        new CreateTagsCommand({
+          Resources: [instanceId],
+          Tags: [
+            { Key: TAG_INSTANCE, Value: name },
+            { Key: 'Name', Value: name },
+          ],
+        }),
+      ),
+    );
   }
 
   // ---- retries ---------------------------------------------------------------------------------

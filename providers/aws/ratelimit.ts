@@ -75,7 +75,10 @@ export class RateLimits {
     for (const family of Object.keys(EC2_BUCKETS) as ApiFamily[]) {
       const shape = shapes[family] ?? EC2_BUCKETS[family];
       // Concurrency bounds sockets and keeps order; the bucket bounds the rate.
-      this.queues.set(family, { queue: new PQueue({ concurrency: Math.max(1, Math.min(8, shape.burst)) }), bucket: new TokenBucket(shape, clock) });
+      this.queues.set(family, {
+        queue: new PQueue({ concurrency: Math.max(1, Math.min(8, shape.burst)) }),
+        bucket: new TokenBucket(shape, clock),
+      });
     }
   }
 

@@ -14,7 +14,12 @@ const digest = (s: string, n: number) => createHash('sha256').update(s).digest('
  * (AMI, subnet, user data, tags…); `attempt` > 0 only after the earlier token returned an
  * instance that is already terminated (EC2 keeps tokens for at least 24 h after termination).
  */
-export function clientToken(instanceUid: string, offering: { instanceType: string; zone?: string }, params: string, attempt = 0): string {
+export function clientToken(
+  instanceUid: string,
+  offering: { instanceType: string; zone?: string },
+  params: string,
+  attempt = 0,
+): string {
   const d = digest(`${offering.instanceType}/${offering.zone ?? '*'}/${params}`, 16);
   const suffix = attempt > 0 ? `-r${attempt}` : '';
   const readable = `ipp-${instanceUid}-${d}${suffix}`;
@@ -23,7 +28,12 @@ export function clientToken(instanceUid: string, offering: { instanceType: strin
 }
 
 /** Token of one RunInstances that launches several Instances (in launch-index order). */
-export function batchClientToken(instanceUids: string[], offering: { instanceType: string; zone?: string }, params: string, attempt = 0): string {
+export function batchClientToken(
+  instanceUids: string[],
+  offering: { instanceType: string; zone?: string },
+  params: string,
+  attempt = 0,
+): string {
   const suffix = attempt > 0 ? `-r${attempt}` : '';
   return `ipp-b-${digest(`${instanceUids.join(',')}/${offering.instanceType}/${offering.zone ?? '*'}/${params}`, 48)}${suffix}`;
 }
@@ -33,7 +43,11 @@ export function paramsDigest(value: unknown): string {
   const canonical = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(canonical);
     if (v && typeof v === 'object') {
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+      );
     }
     return v;
   };

@@ -61,10 +61,14 @@ export class SimulatedProvider implements CloudProvider {
   validate(cls: InstanceClass): string[] {
     const problems: string[] = [];
     cls.spec.instanceTypes.forEach((t, i) => {
-      if (!CATALOG[t]) problems.push(`spec.instanceTypes[${i}]: unknown simulated instance type "${t}"; use one of ${Object.keys(CATALOG).join(', ')}`);
+      if (!CATALOG[t])
+        problems.push(
+          `spec.instanceTypes[${i}]: unknown simulated instance type "${t}"; use one of ${Object.keys(CATALOG).join(', ')}`,
+        );
     });
     (cls.spec.zones ?? []).forEach((z, i) => {
-      if (!ZONES.includes(z)) problems.push(`spec.zones[${i}]: unknown simulated zone "${z}"; use one of ${ZONES.join(', ')}`);
+      if (!ZONES.includes(z))
+        problems.push(`spec.zones[${i}]: unknown simulated zone "${z}"; use one of ${ZONES.join(', ')}`);
     });
     try {
       parseDuration(cls.spec.simulated?.bootDelay ?? '2s', 'spec.simulated.bootDelay');
@@ -88,17 +92,27 @@ export class SimulatedProvider implements CloudProvider {
     const cls = req.class.metadata.name!;
     const calls = (this.launchCalls.get(cls) ?? 0) + 1;
     this.launchCalls.set(cls, calls);
-    if (calls <= (sim.throttleLaunches ?? 0)) throw new ThrottledError(`simulated throttling of launch ${calls}/${sim.throttleLaunches} for class ${cls}`);
+    if (calls <= (sim.throttleLaunches ?? 0))
+      throw new ThrottledError(`simulated throttling of launch ${calls}/${sim.throttleLaunches} for class ${cls}`);
 
     return launchFirstAvailable(offerings(req.class, ZONES), this.unavailable, async (o) => {
-      if (sim.unavailableInstanceTypes?.includes(o.instanceType) || (o.zone && sim.unavailableZones?.includes(o.zone))) {
+      if (
+        sim.unavailableInstanceTypes?.includes(o.instanceType) ||
+        (o.zone && sim.unavailableZones?.includes(o.zone))
+      ) {
         throw new InsufficientCapacityError(`simulated: no ${o.instanceType} capacity in ${o.zone}`, [o]);
       }
       // Idempotency token: the same Instance UID and offering always name the same instance.
       const id = `i-${createHash('sha256').update(`${req.instance.uid}/${o.instanceType}/${o.zone}`).digest('hex').slice(0, 17)}`;
       const record: Record = {
-        id, zone: o.zone ?? ZONES[0]!, instanceType: o.instanceType, launchedAt: new Date().toISOString(),
-        bootDelayMs: parseDuration(sim.bootDelay ?? '2s'), register: sim.register !== false, node: req.node, tags: req.tags,
+        id,
+        zone: o.zone ?? ZONES[0]!,
+        instanceType: o.instanceType,
+        launchedAt: new Date().toISOString(),
+        bootDelayMs: parseDuration(sim.bootDelay ?? '2s'),
+        register: sim.register !== false,
+        node: req.node,
+        tags: req.tags,
       };
       try {
         await this.core.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.toConfigMap(record) });
@@ -189,7 +203,10 @@ export class SimulatedProvider implements CloudProvider {
       if (!isAlreadyExists(e)) throw e;
     }
     // A kubelet reports its capacity in status; kwok keeps the conditions and heartbeats.
-    await this.core.patchNodeStatus({ name, body: { status: { capacity: resources, allocatable: resources } } }, mergePatch);
+    await this.core.patchNodeStatus(
+      { name, body: { status: { capacity: resources, allocatable: resources } } },
+      mergePatch,
+    );
     this.opts.logger.info({ node: name, instanceType: r.instanceType, zone: r.zone }, 'simulated node registered');
   }
 

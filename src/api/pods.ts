@@ -16,8 +16,9 @@ export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
 export function isDaemonSetPod(pod: V1Pod): boolean {
   const refs: unknown = pod.metadata?.ownerReferences;
   if (!Array.isArray(refs)) return false;
-  return (refs as ({ kind?: unknown; apiVersion?: unknown; controller?: unknown } | null)[]).some((r) =>
-    r?.kind === 'DaemonSet' && String(r.apiVersion ?? '').startsWith('apps/') && r.controller === true);
+  return (refs as ({ kind?: unknown; apiVersion?: unknown; controller?: unknown } | null)[]).some(
+    (r) => r?.kind === 'DaemonSet' && String(r.apiVersion ?? '').startsWith('apps/') && r.controller === true,
+  );
 }
 export const isMirrorPod = (p: V1Pod) => p.metadata?.annotations?.[MIRROR_ANNOTATION] !== undefined;
 export const isGated = (p: V1Pod) => (p.spec?.schedulingGates ?? []).some((g) => g.name === GATE);
@@ -28,7 +29,11 @@ export const isWorkload = (p: V1Pod) => !isTerminal(p) && !isDaemonSetPod(p) && 
 
 /** Waiting for ipp to give it an instance: opted in, not placed yet, held by our gate or scheduler name. */
 export const awaitsPlacement = (p: V1Pod) =>
-  classOf(p) !== undefined && !p.spec?.nodeName && !p.metadata?.deletionTimestamp && !isTerminal(p) && (isGated(p) || wantsIppScheduler(p));
+  classOf(p) !== undefined &&
+  !p.spec?.nodeName &&
+  !p.metadata?.deletionTimestamp &&
+  !isTerminal(p) &&
+  (isGated(p) || wantsIppScheduler(p));
 
 export const isIppNode = (n: V1Node) => n.metadata?.labels?.[NODE_CLASS_LABEL] !== undefined;
 export const isNodeReady = (n: V1Node) =>

@@ -51,9 +51,13 @@ const int = (v: string) => {
 };
 const PROVIDERS = ['simulated', 'aws', 'gce'];
 const list = (v: string) => {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = items.filter((p) => !PROVIDERS.includes(p));
-  if (unknown.length) throw new InvalidArgumentError(`unknown provider(s) ${unknown.join(', ')}; known: ${PROVIDERS.join(', ')}`);
+  if (unknown.length)
+    throw new InvalidArgumentError(`unknown provider(s) ${unknown.join(', ')}; known: ${PROVIDERS.join(', ')}`);
   if (!items.length) throw new InvalidArgumentError(`name at least one provider: ${PROVIDERS.join(', ')}`);
   return items;
 };
@@ -62,36 +66,150 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const o = (flags: string, description: string, envName: string) => new Option(flags, description).env(envName);
   const cmd = new Command('ipp-controller')
     .description('ipp: a dedicated cloud instance for every pod labelled ipp-class')
-    .addOption(o('--cluster-name <name>', 'name of this cluster; tags every cloud instance (ipp.dev/cluster)', 'IPP_CLUSTER_NAME').makeOptionMandatory())
+    .addOption(
+      o(
+        '--cluster-name <name>',
+        'name of this cluster; tags every cloud instance (ipp.dev/cluster)',
+        'IPP_CLUSTER_NAME',
+      ).makeOptionMandatory(),
+    )
     .addOption(o('--kubeconfig <path>', 'kubeconfig; in-cluster configuration when absent', 'KUBECONFIG'))
-    .addOption(o('--providers <list>', 'comma-separated providers to run: simulated, aws, gce', 'IPP_PROVIDERS').argParser(list).default(['aws']))
-    .addOption(o('--placement <mode>', 'pin (scheduling gate + nodeSelector; kube-scheduler binds) or bind (schedulerName ipp; ipp binds)', 'IPP_PLACEMENT').choices(['pin', 'bind']).default('pin'))
-    .addOption(o('--namespace <ns>', "the controller's own namespace (leases, webhook secret)", 'POD_NAMESPACE').default('ipp-system'))
+    .addOption(
+      o('--providers <list>', 'comma-separated providers to run: simulated, aws, gce', 'IPP_PROVIDERS')
+        .argParser(list)
+        .default(['aws']),
+    )
+    .addOption(
+      o(
+        '--placement <mode>',
+        'pin (scheduling gate + nodeSelector; kube-scheduler binds) or bind (schedulerName ipp; ipp binds)',
+        'IPP_PLACEMENT',
+      )
+        .choices(['pin', 'bind'])
+        .default('pin'),
+    )
+    .addOption(
+      o('--namespace <ns>', "the controller's own namespace (leases, webhook secret)", 'POD_NAMESPACE').default(
+        'ipp-system',
+      ),
+    )
     .addOption(o('--no-leader-elect', 'run without leader election (one replica only)', 'IPP_NO_LEADER_ELECT'))
-    .addOption(o('--leader-election-id <name>', 'name of the Lease', 'IPP_LEADER_ELECTION_ID').default('ipp-controller'))
-    .addOption(o('--identity <id>', 'this replica in the Lease (pod name)', 'POD_NAME').default(`${process.env.HOSTNAME ?? 'ipp'}-${process.pid}`))
-    .addOption(o('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0: any free port)', 'IPP_METRICS_PORT').argParser(int).default(8080))
-    .addOption(o('--metrics-host <host>', 'address of the metrics/health server', 'IPP_METRICS_HOST').default('0.0.0.0'))
-    .addOption(o('--log-level <level>', 'pino level: trace, debug, info, warn, error', 'IPP_LOG_LEVEL').choices(['trace', 'debug', 'info', 'warn', 'error']).default('info'))
-    .addOption(o('--concurrency <n>', 'parallel reconciles per controller', 'IPP_CONCURRENCY').argParser(int).default(4))
-    .addOption(o('--gc-interval <duration>', 'how often garbage collection compares cloud and cluster', 'IPP_GC_INTERVAL').argParser(duration('--gc-interval')).default(60_000, '1m'))
-    .addOption(o('--gc-grace-period <duration>', 'age before an untracked cloud instance counts as leaked', 'IPP_GC_GRACE_PERIOD').argParser(duration('--gc-grace-period')).default(300_000, '5m'))
-    .addOption(o('--resync <duration>', 'how often every Instance and class is reconciled even without events', 'IPP_RESYNC').argParser(duration('--resync')).default(30_000, '30s'))
-    .addOption(o('--simulated-namespace <ns>', 'namespace holding the simulated cloud (simulated provider)', 'IPP_SIMULATED_NAMESPACE').default('ipp-simulated-cloud'))
+    .addOption(
+      o('--leader-election-id <name>', 'name of the Lease', 'IPP_LEADER_ELECTION_ID').default('ipp-controller'),
+    )
+    .addOption(
+      o('--identity <id>', 'this replica in the Lease (pod name)', 'POD_NAME').default(
+        `${process.env.HOSTNAME ?? 'ipp'}-${process.pid}`,
+      ),
+    )
+    .addOption(
+      o('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0: any free port)', 'IPP_METRICS_PORT')
+        .argParser(int)
+        .default(8080),
+    )
+    .addOption(
+      o('--metrics-host <host>', 'address of the metrics/health server', 'IPP_METRICS_HOST').default('0.0.0.0'),
+    )
+    .addOption(
+      o('--log-level <level>', 'pino level: trace, debug, info, warn, error', 'IPP_LOG_LEVEL')
+        .choices(['trace', 'debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
+    .addOption(
+      o('--concurrency <n>', 'parallel reconciles per controller', 'IPP_CONCURRENCY').argParser(int).default(4),
+    )
+    .addOption(
+      o('--gc-interval <duration>', 'how often garbage collection compares cloud and cluster', 'IPP_GC_INTERVAL')
+        .argParser(duration('--gc-interval'))
+        .default(60_000, '1m'),
+    )
+    .addOption(
+      o(
+        '--gc-grace-period <duration>',
+        'age before an untracked cloud instance counts as leaked',
+        'IPP_GC_GRACE_PERIOD',
+      )
+        .argParser(duration('--gc-grace-period'))
+        .default(300_000, '5m'),
+    )
+    .addOption(
+      o('--resync <duration>', 'how often every Instance and class is reconciled even without events', 'IPP_RESYNC')
+        .argParser(duration('--resync'))
+        .default(30_000, '30s'),
+    )
+    .addOption(
+      o(
+        '--simulated-namespace <ns>',
+        'namespace holding the simulated cloud (simulated provider)',
+        'IPP_SIMULATED_NAMESPACE',
+      ).default('ipp-simulated-cloud'),
+    )
     .addOption(o('--no-webhook', 'do not serve the admission webhook', 'IPP_NO_WEBHOOK'))
-    .addOption(o('--webhook-port <port>', 'HTTPS port of the admission webhook (0: any free port)', 'IPP_WEBHOOK_PORT').argParser(int).default(9443))
+    .addOption(
+      o('--webhook-port <port>', 'HTTPS port of the admission webhook (0: any free port)', 'IPP_WEBHOOK_PORT')
+        .argParser(int)
+        .default(9443),
+    )
     .addOption(o('--webhook-host <host>', 'address of the admission webhook', 'IPP_WEBHOOK_HOST').default('0.0.0.0'))
-    .addOption(o('--webhook-cert-mode <mode>', 'self: make and rotate our own CA and certificate; files: read tls.crt/tls.key (cert-manager)', 'IPP_WEBHOOK_CERT_MODE').choices(['self', 'files']).default('self'))
-    .addOption(o('--webhook-cert-dir <dir>', 'directory with tls.crt and tls.key (files mode)', 'IPP_WEBHOOK_CERT_DIR').default('/tmp/k8s-webhook-server/serving-certs'))
-    .addOption(o('--webhook-secret <name>', 'Secret holding the CA and certificate (self mode)', 'IPP_WEBHOOK_SECRET').default('ipp-webhook-tls'))
-    .addOption(o('--webhook-service <name>', 'Service in front of the webhook (certificate names)', 'IPP_WEBHOOK_SERVICE').default('ipp-webhook'))
-    .addOption(o('--webhook-config-name <name>', 'MutatingWebhookConfiguration whose caBundle ipp keeps current', 'IPP_WEBHOOK_CONFIG_NAME').default('ipp'))
-    .addOption(o('--webhook-url <url>', 'out-of-cluster only: URL the API server calls instead of the Service', 'IPP_WEBHOOK_URL'))
-    .addOption(o('--aws-region <region>', 'EC2 region (required with the aws provider; IRSA and Pod Identity set AWS_REGION)', 'AWS_REGION'))
+    .addOption(
+      o(
+        '--webhook-cert-mode <mode>',
+        'self: make and rotate our own CA and certificate; files: read tls.crt/tls.key (cert-manager)',
+        'IPP_WEBHOOK_CERT_MODE',
+      )
+        .choices(['self', 'files'])
+        .default('self'),
+    )
+    .addOption(
+      o('--webhook-cert-dir <dir>', 'directory with tls.crt and tls.key (files mode)', 'IPP_WEBHOOK_CERT_DIR').default(
+        '/tmp/k8s-webhook-server/serving-certs',
+      ),
+    )
+    .addOption(
+      o('--webhook-secret <name>', 'Secret holding the CA and certificate (self mode)', 'IPP_WEBHOOK_SECRET').default(
+        'ipp-webhook-tls',
+      ),
+    )
+    .addOption(
+      o(
+        '--webhook-service <name>',
+        'Service in front of the webhook (certificate names)',
+        'IPP_WEBHOOK_SERVICE',
+      ).default('ipp-webhook'),
+    )
+    .addOption(
+      o(
+        '--webhook-config-name <name>',
+        'MutatingWebhookConfiguration whose caBundle ipp keeps current',
+        'IPP_WEBHOOK_CONFIG_NAME',
+      ).default('ipp'),
+    )
+    .addOption(
+      o(
+        '--webhook-url <url>',
+        'out-of-cluster only: URL the API server calls instead of the Service',
+        'IPP_WEBHOOK_URL',
+      ),
+    )
+    .addOption(
+      o(
+        '--aws-region <region>',
+        'EC2 region (required with the aws provider; IRSA and Pod Identity set AWS_REGION)',
+        'AWS_REGION',
+      ),
+    )
     .addOption(o('--aws-endpoint <url>', 'EC2 endpoint override (tests)', 'IPP_AWS_ENDPOINT'))
-    .addOption(o('--eks-cluster-name <name>', 'EKS cluster the nodes join (defaults to --cluster-name)', 'IPP_EKS_CLUSTER_NAME'))
+    .addOption(
+      o('--eks-cluster-name <name>', 'EKS cluster the nodes join (defaults to --cluster-name)', 'IPP_EKS_CLUSTER_NAME'),
+    )
     .addOption(o('--eks-endpoint <url>', 'EKS API server endpoint for node bootstrap', 'IPP_EKS_ENDPOINT'))
-    .addOption(o('--eks-certificate-authority <base64>', 'EKS cluster CA (base64) for node bootstrap', 'IPP_EKS_CERTIFICATE_AUTHORITY'))
+    .addOption(
+      o(
+        '--eks-certificate-authority <base64>',
+        'EKS cluster CA (base64) for node bootstrap',
+        'IPP_EKS_CERTIFICATE_AUTHORITY',
+      ),
+    )
     .addOption(o('--eks-service-cidr <cidr>', 'service CIDR of the cluster, for nodeadm', 'IPP_EKS_SERVICE_CIDR'))
     .exitOverride();
   // commander reads process.env; let callers (tests) pass their own environment.

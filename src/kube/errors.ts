@@ -7,7 +7,8 @@ export interface KubeError {
 }
 
 export function kubeError(e: unknown): KubeError | undefined {
-  if (typeof e !== 'object' || e === null || !('code' in e) || typeof (e as { code: unknown }).code !== 'number') return undefined;
+  if (typeof e !== 'object' || e === null || !('code' in e) || typeof (e as { code: unknown }).code !== 'number')
+    return undefined;
   const code = (e as { code: number }).code;
   const raw = (e as { body?: unknown }).body;
   let status: { reason?: string; message?: string } = {};
@@ -20,7 +21,11 @@ export function kubeError(e: unknown): KubeError | undefined {
   } else if (typeof raw === 'object' && raw !== null) {
     status = raw as typeof status;
   }
-  return { code, reason: status.reason ?? '', message: status.message ?? String((e as { message?: unknown }).message ?? '') };
+  return {
+    code,
+    reason: status.reason ?? '',
+    message: status.message ?? String((e as { message?: unknown }).message ?? ''),
+  };
 }
 
 export const isNotFound = (e: unknown) => kubeError(e)?.code === 404;

@@ -29,12 +29,21 @@ export interface EventObjectRef {
 export type EventType = 'Normal' | 'Warning';
 
 /** The reference of a pod, for publish(). */
-export const podRef = (p: { metadata?: { name?: string; namespace?: string; uid?: string } }): EventObjectRef =>
-  ({ apiVersion: 'v1', kind: 'Pod', name: p.metadata!.name!, namespace: p.metadata!.namespace!, uid: p.metadata!.uid });
+export const podRef = (p: { metadata?: { name?: string; namespace?: string; uid?: string } }): EventObjectRef => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  name: p.metadata!.name!,
+  namespace: p.metadata!.namespace!,
+  uid: p.metadata!.uid,
+});
 
 /** The reference of an Instance (cluster-scoped), for publish(). */
-export const instanceRef = (i: { metadata: { name?: string; uid?: string } }): EventObjectRef =>
-  ({ apiVersion: API_VERSION, kind: 'Instance', name: i.metadata.name!, uid: i.metadata.uid });
+export const instanceRef = (i: { metadata: { name?: string; uid?: string } }): EventObjectRef => ({
+  apiVersion: API_VERSION,
+  kind: 'Instance',
+  name: i.metadata.name!,
+  uid: i.metadata.uid,
+});
 
 /** Where Events are written; the default talks to the apiserver, unit tests pass their own. */
 export interface EventSink {
@@ -115,7 +124,9 @@ export function kubeEventSink(kubeconfig: KubeConfig): EventSink {
       await api.createNamespacedEvent({ namespace, body });
     },
     async updateSeries(namespace, name, series) {
-      const body = { series: { count: series.count, lastObservedTime: new V1MicroTime(series.lastObservedTime.getTime()) } };
+      const body = {
+        series: { count: series.count, lastObservedTime: new V1MicroTime(series.lastObservedTime.getTime()) },
+      };
       await api.patchNamespacedEvent({ name, namespace, body }, merge);
     },
   };
@@ -168,7 +179,8 @@ export class EventRecorder {
     const now = this.now();
     const t = now.getTime();
     this.prune(t);
-    const objectKey = regarding.uid || `${regarding.apiVersion}/${regarding.kind}/${regarding.namespace ?? ''}/${regarding.name}`;
+    const objectKey =
+      regarding.uid || `${regarding.apiVersion}/${regarding.kind}/${regarding.namespace ?? ''}/${regarding.name}`;
     reason = reason.slice(0, FIELD_MAX);
     action = action.slice(0, FIELD_MAX);
     note = truncateBytes(note, NOTE_MAX_BYTES);
@@ -185,12 +197,18 @@ export class EventRecorder {
 
     if (!this.take(objectKey, t)) {
       this.dropped++;
-      this.log.debug({ regarding: `${regarding.kind}/${regarding.name}`, reason }, 'event dropped: too many events for this object');
+      this.log.debug(
+        { regarding: `${regarding.kind}/${regarding.name}`, reason },
+        'event dropped: too many events for this object',
+      );
       return;
     }
     if (this.queue.length >= this.maxQueued) {
       this.dropped++;
-      this.log.warn({ regarding: `${regarding.kind}/${regarding.name}`, reason, queued: this.queue.length }, 'event dropped: write queue full');
+      this.log.warn(
+        { regarding: `${regarding.kind}/${regarding.name}`, reason, queued: this.queue.length },
+        'event dropped: write queue full',
+      );
       return;
     }
     const s: Series = {
@@ -306,7 +324,11 @@ export class EventRecorder {
       s.written = Math.max(s.written, s.name === undefined ? 0 : count);
       if (s.name === undefined) this.forget(s);
       this.log.warn(
-        { regarding: `${s.regarding.kind}/${s.regarding.namespace ? `${s.regarding.namespace}/` : ''}${s.regarding.name}`, reason: s.reason, err: describeError(e) },
+        {
+          regarding: `${s.regarding.kind}/${s.regarding.namespace ? `${s.regarding.namespace}/` : ''}${s.regarding.name}`,
+          reason: s.reason,
+          err: describeError(e),
+        },
         'could not record event',
       );
     }
@@ -333,7 +355,7 @@ export class EventRecorder {
 
   /** `<object>.<hex>` like client-go's `%v.%x` of UnixNano, so Events sort and group by object. */
   private eventName(objectName: string): string {
-    const suffix = ((BigInt(Date.now()) * 1_000_000n) + BigInt(this.nameSeq++ % 1_000_000)).toString(16);
+    const suffix = (BigInt(Date.now()) * 1_000_000n + BigInt(this.nameSeq++ % 1_000_000)).toString(16);
     return `${objectName.slice(0, 253 - suffix.length - 1)}.${suffix}`;
   }
 

@@ -3,13 +3,29 @@
 // connection) stops it for good. This wrapper restarts it with capped, jittered backoff; asks the
 // server to end each watch after a few minutes (timeoutSeconds) so a silently dead connection is
 // replaced; and runs a watchdog that restarts a watch that has shown no sign of life for too long.
-import { KubeConfig, ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  ListWatch,
+  Watch,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 
 /** Adds what client-go sends on every watch: a server-side timeout with jitter and bookmarks. */
 class ResilientWatch extends Watch {
-  override watch(path: string, queryParams: Record<string, unknown>, callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
-    return super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: 240 + Math.floor(Math.random() * 120) }, callback, done);
+  override watch(
+    path: string,
+    queryParams: Record<string, unknown>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
+      callback,
+      done,
+    );
   }
 }
 
@@ -49,9 +65,18 @@ export class Informer<T extends KubernetesObject> {
       this.failures = 0;
       opts.onActivity?.(this.lastActivity);
     };
-    this.lw.on('add', (o) => { touch(); opts.onChange(o, 'add'); });
-    this.lw.on('update', (o) => { touch(); opts.onChange(o, 'update'); });
-    this.lw.on('delete', (o) => { touch(); opts.onChange(o, 'delete'); });
+    this.lw.on('add', (o) => {
+      touch();
+      opts.onChange(o, 'add');
+    });
+    this.lw.on('update', (o) => {
+      touch();
+      opts.onChange(o, 'update');
+    });
+    this.lw.on('delete', (o) => {
+      touch();
+      opts.onChange(o, 'delete');
+    });
     this.lw.on('connect', () => touch());
     this.lw.on('error', (err: unknown) => this.restartLater(err));
   }
@@ -59,13 +84,19 @@ export class Informer<T extends KubernetesObject> {
   async start(): Promise<void> {
     this.stopped = false;
     const stall = this.opts.stallAfterMs ?? 10 * 60_000;
-    this.watchdog = setInterval(() => {
-      if (Date.now() - this.lastActivity > stall) {
-        this.opts.logger.warn({ resource: this.resource, silentForMs: Date.now() - this.lastActivity }, 'watch shows no activity; restarting it');
-        this.lastActivity = Date.now();
-        void this.lw.stop().then(() => this.begin());
-      }
-    }, Math.min(stall, 30_000));
+    this.watchdog = setInterval(
+      () => {
+        if (Date.now() - this.lastActivity > stall) {
+          this.opts.logger.warn(
+            { resource: this.resource, silentForMs: Date.now() - this.lastActivity },
+            'watch shows no activity; restarting it',
+          );
+          this.lastActivity = Date.now();
+          void this.lw.stop().then(() => this.begin());
+        }
+      },
+      Math.min(stall, 30_000),
+    );
     this.watchdog.unref();
     await this.begin();
   }
@@ -85,7 +116,10 @@ export class Informer<T extends KubernetesObject> {
     if (this.stopped || this.restartTimer) return;
     this.failures++;
     const delay = Math.min(1_000 * 2 ** (this.failures - 1), 30_000) * (0.8 + Math.random() * 0.4);
-    this.opts.logger.warn({ resource: this.resource, err, retryInMs: Math.round(delay) }, 'list/watch failed; restarting');
+    this.opts.logger.warn(
+      { resource: this.resource, err, retryInMs: Math.round(delay) },
+      'list/watch failed; restarting',
+    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       void this.begin();

@@ -30,7 +30,10 @@ export class InstanceWriter {
   }
 
   async patchStatus(name: string, status: InstanceStatus): Promise<void> {
-    await this.api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural, name, body: { status } }, mergePatch);
+    await this.api.patchClusterCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural, name, body: { status } },
+      mergePatch,
+    );
   }
 
   /**
@@ -41,7 +44,10 @@ export class InstanceWriter {
   async delete(name: string, resourceVersion?: string): Promise<void> {
     try {
       await this.api.deleteClusterCustomObject({
-        group: GROUP, version: VERSION, plural, name,
+        group: GROUP,
+        version: VERSION,
+        plural,
+        name,
         ...(resourceVersion ? { body: { preconditions: { resourceVersion } } } : {}),
       });
     } catch (e) {
@@ -55,7 +61,10 @@ export class InstanceWriter {
    */
   async reserve(inst: Instance): Promise<void> {
     await this.api.patchClusterCustomObjectStatus({
-      group: GROUP, version: VERSION, plural, name: inst.metadata.name!,
+      group: GROUP,
+      version: VERSION,
+      plural,
+      name: inst.metadata.name!,
       body: [
         { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
         { op: 'remove', path: '/status/idleSince' },
@@ -68,7 +77,10 @@ export class InstanceWriter {
     if (!finalizers.includes(FINALIZER)) return;
     try {
       await this.api.patchClusterCustomObject({
-        group: GROUP, version: VERSION, plural, name: inst.metadata.name!,
+        group: GROUP,
+        version: VERSION,
+        plural,
+        name: inst.metadata.name!,
         body: [
           { op: 'test', path: '/metadata/finalizers', value: finalizers },
           { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },

@@ -51,7 +51,10 @@ export interface LeaderElectorOptions {
 }
 
 /** The three Lease calls the elector makes. */
-export type LeaseApi = Pick<CoordinationV1Api, 'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'>;
+export type LeaseApi = Pick<
+  CoordinationV1Api,
+  'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'
+>;
 
 /** Why `leadershipLost` was aborted, or run() rejected, when the lease could not be kept. */
 export class LeadershipLostError extends Error {
@@ -114,7 +117,8 @@ class DedicatedConnection implements SecurityAuthentication {
 }
 
 export class LeaderElector {
-  private readonly opts: Required<Pick<LeaderElectorOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>> & LeaderElectorOptions;
+  private readonly opts: Required<Pick<LeaderElectorOptions, 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>> &
+    LeaderElectorOptions;
   private readonly api: LeaseApi;
   private readonly conn: DedicatedConnection;
   private readonly log: Logger;
@@ -127,8 +131,10 @@ export class LeaderElector {
     this.opts = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
     const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = this.opts;
     if (!(leaseDurationMs > renewDeadlineMs)) throw new Error('leaseDurationMs must be greater than renewDeadlineMs');
-    if (!(renewDeadlineMs > retryPeriodMs * 1.2)) throw new Error('renewDeadlineMs must be greater than 1.2 × retryPeriodMs');
-    if (leaseDurationMs < 1000) throw new Error('leaseDurationMs must be at least 1000 (the Lease counts whole seconds)');
+    if (!(renewDeadlineMs > retryPeriodMs * 1.2))
+      throw new Error('renewDeadlineMs must be greater than 1.2 × retryPeriodMs');
+    if (leaseDurationMs < 1000)
+      throw new Error('leaseDurationMs must be at least 1000 (the Lease counts whole seconds)');
     if (!opts.identity) throw new Error('identity must not be empty');
 
     this.conn = new DedicatedConnection(opts.kubeconfig);
@@ -138,10 +144,17 @@ export class LeaderElector {
       const cluster = opts.kubeconfig.getCurrentCluster();
       if (!cluster) throw new Error('kubeconfig has no current cluster');
       this.api = new CoordinationV1Api(
-        createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: this.conn } }),
+        createConfiguration({
+          baseServer: new ServerConfiguration(cluster.server, {}),
+          authMethods: { default: this.conn },
+        }),
       );
     }
-    this.log = opts.logger.child({ component: 'leader-election', lease: `${opts.namespace}/${opts.name}`, identity: opts.identity });
+    this.log = opts.logger.child({
+      component: 'leader-election',
+      lease: `${opts.namespace}/${opts.name}`,
+      identity: opts.identity,
+    });
     opts.metrics?.leader.set({ identity: opts.identity }, 0);
   }
 
@@ -212,7 +225,10 @@ export class LeaderElector {
     // postpone giving up past the deadline.
     const armDeadline = () => {
       clearTimeout(deadline);
-      deadline = setTimeout(() => lose(`no successful renewal within ${renewDeadlineMs} ms`), lastRenewStart + renewDeadlineMs - monotonic());
+      deadline = setTimeout(
+        () => lose(`no successful renewal within ${renewDeadlineMs} ms`),
+        lastRenewStart + renewDeadlineMs - monotonic(),
+      );
     };
     armDeadline();
     this.setLeading(true);
@@ -289,7 +305,13 @@ export class LeaderElector {
           namespace,
           body: {
             metadata: { name, namespace },
-            spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: durationSeconds,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: 0,
+            },
           },
         });
         this.observe(created, start);
@@ -350,7 +372,10 @@ export class LeaderElector {
       const updated = await this.api.replaceNamespacedLease({
         name,
         namespace,
-        body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
+        body: {
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
+        },
       });
       this.observe(updated, monotonic());
       this.log.info('released lease');

@@ -32,7 +32,8 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly due = new Map<string, number>();
-  private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> & Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
+  private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> &
+    Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
   private wake: (() => void) | undefined;
   private inFlight = 0;
 
@@ -135,7 +136,10 @@ export class WorkQueue {
         this.failures.set(key, n);
         const delay = Math.min(this.opts.baseDelayMs * 2 ** (n - 1), this.opts.maxDelayMs);
         this.opts.onResult?.('error', key, e);
-        this.opts.logger.warn({ queue: this.name, key, attempt: n, retryInMs: delay, err: e }, 'reconcile failed; retrying with backoff');
+        this.opts.logger.warn(
+          { queue: this.name, key, attempt: n, retryInMs: delay, err: e },
+          'reconcile failed; retrying with backoff',
+        );
         this.finish(key);
         if (!signal.aborted) this.addAfter(key, delay);
       } finally {

@@ -62,20 +62,39 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry });
       // Gauges named *_total break Prometheus naming (promtool check metrics rejects them); the
       // per-type gauges nodejs_active_{handles,requests,resources} carry the same numbers.
-      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      for (const name of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ]) {
         this.registry.removeSingleMetric(name);
       }
     }
 
-    this.instances = new Gauge({ name: `${P}instances`, help: 'Instances by class and phase.', labelNames: ['class', 'phase'], registers });
-    this.idleNodes = new Gauge({ name: `${P}idle_nodes`, help: 'Registered ipp nodes with no workload pod, by class.', labelNames: ['class'], registers });
+    this.instances = new Gauge({
+      name: `${P}instances`,
+      help: 'Instances by class and phase.',
+      labelNames: ['class', 'phase'],
+      registers,
+    });
+    this.idleNodes = new Gauge({
+      name: `${P}idle_nodes`,
+      help: 'Registered ipp nodes with no workload pod, by class.',
+      labelNames: ['class'],
+      registers,
+    });
     this.nodeIdleSeconds = new Gauge({
       name: `${P}node_idle_seconds`,
       help: 'How long each idle ipp node has been idle, in seconds.',
       labelNames: ['class', 'node'],
       registers,
     });
-    this.pendingPods = new Gauge({ name: `${P}pending_pods`, help: 'Opted-in pods waiting for their instance, by class.', labelNames: ['class'], registers });
+    this.pendingPods = new Gauge({
+      name: `${P}pending_pods`,
+      help: 'Opted-in pods waiting for their instance, by class.',
+      labelNames: ['class'],
+      registers,
+    });
     this.podPinDuration = new Histogram({
       name: `${P}pod_pin_duration_seconds`,
       help: 'Time from pod creation to the pod being pinned (gate removed) or bound to its node, in seconds.',
@@ -121,7 +140,12 @@ export class Metrics {
       labelNames: ['node'],
       registers,
     });
-    this.workqueueDepth = new Gauge({ name: `${P}workqueue_depth`, help: 'Keys waiting in each work queue.', labelNames: ['queue'], registers });
+    this.workqueueDepth = new Gauge({
+      name: `${P}workqueue_depth`,
+      help: 'Keys waiting in each work queue.',
+      labelNames: ['queue'],
+      registers,
+    });
     this.reconcileErrors = new Counter({
       name: `${P}reconcile_errors_total`,
       help: 'Reconciles that returned an error, by controller.',
@@ -134,7 +158,12 @@ export class Metrics {
       labelNames: ['controller', 'result'],
       registers,
     });
-    this.leader = new Gauge({ name: `${P}leader`, help: '1 while this replica holds the leader Lease, else 0.', labelNames: ['identity'], registers });
+    this.leader = new Gauge({
+      name: `${P}leader`,
+      help: '1 while this replica holds the leader Lease, else 0.',
+      labelNames: ['identity'],
+      registers,
+    });
     this.informerLastEvent = new Gauge({
       name: `${P}informer_last_event_timestamp_seconds`,
       help: 'Unix time of the last event (or relist) each informer received.',

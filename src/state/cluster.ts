@@ -1,7 +1,15 @@
 // The controller's view of the cluster: informer caches of pods, ipp nodes, Instances and
 // InstanceClasses, and the few lookups the controllers need. Reconcilers read only from here
 // (and write to the API); they never keep state of their own between calls.
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Node,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
 import type { Instance, InstanceClass } from '../api/types.ts';
 import { claimOf, classOf } from '../api/pods.ts';
@@ -24,20 +32,42 @@ export class ClusterState {
   constructor(kc: KubeConfig, logger: Logger, on: ChangeHandler, onActivity?: (resource: string, at: number) => void) {
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
-    const listCustom = <T>(plural: string) => async () =>
-      (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as KubernetesListObject<T & KubernetesObject>;
-    const common = (resource: string) => ({ kubeconfig: kc, resource, logger, onActivity: (at: number) => onActivity?.(resource, at) });
+    const listCustom =
+      <T>(plural: string) =>
+      async () =>
+        (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as KubernetesListObject<
+          T & KubernetesObject
+        >;
+    const common = (resource: string) => ({
+      kubeconfig: kc,
+      resource,
+      logger,
+      onActivity: (at: number) => onActivity?.(resource, at),
+    });
     // All pods, not only ipp-class ones: idle and audit decisions need every pod on an ipp node.
-    this.pods = new Informer<V1Pod>({ ...common('pods'), path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), onChange: (p) => on.pod(p) });
+    this.pods = new Informer<V1Pod>({
+      ...common('pods'),
+      path: '/api/v1/pods',
+      list: () => core.listPodForAllNamespaces(),
+      onChange: (p) => on.pod(p),
+    });
     this.nodes = new Informer<V1Node>({
-      ...common('nodes'), path: '/api/v1/nodes', labelSelector: NODE_CLASS_LABEL,
-      list: () => core.listNode({ labelSelector: NODE_CLASS_LABEL }), onChange: (n) => on.node(n),
+      ...common('nodes'),
+      path: '/api/v1/nodes',
+      labelSelector: NODE_CLASS_LABEL,
+      list: () => core.listNode({ labelSelector: NODE_CLASS_LABEL }),
+      onChange: (n) => on.node(n),
     });
     this.instances = new Informer<Instance & KubernetesObject>({
-      ...common('instances'), path: `/apis/${GROUP}/${VERSION}/instances`, list: listCustom<Instance>('instances'), onChange: (i) => on.instance(i),
+      ...common('instances'),
+      path: `/apis/${GROUP}/${VERSION}/instances`,
+      list: listCustom<Instance>('instances'),
+      onChange: (i) => on.instance(i),
     });
     this.classes = new Informer<InstanceClass & KubernetesObject>({
-      ...common('instanceclasses'), path: `/apis/${GROUP}/${VERSION}/instanceclasses`, list: listCustom<InstanceClass>('instanceclasses'),
+      ...common('instanceclasses'),
+      path: `/apis/${GROUP}/${VERSION}/instanceclasses`,
+      list: listCustom<InstanceClass>('instanceclasses'),
       onChange: (c) => on.instanceClass(c),
     });
   }
@@ -60,7 +90,9 @@ export class ClusterState {
 
   /** The informer that has been silent longest, with how long: for /healthz. */
   stalest(): { resource: string; silentForMs: number } {
-    return this.all().map((i) => ({ resource: i.resource, silentForMs: i.silentForMs() })).sort((a, b) => b.silentForMs - a.silentForMs)[0]!;
+    return this.all()
+      .map((i) => ({ resource: i.resource, silentForMs: i.silentForMs() }))
+      .sort((a, b) => b.silentForMs - a.silentForMs)[0]!;
   }
 
   instanceClass(name: string): InstanceClass | undefined {

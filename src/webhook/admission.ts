@@ -31,7 +31,12 @@ export type Decision =
   | { allowed: false; code: number; reason: string; message: string };
 
 export const allow = (): Decision => ({ allowed: true });
-export const deny = (message: string, code = 403, reason = 'Forbidden'): Decision => ({ allowed: false, code, reason, message });
+export const deny = (message: string, code = 403, reason = 'Forbidden'): Decision => ({
+  allowed: false,
+  code,
+  reason,
+  message,
+});
 
 /** Reads InstanceClasses; the controller passes its informer cache. */
 export interface ClassLookup {
@@ -51,7 +56,8 @@ export type PlacementMode = 'pin' | 'bind';
 
 export { pointer } from '../kube/patch.ts';
 
-export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Label value, or undefined when absent (labels of the wrong shape count as absent). */
 export function labelOf(pod: V1Pod | undefined, key: string): string | undefined {

@@ -103,7 +103,13 @@ async function newCa(now: Date, lt: Lifetimes): Promise<{ cert: x509.X509Certifi
   return { cert, key: keys.privateKey };
 }
 
-async function newLeaf(ca: x509.X509Certificate, caKey: CryptoKey, want: Want, now: Date, lt: Lifetimes): Promise<{ cert: string; key: string }> {
+async function newLeaf(
+  ca: x509.X509Certificate,
+  caKey: CryptoKey,
+  want: Want,
+  now: Date,
+  lt: Lifetimes,
+): Promise<{ cert: string; key: string }> {
   const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
   // Never outlive the issuer: a leaf valid past its CA would fail verification before its renewal.
   const notAfter = new Date(Math.min(now.getTime() + lt.certValidityMs, ca.notAfter.getTime()));
@@ -138,16 +144,25 @@ export function splitPem(bundle: string): x509.X509Certificate[] {
 function sans(cert: x509.X509Certificate): { dns: string[]; ip: string[] } {
   const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const names = ext?.names.items ?? [];
-  return { dns: names.filter((n) => n.type === 'dns').map((n) => n.value), ip: names.filter((n) => n.type === 'ip').map((n) => n.value) };
+  return {
+    dns: names.filter((n) => n.type === 'dns').map((n) => n.value),
+    ip: names.filter((n) => n.type === 'ip').map((n) => n.value),
+  };
 }
 
-const dueForRenewal = (c: x509.X509Certificate, now: Date, validityMs: number) => c.notAfter.getTime() - now.getTime() < validityMs / 3;
+const dueForRenewal = (c: x509.X509Certificate, now: Date, validityMs: number) =>
+  c.notAfter.getTime() - now.getTime() < validityMs / 3;
 
 /**
  * Decides from what a Secret holds (possibly nothing, possibly garbage a human left there) whether
  * new material is needed, and makes it. Returns undefined when the stored material is fine as is.
  */
-export async function renewIfNeeded(stored: Partial<Material> | undefined, want: Want, now: Date, lt: Lifetimes = DEFAULT_LIFETIMES): Promise<Material | undefined> {
+export async function renewIfNeeded(
+  stored: Partial<Material> | undefined,
+  want: Want,
+  now: Date,
+  lt: Lifetimes = DEFAULT_LIFETIMES,
+): Promise<Material | undefined> {
   let cas: x509.X509Certificate[];
   let caKey: CryptoKey | undefined;
   try {
@@ -171,12 +186,19 @@ export async function renewIfNeeded(stored: Partial<Material> | undefined, want:
       const leaf = new x509.X509Certificate(stored.cert);
       createSecureContext({ cert: stored.cert, key: stored.key }); // throws when key and cert do not match
       const s = sans(leaf);
-      const trusted = await Promise.any(cas.map(async (ca) => {
-        if (now >= ca.notAfter || !(await leaf.verify({ publicKey: ca.publicKey, signatureOnly: true }))) throw new Error('untrusted');
-        return true;
-      })).catch(() => false);
-      leafOk = trusted && !dueForRenewal(leaf, now, lt.certValidityMs) && now >= leaf.notBefore &&
-        want.dnsNames.every((d) => s.dns.includes(d)) && want.ipAddresses.every((i) => s.ip.includes(i));
+      const trusted = await Promise.any(
+        cas.map(async (ca) => {
+          if (now >= ca.notAfter || !(await leaf.verify({ publicKey: ca.publicKey, signatureOnly: true })))
+            throw new Error('untrusted');
+          return true;
+        }),
+      ).catch(() => false);
+      leafOk =
+        trusted &&
+        !dueForRenewal(leaf, now, lt.certValidityMs) &&
+        now >= leaf.notBefore &&
+        want.dnsNames.every((d) => s.dns.includes(d)) &&
+        want.ipAddresses.every((i) => s.ip.includes(i));
     } catch {
       leafOk = false;
     }
@@ -190,7 +212,10 @@ export async function renewIfNeeded(stored: Partial<Material> | undefined, want:
     const caBundle = [ca.cert.toString('pem'), ...previous].join('\n');
     // The old leaf stays in service while the bundle with the new CA propagates; it is signed by a CA
     // the bundle still holds. A leaf that must be replaced anyway is signed by the new CA right away.
-    const leaf = leafOk && stored?.cert && stored.key ? { cert: stored.cert, key: stored.key } : await newLeaf(ca.cert, ca.key, want, now, lt);
+    const leaf =
+      leafOk && stored?.cert && stored.key
+        ? { cert: stored.cert, key: stored.key }
+        : await newLeaf(ca.cert, ca.key, want, now, lt);
     return { caBundle, caKey: await keyToPem(ca.key), cert: leaf.cert, key: leaf.key };
   }
   const leaf = await newLeaf(currentCa as x509.X509Certificate, caKey as CryptoKey, want, now, lt);
@@ -224,14 +249,21 @@ const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString(
 function materialOf(secret: V1Secret | undefined): Partial<Material> | undefined {
   const d = secret?.data;
   if (!d) return undefined;
-  return { caBundle: unb64(d[SECRET_KEYS.caCert]), caKey: unb64(d[SECRET_KEYS.caKey]), cert: unb64(d[SECRET_KEYS.cert]), key: unb64(d[SECRET_KEYS.key]) };
+  return {
+    caBundle: unb64(d[SECRET_KEYS.caCert]),
+    caKey: unb64(d[SECRET_KEYS.caKey]),
+    cert: unb64(d[SECRET_KEYS.cert]),
+    key: unb64(d[SECRET_KEYS.key]),
+  };
 }
 
 /**
  * Starts the self-signed loop: resolves once this replica holds a serving certificate that is in
  * the Secret (its own or another replica's). Rejects if the Secret cannot be read or written (RBAC).
  */
-export async function startSelfSignedCertificates(opts: SelfSignedOptions): Promise<CertificateSource & { caBundle(): string; resync(): Promise<void> }> {
+export async function startSelfSignedCertificates(
+  opts: SelfSignedOptions,
+): Promise<CertificateSource & { caBundle(): string; resync(): Promise<void> }> {
   const log = opts.logger?.child({ component: 'webhook-certs', secret: `${opts.namespace}/${opts.secretName}` });
   const lt: Lifetimes = { ...DEFAULT_LIFETIMES, ...opts.lifetimes };
   const want: Want = { dnsNames: opts.dnsNames, ipAddresses: opts.ipAddresses ?? [] };
@@ -252,18 +284,28 @@ export async function startSelfSignedCertificates(opts: SelfSignedOptions): Prom
       if (!next) return stored as Material;
       const data = {
         ...secret?.data,
-        [SECRET_KEYS.caCert]: b64(next.caBundle), [SECRET_KEYS.caKey]: b64(next.caKey),
-        [SECRET_KEYS.cert]: b64(next.cert), [SECRET_KEYS.key]: b64(next.key),
+        [SECRET_KEYS.caCert]: b64(next.caBundle),
+        [SECRET_KEYS.caKey]: b64(next.caKey),
+        [SECRET_KEYS.cert]: b64(next.cert),
+        [SECRET_KEYS.key]: b64(next.key),
       };
       try {
         if (!secret) {
           await opts.core.createNamespacedSecret({
             namespace: opts.namespace,
-            body: { metadata: { name: opts.secretName, labels: { 'app.kubernetes.io/managed-by': 'ipp' } }, type: 'Opaque', data },
+            body: {
+              metadata: { name: opts.secretName, labels: { 'app.kubernetes.io/managed-by': 'ipp' } },
+              type: 'Opaque',
+              data,
+            },
           });
         } else {
           // resourceVersion from the read makes this a compare-and-swap: a concurrent writer wins, we re-read.
-          await opts.core.replaceNamespacedSecret({ name: opts.secretName, namespace: opts.namespace, body: { ...secret, data } });
+          await opts.core.replaceNamespacedSecret({
+            name: opts.secretName,
+            namespace: opts.namespace,
+            body: { ...secret, data },
+          });
         }
         log?.info({ renewedCa: next.caKey !== stored?.caKey }, 'wrote webhook serving certificate');
         return next;
@@ -283,11 +325,15 @@ export async function startSelfSignedCertificates(opts: SelfSignedOptions): Prom
     for (const name of opts.webhookConfigurations) {
       try {
         const cfg = await opts.admission.readMutatingWebhookConfiguration({ name });
-        const ops = (cfg.webhooks ?? []).flatMap((w, i) => w.clientConfig.caBundle === encoded ? [] : [
-          // Guards against the list being reordered between our read and the patch.
-          { op: 'test', path: `/webhooks/${i}/name`, value: w.name },
-          { op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: encoded },
-        ]);
+        const ops = (cfg.webhooks ?? []).flatMap((w, i) =>
+          w.clientConfig.caBundle === encoded
+            ? []
+            : [
+                // Guards against the list being reordered between our read and the patch.
+                { op: 'test', path: `/webhooks/${i}/name`, value: w.name },
+                { op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: encoded },
+              ],
+        );
         if (ops.length === 0) continue;
         await opts.admission.patchMutatingWebhookConfiguration({ name, body: ops });
         log?.info({ webhookConfiguration: name }, 'patched caBundle');
@@ -313,7 +359,9 @@ export async function startSelfSignedCertificates(opts: SelfSignedOptions): Prom
   let running: Promise<void> = Promise.resolve();
   const enqueue = () => {
     const next = running.then(sync);
-    running = next.catch((e: unknown) => log?.warn({ error: describeError(e) }, 'certificate resync failed; serving the current one'));
+    running = next.catch((e: unknown) =>
+      log?.warn({ error: describeError(e) }, 'certificate resync failed; serving the current one'),
+    );
     return next;
   };
   const timer = setInterval(() => void enqueue().catch(() => {}), resyncMs);
@@ -322,7 +370,9 @@ export async function startSelfSignedCertificates(opts: SelfSignedOptions): Prom
   return {
     current: () => ({ cert: (material as Material).cert, key: (material as Material).key }),
     caBundle: () => (material as Material).caBundle,
-    onChange: (l) => { listeners.push(l); },
+    onChange: (l) => {
+      listeners.push(l);
+    },
     resync: enqueue,
     stop: async () => {
       clearInterval(timer);
@@ -384,7 +434,9 @@ export async function watchCertificateFiles(opts: FileCertificateOptions): Promi
   timer.unref();
   return {
     current: () => current,
-    onChange: (l) => { listeners.push(l); },
+    onChange: (l) => {
+      listeners.push(l);
+    },
     stop: async () => {
       clearInterval(timer);
       for (const w of watchers) w.close();

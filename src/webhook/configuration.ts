@@ -1,7 +1,12 @@
 // The MutatingWebhookConfiguration that sends pods to the webhook server. The chart's
 // templates/webhook.yaml renders the same object; test/unit/webhook/configuration.test.ts keeps
 // the two in step.
-import type { V1MatchCondition, V1MutatingWebhook, V1MutatingWebhookConfiguration, AdmissionregistrationV1WebhookClientConfig } from '@kubernetes/client-node';
+import type {
+  V1MatchCondition,
+  V1MutatingWebhook,
+  V1MutatingWebhookConfiguration,
+  AdmissionregistrationV1WebhookClientConfig,
+} from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, TAINT_KEY } from '../api/names.ts';
 import { MIRROR_ANNOTATION } from './admission.ts';
 import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
@@ -44,9 +49,11 @@ const TOLERATES = (o: string) =>
   `(has(t.key) && t.key != '') ? t.key == '${TAINT_KEY}' : (has(t.operator) && t.operator == 'Exists')))`;
 const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.nodeName != '')`;
 
-const GATED = (o: string) => `(has(${o}.spec.schedulingGates) && ${o}.spec.schedulingGates.exists(g, g.name == '${GATE}'))`;
+const GATED = (o: string) =>
+  `(has(${o}.spec.schedulingGates) && ${o}.spec.schedulingGates.exists(g, g.name == '${GATE}'))`;
 const ANNOTATIONS = (o: string) => `(has(${o}.metadata.annotations) ? ${o}.metadata.annotations : {})`;
-const CLAIM_OF = (o: string) => `('${POD_INSTANCE_ANNOTATION}' in ${ANNOTATIONS(o)} ? ${ANNOTATIONS(o)}['${POD_INSTANCE_ANNOTATION}'] : '<none>')`;
+const CLAIM_OF = (o: string) =>
+  `('${POD_INSTANCE_ANNOTATION}' in ${ANNOTATIONS(o)} ? ${ANNOTATIONS(o)}['${POD_INSTANCE_ANNOTATION}'] : '<none>')`;
 
 export const ENFORCE_POD_CONDITION =
   `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
@@ -59,16 +66,20 @@ const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`
  * Match conditions of the enforcement webhook (ANDed). Real DaemonSet and mirror pods are exempt by
  * enforce.ts anyway; skipping the call keeps node agents and static pods independent of ipp's uptime.
  */
-export function enforceConditions(daemonSetCreators: readonly string[] = DEFAULT_DAEMONSET_CREATORS): V1MatchCondition[] {
+export function enforceConditions(
+  daemonSetCreators: readonly string[] = DEFAULT_DAEMONSET_CREATORS,
+): V1MatchCondition[] {
   return [
     {
       name: 'not-a-daemonset-pod',
-      expression: `request.operation != 'CREATE' || !(request.userInfo.username in ${cel(daemonSetCreators)} && ` +
+      expression:
+        `request.operation != 'CREATE' || !(request.userInfo.username in ${cel(daemonSetCreators)} && ` +
         `has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, r.kind == 'DaemonSet' && has(r.controller) && r.controller))`,
     },
     {
       name: 'not-a-mirror-pod',
-      expression: `request.operation != 'CREATE' || !(has(object.metadata.annotations) && '${MIRROR_ANNOTATION}' in object.metadata.annotations && ` +
+      expression:
+        `request.operation != 'CREATE' || !(has(object.metadata.annotations) && '${MIRROR_ANNOTATION}' in object.metadata.annotations && ` +
         `${PLACED('object')} && request.userInfo.username == 'system:node:' + object.spec.nodeName)`,
     },
     { name: 'ipp-relevant', expression: ENFORCE_POD_CONDITION },
@@ -76,9 +87,10 @@ export function enforceConditions(daemonSetCreators: readonly string[] = DEFAULT
 }
 
 function clientConfig(opts: WebhookConfigurationOptions, path: string): AdmissionregistrationV1WebhookClientConfig {
-  const cfg: AdmissionregistrationV1WebhookClientConfig = 'url' in opts.client
-    ? { url: `${opts.client.url.replace(/\/+$/, '')}${path}` }
-    : { service: { ...opts.client.service, path } };
+  const cfg: AdmissionregistrationV1WebhookClientConfig =
+    'url' in opts.client
+      ? { url: `${opts.client.url.replace(/\/+$/, '')}${path}` }
+      : { service: { ...opts.client.service, path } };
   if (opts.caBundle) cfg.caBundle = opts.caBundle;
   return cfg;
 }
@@ -91,20 +103,32 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
     timeoutSeconds: opts.timeoutSeconds ?? 5,
     matchPolicy: 'Equivalent',
     namespaceSelector: {
-      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [...new Set(['kube-system', opts.controllerNamespace])] }],
+      matchExpressions: [
+        {
+          key: 'kubernetes.io/metadata.name',
+          operator: 'NotIn',
+          values: [...new Set(['kube-system', opts.controllerNamespace])],
+        },
+      ],
     },
   } satisfies Partial<V1MutatingWebhook>;
-  const binders = opts.trustedBinders ?? ['system:kube-scheduler', ...(opts.controllerUsername ? [opts.controllerUsername] : [])];
-  const bindingConditions: V1MatchCondition[] = binders.length > 0
-    ? [{ name: 'not-a-trusted-binder', expression: `!(request.userInfo.username in ${cel(binders)})` }]
-    : [];
+  const binders = opts.trustedBinders ?? [
+    'system:kube-scheduler',
+    ...(opts.controllerUsername ? [opts.controllerUsername] : []),
+  ];
+  const bindingConditions: V1MatchCondition[] =
+    binders.length > 0
+      ? [{ name: 'not-a-trusted-binder', expression: `!(request.userInfo.username in ${cel(binders)})` }]
+      : [];
 
   const webhooks: V1MutatingWebhook[] = [
     {
       ...common,
       name: MUTATE_WEBHOOK,
       clientConfig: clientConfig(opts, MUTATE_PATH),
-      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+      rules: [
+        { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' },
+      ],
       objectSelector: { matchExpressions: [{ key: CLASS_LABEL, operator: 'Exists' }] },
       // Another webhook may add a toleration or rewrite the spec after us; being called again keeps the gate.
       reinvocationPolicy: 'IfNeeded',
@@ -113,7 +137,15 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       ...common,
       name: ENFORCE_WEBHOOK,
       clientConfig: clientConfig(opts, ENFORCE_PATH),
-      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods'], scope: 'Namespaced' }],
+      rules: [
+        {
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          operations: ['CREATE', 'UPDATE'],
+          resources: ['pods'],
+          scope: 'Namespaced',
+        },
+      ],
       matchConditions: enforceConditions(),
       // A later webhook adding a toleration must not escape the affinity.
       reinvocationPolicy: 'IfNeeded',
@@ -122,12 +154,24 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       ...common,
       name: ENFORCE_BINDING_WEBHOOK,
       clientConfig: clientConfig(opts, ENFORCE_PATH),
-      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/binding', 'bindings'], scope: 'Namespaced' }],
+      rules: [
+        {
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          operations: ['CREATE'],
+          resources: ['pods/binding', 'bindings'],
+          scope: 'Namespaced',
+        },
+      ],
       ...(bindingConditions.length > 0 ? { matchConditions: bindingConditions } : {}),
       reinvocationPolicy: 'Never',
     },
   ];
-  const metadata: V1MutatingWebhookConfiguration['metadata'] = { name: opts.name ?? DEFAULT_CONFIGURATION_NAME, labels: { 'app.kubernetes.io/name': 'ipp' } };
-  if (opts.certManagerCertificate) metadata.annotations = { 'cert-manager.io/inject-ca-from': opts.certManagerCertificate };
+  const metadata: V1MutatingWebhookConfiguration['metadata'] = {
+    name: opts.name ?? DEFAULT_CONFIGURATION_NAME,
+    labels: { 'app.kubernetes.io/name': 'ipp' },
+  };
+  if (opts.certManagerCertificate)
+    metadata.annotations = { 'cert-manager.io/inject-ca-from': opts.certManagerCertificate };
   return { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata, webhooks };
 }

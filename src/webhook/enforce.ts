@@ -1,11 +1,30 @@
 // Step 8 of the flow (DESIGN.md, Enforcement): the ipp taint keeps ordinary pods off ipp nodes, but
 // a toleration, spec.nodeName or a direct binding walks past a taint. These rules close those doors
 // at admission, so isolation does not depend on every manifest in the cluster behaving.
-import type { V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1PodSpec, V1Toleration } from '@kubernetes/client-node';
+import type {
+  V1NodeSelectorRequirement,
+  V1NodeSelectorTerm,
+  V1Pod,
+  V1PodSpec,
+  V1Toleration,
+} from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import {
-  allow, annotationOf, deny, isDaemonSetPod, isMirrorPodFromItsNode, isPlaced, isRecord, labelOf, listOf, pointer, toleratesIppNodes,
-  type AdmissionRequest, type Decision, type NodeLookup, type PatchOp,
+  allow,
+  annotationOf,
+  deny,
+  isDaemonSetPod,
+  isMirrorPodFromItsNode,
+  isPlaced,
+  isRecord,
+  labelOf,
+  listOf,
+  pointer,
+  toleratesIppNodes,
+  type AdmissionRequest,
+  type Decision,
+  type NodeLookup,
+  type PatchOp,
 } from './admission.ts';
 
 export interface EnforceContext {
@@ -27,12 +46,15 @@ export const DEFAULT_SCHEDULERS = ['system:kube-scheduler'] as const;
 /** The requirement that keeps a pod off every ipp node. */
 export const OFF_IPP_NODES: V1NodeSelectorRequirement = { key: NODE_CLASS_LABEL, operator: 'DoesNotExist' };
 
-const AFFINITY_WARNING = `ipp: added required node affinity "${NODE_CLASS_LABEL} DoesNotExist" because this pod ` +
+const AFFINITY_WARNING =
+  `ipp: added required node affinity "${NODE_CLASS_LABEL} DoesNotExist" because this pod ` +
   `tolerates the ${NODE_CLASS_LABEL} taint; ipp nodes are reserved for pods labelled ${CLASS_LABEL}.`;
 
 export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision {
   // pods/binding is what schedulers use; the legacy `bindings` resource reaches the same code in the apiserver.
-  const binding = (req.resource?.resource === 'pods' && req.subResource === 'binding') || (req.resource?.resource === 'bindings' && !req.subResource);
+  const binding =
+    (req.resource?.resource === 'pods' && req.subResource === 'binding') ||
+    (req.resource?.resource === 'bindings' && !req.subResource);
   if (binding && req.operation === 'CREATE') {
     return enforceBinding(req, ctx);
   }
@@ -54,7 +76,8 @@ function ippClassOfNode(ctx: EnforceContext, nodeName: string): string | undefin
 
 function enforceCreate(pod: V1Pod, user: string | undefined, ctx: EnforceContext): Decision {
   const spec = pod.spec as V1PodSpec;
-  const trustedDaemonSet = isDaemonSetPod(pod) && (ctx.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(user ?? '');
+  const trustedDaemonSet =
+    isDaemonSetPod(pod) && (ctx.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(user ?? '');
   const mirror = isMirrorPodFromItsNode(pod, user);
 
   if (isPlaced(pod)) {
@@ -62,9 +85,11 @@ function enforceCreate(pod: V1Pod, user: string | undefined, ctx: EnforceContext
     const nodeClass = ippClassOfNode(ctx, nodeName);
     const controller = (ctx.controllerUsernames ?? []).includes(user ?? '');
     if (nodeClass !== undefined && !mirror && !trustedDaemonSet && !controller) {
-      return deny(`node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there. ` +
-        `Remove spec.nodeName and let the scheduler choose a node; for a dedicated node of your own, ` +
-        `label the pod ${CLASS_LABEL}=<class> instead.`);
+      return deny(
+        `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there. ` +
+          `Remove spec.nodeName and let the scheduler choose a node; for a dedicated node of your own, ` +
+          `label the pod ${CLASS_LABEL}=<class> instead.`,
+      );
     }
   }
   if (labelOf(pod, CLASS_LABEL) !== undefined || trustedDaemonSet || mirror) return allow();
@@ -76,14 +101,19 @@ function enforceCreate(pod: V1Pod, user: string | undefined, ctx: EnforceContext
 
 function enforceUpdate(pod: V1Pod, old: V1Pod, user: string | undefined, ctx: EnforceContext): Decision {
   const controller = (ctx.controllerUsernames ?? []).includes(user ?? '');
-  const gated = (p: V1Pod) => listOf<{ name?: string }>(p.spec?.schedulingGates, 'spec.schedulingGates').some((g) => g.name === GATE);
+  const gated = (p: V1Pod) =>
+    listOf<{ name?: string }>(p.spec?.schedulingGates, 'spec.schedulingGates').some((g) => g.name === GATE);
   if (!controller && gated(old) && !gated(pod)) {
     // Lifting the gate by hand would let kube-scheduler place the pod before ipp gave it a node of its own.
-    return deny(`the scheduling gate ${GATE} is lifted by ipp once the pod's dedicated node is ready; ` +
-      `do not remove it by hand (kubectl describe pod shows ipp's Events about its progress).`);
+    return deny(
+      `the scheduling gate ${GATE} is lifted by ipp once the pod's dedicated node is ready; ` +
+        `do not remove it by hand (kubectl describe pod shows ipp's Events about its progress).`,
+    );
   }
   if (!controller && annotationOf(old, POD_INSTANCE_ANNOTATION) !== annotationOf(pod, POD_INSTANCE_ANNOTATION)) {
-    return deny(`the annotation ${POD_INSTANCE_ANNOTATION} records which Instance ipp gave the pod and only ipp sets it.`);
+    return deny(
+      `the annotation ${POD_INSTANCE_ANNOTATION} records which Instance ipp gave the pod and only ipp sets it.`,
+    );
   }
   const before = labelOf(old, CLASS_LABEL);
   const after = labelOf(pod, CLASS_LABEL);
@@ -92,18 +122,26 @@ function enforceUpdate(pod: V1Pod, old: V1Pod, user: string | undefined, ctx: En
     // The label decided the pod's gate, toleration and (once placed) its node; a new value would leave
     // a pod on a node of the wrong class, or an ordinary pod on a dedicated node.
     const where = isPlaced(old) ? ` (it already runs on node "${old.spec?.nodeName}")` : '';
-    const change = after === undefined ? `removing the label ${CLASS_LABEL}` : before === undefined
-      ? `adding the label ${CLASS_LABEL}` : `changing the label ${CLASS_LABEL} from "${before}" to "${after}"`;
-    return deny(`${change} is not allowed on an existing pod${where}: the class is fixed when the pod is created. ` +
-      `Change the label in the workload's pod template, or delete the pod and create it again.`);
+    const change =
+      after === undefined
+        ? `removing the label ${CLASS_LABEL}`
+        : before === undefined
+          ? `adding the label ${CLASS_LABEL}`
+          : `changing the label ${CLASS_LABEL} from "${before}" to "${after}"`;
+    return deny(
+      `${change} is not allowed on an existing pod${where}: the class is fixed when the pod is created. ` +
+        `Change the label in the workload's pod template, or delete the pod and create it again.`,
+    );
   }
   if (after !== undefined || isPlaced(old)) return allow();
   const admits = (p: V1Pod) => listOf<V1Toleration>(p.spec?.tolerations, 'spec.tolerations').some(toleratesIppNodes);
   if (admits(pod) && !admits(old) && keepOffIppNodes(pod.spec as V1PodSpec).length > 0) {
     // Node affinity of a created pod can no longer be required wholesale, so the only safe answer is no.
-    return deny(`adding a toleration for the ${NODE_CLASS_LABEL} taint (or for every taint) to a pod that is not ` +
-      `scheduled yet would let it onto ipp nodes, which are reserved for pods labelled ${CLASS_LABEL}. ` +
-      `Set the toleration when the pod is created (ipp then keeps the pod off ipp nodes), or delete the pod and create it again.`);
+    return deny(
+      `adding a toleration for the ${NODE_CLASS_LABEL} taint (or for every taint) to a pod that is not ` +
+        `scheduled yet would let it onto ipp nodes, which are reserved for pods labelled ${CLASS_LABEL}. ` +
+        `Set the toleration when the pod is created (ipp then keeps the pod off ipp nodes), or delete the pod and create it again.`,
+    );
   }
   return allow();
 }
@@ -117,10 +155,13 @@ function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
   const nodeClass = ippClassOfNode(ctx, nodeName);
   if (nodeClass === undefined) return allow();
   const user = req.userInfo?.username ?? '';
-  if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user) || (ctx.controllerUsernames ?? []).includes(user)) return allow();
-  return deny(`node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
-    `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +
-    `when it is created so that ipp gives it a node.`);
+  if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user) || (ctx.controllerUsernames ?? []).includes(user))
+    return allow();
+  return deny(
+    `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
+      `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +
+      `when it is created so that ipp gives it a node.`,
+  );
 }
 
 /**
@@ -130,9 +171,23 @@ function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
 export function keepOffIppNodes(spec: V1PodSpec): PatchOp[] {
   const term: V1NodeSelectorTerm = { matchExpressions: [OFF_IPP_NODES] };
   const affinity: unknown = spec.affinity;
-  if (!isRecord(affinity)) return [{ op: 'add', path: '/spec/affinity', value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } } }];
+  if (!isRecord(affinity))
+    return [
+      {
+        op: 'add',
+        path: '/spec/affinity',
+        value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } },
+      },
+    ];
   const nodeAffinity = affinity.nodeAffinity;
-  if (!isRecord(nodeAffinity)) return [{ op: 'add', path: '/spec/affinity/nodeAffinity', value: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } } }];
+  if (!isRecord(nodeAffinity))
+    return [
+      {
+        op: 'add',
+        path: '/spec/affinity/nodeAffinity',
+        value: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [term] } },
+      },
+    ];
   const base = ['spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution'];
   const required = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution;
   if (!isRecord(required)) return [{ op: 'add', path: pointer(...base), value: { nodeSelectorTerms: [term] } }];
@@ -142,9 +197,11 @@ export function keepOffIppNodes(spec: V1PodSpec): PatchOp[] {
   terms.forEach((t, i) => {
     const exprs = listOf<V1NodeSelectorRequirement>(t.matchExpressions, 'matchExpressions');
     if (exprs.some((e) => e.key === OFF_IPP_NODES.key && e.operator === OFF_IPP_NODES.operator)) return;
-    ops.push(exprs.length > 0
-      ? { op: 'add', path: `${pointer(...base, 'nodeSelectorTerms', i, 'matchExpressions')}/-`, value: OFF_IPP_NODES }
-      : { op: 'add', path: pointer(...base, 'nodeSelectorTerms', i, 'matchExpressions'), value: [OFF_IPP_NODES] });
+    ops.push(
+      exprs.length > 0
+        ? { op: 'add', path: `${pointer(...base, 'nodeSelectorTerms', i, 'matchExpressions')}/-`, value: OFF_IPP_NODES }
+        : { op: 'add', path: pointer(...base, 'nodeSelectorTerms', i, 'matchExpressions'), value: [OFF_IPP_NODES] },
+    );
   });
   return ops;
 }

@@ -5,8 +5,20 @@ import type { V1Pod, V1PodSchedulingGate, V1Toleration } from '@kubernetes/clien
 import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME, TAINT_KEY } from '../api/names.ts';
 import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
 import {
-  allow, deny, isDaemonSetPod, isRecord, labelOf, listOf, MIRROR_ANNOTATION, annotationOf, pointer,
-  type AdmissionRequest, type ClassLookup, type Decision, type PatchOp, type PlacementMode,
+  allow,
+  deny,
+  isDaemonSetPod,
+  isRecord,
+  labelOf,
+  listOf,
+  MIRROR_ANNOTATION,
+  annotationOf,
+  pointer,
+  type AdmissionRequest,
+  type ClassLookup,
+  type Decision,
+  type PatchOp,
+  type PlacementMode,
 } from './admission.ts';
 
 export interface MutateContext {
@@ -38,34 +50,46 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   const spec = pod.spec;
 
   if (cls === '') {
-    return deny(`the label ${CLASS_LABEL} is empty. Set it to the name of an InstanceClass ` +
-      `(kubectl get instanceclasses), or remove it to run the pod on shared nodes.`);
+    return deny(
+      `the label ${CLASS_LABEL} is empty. Set it to the name of an InstanceClass ` +
+        `(kubectl get instanceclasses), or remove it to run the pod on shared nodes.`,
+    );
   }
   const ic = ctx.classes.get(cls);
   if (!ic) {
-    return deny(`InstanceClass "${cls}" does not exist. Set the label ${CLASS_LABEL} to an existing class ` +
-      `(kubectl get instanceclasses), or ask your cluster admin to create "${cls}".`);
+    return deny(
+      `InstanceClass "${cls}" does not exist. Set the label ${CLASS_LABEL} to an existing class ` +
+        `(kubectl get instanceclasses), or ask your cluster admin to create "${cls}".`,
+    );
   }
   const namespace = req.namespace || pod.metadata?.namespace || '';
   const allowed = ic.spec?.namespaces ?? [];
   if (allowed.length > 0 && !allowed.includes(namespace)) {
-    return deny(`InstanceClass "${cls}" does not allow pods in namespace "${namespace}" ` +
-      `(its spec.namespaces: ${allowed.join(', ')}). Use a class that allows this namespace, ` +
-      `or ask your cluster admin to add "${namespace}" to spec.namespaces of "${cls}".`);
+    return deny(
+      `InstanceClass "${cls}" does not allow pods in namespace "${namespace}" ` +
+        `(its spec.namespaces: ${allowed.join(', ')}). Use a class that allows this namespace, ` +
+        `or ask your cluster admin to add "${namespace}" to spec.namespaces of "${cls}".`,
+    );
   }
   if (spec.nodeName) {
-    return deny(`spec.nodeName is set to "${spec.nodeName}", but ipp gives a pod labelled ${CLASS_LABEL} ` +
-      `its own dedicated node. Remove spec.nodeName, or remove the ${CLASS_LABEL} label to place the pod yourself.`);
+    return deny(
+      `spec.nodeName is set to "${spec.nodeName}", but ipp gives a pod labelled ${CLASS_LABEL} ` +
+        `its own dedicated node. Remove spec.nodeName, or remove the ${CLASS_LABEL} label to place the pod yourself.`,
+    );
   }
   const scheduler = spec.schedulerName ?? '';
   if (scheduler !== '' && scheduler !== DEFAULT_SCHEDULER && scheduler !== SCHEDULER_NAME) {
-    return deny(`spec.schedulerName is "${scheduler}", but ipp places pods labelled ${CLASS_LABEL}. ` +
-      `Remove spec.schedulerName, or remove the ${CLASS_LABEL} label to use scheduler "${scheduler}".`);
+    return deny(
+      `spec.schedulerName is "${scheduler}", but ipp places pods labelled ${CLASS_LABEL}. ` +
+        `Remove spec.schedulerName, or remove the ${CLASS_LABEL} label to use scheduler "${scheduler}".`,
+    );
   }
   // In pin mode kube-scheduler binds after the pin; a pod waiting for scheduler "ipp" would never be bound.
   if (ctx.mode === 'pin' && scheduler === SCHEDULER_NAME) {
-    return deny(`spec.schedulerName "${SCHEDULER_NAME}" is only used when ipp runs in bind placement mode, ` +
-      `and this cluster's ipp runs in pin mode. Remove spec.schedulerName.`);
+    return deny(
+      `spec.schedulerName "${SCHEDULER_NAME}" is only used when ipp runs in bind placement mode, ` +
+        `and this cluster's ipp runs in pin mode. Remove spec.schedulerName.`,
+    );
   }
 
   const ops: PatchOp[] = [];
@@ -77,9 +101,11 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   if (ctx.mode === 'pin') {
     const gates = listOf<V1PodSchedulingGate>(spec.schedulingGates, 'spec.schedulingGates');
     if (!gates.some((g) => g.name === GATE)) {
-      ops.push(gates.length > 0
-        ? { op: 'add', path: '/spec/schedulingGates/-', value: { name: GATE } }
-        : { op: 'add', path: '/spec/schedulingGates', value: [{ name: GATE }] });
+      ops.push(
+        gates.length > 0
+          ? { op: 'add', path: '/spec/schedulingGates/-', value: { name: GATE } }
+          : { op: 'add', path: '/spec/schedulingGates', value: [{ name: GATE }] },
+      );
     }
   } else if (scheduler !== SCHEDULER_NAME) {
     // `add` on an existing member replaces it (RFC 6902), and the apiserver has defaulted it already.
@@ -87,12 +113,16 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   }
   const tolerations = listOf<V1Toleration>(spec.tolerations, 'spec.tolerations');
   const want = classToleration(cls);
-  const has = tolerations.some((t) =>
-    t.key === want.key && (t.operator ?? 'Equal') === 'Equal' && t.value === want.value && t.effect === want.effect);
+  const has = tolerations.some(
+    (t) =>
+      t.key === want.key && (t.operator ?? 'Equal') === 'Equal' && t.value === want.value && t.effect === want.effect,
+  );
   if (!has) {
-    ops.push(tolerations.length > 0
-      ? { op: 'add', path: '/spec/tolerations/-', value: want }
-      : { op: 'add', path: '/spec/tolerations', value: [want] });
+    ops.push(
+      tolerations.length > 0
+        ? { op: 'add', path: '/spec/tolerations/-', value: want }
+        : { op: 'add', path: '/spec/tolerations', value: [want] },
+    );
   }
   return ops.length > 0 ? { allowed: true, patch: ops } : allow();
 }

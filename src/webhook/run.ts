@@ -10,7 +10,12 @@ import { join } from 'node:path';
 import type { Options } from '../config/options.ts';
 import type { Logger } from '../log.ts';
 import type { ClusterState } from '../state/cluster.ts';
-import { serviceDnsNames, startSelfSignedCertificates, watchCertificateFiles, type CertificateSource } from './certificates.ts';
+import {
+  serviceDnsNames,
+  startSelfSignedCertificates,
+  watchCertificateFiles,
+  type CertificateSource,
+} from './certificates.ts';
 import { ownUsername } from './identity.ts';
 import { startWebhookServer } from './server.ts';
 
@@ -19,12 +24,21 @@ export interface Admission {
   close(): Promise<void>;
 }
 
-export async function startAdmission(opts: Options, kc: KubeConfig, state: ClusterState, logger: Logger): Promise<Admission> {
+export async function startAdmission(
+  opts: Options,
+  kc: KubeConfig,
+  state: ClusterState,
+  logger: Logger,
+): Promise<Admission> {
   const log = logger.child({ component: 'webhook' });
   const custom = kc.makeApiClient(CustomObjectsApi);
   let certs: CertificateSource;
   if (opts.webhookCertMode === 'files') {
-    certs = await watchCertificateFiles({ certFile: join(opts.webhookCertDir, 'tls.crt'), keyFile: join(opts.webhookCertDir, 'tls.key'), logger: log });
+    certs = await watchCertificateFiles({
+      certFile: join(opts.webhookCertDir, 'tls.crt'),
+      keyFile: join(opts.webhookCertDir, 'tls.key'),
+      logger: log,
+    });
   } else {
     const urlHost = opts.webhookUrl ? new URL(opts.webhookUrl).hostname : undefined;
     certs = await startSelfSignedCertificates({
@@ -32,7 +46,10 @@ export async function startAdmission(opts: Options, kc: KubeConfig, state: Clust
       admission: kc.makeApiClient(AdmissionregistrationV1Api),
       namespace: opts.namespace,
       secretName: opts.webhookSecret,
-      dnsNames: [...serviceDnsNames(opts.webhookService, opts.namespace), ...(urlHost && !isIP(urlHost) ? [urlHost] : [])],
+      dnsNames: [
+        ...serviceDnsNames(opts.webhookService, opts.namespace),
+        ...(urlHost && !isIP(urlHost) ? [urlHost] : []),
+      ],
       ipAddresses: urlHost && isIP(urlHost) ? [urlHost] : [],
       webhookConfigurations: [opts.webhookConfigName],
       logger: log,
@@ -47,7 +64,12 @@ export async function startAdmission(opts: Options, kc: KubeConfig, state: Clust
       get: (name) => state.instanceClass(name),
       fetch: async (name) => {
         try {
-          return (await custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name })) as InstanceClass;
+          return (await custom.getClusterCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: 'instanceclasses',
+            name,
+          })) as InstanceClass;
         } catch (e) {
           if (isNotFound(e)) return undefined;
           throw e;

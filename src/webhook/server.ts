@@ -6,7 +6,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
 import { CLASS_LABEL } from '../api/names.ts';
-import { isRecord, type AdmissionRequest, type ClassLookup, type Decision, type NodeLookup, type PlacementMode } from './admission.ts';
+import {
+  isRecord,
+  type AdmissionRequest,
+  type ClassLookup,
+  type Decision,
+  type NodeLookup,
+  type PlacementMode,
+} from './admission.ts';
 import { enforcePod, type EnforceContext } from './enforce.ts';
 import { mutatePod } from './mutate.ts';
 
@@ -71,7 +78,10 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
 
   /** The class lookup for one request: a cache miss for the pod's class is read from the API once. */
   async function classesFor(review: AdmissionRequest): Promise<ClassLookup> {
-    const labels = isRecord(review.object) && isRecord(review.object.metadata) && isRecord(review.object.metadata.labels) ? review.object.metadata.labels : {};
+    const labels =
+      isRecord(review.object) && isRecord(review.object.metadata) && isRecord(review.object.metadata.labels)
+        ? review.object.metadata.labels
+        : {};
     const cls = labels[CLASS_LABEL];
     if (typeof cls !== 'string' || opts.classes.get(cls) || !opts.classes.fetch) return opts.classes;
     const fetched = await opts.classes.fetch(cls).catch((e: unknown) => {
@@ -94,7 +104,9 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   server.headersTimeout = 32_000;
   server.requestTimeout = 30_000;
   server.on('clientError', (_e, socket) => socket.destroy());
-  server.on('tlsClientError', () => { /* handshake failures are the client's problem; nothing to do */ });
+  server.on('tlsClientError', () => {
+    /* handshake failures are the client's problem; nothing to do */
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '').split('?')[0] ?? '';
@@ -135,13 +147,29 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
         return;
       }
       log?.error({ err: e, uid: review.uid }, 'admission rule failed');
-      decision = { allowed: false, code: 500, reason: 'InternalError', message: `ipp webhook internal error: ${String(e)}` };
+      decision = {
+        allowed: false,
+        code: 500,
+        reason: 'InternalError',
+        message: `ipp webhook internal error: ${String(e)}`,
+      };
     }
-    const fields = { path, uid: review.uid, operation: review.operation, namespace: review.namespace, name: review.name, dryRun: review.dryRun ?? false };
+    const fields = {
+      path,
+      uid: review.uid,
+      operation: review.operation,
+      namespace: review.namespace,
+      name: review.name,
+      dryRun: review.dryRun ?? false,
+    };
     // Denials are what an operator gets asked about; allowed requests are the noise.
     if (decision.allowed) log?.debug({ ...fields, patched: !!decision.patch?.length }, 'admitted');
     else log?.info({ ...fields, user: review.userInfo?.username, reason: decision.message }, 'denied');
-    send(res, 200, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: toResponse(review.uid, decision) });
+    send(res, 200, {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: toResponse(review.uid, decision),
+    });
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -159,10 +187,11 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     setSecureContext(tls) {
       server.setSecureContext({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' });
     },
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -188,8 +217,18 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     });
-    req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks)); } });
-    req.on('error', (e) => { if (!done) { done = true; reject(new HttpError(400, `reading the body failed: ${e.message}`)); } });
+    req.on('end', () => {
+      if (!done) {
+        done = true;
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    req.on('error', (e) => {
+      if (!done) {
+        done = true;
+        reject(new HttpError(400, `reading the body failed: ${e.message}`));
+      }
+    });
   });
 }
 
@@ -203,7 +242,10 @@ export function parseReview(body: Buffer): AdmissionRequest {
   }
   const bad = (what: string) => new HttpError(400, `not an admission.k8s.io/v1 AdmissionReview: ${what}`);
   if (!isRecord(doc)) throw bad('expected a JSON object');
-  if (doc.apiVersion !== 'admission.k8s.io/v1') throw bad(`apiVersion must be admission.k8s.io/v1 (admissionReviewVersions: [v1]), got ${JSON.stringify(doc.apiVersion)}`);
+  if (doc.apiVersion !== 'admission.k8s.io/v1')
+    throw bad(
+      `apiVersion must be admission.k8s.io/v1 (admissionReviewVersions: [v1]), got ${JSON.stringify(doc.apiVersion)}`,
+    );
   if (doc.kind !== 'AdmissionReview') throw bad(`kind must be AdmissionReview, got ${JSON.stringify(doc.kind)}`);
   const r = doc.request;
   if (!isRecord(r)) throw bad('request is missing');
@@ -213,9 +255,13 @@ export function parseReview(body: Buffer): AdmissionRequest {
   for (const f of ['name', 'namespace', 'subResource'] as const) {
     if (r[f] !== undefined && typeof r[f] !== 'string') throw bad(`request.${f} must be a string`);
   }
-  if (r.resource !== undefined && (!isRecord(r.resource) || typeof r.resource.resource !== 'string')) throw bad('request.resource.resource must be a string');
+  if (r.resource !== undefined && (!isRecord(r.resource) || typeof r.resource.resource !== 'string'))
+    throw bad('request.resource.resource must be a string');
   if (r.dryRun !== undefined && typeof r.dryRun !== 'boolean') throw bad('request.dryRun must be a boolean');
-  if (r.userInfo !== undefined && (!isRecord(r.userInfo) || (r.userInfo.username !== undefined && typeof r.userInfo.username !== 'string'))) {
+  if (
+    r.userInfo !== undefined &&
+    (!isRecord(r.userInfo) || (r.userInfo.username !== undefined && typeof r.userInfo.username !== 'string'))
+  ) {
     throw bad('request.userInfo.username must be a string');
   }
   return r as unknown as AdmissionRequest;

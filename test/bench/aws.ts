@@ -17,38 +17,77 @@ const N = Number(process.env.IPP_BENCH_INSTANCES ?? 100);
 const region = 'us-east-1';
 const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
-interface Result { mode: string; ms: number; calls: Record<string, number>; throttled: number; instances: number }
+interface Result {
+  mode: string;
+  ms: number;
+  calls: Record<string, number>;
+  throttled: number;
+  instances: number;
+}
 
 export async function benchAws(): Promise<void> {
   const assets = ensureAssets();
   const moto = await startMoto(assets, mkdtempSync(join(tmpdir(), 'ipp-bench-')));
   try {
     const direct = new EC2Client({ region, endpoint: moto.endpoint, credentials });
-    const subnet = (await direct.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }))).Subnets!
-      .sort((a, b) => a.AvailabilityZone!.localeCompare(b.AvailabilityZone!))[0]!;
+    const subnet = (
+      await direct.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }))
+    ).Subnets!.sort((a, b) => a.AvailabilityZone!.localeCompare(b.AvailabilityZone!))[0]!;
     const results: Result[] = [];
-    for (const [mode, maxGroupSize] of [['grouped', 20], ['one RunInstances per pod', 1]] as const) {
+    for (const [mode, maxGroupSize] of [
+      ['grouped', 20],
+      ['one RunInstances per pod', 1],
+    ] as const) {
       // A fresh proxy per mode: full token buckets at the start of each run.
       const proxy = await startEc2FaultProxy({ target: moto.endpoint, buckets: true });
       const cluster = `bench-${maxGroupSize}-${Date.now()}`;
       const p = new AwsProvider({
-        clusterName: cluster, region, endpoint: proxy.endpoint, credentials, logger: pino({ level: 'warn' }), maxGroupSize,
-        eks: { clusterName: cluster, apiServerEndpoint: 'https://eks.example.test', certificateAuthority: 'Q0E=', serviceCidr: '10.100.0.0/16' },
+        clusterName: cluster,
+        region,
+        endpoint: proxy.endpoint,
+        credentials,
+        logger: pino({ level: 'warn' }),
+        maxGroupSize,
+        eks: {
+          clusterName: cluster,
+          apiServerEndpoint: 'https://eks.example.test',
+          certificateAuthority: 'Q0E=',
+          serviceCidr: '10.100.0.0/16',
+        },
       });
-      const cls: InstanceClass = { metadata: { name: 'bench' }, spec: { instanceTypes: ['m5.large'], aws: { ami: { id: 'ami-12c6146b' }, subnets: { ids: [subnet.SubnetId!] } } } };
+      const cls: InstanceClass = {
+        metadata: { name: 'bench' },
+        spec: {
+          instanceTypes: ['m5.large'],
+          aws: { ami: { id: 'ami-12c6146b' }, subnets: { ids: [subnet.SubnetId!] } },
+        },
+      };
       const started = performance.now();
-      await Promise.all(Array.from({ length: N }, (_, k) => {
-        const name = `bench-${String(k).padStart(3, '0')}`;
-        return p.create({
-          instance: { name, uid: `${cluster}-${k}` }, class: cls,
-          tags: { 'ipp.dev/cluster': cluster, 'ipp.dev/class': 'bench', 'ipp.dev/instance': name },
-          node: { labels: { 'ipp.dev/class': 'bench', 'ipp.dev/instance': name }, taints: [{ key: 'ipp.dev/class', value: 'bench', effect: 'NoSchedule' }] },
-        });
-      }));
+      await Promise.all(
+        Array.from({ length: N }, (_, k) => {
+          const name = `bench-${String(k).padStart(3, '0')}`;
+          return p.create({
+            instance: { name, uid: `${cluster}-${k}` },
+            class: cls,
+            tags: { 'ipp.dev/cluster': cluster, 'ipp.dev/class': 'bench', 'ipp.dev/instance': name },
+            node: {
+              labels: { 'ipp.dev/class': 'bench', 'ipp.dev/instance': name },
+              taints: [{ key: 'ipp.dev/class', value: 'bench', effect: 'NoSchedule' }],
+            },
+          });
+        }),
+      );
       const ms = performance.now() - started;
       const calls: Record<string, number> = {};
       for (const r of proxy.requests) calls[r.action] = (calls[r.action] ?? 0) + 1;
-      const live = await direct.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:ipp.dev/cluster', Values: [cluster] }, { Name: 'instance-state-name', Values: ['running', 'pending'] }] }));
+      const live = await direct.send(
+        new DescribeInstancesCommand({
+          Filters: [
+            { Name: 'tag:ipp.dev/cluster', Values: [cluster] },
+            { Name: 'instance-state-name', Values: ['running', 'pending'] },
+          ],
+        }),
+      );
       const instances = (live.Reservations ?? []).flatMap((r) => r.Instances ?? []).length;
       results.push({ mode, ms, calls, throttled: proxy.count('RunInstances', 'throttled'), instances });
       await proxy.close();
@@ -74,8 +113,12 @@ function report(results: Result[]): void {
   console.table(rows);
   const [g, s] = results;
   if (g && s) {
-    console.log(`grouped vs one-per-pod: time ${(g.ms / s.ms).toFixed(3)}x (${(s.ms / g.ms).toFixed(1)}x faster), `
-      + `API calls ${(total(g) / total(s)).toFixed(3)}x, RunInstances ${((g.calls.RunInstances ?? 0) / (s.calls.RunInstances ?? 1)).toFixed(3)}x`);
+    console.log(
+      `grouped vs one-per-pod: time ${(g.ms / s.ms).toFixed(3)}x (${(s.ms / g.ms).toFixed(1)}x faster), ` +
+        `API calls ${(total(g) / total(s)).toFixed(3)}x, RunInstances ${((g.calls.RunInstances ?? 0) / (s.calls.RunInstances ?? 1)).toFixed(3)}x`,
+    );
   }
-  for (const r of results) if (r.instances !== N) throw new Error(`${r.mode}: ${r.instances} live instances for ${N} Instances; idempotency broken`);
+  for (const r of results)
+    if (r.instances !== N)
+      throw new Error(`${r.mode}: ${r.instances} live instances for ${N} Instances; idempotency broken`);
 }

@@ -6,8 +6,16 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AuthorizationV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, EventsV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api,
-  type KubernetesObject, type V1ResourceAttributes,
+  AuthorizationV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  EventsV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  RbacAuthorizationV1Api,
+  type KubernetesObject,
+  type V1ResourceAttributes,
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -15,7 +23,15 @@ import { GATE, GROUP, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, VERSION } from '../
 import { RBAC_KINDS, render, type Manifest } from '../testbed/chart.ts';
 import { ensureHelm } from '../testbed/helm.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import { createClass, deleteClasses, installCrds, listInstances, removeWebhookConfiguration, startIpp, type Ipp } from './support/ipp.ts';
+import {
+  createClass,
+  deleteClasses,
+  installCrds,
+  listInstances,
+  removeWebhookConfiguration,
+  startIpp,
+  type Ipp,
+} from './support/ipp.ts';
 
 /** HTTP status of a failed client-node call (ApiException.code), or 'ok'. */
 async function statusOf(call: () => Promise<unknown>): Promise<number | 'ok'> {
@@ -33,13 +49,28 @@ async function statusOf(call: () => Promise<unknown>): Promise<number | 'ok'> {
 function tokenKubeconfig(admin: KubeConfig, user: string, token: string, dir: string): string {
   const cluster = admin.getCurrentCluster()!;
   const file = join(dir, 'sa.kubeconfig');
-  writeFileSync(file, stringify({
-    apiVersion: 'v1', kind: 'Config',
-    clusters: [{ name: 'testbed', cluster: { server: cluster.server, ...(cluster.caFile ? { 'certificate-authority': cluster.caFile } : { 'certificate-authority-data': cluster.caData }) } }],
-    users: [{ name: user, user: { token } }],
-    contexts: [{ name: 'sa', context: { cluster: 'testbed', user } }],
-    'current-context': 'sa',
-  }), { mode: 0o600 });
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'testbed',
+          cluster: {
+            server: cluster.server,
+            ...(cluster.caFile
+              ? { 'certificate-authority': cluster.caFile }
+              : { 'certificate-authority-data': cluster.caData }),
+          },
+        },
+      ],
+      users: [{ name: user, user: { token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'testbed', user } }],
+      'current-context': 'sa',
+    }),
+    { mode: 0o600 },
+  );
   return file;
 }
 
@@ -69,7 +100,10 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     cloud = await namespace(c, 'ipp-rbac-cloud');
     workloads = await namespace(c, 'rbac-work');
 
-    const ms = render({ clusterName: cluster, providers: ['simulated'], simulated: { namespace: cloud } }, { release, namespace: system });
+    const ms = render(
+      { clusterName: cluster, providers: ['simulated'], simulated: { namespace: cloud } },
+      { release, namespace: system },
+    );
     rbac = ms.filter((m) => RBAC_KINDS.includes(m.kind!));
     // The permissions, plus the admission policy that narrows them by label.
     scope = ms.filter((m) => m.kind === 'ValidatingAdmissionPolicy' || m.kind === 'ValidatingAdmissionPolicyBinding');
@@ -78,8 +112,17 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     sa = rbac.find((m) => m.kind === 'ServiceAccount')!.metadata!.name!;
     username = `system:serviceaccount:${system}:${sa}`;
 
-    const token = await c.core.createNamespacedServiceAccountToken({ name: sa, namespace: system, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
-    saKubeconfig = tokenKubeconfig(c.kc, username, token.status!.token!, mkdtempSync(join(inject('testbedDir'), 'chart-rbac-')));
+    const token = await c.core.createNamespacedServiceAccountToken({
+      name: sa,
+      namespace: system,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
+    saKubeconfig = tokenKubeconfig(
+      c.kc,
+      username,
+      token.status!.token!,
+      mkdtempSync(join(inject('testbedDir'), 'chart-rbac-')),
+    );
     asSa = new KubeConfig();
     asSa.loadFromFile(saKubeconfig);
   });
@@ -94,7 +137,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     await deleteClasses(c, [cls]);
   });
 
-  it('applies only the chart\'s RBAC objects: a ServiceAccount, roles and their bindings', () => {
+  it("applies only the chart's RBAC objects: a ServiceAccount, roles and their bindings", () => {
     expect(new Set(rbac.map((m) => m.kind))).toEqual(new Set(RBAC_KINDS));
     const roles = rbac.filter((m) => m.kind === 'Role').map((m) => `${m.metadata!.namespace}/${m.metadata!.name}`);
     expect(roles.sort()).toEqual([`${cloud}/${release}-simulated`, `${system}/${release}`].sort());
@@ -110,29 +153,50 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
   it('is enough to give a labelled pod its own node and to tear the node down when idle', async () => {
     await createClass(c, cls, { instanceTypes: ['sim.small'], idleTimeout: '3s', simulated: { bootDelay: '1s' } });
     ipp = await startIpp({
-      clients: c, clusterName: cluster, namespace: system, kubeconfig: saKubeconfig, leaderElect: true, identity: 'rbac-a',
+      clients: c,
+      clusterName: cluster,
+      namespace: system,
+      kubeconfig: saKubeconfig,
+      leaderElect: true,
+      identity: 'rbac-a',
       // The chart's names: the Lease and the webhook Secret its Role allows, the simulated namespace its other Role covers.
-      extraArgs: [`--leader-election-id=${release}-controller`, `--webhook-secret=${release}-webhook-tls`, `--simulated-namespace=${cloud}`],
+      extraArgs: [
+        `--leader-election-id=${release}-controller`,
+        `--webhook-secret=${release}-webhook-tls`,
+        `--simulated-namespace=${cloud}`,
+      ],
     });
 
     await c.core.createNamespacedPod({
       namespace: workloads,
-      body: { metadata: { name: 'relay', labels: { 'ipp-class': cls } }, spec: { containers: [{ name: 'postfix', image: 'postfix' }] } },
+      body: {
+        metadata: { name: 'relay', labels: { 'ipp-class': cls } },
+        spec: { containers: [{ name: 'postfix', image: 'postfix' }] },
+      },
     });
-    const pod = await eventually('the labelled pod running on a node of its own', async () => {
-      const p = await c.core.readNamespacedPod({ name: 'relay', namespace: workloads });
-      expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
-      return p;
-    }, 90_000).catch((e: Error) => { throw new Error(`${e.message}\n${ipp!.logs()}`); });
+    const pod = await eventually(
+      'the labelled pod running on a node of its own',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'relay', namespace: workloads });
+        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
+        return p;
+      },
+      90_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${ipp!.logs()}`);
+    });
     expect(pod.spec!.schedulingGates ?? []).not.toContainEqual({ name: GATE });
     const node = await c.core.readNode({ name: pod.spec!.nodeName! });
     expect(node.metadata!.labels![NODE_CLASS_LABEL]).toBe(cls);
     expect(pod.spec!.nodeSelector?.[NODE_INSTANCE_LABEL]).toBe(node.metadata!.labels![NODE_INSTANCE_LABEL]);
-    const others = (await c.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.metadata!.name}` })).items;
+    const others = (await c.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.metadata!.name}` }))
+      .items;
     expect(others.map((p) => `${p.metadata!.namespace}/${p.metadata!.name}`)).toEqual([`${workloads}/relay`]);
 
     // It held the chart's Lease, kept its CA in the chart's Secret and wrote caBundle into the configuration.
-    const lease = await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: `${release}-controller`, namespace: system });
+    const lease = await c.kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: `${release}-controller`, namespace: system });
     expect(lease.spec!.holderIdentity).toBe('rbac-a');
     await c.core.readNamespacedSecret({ name: `${release}-webhook-tls`, namespace: system });
     // Events (events.k8s.io) about the pod were written with the ServiceAccount's token.
@@ -142,11 +206,22 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     });
 
     await c.core.deleteNamespacedPod({ name: 'relay', namespace: workloads, gracePeriodSeconds: 0 });
-    await eventually('the Instance, its node and its simulated instance gone after idleTimeout', async () => {
-      expect((await listInstances(c, cls)).map((i) => i.metadata.name)).toEqual([]);
-      expect((await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${cls}` })).items.map((n) => n.metadata!.name)).toEqual([]);
-      expect((await c.core.listNamespacedConfigMap({ namespace: cloud, labelSelector: `ipp.dev/cluster=${cluster}` })).items).toEqual([]);
-    }, 90_000).catch((e: Error) => { throw new Error(`${e.message}\n${ipp!.logs()}`); });
+    await eventually(
+      'the Instance, its node and its simulated instance gone after idleTimeout',
+      async () => {
+        expect((await listInstances(c, cls)).map((i) => i.metadata.name)).toEqual([]);
+        expect(
+          (await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${cls}` })).items.map((n) => n.metadata!.name),
+        ).toEqual([]);
+        expect(
+          (await c.core.listNamespacedConfigMap({ namespace: cloud, labelSelector: `ipp.dev/cluster=${cluster}` }))
+            .items,
+        ).toEqual([]);
+      },
+      90_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${ipp!.logs()}`);
+    });
 
     // Not one request of the whole run was refused.
     expect(readFileSync(ipp.logFile, 'utf8')).not.toMatch(/forbidden|\b403\b/i);
@@ -171,11 +246,27 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       { verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: system, name: sa },
       { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
       { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
-      { verb: 'patch', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: 'someone-elses' },
-      { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: release },
+      {
+        verb: 'patch',
+        group: 'admissionregistration.k8s.io',
+        resource: 'mutatingwebhookconfigurations',
+        name: 'someone-elses',
+      },
+      {
+        verb: 'delete',
+        group: 'admissionregistration.k8s.io',
+        resource: 'mutatingwebhookconfigurations',
+        name: release,
+      },
       { verb: 'create', group: 'admissionregistration.k8s.io', resource: 'validatingwebhookconfigurations' },
       { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: system, name: 'another-lease' },
-      { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-system', name: 'kube-scheduler' },
+      {
+        verb: 'update',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: 'kube-system',
+        name: 'kube-scheduler',
+      },
       { verb: 'patch', group: GROUP, resource: 'instanceclasses' },
       { verb: 'delete', group: GROUP, resource: 'instanceclasses' },
       { verb: 'list', resource: 'configmaps', namespace: system },
@@ -192,9 +283,20 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     const allowed: V1ResourceAttributes[] = [
       { verb: 'patch', resource: 'pods', namespace: workloads },
       { verb: 'delete', resource: 'nodes' },
-      { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: system, name: `${release}-controller` },
+      {
+        verb: 'update',
+        group: 'coordination.k8s.io',
+        resource: 'leases',
+        namespace: system,
+        name: `${release}-controller`,
+      },
       { verb: 'update', resource: 'secrets', namespace: system, name: `${release}-webhook-tls` },
-      { verb: 'patch', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', name: release },
+      {
+        verb: 'patch',
+        group: 'admissionregistration.k8s.io',
+        resource: 'mutatingwebhookconfigurations',
+        name: release,
+      },
       { verb: 'patch', group: GROUP, resource: 'instanceclasses', subresource: 'status' },
       { verb: 'create', resource: 'configmaps', namespace: cloud },
       { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace: workloads },
@@ -208,38 +310,65 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     const core = asSa.makeApiClient(CoreV1Api);
     const rbacApi = asSa.makeApiClient(RbacAuthorizationV1Api);
     const custom = asSa.makeApiClient(CustomObjectsApi);
-    await c.core.createNamespacedPod({ namespace: workloads, body: { metadata: { name: 'victim' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
-    await c.core.createNamespacedSecret({ namespace: system, body: { metadata: { name: 'not-ipps' }, stringData: { k: 'v' } } });
+    await c.core.createNamespacedPod({
+      namespace: workloads,
+      body: { metadata: { name: 'victim' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    });
+    await c.core.createNamespacedSecret({
+      namespace: system,
+      body: { metadata: { name: 'not-ipps' }, stringData: { k: 'v' } },
+    });
 
     expect(await statusOf(() => core.listSecretForAllNamespaces())).toBe(403);
     expect(await statusOf(() => core.readNamespacedSecret({ name: 'not-ipps', namespace: system }))).toBe(403);
     expect(await statusOf(() => core.deleteNamespacedPod({ name: 'victim', namespace: workloads }))).toBe(403);
-    expect(await statusOf(() => rbacApi.createClusterRoleBinding({
-      body: {
-        metadata: { name: `steal-${cluster}` },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
-        subjects: [{ kind: 'ServiceAccount', name: sa, namespace: system }],
-      },
-    }))).toBe(403);
-    expect(await statusOf(() => custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name: cls }))).toBe(403);
+    expect(
+      await statusOf(() =>
+        rbacApi.createClusterRoleBinding({
+          body: {
+            metadata: { name: `steal-${cluster}` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+            subjects: [{ kind: 'ServiceAccount', name: sa, namespace: system }],
+          },
+        }),
+      ),
+    ).toBe(403);
+    expect(
+      await statusOf(() =>
+        custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name: cls }),
+      ),
+    ).toBe(403);
     expect(await statusOf(() => core.listNamespacedConfigMap({ namespace: 'kube-system' }))).toBe(403);
     // Still alive and untouched.
     await c.core.readNamespacedPod({ name: 'victim', namespace: workloads });
-    expect(await statusOf(() => c.kc.makeApiClient(RbacAuthorizationV1Api).readClusterRoleBinding({ name: `steal-${cluster}` }))).toBe(404);
+    expect(
+      await statusOf(() =>
+        c.kc.makeApiClient(RbacAuthorizationV1Api).readClusterRoleBinding({ name: `steal-${cluster}` }),
+      ),
+    ).toBe(404);
   });
 
   it('is kept to ipp pods and ipp nodes by the ValidatingAdmissionPolicy, which RBAC alone cannot do', async () => {
     expect(scope.map((m) => m.kind).sort()).toEqual(['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     const core = asSa.makeApiClient(CoreV1Api);
-    await c.core.createNamespacedPod({ namespace: workloads, body: { metadata: { name: 'plain' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } });
+    await c.core.createNamespacedPod({
+      namespace: workloads,
+      body: { metadata: { name: 'plain' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+    });
     await c.core.createNode({ body: { metadata: { name: `plain-${cluster}` } } });
     const label = [{ op: 'add', path: '/metadata/labels', value: { touched: 'yes' } }];
     // RBAC allows both calls; the policy refuses them (it may take a moment to be loaded).
     await eventually('the policy to refuse patching a pod without ipp-class', async () => {
-      await expect(core.patchNamespacedPod({ name: 'plain', namespace: workloads, body: label })).rejects.toMatchObject({ body: expect.stringContaining('may only change pods labelled ipp-class') });
+      await expect(core.patchNamespacedPod({ name: 'plain', namespace: workloads, body: label })).rejects.toMatchObject(
+        { body: expect.stringContaining('may only change pods labelled ipp-class') },
+      );
     });
-    await expect(core.deleteNode({ name: `plain-${cluster}` })).rejects.toMatchObject({ body: expect.stringContaining('may only change or delete nodes labelled ipp.dev/class') });
+    await expect(core.deleteNode({ name: `plain-${cluster}` })).rejects.toMatchObject({
+      body: expect.stringContaining('may only change or delete nodes labelled ipp.dev/class'),
+    });
     await c.core.readNode({ name: `plain-${cluster}` });
-    expect((await c.core.readNamespacedPod({ name: 'plain', namespace: workloads })).metadata?.labels?.touched).toBeUndefined();
+    expect(
+      (await c.core.readNamespacedPod({ name: 'plain', namespace: workloads })).metadata?.labels?.touched,
+    ).toBeUndefined();
   });
 });

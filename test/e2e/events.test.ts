@@ -21,7 +21,10 @@ describe('events on a real apiserver', () => {
     // Never scheduled (no node matches): it only needs to exist, with a UID.
     const created = await c.core.createNamespacedPod({
       namespace: ns,
-      body: { metadata: { name: 'web-0' }, spec: { nodeSelector: { nowhere: 'true' }, containers: [{ name: 'c', image: 'nginx' }] } },
+      body: {
+        metadata: { name: 'web-0' },
+        spec: { nodeSelector: { nowhere: 'true' }, containers: [{ name: 'c', image: 'nginx' }] },
+      },
     });
     pod = { apiVersion: 'v1', kind: 'Pod', name: 'web-0', namespace: ns, uid: created.metadata!.uid! };
     recorder = new EventRecorder({
@@ -36,10 +39,19 @@ describe('events on a real apiserver', () => {
   });
 
   const about = async (namespace: string, name: string): Promise<EventsV1Event[]> =>
-    (await events.listNamespacedEvent({ namespace })).items.filter((e) => e.regarding?.name === name && e.reportingController === 'ipp.dev/controller');
+    (await events.listNamespacedEvent({ namespace })).items.filter(
+      (e) => e.regarding?.name === name && e.reportingController === 'ipp.dev/controller',
+    );
 
   it('creates one Event per distinct occurrence and counts repeats in its series', async () => {
-    for (let i = 0; i < 4; i++) recorder.publish(pod, 'Warning', 'InsufficientCapacity', 'Launch', 'no capacity for i3.metal in any zone; retrying');
+    for (let i = 0; i < 4; i++)
+      recorder.publish(
+        pod,
+        'Warning',
+        'InsufficientCapacity',
+        'Launch',
+        'no capacity for i3.metal in any zone; retrying',
+      );
     recorder.publish(pod, 'Normal', 'Provisioning', 'Provision', 'creating Instance web-0-abc for class postfix');
     await recorder.flush();
 
@@ -61,15 +73,24 @@ describe('events on a real apiserver', () => {
 
     // The apiserver stored the times with microsecond precision.
     // (kube-scheduler adds its own FailedScheduling Event about this pod: only ours are counted.)
-    const raw = (await c.kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.uid=${pod.uid}` })).items
-      .filter((e) => e.reportingComponent === 'ipp.dev/controller');
+    const raw = (
+      await c.kc
+        .makeApiClient(CoreV1Api)
+        .listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.uid=${pod.uid}` })
+    ).items.filter((e) => e.reportingComponent === 'ipp.dev/controller');
     expect(raw).toHaveLength(2);
     expect(raw.find((e) => e.reason === 'InsufficientCapacity')!.series?.count).toBe(4);
     const stored = String((raw.find((e) => e.reason === 'InsufficientCapacity') as { eventTime?: unknown }).eventTime);
     expect(stored).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
 
     // Later repeats update the same Event.
-    recorder.publish(pod, 'Warning', 'InsufficientCapacity', 'Launch', 'no capacity for i3.metal in any zone; retrying');
+    recorder.publish(
+      pod,
+      'Warning',
+      'InsufficientCapacity',
+      'Launch',
+      'no capacity for i3.metal in any zone; retrying',
+    );
     await recorder.flush();
     const again = await about(ns, 'web-0');
     expect(again).toHaveLength(2);
@@ -78,7 +99,13 @@ describe('events on a real apiserver', () => {
 
   it('puts Events about cluster-scoped objects into default, where kubectl describe finds them', async () => {
     const name = `ipp-node-${suffix()}`;
-    recorder.publish({ apiVersion: 'v1', kind: 'Node', name }, 'Normal', 'Idle', 'Teardown', 'no workload pods since 10:00; terminating after idleTimeout');
+    recorder.publish(
+      { apiVersion: 'v1', kind: 'Node', name },
+      'Normal',
+      'Idle',
+      'Teardown',
+      'no workload pods since 10:00; terminating after idleTimeout',
+    );
     await recorder.flush();
     const found = await about('default', name);
     expect(found).toHaveLength(1);
@@ -98,6 +125,8 @@ describe('events on a real apiserver', () => {
       type: 'Normal',
       regarding: { apiVersion: 'v1', kind: 'Pod', name: 'web-0', namespace: ns },
     } satisfies EventsV1Event;
-    await expect(events.createNamespacedEvent({ namespace: ns, body: bad })).rejects.toMatchObject({ code: expect.any(Number) });
+    await expect(events.createNamespacedEvent({ namespace: ns, body: bad })).rejects.toMatchObject({
+      code: expect.any(Number),
+    });
   });
 });

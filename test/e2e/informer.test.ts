@@ -64,7 +64,9 @@ describe('informer', () => {
     kc.clusters[0] = { ...kc.clusters[0]!, server: `https://127.0.0.1:${proxy.port}` };
     const core = kc.makeApiClient(CoreV1Api);
     informer = new Informer<V1ConfigMap>({
-      kubeconfig: kc, resource: 'configmaps', path: `/api/v1/namespaces/${ns}/configmaps`,
+      kubeconfig: kc,
+      resource: 'configmaps',
+      path: `/api/v1/namespaces/${ns}/configmaps`,
       list: () => core.listNamespacedConfigMap({ namespace: ns }),
       logger: pino({ level: 'silent' }),
       onChange: (cm, kind) => seen.push(`${kind}:${cm.metadata!.name}`),
@@ -79,7 +81,12 @@ describe('informer', () => {
   });
 
   // kube-root-ca.crt is published into every namespace by controller-manager.
-  const names = () => informer.list(ns).map((x) => x.metadata!.name!).filter((n) => n !== 'kube-root-ca.crt').sort();
+  const names = () =>
+    informer
+      .list(ns)
+      .map((x) => x.metadata!.name!)
+      .filter((n) => n !== 'kube-root-ca.crt')
+      .sort();
   const create = (name: string) => c.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name } } });
 
   it('lists, then follows the watch', async () => {

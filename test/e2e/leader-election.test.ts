@@ -117,7 +117,8 @@ describe('leader election on a real Lease', () => {
     return cand;
   }
 
-  const holder = async (lease: string) => (await leases.readNamespacedLease({ name: lease, namespace: ns })).spec?.holderIdentity;
+  const holder = async (lease: string) =>
+    (await leases.readNamespacedLease({ name: lease, namespace: ns })).spec?.holderIdentity;
 
   it('elects exactly one leader, and on SIGTERM releases the lease so the other leads within seconds', async () => {
     const lease = `sigterm-${suffix()}`;
@@ -126,11 +127,16 @@ describe('leader election on a real Lease', () => {
     const b = candidate(lease, 'replica-b', kubeconfig(), 1_000);
     sample(a, b);
 
-    const [leader, standby] = await eventually('one leader', async () => {
-      const leading = [a, b].filter((x) => x.elector.isLeader());
-      expect(leading).toHaveLength(1);
-      return leading[0] === a ? [a, b] : [b, a];
-    }, 30_000, 100);
+    const [leader, standby] = await eventually(
+      'one leader',
+      async () => {
+        const leading = [a, b].filter((x) => x.elector.isLeader());
+        expect(leading).toHaveLength(1);
+        return leading[0] === a ? [a, b] : [b, a];
+      },
+      30_000,
+      100,
+    );
     const leaderId = leader === a ? 'replica-a' : 'replica-b';
     expect(await holder(lease)).toBe(leaderId);
 
@@ -154,7 +160,12 @@ describe('leader election on a real Lease', () => {
     expect(leader.elector.isLeader()).toBe(false);
 
     // Without the release the standby would wait out the 15 s lease; with it, one retry period.
-    await eventually('the standby to take over', async () => expect(standby.elector.isLeader()).toBe(true), LEASE_MS, 50);
+    await eventually(
+      'the standby to take over',
+      async () => expect(standby.elector.isLeader()).toBe(true),
+      LEASE_MS,
+      50,
+    );
     const handover = Date.now() - sigterm;
     expect(handover).toBeLessThan(LEASE_MS - 5_000);
     // The old leader finished its in-flight work (1 s drain) before the new one started.
@@ -178,7 +189,12 @@ describe('leader election on a real Lease', () => {
     const lease = `crash-${suffix()}`;
     const link = await proxy(new URL(kubeconfig().getCurrentCluster()!.server));
     const doomed = candidate(lease, 'doomed', kubeconfig(link.server));
-    await eventually('the doomed replica to lead', async () => expect(doomed.elector.isLeader()).toBe(true), 30_000, 50);
+    await eventually(
+      'the doomed replica to lead',
+      async () => expect(doomed.elector.isLeader()).toBe(true),
+      30_000,
+      50,
+    );
     const survivor = candidate(lease, 'survivor', kubeconfig());
     sample(doomed, survivor);
 
@@ -201,7 +217,12 @@ describe('leader election on a real Lease', () => {
     expect(lostAfter).toBeLessThanOrEqual(RENEW_DEADLINE_MS + 1_000);
     expect(lostAfter).toBeGreaterThanOrEqual(RENEW_DEADLINE_MS - RETRY_MS - 500);
 
-    await eventually('the survivor to take over', async () => expect(survivor.elector.isLeader()).toBe(true), LEASE_MS + 10_000, 50);
+    await eventually(
+      'the survivor to take over',
+      async () => expect(survivor.elector.isLeader()).toBe(true),
+      LEASE_MS + 10_000,
+      50,
+    );
     const tookOverAfter = Date.now() - crash;
     // It waited for the lease to expire (nobody released it) but no longer than one more retry.
     expect(tookOverAfter).toBeGreaterThanOrEqual(LEASE_MS - 1.2 * RETRY_MS - 500);

@@ -13,11 +13,15 @@ const pod = (name: string, cls: string, cpu = '100m'): V1Pod => ({
 });
 
 async function running(c: Clients, ns: string, name: string): Promise<V1Pod> {
-  return eventually(`pod ${name} running`, async () => {
-    const p = await c.core.readNamespacedPod({ name, namespace: ns });
-    expect(p.status?.phase).toBe('Running');
-    return p;
-  }, 60_000);
+  return eventually(
+    `pod ${name} running`,
+    async () => {
+      const p = await c.core.readNamespacedPod({ name, namespace: ns });
+      expect(p.status?.phase).toBe('Running');
+      return p;
+    },
+    60_000,
+  );
 }
 
 describe('instance lifecycle', () => {
@@ -39,16 +43,21 @@ describe('instance lifecycle', () => {
   it('Class isolation packs pods of one class onto shared instances up to their capacity', async () => {
     // sim.small has 2 CPUs: three 600m pods fit, a fourth does not.
     const cls = await newClass('packed', { isolation: 'Class' });
-    for (let i = 0; i < 5; i++) await c.core.createNamespacedPod({ namespace: ns, body: pod(`packed-${i}`, cls, '600m') });
-    const pods = await eventually('5 packed pods running', async () => {
-      const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `ipp-class=${cls}` })).items;
-      expect(list.filter((p) => p.status?.phase === 'Running')).toHaveLength(5);
-      return list;
-    }, 90_000);
+    for (let i = 0; i < 5; i++)
+      await c.core.createNamespacedPod({ namespace: ns, body: pod(`packed-${i}`, cls, '600m') });
+    const pods = await eventually(
+      '5 packed pods running',
+      async () => {
+        const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `ipp-class=${cls}` })).items;
+        expect(list.filter((p) => p.status?.phase === 'Running')).toHaveLength(5);
+        return list;
+      },
+      90_000,
+    );
     const perNode = new Map<string, number>();
     for (const p of pods) perNode.set(p.spec!.nodeName!, (perNode.get(p.spec!.nodeName!) ?? 0) + 1);
     expect([...perNode.values()].sort()).toEqual([2, 3]);
-    expect((await listInstances(c, cls))).toHaveLength(2);
+    expect(await listInstances(c, cls)).toHaveLength(2);
   });
 
   it('reuses an idle instance for the next pod of the same class, never for another class', async () => {
@@ -84,7 +93,10 @@ describe('instance lifecycle', () => {
   });
 
   it('launches the next instance type when the first has no capacity', async () => {
-    const cls = await newClass('fallback', { instanceTypes: ['sim.large', 'sim.medium'], simulated: { bootDelay: '500ms', unavailableInstanceTypes: ['sim.large'] } });
+    const cls = await newClass('fallback', {
+      instanceTypes: ['sim.large', 'sim.medium'],
+      simulated: { bootDelay: '500ms', unavailableInstanceTypes: ['sim.large'] },
+    });
     await c.core.createNamespacedPod({ namespace: ns, body: pod('fb', cls) });
     const p = await running(c, ns, 'fb');
     const node = await c.core.readNode({ name: p.spec!.nodeName! });
@@ -115,10 +127,17 @@ describe('instance lifecycle', () => {
     [{ instanceTypes: ['sim.small'], aws: { ami: { id: 'ami-1' }, tags: { 'ipp.dev/class': 'x' } } }, /spec.aws.tags/],
     [{ instanceTypes: ['sim.small'], isolation: 'Class', reuse: false, simulated: {} }, /spec.reuse/],
   ])('the API server refuses an invalid InstanceClass %#, naming the field', async (spec, message) => {
-    const err = await c.custom.createClusterCustomObject({
-      group: GROUP, version: VERSION, plural: 'instanceclasses',
-      body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name: `bad-${suffix()}` }, spec },
-    }).then(() => undefined, (e: { code?: number; body?: string }) => e);
+    const err = await c.custom
+      .createClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: 'instanceclasses',
+        body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name: `bad-${suffix()}` }, spec },
+      })
+      .then(
+        () => undefined,
+        (e: { code?: number; body?: string }) => e,
+      );
     expect(err?.code).toBe(422);
     expect(String(err?.body)).toMatch(message);
   });

@@ -40,7 +40,10 @@ async function assertIsolation(c: Clients): Promise<void> {
     const cls = n.metadata!.labels![NODE_CLASS_LABEL];
     for (const p of pods.filter((x) => x.spec?.nodeName === n.metadata!.name)) {
       if (isDaemonSetPod(p)) continue;
-      expect(p.metadata?.labels?.['ipp-class'], `pod ${p.metadata?.namespace}/${p.metadata?.name} on ${n.metadata!.name} (class ${cls})`).toBe(cls);
+      expect(
+        p.metadata?.labels?.['ipp-class'],
+        `pod ${p.metadata?.namespace}/${p.metadata?.name} on ${n.metadata!.name} (class ${cls})`,
+      ).toBe(cls);
     }
   }
 }
@@ -62,34 +65,40 @@ describe('provisioning with the simulated provider', () => {
   });
 
   it('gives every pod of two classes a dedicated node; DaemonSets run there; nothing else does', async () => {
-    await c.apps.createNamespacedDaemonSet({
-      namespace: ns,
-      body: {
-        metadata: { name: 'node-agent' },
-        spec: {
-          selector: { matchLabels: { app: 'node-agent' } },
-          template: {
-            metadata: { labels: { app: 'node-agent' } },
-            spec: {
-              tolerations: [{ operator: 'Exists' }],
-              nodeSelector: { [NODE_CLASS_LABEL + '-e2e']: cluster },
-              containers: [{ name: 'agent', image: 'busybox' }],
+    await c.apps
+      .createNamespacedDaemonSet({
+        namespace: ns,
+        body: {
+          metadata: { name: 'node-agent' },
+          spec: {
+            selector: { matchLabels: { app: 'node-agent' } },
+            template: {
+              metadata: { labels: { app: 'node-agent' } },
+              spec: {
+                tolerations: [{ operator: 'Exists' }],
+                nodeSelector: { [NODE_CLASS_LABEL + '-e2e']: cluster },
+                containers: [{ name: 'agent', image: 'busybox' }],
+              },
             },
           },
         },
-      },
-    }).catch(() => {});
+      })
+      .catch(() => {});
     await c.apps.createNamespacedDeployment({ namespace: ns, body: fooDeployment(ns, class0, 3) });
     await c.apps.createNamespacedDeployment({ namespace: ns, body: barDeployment(ns, class1, 2) });
 
-    const running = await eventually('5 ipp pods running on dedicated nodes', async () => {
-      const pods = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'ipp-class' })).items;
-      expect(pods).toHaveLength(5);
-      for (const p of pods) {
-        expect(p.status?.phase, `${p.metadata?.name}: ${JSON.stringify(p.status?.conditions)}`).toBe('Running');
-      }
-      return pods;
-    }, 90_000);
+    const running = await eventually(
+      '5 ipp pods running on dedicated nodes',
+      async () => {
+        const pods = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'ipp-class' })).items;
+        expect(pods).toHaveLength(5);
+        for (const p of pods) {
+          expect(p.status?.phase, `${p.metadata?.name}: ${JSON.stringify(p.status?.conditions)}`).toBe('Running');
+        }
+        return pods;
+      },
+      90_000,
+    );
 
     const nodes = new Map<string, V1Node>();
     for (const n of (await c.core.listNode({ labelSelector: NODE_CLASS_LABEL })).items) nodes.set(n.metadata!.name!, n);
@@ -100,7 +109,11 @@ describe('provisioning with the simulated provider', () => {
       expect(used.has(p.spec!.nodeName!), `${p.spec!.nodeName} hosts two pods`).toBe(false);
       used.add(p.spec!.nodeName!);
       expect(node!.metadata!.labels![NODE_CLASS_LABEL]).toBe(p.metadata!.labels!['ipp-class']);
-      expect(node!.spec!.taints).toContainEqual({ key: NODE_CLASS_LABEL, value: p.metadata!.labels!['ipp-class'], effect: 'NoSchedule' });
+      expect(node!.spec!.taints).toContainEqual({
+        key: NODE_CLASS_LABEL,
+        value: p.metadata!.labels!['ipp-class'],
+        effect: 'NoSchedule',
+      });
       // Pinned by one patch: the gate is gone and the selector names the Instance of the node.
       expect(p.spec!.schedulingGates ?? []).not.toContainEqual({ name: GATE });
       expect(p.spec!.nodeSelector?.[NODE_INSTANCE_LABEL]).toBe(node!.metadata!.labels![NODE_INSTANCE_LABEL]);
@@ -114,26 +127,52 @@ describe('provisioning with the simulated provider', () => {
   it('runs DaemonSet pods on ipp nodes without keeping them alive, and tears idle nodes down', async () => {
     // Label the ipp nodes so the DaemonSet (which tolerates everything) targets them.
     const nodes = (await c.core.listNode({ labelSelector: NODE_CLASS_LABEL })).items.filter((n) =>
-      [class0, class1].includes(n.metadata!.labels![NODE_CLASS_LABEL]!));
+      [class0, class1].includes(n.metadata!.labels![NODE_CLASS_LABEL]!),
+    );
     expect(nodes).toHaveLength(5);
     for (const n of nodes) {
-      await c.core.patchNode({ name: n.metadata!.name!, body: [{ op: 'add', path: `/metadata/labels/${(NODE_CLASS_LABEL + '-e2e').replace('/', '~1')}`, value: cluster }] });
+      await c.core.patchNode({
+        name: n.metadata!.name!,
+        body: [
+          { op: 'add', path: `/metadata/labels/${(NODE_CLASS_LABEL + '-e2e').replace('/', '~1')}`, value: cluster },
+        ],
+      });
     }
-    await eventually('DaemonSet pods running on every ipp node', async () => {
-      const ds = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=node-agent' })).items;
-      expect(ds.filter((p: V1Pod) => p.status?.phase === 'Running').length).toBe(nodes.length);
-    }, 60_000);
+    await eventually(
+      'DaemonSet pods running on every ipp node',
+      async () => {
+        const ds = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=node-agent' })).items;
+        expect(ds.filter((p: V1Pod) => p.status?.phase === 'Running').length).toBe(nodes.length);
+      },
+      60_000,
+    );
     await assertIsolation(c);
 
-    await c.apps.patchNamespacedDeploymentScale({ name: 'foo', namespace: ns, body: [{ op: 'replace', path: '/spec/replicas', value: 0 }] });
-    await c.apps.patchNamespacedDeploymentScale({ name: 'bar', namespace: ns, body: [{ op: 'replace', path: '/spec/replicas', value: 0 }] });
-    await eventually('every Instance and ipp node gone after idleTimeout', async () => {
-      expect((await listInstances(c)).filter((i) => [class0, class1].includes(i.spec.class))).toEqual([]);
-      const left = (await c.core.listNode({ labelSelector: NODE_CLASS_LABEL })).items.filter((n) => [class0, class1].includes(n.metadata!.labels![NODE_CLASS_LABEL]!));
-      expect(left.map((n) => n.metadata!.name)).toEqual([]);
-      // The simulated cloud holds no instance of this cluster any more.
-      const cloud = (await c.core.listNamespacedConfigMap({ namespace: env.system, labelSelector: `ipp.dev/cluster=${cluster}` })).items;
-      expect(cloud.map((x) => x.metadata!.name)).toEqual([]);
-    }, 90_000);
+    await c.apps.patchNamespacedDeploymentScale({
+      name: 'foo',
+      namespace: ns,
+      body: [{ op: 'replace', path: '/spec/replicas', value: 0 }],
+    });
+    await c.apps.patchNamespacedDeploymentScale({
+      name: 'bar',
+      namespace: ns,
+      body: [{ op: 'replace', path: '/spec/replicas', value: 0 }],
+    });
+    await eventually(
+      'every Instance and ipp node gone after idleTimeout',
+      async () => {
+        expect((await listInstances(c)).filter((i) => [class0, class1].includes(i.spec.class))).toEqual([]);
+        const left = (await c.core.listNode({ labelSelector: NODE_CLASS_LABEL })).items.filter((n) =>
+          [class0, class1].includes(n.metadata!.labels![NODE_CLASS_LABEL]!),
+        );
+        expect(left.map((n) => n.metadata!.name)).toEqual([]);
+        // The simulated cloud holds no instance of this cluster any more.
+        const cloud = (
+          await c.core.listNamespacedConfigMap({ namespace: env.system, labelSelector: `ipp.dev/cluster=${cluster}` })
+        ).items;
+        expect(cloud.map((x) => x.metadata!.name)).toEqual([]);
+      },
+      90_000,
+    );
   });
 });

@@ -5,7 +5,14 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, listInstances, useIppEnvironment, type Ipp } from './support/ipp.ts';
-import { GATE, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME, TAG_INSTANCE, TAINT_KEY } from '../../src/api/names.ts';
+import {
+  GATE,
+  NODE_INSTANCE_LABEL,
+  POD_INSTANCE_ANNOTATION,
+  SCHEDULER_NAME,
+  TAG_INSTANCE,
+  TAINT_KEY,
+} from '../../src/api/names.ts';
 
 /** A pod as the webhook leaves it in pin mode (gate + toleration), or in bind mode (scheduler name). */
 const admitted = (name: string, cls: string, mode: 'pin' | 'bind' = 'pin'): V1Pod => ({
@@ -39,15 +46,23 @@ describe('controller recovery and late classes', () => {
     classes.push(cls);
     await c.core.createNamespacedPod({ namespace: ns, body: admitted('early', cls) });
     await eventually('an UnknownClass Warning on the pod', async () => {
-      const events = await c.kc.makeApiClient((await import('@kubernetes/client-node')).EventsV1Api).listNamespacedEvent({ namespace: ns });
-      expect(events.items.some((e) => e.regarding?.name === 'early' && e.reason === 'UnknownClass' && e.type === 'Warning')).toBe(true);
+      const events = await c.kc
+        .makeApiClient((await import('@kubernetes/client-node')).EventsV1Api)
+        .listNamespacedEvent({ namespace: ns });
+      expect(
+        events.items.some((e) => e.regarding?.name === 'early' && e.reason === 'UnknownClass' && e.type === 'Warning'),
+      ).toBe(true);
     });
     expect(await listInstances(c, cls)).toEqual([]);
     await createClass(c, cls, { instanceTypes: ['sim.small'], simulated: { bootDelay: '500ms' } });
-    await eventually('the pod running once the class exists', async () => {
-      const p = await c.core.readNamespacedPod({ name: 'early', namespace: ns });
-      expect(p.status?.phase).toBe('Running');
-    }, 60_000);
+    await eventually(
+      'the pod running once the class exists',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'early', namespace: ns });
+        expect(p.status?.phase).toBe('Running');
+      },
+      60_000,
+    );
   });
 
   it('survives SIGKILL at every step of provisioning: no duplicate, no leak, every pod placed', async () => {
@@ -58,19 +73,45 @@ describe('controller recovery and late classes', () => {
     ipp ??= await start();
 
     const points: [string, (pod: string) => Promise<boolean>][] = [
-      ['claimed', async (pod) => !!(await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[POD_INSTANCE_ANNOTATION]],
-      ['Instance written', async (pod) => {
-        const claim = (await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
-        return !!claim && (await listInstances(c, cls)).some((i) => i.metadata.name === claim);
-      }],
-      ['cloud instance launched', async (pod) => {
-        const claim = (await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
-        return !!claim && (await cloudInstances()).some((cm) => JSON.parse(cm.data!.instance!).tags[TAG_INSTANCE] === claim);
-      }],
-      ['node registered', async (pod) => {
-        const claim = (await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
-        return !!claim && (await c.core.listNode({ labelSelector: `${NODE_INSTANCE_LABEL}=${claim}` })).items.length > 0;
-      }],
+      [
+        'claimed',
+        async (pod) =>
+          !!(await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[
+            POD_INSTANCE_ANNOTATION
+          ],
+      ],
+      [
+        'Instance written',
+        async (pod) => {
+          const claim = (await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[
+            POD_INSTANCE_ANNOTATION
+          ];
+          return !!claim && (await listInstances(c, cls)).some((i) => i.metadata.name === claim);
+        },
+      ],
+      [
+        'cloud instance launched',
+        async (pod) => {
+          const claim = (await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[
+            POD_INSTANCE_ANNOTATION
+          ];
+          return (
+            !!claim &&
+            (await cloudInstances()).some((cm) => JSON.parse(cm.data!.instance!).tags[TAG_INSTANCE] === claim)
+          );
+        },
+      ],
+      [
+        'node registered',
+        async (pod) => {
+          const claim = (await c.core.readNamespacedPod({ name: pod, namespace: ns })).metadata?.annotations?.[
+            POD_INSTANCE_ANNOTATION
+          ];
+          return (
+            !!claim && (await c.core.listNode({ labelSelector: `${NODE_INSTANCE_LABEL}=${claim}` })).items.length > 0
+          );
+        },
+      ],
     ];
     for (const [i, [point, reached]] of points.entries()) {
       const pod = `crash-${i}`;
@@ -80,19 +121,24 @@ describe('controller recovery and late classes', () => {
       ipp = await start();
     }
 
-    const pods = await eventually('every pod running on a node of its own', async () => {
-      const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `ipp-class=${cls}` })).items;
-      expect(list).toHaveLength(points.length);
-      for (const p of list) expect(p.status?.phase, p.metadata?.name).toBe('Running');
-      return list;
-    }, 90_000);
+    const pods = await eventually(
+      'every pod running on a node of its own',
+      async () => {
+        const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `ipp-class=${cls}` })).items;
+        expect(list).toHaveLength(points.length);
+        for (const p of list) expect(p.status?.phase, p.metadata?.name).toBe('Running');
+        return list;
+      },
+      90_000,
+    );
     expect(new Set(pods.map((p) => p.spec!.nodeName)).size).toBe(points.length);
 
     // Exactly one Instance, one cloud instance and one node per pod; nothing else tagged for the class.
     const instances = await listInstances(c, cls);
     expect(instances).toHaveLength(points.length);
     const names = new Set(instances.map((i) => i.metadata.name));
-    const cloud = (await cloudInstances()).map((cm) => JSON.parse(cm.data!.instance!) as { tags: Record<string, string> })
+    const cloud = (await cloudInstances())
+      .map((cm) => JSON.parse(cm.data!.instance!) as { tags: Record<string, string> })
       .filter((r) => r.tags['ipp.dev/class'] === cls);
     expect(cloud).toHaveLength(points.length);
     for (const r of cloud) expect(names.has(r.tags[TAG_INSTANCE]!)).toBe(true);
@@ -107,12 +153,16 @@ describe('controller recovery and late classes', () => {
     await createClass(c, cls, { instanceTypes: ['sim.small'], simulated: { bootDelay: '500ms' } });
     await c.core.createNamespacedPod({ namespace: ns, body: admitted('bound-1', cls, 'bind') });
     await c.core.createNamespacedPod({ namespace: ns, body: admitted('bound-2', cls, 'bind') });
-    const pods = await eventually('both pods running', async () => {
-      const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `ipp-class=${cls}` })).items;
-      for (const p of list) expect(p.status?.phase).toBe('Running');
-      expect(list).toHaveLength(2);
-      return list;
-    }, 60_000);
+    const pods = await eventually(
+      'both pods running',
+      async () => {
+        const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `ipp-class=${cls}` })).items;
+        for (const p of list) expect(p.status?.phase).toBe('Running');
+        expect(list).toHaveLength(2);
+        return list;
+      },
+      60_000,
+    );
     expect(pods[0]!.spec!.nodeName).not.toBe(pods[1]!.spec!.nodeName);
     for (const p of pods) {
       const node = await c.core.readNode({ name: p.spec!.nodeName! });

@@ -56,16 +56,20 @@ describe('testbed', () => {
         },
       },
     });
-    const pods = await eventually('2 running pods on the kwok node', async () => {
-      const list = await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' });
-      expect(list.items).toHaveLength(2);
-      for (const p of list.items) {
-        expect(p.spec?.nodeName).toBe(node);
-        expect(p.status?.phase).toBe('Running');
-        expect(p.status?.podIP).toBeTruthy();
-      }
-      return list.items;
-    }, 90_000);
+    const pods = await eventually(
+      '2 running pods on the kwok node',
+      async () => {
+        const list = await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' });
+        expect(list.items).toHaveLength(2);
+        for (const p of list.items) {
+          expect(p.spec?.nodeName).toBe(node);
+          expect(p.status?.phase).toBe('Running');
+          expect(p.status?.podIP).toBeTruthy();
+        }
+        return list.items;
+      },
+      90_000,
+    );
     // Bound by the real scheduler (it records the PodScheduled condition), owned via a ReplicaSet.
     for (const p of pods) {
       expect(p.status?.conditions?.find((x) => x.type === 'PodScheduled')?.status).toBe('True');

@@ -4,10 +4,20 @@ import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
-  AdmissionregistrationV1Api, BatchV1Api, RbacAuthorizationV1Api,
-  type V1Node, type V1Pod,
+  AdmissionregistrationV1Api,
+  BatchV1Api,
+  RbacAuthorizationV1Api,
+  type V1Node,
+  type V1Pod,
 } from '@kubernetes/client-node';
-import { API_VERSION, CLASS_LABEL, GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAINT_KEY } from '../../src/api/names.ts';
+import {
+  API_VERSION,
+  CLASS_LABEL,
+  GATE,
+  NODE_CLASS_LABEL,
+  NODE_INSTANCE_LABEL,
+  TAINT_KEY,
+} from '../../src/api/names.ts';
 import type { InstanceClass } from '../../src/api/types.ts';
 import { kubeError } from '../../src/kube/errors.ts';
 import { startSelfSignedCertificates } from '../../src/webhook/certificates.ts';
@@ -43,7 +53,6 @@ async function refusal(p: Promise<unknown>): Promise<string> {
   throw new Error('the request was admitted');
 }
 
-
 /** The user that plays the controller: the testbed's identity without any RBAC of its own. */
 const CONTROLLER_USER = 'ipp-testbed-user';
 
@@ -58,8 +67,10 @@ describe('admission webhook on the real apiserver', () => {
   const classes = new Map<string, InstanceClass>();
   const nodes = new Map<string, V1Node>();
 
-  const pod = (name: string, labels: Record<string, string>, spec: Partial<V1Pod['spec']> = {}): V1Pod =>
-    ({ metadata: { name, labels }, spec: { containers: container, ...spec } });
+  const pod = (name: string, labels: Record<string, string>, spec: Partial<V1Pod['spec']> = {}): V1Pod => ({
+    metadata: { name, labels },
+    spec: { containers: container, ...spec },
+  });
 
   beforeAll(async () => {
     c = clients();
@@ -68,20 +79,47 @@ describe('admission webhook on the real apiserver', () => {
     controllerNs = await namespace(c, 'webhook-ctl');
     await installCrds(c);
 
-    for (const [name, extra] of [[cls, {}], [restricted, { namespaces: ['somewhere-else'] }]] as const) {
+    for (const [name, extra] of [
+      [cls, {}],
+      [restricted, { namespaces: ['somewhere-else'] }],
+    ] as const) {
       await c.custom.createClusterCustomObject({
-        group: 'ipp.dev', version: 'v1alpha1', plural: 'instanceclasses',
-        body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name }, spec: { simulated: {}, instanceTypes: ['sim.small'], ...extra } },
+        group: 'ipp.dev',
+        version: 'v1alpha1',
+        plural: 'instanceclasses',
+        body: {
+          apiVersion: API_VERSION,
+          kind: 'InstanceClass',
+          metadata: { name },
+          spec: { simulated: {}, instanceTypes: ['sim.small'], ...extra },
+        },
       });
       // The controller feeds the server from its informer; here the lookup is filled from the apiserver.
-      classes.set(name, await c.custom.getClusterCustomObject({ group: 'ipp.dev', version: 'v1alpha1', plural: 'instanceclasses', name }) as InstanceClass);
+      classes.set(
+        name,
+        (await c.custom.getClusterCustomObject({
+          group: 'ipp.dev',
+          version: 'v1alpha1',
+          plural: 'instanceclasses',
+          name,
+        })) as InstanceClass,
+      );
     }
 
     for (const [name, labels, taints] of [
-      [ippNode, { [NODE_CLASS_LABEL]: cls, [NODE_INSTANCE_LABEL]: instanceName, 'e2e-target': sfx }, [{ key: TAINT_KEY, value: cls, effect: 'NoSchedule' }]],
+      [
+        ippNode,
+        { [NODE_CLASS_LABEL]: cls, [NODE_INSTANCE_LABEL]: instanceName, 'e2e-target': sfx },
+        [{ key: TAINT_KEY, value: cls, effect: 'NoSchedule' }],
+      ],
       [plainNode, { 'e2e-plain': sfx }, []],
     ] as const) {
-      await c.core.createNode({ body: { metadata: { name, labels: { ...labels }, annotations: { 'kwok.x-k8s.io/node': 'fake' } }, spec: { taints: [...taints] } } });
+      await c.core.createNode({
+        body: {
+          metadata: { name, labels: { ...labels }, annotations: { 'kwok.x-k8s.io/node': 'fake' } },
+          spec: { taints: [...taints] },
+        },
+      });
       await eventually(`kwok to make ${name} Ready`, async () => {
         const n = await c.core.readNode({ name });
         expect(n.status?.conditions?.find((x) => x.type === 'Ready')?.status).toBe('True');
@@ -91,22 +129,41 @@ describe('admission webhook on the real apiserver', () => {
 
     // The configuration does not exist yet: the certificate code must cope and patch it later.
     certs = await startSelfSignedCertificates({
-      core: c.core, admission, namespace: controllerNs, secretName: 'ipp-webhook-tls',
-      dnsNames: ['ipp-webhook.e2e.svc'], ipAddresses: ['127.0.0.1'], webhookConfigurations: [configName],
-      lifetimes: { certValidityMs: CERT_VALIDITY_MS }, resyncMs: 1000,
+      core: c.core,
+      admission,
+      namespace: controllerNs,
+      secretName: 'ipp-webhook-tls',
+      dnsNames: ['ipp-webhook.e2e.svc'],
+      ipAddresses: ['127.0.0.1'],
+      webhookConfigurations: [configName],
+      lifetimes: { certValidityMs: CERT_VALIDITY_MS },
+      resyncMs: 1000,
     });
     // The controller's identity here: the testbed's unprivileged user, granted `edit` where it pins.
-    server = await startWebhookServer({ tls: certs.current(), port: 0, host: '127.0.0.1', placement: 'pin', classes, nodes, controllerUsernames: [CONTROLLER_USER] });
+    server = await startWebhookServer({
+      tls: certs.current(),
+      port: 0,
+      host: '127.0.0.1',
+      placement: 'pin',
+      classes,
+      nodes,
+      controllerUsernames: [CONTROLLER_USER],
+    });
     certs.onChange((tls) => {
       rotations++;
       server?.setSecureContext(tls);
     });
     await admission.createMutatingWebhookConfiguration({
-      body: webhookConfiguration({ name: configName, client: { url: `https://127.0.0.1:${server.port}` }, controllerNamespace: controllerNs }),
+      body: webhookConfiguration({
+        name: configName,
+        client: { url: `https://127.0.0.1:${server.port}` },
+        controllerNamespace: controllerNs,
+      }),
     });
     await certs.resync();
     const cfg = await admission.readMutatingWebhookConfiguration({ name: configName });
-    for (const w of cfg.webhooks ?? []) expect(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString()).toBe(certs.caBundle());
+    for (const w of cfg.webhooks ?? [])
+      expect(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString()).toBe(certs.caBundle());
   });
 
   afterAll(async () => {
@@ -117,7 +174,9 @@ describe('admission webhook on the real apiserver', () => {
     for (const name of [ns, controllerNs]) if (name) await c.core.deleteNamespace({ name }).catch(() => {});
     for (const name of [ippNode, plainNode]) await c?.core.deleteNode({ name }).catch(() => {});
     for (const name of [cls, restricted]) {
-      await c?.custom.deleteClusterCustomObject({ group: 'ipp.dev', version: 'v1alpha1', plural: 'instanceclasses', name }).catch(() => {});
+      await c?.custom
+        .deleteClusterCustomObject({ group: 'ipp.dev', version: 'v1alpha1', plural: 'instanceclasses', name })
+        .catch(() => {});
     }
   });
 
@@ -125,7 +184,10 @@ describe('admission webhook on the real apiserver', () => {
     const template = { metadata: { labels: { app: 'relay', [CLASS_LABEL]: cls } }, spec: { containers: container } };
     await c.apps.createNamespacedDeployment({
       namespace: ns,
-      body: { metadata: { name: 'relay' }, spec: { replicas: 2, selector: { matchLabels: { app: 'relay' } }, template } },
+      body: {
+        metadata: { name: 'relay' },
+        spec: { replicas: 2, selector: { matchLabels: { app: 'relay' } }, template },
+      },
     });
     const pods = await eventually('2 pods of the Deployment, gated', async () => {
       const list = await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=relay' });
@@ -155,13 +217,21 @@ describe('admission webhook on the real apiserver', () => {
     const labels = { [CLASS_LABEL]: cls };
     await batch.createNamespacedJob({
       namespace: ns,
-      body: { metadata: { name: 'once' }, spec: { template: { metadata: { labels }, spec: { containers: container, restartPolicy: 'Never' } } } },
+      body: {
+        metadata: { name: 'once' },
+        spec: { template: { metadata: { labels }, spec: { containers: container, restartPolicy: 'Never' } } },
+      },
     });
     await c.apps.createNamespacedStatefulSet({
       namespace: ns,
       body: {
         metadata: { name: 'db' },
-        spec: { serviceName: 'db', replicas: 1, selector: { matchLabels: { app: 'db' } }, template: { metadata: { labels: { ...labels, app: 'db' } }, spec: { containers: container } } },
+        spec: {
+          serviceName: 'db',
+          replicas: 1,
+          selector: { matchLabels: { app: 'db' } },
+          template: { metadata: { labels: { ...labels, app: 'db' } }, spec: { containers: container } },
+        },
       },
     });
     for (const selector of ['job-name=once', 'app=db']) {
@@ -173,37 +243,68 @@ describe('admission webhook on the real apiserver', () => {
     }
 
     const dry = await c.core.createNamespacedPod({
-      namespace: ns, dryRun: 'All',
+      namespace: ns,
+      dryRun: 'All',
       body: {
         metadata: { generateName: 'dry-', labels },
-        spec: { containers: container, schedulingGates: [{ name: 'example.com/other' }], tolerations: [{ key: 'example.com/gpu', operator: 'Exists' }] },
+        spec: {
+          containers: container,
+          schedulingGates: [{ name: 'example.com/other' }],
+          tolerations: [{ key: 'example.com/gpu', operator: 'Exists' }],
+        },
       },
     });
     expect(dry.spec?.schedulingGates).toEqual([{ name: 'example.com/other' }, { name: GATE }]);
-    expect(dry.spec?.tolerations).toEqual(expect.arrayContaining([{ key: 'example.com/gpu', operator: 'Exists' }, toleration]));
+    expect(dry.spec?.tolerations).toEqual(
+      expect.arrayContaining([{ key: 'example.com/gpu', operator: 'Exists' }, toleration]),
+    );
     expect(dry.spec?.tolerations?.filter((t) => t.key === TAINT_KEY)).toHaveLength(1);
     // dry run: nothing was stored
-    expect((await c.core.listNamespacedPod({ namespace: ns, labelSelector: CLASS_LABEL })).items.some((p) => p.metadata?.name?.startsWith('dry-'))).toBe(false);
+    expect(
+      (await c.core.listNamespacedPod({ namespace: ns, labelSelector: CLASS_LABEL })).items.some((p) =>
+        p.metadata?.name?.startsWith('dry-'),
+      ),
+    ).toBe(false);
   });
 
   it('denies, with a message that says what to do: unknown class, namespace not allowed, nodeName, another scheduler', async () => {
     const create = (p: V1Pod) => c.core.createNamespacedPod({ namespace: ns, body: p });
-    expect(await refusal(create(pod('unknown', { [CLASS_LABEL]: `nope-${sfx}` }))))
-      .toMatch(new RegExp(`denied the request: InstanceClass "nope-${sfx}" does not exist\\. Set the label ipp-class to an existing class`));
-    expect(await refusal(create(pod('elsewhere', { [CLASS_LABEL]: restricted }))))
-      .toContain(`InstanceClass "${restricted}" does not allow pods in namespace "${ns}" (its spec.namespaces: somewhere-else)`);
-    expect(await refusal(create(pod('pinned', { [CLASS_LABEL]: cls }, { nodeName: plainNode }))))
-      .toContain(`spec.nodeName is set to "${plainNode}", but ipp gives a pod labelled ipp-class its own dedicated node. Remove spec.nodeName`);
-    expect(await refusal(create(pod('custom', { [CLASS_LABEL]: cls }, { schedulerName: 'volcano' }))))
-      .toContain('spec.schedulerName is "volcano", but ipp places pods labelled ipp-class. Remove spec.schedulerName');
+    expect(await refusal(create(pod('unknown', { [CLASS_LABEL]: `nope-${sfx}` })))).toMatch(
+      new RegExp(
+        `denied the request: InstanceClass "nope-${sfx}" does not exist\\. Set the label ipp-class to an existing class`,
+      ),
+    );
+    expect(await refusal(create(pod('elsewhere', { [CLASS_LABEL]: restricted })))).toContain(
+      `InstanceClass "${restricted}" does not allow pods in namespace "${ns}" (its spec.namespaces: somewhere-else)`,
+    );
+    expect(await refusal(create(pod('pinned', { [CLASS_LABEL]: cls }, { nodeName: plainNode })))).toContain(
+      `spec.nodeName is set to "${plainNode}", but ipp gives a pod labelled ipp-class its own dedicated node. Remove spec.nodeName`,
+    );
+    expect(await refusal(create(pod('custom', { [CLASS_LABEL]: cls }, { schedulerName: 'volcano' })))).toContain(
+      'spec.schedulerName is "volcano", but ipp places pods labelled ipp-class. Remove spec.schedulerName',
+    );
     // A Deployment with a bad class is accepted (the webhook sees pods), and its ReplicaSet reports why no pod appears.
     await c.apps.createNamespacedDeployment({
       namespace: ns,
-      body: { metadata: { name: 'typo' }, spec: { replicas: 1, selector: { matchLabels: { app: 'typo' } }, template: { metadata: { labels: { app: 'typo', [CLASS_LABEL]: `nope-${sfx}` } }, spec: { containers: container } } } },
+      body: {
+        metadata: { name: 'typo' },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'typo' } },
+          template: {
+            metadata: { labels: { app: 'typo', [CLASS_LABEL]: `nope-${sfx}` } },
+            spec: { containers: container },
+          },
+        },
+      },
     });
     await eventually('a FailedCreate event carrying the denial', async () => {
       const events = await c.core.listNamespacedEvent({ namespace: ns });
-      expect(events.items.find((e) => e.reason === 'FailedCreate' && e.message?.includes(`InstanceClass "nope-${sfx}" does not exist`))).toBeDefined();
+      expect(
+        events.items.find(
+          (e) => e.reason === 'FailedCreate' && e.message?.includes(`InstanceClass "nope-${sfx}" does not exist`),
+        ),
+      ).toBeDefined();
     });
   });
 
@@ -214,29 +315,45 @@ describe('admission webhook on the real apiserver', () => {
         metadata: { name: 'agent' },
         spec: {
           selector: { matchLabels: { app: 'agent' } },
-          template: { metadata: { labels: { app: 'agent', [CLASS_LABEL]: cls } }, spec: { containers: container, nodeSelector: { 'e2e-plain': sfx } } },
+          template: {
+            metadata: { labels: { app: 'agent', [CLASS_LABEL]: cls } },
+            spec: { containers: container, nodeSelector: { 'e2e-plain': sfx } },
+          },
         },
       },
     });
-    const p = await eventually('the DaemonSet pod running on the plain node', async () => {
-      const [p] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=agent' })).items;
-      expect(p?.spec?.nodeName).toBe(plainNode);
-      expect(p?.status?.phase).toBe('Running');
-      return p!;
-    }, 90_000);
+    const p = await eventually(
+      'the DaemonSet pod running on the plain node',
+      async () => {
+        const [p] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=agent' })).items;
+        expect(p?.spec?.nodeName).toBe(plainNode);
+        expect(p?.status?.phase).toBe('Running');
+        return p!;
+      },
+      90_000,
+    );
     expect(p.spec?.schedulingGates).toBeUndefined();
     expect(p.spec?.tolerations?.some((t) => t.key === TAINT_KEY)).toBe(false);
   });
 
   it('keeps a pod that tolerates everything off ipp nodes, even when they are the only nodes it fits', async () => {
-    const greedy = (name: string): V1Pod => pod(name, { app: 'greedy' }, {
-      tolerations: [{ operator: 'Exists' }, { key: 'example.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
-      nodeSelector: { 'e2e-target': sfx },
-    });
+    const greedy = (name: string): V1Pod =>
+      pod(
+        name,
+        { app: 'greedy' },
+        {
+          tolerations: [{ operator: 'Exists' }, { key: 'example.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+          nodeSelector: { 'e2e-target': sfx },
+        },
+      );
     const created = await c.core.createNamespacedPod({ namespace: ns, body: greedy('greedy') });
-    expect(created.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms)
-      .toEqual([{ matchExpressions: [{ key: NODE_CLASS_LABEL, operator: 'DoesNotExist' }] }]);
-    expect(created.spec?.tolerations).toEqual([{ operator: 'Exists' }, { key: 'example.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(
+      created.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms,
+    ).toEqual([{ matchExpressions: [{ key: NODE_CLASS_LABEL, operator: 'DoesNotExist' }] }]);
+    expect(created.spec?.tolerations).toEqual([
+      { operator: 'Exists' },
+      { key: 'example.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
     await eventually('the scheduler to find no node for it', async () => {
       const p = await c.core.readNamespacedPod({ name: 'greedy', namespace: ns });
       const cond = p.status?.conditions?.find((x) => x.type === 'PodScheduled');
@@ -255,18 +372,41 @@ describe('admission webhook on the real apiserver', () => {
   });
 
   it('refuses a pod that names an ipp node, and a direct binding to one; allows both for a shared node', async () => {
-    expect(await refusal(c.core.createNamespacedPod({ namespace: ns, body: pod('sneaky', { app: 'sneaky' }, { nodeName: ippNode }) })))
-      .toContain(`node "${ippNode}" is an ipp node (class "${cls}"), reserved for the pods ipp places there. Remove spec.nodeName`);
-    await c.core.createNamespacedPod({ namespace: ns, body: pod('direct', { app: 'direct' }, { nodeName: plainNode }) });
+    expect(
+      await refusal(
+        c.core.createNamespacedPod({ namespace: ns, body: pod('sneaky', { app: 'sneaky' }, { nodeName: ippNode }) }),
+      ),
+    ).toContain(
+      `node "${ippNode}" is an ipp node (class "${cls}"), reserved for the pods ipp places there. Remove spec.nodeName`,
+    );
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: pod('direct', { app: 'direct' }, { nodeName: plainNode }),
+    });
 
     // Nobody schedules these; the test binds them itself, as a rogue scheduler would.
     for (const name of ['unbound', 'unbound-ok']) {
-      await c.core.createNamespacedPod({ namespace: ns, body: pod(name, { app: name }, { schedulerName: 'nobody', tolerations: [{ key: TAINT_KEY, operator: 'Exists' }] }) });
+      await c.core.createNamespacedPod({
+        namespace: ns,
+        body: pod(
+          name,
+          { app: name },
+          { schedulerName: 'nobody', tolerations: [{ key: TAINT_KEY, operator: 'Exists' }] },
+        ),
+      });
     }
-    expect(await refusal(c.core.createNamespacedBinding({
-      namespace: ns, body: { metadata: { name: 'unbound' }, target: { kind: 'Node', name: ippNode } },
-    }))).toContain(`node "${ippNode}" is an ipp node (class "${cls}"), reserved for the pods ipp places there;`);
-    await c.core.createNamespacedBinding({ namespace: ns, body: { metadata: { name: 'unbound-ok' }, target: { kind: 'Node', name: plainNode } } });
+    expect(
+      await refusal(
+        c.core.createNamespacedBinding({
+          namespace: ns,
+          body: { metadata: { name: 'unbound' }, target: { kind: 'Node', name: ippNode } },
+        }),
+      ),
+    ).toContain(`node "${ippNode}" is an ipp node (class "${cls}"), reserved for the pods ipp places there;`);
+    await c.core.createNamespacedBinding({
+      namespace: ns,
+      body: { metadata: { name: 'unbound-ok' }, target: { kind: 'Node', name: plainNode } },
+    });
     expect((await c.core.readNamespacedPod({ name: 'unbound-ok', namespace: ns })).spec?.nodeName).toBe(plainNode);
     expect((await c.core.readNamespacedPod({ name: 'unbound', namespace: ns })).spec?.nodeName).toBeUndefined();
   });
@@ -279,43 +419,68 @@ describe('admission webhook on the real apiserver', () => {
       { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
     ];
     // Anyone else lifting the gate is refused (here: the cluster admin)...
-    expect(await refusal(c.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: lift })))
-      .toContain('the scheduling gate ipp.dev/provision is lifted by ipp');
+    expect(await refusal(c.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: lift }))).toContain(
+      'the scheduling gate ipp.dev/provision is lifted by ipp',
+    );
     // ...the controller's identity may: the pin (DESIGN.md step 5) adds the nodeSelector and removes the gate.
     await c.kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
       namespace: ns,
-      body: { metadata: { name: 'controller-edit' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' }, subjects: [{ kind: 'User', name: CONTROLLER_USER, apiGroup: 'rbac.authorization.k8s.io' }] },
+      body: {
+        metadata: { name: 'controller-edit' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+        subjects: [{ kind: 'User', name: CONTROLLER_USER, apiGroup: 'rbac.authorization.k8s.io' }],
+      },
     });
     const controller = clients(inject('identities').unprivileged!);
-    await eventually('the RoleBinding to take effect', () => controller.core.readNamespacedPod({ name: 'tenant', namespace: ns }));
+    await eventually('the RoleBinding to take effect', () =>
+      controller.core.readNamespacedPod({ name: 'tenant', namespace: ns }),
+    );
     await controller.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: lift });
     await eventually('kube-scheduler to bind the pinned pod to the ipp node', async () => {
       const p = await c.core.readNamespacedPod({ name: 'tenant', namespace: ns });
       expect(p.spec?.nodeName).toBe(ippNode);
     });
-    const relabel = (value: unknown) => c.core.patchNamespacedPod({
-      name: 'tenant', namespace: ns,
-      body: value === undefined ? [{ op: 'remove', path: '/metadata/labels/ipp-class' }] : [{ op: 'replace', path: '/metadata/labels/ipp-class', value }],
-    });
-    expect(await refusal(relabel(restricted)))
-      .toContain(`changing the label ipp-class from "${cls}" to "${restricted}" is not allowed on an existing pod (it already runs on node "${ippNode}")`);
-    expect(await refusal(relabel(undefined))).toContain('removing the label ipp-class is not allowed on an existing pod');
+    const relabel = (value: unknown) =>
+      c.core.patchNamespacedPod({
+        name: 'tenant',
+        namespace: ns,
+        body:
+          value === undefined
+            ? [{ op: 'remove', path: '/metadata/labels/ipp-class' }]
+            : [{ op: 'replace', path: '/metadata/labels/ipp-class', value }],
+      });
+    expect(await refusal(relabel(restricted))).toContain(
+      `changing the label ipp-class from "${cls}" to "${restricted}" is not allowed on an existing pod (it already runs on node "${ippNode}")`,
+    );
+    expect(await refusal(relabel(undefined))).toContain(
+      'removing the label ipp-class is not allowed on an existing pod',
+    );
     // Other label changes never reach the enforcement webhook's rule.
-    await c.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: [{ op: 'add', path: '/metadata/labels/team', value: 'mail' }] });
+    await c.core.patchNamespacedPod({
+      name: 'tenant',
+      namespace: ns,
+      body: [{ op: 'add', path: '/metadata/labels/team', value: 'mail' }],
+    });
   });
 
   it('rotates the serving certificate without a restart; the apiserver keeps trusting it', async () => {
-    const servedSerial = () => new Promise<string>((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port: server!.port, rejectUnauthorized: false }, () => {
-        resolve(normalSerial(s.getPeerX509Certificate()!.serialNumber));
-        s.end();
+    const servedSerial = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port: server!.port, rejectUnauthorized: false }, () => {
+          resolve(normalSerial(s.getPeerX509Certificate()!.serialNumber));
+          s.end();
+        });
+        s.on('error', reject);
       });
-      s.on('error', reject);
-    });
     const caBefore = certs.caBundle();
     const before = rotations;
     const first = await servedSerial();
-    await eventually('a certificate rotation', async () => expect(rotations).toBeGreaterThan(before), CERT_VALIDITY_MS + 10_000, 500);
+    await eventually(
+      'a certificate rotation',
+      async () => expect(rotations).toBeGreaterThan(before),
+      CERT_VALIDITY_MS + 10_000,
+      500,
+    );
     const leaf = new X509Certificate(certs.current().cert);
     const served = await servedSerial();
     expect(served).not.toBe(first);
@@ -327,10 +492,16 @@ describe('admission webhook on the real apiserver', () => {
   });
 
   it('converges replicas that race on an empty Secret onto one CA', async () => {
-    const start = () => startSelfSignedCertificates({
-      core: c.core, admission, namespace: controllerNs, secretName: `race-${sfx}`,
-      dnsNames: ['ipp-webhook.e2e.svc'], webhookConfigurations: [], resyncMs: 60_000,
-    });
+    const start = () =>
+      startSelfSignedCertificates({
+        core: c.core,
+        admission,
+        namespace: controllerNs,
+        secretName: `race-${sfx}`,
+        dnsNames: ['ipp-webhook.e2e.svc'],
+        webhookConfigurations: [],
+        resyncMs: 60_000,
+      });
     const replicas = await Promise.all([start(), start(), start()]);
     try {
       const bundles = new Set(replicas.map((r) => r.caBundle()));
@@ -347,13 +518,22 @@ describe('admission webhook on the real apiserver', () => {
   it('refuses an opted-in pod while the webhook server is down (failurePolicy Fail); other pods are unaffected', async () => {
     await server!.close();
     server = undefined;
-    const message = await refusal(c.core.createNamespacedPod({ namespace: ns, body: pod('orphan', { [CLASS_LABEL]: cls }) }));
+    const message = await refusal(
+      c.core.createNamespacedPod({ namespace: ns, body: pod('orphan', { [CLASS_LABEL]: cls }) }),
+    );
     expect(message).toMatch(/failed calling webhook "mutate\.pods\.ipp\.dev"/);
     await expect(c.core.readNamespacedPod({ name: 'orphan', namespace: ns })).rejects.toMatchObject({ code: 404 });
     // Without the label or an ipp toleration, nothing in the cluster waits on ipp: the match
     // conditions keep these requests from ever reaching the (dead) server.
-    await c.core.createNamespacedPod({ namespace: ns, body: pod('bystander', { app: 'bystander' }, { tolerations: [{ key: 'example.com/gpu', operator: 'Exists' }] }) });
-    await c.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: [{ op: 'add', path: '/metadata/labels/tier', value: 'gold' }] });
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: pod('bystander', { app: 'bystander' }, { tolerations: [{ key: 'example.com/gpu', operator: 'Exists' }] }),
+    });
+    await c.core.patchNamespacedPod({
+      name: 'tenant',
+      namespace: ns,
+      body: [{ op: 'add', path: '/metadata/labels/tier', value: 'gold' }],
+    });
     // Node agents tolerating everything keep rolling out, onto ipp nodes too (they belong on every node).
     await c.apps.createNamespacedDaemonSet({
       namespace: ns,
@@ -361,19 +541,32 @@ describe('admission webhook on the real apiserver', () => {
         metadata: { name: 'everywhere' },
         spec: {
           selector: { matchLabels: { app: 'everywhere' } },
-          template: { metadata: { labels: { app: 'everywhere' } }, spec: { containers: container, tolerations: [{ operator: 'Exists' }], nodeSelector: { 'e2e-target': sfx } } },
+          template: {
+            metadata: { labels: { app: 'everywhere' } },
+            spec: { containers: container, tolerations: [{ operator: 'Exists' }], nodeSelector: { 'e2e-target': sfx } },
+          },
         },
       },
     });
-    const agent = await eventually('the DaemonSet pod on the ipp node', async () => {
-      const [p] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=everywhere' })).items;
-      expect(p?.spec?.nodeName).toBe(ippNode);
-      return p!;
-    }, 90_000);
+    const agent = await eventually(
+      'the DaemonSet pod on the ipp node',
+      async () => {
+        const [p] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=everywhere' })).items;
+        expect(p?.spec?.nodeName).toBe(ippNode);
+        return p!;
+      },
+      90_000,
+    );
     expect(JSON.stringify(agent.spec?.affinity)).not.toContain('DoesNotExist');
     // ...while an ordinary pod asking for the same is refused rather than admitted unchecked.
-    expect(await refusal(c.core.createNamespacedPod({ namespace: ns, body: pod('greedy-2', { app: 'greedy' }, { tolerations: [{ operator: 'Exists' }] }) })))
-      .toMatch(/failed calling webhook "enforce\.pods\.ipp\.dev"/);
+    expect(
+      await refusal(
+        c.core.createNamespacedPod({
+          namespace: ns,
+          body: pod('greedy-2', { app: 'greedy' }, { tolerations: [{ operator: 'Exists' }] }),
+        }),
+      ),
+    ).toMatch(/failed calling webhook "enforce\.pods\.ipp\.dev"/);
   });
 
   it('reports the identity the apiserver puts in AdmissionReview.userInfo (for controllerUsernames)', async () => {

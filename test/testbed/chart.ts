@@ -35,7 +35,19 @@ function withValues<T>(values: object, fn: (file: string) => T): T {
 }
 
 export function renderText(values: object, o: RenderOptions = {}): string {
-  return withValues(values, (file) => helm(['template', o.release ?? 'ipp', CHART, '--namespace', o.namespace ?? 'ipp-system', '--kube-version', KUBE_VERSION, '--values', file]));
+  return withValues(values, (file) =>
+    helm([
+      'template',
+      o.release ?? 'ipp',
+      CHART,
+      '--namespace',
+      o.namespace ?? 'ipp-system',
+      '--kube-version',
+      KUBE_VERSION,
+      '--values',
+      file,
+    ]),
+  );
 }
 
 export function render(values: object, o: RenderOptions = {}): Manifest[] {
@@ -50,14 +62,18 @@ export function render(values: object, o: RenderOptions = {}): Manifest[] {
 }
 
 export function lint(values: object): string {
-  return withValues(values, (file) => helm(['lint', '--strict', CHART, '--namespace', 'ipp-system', '--kube-version', KUBE_VERSION, '--values', file]));
+  return withValues(values, (file) =>
+    helm(['lint', '--strict', CHART, '--namespace', 'ipp-system', '--kube-version', KUBE_VERSION, '--values', file]),
+  );
 }
 
 /** The one object of a kind (and name), or a failing lookup that lists what was rendered. */
 export function one<T = Manifest>(ms: Manifest[], kind: string, name?: string): T {
   const found = ms.filter((m) => m.kind === kind && (name === undefined || m.metadata?.name === name));
   if (found.length !== 1) {
-    throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length} among ${ms.map((m) => `${m.kind}/${m.metadata?.name}`).join(', ')}`);
+    throw new Error(
+      `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length} among ${ms.map((m) => `${m.kind}/${m.metadata?.name}`).join(', ')}`,
+    );
   }
   return found[0] as T;
 }

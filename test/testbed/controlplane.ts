@@ -47,13 +47,67 @@ function openssl(args: string[], cwd: string): void {
 /** CA, apiserver serving certificate (SAN 127.0.0.1, localhost) and service-account signing key. */
 function writePki(pki: string): void {
   mkdirSync(pki, { recursive: true });
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '7',
-    '-subj', '/CN=ipp-testbed-ca', '-keyout', 'ca.key', '-out', 'ca.crt'], pki);
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-subj', '/CN=kube-apiserver', '-keyout', 'apiserver.key', '-out', 'apiserver.csr'], pki);
-  writeFileSync(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
-  openssl(['x509', '-req', '-in', 'apiserver.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
-    '-days', '7', '-extfile', 'san.ext', '-out', 'apiserver.crt'], pki);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '7',
+      '-subj',
+      '/CN=ipp-testbed-ca',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+    ],
+    pki,
+  );
+  openssl(
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=kube-apiserver',
+      '-keyout',
+      'apiserver.key',
+      '-out',
+      'apiserver.csr',
+    ],
+    pki,
+  );
+  writeFileSync(
+    join(pki, 'san.ext'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n',
+  );
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'apiserver.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '7',
+      '-extfile',
+      'san.ext',
+      '-out',
+      'apiserver.crt',
+    ],
+    pki,
+  );
   openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key'], pki);
 }
 
@@ -71,12 +125,19 @@ export function kubeconfigYaml(server: string, caFile: string, user: string, bea
 async function readyz(server: string, caFile: string, bearer: string, path = '/readyz'): Promise<boolean> {
   const { readFileSync } = await import('node:fs');
   return new Promise((resolve) => {
-    const req = request(`${server}${path}`, { ca: readFileSync(caFile), headers: { authorization: `Bearer ${bearer}` }, timeout: 2_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
+    const req = request(
+      `${server}${path}`,
+      { ca: readFileSync(caFile), headers: { authorization: `Bearer ${bearer}` }, timeout: 2_000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.on('error', () => resolve(false));
-    req.on('timeout', () => { req.destroy(); resolve(false); });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
     req.end();
   });
 }
@@ -99,7 +160,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     unprivileged: { user: 'ipp-testbed-user', groups: [], token: token() },
   };
   const tokens = [admin, ...Object.values(identities)]
-    .map((i) => `${i.token},${i.user},${i.user},"${i.groups.join(',')}"`).join('\n');
+    .map((i) => `${i.token},${i.user},${i.user},"${i.groups.join(',')}"`)
+    .join('\n');
   writeFileSync(join(pki, 'tokens.csv'), `${tokens}\n`, { mode: 0o600 });
 
   const components: Child[] = [];
@@ -113,36 +175,65 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   try {
     const [etcdPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
     log(`etcd on 127.0.0.1:${etcdPort}`);
-    const etcd = startChild('etcd', bin('etcd'), [
-      '--name=testbed', `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`, `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`, `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=testbed=http://127.0.0.1:${peerPort}`, '--unsafe-no-fsync', '--log-level=warn',
-    ], join(logs, 'etcd.log'));
+    const etcd = startChild(
+      'etcd',
+      bin('etcd'),
+      [
+        '--name=testbed',
+        `--data-dir=${join(dir, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+        `--initial-cluster=testbed=http://127.0.0.1:${peerPort}`,
+        '--unsafe-no-fsync',
+        '--log-level=warn',
+      ],
+      join(logs, 'etcd.log'),
+    );
     components.push(etcd);
 
     const server = `https://127.0.0.1:${apiPort}`;
     log(`kube-apiserver on ${server}`);
-    const apiserver = startChild('kube-apiserver', bin('kube-apiserver'), [
-      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
-      `--tls-cert-file=${join(pki, 'apiserver.crt')}`, `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-      `--client-ca-file=${caFile}`, `--token-auth-file=${join(pki, 'tokens.csv')}`,
-      '--authorization-mode=Node,RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${join(pki, 'sa.key')}`, `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-      '--service-cluster-ip-range=10.96.0.0/16', '--allow-privileged=true',
-      '--endpoint-reconciler-type=none', `--cert-dir=${join(dir, 'apiserver-certs')}`,
-    ], join(logs, 'kube-apiserver.log'));
+    const apiserver = startChild(
+      'kube-apiserver',
+      bin('kube-apiserver'),
+      [
+        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+        `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+        `--client-ca-file=${caFile}`,
+        `--token-auth-file=${join(pki, 'tokens.csv')}`,
+        '--authorization-mode=Node,RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${join(pki, 'sa.key')}`,
+        `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+        '--service-cluster-ip-range=10.96.0.0/16',
+        '--allow-privileged=true',
+        '--endpoint-reconciler-type=none',
+        `--cert-dir=${join(dir, 'apiserver-certs')}`,
+      ],
+      join(logs, 'kube-apiserver.log'),
+    );
     components.push(apiserver);
 
     const failed = () => components.find((c) => c.process.exitCode !== null);
     const explain = () => components.map((c) => `--- ${c.name} (${c.logFile}) ---\n${tail(c.logFile)}`).join('\n');
-    await waitFor('kube-apiserver /readyz', async () => {
-      const dead = failed();
-      if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
-      return readyz(server, caFile, admin.token);
-    }, 120_000, explain).catch((e: Error) => { throw new Error(`${e.message}\n${explain()}`); });
+    await waitFor(
+      'kube-apiserver /readyz',
+      async () => {
+        const dead = failed();
+        if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
+        return readyz(server, caFile, admin.token);
+      },
+      120_000,
+      explain,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${explain()}`);
+    });
 
     const kubeconfig = join(dir, 'admin.kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(server, caFile, admin.user, admin.token), { mode: 0o600 });
@@ -155,36 +246,76 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     };
 
     log('kube-controller-manager');
-    components.push(startChild('kube-controller-manager', bin('kube-controller-manager'), [
-      `--kubeconfig=${kubeconfigFor('controllerManager')}`, '--leader-elect=false',
-      '--bind-address=127.0.0.1', '--secure-port=0',
-      '--use-service-account-credentials=true',
-      `--service-account-private-key-file=${join(pki, 'sa.key')}`, `--root-ca-file=${caFile}`,
-      '--cluster-cidr=10.244.0.0/16', '--service-cluster-ip-range=10.96.0.0/16',
-      // Fast feedback for tests; the defaults are minutes.
-      '--node-monitor-grace-period=40s', '--concurrent-gc-syncs=5',
-    ], join(logs, 'kube-controller-manager.log')));
+    components.push(
+      startChild(
+        'kube-controller-manager',
+        bin('kube-controller-manager'),
+        [
+          `--kubeconfig=${kubeconfigFor('controllerManager')}`,
+          '--leader-elect=false',
+          '--bind-address=127.0.0.1',
+          '--secure-port=0',
+          '--use-service-account-credentials=true',
+          `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+          `--root-ca-file=${caFile}`,
+          '--cluster-cidr=10.244.0.0/16',
+          '--service-cluster-ip-range=10.96.0.0/16',
+          // Fast feedback for tests; the defaults are minutes.
+          '--node-monitor-grace-period=40s',
+          '--concurrent-gc-syncs=5',
+        ],
+        join(logs, 'kube-controller-manager.log'),
+      ),
+    );
 
     log('kube-scheduler');
-    components.push(startChild('kube-scheduler', bin('kube-scheduler'), [
-      `--kubeconfig=${kubeconfigFor('scheduler')}`, '--leader-elect=false',
-      '--bind-address=127.0.0.1', '--secure-port=0',
-    ], join(logs, 'kube-scheduler.log')));
+    components.push(
+      startChild(
+        'kube-scheduler',
+        bin('kube-scheduler'),
+        [
+          `--kubeconfig=${kubeconfigFor('scheduler')}`,
+          '--leader-elect=false',
+          '--bind-address=127.0.0.1',
+          '--secure-port=0',
+        ],
+        join(logs, 'kube-scheduler.log'),
+      ),
+    );
 
     log('kwok');
-    components.push(startChild('kwok', bin('kwok'), [
-      `--kubeconfig=${kubeconfig}`, `--config=${join(opts.assets, 'kwok-stages.yaml')}`, '--manage-all-nodes=false',
-      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-      '--manage-nodes-with-label-selector=', '--manage-single-node=',
-      '--cidr=10.0.0.1/16', '--node-ip=10.0.0.1', '--node-lease-duration-seconds=40',
-    ], join(logs, 'kwok.log')));
+    components.push(
+      startChild(
+        'kwok',
+        bin('kwok'),
+        [
+          `--kubeconfig=${kubeconfig}`,
+          `--config=${join(opts.assets, 'kwok-stages.yaml')}`,
+          '--manage-all-nodes=false',
+          '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+          '--manage-nodes-with-label-selector=',
+          '--manage-single-node=',
+          '--cidr=10.0.0.1/16',
+          '--node-ip=10.0.0.1',
+          '--node-lease-duration-seconds=40',
+        ],
+        join(logs, 'kwok.log'),
+      ),
+    );
 
     // The default ServiceAccount is created by controller-manager; pods are refused until it exists.
-    await waitFor('the default ServiceAccount (kube-controller-manager is up)', async () => {
-      const dead = failed();
-      if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
-      return readyz(server, caFile, admin.token, '/api/v1/namespaces/default/serviceaccounts/default');
-    }, 120_000, explain).catch((e: Error) => { throw new Error(`${e.message}\n${explain()}`); });
+    await waitFor(
+      'the default ServiceAccount (kube-controller-manager is up)',
+      async () => {
+        const dead = failed();
+        if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
+        return readyz(server, caFile, admin.token, '/api/v1/namespaces/default/serviceaccounts/default');
+      },
+      120_000,
+      explain,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${explain()}`);
+    });
 
     return { dir, server, caFile, kubeconfig, identities, kubeconfigFor, components, stop };
   } catch (e) {

@@ -23,9 +23,13 @@ export async function installCrds(kc: KubeConfig): Promise<void> {
     } catch {
       await api.createCustomResourceDefinition({ body: crd }).catch(() => {});
     }
-    await waitFor(`CRD ${name} established`, async () => {
-      const got = await api.readCustomResourceDefinition({ name });
-      return !!got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
-    }, 60_000);
+    await waitFor(
+      `CRD ${name} established`,
+      async () => {
+        const got = await api.readCustomResourceDefinition({ name });
+        return !!got.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True');
+      },
+      60_000,
+    );
   }
 }

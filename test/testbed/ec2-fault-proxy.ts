@@ -93,7 +93,11 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 
 /** The request's parameters without the ones that may differ between retries of the same call. */
 function paramsKey(params: URLSearchParams): string {
-  return [...params.entries()].filter(([k]) => k !== 'ClientToken').sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join('&');
+  return [...params.entries()]
+    .filter(([k]) => k !== 'ClientToken')
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
 }
 
 export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec2FaultProxy> {
@@ -112,9 +116,14 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
   const forward = async (req: IncomingMessage, body: Buffer | string) => {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) {
-      if (typeof v === 'string' && !['host', 'content-length', 'connection', 'transfer-encoding'].includes(k)) headers[k] = v;
+      if (typeof v === 'string' && !['host', 'content-length', 'connection', 'transfer-encoding'].includes(k))
+        headers[k] = v;
     }
-    const r = await fetch(new URL(req.url ?? '/', opts.target), { method: req.method, headers, body: req.method === 'GET' ? undefined : body });
+    const r = await fetch(new URL(req.url ?? '/', opts.target), {
+      method: req.method,
+      headers,
+      body: req.method === 'GET' ? undefined : body,
+    });
     return { status: r.status, type: r.headers.get('content-type') ?? 'text/xml', text: await r.text() };
   };
 
@@ -140,7 +149,8 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
     const params = new URLSearchParams(raw.toString('utf8'));
     const action = params.get('Action') ?? (req.headers['x-amz-target'] as string | undefined) ?? 'unknown';
     const accessKeyId = /Credential=([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
-    const record = (outcome: ProxiedRequest['outcome']) => requests.push({ action, params, outcome, ...(accessKeyId ? { accessKeyId } : {}) });
+    const record = (outcome: ProxiedRequest['outcome']) =>
+      requests.push({ action, params, outcome, ...(accessKeyId ? { accessKeyId } : {}) });
     const reply = (status: number, text: string, type = 'text/xml') => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
       res.end(text);
@@ -155,12 +165,19 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
       }
     }
 
-    const rule = rules.find((r) => r.action === action && r.used < (r.times ?? Infinity)
-      && Object.entries(r.when ?? {}).every(([k, v]) => params.get(k) === v));
+    const rule = rules.find(
+      (r) =>
+        r.action === action &&
+        r.used < (r.times ?? Infinity) &&
+        Object.entries(r.when ?? {}).every(([k, v]) => params.get(k) === v),
+    );
     if (rule) rule.used++;
     if (rule?.code) {
       record('injected');
-      return reply(rule.status ?? defaultStatus(rule.code), ec2ErrorDocument(rule.code, rule.message ?? `injected by the test proxy for ${action}`));
+      return reply(
+        rule.status ?? defaultStatus(rule.code),
+        ec2ErrorDocument(rule.code, rule.message ?? `injected by the test proxy for ${action}`),
+      );
     }
 
     const token = action === 'RunInstances' && opts.clientTokens !== false ? params.get('ClientToken') : null;
@@ -168,7 +185,13 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
     if (token && saved) {
       if (saved.key !== paramsKey(params)) {
         record('injected');
-        return reply(400, ec2ErrorDocument('IdempotentParameterMismatch', `Arguments on this idempotent request are inconsistent with arguments used in previous request(s) (ClientToken ${token})`));
+        return reply(
+          400,
+          ec2ErrorDocument(
+            'IdempotentParameterMismatch',
+            `Arguments on this idempotent request are inconsistent with arguments used in previous request(s) (ClientToken ${token})`,
+          ),
+        );
       }
       record('replayed');
       return reply(200, await replay(req, saved));
@@ -182,7 +205,13 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
       const launched = Math.min(max, rule?.capacity ?? max);
       if (launched < Number(params.get('MinCount') ?? 1)) {
         record('injected');
-        return reply(500, ec2ErrorDocument('InsufficientInstanceCapacity', `We currently do not have sufficient ${params.get('InstanceType')} capacity (test proxy: ${launched} left).`));
+        return reply(
+          500,
+          ec2ErrorDocument(
+            'InsufficientInstanceCapacity',
+            `We currently do not have sufficient ${params.get('InstanceType')} capacity (test proxy: ${launched} left).`,
+          ),
+        );
       }
       q.set('MinCount', String(launched));
       q.set('MaxCount', String(launched));
@@ -212,7 +241,13 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
         req.socket.destroy();
         return;
       }
-      return reply(500, ec2ErrorDocument('InternalError', 'An internal error has occurred (lost by the test proxy after moto handled the call)'));
+      return reply(
+        500,
+        ec2ErrorDocument(
+          'InternalError',
+          'An internal error has occurred (lost by the test proxy after moto handled the call)',
+        ),
+      );
     }
     record('forwarded');
     return reply(answer.status, answer.text, answer.type);
@@ -229,12 +264,14 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
-    count: (action, outcome) => requests.filter((r) => r.action === action && (!outcome || r.outcome === outcome)).length,
+    count: (action, outcome) =>
+      requests.filter((r) => r.action === action && (!outcome || r.outcome === outcome)).length,
     inject: (rule) => rules.push({ ...rule, used: 0 }),
     clear: () => rules.splice(0),
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

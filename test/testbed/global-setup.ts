@@ -24,14 +24,20 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const plane = await startControlPlane({ assets, log: (l) => process.stderr.write(`[testbed] ${l}\n`) });
   const logs = join(plane.dir, 'logs');
   mkdirSync(logs, { recursive: true });
-  const moto = await startMoto(assets, logs).catch(async (e: unknown) => { await plane.stop(); throw e; });
+  const moto = await startMoto(assets, logs).catch(async (e: unknown) => {
+    await plane.stop();
+    throw e;
+  });
   process.stderr.write(`[testbed] up in ${Date.now() - started} ms; kubeconfig ${plane.kubeconfig}\n`);
 
   project.provide('kubeconfig', plane.kubeconfig);
   project.provide('testbedDir', plane.dir);
   project.provide('assets', assets);
   project.provide('motoEndpoint', moto.endpoint);
-  project.provide('identities', Object.fromEntries(Object.keys(plane.identities).map((n) => [n, plane.kubeconfigFor(n)])));
+  project.provide(
+    'identities',
+    Object.fromEntries(Object.keys(plane.identities).map((n) => [n, plane.kubeconfigFor(n)])),
+  );
 
   return async () => {
     await moto.stop();

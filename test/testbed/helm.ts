@@ -11,7 +11,8 @@ export const HELM_VERSION = 'v3.18.0';
 const log = (l: string) => process.stderr.write(`[helm] ${l}\n`);
 
 function cacheDir(version: string): string {
-  const base = process.env.IPP_TESTBED_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ipp-testbed');
+  const base =
+    process.env.IPP_TESTBED_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ipp-testbed');
   return join(base, `helm-${version}`);
 }
 
@@ -43,12 +44,17 @@ export function ensureHelm(version: string = HELM_VERSION): string {
     const r = spawnSync('bash', ['-c', BUILD], {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: {
-        ...process.env, GOBIN: tmp, HELM_VERSION: version, CGO_ENABLED: '0',
-        GOFLAGS: '-trimpath -buildvcs=false', GOTOOLCHAIN: process.env.GOTOOLCHAIN ?? 'local',
+        ...process.env,
+        GOBIN: tmp,
+        HELM_VERSION: version,
+        CGO_ENABLED: '0',
+        GOFLAGS: '-trimpath -buildvcs=false',
+        GOTOOLCHAIN: process.env.GOTOOLCHAIN ?? 'local',
       },
     });
     if (r.error) throw new Error(`go install helm ${version}: ${r.error.message} (is Go installed?)`);
-    if (r.status !== 0) throw new Error(`go install helm.sh/helm/v3/cmd/helm@${version} failed (exit ${r.status}); its output is above`);
+    if (r.status !== 0)
+      throw new Error(`go install helm.sh/helm/v3/cmd/helm@${version} failed (exit ${r.status}); its output is above`);
     const built = join(tmp, 'helm');
     const v = spawnSync(built, ['version', '--short'], { encoding: 'utf8' });
     if (v.status !== 0) throw new Error(`the built helm does not run: ${v.stderr}`);
@@ -63,7 +69,12 @@ export function ensureHelm(version: string = HELM_VERSION): string {
 
 /** Runs helm; returns stdout, or throws with helm's stderr. */
 export function helm(args: string[], opts: { input?: string; cwd?: string } = {}): string {
-  const r = spawnSync(ensureHelm(), args, { encoding: 'utf8', input: opts.input, cwd: opts.cwd, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(ensureHelm(), args, {
+    encoding: 'utf8',
+    input: opts.input,
+    cwd: opts.cwd,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`helm ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr.trim()}`);
   return r.stdout;

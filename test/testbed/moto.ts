@@ -13,10 +13,22 @@ export interface Moto {
 export async function startMoto(assets: string, logDir: string): Promise<Moto> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = startChild('moto', join(assets, 'venv', 'bin', 'moto_server'), ['-H', '127.0.0.1', '-p', String(port)],
-    join(logDir, 'moto.log'), { ...process.env, MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' });
-  await waitFor('moto_server', async () => (await fetch(`${endpoint}/moto-api/`)).ok, 60_000, () => tail(child.logFile))
-    .catch(async (e: unknown) => { await child.stop(); throw e; });
+  const child = startChild(
+    'moto',
+    join(assets, 'venv', 'bin', 'moto_server'),
+    ['-H', '127.0.0.1', '-p', String(port)],
+    join(logDir, 'moto.log'),
+    { ...process.env, MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION: 'true' },
+  );
+  await waitFor(
+    'moto_server',
+    async () => (await fetch(`${endpoint}/moto-api/`)).ok,
+    60_000,
+    () => tail(child.logFile),
+  ).catch(async (e: unknown) => {
+    await child.stop();
+    throw e;
+  });
   return {
     endpoint,
     child,

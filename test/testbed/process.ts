@@ -12,7 +12,13 @@ export interface Child {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export function startChild(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): Child {
+export function startChild(
+  name: string,
+  command: string,
+  args: string[],
+  logFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Child {
   const log = createWriteStream(logFile, { flags: 'a' });
   const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], {
     env,
@@ -21,7 +27,9 @@ export function startChild(name: string, command: string, args: string[], logFil
   proc.stdout?.pipe(log);
   proc.stderr?.pipe(log);
   let exited = false;
-  proc.once('exit', () => { exited = true; });
+  proc.once('exit', () => {
+    exited = true;
+  });
   return {
     name,
     logFile,
@@ -61,7 +69,12 @@ export async function freePort(): Promise<number> {
 export class Fatal extends Error {}
 
 /** Polls `check` until it returns true; on timeout throws with `describe()` for context. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, describe: () => string = () => ''): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  describe: () => string = () => '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

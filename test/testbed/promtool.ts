@@ -9,7 +9,8 @@ import { join } from 'node:path';
 const log = (l: string) => process.stderr.write(`[promtool] ${l}\n`);
 
 function cacheRoot(): string {
-  const base = process.env.IPP_TESTBED_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ipp-testbed');
+  const base =
+    process.env.IPP_TESTBED_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ipp-testbed');
   return join(base, 'promtool');
 }
 

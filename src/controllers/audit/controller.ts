@@ -36,12 +36,27 @@ export class Auditor {
       const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
       const note = `isolation violation: ${what} runs on node ${v.node}, which is dedicated to class ${v.nodeClass}; delete or move the pod and check how it was placed`;
       this.events.publish(podRef(v.pod), 'Warning', 'IsolationViolation', 'Audit', note);
-      this.events.publish({ apiVersion: 'v1', kind: 'Node', name: v.node }, 'Warning', 'IsolationViolation', 'Audit', note);
+      this.events.publish(
+        { apiVersion: 'v1', kind: 'Node', name: v.node },
+        'Warning',
+        'IsolationViolation',
+        'Audit',
+        note,
+      );
       this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass, node: v.node });
-      this.logger.error({ pod: `${v.pod.metadata!.namespace}/${v.pod.metadata!.name}`, node: v.node, class: v.nodeClass, podClass: v.podClass }, note);
+      this.logger.error(
+        {
+          pod: `${v.pod.metadata!.namespace}/${v.pod.metadata!.name}`,
+          node: v.node,
+          class: v.nodeClass,
+          podClass: v.podClass,
+        },
+        note,
+      );
     }
     for (const uid of this.reported) if (!seen.has(uid)) this.reported.delete(uid);
-    for (const node of this.nodesWithViolations) if (!perNode.has(node)) this.metrics.isolationViolations.remove({ node });
+    for (const node of this.nodesWithViolations)
+      if (!perNode.has(node)) this.metrics.isolationViolations.remove({ node });
     this.nodesWithViolations.clear();
     for (const [node, n] of perNode) {
       this.metrics.isolationViolations.set({ node }, n);

@@ -19,7 +19,12 @@ export interface GarbageCollectionDeps extends ControllerContext {
  * with an Instance's name is accounted for only while that Instance has not recorded a providerID
  * (it may be about to record this one); once it has, any other instance with its name is a duplicate.
  */
-export function leaked(cloud: readonly CloudInstance[], instances: readonly Instance[], gracePeriodMs: number, now: number): CloudInstance[] {
+export function leaked(
+  cloud: readonly CloudInstance[],
+  instances: readonly Instance[],
+  gracePeriodMs: number,
+  now: number,
+): CloudInstance[] {
   const byName = new Map(instances.map((i) => [i.metadata.name, i]));
   const ids = new Set(instances.map((i) => i.status?.providerID).filter(Boolean));
   return cloud.filter((c) => {
@@ -50,7 +55,10 @@ export class GarbageCollector {
           if (!(e instanceof NotFoundError)) throw e;
         }
         this.d.metrics.leakedInstancesCollected.inc({ provider: name });
-        this.d.logger.warn({ providerID: c.providerID, instance: c.tags[TAG_INSTANCE], class: c.tags['ipp.dev/class'] }, 'terminated a leaked cloud instance (tagged for this cluster, no Instance)');
+        this.d.logger.warn(
+          { providerID: c.providerID, instance: c.tags[TAG_INSTANCE], class: c.tags['ipp.dev/class'] },
+          'terminated a leaked cloud instance (tagged for this cluster, no Instance)',
+        );
       }
       const live = new Set(cloud.map((c) => c.providerID));
       for (const inst of instances) {
@@ -64,9 +72,17 @@ export class GarbageCollector {
         } catch (e) {
           if (!(e instanceof NotFoundError)) throw e;
         }
-        this.d.events.publish(instanceRef(inst), 'Warning', 'InstanceVanished', 'GarbageCollect',
-          `cloud instance ${id} no longer exists; deleting this Instance so its pods are provisioned again`);
-        this.d.logger.warn({ instance: inst.metadata.name, providerID: id }, 'cloud instance vanished; deleting its Instance');
+        this.d.events.publish(
+          instanceRef(inst),
+          'Warning',
+          'InstanceVanished',
+          'GarbageCollect',
+          `cloud instance ${id} no longer exists; deleting this Instance so its pods are provisioned again`,
+        );
+        this.d.logger.warn(
+          { instance: inst.metadata.name, providerID: id },
+          'cloud instance vanished; deleting its Instance',
+        );
         await this.d.writer.delete(inst.metadata.name!);
       }
     }

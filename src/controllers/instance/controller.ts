@@ -1,7 +1,14 @@
 // An Instance's life, level-based: each call reads the Instance, its class, its node and its pods,
 // and takes the one step that moves it on: launch → register → ready → (idle) → terminate.
 import { CoreV1Api, type V1Node } from '@kubernetes/client-node';
-import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE, TAINT_KEY } from '../../api/names.ts';
+import {
+  NODE_CLASS_LABEL,
+  NODE_INSTANCE_LABEL,
+  TAG_CLASS,
+  TAG_CLUSTER,
+  TAG_INSTANCE,
+  TAINT_KEY,
+} from '../../api/names.ts';
 import type { Instance, InstanceClass, InstanceStatus, Phase } from '../../api/types.ts';
 import { isNodeReady } from '../../api/pods.ts';
 import { describeError, isConflict, isNotFound } from '../../kube/errors.ts';
@@ -9,7 +16,12 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { ControllerContext } from '../context.ts';
 import { instanceRef, podRef } from '../../kube/events.ts';
 import type { Logger } from '../../log.ts';
-import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../../../providers/errors.ts';
+import {
+  InsufficientCapacityError,
+  InvalidConfigError,
+  NotFoundError,
+  ThrottledError,
+} from '../../../providers/errors.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import { idleExpiry, livenessExpiry, occupants } from './decisions.ts';
 
@@ -22,7 +34,6 @@ export function providerName(cls: InstanceClass): string | undefined {
 
 /** Status as observed; idleSince null erases the field in the merge patch. */
 type ObservedStatus = Omit<InstanceStatus, 'idleSince'> & { idleSince?: string | null };
-
 
 export class InstanceController {
   private readonly d: InstanceControllerDeps;
@@ -66,7 +77,12 @@ export class InstanceController {
 
     const node = this.d.state.nodeByProviderID(inst.status.providerID);
     const status = this.observe(inst, node);
-    const liveness = livenessExpiry({ ...inst, status: { ...inst.status, phase: status.phase } }, cls, node !== undefined, this.now());
+    const liveness = livenessExpiry(
+      { ...inst, status: { ...inst.status, phase: status.phase } },
+      cls,
+      node !== undefined,
+      this.now(),
+    );
     if (liveness.expired) return this.expire(inst, liveness.reason, liveness.message, log);
 
     let idleInMs = Infinity;
@@ -81,7 +97,13 @@ export class InstanceController {
           log.debug('instance changed since it was found idle (reserved by a pod?); re-reading');
           return { requeueAfterMs: 250 };
         }
-        this.d.events.publish(instanceRef(inst), 'Normal', 'Idle', 'Teardown', `${idle.message}; terminating ${inst.status.providerID}`);
+        this.d.events.publish(
+          instanceRef(inst),
+          'Normal',
+          'Idle',
+          'Teardown',
+          `${idle.message}; terminating ${inst.status.providerID}`,
+        );
         log.info({ node: node?.metadata?.name }, 'idle timeout reached; tearing down');
         return;
       }
@@ -97,7 +119,12 @@ export class InstanceController {
     return p ? this.d.providers.get(p) : undefined;
   }
 
-  private async launch(inst: Instance, cls: InstanceClass, provider: CloudProvider, log: Logger): Promise<ReconcileResult | void> {
+  private async launch(
+    inst: Instance,
+    cls: InstanceClass,
+    provider: CloudProvider,
+    log: Logger,
+  ): Promise<ReconcileResult | void> {
     const name = inst.metadata.name!;
     const clsName = cls.metadata.name!;
     try {
@@ -111,11 +138,24 @@ export class InstanceController {
         },
       });
       await this.d.writer.patchStatus(name, {
-        phase: 'Launched', provider: provider.name, providerID: launched.providerID, instanceType: launched.instanceType,
-        zone: launched.zone, launchedAt: launched.launchedAt.toISOString(),
+        phase: 'Launched',
+        provider: provider.name,
+        providerID: launched.providerID,
+        instanceType: launched.instanceType,
+        zone: launched.zone,
+        launchedAt: launched.launchedAt.toISOString(),
       });
-      this.d.events.publish(instanceRef(inst), 'Normal', 'Launched', 'Launch', `launched ${launched.instanceType} in ${launched.zone} as ${launched.providerID}`);
-      log.info({ providerID: launched.providerID, instanceType: launched.instanceType, zone: launched.zone }, 'instance launched');
+      this.d.events.publish(
+        instanceRef(inst),
+        'Normal',
+        'Launched',
+        'Launch',
+        `launched ${launched.instanceType} in ${launched.zone} as ${launched.providerID}`,
+      );
+      log.info(
+        { providerID: launched.providerID, instanceType: launched.instanceType, zone: launched.zone },
+        'instance launched',
+      );
       return { requeueAfterMs: 1_000 };
     } catch (e) {
       const pods = this.d.state.podsClaiming(name);
@@ -134,7 +174,12 @@ export class InstanceController {
     }
   }
 
-  private warn(inst: Instance, pods: { metadata?: { name?: string; namespace?: string; uid?: string } }[], reason: string, note: string): void {
+  private warn(
+    inst: Instance,
+    pods: { metadata?: { name?: string; namespace?: string; uid?: string } }[],
+    reason: string,
+    note: string,
+  ): void {
     this.d.events.publish(instanceRef(inst), 'Warning', reason, 'Launch', note);
     for (const p of pods) {
       this.d.events.publish(podRef(p), 'Warning', reason, 'Provision', note);
@@ -148,7 +193,10 @@ export class InstanceController {
     if (!node) return { phase: 'Launched' };
     const ready = isNodeReady(node);
     const phase: Phase = ready || s.phase === 'Ready' ? 'Ready' : 'Registered';
-    const pods = occupants(this.d.state.podsClaiming(inst.metadata.name!), this.d.state.podsOnNode(node.metadata!.name!));
+    const pods = occupants(
+      this.d.state.podsClaiming(inst.metadata.name!),
+      this.d.state.podsOnNode(node.metadata!.name!),
+    );
     const idleSince = phase === 'Ready' && pods.length === 0 ? (s.idleSince ?? nowIso) : null;
     return {
       phase,
@@ -162,19 +210,44 @@ export class InstanceController {
 
   private async writeStatus(inst: Instance, next: ObservedStatus, log: Logger): Promise<void> {
     const s = inst.status ?? {};
-    const changed = next.phase !== s.phase || next.nodeName !== s.nodeName || (next.idleSince ?? undefined) !== s.idleSince ||
-      JSON.stringify(next.pods ?? []) !== JSON.stringify(s.pods ?? []) || (next.readyAt && !s.readyAt) || (next.registeredAt && !s.registeredAt);
+    const changed =
+      next.phase !== s.phase ||
+      next.nodeName !== s.nodeName ||
+      (next.idleSince ?? undefined) !== s.idleSince ||
+      JSON.stringify(next.pods ?? []) !== JSON.stringify(s.pods ?? []) ||
+      (next.readyAt && !s.readyAt) ||
+      (next.registeredAt && !s.registeredAt);
     if (!changed) return;
     await this.d.writer.patchStatus(inst.metadata.name!, next as unknown as InstanceStatus);
     const cls = inst.spec.class;
     const uid = inst.metadata.uid ?? inst.metadata.name!;
-    if ((next.phase === 'Registered' && s.phase !== 'Registered' || (next.phase === 'Ready' && !s.registeredAt)) && !this.registrationReported.has(uid)) {
+    if (
+      ((next.phase === 'Registered' && s.phase !== 'Registered') || (next.phase === 'Ready' && !s.registeredAt)) &&
+      !this.registrationReported.has(uid)
+    ) {
       this.registrationReported.add(uid);
-      this.d.events.publish(instanceRef(inst), 'Normal', 'Registered', 'Register', `node ${next.nodeName} joined the cluster`);
-      if (s.launchedAt) this.d.metrics.instanceRegistrationDuration.observe({ class: cls, provider: s.provider ?? '' }, (this.now() - Date.parse(s.launchedAt)) / 1000);
+      this.d.events.publish(
+        instanceRef(inst),
+        'Normal',
+        'Registered',
+        'Register',
+        `node ${next.nodeName} joined the cluster`,
+      );
+      if (s.launchedAt)
+        this.d.metrics.instanceRegistrationDuration.observe(
+          { class: cls, provider: s.provider ?? '' },
+          (this.now() - Date.parse(s.launchedAt)) / 1000,
+        );
     }
     if (next.phase === 'Ready' && s.phase !== 'Ready') log.info({ node: next.nodeName }, 'node is Ready');
-    if (next.idleSince && !s.idleSince) this.d.events.publish(instanceRef(inst), 'Normal', 'BecameIdle', 'Idle', `no pods on node ${next.nodeName}; terminating after the class's idleTimeout unless a pod arrives`);
+    if (next.idleSince && !s.idleSince)
+      this.d.events.publish(
+        instanceRef(inst),
+        'Normal',
+        'BecameIdle',
+        'Idle',
+        `no pods on node ${next.nodeName}; terminating after the class's idleTimeout unless a pod arrives`,
+      );
   }
 
   private async expire(inst: Instance, reason: string, message: string, log: Logger): Promise<void> {
@@ -189,11 +262,17 @@ export class InstanceController {
     if (inst.status?.phase !== 'Draining' && inst.status?.phase !== 'Terminated') {
       await this.d.writer.patchStatus(name, { phase: 'Draining' });
     }
-    const node = this.d.state.nodeByProviderID(inst.status?.providerID) ?? (inst.status?.nodeName ? this.d.state.node(inst.status.nodeName) : undefined);
+    const node =
+      this.d.state.nodeByProviderID(inst.status?.providerID) ??
+      (inst.status?.nodeName ? this.d.state.node(inst.status.nodeName) : undefined);
     if (node) {
       const nodeName = node.metadata!.name!;
       try {
-        if (!node.spec?.unschedulable) await this.core.patchNode({ name: nodeName, body: [{ op: 'add', path: '/spec/unschedulable', value: true }] });
+        if (!node.spec?.unschedulable)
+          await this.core.patchNode({
+            name: nodeName,
+            body: [{ op: 'add', path: '/spec/unschedulable', value: true }],
+          });
         await this.core.deleteNode({ name: nodeName });
       } catch (e) {
         if (!isNotFound(e)) throw e;
@@ -215,10 +294,21 @@ export class InstanceController {
           if (!(e instanceof NotFoundError)) throw e;
         }
       }
-      this.d.events.publish(instanceRef(inst), 'Normal', 'Terminated', 'Terminate', ids.size ? `terminated ${[...ids].join(', ')}` : 'nothing was launched');
+      this.d.events.publish(
+        instanceRef(inst),
+        'Normal',
+        'Terminated',
+        'Terminate',
+        ids.size ? `terminated ${[...ids].join(', ')}` : 'nothing was launched',
+      );
     } else if (inst.status?.providerID) {
-      log.error({ provider: providerName_ }, 'cannot terminate: provider not enabled in this controller; the finalizer stays until it is');
-      throw new Error(`provider ${providerName_} of Instance ${name} is not enabled (--providers); enable it so the cloud instance can be terminated`);
+      log.error(
+        { provider: providerName_ },
+        'cannot terminate: provider not enabled in this controller; the finalizer stays until it is',
+      );
+      throw new Error(
+        `provider ${providerName_} of Instance ${name} is not enabled (--providers); enable it so the cloud instance can be terminated`,
+      );
     }
     await this.d.writer.removeFinalizer(inst);
     this.registrationReported.delete(inst.metadata.uid ?? name);

@@ -10,7 +10,10 @@ export function timeouts(cls: InstanceClass | undefined) {
   return {
     idleMs: parseDuration(cls?.spec.idleTimeout ?? DEFAULTS.idleTimeout, 'spec.idleTimeout'),
     launchMs: parseDuration(cls?.spec.launchTimeout ?? DEFAULTS.launchTimeout, 'spec.launchTimeout'),
-    registrationMs: parseDuration(cls?.spec.registrationTimeout ?? DEFAULTS.registrationTimeout, 'spec.registrationTimeout'),
+    registrationMs: parseDuration(
+      cls?.spec.registrationTimeout ?? DEFAULTS.registrationTimeout,
+      'spec.registrationTimeout',
+    ),
   };
 }
 
@@ -36,18 +39,33 @@ export type Expiry =
 const since = (iso: string | Date | undefined, fallback: number) => (iso ? new Date(iso).getTime() : fallback);
 
 /** Launch or registration taking too long (the instance is then replaced). */
-export function livenessExpiry(inst: Instance, cls: InstanceClass | undefined, registered: boolean, now: number): Expiry {
+export function livenessExpiry(
+  inst: Instance,
+  cls: InstanceClass | undefined,
+  registered: boolean,
+  now: number,
+): Expiry {
   const t = timeouts(cls);
   const created = since(inst.metadata.creationTimestamp, now);
   if (!inst.status?.providerID) {
     const left = created + t.launchMs - now;
-    return left > 0 ? { expired: false, remainingMs: left }
-      : { expired: true, reason: 'LaunchTimeout', message: `instance was not launched within launchTimeout ${cls?.spec.launchTimeout ?? DEFAULTS.launchTimeout}` };
+    return left > 0
+      ? { expired: false, remainingMs: left }
+      : {
+          expired: true,
+          reason: 'LaunchTimeout',
+          message: `instance was not launched within launchTimeout ${cls?.spec.launchTimeout ?? DEFAULTS.launchTimeout}`,
+        };
   }
   if (!registered || inst.status?.phase !== 'Ready') {
     const left = since(inst.status?.launchedAt, created) + t.registrationMs - now;
-    return left > 0 ? { expired: false, remainingMs: left }
-      : { expired: true, reason: 'RegistrationTimeout', message: `node did not join and become Ready within registrationTimeout ${cls?.spec.registrationTimeout ?? DEFAULTS.registrationTimeout}; check the instance's boot logs and bootstrap settings` };
+    return left > 0
+      ? { expired: false, remainingMs: left }
+      : {
+          expired: true,
+          reason: 'RegistrationTimeout',
+          message: `node did not join and become Ready within registrationTimeout ${cls?.spec.registrationTimeout ?? DEFAULTS.registrationTimeout}; check the instance's boot logs and bootstrap settings`,
+        };
   }
   return { expired: false, remainingMs: Infinity };
 }
@@ -57,6 +75,11 @@ export function idleExpiry(idleSince: string | undefined, cls: InstanceClass | u
   if (!idleSince) return { expired: false, remainingMs: Infinity };
   const t = timeouts(cls);
   const left = since(idleSince, now) + t.idleMs - now;
-  return left > 0 ? { expired: false, remainingMs: left }
-    : { expired: true, reason: 'Idle', message: `no pods for idleTimeout ${cls?.spec.idleTimeout ?? DEFAULTS.idleTimeout}` };
+  return left > 0
+    ? { expired: false, remainingMs: left }
+    : {
+        expired: true,
+        reason: 'Idle',
+        message: `no pods for idleTimeout ${cls?.spec.idleTimeout ?? DEFAULTS.idleTimeout}`,
+      };
 }

@@ -32,10 +32,19 @@ export class InstanceClassController {
     if (!statusChanged(cls.status, next)) return;
     const wasReady = cls.status?.conditions?.find((c) => c.type === 'Ready')?.status;
     if (problem && wasReady !== 'False') {
-      this.events.publish({ apiVersion: API_VERSION, kind: 'InstanceClass', name, uid: cls.metadata.uid }, 'Warning', problem.reason, 'Validate', problem.message);
+      this.events.publish(
+        { apiVersion: API_VERSION, kind: 'InstanceClass', name, uid: cls.metadata.uid },
+        'Warning',
+        problem.reason,
+        'Validate',
+        problem.message,
+      );
     }
     try {
-      await this.api.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: 'instanceclasses', name, body: { status: next } }, mergePatch);
+      await this.api.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: 'instanceclasses', name, body: { status: next } },
+        mergePatch,
+      );
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }

@@ -4,7 +4,13 @@ import type { Instance, InstanceClass, InstanceClassStatus } from '../../api/typ
 import { awaitsPlacement } from '../../api/pods.ts';
 
 /** Pure: the status implied by the class's problem (if any), its Instances and its waiting pods. */
-export function classStatus(cls: InstanceClass, problem: { reason: string; message: string } | undefined, instances: readonly Instance[], pods: readonly V1Pod[], now: Date): InstanceClassStatus {
+export function classStatus(
+  cls: InstanceClass,
+  problem: { reason: string; message: string } | undefined,
+  instances: readonly Instance[],
+  pods: readonly V1Pod[],
+  now: Date,
+): InstanceClassStatus {
   const live = instances.filter((i) => !i.metadata.deletionTimestamp);
   const previous = cls.status?.conditions?.find((c) => c.type === 'Ready');
   const status = problem ? 'False' : 'True';
@@ -30,8 +36,12 @@ export function classStatus(cls: InstanceClass, problem: { reason: string; messa
 export function statusChanged(a: InstanceClassStatus | undefined, b: InstanceClassStatus): boolean {
   // The server returns the status with its keys sorted: compare content, not key order.
   const sorted = (o: object) => Object.fromEntries(Object.entries(o).sort(([x], [y]) => x.localeCompare(y)));
-  const strip = (s: InstanceClassStatus | undefined) => JSON.stringify(sorted({
-    ...s, conditions: (s?.conditions ?? []).map((c) => sorted({ ...c, lastTransitionTime: undefined })),
-  }));
+  const strip = (s: InstanceClassStatus | undefined) =>
+    JSON.stringify(
+      sorted({
+        ...s,
+        conditions: (s?.conditions ?? []).map((c) => sorted({ ...c, lastTransitionTime: undefined })),
+      }),
+    );
   return strip(a) !== strip(b);
 }

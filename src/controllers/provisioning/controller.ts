@@ -22,19 +22,32 @@ export interface ProvisioningDeps extends ControllerContext {
   newName?: (cls: string) => string;
 }
 
-
 /** Why pods of this class cannot be provisioned at all, or undefined when they can. */
-export function classProblem(cls: InstanceClass | undefined, className: string, providers: Map<string, CloudProvider>): { reason: string; message: string } | undefined {
-  if (!cls) return { reason: 'UnknownClass', message: `InstanceClass "${className}" does not exist; create it (kubectl get instanceclasses) or fix the pod's ipp-class label` };
+export function classProblem(
+  cls: InstanceClass | undefined,
+  className: string,
+  providers: Map<string, CloudProvider>,
+): { reason: string; message: string } | undefined {
+  if (!cls)
+    return {
+      reason: 'UnknownClass',
+      message: `InstanceClass "${className}" does not exist; create it (kubectl get instanceclasses) or fix the pod's ipp-class label`,
+    };
   const p = providerName(cls);
   const provider = p ? providers.get(p) : undefined;
-  if (!provider) return { reason: 'InvalidClass', message: `InstanceClass "${className}" uses provider "${p}", which this controller does not run (--providers)` };
+  if (!provider)
+    return {
+      reason: 'InvalidClass',
+      message: `InstanceClass "${className}" uses provider "${p}", which this controller does not run (--providers)`,
+    };
   const problems = provider.validate(cls);
-  if (problems.length) return { reason: 'InvalidClass', message: `InstanceClass "${className}" is invalid: ${problems.join('; ')}` };
+  if (problems.length)
+    return { reason: 'InvalidClass', message: `InstanceClass "${className}" is invalid: ${problems.join('; ')}` };
   return undefined;
 }
 
-export const namespaceAllowed = (cls: InstanceClass, ns: string) => !cls.spec.namespaces?.length || cls.spec.namespaces.includes(ns);
+export const namespaceAllowed = (cls: InstanceClass, ns: string) =>
+  !cls.spec.namespaces?.length || cls.spec.namespaces.includes(ns);
 
 /**
  * Writes of ours the informer has not shown us yet (client-go's "expectations"). Planning on a
@@ -71,13 +84,19 @@ export class ProvisioningController {
 
     const problem = classProblem(cls, className, this.d.providers);
     if (problem) {
-      for (const p of waiting) this.d.events.publish(podRef(p), 'Warning', problem.reason, 'Provision', problem.message);
+      for (const p of waiting)
+        this.d.events.publish(podRef(p), 'Warning', problem.reason, 'Provision', problem.message);
       log.warn({ pods: waiting.length }, problem.message);
       return; // the class's own events requeue us when it appears or changes
     }
     for (const p of waiting.filter((p) => !namespaceAllowed(cls!, p.metadata!.namespace!))) {
-      this.d.events.publish(podRef(p), 'Warning', 'NamespaceNotAllowed', 'Provision',
-        `InstanceClass "${className}" does not allow namespace "${p.metadata!.namespace}" (spec.namespaces: ${cls!.spec.namespaces!.join(', ')}); add it there or use another class`);
+      this.d.events.publish(
+        podRef(p),
+        'Warning',
+        'NamespaceNotAllowed',
+        'Provision',
+        `InstanceClass "${className}" does not allow namespace "${p.metadata!.namespace}" (spec.namespaces: ${cls!.spec.namespaces!.join(', ')}); add it there or use another class`,
+      );
     }
 
     const provider = this.d.providers.get(providerName(cls!)!)!;
@@ -92,15 +111,21 @@ export class ProvisioningController {
       capacityOf: (i) => {
         const node = this.d.state.nodeByProviderID(i.status?.providerID);
         const alloc = node?.status?.allocatable;
-        if (alloc?.cpu && alloc.memory && alloc.pods) return { cpu: cpuMillis(alloc.cpu), memory: parseQuantity(alloc.memory), pods: parseQuantity(alloc.pods) };
+        if (alloc?.cpu && alloc.memory && alloc.pods)
+          return { cpu: cpuMillis(alloc.cpu), memory: parseQuantity(alloc.memory), pods: parseQuantity(alloc.pods) };
         return provider.capacity(i.status?.instanceType ?? cls!.spec.instanceTypes[0]!, cls!);
       },
       newName: () => this.newName(className),
     });
 
     for (const p of decided.blockedByMaxInstances) {
-      this.d.events.publish(podRef(p), 'Warning', 'MaxInstancesReached', 'Provision',
-        `InstanceClass "${className}" is at spec.maxInstances (${cls!.spec.maxInstances}); the pod waits for an instance to free up`);
+      this.d.events.publish(
+        podRef(p),
+        'Warning',
+        'MaxInstancesReached',
+        'Provision',
+        `InstanceClass "${className}" is at spec.maxInstances (${cls!.spec.maxInstances}); the pod waits for an instance to free up`,
+      );
     }
 
     let failures = 0;
@@ -121,15 +146,36 @@ export class ProvisioningController {
         if (claim.create) {
           await this.d.writer.create(claim.instance, className);
           expect.instances.add(claim.instance);
-          this.d.events.publish(podRef(claim.pod), 'Normal', 'Provisioning', 'Provision', `creating dedicated Instance ${claim.instance} of class ${className}`);
+          this.d.events.publish(
+            podRef(claim.pod),
+            'Normal',
+            'Provisioning',
+            'Provision',
+            `creating dedicated Instance ${claim.instance} of class ${className}`,
+          );
         } else {
-          this.d.events.publish(podRef(claim.pod), 'Normal', 'Provisioning', 'Provision', `reusing Instance ${claim.instance} of class ${className}`);
+          this.d.events.publish(
+            podRef(claim.pod),
+            'Normal',
+            'Provisioning',
+            'Provision',
+            `reusing Instance ${claim.instance} of class ${className}`,
+          );
         }
-        log.info({ pod: `${claim.pod.metadata!.namespace}/${claim.pod.metadata!.name}`, instance: claim.instance, create: claim.create }, 'pod given an instance');
+        log.info(
+          {
+            pod: `${claim.pod.metadata!.namespace}/${claim.pod.metadata!.name}`,
+            instance: claim.instance,
+            create: claim.create,
+          },
+          'pod given an instance',
+        );
       } catch (e) {
         failures++;
-        if (isStale(e) || isNotFound(e)) log.debug({ pod: claim.pod.metadata?.name }, 'pod changed since it was read; retrying with a fresh view');
-        else log.warn({ pod: claim.pod.metadata?.name, instance: claim.instance, err: describeError(e) }, 'claim failed');
+        if (isStale(e) || isNotFound(e))
+          log.debug({ pod: claim.pod.metadata?.name }, 'pod changed since it was read; retrying with a fresh view');
+        else
+          log.warn({ pod: claim.pod.metadata?.name, instance: claim.instance, err: describeError(e) }, 'claim failed');
       }
     }
     if (expect.claims.size || expect.instances.size) this.inFlight.set(className, expect);
@@ -140,12 +186,14 @@ export class ProvisioningController {
         await (isGated(placement.pod) ? this.pin(placement) : this.bind(placement));
       } catch (e) {
         failures++;
-        if (isStale(e) || isNotFound(e)) log.debug({ pod: placement.pod.metadata?.name }, 'pod changed since it was read; retrying with a fresh view');
+        if (isStale(e) || isNotFound(e))
+          log.debug({ pod: placement.pod.metadata?.name }, 'pod changed since it was read; retrying with a fresh view');
         else log.warn({ pod: placement.pod.metadata?.name, err: describeError(e) }, 'placement failed');
       }
     }
     // Stale reads are normal (our own claim changed the pod); the queue's backoff retries them.
-    if (failures) throw new Error(`${failures} claim/placement write(s) for class ${className} did not apply; retrying`);
+    if (failures)
+      throw new Error(`${failures} claim/placement write(s) for class ${className} did not apply; retrying`);
     this.d.metrics.pendingPods.set({ class: className }, waiting.length - decided.placements.length);
   }
 
@@ -179,21 +227,57 @@ export class ProvisioningController {
     ops.push({ op: 'add', path: pointer('spec', 'nodeSelector', NODE_INSTANCE_LABEL), value: instance.metadata.name });
     ops.push({ op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== GATE) });
     await this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops });
-    this.placed(pod, instance, node.metadata!.name!, 'pin', 'Pinned', `pinned to node ${node.metadata!.name} of Instance ${instance.metadata.name}; kube-scheduler binds it`);
+    this.placed(
+      pod,
+      instance,
+      node.metadata!.name!,
+      'pin',
+      'Pinned',
+      `pinned to node ${node.metadata!.name} of Instance ${instance.metadata.name}; kube-scheduler binds it`,
+    );
   }
 
   private async bind({ pod, instance, node }: Placement): Promise<void> {
     await this.core.createNamespacedPodBinding({
-      name: pod.metadata!.name!, namespace: pod.metadata!.namespace!,
-      body: { apiVersion: 'v1', kind: 'Binding', metadata: { name: pod.metadata!.name!, namespace: pod.metadata!.namespace! }, target: { apiVersion: 'v1', kind: 'Node', name: node.metadata!.name! } },
+      name: pod.metadata!.name!,
+      namespace: pod.metadata!.namespace!,
+      body: {
+        apiVersion: 'v1',
+        kind: 'Binding',
+        metadata: { name: pod.metadata!.name!, namespace: pod.metadata!.namespace! },
+        target: { apiVersion: 'v1', kind: 'Node', name: node.metadata!.name! },
+      },
     });
-    this.placed(pod, instance, node.metadata!.name!, 'bind', 'Bound', `bound to node ${node.metadata!.name} of Instance ${instance.metadata.name}`);
+    this.placed(
+      pod,
+      instance,
+      node.metadata!.name!,
+      'bind',
+      'Bound',
+      `bound to node ${node.metadata!.name} of Instance ${instance.metadata.name}`,
+    );
   }
 
-  private placed(pod: V1Pod, instance: Instance, node: string, mode: PlacementMode, reason: string, note: string): void {
+  private placed(
+    pod: V1Pod,
+    instance: Instance,
+    node: string,
+    mode: PlacementMode,
+    reason: string,
+    note: string,
+  ): void {
     this.d.events.publish(podRef(pod), 'Normal', reason, mode === 'pin' ? 'Pin' : 'Bind', note);
     const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
-    if (!Number.isNaN(created)) this.d.metrics.podPinDuration.observe({ class: instance.spec.class, mode }, (this.now() - created) / 1000);
-    this.d.logger.info({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, instance: instance.metadata.name, node, class: instance.spec.class }, `pod ${reason.toLowerCase()}`);
+    if (!Number.isNaN(created))
+      this.d.metrics.podPinDuration.observe({ class: instance.spec.class, mode }, (this.now() - created) / 1000);
+    this.d.logger.info(
+      {
+        pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`,
+        instance: instance.metadata.name,
+        node,
+        class: instance.spec.class,
+      },
+      `pod ${reason.toLowerCase()}`,
+    );
   }
 }

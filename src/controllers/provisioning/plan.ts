@@ -56,8 +56,14 @@ const holds = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || 
  */
 const pinnedUnbound = (p: V1Pod) => {
   const claim = claimOf(p);
-  return !!claim && !p.spec?.nodeName && !p.metadata?.deletionTimestamp && !isTerminal(p) && !awaitsPlacement(p) &&
-    p.spec?.nodeSelector?.[NODE_INSTANCE_LABEL] === claim;
+  return (
+    !!claim &&
+    !p.spec?.nodeName &&
+    !p.metadata?.deletionTimestamp &&
+    !isTerminal(p) &&
+    !awaitsPlacement(p) &&
+    p.spec?.nodeSelector?.[NODE_INSTANCE_LABEL] === claim
+  );
 };
 /** Typed list calls give creationTimestamp as a Date, watch events as an ISO string: compare times, not strings. */
 const time = (t: Date | string | undefined) => (t ? new Date(t).getTime() : 0);
@@ -92,8 +98,12 @@ export function plan(input: PlanInput): Plan {
 
   let liveCount = instances.filter(live).length;
   const mayPlace = input.mayPlace ?? (() => true);
-  const waiting = pods.filter((p) => awaitsPlacement(p) && mayPlace(p)).sort((a, b) =>
-    time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) || podKey(a).localeCompare(podKey(b)));
+  const waiting = pods
+    .filter((p) => awaitsPlacement(p) && mayPlace(p))
+    .sort(
+      (a, b) =>
+        time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) || podKey(a).localeCompare(podKey(b)),
+    );
   const waitingKeys = new Set(waiting.map(podKey));
 
   const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
@@ -115,11 +125,17 @@ export function plan(input: PlanInput): Plan {
   // Ready instances first (they place the pod at once), then those on their way, oldest first.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 1);
   const pool = [...instances];
-  const candidates = () => pool.filter(live).sort((a, b) => rank(a) - rank(b) ||
-    time(a.metadata.creationTimestamp) - time(b.metadata.creationTimestamp));
+  const candidates = () =>
+    pool
+      .filter(live)
+      .sort((a, b) => rank(a) - rank(b) || time(a.metadata.creationTimestamp) - time(b.metadata.creationTimestamp));
   // An Instance this plan creates: a candidate for later pods of the batch, known by its name.
   const planned = (name: string) => {
-    const fresh: Instance = { metadata: { name, creationTimestamp: new Date(8.64e15) }, spec: { class: cls.metadata.name! }, status: { phase: 'Pending' } };
+    const fresh: Instance = {
+      metadata: { name, creationTimestamp: new Date(8.64e15) },
+      spec: { class: cls.metadata.name! },
+      status: { phase: 'Pending' },
+    };
     pool.push(fresh);
     byName.set(name, fresh);
     liveCount++;
@@ -156,7 +172,8 @@ export function plan(input: PlanInput): Plan {
     }
     if (claimed && current && live(current)) {
       const node = nodeOf(current);
-      if (current.status?.phase === 'Ready' && node && isNodeReady(node)) out.placements.push({ pod, instance: current, node });
+      if (current.status?.phase === 'Ready' && node && isNodeReady(node))
+        out.placements.push({ pod, instance: current, node });
       continue;
     }
     if (claimed && !current) {

@@ -28,23 +28,33 @@ const describe = (e: EventsV1Event) => `${e.regarding?.kind}/${e.regarding?.name
 
 /** Waits for an Event with this reason about this object, and returns it. */
 export async function expectEvent(c: Clients, q: EventQuery, timeoutMs = 60_000): Promise<EventsV1Event> {
-  return eventually(`Event ${q.reason} on ${q.kind} ${q.namespace}/${q.name}`, async () => {
-    const all = await ippEvents(c, q.namespace);
-    const about = all.filter((e) => e.regarding?.kind === q.kind && e.regarding.name === q.name);
-    const hit = about.find((e) => e.reason === q.reason);
-    expect(hit, `Events about it so far: ${about.map(describe).join(', ') || 'none'}`).toBeDefined();
-    if (q.type) expect(hit!.type).toBe(q.type);
-    // events.k8s.io/v1 fields a user's tooling relies on.
-    expect(hit!.action).toBeTruthy();
-    expect(hit!.note).toBeTruthy();
-    expect(hit!.reportingInstance).toBeTruthy();
-    if (q.kind === 'Pod') expect(hit!.regarding?.namespace).toBe(q.namespace);
-    return hit!;
-  }, timeoutMs, 500);
+  return eventually(
+    `Event ${q.reason} on ${q.kind} ${q.namespace}/${q.name}`,
+    async () => {
+      const all = await ippEvents(c, q.namespace);
+      const about = all.filter((e) => e.regarding?.kind === q.kind && e.regarding.name === q.name);
+      const hit = about.find((e) => e.reason === q.reason);
+      expect(hit, `Events about it so far: ${about.map(describe).join(', ') || 'none'}`).toBeDefined();
+      if (q.type) expect(hit!.type).toBe(q.type);
+      // events.k8s.io/v1 fields a user's tooling relies on.
+      expect(hit!.action).toBeTruthy();
+      expect(hit!.note).toBeTruthy();
+      expect(hit!.reportingInstance).toBeTruthy();
+      if (q.kind === 'Pod') expect(hit!.regarding?.namespace).toBe(q.namespace);
+      return hit!;
+    },
+    timeoutMs,
+    500,
+  );
 }
 
 /** The simulated cloud's instances of one cluster: ConfigMaps labelled ipp.dev/cluster in its namespace. */
-export async function cloudInstances(c: Clients, cloudNamespace: string, cluster: string, cls?: string): Promise<{ id: string; instance: string }[]> {
+export async function cloudInstances(
+  c: Clients,
+  cloudNamespace: string,
+  cluster: string,
+  cls?: string,
+): Promise<{ id: string; instance: string }[]> {
   const selector = `${TAG_CLUSTER}=${cluster}${cls ? `,${TAG_CLASS}=${cls}` : ''}`;
   const list = await c.core.listNamespacedConfigMap({ namespace: cloudNamespace, labelSelector: selector });
   return list.items.map((cm) => {
@@ -55,10 +65,16 @@ export async function cloudInstances(c: Clients, cloudNamespace: string, cluster
 
 /** A bare pod that opts in with the ipp-class label, nothing else. */
 export function ippPod(name: string, cls: string): V1Pod {
-  return { metadata: { name, labels: { app: 'ops', 'ipp-class': cls } }, spec: { containers: [{ name: 'c', image: 'nginx:alpine' }] } };
+  return {
+    metadata: { name, labels: { app: 'ops', 'ipp-class': cls } },
+    spec: { containers: [{ name: 'c', image: 'nginx:alpine' }] },
+  };
 }
 
 /** The controller's whole log (pino JSON lines), parsed. */
 export function logLines(ipp: Ipp): { msg?: string; [k: string]: unknown }[] {
-  return readFileSync(ipp.logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string });
+  return readFileSync(ipp.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg?: string });
 }

@@ -2,12 +2,27 @@
 // failure, on the object a user would `kubectl describe`; /metrics as Prometheus would scrape it
 // (promtool clean, idle nodes by class through scale to zero); and the auditor catching a pod that
 // slipped past admission onto an ipp node.
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1MutatingWebhookConfiguration } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  type V1MutatingWebhookConfiguration,
+} from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION, TAINT_KEY, VERSION } from '../../../src/api/names.ts';
 import { checkMetrics } from '../../testbed/promtool.ts';
 import { clients, eventually, namespace, suffix, type Clients } from '../support/cluster.ts';
-import { createClass, deleteClasses, installCrds, listInstances, metric, removeWebhookConfiguration, startIpp, type Ipp } from '../support/ipp.ts';
+import {
+  createClass,
+  deleteClasses,
+  installCrds,
+  listInstances,
+  metric,
+  removeWebhookConfiguration,
+  startIpp,
+  type Ipp,
+} from '../support/ipp.ts';
 import { cloudInstances, expectEvent, ippEvents, ippPod, logLines } from './helpers.ts';
 
 const deployment = (name: string, cls: string, replicas: number) => ({
@@ -15,7 +30,10 @@ const deployment = (name: string, cls: string, replicas: number) => ({
   spec: {
     replicas,
     selector: { matchLabels: { app: name } },
-    template: { metadata: { labels: { app: name, 'ipp-class': cls } }, spec: { containers: [{ name: 'web', image: 'nginx:alpine' }] } },
+    template: {
+      metadata: { labels: { app: name, 'ipp-class': cls } },
+      spec: { containers: [{ name: 'web', image: 'nginx:alpine' }] },
+    },
   },
 });
 
@@ -31,7 +49,11 @@ async function editorOf(c: Clients, ns: string): Promise<CoreV1Api> {
       subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
     },
   });
-  const token = await c.core.createNamespacedServiceAccountToken({ name, namespace: ns, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const token = await c.core.createNamespacedServiceAccountToken({
+    name,
+    namespace: ns,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
   const cluster = c.kc.getCurrentCluster()!;
   const kc = new KubeConfig();
   kc.loadFromOptions({
@@ -42,7 +64,11 @@ async function editorOf(c: Clients, ns: string): Promise<CoreV1Api> {
   });
   const core = kc.makeApiClient(CoreV1Api);
   // RBAC is cached by the apiserver too: wait until the binding applies.
-  await eventually('the ServiceAccount to be able to list pods', () => core.listNamespacedPod({ namespace: ns }), 20_000);
+  await eventually(
+    'the ServiceAccount to be able to list pods',
+    () => core.listNamespacedPod({ namespace: ns }),
+    20_000,
+  );
   return core;
 }
 
@@ -68,9 +94,13 @@ describe('operations: events, metrics, audit', () => {
 
   afterAll(async () => {
     await c.core.deleteCollectionNamespacedPod({ namespace: ns, gracePeriodSeconds: 0 }).catch(() => {});
-    await eventually('no Instance of this file left', async () => {
-      expect((await listInstances(c)).filter((i) => classes.includes(i.spec.class))).toEqual([]);
-    }, 60_000).catch(() => {});
+    await eventually(
+      'no Instance of this file left',
+      async () => {
+        expect((await listInstances(c)).filter((i) => classes.includes(i.spec.class))).toEqual([]);
+      },
+      60_000,
+    ).catch(() => {});
     await ipp?.stop();
     await removeWebhookConfiguration(c, cluster);
     await c.core.deleteNamespace({ name: ns }).catch(() => {});
@@ -80,18 +110,28 @@ describe('operations: events, metrics, audit', () => {
 
   it('reports every step of provisioning as Events, and /metrics passes promtool check metrics', async () => {
     await c.apps.createNamespacedDeployment({ namespace: ns, body: deployment('web', web, 2) });
-    const pods = await eventually('2 pods running on their own nodes', async () => {
-      const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' })).items;
-      expect(list).toHaveLength(2);
-      for (const p of list) expect(p.status?.phase).toBe('Running');
-      return list;
-    }, 90_000);
+    const pods = await eventually(
+      '2 pods running on their own nodes',
+      async () => {
+        const list = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=web' })).items;
+        expect(list).toHaveLength(2);
+        for (const p of list) expect(p.status?.phase).toBe('Running');
+        return list;
+      },
+      90_000,
+    );
     webInstances = pods.map((p) => p.metadata!.annotations![POD_INSTANCE_ANNOTATION]!);
     expect(new Set(webInstances).size).toBe(2);
 
     for (const p of pods) {
       const name = p.metadata!.name!;
-      const provisioning = await expectEvent(c, { namespace: ns, kind: 'Pod', name, reason: 'Provisioning', type: 'Normal' });
+      const provisioning = await expectEvent(c, {
+        namespace: ns,
+        kind: 'Pod',
+        name,
+        reason: 'Provisioning',
+        type: 'Normal',
+      });
       expect(provisioning.note).toContain(p.metadata!.annotations![POD_INSTANCE_ANNOTATION]);
       const pinned = await expectEvent(c, { namespace: ns, kind: 'Pod', name, reason: 'Pinned', type: 'Normal' });
       expect(pinned.note).toContain(p.spec!.nodeName);
@@ -99,16 +139,30 @@ describe('operations: events, metrics, audit', () => {
     }
     for (const name of webInstances) {
       // Instances are cluster-scoped: their Events are in default, where kubectl describe looks.
-      const launched = await expectEvent(c, { namespace: 'default', kind: 'Instance', name, reason: 'Launched', type: 'Normal' });
+      const launched = await expectEvent(c, {
+        namespace: 'default',
+        kind: 'Instance',
+        name,
+        reason: 'Launched',
+        type: 'Normal',
+      });
       expect(launched.regarding!.apiVersion).toBe(`${GROUP}/${VERSION}`);
       await expectEvent(c, { namespace: 'default', kind: 'Instance', name, reason: 'Registered', type: 'Normal' });
     }
 
     // Metrics of the flow are there: gauges refreshed from the caches, histograms observed.
-    await eventually('ipp_instances shows 2 Ready', async () => expect(await metric(ipp, 'ipp_instances', { class: web, phase: 'Ready' })).toBe(2), 20_000);
+    await eventually(
+      'ipp_instances shows 2 Ready',
+      async () => expect(await metric(ipp, 'ipp_instances', { class: web, phase: 'Ready' })).toBe(2),
+      20_000,
+    );
     expect(await metric(ipp, 'ipp_pod_pin_duration_seconds_count', { class: web, mode: 'pin' })).toBe(2);
-    expect(await metric(ipp, 'ipp_instance_registration_duration_seconds_count', { class: web, provider: 'simulated' })).toBe(2);
-    expect(await metric(ipp, 'ipp_provider_calls_total', { provider: 'simulated', operation: 'create', error: '' })).toBeGreaterThanOrEqual(2);
+    expect(
+      await metric(ipp, 'ipp_instance_registration_duration_seconds_count', { class: web, provider: 'simulated' }),
+    ).toBe(2);
+    expect(
+      await metric(ipp, 'ipp_provider_calls_total', { provider: 'simulated', operation: 'create', error: '' }),
+    ).toBeGreaterThanOrEqual(2);
     expect(await metric(ipp, 'ipp_leader', { identity: 'ipp-a' })).toBe(1);
 
     const res = await fetch(`${ipp.metricsUrl}/metrics`);
@@ -141,23 +195,42 @@ describe('operations: events, metrics, audit', () => {
     await admission.deleteMutatingWebhookConfiguration({ name });
     try {
       // The apiserver caches webhook configurations: retry until it has forgotten ours.
-      await eventually('the pod admitted while the webhook is gone', () => user.createNamespacedPod({ namespace: ns, body: intruder }), 30_000, 500);
+      await eventually(
+        'the pod admitted while the webhook is gone',
+        () => user.createNamespacedPod({ namespace: ns, body: intruder }),
+        30_000,
+        500,
+      );
     } finally {
       const body: V1MutatingWebhookConfiguration = { ...saved, metadata: { name, labels: saved.metadata!.labels } };
       await admission.createMutatingWebhookConfiguration({ body });
     }
     const placedAt = Date.now();
 
-    const event = await expectEvent(c, { namespace: ns, kind: 'Pod', name: intruder.metadata.name, reason: 'IsolationViolation', type: 'Warning' }, 15_000);
+    const event = await expectEvent(
+      c,
+      { namespace: ns, kind: 'Pod', name: intruder.metadata.name, reason: 'IsolationViolation', type: 'Warning' },
+      15_000,
+    );
     expect(event.note).toContain(node);
     expect(event.note).toContain('without ipp-class');
-    await expectEvent(c, { namespace: 'default', kind: 'Node', name: node, reason: 'IsolationViolation', type: 'Warning' }, 15_000);
-    await eventually('ipp_isolation_violations_total to count it', async () => {
-      expect(await metric(ipp, 'ipp_isolation_violations_total', { class: web, node })).toBe(1);
-      expect(await metric(ipp, 'ipp_isolation_violations', { node })).toBe(1);
-    }, 15_000);
+    await expectEvent(
+      c,
+      { namespace: 'default', kind: 'Node', name: node, reason: 'IsolationViolation', type: 'Warning' },
+      15_000,
+    );
+    await eventually(
+      'ipp_isolation_violations_total to count it',
+      async () => {
+        expect(await metric(ipp, 'ipp_isolation_violations_total', { class: web, node })).toBe(1);
+        expect(await metric(ipp, 'ipp_isolation_violations', { node })).toBe(1);
+      },
+      15_000,
+    );
     console.log(`isolation violation reported ${Date.now() - placedAt} ms after the pod was created`);
-    expect(logLines(ipp).some((l) => l.level === 50 && l.node === node && String(l.msg).startsWith('isolation violation'))).toBe(true);
+    expect(
+      logLines(ipp).some((l) => l.level === 50 && l.node === node && String(l.msg).startsWith('isolation violation')),
+    ).toBe(true);
 
     // Reported once, not once per audit pass.
     await new Promise((r) => setTimeout(r, 4_500));
@@ -165,16 +238,32 @@ describe('operations: events, metrics, audit', () => {
 
     // Gone: the current-violations gauge clears; the counter keeps the history.
     await c.core.deleteNamespacedPod({ namespace: ns, name: intruder.metadata.name, gracePeriodSeconds: 0 });
-    await eventually('ipp_isolation_violations to clear', async () => expect(await metric(ipp, 'ipp_isolation_violations', { node })).toBeUndefined(), 15_000);
+    await eventually(
+      'ipp_isolation_violations to clear',
+      async () => expect(await metric(ipp, 'ipp_isolation_violations', { node })).toBeUndefined(),
+      15_000,
+    );
     expect(await metric(ipp, 'ipp_isolation_violations_total', { class: web, node })).toBe(1);
   });
 
   it('scale to zero: ipp_idle_nodes shows the idle nodes until teardown, then 0; BecameIdle, Idle, Terminated on the Instances', async () => {
     expect(webInstances).toHaveLength(2);
-    await eventually('no idle node while the pods run', async () => expect(await metric(ipp, 'ipp_idle_nodes', { class: web })).toBe(0), 20_000);
-    await c.apps.patchNamespacedDeploymentScale({ name: 'web', namespace: ns, body: [{ op: 'replace', path: '/spec/replicas', value: 0 }] });
+    await eventually(
+      'no idle node while the pods run',
+      async () => expect(await metric(ipp, 'ipp_idle_nodes', { class: web })).toBe(0),
+      20_000,
+    );
+    await c.apps.patchNamespacedDeploymentScale({
+      name: 'web',
+      namespace: ns,
+      body: [{ op: 'replace', path: '/spec/replicas', value: 0 }],
+    });
 
-    await eventually('ipp_idle_nodes to show both nodes', async () => expect(await metric(ipp, 'ipp_idle_nodes', { class: web })).toBe(2), 30_000);
+    await eventually(
+      'ipp_idle_nodes to show both nodes',
+      async () => expect(await metric(ipp, 'ipp_idle_nodes', { class: web })).toBe(2),
+      30_000,
+    );
     // Until teardown starts (an Instance marked for deletion), every scrape shows both.
     let samples = 0;
     for (;;) {
@@ -189,19 +278,33 @@ describe('operations: events, metrics, audit', () => {
     }
     expect(samples).toBeGreaterThan(0);
 
-    await eventually('both Instances, their nodes and cloud instances gone', async () => {
-      expect(await listInstances(c, web)).toEqual([]);
-      expect((await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${web}` })).items).toEqual([]);
-      expect(await cloudInstances(c, system, cluster, web)).toEqual([]);
-    }, 60_000);
-    await eventually('ipp_idle_nodes back to 0', async () => {
-      expect(await metric(ipp, 'ipp_idle_nodes', { class: web })).toBe(0);
-      expect(await metric(ipp, 'ipp_node_idle_seconds', { class: web })).toBeUndefined();
-    }, 20_000);
+    await eventually(
+      'both Instances, their nodes and cloud instances gone',
+      async () => {
+        expect(await listInstances(c, web)).toEqual([]);
+        expect((await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${web}` })).items).toEqual([]);
+        expect(await cloudInstances(c, system, cluster, web)).toEqual([]);
+      },
+      60_000,
+    );
+    await eventually(
+      'ipp_idle_nodes back to 0',
+      async () => {
+        expect(await metric(ipp, 'ipp_idle_nodes', { class: web })).toBe(0);
+        expect(await metric(ipp, 'ipp_node_idle_seconds', { class: web })).toBeUndefined();
+      },
+      20_000,
+    );
 
     for (const name of webInstances) {
       await expectEvent(c, { namespace: 'default', kind: 'Instance', name, reason: 'BecameIdle', type: 'Normal' });
-      const idle = await expectEvent(c, { namespace: 'default', kind: 'Instance', name, reason: 'Idle', type: 'Normal' });
+      const idle = await expectEvent(c, {
+        namespace: 'default',
+        kind: 'Instance',
+        name,
+        reason: 'Idle',
+        type: 'Normal',
+      });
       expect(idle.note).toContain('15s');
       await expectEvent(c, { namespace: 'default', kind: 'Instance', name, reason: 'Terminated', type: 'Normal' });
     }
@@ -219,22 +322,56 @@ describe('operations: events, metrics, audit', () => {
     await createClass(c, noCapacity, stuck);
     await createClass(c, deleted, stuck);
     await createClass(c, fenced, { ...stuck, namespaces: [ns] });
-    await createClass(c, noRegistration, { instanceTypes: ['sim.small'], registrationTimeout: '3s', simulated: { bootDelay: '1s', register: false } });
-    for (const [pod, cls] of [['cap', noCapacity], ['reg', noRegistration], ['deleted', deleted], ['fenced', fenced]] as const) {
+    await createClass(c, noRegistration, {
+      instanceTypes: ['sim.small'],
+      registrationTimeout: '3s',
+      simulated: { bootDelay: '1s', register: false },
+    });
+    for (const [pod, cls] of [
+      ['cap', noCapacity],
+      ['reg', noRegistration],
+      ['deleted', deleted],
+      ['fenced', fenced],
+    ] as const) {
       await c.core.createNamespacedPod({ namespace: ns, body: ippPod(pod, cls) });
     }
 
     // Capacity: on the pod and on the Instance that could not launch.
-    const capPod = await expectEvent(c, { namespace: ns, kind: 'Pod', name: 'cap', reason: 'InsufficientCapacity', type: 'Warning' });
+    const capPod = await expectEvent(c, {
+      namespace: ns,
+      kind: 'Pod',
+      name: 'cap',
+      reason: 'InsufficientCapacity',
+      type: 'Warning',
+    });
     expect(capPod.note).toContain('sim.large');
-    const capInstance = (await c.core.readNamespacedPod({ namespace: ns, name: 'cap' })).metadata!.annotations![POD_INSTANCE_ANNOTATION]!;
-    await expectEvent(c, { namespace: 'default', kind: 'Instance', name: capInstance, reason: 'InsufficientCapacity', type: 'Warning' });
+    const capInstance = (await c.core.readNamespacedPod({ namespace: ns, name: 'cap' })).metadata!.annotations![
+      POD_INSTANCE_ANNOTATION
+    ]!;
+    await expectEvent(c, {
+      namespace: 'default',
+      kind: 'Instance',
+      name: capInstance,
+      reason: 'InsufficientCapacity',
+      type: 'Warning',
+    });
 
     // Registration timeout: the node never joins; the Instance is replaced, the pod is told.
-    const regPod = await expectEvent(c, { namespace: ns, kind: 'Pod', name: 'reg', reason: 'RegistrationTimeout', type: 'Warning' });
+    const regPod = await expectEvent(c, {
+      namespace: ns,
+      kind: 'Pod',
+      name: 'reg',
+      reason: 'RegistrationTimeout',
+      type: 'Warning',
+    });
     expect(regPod.note).toContain('registrationTimeout 3s');
     const timedOut = await eventually('RegistrationTimeout on an Instance of the class', async () => {
-      const hit = (await ippEvents(c, 'default')).find((e) => e.regarding?.kind === 'Instance' && e.regarding.name?.startsWith(`${noRegistration}-`) && e.reason === 'RegistrationTimeout');
+      const hit = (await ippEvents(c, 'default')).find(
+        (e) =>
+          e.regarding?.kind === 'Instance' &&
+          e.regarding.name?.startsWith(`${noRegistration}-`) &&
+          e.reason === 'RegistrationTimeout',
+      );
       expect(hit).toBeDefined();
       return hit!;
     });
@@ -243,23 +380,50 @@ describe('operations: events, metrics, audit', () => {
     // Unknown class: admitted while it existed, deleted before it could be served.
     await expectEvent(c, { namespace: ns, kind: 'Pod', name: 'deleted', reason: 'InsufficientCapacity' });
     await deleteClasses(c, [deleted]);
-    const unknown = await expectEvent(c, { namespace: ns, kind: 'Pod', name: 'deleted', reason: 'UnknownClass', type: 'Warning' });
+    const unknown = await expectEvent(c, {
+      namespace: ns,
+      kind: 'Pod',
+      name: 'deleted',
+      reason: 'UnknownClass',
+      type: 'Warning',
+    });
     expect(unknown.note).toContain(`"${deleted}" does not exist`);
 
     // Namespace not allowed: the class stopped allowing the pod's namespace after admission.
     await expectEvent(c, { namespace: ns, kind: 'Pod', name: 'fenced', reason: 'InsufficientCapacity' });
     await c.custom.patchClusterCustomObject({
-      group: GROUP, version: VERSION, plural: 'instanceclasses', name: fenced, body: [{ op: 'replace', path: '/spec/namespaces', value: ['elsewhere'] }],
+      group: GROUP,
+      version: VERSION,
+      plural: 'instanceclasses',
+      name: fenced,
+      body: [{ op: 'replace', path: '/spec/namespaces', value: ['elsewhere'] }],
     });
-    const fencedOut = await expectEvent(c, { namespace: ns, kind: 'Pod', name: 'fenced', reason: 'NamespaceNotAllowed', type: 'Warning' });
+    const fencedOut = await expectEvent(c, {
+      namespace: ns,
+      kind: 'Pod',
+      name: 'fenced',
+      reason: 'NamespaceNotAllowed',
+      type: 'Warning',
+    });
     expect(fencedOut.note).toContain(`does not allow namespace "${ns}"`);
 
     // Cleanup while the controller runs: without pods, every Instance of these classes goes.
-    for (const pod of ['cap', 'reg', 'deleted', 'fenced']) await c.core.deleteNamespacedPod({ namespace: ns, name: pod, gracePeriodSeconds: 0 });
-    await eventually('the RegistrationTimeout class to have no Instance left', async () => expect(await listInstances(c, noRegistration)).toEqual([]), 30_000);
+    for (const pod of ['cap', 'reg', 'deleted', 'fenced'])
+      await c.core.deleteNamespacedPod({ namespace: ns, name: pod, gracePeriodSeconds: 0 });
+    await eventually(
+      'the RegistrationTimeout class to have no Instance left',
+      async () => expect(await listInstances(c, noRegistration)).toEqual([]),
+      30_000,
+    );
     await deleteClasses(c, [noCapacity, noRegistration, fenced]);
-    await eventually('no Instance of the failing classes left', async () => {
-      expect((await listInstances(c)).filter((i) => [noCapacity, noRegistration, deleted, fenced].includes(i.spec.class))).toEqual([]);
-    }, 30_000);
+    await eventually(
+      'no Instance of the failing classes left',
+      async () => {
+        expect(
+          (await listInstances(c)).filter((i) => [noCapacity, noRegistration, deleted, fenced].includes(i.spec.class)),
+        ).toEqual([]);
+      },
+      30_000,
+    );
   });
 });

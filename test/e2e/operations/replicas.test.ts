@@ -7,7 +7,17 @@ import { CoordinationV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION, VERSION } from '../../../src/api/names.ts';
 import { clients, eventually, namespace, suffix, type Clients } from '../support/cluster.ts';
-import { createClass, deleteClasses, installCrds, listInstances, metric, pointWebhookAt, removeWebhookConfiguration, startIpp, type Ipp } from '../support/ipp.ts';
+import {
+  createClass,
+  deleteClasses,
+  installCrds,
+  listInstances,
+  metric,
+  pointWebhookAt,
+  removeWebhookConfiguration,
+  startIpp,
+  type Ipp,
+} from '../support/ipp.ts';
 import { cloudInstances, expectEvent, ippEvents, ippPod, logLines } from './helpers.ts';
 
 const LEASE_MS = 15_000;
@@ -26,22 +36,38 @@ describe('two controller replicas', () => {
   let standby: { id: string; ipp: Ipp };
 
   const start = async (id: string, installWebhookConfiguration: boolean) => {
-    const ipp = await startIpp({ clients: c, clusterName: cluster, namespace: system, placement: 'bind', leaderElect: true, identity: id, installWebhookConfiguration });
+    const ipp = await startIpp({
+      clients: c,
+      clusterName: cluster,
+      namespace: system,
+      placement: 'bind',
+      leaderElect: true,
+      identity: id,
+      installWebhookConfiguration,
+    });
     replicas.set(id, ipp);
     return ipp;
   };
   const leads = async (r: { id: string; ipp: Ipp }) => metric(r.ipp, 'ipp_leader', { identity: r.id });
-  const lease = async () => (await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_NAME, namespace: system })).spec!;
-  const podsOf = async (prefix: string) => (await c.core.listNamespacedPod({ namespace: ns })).items.filter((p) => p.metadata!.name!.startsWith(prefix));
+  const lease = async () =>
+    (await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: LEASE_NAME, namespace: system })).spec!;
+  const podsOf = async (prefix: string) =>
+    (await c.core.listNamespacedPod({ namespace: ns })).items.filter((p) => p.metadata!.name!.startsWith(prefix));
   const createPods = async (prefix: string, n: number) => {
-    for (let i = 0; i < n; i++) await c.core.createNamespacedPod({ namespace: ns, body: ippPod(`${prefix}-${i}`, cls) });
+    for (let i = 0; i < n; i++)
+      await c.core.createNamespacedPod({ namespace: ns, body: ippPod(`${prefix}-${i}`, cls) });
   };
-  const allRunning = (prefix: string, n: number) => eventually(`${n} ${prefix} pods bound and running`, async () => {
-    const pods = await podsOf(prefix);
-    expect(pods).toHaveLength(n);
-    for (const p of pods) expect(p.status?.phase, `${p.metadata!.name} on ${p.spec?.nodeName}`).toBe('Running');
-    return pods;
-  }, 90_000);
+  const allRunning = (prefix: string, n: number) =>
+    eventually(
+      `${n} ${prefix} pods bound and running`,
+      async () => {
+        const pods = await podsOf(prefix);
+        expect(pods).toHaveLength(n);
+        for (const p of pods) expect(p.status?.phase, `${p.metadata!.name} on ${p.spec?.nodeName}`).toBe('Running');
+        return pods;
+      },
+      90_000,
+    );
 
   /**
    * Nothing provisioned twice: one Instance per pod, one node per Instance, one cloud instance per
@@ -66,7 +92,9 @@ describe('two controller replicas', () => {
     const cloud = await cloudInstances(c, system, cluster, cls);
     expect(cloud.map((x) => x.instance).sort()).toEqual([...byName.keys()].sort());
     // Nothing had to be cleaned up either: no leaked cloud instance, no Instance torn down.
-    expect((await ippEvents(c, 'default')).filter((e) => byName.has(e.regarding!.name!) && e.reason === 'Terminated')).toEqual([]);
+    expect(
+      (await ippEvents(c, 'default')).filter((e) => byName.has(e.regarding!.name!) && e.reason === 'Terminated'),
+    ).toEqual([]);
   }
 
   beforeAll(async () => {
@@ -84,10 +112,20 @@ describe('two controller replicas', () => {
   afterAll(async () => {
     // Let the surviving leader tear its instances down, so no Instance outlives this file.
     await c.core.deleteCollectionNamespacedPod({ namespace: ns, gracePeriodSeconds: 0 }).catch(() => {});
-    await c.custom.patchClusterCustomObject({
-      group: GROUP, version: VERSION, plural: 'instanceclasses', name: cls, body: [{ op: 'replace', path: '/spec/idleTimeout', value: '1s' }],
-    }).catch(() => {});
-    await eventually('Instances of the class torn down', async () => expect(await listInstances(c, cls)).toEqual([]), 60_000).catch(() => {});
+    await c.custom
+      .patchClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: 'instanceclasses',
+        name: cls,
+        body: [{ op: 'replace', path: '/spec/idleTimeout', value: '1s' }],
+      })
+      .catch(() => {});
+    await eventually(
+      'Instances of the class torn down',
+      async () => expect(await listInstances(c, cls)).toEqual([]),
+      60_000,
+    ).catch(() => {});
     for (const r of replicas.values()) await r.stop();
     await removeWebhookConfiguration(c, cluster);
     await c.core.deleteNamespace({ name: ns }).catch(() => {});
@@ -96,30 +134,48 @@ describe('two controller replicas', () => {
   });
 
   it('elects one leader, and only the leader reconciles', async () => {
-    const [a, b] = [{ id: 'ipp-a', ipp: replicas.get('ipp-a')! }, { id: 'ipp-b', ipp: replicas.get('ipp-b')! }];
-    [leader, standby] = await eventually('exactly one replica reports ipp_leader 1', async () => {
-      const [la, lb] = [await leads(a), await leads(b)];
-      expect([la, lb].sort()).toEqual([0, 1]);
-      return la === 1 ? [a, b] : [b, a];
-    }, 30_000);
+    const [a, b] = [
+      { id: 'ipp-a', ipp: replicas.get('ipp-a')! },
+      { id: 'ipp-b', ipp: replicas.get('ipp-b')! },
+    ];
+    [leader, standby] = await eventually(
+      'exactly one replica reports ipp_leader 1',
+      async () => {
+        const [la, lb] = [await leads(a), await leads(b)];
+        expect([la, lb].sort()).toEqual([0, 1]);
+        return la === 1 ? [a, b] : [b, a];
+      },
+      30_000,
+    );
     expect((await lease()).holderIdentity).toBe(leader.id);
 
     await createPods('first', 2);
     const pods = await allRunning('first', 2);
     await assertOneInstancePerPod(pods);
     for (const p of pods) {
-      const bound = await expectEvent(c, { namespace: ns, kind: 'Pod', name: p.metadata!.name!, reason: 'Bound', type: 'Normal' });
+      const bound = await expectEvent(c, {
+        namespace: ns,
+        kind: 'Pod',
+        name: p.metadata!.name!,
+        reason: 'Bound',
+        type: 'Normal',
+      });
       expect(bound.reportingInstance).toBe(leader.id);
     }
     // Every Event of ours, about pods and Instances alike, came from the leader.
-    const ours = [...await ippEvents(c, ns), ...(await ippEvents(c, 'default')).filter((e) => e.regarding?.kind === 'Instance')];
+    const ours = [
+      ...(await ippEvents(c, ns)),
+      ...(await ippEvents(c, 'default')).filter((e) => e.regarding?.kind === 'Instance'),
+    ];
     expect(ours.length).toBeGreaterThan(0);
     expect(ours.filter((e) => e.reportingInstance === standby.id)).toEqual([]);
 
     // The standby has caches and a webhook, but has not reconciled anything.
     expect(logLines(leader.ipp).some((l) => l.msg === 'leading: reconciling')).toBe(true);
     expect(logLines(standby.ipp).some((l) => l.msg === 'leading: reconciling')).toBe(false);
-    expect(logLines(standby.ipp).filter((l) => l.msg === 'pod given an instance' || l.msg === 'instance launched')).toEqual([]);
+    expect(
+      logLines(standby.ipp).filter((l) => l.msg === 'pod given an instance' || l.msg === 'instance launched'),
+    ).toEqual([]);
     expect(await metric(standby.ipp, 'ipp_reconcile_total')).toBeUndefined();
     expect(await metric(leader.ipp, 'ipp_reconcile_total', { controller: 'provisioning' })).toBeGreaterThan(0);
     expect(await leads(standby)).toBe(0);
@@ -128,11 +184,16 @@ describe('two controller replicas', () => {
   it('SIGKILL of the leader mid-provisioning: the standby takes over within the lease duration, nothing provisioned twice', async () => {
     await createPods('second', 3);
     // The leader has begun: at least one Instance written for the new pods, none of them bound yet.
-    await eventually('the leader to start provisioning the new pods', async () => {
-      const claimed = (await podsOf('second')).filter((p) => p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION]);
-      expect(claimed.length).toBeGreaterThan(0);
-      expect((await listInstances(c, cls)).length).toBeGreaterThan(2);
-    }, 30_000, 100);
+    await eventually(
+      'the leader to start provisioning the new pods',
+      async () => {
+        const claimed = (await podsOf('second')).filter((p) => p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION]);
+        expect(claimed.length).toBeGreaterThan(0);
+        expect((await listInstances(c, cls)).length).toBeGreaterThan(2);
+      },
+      30_000,
+      100,
+    );
     expect((await podsOf('second')).filter((p) => p.spec?.nodeName)).toEqual([]);
 
     // In a cluster the webhook Service stops routing to a dead pod; here the configuration names one
@@ -151,10 +212,12 @@ describe('two controller replicas', () => {
     [leader, standby] = [standby, leader];
 
     const pods = await allRunning('second', 3);
-    await assertOneInstancePerPod([...await podsOf('first'), ...pods]);
+    await assertOneInstancePerPod([...(await podsOf('first')), ...pods]);
     expect(await metric(leader.ipp, 'ipp_leaked_instances_collected_total')).toBeUndefined();
     // The new leader finished what the old one began: some of the bindings are its own.
-    const bound = await Promise.all(pods.map((p) => expectEvent(c, { namespace: ns, kind: 'Pod', name: p.metadata!.name!, reason: 'Bound' })));
+    const bound = await Promise.all(
+      pods.map((p) => expectEvent(c, { namespace: ns, kind: 'Pod', name: p.metadata!.name!, reason: 'Bound' })),
+    );
     expect(bound.map((e) => e.reportingInstance)).toEqual(pods.map(() => leader.id));
   });
 
@@ -188,6 +251,6 @@ describe('two controller replicas', () => {
     const pods = await allRunning('third', 1);
     const bound = await expectEvent(c, { namespace: ns, kind: 'Pod', name: pods[0]!.metadata!.name!, reason: 'Bound' });
     expect(bound.reportingInstance).toBe(leader.id);
-    await assertOneInstancePerPod([...await podsOf('first'), ...await podsOf('second'), ...pods]);
+    await assertOneInstancePerPod([...(await podsOf('first')), ...(await podsOf('second')), ...pods]);
   });
 });

@@ -5,7 +5,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  DescribeInstanceAttributeCommand, DescribeInstancesCommand, DescribeSubnetsCommand, EC2Client, RunInstancesCommand, type Instance as Ec2Instance,
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+  RunInstancesCommand,
+  type Instance as Ec2Instance,
 } from '@aws-sdk/client-ec2';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -19,7 +24,12 @@ import { suffix } from '../support/cluster.ts';
 
 const region = 'us-east-1';
 const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
-const eks = { clusterName: 'eks-test', apiServerEndpoint: 'https://eks.example.test', certificateAuthority: 'Q0E=', serviceCidr: '10.100.0.0/16' };
+const eks = {
+  clusterName: 'eks-test',
+  apiServerEndpoint: 'https://eks.example.test',
+  certificateAuthority: 'Q0E=',
+  serviceCidr: '10.100.0.0/16',
+};
 
 let proxy: Ec2FaultProxy;
 let moto: EC2Client;
@@ -29,23 +39,40 @@ beforeAll(async () => {
   proxy = await startEc2FaultProxy({ target: inject('motoEndpoint') });
   moto = new EC2Client({ region, endpoint: inject('motoEndpoint'), credentials });
   const r = await moto.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'default-for-az', Values: ['true'] }] }));
-  subnets = (r.Subnets ?? []).map((s) => ({ id: s.SubnetId!, zone: s.AvailabilityZone! })).sort((a, b) => a.zone.localeCompare(b.zone));
+  subnets = (r.Subnets ?? [])
+    .map((s) => ({ id: s.SubnetId!, zone: s.AvailabilityZone! }))
+    .sort((a, b) => a.zone.localeCompare(b.zone));
   expect(subnets.length).toBeGreaterThanOrEqual(2);
 });
-afterAll(async () => { await proxy.close(); });
+afterAll(async () => {
+  await proxy.close();
+});
 afterEach(() => proxy.clear());
 
 function provider(clusterName: string, extra: Partial<AwsProviderOptions> = {}): AwsProvider {
   return new AwsProvider({
-    clusterName, region, endpoint: proxy.endpoint, credentials, eks, logger: pino({ level: 'silent' }),
-    retry: { attempts: 5, baseMs: 20, maxMs: 200 }, ...extra,
+    clusterName,
+    region,
+    endpoint: proxy.endpoint,
+    credentials,
+    eks,
+    logger: pino({ level: 'silent' }),
+    retry: { attempts: 5, baseMs: 20, maxMs: 200 },
+    ...extra,
   });
 }
 
 function instanceClass(name: string, instanceTypes = ['m5.large']): InstanceClass {
   return {
     metadata: { name },
-    spec: { instanceTypes, aws: { ami: { id: 'ami-12c6146b' }, subnets: { ids: subnets.slice(0, 2).map((s) => s.id) }, tags: { team: 'mail' } } },
+    spec: {
+      instanceTypes,
+      aws: {
+        ami: { id: 'ami-12c6146b' },
+        subnets: { ids: subnets.slice(0, 2).map((s) => s.id) },
+        tags: { team: 'mail' },
+      },
+    },
   };
 }
 
@@ -55,16 +82,23 @@ function launch(cluster: string, cls: InstanceClass, name: string, uid = `uid-${
     instance: { name, uid },
     class: cls,
     tags: { 'ipp.dev/cluster': cluster, 'ipp.dev/class': c, 'ipp.dev/instance': name },
-    node: { labels: { 'ipp.dev/class': c, 'ipp.dev/instance': name }, taints: [{ key: 'ipp.dev/class', value: c, effect: 'NoSchedule' }] },
+    node: {
+      labels: { 'ipp.dev/class': c, 'ipp.dev/instance': name },
+      taints: [{ key: 'ipp.dev/class', value: c, effect: 'NoSchedule' }],
+    },
   };
 }
 
 /** Every instance moto holds for a cluster, terminated ones included. */
 async function inMoto(cluster: string, live = true): Promise<Ec2Instance[]> {
-  const r = await moto.send(new DescribeInstancesCommand({ Filters: [
-    { Name: 'tag:ipp.dev/cluster', Values: [cluster] },
-    ...(live ? [{ Name: 'instance-state-name', Values: ['pending', 'running'] }] : []),
-  ] }));
+  const r = await moto.send(
+    new DescribeInstancesCommand({
+      Filters: [
+        { Name: 'tag:ipp.dev/cluster', Values: [cluster] },
+        ...(live ? [{ Name: 'instance-state-name', Values: ['pending', 'running'] }] : []),
+      ],
+    }),
+  );
   return (r.Reservations ?? []).flatMap((x) => x.Instances ?? []);
 }
 
@@ -89,12 +123,29 @@ describe('AwsProvider on moto', () => {
     expect(i!.SubnetId).toBe(subnets[0]!.id);
     expect(i!.InstanceType).toBe('m5.large');
     expect(tagsOf(i!)).toMatchObject({
-      'ipp.dev/cluster': cluster, 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-a', 'kubernetes.io/cluster/eks-test': 'owned', Name: 'mail-a', team: 'mail',
+      'ipp.dev/cluster': cluster,
+      'ipp.dev/class': 'mail',
+      'ipp.dev/instance': 'mail-a',
+      'kubernetes.io/cluster/eks-test': 'owned',
+      Name: 'mail-a',
+      team: 'mail',
     });
     const r = registration(await userDataOf(i!.InstanceId!));
-    expect(r.cluster).toEqual({ name: 'eks-test', apiServerEndpoint: eks.apiServerEndpoint, certificateAuthority: 'Q0E=', cidr: '10.100.0.0/16' });
-    expect(r.node).toEqual({ labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-a' }, taints: [{ key: 'ipp.dev/class', value: 'mail', effect: 'NoSchedule' }] });
-    expect(await p.get(ci.providerID)).toMatchObject({ providerID: ci.providerID, state: 'running', instanceType: 'm5.large' });
+    expect(r.cluster).toEqual({
+      name: 'eks-test',
+      apiServerEndpoint: eks.apiServerEndpoint,
+      certificateAuthority: 'Q0E=',
+      cidr: '10.100.0.0/16',
+    });
+    expect(r.node).toEqual({
+      labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-a' },
+      taints: [{ key: 'ipp.dev/class', value: 'mail', effect: 'NoSchedule' }],
+    });
+    expect(await p.get(ci.providerID)).toMatchObject({
+      providerID: ci.providerID,
+      state: 'running',
+      instanceType: 'm5.large',
+    });
   });
 
   it('create twice for the same Instance: one instance, and the second call launches nothing', async () => {
@@ -113,7 +164,12 @@ describe('AwsProvider on moto', () => {
     const cluster = `aws-${suffix()}`;
     const p = provider(cluster);
     const cls = instanceClass('metal', ['i3.metal', 'm5.metal']);
-    proxy.inject({ action: 'RunInstances', when: { InstanceType: 'i3.metal' }, code: 'InsufficientInstanceCapacity', message: 'We currently do not have sufficient i3.metal capacity.' });
+    proxy.inject({
+      action: 'RunInstances',
+      when: { InstanceType: 'i3.metal' },
+      code: 'InsufficientInstanceCapacity',
+      message: 'We currently do not have sufficient i3.metal capacity.',
+    });
     const injectedBefore = runs('injected');
     const a = await p.create(launch(cluster, cls, 'metal-a'));
     expect(a.instanceType).toBe('m5.metal');
@@ -138,15 +194,18 @@ describe('AwsProvider on moto', () => {
     expect((await inMoto(cluster)).map((i) => i.InstanceId)).toEqual([ci.providerID.split('/').pop()]);
   });
 
-  it.each(['reset', 'error'] as const)('response lost after RunInstances (%s): the retry gets the same instance through its ClientToken', async (lose) => {
-    const cluster = `aws-${suffix()}`;
-    proxy.inject({ action: 'RunInstances', lose, times: 1 });
-    const before = { lost: runs('lost'), replayed: runs('replayed') };
-    const ci = await provider(cluster).create(launch(cluster, instanceClass('mail'), 'mail-lost'));
-    expect(runs('lost') - before.lost).toBe(1);
-    expect(runs('replayed') - before.replayed).toBe(1);
-    expect((await inMoto(cluster)).map((i) => i.InstanceId)).toEqual([ci.providerID.split('/').pop()]);
-  });
+  it.each(['reset', 'error'] as const)(
+    'response lost after RunInstances (%s): the retry gets the same instance through its ClientToken',
+    async (lose) => {
+      const cluster = `aws-${suffix()}`;
+      proxy.inject({ action: 'RunInstances', lose, times: 1 });
+      const before = { lost: runs('lost'), replayed: runs('replayed') };
+      const ci = await provider(cluster).create(launch(cluster, instanceClass('mail'), 'mail-lost'));
+      expect(runs('lost') - before.lost).toBe(1);
+      expect(runs('replayed') - before.replayed).toBe(1);
+      expect((await inMoto(cluster)).map((i) => i.InstanceId)).toEqual([ci.providerID.split('/').pop()]);
+    },
+  );
 
   it('controller killed between RunInstances and the status write: after restart still exactly one instance', async () => {
     const cluster = `aws-${suffix()}`;
@@ -161,16 +220,28 @@ describe('AwsProvider on moto', () => {
     expect((await inMoto(cluster)).map((i) => i.InstanceId)).toEqual([ci.providerID.split('/').pop()]);
   });
 
-  it('sees and touches only its own cluster\'s instances', async () => {
+  it("sees and touches only its own cluster's instances", async () => {
     const mine = `aws-${suffix()}`;
     const other = `aws-${suffix()}`;
-    const theirs = await moto.send(new RunInstancesCommand({
-      ImageId: 'ami-12c6146b', InstanceType: 'm5.large', MinCount: 1, MaxCount: 1,
-      TagSpecifications: [{ ResourceType: 'instance', Tags: [
-        { Key: 'ipp.dev/cluster', Value: other }, { Key: 'ipp.dev/class', Value: 'mail' }, { Key: 'ipp.dev/instance', Value: 'mail-same-name' },
-        { Key: 'ipp.dev/launch-group', Value: '/mail-same-name/' },
-      ] }],
-    }));
+    const theirs = await moto.send(
+      new RunInstancesCommand({
+        ImageId: 'ami-12c6146b',
+        InstanceType: 'm5.large',
+        MinCount: 1,
+        MaxCount: 1,
+        TagSpecifications: [
+          {
+            ResourceType: 'instance',
+            Tags: [
+              { Key: 'ipp.dev/cluster', Value: other },
+              { Key: 'ipp.dev/class', Value: 'mail' },
+              { Key: 'ipp.dev/instance', Value: 'mail-same-name' },
+              { Key: 'ipp.dev/launch-group', Value: '/mail-same-name/' },
+            ],
+          },
+        ],
+      }),
+    );
     const theirId = theirs.Instances![0]!.InstanceId!;
     const p = provider(mine);
     const ci = await p.create(launch(mine, instanceClass('mail'), 'mail-same-name'));
@@ -186,10 +257,15 @@ describe('AwsProvider on moto', () => {
     const cluster = `aws-${suffix()}`;
     // Seven reservations: EC2 (and moto) page DescribeInstances by reservation.
     for (let k = 0; k < 7; k++) {
-      await moto.send(new RunInstancesCommand({
-        ImageId: 'ami-12c6146b', InstanceType: 'm5.large', MinCount: 1, MaxCount: 1,
-        TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'ipp.dev/cluster', Value: cluster }] }],
-      }));
+      await moto.send(
+        new RunInstancesCommand({
+          ImageId: 'ami-12c6146b',
+          InstanceType: 'm5.large',
+          MinCount: 1,
+          MaxCount: 1,
+          TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: 'ipp.dev/cluster', Value: cluster }] }],
+        }),
+      );
     }
     const before = proxy.count('DescribeInstances');
     expect(await provider(cluster, { pageSize: 5 }).list()).toHaveLength(7);
@@ -235,7 +311,9 @@ describe('AwsProvider on moto', () => {
     cls.spec.aws!.subnets = { ids: [subnets[0]!.id] };
     await p.create(launch(cluster, cls, 'partial-first'));
     proxy.inject({ action: 'RunInstances', when: { InstanceType: 'm5.large' }, capacity: 2, times: 1 });
-    const got = await Promise.all(['partial-a', 'partial-b', 'partial-c'].map((n) => p.create(launch(cluster, cls, n))));
+    const got = await Promise.all(
+      ['partial-a', 'partial-b', 'partial-c'].map((n) => p.create(launch(cluster, cls, n))),
+    );
     expect(got.map((g) => g.instanceType)).toEqual(['m5.large', 'm5.large', 'm5.xlarge']);
     expect(await inMoto(cluster)).toHaveLength(4);
   });
@@ -261,7 +339,9 @@ describe('AwsProvider on moto', () => {
     for (const [k, r] of reqs.entries()) {
       const i = live.find((x) => adopted[k]!.providerID.endsWith(x.InstanceId!))!;
       expect(tagsOf(i)['ipp.dev/instance']).toBe(r.instance.name);
-      expect(registration(await userDataOf(i.InstanceId!), i.AmiLaunchIndex).node.labels['ipp.dev/instance']).toBe(r.instance.name);
+      expect(registration(await userDataOf(i.InstanceId!), i.AmiLaunchIndex).node.labels['ipp.dev/instance']).toBe(
+        r.instance.name,
+      );
     }
   });
 
@@ -271,9 +351,13 @@ describe('AwsProvider on moto', () => {
     const tokenFile = join(dir, 'token');
     // moto does not verify the token's signature; its shape is an EKS-issued JWT.
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-    writeFileSync(tokenFile, `${b64({ alg: 'RS256', kid: 'k' })}.${b64({ iss: 'https://oidc.eks.us-east-1.amazonaws.com/id/X', sub: 'system:serviceaccount:ipp-system:ipp', aud: ['sts.amazonaws.com'] })}.c2ln`);
+    writeFileSync(
+      tokenFile,
+      `${b64({ alg: 'RS256', kid: 'k' })}.${b64({ iss: 'https://oidc.eks.us-east-1.amazonaws.com/id/X', sub: 'system:serviceaccount:ipp-system:ipp', aud: ['sts.amazonaws.com'] })}.c2ln`,
+    );
     const saved = { ...process.env };
-    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE']) delete process.env[k];
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'])
+      delete process.env[k];
     Object.assign(process.env, {
       AWS_ROLE_ARN: 'arn:aws:iam::123456789012:role/ipp-controller',
       AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,

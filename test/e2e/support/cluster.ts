@@ -13,7 +13,12 @@ export interface Clients {
 export function clients(kubeconfig: string = inject('kubeconfig')): Clients {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
-  return { kc, core: kc.makeApiClient(CoreV1Api), apps: kc.makeApiClient(AppsV1Api), custom: kc.makeApiClient(CustomObjectsApi) };
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+  };
 }
 
 export const suffix = () => randomBytes(3).toString('hex');
@@ -32,7 +37,12 @@ export async function namespace(c: Clients, prefix: string): Promise<string> {
  * Retries `check` until it stops throwing; rethrows its last error, prefixed with `what`, on timeout.
  * Tests assert inside `check`, so a timeout message carries the actual state.
  */
-export async function eventually<T>(what: string, check: () => Promise<T>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T>,
+  timeoutMs = 60_000,
+  intervalMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

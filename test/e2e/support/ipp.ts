@@ -58,7 +58,8 @@ export interface Ipp {
 export async function startIpp(o: IppOptions): Promise<Ipp> {
   const metricsPort = await freePort();
   const webhookPort = o.webhook === false ? 0 : await freePort();
-  if (o.webhook !== false && o.installWebhookConfiguration !== false) await upsertWebhookConfiguration(o.clients, o.clusterName, o.namespace, webhookPort);
+  if (o.webhook !== false && o.installWebhookConfiguration !== false)
+    await upsertWebhookConfiguration(o.clients, o.clusterName, o.namespace, webhookPort);
   const logFile = join(inject('testbedDir'), 'logs', `ipp-${o.clusterName}-${o.identity ?? 'a'}-${Date.now()}.log`);
   const args = [
     join(root, 'src', 'main.ts'),
@@ -68,15 +69,22 @@ export async function startIpp(o: IppOptions): Promise<Ipp> {
     `--placement=${o.placement ?? 'pin'}`,
     `--namespace=${o.namespace}`,
     `--simulated-namespace=${o.namespace}`,
-    `--metrics-port=${metricsPort}`, '--metrics-host=127.0.0.1',
+    `--metrics-port=${metricsPort}`,
+    '--metrics-host=127.0.0.1',
     `--identity=${o.identity ?? 'ipp-a'}`,
-    '--resync=2s', '--gc-interval=3s', '--gc-grace-period=10s',
+    '--resync=2s',
+    '--gc-interval=3s',
+    '--gc-grace-period=10s',
     '--log-level=debug',
     ...(o.leaderElect ? [] : ['--no-leader-elect']),
-    ...(o.webhook === false ? ['--no-webhook'] : [
-      `--webhook-port=${webhookPort}`, '--webhook-host=127.0.0.1',
-      `--webhook-url=https://127.0.0.1:${webhookPort}`, `--webhook-config-name=ipp-${o.clusterName}`,
-    ]),
+    ...(o.webhook === false
+      ? ['--no-webhook']
+      : [
+          `--webhook-port=${webhookPort}`,
+          '--webhook-host=127.0.0.1',
+          `--webhook-url=https://127.0.0.1:${webhookPort}`,
+          `--webhook-config-name=ipp-${o.clusterName}`,
+        ]),
     ...(o.extraArgs ?? []),
   ];
   // Under setpriv --pdeathsig like every testbed process: a test runner that dies takes it along.
@@ -102,19 +110,34 @@ export async function startIpp(o: IppOptions): Promise<Ipp> {
       await done;
     },
   };
-  await eventually('ipp /readyz', async () => {
-    if (exited()) throw new Error(`ipp exited with ${proc.exitCode}:\n${ipp.logs()}`);
-    const r = await fetch(`${metricsUrl}/readyz`);
-    if (!r.ok) throw new Error(`readyz ${r.status}`);
-  }, 60_000).catch((e: Error) => { throw new Error(`${e.message}\n${ipp.logs()}`); });
+  await eventually(
+    'ipp /readyz',
+    async () => {
+      if (exited()) throw new Error(`ipp exited with ${proc.exitCode}:\n${ipp.logs()}`);
+      const r = await fetch(`${metricsUrl}/readyz`);
+      if (!r.ok) throw new Error(`readyz ${r.status}`);
+    },
+    60_000,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}\n${ipp.logs()}`);
+  });
   return ipp;
 }
 
 /** The MutatingWebhookConfiguration the chart would install, pointing at a controller outside the cluster. */
-async function upsertWebhookConfiguration(c: Clients, clusterName: string, namespace: string, port: number): Promise<void> {
+async function upsertWebhookConfiguration(
+  c: Clients,
+  clusterName: string,
+  namespace: string,
+  port: number,
+): Promise<void> {
   const api = c.kc.makeApiClient(AdmissionregistrationV1Api);
   const name = `ipp-${clusterName}`;
-  const body = webhookConfiguration({ name, client: { url: `https://127.0.0.1:${port}` }, controllerNamespace: namespace });
+  const body = webhookConfiguration({
+    name,
+    client: { url: `https://127.0.0.1:${port}` },
+    controllerNamespace: namespace,
+  });
   await api.deleteMutatingWebhookConfiguration({ name }).catch(() => {});
   await api.createMutatingWebhookConfiguration({ body });
 }
@@ -131,35 +154,53 @@ export async function pointWebhookAt(c: Clients, clusterName: string, ipp: Ipp):
   const cfg = await api.readMutatingWebhookConfiguration({ name });
   const body = (cfg.webhooks ?? []).flatMap((w, i) => [
     { op: 'test', path: `/webhooks/${i}/name`, value: w.name },
-    { op: 'replace', path: `/webhooks/${i}/clientConfig/url`, value: `${ipp.webhookUrl}${new URL(w.clientConfig.url!).pathname}` },
+    {
+      op: 'replace',
+      path: `/webhooks/${i}/clientConfig/url`,
+      value: `${ipp.webhookUrl}${new URL(w.clientConfig.url!).pathname}`,
+    },
   ]);
   await api.patchMutatingWebhookConfiguration({ name, body });
 }
 
 /** Removes what startIpp installed cluster-wide, so later test files are unaffected. */
 export async function removeWebhookConfiguration(c: Clients, clusterName: string): Promise<void> {
-  await c.kc.makeApiClient(AdmissionregistrationV1Api).deleteMutatingWebhookConfiguration({ name: `ipp-${clusterName}` }).catch(() => {});
+  await c.kc
+    .makeApiClient(AdmissionregistrationV1Api)
+    .deleteMutatingWebhookConfiguration({ name: `ipp-${clusterName}` })
+    .catch(() => {});
 }
 
 export async function createClass(c: Clients, name: string, spec: InstanceClassSpec): Promise<void> {
   await c.custom.createClusterCustomObject({
-    group: GROUP, version: VERSION, plural: 'instanceclasses',
+    group: GROUP,
+    version: VERSION,
+    plural: 'instanceclasses',
     body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name }, spec },
   });
 }
 
 export async function listInstances(c: Clients, cls?: string): Promise<Instance[]> {
-  const list = (await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances' })) as { items: Instance[] };
+  const list = (await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances' })) as {
+    items: Instance[];
+  };
   return list.items.filter((i) => !cls || i.spec.class === cls);
 }
 
 export async function getClass(c: Clients, name: string): Promise<InstanceClass> {
-  return (await c.custom.getClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name })) as InstanceClass;
+  return (await c.custom.getClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: 'instanceclasses',
+    name,
+  })) as InstanceClass;
 }
 
 export async function deleteClasses(c: Clients, names: string[]): Promise<void> {
   for (const name of names) {
-    await c.custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name }).catch(() => {});
+    await c.custom
+      .deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses', name })
+      .catch(() => {});
   }
 }
 
@@ -168,7 +209,8 @@ export async function metric(ipp: Ipp, name: string, labels: Record<string, stri
   const text = await (await fetch(`${ipp.metricsUrl}/metrics`)).text();
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return undefined;
 }
@@ -190,7 +232,11 @@ export interface IppEnvironment {
 }
 
 export function useIppEnvironment(prefix: string): IppEnvironment {
-  const env = { cluster: `${prefix}-${suffix()}`, classes: [] as string[], ipp: undefined } as unknown as IppEnvironment;
+  const env = {
+    cluster: `${prefix}-${suffix()}`,
+    classes: [] as string[],
+    ipp: undefined,
+  } as unknown as IppEnvironment;
   env.start = async (o = {}) => {
     env.ipp = await startIpp({ clients: env.c, clusterName: env.cluster, namespace: env.system, ...o });
     return env.ipp;

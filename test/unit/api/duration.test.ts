@@ -10,7 +10,9 @@ describe('parseDuration', () => {
   });
 
   it('names the field when the value is malformed', () => {
-    expect(() => parseDuration('5 minutes', 'spec.idleTimeout')).toThrow(/spec.idleTimeout: "5 minutes" is not a duration/);
+    expect(() => parseDuration('5 minutes', 'spec.idleTimeout')).toThrow(
+      /spec.idleTimeout: "5 minutes" is not a duration/,
+    );
     expect(() => parseDuration('', 'x')).toThrow(/x:/);
     expect(() => parseDuration('10', 'x')).toThrow();
   });

@@ -3,7 +3,14 @@
 // RBAC shape, and the webhook configuration against src/webhook/configuration.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type {
-  V1ClusterRole, V1Container, V1Deployment, V1MutatingWebhookConfiguration, V1PolicyRule, V1Role, V1Service, V1ServiceAccount,
+  V1ClusterRole,
+  V1Container,
+  V1Deployment,
+  V1MutatingWebhookConfiguration,
+  V1PolicyRule,
+  V1Role,
+  V1Service,
+  V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { parseOptions, type Options } from '../../../src/config/options.ts';
 import { webhookConfiguration } from '../../../src/webhook/configuration.ts';
@@ -11,19 +18,31 @@ import { lint, one, render, renderText, type Manifest } from '../../testbed/char
 import { ensureHelm } from '../../testbed/helm.ts';
 
 const NS = 'ipp-system';
-const eks = { endpoint: 'https://ABCDEF.gr7.us-east-1.eks.amazonaws.com', certificateAuthority: 'LS0tLS1CRUdJTg==', serviceCidr: '10.100.0.0/16' };
+const eks = {
+  endpoint: 'https://ABCDEF.gr7.us-east-1.eks.amazonaws.com',
+  certificateAuthority: 'LS0tLS1CRUdJTg==',
+  serviceCidr: '10.100.0.0/16',
+};
 
 /** The value sets a user installs with. */
 const SETS: Record<string, object> = {
   defaults: { clusterName: 'prod', aws: { eks } },
   simulated: { clusterName: 'demo', providers: ['simulated'] },
   aws: {
-    clusterName: 'prod', providers: ['aws'], aws: { region: 'us-east-1', eks: { ...eks, clusterName: 'prod-eks' } },
+    clusterName: 'prod',
+    providers: ['aws'],
+    aws: { region: 'us-east-1', eks: { ...eks, clusterName: 'prod-eks' } },
     serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/ipp-controller' } },
     serviceMonitor: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' } },
   },
   certManager: { clusterName: 'demo', providers: ['simulated'], webhook: { certManager: { enabled: true } } },
-  bind: { clusterName: 'demo', providers: ['simulated', 'aws'], placement: 'bind', aws: { eks }, webhook: { failurePolicy: 'Ignore', timeoutSeconds: 3 } },
+  bind: {
+    clusterName: 'demo',
+    providers: ['simulated', 'aws'],
+    placement: 'bind',
+    aws: { eks },
+    webhook: { failurePolicy: 'Ignore', timeoutSeconds: 3 },
+  },
 };
 
 const deploymentOf = (ms: Manifest[]) => one<V1Deployment>(ms, 'Deployment');
@@ -44,7 +63,15 @@ function optionsOf(ms: Manifest[]): Options {
 }
 
 const rulesOf = (ms: Manifest[], kind: 'ClusterRole' | 'Role') =>
-  ms.filter((m) => m.kind === kind).flatMap((r) => ((r as V1Role).rules ?? []).map((rule) => ({ ...rule, role: r.metadata!.name!, namespace: r.metadata!.namespace })));
+  ms
+    .filter((m) => m.kind === kind)
+    .flatMap((r) =>
+      ((r as V1Role).rules ?? []).map((rule) => ({
+        ...rule,
+        role: r.metadata!.name!,
+        namespace: r.metadata!.namespace,
+      })),
+    );
 
 const grants = (rules: V1PolicyRule[], group: string, resource: string, verb: string) =>
   rules.filter((r) => r.apiGroups!.includes(group) && r.resources!.includes(resource) && r.verbs.includes(verb));
@@ -61,7 +88,14 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
 
   it.each(Object.keys(SETS))('renders parseable, named, namespaced objects with the %s values', (set) => {
     const ms = render(SETS[set]!);
-    const clusterScoped = ['ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'Namespace', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
+    const clusterScoped = [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'MutatingWebhookConfiguration',
+      'Namespace',
+      'ValidatingAdmissionPolicy',
+      'ValidatingAdmissionPolicyBinding',
+    ];
     for (const m of ms) {
       expect(m.apiVersion, `${m.kind}`).toMatch(/^([a-z0-9.-]+\/)?v[0-9a-z]+$/);
       expect(m.metadata?.name, `${m.kind} has a name`).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
@@ -69,64 +103,90 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
       else expect(m.metadata?.namespace, `${m.kind}/${m.metadata?.name}`).toBeTruthy();
     }
     const kinds = new Set(ms.map((m) => m.kind));
-    for (const k of ['Deployment', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Service', 'PodDisruptionBudget', 'MutatingWebhookConfiguration']) {
+    for (const k of [
+      'Deployment',
+      'ServiceAccount',
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'PodDisruptionBudget',
+      'MutatingWebhookConfiguration',
+    ]) {
       expect(kinds, `${set} renders a ${k}`).toContain(k);
     }
   });
 
-  it.each(Object.keys(SETS))('passes the controller only flags src/config/options.ts accepts, consistent with the other objects (%s)', (set) => {
-    const ms = render(SETS[set]!);
-    const o = optionsOf(ms);
-    const values = SETS[set] as { clusterName: string; providers?: string[]; placement?: string };
-    expect(o.clusterName).toBe(values.clusterName);
-    expect(o.providers).toEqual(values.providers ?? ['aws']);
-    expect(o.placement).toBe(values.placement ?? 'pin');
-    expect(o.namespace).toBe(NS);
-    expect(o.identity).toBe('ipp-controller-7d9f-abcde');
-    expect(o.leaderElect).toBe(true);
+  it.each(Object.keys(SETS))(
+    'passes the controller only flags src/config/options.ts accepts, consistent with the other objects (%s)',
+    (set) => {
+      const ms = render(SETS[set]!);
+      const o = optionsOf(ms);
+      const values = SETS[set] as { clusterName: string; providers?: string[]; placement?: string };
+      expect(o.clusterName).toBe(values.clusterName);
+      expect(o.providers).toEqual(values.providers ?? ['aws']);
+      expect(o.placement).toBe(values.placement ?? 'pin');
+      expect(o.namespace).toBe(NS);
+      expect(o.identity).toBe('ipp-controller-7d9f-abcde');
+      expect(o.leaderElect).toBe(true);
 
-    const webhookSvc = one<V1Service>(ms, 'Service', o.webhookService);
-    expect(webhookSvc.spec!.ports![0]).toMatchObject({ port: 443, targetPort: 'webhook' });
-    const ports = Object.fromEntries(containerOf(ms).ports!.map((p) => [p.name, p.containerPort]));
-    expect(ports.webhook).toBe(o.webhookPort);
-    expect(ports['http-metrics']).toBe(o.metricsPort);
-    expect(containerOf(ms).readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'http-metrics' });
-    expect(containerOf(ms).livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'http-metrics' });
-    one(ms, 'MutatingWebhookConfiguration', o.webhookConfigName);
+      const webhookSvc = one<V1Service>(ms, 'Service', o.webhookService);
+      expect(webhookSvc.spec!.ports![0]).toMatchObject({ port: 443, targetPort: 'webhook' });
+      const ports = Object.fromEntries(containerOf(ms).ports!.map((p) => [p.name, p.containerPort]));
+      expect(ports.webhook).toBe(o.webhookPort);
+      expect(ports['http-metrics']).toBe(o.metricsPort);
+      expect(containerOf(ms).readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'http-metrics' });
+      expect(containerOf(ms).livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'http-metrics' });
+      one(ms, 'MutatingWebhookConfiguration', o.webhookConfigName);
 
-    // The Lease the Role lets it renew is the one it elects on.
-    const lease = rulesOf(ms, 'Role').find((r) => r.resources!.includes('leases') && r.verbs.includes('update'))!;
-    expect(lease).toMatchObject({ namespace: NS, resourceNames: [o.leaderElectionId] });
+      // The Lease the Role lets it renew is the one it elects on.
+      const lease = rulesOf(ms, 'Role').find((r) => r.resources!.includes('leases') && r.verbs.includes('update'))!;
+      expect(lease).toMatchObject({ namespace: NS, resourceNames: [o.leaderElectionId] });
 
-    if (o.providers.includes('simulated')) {
-      expect(one(ms, 'Namespace', o.simulatedNamespace)).toBeTruthy();
-      expect(rulesOf(ms, 'Role').filter((r) => r.namespace === o.simulatedNamespace && r.resources!.includes('configmaps'))).toHaveLength(1);
-    } else {
-      expect(ms.filter((m) => m.kind === 'Namespace')).toEqual([]);
-      expect(rulesOf(ms, 'Role').filter((r) => r.resources!.includes('configmaps'))).toEqual([]);
-    }
-    if (o.providers.includes('aws')) {
-      expect(o.eksEndpoint).toBe(eks.endpoint);
-      expect(o.eksCertificateAuthority).toBe(eks.certificateAuthority);
-      expect(o.eksServiceCidr).toBe(eks.serviceCidr);
-    }
+      if (o.providers.includes('simulated')) {
+        expect(one(ms, 'Namespace', o.simulatedNamespace)).toBeTruthy();
+        expect(
+          rulesOf(ms, 'Role').filter(
+            (r) => r.namespace === o.simulatedNamespace && r.resources!.includes('configmaps'),
+          ),
+        ).toHaveLength(1);
+      } else {
+        expect(ms.filter((m) => m.kind === 'Namespace')).toEqual([]);
+        expect(rulesOf(ms, 'Role').filter((r) => r.resources!.includes('configmaps'))).toEqual([]);
+      }
+      if (o.providers.includes('aws')) {
+        expect(o.eksEndpoint).toBe(eks.endpoint);
+        expect(o.eksCertificateAuthority).toBe(eks.certificateAuthority);
+        expect(o.eksServiceCidr).toBe(eks.serviceCidr);
+      }
 
-    if (o.webhookCertMode === 'files') {
-      // cert-manager writes the Secret; the controller reads it from the mounted directory.
-      const cert = one<Manifest & { spec: { secretName: string } }>(ms, 'Certificate');
-      const pod = deploymentOf(ms).spec!.template.spec!;
-      const vol = pod.volumes!.find((v) => v.secret?.secretName === cert.spec.secretName)!;
-      expect(containerOf(ms).volumeMounts).toContainEqual({ name: vol.name, mountPath: o.webhookCertDir, readOnly: true });
-      expect(grants(rulesOf(ms, 'Role'), '', 'secrets', 'get')).toEqual([]);
-      expect(grants(rulesOf(ms, 'ClusterRole'), 'admissionregistration.k8s.io', 'mutatingwebhookconfigurations', 'patch')).toEqual([]);
-    } else {
-      expect(o.webhookCertMode).toBe('self');
-      expect(ms.filter((m) => m.kind === 'Certificate' || m.kind === 'Issuer')).toEqual([]);
-      expect(grants(rulesOf(ms, 'Role'), '', 'secrets', 'update')).toMatchObject([{ namespace: NS, resourceNames: [o.webhookSecret] }]);
-      expect(grants(rulesOf(ms, 'ClusterRole'), 'admissionregistration.k8s.io', 'mutatingwebhookconfigurations', 'patch'))
-        .toMatchObject([{ resourceNames: [o.webhookConfigName] }]);
-    }
-  });
+      if (o.webhookCertMode === 'files') {
+        // cert-manager writes the Secret; the controller reads it from the mounted directory.
+        const cert = one<Manifest & { spec: { secretName: string } }>(ms, 'Certificate');
+        const pod = deploymentOf(ms).spec!.template.spec!;
+        const vol = pod.volumes!.find((v) => v.secret?.secretName === cert.spec.secretName)!;
+        expect(containerOf(ms).volumeMounts).toContainEqual({
+          name: vol.name,
+          mountPath: o.webhookCertDir,
+          readOnly: true,
+        });
+        expect(grants(rulesOf(ms, 'Role'), '', 'secrets', 'get')).toEqual([]);
+        expect(
+          grants(rulesOf(ms, 'ClusterRole'), 'admissionregistration.k8s.io', 'mutatingwebhookconfigurations', 'patch'),
+        ).toEqual([]);
+      } else {
+        expect(o.webhookCertMode).toBe('self');
+        expect(ms.filter((m) => m.kind === 'Certificate' || m.kind === 'Issuer')).toEqual([]);
+        expect(grants(rulesOf(ms, 'Role'), '', 'secrets', 'update')).toMatchObject([
+          { namespace: NS, resourceNames: [o.webhookSecret] },
+        ]);
+        expect(
+          grants(rulesOf(ms, 'ClusterRole'), 'admissionregistration.k8s.io', 'mutatingwebhookconfigurations', 'patch'),
+        ).toMatchObject([{ resourceNames: [o.webhookConfigName] }]);
+      }
+    },
+  );
 
   it('refuses a flag the controller does not know (the check above can fail)', () => {
     expect(() => parseOptions(['--cluster-name=x', '--leader-elect-retry=3s'], {})).toThrow(/unknown option/);
@@ -144,7 +204,8 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         client: { service: { namespace: NS, name: svc.metadata!.name!, port: svc.spec!.ports![0]!.port } },
         controllerNamespace: o.namespace,
         controllerUsername: `system:serviceaccount:${NS}:${one(ms, 'ServiceAccount').metadata!.name}`,
-        certManagerCertificate: o.webhookCertMode === 'files' ? `${NS}/${one(ms, 'Certificate').metadata!.name}` : undefined,
+        certManagerCertificate:
+          o.webhookCertMode === 'files' ? `${NS}/${one(ms, 'Certificate').metadata!.name}` : undefined,
         failurePolicy: webhook?.failurePolicy,
         timeoutSeconds: webhook?.timeoutSeconds,
       });
@@ -157,67 +218,108 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
 
   it('rejects bad values with a clear error', () => {
     expect(() => render({ providers: ['simulated'] })).toThrow(/clusterName is required: the name of this cluster/);
-    expect(() => render({ clusterName: 'x', providers: ['simulated'], placement: 'anywhere' })).toThrow(/placement must be one of the following: "pin", "bind"/);
+    expect(() => render({ clusterName: 'x', providers: ['simulated'], placement: 'anywhere' })).toThrow(
+      /placement must be one of the following: "pin", "bind"/,
+    );
     expect(() => render({ clusterName: 'x', providers: ['azure'] })).toThrow(/providers/);
     expect(() => render({ clusterName: 'x', providers: ['gce'] })).toThrow(/gce is not implemented in this version/);
-    expect(() => render({ clusterName: 'x', providers: ['aws'] })).toThrow(/aws\.eks\.endpoint is required with the aws provider/);
+    expect(() => render({ clusterName: 'x', providers: ['aws'] })).toThrow(
+      /aws\.eks\.endpoint is required with the aws provider/,
+    );
     expect(() => render({ clusterName: 'x', providers: ['simulated'], replicaCount: 3 })).toThrow(/replicaCount/);
-    expect(() => render({ clusterName: 'x', providers: ['simulated'], webhook: { certMode: 'files' } })).toThrow(/certMode/);
-    expect(() => render({ clusterName: 'x', providers: ['simulated'], webhook: { failurePolicy: 'Sometimes' } })).toThrow(/failurePolicy/);
-    expect(() => render({ clusterName: 'x', providers: ['simulated'], extraEnv: [{ name: 'AWS_SECRET_ACCESS_KEY', value: 'x' }] })).toThrow(/extraEnv/);
-    expect(() => render({ clusterName: 'x', providers: ['simulated'], leaderElection: { enabled: false } })).toThrow(/set replicas to 1/);
+    expect(() => render({ clusterName: 'x', providers: ['simulated'], webhook: { certMode: 'files' } })).toThrow(
+      /certMode/,
+    );
+    expect(() =>
+      render({ clusterName: 'x', providers: ['simulated'], webhook: { failurePolicy: 'Sometimes' } }),
+    ).toThrow(/failurePolicy/);
+    expect(() =>
+      render({ clusterName: 'x', providers: ['simulated'], extraEnv: [{ name: 'AWS_SECRET_ACCESS_KEY', value: 'x' }] }),
+    ).toThrow(/extraEnv/);
+    expect(() => render({ clusterName: 'x', providers: ['simulated'], leaderElection: { enabled: false } })).toThrow(
+      /set replicas to 1/,
+    );
     // The same knobs with good values render.
-    expect(render({ clusterName: 'x', providers: ['simulated'], leaderElection: { enabled: false }, replicas: 1 }).length).toBeGreaterThan(5);
+    expect(
+      render({ clusterName: 'x', providers: ['simulated'], leaderElection: { enabled: false }, replicas: 1 }).length,
+    ).toBeGreaterThan(5);
   });
 
   it.each(Object.keys(SETS))('carries no credentials (%s)', (set) => {
     const text = renderText(SETS[set]!);
     const ms = render(SETS[set]!);
     expect(ms.filter((m) => m.kind === 'Secret')).toEqual([]);
-    expect(text).not.toMatch(/AKIA[0-9A-Z]{16}|aws_secret_access_key|AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID|AWS_SESSION_TOKEN|PRIVATE KEY|password/i);
+    expect(text).not.toMatch(
+      /AKIA[0-9A-Z]{16}|aws_secret_access_key|AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID|AWS_SESSION_TOKEN|PRIVATE KEY|password/i,
+    );
     const env = containerOf(ms).env ?? [];
     expect(env.filter((e) => e.valueFrom?.secretKeyRef)).toEqual([]);
     expect(containerOf(ms).envFrom).toBeUndefined();
   });
 
-  it.each(Object.keys(SETS))('runs every container non-root with a read-only root filesystem and no capabilities (%s)', (set) => {
-    const ms = render(SETS[set]!);
-    const pods = ms.filter((m) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(m.kind!)).map((m) => (m as unknown as V1Deployment).spec!.template.spec!);
-    expect(pods.length).toBeGreaterThan(0);
-    for (const pod of pods) {
-      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-      expect(pod.hostNetwork ?? false).toBe(false);
-      expect(pod.automountServiceAccountToken ?? true).toBe(true);
-      const containers: V1Container[] = [...(pod.initContainers ?? []), ...pod.containers];
-      for (const c of containers) {
-        expect(c.securityContext, c.name).toMatchObject({
-          runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false,
-          capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
-        });
-        expect(c.securityContext!.capabilities!.add ?? []).toEqual([]);
-        expect(c.securityContext!.runAsUser).not.toBe(0);
-        expect(c.resources?.requests, c.name).toBeTruthy();
+  it.each(Object.keys(SETS))(
+    'runs every container non-root with a read-only root filesystem and no capabilities (%s)',
+    (set) => {
+      const ms = render(SETS[set]!);
+      const pods = ms
+        .filter((m) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(m.kind!))
+        .map((m) => (m as unknown as V1Deployment).spec!.template.spec!);
+      expect(pods.length).toBeGreaterThan(0);
+      for (const pod of pods) {
+        expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+        expect(pod.hostNetwork ?? false).toBe(false);
+        expect(pod.automountServiceAccountToken ?? true).toBe(true);
+        const containers: V1Container[] = [...(pod.initContainers ?? []), ...pod.containers];
+        for (const c of containers) {
+          expect(c.securityContext, c.name).toMatchObject({
+            runAsNonRoot: true,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          });
+          expect(c.securityContext!.capabilities!.add ?? []).toEqual([]);
+          expect(c.securityContext!.runAsUser).not.toBe(0);
+          expect(c.resources?.requests, c.name).toBeTruthy();
+        }
       }
-    }
-  });
+    },
+  );
 
   it('keeps the controller off ipp nodes and its replicas apart', () => {
     const spec = deploymentOf(render(SETS.defaults!)).spec!;
     expect(spec.replicas).toBe(2);
     const pod = spec.template.spec!;
-    expect(pod.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms)
-      .toEqual([{ matchExpressions: [{ key: 'ipp.dev/class', operator: 'DoesNotExist' }] }]);
-    expect(pod.affinity!.podAntiAffinity!.preferredDuringSchedulingIgnoredDuringExecution![0]!.podAffinityTerm.labelSelector!.matchLabels)
-      .toEqual(spec.selector.matchLabels);
+    expect(pod.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([
+      { matchExpressions: [{ key: 'ipp.dev/class', operator: 'DoesNotExist' }] },
+    ]);
+    expect(
+      pod.affinity!.podAntiAffinity!.preferredDuringSchedulingIgnoredDuringExecution![0]!.podAffinityTerm.labelSelector!
+        .matchLabels,
+    ).toEqual(spec.selector.matchLabels);
     expect(pod.topologySpreadConstraints![0]!.labelSelector!.matchLabels).toEqual(spec.selector.matchLabels);
     expect(pod.priorityClassName).toBe('system-cluster-critical');
     // A user's own required node affinity keeps ipp's term in every alternative.
-    const custom = deploymentOf(render({
-      ...SETS.defaults!, priorityClassName: '',
-      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['system'] }] }] } } },
-    })).spec!.template.spec!;
+    const custom = deploymentOf(
+      render({
+        ...SETS.defaults!,
+        priorityClassName: '',
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['system'] }] }],
+            },
+          },
+        },
+      }),
+    ).spec!.template.spec!;
     expect(custom.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([
-      { matchExpressions: [{ key: 'ipp.dev/class', operator: 'DoesNotExist' }, { key: 'pool', operator: 'In', values: ['system'] }] },
+      {
+        matchExpressions: [
+          { key: 'ipp.dev/class', operator: 'DoesNotExist' },
+          { key: 'pool', operator: 'In', values: ['system'] },
+        ],
+      },
     ]);
     expect(custom.priorityClassName).toBeUndefined();
   });
@@ -233,8 +335,16 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         expect(r.apiGroups, `${set} ${r.role}`).not.toContain('*');
         expect(r.verbs, `${set} ${r.role}: escalation verbs`).not.toEqual(expect.arrayContaining(['escalate']));
       }
-      expect(cluster.filter((r) => r.resources!.some((x) => ['secrets', 'configmaps', 'leases', 'serviceaccounts/token'].includes(x))), set).toEqual([]);
-      expect(cluster.filter((r) => r.apiGroups!.includes('rbac.authorization.k8s.io')), set).toEqual([]);
+      expect(
+        cluster.filter((r) =>
+          r.resources!.some((x) => ['secrets', 'configmaps', 'leases', 'serviceaccounts/token'].includes(x)),
+        ),
+        set,
+      ).toEqual([]);
+      expect(
+        cluster.filter((r) => r.apiGroups!.includes('rbac.authorization.k8s.io')),
+        set,
+      ).toEqual([]);
       expect(grants(cluster, '', 'pods', 'delete'), set).toEqual([]);
       expect(grants(cluster, '', 'pods', 'update'), set).toEqual([]);
       expect(grants(cluster, '', 'pods', 'create'), set).toEqual([]);
@@ -244,16 +354,26 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
       expect(grants(cluster, '', 'nodes', 'delete')).toHaveLength(1);
       expect(grants(cluster, 'events.k8s.io', 'events', 'create')).toHaveLength(1);
       const o = optionsOf(ms);
-      expect(grants(cluster, '', 'pods/binding', 'create'), `${set}: pods/binding only in bind mode`).toHaveLength(o.placement === 'bind' ? 1 : 0);
-      expect(grants(cluster, '', 'nodes', 'create'), `${set}: nodes create only for the simulated kubelet`).toHaveLength(o.providers.includes('simulated') ? 1 : 0);
+      expect(grants(cluster, '', 'pods/binding', 'create'), `${set}: pods/binding only in bind mode`).toHaveLength(
+        o.placement === 'bind' ? 1 : 0,
+      );
+      expect(
+        grants(cluster, '', 'nodes', 'create'),
+        `${set}: nodes create only for the simulated kubelet`,
+      ).toHaveLength(o.providers.includes('simulated') ? 1 : 0);
       // Named objects are limited by name for every verb but create.
-      for (const r of all.filter((x) => x.resources!.some((res) => ['secrets', 'leases', 'mutatingwebhookconfigurations'].includes(res)))) {
+      for (const r of all.filter((x) =>
+        x.resources!.some((res) => ['secrets', 'leases', 'mutatingwebhookconfigurations'].includes(res)),
+      )) {
         if (r.verbs.includes('create')) expect(r.verbs, `${set} ${r.role}`).toEqual(['create']);
         else expect(r.resourceNames?.length, `${set} ${r.role} ${r.resources}`).toBe(1);
       }
       // Every binding names the chart's ServiceAccount and a role the chart renders.
       const sa = one<V1ServiceAccount>(ms, 'ServiceAccount');
-      for (const b of ms.filter((m) => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding') as (Manifest & { subjects: object[]; roleRef: { kind: string; name: string } })[]) {
+      for (const b of ms.filter((m) => m.kind === 'ClusterRoleBinding' || m.kind === 'RoleBinding') as (Manifest & {
+        subjects: object[];
+        roleRef: { kind: string; name: string };
+      })[]) {
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata!.name, namespace: NS }]);
         const role = one<V1ClusterRole>(ms, b.roleRef.kind, b.roleRef.name);
         expect(role.metadata!.namespace).toBe(b.metadata!.namespace);
@@ -263,11 +383,17 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
 
   it('annotates the ServiceAccount for IRSA or Workload Identity, and names it as the docs do', () => {
     const aws = render(SETS.aws!);
-    expect(one<V1ServiceAccount>(aws, 'ServiceAccount', 'ipp').metadata!.annotations)
-      .toEqual({ 'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/ipp-controller' });
+    expect(one<V1ServiceAccount>(aws, 'ServiceAccount', 'ipp').metadata!.annotations).toEqual({
+      'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/ipp-controller',
+    });
     expect(deploymentOf(aws).spec!.template.spec!.serviceAccountName).toBe('ipp');
-    const gke = render({ ...SETS.simulated!, serviceAccount: { annotations: { 'iam.gke.io/gcp-service-account': 'ipp@proj.iam.gserviceaccount.com' } } });
-    expect(one<V1ServiceAccount>(gke, 'ServiceAccount').metadata!.annotations).toEqual({ 'iam.gke.io/gcp-service-account': 'ipp@proj.iam.gserviceaccount.com' });
+    const gke = render({
+      ...SETS.simulated!,
+      serviceAccount: { annotations: { 'iam.gke.io/gcp-service-account': 'ipp@proj.iam.gserviceaccount.com' } },
+    });
+    expect(one<V1ServiceAccount>(gke, 'ServiceAccount').metadata!.annotations).toEqual({
+      'iam.gke.io/gcp-service-account': 'ipp@proj.iam.gserviceaccount.com',
+    });
     // Another release name: every object follows, and the MWC exempts that namespace.
     const other = render(SETS.simulated!, { release: 'ipp-b', namespace: 'ipp-b-system' });
     expect(one(other, 'MutatingWebhookConfiguration', 'ipp-b')).toBeTruthy();
@@ -277,9 +403,15 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
   it('scrapes the metrics Service with the ServiceMonitor only when enabled', () => {
     expect(render(SETS.defaults!).filter((m) => m.kind === 'ServiceMonitor')).toEqual([]);
     const ms = render(SETS.aws!);
-    const sm = one<Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] } }>(ms, 'ServiceMonitor');
+    const sm = one<
+      Manifest & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] } }
+    >(ms, 'ServiceMonitor');
     expect(sm.metadata!.labels).toMatchObject({ release: 'kube-prometheus-stack' });
-    const targets = ms.filter((m) => m.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => m.metadata!.labels?.[k] === v)) as V1Service[];
+    const targets = ms.filter(
+      (m) =>
+        m.kind === 'Service' &&
+        Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => m.metadata!.labels?.[k] === v),
+    ) as V1Service[];
     expect(targets.map((s) => s.metadata!.name)).toEqual(['ipp-metrics']);
     expect(targets[0]!.spec!.ports!.map((p) => p.name)).toContain(sm.spec.endpoints[0]!.port);
   });

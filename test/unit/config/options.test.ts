@@ -52,33 +52,80 @@ describe('parseOptions', () => {
   });
 
   it('reads flags, with durations in Go notation', () => {
-    const o = parseOptions([
-      '--cluster-name=prod', '--providers', 'simulated, aws', '--placement=bind', '--no-leader-elect', '--no-webhook',
-      '--gc-interval=1h30m', '--gc-grace-period', '90s', '--resync=500ms', '--metrics-port=0', '--concurrency=16',
-      '--eks-cluster-name=prod-eks', '--log-level=debug',
-    ], {});
+    const o = parseOptions(
+      [
+        '--cluster-name=prod',
+        '--providers',
+        'simulated, aws',
+        '--placement=bind',
+        '--no-leader-elect',
+        '--no-webhook',
+        '--gc-interval=1h30m',
+        '--gc-grace-period',
+        '90s',
+        '--resync=500ms',
+        '--metrics-port=0',
+        '--concurrency=16',
+        '--eks-cluster-name=prod-eks',
+        '--log-level=debug',
+      ],
+      {},
+    );
     expect(o).toMatchObject({
-      providers: ['simulated', 'aws'], placement: 'bind', leaderElect: false, webhook: false,
-      gcIntervalMs: 90 * 60_000, gcGracePeriodMs: 90_000, resyncMs: 500, metricsPort: 0, concurrency: 16,
-      eksClusterName: 'prod-eks', logLevel: 'debug',
+      providers: ['simulated', 'aws'],
+      placement: 'bind',
+      leaderElect: false,
+      webhook: false,
+      gcIntervalMs: 90 * 60_000,
+      gcGracePeriodMs: 90_000,
+      resyncMs: 500,
+      metricsPort: 0,
+      concurrency: 16,
+      eksClusterName: 'prod-eks',
+      logLevel: 'debug',
     });
   });
 
   it('falls back to the IPP_* (and Kubernetes downward-API) environment variables', () => {
     const o = parseOptions([], {
-      IPP_CLUSTER_NAME: 'from-env', IPP_PROVIDERS: 'gce,simulated', IPP_PLACEMENT: 'bind', IPP_GC_INTERVAL: '2m',
-      IPP_GC_GRACE_PERIOD: '10m', IPP_RESYNC: '1m', IPP_CONCURRENCY: '8', IPP_METRICS_PORT: '9090', IPP_NO_LEADER_ELECT: 'true',
-      IPP_NO_WEBHOOK: 'true', POD_NAMESPACE: 'ops', POD_NAME: 'ipp-7d9f-abcde', IPP_AWS_ENDPOINT: 'http://localhost:5000', AWS_REGION: 'eu-west-1',
+      IPP_CLUSTER_NAME: 'from-env',
+      IPP_PROVIDERS: 'gce,simulated',
+      IPP_PLACEMENT: 'bind',
+      IPP_GC_INTERVAL: '2m',
+      IPP_GC_GRACE_PERIOD: '10m',
+      IPP_RESYNC: '1m',
+      IPP_CONCURRENCY: '8',
+      IPP_METRICS_PORT: '9090',
+      IPP_NO_LEADER_ELECT: 'true',
+      IPP_NO_WEBHOOK: 'true',
+      POD_NAMESPACE: 'ops',
+      POD_NAME: 'ipp-7d9f-abcde',
+      IPP_AWS_ENDPOINT: 'http://localhost:5000',
+      AWS_REGION: 'eu-west-1',
     });
     expect(o).toMatchObject({
-      clusterName: 'from-env', providers: ['gce', 'simulated'], placement: 'bind', gcIntervalMs: 120_000, gcGracePeriodMs: 600_000,
-      resyncMs: 60_000, concurrency: 8, metricsPort: 9090, leaderElect: false, webhook: false, namespace: 'ops',
-      identity: 'ipp-7d9f-abcde', awsEndpoint: 'http://localhost:5000', awsRegion: 'eu-west-1',
+      clusterName: 'from-env',
+      providers: ['gce', 'simulated'],
+      placement: 'bind',
+      gcIntervalMs: 120_000,
+      gcGracePeriodMs: 600_000,
+      resyncMs: 60_000,
+      concurrency: 8,
+      metricsPort: 9090,
+      leaderElect: false,
+      webhook: false,
+      namespace: 'ops',
+      identity: 'ipp-7d9f-abcde',
+      awsEndpoint: 'http://localhost:5000',
+      awsRegion: 'eu-west-1',
     });
   });
 
   it('prefers a flag over its environment variable', () => {
-    const o = parseOptions(['--cluster-name=flag', '--gc-interval=3m'], { IPP_CLUSTER_NAME: 'env', IPP_GC_INTERVAL: '9m' });
+    const o = parseOptions(['--cluster-name=flag', '--gc-interval=3m'], {
+      IPP_CLUSTER_NAME: 'env',
+      IPP_GC_INTERVAL: '9m',
+    });
     expect(o.clusterName).toBe('flag');
     expect(o.gcIntervalMs).toBe(180_000);
   });
@@ -119,7 +166,11 @@ describe('parseOptions', () => {
   });
 
   it('rejects a malformed duration, naming the flag', () => {
-    for (const [flag, value] of [['--gc-interval', '5 minutes'], ['--gc-grace-period', '10'], ['--resync', '1d']] as const) {
+    for (const [flag, value] of [
+      ['--gc-interval', '5 minutes'],
+      ['--gc-grace-period', '10'],
+      ['--resync', '1d'],
+    ] as const) {
       const e = errorOf(['--cluster-name=prod', `${flag}=${value}`], {});
       expect(e).toBeInstanceOf(CommanderError);
       expect(e.message).toContain(flag);

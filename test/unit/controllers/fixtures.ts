@@ -1,12 +1,20 @@
 // Builders for the controllers' pure decisions, so each test states only what it is about.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceClassSpec, Phase } from '../../../src/api/types.ts';
-import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION } from '../../../src/api/names.ts';
+import {
+  CLASS_LABEL,
+  GATE,
+  NODE_CLASS_LABEL,
+  NODE_INSTANCE_LABEL,
+  POD_INSTANCE_ANNOTATION,
+} from '../../../src/api/names.ts';
 
 export const CLASS = 'metal';
 
-export const cls = (spec: Partial<InstanceClassSpec> = {}, name = CLASS): InstanceClass =>
-  ({ metadata: { name, generation: 1 }, spec: { instanceTypes: ['sim.large'], simulated: {}, ...spec } });
+export const cls = (spec: Partial<InstanceClassSpec> = {}, name = CLASS): InstanceClass => ({
+  metadata: { name, generation: 1 },
+  spec: { instanceTypes: ['sim.large'], simulated: {}, ...spec },
+});
 
 export interface PodOpts {
   ns?: string;
@@ -37,12 +45,21 @@ export function pod(name: string, o: PodOpts = {}): V1Pod {
   const klass = o.class === undefined ? CLASS : o.class;
   return {
     metadata: {
-      name, namespace: o.ns ?? 'team-a', uid: o.uid ?? `uid-${o.ns ?? 'team-a'}-${name}`, resourceVersion: '1',
+      name,
+      namespace: o.ns ?? 'team-a',
+      uid: o.uid ?? `uid-${o.ns ?? 'team-a'}-${name}`,
+      resourceVersion: '1',
       creationTimestamp: (o.created ?? '2024-01-01T00:00:00Z') as Date,
       ...(klass !== null ? { labels: { [CLASS_LABEL]: klass } } : {}),
       annotations,
       ...(o.deleting ? { deletionTimestamp: new Date('2024-01-02T00:00:00Z') } : {}),
-      ...(o.daemonSet ? { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'ds', uid: 'ds-uid', controller: true }] } : {}),
+      ...(o.daemonSet
+        ? {
+            ownerReferences: [
+              { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'ds', uid: 'ds-uid', controller: true },
+            ],
+          }
+        : {}),
     },
     spec: {
       containers: [{ name: 'c', image: 'postfix', resources: { requests } }],
@@ -67,7 +84,9 @@ export interface InstanceOpts {
 export function instance(name: string, o: InstanceOpts = {}): Instance {
   return {
     metadata: {
-      name, uid: `uid-${name}`, creationTimestamp: (o.created ?? '2024-01-01T00:00:00Z') as unknown as Date,
+      name,
+      uid: `uid-${name}`,
+      creationTimestamp: (o.created ?? '2024-01-01T00:00:00Z') as unknown as Date,
       ...(o.deleting ? { deletionTimestamp: new Date('2024-01-02T00:00:00Z') } : {}),
     },
     spec: { class: o.class ?? CLASS },
@@ -80,11 +99,16 @@ export function instance(name: string, o: InstanceOpts = {}): Instance {
   };
 }
 
-export function node(name: string, o: { ready?: boolean; unschedulable?: boolean; class?: string; instance?: string; providerID?: string } = {}): V1Node {
+export function node(
+  name: string,
+  o: { ready?: boolean; unschedulable?: boolean; class?: string; instance?: string; providerID?: string } = {},
+): V1Node {
   return {
     metadata: {
       name,
-      labels: o.class ? { [NODE_CLASS_LABEL]: o.class, ...(o.instance ? { [NODE_INSTANCE_LABEL]: o.instance } : {}) } : {},
+      labels: o.class
+        ? { [NODE_CLASS_LABEL]: o.class, ...(o.instance ? { [NODE_INSTANCE_LABEL]: o.instance } : {}) }
+        : {},
     },
     spec: { providerID: o.providerID ?? `sim:///${name}`, ...(o.unschedulable ? { unschedulable: true } : {}) },
     status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },

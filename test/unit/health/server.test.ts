@@ -13,8 +13,19 @@ describe('startOpsServer', () => {
     server = undefined;
   });
 
-  const start = async (health: { ok: boolean; reason?: string }, ready: () => { ok: boolean; reason?: string }, metrics = new Metrics()) => {
-    server = await startOpsServer({ port: 0, host: '127.0.0.1', metrics, healthy: () => health, ready, logger: createLogger('silent') });
+  const start = async (
+    health: { ok: boolean; reason?: string },
+    ready: () => { ok: boolean; reason?: string },
+    metrics = new Metrics(),
+  ) => {
+    server = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      metrics,
+      healthy: () => health,
+      ready,
+      logger: createLogger('silent'),
+    });
     return `http://127.0.0.1:${server.port}`;
   };
 
@@ -79,7 +90,14 @@ describe('startOpsServer', () => {
   it('fails to start with the listen error when the port is taken', async () => {
     await start({ ok: true }, () => ({ ok: true }));
     await expect(
-      startOpsServer({ port: server!.port, host: '127.0.0.1', metrics: new Metrics(), healthy: () => ({ ok: true }), ready: () => ({ ok: true }), logger: createLogger('silent') }),
+      startOpsServer({
+        port: server!.port,
+        host: '127.0.0.1',
+        metrics: new Metrics(),
+        healthy: () => ({ ok: true }),
+        ready: () => ({ ok: true }),
+        logger: createLogger('silent'),
+      }),
     ).rejects.toMatchObject({ code: 'EADDRINUSE' });
   });
 
@@ -100,4 +118,3 @@ describe('startOpsServer', () => {
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
   });
 });
-

@@ -4,7 +4,12 @@ import { Writable } from 'node:stream';
 import { ApiException, KubeConfig, type EventsV1Event } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EventRecorder, type EventObjectRef, type EventRecorderOptions, type EventSink } from '../../../src/kube/events.ts';
+import {
+  EventRecorder,
+  type EventObjectRef,
+  type EventRecorderOptions,
+  type EventSink,
+} from '../../../src/kube/events.ts';
 
 interface Call {
   op: 'create' | 'series';
@@ -27,10 +32,19 @@ class FakeSink implements EventSink {
     const err = this.failCreate.shift();
     if (err) throw err;
     // What the client would put on the wire.
-    this.calls.push({ op: 'create', namespace, name: event.metadata!.name!, event: JSON.parse(JSON.stringify(event)) as EventsV1Event });
+    this.calls.push({
+      op: 'create',
+      namespace,
+      name: event.metadata!.name!,
+      event: JSON.parse(JSON.stringify(event)) as EventsV1Event,
+    });
   }
 
-  async updateSeries(namespace: string, name: string, series: { count: number; lastObservedTime: Date }): Promise<void> {
+  async updateSeries(
+    namespace: string,
+    name: string,
+    series: { count: number; lastObservedTime: Date },
+  ): Promise<void> {
     const err = this.failSeries.shift();
     if (err) throw err;
     this.calls.push({ op: 'series', namespace, name, count: series.count, lastObservedTime: series.lastObservedTime });
@@ -48,7 +62,12 @@ const apiError = (code: number, reason: string) =>
   new ApiException(code, reason, JSON.stringify({ kind: 'Status', reason, message: `${reason} for test`, code }), {});
 
 const pod: EventObjectRef = { apiVersion: 'v1', kind: 'Pod', name: 'web-0', namespace: 'shop', uid: 'uid-pod-1' };
-const instance: EventObjectRef = { apiVersion: 'ipp.dev/v1alpha1', kind: 'Instance', name: 'inst-abc', uid: 'uid-inst-1' };
+const instance: EventObjectRef = {
+  apiVersion: 'ipp.dev/v1alpha1',
+  kind: 'Instance',
+  name: 'inst-abc',
+  uid: 'uid-inst-1',
+};
 
 describe('EventRecorder', () => {
   let sink: FakeSink;
@@ -82,7 +101,7 @@ describe('EventRecorder', () => {
     vi.useRealTimers();
   });
 
-  it('writes an events.k8s.io/v1 Event in the regarding object\'s namespace, with MicroTime eventTime', async () => {
+  it("writes an events.k8s.io/v1 Event in the regarding object's namespace, with MicroTime eventTime", async () => {
     const r = recorder();
     r.publish(pod, 'Normal', 'Pinned', 'Pin', 'pinned to node ipp-node-1');
     await r.flush();
@@ -109,7 +128,13 @@ describe('EventRecorder', () => {
   it('puts Events about cluster-scoped objects (Instance, Node) into default', async () => {
     const r = recorder();
     r.publish(instance, 'Warning', 'LaunchFailed', 'Launch', 'no capacity');
-    r.publish({ apiVersion: 'v1', kind: 'Node', name: 'ip-10-0-0-1.ec2.internal' }, 'Normal', 'Idle', 'Teardown', 'idle');
+    r.publish(
+      { apiVersion: 'v1', kind: 'Node', name: 'ip-10-0-0-1.ec2.internal' },
+      'Normal',
+      'Idle',
+      'Teardown',
+      'idle',
+    );
     await r.flush();
     expect(sink.creates().map((c) => c.namespace)).toEqual(['default', 'default']);
     expect(sink.creates()[0]!.event!.regarding!.namespace).toBeUndefined();
@@ -139,7 +164,13 @@ describe('EventRecorder', () => {
     r.publish(pod, 'Warning', 'InsufficientCapacity', 'Launch', 'no capacity for i3.metal');
     r.publish(pod, 'Warning', 'InsufficientCapacity', 'Launch', 'no capacity for m5.metal');
     r.publish(pod, 'Warning', 'RegistrationTimeout', 'Launch', 'no capacity for m5.metal');
-    r.publish({ ...pod, name: 'web-1', uid: 'uid-pod-2' }, 'Warning', 'RegistrationTimeout', 'Launch', 'no capacity for m5.metal');
+    r.publish(
+      { ...pod, name: 'web-1', uid: 'uid-pod-2' },
+      'Warning',
+      'RegistrationTimeout',
+      'Launch',
+      'no capacity for m5.metal',
+    );
     await r.flush();
     expect(sink.creates()).toHaveLength(4);
     expect(sink.series()).toHaveLength(0);
@@ -232,7 +263,7 @@ describe('EventRecorder', () => {
     expect(sink.creates()).toHaveLength(1);
   });
 
-  it('starts a new Event carrying the count when the series\' Event has expired', async () => {
+  it("starts a new Event carrying the count when the series' Event has expired", async () => {
     const r = recorder();
     r.publish(pod, 'Warning', 'RegistrationTimeout', 'Register', 'node did not join');
     await r.flush();

@@ -4,11 +4,18 @@
 // apiserver and real time are covered by test/e2e/leader-election.test.ts.
 import { ApiException, KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LeaderElector, LeadershipLostError, ShutdownError, type LeaseApi, type LeaderElectorOptions } from '../../../src/kube/leader-election.ts';
+import {
+  LeaderElector,
+  LeadershipLostError,
+  ShutdownError,
+  type LeaseApi,
+  type LeaderElectorOptions,
+} from '../../../src/kube/leader-election.ts';
 import { createLogger } from '../../../src/log.ts';
 import { Metrics } from '../../../src/metrics/metrics.ts';
 
-const status = (code: number, reason: string) => new ApiException(code, reason, JSON.stringify({ kind: 'Status', code, reason, message: reason }), {});
+const status = (code: number, reason: string) =>
+  new ApiException(code, reason, JSON.stringify({ kind: 'Status', code, reason, message: reason }), {});
 
 class FakeLeases implements LeaseApi {
   lease: V1Lease | undefined;
@@ -59,7 +66,13 @@ class FakeLeases implements LeaseApi {
     const now = new Date().toISOString().replace('Z', '000Z');
     this.store({
       metadata: { ...this.lease?.metadata, name: 'ipp', namespace: 'ipp-system' },
-      spec: { ...this.lease?.spec, holderIdentity: holder, leaseDurationSeconds: durationSeconds, renewTime: now as never, acquireTime: now as never },
+      spec: {
+        ...this.lease?.spec,
+        holderIdentity: holder,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: now as never,
+        acquireTime: now as never,
+      },
     });
   }
 }
@@ -81,7 +94,15 @@ describe('LeaderElector', () => {
   });
 
   const elector = (identity: string, opts: Partial<LeaderElectorOptions> = {}) =>
-    new LeaderElector({ kubeconfig: new KubeConfig(), namespace: 'ipp-system', name: 'ipp', identity, logger: createLogger('silent'), api, ...opts });
+    new LeaderElector({
+      kubeconfig: new KubeConfig(),
+      namespace: 'ipp-system',
+      name: 'ipp',
+      identity,
+      logger: createLogger('silent'),
+      api,
+      ...opts,
+    });
 
   /** Runs an elector whose onLeading waits for leadership to end, then drains for `drainMs`. */
   const start = (e: LeaderElector, drainMs = 0) => {
@@ -114,7 +135,7 @@ describe('LeaderElector', () => {
     expect(api.lease!.spec).toMatchObject({ holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 0 });
     expect(String(api.lease!.spec!.renewTime)).toMatch(/\.\d{6}Z$/);
     expect(String(api.lease!.spec!.acquireTime)).toMatch(/\.\d{6}Z$/);
-    expect((await metrics.registry.getSingleMetricAsString('ipp_leader'))).toContain('ipp_leader{identity="a"} 1');
+    expect(await metrics.registry.getSingleMetricAsString('ipp_leader')).toContain('ipp_leader{identity="a"} 1');
 
     await vi.advanceTimersByTimeAsync(3 * RETRY);
     expect(api.writes).toHaveLength(4);
@@ -125,7 +146,7 @@ describe('LeaderElector', () => {
     await vi.advanceTimersByTimeAsync(0);
     await run.done;
     expect(changes).toEqual([true, false]);
-    expect((await metrics.registry.getSingleMetricAsString('ipp_leader'))).toContain('ipp_leader{identity="a"} 0');
+    expect(await metrics.registry.getSingleMetricAsString('ipp_leader')).toContain('ipp_leader{identity="a"} 0');
   });
 
   it('leaves a Lease held by a live replica alone, and takes it once it has not changed for the lease duration', async () => {
@@ -281,7 +302,9 @@ describe('LeaderElector', () => {
   });
 
   it('rejects timings that would allow two leaders', () => {
-    expect(() => elector('a', { leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(/greater than renewDeadline/);
+    expect(() => elector('a', { leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(
+      /greater than renewDeadline/,
+    );
     expect(() => elector('a', { renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(/renewDeadlineMs/);
     expect(() => elector('')).toThrow(/identity/);
   });

@@ -13,7 +13,9 @@ interface Warn {
 function setup(opts: Partial<WorkQueueOptions> = {}) {
   const warns: Warn[] = [];
   const results: string[] = [];
-  const logger = { warn: (o: Warn) => warns.push({ key: o.key, attempt: o.attempt, retryInMs: o.retryInMs }) } as unknown as Logger;
+  const logger = {
+    warn: (o: Warn) => warns.push({ key: o.key, attempt: o.attempt, retryInMs: o.retryInMs }),
+  } as unknown as Logger;
   const q = new WorkQueue({ name: 'test', logger, onResult: (r, key) => results.push(`${key}:${r}`), ...opts });
   return { q, warns, results };
 }
@@ -126,7 +128,12 @@ describe('WorkQueue', () => {
     await settle();
     expect(attempts()).toBe(1);
 
-    for (const [delay, after] of [[100, 2], [200, 3], [350, 4], [350, 5]] as const) {
+    for (const [delay, after] of [
+      [100, 2],
+      [200, 3],
+      [350, 4],
+      [350, 5],
+    ] as const) {
       await vi.advanceTimersByTimeAsync(delay - 1);
       await settle();
       expect(attempts()).toBe(after - 1);
@@ -140,7 +147,13 @@ describe('WorkQueue', () => {
       { key: 'a', attempt: 3, retryInMs: 350 },
       { key: 'a', attempt: 4, retryInMs: 350 },
     ]);
-    expect(results.filter((x) => x.startsWith('a:'))).toEqual(['a:error', 'a:error', 'a:error', 'a:error', 'a:success']);
+    expect(results.filter((x) => x.startsWith('a:'))).toEqual([
+      'a:error',
+      'a:error',
+      'a:error',
+      'a:error',
+      'a:success',
+    ]);
 
     // A later failure starts again from baseDelayMs.
     failUntil = 6;
@@ -235,12 +248,14 @@ describe('WorkQueue', () => {
     const r = recorder(() => gate.promise);
     const ac = new AbortController();
     let returned = false;
-    const done = q.run(async (key, signal) => {
-      seenSignal = signal;
-      return r.reconcile(key, signal);
-    }, ac.signal).then(() => {
-      returned = true;
-    });
+    const done = q
+      .run(async (key, signal) => {
+        seenSignal = signal;
+        return r.reconcile(key, signal);
+      }, ac.signal)
+      .then(() => {
+        returned = true;
+      });
     q.add('a');
     await settle();
     ac.abort();

@@ -54,7 +54,16 @@ describe('Metrics', () => {
     expect(names).toContain('nodejs_eventloop_lag_seconds');
     expect(names.some((n) => n.startsWith('ipp_process') || n.startsWith('ipp_nodejs'))).toBe(false);
     // Gauges named *_total break Prometheus naming (promtool flags them); their per-type gauges stay.
-    expect(names.filter((n) => n.endsWith('_total') && !['process_cpu_seconds_total', 'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total'].includes(n) && !n.startsWith('ipp_'))).toEqual([]);
+    expect(
+      names.filter(
+        (n) =>
+          n.endsWith('_total') &&
+          !['process_cpu_seconds_total', 'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total'].includes(
+            n,
+          ) &&
+          !n.startsWith('ipp_'),
+      ),
+    ).toEqual([]);
     expect(names).toContain('nodejs_active_handles');
     const bare = (await new Metrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((x) => x.name);
     expect(bare.every((n) => n.startsWith('ipp_'))).toBe(true);
@@ -150,8 +159,15 @@ describe('instrumentProvider', () => {
       'simulated/list/': 1,
     });
     const durations = json.find((x) => x.name === 'ipp_provider_call_duration_seconds')!.values;
-    const counts = durations.filter((v) => (v as { metricName?: string }).metricName === 'ipp_provider_call_duration_seconds_count');
-    expect(Object.fromEntries(counts.map((v) => [v.labels.operation, v.value]))).toEqual({ create: 2, delete: 1, get: 1, list: 2 });
+    const counts = durations.filter(
+      (v) => (v as { metricName?: string }).metricName === 'ipp_provider_call_duration_seconds_count',
+    );
+    expect(Object.fromEntries(counts.map((v) => [v.labels.operation, v.value]))).toEqual({
+      create: 2,
+      delete: 1,
+      get: 1,
+      list: 2,
+    });
   });
 
   it('passes capacity, validate and run through untouched', async () => {

@@ -37,7 +37,14 @@ describe('promtool check metrics', () => {
   it('finds no problem in the /metrics exposition of a populated registry', async () => {
     const m = new Metrics();
     populate(m);
-    const server = await startOpsServer({ port: 0, host: '127.0.0.1', metrics: m, healthy: () => ({ ok: true }), ready: () => ({ ok: true }), logger: createLogger('silent') });
+    const server = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      metrics: m,
+      healthy: () => ({ ok: true }),
+      ready: () => ({ ok: true }),
+      logger: createLogger('silent'),
+    });
     try {
       const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
       expect(text).toContain('ipp_pod_pin_duration_seconds_bucket{le="3600",class="sandbox",mode="bind"}');

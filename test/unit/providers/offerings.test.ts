@@ -3,12 +3,18 @@ import { InsufficientCapacityError, ThrottledError } from '../../../providers/er
 import { launchFirstAvailable, offerings, UnavailableOfferings } from '../../../providers/offerings.ts';
 import type { InstanceClass } from '../../../src/api/types.ts';
 
-const cls = (instanceTypes: string[], zones?: string[]): InstanceClass => ({ metadata: { name: 'c' }, spec: { instanceTypes, zones, simulated: {} } });
+const cls = (instanceTypes: string[], zones?: string[]): InstanceClass => ({
+  metadata: { name: 'c' },
+  spec: { instanceTypes, zones, simulated: {} },
+});
 
 describe('offerings', () => {
   it('orders by instance type first, then zone', () => {
     expect(offerings(cls(['a', 'b'], ['z1', 'z2']))).toEqual([
-      { instanceType: 'a', zone: 'z1' }, { instanceType: 'a', zone: 'z2' }, { instanceType: 'b', zone: 'z1' }, { instanceType: 'b', zone: 'z2' },
+      { instanceType: 'a', zone: 'z1' },
+      { instanceType: 'a', zone: 'z2' },
+      { instanceType: 'b', zone: 'z1' },
+      { instanceType: 'b', zone: 'z2' },
     ]);
     expect(offerings(cls(['a']))).toEqual([{ instanceType: 'a' }]);
     expect(offerings(cls(['a']), ['d1'])).toEqual([{ instanceType: 'a', zone: 'd1' }]);
@@ -33,14 +39,18 @@ describe('offerings', () => {
 
   it('stops at the first error that is not about capacity', async () => {
     const unavailable = new UnavailableOfferings();
-    await expect(launchFirstAvailable(offerings(cls(['a', 'b'])), unavailable, async () => { throw new ThrottledError('slow down'); }))
-      .rejects.toBeInstanceOf(ThrottledError);
+    await expect(
+      launchFirstAvailable(offerings(cls(['a', 'b'])), unavailable, async () => {
+        throw new ThrottledError('slow down');
+      }),
+    ).rejects.toBeInstanceOf(ThrottledError);
     expect(unavailable.isUnavailable({ instanceType: 'a' })).toBe(false);
   });
 
   it('reports every offering when none has capacity', async () => {
-    const err = await launchFirstAvailable(offerings(cls(['a', 'b'])), new UnavailableOfferings(), async () => { throw new InsufficientCapacityError('none'); })
-      .catch((e: unknown) => e);
+    const err = await launchFirstAvailable(offerings(cls(['a', 'b'])), new UnavailableOfferings(), async () => {
+      throw new InsufficientCapacityError('none');
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InsufficientCapacityError);
     expect((err as InsufficientCapacityError).offerings).toHaveLength(2);
     expect((err as Error).message).toMatch(/a\/\*.*b\/\*/);

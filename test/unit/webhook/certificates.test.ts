@@ -5,7 +5,14 @@ import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync, mkdirSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_LIFETIMES, renewIfNeeded, serviceDnsNames, splitPem, watchCertificateFiles, type Material } from '../../../src/webhook/certificates.ts';
+import {
+  DEFAULT_LIFETIMES,
+  renewIfNeeded,
+  serviceDnsNames,
+  splitPem,
+  watchCertificateFiles,
+  type Material,
+} from '../../../src/webhook/certificates.ts';
 
 const DAY = 86_400_000;
 const want = { dnsNames: serviceDnsNames('ipp-webhook', 'ipp-system'), ipAddresses: ['127.0.0.1'] };
@@ -19,7 +26,9 @@ describe('renewIfNeeded', () => {
     const m = await fresh();
     const leaf = new X509Certificate(m.cert);
     const ca = caOf(m);
-    expect(leaf.subjectAltName).toBe('DNS:ipp-webhook.ipp-system.svc, DNS:ipp-webhook.ipp-system.svc.cluster.local, IP Address:127.0.0.1');
+    expect(leaf.subjectAltName).toBe(
+      'DNS:ipp-webhook.ipp-system.svc, DNS:ipp-webhook.ipp-system.svc.cluster.local, IP Address:127.0.0.1',
+    );
     expect(leaf.verify(ca.publicKey)).toBe(true);
     expect(leaf.checkPrivateKey(createPrivateKey(m.key))).toBe(true);
     expect(leaf.ca).toBe(false);
@@ -61,7 +70,7 @@ describe('renewIfNeeded', () => {
     // at day 21 a 9-day leaf from day 0 is expired → replaced, signed by the new CA
     expect(new X509Certificate(rotated.cert).verify(caOf(rotated).publicKey)).toBe(true);
 
-    const young = (await renewIfNeeded({ ...m, ...(await renewIfNeeded(m, want, at(19), lt))! }, want, at(19), lt));
+    const young = await renewIfNeeded({ ...m, ...(await renewIfNeeded(m, want, at(19), lt))! }, want, at(19), lt);
     expect(young).toBeUndefined(); // leaf renewed at day 19 is fine; CA not due until day 20
     const leaf19 = (await renewIfNeeded(m, want, at(19), lt))!;
     const caDue = (await renewIfNeeded(leaf19, want, at(21), lt))!;
@@ -80,7 +89,7 @@ describe('renewIfNeeded', () => {
   it.each<[string, (m: Material, other: Material) => Partial<Material>]>([
     ['an empty Secret', () => ({})],
     ['garbage', () => ({ caBundle: 'hello', caKey: 'world', cert: 'x', key: 'y' })],
-    ['a CA key that is not the CA\'s', (m) => ({ ...m, caKey: m.key })],
+    ["a CA key that is not the CA's", (m) => ({ ...m, caKey: m.key })],
     ['a serving key that does not match the certificate', (m) => ({ ...m, key: m.caKey })],
     ['a leaf from another CA', (m, other) => ({ ...m, cert: other.cert, key: other.key })],
   ])('starts over from %s', async (_what, spoil) => {
@@ -91,7 +100,9 @@ describe('renewIfNeeded', () => {
     if (!next) throw new Error('kept broken material');
     const leaf = new X509Certificate(next.cert);
     expect(leaf.checkPrivateKey(createPrivateKey(next.key))).toBe(true);
-    expect(splitPem(next.caBundle).some((ca) => leaf.verify(new X509Certificate(ca.toString('pem')).publicKey))).toBe(true);
+    expect(splitPem(next.caBundle).some((ca) => leaf.verify(new X509Certificate(ca.toString('pem')).publicKey))).toBe(
+      true,
+    );
   });
 });
 
@@ -114,7 +125,11 @@ describe('watchCertificateFiles (cert-manager mode)', () => {
     publish(a, 1);
     symlinkSync('..data/tls.crt', join(dir, 'tls.crt'));
     symlinkSync('..data/tls.key', join(dir, 'tls.key'));
-    const src = await watchCertificateFiles({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), pollMs: 50 });
+    const src = await watchCertificateFiles({
+      certFile: join(dir, 'tls.crt'),
+      keyFile: join(dir, 'tls.key'),
+      pollMs: 50,
+    });
     try {
       expect(src.current().cert).toBe(a.cert);
       const seen: string[] = [];
@@ -133,10 +148,14 @@ describe('watchCertificateFiles (cert-manager mode)', () => {
   });
 
   it('refuses to start on missing or mismatched files', async () => {
-    await expect(watchCertificateFiles({ certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'nope.key') })).rejects.toThrow();
+    await expect(
+      watchCertificateFiles({ certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'nope.key') }),
+    ).rejects.toThrow();
     const a = await fresh();
     writeFileSync(join(dir, 'bad.crt'), a.cert);
     writeFileSync(join(dir, 'bad.key'), a.caKey);
-    await expect(watchCertificateFiles({ certFile: join(dir, 'bad.crt'), keyFile: join(dir, 'bad.key') })).rejects.toThrow();
+    await expect(
+      watchCertificateFiles({ certFile: join(dir, 'bad.crt'), keyFile: join(dir, 'bad.key') }),
+    ).rejects.toThrow();
   });
 });

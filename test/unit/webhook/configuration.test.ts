@@ -10,9 +10,17 @@ describe('webhookConfiguration', () => {
   it('sends only labelled pods to the mutating webhook, failing closed, never from kube-system or the controller namespace', () => {
     expect(mutate).toMatchObject({
       name: 'mutate.pods.ipp.dev',
-      failurePolicy: 'Fail', timeoutSeconds: 5, sideEffects: 'None', admissionReviewVersions: ['v1'], reinvocationPolicy: 'IfNeeded',
+      failurePolicy: 'Fail',
+      timeoutSeconds: 5,
+      sideEffects: 'None',
+      admissionReviewVersions: ['v1'],
+      reinvocationPolicy: 'IfNeeded',
       objectSelector: { matchExpressions: [{ key: 'ipp-class', operator: 'Exists' }] },
-      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'ipp-system'] }] },
+      namespaceSelector: {
+        matchExpressions: [
+          { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'ipp-system'] },
+        ],
+      },
       rules: [{ operations: ['CREATE'], resources: ['pods'], apiGroups: [''], apiVersions: ['v1'] }],
       clientConfig: { service: { ...service, path: '/mutate-pods' } },
     });
@@ -21,9 +29,15 @@ describe('webhookConfiguration', () => {
 
   it('scopes the enforcement webhooks with match conditions', () => {
     expect(enforce).toMatchObject({ name: 'enforce.pods.ipp.dev' });
-    expect(enforce!.matchConditions!.map((m) => m.name)).toEqual(['not-a-daemonset-pod', 'not-a-mirror-pod', 'ipp-relevant']);
+    expect(enforce!.matchConditions!.map((m) => m.name)).toEqual([
+      'not-a-daemonset-pod',
+      'not-a-mirror-pod',
+      'ipp-relevant',
+    ]);
     expect(enforce!.matchConditions![2]!.expression).toBe(ENFORCE_POD_CONDITION);
-    expect(enforce!.matchConditions![0]!.expression).toContain("['system:serviceaccount:kube-system:daemon-set-controller', 'system:kube-controller-manager']");
+    expect(enforce!.matchConditions![0]!.expression).toContain(
+      "['system:serviceaccount:kube-system:daemon-set-controller', 'system:kube-controller-manager']",
+    );
     expect(enforce!.objectSelector).toBeUndefined();
     expect(enforce!.rules![0]!.operations).toEqual(['CREATE', 'UPDATE']);
     expect(bindings).toMatchObject({
@@ -34,17 +48,30 @@ describe('webhookConfiguration', () => {
   });
 
   it("trusts the controller's own bindings, so bind mode never waits on its own webhook", () => {
-    const c = webhookConfiguration({ client: { service }, controllerNamespace: 'ipp-system', controllerUsername: 'system:serviceaccount:ipp-system:ipp' });
-    expect(c.webhooks!.find((w) => w.name === 'enforce.bindings.ipp.dev')!.matchConditions![0]!.expression)
-      .toBe("!(request.userInfo.username in ['system:kube-scheduler', 'system:serviceaccount:ipp-system:ipp'])");
+    const c = webhookConfiguration({
+      client: { service },
+      controllerNamespace: 'ipp-system',
+      controllerUsername: 'system:serviceaccount:ipp-system:ipp',
+    });
+    expect(c.webhooks!.find((w) => w.name === 'enforce.bindings.ipp.dev')!.matchConditions![0]!.expression).toBe(
+      "!(request.userInfo.username in ['system:kube-scheduler', 'system:serviceaccount:ipp-system:ipp'])",
+    );
   });
 
   it('takes a URL instead of a Service, a caBundle, a cert-manager Certificate, and the policy knobs', () => {
     const c = webhookConfiguration({
-      name: 'x', client: { url: 'https://127.0.0.1:8443/' }, controllerNamespace: 'kube-system', caBundle: 'Q0E=',
-      certManagerCertificate: 'ipp-system/ipp-webhook', failurePolicy: 'Ignore', timeoutSeconds: 3,
+      name: 'x',
+      client: { url: 'https://127.0.0.1:8443/' },
+      controllerNamespace: 'kube-system',
+      caBundle: 'Q0E=',
+      certManagerCertificate: 'ipp-system/ipp-webhook',
+      failurePolicy: 'Ignore',
+      timeoutSeconds: 3,
     });
-    expect(c.metadata).toMatchObject({ name: 'x', annotations: { 'cert-manager.io/inject-ca-from': 'ipp-system/ipp-webhook' } });
+    expect(c.metadata).toMatchObject({
+      name: 'x',
+      annotations: { 'cert-manager.io/inject-ca-from': 'ipp-system/ipp-webhook' },
+    });
     expect(c.webhooks!.map((w) => w.clientConfig)).toEqual([
       { url: 'https://127.0.0.1:8443/mutate-pods', caBundle: 'Q0E=' },
       { url: 'https://127.0.0.1:8443/enforce-pods', caBundle: 'Q0E=' },

@@ -5,19 +5,25 @@ import type { Decision } from '../../../src/webhook/admission.ts';
 import { applyPatch, create, node, nodes, pod, update } from './fixtures.ts';
 
 const ctx: EnforceContext = {
-  nodes: nodes(node('ipp-1', { 'ipp.dev/class': 'metal', 'ipp.dev/instance': 'i-1' }), node('shared-1', { pool: 'general' })),
+  nodes: nodes(
+    node('ipp-1', { 'ipp.dev/class': 'metal', 'ipp.dev/instance': 'i-1' }),
+    node('shared-1', { pool: 'general' }),
+  ),
   controllerUsernames: ['system:serviceaccount:ipp-system:ipp'],
 };
 const OFF = { key: 'ipp.dev/class', operator: 'DoesNotExist' };
 const message = (d: Decision) => (d.allowed ? '(allowed)' : d.message);
-const dsOwner = { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'x', controller: true }] };
+const dsOwner = {
+  ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'x', controller: true }],
+};
 const DS_CONTROLLER = 'system:serviceaccount:kube-system:daemon-set-controller';
 
 function after(p: V1Pod, d: Decision): V1Pod {
   if (!d.allowed) throw new Error(`denied: ${d.message}`);
   return applyPatch(p, d.patch ?? []);
 }
-const requiredTerms = (p: V1Pod) => p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+const requiredTerms = (p: V1Pod) =>
+  p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
 
 describe('enforcePod (a): ordinary pods that tolerate the ipp taint are kept off ipp nodes', () => {
   it.each([
@@ -28,7 +34,10 @@ describe('enforcePod (a): ordinary pods that tolerate the ipp taint are kept off
   ])('%s → required DoesNotExist affinity, tolerations untouched', (_what, toleration) => {
     const p = pod({ app: 'x' }, { tolerations: [{ key: 'gpu', operator: 'Exists' }, toleration] });
     const d = enforcePod(create(p), ctx);
-    expect(d).toMatchObject({ allowed: true, warnings: [expect.stringMatching(/ipp nodes are reserved for pods labelled ipp-class/)] });
+    expect(d).toMatchObject({
+      allowed: true,
+      warnings: [expect.stringMatching(/ipp nodes are reserved for pods labelled ipp-class/)],
+    });
     const out = after(p, d);
     expect(requiredTerms(out)).toEqual([{ matchExpressions: [OFF] }]);
     expect(out.spec?.tolerations).toEqual(p.spec?.tolerations);
@@ -36,29 +45,42 @@ describe('enforcePod (a): ordinary pods that tolerate the ipp taint are kept off
 
   it.each([
     ['no tolerations', undefined],
-    ['other keys only', [{ key: 'gpu', operator: 'Exists' }, { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' }]],
+    [
+      'other keys only',
+      [
+        { key: 'gpu', operator: 'Exists' },
+        { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
+      ],
+    ],
     ['Equal with an empty key (tolerates nothing)', [{ operator: 'Equal', value: 'x' }]],
   ])('%s → nothing to do', (_what, tolerations) => {
     expect(enforcePod(create(pod({ app: 'x' }, tolerations ? { tolerations } : {})), ctx)).toEqual({ allowed: true });
   });
 
   it('adds the requirement to every nodeSelectorTerm, because terms are ORed', () => {
-    const p = pod({ app: 'x' }, {
-      tolerations: [{ operator: 'Exists' }],
-      affinity: {
-        podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'zone', labelSelector: {} }] },
-        nodeAffinity: {
-          requiredDuringSchedulingIgnoredDuringExecution: {
-            nodeSelectorTerms: [
-              { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] },
-              { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n'] }] },
-              { matchExpressions: [OFF] },
+    const p = pod(
+      { app: 'x' },
+      {
+        tolerations: [{ operator: 'Exists' }],
+        affinity: {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'zone', labelSelector: {} }],
+          },
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] },
+                { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n'] }] },
+                { matchExpressions: [OFF] },
+              ],
+            },
+            preferredDuringSchedulingIgnoredDuringExecution: [
+              { weight: 1, preference: { matchExpressions: [{ key: 'ssd', operator: 'Exists' }] } },
             ],
           },
-          preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [{ key: 'ssd', operator: 'Exists' }] } }],
         },
       },
-    });
+    );
     const out = after(p, enforcePod(create(p), ctx));
     expect(requiredTerms(out)).toEqual([
       { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }, OFF] },
@@ -66,34 +88,72 @@ describe('enforcePod (a): ordinary pods that tolerate the ipp taint are kept off
       { matchExpressions: [OFF] },
     ]);
     expect(out.spec?.affinity?.podAntiAffinity).toEqual(p.spec?.affinity?.podAntiAffinity);
-    expect(out.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toEqual(p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution);
+    expect(out.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toEqual(
+      p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution,
+    );
     // idempotent under reinvocation
     expect(enforcePod(create(out), ctx)).toEqual({ allowed: true });
   });
 
   it('creates the missing levels of affinity one at a time', () => {
-    expect(keepOffIppNodes({ containers: [], affinity: {} })).toEqual([{ op: 'add', path: '/spec/affinity/nodeAffinity', value: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [OFF] }] } } }]);
-    expect(keepOffIppNodes({ containers: [], affinity: { nodeAffinity: {} } })).toEqual([{ op: 'add', path: '/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution', value: { nodeSelectorTerms: [{ matchExpressions: [OFF] }] } }]);
-    expect(keepOffIppNodes({ containers: [], affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } } } }))
-      .toEqual([{ op: 'add', path: '/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms', value: [{ matchExpressions: [OFF] }] }]);
+    expect(keepOffIppNodes({ containers: [], affinity: {} })).toEqual([
+      {
+        op: 'add',
+        path: '/spec/affinity/nodeAffinity',
+        value: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [OFF] }] } },
+      },
+    ]);
+    expect(keepOffIppNodes({ containers: [], affinity: { nodeAffinity: {} } })).toEqual([
+      {
+        op: 'add',
+        path: '/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution',
+        value: { nodeSelectorTerms: [{ matchExpressions: [OFF] }] },
+      },
+    ]);
+    expect(
+      keepOffIppNodes({
+        containers: [],
+        affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } } },
+      }),
+    ).toEqual([
+      {
+        op: 'add',
+        path: '/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms',
+        value: [{ matchExpressions: [OFF] }],
+      },
+    ]);
   });
 
   it('exempts ipp pods, mirror pods from their own node, and DaemonSet pods made by the DaemonSet controller', () => {
     const tol = { tolerations: [{ operator: 'Exists' }] };
     expect(enforcePod(create(pod({ 'ipp-class': 'metal' }, tol)), ctx)).toEqual({ allowed: true });
-    expect(enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: DS_CONTROLLER } }), ctx)).toEqual({ allowed: true });
-    expect(enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: 'system:kube-controller-manager' } }), ctx)).toEqual({ allowed: true });
+    expect(enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: DS_CONTROLLER } }), ctx)).toEqual({
+      allowed: true,
+    });
+    expect(
+      enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: 'system:kube-controller-manager' } }), ctx),
+    ).toEqual({ allowed: true });
     const mirror = pod({}, { ...tol, nodeName: 'shared-1' }, { annotations: { 'kubernetes.io/config.mirror': 'h' } });
-    expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:shared-1' } }), ctx)).toEqual({ allowed: true });
+    expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:shared-1' } }), ctx)).toEqual({
+      allowed: true,
+    });
   });
 
   it('does not take a forged DaemonSet owner or mirror annotation at its word', () => {
     const tol = { tolerations: [{ operator: 'Exists' }] };
-    expect(enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: 'mallory' } }), ctx)).toMatchObject({ allowed: true, patch: expect.any(Array) });
+    expect(enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: 'mallory' } }), ctx)).toMatchObject({
+      allowed: true,
+      patch: expect.any(Array),
+    });
     const mirror = pod({}, { ...tol, nodeName: 'shared-1' }, { annotations: { 'kubernetes.io/config.mirror': 'h' } });
-    expect(enforcePod(create(mirror, { userInfo: { username: 'mallory' } }), ctx)).toMatchObject({ allowed: true, patch: expect.any(Array) });
+    expect(enforcePod(create(mirror, { userInfo: { username: 'mallory' } }), ctx)).toMatchObject({
+      allowed: true,
+      patch: expect.any(Array),
+    });
     // A kubelet may only vouch for mirror pods on its own node.
-    expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:other' } }), ctx)).toMatchObject({ patch: expect.any(Array) });
+    expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:other' } }), ctx)).toMatchObject({
+      patch: expect.any(Array),
+    });
   });
 });
 
@@ -101,58 +161,91 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
   it('denies spec.nodeName naming an ipp node, with what to do instead', () => {
     expect(message(enforcePod(create(pod({ app: 'x' }, { nodeName: 'ipp-1' })), ctx))).toBe(
       'node "ipp-1" is an ipp node (class "metal"), reserved for the pods ipp places there. Remove spec.nodeName and let the ' +
-      'scheduler choose a node; for a dedicated node of your own, label the pod ipp-class=<class> instead.');
+        'scheduler choose a node; for a dedicated node of your own, label the pod ipp-class=<class> instead.',
+    );
     // even with the class label, or for a forged DaemonSet pod
     expect(enforcePod(create(pod({ 'ipp-class': 'metal' }, { nodeName: 'ipp-1' })), ctx).allowed).toBe(false);
-    expect(enforcePod(create(pod({}, { nodeName: 'ipp-1' }, dsOwner), { userInfo: { username: 'mallory' } }), ctx).allowed).toBe(false);
+    expect(
+      enforcePod(create(pod({}, { nodeName: 'ipp-1' }, dsOwner), { userInfo: { username: 'mallory' } }), ctx).allowed,
+    ).toBe(false);
   });
 
-  it('allows shared and unknown nodes, the controller, real DaemonSet pods and the node\'s own mirror pods', () => {
+  it("allows shared and unknown nodes, the controller, real DaemonSet pods and the node's own mirror pods", () => {
     expect(enforcePod(create(pod({}, { nodeName: 'shared-1' })), ctx)).toEqual({ allowed: true });
     expect(enforcePod(create(pod({}, { nodeName: 'not-yet-registered' })), ctx)).toEqual({ allowed: true });
-    expect(enforcePod(create(pod({}, { nodeName: 'ipp-1' }), { userInfo: { username: 'system:serviceaccount:ipp-system:ipp' } }), ctx).allowed).toBe(true);
-    expect(enforcePod(create(pod({}, { nodeName: 'ipp-1' }, dsOwner), { userInfo: { username: DS_CONTROLLER } }), ctx).allowed).toBe(true);
+    expect(
+      enforcePod(
+        create(pod({}, { nodeName: 'ipp-1' }), { userInfo: { username: 'system:serviceaccount:ipp-system:ipp' } }),
+        ctx,
+      ).allowed,
+    ).toBe(true);
+    expect(
+      enforcePod(create(pod({}, { nodeName: 'ipp-1' }, dsOwner), { userInfo: { username: DS_CONTROLLER } }), ctx)
+        .allowed,
+    ).toBe(true);
     const mirror = pod({}, { nodeName: 'ipp-1' }, { annotations: { 'kubernetes.io/config.mirror': 'h' } });
     expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:ipp-1' } }), ctx).allowed).toBe(true);
     expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:shared-1' } }), ctx).allowed).toBe(false);
   });
 
   it('denies direct bindings to ipp nodes through pods/binding and the legacy bindings resource', () => {
-    const binding = (target: string, username: string, resource: 'pods' | 'bindings') => create(
-      { metadata: { name: 'web-1' }, target: { kind: 'Node', name: target } },
-      {
-        kind: { group: '', version: 'v1', kind: 'Binding' }, resource: { group: '', version: 'v1', resource }, name: 'web-1',
-        userInfo: { username }, ...(resource === 'pods' ? { subResource: 'binding' } : {}),
-      });
+    const binding = (target: string, username: string, resource: 'pods' | 'bindings') =>
+      create(
+        { metadata: { name: 'web-1' }, target: { kind: 'Node', name: target } },
+        {
+          kind: { group: '', version: 'v1', kind: 'Binding' },
+          resource: { group: '', version: 'v1', resource },
+          name: 'web-1',
+          userInfo: { username },
+          ...(resource === 'pods' ? { subResource: 'binding' } : {}),
+        },
+      );
     for (const resource of ['pods', 'bindings'] as const) {
-      expect(message(enforcePod(binding('ipp-1', 'rogue-scheduler', resource), ctx)))
-        .toMatch(/^node "ipp-1" is an ipp node \(class "metal"\), reserved for the pods ipp places there; "rogue-scheduler" may not bind pod "web-1" to it/);
+      expect(message(enforcePod(binding('ipp-1', 'rogue-scheduler', resource), ctx))).toMatch(
+        /^node "ipp-1" is an ipp node \(class "metal"\), reserved for the pods ipp places there; "rogue-scheduler" may not bind pod "web-1" to it/,
+      );
       expect(enforcePod(binding('ipp-1', 'system:kube-scheduler', resource), ctx).allowed).toBe(true);
       expect(enforcePod(binding('ipp-1', 'system:serviceaccount:ipp-system:ipp', resource), ctx).allowed).toBe(true);
       expect(enforcePod(binding('shared-1', 'rogue-scheduler', resource), ctx).allowed).toBe(true);
     }
-    expect(() => enforcePod(create({ target: 'ipp-1' }, { kind: { group: '', version: 'v1', kind: 'Binding' }, subResource: 'binding' }), ctx)).toThrow(TypeError);
+    expect(() =>
+      enforcePod(
+        create({ target: 'ipp-1' }, { kind: { group: '', version: 'v1', kind: 'Binding' }, subResource: 'binding' }),
+        ctx,
+      ),
+    ).toThrow(TypeError);
   });
 });
 
 describe('enforcePod (c): the class of an existing pod is fixed', () => {
   const placed = pod({ 'ipp-class': 'metal' }, { nodeName: 'ipp-1' });
-  const relabelled = (labels: Record<string, string> | undefined, from: V1Pod = placed): V1Pod =>
-    ({ ...from, metadata: { ...from.metadata, ...(labels ? { labels } : { labels: undefined }) } });
+  const relabelled = (labels: Record<string, string> | undefined, from: V1Pod = placed): V1Pod => ({
+    ...from,
+    metadata: { ...from.metadata, ...(labels ? { labels } : { labels: undefined }) },
+  });
 
   it('denies changing, removing or adding ipp-class, placed or not', () => {
     expect(message(enforcePod(update(relabelled({ 'ipp-class': 'other' }), placed), ctx))).toBe(
       'changing the label ipp-class from "metal" to "other" is not allowed on an existing pod (it already runs on node "ipp-1"): ' +
-      'the class is fixed when the pod is created. Change the label in the workload\'s pod template, or delete the pod and create it again.');
-    expect(message(enforcePod(update(relabelled({ app: 'x' }), placed), ctx))).toMatch(/^removing the label ipp-class is not allowed/);
+        "the class is fixed when the pod is created. Change the label in the workload's pod template, or delete the pod and create it again.",
+    );
+    expect(message(enforcePod(update(relabelled({ app: 'x' }), placed), ctx))).toMatch(
+      /^removing the label ipp-class is not allowed/,
+    );
     const gated = pod({ 'ipp-class': 'metal' }, { schedulingGates: [{ name: 'ipp.dev/provision' }] });
-    expect(message(enforcePod(update(relabelled(undefined, gated), gated), ctx))).toMatch(/^removing the label ipp-class is not allowed on an existing pod: /);
+    expect(message(enforcePod(update(relabelled(undefined, gated), gated), ctx))).toMatch(
+      /^removing the label ipp-class is not allowed on an existing pod: /,
+    );
     const ordinary = pod({ app: 'x' }, { nodeName: 'shared-1' });
-    expect(message(enforcePod(update(relabelled({ app: 'x', 'ipp-class': 'metal' }, ordinary), ordinary), ctx))).toMatch(/^adding the label ipp-class/);
+    expect(
+      message(enforcePod(update(relabelled({ app: 'x', 'ipp-class': 'metal' }, ordinary), ordinary), ctx)),
+    ).toMatch(/^adding the label ipp-class/);
   });
 
   it('allows other updates, and any label change on finished pods', () => {
-    expect(enforcePod(update(relabelled({ 'ipp-class': 'metal', team: 'mail' }), placed), ctx)).toEqual({ allowed: true });
+    expect(enforcePod(update(relabelled({ 'ipp-class': 'metal', team: 'mail' }), placed), ctx)).toEqual({
+      allowed: true,
+    });
     const done = { ...placed, status: { phase: 'Succeeded' } };
     expect(enforcePod(update(relabelled(undefined, done), done), ctx)).toEqual({ allowed: true });
   });
@@ -160,13 +253,20 @@ describe('enforcePod (c): the class of an existing pod is fixed', () => {
   it('denies adding an ipp-admitting toleration to an ordinary pod that is not scheduled yet', () => {
     const pending = pod({ app: 'x' });
     const widened = { ...pending, spec: { ...pending.spec!, tolerations: [{ operator: 'Exists' }] } };
-    expect(message(enforcePod(update(widened, pending), ctx))).toMatch(/^adding a toleration for the ipp\.dev\/class taint \(or for every taint\) to a pod that is not scheduled yet/);
+    expect(message(enforcePod(update(widened, pending), ctx))).toMatch(
+      /^adding a toleration for the ipp\.dev\/class taint \(or for every taint\) to a pod that is not scheduled yet/,
+    );
     // already kept off, already placed, or already tolerating: nothing new to guard
     const keptOff = after(widened, enforcePod(create(widened), ctx));
     const pendingKeptOff = { ...keptOff, spec: { ...keptOff.spec!, tolerations: [] } };
     expect(enforcePod(update(keptOff, pendingKeptOff), ctx)).toEqual({ allowed: true });
     const running = pod({ app: 'x' }, { nodeName: 'shared-1' });
-    expect(enforcePod(update({ ...running, spec: { ...running.spec!, tolerations: [{ operator: 'Exists' }] } }, running), ctx)).toEqual({ allowed: true });
+    expect(
+      enforcePod(
+        update({ ...running, spec: { ...running.spec!, tolerations: [{ operator: 'Exists' }] } }, running),
+        ctx,
+      ),
+    ).toEqual({ allowed: true });
   });
 
   it('requires oldObject on UPDATE', () => {
@@ -178,16 +278,25 @@ describe('enforcePod: only ipp lifts its gate and records claims', () => {
   const CONTROLLER = 'system:serviceaccount:ipp-system:ipp';
   const gated = pod({ 'ipp-class': 'metal' }, { schedulingGates: [{ name: 'ipp.dev/provision' }] });
   const ungated = pod({ 'ipp-class': 'metal' }, { schedulingGates: [] });
-  const claimed = (name: string) => pod({ 'ipp-class': 'metal' }, { schedulingGates: [{ name: 'ipp.dev/provision' }] }, { annotations: { 'ipp.dev/instance': name } });
+  const claimed = (name: string) =>
+    pod(
+      { 'ipp-class': 'metal' },
+      { schedulingGates: [{ name: 'ipp.dev/provision' }] },
+      { annotations: { 'ipp.dev/instance': name } },
+    );
 
   it('refuses lifting the gate by hand, allows it to the controller', () => {
-    expect(message(enforcePod(update(ungated, gated), ctx))).toMatch(/scheduling gate ipp.dev\/provision is lifted by ipp/);
+    expect(message(enforcePod(update(ungated, gated), ctx))).toMatch(
+      /scheduling gate ipp.dev\/provision is lifted by ipp/,
+    );
     expect(enforcePod(update(ungated, gated, { userInfo: { username: CONTROLLER } }), ctx)).toEqual({ allowed: true });
   });
 
   it('refuses writing or changing the ipp.dev/instance claim by hand, allows it to the controller', () => {
     expect(message(enforcePod(update(claimed('theirs'), gated), ctx))).toMatch(/only ipp sets it/);
     expect(message(enforcePod(update(claimed('b'), claimed('a')), ctx))).toMatch(/only ipp sets it/);
-    expect(enforcePod(update(claimed('a'), gated, { userInfo: { username: CONTROLLER } }), ctx)).toEqual({ allowed: true });
+    expect(enforcePod(update(claimed('a'), gated, { userInfo: { username: CONTROLLER } }), ctx)).toEqual({
+      allowed: true,
+    });
   });
 });

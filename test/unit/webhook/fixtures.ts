@@ -3,14 +3,18 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { InstanceClass } from '../../../src/api/types.ts';
 import type { AdmissionRequest, ClassLookup, NodeLookup, PatchOp } from '../../../src/webhook/admission.ts';
 
-export const lookup = <T>(entries: Record<string, T>): { get(name: string): T | undefined } => ({ get: (n) => entries[n] });
+export const lookup = <T>(entries: Record<string, T>): { get(name: string): T | undefined } => ({
+  get: (n) => entries[n],
+});
 
 export function classes(...list: InstanceClass[]): ClassLookup {
   return lookup(Object.fromEntries(list.map((c) => [c.metadata.name!, c])));
 }
 
-export const instanceClass = (name: string, namespaces?: string[]): InstanceClass =>
-  ({ metadata: { name }, spec: { instanceTypes: ['sim.small'], simulated: {}, ...(namespaces ? { namespaces } : {}) } });
+export const instanceClass = (name: string, namespaces?: string[]): InstanceClass => ({
+  metadata: { name },
+  spec: { instanceTypes: ['sim.small'], simulated: {}, ...(namespaces ? { namespaces } : {}) },
+});
 
 export function nodes(...list: V1Node[]): NodeLookup {
   return lookup(Object.fromEntries(list.map((n) => [n.metadata!.name!, n])));
@@ -18,7 +22,11 @@ export function nodes(...list: V1Node[]): NodeLookup {
 
 export const node = (name: string, labels: Record<string, string> = {}): V1Node => ({ metadata: { name, labels } });
 
-export function pod(labels: Record<string, string> | undefined, spec: Partial<V1Pod['spec']> = {}, meta: Partial<V1Pod['metadata']> = {}): V1Pod {
+export function pod(
+  labels: Record<string, string> | undefined,
+  spec: Partial<V1Pod['spec']> = {},
+  meta: Partial<V1Pod['metadata']> = {},
+): V1Pod {
   return {
     metadata: { generateName: 'web-', ...(labels ? { labels } : {}), ...meta },
     spec: { containers: [{ name: 'c', image: 'nginx' }], schedulerName: 'default-scheduler', ...spec },
@@ -27,8 +35,15 @@ export function pod(labels: Record<string, string> | undefined, spec: Partial<V1
 
 export function create(object: unknown, extra: Partial<AdmissionRequest> = {}): AdmissionRequest {
   return {
-    uid: 'u-1', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' },
-    operation: 'CREATE', namespace: 'team-a', name: '', object, userInfo: { username: 'alice' }, ...extra,
+    uid: 'u-1',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    operation: 'CREATE',
+    namespace: 'team-a',
+    name: '',
+    object,
+    userInfo: { username: 'alice' },
+    ...extra,
   };
 }
 
@@ -41,7 +56,10 @@ export function applyPatch<T>(doc: T, ops: PatchOp[]): T {
   const out = structuredClone(doc) as unknown;
   for (const op of ops) {
     if (op.op !== 'add') throw new Error(`unexpected op ${op.op}`);
-    const parts = op.path.split('/').slice(1).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
+    const parts = op.path
+      .split('/')
+      .slice(1)
+      .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
     const last = parts.pop()!;
     let target = out as Record<string, unknown> | unknown[];
     for (const p of parts) {

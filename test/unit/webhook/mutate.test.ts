@@ -4,7 +4,10 @@ import { mutatePod, type MutateContext } from '../../../src/webhook/mutate.ts';
 import type { Decision } from '../../../src/webhook/admission.ts';
 import { applyPatch, classes, create, instanceClass, pod } from './fixtures.ts';
 
-const pin: MutateContext = { mode: 'pin', classes: classes(instanceClass('metal'), instanceClass('restricted', ['team-b', 'team-c'])) };
+const pin: MutateContext = {
+  mode: 'pin',
+  classes: classes(instanceClass('metal'), instanceClass('restricted', ['team-b', 'team-c'])),
+};
 const bind: MutateContext = { ...pin, mode: 'bind' };
 const tol = { key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' };
 
@@ -31,10 +34,16 @@ describe('mutatePod, pin mode', () => {
   });
 
   it('appends to existing gates and tolerations instead of replacing them', () => {
-    const p = pod({ 'ipp-class': 'metal' }, {
-      schedulingGates: [{ name: 'example.com/quota' }],
-      tolerations: [{ key: 'gpu', operator: 'Exists' }, { key: 'ipp.dev/class', operator: 'Equal', value: 'other', effect: 'NoSchedule' }],
-    });
+    const p = pod(
+      { 'ipp-class': 'metal' },
+      {
+        schedulingGates: [{ name: 'example.com/quota' }],
+        tolerations: [
+          { key: 'gpu', operator: 'Exists' },
+          { key: 'ipp.dev/class', operator: 'Equal', value: 'other', effect: 'NoSchedule' },
+        ],
+      },
+    );
     const out = patched(p, mutatePod(create(p), pin));
     expect(out.spec?.schedulingGates).toEqual([{ name: 'example.com/quota' }, { name: 'ipp.dev/provision' }]);
     expect(out.spec?.tolerations).toEqual([...p.spec!.tolerations!, tol]);
@@ -45,7 +54,13 @@ describe('mutatePod, pin mode', () => {
     const once = patched(p, mutatePod(create(p), pin));
     expect(mutatePod(create(once), pin)).toEqual({ allowed: true });
     // A toleration written without operator means Equal: also counts as present.
-    const implicit = pod({ 'ipp-class': 'metal' }, { schedulingGates: [{ name: 'ipp.dev/provision' }], tolerations: [{ key: 'ipp.dev/class', value: 'metal', effect: 'NoSchedule' }] });
+    const implicit = pod(
+      { 'ipp-class': 'metal' },
+      {
+        schedulingGates: [{ name: 'ipp.dev/provision' }],
+        tolerations: [{ key: 'ipp.dev/class', value: 'metal', effect: 'NoSchedule' }],
+      },
+    );
     expect(mutatePod(create(implicit), pin)).toEqual({ allowed: true });
   });
 
@@ -63,61 +78,103 @@ describe('mutatePod, pin mode', () => {
     const copied = pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'someone-elses' } });
     const d = mutatePod(create(copied), pin);
     expect(d).toMatchObject({ allowed: true });
-    expect((d as { patch: unknown[] }).patch).toContainEqual({ op: 'remove', path: '/metadata/annotations/ipp.dev~1instance' });
+    expect((d as { patch: unknown[] }).patch).toContainEqual({
+      op: 'remove',
+      path: '/metadata/annotations/ipp.dev~1instance',
+    });
   });
 
   it('leaves DaemonSet pods, mirror pods, unlabelled pods and non-CREATE requests alone', () => {
-    const ds = pod({ 'ipp-class': 'metal' }, {}, { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'x', controller: true }] });
-    expect(mutatePod(create(ds, { userInfo: { username: 'system:serviceaccount:kube-system:daemon-set-controller' } }), pin)).toEqual({ allowed: true });
+    const ds = pod(
+      { 'ipp-class': 'metal' },
+      {},
+      { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'x', controller: true }] },
+    );
+    expect(
+      mutatePod(create(ds, { userInfo: { username: 'system:serviceaccount:kube-system:daemon-set-controller' } }), pin),
+    ).toEqual({ allowed: true });
     // Anyone may write a DaemonSet ownerReference: from anybody else the pod is gated like any other.
     expect(mutatePod(create(ds), pin)).toMatchObject({ allowed: true, patch: expect.any(Array) });
-    const mirror = pod({ 'ipp-class': 'metal' }, { nodeName: 'n1' }, { annotations: { 'kubernetes.io/config.mirror': 'abc' } });
+    const mirror = pod(
+      { 'ipp-class': 'metal' },
+      { nodeName: 'n1' },
+      { annotations: { 'kubernetes.io/config.mirror': 'abc' } },
+    );
     expect(mutatePod(create(mirror), pin)).toEqual({ allowed: true });
     expect(mutatePod(create(pod(undefined)), pin)).toEqual({ allowed: true });
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }), { operation: 'UPDATE' }), pin)).toEqual({ allowed: true });
-    expect(mutatePod(create({}, { kind: { group: '', version: 'v1', kind: 'Binding' }, subResource: 'binding' }), pin)).toEqual({ allowed: true });
+    expect(
+      mutatePod(create({}, { kind: { group: '', version: 'v1', kind: 'Binding' }, subResource: 'binding' }), pin),
+    ).toEqual({ allowed: true });
     // A ReplicaSet owner is not a DaemonSet, nor is a DaemonSet reference that is not the controller.
-    const rs = pod({ 'ipp-class': 'metal' }, {}, { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'y', controller: true }] });
+    const rs = pod(
+      { 'ipp-class': 'metal' },
+      {},
+      { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'y', controller: true }] },
+    );
     expect(mutatePod(create(rs), pin)).toMatchObject({ allowed: true, patch: expect.any(Array) });
-    const notController = pod({ 'ipp-class': 'metal' }, {}, { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'a', uid: 'z' }] });
+    const notController = pod(
+      { 'ipp-class': 'metal' },
+      {},
+      { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'a', uid: 'z' }] },
+    );
     expect(mutatePod(create(notController), pin)).toMatchObject({ patch: expect.any(Array) });
   });
 
   it('denies an unknown class and an empty label, saying what to do', () => {
     const d = mutatePod(create(pod({ 'ipp-class': 'gpu' })), pin);
     expect(d).toMatchObject({ allowed: false, code: 403 });
-    expect(message(d)).toBe('InstanceClass "gpu" does not exist. Set the label ipp-class to an existing class (kubectl get instanceclasses), or ask your cluster admin to create "gpu".');
-    expect(message(mutatePod(create(pod({ 'ipp-class': '' })), pin))).toMatch(/^the label ipp-class is empty\. Set it to the name of an InstanceClass/);
+    expect(message(d)).toBe(
+      'InstanceClass "gpu" does not exist. Set the label ipp-class to an existing class (kubectl get instanceclasses), or ask your cluster admin to create "gpu".',
+    );
+    expect(message(mutatePod(create(pod({ 'ipp-class': '' })), pin))).toMatch(
+      /^the label ipp-class is empty\. Set it to the name of an InstanceClass/,
+    );
   });
 
   it('denies a namespace the class does not list, and allows the ones it does', () => {
     const d = mutatePod(create(pod({ 'ipp-class': 'restricted' })), pin);
-    expect(message(d)).toBe('InstanceClass "restricted" does not allow pods in namespace "team-a" (its spec.namespaces: team-b, team-c). ' +
-      'Use a class that allows this namespace, or ask your cluster admin to add "team-a" to spec.namespaces of "restricted".');
+    expect(message(d)).toBe(
+      'InstanceClass "restricted" does not allow pods in namespace "team-a" (its spec.namespaces: team-b, team-c). ' +
+        'Use a class that allows this namespace, or ask your cluster admin to add "team-a" to spec.namespaces of "restricted".',
+    );
     expect(mutatePod(create(pod({ 'ipp-class': 'restricted' }), { namespace: 'team-c' }), pin).allowed).toBe(true);
     // an empty list means every namespace
-    const open = { ...pin, classes: classes({ metadata: { name: 'open' }, spec: { instanceTypes: ['x'], namespaces: [] } }) };
+    const open = {
+      ...pin,
+      classes: classes({ metadata: { name: 'open' }, spec: { instanceTypes: ['x'], namespaces: [] } }),
+    };
     expect(mutatePod(create(pod({ 'ipp-class': 'open' })), open).allowed).toBe(true);
   });
 
   it('denies nodeName and foreign schedulers; accepts the default scheduler however it is spelled', () => {
-    expect(message(mutatePod(create(pod({ 'ipp-class': 'metal' }, { nodeName: 'n1' })), pin)))
-      .toMatch(/^spec\.nodeName is set to "n1", but ipp gives a pod labelled ipp-class its own dedicated node\. Remove spec\.nodeName/);
-    expect(message(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'volcano' })), pin)))
-      .toMatch(/^spec\.schedulerName is "volcano", but ipp places pods labelled ipp-class\. Remove spec\.schedulerName/);
+    expect(message(mutatePod(create(pod({ 'ipp-class': 'metal' }, { nodeName: 'n1' })), pin))).toMatch(
+      /^spec\.nodeName is set to "n1", but ipp gives a pod labelled ipp-class its own dedicated node\. Remove spec\.nodeName/,
+    );
+    expect(message(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'volcano' })), pin))).toMatch(
+      /^spec\.schedulerName is "volcano", but ipp places pods labelled ipp-class\. Remove spec\.schedulerName/,
+    );
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: undefined })), pin).allowed).toBe(true);
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: '' })), pin).allowed).toBe(true);
     // In pin mode nobody would bind a pod waiting for scheduler "ipp".
-    expect(message(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'ipp' })), pin))).toMatch(/only used when ipp runs in bind placement mode/);
+    expect(message(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'ipp' })), pin))).toMatch(
+      /only used when ipp runs in bind placement mode/,
+    );
   });
 
   it('checks the class before anything else, so the first fix the user is told about is the label', () => {
-    expect(message(mutatePod(create(pod({ 'ipp-class': 'gpu' }, { nodeName: 'n1', schedulerName: 'x' })), pin))).toMatch(/^InstanceClass "gpu" does not exist/);
+    expect(
+      message(mutatePod(create(pod({ 'ipp-class': 'gpu' }, { nodeName: 'n1', schedulerName: 'x' })), pin)),
+    ).toMatch(/^InstanceClass "gpu" does not exist/);
   });
 
   it('answers garbage in the pod with a TypeError (the server turns it into 400), never a wrong patch', () => {
-    expect(() => mutatePod(create(pod({ 'ipp-class': 'metal' }, { tolerations: 'all' as never })), pin)).toThrow(TypeError);
-    expect(() => mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulingGates: [1] as never })), pin)).toThrow(TypeError);
+    expect(() => mutatePod(create(pod({ 'ipp-class': 'metal' }, { tolerations: 'all' as never })), pin)).toThrow(
+      TypeError,
+    );
+    expect(() => mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulingGates: [1] as never })), pin)).toThrow(
+      TypeError,
+    );
     expect(() => mutatePod(create({ metadata: { labels: { 'ipp-class': 'metal' } } }), pin)).toThrow(TypeError);
     expect(() => mutatePod(create('pod'), pin)).toThrow(TypeError);
     // Labels of the wrong shape are no label at all.
@@ -143,7 +200,8 @@ describe('mutatePod, bind mode', () => {
 
   it('accepts a pod that already asks for the ipp scheduler and still denies others', () => {
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'ipp' })), bind)).toEqual({
-      allowed: true, patch: [{ op: 'add', path: '/spec/tolerations', value: [tol] }],
+      allowed: true,
+      patch: [{ op: 'add', path: '/spec/tolerations', value: [tol] }],
     });
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'volcano' })), bind).allowed).toBe(false);
   });

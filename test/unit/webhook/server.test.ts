@@ -7,59 +7,110 @@ import { renewIfNeeded } from '../../../src/webhook/certificates.ts';
 import { startWebhookServer, type WebhookServer } from '../../../src/webhook/server.ts';
 import { classes, create, instanceClass, node, nodes, pod } from './fixtures.ts';
 
-interface Reply { status: number; body: string; json?: Record<string, unknown> }
+interface Reply {
+  status: number;
+  body: string;
+  json?: Record<string, unknown>;
+}
 
 let server: WebhookServer;
 let ca: string;
 
-function post(path: string, body: string | Buffer, headers: Record<string, string | number> = {}, method = 'POST'): Promise<Reply> {
+function post(
+  path: string,
+  body: string | Buffer,
+  headers: Record<string, string | number> = {},
+  method = 'POST',
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, path, method, ca, agent: false, servername: 'ipp-webhook.test.svc', headers: { 'Content-Type': 'application/json', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json: Record<string, unknown> | undefined;
-        try { json = JSON.parse(text) as Record<string, unknown>; } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, body: text, ...(json ? { json } : {}) });
-      });
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path,
+        method,
+        ca,
+        agent: false,
+        servername: 'ipp-webhook.test.svc',
+        headers: { 'Content-Type': 'application/json', ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: Record<string, unknown> | undefined;
+          try {
+            json = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body: text, ...(json ? { json } : {}) });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
 
-const review = (request: unknown) => JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request });
+const review = (request: unknown) =>
+  JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request });
 const decode = (r: Reply) => {
   const response = r.json?.response as { patch?: string; allowed?: boolean; warnings?: string[] };
-  return { ...response, ops: response.patch ? JSON.parse(Buffer.from(response.patch, 'base64').toString()) as unknown[] : undefined };
+  return {
+    ...response,
+    ops: response.patch ? (JSON.parse(Buffer.from(response.patch, 'base64').toString()) as unknown[]) : undefined,
+  };
 };
 
 beforeAll(async () => {
-  const m = (await renewIfNeeded(undefined, { dnsNames: ['ipp-webhook.test.svc'], ipAddresses: ['127.0.0.1'] }, new Date()))!;
+  const m = (await renewIfNeeded(
+    undefined,
+    { dnsNames: ['ipp-webhook.test.svc'], ipAddresses: ['127.0.0.1'] },
+    new Date(),
+  ))!;
   ca = m.caBundle;
   server = await startWebhookServer({
-    tls: m, port: 0, host: '127.0.0.1', placement: 'pin', maxBodyBytes: 64 * 1024,
+    tls: m,
+    port: 0,
+    host: '127.0.0.1',
+    placement: 'pin',
+    maxBodyBytes: 64 * 1024,
     classes: classes(instanceClass('metal')),
     nodes: nodes(node('ipp-1', { 'ipp.dev/class': 'metal' })),
   });
 });
-afterAll(async () => { await server.close(); });
+afterAll(async () => {
+  await server.close();
+});
 
 describe('webhook server', () => {
   it('answers a mutation with an admission.k8s.io/v1 review carrying the uid and a base64 JSONPatch', async () => {
     const r = await post('/mutate-pods', review(create(pod({ 'ipp-class': 'metal' }), { uid: 'abc-123' })));
     expect(r.status).toBe(200);
-    expect(r.json).toMatchObject({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'abc-123', allowed: true, patchType: 'JSONPatch' } });
+    expect(r.json).toMatchObject({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: 'abc-123', allowed: true, patchType: 'JSONPatch' },
+    });
     expect(decode(r).ops).toEqual([
       { op: 'add', path: '/spec/schedulingGates', value: [{ name: 'ipp.dev/provision' }] },
-      { op: 'add', path: '/spec/tolerations', value: [{ key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' }] },
+      {
+        op: 'add',
+        path: '/spec/tolerations',
+        value: [{ key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' }],
+      },
     ]);
   });
 
   it('answers a denial with allowed false and a Status the apiserver shows to the user', async () => {
     const r = await post('/mutate-pods', review(create(pod({ 'ipp-class': 'gpu' }), { uid: 'u-9' })));
-    expect(r.json?.response).toEqual({ uid: 'u-9', allowed: false, status: { code: 403, reason: 'Forbidden', message: expect.stringMatching(/^InstanceClass "gpu" does not exist/) } });
+    expect(r.json?.response).toEqual({
+      uid: 'u-9',
+      allowed: false,
+      status: { code: 403, reason: 'Forbidden', message: expect.stringMatching(/^InstanceClass "gpu" does not exist/) },
+    });
   });
 
   it('routes /enforce-pods to the isolation rules, with warnings', async () => {
@@ -74,7 +125,7 @@ describe('webhook server', () => {
 
   it('serves /healthz, 404s unknown paths and 405s other methods', async () => {
     expect((await post('/healthz', '', {}, 'GET')).status).toBe(200);
-    expect((await post('/validate', review(create(pod({})))))).toMatchObject({ status: 404 });
+    expect(await post('/validate', review(create(pod({}))))).toMatchObject({ status: 404 });
     expect((await post('/mutate-pods', '', {}, 'GET')).status).toBe(405);
   });
 
@@ -85,7 +136,10 @@ describe('webhook server', () => {
     ['JSON null', 'null'],
     ['JSON array', '[1,2,3]'],
     ['JSON string', '"AdmissionReview"'],
-    ['wrong apiVersion', JSON.stringify({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: create(pod({})) })],
+    [
+      'wrong apiVersion',
+      JSON.stringify({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: create(pod({})) }),
+    ],
     ['wrong kind', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'Pod', request: create(pod({})) })],
     ['no request', review(undefined)],
     ['request is a string', review('x')],
@@ -101,7 +155,10 @@ describe('webhook server', () => {
     ['object without spec', review(create({ metadata: { labels: { 'ipp-class': 'metal' } } }))],
     ['tolerations a string', review(create(pod({ 'ipp-class': 'metal' }, { tolerations: 'Exists' as never })))],
     ['gates a number', review(create(pod({ 'ipp-class': 'metal' }, { schedulingGates: 3 as never })))],
-    ['prototype pollution attempt', '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","__proto__":{"allowed":true},"request":{"__proto__":{"uid":"x"}}}'],
+    [
+      'prototype pollution attempt',
+      '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","__proto__":{"allowed":true},"request":{"__proto__":{"uid":"x"}}}',
+    ],
     ['deeply nested', `${'['.repeat(50_000)}${']'.repeat(50_000)}`.slice(0, 60_000)],
   ];
 
@@ -116,10 +173,20 @@ describe('webhook server', () => {
     expect((await post('/mutate-pods', huge)).status).toBe(413);
     // Chunked: no Content-Length to trust, the cap must hold while reading.
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: server.port, path: '/mutate-pods', method: 'POST', ca, servername: 'ipp-webhook.test.svc' }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: server.port,
+          path: '/mutate-pods',
+          method: 'POST',
+          ca,
+          servername: 'ipp-webhook.test.svc',
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < 10; i++) req.write(Buffer.alloc(16 * 1024, '{'));
       req.end();
@@ -129,27 +196,47 @@ describe('webhook server', () => {
   });
 
   it('survives a burst of random mutations of a valid review, answering every one with 200 or 400', async () => {
-    const valid = create(pod({ 'ipp-class': 'metal' }, { tolerations: [{ operator: 'Exists' }] })) as unknown as Record<string, unknown>;
+    const valid = create(pod({ 'ipp-class': 'metal' }, { tolerations: [{ operator: 'Exists' }] })) as unknown as Record<
+      string,
+      unknown
+    >;
     const junk = [null, 0, -1, 1e308, '', 'x'.repeat(1000), [], {}, [null], { a: { b: {} } }, true];
     const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
-    const paths = [['uid'], ['kind'], ['kind', 'kind'], ['operation'], ['object'], ['object', 'spec'], ['object', 'metadata'],
-      ['object', 'metadata', 'labels'], ['object', 'metadata', 'ownerReferences'], ['object', 'spec', 'tolerations'],
-      ['object', 'spec', 'affinity'], ['object', 'spec', 'nodeName'], ['oldObject'], ['userInfo'], ['subResource']];
-    const statuses = await Promise.all(Array.from({ length: 200 }, async () => {
-      const req = structuredClone(valid);
-      const path = pick(paths);
-      let target = req;
-      for (const p of path.slice(0, -1)) {
-        if (typeof target[p] !== 'object' || target[p] === null) target[p] = {};
-        target = target[p] as Record<string, unknown>;
-      }
-      target[path[path.length - 1]!] = pick(junk);
-      if (Math.random() < 0.3) req.operation = pick(['CREATE', 'UPDATE', 'DELETE']);
-      const r = await post(pick(['/mutate-pods', '/enforce-pods']), review(req));
-      if (r.status === 200) expect(r.json?.response).toMatchObject({ uid: expect.any(String), allowed: expect.any(Boolean) });
-      else expect(r.json?.message).toEqual(expect.any(String));
-      return r.status;
-    }));
+    const paths = [
+      ['uid'],
+      ['kind'],
+      ['kind', 'kind'],
+      ['operation'],
+      ['object'],
+      ['object', 'spec'],
+      ['object', 'metadata'],
+      ['object', 'metadata', 'labels'],
+      ['object', 'metadata', 'ownerReferences'],
+      ['object', 'spec', 'tolerations'],
+      ['object', 'spec', 'affinity'],
+      ['object', 'spec', 'nodeName'],
+      ['oldObject'],
+      ['userInfo'],
+      ['subResource'],
+    ];
+    const statuses = await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        const req = structuredClone(valid);
+        const path = pick(paths);
+        let target = req;
+        for (const p of path.slice(0, -1)) {
+          if (typeof target[p] !== 'object' || target[p] === null) target[p] = {};
+          target = target[p] as Record<string, unknown>;
+        }
+        target[path[path.length - 1]!] = pick(junk);
+        if (Math.random() < 0.3) req.operation = pick(['CREATE', 'UPDATE', 'DELETE']);
+        const r = await post(pick(['/mutate-pods', '/enforce-pods']), review(req));
+        if (r.status === 200)
+          expect(r.json?.response).toMatchObject({ uid: expect.any(String), allowed: expect.any(Boolean) });
+        else expect(r.json?.message).toEqual(expect.any(String));
+        return r.status;
+      }),
+    );
     expect(new Set(statuses.filter((s) => s !== 200 && s !== 400))).toEqual(new Set());
     expect((await post('/healthz', '', {}, 'GET')).status).toBe(200);
   });

@@ -5,7 +5,8 @@ import { violations } from '../../../../src/controllers/audit/violations.ts';
 import { node, pod } from '../fixtures.ts';
 
 const on = (byNode: Record<string, V1Pod[]>) => (name: string) => byNode[name] ?? [];
-const summary = (v: ReturnType<typeof violations>) => v.map((x) => ({ pod: x.pod.metadata!.name, node: x.node, nodeClass: x.nodeClass, podClass: x.podClass }));
+const summary = (v: ReturnType<typeof violations>) =>
+  v.map((x) => ({ pod: x.pod.metadata!.name, node: x.node, nodeClass: x.nodeClass, podClass: x.podClass }));
 
 describe('violations', () => {
   it('accepts pods of the node class and DaemonSet, mirror and finished pods', () => {
@@ -20,7 +21,10 @@ describe('violations', () => {
   });
 
   it('reports a pod of another class and a pod of no class, naming node and classes', () => {
-    const intruders = [pod('tenant-b', { class: 'gpu', phase: 'Running' }), pod('plain', { class: null, phase: 'Running' })];
+    const intruders = [
+      pod('tenant-b', { class: 'gpu', phase: 'Running' }),
+      pod('plain', { class: null, phase: 'Running' }),
+    ];
     const v = violations([node('n1', { class: 'metal' })], on({ n1: intruders }));
     expect(summary(v)).toEqual([
       { pod: 'tenant-b', node: 'n1', nodeClass: 'metal', podClass: 'gpu' },
@@ -30,7 +34,9 @@ describe('violations', () => {
   });
 
   it('reports a still-pending pod bound to the node too (it will run there)', () => {
-    expect(summary(violations([node('n1', { class: 'metal' })], on({ n1: [pod('p', { class: 'gpu', phase: 'Pending' })] })))).toHaveLength(1);
+    expect(
+      summary(violations([node('n1', { class: 'metal' })], on({ n1: [pod('p', { class: 'gpu', phase: 'Pending' })] }))),
+    ).toHaveLength(1);
   });
 
   it('does not look at nodes that are not ipp nodes', () => {
@@ -44,10 +50,13 @@ describe('violations', () => {
   });
 
   it('checks every ipp node', () => {
-    const v = violations([node('n1', { class: 'a' }), node('n2', { class: 'b' })], on({
-      n1: [pod('p', { class: 'a', phase: 'Running' })],
-      n2: [pod('q', { class: 'a', phase: 'Running' })],
-    }));
+    const v = violations(
+      [node('n1', { class: 'a' }), node('n2', { class: 'b' })],
+      on({
+        n1: [pod('p', { class: 'a', phase: 'Running' })],
+        n2: [pod('q', { class: 'a', phase: 'Running' })],
+      }),
+    );
     expect(summary(v)).toEqual([{ pod: 'q', node: 'n2', nodeClass: 'b', podClass: 'a' }]);
   });
 });

@@ -20,7 +20,10 @@ const ids = (l: CloudInstance[]) => l.map((c) => c.providerID.split('/').pop());
 
 describe('leaked', () => {
   it('reports an old cloud instance that no Instance accounts for', () => {
-    expect(ids(leaked([cloud('i-1', { instance: 'deleted-long-ago' }), cloud('i-2')], [], GRACE, NOW))).toEqual(['i-1', 'i-2']);
+    expect(ids(leaked([cloud('i-1', { instance: 'deleted-long-ago' }), cloud('i-2')], [], GRACE, NOW))).toEqual([
+      'i-1',
+      'i-2',
+    ]);
   });
 
   it('spares instances younger than the grace period, and counts it inclusively', () => {
@@ -44,7 +47,9 @@ describe('leaked', () => {
 
   it('reports a duplicate: tagged with an Instance that has recorded another providerID', () => {
     const owner = instance('x', { providerID: 'aws:///eu-west-1a/i-kept' });
-    expect(ids(leaked([cloud('i-kept', { instance: 'x' }), cloud('i-dup', { instance: 'x' })], [owner], GRACE, NOW))).toEqual(['i-dup']);
+    expect(
+      ids(leaked([cloud('i-kept', { instance: 'x' }), cloud('i-dup', { instance: 'x' })], [owner], GRACE, NOW)),
+    ).toEqual(['i-dup']);
   });
 
   it('does not match an untagged instance through an Instance without providerID', () => {
@@ -53,6 +58,8 @@ describe('leaked', () => {
 
   it('picks only the unaccounted ones from a mixed list', () => {
     const list = [cloud('i-1', { instance: 'a' }), cloud('i-2', { instance: 'b' }), cloud('i-3', { instance: 'gone' })];
-    expect(ids(leaked(list, [instance('a'), instance('z', { providerID: 'aws:///eu-west-1a/i-2' })], GRACE, NOW))).toEqual(['i-3']);
+    expect(
+      ids(leaked(list, [instance('a'), instance('z', { providerID: 'aws:///eu-west-1a/i-2' })], GRACE, NOW)),
+    ).toEqual(['i-3']);
   });
 });

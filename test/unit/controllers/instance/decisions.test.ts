@@ -1,6 +1,12 @@
 // The instance lifecycle's pure decisions: who occupies an instance, launch/registration timeouts, idle expiry.
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, idleExpiry, livenessExpiry, occupants, timeouts } from '../../../../src/controllers/instance/decisions.ts';
+import {
+  DEFAULTS,
+  idleExpiry,
+  livenessExpiry,
+  occupants,
+  timeouts,
+} from '../../../../src/controllers/instance/decisions.ts';
 import { cls, instance, pod } from '../fixtures.ts';
 
 const T0 = Date.parse('2024-01-01T00:00:00Z');
@@ -38,7 +44,11 @@ describe('occupants', () => {
   });
 
   it('keeps two pods with the same name but different uids (a recreated pod)', () => {
-    expect(occupants([pod('web', { uid: 'old' })], [pod('web', { uid: 'new' })]).map((r) => r.uid).sort()).toEqual(['new', 'old']);
+    expect(
+      occupants([pod('web', { uid: 'old' })], [pod('web', { uid: 'new' })])
+        .map((r) => r.uid)
+        .sort(),
+    ).toEqual(['new', 'old']);
   });
 });
 
@@ -48,8 +58,11 @@ describe('timeouts', () => {
     expect(DEFAULTS).toEqual({ idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m' });
     expect(timeouts(cls())).toEqual(defaults);
     expect(timeouts(undefined)).toEqual(defaults);
-    expect(timeouts(cls({ idleTimeout: '30s', launchTimeout: '1h', registrationTimeout: '1h30m' })))
-      .toEqual({ idleMs: 30_000, launchMs: 60 * MIN, registrationMs: 90 * MIN });
+    expect(timeouts(cls({ idleTimeout: '30s', launchTimeout: '1h', registrationTimeout: '1h30m' }))).toEqual({
+      idleMs: 30_000,
+      launchMs: 60 * MIN,
+      registrationMs: 90 * MIN,
+    });
   });
 
   it('names the field of a malformed duration', () => {
@@ -68,12 +81,23 @@ describe('livenessExpiry', () => {
 
   it("uses the class's launchTimeout", () => {
     const inst = instance('x', { created: iso(0) });
-    expect(livenessExpiry(inst, cls({ launchTimeout: '30m' }), false, T0 + 20 * MIN)).toEqual({ expired: false, remainingMs: 10 * MIN });
-    expect(livenessExpiry(inst, cls({ launchTimeout: '30m' }), false, T0 + 30 * MIN)).toMatchObject({ expired: true, reason: 'LaunchTimeout' });
+    expect(livenessExpiry(inst, cls({ launchTimeout: '30m' }), false, T0 + 20 * MIN)).toEqual({
+      expired: false,
+      remainingMs: 10 * MIN,
+    });
+    expect(livenessExpiry(inst, cls({ launchTimeout: '30m' }), false, T0 + 30 * MIN)).toMatchObject({
+      expired: true,
+      reason: 'LaunchTimeout',
+    });
   });
 
   it('times out registration registrationTimeout after launch while the node is absent', () => {
-    const inst = instance('x', { created: iso(0), providerID: 'sim:///x', launchedAt: iso(5 * MIN), phase: 'Launched' });
+    const inst = instance('x', {
+      created: iso(0),
+      providerID: 'sim:///x',
+      launchedAt: iso(5 * MIN),
+      phase: 'Launched',
+    });
     expect(livenessExpiry(inst, cls(), false, T0 + 15 * MIN)).toEqual({ expired: false, remainingMs: 5 * MIN });
     const e = livenessExpiry(inst, cls(), false, T0 + 20 * MIN);
     expect(e).toMatchObject({ expired: true, reason: 'RegistrationTimeout' });
@@ -82,8 +106,14 @@ describe('livenessExpiry', () => {
 
   it('times out registration while the node is registered but not Ready', () => {
     const inst = instance('x', { created: iso(0), providerID: 'sim:///x', launchedAt: iso(0), phase: 'Registered' });
-    expect(livenessExpiry(inst, cls({ registrationTimeout: '40m' }), true, T0 + 39 * MIN)).toEqual({ expired: false, remainingMs: MIN });
-    expect(livenessExpiry(inst, cls({ registrationTimeout: '40m' }), true, T0 + 40 * MIN)).toMatchObject({ expired: true, reason: 'RegistrationTimeout' });
+    expect(livenessExpiry(inst, cls({ registrationTimeout: '40m' }), true, T0 + 39 * MIN)).toEqual({
+      expired: false,
+      remainingMs: MIN,
+    });
+    expect(livenessExpiry(inst, cls({ registrationTimeout: '40m' }), true, T0 + 40 * MIN)).toMatchObject({
+      expired: true,
+      reason: 'RegistrationTimeout',
+    });
   });
 
   it('measures registration from creation when launchedAt is missing', () => {
@@ -98,7 +128,10 @@ describe('livenessExpiry', () => {
 
   it('a Ready Instance whose node is gone is back under the registration timeout', () => {
     const inst = instance('x', { created: iso(0), providerID: 'sim:///x', launchedAt: iso(0), phase: 'Ready' });
-    expect(livenessExpiry(inst, cls(), false, T0 + 16 * MIN)).toMatchObject({ expired: true, reason: 'RegistrationTimeout' });
+    expect(livenessExpiry(inst, cls(), false, T0 + 16 * MIN)).toMatchObject({
+      expired: true,
+      reason: 'RegistrationTimeout',
+    });
   });
 });
 
@@ -115,8 +148,14 @@ describe('idleExpiry', () => {
   });
 
   it("uses the class's idleTimeout, and the default without a class", () => {
-    expect(idleExpiry(iso(0), cls({ idleTimeout: '1h' }), T0 + 30 * MIN)).toEqual({ expired: false, remainingMs: 30 * MIN });
-    expect(idleExpiry(iso(0), cls({ idleTimeout: '10s' }), T0 + 10_000)).toMatchObject({ expired: true, reason: 'Idle' });
+    expect(idleExpiry(iso(0), cls({ idleTimeout: '1h' }), T0 + 30 * MIN)).toEqual({
+      expired: false,
+      remainingMs: 30 * MIN,
+    });
+    expect(idleExpiry(iso(0), cls({ idleTimeout: '10s' }), T0 + 10_000)).toMatchObject({
+      expired: true,
+      reason: 'Idle',
+    });
     expect(idleExpiry(iso(0), undefined, T0 + 4 * MIN)).toEqual({ expired: false, remainingMs: MIN });
   });
 });

@@ -10,22 +10,39 @@ const problem = { reason: 'InvalidClass', message: 'InstanceClass "metal" is inv
 
 const withReady = (status: 'True' | 'False', lastTransitionTime: Date | string = EARLIER) => {
   const c = cls();
-  c.status = { conditions: [{ type: 'Ready', status, reason: 'Whatever', message: 'before', lastTransitionTime: lastTransitionTime as Date }] };
+  c.status = {
+    conditions: [
+      { type: 'Ready', status, reason: 'Whatever', message: 'before', lastTransitionTime: lastTransitionTime as Date },
+    ],
+  };
   return c;
 };
 
 describe('classStatus', () => {
   it('is Ready True with reason Valid when there is no problem', () => {
     const s = classStatus(cls(), undefined, [], [], NOW);
-    expect(s.conditions).toEqual([{
-      type: 'Ready', status: 'True', reason: 'Valid', message: 'the class is valid and its provider is enabled', observedGeneration: 1, lastTransitionTime: NOW,
-    }]);
+    expect(s.conditions).toEqual([
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Valid',
+        message: 'the class is valid and its provider is enabled',
+        observedGeneration: 1,
+        lastTransitionTime: NOW,
+      },
+    ]);
     expect(s.observedGeneration).toBe(1);
   });
 
   it("is Ready False with the problem's reason and message", () => {
     const s = classStatus(cls(), problem, [], [], NOW);
-    expect(s.conditions![0]).toMatchObject({ type: 'Ready', status: 'False', reason: 'InvalidClass', message: problem.message, lastTransitionTime: NOW });
+    expect(s.conditions![0]).toMatchObject({
+      type: 'Ready',
+      status: 'False',
+      reason: 'InvalidClass',
+      message: problem.message,
+      lastTransitionTime: NOW,
+    });
   });
 
   it('keeps lastTransitionTime while the status stays the same, even when reason or message change', () => {
@@ -47,8 +64,18 @@ describe('classStatus', () => {
       instance('registered-no-pods', { phase: 'Registered', idleSince: EARLIER.toISOString() }),
       instance('going', { phase: 'Ready', idleSince: EARLIER.toISOString(), deleting: true }),
     ];
-    const pods = [pod('waiting'), pod('bind-mode', { gated: false, schedulerName: 'ipp' }), pod('placed', { gated: false, nodeName: 'n1', phase: 'Running' }), pod('dead', { phase: 'Failed' })];
-    expect(classStatus(cls(), undefined, instances, pods, NOW)).toMatchObject({ instances: 5, readyInstances: 3, idleInstances: 2, pendingPods: 2 });
+    const pods = [
+      pod('waiting'),
+      pod('bind-mode', { gated: false, schedulerName: 'ipp' }),
+      pod('placed', { gated: false, nodeName: 'n1', phase: 'Running' }),
+      pod('dead', { phase: 'Failed' }),
+    ];
+    expect(classStatus(cls(), undefined, instances, pods, NOW)).toMatchObject({
+      instances: 5,
+      readyInstances: 3,
+      idleInstances: 2,
+      pendingPods: 2,
+    });
   });
 });
 
@@ -61,7 +88,10 @@ describe('statusChanged', () => {
 
   it('ignores a difference in lastTransitionTime only', () => {
     const a = base();
-    const b: InstanceClassStatus = { ...a, conditions: [{ ...a.conditions![0]!, lastTransitionTime: new Date('2030-01-01T00:00:00Z') }] };
+    const b: InstanceClassStatus = {
+      ...a,
+      conditions: [{ ...a.conditions![0]!, lastTransitionTime: new Date('2030-01-01T00:00:00Z') }],
+    };
     expect(statusChanged(a, b)).toBe(false);
   });
 
@@ -71,19 +101,33 @@ describe('statusChanged', () => {
     expect(statusChanged(a, { ...a, readyInstances: 0 })).toBe(true);
     expect(statusChanged(a, { ...a, observedGeneration: 2 })).toBe(true);
     expect(statusChanged(a, { ...a, conditions: [{ ...a.conditions![0]!, message: 'other' }] })).toBe(true);
-    expect(statusChanged(a, classStatus(withReady('True'), problem, [instance('a', { phase: 'Ready' })], [pod('p')], NOW))).toBe(true);
+    expect(
+      statusChanged(a, classStatus(withReady('True'), problem, [instance('a', { phase: 'Ready' })], [pod('p')], NOW)),
+    ).toBe(true);
   });
 
   it('sees no change in the status as the API server returns it (keys sorted, times as strings)', () => {
     const next = base();
     // What the informer holds after the previous write: JSON from the server, whose maps have sorted keys.
-    const fromServer = JSON.parse(JSON.stringify({
-      conditions: [{
-        lastTransitionTime: '2024-01-01T00:00:00Z', message: next.conditions![0]!.message, observedGeneration: 1,
-        reason: next.conditions![0]!.reason, status: 'True', type: 'Ready',
-      }],
-      idleInstances: next.idleInstances, instances: next.instances, observedGeneration: 1, pendingPods: next.pendingPods, readyInstances: next.readyInstances,
-    })) as InstanceClassStatus;
+    const fromServer = JSON.parse(
+      JSON.stringify({
+        conditions: [
+          {
+            lastTransitionTime: '2024-01-01T00:00:00Z',
+            message: next.conditions![0]!.message,
+            observedGeneration: 1,
+            reason: next.conditions![0]!.reason,
+            status: 'True',
+            type: 'Ready',
+          },
+        ],
+        idleInstances: next.idleInstances,
+        instances: next.instances,
+        observedGeneration: 1,
+        pendingPods: next.pendingPods,
+        readyInstances: next.readyInstances,
+      }),
+    ) as InstanceClassStatus;
     expect(statusChanged(fromServer, next)).toBe(false);
   });
 });

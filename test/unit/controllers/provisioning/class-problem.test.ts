@@ -31,7 +31,8 @@ const providers = (...list: CloudProvider[]) => new Map(list.map((p) => [p.name,
 describe('classProblem', () => {
   it('reports an unknown class, naming it', () => {
     expect(classProblem(undefined, 'metal', providers(fakeProvider('simulated')))).toEqual({
-      reason: 'UnknownClass', message: expect.stringContaining('InstanceClass "metal" does not exist'),
+      reason: 'UnknownClass',
+      message: expect.stringContaining('InstanceClass "metal" does not exist'),
     });
   });
 
@@ -43,12 +44,16 @@ describe('classProblem', () => {
   });
 
   it("reports the provider's validation problems, all of them", () => {
-    const sim = fakeProvider('simulated', ['spec.instanceTypes[0]: "nope" is unknown', 'spec.zones[0]: "mars-1a" is unknown']);
+    const sim = fakeProvider('simulated', [
+      'spec.instanceTypes[0]: "nope" is unknown',
+      'spec.zones[0]: "mars-1a" is unknown',
+    ]);
     const c = cls();
     const p = classProblem(c, 'metal', providers(sim));
     expect(p).toEqual({
       reason: 'InvalidClass',
-      message: 'InstanceClass "metal" is invalid: spec.instanceTypes[0]: "nope" is unknown; spec.zones[0]: "mars-1a" is unknown',
+      message:
+        'InstanceClass "metal" is invalid: spec.instanceTypes[0]: "nope" is unknown; spec.zones[0]: "mars-1a" is unknown',
     });
     expect(sim.validated).toEqual([c]);
   });

@@ -24,7 +24,12 @@ function run(input: Input): Plan {
     pods: input.pods,
     instances: input.instances ?? [],
     // Without explicit nodes, a Ready Instance has a Ready node (as it does in a cluster).
-    nodeOf: (i) => (input.nodes ? input.nodes[i.metadata.name!] : i.status?.phase === 'Ready' ? node(`n-${i.metadata.name}`) : undefined),
+    nodeOf: (i) =>
+      input.nodes
+        ? input.nodes[i.metadata.name!]
+        : i.status?.phase === 'Ready'
+          ? node(`n-${i.metadata.name}`)
+          : undefined,
     podsOnNode: (n) => input.onNode?.[n] ?? [],
     capacityOf: input.capacity ?? (() => undefined),
     newName: () => `new-${++n}`,
@@ -50,7 +55,10 @@ describe('Pod isolation', () => {
   it('reuses an idle live Instance, preferring a Ready one over an older launching one', () => {
     const p = run({
       pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) })],
-      instances: [instance('launching', { phase: 'Launched', created: at(0) }), instance('ready', { phase: 'Ready', created: at(5) })],
+      instances: [
+        instance('launching', { phase: 'Launched', created: at(0) }),
+        instance('ready', { phase: 'Ready', created: at(5) }),
+      ],
     });
     expect(claims(p)).toEqual(['a->ready', 'b->launching', 'c->new-1+']);
   });
@@ -58,7 +66,10 @@ describe('Pod isolation', () => {
   it('reuses launching Instances oldest first', () => {
     const p = run({
       pods: [pod('a')],
-      instances: [instance('younger', { phase: 'Pending', created: at(9) }), instance('older', { phase: 'Pending', created: at(1) })],
+      instances: [
+        instance('younger', { phase: 'Pending', created: at(9) }),
+        instance('older', { phase: 'Pending', created: at(1) }),
+      ],
     });
     expect(claims(p)).toEqual(['a->older']);
   });
@@ -106,7 +117,10 @@ describe('Pod isolation', () => {
     });
     expect(claims(p)).toEqual(['b->new-1+']);
     const held = run({
-      pods: [pod('running', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running' }), pod('copy', { claim: 'x' })],
+      pods: [
+        pod('running', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running' }),
+        pod('copy', { claim: 'x' }),
+      ],
       instances: [instance('x', { phase: 'Ready' })],
     });
     expect(claims(held)).toEqual(['copy->new-1+']);
@@ -115,8 +129,13 @@ describe('Pod isolation', () => {
 
   it("ignores a claim naming another class's Instance", () => {
     const p = plan({
-      cls: cls(), pods: [pod('a', { claim: 'theirs' })], instances: [], nodeOf: () => undefined, capacityOf: () => undefined,
-      newName: () => 'new-1', exists: (n) => n === 'theirs',
+      cls: cls(),
+      pods: [pod('a', { claim: 'theirs' })],
+      instances: [],
+      nodeOf: () => undefined,
+      capacityOf: () => undefined,
+      newName: () => 'new-1',
+      exists: (n) => n === 'theirs',
     });
     expect(claims(p)).toEqual(['a->new-1+']);
   });
@@ -126,13 +145,20 @@ describe('Pod isolation', () => {
     pinned.spec!.nodeSelector = { 'ipp.dev/instance': 'gone' };
     expect(claims(run({ pods: [pinned] }))).toEqual(['pinned->gone+']);
     // While the old one is still being deleted, it waits.
-    expect(claims(run({ pods: [pinned], instances: [instance('gone', { phase: 'Ready', deleting: true })] }))).toEqual([]);
+    expect(claims(run({ pods: [pinned], instances: [instance('gone', { phase: 'Ready', deleting: true })] }))).toEqual(
+      [],
+    );
   });
 
   it('counts pods it may not place, but does not place them', () => {
     const p = plan({
-      cls: cls(), pods: [pod('elsewhere', { ns: 'other' }), pod('a')], instances: [], nodeOf: () => undefined, capacityOf: () => undefined,
-      newName: () => 'new-1', mayPlace: (x) => x.metadata!.namespace !== 'other',
+      cls: cls(),
+      pods: [pod('elsewhere', { ns: 'other' }), pod('a')],
+      instances: [],
+      nodeOf: () => undefined,
+      capacityOf: () => undefined,
+      newName: () => 'new-1',
+      mayPlace: (x) => x.metadata!.namespace !== 'other',
     });
     expect(claims(p)).toEqual(['a->new-1+']);
   });
@@ -161,9 +187,17 @@ describe('Class isolation', () => {
   });
 
   it('packs by memory and by pod count too', () => {
-    const byMemory = run({ cls: klass, pods: ['a', 'b', 'c'].map((n, i) => pod(n, { created: at(i), cpu: '1m', memory: '3Gi' })), capacity: () => cap(64_000, 110, 6 * GiB) });
+    const byMemory = run({
+      cls: klass,
+      pods: ['a', 'b', 'c'].map((n, i) => pod(n, { created: at(i), cpu: '1m', memory: '3Gi' })),
+      capacity: () => cap(64_000, 110, 6 * GiB),
+    });
     expect(claims(byMemory)).toEqual(['a->new-1+', 'b->new-1', 'c->new-2+']);
-    const byCount = run({ cls: klass, pods: ['a', 'b', 'c'].map((n, i) => pod(n, { created: at(i) })), capacity: () => cap(64_000, 2) });
+    const byCount = run({
+      cls: klass,
+      pods: ['a', 'b', 'c'].map((n, i) => pod(n, { created: at(i) })),
+      capacity: () => cap(64_000, 2),
+    });
     expect(claims(byCount)).toEqual(['a->new-1+', 'b->new-1', 'c->new-2+']);
   });
 
@@ -182,7 +216,14 @@ describe('Class isolation', () => {
   });
 
   it('counts DaemonSet pods on the node against capacity, but not as occupants', () => {
-    const ds = pod('agent', { class: null, daemonSet: true, gated: false, nodeName: 'n1', phase: 'Running', cpu: '500m' });
+    const ds = pod('agent', {
+      class: null,
+      daemonSet: true,
+      gated: false,
+      nodeName: 'n1',
+      phase: 'Running',
+      cpu: '500m',
+    });
     const input = {
       cls: klass,
       pods: [pod('a', { created: at(1), cpu: '400m' }), pod('b', { created: at(2), cpu: '400m' })],
@@ -197,14 +238,22 @@ describe('Class isolation', () => {
   });
 
   it('shares Instances even when spec.reuse is false', () => {
-    const p = run({ cls: cls({ isolation: 'Class', reuse: false }), pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) })], capacity: () => cap(1000) });
+    const p = run({
+      cls: cls({ isolation: 'Class', reuse: false }),
+      pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) })],
+      capacity: () => cap(1000),
+    });
     expect(claims(p)).toEqual(['a->new-1+', 'b->new-1']);
   });
 
   it('puts one pod per Instance while the capacity is unknown', () => {
     const p = run({
       cls: klass,
-      pods: [pod('a', { created: at(1), cpu: '1m' }), pod('b', { created: at(2), cpu: '1m' }), pod('c', { created: at(3), cpu: '1m' })],
+      pods: [
+        pod('a', { created: at(1), cpu: '1m' }),
+        pod('b', { created: at(2), cpu: '1m' }),
+        pod('c', { created: at(3), cpu: '1m' }),
+      ],
       instances: [instance('x', { phase: 'Ready' })],
       capacity: () => undefined,
     });
@@ -261,7 +310,11 @@ describe('claimed pods', () => {
   it('re-plans a pod whose Instance is being deleted or Terminated', () => {
     const p = run({
       pods: [pod('a', { created: at(1), claim: 'going' }), pod('b', { created: at(2), claim: 'dead' })],
-      instances: [instance('going', { phase: 'Ready', deleting: true }), instance('dead', { phase: 'Terminated' }), instance('idle', { phase: 'Ready' })],
+      instances: [
+        instance('going', { phase: 'Ready', deleting: true }),
+        instance('dead', { phase: 'Terminated' }),
+        instance('idle', { phase: 'Ready' }),
+      ],
       nodes: { going: readyNode, idle: node('n2') },
     });
     expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
@@ -275,10 +328,16 @@ describe('maxInstances', () => {
       cls: cls({ maxInstances: 3 }),
       pods: [
         pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }),
-        pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) }),
+        pod('a', { created: at(1) }),
+        pod('b', { created: at(2) }),
+        pod('c', { created: at(3) }),
       ],
       // The deleting one does not count against the limit.
-      instances: [instance('busy', { phase: 'Ready' }), instance('idle', { phase: 'Launched' }), instance('gone', { phase: 'Ready', deleting: true })],
+      instances: [
+        instance('busy', { phase: 'Ready' }),
+        instance('idle', { phase: 'Launched' }),
+        instance('gone', { phase: 'Ready', deleting: true }),
+      ],
     });
     expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
     expect(names(p.blockedByMaxInstances)).toEqual(['c']);
@@ -287,7 +346,10 @@ describe('maxInstances', () => {
   it('blocks recreating a missing claimed Instance when at the limit', () => {
     const p = run({
       cls: cls({ maxInstances: 1 }),
-      pods: [pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }), pod('a', { claim: 'lost' })],
+      pods: [
+        pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }),
+        pod('a', { claim: 'lost' }),
+      ],
       instances: [instance('busy', { phase: 'Ready' })],
     });
     expect(claims(p)).toEqual([]);
@@ -295,7 +357,11 @@ describe('maxInstances', () => {
   });
 
   it('still reuses an idle Instance at the limit', () => {
-    const p = run({ cls: cls({ maxInstances: 1 }), pods: [pod('a'), pod('b', { created: at(5) })], instances: [instance('idle', { phase: 'Ready' })] });
+    const p = run({
+      cls: cls({ maxInstances: 1 }),
+      pods: [pod('a'), pod('b', { created: at(5) })],
+      instances: [instance('idle', { phase: 'Ready' })],
+    });
     expect(claims(p)).toEqual(['a->idle']);
     expect(names(p.blockedByMaxInstances)).toEqual(['b']);
   });

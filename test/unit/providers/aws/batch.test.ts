@@ -17,8 +17,13 @@ describe('Coalescer', () => {
     const c = new Coalescer<string, string>({
       gate: serialGate(),
       take: () => 3,
-      serve: async (m) => { calls.push(m); return m.map((x) => x.toUpperCase()); },
-      retry: async () => { throw new Error('no retry expected'); },
+      serve: async (m) => {
+        calls.push(m);
+        return m.map((x) => x.toUpperCase());
+      },
+      retry: async () => {
+        throw new Error('no retry expected');
+      },
     });
     const out = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((x) => c.submit('k', x)));
     expect(out).toEqual(['A', 'B', 'C', 'D', 'E', 'F', 'G']);
@@ -28,8 +33,12 @@ describe('Coalescer', () => {
   it('never mixes keys', async () => {
     const calls: string[][] = [];
     const c = new Coalescer<string, string>({
-      gate: serialGate(), take: () => 10,
-      serve: async (m) => { calls.push(m); return m; },
+      gate: serialGate(),
+      take: () => 10,
+      serve: async (m) => {
+        calls.push(m);
+        return m;
+      },
       retry: async () => [],
     });
     await Promise.all([c.submit('x', '1'), c.submit('y', '2'), c.submit('x', '3')]);
@@ -39,9 +48,16 @@ describe('Coalescer', () => {
   it('rejects only the member whose result is an error, and hands a failed call to retry() with the same members', async () => {
     let retried: string[] = [];
     const c = new Coalescer<string, string>({
-      gate: serialGate(), take: () => 10,
-      serve: async (m) => { if (m.includes('boom')) throw new Error('throttled'); return m.map((x) => (x === 'bad' ? new Error('bad one') : x)); },
-      retry: async (m) => { retried = m; return m.map((x) => `${x}!`); },
+      gate: serialGate(),
+      take: () => 10,
+      serve: async (m) => {
+        if (m.includes('boom')) throw new Error('throttled');
+        return m.map((x) => (x === 'bad' ? new Error('bad one') : x));
+      },
+      retry: async (m) => {
+        retried = m;
+        return m.map((x) => `${x}!`);
+      },
     });
     const [good, bad] = await Promise.allSettled([c.submit('k', 'good'), c.submit('k', 'bad')]);
     expect(good).toEqual({ status: 'fulfilled', value: 'good' });

@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import {
-  customUserData, customUserDataIsPerInstance, groupUserData, instanceUserData, NODEADM_DROP_IN, registration, userDataParts,
+  customUserData,
+  customUserDataIsPerInstance,
+  groupUserData,
+  instanceUserData,
+  NODEADM_DROP_IN,
+  registration,
+  userDataParts,
 } from '../../../../providers/aws/bootstrap.ts';
 
-const eks = { clusterName: 'prod', apiServerEndpoint: 'https://ABC.gr7.us-east-1.eks.amazonaws.com', certificateAuthority: 'Q0E=', serviceCidr: '10.100.0.0/16' };
+const eks = {
+  clusterName: 'prod',
+  apiServerEndpoint: 'https://ABC.gr7.us-east-1.eks.amazonaws.com',
+  certificateAuthority: 'Q0E=',
+  serviceCidr: '10.100.0.0/16',
+};
 const taint = { key: 'ipp.dev/class', value: 'mail', effect: 'NoSchedule' as const };
 const node = { labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-x7k2p' }, taints: [taint] };
 
@@ -22,17 +33,32 @@ describe('instanceUserData', () => {
   it('registers the node with the class label, the Instance label and the class taint', () => {
     const r = registration(instanceUserData(eks, node));
     expect(r.node).toEqual(node);
-    expect(r.cluster).toEqual({ name: 'prod', apiServerEndpoint: eks.apiServerEndpoint, certificateAuthority: 'Q0E=', cidr: '10.100.0.0/16' });
+    expect(r.cluster).toEqual({
+      name: 'prod',
+      apiServerEndpoint: eks.apiServerEndpoint,
+      certificateAuthority: 'Q0E=',
+      cidr: '10.100.0.0/16',
+    });
   });
 });
 
 describe('groupUserData', () => {
   const common = { labels: { 'ipp.dev/class': 'mail' }, taints: [taint] };
-  const ud = groupUserData(eks, common, [{ 'ipp.dev/instance': 'mail-a' }, { 'ipp.dev/instance': 'mail-b' }, { 'ipp.dev/instance': 'mail-c' }]);
+  const ud = groupUserData(eks, common, [
+    { 'ipp.dev/instance': 'mail-a' },
+    { 'ipp.dev/instance': 'mail-b' },
+    { 'ipp.dev/instance': 'mail-c' },
+  ]);
 
   it('gives each launch index its own Instance label and every index the taint', () => {
-    expect(registration(ud, 0).node).toEqual({ labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-a' }, taints: [taint] });
-    expect(registration(ud, 2).node).toEqual({ labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-c' }, taints: [taint] });
+    expect(registration(ud, 0).node).toEqual({
+      labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-a' },
+      taints: [taint],
+    });
+    expect(registration(ud, 2).node).toEqual({
+      labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-c' },
+      taints: [taint],
+    });
   });
 
   it('an index outside the group still registers tainted, with the class label only (never pinned)', () => {
@@ -48,14 +74,19 @@ describe('groupUserData', () => {
   });
 
   it('refuses label values that could break out of the boot script', () => {
-    expect(() => groupUserData(eks, common, [{ 'ipp.dev/instance': "x'; rm -rf /" }])).toThrow(/cannot be written into the boot script/);
+    expect(() => groupUserData(eks, common, [{ 'ipp.dev/instance': "x'; rm -rf /" }])).toThrow(
+      /cannot be written into the boot script/,
+    );
   });
 });
 
 describe('customUserData', () => {
   it('fills the placeholders and leaves everything else alone', () => {
-    const t = '#!/bin/bash\necho ${HOME} {{ipp:instance}}\nkubelet {{ipp:node-labels}} {{ipp:register-with-taints}} {{ipp:unknown}}';
-    expect(customUserData(t, node)).toBe('#!/bin/bash\necho ${HOME} mail-x7k2p\nkubelet --node-labels=ipp.dev/class=mail,ipp.dev/instance=mail-x7k2p --register-with-taints=ipp.dev/class=mail:NoSchedule {{ipp:unknown}}');
+    const t =
+      '#!/bin/bash\necho ${HOME} {{ipp:instance}}\nkubelet {{ipp:node-labels}} {{ipp:register-with-taints}} {{ipp:unknown}}';
+    expect(customUserData(t, node)).toBe(
+      '#!/bin/bash\necho ${HOME} mail-x7k2p\nkubelet --node-labels=ipp.dev/class=mail,ipp.dev/instance=mail-x7k2p --register-with-taints=ipp.dev/class=mail:NoSchedule {{ipp:unknown}}',
+    );
   });
 
   it('knows when the template differs per Instance', () => {

@@ -1,18 +1,36 @@
 import { describe, expect, it } from 'vitest';
-import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../../../../providers/errors.ts';
+import {
+  InsufficientCapacityError,
+  InvalidConfigError,
+  NotFoundError,
+  ThrottledError,
+} from '../../../../providers/errors.ts';
 import { classify, toProviderError } from '../../../../providers/aws/errors.ts';
 
 /** The shape @aws-sdk/client-ec2 gives an EC2 error: name = Code, HTTP status in $metadata. */
 function ec2Error(code: string, status = 400): Error {
-  return Object.assign(new Error(`message of ${code}`), { name: code, Code: code, $metadata: { httpStatusCode: status } });
+  return Object.assign(new Error(`message of ${code}`), {
+    name: code,
+    Code: code,
+    $metadata: { httpStatusCode: status },
+  });
 }
 
 describe('toProviderError', () => {
   it.each([
-    'InsufficientInstanceCapacity', 'Unsupported', 'InstanceLimitExceeded', 'InsufficientCapacity', 'MaxSpotInstanceCountExceeded',
-    'UnfulfillableCapacity', 'VcpuLimitExceeded', 'InsufficientFreeAddressesInSubnet',
+    'InsufficientInstanceCapacity',
+    'Unsupported',
+    'InstanceLimitExceeded',
+    'InsufficientCapacity',
+    'MaxSpotInstanceCountExceeded',
+    'UnfulfillableCapacity',
+    'VcpuLimitExceeded',
+    'InsufficientFreeAddressesInSubnet',
   ])('%s → InsufficientCapacityError naming the offering', (code) => {
-    const e = toProviderError(ec2Error(code, 500), 'RunInstances i3.metal for Instance a', { instanceType: 'i3.metal', zone: 'us-east-1a' });
+    const e = toProviderError(ec2Error(code, 500), 'RunInstances i3.metal for Instance a', {
+      instanceType: 'i3.metal',
+      zone: 'us-east-1a',
+    });
     expect(e).toBeInstanceOf(InsufficientCapacityError);
     expect((e as InsufficientCapacityError).offerings).toEqual([{ instanceType: 'i3.metal', zone: 'us-east-1a' }]);
     expect((e as Error).message).toContain('RunInstances i3.metal for Instance a');
@@ -24,9 +42,16 @@ describe('toProviderError', () => {
   });
 
   it.each([
-    'InvalidAMIID.NotFound', 'InvalidAMIID.Malformed', 'InvalidSubnetID.NotFound', 'InvalidParameterValue',
-    'InvalidLaunchTemplateName.NotFoundException', 'InvalidLaunchTemplateId.Malformed', 'UnauthorizedOperation', 'IdempotentParameterMismatch',
-    'InvalidInstanceType', 'InvalidInstanceType.NotFound',
+    'InvalidAMIID.NotFound',
+    'InvalidAMIID.Malformed',
+    'InvalidSubnetID.NotFound',
+    'InvalidParameterValue',
+    'InvalidLaunchTemplateName.NotFoundException',
+    'InvalidLaunchTemplateId.Malformed',
+    'UnauthorizedOperation',
+    'IdempotentParameterMismatch',
+    'InvalidInstanceType',
+    'InvalidInstanceType.NotFound',
   ])('%s → InvalidConfigError telling what to fix', (code) => {
     const e = toProviderError(ec2Error(code), 'RunInstances');
     expect(e).toBeInstanceOf(InvalidConfigError);
@@ -34,7 +59,9 @@ describe('toProviderError', () => {
   });
 
   it('InvalidInstanceID.NotFound → NotFoundError', () => {
-    expect(toProviderError(ec2Error('InvalidInstanceID.NotFound'), 'TerminateInstances i-1')).toBeInstanceOf(NotFoundError);
+    expect(toProviderError(ec2Error('InvalidInstanceID.NotFound'), 'TerminateInstances i-1')).toBeInstanceOf(
+      NotFoundError,
+    );
   });
 
   it('leaves unknown errors unchanged', () => {

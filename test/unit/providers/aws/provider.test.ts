@@ -6,23 +6,44 @@ import { launchFirstAvailable, offerings, UnavailableOfferings } from '../../../
 import { toProviderError } from '../../../../providers/aws/errors.ts';
 import { registration } from '../../../../providers/aws/bootstrap.ts';
 import {
-  AwsProvider, groupMember, launchGroupValue, parseProviderId, TAG_LAUNCH_GROUP, validateAwsSettings,
+  AwsProvider,
+  groupMember,
+  launchGroupValue,
+  parseProviderId,
+  TAG_LAUNCH_GROUP,
+  validateAwsSettings,
 } from '../../../../providers/aws/provider.ts';
 
-const cls = (aws: InstanceClass['spec']['aws'], extra: Partial<InstanceClass['spec']> = {}): InstanceClass =>
-  ({ metadata: { name: 'mail' }, spec: { instanceTypes: ['i3.metal', 'm5.metal'], aws, ...extra } });
-
-const provider = (maxGroupSize = 20) => new AwsProvider({
-  clusterName: 'prod', region: 'us-east-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
-  eks: { clusterName: 'prod-eks', apiServerEndpoint: 'https://k8s', certificateAuthority: 'Q0E=', serviceCidr: '10.100.0.0/16' },
-  logger: pino({ level: 'silent' }), maxGroupSize,
+const cls = (aws: InstanceClass['spec']['aws'], extra: Partial<InstanceClass['spec']> = {}): InstanceClass => ({
+  metadata: { name: 'mail' },
+  spec: { instanceTypes: ['i3.metal', 'm5.metal'], aws, ...extra },
 });
+
+const provider = (maxGroupSize = 20) =>
+  new AwsProvider({
+    clusterName: 'prod',
+    region: 'us-east-1',
+    endpoint: 'http://127.0.0.1:9',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+    eks: {
+      clusterName: 'prod-eks',
+      apiServerEndpoint: 'https://k8s',
+      certificateAuthority: 'Q0E=',
+      serviceCidr: '10.100.0.0/16',
+    },
+    logger: pino({ level: 'silent' }),
+    maxGroupSize,
+  });
 
 const member = (name: string, c: InstanceClass, zone = 'us-east-1a') => ({
   req: {
-    instance: { name, uid: `uid-${name}` }, class: c,
+    instance: { name, uid: `uid-${name}` },
+    class: c,
     tags: { 'ipp.dev/cluster': 'prod', 'ipp.dev/class': 'mail', 'ipp.dev/instance': name },
-    node: { labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': name }, taints: [{ key: 'ipp.dev/class', value: 'mail', effect: 'NoSchedule' as const }] },
+    node: {
+      labels: { 'ipp.dev/class': 'mail', 'ipp.dev/instance': name },
+      taints: [{ key: 'ipp.dev/class', value: 'mail', effect: 'NoSchedule' as const }],
+    },
   },
   offering: { instanceType: 'i3.metal', zone },
   subnetId: 'subnet-0a',
@@ -33,36 +54,74 @@ const tagsOf = (input: ReturnType<AwsProvider['launchInput']>, type = 'instance'
 
 describe('validateAwsSettings', () => {
   it('accepts a complete class', () => {
-    expect(validateAwsSettings(cls({ ami: { ssmParameter: '/aws/service/eks/x' }, subnets: { ids: ['subnet-0a1b'] }, securityGroupIds: ['sg-01'] }))).toEqual([]);
+    expect(
+      validateAwsSettings(
+        cls({
+          ami: { ssmParameter: '/aws/service/eks/x' },
+          subnets: { ids: ['subnet-0a1b'] },
+          securityGroupIds: ['sg-01'],
+        }),
+      ),
+    ).toEqual([]);
   });
 
   it('names the field of every problem', () => {
-    const msgs = validateAwsSettings(cls({ ami: { id: 'ami-zz', ssmParameter: '/x' }, subnets: { ids: ['sub-1'] }, tags: { 'ipp.dev/x': 'y' }, userData: 'x'.repeat(20_000) }));
-    expect(msgs.map((m) => m.split(':')[0])).toEqual(['spec.aws.ami', 'spec.aws.ami.id', 'spec.aws.subnets.ids', 'spec.aws.tags', 'spec.aws.userData']);
+    const msgs = validateAwsSettings(
+      cls({
+        ami: { id: 'ami-zz', ssmParameter: '/x' },
+        subnets: { ids: ['sub-1'] },
+        tags: { 'ipp.dev/x': 'y' },
+        userData: 'x'.repeat(20_000),
+      }),
+    );
+    expect(msgs.map((m) => m.split(':')[0])).toEqual([
+      'spec.aws.ami',
+      'spec.aws.ami.id',
+      'spec.aws.subnets.ids',
+      'spec.aws.tags',
+      'spec.aws.userData',
+    ]);
     expect(validateAwsSettings(cls(undefined))).toEqual(['spec.aws: required for the aws provider']);
     expect(validateAwsSettings(cls({}))[0]).toMatch(/^spec\.aws: set launchTemplate or ami/);
   });
 });
 
 describe('launchInput', () => {
-  const c = cls({ ami: { ssmParameter: '/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id' }, tags: { team: 'mail' }, capacityType: 'spot', rootVolume: { sizeGiB: 100, type: 'gp3' } });
+  const c = cls({
+    ami: { ssmParameter: '/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id' },
+    tags: { team: 'mail' },
+    capacityType: 'spot',
+    rootVolume: { sizeGiB: 100, type: 'gp3' },
+  });
 
   it('one Instance: all tags at launch, its own user data, a token from its UID and the offering', () => {
     const p = provider();
     const input = p.launchInput([member('mail-a', c)]);
     expect(input.MaxCount).toBe(1);
-    expect(input.ImageId).toBe('resolve:ssm:/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id');
+    expect(input.ImageId).toBe(
+      'resolve:ssm:/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/standard/recommended/image_id',
+    );
     expect(input.SubnetId).toBe('subnet-0a');
     expect(input.InstanceMarketOptions?.MarketType).toBe('spot');
     expect(input.MetadataOptions).toMatchObject({ HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
     expect(tagsOf(input)).toEqual({
-      'ipp.dev/cluster': 'prod', 'ipp.dev/class': 'mail', 'ipp.dev/instance': 'mail-a', 'kubernetes.io/cluster/prod-eks': 'owned',
-      Name: 'mail-a', team: 'mail', [TAG_LAUNCH_GROUP]: '/mail-a/',
+      'ipp.dev/cluster': 'prod',
+      'ipp.dev/class': 'mail',
+      'ipp.dev/instance': 'mail-a',
+      'kubernetes.io/cluster/prod-eks': 'owned',
+      Name: 'mail-a',
+      team: 'mail',
+      [TAG_LAUNCH_GROUP]: '/mail-a/',
     });
     expect(tagsOf(input, 'volume')['ipp.dev/instance']).toBeUndefined();
     expect(input.ClientToken).toMatch(/^ipp-uid-mail-a-[0-9a-f]{16}$/);
-    expect(input.ClientToken).not.toBe(p.launchInput([{ ...member('mail-a', c), offering: { instanceType: 'm5.metal', zone: 'us-east-1a' } }]).ClientToken);
-    expect(registration(Buffer.from(input.UserData!, 'base64').toString()).node.labels['ipp.dev/instance']).toBe('mail-a');
+    expect(input.ClientToken).not.toBe(
+      p.launchInput([{ ...member('mail-a', c), offering: { instanceType: 'm5.metal', zone: 'us-east-1a' } }])
+        .ClientToken,
+    );
+    expect(registration(Buffer.from(input.UserData!, 'base64').toString()).node.labels['ipp.dev/instance']).toBe(
+      'mail-a',
+    );
   });
 
   it('several Instances: one call for all, per-Instance identity chosen by launch index', () => {
@@ -110,7 +169,10 @@ describe('offering fallback with EC2 capacity errors', () => {
     const launch = async (o: { instanceType: string; zone?: string }) => {
       tried.push(o.instanceType);
       if (o.instanceType === 'i3.metal') {
-        const e = Object.assign(new Error('no capacity'), { name: 'InsufficientInstanceCapacity', $metadata: { httpStatusCode: 500 } });
+        const e = Object.assign(new Error('no capacity'), {
+          name: 'InsufficientInstanceCapacity',
+          $metadata: { httpStatusCode: 500 },
+        });
         throw toProviderError(e, 'RunInstances', o);
       }
       return o.instanceType;

@@ -5,7 +5,9 @@ function fakeClock(): Clock & { t: number } {
   const c = {
     t: 0,
     now: () => c.t,
-    sleep: async (ms: number) => { c.t += ms; },
+    sleep: async (ms: number) => {
+      c.t += ms;
+    },
   };
   return c;
 }
@@ -29,7 +31,13 @@ describe('RateLimits', () => {
     const clock = fakeClock();
     const limits = new RateLimits({ run: { burst: 2, perSecond: 1 } }, clock);
     const at: number[] = [];
-    await Promise.all([1, 2, 3, 4].map(() => limits.schedule('run', async () => { at.push(clock.now()); })));
+    await Promise.all(
+      [1, 2, 3, 4].map(() =>
+        limits.schedule('run', async () => {
+          at.push(clock.now());
+        }),
+      ),
+    );
     expect(at.slice(0, 2)).toEqual([0, 0]);
     expect(Math.max(...at)).toBeGreaterThanOrEqual(2000);
     const before = clock.now();

@@ -5,7 +5,7 @@ const uid = '0b6c3f0e-7f1a-4c52-9d1e-2a7b9c4d5e6f';
 const m5 = { instanceType: 'm5.large', zone: 'us-east-1a' };
 
 describe('clientToken', () => {
-  it('is stable for the same Instance, offering and parameters, and fits EC2\'s 64 characters', () => {
+  it("is stable for the same Instance, offering and parameters, and fits EC2's 64 characters", () => {
     const t = clientToken(uid, m5, 'p1');
     expect(t).toBe(clientToken(uid, { ...m5 }, 'p1'));
     expect(t.length).toBeLessThanOrEqual(MAX_TOKEN_LENGTH);
@@ -14,8 +14,11 @@ describe('clientToken', () => {
 
   it('changes with the offering, the parameters and the attempt (so a fallback is not a parameter mismatch)', () => {
     const tokens = new Set([
-      clientToken(uid, m5, 'p1'), clientToken(uid, { ...m5, zone: 'us-east-1b' }, 'p1'),
-      clientToken(uid, { instanceType: 'i3.metal' }, 'p1'), clientToken(uid, m5, 'p2'), clientToken(uid, m5, 'p1', 1),
+      clientToken(uid, m5, 'p1'),
+      clientToken(uid, { ...m5, zone: 'us-east-1b' }, 'p1'),
+      clientToken(uid, { instanceType: 'i3.metal' }, 'p1'),
+      clientToken(uid, m5, 'p2'),
+      clientToken(uid, m5, 'p1', 1),
       clientToken('another-uid', m5, 'p1'),
     ]);
     expect(tokens.size).toBe(6);
