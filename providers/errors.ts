@@ -1,5 +1,6 @@
 // The provider error taxonomy (after Karpenter's cloudprovider errors). Controllers branch on these
 // types only, never on a cloud's error codes, so every provider drives the same controller paths.
+// Each keeps the cloud's own error as `cause`, for logs.
 
 /** The instance does not exist (any more). delete() throws it once the instance is gone. */
 export class NotFoundError extends Error {
@@ -10,8 +11,8 @@ export class NotFoundError extends Error {
 export class InsufficientCapacityError extends Error {
   override name = 'InsufficientCapacityError';
   readonly offerings: { instanceType: string; zone?: string }[];
-  constructor(message: string, offerings: { instanceType: string; zone?: string }[] = []) {
-    super(message);
+  constructor(message: string, offerings: { instanceType: string; zone?: string }[] = [], options?: ErrorOptions) {
+    super(message, options);
     this.offerings = offerings;
   }
 }
@@ -20,8 +21,8 @@ export class InsufficientCapacityError extends Error {
 export class ThrottledError extends Error {
   override name = 'ThrottledError';
   readonly retryAfterMs: number | undefined;
-  constructor(message: string, retryAfterMs?: number) {
-    super(message);
+  constructor(message: string, retryAfterMs?: number, options?: ErrorOptions) {
+    super(message, options);
     this.retryAfterMs = retryAfterMs;
   }
 }
@@ -31,8 +32,6 @@ export class InvalidConfigError extends Error {
   override name = 'InvalidConfigError';
 }
 
-export type ProviderError = NotFoundError | InsufficientCapacityError | ThrottledError | InvalidConfigError;
-
 /** Short machine-readable name of an error, for metric labels and Event reasons. */
 export function errorKind(e: unknown): string {
   if (e instanceof NotFoundError) return 'not_found';
@@ -40,4 +39,14 @@ export function errorKind(e: unknown): string {
   if (e instanceof ThrottledError) return 'throttled';
   if (e instanceof InvalidConfigError) return 'invalid_config';
   return 'other';
+}
+
+/** Awaits a cloud call on an instance that may be gone already: NotFoundError resolves to undefined. */
+export async function ignoreCloudNotFound<T>(call: Promise<T>): Promise<T | undefined> {
+  try {
+    return await call;
+  } catch (e) {
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
 }

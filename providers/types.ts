@@ -1,15 +1,10 @@
 // The one interface every IaaS implements (after Karpenter's CloudProvider). Every call is
 // idempotent: create() with the same Instance UID returns the same instance, delete() of a gone
 // instance throws NotFoundError, so a controller killed at any line can simply call again.
+import type { Resources } from '../src/api/classes.ts';
 import type { InstanceClass } from '../src/api/types.ts';
 
-export interface Resources {
-  /** CPU in millicores. */
-  cpu: number;
-  /** Memory in bytes. */
-  memory: number;
-  pods: number;
-}
+export type { Resources };
 
 /** What a kubelet registers with: the labels and taint that keep everything else off the node. */
 export interface NodeIdentity {

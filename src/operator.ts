@@ -1,18 +1,19 @@
 // Wires the process: caches (every replica), ops server, leader election, and, while leading, the
 // controllers with their queues and timers. Nothing here decides anything; the controllers do.
 import { KubeConfig } from '@kubernetes/client-node';
-import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from './api/names.ts';
-import { claimOf, classOf } from './api/pods.ts';
 import type { Options } from './config/options.ts';
 import { Auditor } from './controllers/audit/controller.ts';
-import type { ControllerContext } from './controllers/context.ts';
+import type { Controller, ControllerContext, Wakes } from './controllers/context.ts';
 import { GarbageCollector } from './controllers/garbagecollection/controller.ts';
 import { InstanceController } from './controllers/instance/controller.ts';
 import { InstanceClassController } from './controllers/instanceclass/controller.ts';
 import { ProvisioningController } from './controllers/provisioning/controller.ts';
 import { startOpsServer } from './health/server.ts';
 import { EventRecorder } from './kube/events.ts';
+import { ClassWriter } from './kube/classes.ts';
 import { InstanceWriter } from './kube/instances.ts';
+import { NodeWriter } from './kube/nodes.ts';
+import { PodWriter } from './kube/pods.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { WorkQueue } from './kube/workqueue.ts';
 import type { Logger } from './log.ts';
@@ -82,57 +83,55 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     logger,
   });
   const providers = buildProviders(opts, kc, logger, metrics);
-  const writer = new InstanceWriter(kc);
 
-  const queue = (name: string) =>
-    new WorkQueue({
-      name,
-      concurrency: name === 'provisioning' ? Math.min(opts.concurrency, 2) : opts.concurrency,
-      logger,
-      onDepth: (d) => metrics.workqueueDepth.set({ queue: name }, d),
-      onResult: (result, _key) => {
-        metrics.reconciles.inc({ controller: name, result });
-        if (result === 'error') metrics.reconcileErrors.inc({ controller: name });
-      },
-    });
-  const provisioning = queue('provisioning');
-  const instances = queue('instance');
-  const classes = queue('instanceclass');
-
+  // Informer events reach each controller's queue through the keys its `wakes` declares.
+  const routes: { controller: Controller; queue: WorkQueue }[] = [];
+  const wake = (keysOf: (w: Wakes) => Iterable<string> | undefined) => {
+    for (const { controller, queue } of routes) for (const key of keysOf(controller.wakes) ?? []) queue.add(key);
+  };
   const state: ClusterState = new ClusterState(
     kc,
     logger,
     {
-      pod: (p) => {
-        const cls = classOf(p);
-        if (cls) {
-          provisioning.add(cls);
-          classes.add(cls);
-        }
-        const claim = claimOf(p);
-        if (claim) instances.add(claim);
-        const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
-        const onInstance = node?.metadata?.labels?.[NODE_INSTANCE_LABEL];
-        if (onInstance) instances.add(onInstance);
-      },
-      node: (n) => {
-        const inst = n.metadata?.labels?.[NODE_INSTANCE_LABEL];
-        if (inst) instances.add(inst);
-        const cls = n.metadata?.labels?.[NODE_CLASS_LABEL];
-        if (cls) provisioning.add(cls);
-      },
-      instance: (i) => {
-        instances.add(i.metadata!.name!);
-        provisioning.add(i.spec.class);
-        classes.add(i.spec.class);
-      },
-      instanceClass: (c) => {
-        provisioning.add(c.metadata!.name!);
-        classes.add(c.metadata!.name!);
-      },
+      pod: (p) => wake((w) => w.pod?.(p, state)),
+      node: (n) => wake((w) => w.node?.(n, state)),
+      instance: (i) => wake((w) => w.instance?.(i, state)),
+      instanceClass: (c) => wake((w) => w.instanceClass?.(c, state)),
     },
     (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000),
   );
+  const ctx: ControllerContext = {
+    clusterName: opts.clusterName,
+    state,
+    api: {
+      instances: new InstanceWriter(kc),
+      pods: new PodWriter(kc),
+      nodes: new NodeWriter(kc),
+      classes: new ClassWriter(kc),
+    },
+    providers,
+    events,
+    metrics,
+    logger,
+  };
+  const controllers = [new ProvisioningController(ctx), new InstanceController(ctx), new InstanceClassController(ctx)];
+  for (const controller of controllers) {
+    const name = controller.name;
+    const queue = new WorkQueue({
+      name,
+      // Provisioning is keyed by class: more workers than busy classes would only wait.
+      concurrency: name === 'provisioning' ? Math.min(opts.concurrency, 2) : opts.concurrency,
+      logger,
+      onDepth: (d) => metrics.workqueueDepth.set({ queue: name }, d),
+      onResult: (result) => {
+        metrics.reconciles.inc({ controller: name, result });
+        if (result === 'error') metrics.reconcileErrors.inc({ controller: name });
+      },
+    });
+    routes.push({ controller, queue });
+  }
+  const collector = new GarbageCollector({ ...ctx, gracePeriodMs: opts.gcGracePeriodMs });
+  const auditor = new Auditor(state, events, metrics, logger);
 
   let admission: Awaited<ReturnType<typeof startAdmission>> | undefined;
   const ops = await startOpsServer({
@@ -161,22 +160,6 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   logger.info('caches synced');
   if (opts.webhook) admission = await startAdmission(opts, kc, state, logger);
 
-  const ctx: ControllerContext = {
-    kubeconfig: kc,
-    clusterName: opts.clusterName,
-    state,
-    writer,
-    providers,
-    events,
-    metrics,
-    logger,
-  };
-  const provisioner = new ProvisioningController(ctx);
-  const lifecycle = new InstanceController(ctx);
-  const classStatus = new InstanceClassController(ctx);
-  const collector = new GarbageCollector({ ...ctx, gracePeriodMs: opts.gcGracePeriodMs });
-  const auditor = new Auditor(state, events, metrics, logger);
-
   const lead = async (stop: AbortSignal) => {
     logger.info({ identity: opts.identity }, 'leading: reconciling');
     const every = (ms: number, what: string, fn: () => Promise<void> | void) => {
@@ -191,21 +174,12 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
       const t = setInterval(run, ms);
       stop.addEventListener('abort', () => clearInterval(t), { once: true });
     };
-    const resync = () => {
-      for (const c of state.classes.list()) {
-        provisioning.add(c.metadata!.name!);
-        classes.add(c.metadata!.name!);
-      }
-      for (const i of state.instances.list()) instances.add(i.metadata!.name!);
-    };
-    every(opts.resyncMs, 'resync', resync);
+    every(opts.resyncMs, 'resync', () => wake((w) => w.resync?.(state)));
     every(opts.gcIntervalMs, 'garbage collection', () => collector.collect());
     every(2_000, 'audit', () => auditor.audit());
     every(5_000, 'metrics', () => observeWorld(state, metrics, Date.now()));
     await Promise.all([
-      provisioning.run((k) => provisioner.reconcile(k), stop),
-      instances.run((k) => lifecycle.reconcile(k), stop),
-      classes.run((k) => classStatus.reconcile(k), stop),
+      ...routes.map(({ controller, queue }) => queue.run((k) => controller.reconcile(k), stop)),
       ...[...providers.values()].map((p) => p.run?.(stop)),
     ]);
     logger.info('stopped reconciling');

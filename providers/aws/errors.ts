@@ -111,17 +111,20 @@ export function toProviderError(e: unknown, what: string, offering?: { instanceT
   const msg = `${what}: ${code}: ${e instanceof Error ? e.message : String(e)}`;
   switch (classify(e)) {
     case 'capacity':
-      return new InsufficientCapacityError(msg, offering ? [offering] : []);
+      return new InsufficientCapacityError(msg, offering ? [offering] : [], { cause: e });
     case 'throttled':
       return new ThrottledError(
         `${msg} (EC2 request tokens exhausted; ipp backs off, lower the rates in the Helm values if this persists)`,
+        undefined,
+        { cause: e },
       );
     case 'config':
       return new InvalidConfigError(
         `${msg} (fix the InstanceClass spec.aws settings or the controller's IAM permissions)`,
+        { cause: e },
       );
     case 'not-found':
-      return new NotFoundError(msg);
+      return new NotFoundError(msg, { cause: e });
     default:
       return e;
   }

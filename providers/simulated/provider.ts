@@ -31,7 +31,7 @@ const STATE_LABEL = 'sim.ipp.dev/state';
 /** On the simulated kubelets' own nodes, so they find them (and only this cluster's). */
 const NODE_LABEL = 'sim.ipp.dev/cluster';
 
-interface Record {
+interface SimulatedRecord {
   id: string;
   zone: string;
   instanceType: string;
@@ -104,7 +104,7 @@ export class SimulatedProvider implements CloudProvider {
       }
       // Idempotency token: the same Instance UID and offering always name the same instance.
       const id = `i-${createHash('sha256').update(`${req.instance.uid}/${o.instanceType}/${o.zone}`).digest('hex').slice(0, 17)}`;
-      const record: Record = {
+      const record: SimulatedRecord = {
         id,
         zone: o.zone ?? ZONES[0]!,
         instanceType: o.instanceType,
@@ -128,7 +128,7 @@ export class SimulatedProvider implements CloudProvider {
     try {
       await this.core.deleteNamespacedConfigMap({ name: idOf(providerID), namespace: this.opts.namespace });
     } catch (e) {
-      if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`);
+      if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`, { cause: e });
       throw e;
     }
   }
@@ -138,7 +138,7 @@ export class SimulatedProvider implements CloudProvider {
       const cm = await this.core.readNamespacedConfigMap({ name: idOf(providerID), namespace: this.opts.namespace });
       return this.toInstance(this.fromConfigMap(cm));
     } catch (e) {
-      if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`);
+      if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`, { cause: e });
       throw e;
     }
   }
@@ -176,7 +176,7 @@ export class SimulatedProvider implements CloudProvider {
     }
   }
 
-  private async register(r: Record): Promise<void> {
+  private async register(r: SimulatedRecord): Promise<void> {
     const capacity = CATALOG[r.instanceType]!;
     const resources = { cpu: `${capacity.cpu}m`, memory: `${capacity.memory}`, pods: `${capacity.pods}` };
     const name = nodeName(r.id);
@@ -215,7 +215,7 @@ export class SimulatedProvider implements CloudProvider {
     return r ? this.toInstance(r) : undefined;
   }
 
-  private async records(): Promise<Record[]> {
+  private async records(): Promise<SimulatedRecord[]> {
     const list = await this.core.listNamespacedConfigMap({
       namespace: this.opts.namespace,
       labelSelector: `${TAG_CLUSTER}=${this.opts.clusterName},${STATE_LABEL}=running`,
@@ -223,7 +223,7 @@ export class SimulatedProvider implements CloudProvider {
     return list.items.map((cm) => this.fromConfigMap(cm));
   }
 
-  private toConfigMap(r: Record): V1ConfigMap {
+  private toConfigMap(r: SimulatedRecord): V1ConfigMap {
     return {
       metadata: {
         name: r.id,
@@ -237,11 +237,11 @@ export class SimulatedProvider implements CloudProvider {
     };
   }
 
-  private fromConfigMap(cm: V1ConfigMap): Record {
-    return JSON.parse(cm.data?.instance ?? '{}') as Record;
+  private fromConfigMap(cm: V1ConfigMap): SimulatedRecord {
+    return JSON.parse(cm.data?.instance ?? '{}') as SimulatedRecord;
   }
 
-  private toInstance(r: Record): CloudInstance {
+  private toInstance(r: SimulatedRecord): CloudInstance {
     return {
       providerID: `${PREFIX}${r.zone}/${r.id}`,
       instanceType: r.instanceType,

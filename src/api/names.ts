@@ -30,6 +30,3 @@ export const TAG_CLASS = 'ipp.dev/class';
 export const TAG_INSTANCE = 'ipp.dev/instance';
 
 export const METRICS_PREFIX = 'ipp_';
-
-/** Field manager for server-side apply and patches, so `kubectl get -o yaml --show-managed-fields` shows ipp. */
-export const FIELD_MANAGER = 'ipp-controller';

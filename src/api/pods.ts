@@ -1,6 +1,6 @@
 // Facts about pods that every controller and the webhook agree on.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME } from './names.ts';
+import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME } from './names.ts';
 
 export const podKey = (p: V1Pod) => `${p.metadata?.namespace}/${p.metadata?.name}`;
 export const classOf = (p: V1Pod) => p.metadata?.labels?.[CLASS_LABEL];
@@ -35,6 +35,5 @@ export const awaitsPlacement = (p: V1Pod) =>
   !isTerminal(p) &&
   (isGated(p) || wantsIppScheduler(p));
 
-export const isIppNode = (n: V1Node) => n.metadata?.labels?.[NODE_CLASS_LABEL] !== undefined;
 export const isNodeReady = (n: V1Node) =>
   !n.spec?.unschedulable && (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');

@@ -1,6 +1,6 @@
 // Kubernetes resource quantities ("500m", "2", "4Gi", "1e3") to numbers: CPU in millicores, the rest in base units.
 import type { V1Pod } from '@kubernetes/client-node';
-import type { Resources } from '../../providers/types.ts';
+import type { Resources } from './classes.ts';
 
 const SUFFIX: Record<string, number> = {
   Ki: 2 ** 10,

@@ -1,5 +1,5 @@
 // ipp.dev/v1alpha1 as TypeScript. The CRDs in charts/ipp/crds/ are the schema of record; these
-// types mirror them (see test/unit/api/crd-types.test.ts, which keeps the two in step).
+// types mirror them by hand: change both together.
 import type { V1ObjectMeta, V1Condition } from '@kubernetes/client-node';
 
 export type Isolation = 'Pod' | 'Class';
@@ -105,7 +105,6 @@ export interface InstanceStatus {
   readyAt?: string;
   /** Since when no pod has used the instance; absent while in use. */
   idleSince?: string;
-  conditions?: V1Condition[];
 }
 
 export interface Instance {

@@ -1,22 +1,68 @@
-// What every controller is handed: the cluster view, the writers and the cloud. One object, built
-// once in operator.ts, so controllers agree on their collaborators and tests can swap any of them.
-import type { KubeConfig } from '@kubernetes/client-node';
-import type { EventRecorder } from '../kube/events.ts';
-import type { InstanceWriter } from '../kube/instances.ts';
+// What every controller is handed: the cluster view, the API writers and the cloud. One object, built
+// once in operator.ts, so controllers agree on their collaborators and unit tests can swap any of them.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass } from '../api/types.ts';
+import type { ClassWrites } from '../kube/classes.ts';
+import type { EventPublisher } from '../kube/events.ts';
+import type { InstanceWrites } from '../kube/instances.ts';
+import type { NodeWrites } from '../kube/nodes.ts';
+import type { PodWrites } from '../kube/pods.ts';
+import type { ReconcileResult } from '../kube/workqueue.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { ClusterState } from '../state/cluster.ts';
 import type { CloudProvider } from '../../providers/types.ts';
 
+/** The reads controllers make, all from informer caches (state/cluster.ts implements it). */
+export interface ClusterView {
+  instance(name: string): Instance | undefined;
+  instanceClass(name: string): InstanceClass | undefined;
+  instancesOfClass(cls: string): Instance[];
+  podsOfClass(cls: string): V1Pod[];
+  podsClaiming(instance: string): V1Pod[];
+  podsOnNode(node: string): V1Pod[];
+  node(name: string): V1Node | undefined;
+  nodeByProviderID(providerID: string | undefined): V1Node | undefined;
+  pods: { get(name: string, namespace?: string): V1Pod | undefined };
+  nodes: { list(): readonly V1Node[] };
+  instances: { list(): readonly Instance[] };
+  classes: { list(): readonly InstanceClass[] };
+}
+
+/** Every write controllers make to the API server (src/kube/). */
+export interface KubeWrites {
+  instances: InstanceWrites;
+  pods: PodWrites;
+  nodes: NodeWrites;
+  classes: ClassWrites;
+}
+
 export interface ControllerContext {
-  kubeconfig: KubeConfig;
   clusterName: string;
-  state: ClusterState;
-  writer: InstanceWriter;
+  state: ClusterView;
+  api: KubeWrites;
   /** Enabled providers by name (the key of an InstanceClass's provider block). */
-  providers: Map<string, CloudProvider>;
-  events: EventRecorder;
+  providers: ReadonlyMap<string, CloudProvider>;
+  events: EventPublisher;
   metrics: Metrics;
   logger: Logger;
   now?: () => number;
+}
+
+/**
+ * Which of a controller's keys a change wakes, declared beside the controller: operator.ts only
+ * routes informer events through these. `resync` lists the keys reconciled on every resync tick.
+ */
+export interface Wakes {
+  pod?(pod: V1Pod, state: ClusterView): Iterable<string>;
+  node?(node: V1Node, state: ClusterView): Iterable<string>;
+  instance?(inst: Instance, state: ClusterView): Iterable<string>;
+  instanceClass?(cls: InstanceClass, state: ClusterView): Iterable<string>;
+  resync?(state: ClusterView): Iterable<string>;
+}
+
+/** A controller as the operator runs it: a keyed reconcile and what wakes it. */
+export interface Controller {
+  readonly name: string;
+  readonly wakes: Wakes;
+  reconcile(key: string): Promise<ReconcileResult | void>;
 }

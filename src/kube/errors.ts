@@ -31,7 +31,6 @@ export function kubeError(e: unknown): KubeError | undefined {
 export const isNotFound = (e: unknown) => kubeError(e)?.code === 404;
 export const isConflict = (e: unknown) => kubeError(e)?.code === 409 && kubeError(e)?.reason !== 'AlreadyExists';
 export const isAlreadyExists = (e: unknown) => kubeError(e)?.code === 409 && kubeError(e)?.reason === 'AlreadyExists';
-export const isGone = (e: unknown) => kubeError(e)?.code === 410;
 /**
  * The object changed since we read it: a 409 Conflict, or a JSON Patch whose `test` of
  * resourceVersion failed (the API server answers those with 422). Either way: re-read and retry.
@@ -43,4 +42,17 @@ export function describeError(e: unknown): string {
   const k = kubeError(e);
   if (k) return `HTTP ${k.code}${k.reason ? ` ${k.reason}` : ''}: ${k.message}`;
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Awaits a request whose target may already be gone (deleting twice, patching a deleted object):
+ * a 404 resolves to undefined, anything else is thrown.
+ */
+export async function ignoreNotFound<T>(request: Promise<T>): Promise<T | undefined> {
+  try {
+    return await request;
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
 }

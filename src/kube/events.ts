@@ -28,6 +28,22 @@ export interface EventObjectRef {
 
 export type EventType = 'Normal' | 'Warning';
 
+/** One Event to record: the controllers build these with small named functions (their events.ts). */
+export interface IppEvent {
+  regarding: EventObjectRef;
+  type: EventType;
+  /** UpperCamelCase, what happened: Launched, InsufficientCapacity. */
+  reason: string;
+  /** UpperCamelCase, what ipp was doing: Launch, Register, Pin, Teardown. */
+  action: string;
+  note: string;
+}
+
+/** What controllers need of the recorder: it takes Events and never fails or blocks them. */
+export interface EventPublisher {
+  record(...events: IppEvent[]): void;
+}
+
 /** The reference of a pod, for publish(). */
 export const podRef = (p: { metadata?: { name?: string; namespace?: string; uid?: string } }): EventObjectRef => ({
   apiVersion: 'v1',
@@ -132,7 +148,7 @@ export function kubeEventSink(kubeconfig: KubeConfig): EventSink {
   };
 }
 
-export class EventRecorder {
+export class EventRecorder implements EventPublisher {
   private readonly sink: EventSink;
   private readonly log: Logger;
   private readonly now: () => Date;
@@ -169,6 +185,11 @@ export class EventRecorder {
     this.maxSeries = opts.maxSeries ?? 4096;
     this.concurrency = opts.concurrency ?? 4;
     this.maxQueued = opts.maxQueued ?? 1000;
+  }
+
+  /** Records each Event; see publish(). */
+  record(...events: IppEvent[]): void {
+    for (const e of events) this.publish(e.regarding, e.type, e.reason, e.action, e.note);
   }
 
   /**

@@ -2,13 +2,24 @@
 // status is a merge patch, and finalizer removal is guarded by a JSON Patch test.
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, FINALIZER, GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
-import type { Instance, InstanceStatus } from '../api/types.ts';
-import { isAlreadyExists, isNotFound } from './errors.ts';
+import type { Instance } from '../api/types.ts';
+import { ignoreNotFound, isAlreadyExists } from './errors.ts';
 import { mergePatch } from './patch.ts';
 
 const plural = 'instances';
 
-export class InstanceWriter {
+/** A status merge patch: a null field is removed. */
+export type StatusPatch = Record<string, unknown>;
+
+export interface InstanceWrites {
+  create(name: string, cls: string): Promise<void>;
+  patchStatus(name: string, status: StatusPatch): Promise<void>;
+  delete(name: string, resourceVersion?: string): Promise<void>;
+  reserve(inst: Instance): Promise<void>;
+  removeFinalizer(inst: Instance): Promise<void>;
+}
+
+export class InstanceWriter implements InstanceWrites {
   private readonly api: CustomObjectsApi;
   constructor(kc: KubeConfig) {
     this.api = kc.makeApiClient(CustomObjectsApi);
@@ -29,7 +40,7 @@ export class InstanceWriter {
     }
   }
 
-  async patchStatus(name: string, status: InstanceStatus): Promise<void> {
+  async patchStatus(name: string, status: StatusPatch): Promise<void> {
     await this.api.patchClusterCustomObjectStatus(
       { group: GROUP, version: VERSION, plural, name, body: { status } },
       mergePatch,
@@ -42,17 +53,15 @@ export class InstanceWriter {
    * 409 and nothing is deleted.
    */
   async delete(name: string, resourceVersion?: string): Promise<void> {
-    try {
-      await this.api.deleteClusterCustomObject({
+    await ignoreNotFound(
+      this.api.deleteClusterCustomObject({
         group: GROUP,
         version: VERSION,
         plural,
         name,
         ...(resourceVersion ? { body: { preconditions: { resourceVersion } } } : {}),
-      });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+      }),
+    );
   }
 
   /**
@@ -75,8 +84,8 @@ export class InstanceWriter {
   async removeFinalizer(inst: Instance): Promise<void> {
     const finalizers = inst.metadata.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;
-    try {
-      await this.api.patchClusterCustomObject({
+    await ignoreNotFound(
+      this.api.patchClusterCustomObject({
         group: GROUP,
         version: VERSION,
         plural,
@@ -85,9 +94,7 @@ export class InstanceWriter {
           { op: 'test', path: '/metadata/finalizers', value: finalizers },
           { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },
         ],
-      });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+      }),
+    );
   }
 }

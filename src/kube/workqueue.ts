@@ -35,7 +35,6 @@ export class WorkQueue {
   private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> &
     Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
   private wake: (() => void) | undefined;
-  private inFlight = 0;
 
   constructor(opts: WorkQueueOptions) {
     this.name = opts.name;
@@ -119,7 +118,6 @@ export class WorkQueue {
       const key = await this.next(signal);
       if (key === undefined) return;
       this.processing.add(key);
-      this.inFlight++;
       try {
         const result = await reconcile(key, signal);
         this.failures.delete(key);
@@ -142,8 +140,6 @@ export class WorkQueue {
         );
         this.finish(key);
         if (!signal.aborted) this.addAfter(key, delay);
-      } finally {
-        this.inFlight--;
       }
     }
   }

@@ -13,9 +13,6 @@ export const REGISTRATION_BUCKETS = [5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 4
 /** 10 ms .. 2 min: one cloud API call, retries by the SDK included (cf. cluster-autoscaler's AWS request buckets). */
 export const PROVIDER_CALL_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
-/** Values of ipp_reconcile_total's `result` label, as controller-runtime's reconcile_total uses them. */
-export type ReconcileResult = 'success' | 'error' | 'requeue' | 'requeue_after';
-
 export interface MetricsOptions {
   /**
    * Also collect prom-client's process_* and nodejs_* metrics (default true). They are left

@@ -20,7 +20,7 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { AdmissionregistrationV1Api, CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
-import { describeError, isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
+import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import type { ServingCertificate } from './server.ts';
 
 type CryptoKey = webcrypto.CryptoKey;
@@ -339,7 +339,7 @@ export async function startSelfSignedCertificates(
         log?.info({ webhookConfiguration: name }, 'patched caBundle');
       } catch (e) {
         // Not fatal: the chart may not have created it yet; the next resync tries again.
-        log?.warn({ webhookConfiguration: name, error: describeError(e) }, 'could not patch caBundle');
+        log?.warn({ webhookConfiguration: name, err: e }, 'could not patch caBundle');
       }
     }
   }
@@ -359,9 +359,7 @@ export async function startSelfSignedCertificates(
   let running: Promise<void> = Promise.resolve();
   const enqueue = () => {
     const next = running.then(sync);
-    running = next.catch((e: unknown) =>
-      log?.warn({ error: describeError(e) }, 'certificate resync failed; serving the current one'),
-    );
+    running = next.catch((e: unknown) => log?.warn({ err: e }, 'certificate resync failed; serving the current one'));
     return next;
   };
   const timer = setInterval(() => void enqueue().catch(() => {}), resyncMs);
@@ -415,7 +413,7 @@ export async function watchCertificateFiles(opts: FileCertificateOptions): Promi
         for (const l of listeners) l(next);
       }
     } catch (e) {
-      log?.debug({ error: describeError(e) }, 'certificate files not readable as a pair yet');
+      log?.debug({ err: e }, 'certificate files not readable as a pair yet');
     } finally {
       checking = false;
     }

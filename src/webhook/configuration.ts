@@ -1,6 +1,6 @@
-// The MutatingWebhookConfiguration that sends pods to the webhook server. The chart's
-// templates/webhook.yaml renders the same object; test/unit/webhook/configuration.test.ts keeps
-// the two in step.
+// Lives in src/ beside the server because it is the definition of which requests reach the webhook:
+// the chart's templates/webhook.yaml renders the same object (test/unit/chart/chart.test.ts keeps the
+// two in step), and the demo and e2e tests install it from here when they run without Helm.
 import type {
   V1MatchCondition,
   V1MutatingWebhook,

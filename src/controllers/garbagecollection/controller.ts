@@ -2,12 +2,12 @@
 // cloud instances tagged for this cluster that no Instance accounts for (leaked by a crash or a
 // deleted CRD) are terminated after a grace period; Instances whose cloud instance vanished are
 // deleted, so the pods they were meant for are provisioned again.
-import type { ControllerContext } from '../context.ts';
-import { instanceRef } from '../../kube/events.ts';
-import { TAG_INSTANCE } from '../../api/names.ts';
+import { TAG_CLASS, TAG_INSTANCE } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
-import { NotFoundError } from '../../../providers/errors.ts';
+import { ignoreCloudNotFound, NotFoundError } from '../../../providers/errors.ts';
 import type { CloudInstance } from '../../../providers/types.ts';
+import type { ControllerContext } from '../context.ts';
+import { instanceVanished } from './events.ts';
 
 export interface GarbageCollectionDeps extends ControllerContext {
   /** How old an unaccounted cloud instance must be before it counts as leaked. */
@@ -45,18 +45,14 @@ export class GarbageCollector {
   }
 
   async collect(): Promise<void> {
-    const instances = this.d.state.instances.list() as Instance[];
+    const instances = this.d.state.instances.list();
     for (const [name, provider] of this.d.providers) {
       const cloud = await provider.list();
       for (const c of leaked(cloud, instances, this.d.gracePeriodMs, this.now())) {
-        try {
-          await provider.delete(c.providerID);
-        } catch (e) {
-          if (!(e instanceof NotFoundError)) throw e;
-        }
+        await ignoreCloudNotFound(provider.delete(c.providerID));
         this.d.metrics.leakedInstancesCollected.inc({ provider: name });
         this.d.logger.warn(
-          { providerID: c.providerID, instance: c.tags[TAG_INSTANCE], class: c.tags['ipp.dev/class'] },
+          { providerID: c.providerID, instance: c.tags[TAG_INSTANCE], class: c.tags[TAG_CLASS] },
           'terminated a leaked cloud instance (tagged for this cluster, no Instance)',
         );
       }
@@ -72,18 +68,12 @@ export class GarbageCollector {
         } catch (e) {
           if (!(e instanceof NotFoundError)) throw e;
         }
-        this.d.events.publish(
-          instanceRef(inst),
-          'Warning',
-          'InstanceVanished',
-          'GarbageCollect',
-          `cloud instance ${id} no longer exists; deleting this Instance so its pods are provisioned again`,
-        );
+        this.d.events.record(instanceVanished(inst, id));
         this.d.logger.warn(
           { instance: inst.metadata.name, providerID: id },
           'cloud instance vanished; deleting its Instance',
         );
-        await this.d.writer.delete(inst.metadata.name!);
+        await this.d.api.instances.delete(inst.metadata.name!);
       }
     }
   }

@@ -1,8 +1,8 @@
 // Small pure decisions of an Instance's life: has it timed out, is it idle, for how long.
-import type { V1Pod } from '@kubernetes/client-node';
-import type { Instance, InstanceClass, PodRef } from '../../api/types.ts';
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../../api/types.ts';
 import { parseDuration } from '../../api/duration.ts';
-import { isWorkload } from '../../api/pods.ts';
+import { isNodeReady, isWorkload } from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m' };
 
@@ -82,4 +82,14 @@ export function idleExpiry(idleSince: string | undefined, cls: InstanceClass | u
         reason: 'Idle',
         message: `no pods for idleTimeout ${cls?.spec.idleTimeout ?? DEFAULTS.idleTimeout}`,
       };
+}
+
+/**
+ * The phase a launched instance is in, judged from its node: not registered yet (Launched),
+ * registered (Registered), or Ready. Once Ready it stays Ready while its node exists: a node turning
+ * NotReady or cordoned does not make it unregistered.
+ */
+export function observedPhase(status: InstanceStatus | undefined, node: V1Node | undefined): Phase {
+  if (!node) return 'Launched';
+  return isNodeReady(node) || status?.phase === 'Ready' ? 'Ready' : 'Registered';
 }

@@ -1,52 +1,35 @@
 // Keeps each InstanceClass's status true to the world, so `kubectl get ic` tells whether a class
 // works and what it runs. A class that turns invalid gets a Warning Event with the reason.
-import { CustomObjectsApi } from '@kubernetes/client-node';
-import type { ControllerContext } from '../context.ts';
-import { API_VERSION, GROUP, VERSION } from '../../api/names.ts';
-import type { EventRecorder } from '../../kube/events.ts';
-import { isNotFound } from '../../kube/errors.ts';
-import { mergePatch } from '../../kube/patch.ts';
-import type { ClusterState } from '../../state/cluster.ts';
-import type { CloudProvider } from '../../../providers/types.ts';
-import { classProblem } from '../provisioning/controller.ts';
+import { usability } from '../../api/classes.ts';
+import { classOf } from '../../api/pods.ts';
+import type { Controller, ControllerContext, Wakes } from '../context.ts';
+import { classUnusable } from './events.ts';
 import { classStatus, statusChanged } from './status.ts';
 
-export class InstanceClassController {
-  private readonly api: CustomObjectsApi;
-  private readonly state: ClusterState;
-  private readonly providers: Map<string, CloudProvider>;
-  private readonly events: EventRecorder;
+export class InstanceClassController implements Controller {
+  readonly name = 'instanceclass';
+  readonly wakes: Wakes = {
+    pod: (p) => [classOf(p)].filter((k): k is string => !!k),
+    instance: (i) => [i.spec.class],
+    instanceClass: (c) => [c.metadata.name!],
+    resync: (state) => state.classes.list().map((c) => c.metadata.name!),
+  };
 
+  private readonly ctx: ControllerContext;
   constructor(ctx: ControllerContext) {
-    this.api = ctx.kubeconfig.makeApiClient(CustomObjectsApi);
-    this.state = ctx.state;
-    this.providers = ctx.providers;
-    this.events = ctx.events;
+    this.ctx = ctx;
   }
 
   async reconcile(name: string): Promise<void> {
-    const cls = this.state.instanceClass(name);
+    const { state } = this.ctx;
+    const cls = state.instanceClass(name);
     if (!cls) return;
-    const problem = classProblem(cls, name, this.providers);
-    const next = classStatus(cls, problem, this.state.instancesOfClass(name), this.state.podsOfClass(name), new Date());
+    const usable = usability(cls, name, this.ctx.providers);
+    const problem = usable.usable ? undefined : usable;
+    const next = classStatus(cls, problem, state.instancesOfClass(name), state.podsOfClass(name), new Date());
     if (!statusChanged(cls.status, next)) return;
     const wasReady = cls.status?.conditions?.find((c) => c.type === 'Ready')?.status;
-    if (problem && wasReady !== 'False') {
-      this.events.publish(
-        { apiVersion: API_VERSION, kind: 'InstanceClass', name, uid: cls.metadata.uid },
-        'Warning',
-        problem.reason,
-        'Validate',
-        problem.message,
-      );
-    }
-    try {
-      await this.api.patchClusterCustomObjectStatus(
-        { group: GROUP, version: VERSION, plural: 'instanceclasses', name, body: { status: next } },
-        mergePatch,
-      );
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+    if (problem && wasReady !== 'False') this.ctx.events.record(classUnusable(cls, problem));
+    await this.ctx.api.classes.patchStatus(name, next);
   }
 }

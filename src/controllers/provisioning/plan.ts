@@ -2,7 +2,7 @@
 // (controller.ts) carries it out: claims first (pod annotation), then Instance objects, then pins.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../api/types.ts';
-import type { Resources } from '../../../providers/types.ts';
+import type { Resources } from '../../api/classes.ts';
 import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { awaitsPlacement, claimOf, isNodeReady, isTerminal, isWorkload, podKey } from '../../api/pods.ts';
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';

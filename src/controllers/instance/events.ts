@@ -1,0 +1,88 @@
+// The Events of an Instance's life, one small function each, so every call site says what happened
+// and the reason/action strings live in one place. Warnings about a launch go to the pods waiting for
+// it too: `kubectl describe pod` is where their owners look.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Instance } from '../../api/types.ts';
+import { instanceRef, podRef, type IppEvent } from '../../kube/events.ts';
+import type { CloudInstance } from '../../../providers/types.ts';
+
+const toInstanceAndPods = (
+  inst: Instance,
+  pods: readonly V1Pod[],
+  reason: string,
+  action: string,
+  note: string,
+): IppEvent[] => [
+  { regarding: instanceRef(inst), type: 'Warning', reason, action, note },
+  ...pods.map((p): IppEvent => ({ regarding: podRef(p), type: 'Warning', reason, action: 'Provision', note })),
+];
+
+export const launched = (inst: Instance, c: CloudInstance): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'Launched',
+  action: 'Launch',
+  note: `launched ${c.instanceType} in ${c.zone} as ${c.providerID}`,
+});
+
+export const insufficientCapacity = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
+  toInstanceAndPods(inst, pods, 'InsufficientCapacity', 'Launch', `no capacity for class ${cls}: ${cause}; will retry`);
+
+export const invalidClass = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
+  toInstanceAndPods(
+    inst,
+    pods,
+    'InvalidClass',
+    'Launch',
+    `InstanceClass ${cls} cannot launch: ${cause}; fix the class`,
+  );
+
+export const launchFailed = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
+  toInstanceAndPods(inst, pods, 'LaunchFailed', 'Launch', `launch failed for class ${cls}: ${cause}`);
+
+/** A launch or registration timeout: the instance is replaced. */
+export const expired = (
+  inst: Instance,
+  pods: readonly V1Pod[],
+  reason: 'LaunchTimeout' | 'RegistrationTimeout',
+  message: string,
+) =>
+  toInstanceAndPods(
+    inst,
+    pods,
+    reason,
+    reason === 'LaunchTimeout' ? 'Launch' : 'Register',
+    `${message}; replacing the instance`,
+  );
+
+export const registered = (inst: Instance, node: string): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'Registered',
+  action: 'Register',
+  note: `node ${node} joined the cluster`,
+});
+
+export const becameIdle = (inst: Instance, node: string | undefined): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'BecameIdle',
+  action: 'Idle',
+  note: `no pods on node ${node}; terminating after the class's idleTimeout unless a pod arrives`,
+});
+
+export const idleTeardown = (inst: Instance, why: string): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'Idle',
+  action: 'Teardown',
+  note: `${why}; terminating ${inst.status?.providerID}`,
+});
+
+export const terminated = (inst: Instance, providerIDs: readonly string[]): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'Terminated',
+  action: 'Terminate',
+  note: providerIDs.length ? `terminated ${providerIDs.join(', ')}` : 'nothing was launched',
+});

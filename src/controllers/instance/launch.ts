@@ -1,0 +1,79 @@
+// Launch: an Instance without a providerID gets its cloud instance. The provider's create() is
+// idempotent on the Instance UID, so a launch retried after a crash finds the first one.
+import {
+  NODE_CLASS_LABEL,
+  NODE_INSTANCE_LABEL,
+  TAG_CLASS,
+  TAG_CLUSTER,
+  TAG_INSTANCE,
+  TAINT_KEY,
+} from '../../api/names.ts';
+import { usability } from '../../api/classes.ts';
+import { describeError } from '../../kube/errors.ts';
+import { InsufficientCapacityError, InvalidConfigError, ThrottledError } from '../../../providers/errors.ts';
+import type { ControllerContext } from '../context.ts';
+import * as events from './events.ts';
+import type { InstanceView, Step, StepResult } from './step.ts';
+
+export class Launch implements Step {
+  private readonly ctx: ControllerContext;
+  constructor(ctx: ControllerContext) {
+    this.ctx = ctx;
+  }
+
+  async reconcile(view: InstanceView): Promise<StepResult> {
+    const { inst, log } = view;
+    if (inst.status?.providerID) return {};
+    const name = inst.metadata.name!;
+    const usable = usability(view.cls, inst.spec.class, this.ctx.providers);
+    if (!usable.usable) {
+      // Nothing can launch for a class that is gone or unusable; an Instance not yet launched is dropped.
+      log.info({ reason: usable.reason }, 'class missing or unusable; dropping the unlaunched instance');
+      await this.ctx.api.instances.delete(name);
+      return { deleted: true };
+    }
+    const { cls, provider } = usable;
+    const className = cls.metadata.name!;
+    try {
+      const launched = await provider.create({
+        instance: { name, uid: inst.metadata.uid! },
+        class: cls,
+        tags: { [TAG_CLUSTER]: this.ctx.clusterName, [TAG_CLASS]: className, [TAG_INSTANCE]: name },
+        node: {
+          labels: { [NODE_CLASS_LABEL]: className, [NODE_INSTANCE_LABEL]: name },
+          taints: [{ key: TAINT_KEY, value: className, effect: 'NoSchedule' }],
+        },
+      });
+      Object.assign(view.status, {
+        phase: 'Launched',
+        provider: provider.name,
+        providerID: launched.providerID,
+        instanceType: launched.instanceType,
+        zone: launched.zone,
+        launchedAt: launched.launchedAt.toISOString(),
+      });
+      this.ctx.events.record(events.launched(inst, launched));
+      log.info(
+        { providerID: launched.providerID, instanceType: launched.instanceType, zone: launched.zone },
+        'instance launched',
+      );
+      return { halt: true, requeueAfterMs: 1_000 };
+    } catch (e) {
+      const pods = this.ctx.state.podsClaiming(name);
+      if (e instanceof ThrottledError) {
+        log.info({ err: e }, 'cloud API throttled the launch; backing off');
+        return { halt: true, requeueAfterMs: e.retryAfterMs ?? 2_000 + Math.random() * 3_000 };
+      }
+      if (e instanceof InvalidConfigError) {
+        this.ctx.events.record(...events.invalidClass(inst, pods, className, e.message));
+        return { halt: true, requeueAfterMs: 60_000 };
+      }
+      if (e instanceof InsufficientCapacityError) {
+        this.ctx.events.record(...events.insufficientCapacity(inst, pods, className, e.message));
+      } else {
+        this.ctx.events.record(...events.launchFailed(inst, pods, className, describeError(e)));
+      }
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,32 @@
+// Launch and registration timeouts: an instance that was not launched within launchTimeout, or whose
+// node did not join and become Ready within registrationTimeout, is replaced (deleting the Instance
+// terminates it; its pods' claims then make the planner create it again).
+import { usability } from '../../api/classes.ts';
+import type { ControllerContext } from '../context.ts';
+import { livenessExpiry, observedPhase } from './decisions.ts';
+import { expired } from './events.ts';
+import type { InstanceView, Step, StepResult } from './step.ts';
+
+export class Liveness implements Step {
+  private readonly ctx: ControllerContext;
+  constructor(ctx: ControllerContext) {
+    this.ctx = ctx;
+  }
+
+  async reconcile({ inst, cls, node, log }: InstanceView): Promise<StepResult> {
+    const launched = !!inst.status?.providerID;
+    // An unlaunched Instance of an unusable class is the launch step's to drop, quietly.
+    if (!launched && !usability(cls, inst.spec.class, this.ctx.providers).usable) return {};
+    const phase = launched ? observedPhase(inst.status, node) : inst.status?.phase;
+    const now = (this.ctx.now ?? Date.now)();
+    const expiry = livenessExpiry({ ...inst, status: { ...inst.status, phase } }, cls, node !== undefined, now);
+    if (!expiry.expired) return { requeueAfterMs: expiry.remainingMs };
+    if (expiry.reason === 'Idle') return {};
+    this.ctx.events.record(
+      ...expired(inst, this.ctx.state.podsClaiming(inst.metadata.name!), expiry.reason, expiry.message),
+    );
+    log.warn({ reason: expiry.reason }, expiry.message);
+    await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
+    return { deleted: true };
+  }
+}

@@ -1,0 +1,54 @@
+// The Events the provisioner writes on pods, one small function each.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { ClassProblem } from '../../api/classes.ts';
+import { podRef, type IppEvent } from '../../kube/events.ts';
+
+export const classUnusable = (pod: V1Pod, problem: ClassProblem): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Warning',
+  reason: problem.reason,
+  action: 'Provision',
+  note: problem.message,
+});
+
+export const namespaceNotAllowed = (pod: V1Pod, cls: string, allowed: readonly string[]): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Warning',
+  reason: 'NamespaceNotAllowed',
+  action: 'Provision',
+  note: `InstanceClass "${cls}" does not allow namespace "${pod.metadata!.namespace}" (spec.namespaces: ${allowed.join(', ')}); add it there or use another class`,
+});
+
+export const maxInstancesReached = (pod: V1Pod, cls: string, max: number | undefined): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Warning',
+  reason: 'MaxInstancesReached',
+  action: 'Provision',
+  note: `InstanceClass "${cls}" is at spec.maxInstances (${max}); the pod waits for an instance to free up`,
+});
+
+export const provisioning = (pod: V1Pod, instance: string, cls: string, create: boolean): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Normal',
+  reason: 'Provisioning',
+  action: 'Provision',
+  note: create
+    ? `creating dedicated Instance ${instance} of class ${cls}`
+    : `reusing Instance ${instance} of class ${cls}`,
+});
+
+export const pinned = (pod: V1Pod, instance: string, node: string): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Normal',
+  reason: 'Pinned',
+  action: 'Pin',
+  note: `pinned to node ${node} of Instance ${instance}; kube-scheduler binds it`,
+});
+
+export const bound = (pod: V1Pod, instance: string, node: string): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Normal',
+  reason: 'Bound',
+  action: 'Bind',
+  note: `bound to node ${node} of Instance ${instance}`,
+});

@@ -1,0 +1,24 @@
+// Writes to Nodes: ipp only ever removes the Node of an Instance it is terminating.
+import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { ignoreNotFound } from './errors.ts';
+
+export interface NodeWrites {
+  /** Cordons (so nothing new lands while the instance goes) and deletes the Node; a gone Node is fine. */
+  cordonAndDelete(node: V1Node): Promise<void>;
+}
+
+export class NodeWriter implements NodeWrites {
+  private readonly core: CoreV1Api;
+  constructor(kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  async cordonAndDelete(node: V1Node): Promise<void> {
+    const name = node.metadata!.name!;
+    if (!node.spec?.unschedulable) {
+      const cordon = [{ op: 'add', path: '/spec/unschedulable', value: true }];
+      if ((await ignoreNotFound(this.core.patchNode({ name, body: cordon }))) === undefined) return;
+    }
+    await ignoreNotFound(this.core.deleteNode({ name }));
+  }
+}

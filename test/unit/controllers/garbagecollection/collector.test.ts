@@ -1,0 +1,66 @@
+// Garbage collection's shell with a fake cloud: leaked instances are terminated, vanished ones
+// confirmed with a direct read before their Instance is deleted.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { GarbageCollector } from '../../../../src/controllers/garbagecollection/controller.ts';
+import type { CloudInstance } from '../../../../providers/types.ts';
+import { fakes, type Fakes } from '../../fake/cluster.ts';
+import { instance } from '../fixtures.ts';
+
+const T0 = Date.parse('2024-01-01T00:00:00Z');
+const cloud = (providerID: string, instanceName: string, launchedAt = T0): CloudInstance => ({
+  providerID,
+  instanceType: 'sim.large',
+  zone: 'zone-a',
+  state: 'running',
+  tags: { 'ipp.dev/instance': instanceName },
+  launchedAt: new Date(launchedAt),
+});
+
+let f: Fakes;
+let gc: GarbageCollector;
+beforeEach(() => {
+  f = fakes(T0 + 10 * 60_000);
+  gc = new GarbageCollector({ ...f.ctx, gracePeriodMs: 5 * 60_000 });
+});
+
+describe('GarbageCollector', () => {
+  it('terminates a cloud instance no Instance accounts for, and counts it', async () => {
+    f.provider.instances.set('fake:///leak', cloud('fake:///leak', 'gone'));
+    f.provider.instances.set('fake:///mine', cloud('fake:///mine', 'kept'));
+    f.cluster.instanceList = [instance('kept', { phase: 'Ready', providerID: 'fake:///mine' })];
+    await gc.collect();
+    expect(f.provider.deleteCalls).toEqual(['fake:///leak']);
+    expect(await f.metrics.leakedInstancesCollected.get()).toMatchObject({ values: [{ value: 1 }] });
+  });
+
+  it('spares a young unaccounted instance (its Instance may not be written yet)', async () => {
+    f.provider.instances.set('fake:///young', cloud('fake:///young', 'x', T0 + 9 * 60_000));
+    await gc.collect();
+    expect(f.provider.deleteCalls).toEqual([]);
+  });
+
+  it('deletes an Instance whose cloud instance is gone only after a direct read confirms it', async () => {
+    const i = instance('lost', { phase: 'Ready', providerID: 'fake:///lost', launchedAt: new Date(T0).toISOString() });
+    i.status!.provider = 'simulated';
+    f.cluster.instanceList = [i];
+    await gc.collect();
+    expect(f.provider.getCalls).toEqual(['fake:///lost']);
+    expect(f.writes.log).toEqual([['instances.delete', 'lost', undefined]]);
+    expect(f.events.map((e) => e.reason)).toEqual(['InstanceVanished']);
+  });
+
+  it('keeps an Instance the list missed but a direct read finds', async () => {
+    const i = instance('lagging', {
+      phase: 'Ready',
+      providerID: 'fake:///lag',
+      launchedAt: new Date(T0).toISOString(),
+    });
+    i.status!.provider = 'simulated';
+    f.cluster.instanceList = [i];
+    const real = cloud('fake:///lag', 'lagging');
+    f.provider.list = async () => [];
+    f.provider.instances.set(real.providerID, real);
+    await gc.collect();
+    expect(f.writes.log).toEqual([]);
+  });
+});

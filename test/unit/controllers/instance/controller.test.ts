@@ -1,0 +1,273 @@
+// The Instance lifecycle shell, step by step, with a fake cloud and fake API writers: which writes,
+// Events and requeues each branch produces.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { FINALIZER } from '../../../../src/api/names.ts';
+import { InstanceController, statusPatch } from '../../../../src/controllers/instance/controller.ts';
+import { InsufficientCapacityError, InvalidConfigError, ThrottledError } from '../../../../providers/errors.ts';
+import { fakes, type Fakes } from '../../fake/cluster.ts';
+import { cls, instance, node, pod } from '../fixtures.ts';
+
+const T0 = Date.parse('2024-01-01T00:00:00Z');
+const MIN = 60_000;
+const iso = (ms: number) => new Date(T0 + ms).toISOString();
+
+let f: Fakes;
+let controller: InstanceController;
+beforeEach(() => {
+  f = fakes(T0);
+  f.cluster.classList = [cls({ idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m' })];
+  controller = new InstanceController(f.ctx);
+});
+
+const reasons = () => f.events.map((e) => `${e.regarding.kind}/${e.reason}/${e.action}`);
+
+describe('launch', () => {
+  it('launches an unlaunched Instance and records where, in one status write', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    const r = await controller.reconcile('i-1');
+    expect(f.provider.createCalls).toHaveLength(1);
+    expect(f.provider.createCalls[0]!.instance).toEqual({ name: 'i-1', uid: 'uid-i-1' });
+    expect(f.writes.of('instances.patchStatus')).toEqual([
+      [
+        'i-1',
+        expect.objectContaining({
+          phase: 'Launched',
+          provider: 'simulated',
+          providerID: 'fake:///zone-a/uid-i-1',
+          zone: 'zone-a',
+        }),
+      ],
+    ]);
+    expect(reasons()).toEqual(['Instance/Launched/Launch']);
+    expect(r).toEqual({ requeueAfterMs: 1_000 });
+  });
+
+  it('tells the Instance and the pods waiting for it when there is no capacity, and retries through the queue', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    f.provider.nextCreateError = new InsufficientCapacityError('no sim.large in zone-a');
+    await expect(controller.reconcile('i-1')).rejects.toBeInstanceOf(InsufficientCapacityError);
+    expect(reasons()).toEqual(['Instance/InsufficientCapacity/Launch', 'Pod/InsufficientCapacity/Provision']);
+    expect(f.events[1]!.note).toContain('no sim.large in zone-a');
+    expect(f.writes.log).toEqual([]);
+  });
+
+  it('backs off as long as the cloud asks when throttled, without an Event or a write', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    f.provider.nextCreateError = new ThrottledError('slow down', 7_000);
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 7_000 });
+    expect(f.events).toEqual([]);
+    expect(f.writes.log).toEqual([]);
+  });
+
+  it('says the class is invalid and waits a minute on a configuration error', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    f.provider.nextCreateError = new InvalidConfigError('spec.simulated.bootDelay: "soon" is not a duration');
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 60_000 });
+    expect(reasons()).toEqual(['Instance/InvalidClass/Launch', 'Pod/InvalidClass/Provision']);
+  });
+
+  it('reports any other launch failure as LaunchFailed and rethrows it', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    f.provider.nextCreateError = new Error('socket hang up');
+    await expect(controller.reconcile('i-1')).rejects.toThrow('socket hang up');
+    expect(reasons()).toEqual(['Instance/LaunchFailed/Launch']);
+  });
+
+  it('drops an unlaunched Instance whose class is gone, without a cloud call', async () => {
+    f.cluster.classList = [];
+    f.cluster.instanceList = [instance('i-1')];
+    await controller.reconcile('i-1');
+    expect(f.provider.createCalls).toEqual([]);
+    expect(f.writes.log).toEqual([['instances.delete', 'i-1', undefined]]);
+  });
+});
+
+describe('liveness', () => {
+  it('replaces an Instance not launched within launchTimeout, guarded by its resourceVersion', async () => {
+    f.cluster.instanceList = [{ ...instance('i-1'), metadata: { ...instance('i-1').metadata, resourceVersion: '42' } }];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    f.clock.now = T0 + 11 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.provider.createCalls).toEqual([]);
+    expect(f.writes.log).toEqual([['instances.delete', 'i-1', '42']]);
+    expect(reasons()).toEqual(['Instance/LaunchTimeout/Launch', 'Pod/LaunchTimeout/Provision']);
+  });
+
+  it('replaces an Instance whose node did not become Ready within registrationTimeout, as a Register failure', async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    f.clock.now = T0 + 16 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toHaveLength(1);
+    expect(reasons()).toEqual(['Instance/RegistrationTimeout/Register']);
+  });
+
+  it('asks to be called back when the registration timeout would expire', async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    f.clock.now = T0 + 14 * MIN;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+    f.clock.now = T0 + 15 * MIN - 5_000;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+  });
+});
+
+describe('registration', () => {
+  it('records registration and readiness once, even when the cache has not caught up with the write', async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1' })];
+    f.cluster.podList = [pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Running', gated: false })];
+    f.clock.now = T0 + 2 * MIN;
+    await controller.reconcile('i-1');
+    await controller.reconcile('i-1');
+    expect(reasons()).toEqual(['Instance/Registered/Register']);
+    expect(f.writes.of('instances.patchStatus')[0]).toEqual([
+      'i-1',
+      {
+        phase: 'Ready',
+        nodeName: 'n1',
+        registeredAt: iso(2 * MIN),
+        readyAt: iso(2 * MIN),
+        pods: [{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }],
+      },
+    ]);
+  });
+
+  it('writes nothing when the world matches the status, whatever the key order the server returned', async () => {
+    const ready = instance('i-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0) });
+    ready.status = {
+      pods: [{ uid: 'uid-team-a-web', name: 'web', namespace: 'team-a' }],
+      readyAt: iso(MIN),
+      registeredAt: iso(MIN),
+      nodeName: 'n1',
+      ...ready.status,
+    };
+    f.cluster.instanceList = [ready];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1' })];
+    f.cluster.podList = [pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Running', gated: false })];
+    await controller.reconcile('i-1');
+    expect(f.writes.log).toEqual([]);
+  });
+});
+
+describe('idle', () => {
+  const readyIdle = (idleSince?: string) => {
+    const i = instance('i-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0), idleSince });
+    i.status = { ...i.status, nodeName: 'n1', registeredAt: iso(0), readyAt: iso(0), pods: [] };
+    i.metadata.resourceVersion = '7';
+    return i;
+  };
+  beforeEach(() => {
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1' })];
+  });
+
+  it('marks an empty Ready instance idle, says so, and comes back when its idleTimeout ends', async () => {
+    f.cluster.instanceList = [readyIdle()];
+    const r = await controller.reconcile('i-1');
+    expect(f.writes.of('instances.patchStatus')).toEqual([['i-1', { idleSince: iso(0) }]]);
+    expect(reasons()).toEqual(['Instance/BecameIdle/Idle']);
+    expect(r).toEqual({ requeueAfterMs: 30_000 });
+  });
+
+  it('tears down an instance idle past its idleTimeout, only at the version it saw', async () => {
+    f.cluster.instanceList = [readyIdle(iso(0))];
+    f.clock.now = T0 + 6 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.log).toEqual([['instances.delete', 'i-1', '7']]);
+    expect(reasons()).toEqual(['Instance/Idle/Teardown']);
+  });
+
+  it('backs off without a write when a pod reserved the instance meanwhile (409)', async () => {
+    f.cluster.instanceList = [readyIdle(iso(0))];
+    f.clock.now = T0 + 6 * MIN;
+    f.writes.failNext.set('instances.delete', { code: 409, body: { reason: 'Conflict', message: 'changed' } });
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 250 });
+    expect(f.writes.of('instances.patchStatus')).toEqual([]);
+    expect(f.events).toEqual([]);
+  });
+
+  it('clears idleSince when a pod arrives', async () => {
+    f.cluster.instanceList = [readyIdle(iso(0))];
+    f.cluster.podList = [pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Running', gated: false })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.patchStatus')).toEqual([
+      ['i-1', { idleSince: null, pods: [{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }] }],
+    ]);
+  });
+});
+
+describe('termination', () => {
+  const deleting = () => {
+    const i = instance('i-1', { phase: 'Ready', providerID: 'fake:///zone-a/uid-i-1', deleting: true });
+    i.metadata.finalizers = [FINALIZER];
+    return i;
+  };
+
+  it('drains, deletes the node, terminates the instance and any tagged copy, then releases the finalizer', async () => {
+    f.cluster.instanceList = [deleting()];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1' })];
+    const copy = {
+      providerID: 'fake:///zone-b/copy',
+      instanceType: 'sim.large',
+      zone: 'zone-b',
+      state: 'running' as const,
+      tags: { 'ipp.dev/instance': 'i-1' },
+      launchedAt: new Date(T0),
+    };
+    f.provider.instances.set(copy.providerID, copy);
+    f.provider.instances.set('fake:///zone-a/uid-i-1', { ...copy, providerID: 'fake:///zone-a/uid-i-1' });
+    await controller.reconcile('i-1');
+    expect(f.writes.log).toEqual([
+      ['instances.patchStatus', 'i-1', { phase: 'Draining' }],
+      ['nodes.cordonAndDelete', 'n1'],
+      ['instances.removeFinalizer', 'i-1'],
+    ]);
+    expect(f.provider.deleteCalls.sort()).toEqual(['fake:///zone-a/uid-i-1', 'fake:///zone-b/copy']);
+    expect(reasons()).toEqual(['Instance/Terminated/Terminate']);
+  });
+
+  it('counts an instance already gone in the cloud as terminated', async () => {
+    f.cluster.instanceList = [deleting()];
+    await controller.reconcile('i-1');
+    expect(f.provider.deleteCalls).toEqual(['fake:///zone-a/uid-i-1']);
+    expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
+  });
+
+  it('keeps the finalizer when the cloud refuses the termination', async () => {
+    f.cluster.instanceList = [deleting()];
+    f.provider.instances.set('fake:///zone-a/uid-i-1', {
+      providerID: 'fake:///zone-a/uid-i-1',
+      instanceType: 'x',
+      zone: 'a',
+      state: 'running',
+      tags: {},
+      launchedAt: new Date(T0),
+    });
+    f.provider.nextDeleteError = new Error('UnauthorizedOperation');
+    await expect(controller.reconcile('i-1')).rejects.toThrow('UnauthorizedOperation');
+    expect(f.writes.of('instances.removeFinalizer')).toEqual([]);
+  });
+
+  it('keeps the finalizer and says which flag is missing when its provider is not enabled', async () => {
+    const i = deleting();
+    i.status!.provider = 'aws';
+    f.cluster.instanceList = [i];
+    await expect(controller.reconcile('i-1')).rejects.toThrow('--providers');
+    expect(f.writes.of('instances.removeFinalizer')).toEqual([]);
+  });
+});
+
+describe('statusPatch', () => {
+  it('is undefined when only key order differs, and names only changed fields (null removes)', () => {
+    expect(
+      statusPatch(
+        { phase: 'Ready', pods: [{ namespace: 'a', name: 'b', uid: 'c' }] },
+        { pods: [{ uid: 'c', name: 'b', namespace: 'a' }], phase: 'Ready' },
+      ),
+    ).toBeUndefined();
+    expect(statusPatch({ phase: 'Ready', idleSince: 'x' }, { phase: 'Ready', idleSince: null })).toEqual({
+      idleSince: null,
+    });
+    expect(statusPatch({}, { readyAt: undefined })).toBeUndefined();
+  });
+});

@@ -1,0 +1,100 @@
+// The provisioning shell with fake writers: claims before Instances before pins, Events per outcome,
+// and failures surfacing for the queue's backoff.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ProvisioningController } from '../../../../src/controllers/provisioning/controller.ts';
+import { fakes, type Fakes } from '../../fake/cluster.ts';
+import { cls, instance, node, pod } from '../fixtures.ts';
+
+let f: Fakes;
+let controller: ProvisioningController;
+let names: string[];
+beforeEach(() => {
+  f = fakes();
+  f.cluster.classList = [cls()];
+  names = ['metal-a', 'metal-b'];
+  controller = new ProvisioningController({ ...f.ctx, newName: () => names.shift()! });
+});
+
+const reasons = () => f.events.map((e) => `${e.regarding.name}/${e.reason}`);
+
+describe('ProvisioningController', () => {
+  it('claims each waiting pod before creating its Instance, and tells the pod', async () => {
+    f.cluster.podList = [pod('web-1'), pod('web-2', { created: '2024-01-01T00:00:01Z' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([
+      ['pods.claim', 'web-1', 'metal-a'],
+      ['instances.create', 'metal-a', 'metal'],
+      ['pods.claim', 'web-2', 'metal-b'],
+      ['instances.create', 'metal-b', 'metal'],
+    ]);
+    expect(reasons()).toEqual(['web-1/Provisioning', 'web-2/Provisioning']);
+  });
+
+  it('waits for its own claims to show in the cache before planning the class again', async () => {
+    f.cluster.podList = [pod('web-1')];
+    await controller.reconcile('metal');
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
+    expect(f.writes.of('instances.create')).toHaveLength(1);
+  });
+
+  it('pins a claimed pod once its Instance is Ready on a Ready node', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([['pods.pin', 'web-1', 'metal-x']]);
+    expect(reasons()).toEqual(['web-1/Pinned']);
+  });
+
+  it('binds instead of pinning a pod handed to scheduler ipp', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x', gated: false, schedulerName: 'ipp' })];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([['pods.bind', 'web-1', 'n1']]);
+    expect(reasons()).toEqual(['web-1/Bound']);
+  });
+
+  it('tells every waiting pod why an unknown class cannot be provisioned, and writes nothing', async () => {
+    f.cluster.classList = [];
+    f.cluster.podList = [pod('web-1'), pod('web-2')];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([]);
+    expect(reasons()).toEqual(['web-1/UnknownClass', 'web-2/UnknownClass']);
+  });
+
+  it('tells pods of a namespace the class does not allow, and provisions the others', async () => {
+    f.cluster.classList = [cls({ namespaces: ['team-a'] })];
+    f.cluster.podList = [pod('web-1'), pod('intruder', { ns: 'team-b' })];
+    await controller.reconcile('metal');
+    expect(reasons()).toEqual(['intruder/NamespaceNotAllowed', 'web-1/Provisioning']);
+    expect(f.writes.of('pods.claim')).toEqual([['web-1', 'metal-a']]);
+  });
+
+  it('says when the class is at maxInstances', async () => {
+    f.cluster.classList = [cls({ maxInstances: 1 })];
+    f.cluster.podList = [pod('web-1'), pod('web-2', { created: '2024-01-01T00:00:01Z' })];
+    await controller.reconcile('metal');
+    expect(reasons()).toEqual(['web-2/MaxInstancesReached', 'web-1/Provisioning']);
+  });
+
+  it('reserves an idle Instance before claiming it, so its idle teardown cannot win', async () => {
+    f.cluster.podList = [pod('web-1')];
+    f.cluster.instanceList = [
+      instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1', idleSince: '2024-01-01T00:00:00Z' }),
+    ];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([
+      ['instances.reserve', 'metal-x'],
+      ['pods.claim', 'web-1', 'metal-x'],
+    ]);
+  });
+
+  it('carries on with the other pods when one write fails, then fails the pass for a retry', async () => {
+    f.cluster.podList = [pod('web-1'), pod('web-2', { created: '2024-01-01T00:00:01Z' })];
+    f.writes.failNext.set('pods.claim', { code: 422, body: { reason: 'Invalid', message: 'test failed' } });
+    await expect(controller.reconcile('metal')).rejects.toThrow('1 claim/placement write(s) for class metal');
+    expect(f.writes.of('instances.create')).toEqual([['metal-b', 'metal']]);
+  });
+});

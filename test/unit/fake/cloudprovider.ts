@@ -1,0 +1,84 @@
+// A cloud provider for unit tests of the controllers, driven by plain fields (after Karpenter's
+// cloudprovider/fake): set the next error a call throws, read the calls it received. Idempotent on
+// the Instance UID like every real provider.
+import type { InstanceClass } from '../../../src/api/types.ts';
+import { NotFoundError } from '../../../providers/errors.ts';
+import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../../../providers/types.ts';
+
+export class FakeCloudProvider implements CloudProvider {
+  readonly name: string;
+  /** Thrown by the next create(), then cleared. */
+  nextCreateError: Error | undefined;
+  /** Thrown by the next delete(), then cleared. */
+  nextDeleteError: Error | undefined;
+  /** Thrown by the next list(), then cleared. */
+  nextListError: Error | undefined;
+  /** What validate() answers for every class. */
+  validationProblems: string[] = [];
+  /** Allocatable per instance type; absent types have unknown capacity. */
+  capacities = new Map<string, Resources>();
+  /** Live instances by providerID. */
+  readonly instances = new Map<string, CloudInstance>();
+
+  readonly createCalls: LaunchRequest[] = [];
+  readonly deleteCalls: string[] = [];
+  readonly getCalls: string[] = [];
+  listCalls = 0;
+  readonly validated: InstanceClass[] = [];
+
+  constructor(name = 'simulated') {
+    this.name = name;
+  }
+
+  async create(req: LaunchRequest): Promise<CloudInstance> {
+    this.createCalls.push(req);
+    const err = this.nextCreateError;
+    this.nextCreateError = undefined;
+    if (err) throw err;
+    const providerID = `fake:///zone-a/${req.instance.uid}`;
+    const existing = this.instances.get(providerID);
+    if (existing) return existing;
+    const created: CloudInstance = {
+      providerID,
+      instanceType: req.class.spec.instanceTypes[0]!,
+      zone: 'zone-a',
+      state: 'running',
+      tags: { ...req.tags },
+      launchedAt: new Date('2024-01-01T00:00:00Z'),
+    };
+    this.instances.set(providerID, created);
+    return created;
+  }
+
+  async delete(providerID: string): Promise<void> {
+    this.deleteCalls.push(providerID);
+    const err = this.nextDeleteError;
+    this.nextDeleteError = undefined;
+    if (err) throw err;
+    if (!this.instances.delete(providerID)) throw new NotFoundError(`fake instance ${providerID} does not exist`);
+  }
+
+  async get(providerID: string): Promise<CloudInstance> {
+    this.getCalls.push(providerID);
+    const found = this.instances.get(providerID);
+    if (!found) throw new NotFoundError(`fake instance ${providerID} does not exist`);
+    return found;
+  }
+
+  async list(): Promise<CloudInstance[]> {
+    this.listCalls++;
+    const err = this.nextListError;
+    this.nextListError = undefined;
+    if (err) throw err;
+    return [...this.instances.values()];
+  }
+
+  capacity(instanceType: string): Resources | undefined {
+    return this.capacities.get(instanceType);
+  }
+
+  validate(cls: InstanceClass): string[] {
+    this.validated.push(cls);
+    return this.validationProblems;
+  }
+}

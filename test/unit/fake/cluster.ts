@@ -1,0 +1,127 @@
+// The controllers' collaborators for unit tests: a cluster view over plain arrays, API writers that
+// record what they were asked (and can be told to fail), and a context wiring them with a fake cloud.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass } from '../../../src/api/types.ts';
+import { claimOf, classOf } from '../../../src/api/pods.ts';
+import type { ClusterView, ControllerContext, KubeWrites } from '../../../src/controllers/context.ts';
+import type { IppEvent } from '../../../src/kube/events.ts';
+import { createLogger } from '../../../src/log.ts';
+import { Metrics } from '../../../src/metrics/metrics.ts';
+import { FakeCloudProvider } from './cloudprovider.ts';
+
+export class FakeCluster implements ClusterView {
+  podList: V1Pod[] = [];
+  nodeList: V1Node[] = [];
+  instanceList: Instance[] = [];
+  classList: InstanceClass[] = [];
+
+  readonly pods = {
+    get: (name: string, ns?: string) =>
+      this.podList.find((p) => p.metadata?.name === name && p.metadata?.namespace === ns),
+  };
+  readonly nodes = { list: () => this.nodeList };
+  readonly instances = { list: () => this.instanceList };
+  readonly classes = { list: () => this.classList };
+
+  instance(name: string) {
+    return this.instanceList.find((i) => i.metadata.name === name);
+  }
+  instanceClass(name: string) {
+    return this.classList.find((c) => c.metadata.name === name);
+  }
+  instancesOfClass(cls: string) {
+    return this.instanceList.filter((i) => i.spec.class === cls);
+  }
+  podsOfClass(cls: string) {
+    return this.podList.filter((p) => classOf(p) === cls);
+  }
+  podsClaiming(instance: string) {
+    return this.podList.filter((p) => claimOf(p) === instance);
+  }
+  podsOnNode(node: string) {
+    return this.podList.filter((p) => p.spec?.nodeName === node);
+  }
+  node(name: string) {
+    return this.nodeList.find((n) => n.metadata?.name === name);
+  }
+  nodeByProviderID(id: string | undefined) {
+    return id ? this.nodeList.find((n) => n.spec?.providerID === id) : undefined;
+  }
+}
+
+/** Every write, in order, as [writer.method, argument summary]. */
+export type Write = [string, ...unknown[]];
+
+export class FakeWrites implements KubeWrites {
+  readonly log: Write[] = [];
+  /** Thrown by the next write whose name (e.g. 'instances.delete') matches, then cleared. */
+  readonly failNext = new Map<string, unknown>();
+
+  private record(what: string, ...args: unknown[]): Promise<void> {
+    this.log.push([what, ...args]);
+    const err = this.failNext.get(what);
+    if (err !== undefined) {
+      this.failNext.delete(what);
+      return Promise.reject(err);
+    }
+    return Promise.resolve();
+  }
+
+  readonly instances = {
+    create: (name: string, cls: string) => this.record('instances.create', name, cls),
+    patchStatus: (name: string, status: Record<string, unknown>) => this.record('instances.patchStatus', name, status),
+    delete: (name: string, resourceVersion?: string) => this.record('instances.delete', name, resourceVersion),
+    reserve: (inst: Instance) => this.record('instances.reserve', inst.metadata.name),
+    removeFinalizer: (inst: Instance) => this.record('instances.removeFinalizer', inst.metadata.name),
+  };
+  readonly pods = {
+    claim: (pod: V1Pod, instance: string) => this.record('pods.claim', pod.metadata?.name, instance),
+    pin: (pod: V1Pod, instance: string) => this.record('pods.pin', pod.metadata?.name, instance),
+    bind: (pod: V1Pod, node: string) => this.record('pods.bind', pod.metadata?.name, node),
+  };
+  readonly nodes = {
+    cordonAndDelete: (node: V1Node) => this.record('nodes.cordonAndDelete', node.metadata?.name),
+  };
+  readonly classes = {
+    patchStatus: (name: string, status: unknown) => this.record('classes.patchStatus', name, status),
+  };
+
+  /** The writes of one kind, without the name. */
+  of(what: string): unknown[][] {
+    return this.log.filter(([w]) => w === what).map(([, ...args]) => args);
+  }
+}
+
+export interface Fakes {
+  ctx: ControllerContext;
+  cluster: FakeCluster;
+  writes: FakeWrites;
+  provider: FakeCloudProvider;
+  /** Events recorded, in order. */
+  events: IppEvent[];
+  metrics: Metrics;
+  /** The clock the context reads; tests move it. */
+  clock: { now: number };
+}
+
+export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
+  const cluster = new FakeCluster();
+  const writes = new FakeWrites();
+  const provider = new FakeCloudProvider();
+  const metrics = new Metrics();
+  const logger = createLogger('silent');
+  const events: IppEvent[] = [];
+  const recorder = { record: (...es: IppEvent[]) => void events.push(...es) };
+  const clock = { now };
+  const ctx: ControllerContext = {
+    clusterName: 'test',
+    state: cluster,
+    api: writes,
+    providers: new Map([[provider.name, provider]]),
+    events: recorder,
+    metrics,
+    logger,
+    now: () => clock.now,
+  };
+  return { ctx, cluster, writes, provider, events, metrics, clock };
+}
