@@ -24,6 +24,30 @@ export const isMirrorPod = (p: V1Pod) => p.metadata?.annotations?.[MIRROR_ANNOTA
 export const isGated = (p: V1Pod) => (p.spec?.schedulingGates ?? []).some((g) => g.name === GATE);
 export const wantsIppScheduler = (p: V1Pod) => p.spec?.schedulerName === SCHEDULER_NAME;
 
+/**
+ * The node a pod was pinned to by name (required node affinity on metadata.name, in every term), or
+ * undefined when it was not pinned that way.
+ */
+export function pinnedNodeOf(p: V1Pod): string | undefined {
+  const terms = p.spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  const names = terms.map(
+    (t) =>
+      (t.matchFields ?? []).find((f) => f.key === 'metadata.name' && f.operator === 'In' && f.values?.length === 1)
+        ?.values?.[0],
+  );
+  return names.length && names.every((n) => n !== undefined && n === names[0]) ? names[0] : undefined;
+}
+
+/** Has a controller (ReplicaSet, Job, StatefulSet…) that recreates it when it is deleted. */
+export const hasController = (p: V1Pod) => (p.metadata?.ownerReferences ?? []).some((r) => r.controller === true);
+
+/** Since when the scheduler has found no node for the pod (PodScheduled=False, Unschedulable), if it has not. */
+export function unschedulableSince(p: V1Pod): Date | undefined {
+  const c = (p.status?.conditions ?? []).find((c) => c.type === 'PodScheduled');
+  if (c?.status !== 'False' || c.reason !== 'Unschedulable') return undefined;
+  return c.lastTransitionTime ? new Date(c.lastTransitionTime) : undefined;
+}
+
 /** Does the pod count as a workload of the node it is on? DaemonSet and mirror pods never do. */
 export const isWorkload = (p: V1Pod) => !isTerminal(p) && !isDaemonSetPod(p) && !isMirrorPod(p);
 

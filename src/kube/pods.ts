@@ -1,20 +1,58 @@
-// Writes to pods: the claim (which Instance a pod gets), the pin (which node) and the bind. Each is
-// one optimistic request guarded by the resourceVersion the decision was made on, so a decision
-// taken on a stale cache fails with 409/422 instead of overwriting a newer pod.
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { GATE, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
+// Writes to pods: the claim (which Instance a pod gets), the pin (which node), the bind, and the
+// removal of a pod that can never run where it was pinned. Each is one optimistic request guarded by
+// the resourceVersion the decision was made on, so a decision taken on a stale cache fails with
+// 409/422 instead of overwriting a newer pod.
+import { CoreV1Api, type KubeConfig, type V1NodeSelectorTerm, type V1Pod } from '@kubernetes/client-node';
+import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import { pointer } from './patch.ts';
 
 export interface PodWrites {
   /** Records on the pod which Instance it gets. */
   claim(pod: V1Pod, instance: string): Promise<void>;
-  /** Selects the Instance's node and lifts the gate; kube-scheduler binds. */
-  pin(pod: V1Pod, instance: string): Promise<void>;
+  /** Requires the node by name and lifts the gate; kube-scheduler binds, evaluating that node only. */
+  pin(pod: V1Pod, node: string): Promise<void>;
   /** Binds the pod to the node (bind mode: the pod waits for scheduler "ipp"). */
   bind(pod: V1Pod, node: string): Promise<void>;
+  /** Deletes exactly this pod (uid and version), so that its controller recreates it. */
+  delete(pod: V1Pod): Promise<void>;
 }
 
 const guard = (pod: V1Pod) => ({ op: 'test', path: '/metadata/resourceVersion', value: pod.metadata!.resourceVersion });
+
+/**
+ * JSON Patch requiring node `node` by name: `metadata.name In [node]` in every required term (terms
+ * are ORed, so one term without it would let the pod go elsewhere). A gated pod may gain such
+ * requirements (KEP-3838), never lose any.
+ */
+export function pinOps(pod: V1Pod, node: string): object[] {
+  const byName = { key: 'metadata.name', operator: 'In', values: [node] };
+  const base = ['spec', 'affinity', 'nodeAffinity', 'requiredDuringSchedulingIgnoredDuringExecution'];
+  const affinity = pod.spec?.affinity;
+  const required = affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  const fresh = { nodeSelectorTerms: [{ matchFields: [byName] }] };
+  if (!affinity)
+    return [
+      {
+        op: 'add',
+        path: '/spec/affinity',
+        value: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: fresh } },
+      },
+    ];
+  if (!affinity.nodeAffinity)
+    return [
+      {
+        op: 'add',
+        path: '/spec/affinity/nodeAffinity',
+        value: { requiredDuringSchedulingIgnoredDuringExecution: fresh },
+      },
+    ];
+  if (!required?.nodeSelectorTerms?.length) return [{ op: 'add', path: pointer(...base), value: fresh }];
+  return required.nodeSelectorTerms.map((t: V1NodeSelectorTerm, i) =>
+    t.matchFields?.length
+      ? { op: 'add', path: `${pointer(...base, 'nodeSelectorTerms', i, 'matchFields')}/-`, value: byName }
+      : { op: 'add', path: pointer(...base, 'nodeSelectorTerms', i, 'matchFields'), value: [byName] },
+  );
+}
 
 export class PodWriter implements PodWrites {
   private readonly core: CoreV1Api;
@@ -29,11 +67,9 @@ export class PodWriter implements PodWrites {
     await this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops });
   }
 
-  async pin(pod: V1Pod, instance: string): Promise<void> {
+  async pin(pod: V1Pod, node: string): Promise<void> {
     const gates = pod.spec!.schedulingGates ?? [];
-    const ops: object[] = [guard(pod)];
-    if (!pod.spec!.nodeSelector) ops.push({ op: 'add', path: '/spec/nodeSelector', value: {} });
-    ops.push({ op: 'add', path: pointer('spec', 'nodeSelector', NODE_INSTANCE_LABEL), value: instance });
+    const ops: object[] = [guard(pod), ...pinOps(pod, node)];
     ops.push({ op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== GATE) });
     await this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops });
   }
@@ -49,6 +85,15 @@ export class PodWriter implements PodWrites {
         metadata: { name, namespace },
         target: { apiVersion: 'v1', kind: 'Node', name: node },
       },
+    });
+  }
+
+  async delete(pod: V1Pod): Promise<void> {
+    const { name, namespace, uid, resourceVersion } = pod.metadata as Record<string, string>;
+    await this.core.deleteNamespacedPod({
+      name: name!,
+      namespace: namespace!,
+      body: { preconditions: { uid, resourceVersion } },
     });
   }
 }

@@ -3,6 +3,7 @@
 // playing the kubelet: it reads the user data the controller generated and registers the Node that
 // user data describes (name = the instance's private DNS name, as on EKS; providerID; labels; taint).
 // The controller gets its AWS credentials from the SDK's default chain only (environment here).
+import { pinnedNodeOf } from '../../src/api/pods.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -249,7 +250,8 @@ describe('the AWS loop with the real controller, moto and the fault proxy', () =
         const p = pods[0]!;
         expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
         expect(p.spec!.nodeName).toBe(node);
-        expect(p.spec!.nodeSelector?.[NODE_INSTANCE_LABEL]).toBe(instance);
+        expect(pinnedNodeOf(p)).toBe(node);
+        expect(p.metadata!.annotations!['ipp.dev/instance']).toBe(instance);
         expect(p.spec!.schedulingGates ?? []).not.toContainEqual({ name: GATE });
         return p;
       },

@@ -3,6 +3,7 @@
 // TokenRequest API, and run the real controller with nothing but that token. A labelled pod must get
 // its own node and the node must be torn down when idle (the RBAC is enough), and the same token
 // must be refused what the controller has no business doing (the RBAC is not too much).
+import { pinnedNodeOf } from '../../src/api/pods.ts';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -19,7 +20,7 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { GATE, GROUP, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, VERSION } from '../../src/api/names.ts';
+import { GATE, GROUP, NODE_CLASS_LABEL, VERSION } from '../../src/api/names.ts';
 import { RBAC_KINDS, render, type Manifest } from '../testbed/chart.ts';
 import { ensureHelm } from '../testbed/helm.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
@@ -188,7 +189,8 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     expect(pod.spec!.schedulingGates ?? []).not.toContainEqual({ name: GATE });
     const node = await c.core.readNode({ name: pod.spec!.nodeName! });
     expect(node.metadata!.labels![NODE_CLASS_LABEL]).toBe(cls);
-    expect(pod.spec!.nodeSelector?.[NODE_INSTANCE_LABEL]).toBe(node.metadata!.labels![NODE_INSTANCE_LABEL]);
+    // Pinned by name (DESIGN step 5): the scheduler may consider that node only.
+    expect(pinnedNodeOf(pod)).toBe(node.metadata!.name);
     const others = (await c.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node.metadata!.name}` }))
       .items;
     expect(others.map((p) => `${p.metadata!.namespace}/${p.metadata!.name}`)).toEqual([`${workloads}/relay`]);

@@ -1,6 +1,7 @@
 // The affinity-less loop end to end on the real testbed: the original project's Deployment `foo`
 // (only the ipp-class label) plus a second class, through the real webhook, apiserver, scheduler,
 // controller-manager and kwok, with the simulated provider.
+import { pinnedNodeOf } from '../../src/api/pods.ts';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
@@ -114,9 +115,10 @@ describe('provisioning with the simulated provider', () => {
         value: p.metadata!.labels!['ipp-class'],
         effect: 'NoSchedule',
       });
-      // Pinned by one patch: the gate is gone and the selector names the Instance of the node.
+      // Pinned by one patch: the gate is gone and a required node affinity names the node itself.
       expect(p.spec!.schedulingGates ?? []).not.toContainEqual({ name: GATE });
-      expect(p.spec!.nodeSelector?.[NODE_INSTANCE_LABEL]).toBe(node!.metadata!.labels![NODE_INSTANCE_LABEL]);
+      expect(pinnedNodeOf(p)).toBe(node!.metadata!.name);
+      expect(p.metadata!.annotations!['ipp.dev/instance']).toBe(node!.metadata!.labels![NODE_INSTANCE_LABEL]);
     }
     const instances = await listInstances(c);
     expect(instances.filter((i) => i.spec.class === class0 && i.status?.phase === 'Ready')).toHaveLength(3);

@@ -5,10 +5,10 @@ import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { namespaceAllowed, usability, type PlacementMode } from '../../api/classes.ts';
 import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
-import { awaitsPlacement, classOf, isGated } from '../../api/pods.ts';
+import { awaitsPlacement, classOf, hasController, isGated } from '../../api/pods.ts';
 import { cpuMillis, parseQuantity } from '../../api/quantity.ts';
 import type { Instance } from '../../api/types.ts';
-import { describeError, isNotFound, isStale } from '../../kube/errors.ts';
+import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import * as events from './events.ts';
@@ -87,11 +87,20 @@ export class ProvisioningController implements Controller {
         return provider.capacity(i.status?.instanceType ?? cls.spec.instanceTypes[0]!, cls);
       },
       newName: () => this.newName(className),
+      now: this.now(),
     });
 
     this.ctx.events.record(
       ...decided.blockedByMaxInstances.map((p) => events.maxInstancesReached(p, className, cls.spec.maxInstances)),
     );
+
+    // Deleting is safe: the pod never ran (it is not bound) and its controller recreates it.
+    for (const { pod, why } of decided.stranded) {
+      const replacing = hasController(pod);
+      this.ctx.events.record(events.stranded(pod, why, replacing));
+      log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, why }, 'pinned pod is stranded');
+      if (replacing) await ignoreNotFound(api.pods.delete(pod));
+    }
 
     let failures = 0;
     const failed = (pod: V1Pod, what: string, e: unknown) => {
@@ -167,7 +176,7 @@ export class ProvisioningController implements Controller {
     const nodeName = node.metadata!.name!;
     const instanceName = instance.metadata.name!;
     if (mode === 'pin') {
-      await this.ctx.api.pods.pin(pod, instanceName);
+      await this.ctx.api.pods.pin(pod, nodeName);
       this.ctx.events.record(events.pinned(pod, instanceName, nodeName));
     } else {
       await this.ctx.api.pods.bind(pod, nodeName);

@@ -37,6 +37,16 @@ export const provisioning = (pod: V1Pod, instance: string, cls: string, create: 
     : `reusing Instance ${instance} of class ${cls}`,
 });
 
+export const stranded = (pod: V1Pod, why: string, replacing: boolean): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Warning',
+  reason: 'Stranded',
+  action: 'Pin',
+  note: replacing
+    ? `the pod cannot run where it was pinned: ${why}; deleting it so its controller recreates it on a new instance`
+    : `the pod cannot run where it was pinned: ${why}; it has no controller to recreate it: delete it and create it again`,
+});
+
 export const pinned = (pod: V1Pod, instance: string, node: string): IppEvent => ({
   regarding: podRef(pod),
   type: 'Normal',

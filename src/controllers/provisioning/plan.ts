@@ -4,7 +4,16 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import type { Resources } from '../../api/classes.ts';
 import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
-import { awaitsPlacement, claimOf, isNodeReady, isTerminal, isWorkload, podKey } from '../../api/pods.ts';
+import {
+  awaitsPlacement,
+  claimOf,
+  isNodeReady,
+  isTerminal,
+  isWorkload,
+  pinnedNodeOf,
+  podKey,
+  unschedulableSince,
+} from '../../api/pods.ts';
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
 
 export interface PlanInput {
@@ -25,7 +34,15 @@ export interface PlanInput {
   exists?: (name: string) => boolean;
   /** May this pod be placed (its namespace allowed)? Others still count as load. */
   mayPlace?: (pod: V1Pod) => boolean;
+  /** Now, for how long a pinned pod has been unschedulable. */
+  now?: number;
 }
+
+/**
+ * How long the scheduler may fail to place a pinned pod before it counts as stranded. Long enough for
+ * a node that blinks NotReady to come back; short against a bare-metal boot.
+ */
+export const STRANDED_AFTER_MS = 2 * 60_000;
 
 export interface Claim {
   pod: V1Pod;
@@ -45,6 +62,8 @@ export interface Plan {
   placements: Placement[];
   /** Pods left waiting because the class is at spec.maxInstances. */
   blockedByMaxInstances: V1Pod[];
+  /** Pods pinned to a node that cannot take them; they will never run where they are pinned. */
+  stranded: { pod: V1Pod; why: string }[];
 }
 
 const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
@@ -72,7 +91,7 @@ export function plan(input: PlanInput): Plan {
   const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
   const isolation = cls.spec.isolation ?? 'Pod';
   const byName = new Map(instances.map((i) => [i.metadata.name!, i]));
-  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [] };
+  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [], stranded: [] };
 
   // Load of every instance: what uses its capacity (pods claiming it, everything running on its
   // node, DaemonSet pods included) and which workloads occupy it (DaemonSet pods never do).
@@ -151,6 +170,28 @@ export function plan(input: PlanInput): Plan {
     }
     planned(claimed);
     out.claims.push({ pod, instance: claimed, create: true });
+  }
+
+  // Pinned by name, unbound, and unschedulable for a while: its node is gone, replaced, or unfit.
+  const now = input.now ?? Date.now();
+  for (const pod of pods) {
+    const pinned = pinnedNodeOf(pod);
+    const since = unschedulableSince(pod);
+    if (!pinned || pod.spec?.nodeName || pod.metadata?.deletionTimestamp || isTerminal(pod) || awaitsPlacement(pod))
+      continue;
+    if (!since || now - since.getTime() < STRANDED_AFTER_MS) continue;
+    const claimed = claimOf(pod);
+    const inst = claimed ? byName.get(claimed) : undefined;
+    const node = inst && live(inst) ? nodeOf(inst) : undefined;
+    const scheduler =
+      (pod.status?.conditions ?? []).find((c) => c.type === 'PodScheduled')?.message ?? 'no reason given';
+    const why =
+      !inst || !live(inst)
+        ? `its Instance ${claimed} is gone`
+        : !node || node.metadata?.name !== pinned
+          ? `node ${pinned} of its Instance ${claimed} is gone`
+          : `kube-scheduler cannot place it on node ${pinned}: ${scheduler}`;
+    out.stranded.push({ pod, why });
   }
 
   /** Under Pod isolation, the Instances a waiting claimer has kept in this pass. */

@@ -76,7 +76,8 @@ export class FakeWrites implements KubeWrites {
   };
   readonly pods = {
     claim: (pod: V1Pod, instance: string) => this.record('pods.claim', pod.metadata?.name, instance),
-    pin: (pod: V1Pod, instance: string) => this.record('pods.pin', pod.metadata?.name, instance),
+    pin: (pod: V1Pod, node: string) => this.record('pods.pin', pod.metadata?.name, node),
+    delete: (pod: V1Pod) => this.record('pods.delete', pod.metadata?.name),
     bind: (pod: V1Pod, node: string) => this.record('pods.bind', pod.metadata?.name, node),
   };
   readonly nodes = {

@@ -42,7 +42,7 @@ describe('ProvisioningController', () => {
     f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
     await controller.reconcile('metal');
-    expect(f.writes.log).toEqual([['pods.pin', 'web-1', 'metal-x']]);
+    expect(f.writes.log).toEqual([['pods.pin', 'web-1', 'n1']]);
     expect(reasons()).toEqual(['web-1/Pinned']);
   });
 
@@ -96,5 +96,37 @@ describe('ProvisioningController', () => {
     f.writes.failNext.set('pods.claim', { code: 422, body: { reason: 'Invalid', message: 'test failed' } });
     await expect(controller.reconcile('metal')).rejects.toThrow('1 claim/placement write(s) for class metal');
     expect(f.writes.of('instances.create')).toEqual([['metal-b', 'metal']]);
+  });
+
+  it('deletes a stranded pod that has a controller, and only tells a bare one', async () => {
+    const stranded = (name: string, owned: boolean) => {
+      const p = pod(name, { claim: 'gone', gated: false });
+      p.spec!.affinity = {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n-gone'] }] }],
+          },
+        },
+      };
+      p.status = {
+        conditions: [
+          {
+            type: 'PodScheduled',
+            status: 'False',
+            reason: 'Unschedulable',
+            lastTransitionTime: new Date('2023-12-31T00:00:00Z'),
+          },
+        ],
+      };
+      if (owned)
+        p.metadata!.ownerReferences = [
+          { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'rs-1', controller: true },
+        ];
+      return p;
+    };
+    f.cluster.podList = [stranded('owned', true), stranded('bare', false), pod('waiting')];
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.delete')).toEqual([['owned']]);
+    expect(reasons().filter((r) => r.endsWith('Stranded'))).toEqual(['owned/Stranded', 'bare/Stranded']);
   });
 });

@@ -15,6 +15,7 @@ interface Input {
   capacity?: (i: Instance) => Resources | undefined;
   /** Pods bound to a node, by node name. */
   onNode?: Record<string, V1Pod[]>;
+  now?: number;
 }
 
 function run(input: Input): Plan {
@@ -33,6 +34,7 @@ function run(input: Input): Plan {
     podsOnNode: (n) => input.onNode?.[n] ?? [],
     capacityOf: input.capacity ?? (() => undefined),
     newName: () => `new-${++n}`,
+    now: input.now ?? Date.parse('2024-01-01T01:00:00Z'),
   });
 }
 
@@ -379,7 +381,7 @@ describe('which pods and in which order', () => {
         pod('unlabelled', { class: null }),
       ],
     });
-    expect(p).toEqual({ claims: [], placements: [], blockedByMaxInstances: [] });
+    expect(p).toEqual({ claims: [], placements: [], blockedByMaxInstances: [], stranded: [] });
   });
 
   it('plans pods held by schedulerName ipp without a gate', () => {
@@ -407,5 +409,62 @@ describe('which pods and in which order', () => {
     });
     expect(claims(p)).toEqual(['sunday->new-1+', 'monday->new-2+']);
     expect(names(p.blockedByMaxInstances)).toEqual(['tuesday']);
+  });
+});
+
+describe('stranded pods', () => {
+  /** A pod pinned by name to `nodeName`, unbound, unschedulable since `since`. */
+  const pinned = (nodeName: string, since = '2024-01-01T00:50:00Z', message = '0/3 nodes are available') => {
+    const p = pod('web', { claim: 'metal-x', gated: false });
+    p.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [nodeName] }] }],
+        },
+      },
+    };
+    p.status = {
+      phase: 'Pending',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message,
+          lastTransitionTime: new Date(since),
+        },
+      ],
+    };
+    return p;
+  };
+  const ready = instance('metal-x', { phase: 'Ready' });
+
+  it('are pods whose Instance is gone', () => {
+    expect(run({ pods: [pinned('n-metal-x')] }).stranded.map((s) => s.why)).toEqual(['its Instance metal-x is gone']);
+  });
+
+  it("are pods whose Instance's node was replaced by another", () => {
+    const p = run({ pods: [pinned('n-old')], instances: [ready] });
+    expect(p.stranded.map((s) => s.why)).toEqual(['node n-old of its Instance metal-x is gone']);
+  });
+
+  it('are pods the scheduler cannot fit on their node, with its reason', () => {
+    const p = run({ pods: [pinned('n-metal-x', undefined, 'Insufficient cpu')], instances: [ready] });
+    expect(p.stranded.map((s) => s.why)).toEqual([
+      'kube-scheduler cannot place it on node n-metal-x: Insufficient cpu',
+    ]);
+  });
+
+  it('are not pods unschedulable only for a moment (a node blinking NotReady), nor pods never judged', () => {
+    expect(run({ pods: [pinned('n-old', '2024-01-01T00:59:30Z')], instances: [ready] }).stranded).toEqual([]);
+    const judged = pinned('n-old');
+    judged.status = { phase: 'Pending' };
+    expect(run({ pods: [judged], instances: [ready] }).stranded).toEqual([]);
+  });
+
+  it('are not bound pods', () => {
+    const bound = pinned('n-old');
+    bound.spec!.nodeName = 'n-old';
+    expect(run({ pods: [bound], instances: [ready] }).stranded).toEqual([]);
   });
 });
