@@ -11,6 +11,7 @@ import { ProvisioningController } from './controllers/provisioning/controller.ts
 import { startOpsServer } from './health/server.ts';
 import { EventRecorder } from './kube/events.ts';
 import { ClassWriter } from './kube/classes.ts';
+import { LeadershipFence } from './kube/fence.ts';
 import { InstanceWriter } from './kube/instances.ts';
 import { NodeWriter } from './kube/nodes.ts';
 import { PodWriter } from './kube/pods.ts';
@@ -100,16 +101,21 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     },
     (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000),
   );
+  // Controllers write only through the fence: once the lease is lost, every write is refused here,
+  // including those of reconciles and GC passes still under way.
+  const fence = new LeadershipFence();
   const ctx: ControllerContext = {
     clusterName: opts.clusterName,
     state,
     api: {
-      instances: new InstanceWriter(kc),
-      pods: new PodWriter(kc),
-      nodes: new NodeWriter(kc),
-      classes: new ClassWriter(kc),
+      instances: fence.guard(new InstanceWriter(kc), 'instances'),
+      pods: fence.guard(new PodWriter(kc), 'pods'),
+      nodes: fence.guard(new NodeWriter(kc), 'nodes'),
+      classes: fence.guard(new ClassWriter(kc), 'classes'),
     },
-    providers,
+    providers: new Map(
+      [...providers].map(([name, p]) => [name, fence.guard(p, `provider ${name}`, ['create', 'delete'])]),
+    ),
     events,
     metrics,
     logger,
@@ -162,6 +168,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
 
   const lead = async (stop: AbortSignal) => {
     logger.info({ identity: opts.identity }, 'leading: reconciling');
+    fence.begin(stop);
     const every = (ms: number, what: string, fn: () => Promise<void> | void) => {
       const run = async () => {
         try {

@@ -2,7 +2,7 @@
 // status is a merge patch, and finalizer removal is guarded by a JSON Patch test.
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, FINALIZER, GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
-import type { Instance } from '../api/types.ts';
+import type { Instance, InstanceStatus } from '../api/types.ts';
 import { ignoreNotFound, isAlreadyExists } from './errors.ts';
 import { mergePatch } from './patch.ts';
 
@@ -14,6 +14,8 @@ export type StatusPatch = Record<string, unknown>;
 export interface InstanceWrites {
   create(name: string, cls: string): Promise<void>;
   patchStatus(name: string, status: StatusPatch): Promise<void>;
+  /** Writes the whole status only if the Instance is still at the version read (fields naming the cloud instance). */
+  replaceStatus(inst: Instance, status: InstanceStatus): Promise<void>;
   delete(name: string, resourceVersion?: string): Promise<void>;
   reserve(inst: Instance): Promise<void>;
   removeFinalizer(inst: Instance): Promise<void>;
@@ -45,6 +47,20 @@ export class InstanceWriter implements InstanceWrites {
       { group: GROUP, version: VERSION, plural, name, body: { status } },
       mergePatch,
     );
+  }
+
+  async replaceStatus(inst: Instance, status: InstanceStatus): Promise<void> {
+    await this.api.patchClusterCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      plural,
+      name: inst.metadata.name!,
+      body: [
+        { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
+        // `add` replaces an existing member (RFC 6902), and creates /status on a fresh Instance.
+        { op: 'add', path: '/status', value: status },
+      ],
+    });
   }
 
   /**

@@ -4,6 +4,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { claimOf } from '../../api/pods.ts';
+import type { InstanceStatus } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import { Idle } from './idle.ts';
@@ -71,10 +72,19 @@ export class InstanceController implements Controller {
     // A halting step knows when it wants to be back (a throttled launch); otherwise re-check regularly.
     if (!halted || requeueAfterMs === Infinity) requeueAfterMs = Math.min(requeueAfterMs, RECHECK_MS);
     const patch = statusPatch(inst.status ?? {}, view.status);
-    if (patch) await this.ctx.api.instances.patchStatus(name, patch);
+    if (patch?.providerID !== undefined) {
+      // Which cloud instance this is gets written once, at the version the launch decision read: a
+      // stale replica finishing a launch late cannot overwrite it (409/422, and its copy is collected).
+      await this.ctx.api.instances.replaceStatus(inst, withoutNulls(view.status));
+    } else if (patch) {
+      await this.ctx.api.instances.patchStatus(name, patch);
+    }
     return { requeueAfterMs: Math.max(requeueAfterMs, MIN_REQUEUE_MS) };
   }
 }
+
+const withoutNulls = (s: DraftStatus): InstanceStatus =>
+  Object.fromEntries(Object.entries(s).filter(([, v]) => v !== null && v !== undefined)) as InstanceStatus;
 
 /**
  * The merge patch taking `was` to `next`, or undefined when nothing changed. Compared field by field

@@ -22,14 +22,15 @@ beforeEach(() => {
 const reasons = () => f.events.map((e) => `${e.regarding.kind}/${e.reason}/${e.action}`);
 
 describe('launch', () => {
-  it('launches an unlaunched Instance and records where, in one status write', async () => {
-    f.cluster.instanceList = [instance('i-1')];
+  it('launches an unlaunched Instance and records where, in one write guarded by the version read', async () => {
+    f.cluster.instanceList = [{ ...instance('i-1'), metadata: { ...instance('i-1').metadata, resourceVersion: '5' } }];
     const r = await controller.reconcile('i-1');
     expect(f.provider.createCalls).toHaveLength(1);
     expect(f.provider.createCalls[0]!.instance).toEqual({ name: 'i-1', uid: 'uid-i-1' });
-    expect(f.writes.of('instances.patchStatus')).toEqual([
+    expect(f.writes.of('instances.replaceStatus')).toEqual([
       [
         'i-1',
+        '5',
         expect.objectContaining({
           phase: 'Launched',
           provider: 'simulated',

@@ -1,0 +1,41 @@
+// Fencing: a replica that lost its lease must stop writing at once, even from reconciles and cloud
+// calls already under way. Every writer and provider handed to the controllers goes through a fence
+// that refuses the call unless the current leadership term is still alive.
+
+/** Thrown instead of writing when this replica is not (or no longer) the leader. */
+export class NotLeaderError extends Error {
+  override name = 'NotLeaderError';
+}
+
+export class LeadershipFence {
+  private term: AbortSignal = AbortSignal.abort();
+
+  /** Leadership began; `signal` aborts when it ends. */
+  begin(signal: AbortSignal): void {
+    this.term = signal;
+  }
+
+  /** Throws unless this replica leads now. */
+  check(what: string): void {
+    if (this.term.aborted) throw new NotLeaderError(`not the leader (any more): refusing to ${what}`);
+  }
+
+  /**
+   * `target` with the named methods (every method when `only` is omitted) refusing to run outside a
+   * leadership term. Reads may be left out: they cannot harm.
+   */
+  guard<T extends object>(target: T, label: string, only?: readonly (keyof T & string)[]): T {
+    const fence = this;
+    return new Proxy(target, {
+      get(t, prop, receiver) {
+        const value = Reflect.get(t, prop, receiver) as unknown;
+        if (typeof value !== 'function' || typeof prop !== 'string') return value;
+        if (only && !only.includes(prop as keyof T & string)) return value.bind(t);
+        return (...args: unknown[]) => {
+          fence.check(`${label}.${prop}`);
+          return (value as (...a: unknown[]) => unknown).apply(t, args);
+        };
+      },
+    });
+  }
+}
