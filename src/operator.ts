@@ -13,7 +13,7 @@ import { EventRecorder } from './kube/events.ts';
 import { ClassWriter } from './kube/classes.ts';
 import { LeadershipFence } from './kube/fence.ts';
 import { InstanceWriter } from './kube/instances.ts';
-import { NodeWriter } from './kube/nodes.ts';
+import { NodeReader, NodeWriter } from './kube/nodes.ts';
 import { PodWriter } from './kube/pods.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { WorkQueue } from './kube/workqueue.ts';
@@ -113,6 +113,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
       nodes: fence.guard(new NodeWriter(kc), 'nodes'),
       classes: fence.guard(new ClassWriter(kc), 'classes'),
     },
+    lookup: { nodes: new NodeReader(kc) },
     providers: new Map(
       [...providers].map(([name, p]) => [name, fence.guard(p, `provider ${name}`, ['create', 'delete'])]),
     ),

@@ -50,6 +50,8 @@ export interface InstanceClassSpec {
   idleTimeout?: string;
   launchTimeout?: string;
   registrationTimeout?: string;
+  /** How long a registered node may be NotReady or missing before its instance is replaced. Default 10m. */
+  repairAfter?: string;
   maxInstances?: number;
   /** Namespaces whose pods may use this class; absent or empty means every namespace. */
   namespaces?: string[];

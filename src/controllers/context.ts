@@ -5,7 +5,7 @@ import type { Instance, InstanceClass } from '../api/types.ts';
 import type { ClassWrites } from '../kube/classes.ts';
 import type { EventPublisher } from '../kube/events.ts';
 import type { InstanceWrites } from '../kube/instances.ts';
-import type { NodeWrites } from '../kube/nodes.ts';
+import type { NodeLookup, NodeWrites } from '../kube/nodes.ts';
 import type { PodWrites } from '../kube/pods.ts';
 import type { ReconcileResult } from '../kube/workqueue.ts';
 import type { Logger } from '../log.ts';
@@ -40,6 +40,8 @@ export interface ControllerContext {
   clusterName: string;
   state: ClusterView;
   api: KubeWrites;
+  /** Direct reads, to confirm that something the cache lacks is really gone. */
+  lookup: { nodes: NodeLookup };
   /** Enabled providers by name (the key of an InstanceClass's provider block). */
   providers: ReadonlyMap<string, CloudProvider>;
   events: EventPublisher;

@@ -7,6 +7,23 @@ export interface NodeWrites {
   cordonAndDelete(node: V1Node): Promise<void>;
 }
 
+/** Reads that bypass the cache, to confirm an absence before acting on it. */
+export interface NodeLookup {
+  /** The Node as the API server has it now, or undefined when it does not exist. */
+  read(name: string): Promise<V1Node | undefined>;
+}
+
+export class NodeReader implements NodeLookup {
+  private readonly core: CoreV1Api;
+  constructor(kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  read(name: string): Promise<V1Node | undefined> {
+    return ignoreNotFound(this.core.readNode({ name }));
+  }
+}
+
 export class NodeWriter implements NodeWrites {
   private readonly core: CoreV1Api;
   constructor(kc: KubeConfig) {

@@ -11,6 +11,7 @@ import { Idle } from './idle.ts';
 import { Launch } from './launch.ts';
 import { Liveness } from './liveness.ts';
 import { Registration } from './registration.ts';
+import { Repair } from './repair.ts';
 import type { DraftStatus, InstanceView, Step } from './step.ts';
 import { Termination } from './termination.ts';
 
@@ -40,7 +41,7 @@ export class InstanceController implements Controller {
   constructor(ctx: ControllerContext) {
     this.ctx = ctx;
     this.registration = new Registration(ctx);
-    this.steps = [new Liveness(ctx), new Launch(ctx), this.registration, new Idle(ctx)];
+    this.steps = [new Liveness(ctx), new Launch(ctx), this.registration, new Repair(ctx), new Idle(ctx)];
     this.termination = new Termination(ctx);
   }
 

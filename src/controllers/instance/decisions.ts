@@ -4,7 +4,7 @@ import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../
 import { parseDuration } from '../../api/duration.ts';
 import { isNodeReady, isWorkload } from '../../api/pods.ts';
 
-export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m' };
+export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
 
 export function timeouts(cls: InstanceClass | undefined) {
   return {
@@ -14,6 +14,7 @@ export function timeouts(cls: InstanceClass | undefined) {
       cls?.spec.registrationTimeout ?? DEFAULTS.registrationTimeout,
       'spec.registrationTimeout',
     ),
+    repairMs: parseDuration(cls?.spec.repairAfter ?? DEFAULTS.repairAfter, 'spec.repairAfter'),
   };
 }
 
@@ -93,3 +94,16 @@ export function observedPhase(status: InstanceStatus | undefined, node: V1Node |
   if (!node) return 'Launched';
   return isNodeReady(node) || status?.phase === 'Ready' ? 'Ready' : 'Registered';
 }
+
+/** Was the instance ever Ready? Then a missing or NotReady node is a repair question, not a registration timeout. */
+export const everReady = (inst: Instance) => !!inst.status?.readyAt || inst.status?.phase === 'Ready';
+
+/** Since when the node's Ready condition has not been True (NotReady or Unknown), or undefined while it is. */
+export function notReadySince(node: V1Node, now: number): number | undefined {
+  const ready = (node.status?.conditions ?? []).find((c) => c.type === 'Ready');
+  if (ready?.status === 'True') return undefined;
+  return ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : now;
+}
+
+/** How many instances of a class may be in repair at once: a fifth, at least one. */
+export const repairBudget = (instancesOfClass: number) => Math.max(1, Math.floor(instancesOfClass / 5));

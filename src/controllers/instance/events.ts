@@ -86,3 +86,7 @@ export const terminated = (inst: Instance, providerIDs: readonly string[]): IppE
   action: 'Terminate',
   note: providerIDs.length ? `terminated ${providerIDs.join(', ')}` : 'nothing was launched',
 });
+
+/** The node is gone for good or has been NotReady too long: the instance is replaced. */
+export const repairing = (inst: Instance, pods: readonly V1Pod[], reason: 'NodeLost' | 'NodeRepair', message: string) =>
+  toInstanceAndPods(inst, pods, reason, 'Repair', `${message}; replacing the instance`);

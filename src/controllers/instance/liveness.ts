@@ -3,7 +3,7 @@
 // terminates it; its pods' claims then make the planner create it again).
 import { usability } from '../../api/classes.ts';
 import type { ControllerContext } from '../context.ts';
-import { livenessExpiry, observedPhase } from './decisions.ts';
+import { everReady, livenessExpiry, observedPhase } from './decisions.ts';
 import { expired } from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
@@ -15,6 +15,8 @@ export class Liveness implements Step {
 
   async reconcile({ inst, cls, node, log }: InstanceView): Promise<StepResult> {
     const launched = !!inst.status?.providerID;
+    // A node that registered once and then went missing or NotReady is the repair step's question.
+    if (launched && everReady(inst)) return {};
     // An unlaunched Instance of an unusable class is the launch step's to drop, quietly.
     if (!launched && !usability(cls, inst.spec.class, this.ctx.providers).usable) return {};
     const phase = launched ? observedPhase(inst.status, node) : inst.status?.phase;

@@ -20,9 +20,13 @@ export class Registration implements Step {
   async reconcile(view: InstanceView): Promise<StepResult> {
     const { inst, node, log } = view;
     const was = inst.status ?? {};
+    // A registered instance whose node is missing keeps its phase: the repair step decides about it.
+    if (!node) {
+      if (was.phase !== 'Ready') view.status.phase = 'Launched';
+      return {};
+    }
     const phase = observedPhase(was, node);
     view.status.phase = phase;
-    if (!node) return {};
     const nowIso = new Date((this.ctx.now ?? Date.now)()).toISOString();
     const nodeName = node.metadata!.name!;
     view.status.nodeName = nodeName;

@@ -14,6 +14,8 @@ export class FakeCluster implements ClusterView {
   nodeList: V1Node[] = [];
   instanceList: Instance[] = [];
   classList: InstanceClass[] = [];
+  /** Nodes as a direct read from the API server sees them (the cache may lag). */
+  apiNodes: V1Node[] = [];
 
   readonly pods = {
     get: (name: string, ns?: string) =>
@@ -120,6 +122,7 @@ export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
     clusterName: 'test',
     state: cluster,
     api: writes,
+    lookup: { nodes: { read: async (name: string) => cluster.apiNodes.find((n) => n.metadata?.name === name) } },
     providers: new Map([[provider.name, provider]]),
     events: recorder,
     metrics,

@@ -258,6 +258,80 @@ describe('termination', () => {
   });
 });
 
+describe('repair', () => {
+  const ready = (name = 'i-1') => {
+    const i = instance(name, { phase: 'Ready', providerID: `sim:///${name}`, launchedAt: iso(0) });
+    i.status = { ...i.status, nodeName: `n-${name}`, registeredAt: iso(0), readyAt: iso(0), pods: [] };
+    i.metadata.resourceVersion = '9';
+    return i;
+  };
+  const running = pod('web', { claim: 'i-1', nodeName: 'n-i-1', phase: 'Running', gated: false });
+
+  it('never replaces a Ready instance whose node the cache lacks but the API server has (a cache gap)', async () => {
+    f.cluster.instanceList = [ready()];
+    f.cluster.podList = [running];
+    f.cluster.apiNodes = [node('n-i-1', { class: 'metal', instance: 'i-1', providerID: 'sim:///i-1' })];
+    f.clock.now = T0 + 60 * MIN;
+    const r = await controller.reconcile('i-1');
+    expect(f.writes.log).toEqual([]);
+    expect(f.events).toEqual([]);
+    expect(r).toEqual({ requeueAfterMs: 2_000 });
+  });
+
+  it('waits repairAfter for a node that is really gone (a kubelet re-registering), then replaces the instance', async () => {
+    f.cluster.instanceList = [ready()];
+    f.cluster.podList = [running];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    f.clock.now += 9 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    expect(f.writes.of('instances.patchStatus')).toEqual([]);
+    f.clock.now += 2 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(reasons()).toEqual(['Instance/NodeLost/Repair', 'Pod/NodeLost/Provision']);
+  });
+
+  it('forgets a missing node that came back', async () => {
+    f.cluster.instanceList = [ready()];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    f.cluster.nodeList = [node('n-i-1', { class: 'metal', instance: 'i-1', providerID: 'sim:///i-1' })];
+    f.clock.now += 9 * MIN;
+    await controller.reconcile('i-1');
+    f.cluster.nodeList = [];
+    f.clock.now += 2 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+
+  it('replaces an instance whose node has been NotReady for longer than repairAfter', async () => {
+    const sick = node('n-i-1', { class: 'metal', instance: 'i-1', providerID: 'sim:///i-1', ready: false });
+    sick.status!.conditions![0]!.lastTransitionTime = new Date(T0 + 50 * MIN);
+    f.cluster.instanceList = [ready()];
+    f.cluster.nodeList = [sick];
+    f.cluster.podList = [running];
+    f.clock.now = T0 + 55 * MIN;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    f.clock.now = T0 + 61 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(reasons()).toEqual(['Instance/NodeRepair/Repair', 'Pod/NodeRepair/Provision']);
+  });
+
+  it('repairs at most a fifth of a class at once', async () => {
+    const going = { ...ready('i-2'), metadata: { ...ready('i-2').metadata, deletionTimestamp: new Date(T0) } };
+    f.cluster.instanceList = [ready(), going, ready('i-3')];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    f.clock.now += 11 * MIN;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+});
+
 describe('statusPatch', () => {
   it('is undefined when only key order differs, and names only changed fields (null removes)', () => {
     expect(

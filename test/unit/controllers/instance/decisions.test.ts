@@ -54,14 +54,22 @@ describe('occupants', () => {
 
 describe('timeouts', () => {
   it('falls back to DEFAULTS for fields the class lacks, and without a class', () => {
-    const defaults = { idleMs: 5 * MIN, launchMs: 10 * MIN, registrationMs: 15 * MIN };
-    expect(DEFAULTS).toEqual({ idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m' });
+    const defaults = { idleMs: 5 * MIN, launchMs: 10 * MIN, registrationMs: 15 * MIN, repairMs: 10 * MIN };
+    expect(DEFAULTS).toEqual({
+      idleTimeout: '5m',
+      launchTimeout: '10m',
+      registrationTimeout: '15m',
+      repairAfter: '10m',
+    });
     expect(timeouts(cls())).toEqual(defaults);
     expect(timeouts(undefined)).toEqual(defaults);
-    expect(timeouts(cls({ idleTimeout: '30s', launchTimeout: '1h', registrationTimeout: '1h30m' }))).toEqual({
+    expect(
+      timeouts(cls({ idleTimeout: '30s', launchTimeout: '1h', registrationTimeout: '1h30m', repairAfter: '2m' })),
+    ).toEqual({
       idleMs: 30_000,
       launchMs: 60 * MIN,
       registrationMs: 90 * MIN,
+      repairMs: 2 * MIN,
     });
   });
 
