@@ -25,14 +25,14 @@ export class LeadershipFence {
    * leadership term. Reads may be left out: they cannot harm.
    */
   guard<T extends object>(target: T, label: string, only?: readonly (keyof T & string)[]): T {
-    const fence = this;
+    const check = (what: string) => this.check(what);
     return new Proxy(target, {
       get(t, prop, receiver) {
         const value = Reflect.get(t, prop, receiver) as unknown;
         if (typeof value !== 'function' || typeof prop !== 'string') return value;
         if (only && !only.includes(prop as keyof T & string)) return value.bind(t);
         return (...args: unknown[]) => {
-          fence.check(`${label}.${prop}`);
+          check(`${label}.${prop}`);
           return (value as (...a: unknown[]) => unknown).apply(t, args);
         };
       },
