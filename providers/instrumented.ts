@@ -5,7 +5,7 @@ import type { Metrics } from '../src/metrics/metrics.ts';
 import { errorKind } from './errors.ts';
 import type { CloudProvider } from './types.ts';
 
-type Operation = 'create' | 'delete' | 'get' | 'list';
+type Operation = 'create' | 'delete' | 'get' | 'list' | 'find';
 
 export function instrumentProvider(provider: CloudProvider, metrics: Metrics): CloudProvider {
   const measured =
@@ -34,6 +34,8 @@ export function instrumentProvider(provider: CloudProvider, metrics: Metrics): C
     capacity: (instanceType, cls) => provider.capacity(instanceType, cls),
     validate: (cls) => provider.validate(cls),
   };
+  const find = provider.findByInstance;
+  if (find) wrapped.findByInstance = measured('find', find);
   const run = provider.run;
   if (run) wrapped.run = (signal) => run.call(provider, signal);
   return wrapped;

@@ -53,6 +53,13 @@ export interface CloudProvider {
   /** Every live (not terminated) instance tagged for this cluster, for garbage collection. */
   list(): Promise<CloudInstance[]>;
 
+  /**
+   * Live instances tagged with this Instance name (a launch whose status was never written, or a
+   * duplicate): one filtered call, so a teardown wave does not list the whole cloud per Instance.
+   * Providers without it are asked through list().
+   */
+  findByInstance?(instance: string): Promise<CloudInstance[]>;
+
   /** Allocatable resources of an instance type, when the provider knows them (Class isolation packing). */
   capacity(instanceType: string, cls: InstanceClass): Resources | undefined;
 

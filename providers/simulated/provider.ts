@@ -83,7 +83,7 @@ export class SimulatedProvider implements CloudProvider {
   }
 
   async create(req: LaunchRequest): Promise<CloudInstance> {
-    const existing = await this.findByInstance(req.instance.name);
+    const [existing] = await this.findByInstance(req.instance.name);
     if (existing) return existing;
     const problems = this.validate(req.class);
     if (problems.length) throw new InvalidConfigError(problems.join('; '));
@@ -210,9 +210,8 @@ export class SimulatedProvider implements CloudProvider {
     this.opts.logger.info({ node: name, instanceType: r.instanceType, zone: r.zone }, 'simulated node registered');
   }
 
-  private async findByInstance(instance: string): Promise<CloudInstance | undefined> {
-    const r = (await this.records()).find((x) => x.tags[TAG_INSTANCE] === instance);
-    return r ? this.toInstance(r) : undefined;
+  async findByInstance(instance: string): Promise<CloudInstance[]> {
+    return (await this.records()).filter((x) => x.tags[TAG_INSTANCE] === instance).map((r) => this.toInstance(r));
   }
 
   private async records(): Promise<SimulatedRecord[]> {

@@ -24,6 +24,9 @@ export const FINALIZER = 'ipp.dev/terminate';
 /** Pod annotation recording which Instance a pod has been given (written before the Instance). */
 export const POD_INSTANCE_ANNOTATION = 'ipp.dev/instance';
 
+/** Pod annotation (value "true") that blocks voluntary teardown of the pod's instance while its node is healthy. */
+export const DO_NOT_DISRUPT_ANNOTATION = 'ipp.dev/do-not-disrupt';
+
 /** Cloud tags on every instance. */
 export const TAG_CLUSTER = 'ipp.dev/cluster';
 export const TAG_CLASS = 'ipp.dev/class';

@@ -3,6 +3,8 @@ import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node
 import { ignoreNotFound } from './errors.ts';
 
 export interface NodeWrites {
+  /** Marks the Node unschedulable; a gone Node is fine. */
+  cordon(node: V1Node): Promise<void>;
   /** Cordons (so nothing new lands while the instance goes) and deletes the Node; a gone Node is fine. */
   cordonAndDelete(node: V1Node): Promise<void>;
 }
@@ -28,6 +30,11 @@ export class NodeWriter implements NodeWrites {
   private readonly core: CoreV1Api;
   constructor(kc: KubeConfig) {
     this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  async cordon(node: V1Node): Promise<void> {
+    const cordon = [{ op: 'add', path: '/spec/unschedulable', value: true }];
+    await ignoreNotFound(this.core.patchNode({ name: node.metadata!.name!, body: cordon }));
   }
 
   async cordonAndDelete(node: V1Node): Promise<void> {

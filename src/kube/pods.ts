@@ -4,6 +4,7 @@
 // 409/422 instead of overwriting a newer pod.
 import { CoreV1Api, type KubeConfig, type V1NodeSelectorTerm, type V1Pod } from '@kubernetes/client-node';
 import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
+import { ignoreNotFound } from './errors.ts';
 import { pointer } from './patch.ts';
 
 export interface PodWrites {
@@ -13,6 +14,8 @@ export interface PodWrites {
   pin(pod: V1Pod, node: string): Promise<void>;
   /** Binds the pod to the node (bind mode: the pod waits for scheduler "ipp"). */
   bind(pod: V1Pod, node: string): Promise<void>;
+  /** Asks the Eviction API to remove the pod (PodDisruptionBudgets apply: 429 means not now). */
+  evict(pod: V1Pod): Promise<void>;
   /** Deletes exactly this pod (uid and version), so that its controller recreates it. */
   delete(pod: V1Pod): Promise<void>;
 }
@@ -86,6 +89,17 @@ export class PodWriter implements PodWrites {
         target: { apiVersion: 'v1', kind: 'Node', name: node },
       },
     });
+  }
+
+  async evict(pod: V1Pod): Promise<void> {
+    const { name, namespace } = pod.metadata as { name: string; namespace: string };
+    await ignoreNotFound(
+      this.core.createNamespacedPodEviction({
+        name,
+        namespace,
+        body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } },
+      }),
+    );
   }
 
   async delete(pod: V1Pod): Promise<void> {

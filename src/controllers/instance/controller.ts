@@ -52,9 +52,9 @@ export class InstanceController implements Controller {
     const log = this.ctx.logger.child({ instance: name, class: inst.spec.class });
     const cls = state.instanceClass(inst.spec.class);
     if (inst.metadata.deletionTimestamp) {
-      await this.termination.reconcile(inst, cls, log);
-      this.registration.forget(inst.metadata.uid ?? name);
-      return;
+      const draining = await this.termination.reconcile(inst, cls, log);
+      if (!draining) this.registration.forget(inst.metadata.uid ?? name);
+      return draining;
     }
 
     const node = state.nodeByProviderID(inst.status?.providerID);

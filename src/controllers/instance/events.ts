@@ -90,3 +90,28 @@ export const terminated = (inst: Instance, providerIDs: readonly string[]): IppE
 /** The node is gone for good or has been NotReady too long: the instance is replaced. */
 export const repairing = (inst: Instance, pods: readonly V1Pod[], reason: 'NodeLost' | 'NodeRepair', message: string) =>
   toInstanceAndPods(inst, pods, reason, 'Repair', `${message}; replacing the instance`);
+
+export const evicting = (pod: V1Pod, instance: string): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Normal',
+  reason: 'Evicting',
+  action: 'Drain',
+  note: `evicting the pod: its Instance ${instance} is being terminated`,
+});
+
+export const evictionBlocked = (pod: V1Pod, instance: string, why: string): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Warning',
+  reason: 'EvictionBlocked',
+  action: 'Drain',
+  note: `cannot evict the pod yet (${why}); Instance ${instance} waits to be terminated`,
+});
+
+export const disruptionBlocked = (inst: Instance, pods: readonly V1Pod[]): IppEvent[] =>
+  toInstanceAndPods(
+    inst,
+    pods,
+    'DisruptionBlocked',
+    'Drain',
+    `teardown waits: pod(s) annotated ipp.dev/do-not-disrupt=true run on the instance; remove the annotation or the pod to let it go`,
+  );

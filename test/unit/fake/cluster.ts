@@ -82,9 +82,11 @@ export class FakeWrites implements KubeWrites {
     claim: (pod: V1Pod, instance: string) => this.record('pods.claim', pod.metadata?.name, instance),
     pin: (pod: V1Pod, node: string) => this.record('pods.pin', pod.metadata?.name, node),
     delete: (pod: V1Pod) => this.record('pods.delete', pod.metadata?.name),
+    evict: (pod: V1Pod) => this.record('pods.evict', pod.metadata?.name),
     bind: (pod: V1Pod, node: string) => this.record('pods.bind', pod.metadata?.name, node),
   };
   readonly nodes = {
+    cordon: (node: V1Node) => this.record('nodes.cordon', node.metadata?.name),
     cordonAndDelete: (node: V1Node) => this.record('nodes.cordonAndDelete', node.metadata?.name),
   };
   readonly classes = {

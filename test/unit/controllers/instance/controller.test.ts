@@ -220,11 +220,69 @@ describe('termination', () => {
     await controller.reconcile('i-1');
     expect(f.writes.log).toEqual([
       ['instances.patchStatus', 'i-1', { phase: 'Draining' }],
+      ['nodes.cordon', 'n1'],
       ['nodes.cordonAndDelete', 'n1'],
       ['instances.removeFinalizer', 'i-1'],
     ]);
     expect(f.provider.deleteCalls.sort()).toEqual(['fake:///zone-a/uid-i-1', 'fake:///zone-b/copy']);
     expect(reasons()).toEqual(['Instance/Terminated/Terminate']);
+  });
+
+  describe('drain', () => {
+    const onNode = (name: string, annotations: Record<string, string> = {}) => {
+      const p = pod(name, { nodeName: 'n1', phase: 'Running', gated: false });
+      p.metadata!.annotations = { ...p.metadata!.annotations, ...annotations };
+      return p;
+    };
+    beforeEach(() => {
+      f.cluster.instanceList = [deleting()];
+      f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1' })];
+    });
+
+    it('evicts the pods of a healthy node, tells them, and waits for them before deleting anything', async () => {
+      f.cluster.podList = [
+        onNode('web'),
+        onNode('ds', {}),
+        { ...onNode('going'), metadata: { ...onNode('going').metadata, deletionTimestamp: new Date(T0) } },
+      ];
+      f.cluster.podList[1]!.metadata!.ownerReferences = [
+        { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'd', uid: 'd', controller: true },
+      ];
+      expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+      expect(f.writes.of('pods.evict')).toEqual([['web']]);
+      expect(f.writes.of('nodes.cordonAndDelete')).toEqual([]);
+      expect(f.provider.deleteCalls).toEqual([]);
+      expect(reasons()).toEqual(['Pod/Evicting/Drain']);
+    });
+
+    it('says which pod a PodDisruptionBudget protects, and keeps waiting', async () => {
+      f.cluster.podList = [onNode('web')];
+      f.writes.failNext.set('pods.evict', {
+        code: 429,
+        body: { reason: 'TooManyRequests', message: 'would violate the PDB' },
+      });
+      expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+      expect(reasons()).toEqual(['Pod/EvictionBlocked/Drain']);
+      expect(f.events[0]!.note).toContain('would violate the PDB');
+    });
+
+    it('does not disrupt a pod annotated ipp.dev/do-not-disrupt while its node is healthy', async () => {
+      f.cluster.podList = [onNode('web', { 'ipp.dev/do-not-disrupt': 'true' })];
+      expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+      expect(f.writes.of('pods.evict')).toEqual([]);
+      expect(reasons()).toEqual(['Instance/DisruptionBlocked/Drain', 'Pod/DisruptionBlocked/Provision']);
+    });
+
+    it('goes ahead on a NotReady node, whose pods are down already', async () => {
+      f.cluster.nodeList = [
+        node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1', ready: false }),
+      ];
+      f.cluster.podList = [onNode('web', { 'ipp.dev/do-not-disrupt': 'true' })];
+      await controller.reconcile('i-1');
+      expect(f.writes.of('pods.evict')).toEqual([]);
+      expect(f.writes.of('nodes.cordonAndDelete')).toEqual([['n1']]);
+      expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
+    });
   });
 
   it('counts an instance already gone in the cloud as terminated', async () => {
