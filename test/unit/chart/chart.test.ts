@@ -345,7 +345,9 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         cluster.filter((r) => r.apiGroups!.includes('rbac.authorization.k8s.io')),
         set,
       ).toEqual([]);
-      expect(grants(cluster, '', 'pods', 'delete'), set).toEqual([]);
+      // Delete only for stranded pinned pods (never ran; the scope policy limits it to ipp pods); drain by eviction.
+      expect(grants(cluster, '', 'pods', 'delete'), set).toHaveLength(1);
+      expect(grants(cluster, '', 'pods/eviction', 'create'), set).toHaveLength(1);
       expect(grants(cluster, '', 'pods', 'update'), set).toEqual([]);
       expect(grants(cluster, '', 'pods', 'create'), set).toEqual([]);
       expect(grants(cluster, 'ipp.dev', 'instanceclasses', 'patch'), set).toEqual([]);
