@@ -7,6 +7,7 @@ import { claimOf } from '../../api/pods.ts';
 import type { InstanceStatus } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
+import { LaunchAttempts } from './attempts.ts';
 import { Idle } from './idle.ts';
 import { Launch } from './launch.ts';
 import { Liveness } from './liveness.ts';
@@ -35,13 +36,20 @@ export class InstanceController implements Controller {
 
   private readonly ctx: ControllerContext;
   private readonly registration: Registration;
+  private readonly attempts = new LaunchAttempts();
   private readonly steps: Step[];
   private readonly termination: Termination;
 
   constructor(ctx: ControllerContext) {
     this.ctx = ctx;
     this.registration = new Registration(ctx);
-    this.steps = [new Liveness(ctx), new Launch(ctx), this.registration, new Repair(ctx), new Idle(ctx)];
+    this.steps = [
+      new Liveness(ctx, this.attempts),
+      new Launch(ctx, this.attempts),
+      this.registration,
+      new Repair(ctx),
+      new Idle(ctx),
+    ];
     this.termination = new Termination(ctx);
   }
 
@@ -53,7 +61,10 @@ export class InstanceController implements Controller {
     const cls = state.instanceClass(inst.spec.class);
     if (inst.metadata.deletionTimestamp) {
       const draining = await this.termination.reconcile(inst, cls, log);
-      if (!draining) this.registration.forget(inst.metadata.uid ?? name);
+      if (!draining) {
+        this.registration.forget(inst.metadata.uid ?? name);
+        this.attempts.forget(inst.metadata.uid ?? name);
+      }
       return draining;
     }
 

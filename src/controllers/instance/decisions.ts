@@ -45,11 +45,13 @@ export function livenessExpiry(
   cls: InstanceClass | undefined,
   registered: boolean,
   now: number,
+  /** When launching began; by default the Instance's creation. The wait in the queue does not count. */
+  launchStartedAt?: number,
 ): Expiry {
   const t = timeouts(cls);
   const created = since(inst.metadata.creationTimestamp, now);
   if (!inst.status?.providerID) {
-    const left = created + t.launchMs - now;
+    const left = (launchStartedAt ?? created) + t.launchMs - now;
     return left > 0
       ? { expired: false, remainingMs: left }
       : {

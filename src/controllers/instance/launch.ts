@@ -12,13 +12,16 @@ import { usability } from '../../api/classes.ts';
 import { describeError } from '../../kube/errors.ts';
 import { InsufficientCapacityError, InvalidConfigError, ThrottledError } from '../../../providers/errors.ts';
 import type { ControllerContext } from '../context.ts';
+import type { LaunchAttempts } from './attempts.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
 export class Launch implements Step {
   private readonly ctx: ControllerContext;
-  constructor(ctx: ControllerContext) {
+  private readonly attempts: LaunchAttempts;
+  constructor(ctx: ControllerContext, attempts: LaunchAttempts) {
     this.ctx = ctx;
+    this.attempts = attempts;
   }
 
   async reconcile(view: InstanceView): Promise<StepResult> {
@@ -34,6 +37,7 @@ export class Launch implements Step {
     }
     const { cls, provider } = usable;
     const className = cls.metadata.name!;
+    this.attempts.attempted(inst.metadata.uid ?? name, (this.ctx.now ?? Date.now)());
     try {
       const launched = await provider.create({
         instance: { name, uid: inst.metadata.uid! },

@@ -86,12 +86,19 @@ describe('launch', () => {
 });
 
 describe('liveness', () => {
-  it('replaces an Instance not launched within launchTimeout, guarded by its resourceVersion', async () => {
+  it('replaces an Instance not launched within launchTimeout of its first attempt, guarded by its resourceVersion', async () => {
     f.cluster.instanceList = [{ ...instance('i-1'), metadata: { ...instance('i-1').metadata, resourceVersion: '42' } }];
     f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    // Created 11 minutes ago but only now reached by the queue (the tail of a burst): it gets its launch.
     f.clock.now = T0 + 11 * MIN;
+    f.provider.nextCreateError = new ThrottledError('slow down', 1_000);
     await controller.reconcile('i-1');
-    expect(f.provider.createCalls).toEqual([]);
+    expect(f.provider.createCalls).toHaveLength(1);
+    expect(f.writes.log).toEqual([]);
+    // Ten minutes of failed attempts later, it is replaced.
+    f.clock.now += 10 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.provider.createCalls).toHaveLength(1);
     expect(f.writes.log).toEqual([['instances.delete', 'i-1', '42']]);
     expect(reasons()).toEqual(['Instance/LaunchTimeout/Launch', 'Pod/LaunchTimeout/Provision']);
   });
