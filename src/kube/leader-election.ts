@@ -38,8 +38,11 @@ export interface LeaderElectorOptions {
   retryPeriodMs?: number;
   logger: Logger;
   onChange?: (leading: boolean) => void;
-  /** Sets ipp_leader{identity} as leadership changes. */
-  metrics?: Pick<Metrics, 'leader'>;
+  /**
+   * Sets ipp_leader{identity} as leadership changes, and ipp_leader_transitions_total{lease} from
+   * every Lease read (standbys included, so the count survives the leader's restart).
+   */
+  metrics?: Pick<Metrics, 'leader'> & Partial<Pick<Metrics, 'observeLeaseTransitions'>>;
   /**
    * After losing the lease (renew deadline passed), campaign again instead of rejecting run().
    * Default false: like client-go users, the process should exit and start clean, because its
@@ -359,6 +362,8 @@ export class LeaderElector {
   private observe(lease: V1Lease, at: number): void {
     if (lease.metadata?.resourceVersion !== this.observed?.metadata?.resourceVersion) this.observedAt = at;
     this.observed = lease;
+    const transitions = lease.spec?.leaseTransitions;
+    if (transitions !== undefined) this.opts.metrics?.observeLeaseTransitions?.(this.opts.name, transitions);
   }
 
   /** Hands the lease over: holder cleared and 1 s duration, so standbys need not wait out 15 s. */
