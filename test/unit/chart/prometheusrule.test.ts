@@ -4,6 +4,7 @@
 // expectations name every label and annotation of each alert, so a changed expression, threshold,
 // label or summary fails here. A last test renders the rules with every alert disabled and checks
 // that each firing case then fails: no case passes by itself.
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { one, render, type Manifest } from '../../testbed/chart.ts';
 import { ensureHelm } from '../../testbed/helm.ts';
@@ -399,6 +400,11 @@ describe('charts/ipp PrometheusRule', { timeout: 60_000 }, () => {
       expect(r.annotations.description, r.alert).not.toContain('{{');
       expect(['critical', 'warning'], r.alert).toContain(r.labels.severity);
     }
+  });
+
+  it('documents every alert, with its severity, in docs/metrics.md', () => {
+    const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
+    for (const r of rules) expect(doc, r.alert).toContain(`| \`${r.alert}\` | ${r.labels.severity} |`);
   });
 
   it.each(Object.keys(CASES))('%s fires exactly when it should (promtool test rules)', (alert) => {
