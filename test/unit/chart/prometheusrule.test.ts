@@ -445,6 +445,15 @@ describe('charts/ipp PrometheusRule', { timeout: 60_000 }, () => {
     expect(r.output).toContain('IppProviderThrottled');
   });
 
+  it('refuses misspelt alerts, unknown fields and malformed durations and ratios (values.schema.json)', () => {
+    const withRules = (rules: object) => () => render({ ...BASE, prometheusRule: { enabled: true, rules } });
+    expect(withRules({ IppNoLeaders: { for: '5m' } })).toThrow(/IppNoLeaders/);
+    expect(withRules({ IppNoLeader: { threshold: 2 } })).toThrow(/threshold/);
+    expect(withRules({ IppNoLeader: { for: '5 minutes' } })).toThrow(/for/);
+    expect(withRules({ IppProviderErrors: { ratio: 5 } })).toThrow(/ratio/);
+    expect(withRules({ IppProviderErrors: { window: 15 } })).toThrow(/window/);
+  });
+
   it('is a real check: with the rules gone, every case that expects an alert fails', () => {
     const off = Object.fromEntries(Object.keys(CASES).map((a) => [a, { enabled: false }]));
     const none = render({ ...BASE, prometheusRule: { enabled: true, rules: off } });
