@@ -3,9 +3,8 @@
 //
 // Safety rests on renewDeadline < leaseDuration: the leader gives up (aborts `leadershipLost`) at
 // most renewDeadline after its last successful renewal began, while a candidate takes over only
-// leaseDuration after it last saw the Lease change, measured on its own monotonic clock (as client-go
-// does, so clock skew between nodes does not matter). The difference is the margin for a paused
-// process.
+// leaseDuration after it last saw the Lease change, on its own monotonic clock (as client-go does, so
+// clock skew between nodes does not matter). The difference is the margin for a paused process.
 //
 // Renewals must not queue behind the controller's own traffic. The elector therefore builds its API
 // client from the KubeConfig with its own configuration: credentials are still taken from the
@@ -38,8 +37,8 @@ export interface LeaderElectorOptions {
   retryPeriodMs?: number;
   logger: Logger;
   onChange?: (leading: boolean) => void;
-  /** Sets ipp_leader{identity} as leadership changes. */
-  metrics?: Pick<Metrics, 'leader'>;
+  /** Sets ipp_leader{identity} as leadership changes, ipp_leader_transitions_total at every Lease read. */
+  metrics?: Pick<Metrics, 'leader' | 'observeLeaseTransitions'>;
   /**
    * After losing the lease (renew deadline passed), campaign again instead of rejecting run().
    * Default false: like client-go users, the process should exit and start clean, because its
@@ -359,6 +358,7 @@ export class LeaderElector {
   private observe(lease: V1Lease, at: number): void {
     if (lease.metadata?.resourceVersion !== this.observed?.metadata?.resourceVersion) this.observedAt = at;
     this.observed = lease;
+    this.opts.metrics?.observeLeaseTransitions(this.opts.name, lease.spec?.leaseTransitions ?? 0);
   }
 
   /** Hands the lease over: holder cleared and 1 s duration, so standbys need not wait out 15 s. */

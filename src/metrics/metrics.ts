@@ -13,6 +13,18 @@ export const REGISTRATION_BUCKETS = [5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 4
 /** 10 ms .. 2 min: one cloud API call, retries by the SDK included (cf. cluster-autoscaler's AWS request buckets). */
 export const PROVIDER_CALL_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
+/** 1 ms .. 10 s: one admission review; the apiserver gives up after the webhook's timeoutSeconds (default 5 s). */
+export const WEBHOOK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Values of ipp_webhook_requests_total's `result` label: the answer given, or `error` for a 4xx/5xx. */
+export type AdmissionResult = 'allowed' | 'denied' | 'error';
+
+/** What ipp_informer_synced reads from each informer at scrape time. */
+export interface SyncSource {
+  readonly resource: string;
+  hasSynced(): boolean;
+}
+
 export interface MetricsOptions {
   /**
    * Also collect prom-client's process_* and nodejs_* metrics (default true). They are left
@@ -52,6 +64,24 @@ export class Metrics {
   readonly leader: Gauge<'identity'>;
   /** Unix time of the last watch event (or relist) per informer; a stalled watch shows as a growing age. */
   readonly informerLastEvent: Gauge<'resource'>;
+  /** 1 once an informer's cache has really listed, else 0; read from observeInformers() at each scrape. */
+  readonly informerSynced: Gauge<'resource'>;
+  /**
+   * The leader Lease's spec.leaseTransitions as this replica last read it. Every replica reports the
+   * same number, and a restarted replica carries on from it, so increase() over it is the number of
+   * leader changes in the cluster, not in one process.
+   */
+  readonly leaderTransitions: Counter<'lease'>;
+  /** Age of the oldest opted-in pod still waiting for its instance, per class; 0 when none waits. */
+  readonly oldestPendingPodAge: Gauge<'class'>;
+  /** Each class's launch, registration and idle timeouts, so alerts compare ages with them. */
+  readonly classTimeout: Gauge<'class' | 'timeout'>;
+  /** Admission reviews answered, by webhook (mutate, enforce) and result. */
+  readonly webhookRequests: Counter<'webhook' | 'result'>;
+  readonly webhookRequestDuration: Histogram<'webhook'>;
+
+  private syncSources: SyncSource[] = [];
+  private readonly leaseTransitionsSeen = new Map<string, number>();
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [(this.registry = new Registry())];
@@ -167,5 +197,70 @@ export class Metrics {
       labelNames: ['resource'],
       registers,
     });
+    const sources = () => this.syncSources;
+    this.informerSynced = new Gauge({
+      name: `${P}informer_synced`,
+      help: '1 once the informer of each resource has completed a list, else 0.',
+      labelNames: ['resource'],
+      registers,
+      // Read when scraped: a cache that never lists must show 0 even while nothing else runs.
+      collect() {
+        for (const s of sources()) this.set({ resource: s.resource }, s.hasSynced() ? 1 : 0);
+      },
+    });
+    this.leaderTransitions = new Counter({
+      name: `${P}leader_transitions_total`,
+      help: 'Leader changes recorded in the leader Lease (spec.leaseTransitions), as this replica last read it.',
+      labelNames: ['lease'],
+      registers,
+    });
+    this.oldestPendingPodAge = new Gauge({
+      name: `${P}oldest_pending_pod_age_seconds`,
+      help: 'Age of the oldest opted-in pod still waiting for its instance, by class, in seconds (0 when none waits).',
+      labelNames: ['class'],
+      registers,
+    });
+    this.classTimeout = new Gauge({
+      name: `${P}class_timeout_seconds`,
+      help: 'Launch, registration and idle timeouts of each InstanceClass, in seconds.',
+      labelNames: ['class', 'timeout'],
+      registers,
+    });
+    this.webhookRequests = new Counter({
+      name: `${P}webhook_requests_total`,
+      help: 'Admission reviews answered by webhook and result (allowed, denied, error).',
+      labelNames: ['webhook', 'result'],
+      registers,
+    });
+    this.webhookRequestDuration = new Histogram({
+      name: `${P}webhook_request_duration_seconds`,
+      help: 'Time to answer an admission review, from request to response, in seconds.',
+      labelNames: ['webhook'],
+      buckets: WEBHOOK_BUCKETS,
+      registers,
+    });
+  }
+
+  /** Reports each informer's sync state as ipp_informer_synced{resource} at every scrape. */
+  observeInformers(informers: Iterable<SyncSource>): void {
+    this.syncSources = [...informers];
+  }
+
+  /**
+   * Records the Lease's transition count; the counter only moves forward (a Lease deleted and
+   * recreated starts again at 0, and is then counted again only past the old number).
+   */
+  observeLeaseTransitions(lease: string, transitions: number): void {
+    const seen = this.leaseTransitionsSeen.get(lease);
+    if (seen !== undefined && transitions <= seen) return;
+    // The first reading creates the series at the Lease's count: increase() ignores a first sample.
+    this.leaderTransitions.inc({ lease }, transitions - (seen ?? 0));
+    this.leaseTransitionsSeen.set(lease, transitions);
+  }
+
+  /** One admission review answered by `webhook` (mutate, enforce) after `seconds`. */
+  observeAdmission(webhook: string, result: AdmissionResult, seconds: number): void {
+    this.webhookRequests.inc({ webhook, result });
+    this.webhookRequestDuration.observe({ webhook }, seconds);
   }
 }

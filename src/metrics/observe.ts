@@ -1,12 +1,20 @@
 // Gauges that describe the world rather than events: refreshed from the caches every few seconds.
-import type { Instance } from '../api/types.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass } from '../api/types.ts';
 import { PHASES } from '../api/types.ts';
 import { awaitsPlacement, classOf } from '../api/pods.ts';
-import type { ClusterState } from '../state/cluster.ts';
+import { timeouts } from '../controllers/instance/decisions.ts';
 import type { Metrics } from './metrics.ts';
 
-export function observeWorld(state: ClusterState, metrics: Metrics, now: number): void {
-  const instances = state.instances.list() as Instance[];
+/** The caches observeWorld reads (ClusterState has them; unit tests pass plain lists). */
+export interface World {
+  readonly instances: { list(): readonly Instance[] };
+  readonly classes: { list(): readonly InstanceClass[] };
+  readonly pods: { list(): readonly V1Pod[] };
+}
+
+export function observeWorld(state: World, metrics: Metrics, now: number): void {
+  const instances = state.instances.list();
   const classes = new Set([
     ...state.classes.list().map((c) => c.metadata!.name!),
     ...instances.map((i) => i.spec.class),
@@ -15,6 +23,14 @@ export function observeWorld(state: ClusterState, metrics: Metrics, now: number)
   metrics.idleNodes.reset();
   metrics.nodeIdleSeconds.reset();
   metrics.pendingPods.reset();
+  metrics.oldestPendingPodAge.reset();
+  metrics.classTimeout.reset();
+  for (const c of state.classes.list()) {
+    const t = classTimeouts(c);
+    if (!t) continue;
+    for (const [timeout, seconds] of Object.entries(t))
+      metrics.classTimeout.set({ class: c.metadata.name!, timeout }, seconds);
+  }
   for (const cls of classes) {
     const mine = instances.filter((i) => i.spec.class === cls);
     for (const phase of PHASES)
@@ -27,9 +43,30 @@ export function observeWorld(state: ClusterState, metrics: Metrics, now: number)
         Math.max(0, (now - Date.parse(i.status!.idleSince!)) / 1000),
       );
     }
-    metrics.pendingPods.set(
-      { class: cls },
-      state.pods.list().filter((p) => classOf(p) === cls && awaitsPlacement(p)).length,
-    );
+    const waiting = state.pods.list().filter((p) => classOf(p) === cls && awaitsPlacement(p));
+    metrics.pendingPods.set({ class: cls }, waiting.length);
+    metrics.oldestPendingPodAge.set({ class: cls }, oldestAgeSeconds(waiting, now));
+  }
+}
+
+/** Seconds since the oldest of `pods` was created; 0 for none (so the series exists for every class). */
+export function oldestAgeSeconds(pods: readonly V1Pod[], now: number): number {
+  let oldest = now;
+  for (const p of pods) {
+    const ts = p.metadata?.creationTimestamp;
+    const created = ts ? new Date(ts).getTime() : NaN;
+    if (Number.isFinite(created)) oldest = Math.min(oldest, created);
+  }
+  return Math.max(0, (now - oldest) / 1000);
+}
+
+/** The class's timeouts in seconds, defaults applied; undefined for a class whose durations do not parse. */
+export function classTimeouts(c: InstanceClass): { launch: number; registration: number; idle: number } | undefined {
+  try {
+    const t = timeouts(c);
+    return { launch: t.launchMs / 1000, registration: t.registrationMs / 1000, idle: t.idleMs / 1000 };
+  } catch {
+    // The class controller reports the bad duration on the class; an alert threshold cannot be made from it.
+    return undefined;
   }
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { LeaderElector, LeadershipLostError, ShutdownError } from '../../src/kube/leader-election.ts';
 import { createLogger } from '../../src/log.ts';
+import { Metrics } from '../../src/metrics/metrics.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
 
 const LEASE_MS = 15_000;
@@ -56,6 +57,7 @@ interface Candidate {
   elector: LeaderElector;
   stop: AbortController;
   done: Promise<void>;
+  metrics: Metrics;
   /** Reason of the leadershipLost signal each time it was aborted. */
   lostReasons: unknown[];
   ledAt: number[];
@@ -93,6 +95,7 @@ describe('leader election on a real Lease', () => {
 
   /** Runs an elector whose onLeading works until leadership ends, then takes `drainMs` to finish. */
   function candidate(lease: string, identity: string, kc: KubeConfig, drainMs = 0): Candidate {
+    const metrics = new Metrics({ defaultMetrics: false });
     const elector = new LeaderElector({
       kubeconfig: kc,
       namespace: ns,
@@ -102,9 +105,18 @@ describe('leader election on a real Lease', () => {
       renewDeadlineMs: RENEW_DEADLINE_MS,
       retryPeriodMs: RETRY_MS,
       logger: log,
+      metrics,
     });
     const stop = new AbortController();
-    const cand: Candidate = { elector, stop, done: Promise.resolve(), lostReasons: [], ledAt: [], stoppedAt: [] };
+    const cand: Candidate = {
+      elector,
+      metrics,
+      stop,
+      done: Promise.resolve(),
+      lostReasons: [],
+      ledAt: [],
+      stoppedAt: [],
+    };
     cand.done = elector.run(stop.signal, async (lost) => {
       cand.ledAt.push(Date.now());
       await new Promise<void>((r) => lost.addEventListener('abort', () => r(), { once: true }));
@@ -116,6 +128,10 @@ describe('leader election on a real Lease', () => {
     running.push(cand);
     return cand;
   }
+
+  /** ipp_leader_transitions_total{lease} as this candidate's registry holds it. */
+  const transitions = async (cand: Candidate, lease: string) =>
+    (await cand.metrics.leaderTransitions.get()).values.find((v) => v.labels.lease === lease)?.value;
 
   const holder = async (lease: string) =>
     (await leases.readNamespacedLease({ name: lease, namespace: ns })).spec?.holderIdentity;
@@ -152,6 +168,9 @@ describe('leader election on a real Lease', () => {
     // MicroTime round-trips with microsecond precision.
     expect(String(after.renewTime)).toMatch(/\.\d{6}Z$/);
     expect(after.leaseDurationSeconds).toBe(LEASE_MS / 1000);
+    // Both read the new Lease's count: no transition yet.
+    expect(await transitions(leader, lease)).toBe(0);
+    expect(await transitions(standby, lease)).toBe(0);
 
     const sigterm = Date.now();
     leader.stop.abort();
@@ -175,6 +194,8 @@ describe('leader election on a real Lease', () => {
     expect(spec.leaseTransitions).toBe(1);
     expect(spec.leaseDurationSeconds).toBe(LEASE_MS / 1000);
     expect(bothLed).toBe(0);
+    // The new leader's ipp_leader_transitions_total follows the Lease (IppLeaderFlapping reads it).
+    expect(await transitions(standby, lease)).toBe(1);
 
     standby.stop.abort();
     await standby.done;

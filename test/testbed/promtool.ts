@@ -1,10 +1,12 @@
-// Locates (installing on first use) promtool from Debian's prometheus package, for linting /metrics.
+// Locates (installing on first use) promtool from Debian's prometheus package, for linting /metrics
+// and for checking and unit-testing alerting rules (`promtool check rules`, `promtool test rules`).
 // The .deb is only unpacked (dpkg -x), never installed, into a cache outside the work tree next to
 // the testbed binaries, so nothing on the machine changes and a second run downloads nothing.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 
 const log = (l: string) => process.stderr.write(`[promtool] ${l}\n`);
 
@@ -72,4 +74,45 @@ export function checkMetrics(exposition: string): { ok: boolean; problems: strin
   const r = spawnSync(ensurePromtool(), ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
   if (r.error) throw r.error;
   return { ok: r.status === 0, problems: `${r.stdout}${r.stderr}`.trim() };
+}
+
+/** A Prometheus rule file: { groups: [{ name, rules: [...] }] }. */
+export interface RuleFile {
+  groups: { name: string; rules: object[] }[];
+}
+
+/** Runs promtool in a scratch directory holding `files` (name → YAML content as objects). */
+function inScratch(files: Record<string, object>, args: string[]): { ok: boolean; output: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'ipp-promtool-'));
+  try {
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), stringify(content));
+    const r = spawnSync(ensurePromtool(), args, { cwd: dir, encoding: 'utf8' });
+    if (r.error) throw r.error;
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}`.trim() };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `promtool check rules`: syntax, PromQL parsing, templates. */
+export function checkRules(rules: RuleFile): { ok: boolean; output: string } {
+  return inScratch({ 'rules.yaml': rules }, ['check', 'rules', 'rules.yaml']);
+}
+
+/**
+ * `promtool test rules` with `tests` (the tests: list of a promtool unit-test file, each with
+ * interval, input_series and alert_rule_test) against `rules`; ok is false when any expectation fails.
+ */
+export function testRules(
+  rules: RuleFile,
+  tests: object[],
+  evaluationInterval = '1m',
+): { ok: boolean; output: string } {
+  return inScratch(
+    {
+      'rules.yaml': rules,
+      'tests.yaml': { rule_files: ['rules.yaml'], evaluation_interval: evaluationInterval, tests },
+    },
+    ['test', 'rules', 'tests.yaml'],
+  );
 }

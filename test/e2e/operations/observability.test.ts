@@ -1,7 +1,8 @@
 // What an operator sees of one controller on the real testbed: the Events of every step and every
 // failure, on the object a user would `kubectl describe`; /metrics as Prometheus would scrape it
-// (promtool clean, idle nodes by class through scale to zero); and the auditor catching a pod that
-// slipped past admission onto an ipp node.
+// (promtool clean, idle nodes by class through scale to zero); the auditor catching a pod that
+// slipped past admission onto an ipp node; and the chart's dashboard and alert rules reading only
+// metrics this controller really serves.
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
@@ -11,6 +12,9 @@ import {
 } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION, TAINT_KEY, VERSION } from '../../../src/api/names.ts';
+import { render, type Manifest } from '../../testbed/chart.ts';
+import { ensureHelm } from '../../testbed/helm.ts';
+import { familiesOf, familyOf, metricNames } from '../../testbed/promql.ts';
 import { checkMetrics } from '../../testbed/promtool.ts';
 import { clients, eventually, namespace, suffix, type Clients } from '../support/cluster.ts';
 import {
@@ -36,6 +40,29 @@ const deployment = (name: string, cls: string, replicas: number) => ({
     },
   },
 });
+
+/** Every metric name the chart's Grafana dashboard and PrometheusRule query, with where each is used. */
+function chartMetricNames(): Map<string, string> {
+  const ms = render({
+    clusterName: 'ops',
+    providers: ['simulated'],
+    prometheusRule: { enabled: true },
+    grafanaDashboard: { enabled: true },
+  });
+  const used = new Map<string, string>();
+  const dashboard = ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name === 'ipp-dashboard') as
+    (Manifest & { data: Record<string, string> }) | undefined;
+  const panels = (
+    JSON.parse(dashboard!.data['ipp.json']!) as { panels: { title: string; targets?: { expr: string }[] }[] }
+  ).panels;
+  for (const p of panels)
+    for (const t of p.targets ?? []) for (const n of metricNames(t.expr)) used.set(n, `dashboard panel "${p.title}"`);
+  const rule = ms.find((m) => m.kind === 'PrometheusRule') as
+    (Manifest & { spec: { groups: { rules: { alert: string; expr: string }[] }[] } }) | undefined;
+  for (const r of rule!.spec.groups.flatMap((g) => g.rules))
+    for (const n of metricNames(r.expr)) used.set(n, `alert ${r.alert}`);
+  return used;
+}
 
 /** A client for a ServiceAccount of `ns` bound to the built-in `edit` ClusterRole there. */
 async function editorOf(c: Clients, ns: string): Promise<CoreV1Api> {
@@ -90,6 +117,7 @@ describe('operations: events, metrics, audit', () => {
     system = await namespace(c, 'ipp-ops');
     await createClass(c, web, { instanceTypes: ['sim.small'], idleTimeout: '15s', simulated: { bootDelay: '1s' } });
     ipp = await startIpp({ clients: c, clusterName: cluster, namespace: system });
+    ensureHelm();
   });
 
   afterAll(async () => {
@@ -425,5 +453,50 @@ describe('operations: events, metrics, audit', () => {
       },
       30_000,
     );
+  });
+  it("serves every metric the chart's dashboard and alert rules read; the alert inputs of a stuck pod carry its class's numbers", async () => {
+    const stuck = `stuck-${suffix()}`;
+    classes.push(stuck);
+    await createClass(c, stuck, {
+      instanceTypes: ['sim.large'],
+      simulated: { unavailableInstanceTypes: ['sim.large'] },
+    });
+    await c.core.createNamespacedPod({ namespace: ns, body: ippPod('stuck', stuck) });
+    try {
+      // IppPodsPendingPastBoot compares this age with launch + registration timeout (defaults 10m + 15m).
+      await eventually(
+        'ipp_oldest_pending_pod_age_seconds to show the stuck pod waiting',
+        async () => {
+          expect(await metric(ipp, 'ipp_pending_pods', { class: stuck })).toBe(1);
+          expect(await metric(ipp, 'ipp_oldest_pending_pod_age_seconds', { class: stuck })).toBeGreaterThanOrEqual(3);
+        },
+        30_000,
+      );
+      expect(await metric(ipp, 'ipp_class_timeout_seconds', { class: stuck, timeout: 'launch' })).toBe(600);
+      expect(await metric(ipp, 'ipp_class_timeout_seconds', { class: stuck, timeout: 'registration' })).toBe(900);
+      expect(await metric(ipp, 'ipp_class_timeout_seconds', { class: web, timeout: 'idle' })).toBe(15);
+      // IppProviderInsufficientCapacity's numerator.
+      expect(
+        await metric(ipp, 'ipp_provider_calls_total', {
+          provider: 'simulated',
+          operation: 'create',
+          error: 'insufficient_capacity',
+        }),
+      ).toBeGreaterThanOrEqual(1);
+
+      const families = familiesOf(await (await fetch(`${ipp.metricsUrl}/metrics`)).text());
+      const used = chartMetricNames();
+      expect(used.size).toBeGreaterThan(20);
+      const missing = [...used].filter(([name]) => !familyOf(name, families)).map(([n, where]) => `${n} (${where})`);
+      expect(missing, 'metrics the chart queries that /metrics does not serve').toEqual([]);
+    } finally {
+      await c.core.deleteNamespacedPod({ namespace: ns, name: 'stuck', gracePeriodSeconds: 0 });
+    }
+    await eventually(
+      'the stuck pod gone from ipp_pending_pods',
+      async () => expect(await metric(ipp, 'ipp_oldest_pending_pod_age_seconds', { class: stuck })).toBe(0),
+      30_000,
+    );
+    await deleteClasses(c, [stuck]);
   });
 });

@@ -34,6 +34,8 @@ const SETS: Record<string, object> = {
     aws: { region: 'us-east-1', eks: { ...eks, clusterName: 'prod-eks' } },
     serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/ipp-controller' } },
     serviceMonitor: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' } },
+    prometheusRule: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' } },
+    grafanaDashboard: { enabled: true },
   },
   certManager: { clusterName: 'demo', providers: ['simulated'], webhook: { certManager: { enabled: true } } },
   bind: {

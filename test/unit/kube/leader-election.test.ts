@@ -166,6 +166,27 @@ describe('LeaderElector', () => {
     await vi.advanceTimersByTimeAsync(0);
   });
 
+  it("reports the Lease's leaseTransitions as ipp_leader_transitions_total, while standing by and after taking over", async () => {
+    api.foreign('b');
+    api.lease!.spec!.leaseTransitions = 4; // b took over from others four times before a started
+    const metrics = new Metrics({ defaultMetrics: false });
+    const transitions = async () =>
+      (await metrics.leaderTransitions.get()).values.find((v) => v.labels.lease === 'ipp')?.value;
+    const a = elector('a', { metrics });
+    const run = start(a);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(a.isLeader()).toBe(false);
+    expect(await transitions()).toBe(4);
+    await vi.advanceTimersByTimeAsync(LEASE + RETRY + 1); // b stopped renewing: a takes over
+    expect(a.isLeader()).toBe(true);
+    expect(api.lease!.spec!.leaseTransitions).toBe(5);
+    expect(await transitions()).toBe(5);
+    await vi.advanceTimersByTimeAsync(3 * RETRY); // renewals are no transitions
+    expect(await transitions()).toBe(5);
+    run.stop.abort();
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
   it('takes a released Lease (empty holder) at once', async () => {
     api.foreign('', 1);
     const a = elector('a');

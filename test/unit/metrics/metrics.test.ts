@@ -5,7 +5,21 @@ import { describe, expect, it } from 'vitest';
 import { InsufficientCapacityError, NotFoundError, ThrottledError } from '../../../providers/errors.ts';
 import { instrumentProvider } from '../../../providers/instrumented.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest } from '../../../providers/types.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Instance, InstanceClass } from '../../../src/api/types.ts';
 import { Metrics } from '../../../src/metrics/metrics.ts';
+import { observeWorld } from '../../../src/metrics/observe.ts';
+
+/** The samples of one metric, keyed by their label values joined with '/'. */
+async function samples(m: Metrics, name: string): Promise<Record<string, number>> {
+  const metric = m.registry.getSingleMetric(name)!;
+  const { values } = await metric.get();
+  return Object.fromEntries(
+    values
+      .filter((v) => !(v as { metricName?: string }).metricName || (v as { metricName?: string }).metricName === name)
+      .map((v) => [Object.values(v.labels).join('/'), v.value]),
+  );
+}
 
 const EXPECTED: [name: string, type: string, labels: string[]][] = [
   ['ipp_instances', 'gauge', ['class', 'phase']],
@@ -24,6 +38,12 @@ const EXPECTED: [name: string, type: string, labels: string[]][] = [
   ['ipp_reconcile_total', 'counter', ['controller', 'result']],
   ['ipp_leader', 'gauge', ['identity']],
   ['ipp_informer_last_event_timestamp_seconds', 'gauge', ['resource']],
+  ['ipp_informer_synced', 'gauge', ['resource']],
+  ['ipp_leader_transitions_total', 'counter', ['lease']],
+  ['ipp_oldest_pending_pod_age_seconds', 'gauge', ['class']],
+  ['ipp_class_timeout_seconds', 'gauge', ['class', 'timeout']],
+  ['ipp_webhook_requests_total', 'counter', ['webhook', 'result']],
+  ['ipp_webhook_request_duration_seconds', 'histogram', ['webhook']],
 ];
 
 describe('Metrics', () => {
@@ -81,6 +101,116 @@ describe('Metrics', () => {
     const buckets = (m.podPinDuration as unknown as { upperBounds: number[] }).upperBounds;
     expect(buckets[0]).toBe(1);
     expect(buckets.at(-1)).toBe(3600);
+  });
+});
+
+describe('metrics read from the process at scrape time', () => {
+  it('ipp_informer_synced follows each informer as scraped: 0 until its list completed, then 1', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    expect(await samples(m, 'ipp_informer_synced')).toEqual({});
+    const pods = { resource: 'pods', synced: false, hasSynced: () => pods.synced };
+    const nodes = { resource: 'nodes', hasSynced: () => true };
+    m.observeInformers([pods, nodes]);
+    expect(await m.registry.metrics()).toContain('ipp_informer_synced{resource="pods"} 0');
+    expect(await samples(m, 'ipp_informer_synced')).toEqual({ pods: 0, nodes: 1 });
+    pods.synced = true;
+    expect(await samples(m, 'ipp_informer_synced')).toEqual({ pods: 1, nodes: 1 });
+  });
+
+  it('ipp_leader_transitions_total mirrors the Lease count and never goes back', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const seen = () => samples(m, 'ipp_leader_transitions_total');
+    expect(await seen()).toEqual({});
+    m.observeLeaseTransitions('ipp', 7); // a replica starting on an old Lease begins at its count
+    expect(await seen()).toEqual({ ipp: 7 });
+    m.observeLeaseTransitions('ipp', 7);
+    m.observeLeaseTransitions('ipp', 9);
+    expect(await seen()).toEqual({ ipp: 9 });
+    m.observeLeaseTransitions('ipp', 0); // Lease deleted and recreated: a counter cannot go down
+    m.observeLeaseTransitions('ipp', 2);
+    expect(await seen()).toEqual({ ipp: 9 });
+    m.observeLeaseTransitions('ipp', 10);
+    expect(await seen()).toEqual({ ipp: 10 });
+  });
+
+  it('observeAdmission counts the review by webhook and result and times it', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    m.observeAdmission('mutate', 'allowed', 0.004);
+    m.observeAdmission('mutate', 'denied', 0.002);
+    m.observeAdmission('enforce', 'error', 0.3);
+    expect(await samples(m, 'ipp_webhook_requests_total')).toEqual({
+      'mutate/allowed': 1,
+      'mutate/denied': 1,
+      'enforce/error': 1,
+    });
+    const text = await m.registry.getSingleMetricAsString('ipp_webhook_request_duration_seconds');
+    expect(text).toContain('ipp_webhook_request_duration_seconds_bucket{le="0.005",webhook="mutate"} 2');
+    expect(text).toContain('ipp_webhook_request_duration_seconds_bucket{le="0.25",webhook="enforce"} 0');
+    expect(text).toContain('ipp_webhook_request_duration_seconds_count{webhook="enforce"} 1');
+  });
+});
+
+describe('observeWorld', () => {
+  const NOW = Date.parse('2026-11-29T12:00:00Z');
+  const cls = (name: string, spec: Partial<InstanceClass['spec']> = {}): InstanceClass => ({
+    metadata: { name },
+    spec: { instanceTypes: ['sim.small'], ...spec },
+  });
+  const pod = (name: string, c: string, createdSecondsAgo: number, extra: Partial<V1Pod['spec']> = {}): V1Pod => ({
+    metadata: {
+      name,
+      namespace: 'ns',
+      labels: { 'ipp-class': c },
+      creationTimestamp: new Date(NOW - createdSecondsAgo * 1000),
+    },
+    spec: { containers: [], schedulingGates: [{ name: 'ipp.dev/provision' }], ...extra },
+  });
+  const world = (classes: InstanceClass[], pods: V1Pod[], instances: Instance[] = []) => ({
+    classes: { list: () => classes },
+    pods: { list: () => pods },
+    instances: { list: () => instances },
+  });
+
+  it('reports the oldest waiting pod of each class (0 when none waits) and each class timeout in seconds', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    observeWorld(
+      world(
+        [
+          cls('metal', { launchTimeout: '5m', registrationTimeout: '30m', idleTimeout: '1h' }),
+          cls('web'),
+          cls('broken', { idleTimeout: 'soon' }),
+        ],
+        [
+          pod('a', 'metal', 90),
+          pod('b', 'metal', 1500),
+          // Placed: no longer waiting, however old.
+          pod('c', 'metal', 9000, { nodeName: 'n1', schedulingGates: [] }),
+          pod('d', 'web', 9000, { nodeName: 'n2', schedulingGates: [] }),
+        ],
+      ),
+      m,
+      NOW,
+    );
+    expect(await samples(m, 'ipp_oldest_pending_pod_age_seconds')).toEqual({ metal: 1500, web: 0, broken: 0 });
+    expect(await samples(m, 'ipp_pending_pods')).toEqual({ metal: 2, web: 0, broken: 0 });
+    // Defaults apply to what the class leaves out; a class whose durations do not parse gets no threshold.
+    expect(await samples(m, 'ipp_class_timeout_seconds')).toEqual({
+      'metal/launch': 300,
+      'metal/registration': 1800,
+      'metal/idle': 3600,
+      'web/launch': 600,
+      'web/registration': 900,
+      'web/idle': 300,
+    });
+
+    // A class that goes away takes its series with it.
+    observeWorld(world([cls('web')], []), m, NOW);
+    expect(await samples(m, 'ipp_oldest_pending_pod_age_seconds')).toEqual({ web: 0 });
+    expect(Object.keys(await samples(m, 'ipp_class_timeout_seconds'))).toEqual([
+      'web/launch',
+      'web/registration',
+      'web/idle',
+    ]);
   });
 });
 

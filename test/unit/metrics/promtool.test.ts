@@ -27,6 +27,11 @@ function populate(m: Metrics) {
   m.reconciles.inc({ controller: 'provisioning', result: 'success' });
   m.leader.set({ identity: 'ipp-controller-0' }, 1);
   m.informerLastEvent.set({ resource: 'pods' }, Date.now() / 1000);
+  m.observeInformers([{ resource: 'pods', hasSynced: () => true }]);
+  m.observeLeaseTransitions('ipp-controller', 3);
+  m.oldestPendingPodAge.set({ class: 'postfix' }, 12.5);
+  m.classTimeout.set({ class: 'postfix', timeout: 'registration' }, 1800);
+  m.observeAdmission('mutate', 'allowed', 0.003);
 }
 
 describe('promtool check metrics', () => {
