@@ -101,6 +101,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     },
     (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000),
   );
+  metrics.observeInformers([state.pods, state.nodes, state.instances, state.classes]);
   // Controllers write only through the fence: once the lease is lost, every write is refused here,
   // including those of reconciles and GC passes still under way.
   const fence = new LeadershipFence();
@@ -165,7 +166,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
 
   await state.start();
   logger.info('caches synced');
-  if (opts.webhook) admission = await startAdmission(opts, kc, state, logger);
+  if (opts.webhook) admission = await startAdmission(opts, kc, state, logger, metrics);
 
   const lead = async (stop: AbortSignal) => {
     logger.info({ identity: opts.identity }, 'leading: reconciling');

@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Options } from '../config/options.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { ClusterState } from '../state/cluster.ts';
 import {
   serviceDnsNames,
@@ -29,6 +30,7 @@ export async function startAdmission(
   kc: KubeConfig,
   state: ClusterState,
   logger: Logger,
+  metrics?: Metrics,
 ): Promise<Admission> {
   const log = logger.child({ component: 'webhook' });
   const custom = kc.makeApiClient(CustomObjectsApi);
@@ -80,6 +82,7 @@ export async function startAdmission(
     // Enforcement lets exactly our own identity bind pods to ipp nodes (bind mode).
     controllerUsernames: [await ownUsername(kc)],
     logger: log,
+    metrics,
   });
   certs.onChange((tls) => server.setSecureContext(tls));
   log.info({ port: server.port, certMode: opts.webhookCertMode }, 'admission webhook serving');

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
+import type { AdmissionResult, Metrics } from '../metrics/metrics.ts';
 import { CLASS_LABEL } from '../api/names.ts';
 import {
   isRecord,
@@ -43,6 +44,8 @@ export interface WebhookServerOptions {
   /** Default 4 MiB: an UPDATE review carries object and oldObject, each up to etcd's 1.5 MiB. */
   maxBodyBytes?: number;
   logger?: Logger;
+  /** Counts and times every admission review (ipp_webhook_requests_total, ipp_webhook_request_duration_seconds). */
+  metrics?: Pick<Metrics, 'observeAdmission'>;
 }
 
 export interface WebhookServer {
@@ -124,6 +127,15 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       send(res, 405, { message: 'admission webhooks take POST' });
       return;
     }
+    const started = performance.now();
+    let result: AdmissionResult = 'error';
+    res.once('finish', () =>
+      opts.metrics?.observeAdmission(
+        path === MUTATE_PATH ? 'mutate' : 'enforce',
+        result,
+        (performance.now() - started) / 1000,
+      ),
+    );
     let review: AdmissionRequest;
     try {
       const declared = Number(req.headers['content-length'] ?? 0);
@@ -141,6 +153,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     let decision: Decision;
     try {
       decision = rule(review, path === MUTATE_PATH ? await classesFor(review) : opts.classes);
+      result = decision.allowed ? 'allowed' : 'denied';
     } catch (e) {
       if (e instanceof TypeError) {
         send(res, 400, { message: `malformed AdmissionReview: ${e.message}` });
