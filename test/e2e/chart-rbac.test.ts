@@ -323,6 +323,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
 
     expect(await statusOf(() => core.listSecretForAllNamespaces())).toBe(403);
     expect(await statusOf(() => core.readNamespacedSecret({ name: 'not-ipps', namespace: system }))).toBe(403);
+    // RBAC grants pod deletion (stranded pinned pods); the scope policy keeps it to ipp pods.
     expect(await statusOf(() => core.deleteNamespacedPod({ name: 'victim', namespace: workloads }))).toBe(403);
     expect(
       await statusOf(() =>
