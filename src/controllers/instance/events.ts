@@ -115,3 +115,11 @@ export const disruptionBlocked = (inst: Instance, pods: readonly V1Pod[]): IppEv
     'Drain',
     `teardown waits: pod(s) annotated ipp.dev/do-not-disrupt=true run on the instance; remove the annotation or the pod to let it go`,
   );
+
+export const launchCancelled = (inst: Instance): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'LaunchCancelled',
+  action: 'Launch',
+  note: 'no pod claims this instance any more (its pod was deleted while it was launching); terminating it',
+});

@@ -1,14 +1,26 @@
-// Launch and registration timeouts: an instance that was not launched within launchTimeout, or whose
-// node did not join and become Ready within registrationTimeout, is replaced (deleting the Instance
-// terminates it; its pods' claims then make the planner create it again).
+// Is the instance still worth waiting for? One not launched within launchTimeout (counted from its
+// first launch attempt), or whose node did not join and become Ready within registrationTimeout, is
+// replaced (deleting the Instance terminates it; its pods' claims make the planner create it again).
+// One that nobody claims any more before it was ever Ready (its pod was deleted while it booted) is
+// cancelled: bare metal boots for twenty minutes, and nobody wants to pay for that.
+import type { V1Pod } from '@kubernetes/client-node';
 import { usability } from '../../api/classes.ts';
+import { isTerminal, isWorkload } from '../../api/pods.ts';
 import type { ControllerContext } from '../context.ts';
 import type { LaunchAttempts } from './attempts.ts';
 import { everReady, livenessExpiry, observedPhase } from './decisions.ts';
-import { expired } from './events.ts';
+import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
+/** How long an unready instance may go unclaimed before its launch is cancelled. */
+export const UNCLAIMED_GRACE_MS = 30_000;
+
+/** Does the pod still want the instance it claims? (Not if it is finished or being deleted before binding.) */
+const holdsInstance = (p: V1Pod) => !isTerminal(p) && !(p.metadata?.deletionTimestamp && !p.spec?.nodeName);
+
 export class Liveness implements Step {
+  /** Instance UID → since when no pod claims it (this process's view). */
+  private readonly unclaimedSince = new Map<string, number>();
   private readonly ctx: ControllerContext;
   private readonly attempts: LaunchAttempts;
   constructor(ctx: ControllerContext, attempts: LaunchAttempts) {
@@ -22,8 +34,25 @@ export class Liveness implements Step {
     if (launched && everReady(inst)) return {};
     // An unlaunched Instance of an unusable class is the launch step's to drop, quietly.
     if (!launched && !usability(cls, inst.spec.class, this.ctx.providers).usable) return {};
-    const phase = launched ? observedPhase(inst.status, node) : inst.status?.phase;
     const now = (this.ctx.now ?? Date.now)();
+    const uid = inst.metadata.uid ?? inst.metadata.name!;
+    const claimers = this.ctx.state.podsClaiming(inst.metadata.name!).filter(holdsInstance);
+    const onNode = node ? this.ctx.state.podsOnNode(node.metadata!.name!).filter(isWorkload) : [];
+    if (claimers.length || onNode.length) {
+      this.unclaimedSince.delete(uid);
+    } else {
+      // A claim is written before its Instance, but the two watches may deliver them in either order.
+      const since = this.unclaimedSince.get(uid) ?? now;
+      this.unclaimedSince.set(uid, since);
+      if (now - since >= UNCLAIMED_GRACE_MS) {
+        this.ctx.events.record(events.launchCancelled(inst));
+        log.info('no pod claims the instance any more; cancelling its launch');
+        await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
+        this.unclaimedSince.delete(uid);
+        return { deleted: true };
+      }
+    }
+    const phase = launched ? observedPhase(inst.status, node) : inst.status?.phase;
     // Not attempted yet means still queued: its launch clock has not started.
     const startedAt = this.attempts.startedAt(inst.metadata.uid ?? inst.metadata.name!) ?? now;
     const expiry = livenessExpiry(
@@ -36,7 +65,7 @@ export class Liveness implements Step {
     if (!expiry.expired) return { requeueAfterMs: expiry.remainingMs };
     if (expiry.reason === 'Idle') return {};
     this.ctx.events.record(
-      ...expired(inst, this.ctx.state.podsClaiming(inst.metadata.name!), expiry.reason, expiry.message),
+      ...events.expired(inst, this.ctx.state.podsClaiming(inst.metadata.name!), expiry.reason, expiry.message),
     );
     log.warn({ reason: expiry.reason }, expiry.message);
     await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);

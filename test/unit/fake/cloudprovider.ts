@@ -17,6 +17,8 @@ export class FakeCloudProvider implements CloudProvider {
   validationProblems: string[] = [];
   /** Allocatable per instance type; absent types have unknown capacity. */
   capacities = new Map<string, Resources>();
+  /** Set to give the fake a filtered lookup; unset, callers fall back to list(). */
+  findByInstance?: (instance: string) => Promise<CloudInstance[]>;
   /** Live instances by providerID. */
   readonly instances = new Map<string, CloudInstance>();
 

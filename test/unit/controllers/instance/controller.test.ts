@@ -113,10 +113,36 @@ describe('liveness', () => {
 
   it('asks to be called back when the registration timeout would expire', async () => {
     f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
     f.clock.now = T0 + 14 * MIN;
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
     f.clock.now = T0 + 15 * MIN - 5_000;
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+  });
+});
+
+describe('cancelling a launch nobody wants', () => {
+  it('terminates an instance still booting once no pod has claimed it for a while', async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    f.cluster.instanceList[0]!.metadata.resourceVersion = '3';
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    f.clock.now += 31_000;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '3']]);
+    expect(reasons()).toEqual(['Instance/LaunchCancelled/Launch']);
+  });
+
+  it('keeps one that a pod claims again within the grace (a new pod took it)', async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    await controller.reconcile('i-1');
+    f.cluster.podList = [pod('next', { claim: 'i-1' })];
+    f.clock.now += 31_000;
+    await controller.reconcile('i-1');
+    f.cluster.podList = [pod('next', { claim: 'i-1', deleting: true })];
+    f.clock.now += 10_000;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
   });
 });
 
@@ -290,6 +316,15 @@ describe('termination', () => {
       expect(f.writes.of('nodes.cordonAndDelete')).toEqual([['n1']]);
       expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
     });
+  });
+
+  it('finds copies with one filtered call, never by listing the whole cloud', async () => {
+    f.cluster.instanceList = [deleting()];
+    f.provider.findByInstance = async (name: string) =>
+      [...f.provider.instances.values()].filter((c) => c.tags['ipp.dev/instance'] === name);
+    await controller.reconcile('i-1');
+    expect(f.provider.listCalls).toBe(0);
+    expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
   });
 
   it('counts an instance already gone in the cloud as terminated', async () => {
