@@ -239,11 +239,11 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       { verb: 'get', resource: 'secrets', namespace: system, name: 'another-secret' },
       { verb: 'update', resource: 'secrets', namespace: system, name: 'another-secret' },
       { verb: 'list', resource: 'secrets', namespace: system },
-      { verb: 'delete', resource: 'pods', namespace: workloads },
+      // pods delete and pods/eviction create are granted (stranded pods, drain): the scope policy
+      // keeps deletion to ipp pods (tested below).
       { verb: 'create', resource: 'pods', namespace: workloads },
       { verb: 'update', resource: 'pods', namespace: workloads },
       { verb: 'create', resource: 'pods', subresource: 'exec', namespace: workloads },
-      { verb: 'create', resource: 'pods', subresource: 'eviction', namespace: workloads },
       { verb: 'create', resource: 'pods', subresource: 'binding', namespace: workloads }, // pin mode: kube-scheduler binds
       { verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: system, name: sa },
       { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
