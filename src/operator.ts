@@ -122,7 +122,11 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     metrics,
     logger,
   };
-  const controllers = [new ProvisioningController(ctx), new InstanceController(ctx), new InstanceClassController(ctx)];
+  const controllers = [
+    new ProvisioningController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
+    new InstanceController(ctx),
+    new InstanceClassController(ctx),
+  ];
   for (const controller of controllers) {
     const name = controller.name;
     const queue = new WorkQueue({

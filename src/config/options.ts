@@ -18,6 +18,8 @@ export interface Options {
   concurrency: number;
   gcIntervalMs: number;
   gcGracePeriodMs: number;
+  /** How long a pinned pod may stay unschedulable before it counts as stranded. */
+  strandedAfterMs: number;
   resyncMs: number;
   simulatedNamespace: string;
   webhook: boolean;
@@ -133,6 +135,15 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
         .default(300_000, '5m'),
     )
     .addOption(
+      o(
+        '--stranded-after <duration>',
+        'how long a pinned pod may stay unschedulable on its node before ipp gives up on that node',
+        'IPP_STRANDED_AFTER',
+      )
+        .argParser(duration('--stranded-after'))
+        .default(120_000, '2m'),
+    )
+    .addOption(
       o('--resync <duration>', 'how often every Instance and class is reconciled even without events', 'IPP_RESYNC')
         .argParser(duration('--resync'))
         .default(30_000, '30s'),
@@ -236,6 +247,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     concurrency: Math.max(1, v.concurrency),
     gcIntervalMs: v.gcInterval,
     gcGracePeriodMs: v.gcGracePeriod,
+    strandedAfterMs: v.strandedAfter,
     resyncMs: v.resync,
     simulatedNamespace: v.simulatedNamespace,
     webhook: v.webhook !== false,

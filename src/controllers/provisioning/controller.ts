@@ -6,7 +6,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { namespaceAllowed, usability, type PlacementMode } from '../../api/classes.ts';
 import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
 import { awaitsPlacement, classOf, hasController, isGated } from '../../api/pods.ts';
-import { cpuMillis, parseQuantity } from '../../api/quantity.ts';
+import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
 import type { Instance } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
@@ -16,6 +16,8 @@ import { plan, type Placement } from './plan.ts';
 
 export interface ProvisioningContext extends ControllerContext {
   newName?: (cls: string) => string;
+  /** How long a pinned pod may stay unschedulable before it counts as stranded (plan's default otherwise). */
+  strandedAfterMs?: number;
 }
 
 /**
@@ -48,7 +50,7 @@ export class ProvisioningController implements Controller {
   constructor(ctx: ProvisioningContext) {
     this.ctx = ctx;
     this.now = ctx.now ?? Date.now;
-    this.newName = ctx.newName ?? ((cls) => `${cls}-${randomBytes(4).toString('hex')}`);
+    this.newName = ctx.newName ?? ((cls) => `${cls}-${randomBytes(8).toString('hex')}`);
   }
 
   async reconcile(className: string): Promise<ReconcileResult | void> {
@@ -88,7 +90,14 @@ export class ProvisioningController implements Controller {
       },
       newName: () => this.newName(className),
       now: this.now(),
+      strandedAfterMs: this.ctx.strandedAfterMs,
+      fitsSomeType: (pod) => {
+        const capacities = cls.spec.instanceTypes.map((t) => provider.capacity(t, cls));
+        if (capacities.some((cap) => cap === undefined)) return true;
+        return capacities.some((cap) => fits(ZERO, podRequests(pod), cap!));
+      },
     });
+    this.ctx.events.record(...decided.unfit.map((p) => events.noTypeFits(p, className, cls.spec.instanceTypes)));
 
     this.ctx.events.record(
       ...decided.blockedByMaxInstances.map((p) => events.maxInstancesReached(p, className, cls.spec.maxInstances)),

@@ -62,3 +62,11 @@ export const bound = (pod: V1Pod, instance: string, node: string): IppEvent => (
   action: 'Bind',
   note: `bound to node ${node} of Instance ${instance}`,
 });
+
+export const noTypeFits = (pod: V1Pod, cls: string, types: readonly string[]): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Warning',
+  reason: 'NoInstanceTypeFits',
+  action: 'Provision',
+  note: `no instance type of InstanceClass "${cls}" (${types.join(', ')}) has room for the pod's resource requests; lower the requests or add a larger type to the class`,
+});

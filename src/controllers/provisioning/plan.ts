@@ -36,6 +36,10 @@ export interface PlanInput {
   mayPlace?: (pod: V1Pod) => boolean;
   /** Now, for how long a pinned pod has been unschedulable. */
   now?: number;
+  /** Default STRANDED_AFTER_MS. */
+  strandedAfterMs?: number;
+  /** Could some instance type of the class run this pod? false only when known not to. */
+  fitsSomeType?: (pod: V1Pod) => boolean;
 }
 
 /**
@@ -64,6 +68,8 @@ export interface Plan {
   blockedByMaxInstances: V1Pod[];
   /** Pods pinned to a node that cannot take them; they will never run where they are pinned. */
   stranded: { pod: V1Pod; why: string }[];
+  /** Pods no instance type of the class can run (their requests exceed every type's capacity). */
+  unfit: V1Pod[];
 }
 
 const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
@@ -91,7 +97,7 @@ export function plan(input: PlanInput): Plan {
   const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
   const isolation = cls.spec.isolation ?? 'Pod';
   const byName = new Map(instances.map((i) => [i.metadata.name!, i]));
-  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [], stranded: [] };
+  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [], stranded: [], unfit: [] };
 
   // Load of every instance: what uses its capacity (pods claiming it, everything running on its
   // node, DaemonSet pods included) and which workloads occupy it (DaemonSet pods never do).
@@ -179,7 +185,7 @@ export function plan(input: PlanInput): Plan {
     const since = unschedulableSince(pod);
     if (!pinned || pod.spec?.nodeName || pod.metadata?.deletionTimestamp || isTerminal(pod) || awaitsPlacement(pod))
       continue;
-    if (!since || now - since.getTime() < STRANDED_AFTER_MS) continue;
+    if (!since || now - since.getTime() < (input.strandedAfterMs ?? STRANDED_AFTER_MS)) continue;
     const claimed = claimOf(pod);
     const inst = claimed ? byName.get(claimed) : undefined;
     const node = inst && live(inst) ? nodeOf(inst) : undefined;
@@ -229,7 +235,11 @@ export function plan(input: PlanInput): Plan {
       out.claims.push({ pod, instance: claimed, create: true });
       continue;
     }
-    // Unclaimed, or claimed by an Instance that is going away: find it a home.
+    // Unclaimed, or claimed by an Instance that is going away: find it a home, if any type can be one.
+    if (input.fitsSomeType && !input.fitsSomeType(pod)) {
+      out.unfit.push(pod);
+      continue;
+    }
     const home = candidates().find((i) => reusable(i, pod));
     if (home) {
       charge(home.metadata.name!, pod);

@@ -129,4 +129,12 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('pods.delete')).toEqual([['owned']]);
     expect(reasons().filter((r) => r.endsWith('Stranded'))).toEqual(['owned/Stranded', 'bare/Stranded']);
   });
+
+  it('tells a pod no instance type of the class can run, and launches nothing for it', async () => {
+    f.provider.capacities.set('sim.large', { cpu: 2_000, memory: 8 * 2 ** 30, pods: 110 });
+    f.cluster.podList = [pod('huge', { cpu: '4' }), pod('small', { cpu: '1', created: '2024-01-01T00:00:01Z' })];
+    await controller.reconcile('metal');
+    expect(reasons()).toEqual(['huge/NoInstanceTypeFits', 'small/Provisioning']);
+    expect(f.writes.of('instances.create')).toEqual([['metal-a', 'metal']]);
+  });
 });

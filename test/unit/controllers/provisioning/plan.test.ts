@@ -381,7 +381,7 @@ describe('which pods and in which order', () => {
         pod('unlabelled', { class: null }),
       ],
     });
-    expect(p).toEqual({ claims: [], placements: [], blockedByMaxInstances: [], stranded: [] });
+    expect(p).toEqual({ claims: [], placements: [], blockedByMaxInstances: [], stranded: [], unfit: [] });
   });
 
   it('plans pods held by schedulerName ipp without a gate', () => {
