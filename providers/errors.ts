@@ -17,6 +17,15 @@ export class InsufficientCapacityError extends Error {
   }
 }
 
+/**
+ * An account quota (instances, vCPUs per family, spot count) stops this offering. Another family may
+ * still fit under its own quota, so it falls through like capacity; but the fix is the quota, and
+ * the user is told so rather than "no capacity".
+ */
+export class QuotaExceededError extends InsufficientCapacityError {
+  override name = 'QuotaExceededError';
+}
+
 /** The cloud API asked us to slow down. Retry after `retryAfterMs` or with the queue's backoff. */
 export class ThrottledError extends Error {
   override name = 'ThrottledError';
@@ -35,6 +44,7 @@ export class InvalidConfigError extends Error {
 /** Short machine-readable name of an error, for metric labels and Event reasons. */
 export function errorKind(e: unknown): string {
   if (e instanceof NotFoundError) return 'not_found';
+  if (e instanceof QuotaExceededError) return 'quota_exceeded';
   if (e instanceof InsufficientCapacityError) return 'insufficient_capacity';
   if (e instanceof ThrottledError) return 'throttled';
   if (e instanceof InvalidConfigError) return 'invalid_config';

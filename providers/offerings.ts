@@ -1,7 +1,7 @@
 // Fallback across a class's offerings, shared by every provider: try instance types (then zones)
 // in the class's order, skip offerings that recently had no capacity, remember new failures.
 import type { InstanceClass } from '../src/api/types.ts';
-import { InsufficientCapacityError } from './errors.ts';
+import { InsufficientCapacityError, QuotaExceededError } from './errors.ts';
 
 export interface Offering {
   instanceType: string;
@@ -56,6 +56,7 @@ export async function launchFirstAvailable<T>(
 ): Promise<T> {
   const tried: Offering[] = [];
   const reasons: string[] = [];
+  let allQuota = true;
   for (const o of all) {
     if (unavailable.isUnavailable(o)) {
       reasons.push(`${key(o)}: recently without capacity`);
@@ -66,9 +67,16 @@ export async function launchFirstAvailable<T>(
     } catch (e) {
       if (!(e instanceof InsufficientCapacityError)) throw e;
       unavailable.mark(o);
+      if (!(e instanceof QuotaExceededError)) allQuota = false;
       tried.push(o);
       reasons.push(`${key(o)}: ${e.message}`);
     }
+  }
+  if (allQuota && tried.length) {
+    throw new QuotaExceededError(
+      `account quota reached for every offering of the class (${reasons.join('; ')})`,
+      tried,
+    );
   }
   throw new InsufficientCapacityError(`no capacity in any offering of the class (${reasons.join('; ')})`, tried);
 }

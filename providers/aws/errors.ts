@@ -1,7 +1,13 @@
 // EC2 error codes → the provider error taxonomy (providers/errors.ts). Controllers never see an EC2
 // code: capacity codes fall through to the next offering, throttling backs off, configuration codes
 // wait for the class to change, a vanished instance is NotFound.
-import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../errors.ts';
+import {
+  InsufficientCapacityError,
+  InvalidConfigError,
+  NotFoundError,
+  QuotaExceededError,
+  ThrottledError,
+} from '../errors.ts';
 
 /** No capacity for this offering right now; another instance type or zone may have some. */
 const CAPACITY = new Set([
@@ -10,14 +16,14 @@ const CAPACITY = new Set([
   'InsufficientReservedInstanceCapacity',
   'InsufficientCapacity',
   'InsufficientFreeAddressesInSubnet',
-  'InstanceLimitExceeded',
-  'VcpuLimitExceeded',
   'Unsupported',
   'UnfulfillableCapacity',
-  'MaxSpotInstanceCountExceeded',
   'SpotMaxPriceTooLow',
   'ReservationCapacityExceeded',
 ]);
+
+/** An account quota: like capacity, another family may fit, but the user must raise the quota. */
+const QUOTA = new Set(['InstanceLimitExceeded', 'VcpuLimitExceeded', 'MaxSpotInstanceCountExceeded']);
 
 const THROTTLING = new Set([
   'RequestLimitExceeded',
@@ -78,12 +84,13 @@ export function ec2Code(e: unknown): string | undefined {
   return typeof code === 'string' ? code : e.name;
 }
 
-export type ErrorClass = 'capacity' | 'throttled' | 'config' | 'not-found' | 'transient' | 'other';
+export type ErrorClass = 'capacity' | 'quota' | 'throttled' | 'config' | 'not-found' | 'transient' | 'other';
 
 export function classify(e: unknown): ErrorClass {
   const code = ec2Code(e);
   if (code === undefined) return 'other';
   if (CAPACITY.has(code)) return 'capacity';
+  if (QUOTA.has(code)) return 'quota';
   if (THROTTLING.has(code)) return 'throttled';
   if (NOT_FOUND.has(code)) return 'not-found';
   if (CONFIG.has(code) || CONFIG_PREFIXES.some((p) => code.startsWith(p))) return 'config';
@@ -110,6 +117,14 @@ export function toProviderError(e: unknown, what: string, offering?: { instanceT
   const code = ec2Code(e) ?? 'unknown';
   const msg = `${what}: ${code}: ${e instanceof Error ? e.message : String(e)}`;
   switch (classify(e)) {
+    case 'quota':
+      return new QuotaExceededError(
+        `${msg} (raise the account's EC2 quota for this family: Service Quotas)`,
+        offering ? [offering] : [],
+        {
+          cause: e,
+        },
+      );
     case 'capacity':
       return new InsufficientCapacityError(msg, offering ? [offering] : [], { cause: e });
     case 'throttled':

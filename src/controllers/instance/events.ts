@@ -28,6 +28,15 @@ export const launched = (inst: Instance, c: CloudInstance): IppEvent => ({
 export const insufficientCapacity = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
   toInstanceAndPods(inst, pods, 'InsufficientCapacity', 'Launch', `no capacity for class ${cls}: ${cause}; will retry`);
 
+export const quotaExceeded = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
+  toInstanceAndPods(
+    inst,
+    pods,
+    'QuotaExceeded',
+    'Launch',
+    `account quota reached for class ${cls}: ${cause}; will retry`,
+  );
+
 export const invalidClass = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
   toInstanceAndPods(
     inst,

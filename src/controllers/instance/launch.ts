@@ -10,7 +10,12 @@ import {
 } from '../../api/names.ts';
 import { usability } from '../../api/classes.ts';
 import { describeError } from '../../kube/errors.ts';
-import { InsufficientCapacityError, InvalidConfigError, ThrottledError } from '../../../providers/errors.ts';
+import {
+  InsufficientCapacityError,
+  InvalidConfigError,
+  QuotaExceededError,
+  ThrottledError,
+} from '../../../providers/errors.ts';
 import type { ControllerContext } from '../context.ts';
 import type { LaunchAttempts } from './attempts.ts';
 import * as events from './events.ts';
@@ -72,7 +77,9 @@ export class Launch implements Step {
         this.ctx.events.record(...events.invalidClass(inst, pods, className, e.message));
         return { halt: true, requeueAfterMs: 60_000 };
       }
-      if (e instanceof InsufficientCapacityError) {
+      if (e instanceof QuotaExceededError) {
+        this.ctx.events.record(...events.quotaExceeded(inst, pods, className, e.message));
+      } else if (e instanceof InsufficientCapacityError) {
         this.ctx.events.record(...events.insufficientCapacity(inst, pods, className, e.message));
       } else {
         this.ctx.events.record(...events.launchFailed(inst, pods, className, describeError(e)));

@@ -5,14 +5,14 @@ import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { namespaceAllowed, usability, type PlacementMode } from '../../api/classes.ts';
 import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
-import { awaitsPlacement, classOf, hasController, isGated } from '../../api/pods.ts';
+import { awaitsPlacement, classOf, hasController, isGated, pinnedNodeOf, unschedulableSince } from '../../api/pods.ts';
 import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
 import type { Instance } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import * as events from './events.ts';
-import { plan, type Placement } from './plan.ts';
+import { plan, STRANDED_AFTER_MS, type Placement } from './plan.ts';
 
 export interface ProvisioningContext extends ControllerContext {
   newName?: (cls: string) => string;
@@ -59,7 +59,9 @@ export class ProvisioningController implements Controller {
     if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
     const pods = state.podsOfClass(className);
     const waiting = pods.filter(awaitsPlacement);
-    if (!waiting.length) return;
+    // Pinned pods the scheduler has not placed yet: watched until bound, or stranded.
+    const unplaced = pods.filter((p) => pinnedNodeOf(p) && !p.spec?.nodeName && unschedulableSince(p));
+    if (!waiting.length && !unplaced.length) return;
 
     const usable = usability(state.instanceClass(className), className, this.ctx.providers);
     if (!usable.usable) {
@@ -162,6 +164,9 @@ export class ProvisioningController implements Controller {
     if (failures)
       throw new Error(`${failures} claim/placement write(s) for class ${className} did not apply; retrying`);
     this.ctx.metrics.pendingPods.set({ class: className }, waiting.length - decided.placements.length);
+    // Nothing else wakes the class when a pinned pod has been unschedulable long enough to be stranded.
+    if (unplaced.length > decided.stranded.length)
+      return { requeueAfterMs: this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS };
   }
 
   /** True once the cache shows every claim and Instance this controller wrote for the class. */

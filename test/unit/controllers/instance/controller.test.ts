@@ -3,7 +3,12 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FINALIZER } from '../../../../src/api/names.ts';
 import { InstanceController, statusPatch } from '../../../../src/controllers/instance/controller.ts';
-import { InsufficientCapacityError, InvalidConfigError, ThrottledError } from '../../../../providers/errors.ts';
+import {
+  InsufficientCapacityError,
+  InvalidConfigError,
+  QuotaExceededError,
+  ThrottledError,
+} from '../../../../providers/errors.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -51,6 +56,14 @@ describe('launch', () => {
     expect(reasons()).toEqual(['Instance/InsufficientCapacity/Launch', 'Pod/InsufficientCapacity/Provision']);
     expect(f.events[1]!.note).toContain('no sim.large in zone-a');
     expect(f.writes.log).toEqual([]);
+  });
+
+  it('says quota, not capacity, when an account quota stops the launch', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    f.provider.nextCreateError = new QuotaExceededError('VcpuLimitExceeded for the i3 family');
+    await expect(controller.reconcile('i-1')).rejects.toBeInstanceOf(QuotaExceededError);
+    expect(reasons()).toEqual(['Instance/QuotaExceeded/Launch', 'Pod/QuotaExceeded/Provision']);
   });
 
   it('backs off as long as the cloud asks when throttled, without an Event or a write', async () => {
