@@ -132,7 +132,12 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     const queue = new WorkQueue({
       name,
       // Provisioning is keyed by class: more workers than busy classes would only wait.
-      concurrency: name === 'provisioning' ? Math.min(opts.concurrency, 2) : opts.concurrency,
+      concurrency:
+        name === 'provisioning'
+          ? Math.min(opts.concurrency, 2)
+          : name === 'instance'
+            ? opts.launchConcurrency
+            : opts.concurrency,
       logger,
       onDepth: (d) => metrics.workqueueDepth.set({ queue: name }, d),
       onResult: (result) => {

@@ -16,6 +16,8 @@ export interface Options {
   metricsHost: string;
   logLevel: string;
   concurrency: number;
+  /** Instance reconciles (launches, teardowns) in flight at once: bounded by the cloud's request budget, not by --concurrency. */
+  launchConcurrency: number;
   gcIntervalMs: number;
   gcGracePeriodMs: number;
   /** How long a pinned pod may stay unschedulable before it counts as stranded. */
@@ -119,6 +121,15 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     )
     .addOption(
       o('--concurrency <n>', 'parallel reconciles per controller', 'IPP_CONCURRENCY').argParser(int).default(4),
+    )
+    .addOption(
+      o(
+        '--launch-concurrency <n>',
+        'Instance reconciles (launches, teardowns) in flight at once; the provider groups and rate-limits the cloud calls',
+        'IPP_LAUNCH_CONCURRENCY',
+      )
+        .argParser(int)
+        .default(32),
     )
     .addOption(
       o('--gc-interval <duration>', 'how often garbage collection compares cloud and cluster', 'IPP_GC_INTERVAL')
@@ -245,6 +256,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     metricsHost: v.metricsHost,
     logLevel: v.logLevel,
     concurrency: Math.max(1, v.concurrency),
+    launchConcurrency: Math.max(1, v.launchConcurrency),
     gcIntervalMs: v.gcInterval,
     gcGracePeriodMs: v.gcGracePeriod,
     strandedAfterMs: v.strandedAfter,

@@ -31,6 +31,17 @@ interface InFlight {
   since: number;
 }
 const EXPECTATION_TIMEOUT_MS = 30_000;
+/** Pod and Instance writes of one pass in flight at once. */
+const WRITES_IN_FLIGHT = 16;
+
+/** Runs `each` over `items`, at most `limit` at a time. */
+async function eachBounded<T>(items: readonly T[], limit: number, each: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await each(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
 
 export class ProvisioningController implements Controller {
   readonly name = 'provisioning';
@@ -123,16 +134,27 @@ export class ProvisioningController implements Controller {
       }
     };
     const expect: InFlight = { claims: new Map(), instances: new Set(), since: this.now() };
-    const reserved = new Set<string>();
-    for (const claim of decided.claims) {
+    // Placements first: a pod whose node is Ready is pinned at once, never behind the batch's claims.
+    await eachBounded(decided.placements, WRITES_IN_FLIGHT, async (placement) => {
+      try {
+        // The webhook chose per pod: gated pods are pinned (the scheduler binds), the others carry
+        // schedulerName ipp and are bound here.
+        await this.place(placement, isGated(placement.pod) ? 'pin' : 'bind');
+      } catch (e) {
+        failed(placement.pod, 'placement', e);
+      }
+    });
+    // Claims of different pods are independent: claim → create runs in order per pod, pods in parallel.
+    const reserving = new Map<string, Promise<void>>();
+    await eachBounded(decided.claims, WRITES_IN_FLIGHT, async (claim) => {
       const { pod } = claim;
       try {
         if (pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance) {
-          // Reusing an idle instance: reserve it first, so its idle teardown cannot win the race.
+          // Reusing an idle instance: reserve it first (once), so its idle teardown cannot win the race.
           const idle = claim.create ? undefined : state.instance(claim.instance);
-          if (idle?.status?.idleSince && !reserved.has(claim.instance)) {
-            await api.instances.reserve(idle);
-            reserved.add(claim.instance);
+          if (idle?.status?.idleSince) {
+            if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.reserve(idle));
+            await reserving.get(claim.instance);
           }
           await api.pods.claim(pod, claim.instance);
           expect.claims.set(`${pod.metadata!.namespace}/${pod.metadata!.name}`, [pod.metadata!.uid!, claim.instance]);
@@ -149,17 +171,8 @@ export class ProvisioningController implements Controller {
       } catch (e) {
         failed(pod, 'claim', e);
       }
-    }
+    });
     if (expect.claims.size || expect.instances.size) this.inFlight.set(className, expect);
-    for (const placement of decided.placements) {
-      try {
-        // The webhook chose per pod: gated pods are pinned (the scheduler binds), the others carry
-        // schedulerName ipp and are bound here.
-        await this.place(placement, isGated(placement.pod) ? 'pin' : 'bind');
-      } catch (e) {
-        failed(placement.pod, 'placement', e);
-      }
-    }
     // Stale reads are normal (our own claim changed the pod); the queue's backoff retries them.
     if (failures)
       throw new Error(`${failures} claim/placement write(s) for class ${className} did not apply; retrying`);

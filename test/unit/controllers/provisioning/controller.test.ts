@@ -21,12 +21,17 @@ describe('ProvisioningController', () => {
   it('claims each waiting pod before creating its Instance, and tells the pod', async () => {
     f.cluster.podList = [pod('web-1'), pod('web-2', { created: '2024-01-01T00:00:01Z' })];
     await controller.reconcile('metal');
-    expect(f.writes.log).toEqual([
-      ['pods.claim', 'web-1', 'metal-a'],
-      ['instances.create', 'metal-a', 'metal'],
-      ['pods.claim', 'web-2', 'metal-b'],
-      ['instances.create', 'metal-b', 'metal'],
-    ]);
+    // Pods in parallel; for each pod, the claim strictly before its Instance.
+    expect(f.writes.log).toHaveLength(4);
+    for (const [pod, inst] of [
+      ['web-1', 'metal-a'],
+      ['web-2', 'metal-b'],
+    ]) {
+      const claimAt = f.writes.log.findIndex((w) => w[0] === 'pods.claim' && w[1] === pod && w[2] === inst);
+      const createAt = f.writes.log.findIndex((w) => w[0] === 'instances.create' && w[1] === inst);
+      expect(claimAt).toBeGreaterThanOrEqual(0);
+      expect(createAt).toBeGreaterThan(claimAt);
+    }
     expect(reasons()).toEqual(['web-1/Provisioning', 'web-2/Provisioning']);
   });
 
@@ -35,6 +40,14 @@ describe('ProvisioningController', () => {
     await controller.reconcile('metal');
     expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
     expect(f.writes.of('instances.create')).toHaveLength(1);
+  });
+
+  it('pins a pod whose node is Ready before writing the claims of the rest of the batch', async () => {
+    f.cluster.podList = [pod('new-1'), pod('ready', { claim: 'metal-x', created: '2024-01-01T00:00:05Z' })];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log[0]).toEqual(['pods.pin', 'ready', 'n1']);
   });
 
   it('pins a claimed pod once its Instance is Ready on a Ready node', async () => {
