@@ -3,6 +3,7 @@
 import type { Instance as Ec2Instance, Tag } from '@aws-sdk/client-ec2';
 import { NotFoundError } from '../errors.ts';
 import type { CloudInstance, CloudState } from '../types.ts';
+import { obtainedIsolation } from './isolation.ts';
 
 /** Lists, in launch-index order, the Instances one RunInstances launched: `/a/b/c/`. */
 export const TAG_LAUNCH_GROUP = 'ipp.dev/launch-group';
@@ -38,6 +39,8 @@ export function toCloudInstance(i: Ec2Instance): CloudInstance {
     state: STATES[i.State?.Name ?? ''] ?? 'pending',
     tags: Object.fromEntries((i.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
     launchedAt: i.LaunchTime ?? new Date(0),
+    // As EC2 describes it; a fresh launch replaces this with what its accepted request asked for.
+    hostIsolation: obtainedIsolation(i.InstanceType ?? '', i),
   };
 }
 

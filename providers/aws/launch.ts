@@ -14,6 +14,7 @@ import {
   type EksCluster,
 } from './bootstrap.ts';
 import { launchGroupValue, MAX_TAG_VALUE, TAG_LAUNCH_GROUP, toTags } from './instances.ts';
+import { isolationInput, type CpuFacts } from './isolation.ts';
 import { batchClientToken, clientToken, paramsDigest } from './token.ts';
 
 /** One Instance waiting to be launched on one offering. */
@@ -21,6 +22,8 @@ export interface Member {
   req: LaunchRequest;
   offering: Offering;
   subnetId: string | undefined;
+  /** The offering's instance type as DescribeInstanceTypes has it; only when the class's isolation needs it. */
+  cpu?: CpuFacts | undefined;
 }
 
 /** What the launch parameters depend on besides the requests. */
@@ -64,6 +67,9 @@ export function baseInput(m: Member): RunInstancesCommandInput {
   else if (aws.ami?.ssmParameter) input.ImageId = `resolve:ssm:${aws.ami.ssmParameter}`;
   if (m.subnetId) input.SubnetId = m.subnetId;
   else if (m.offering.zone) input.Placement = { AvailabilityZone: m.offering.zone };
+  const isolation = isolationInput(m.req.class, m.offering.instanceType, m.cpu);
+  if (isolation.tenancy) input.Placement = { ...input.Placement, Tenancy: isolation.tenancy };
+  if (isolation.cpuOptions) input.CpuOptions = isolation.cpuOptions;
   if (aws.securityGroupIds?.length) input.SecurityGroupIds = aws.securityGroupIds;
   if (aws.instanceProfile)
     input.IamInstanceProfile = aws.instanceProfile.startsWith('arn:')

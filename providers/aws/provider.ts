@@ -7,9 +7,11 @@
 // Credentials come from the SDK's default chain (IRSA, EKS Pod Identity, instance profile) unless a
 // test passes static ones. Launch parameters are built in launch.ts, reads live in lookup.ts.
 import {
+  DescribeInstanceTypesCommand,
   EC2Client,
   RunInstancesCommand,
   TerminateInstancesCommand,
+  type DescribeInstanceTypesCommandInput,
   type Instance as Ec2Instance,
   type RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
@@ -24,7 +26,23 @@ import type { EksCluster } from './bootstrap.ts';
 import { allocatable } from './capacity.ts';
 import { classify, toProviderError } from './errors.ts';
 import { parseProviderId, toCloudInstance } from './instances.ts';
-import { describeMembers, groupKey, groupSize, launchInput, type LaunchContext, type Member } from './launch.ts';
+import {
+  cpuFactsOf,
+  cpuProblems,
+  needsCpuFacts,
+  obtainedIsolation,
+  validateAwsIsolation,
+  type CpuFacts,
+} from './isolation.ts';
+import {
+  baseInput,
+  describeMembers,
+  groupKey,
+  groupSize,
+  launchInput,
+  type LaunchContext,
+  type Member,
+} from './launch.ts';
 import {
   describeById,
   describePlacement,
@@ -81,6 +99,8 @@ export class AwsProvider implements CloudProvider {
   private readonly launchContext: LaunchContext;
   private readonly api: Ec2Calls;
   private readonly placements = new Map<string, { at: number; placement: Promise<Placement> }>();
+  /** DescribeInstanceTypes answers by type; they change only when AWS changes a type, so an hour is fresh. */
+  private readonly cpuFacts = new Map<string, { at: number; facts: CpuFacts }>();
   private readonly launches: Coalescer<Member, CloudInstance>;
   private readonly lookups: Coalescer<string, { instance?: CloudInstance }>;
 
@@ -133,7 +153,7 @@ export class AwsProvider implements CloudProvider {
   }
 
   validate(cls: InstanceClass): string[] {
-    return validateAwsSettings(cls);
+    return [...validateAwsSettings(cls), ...validateAwsIsolation(cls)];
   }
 
   capacity(instanceType: string): Resources | undefined {
@@ -150,6 +170,7 @@ export class AwsProvider implements CloudProvider {
       log.info({ providerID: existing.providerID }, 'instance already launched; reusing it');
       return existing;
     }
+    const cpu = needsCpuFacts(req.class) ? await this.describeTypes(req.class) : undefined;
     const placement = await this.placement(req.class);
     const all = offerings(req.class, placement.zones).filter(
       (o) => !o.zone || !placement.subnetByZone.size || placement.subnetByZone.has(o.zone),
@@ -164,6 +185,7 @@ export class AwsProvider implements CloudProvider {
         req,
         offering,
         subnetId: offering.zone ? placement.subnetByZone.get(offering.zone) : undefined,
+        cpu: cpu?.get(offering.instanceType),
       };
       return this.launches.submit(groupKey(this.launchContext, member), member);
     });
@@ -196,6 +218,34 @@ export class AwsProvider implements CloudProvider {
   /** The launch input of `members` (one or several) and the token that makes it idempotent. */
   launchInput(members: Member[], tokenAttempt = 0): RunInstancesCommandInput {
     return launchInput(this.launchContext, members, tokenAttempt);
+  }
+
+  /** CPU facts of the class's types; InvalidConfigError naming the field when one cannot deliver the class's isolation. */
+  private async describeTypes(cls: InstanceClass): Promise<Map<string, CpuFacts>> {
+    const fresh = (t: string) => {
+      const c = this.cpuFacts.get(t);
+      return c && this.clock.now() - c.at < 60 * 60_000 ? c : undefined;
+    };
+    const missing = cls.spec.instanceTypes.filter((t) => !fresh(t));
+    if (missing.length) {
+      const r = await this.call('describe', `DescribeInstanceTypes ${missing.join(', ')}`, () =>
+        this.ec2.send(
+          new DescribeInstanceTypesCommand({
+            InstanceTypes: missing as DescribeInstanceTypesCommandInput['InstanceTypes'],
+          }),
+        ),
+      );
+      for (const info of r.InstanceTypes ?? [])
+        if (info.InstanceType) this.cpuFacts.set(info.InstanceType, { at: this.clock.now(), facts: cpuFactsOf(info) });
+    }
+    const facts = new Map<string, CpuFacts>();
+    for (const t of cls.spec.instanceTypes) {
+      const f = fresh(t);
+      if (f) facts.set(t, f.facts);
+    }
+    const problems = cpuProblems(cls, facts);
+    if (problems.length) throw new InvalidConfigError(`InstanceClass ${cls.metadata.name}: ${problems.join('; ')}`);
+    return facts;
   }
 
   /** The class's subnets by zone; one DescribeSubnets per class and 5 minutes, however many creates ask at once. */
@@ -240,6 +290,7 @@ export class AwsProvider implements CloudProvider {
           );
         }
         const ci = toCloudInstance(i);
+        ci.hostIsolation = obtainedIsolation(m.offering.instanceType, baseInput(m), m.cpu);
         if (members.length > 1) {
           try {
             await tagInstance(this.api, i.InstanceId, m.req.instance.name);
