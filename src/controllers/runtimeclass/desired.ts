@@ -4,23 +4,15 @@
 // RuntimeClass admission plugin adds the class toleration and the handler's overhead before ipp's
 // webhook runs.
 import type { V1OwnerReference, V1RuntimeClass } from '@kubernetes/client-node';
-import { API_VERSION, NODE_CLASS_LABEL } from '../../api/names.ts';
+import { API_VERSION, NODE_CLASS_LABEL, RUNTIME_CLASS_PREFIX, runtimeClassName } from '../../api/names.ts';
 import { parseQuantity } from '../../api/quantity.ts';
 import type { InstanceClass } from '../../api/types.ts';
 import { classToleration } from '../../webhook/mutate.ts';
 
-export const RUNTIME_CLASS_PREFIX = 'ipp-';
+export { classOfRuntimeClass, runtimeClassName } from '../../api/names.ts';
 export const DEFAULT_HANDLER = 'runc';
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'ipp' };
 
-export const runtimeClassName = (cls: string) => `${RUNTIME_CLASS_PREFIX}${cls}`;
-
-/** The InstanceClass a runtimeClassName stands for, or undefined when it is not an ipp one. */
-export function classOfRuntimeClass(name: string | undefined): string | undefined {
-  if (!name?.startsWith(RUNTIME_CLASS_PREFIX)) return undefined;
-  const cls = name.slice(RUNTIME_CLASS_PREFIX.length);
-  return cls === '' ? undefined : cls;
-}
 
 function ownerOf(cls: InstanceClass): V1OwnerReference {
   return {
