@@ -13,7 +13,6 @@ export { classOfRuntimeClass, runtimeClassName } from '../../api/names.ts';
 export const DEFAULT_HANDLER = 'runc';
 const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'ipp' };
 
-
 function ownerOf(cls: InstanceClass): V1OwnerReference {
   return {
     apiVersion: API_VERSION,
