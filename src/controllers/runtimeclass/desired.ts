@@ -121,6 +121,7 @@ export function runtimeClassAction(
       metadata: {
         ...want.metadata,
         labels: { ...labels, ...want.metadata!.labels },
+        ...(existing.metadata?.annotations ? { annotations: existing.metadata.annotations } : {}),
         resourceVersion: existing.metadata?.resourceVersion,
       },
     },
