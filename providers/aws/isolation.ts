@@ -1,5 +1,5 @@
 // Host isolation on EC2 (the provider-neutral levels are in ../isolation.ts):
-//   DedicatedHardware  Placement.Tenancy dedicated: the physical host runs only this account's instances
+//   DedicatedHardware  Placement.Tenancy dedicated (or host, spec.aws.tenancy): the physical host runs only this account's instances
 //   BareMetal          *.metal types only: no hypervisor, the whole machine
 //   smt: Off           CpuOptions { CoreCount: <default cores>, ThreadsPerCore: 1 } (EC2 wants both)
 //   nestedVirtualization  CpuOptions.NestedVirtualization enabled (c8i, m8i, r8i and -flex); metal runs VMs natively
@@ -55,6 +55,10 @@ export function needsCpuFacts(cls: InstanceClass): boolean {
 export function validateAwsIsolation(cls: InstanceClass): string[] {
   const want = requiredIsolation(cls);
   const out: string[] = [];
+  if (cls.spec.aws?.tenancy && want.level !== 'DedicatedHardware')
+    out.push(
+      `spec.aws.tenancy: ${cls.spec.aws.tenancy} only applies to spec.hostIsolation: DedicatedHardware (the class asks for ${want.level})`,
+    );
   cls.spec.instanceTypes.forEach((t, i) => {
     const field = `spec.instanceTypes[${i}]`;
     const metal = isMetalType(t);
@@ -100,12 +104,12 @@ export function isolationInput(
   cls: InstanceClass,
   instanceType: string,
   facts: CpuFacts | undefined,
-): { tenancy?: 'dedicated'; cpuOptions?: RunInstancesCommandInput['CpuOptions'] } {
+): { tenancy?: 'dedicated' | 'host'; cpuOptions?: RunInstancesCommandInput['CpuOptions'] } {
   const want = requiredIsolation(cls);
   const metal = isMetalType(instanceType);
-  const out: { tenancy?: 'dedicated'; cpuOptions?: RunInstancesCommandInput['CpuOptions'] } = {};
+  const out: { tenancy?: 'dedicated' | 'host'; cpuOptions?: RunInstancesCommandInput['CpuOptions'] } = {};
   // A metal instance is the whole machine already; tenancy would add nothing.
-  if (want.level === 'DedicatedHardware' && !metal) out.tenancy = 'dedicated';
+  if (want.level === 'DedicatedHardware' && !metal) out.tenancy = cls.spec.aws?.tenancy ?? 'dedicated';
   const cpu: NonNullable<RunInstancesCommandInput['CpuOptions']> = {};
   if (want.smt === 'Off') {
     if (!facts) throw new Error(`no CPU facts for ${instanceType}: smt Off needs its core count`);

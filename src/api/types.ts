@@ -56,6 +56,11 @@ export interface AwsSettings {
   rootVolume?: { sizeGiB?: number; type?: string };
   /** Replaces the generated nodeadm bootstrap entirely (the user then owns registration labels/taint). */
   userData?: string;
+  /**
+   * How hostIsolation DedicatedHardware is obtained: dedicated (Dedicated Instances, default) or host
+   * (on one of your Dedicated Hosts with auto-placement on).
+   */
+  tenancy?: 'dedicated' | 'host';
 }
 
 export interface GceSettings {

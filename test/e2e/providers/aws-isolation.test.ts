@@ -105,6 +105,15 @@ describe('host isolation on EC2 (moto)', () => {
     expect(ci.hostIsolation).toEqual({ level: 'DedicatedHardware', smt: 'On', nestedVirtualization: false });
   });
 
+  it('DedicatedHardware on a Dedicated Host: Placement.Tenancy host', async () => {
+    const cluster = `iso-${suffix()}`;
+    const cls = isolated('onhost', ['m5.large'], { hostIsolation: 'DedicatedHardware' });
+    cls.spec.aws!.tenancy = 'host';
+    const ci = await provider(cluster).create(launch(cluster, cls, 'onhost-a'));
+    expect(launches()).toEqual([{ InstanceType: 'm5.large', Tenancy: 'host' }]);
+    expect(ci.hostIsolation?.level).toBe('DedicatedHardware');
+  });
+
   it('BareMetal: only the metal type, no tenancy or CPU options needed', async () => {
     const cluster = `iso-${suffix()}`;
     const cls = isolated('metal', ['m5.metal'], { hostIsolation: 'BareMetal' });

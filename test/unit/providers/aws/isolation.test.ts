@@ -81,6 +81,17 @@ describe('validateAwsIsolation (from the type names)', () => {
     expect(nested).toMatch(/^spec\.nestedVirtualization: spec\.instanceTypes\[1\] m5\.large cannot run VMs/);
   });
 
+  it('takes spec.aws.tenancy host for DedicatedHardware only', () => {
+    const host = (level: InstanceClassSpec['hostIsolation']) =>
+      cls(['m5.large'], { hostIsolation: level, aws: { ami: { id: 'ami-0a' }, tenancy: 'host' } });
+    expect(validateAwsIsolation(host('DedicatedHardware'))).toEqual([]);
+    expect(isolationInput(host('DedicatedHardware'), 'm5.large', undefined)).toEqual({ tenancy: 'host' });
+    expect(obtainedIsolation('m5.large', { Placement: { Tenancy: 'host' } }).level).toBe('DedicatedHardware');
+    expect(validateAwsIsolation(host('VM'))).toEqual([
+      'spec.aws.tenancy: host only applies to spec.hostIsolation: DedicatedHardware (the class asks for VM)',
+    ]);
+  });
+
   it('knows metal names', () => {
     expect(['m5.metal', 'c6i.metal', 'm7i.metal-48xl', 'u-6tb1.metal'].every(isMetalType)).toBe(true);
     expect(['m5.large', 'metal', 'x.metallic', 'm5.24xlarge'].some(isMetalType)).toBe(false);
