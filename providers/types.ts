@@ -2,7 +2,7 @@
 // idempotent: create() with the same Instance UID returns the same instance, delete() of a gone
 // instance throws NotFoundError, so a controller killed at any line can simply call again.
 import type { Resources } from '../src/api/classes.ts';
-import type { InstanceClass } from '../src/api/types.ts';
+import type { HostIsolation, InstanceClass } from '../src/api/types.ts';
 
 export type { Resources };
 
@@ -31,6 +31,8 @@ export interface CloudInstance {
   state: CloudState;
   tags: Record<string, string>;
   launchedAt: Date;
+  /** The isolation this instance obtained, when the provider knows it (the Instance status records it). */
+  hostIsolation?: HostIsolation;
 }
 
 export interface CloudProvider {

@@ -8,6 +8,8 @@ import { GarbageCollector } from './controllers/garbagecollection/controller.ts'
 import { InstanceController } from './controllers/instance/controller.ts';
 import { InstanceClassController } from './controllers/instanceclass/controller.ts';
 import { ProvisioningController } from './controllers/provisioning/controller.ts';
+import { classOfRuntimeClass } from './api/names.ts';
+import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
 import { startOpsServer } from './health/server.ts';
 import { EventRecorder } from './kube/events.ts';
 import { ClassWriter } from './kube/classes.ts';
@@ -15,6 +17,7 @@ import { LeadershipFence } from './kube/fence.ts';
 import { InstanceWriter } from './kube/instances.ts';
 import { NodeReader, NodeWriter } from './kube/nodes.ts';
 import { PodWriter } from './kube/pods.ts';
+import { RuntimeClassApi } from './kube/runtimeclasses.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { WorkQueue } from './kube/workqueue.ts';
 import type { Logger } from './log.ts';
@@ -122,10 +125,16 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     metrics,
     logger,
   };
+  const runtimeClassApi = new RuntimeClassApi(kc);
+  const runtimeClasses = new RuntimeClassController(
+    ctx,
+    fence.guard(runtimeClassApi, 'runtimeclasses', ['create', 'replace', 'delete']),
+  );
   const controllers = [
     new ProvisioningController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
     new InstanceController(ctx),
     new InstanceClassController(ctx),
+    runtimeClasses,
   ];
   for (const controller of controllers) {
     const name = controller.name;
@@ -147,6 +156,11 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     });
     routes.push({ controller, queue });
   }
+  // A RuntimeClass ipp-<class> changed by anyone wakes its class in the RuntimeClass controller.
+  const runtimeClassWatch = runtimeClassApi.informer(logger, (rc) => {
+    const cls = classOfRuntimeClass(rc.metadata?.name);
+    if (cls) routes.find((r) => r.controller === runtimeClasses)?.queue.add(cls);
+  });
   const collector = new GarbageCollector({ ...ctx, gracePeriodMs: opts.gcGracePeriodMs });
   const auditor = new Auditor(state, events, metrics, logger);
 
@@ -174,6 +188,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   logger.info({ port: ops.port }, 'metrics and health endpoints up');
 
   await state.start();
+  await runtimeClassWatch.start();
   logger.info('caches synced');
   if (opts.webhook) admission = await startAdmission(opts, kc, state, logger, metrics);
 
@@ -221,6 +236,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   } finally {
     await admission?.close();
     await events.flush().catch(() => {});
+    await runtimeClassWatch.stop();
     await state.stop();
     await ops.close();
   }

@@ -5,16 +5,17 @@
 // from a real cloud: same interface, same typed errors, same registration path.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import type { InstanceClass } from '../../src/api/types.ts';
+import type { HostIsolation, InstanceClass } from '../../src/api/types.ts';
 import { parseDuration } from '../../src/api/duration.ts';
 import { TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE } from '../../src/api/names.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kube/errors.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
 import type { Logger } from '../../src/log.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../errors.ts';
+import { requiredIsolation } from '../isolation.ts';
 import { launchFirstAvailable, offerings, UnavailableOfferings } from '../offerings.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, NodeIdentity, Resources } from '../types.ts';
-import { CATALOG, ZONES } from './catalog.ts';
+import { CATALOG, FEATURES, ZONES } from './catalog.ts';
 
 export interface SimulatedProviderOptions {
   kubeconfig: KubeConfig;
@@ -40,6 +41,39 @@ interface SimulatedRecord {
   register: boolean;
   node: NodeIdentity;
   tags: { [k: string]: string };
+  /** What the launch obtained (absent in records written before host isolation existed). */
+  hostIsolation?: HostIsolation;
+}
+
+/** Problems with the class's host isolation on the simulated types, naming the field. */
+export function simulatedIsolationProblems(cls: InstanceClass): string[] {
+  const want = requiredIsolation(cls);
+  const out: string[] = [];
+  cls.spec.instanceTypes.forEach((t, i) => {
+    const f = FEATURES[t];
+    if (!f) return;
+    const field = `spec.instanceTypes[${i}]`;
+    if (want.level === 'BareMetal' && !f.metal)
+      out.push(
+        `spec.hostIsolation: BareMetal needs bare-metal instance types, and ${field} ${t} is a VM; use sim.metal`,
+      );
+    if (want.smt === 'Off' && !f.smtOff)
+      out.push(`spec.smt: Off cannot be delivered by ${field} ${t}; use sim.medium or sim.large`);
+    if (want.nestedVirtualization && !f.nested)
+      out.push(`spec.nestedVirtualization: ${field} ${t} cannot run VMs; use sim.medium or sim.metal`);
+  });
+  return out;
+}
+
+/** The isolation a simulated launch of `instanceType` obtains for the class. */
+function obtained(cls: InstanceClass, instanceType: string): HostIsolation {
+  const want = requiredIsolation(cls);
+  const f = FEATURES[instanceType]!;
+  return {
+    level: f.metal ? 'BareMetal' : want.level === 'DedicatedHardware' ? 'DedicatedHardware' : 'VM',
+    smt: want.smt === 'Off' && f.smtOff ? 'Off' : 'On',
+    nestedVirtualization: f.metal || (want.nestedVirtualization === true && f.nested),
+  };
 }
 
 const idOf = (providerID: string) => providerID.slice(providerID.lastIndexOf('/') + 1);
@@ -75,7 +109,7 @@ export class SimulatedProvider implements CloudProvider {
     } catch (e) {
       problems.push((e as Error).message);
     }
-    return problems;
+    return [...problems, ...simulatedIsolationProblems(cls)];
   }
 
   capacity(instanceType: string): Resources | undefined {
@@ -113,6 +147,7 @@ export class SimulatedProvider implements CloudProvider {
         register: sim.register !== false,
         node: req.node,
         tags: req.tags,
+        hostIsolation: obtained(req.class, o.instanceType),
       };
       try {
         await this.core.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.toConfigMap(record) });
@@ -248,6 +283,7 @@ export class SimulatedProvider implements CloudProvider {
       state: 'running',
       tags: r.tags,
       launchedAt: new Date(r.launchedAt),
+      ...(r.hostIsolation ? { hostIsolation: r.hostIsolation } : {}),
     };
   }
 }

@@ -7,6 +7,19 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 /** Pod opt-in label; the same key as the original Instance-per-Pod project so old manifests work. */
 export const CLASS_LABEL = 'ipp-class';
 
+/**
+ * RuntimeClass ipp-<class>, one per InstanceClass: `runtimeClassName: ipp-<class>` opts a pod in
+ * exactly as the label does. The prefix is ipp's: a pod naming ipp-<x> is always treated as class x.
+ */
+export const RUNTIME_CLASS_PREFIX = 'ipp-';
+export const runtimeClassName = (cls: string) => `${RUNTIME_CLASS_PREFIX}${cls}`;
+/** The InstanceClass a runtimeClassName stands for; undefined for any other RuntimeClass. */
+export function classOfRuntimeClass(name: string | undefined): string | undefined {
+  if (typeof name !== 'string' || !name.startsWith(RUNTIME_CLASS_PREFIX)) return undefined;
+  const cls = name.slice(RUNTIME_CLASS_PREFIX.length);
+  return cls === '' ? undefined : cls;
+}
+
 /** Scheduling gate the webhook adds; removed by the pin. */
 export const GATE = 'ipp.dev/provision';
 /** Scheduler name of bind mode: pods with it are bound by the controller through pods/binding. */

@@ -4,6 +4,33 @@ import type { V1ObjectMeta, V1Condition } from '@kubernetes/client-node';
 
 export type Isolation = 'Pod' | 'Class';
 
+/**
+ * How much of the physical machine an instance has to itself (docs/security.md has what each closes).
+ * VM: a virtual machine on a host the cloud shares with other customers. DedicatedHardware: a VM on
+ * a host that runs only this account's VMs (EC2 dedicated tenancy, GCE sole-tenant). BareMetal: no
+ * hypervisor at all, the whole machine (EC2 *.metal, GCE *-metal).
+ */
+export type HostIsolationLevel = 'VM' | 'DedicatedHardware' | 'BareMetal';
+export const HOST_ISOLATION_LEVELS: readonly HostIsolationLevel[] = ['VM', 'DedicatedHardware', 'BareMetal'];
+/** Simultaneous multithreading: Off gives each vCPU a core of its own (no sibling hyperthread). */
+export type Smt = 'On' | 'Off';
+
+/** The isolation an instance actually obtained (Instance status, from the provider's launch). */
+export interface HostIsolation {
+  level: HostIsolationLevel;
+  smt: Smt;
+  /** The instance can run virtual machines itself (hardware virtualization exposed to the guest, or bare metal). */
+  nestedVirtualization?: boolean;
+}
+
+/** The RuntimeClass ipp-<class> that ipp keeps for each class (opt-in by runtimeClassName). */
+export interface RuntimeClassSettings {
+  /** CRI handler on the class's nodes: runc (default), or kata / runsc for a sandbox inside the dedicated node. */
+  handler?: string;
+  /** Resources the handler itself uses per pod (RuntimeClass overhead.podFixed), e.g. { cpu: 250m, memory: 160Mi } for Kata. */
+  overhead?: { podFixed?: Record<string, string> };
+}
+
 /** Knobs of the simulated provider: how it "boots" instances and how it can be told to fail. */
 export interface SimulatedSettings {
   /** Time from launch until the node registers. Default 2s. */
@@ -29,6 +56,11 @@ export interface AwsSettings {
   rootVolume?: { sizeGiB?: number; type?: string };
   /** Replaces the generated nodeadm bootstrap entirely (the user then owns registration labels/taint). */
   userData?: string;
+  /**
+   * How hostIsolation DedicatedHardware is obtained: dedicated (Dedicated Instances, default) or host
+   * (on one of your Dedicated Hosts with auto-placement on).
+   */
+  tenancy?: 'dedicated' | 'host';
 }
 
 export interface GceSettings {
@@ -57,6 +89,13 @@ export interface InstanceClassSpec {
   namespaces?: string[];
   /** May an idle instance serve another pod of this class (Pod isolation)? Default true. */
   reuse?: boolean;
+  /** Default VM. Providers refuse a class whose instance types cannot deliver it. */
+  hostIsolation?: HostIsolationLevel;
+  /** Default On (the instance type's own setting). Off: one thread per core. */
+  smt?: Smt;
+  /** The node can run VMs itself (Kata Containers inside a dedicated node without bare metal). */
+  nestedVirtualization?: boolean;
+  runtimeClass?: RuntimeClassSettings;
   simulated?: SimulatedSettings;
   aws?: AwsSettings;
   gce?: GceSettings;
@@ -99,6 +138,8 @@ export interface InstanceStatus {
   providerID?: string;
   instanceType?: string;
   zone?: string;
+  /** The isolation the cloud instance obtained (never weaker than the class asks for). */
+  hostIsolation?: HostIsolation;
   nodeName?: string;
   /** Pods this instance serves or has been given (claimed, pinned or bound). */
   pods?: PodRef[];

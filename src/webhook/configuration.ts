@@ -7,7 +7,7 @@ import type {
   V1MutatingWebhookConfiguration,
   AdmissionregistrationV1WebhookClientConfig,
 } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, TAINT_KEY } from '../api/names.ts';
+import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, RUNTIME_CLASS_PREFIX, TAINT_KEY } from '../api/names.ts';
 import { MIRROR_ANNOTATION } from './admission.ts';
 import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
 import { ENFORCE_PATH, MUTATE_PATH } from './server.ts';
@@ -59,6 +59,15 @@ export const ENFORCE_POD_CONDITION =
   `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
   `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}) || ` +
   `(${GATED('oldObject')} && !${GATED('object')}) || ${CLAIM_OF('object')} != ${CLAIM_OF('oldObject')})`;
+
+/**
+ * Which pods the mutating webhook sees: labelled ipp-class, or naming a RuntimeClass ipp-<class>.
+ * An objectSelector cannot look at spec.runtimeClassName, so this is a match condition; other pods
+ * are decided by the apiserver without a call.
+ */
+export const OPTED_IN_CONDITION =
+  `'${CLASS_LABEL}' in ${LABELS('object')} || ` +
+  `(has(object.spec.runtimeClassName) && object.spec.runtimeClassName.startsWith('${RUNTIME_CLASS_PREFIX}'))`;
 
 const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 
@@ -129,7 +138,7 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       rules: [
         { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' },
       ],
-      objectSelector: { matchExpressions: [{ key: CLASS_LABEL, operator: 'Exists' }] },
+      matchConditions: [{ name: 'opted-in', expression: OPTED_IN_CONDITION }],
       // Another webhook may add a toleration or rewrite the spec after us; being called again keeps the gate.
       reinvocationPolicy: 'IfNeeded',
     },

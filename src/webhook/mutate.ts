@@ -1,8 +1,18 @@
 // Step 1 of the flow (DESIGN.md, Admission): a pod labelled ipp-class leaves admission either gated
 // (pin mode) or handed to the ipp scheduler (bind mode), plus tolerating its class's taint — or it
 // is refused with a message that says what to change. Pure: the server supplies the class lookup.
+// A pod that names RuntimeClass ipp-<class> instead gets the label ipp-class=<class> here, so every
+// later part (controllers, enforcement, audit) sees one kind of opted-in pod. The apiserver's
+// RuntimeClass plugin runs before webhooks: such a pod arrives already tolerating its class's taint.
 import type { V1Pod, V1PodSchedulingGate, V1Toleration } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME, TAINT_KEY } from '../api/names.ts';
+import {
+  CLASS_LABEL,
+  classOfRuntimeClass,
+  GATE,
+  POD_INSTANCE_ANNOTATION,
+  SCHEDULER_NAME,
+  TAINT_KEY,
+} from '../api/names.ts';
 import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
 import {
   allow,
@@ -34,13 +44,30 @@ export function classToleration(cls: string): V1Toleration {
   return { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoSchedule' };
 }
 
+/** The runtimeClassName of a pod, if it is a string. */
+function runtimeClassOf(pod: V1Pod): string | undefined {
+  const v: unknown = isRecord(pod.spec) ? pod.spec.runtimeClassName : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The class a pod asks for: its label, else the class its ipp-<class> RuntimeClass stands for. */
+export function requestedClass(pod: V1Pod): string | undefined {
+  return labelOf(pod, CLASS_LABEL) ?? classOfRuntimeClass(runtimeClassOf(pod));
+}
+
 export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   // Gates can only be set at creation; later updates are enforce.ts's business.
   if (req.kind.kind !== 'Pod' || req.subResource || req.operation !== 'CREATE') return allow();
   if (!isRecord(req.object)) throw new TypeError('request.object must be a Pod');
   const pod = req.object as V1Pod;
-  const cls = labelOf(pod, CLASS_LABEL);
+  const labelled = labelOf(pod, CLASS_LABEL);
+  const runtimeClass = runtimeClassOf(pod);
+  const byRuntime = classOfRuntimeClass(runtimeClass);
+  const cls = labelled ?? byRuntime;
   if (cls === undefined) return allow();
+  // How the pod opted in, for messages: the user changes what they wrote.
+  const optedIn = labelled !== undefined ? `labelled ${CLASS_LABEL}` : `with runtimeClassName ${runtimeClass}`;
+  const optIn = labelled !== undefined ? `the ${CLASS_LABEL} label` : `runtimeClassName ${runtimeClass}`;
   // DaemonSet pods belong on every node, ipp nodes included (but only those the DaemonSet controller
   // really creates: anyone may write an ownerReference); static pods are the kubelet's own.
   const user = req.userInfo?.username ?? '';
@@ -48,6 +75,13 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   if (annotationOf(pod, MIRROR_ANNOTATION) !== undefined) return allow();
   if (!isRecord(pod.spec)) throw new TypeError('request.object.spec must be an object');
   const spec = pod.spec;
+
+  if (labelled !== undefined && byRuntime !== undefined && labelled !== byRuntime) {
+    return deny(
+      `the label ${CLASS_LABEL} names InstanceClass "${labelled}" but runtimeClassName ${runtimeClass} names ` +
+        `InstanceClass "${byRuntime}". Make both name the same class, or keep only one of them.`,
+    );
+  }
 
   if (cls === '') {
     return deny(
@@ -58,8 +92,12 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   const ic = ctx.classes.get(cls);
   if (!ic) {
     return deny(
-      `InstanceClass "${cls}" does not exist. Set the label ${CLASS_LABEL} to an existing class ` +
-        `(kubectl get instanceclasses), or ask your cluster admin to create "${cls}".`,
+      labelled !== undefined
+        ? `InstanceClass "${cls}" does not exist. Set the label ${CLASS_LABEL} to an existing class ` +
+            `(kubectl get instanceclasses), or ask your cluster admin to create "${cls}".`
+        : `runtimeClassName ${runtimeClass} stands for InstanceClass "${cls}", which does not exist ` +
+            `(RuntimeClasses named ipp-<class> are ipp's). Use ipp-<class> of an existing class ` +
+            `(kubectl get instanceclasses), or another RuntimeClass name.`,
     );
   }
   const namespace = req.namespace || pod.metadata?.namespace || '';
@@ -73,15 +111,15 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   }
   if (spec.nodeName) {
     return deny(
-      `spec.nodeName is set to "${spec.nodeName}", but ipp gives a pod labelled ${CLASS_LABEL} ` +
-        `its own dedicated node. Remove spec.nodeName, or remove the ${CLASS_LABEL} label to place the pod yourself.`,
+      `spec.nodeName is set to "${spec.nodeName}", but ipp gives a pod ${optedIn} ` +
+        `its own dedicated node. Remove spec.nodeName, or remove ${optIn} to place the pod yourself.`,
     );
   }
   const scheduler = spec.schedulerName ?? '';
   if (scheduler !== '' && scheduler !== DEFAULT_SCHEDULER && scheduler !== SCHEDULER_NAME) {
     return deny(
-      `spec.schedulerName is "${scheduler}", but ipp places pods labelled ${CLASS_LABEL}. ` +
-        `Remove spec.schedulerName, or remove the ${CLASS_LABEL} label to use scheduler "${scheduler}".`,
+      `spec.schedulerName is "${scheduler}", but ipp places pods ${optedIn}. ` +
+        `Remove spec.schedulerName, or remove ${optIn} to use scheduler "${scheduler}".`,
     );
   }
   // In pin mode kube-scheduler binds after the pin; a pod waiting for scheduler "ipp" would never be bound.
@@ -93,6 +131,13 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   }
 
   const ops: PatchOp[] = [];
+  if (labelled === undefined) {
+    ops.push(
+      isRecord(pod.metadata?.labels)
+        ? { op: 'add', path: pointer('metadata', 'labels', CLASS_LABEL), value: cls }
+        : { op: 'add', path: '/metadata/labels', value: { [CLASS_LABEL]: cls } },
+    );
+  }
   // Which Instance a pod gets is ipp's decision alone: a claim copied from another pod's manifest
   // (kubectl get -o yaml | kubectl apply) or written by hand is dropped.
   if (annotationOf(pod, POD_INSTANCE_ANNOTATION) !== undefined) {

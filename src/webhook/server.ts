@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
 import type { AdmissionResult, Metrics } from '../metrics/metrics.ts';
-import { CLASS_LABEL } from '../api/names.ts';
+import type { V1Pod } from '@kubernetes/client-node';
 import {
   isRecord,
   type AdmissionRequest,
@@ -16,7 +16,7 @@ import {
   type PlacementMode,
 } from './admission.ts';
 import { enforcePod, type EnforceContext } from './enforce.ts';
-import { mutatePod } from './mutate.ts';
+import { mutatePod, requestedClass } from './mutate.ts';
 
 export const MUTATE_PATH = '/mutate-pods';
 export const ENFORCE_PATH = '/enforce-pods';
@@ -81,11 +81,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
 
   /** The class lookup for one request: a cache miss for the pod's class is read from the API once. */
   async function classesFor(review: AdmissionRequest): Promise<ClassLookup> {
-    const labels =
-      isRecord(review.object) && isRecord(review.object.metadata) && isRecord(review.object.metadata.labels)
-        ? review.object.metadata.labels
-        : {};
-    const cls = labels[CLASS_LABEL];
+    const cls = isRecord(review.object) ? requestedClass(review.object as V1Pod) : undefined;
     if (typeof cls !== 'string' || opts.classes.get(cls) || !opts.classes.fetch) return opts.classes;
     const fetched = await opts.classes.fetch(cls).catch((e: unknown) => {
       log?.warn({ err: e, class: cls }, 'could not read InstanceClass; deciding from the cache');

@@ -271,6 +271,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       },
       { verb: 'patch', group: GROUP, resource: 'instanceclasses' },
       { verb: 'delete', group: GROUP, resource: 'instanceclasses' },
+      { verb: 'patch', group: 'node.k8s.io', resource: 'runtimeclasses' },
       { verb: 'list', resource: 'configmaps', namespace: system },
       { verb: 'list', resource: 'configmaps', namespace: 'kube-system' },
       { verb: 'update', resource: 'nodes' },
@@ -300,6 +301,8 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
         name: release,
       },
       { verb: 'patch', group: GROUP, resource: 'instanceclasses', subresource: 'status' },
+      { verb: 'create', group: 'node.k8s.io', resource: 'runtimeclasses' },
+      { verb: 'delete', group: 'node.k8s.io', resource: 'runtimeclasses' },
       { verb: 'create', resource: 'configmaps', namespace: cloud },
       { verb: 'create', group: 'events.k8s.io', resource: 'events', namespace: workloads },
     ];

@@ -54,6 +54,8 @@ export interface Ec2FaultProxy {
   requests: ProxiedRequest[];
   /** Requests received for `action` (optionally only with this outcome). */
   count(action: string, outcome?: ProxiedRequest['outcome']): number;
+  /** The form parameters of every `action` request, in order (e.g. RunInstances: Placement.Tenancy, CpuOptions.*). */
+  paramsOf(action: string): Record<string, string>[];
   inject(rule: FaultRule): void;
   clear(): void;
   close(): Promise<void>;
@@ -266,6 +268,7 @@ export async function startEc2FaultProxy(opts: Ec2FaultProxyOptions): Promise<Ec
     requests,
     count: (action, outcome) =>
       requests.filter((r) => r.action === action && (!outcome || r.outcome === outcome)).length,
+    paramsOf: (action) => requests.filter((r) => r.action === action).map((r) => Object.fromEntries(r.params)),
     inject: (rule) => rules.push({ ...rule, used: 0 }),
     clear: () => rules.splice(0),
     close: () =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ENFORCE_POD_CONDITION, webhookConfiguration } from '../../../src/webhook/configuration.ts';
+import { ENFORCE_POD_CONDITION, OPTED_IN_CONDITION, webhookConfiguration } from '../../../src/webhook/configuration.ts';
 
 const service = { namespace: 'ipp-system', name: 'ipp-webhook', port: 9443 };
 
@@ -7,7 +7,7 @@ describe('webhookConfiguration', () => {
   const cfg = webhookConfiguration({ client: { service }, controllerNamespace: 'ipp-system' });
   const [mutate, enforce, bindings] = cfg.webhooks!;
 
-  it('sends only labelled pods to the mutating webhook, failing closed, never from kube-system or the controller namespace', () => {
+  it('sends only opted-in pods (label or ipp-* RuntimeClass) to the mutating webhook, failing closed, never from kube-system or the controller namespace', () => {
     expect(mutate).toMatchObject({
       name: 'mutate.pods.ipp.dev',
       failurePolicy: 'Fail',
@@ -15,7 +15,7 @@ describe('webhookConfiguration', () => {
       sideEffects: 'None',
       admissionReviewVersions: ['v1'],
       reinvocationPolicy: 'IfNeeded',
-      objectSelector: { matchExpressions: [{ key: 'ipp-class', operator: 'Exists' }] },
+      matchConditions: [{ name: 'opted-in', expression: OPTED_IN_CONDITION }],
       namespaceSelector: {
         matchExpressions: [
           { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'ipp-system'] },
@@ -25,6 +25,12 @@ describe('webhookConfiguration', () => {
       clientConfig: { service: { ...service, path: '/mutate-pods' } },
     });
     expect(mutate!.clientConfig.caBundle).toBeUndefined();
+    // A selector on the label alone would never send a pod that opts in by runtimeClassName.
+    expect(mutate!.objectSelector).toBeUndefined();
+    expect(OPTED_IN_CONDITION).toBe(
+      "'ipp-class' in (has(object.metadata.labels) ? object.metadata.labels : {}) || " +
+        "(has(object.spec.runtimeClassName) && object.spec.runtimeClassName.startsWith('ipp-'))",
+    );
   });
 
   it('scopes the enforcement webhooks with match conditions', () => {

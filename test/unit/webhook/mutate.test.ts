@@ -206,3 +206,58 @@ describe('mutatePod, bind mode', () => {
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'volcano' })), bind).allowed).toBe(false);
   });
 });
+
+describe('mutatePod, opt-in by runtimeClassName ipp-<class>', () => {
+  it('labels a pod that names the RuntimeClass, and gates it like a labelled one', () => {
+    // As the RuntimeClass admission plugin hands it over: the class toleration is already there.
+    const p = pod({ app: 'relay' }, { runtimeClassName: 'ipp-metal', tolerations: [tol] });
+    const out = patched(p, mutatePod(create(p), pin));
+    expect(out.metadata?.labels).toEqual({ app: 'relay', 'ipp-class': 'metal' });
+    expect(out.spec?.schedulingGates).toEqual([{ name: 'ipp.dev/provision' }]);
+    expect(out.spec?.tolerations).toEqual([tol]);
+    // Reinvoked on its own output it is a labelled pod like any other: nothing more to do.
+    expect(mutatePod(create(out), pin)).toEqual({ allowed: true });
+  });
+
+  it('creates the labels map when the pod has none, and hands the pod to the ipp scheduler in bind mode', () => {
+    const p = pod(undefined, { runtimeClassName: 'ipp-metal' });
+    const out = patched(p, mutatePod(create(p), bind));
+    expect(out.metadata?.labels).toEqual({ 'ipp-class': 'metal' });
+    expect(out.spec?.schedulerName).toBe('ipp');
+    expect(out.spec?.tolerations).toEqual([tol]);
+  });
+
+  it('accepts label and RuntimeClass naming the same class, and refuses them naming different classes', () => {
+    const both = pod({ 'ipp-class': 'metal' }, { runtimeClassName: 'ipp-metal' });
+    const out = patched(both, mutatePod(create(both), pin));
+    expect(out.metadata?.labels).toEqual({ 'ipp-class': 'metal' });
+    expect(out.spec?.schedulingGates).toEqual([{ name: 'ipp.dev/provision' }]);
+
+    const disagree = pod({ 'ipp-class': 'metal' }, { runtimeClassName: 'ipp-restricted' });
+    expect(message(mutatePod(create(disagree), pin))).toBe(
+      'the label ipp-class names InstanceClass "metal" but runtimeClassName ipp-restricted names InstanceClass ' +
+        '"restricted". Make both name the same class, or keep only one of them.',
+    );
+  });
+
+  it('leaves pods with other RuntimeClasses alone, and refuses an ipp-* RuntimeClass without its class', () => {
+    const kata = pod(undefined, { runtimeClassName: 'kata' });
+    expect(mutatePod(create(kata), pin)).toEqual({ allowed: true });
+    const orphan = pod(undefined, { runtimeClassName: 'ipp-gone' });
+    expect(message(mutatePod(create(orphan), pin))).toMatch(
+      /^runtimeClassName ipp-gone stands for InstanceClass "gone", which does not exist/,
+    );
+  });
+
+  it("applies the class's namespace and placement rules, naming the RuntimeClass in the message", () => {
+    const elsewhere = pod(undefined, { runtimeClassName: 'ipp-restricted' });
+    expect(message(mutatePod(create(elsewhere, { namespace: 'team-a' }), pin))).toMatch(
+      /^InstanceClass "restricted" does not allow pods in namespace "team-a"/,
+    );
+    const placed = pod(undefined, { runtimeClassName: 'ipp-metal', nodeName: 'n1' });
+    expect(message(mutatePod(create(placed), pin))).toBe(
+      'spec.nodeName is set to "n1", but ipp gives a pod with runtimeClassName ipp-metal its own dedicated node. ' +
+        'Remove spec.nodeName, or remove runtimeClassName ipp-metal to place the pod yourself.',
+    );
+  });
+});
