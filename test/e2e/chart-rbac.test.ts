@@ -366,7 +366,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     // RBAC allows both calls; the policy refuses them (it may take a moment to be loaded).
     await eventually('the policy to refuse patching a pod without ipp-class', async () => {
       await expect(core.patchNamespacedPod({ name: 'plain', namespace: workloads, body: label })).rejects.toMatchObject(
-        { body: expect.stringContaining('may only change pods labelled ipp-class') },
+        { body: expect.stringContaining('may only change or delete pods labelled ipp-class') },
       );
     });
     await expect(core.deleteNode({ name: `plain-${cluster}` })).rejects.toMatchObject({

@@ -59,6 +59,7 @@ export class Launch implements Step {
         providerID: launched.providerID,
         instanceType: launched.instanceType,
         zone: launched.zone,
+        ...(launched.hostIsolation ? { hostIsolation: launched.hostIsolation } : {}),
         launchedAt: launched.launchedAt.toISOString(),
       });
       this.ctx.events.record(events.launched(inst, launched));

@@ -3,6 +3,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import type { Resources } from '../../api/classes.ts';
+import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
 import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import {
   awaitsPlacement,
@@ -145,8 +146,15 @@ export function plan(input: PlanInput): Plan {
     const node = nodeOf(inst);
     return !!node && isNodeReady(node);
   };
+  // A class tightened (VM → BareMetal) never hands out an instance launched under the weaker level.
+  const strongEnough = (inst: Instance) =>
+    !inst.status?.providerID || isolationShortfall(requiredIsolation(cls), inst.status.hostIsolation).length === 0;
   const reusable = (inst: Instance, pod: V1Pod) =>
-    live(inst) && usable(inst) && (isolation === 'Class' || cls.spec.reuse !== false) && hasRoom(inst, pod);
+    live(inst) &&
+    usable(inst) &&
+    strongEnough(inst) &&
+    (isolation === 'Class' || cls.spec.reuse !== false) &&
+    hasRoom(inst, pod);
   // Ready instances first (they place the pod at once), then those on their way, oldest first.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 1);
   const pool = [...instances];

@@ -468,3 +468,13 @@ describe('stranded pods', () => {
     expect(run({ pods: [bound], instances: [ready] }).stranded).toEqual([]);
   });
 });
+
+describe('host isolation', () => {
+  it('never reuses an instance launched under a weaker level than the class now asks for', () => {
+    const idleVm = instance('vm-1', { phase: 'Ready', providerID: 'sim:///vm-1', idleSince: '2024-01-01T00:00:00Z' });
+    idleVm.status!.hostIsolation = { level: 'VM', smt: 'On' };
+    const metal = cls({ hostIsolation: 'BareMetal', instanceTypes: ['sim.metal'] });
+    expect(claims(run({ cls: metal, pods: [pod('a')], instances: [idleVm] }))).toEqual(['a->new-1+']);
+    expect(claims(run({ pods: [pod('a')], instances: [idleVm] }))).toEqual(['a->vm-1']);
+  });
+});
