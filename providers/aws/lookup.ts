@@ -55,16 +55,20 @@ export async function describeById(api: Ec2Calls, instanceId: string): Promise<C
   }
 }
 
-/** Every live instance tagged for this cluster. */
-export async function listCluster(api: Ec2Calls): Promise<CloudInstance[]> {
+/** Every live instance tagged for this cluster; with `instance`, only those tagged with that Instance name. */
+export async function listCluster(api: Ec2Calls, instance?: string): Promise<CloudInstance[]> {
   const out: CloudInstance[] = [];
   let NextToken: string | undefined;
+  const what = instance
+    ? `DescribeInstances of Instance ${instance}`
+    : `DescribeInstances of cluster ${api.clusterName}`;
   do {
-    const page = await api.call('describe', `DescribeInstances of cluster ${api.clusterName}`, () =>
+    const page = await api.call('describe', what, () =>
       api.ec2.send(
         new DescribeInstancesCommand({
           Filters: [
             { Name: `tag:${TAG_CLUSTER}`, Values: [api.clusterName] },
+            ...(instance ? [{ Name: `tag:${TAG_INSTANCE}`, Values: [instance] }] : []),
             { Name: 'instance-state-name', Values: LIVE_STATES },
           ],
           MaxResults: api.pageSize,

@@ -215,6 +215,11 @@ export class AwsProvider implements CloudProvider {
     return listCluster(this.api);
   }
 
+  /** One filtered DescribeInstances: a teardown never lists the whole cluster's instances. */
+  async findByInstance(instance: string): Promise<CloudInstance[]> {
+    return listCluster(this.api, instance);
+  }
+
   /** The launch input of `members` (one or several) and the token that makes it idempotent. */
   launchInput(members: Member[], tokenAttempt = 0): RunInstancesCommandInput {
     return launchInput(this.launchContext, members, tokenAttempt);

@@ -15,7 +15,7 @@ import {
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { InstanceClass } from '../../../src/api/types.ts';
-import { InsufficientCapacityError, NotFoundError } from '../../../providers/errors.ts';
+import { InsufficientCapacityError, QuotaExceededError, NotFoundError } from '../../../providers/errors.ts';
 import { registration } from '../../../providers/aws/bootstrap.ts';
 import { AwsProvider, type AwsProviderOptions } from '../../../providers/aws/provider.ts';
 import type { LaunchRequest } from '../../../providers/types.ts';
@@ -158,6 +158,26 @@ describe('AwsProvider on moto', () => {
     expect(second.providerID).toBe(first.providerID);
     expect(runs()).toBe(before);
     expect(await inMoto(cluster)).toHaveLength(1);
+  });
+
+  it('findByInstance asks EC2 for one Instance by tag: no listing of the cluster', async () => {
+    const cluster = `aws-${suffix()}`;
+    const p = provider(cluster);
+    const a = await p.create(launch(cluster, instanceClass('mail'), 'find-a'));
+    await p.create(launch(cluster, instanceClass('mail'), 'find-b'));
+    const describesBefore = proxy.requests.filter((r) => r.action === 'DescribeInstances').length;
+    expect((await p.findByInstance!('find-a')).map((c) => c.providerID)).toEqual([a.providerID]);
+    const describes = proxy.requests.filter((r) => r.action === 'DescribeInstances').slice(describesBefore);
+    expect(describes).toHaveLength(1);
+    expect(await p.findByInstance!('find-none')).toEqual([]);
+  });
+
+  it('a quota error is reported as quota, not capacity', async () => {
+    const cluster = `aws-${suffix()}`;
+    proxy.inject({ action: 'RunInstances', code: 'VcpuLimitExceeded' });
+    await expect(provider(cluster).create(launch(cluster, instanceClass('mail'), 'quota'))).rejects.toBeInstanceOf(
+      QuotaExceededError,
+    );
   });
 
   it('capacity error on the first type: launched as the second, and the offering is remembered as unavailable', async () => {
