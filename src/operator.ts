@@ -178,17 +178,30 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     },
     // Ready means able to answer admission too: with failurePolicy Fail, a replica that reports
     // ready before its webhook listens would make the API server refuse opted-in pods.
-    ready: () =>
-      !state.synced()
-        ? { ok: false, reason: 'caches not synced yet' }
+    ready: () => {
+      const notSynced = state.notSyncedReason();
+      return notSynced
+        ? { ok: false, reason: notSynced }
         : opts.webhook && !admission
           ? { ok: false, reason: 'admission webhook not serving yet' }
-          : { ok: true },
+          : { ok: true };
+    },
   });
   logger.info({ port: ops.port }, 'metrics and health endpoints up');
 
-  await state.start();
-  await runtimeClassWatch.start();
+  // Resolves only once every cache has really listed (or on SIGTERM): never lead on an empty cache.
+  await state.start(signal);
+  if (state.synced())
+    await Promise.race([
+      runtimeClassWatch.start(),
+      new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true })),
+    ]);
+  if (!state.synced() || !runtimeClassWatch.hasSynced()) {
+    await runtimeClassWatch.stop();
+    await state.stop();
+    await ops.close();
+    return;
+  }
   logger.info('caches synced');
   if (opts.webhook) admission = await startAdmission(opts, kc, state, logger, metrics);
 
