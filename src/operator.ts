@@ -11,6 +11,7 @@ import { ProvisioningController } from './controllers/provisioning/controller.ts
 import { classOfRuntimeClass } from './api/names.ts';
 import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
 import { startOpsServer } from './health/server.ts';
+import { apiClientConfig, DEFAULT_RATE_LIMIT, type RateLimit } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { ClassWriter } from './kube/classes.ts';
 import { LeadershipFence } from './kube/fence.ts';
@@ -30,11 +31,12 @@ import { instrumentProvider } from '../providers/instrumented.ts';
 import { SimulatedProvider } from '../providers/simulated/provider.ts';
 import type { CloudProvider } from '../providers/types.ts';
 
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromCluster();
-  return kc;
+/** Every client made from it shares one connection pool per API server and the --kube-api-qps/burst limit. */
+export function loadKubeConfig(
+  path: string | undefined,
+  limit: RateLimit = DEFAULT_RATE_LIMIT,
+): KubeConfig & { close(): Promise<void> } {
+  return apiClientConfig(path, limit);
 }
 
 function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: Metrics): Map<string, CloudProvider> {
@@ -78,7 +80,7 @@ function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: 
 
 /** Runs until `signal` aborts (SIGTERM) or leadership is lost; resolves after a clean shutdown. */
 export async function runOperator(opts: Options, signal: AbortSignal, logger: Logger): Promise<void> {
-  const kc = loadKubeConfig(opts.kubeconfig);
+  const kc = loadKubeConfig(opts.kubeconfig, { qps: opts.kubeApiQps, burst: opts.kubeApiBurst });
   const metrics = new Metrics();
   const events = new EventRecorder({
     kubeconfig: kc,
@@ -252,5 +254,6 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     await runtimeClassWatch.stop();
     await state.stop();
     await ops.close();
+    await kc.close();
   }
 }
