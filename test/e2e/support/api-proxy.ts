@@ -23,6 +23,8 @@ export class ApiProxy {
   /** Changes a request before it is forwarded (mutate r.url). */
   rewrite: (r: ProxiedRequest) => void = () => {};
   readonly seen: ProxiedRequest[] = [];
+  /** TLS connections clients opened to the proxy. */
+  connections = 0;
   port = 0;
   private server!: Server;
   private readonly sockets = new Set<Socket>();
@@ -42,6 +44,7 @@ export class ApiProxy {
       (req, res) => this.handle(req, res),
     );
     this.server.on('secureConnection', (s) => {
+      this.connections++;
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
