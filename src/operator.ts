@@ -26,7 +26,6 @@ import { Metrics } from './metrics/metrics.ts';
 import { observeWorld } from './metrics/observe.ts';
 import { ClusterState } from './state/cluster.ts';
 import { startAdmission } from './webhook/run.ts';
-import { createAwsProvider } from '../providers/aws/provider.ts';
 import { instrumentProvider } from '../providers/instrumented.ts';
 import { SimulatedProvider } from '../providers/simulated/provider.ts';
 import type { CloudProvider } from '../providers/types.ts';
@@ -39,7 +38,12 @@ export function loadKubeConfig(
   return apiClientConfig(path, limit);
 }
 
-function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: Metrics): Map<string, CloudProvider> {
+async function buildProviders(
+  opts: Options,
+  kc: KubeConfig,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<Map<string, CloudProvider>> {
   const providers = new Map<string, CloudProvider>();
   for (const name of opts.providers) {
     const log = logger.child({ provider: name });
@@ -58,6 +62,8 @@ function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: 
           'the aws provider generates node bootstrap data and needs --eks-endpoint, --eks-certificate-authority and --eks-service-cidr (aws eks describe-cluster shows them)',
         );
       }
+      // Loaded only when used: the EC2 SDK alone is ~65 MiB of resident memory.
+      const { createAwsProvider } = await import('../providers/aws/provider.ts');
       p = createAwsProvider({
         clusterName: opts.clusterName,
         region: opts.awsRegion,
@@ -88,7 +94,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     reportingInstance: opts.identity,
     logger,
   });
-  const providers = buildProviders(opts, kc, logger, metrics);
+  const providers = await buildProviders(opts, kc, logger, metrics);
 
   // Informer events reach each controller's queue through the keys its `wakes` declares.
   const routes: { controller: Controller; queue: WorkQueue }[] = [];
