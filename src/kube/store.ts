@@ -23,8 +23,12 @@ export interface ReplaceResult<T> {
 export class IndexedStore<T extends KubernetesObject> {
   private readonly objects = new Map<string, T>();
   private readonly indexers: Indexers<T>;
-  /** index name → index value → keys of the objects with that value. */
-  private readonly indices = new Map<string, Map<string, Set<string>>>();
+  /**
+   * index name → index value → key(s) of the objects with that value. A single key is stored as
+   * the string itself: most values (a uid, a claim) have one object, and a Set each would cost
+   * more than the lean object it points to.
+   */
+  private readonly indices = new Map<string, Map<string, string | Set<string>>>();
 
   constructor(indexers: Indexers<T> = {}) {
     this.indexers = indexers;
@@ -49,7 +53,8 @@ export class IndexedStore<T extends KubernetesObject> {
     const idx = this.indices.get(index);
     if (!idx) throw new Error(`no index named ${index}; declared: ${[...this.indices.keys()].join(', ') || 'none'}`);
     const keys = idx.get(value);
-    if (!keys) return [];
+    if (keys === undefined) return [];
+    if (typeof keys === 'string') return [this.objects.get(keys)!];
     const out: T[] = [];
     for (const k of keys) out.push(this.objects.get(k)!);
     return out;
@@ -105,9 +110,10 @@ export class IndexedStore<T extends KubernetesObject> {
     for (const [name, fn] of Object.entries(this.indexers)) {
       const idx = this.indices.get(name)!;
       for (const v of fn(obj)) {
-        let keys = idx.get(v);
-        if (!keys) idx.set(v, (keys = new Set()));
-        keys.add(key);
+        const keys = idx.get(v);
+        if (keys === undefined || keys === key) idx.set(v, key);
+        else if (typeof keys === 'string') idx.set(v, new Set([keys, key]));
+        else keys.add(key);
       }
     }
   }
@@ -117,9 +123,14 @@ export class IndexedStore<T extends KubernetesObject> {
       const idx = this.indices.get(name)!;
       for (const v of fn(obj)) {
         const keys = idx.get(v);
-        if (!keys) continue;
+        if (keys === undefined) continue;
+        if (typeof keys === 'string') {
+          if (keys === key) idx.delete(v);
+          continue;
+        }
         keys.delete(key);
-        if (keys.size === 0) idx.delete(v);
+        if (keys.size === 1) idx.set(v, keys.values().next().value!);
+        else if (keys.size === 0) idx.delete(v);
       }
     }
   }

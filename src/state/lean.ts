@@ -1,12 +1,20 @@
-// What the caches keep of each pod and node. ipp caches every pod in the cluster (idle and audit
-// decisions need every pod on an ipp node), so a pod's size in the cache is multiplied by the size of
-// the cluster: keep what the controllers read, drop the rest as the object arrives.
+// What the caches keep of each pod and node. ipp caches every pod in the cluster, so a pod's size in
+// the cache is multiplied by the size of the cluster: keep what the controllers read, drop the rest
+// as the object arrives.
 //
-// Kept: all metadata but managedFields and kubectl's last-applied copy; the pod spec except
-// container details (only name, resources and restartPolicy, which sizing reads), ephemeral
-// containers and non-PVC volumes; the pod status except per-container statuses. Code that starts to
-// read something dropped here must keep it here too (test/unit/state/lean.test.ts lists the fields).
-import type { V1Container, V1Node, V1Pod } from '@kubernetes/client-node';
+// ipp pods (the ipp-class label, an ipp.dev/ claim, the ipp scheduler name or an ipp-* RuntimeClass):
+// all metadata but managedFields and kubectl's last-applied copy; the spec except container details
+// (only name, resources and restartPolicy, which sizing reads), ephemeral containers and volumes other
+// than claims; the status except per-container statuses.
+//
+// Every other pod matters to ipp only as an occupant of a node (idle decisions, the isolation audit,
+// capacity taken by DaemonSet pods), so it keeps only: name, namespace, uid, resourceVersion,
+// creation and deletion timestamps, its controller reference, the mirror and ipp.dev/ annotations;
+// nodeName, runtimeClassName, schedulerName, priority, container resources and overhead; the phase.
+// Code that starts to read something dropped here must keep it here too (test/unit/state/lean.test.ts).
+import type { V1Container, V1Node, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import { CLASS_LABEL, GROUP, SCHEDULER_NAME } from '../api/names.ts';
+import { MIRROR_ANNOTATION } from '../api/pods.ts';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -27,7 +35,23 @@ const leanContainer = (c: V1Container): V1Container => ({
   ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
 });
 
+const ours = (key: string) => key === MIRROR_ANNOTATION || key.startsWith(`${GROUP}/`);
+
+/** Is this pod ipp's to provision (or about to be)? Then it keeps its full (lean) form. */
+export function isIppPod(p: V1Pod): boolean {
+  return (
+    p.metadata?.labels?.[CLASS_LABEL] !== undefined ||
+    Object.keys(p.metadata?.annotations ?? {}).some((k) => k.startsWith(`${GROUP}/`)) ||
+    p.spec?.schedulerName === SCHEDULER_NAME ||
+    (p.spec?.runtimeClassName ?? '').startsWith('ipp-')
+  );
+}
+
 export function leanPod(p: V1Pod): V1Pod {
+  return isIppPod(p) ? leanIppPod(p) : occupant(p);
+}
+
+function leanIppPod(p: V1Pod): V1Pod {
   leanMetadata(p);
   const spec = p.spec;
   if (spec) {
@@ -54,6 +78,50 @@ export function leanPod(p: V1Pod): V1Pod {
     delete status.ephemeralContainerStatuses;
   }
   return p;
+}
+
+/** A pod that is not ipp's: only what makes it an occupant of a node. A new object, so the parsed one can go. */
+function occupant(p: V1Pod): V1Pod {
+  const m = p.metadata ?? {};
+  const controller = m.ownerReferences?.find((r) => r.controller);
+  const annotations = Object.entries(m.annotations ?? {}).filter(([k]) => ours(k));
+  const metadata: V1ObjectMeta = {
+    name: m.name,
+    namespace: m.namespace,
+    uid: m.uid,
+    resourceVersion: m.resourceVersion,
+    creationTimestamp: m.creationTimestamp,
+    ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    ...(controller
+      ? {
+          ownerReferences: [
+            {
+              apiVersion: controller.apiVersion,
+              kind: controller.kind,
+              name: controller.name,
+              uid: controller.uid,
+              controller: true,
+            },
+          ],
+        }
+      : {}),
+    ...(annotations.length ? { annotations: Object.fromEntries(annotations) } : {}),
+  };
+  for (const k of Object.keys(metadata) as (keyof V1ObjectMeta)[]) if (metadata[k] === undefined) delete metadata[k];
+  const s = p.spec;
+  return {
+    metadata,
+    spec: {
+      containers: (s?.containers ?? []).map(leanContainer),
+      ...(s?.initContainers ? { initContainers: s.initContainers.map(leanContainer) } : {}),
+      ...(s?.nodeName ? { nodeName: s.nodeName } : {}),
+      ...(s?.overhead ? { overhead: s.overhead } : {}),
+      ...(s?.runtimeClassName ? { runtimeClassName: s.runtimeClassName } : {}),
+      ...(s?.schedulerName ? { schedulerName: s.schedulerName } : {}),
+      ...(s?.priority !== undefined ? { priority: s.priority } : {}),
+    },
+    ...(p.status?.phase ? { status: { phase: p.status.phase } } : {}),
+  };
 }
 
 export function leanNode(n: V1Node): V1Node {

@@ -3,7 +3,8 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { podRequests } from '../../../src/api/quantity.ts';
-import { leanNode, leanPod } from '../../../src/state/lean.ts';
+import { isDaemonSetPod, isMirrorPod, isWorkload } from '../../../src/api/pods.ts';
+import { isIppPod, leanNode, leanPod } from '../../../src/state/lean.ts';
 
 const fullPod = (): V1Pod => ({
   metadata: {
@@ -88,7 +89,72 @@ describe('leanPod', () => {
     const p = leanPod({
       metadata: { name: 'x', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } },
     });
-    expect(p).toEqual({ metadata: { name: 'x' } });
+    expect(p).toStrictEqual({ metadata: { name: 'x' }, spec: { containers: [] } });
+  });
+});
+
+describe("leanPod of a pod that is not ipp's", () => {
+  const other = (): V1Pod => {
+    const p = fullPod();
+    delete p.metadata!.labels;
+    p.metadata!.annotations = {
+      'kubernetes.io/config.mirror': 'abc',
+      'prometheus.io/scrape': 'true',
+      'kubectl.kubernetes.io/last-applied-configuration': '{}',
+    };
+    p.metadata!.ownerReferences = [
+      { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'ds', uid: 'd', controller: true, blockOwnerDeletion: true },
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: 'x' },
+    ];
+    p.spec!.schedulingGates = undefined;
+    p.spec!.priority = 1000;
+    return p;
+  };
+
+  it('keeps only what makes it an occupant of a node', () => {
+    const before = other();
+    const p = leanPod(other());
+    expect(p).toEqual({
+      metadata: {
+        name: 'relay',
+        namespace: 'mail',
+        uid: 'u1',
+        resourceVersion: '7',
+        deletionTimestamp: before.metadata!.deletionTimestamp,
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'ds', uid: 'd', controller: true }],
+        annotations: { 'kubernetes.io/config.mirror': 'abc' },
+      },
+      spec: {
+        containers: [{ name: 'postfix', resources: { requests: { cpu: '2', memory: '1Gi' } } }],
+        initContainers: [{ name: 'sidecar', restartPolicy: 'Always', resources: { requests: { cpu: '1' } } }],
+        nodeName: 'n1',
+        overhead: { cpu: '100m' },
+        schedulerName: 'default-scheduler',
+        priority: 1000,
+      },
+      status: { phase: 'Running' },
+    });
+  });
+
+  it('answers every question the controllers ask of an occupant as the full pod does', () => {
+    const full = other();
+    const p = leanPod(other());
+    expect(podRequests(p)).toEqual(podRequests(full));
+    expect([isDaemonSetPod(p), isMirrorPod(p), isWorkload(p)]).toEqual([
+      isDaemonSetPod(full),
+      isMirrorPod(full),
+      isWorkload(full),
+    ]);
+    expect(JSON.stringify(p).length).toBeLessThan(JSON.stringify(full).length / 3);
+  });
+
+  it('tells ipp pods by label, claim, scheduler name or RuntimeClass', () => {
+    const base = (): V1Pod => ({ metadata: { name: 'x' }, spec: { containers: [] } });
+    expect(isIppPod(base())).toBe(false);
+    expect(isIppPod({ ...base(), metadata: { labels: { 'ipp-class': 'c' } } })).toBe(true);
+    expect(isIppPod({ ...base(), metadata: { annotations: { 'ipp.dev/instance': 'i' } } })).toBe(true);
+    expect(isIppPod({ ...base(), spec: { containers: [], schedulerName: 'ipp' } })).toBe(true);
+    expect(isIppPod({ ...base(), spec: { containers: [], runtimeClassName: 'ipp-c' } })).toBe(true);
   });
 });
 
