@@ -54,6 +54,8 @@ export interface ControllerOptions {
   webhook: boolean;
   logDir: string;
   readyTimeoutMs?: number;
+  /** Open the V8 inspector on loopback, so heapAfterGc() can force a GC and read the live heap. */
+  inspect?: boolean;
 }
 
 export interface Controller {
@@ -67,6 +69,8 @@ export interface Controller {
   metrics(): Promise<Map<string, number>>;
   /** Resident set now, and its peak since start, in bytes (/proc). */
   memory(): { rss: number; peak: number };
+  /** Live heap after a full GC, in bytes (needs `inspect`): what the caches really retain. */
+  heapAfterGc(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -74,8 +78,10 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
   mkdirSync(o.logDir, { recursive: true });
   const metricsPort = await freePort();
   const webhookPort = o.webhook ? await freePort() : 0;
+  const inspectPort = o.inspect ? await freePort() : 0;
   const logFile = join(o.logDir, `ipp-${tree.label.replace(/\W+/g, '-')}-${o.identity}-${Date.now()}.log`);
   const args = [
+    ...(o.inspect ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
     join(tree.root, 'src', 'main.ts'),
     `--cluster-name=${o.cluster}`,
     `--kubeconfig=${o.kubeconfig}`,
@@ -135,8 +141,40 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
       const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
       return { rss: kb('VmRSS'), peak: kb('VmHWM') };
     },
+    heapAfterGc: () => heapAfterGc(inspectPort),
     stop: () => child.stop(),
   };
+}
+
+/** Over the Chrome DevTools protocol: HeapProfiler.collectGarbage, then Runtime.getHeapUsage. */
+async function heapAfterGc(port: number): Promise<number> {
+  if (!port) throw new Error('start the controller with inspect: true to read its heap');
+  const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
+    webSocketDebuggerUrl: string;
+  }[];
+  const ws = new WebSocket(target!.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  let id = 0;
+  const call = (method: string) =>
+    new Promise<{ usedSize?: number }>((resolve) => {
+      const mine = ++id;
+      ws.addEventListener('message', function answer(ev: MessageEvent) {
+        const msg = JSON.parse(String(ev.data)) as { id?: number; result: { usedSize?: number } };
+        if (msg.id !== mine) return;
+        ws.removeEventListener('message', answer);
+        resolve(msg.result);
+      });
+      ws.send(JSON.stringify({ id: mine, method }));
+    });
+  try {
+    await call('HeapProfiler.collectGarbage');
+    return (await call('Runtime.getHeapUsage')).usedSize ?? NaN;
+  } finally {
+    ws.close();
+  }
 }
 
 const insecure = new Agent({ keepAlive: true, rejectUnauthorized: false });

@@ -63,6 +63,8 @@ export interface MemoryPoint {
   pods: number;
   rssMiB: number;
   peakMiB: number;
+  /** Live heap after a forced full GC. */
+  heapMiB: number;
   readyAfterS: number;
 }
 
@@ -81,37 +83,50 @@ export async function measureMemory(bed: Bed, trees: Tree[], counts: number[]): 
         identity: 'mem',
         webhook: false,
         logDir: bed.logs,
+        inspect: true,
       });
       // Let the LIST's garbage be collected, as it would be long before anyone looks.
       await new Promise((r) => setTimeout(r, 5_000));
       const m = c.memory();
+      const heap = await c.heapAfterGc();
       await c.stop();
-      out.push({
+      const point = {
         tree: tree.label,
         pods,
         rssMiB: round(m.rss / MiB),
         peakMiB: round(m.peak / MiB),
+        heapMiB: round(heap / MiB),
         readyAfterS: round(c.readyAfterMs / 1000),
-      });
-      process.stderr.write(
-        `[bench] ${tree.label}: ${pods} pods → RSS ${round(m.rss / MiB)} MiB (peak ${round(m.peak / MiB)})\n`,
-      );
+      };
+      out.push(point);
+      process.stderr.write(`[bench] ${tree.label}: ${JSON.stringify(point)}\n`);
     }
   }
   return out;
 }
 
 export function printMemory(points: MemoryPoint[], trees: Tree[]): string[] {
-  const lines = ['memory per cached pod (controller RSS after sync, MiB; bytes per pod from the 0-pod figure)'];
+  const lines = [
+    'memory per cached pod: controller RSS and live heap after a forced GC 5 s after sync (MiB); bytes per pod against the 0-pod run',
+  ];
   const counts = [...new Set(points.map((p) => p.pods))];
-  lines.push(['pods', ...trees.flatMap((t) => [`${t.label} RSS`, 'peak', 'B/pod'])].join('\t'));
+  lines.push(
+    ['pods', ...trees.flatMap((t) => [`${t.label}: RSS`, 'RSS peak', 'RSS B/pod', 'heap', 'heap B/pod'])].join('\t'),
+  );
   for (const n of counts) {
     const row = [String(n)];
     for (const t of trees) {
       const p = points.find((x) => x.tree === t.label && x.pods === n);
       const zero = points.find((x) => x.tree === t.label && x.pods === 0);
-      row.push(String(p?.rssMiB ?? '-'), String(p?.peakMiB ?? '-'));
-      row.push(p && zero && n > 0 ? String(Math.round(((p.rssMiB - zero.rssMiB) * MiB) / n)) : '-');
+      const per = (k: 'rssMiB' | 'heapMiB') =>
+        p && zero && n > 0 ? String(Math.round(((p[k] - zero[k]) * MiB) / n)) : '-';
+      row.push(
+        String(p?.rssMiB ?? '-'),
+        String(p?.peakMiB ?? '-'),
+        per('rssMiB'),
+        String(p?.heapMiB ?? '-'),
+        per('heapMiB'),
+      );
     }
     lines.push(row.join('\t'));
   }

@@ -73,6 +73,8 @@ describe('scale benchmarks, small', () => {
     for (const p of points) {
       expect(p.rssMiB).toBeGreaterThan(20);
       expect(p.peakMiB).toBeGreaterThanOrEqual(p.rssMiB);
+      expect(p.heapMiB).toBeGreaterThan(5);
+      expect(p.heapMiB).toBeLessThan(p.rssMiB);
     }
   });
 
