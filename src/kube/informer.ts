@@ -85,7 +85,7 @@ export class Informer<T extends KubernetesObject> {
   private lastError: { message: string; at: Date } | undefined;
   private stopped = true;
   private loop: Promise<void> | undefined;
-  private readonly lifetime = new AbortController();
+  private lifetime = new AbortController();
   private currentWatch: AbortController | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private firstSync: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -100,6 +100,7 @@ export class Informer<T extends KubernetesObject> {
   async start(): Promise<void> {
     if (!this.stopped) return this.firstSync?.promise;
     this.stopped = false;
+    this.lifetime = new AbortController();
     let resolve!: () => void;
     const promise = new Promise<void>((r) => (resolve = r));
     this.firstSync = { promise, resolve };
