@@ -260,7 +260,11 @@ export class Informer<T extends KubernetesObject> {
     let cont: string | undefined;
     let rv: string | undefined;
     do {
-      const res = await this.request(`listing ${this.resource}`, this.url({ limit, continue: cont }), this.lifetime.signal);
+      const res = await this.request(
+        `listing ${this.resource}`,
+        this.url({ limit, continue: cont }),
+        this.lifetime.signal,
+      );
       const page = (await res.json()) as { items?: T[]; metadata?: { continue?: string; resourceVersion?: string } };
       for (const o of page.items ?? []) items.push(this.prepare(o));
       cont = page.metadata?.continue || undefined;
