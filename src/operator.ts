@@ -11,6 +11,7 @@ import { ProvisioningController } from './controllers/provisioning/controller.ts
 import { classOfRuntimeClass } from './api/names.ts';
 import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
 import { startOpsServer } from './health/server.ts';
+import { apiClientConfig, DEFAULT_RATE_LIMIT, type RateLimit } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
 import { ClassWriter } from './kube/classes.ts';
 import { LeadershipFence } from './kube/fence.ts';
@@ -25,19 +26,24 @@ import { Metrics } from './metrics/metrics.ts';
 import { observeWorld } from './metrics/observe.ts';
 import { ClusterState } from './state/cluster.ts';
 import { startAdmission } from './webhook/run.ts';
-import { createAwsProvider } from '../providers/aws/provider.ts';
 import { instrumentProvider } from '../providers/instrumented.ts';
 import { SimulatedProvider } from '../providers/simulated/provider.ts';
 import type { CloudProvider } from '../providers/types.ts';
 
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromCluster();
-  return kc;
+/** Every client made from it shares one connection pool per API server and the --kube-api-qps/burst limit. */
+export function loadKubeConfig(
+  path: string | undefined,
+  limit: RateLimit = DEFAULT_RATE_LIMIT,
+): KubeConfig & { close(): Promise<void> } {
+  return apiClientConfig(path, limit);
 }
 
-function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: Metrics): Map<string, CloudProvider> {
+async function buildProviders(
+  opts: Options,
+  kc: KubeConfig,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<Map<string, CloudProvider>> {
   const providers = new Map<string, CloudProvider>();
   for (const name of opts.providers) {
     const log = logger.child({ provider: name });
@@ -56,6 +62,8 @@ function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: 
           'the aws provider generates node bootstrap data and needs --eks-endpoint, --eks-certificate-authority and --eks-service-cidr (aws eks describe-cluster shows them)',
         );
       }
+      // Loaded only when used: the EC2 SDK alone is ~65 MiB of resident memory.
+      const { createAwsProvider } = await import('../providers/aws/provider.ts');
       p = createAwsProvider({
         clusterName: opts.clusterName,
         region: opts.awsRegion,
@@ -78,7 +86,7 @@ function buildProviders(opts: Options, kc: KubeConfig, logger: Logger, metrics: 
 
 /** Runs until `signal` aborts (SIGTERM) or leadership is lost; resolves after a clean shutdown. */
 export async function runOperator(opts: Options, signal: AbortSignal, logger: Logger): Promise<void> {
-  const kc = loadKubeConfig(opts.kubeconfig);
+  const kc = loadKubeConfig(opts.kubeconfig, { qps: opts.kubeApiQps, burst: opts.kubeApiBurst });
   const metrics = new Metrics();
   const events = new EventRecorder({
     kubeconfig: kc,
@@ -86,7 +94,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     reportingInstance: opts.identity,
     logger,
   });
-  const providers = buildProviders(opts, kc, logger, metrics);
+  const providers = await buildProviders(opts, kc, logger, metrics);
 
   // Informer events reach each controller's queue through the keys its `wakes` declares.
   const routes: { controller: Controller; queue: WorkQueue }[] = [];
@@ -178,17 +186,30 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     },
     // Ready means able to answer admission too: with failurePolicy Fail, a replica that reports
     // ready before its webhook listens would make the API server refuse opted-in pods.
-    ready: () =>
-      !state.synced()
-        ? { ok: false, reason: 'caches not synced yet' }
+    ready: () => {
+      const notSynced = state.notSyncedReason();
+      return notSynced
+        ? { ok: false, reason: notSynced }
         : opts.webhook && !admission
           ? { ok: false, reason: 'admission webhook not serving yet' }
-          : { ok: true },
+          : { ok: true };
+    },
   });
   logger.info({ port: ops.port }, 'metrics and health endpoints up');
 
-  await state.start();
-  await runtimeClassWatch.start();
+  // Resolves only once every cache has really listed (or on SIGTERM): never lead on an empty cache.
+  await state.start(signal);
+  if (state.synced())
+    await Promise.race([
+      runtimeClassWatch.start(),
+      new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true })),
+    ]);
+  if (!state.synced() || !runtimeClassWatch.hasSynced()) {
+    await runtimeClassWatch.stop();
+    await state.stop();
+    await ops.close();
+    return;
+  }
   logger.info('caches synced');
   if (opts.webhook) admission = await startAdmission(opts, kc, state, logger, metrics);
 
@@ -239,5 +260,6 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     await runtimeClassWatch.stop();
     await state.stop();
     await ops.close();
+    await kc.close();
   }
 }

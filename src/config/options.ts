@@ -18,6 +18,9 @@ export interface Options {
   concurrency: number;
   /** Instance reconciles (launches, teardowns) in flight at once: bounded by the cloud's request budget, not by --concurrency. */
   launchConcurrency: number;
+  /** Client-side rate limit on the Kubernetes API (like client-go's --kube-api-qps/--kube-api-burst). */
+  kubeApiQps: number;
+  kubeApiBurst: number;
   gcIntervalMs: number;
   gcGracePeriodMs: number;
   /** How long a pinned pod may stay unschedulable before it counts as stranded. */
@@ -130,6 +133,16 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       )
         .argParser(int)
         .default(32),
+    )
+    .addOption(
+      o('--kube-api-qps <n>', 'sustained Kubernetes API requests per second (0: no limit)', 'IPP_KUBE_API_QPS')
+        .argParser(int)
+        .default(50),
+    )
+    .addOption(
+      o('--kube-api-burst <n>', 'Kubernetes API requests allowed at once after a quiet period', 'IPP_KUBE_API_BURST')
+        .argParser(int)
+        .default(100),
     )
     .addOption(
       o('--gc-interval <duration>', 'how often garbage collection compares cloud and cluster', 'IPP_GC_INTERVAL')
@@ -257,6 +270,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     logLevel: v.logLevel,
     concurrency: Math.max(1, v.concurrency),
     launchConcurrency: Math.max(1, v.launchConcurrency),
+    kubeApiQps: v.kubeApiQps,
+    kubeApiBurst: Math.max(1, v.kubeApiBurst),
     gcIntervalMs: v.gcInterval,
     gcGracePeriodMs: v.gcGracePeriod,
     strandedAfterMs: v.strandedAfter,

@@ -1,142 +1,148 @@
-// A list+watch cache that heals itself. client-node's ListWatch (2.x) backs off between clean
-// reconnects and relists on 410 Gone, but any other error (HTTP 500, a failed list, a reset
-// connection) stops it for good. This wrapper restarts it with capped, jittered backoff; asks the
-// server to end each watch after a few minutes (timeoutSeconds) so a silently dead connection is
-// replaced; and runs a watchdog that restarts a watch that has shown no sign of life for too long.
-import {
-  KubeConfig,
-  ListWatch,
-  Watch,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+// A list+watch cache that never lies about what it has seen. It does its own LIST (in pages) and
+// WATCH (with bookmarks) instead of client-node's ListWatch, whose start() swallows a failing list:
+// an informer whose first LIST failed would count as synced with an empty cache, and a controller
+// acting on an empty cache deletes what it cannot see. Here:
+// - `hasSynced()` turns true only once a complete LIST succeeded; until then the last error is kept
+//   for /readyz, and the list is retried with capped, jittered backoff;
+// - a relist replaces the cache only once every page has arrived, so a failing relist keeps the
+//   previous (stale but complete) cache instead of emptying it;
+// - a watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh);
+//   410 Gone relists; a watch silent for too long is replaced.
+// Objects pass through `transform` as they arrive, so the cache holds only what controllers read.
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { HttpMethod, KubeConfig, RequestContext, type KubernetesObject } from '@kubernetes/client-node';
+import { fetch } from 'undici';
 import type { Logger } from '../log.ts';
-
-/** Adds what client-go sends on every watch: a server-side timeout with jitter and bookmarks. */
-class ResilientWatch extends Watch {
-  override watch(
-    path: string,
-    queryParams: Record<string, unknown>,
-    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
-    done: (err: unknown) => void,
-  ): Promise<AbortController> {
-    return super.watch(
-      path,
-      { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
-      callback,
-      done,
-    );
-  }
-}
+import { IndexedStore, type Indexers } from './store.ts';
 
 export interface InformerOptions<T extends KubernetesObject> {
   kubeconfig: KubeConfig;
-  /** Resource name for logs and metrics, e.g. "pods". */
+  /** Resource name for logs, metrics and /readyz, e.g. "pods". */
   resource: string;
   /** Collection path, e.g. /api/v1/pods or /apis/ipp.dev/v1alpha1/instances. */
   path: string;
-  list: () => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
   logger: Logger;
-  /** Called for every add, update and delete (and for each object after a relist). */
+  /** Called for every add, update and delete (and for each change a relist finds). */
   onChange: (obj: T, kind: 'add' | 'update' | 'delete') => void;
+  /** Secondary indexes of the cache, read with byIndex(). */
+  indexers?: Indexers<T>;
+  /** Applied to every object as it arrives (list or watch), e.g. to drop fields nobody reads. */
+  transform?: (obj: T) => T;
+  /** Objects per LIST page (limit/continue); 0 lists in one response. */
+  pageSize?: number;
   /** Restart a watch that has shown no activity (event, bookmark, reconnect) for this long. */
   stallAfterMs?: number;
   onActivity?: (at: number) => void;
+  /** Retry delays after failures: doubling from base to max, ±20 % jitter. */
+  backoff?: { baseMs: number; maxMs: number };
+}
+
+export interface InformerStatus {
+  resource: string;
+  synced: boolean;
+  objects: number;
+  /** The last list/watch failure not yet followed by a success. */
+  lastError?: string;
+  lastErrorAt?: Date;
+}
+
+/** A failed list or watch request, with the API server's status. */
+export class ApiRequestError extends Error {
+  readonly statusCode: number;
+  readonly reason: string | undefined;
+  constructor(what: string, statusCode: number, reason: string | undefined, message: string) {
+    super(`${what}: HTTP ${statusCode}${reason ? ` ${reason}` : ''}: ${message}`);
+    this.name = 'ApiRequestError';
+    this.statusCode = statusCode;
+    this.reason = reason;
+  }
+}
+
+const isGone = (e: unknown) => e instanceof ApiRequestError && e.statusCode === 410;
+const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T & { code?: number; reason?: string; message?: string };
+}
+
+/** Drops what no reader needs from every object: managedFields can be half of a small object. */
+export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
 }
 
 export class Informer<T extends KubernetesObject> {
   readonly resource: string;
-  private readonly lw: ListWatch<T>;
   private readonly opts: InformerOptions<T>;
+  private readonly store: IndexedStore<T>;
   private synced = false;
+  private resourceVersion = '';
   private lastActivity = Date.now();
   private failures = 0;
-  private stopped = false;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private lastError: { message: string; at: Date } | undefined;
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private lifetime = new AbortController();
+  private currentWatch: AbortController | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  private firstSync: { promise: Promise<void>; resolve: () => void } | undefined;
 
   constructor(opts: InformerOptions<T>) {
     this.opts = opts;
     this.resource = opts.resource;
-    this.lw = new ListWatch<T>(opts.path, new ResilientWatch(opts.kubeconfig), opts.list, false, opts.labelSelector);
-    const touch = () => {
-      this.lastActivity = Date.now();
-      this.failures = 0;
-      opts.onActivity?.(this.lastActivity);
-    };
-    this.lw.on('add', (o) => {
-      touch();
-      opts.onChange(o, 'add');
-    });
-    this.lw.on('update', (o) => {
-      touch();
-      opts.onChange(o, 'update');
-    });
-    this.lw.on('delete', (o) => {
-      touch();
-      opts.onChange(o, 'delete');
-    });
-    this.lw.on('connect', () => touch());
-    this.lw.on('error', (err: unknown) => this.restartLater(err));
+    this.store = new IndexedStore<T>(opts.indexers);
   }
 
+  /** Starts listing and watching; resolves once the first complete LIST is cached (or on stop()). */
   async start(): Promise<void> {
+    if (!this.stopped) return this.firstSync?.promise;
     this.stopped = false;
+    this.lifetime = new AbortController();
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.firstSync = { promise, resolve };
     const stall = this.opts.stallAfterMs ?? 10 * 60_000;
     this.watchdog = setInterval(
       () => {
-        if (Date.now() - this.lastActivity > stall) {
-          this.opts.logger.warn(
-            { resource: this.resource, silentForMs: Date.now() - this.lastActivity },
-            'watch shows no activity; restarting it',
-          );
-          this.lastActivity = Date.now();
-          void this.lw.stop().then(() => this.begin());
-        }
+        if (!this.currentWatch || Date.now() - this.lastActivity <= stall) return;
+        this.opts.logger.warn(
+          { resource: this.resource, silentForMs: Date.now() - this.lastActivity },
+          'watch shows no activity; restarting it',
+        );
+        this.lastActivity = Date.now();
+        this.currentWatch.abort();
       },
       Math.min(stall, 30_000),
     );
     this.watchdog.unref();
-    await this.begin();
-  }
-
-  private async begin(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      await this.lw.start();
-      this.synced = true;
-      this.lastActivity = Date.now();
-    } catch (err) {
-      this.restartLater(err);
-    }
-  }
-
-  private restartLater(err: unknown): void {
-    if (this.stopped || this.restartTimer) return;
-    this.failures++;
-    const delay = Math.min(1_000 * 2 ** (this.failures - 1), 30_000) * (0.8 + Math.random() * 0.4);
-    this.opts.logger.warn(
-      { resource: this.resource, err, retryInMs: Math.round(delay) },
-      'list/watch failed; restarting',
-    );
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      void this.begin();
-    }, delay);
-    this.restartTimer.unref();
+    this.loop = this.run();
+    return promise;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.watchdog);
-    clearTimeout(this.restartTimer);
-    await this.lw.stop();
+    this.lifetime.abort();
+    this.currentWatch?.abort();
+    this.firstSync?.resolve();
+    await this.loop;
   }
 
-  /** True once the first list has completed. */
+  /** True once a complete LIST has been cached; stays true through later failures (the cache is kept). */
   hasSynced(): boolean {
     return this.synced;
+  }
+
+  status(): InformerStatus {
+    return {
+      resource: this.resource,
+      synced: this.synced,
+      objects: this.store.size,
+      ...(this.lastError ? { lastError: this.lastError.message, lastErrorAt: this.lastError.at } : {}),
+    };
   }
 
   /** Milliseconds since the last sign of life of the watch. */
@@ -145,10 +151,203 @@ export class Informer<T extends KubernetesObject> {
   }
 
   get(name: string, namespace?: string): T | undefined {
-    return this.lw.get(name, namespace);
+    return this.store.get(name, namespace);
   }
 
   list(namespace?: string): readonly T[] {
-    return this.lw.list(namespace);
+    return this.store.list(namespace);
+  }
+
+  byIndex(index: string, value: string): T[] {
+    return this.store.byIndex(index, value);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        await this.watch();
+      } catch (err) {
+        if (this.stopped) break;
+        if (isGone(err)) {
+          // Our resourceVersion is older than etcd's compaction: only a fresh list is consistent.
+          this.opts.logger.info({ resource: this.resource }, 'watch expired (410 Gone); relisting');
+          this.resourceVersion = '';
+          continue;
+        }
+        this.failed(err);
+        await this.pause();
+      }
+    }
+  }
+
+  private failed(err: unknown): void {
+    this.failures++;
+    this.lastError = { message: describe(err), at: new Date() };
+    this.opts.logger.warn(
+      { resource: this.resource, err, synced: this.synced, failures: this.failures },
+      this.synced ? 'watch failed; the cache is kept and the watch retried' : 'list failed; not synced, retrying',
+    );
+  }
+
+  private pause(): Promise<void> {
+    const { baseMs, maxMs } = this.opts.backoff ?? { baseMs: 1_000, maxMs: 30_000 };
+    const delay = Math.min(baseMs * 2 ** Math.max(0, this.failures - 1), maxMs) * (0.8 + Math.random() * 0.4);
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, delay);
+      this.lifetime.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+  }
+
+  private url(query: Record<string, string | number | boolean | undefined>): URL {
+    const server = this.opts.kubeconfig.getCurrentCluster()?.server;
+    if (!server) throw new Error(`cannot list ${this.resource}: the kubeconfig has no current cluster`);
+    const url = new URL(server.replace(/\/$/, '') + this.opts.path);
+    if (this.opts.labelSelector) url.searchParams.set('labelSelector', this.opts.labelSelector);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  private async request(what: string, url: URL, signal: AbortSignal) {
+    const ctx = new RequestContext(url.toString(), HttpMethod.GET);
+    await this.opts.kubeconfig.applySecurityAuthentication(ctx);
+    const res = await fetch(url, { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal });
+    if (res.ok) return res;
+    const text = await res.text().catch(() => '');
+    let status: { reason?: string; message?: string } = {};
+    try {
+      status = JSON.parse(text) as typeof status;
+    } catch {
+      status = { message: text.slice(0, 200) };
+    }
+    throw new ApiRequestError(what, res.status, status.reason, status.message ?? res.statusText);
+  }
+
+  private prepare(obj: T): T {
+    stripManagedFields(obj);
+    return this.opts.transform ? this.opts.transform(obj) : obj;
+  }
+
+  /** Lists every page, then swaps the cache in one step. */
+  private async relist(): Promise<void> {
+    const pageSize = this.opts.pageSize ?? 500;
+    let items: T[];
+    let rv: string;
+    try {
+      ({ items, rv } = await this.listPages(pageSize));
+    } catch (err) {
+      // A continue token older than compaction cannot be resumed; client-go then lists in one go.
+      if (!isGone(err) || pageSize === 0) throw err;
+      ({ items, rv } = await this.listPages(0));
+    }
+    const changes = this.store.replace(items);
+    this.resourceVersion = rv;
+    this.failures = 0;
+    this.lastError = undefined;
+    this.touch();
+    if (!this.synced) {
+      this.synced = true;
+      this.opts.logger.info({ resource: this.resource, objects: this.store.size }, 'cache synced');
+      this.firstSync?.resolve();
+    }
+    for (const o of changes.added) this.opts.onChange(o, 'add');
+    for (const o of changes.updated) this.opts.onChange(o, 'update');
+    for (const o of changes.deleted) this.opts.onChange(o, 'delete');
+  }
+
+  private async listPages(limit: number): Promise<{ items: T[]; rv: string }> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let rv: string | undefined;
+    do {
+      const res = await this.request(
+        `listing ${this.resource}`,
+        this.url({ limit, continue: cont }),
+        this.lifetime.signal,
+      );
+      const page = (await res.json()) as { items?: T[]; metadata?: { continue?: string; resourceVersion?: string } };
+      for (const o of page.items ?? []) items.push(this.prepare(o));
+      cont = page.metadata?.continue || undefined;
+      rv = page.metadata?.resourceVersion ?? '';
+    } while (cont && limit > 0);
+    return { items, rv: rv ?? '' };
+  }
+
+  /** One watch request, until the server ends it (normal), it goes silent, or it fails (thrown). */
+  private async watch(): Promise<void> {
+    const ac = new AbortController();
+    this.currentWatch = ac;
+    const onStop = () => ac.abort();
+    this.lifetime.signal.addEventListener('abort', onStop, { once: true });
+    // Server-side timeout with jitter, as client-go does, so watches end and resume spread out.
+    const timeoutSeconds = 240 + Math.floor(Math.random() * 120);
+    let idle: NodeJS.Timeout | undefined;
+    const stillAlive = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => ac.abort(), (timeoutSeconds + 60) * 1000);
+    };
+    const started = Date.now();
+    let events = 0;
+    try {
+      const url = this.url({
+        watch: true,
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds,
+      });
+      const res = await this.request(`watching ${this.resource}`, url, ac.signal);
+      this.lastError = undefined;
+      this.touch();
+      stillAlive();
+      const lines = createInterface({ input: Readable.fromWeb(res.body as never), crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (!line) continue;
+        stillAlive();
+        this.handle(JSON.parse(line) as WatchEvent<T>);
+        events++;
+      }
+    } catch (err) {
+      if (ac.signal.aborted && !isGone(err)) return; // stopped, silent or stalled: the loop decides
+      throw err;
+    } finally {
+      clearTimeout(idle);
+      this.lifetime.signal.removeEventListener('abort', onStop);
+      if (this.currentWatch === ac) this.currentWatch = undefined;
+    }
+    // A watch the server ends at once, again and again, must not become a hot loop.
+    if (events === 0 && Date.now() - started < 1_000) {
+      this.failures++;
+      await this.pause();
+    } else this.failures = 0;
+  }
+
+  private handle(ev: WatchEvent<T>): void {
+    switch (ev.type) {
+      case 'ERROR': {
+        const s = ev.object;
+        throw new ApiRequestError(`watching ${this.resource}`, s.code ?? 500, s.reason, s.message ?? 'watch error');
+      }
+      case 'BOOKMARK':
+        break;
+      case 'ADDED':
+      case 'MODIFIED': {
+        const obj = this.prepare(ev.object);
+        const old = this.store.upsert(obj);
+        this.opts.onChange(obj, old ? 'update' : 'add');
+        break;
+      }
+      case 'DELETED': {
+        const old = this.store.delete(ev.object);
+        if (old) this.opts.onChange(this.prepare(ev.object), 'delete');
+        break;
+      }
+    }
+    this.resourceVersion = ev.object.metadata?.resourceVersion || this.resourceVersion;
+    this.touch();
+  }
+
+  private touch(): void {
+    this.lastActivity = Date.now();
+    this.opts.onActivity?.(this.lastActivity);
   }
 }

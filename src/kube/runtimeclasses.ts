@@ -67,7 +67,6 @@ export class RuntimeClassApi implements RuntimeClassReads, RuntimeClassWrites {
       kubeconfig: this.kc,
       resource: 'runtimeclasses',
       path: '/apis/node.k8s.io/v1/runtimeclasses',
-      list: () => this.node.listRuntimeClass(),
       logger,
       onChange,
     });

@@ -1,20 +1,16 @@
 // The controller's view of the cluster: informer caches of pods, ipp nodes, Instances and
 // InstanceClasses, and the few lookups the controllers need. Reconcilers read only from here
-// (and write to the API); they never keep state of their own between calls.
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1Node,
-  type V1Pod,
-} from '@kubernetes/client-node';
+// (and write to the API); they never keep state of their own between calls. Every lookup reads an
+// index the informers maintain from their events, never a scan of a whole cache: at 50,000 cached
+// pods a scan inside a per-instance loop is what starves the lease and the webhook.
+import type { KubeConfig, KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
 import { GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
 import type { Instance, InstanceClass } from '../api/types.ts';
 import { claimOf, classOf } from '../api/pods.ts';
-import { Informer } from '../kube/informer.ts';
+import { Informer, type InformerStatus } from '../kube/informer.ts';
+import type { Indexers } from '../kube/store.ts';
 import type { Logger } from '../log.ts';
+import { leanNode, leanPod } from './lean.ts';
 
 export type ChangeHandler = {
   pod: (p: V1Pod) => void;
@@ -23,51 +19,75 @@ export type ChangeHandler = {
   instanceClass: (c: InstanceClass) => void;
 };
 
+const one = (v: string | undefined): readonly string[] => (v ? [v] : []);
+
+/** The indexes of each cache, by name; exported so tests can compare them with full scans. */
+export const POD_INDEXERS: Indexers<V1Pod> = {
+  node: (p) => one(p.spec?.nodeName),
+  claim: (p) => one(claimOf(p)),
+  class: (p) => one(classOf(p)),
+  uid: (p) => one(p.metadata?.uid),
+};
+export const NODE_INDEXERS: Indexers<V1Node> = {
+  providerID: (n) => one(n.spec?.providerID),
+};
+export const INSTANCE_INDEXERS: Indexers<Instance & KubernetesObject> = {
+  class: (i) => one(i.spec?.class),
+};
+
+export interface ClusterStateOptions {
+  /** Objects per LIST page; default 500. */
+  pageSize?: number;
+  /** Retry delays of failed lists and watches. */
+  backoff?: { baseMs: number; maxMs: number };
+}
+
 export class ClusterState {
   readonly pods: Informer<V1Pod>;
   readonly nodes: Informer<V1Node>;
   readonly instances: Informer<Instance & KubernetesObject>;
   readonly classes: Informer<InstanceClass & KubernetesObject>;
 
-  constructor(kc: KubeConfig, logger: Logger, on: ChangeHandler, onActivity?: (resource: string, at: number) => void) {
-    const core = kc.makeApiClient(CoreV1Api);
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const listCustom =
-      <T>(plural: string) =>
-      async () =>
-        (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as KubernetesListObject<
-          T & KubernetesObject
-        >;
+  constructor(
+    kc: KubeConfig,
+    logger: Logger,
+    on: ChangeHandler,
+    onActivity?: (resource: string, at: number) => void,
+    options: ClusterStateOptions = {},
+  ) {
     const common = (resource: string) => ({
       kubeconfig: kc,
       resource,
       logger,
+      pageSize: options.pageSize,
+      backoff: options.backoff,
       onActivity: (at: number) => onActivity?.(resource, at),
     });
     // All pods, not only ipp-class ones: idle and audit decisions need every pod on an ipp node.
     this.pods = new Informer<V1Pod>({
       ...common('pods'),
       path: '/api/v1/pods',
-      list: () => core.listPodForAllNamespaces(),
+      indexers: POD_INDEXERS,
+      transform: leanPod,
       onChange: (p) => on.pod(p),
     });
     this.nodes = new Informer<V1Node>({
       ...common('nodes'),
       path: '/api/v1/nodes',
       labelSelector: NODE_CLASS_LABEL,
-      list: () => core.listNode({ labelSelector: NODE_CLASS_LABEL }),
+      indexers: NODE_INDEXERS,
+      transform: leanNode,
       onChange: (n) => on.node(n),
     });
     this.instances = new Informer<Instance & KubernetesObject>({
       ...common('instances'),
       path: `/apis/${GROUP}/${VERSION}/instances`,
-      list: listCustom<Instance>('instances'),
+      indexers: INSTANCE_INDEXERS,
       onChange: (i) => on.instance(i),
     });
     this.classes = new Informer<InstanceClass & KubernetesObject>({
       ...common('instanceclasses'),
       path: `/apis/${GROUP}/${VERSION}/instanceclasses`,
-      list: listCustom<InstanceClass>('instanceclasses'),
       onChange: (c) => on.instanceClass(c),
     });
   }
@@ -76,8 +96,23 @@ export class ClusterState {
     return [this.classes, this.instances, this.nodes, this.pods];
   }
 
-  async start(): Promise<void> {
-    await Promise.all(this.all().map((i) => i.start()));
+  /**
+   * Resolves once every cache holds a complete LIST (each retries with backoff until it does), or
+   * when `signal` aborts first; check synced() afterwards. Nothing may reconcile before: a
+   * controller acting on a cache that never listed would delete what it cannot see.
+   */
+  async start(signal?: AbortSignal): Promise<void> {
+    const all = Promise.all(this.all().map((i) => i.start()));
+    if (!signal) return void (await all);
+    if (signal.aborted) return;
+    let onAbort!: () => void;
+    const aborted = new Promise<void>((r) => (onAbort = r));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await Promise.race([all, aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   async stop(): Promise<void> {
@@ -86,6 +121,19 @@ export class ClusterState {
 
   synced(): boolean {
     return this.all().every((i) => i.hasSynced());
+  }
+
+  status(): InformerStatus[] {
+    return this.all().map((i) => i.status());
+  }
+
+  /** Why the caches are not ready, naming each one that has not listed and its last error; undefined when synced. */
+  notSyncedReason(): string | undefined {
+    const waiting = this.status().filter((s) => !s.synced);
+    if (!waiting.length) return undefined;
+    return `caches not synced: ${waiting
+      .map((s) => `${s.resource} has not listed yet${s.lastError ? ` (last error: ${s.lastError})` : ''}`)
+      .join('; ')}`;
   }
 
   /** The informer that has been silent longest, with how long: for /healthz. */
@@ -104,19 +152,23 @@ export class ClusterState {
   }
 
   instancesOfClass(cls: string): Instance[] {
-    return this.instances.list().filter((i) => i.spec?.class === cls);
+    return this.instances.byIndex('class', cls);
   }
 
   podsOfClass(cls: string): V1Pod[] {
-    return this.pods.list().filter((p) => classOf(p) === cls);
+    return this.pods.byIndex('class', cls);
   }
 
   podsClaiming(instance: string): V1Pod[] {
-    return this.pods.list().filter((p) => claimOf(p) === instance);
+    return this.pods.byIndex('claim', instance);
   }
 
   podsOnNode(node: string): V1Pod[] {
-    return this.pods.list().filter((p) => p.spec?.nodeName === node);
+    return this.pods.byIndex('node', node);
+  }
+
+  podByUid(uid: string): V1Pod | undefined {
+    return this.pods.byIndex('uid', uid)[0];
   }
 
   node(name: string): V1Node | undefined {
@@ -125,6 +177,6 @@ export class ClusterState {
 
   nodeByProviderID(providerID: string | undefined): V1Node | undefined {
     if (!providerID) return undefined;
-    return this.nodes.list().find((n) => n.spec?.providerID === providerID);
+    return this.nodes.byIndex('providerID', providerID)[0];
   }
 }

@@ -1,8 +1,9 @@
 // `npm run bench`: runs every benchmark (or those named: `npm run bench -- aws`). Benchmarks print
 // measurements; they are not tests and assert only that what they measured is meaningful.
 import { benchAws } from './aws.ts';
+import { benchMemory, benchWorld } from './scale.ts';
 
-const benches: Record<string, () => Promise<void>> = { aws: benchAws };
+const benches: Record<string, () => Promise<void>> = { aws: benchAws, memory: benchMemory, world: benchWorld };
 
 const wanted = process.argv.slice(2);
 for (const name of wanted.length ? wanted : Object.keys(benches)) {

@@ -36,7 +36,39 @@ export interface ControlPlaneOptions {
   /** Root for data; a fresh temp dir by default. */
   dir?: string;
   log?: (line: string) => void;
+  /**
+   * Client QPS/burst of kube-controller-manager and kube-scheduler (default: their own defaults,
+   * KCM 20/30 and scheduler 50/100, which cap how fast new nodes lose their not-ready taint and pods
+   * bind). Also from IPP_TESTBED_KCM_QPS/_BURST and IPP_TESTBED_SCHEDULER_QPS/_BURST.
+   */
+  clients?: ComponentClients;
 }
+
+export interface ClientLimit {
+  qps: number;
+  burst: number;
+}
+export interface ComponentClients {
+  controllerManager?: ClientLimit;
+  scheduler?: ClientLimit;
+}
+
+/** The QPS/burst settings asked for, by options or environment; what is absent keeps the component's default. */
+export function componentClients(opts: ComponentClients = {}, env = process.env): ComponentClients {
+  const fromEnv = (prefix: string): ClientLimit | undefined => {
+    const qps = Number(env[`${prefix}_QPS`] ?? NaN);
+    if (!(qps > 0)) return undefined;
+    return { qps, burst: Number(env[`${prefix}_BURST`] ?? NaN) > 0 ? Number(env[`${prefix}_BURST`]) : qps * 2 };
+  };
+  return {
+    controllerManager: opts.controllerManager ?? fromEnv('IPP_TESTBED_KCM'),
+    scheduler: opts.scheduler ?? fromEnv('IPP_TESTBED_SCHEDULER'),
+  };
+}
+
+// kube-scheduler still takes these flags when it runs without --config (deprecated in favour of clientConnection).
+const clientFlags = (l: ClientLimit | undefined) =>
+  l ? [`--kube-api-qps=${l.qps}`, `--kube-api-burst=${l.burst}`] : [];
 
 const token = () => randomBytes(24).toString('hex');
 
@@ -144,6 +176,7 @@ async function readyz(server: string, caFile: string, bearer: string, path = '/r
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const log = opts.log ?? (() => {});
+  const limits = componentClients(opts.clients);
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'ipp-testbed-'));
   const bin = (name: string) => join(opts.assets, 'bin', name);
   const pki = join(dir, 'pki');
@@ -245,7 +278,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       return file;
     };
 
-    log('kube-controller-manager');
+    log(
+      `kube-controller-manager${limits.controllerManager ? ` (client QPS ${limits.controllerManager.qps}/${limits.controllerManager.burst})` : ''}`,
+    );
     components.push(
       startChild(
         'kube-controller-manager',
@@ -263,12 +298,13 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           // Fast feedback for tests; the defaults are minutes.
           '--node-monitor-grace-period=40s',
           '--concurrent-gc-syncs=5',
+          ...clientFlags(limits.controllerManager),
         ],
         join(logs, 'kube-controller-manager.log'),
       ),
     );
 
-    log('kube-scheduler');
+    log(`kube-scheduler${limits.scheduler ? ` (client QPS ${limits.scheduler.qps}/${limits.scheduler.burst})` : ''}`);
     components.push(
       startChild(
         'kube-scheduler',
@@ -278,6 +314,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           '--leader-elect=false',
           '--bind-address=127.0.0.1',
           '--secure-port=0',
+          ...clientFlags(limits.scheduler),
         ],
         join(logs, 'kube-scheduler.log'),
       ),

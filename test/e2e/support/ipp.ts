@@ -40,6 +40,8 @@ export interface IppOptions {
   env?: NodeJS.ProcessEnv;
   /** Kubeconfig the controller runs with (default: the testbed's admin), e.g. a ServiceAccount token's. */
   kubeconfig?: string;
+  /** Wait for /readyz before returning (default true); false to watch a replica that must stay unready. */
+  waitReady?: boolean;
 }
 
 export interface Ipp {
@@ -110,6 +112,7 @@ export async function startIpp(o: IppOptions): Promise<Ipp> {
       await done;
     },
   };
+  if (o.waitReady === false) return ipp;
   await eventually(
     'ipp /readyz',
     async () => {

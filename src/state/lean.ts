@@ -1,0 +1,137 @@
+// What the caches keep of each pod and node. ipp caches every pod in the cluster, so a pod's size in
+// the cache is multiplied by the size of the cluster: keep what the controllers read, drop the rest
+// as the object arrives.
+//
+// ipp pods (the ipp-class label, an ipp.dev/ claim, the ipp scheduler name or an ipp-* RuntimeClass):
+// all metadata but managedFields and kubectl's last-applied copy; the spec except container details
+// (only name, resources and restartPolicy, which sizing reads), ephemeral containers and volumes other
+// than claims; the status except per-container statuses.
+//
+// Every other pod matters to ipp only as an occupant of a node (idle decisions, the isolation audit,
+// capacity taken by DaemonSet pods), so it keeps only: name, namespace, uid, resourceVersion,
+// creation and deletion timestamps, its controller reference, the mirror and ipp.dev/ annotations;
+// nodeName, runtimeClassName, schedulerName, priority, container resources and overhead; the phase.
+// Code that starts to read something dropped here must keep it here too (test/unit/state/lean.test.ts).
+import type { V1Container, V1Node, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import { CLASS_LABEL, GROUP, SCHEDULER_NAME } from '../api/names.ts';
+import { MIRROR_ANNOTATION } from '../api/pods.ts';
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+function leanMetadata(o: V1Pod | V1Node): void {
+  const m = o.metadata;
+  if (!m) return;
+  delete m.managedFields;
+  if (m.annotations && LAST_APPLIED in m.annotations) {
+    delete m.annotations[LAST_APPLIED];
+    if (Object.keys(m.annotations).length === 0) delete m.annotations;
+  }
+}
+
+const leanContainer = (c: V1Container): V1Container => ({
+  name: c.name,
+  ...(c.resources ? { resources: c.resources } : {}),
+  // A restartable init container (sidecar) counts towards the pod's requests differently.
+  ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
+});
+
+const ours = (key: string) => key === MIRROR_ANNOTATION || key.startsWith(`${GROUP}/`);
+
+/** Is this pod ipp's to provision (or about to be)? Then it keeps its full (lean) form. */
+export function isIppPod(p: V1Pod): boolean {
+  return (
+    p.metadata?.labels?.[CLASS_LABEL] !== undefined ||
+    Object.keys(p.metadata?.annotations ?? {}).some((k) => k.startsWith(`${GROUP}/`)) ||
+    p.spec?.schedulerName === SCHEDULER_NAME ||
+    (p.spec?.runtimeClassName ?? '').startsWith('ipp-')
+  );
+}
+
+export function leanPod(p: V1Pod): V1Pod {
+  return isIppPod(p) ? leanIppPod(p) : occupant(p);
+}
+
+function leanIppPod(p: V1Pod): V1Pod {
+  leanMetadata(p);
+  const spec = p.spec;
+  if (spec) {
+    spec.containers = (spec.containers ?? []).map(leanContainer);
+    if (spec.initContainers) spec.initContainers = spec.initContainers.map(leanContainer);
+    delete spec.ephemeralContainers;
+    if (spec.volumes) {
+      // Only claims can pin a pod to a zone; config, secret and projected volumes are just bulk.
+      const claims = spec.volumes
+        .filter((v) => v.persistentVolumeClaim || v.ephemeral)
+        .map((v) => ({
+          name: v.name,
+          ...(v.persistentVolumeClaim ? { persistentVolumeClaim: v.persistentVolumeClaim } : {}),
+          ...(v.ephemeral ? { ephemeral: v.ephemeral } : {}),
+        }));
+      if (claims.length) spec.volumes = claims;
+      else delete spec.volumes;
+    }
+  }
+  const status = p.status;
+  if (status) {
+    delete status.containerStatuses;
+    delete status.initContainerStatuses;
+    delete status.ephemeralContainerStatuses;
+  }
+  return p;
+}
+
+/** A pod that is not ipp's: only what makes it an occupant of a node. A new object, so the parsed one can go. */
+function occupant(p: V1Pod): V1Pod {
+  const m = p.metadata ?? {};
+  const controller = m.ownerReferences?.find((r) => r.controller);
+  const annotations = Object.entries(m.annotations ?? {}).filter(([k]) => ours(k));
+  const metadata: V1ObjectMeta = {
+    name: m.name,
+    namespace: m.namespace,
+    uid: m.uid,
+    resourceVersion: m.resourceVersion,
+    creationTimestamp: m.creationTimestamp,
+    ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    ...(controller
+      ? {
+          ownerReferences: [
+            {
+              apiVersion: controller.apiVersion,
+              kind: controller.kind,
+              name: controller.name,
+              uid: controller.uid,
+              controller: true,
+            },
+          ],
+        }
+      : {}),
+    ...(annotations.length ? { annotations: Object.fromEntries(annotations) } : {}),
+  };
+  for (const k of Object.keys(metadata) as (keyof V1ObjectMeta)[]) if (metadata[k] === undefined) delete metadata[k];
+  const s = p.spec;
+  return {
+    metadata,
+    spec: {
+      containers: (s?.containers ?? []).map(leanContainer),
+      ...(s?.initContainers ? { initContainers: s.initContainers.map(leanContainer) } : {}),
+      ...(s?.nodeName ? { nodeName: s.nodeName } : {}),
+      ...(s?.overhead ? { overhead: s.overhead } : {}),
+      ...(s?.runtimeClassName ? { runtimeClassName: s.runtimeClassName } : {}),
+      ...(s?.schedulerName ? { schedulerName: s.schedulerName } : {}),
+      ...(s?.priority !== undefined ? { priority: s.priority } : {}),
+    },
+    ...(p.status?.phase ? { status: { phase: p.status.phase } } : {}),
+  };
+}
+
+export function leanNode(n: V1Node): V1Node {
+  leanMetadata(n);
+  const status = n.status;
+  if (status) {
+    // A real node lists every image it holds (often hundreds of names), and its attached volumes.
+    delete status.images;
+    delete status.volumesAttached;
+    delete status.volumesInUse;
+  }
+  return n;
+}

@@ -1,0 +1,226 @@
+// Runs the real controller (node src/main.ts) of a source tree, this one or an older commit's
+// extracted next to it, as a separate process, and reads what a benchmark reports about it: its
+// /metrics (event-loop lag, CPU, RSS as prom-client's default metrics give them) and /proc.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { request, Agent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startChild, tail, type Child } from '../testbed/process.ts';
+
+export interface Tree {
+  label: string;
+  root: string;
+}
+
+const here = join(import.meta.dirname, '..', '..');
+
+export const currentTree = (): Tree => ({ label: 'this tree', root: here });
+
+/**
+ * The code before this change, for side-by-side figures: IPP_BENCH_BASELINE (a commit, or "none"),
+ * by default where this branch left main. Extracted with git archive (the repository is untouched)
+ * and run with this tree's node_modules.
+ */
+export function baselineTree(): Tree | undefined {
+  const wanted = process.env.IPP_BENCH_BASELINE;
+  if (wanted === 'none') return undefined;
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: here, encoding: 'utf8' }).trim();
+  let commit: string;
+  try {
+    commit = git('rev-parse', '--short', wanted ?? git('merge-base', 'HEAD', 'main'));
+  } catch (e) {
+    process.stderr.write(`[bench] no baseline (${(e as Error).message.split('\n')[0]}); set IPP_BENCH_BASELINE\n`);
+    return undefined;
+  }
+  if (commit === git('rev-parse', '--short', 'HEAD')) return undefined;
+  const root = join(tmpdir(), `ipp-baseline-${commit}`);
+  if (!existsSync(join(root, 'src', 'main.ts'))) {
+    mkdirSync(root, { recursive: true });
+    execFileSync('sh', ['-c', `git archive ${commit} | tar -x -C ${root}`], { cwd: here });
+    symlinkSync(join(here, 'node_modules'), join(root, 'node_modules'));
+  }
+  return { label: `baseline ${commit}`, root };
+}
+
+export interface ControllerOptions {
+  kubeconfig: string;
+  cluster: string;
+  /** The controller's namespace (lease, webhook Secret). */
+  namespace: string;
+  cloudNamespace: string;
+  identity: string;
+  leaderElectionId?: string;
+  webhook: boolean;
+  logDir: string;
+  readyTimeoutMs?: number;
+  /** Open the V8 inspector on loopback, so heapAfterGc() can force a GC and read the live heap. */
+  inspect?: boolean;
+}
+
+export interface Controller {
+  identity: string;
+  pid: number;
+  metricsUrl: string;
+  webhookUrl: string;
+  logFile: string;
+  /** Milliseconds from start to /readyz 200. */
+  readyAfterMs: number;
+  metrics(): Promise<Map<string, number>>;
+  /** Resident set now, and its peak since start, in bytes (/proc). */
+  memory(): { rss: number; peak: number };
+  /** Live heap after a full GC, in bytes (needs `inspect`): what the caches really retain. */
+  heapAfterGc(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startController(tree: Tree, o: ControllerOptions): Promise<Controller> {
+  mkdirSync(o.logDir, { recursive: true });
+  const metricsPort = await freePort();
+  const webhookPort = o.webhook ? await freePort() : 0;
+  const inspectPort = o.inspect ? await freePort() : 0;
+  const logFile = join(o.logDir, `ipp-${tree.label.replace(/\W+/g, '-')}-${o.identity}-${Date.now()}.log`);
+  const args = [
+    ...(o.inspect ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+    join(tree.root, 'src', 'main.ts'),
+    `--cluster-name=${o.cluster}`,
+    `--kubeconfig=${o.kubeconfig}`,
+    '--providers=simulated',
+    `--namespace=${o.namespace}`,
+    `--simulated-namespace=${o.cloudNamespace}`,
+    `--metrics-port=${metricsPort}`,
+    '--metrics-host=127.0.0.1',
+    `--identity=${o.identity}`,
+    '--log-level=info',
+    ...(o.leaderElectionId ? [`--leader-election-id=${o.leaderElectionId}`] : ['--no-leader-elect']),
+    ...(o.webhook
+      ? [
+          `--webhook-port=${webhookPort}`,
+          '--webhook-host=127.0.0.1',
+          `--webhook-url=https://127.0.0.1:${webhookPort}`,
+          `--webhook-config-name=ipp-bench-${o.cluster}`,
+          `--webhook-secret=ipp-bench-${o.cluster}-tls`,
+        ]
+      : ['--no-webhook']),
+  ];
+  const started = Date.now();
+  const child: Child = startChild(`ipp ${o.identity}`, process.execPath, args, logFile, process.env);
+  const pid = child.process.pid!;
+  const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  const deadline = started + (o.readyTimeoutMs ?? 600_000);
+  for (;;) {
+    if (child.process.exitCode !== null) throw new Error(`controller ${o.identity} exited:\n${tail(logFile, 30)}`);
+    const ok = await fetch(`${metricsUrl}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > deadline)
+      throw new Error(`controller ${o.identity} not ready after ${Date.now() - started} ms:\n${tail(logFile, 30)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    identity: o.identity,
+    pid,
+    metricsUrl,
+    webhookUrl: o.webhook ? `https://127.0.0.1:${webhookPort}` : '',
+    logFile,
+    readyAfterMs: Date.now() - started,
+    async metrics() {
+      const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+      const out = new Map<string, number>();
+      for (const line of text.split('\n')) {
+        if (!line || line.startsWith('#')) continue;
+        const sp = line.lastIndexOf(' ');
+        out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+      }
+      return out;
+    },
+    memory() {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+      return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+    },
+    heapAfterGc: () => heapAfterGc(inspectPort),
+    stop: () => child.stop(),
+  };
+}
+
+/** Over the Chrome DevTools protocol: HeapProfiler.collectGarbage, then Runtime.getHeapUsage. */
+async function heapAfterGc(port: number): Promise<number> {
+  if (!port) throw new Error('start the controller with inspect: true to read its heap');
+  const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
+    webSocketDebuggerUrl: string;
+  }[];
+  const ws = new WebSocket(target!.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  let id = 0;
+  const call = (method: string) =>
+    new Promise<{ usedSize?: number }>((resolve) => {
+      const mine = ++id;
+      ws.addEventListener('message', function answer(ev: MessageEvent) {
+        const msg = JSON.parse(String(ev.data)) as { id?: number; result: { usedSize?: number } };
+        if (msg.id !== mine) return;
+        ws.removeEventListener('message', answer);
+        resolve(msg.result);
+      });
+      ws.send(JSON.stringify({ id: mine, method }));
+    });
+  try {
+    await call('HeapProfiler.collectGarbage');
+    return (await call('Runtime.getHeapUsage')).usedSize ?? NaN;
+  } finally {
+    ws.close();
+  }
+}
+
+const insecure = new Agent({ keepAlive: true, rejectUnauthorized: false });
+
+/** One AdmissionReview for an opted-in pod, as the API server sends it; resolves with the latency in ms. */
+export function admissionRoundTrip(webhookUrl: string, cls: string, namespace: string, i: number): Promise<number> {
+  const body = JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: `bench-${i}`,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      operation: 'CREATE',
+      namespace,
+      userInfo: { username: 'bench' },
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `probe-${i}`, namespace, labels: { 'ipp-class': cls } },
+        spec: { containers: [{ name: 'c', image: 'postfix' }] },
+      },
+    },
+  });
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${webhookUrl}/mutate-pods`,
+      { method: 'POST', agent: insecure, headers: { 'content-type': 'application/json' }, timeout: 10_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const review = JSON.parse(Buffer.concat(chunks).toString()) as { response?: { allowed?: boolean } };
+          if (res.statusCode !== 200 || !review.response?.allowed)
+            reject(
+              new Error(`admission answered ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 200)}`),
+            );
+          else resolve(performance.now() - t0);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('admission timed out after 10 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export const logDir = () => mkdtempSync(join(tmpdir(), 'ipp-bench-logs-'));

@@ -1,0 +1,338 @@
+// Benchmarks of ipp at scale (not tests): "memory" (controller RSS with 0, 10,000 and 50,000 cached
+// pods; bytes per pod) and "world" (N ipp nodes with Ready Instances and their pods plus M other
+// pods; two replicas with leader election; event-loop lag, lease transitions, CPU per minute, RSS,
+// admission latency while the leader works). Each figure is measured for this tree and, in the same
+// run, for the code before the change (see baselineTree), printed side by side and written as JSON.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { ApiClientConfig } from '../../src/kube/client.ts';
+import { ensureAssets } from '../testbed/assets.ts';
+import { componentClients, startControlPlane, type ComponentClients } from '../testbed/controlplane.ts';
+import { installCrds } from '../testbed/crds.ts';
+import {
+  admissionRoundTrip,
+  baselineTree,
+  currentTree,
+  logDir,
+  startController,
+  type Controller,
+  type Tree,
+} from './controller.ts';
+import { ensureIppWorld, ensureOtherPods, type WorldOptions } from './world.ts';
+
+const MiB = 1024 * 1024;
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const quantile = (xs: number[], q: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+
+export interface Bed {
+  kubeconfig: string;
+  kc: KubeConfig;
+  world: WorldOptions;
+  logs: string;
+}
+
+/** A namespace pair and names for one bench run on an existing control plane. */
+export async function prepareBed(kubeconfig: string, name: string, ippNodes: number): Promise<Bed> {
+  const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+  kc.loadFromFile(kubeconfig);
+  await installCrds(kc);
+  const core = kc.makeApiClient(CoreV1Api);
+  const world: WorldOptions = {
+    cluster: name,
+    cls: `${name}-c`,
+    namespace: `${name}-work`,
+    cloudNamespace: `${name}-cloud`,
+    ippNodes,
+  };
+  for (const ns of [world.namespace, world.cloudNamespace, `${name}-system`])
+    await core.createNamespace({ body: { metadata: { name: ns } } }).catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+  return { kubeconfig, kc, world, logs: logDir() };
+}
+
+// ---------------------------------------------------------------- memory per cached pod
+
+export interface MemoryPoint {
+  tree: string;
+  pods: number;
+  rssMiB: number;
+  peakMiB: number;
+  /** Live heap after a forced full GC. */
+  heapMiB: number;
+  readyAfterS: number;
+}
+
+export async function measureMemory(bed: Bed, trees: Tree[], counts: number[]): Promise<MemoryPoint[]> {
+  const out: MemoryPoint[] = [];
+  for (const pods of counts) {
+    const t0 = Date.now();
+    await ensureOtherPods(bed.kc, bed.world, pods);
+    process.stderr.write(`[bench] ${pods} other pods in the cluster (${Date.now() - t0} ms to create)\n`);
+    for (const tree of trees) {
+      const c = await startController(tree, {
+        kubeconfig: bed.kubeconfig,
+        cluster: bed.world.cluster,
+        namespace: `${bed.world.cluster}-system`,
+        cloudNamespace: bed.world.cloudNamespace,
+        identity: 'mem',
+        webhook: false,
+        logDir: bed.logs,
+        inspect: true,
+      });
+      // Let the LIST's garbage be collected, as it would be long before anyone looks.
+      await new Promise((r) => setTimeout(r, 5_000));
+      const m = c.memory();
+      const heap = await c.heapAfterGc();
+      await c.stop();
+      const point = {
+        tree: tree.label,
+        pods,
+        rssMiB: round(m.rss / MiB),
+        peakMiB: round(m.peak / MiB),
+        heapMiB: round(heap / MiB),
+        readyAfterS: round(c.readyAfterMs / 1000),
+      };
+      out.push(point);
+      process.stderr.write(`[bench] ${tree.label}: ${JSON.stringify(point)}\n`);
+    }
+  }
+  return out;
+}
+
+export function printMemory(points: MemoryPoint[], trees: Tree[]): string[] {
+  const lines = [
+    'memory per cached pod: controller RSS and live heap after a forced GC 5 s after sync (MiB); bytes per pod against the 0-pod run',
+  ];
+  const counts = [...new Set(points.map((p) => p.pods))];
+  lines.push(
+    ['pods', ...trees.flatMap((t) => [`${t.label}: RSS`, 'RSS peak', 'RSS B/pod', 'heap', 'heap B/pod'])].join('\t'),
+  );
+  for (const n of counts) {
+    const row = [String(n)];
+    for (const t of trees) {
+      const p = points.find((x) => x.tree === t.label && x.pods === n);
+      const zero = points.find((x) => x.tree === t.label && x.pods === 0);
+      const per = (k: 'rssMiB' | 'heapMiB') =>
+        p && zero && n > 0 ? String(Math.round(((p[k] - zero[k]) * MiB) / n)) : '-';
+      row.push(
+        String(p?.rssMiB ?? '-'),
+        String(p?.peakMiB ?? '-'),
+        per('rssMiB'),
+        String(p?.heapMiB ?? '-'),
+        per('heapMiB'),
+      );
+    }
+    lines.push(row.join('\t'));
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------- world at scale, two replicas
+
+export interface WorldResult {
+  tree: string;
+  ippNodes: number;
+  otherPods: number;
+  seconds: number;
+  syncS: number;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+  leaseTransitions: number;
+  leaderCpuSecondsPerMin: number;
+  standbyCpuSecondsPerMin: number;
+  rssAfterSyncMiB: number;
+  rssPeakMiB: number;
+  admissionP50Ms: number;
+  admissionP99Ms: number;
+  admissions: number;
+  admissionErrors: number;
+}
+
+export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPods: number): Promise<WorldResult> {
+  const lease = `bench-${tree.label.replace(/\W+/g, '-')}-${Date.now()}`;
+  const system = `${bed.world.cluster}-system`;
+  const common = {
+    kubeconfig: bed.kubeconfig,
+    cluster: bed.world.cluster,
+    namespace: system,
+    cloudNamespace: bed.world.cloudNamespace,
+    leaderElectionId: lease,
+    webhook: true,
+    logDir: bed.logs,
+  };
+  const replicas: Controller[] = [];
+  try {
+    replicas.push(await startController(tree, { ...common, identity: 'bench-a' }));
+    const rssAfterSync = replicas[0]!.memory().rss;
+    replicas.push(await startController(tree, { ...common, identity: 'bench-b' }));
+    const leases = bed.kc.makeApiClient(CoordinationV1Api);
+    const holder = async () => {
+      const l = await leases.readNamespacedLease({ name: lease, namespace: system }).catch(() => undefined);
+      return { holder: l?.spec?.holderIdentity, transitions: l?.spec?.leaseTransitions ?? 0 };
+    };
+    let first = await holder();
+    for (let i = 0; !first.holder && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      first = await holder();
+    }
+    const leaderOf = (id: string | undefined) => replicas.find((r) => r.identity === id) ?? replicas[0]!;
+    const cpu = async (c: Controller) => (await c.metrics()).get('process_cpu_seconds_total') ?? NaN;
+    const cpu0 = await Promise.all(replicas.map(cpu));
+    await replicas[0]!.metrics(); // resets prom-client's event-loop window
+    await replicas[1]!.metrics();
+
+    const lag = { p50: [] as number[], p99: [] as number[], max: [] as number[] };
+    const latencies: number[] = [];
+    let errors = 0;
+    let holders = new Set<string>();
+    const until = Date.now() + seconds * 1000;
+    let n = 0;
+    const admit = (async () => {
+      while (Date.now() < until) {
+        const leader = leaderOf(first.holder);
+        // ~20 admissions per second, each awaited, as a busy namespace would send them.
+        await admissionRoundTrip(leader.webhookUrl, bed.world.cls, bed.world.namespace, n++).then(
+          (ms) => latencies.push(ms),
+          () => errors++,
+        );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 2_000));
+      const h = await holder();
+      if (h.holder) holders.add(h.holder);
+      const m = await leaderOf(h.holder).metrics();
+      lag.p50.push((m.get('nodejs_eventloop_lag_p50_seconds') ?? NaN) * 1000);
+      lag.p99.push((m.get('nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000);
+      lag.max.push((m.get('nodejs_eventloop_lag_max_seconds') ?? NaN) * 1000);
+    }
+    await admit;
+    const last = await holder();
+    const cpu1 = await Promise.all(replicas.map(cpu));
+    const leaderIdx = replicas.indexOf(leaderOf(last.holder));
+    const perMin = (i: number) => round(((cpu1[i]! - cpu0[i]!) / seconds) * 60, 2);
+    holders = new Set([...holders].filter(Boolean));
+    return {
+      tree: tree.label,
+      ippNodes: bed.world.ippNodes,
+      otherPods,
+      seconds,
+      syncS: round(replicas[0]!.readyAfterMs / 1000),
+      lagP50Ms: round(quantile(lag.p50, 0.5)),
+      // prom-client gives each scrape window's p99 and max; the worst window is reported.
+      lagP99Ms: round(Math.max(...lag.p99)),
+      lagMaxMs: round(Math.max(...lag.max)),
+      leaseTransitions: last.transitions - first.transitions,
+      leaderCpuSecondsPerMin: perMin(leaderIdx),
+      standbyCpuSecondsPerMin: perMin(1 - leaderIdx),
+      rssAfterSyncMiB: round(rssAfterSync / MiB),
+      rssPeakMiB: round(Math.max(...replicas.map((r) => r.memory().peak)) / MiB),
+      admissionP50Ms: round(quantile(latencies, 0.5)),
+      admissionP99Ms: round(quantile(latencies, 0.99)),
+      admissions: latencies.length,
+      admissionErrors: errors,
+    };
+  } finally {
+    for (const r of replicas) await r.stop();
+  }
+}
+
+const FIGURES: [keyof WorldResult, string][] = [
+  ['syncS', 'first replica ready (s)'],
+  ['lagP50Ms', 'event-loop lag p50 (ms)'],
+  ['lagP99Ms', 'event-loop lag p99, worst 2 s window (ms)'],
+  ['lagMaxMs', 'event-loop lag max (ms)'],
+  ['leaseTransitions', 'lease transitions'],
+  ['leaderCpuSecondsPerMin', 'leader CPU (s/min)'],
+  ['standbyCpuSecondsPerMin', 'standby CPU (s/min)'],
+  ['rssAfterSyncMiB', 'RSS after sync (MiB)'],
+  ['rssPeakMiB', 'RSS peak (MiB)'],
+  ['admissionP50Ms', 'admission p50 (ms)'],
+  ['admissionP99Ms', 'admission p99 (ms)'],
+  ['admissions', 'admissions sent'],
+  ['admissionErrors', 'admission errors'],
+];
+
+export function printWorld(results: WorldResult[]): string[] {
+  const [now, before] = results;
+  const lines = [
+    `world: ${now!.ippNodes} ipp nodes with Ready Instances and pods, ${now!.otherPods} other pods; two replicas for ${now!.seconds} s`,
+    ['figure', ...results.map((r) => r.tree), ...(before ? ['ratio'] : [])].join('\t'),
+  ];
+  for (const [k, label] of FIGURES) {
+    const a = now![k] as number;
+    const b = before?.[k] as number | undefined;
+    lines.push([label, a, ...(before ? [b, b ? `${round(a / b, 2)}×` : '-'] : [])].join('\t'));
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------- npm run bench -- memory | world
+
+function write(name: string, data: unknown): string {
+  const dir = process.env.IPP_BENCH_OUT ?? join(import.meta.dirname, '..', '..', 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2));
+  return file;
+}
+
+const numbers = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
+
+/** Client QPS for the testbed's controller-manager and scheduler (the bench must not measure their throttling). */
+const RAISED: ComponentClients = { controllerManager: { qps: 200, burst: 400 }, scheduler: { qps: 200, burst: 400 } };
+
+async function withTestbed(fn: (kubeconfig: string, clients: ComponentClients) => Promise<void>): Promise<void> {
+  const clients = componentClients(RAISED);
+  const plane = await startControlPlane({
+    assets: ensureAssets(),
+    clients,
+    log: (l) => process.stderr.write(`[testbed] ${l}\n`),
+  });
+  try {
+    await fn(plane.kubeconfig, clients);
+  } finally {
+    await plane.stop();
+  }
+}
+
+const describeClients = (c: ComponentClients) =>
+  `testbed client QPS/burst: kube-controller-manager ${c.controllerManager?.qps ?? 20}/${c.controllerManager?.burst ?? 30}, kube-scheduler ${c.scheduler?.qps ?? 50}/${c.scheduler?.burst ?? 100}`;
+
+export async function benchMemory(): Promise<void> {
+  const counts = numbers(process.env.IPP_BENCH_MEMORY_PODS, [0, 10_000, 50_000]);
+  const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
+  await withTestbed(async (kubeconfig, clients) => {
+    const bed = await prepareBed(kubeconfig, 'mem', 0);
+    const points = await measureMemory(bed, trees, counts);
+    const lines = [describeClients(clients), ...printMemory(points, trees)];
+    console.log(lines.join('\n'));
+    console.log(`written to ${write('memory', { clients, counts, points })}`);
+  });
+}
+
+export async function benchWorld(): Promise<void> {
+  const ippNodes = Number(process.env.IPP_BENCH_WORLD_NODES ?? 5_000);
+  const otherPods = Number(process.env.IPP_BENCH_WORLD_PODS ?? 30_000);
+  const seconds = Number(process.env.IPP_BENCH_WORLD_SECONDS ?? 600);
+  const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
+  await withTestbed(async (kubeconfig, clients) => {
+    const bed = await prepareBed(kubeconfig, 'world', ippNodes);
+    const t0 = Date.now();
+    await ensureIppWorld(bed.kc, bed.world);
+    await ensureOtherPods(bed.kc, bed.world, otherPods);
+    process.stderr.write(`[bench] world built in ${round((Date.now() - t0) / 1000)} s\n`);
+    const results: WorldResult[] = [];
+    for (const tree of trees) results.push(await runReplicas(bed, tree, seconds, otherPods));
+    console.log([describeClients(clients), ...printWorld(results)].join('\n'));
+    console.log(`written to ${write('world', { clients, results })}`);
+  });
+}

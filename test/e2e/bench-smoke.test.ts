@@ -1,0 +1,94 @@
+// The scale benchmarks at a tiny size, so their harness cannot rot: build a small world directly
+// through the API, measure the controller's memory with and without cached pods, and run two
+// replicas with leader election while admission requests go to the leader. The figures are only
+// checked for being real measurements (and for what must hold at any size: no lease transitions,
+// no admission errors, nothing of the world deleted), not for targets.
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Instance } from '../../src/api/types.ts';
+import { currentTree } from '../bench/controller.ts';
+import { measureMemory, prepareBed, printMemory, printWorld, runReplicas, type Bed } from '../bench/scale.ts';
+import { ensureIppWorld, ensureOtherPods, otherNodeName } from '../bench/world.ts';
+import { suffix } from './support/cluster.ts';
+
+describe('scale benchmarks, small', () => {
+  let bed: Bed;
+  const name = `smoke-${suffix()}`;
+  const instances = async () =>
+    (
+      (await bed.kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({
+        group: 'ipp.dev',
+        version: 'v1alpha1',
+        plural: 'instances',
+      })) as { items: Instance[] }
+    ).items.filter((i) => i.spec.class === bed.world.cls);
+
+  beforeAll(async () => {
+    bed = await prepareBed(inject('kubeconfig'), name, 3);
+    await ensureIppWorld(bed.kc, bed.world);
+  });
+
+  afterAll(async () => {
+    const { CoreV1Api } = await import('@kubernetes/client-node');
+    const core = bed.kc.makeApiClient(CoreV1Api);
+    const custom = bed.kc.makeApiClient(CustomObjectsApi);
+    for (const i of await instances().catch(() => [])) {
+      await custom
+        .patchClusterCustomObject({
+          group: 'ipp.dev',
+          version: 'v1alpha1',
+          plural: 'instances',
+          name: i.metadata.name!,
+          body: [{ op: 'remove', path: '/metadata/finalizers' }],
+        })
+        .catch(() => {});
+      await custom
+        .deleteClusterCustomObject({
+          group: 'ipp.dev',
+          version: 'v1alpha1',
+          plural: 'instances',
+          name: i.metadata.name!,
+        })
+        .catch(() => {});
+    }
+    for (const n of (await core.listNode({ labelSelector: `sim.ipp.dev/cluster=${name}` })).items)
+      await core.deleteNode({ name: n.metadata!.name! }).catch(() => {});
+    for (let i = 0; i < 10; i++) await core.deleteNode({ name: otherNodeName(name, i) }).catch(() => {});
+    for (const ns of [bed.world.namespace, bed.world.cloudNamespace, `${name}-system`])
+      await core.deleteNamespace({ name: ns }).catch(() => {});
+    await custom
+      .deleteClusterCustomObject({
+        group: 'ipp.dev',
+        version: 'v1alpha1',
+        plural: 'instanceclasses',
+        name: bed.world.cls,
+      })
+      .catch(() => {});
+  });
+
+  it('measures controller memory with 0 and some cached pods', async () => {
+    const points = await measureMemory(bed, [currentTree()], [0, 40]);
+    console.log(printMemory(points, [currentTree()]).join('\n'));
+    expect(points).toHaveLength(2);
+    for (const p of points) {
+      expect(p.rssMiB).toBeGreaterThan(20);
+      expect(p.peakMiB).toBeGreaterThanOrEqual(p.rssMiB);
+      expect(p.heapMiB).toBeGreaterThan(5);
+      expect(p.heapMiB).toBeLessThan(p.rssMiB);
+    }
+  });
+
+  it('runs two replicas on the world and reports lag, lease, CPU, RSS and admission latency', async () => {
+    await ensureOtherPods(bed.kc, bed.world, 40);
+    const r = await runReplicas(bed, currentTree(), 8, 40);
+    console.log(printWorld([r]).join('\n'));
+    for (const v of [r.lagP50Ms, r.lagP99Ms, r.lagMaxMs, r.leaderCpuSecondsPerMin, r.rssAfterSyncMiB, r.admissionP99Ms])
+      expect(Number.isFinite(v)).toBe(true);
+    expect(r.leaseTransitions).toBe(0);
+    expect(r.admissions).toBeGreaterThan(10);
+    expect(r.admissionErrors).toBe(0);
+    const after = await instances();
+    expect(after.map((i) => i.status?.phase)).toEqual(['Ready', 'Ready', 'Ready']);
+    expect(after.every((i) => !i.metadata.deletionTimestamp)).toBe(true);
+  });
+});

@@ -1,0 +1,237 @@
+// Caches that never lie, against the real apiserver through a proxy that can refuse requests and
+// expire a watch (410 Gone, as the apiserver's watch cache says it):
+// - an informer whose first LIST fails is not synced, says why, and syncs once the LIST succeeds;
+// - a watch that expires (410) relists, and the caches and every index ClusterState reads equal
+//   what the apiserver holds, including what changed while the watch was down;
+// - a relist that fails keeps the previous cache instead of emptying it.
+import type { KubeConfig, V1ConfigMap, V1Node, V1Pod } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  API_VERSION,
+  CLASS_LABEL,
+  GROUP,
+  NODE_CLASS_LABEL,
+  POD_INSTANCE_ANNOTATION,
+  VERSION,
+} from '../../src/api/names.ts';
+import type { Instance } from '../../src/api/types.ts';
+import { Informer } from '../../src/kube/informer.ts';
+import { ClusterState } from '../../src/state/cluster.ts';
+import { ApiProxy, type ProxiedRequest } from './support/api-proxy.ts';
+import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { installCrds } from './support/ipp.ts';
+
+const silent = pino({ level: 'silent' });
+const fast = { baseMs: 100, maxMs: 500 };
+const isWatch = (r: ProxiedRequest) => r.url.searchParams.get('watch') === 'true';
+
+describe('an informer whose first LIST fails', () => {
+  let c: Clients;
+  let ns: string;
+  let proxy: ApiProxy;
+  let informer: Informer<V1ConfigMap> | undefined;
+
+  beforeAll(async () => {
+    c = clients();
+    ns = await namespace(c, 'informer-sync');
+    proxy = new ApiProxy(c.kc.getCurrentCluster()!.server, inject('testbedDir') + '/pki/ca.crt', inject('testbedDir'));
+    await proxy.start();
+  });
+  afterAll(async () => {
+    await informer?.stop();
+    await proxy?.stop();
+    await c.core.deleteNamespace({ name: ns }).catch(() => {});
+  });
+
+  it('is not synced, keeps the error for /readyz, and syncs once the LIST succeeds', async () => {
+    await c.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'before' } } });
+    proxy.refuse = (r) => (r.url.pathname.endsWith(`/namespaces/${ns}/configmaps`) ? 503 : undefined);
+    informer = new Informer<V1ConfigMap>({
+      kubeconfig: proxy.kubeconfig(c.kc),
+      resource: 'configmaps',
+      path: `/api/v1/namespaces/${ns}/configmaps`,
+      logger: silent,
+      backoff: fast,
+      onChange: () => {},
+    });
+    let started = false;
+    const start = informer.start().then(() => (started = true));
+    await eventually('a few refused lists', async () =>
+      expect(proxy.seen.filter((r) => r.url.pathname.endsWith('/configmaps')).length).toBeGreaterThan(2),
+    );
+    expect(started).toBe(false);
+    expect(informer.hasSynced()).toBe(false);
+    expect(informer.status()).toMatchObject({ synced: false, objects: 0 });
+    expect(informer.status().lastError).toMatch(/listing configmaps: HTTP 503 InjectedByTestProxy/);
+
+    proxy.refuse = () => undefined;
+    await start;
+    expect(informer.hasSynced()).toBe(true);
+    expect(informer.status().lastError).toBeUndefined();
+    expect(informer.get('before', ns)?.metadata?.name).toBe('before');
+  });
+});
+
+describe('ClusterState through expired watches and failed relists', () => {
+  let c: Clients;
+  let ns: string;
+  let proxy: ApiProxy;
+  let state: ClusterState;
+  let proxied: KubeConfig;
+  const cls = `idx-${suffix()}`;
+  const nodeNames = ['n1', 'n2', 'n3', 'n4'].map((n) => `${cls}-${n}`);
+
+  const node = (name: string): V1Node => ({
+    metadata: { name, labels: { [NODE_CLASS_LABEL]: cls } },
+    spec: { providerID: `sim://${name}` },
+  });
+  const pod = (name: string, nodeName: string | undefined, claim: string | undefined): V1Pod => ({
+    metadata: {
+      name,
+      labels: { [CLASS_LABEL]: cls },
+      ...(claim ? { annotations: { [POD_INSTANCE_ANNOTATION]: claim } } : {}),
+    },
+    spec: { ...(nodeName ? { nodeName } : {}), containers: [{ name: 'c', image: 'none' }] },
+  });
+  const instance = (name: string) =>
+    c.custom.createClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: 'instances',
+      body: { apiVersion: API_VERSION, kind: 'Instance', metadata: { name }, spec: { class: cls } },
+    });
+  const deleteInstance = (name: string) =>
+    c.custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances', name });
+  const setClaim = (name: string, claim: string) =>
+    c.core.patchNamespacedPod({
+      name,
+      namespace: ns,
+      body: [{ op: 'add', path: `/metadata/annotations`, value: { [POD_INSTANCE_ANNOTATION]: claim } }],
+    });
+
+  /** Every lookup ClusterState offers, for this test's objects, against a fresh read of the apiserver. */
+  async function expectConsistent(): Promise<void> {
+    const pods = (await c.core.listNamespacedPod({ namespace: ns })).items;
+    const nodes = (await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${cls}` })).items;
+    const instances = (
+      (await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances' })) as {
+        items: Instance[];
+      }
+    ).items.filter((i) => i.spec.class === cls);
+    const names = (xs: { metadata?: { name?: string } }[]) => xs.map((x) => x.metadata!.name!).sort();
+    const ours = (xs: V1Pod[]) => xs.filter((p) => p.metadata!.namespace === ns);
+
+    expect(names(ours(state.podsOfClass(cls))), 'pods of the class').toEqual(names(pods));
+    for (const n of nodeNames) {
+      expect(names(state.podsOnNode(n)), `pods on ${n}`).toEqual(names(pods.filter((p) => p.spec!.nodeName === n)));
+      const live = nodes.find((x) => x.metadata!.name === n);
+      expect(state.nodeByProviderID(`sim://${n}`)?.metadata?.name, `node with providerID sim://${n}`).toBe(
+        live?.metadata?.name,
+      );
+      expect(state.node(n)?.metadata?.resourceVersion, `cached node ${n}`).toBe(live?.metadata?.resourceVersion);
+    }
+    for (const claim of ['i1', 'i2', 'i3'].map((i) => `${cls}-${i}`))
+      expect(names(state.podsClaiming(claim)), `pods claiming ${claim}`).toEqual(
+        names(pods.filter((p) => p.metadata!.annotations?.[POD_INSTANCE_ANNOTATION] === claim)),
+      );
+    for (const p of pods) {
+      const cached = state.podByUid(p.metadata!.uid!);
+      expect(cached?.metadata?.resourceVersion, `cached ${p.metadata!.name}`).toBe(p.metadata!.resourceVersion);
+      expect(cached?.metadata?.managedFields, 'managedFields are not cached').toBeUndefined();
+    }
+    expect(names(state.instancesOfClass(cls)), 'instances of the class').toEqual(names(instances));
+  }
+
+  beforeAll(async () => {
+    c = clients();
+    await installCrds(c);
+    ns = await namespace(c, 'state-relist');
+    proxy = new ApiProxy(c.kc.getCurrentCluster()!.server, inject('testbedDir') + '/pki/ca.crt', inject('testbedDir'));
+    await proxy.start();
+    proxied = proxy.kubeconfig(c.kc);
+    for (const n of nodeNames.slice(0, 3)) await c.core.createNode({ body: node(n) });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('a', nodeNames[0]!, `${cls}-i1`) });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('b', nodeNames[0]!, `${cls}-i1`) });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('c', nodeNames[2]!, undefined) });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('d', undefined, `${cls}-i2`) });
+    await instance(`${cls}-i1`);
+    await instance(`${cls}-i2`);
+    const none = { pod: () => {}, node: () => {}, instance: () => {}, instanceClass: () => {} };
+    // Pages of 2 objects, so every list here really pages.
+    state = new ClusterState(proxied, silent, none, undefined, { pageSize: 2, backoff: fast });
+    await state.start();
+  });
+
+  afterAll(async () => {
+    await state?.stop();
+    await proxy?.stop();
+    for (const n of nodeNames) await c.core.deleteNode({ name: n }).catch(() => {});
+    for (const i of ['i1', 'i2', 'i3']) await deleteInstance(`${cls}-${i}`).catch(() => {});
+    await c.core.deleteNamespace({ name: ns }).catch(() => {});
+  });
+
+  it('lists in pages and indexes what it listed', async () => {
+    expect(state.synced()).toBe(true);
+    const pages = proxy.seen.filter((r) => !isWatch(r) && r.url.searchParams.get('continue'));
+    expect(pages.length, 'list requests with a continue token').toBeGreaterThan(0);
+    expect(proxy.seen.filter(isWatch).every((r) => r.url.searchParams.get('allowWatchBookmarks') === 'true')).toBe(
+      true,
+    );
+    await expectConsistent();
+  });
+
+  it('relists on 410 Gone and catches up with what changed while its watches were down', async () => {
+    // Watches down: everything below happens unseen.
+    proxy.refuse = (r) => (isWatch(r) ? 503 : undefined);
+    proxy.cut();
+    await c.core.deleteNamespacedPod({ name: 'b', namespace: ns, gracePeriodSeconds: 0 });
+    await setClaim('a', `${cls}-i3`);
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('e', nodeNames[1]!, `${cls}-i2`) });
+    await c.core.deleteNode({ name: nodeNames[2]! });
+    await c.core.createNode({ body: node(nodeNames[3]!) });
+    await deleteInstance(`${cls}-i1`);
+    await instance(`${cls}-i3`);
+
+    // Each watch resumes once more, and is told its resourceVersion has expired (410 Gone).
+    const listsBefore = proxy.seen.filter((r) => !isWatch(r)).length;
+    const expired = new Set<string>();
+    proxy.refuse = (r) => {
+      if (!isWatch(r) || expired.has(r.url.pathname)) return undefined;
+      expired.add(r.url.pathname);
+      return 410;
+    };
+    await eventually('every cache relisted and consistent', async () => {
+      expect(expired.size).toBe(4);
+      await expectConsistent();
+    });
+    expect(proxy.seen.filter((r) => !isWatch(r)).length - listsBefore, 'relists').toBeGreaterThanOrEqual(4);
+  });
+
+  it('keeps its cache when a relist fails, and says so', async () => {
+    const before = state.podsOfClass(cls).length;
+    // The pods watch expires, and the relist it needs is refused.
+    let expired = false;
+    proxy.refuse = (r) => {
+      if (r.url.pathname !== '/api/v1/pods') return undefined;
+      if (!isWatch(r)) return 500;
+      if (expired) return undefined;
+      expired = true;
+      return 410;
+    };
+    proxy.cut();
+    await eventually('a failed pods relist', async () =>
+      expect(state.pods.status().lastError).toMatch(/listing pods: HTTP 500/),
+    );
+    expect(state.synced()).toBe(true);
+    expect(state.podsOfClass(cls).length).toBe(before);
+    expect(state.notSyncedReason()).toBeUndefined();
+
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('f', nodeNames[3]!, `${cls}-i3`) });
+    proxy.refuse = () => undefined;
+    await eventually('the cache consistent again', async () => {
+      expect(state.pods.status().lastError).toBeUndefined();
+      await expectConsistent();
+    });
+  });
+});

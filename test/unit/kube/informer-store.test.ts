@@ -1,0 +1,131 @@
+// The informer's indexed store: after any sequence of adds, updates (index keys changing), deletes
+// and relists, every index must equal what a full scan of the cache finds.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { IndexedStore, type Indexers } from '../../../src/kube/store.ts';
+import { NODE_INDEXERS, POD_INDEXERS } from '../../../src/state/cluster.ts';
+
+function pod(name: string, o: { node?: string; claim?: string; cls?: string; rv?: string; ns?: string } = {}): V1Pod {
+  return {
+    metadata: {
+      name,
+      namespace: o.ns ?? 'default',
+      uid: `uid-${o.ns ?? 'default'}-${name}`,
+      resourceVersion: o.rv ?? '1',
+      labels: o.cls ? { 'ipp-class': o.cls } : {},
+      annotations: o.claim ? { 'ipp.dev/instance': o.claim } : {},
+    },
+    spec: { containers: [], ...(o.node ? { nodeName: o.node } : {}) },
+  };
+}
+
+/** Every index of the store against a scan: same values, same members. */
+function expectIndexesMatchScan<T extends V1Pod | V1Node>(store: IndexedStore<T>, indexers: Indexers<T>): void {
+  const all = store.list();
+  for (const [name, fn] of Object.entries(indexers)) {
+    const scanned = new Map<string, string[]>();
+    for (const o of all) for (const v of fn(o)) scanned.set(v, [...(scanned.get(v) ?? []), o.metadata!.uid!]);
+    expect(store.indexValues(name).sort(), `values of index ${name}`).toEqual([...scanned.keys()].sort());
+    for (const [v, uids] of scanned)
+      expect(
+        store
+          .byIndex(name, v)
+          .map((o) => o.metadata!.uid!)
+          .sort(),
+        `${name}=${v}`,
+      ).toEqual(uids.sort());
+  }
+}
+
+describe('IndexedStore', () => {
+  it('finds pods by node, claim, class and uid after adds', () => {
+    const s = new IndexedStore(POD_INDEXERS);
+    s.upsert(pod('a', { node: 'n1', claim: 'i1', cls: 'c' }));
+    s.upsert(pod('b', { node: 'n1', cls: 'c' }));
+    s.upsert(pod('c', { ns: 'other' }));
+    expect(s.byIndex('node', 'n1').map((p) => p.metadata!.name)).toEqual(['a', 'b']);
+    expect(s.byIndex('claim', 'i1').map((p) => p.metadata!.name)).toEqual(['a']);
+    expect(s.byIndex('class', 'c')).toHaveLength(2);
+    expect(s.byIndex('uid', 'uid-other-c')[0]!.metadata!.namespace).toBe('other');
+    expect(s.byIndex('node', 'n2')).toEqual([]);
+    expect(s.get('c', 'other')?.metadata?.name).toBe('c');
+    expect(s.list('other')).toHaveLength(1);
+    expectIndexesMatchScan(s, POD_INDEXERS);
+  });
+
+  it('moves an object between index values when an update changes its key', () => {
+    const s = new IndexedStore(POD_INDEXERS);
+    s.upsert(pod('a', { cls: 'c', claim: 'i1' }));
+    s.upsert(pod('a', { cls: 'c', claim: 'i2', node: 'n1', rv: '2' }));
+    expect(s.byIndex('claim', 'i1')).toEqual([]);
+    expect(s.indexValues('claim')).toEqual(['i2']);
+    expect(s.byIndex('node', 'n1').map((p) => p.metadata!.resourceVersion)).toEqual(['2']);
+    expectIndexesMatchScan(s, POD_INDEXERS);
+  });
+
+  it('forgets a deleted object in every index, and ignores deleting what it does not hold', () => {
+    const s = new IndexedStore(POD_INDEXERS);
+    s.upsert(pod('a', { node: 'n1', claim: 'i1', cls: 'c' }));
+    expect(s.delete(pod('a'))?.metadata?.name).toBe('a');
+    expect(s.delete(pod('a'))).toBeUndefined();
+    for (const idx of Object.keys(POD_INDEXERS)) expect(s.indexValues(idx)).toEqual([]);
+    expect(s.size).toBe(0);
+  });
+
+  it('relists: replace() reports what was added, changed and removed, and the indexes follow', () => {
+    const s = new IndexedStore(POD_INDEXERS);
+    s.upsert(pod('keep', { node: 'n1', rv: '1' }));
+    s.upsert(pod('change', { node: 'n1', rv: '1' }));
+    s.upsert(pod('gone', { node: 'n2', claim: 'i9' }));
+    const r = s.replace([pod('keep', { node: 'n1', rv: '1' }), pod('change', { node: 'n3', rv: '5' }), pod('new')]);
+    expect(r.added.map((p) => p.metadata!.name)).toEqual(['new']);
+    expect(r.updated.map((p) => p.metadata!.name)).toEqual(['change']);
+    expect(r.deleted.map((p) => p.metadata!.name)).toEqual(['gone']);
+    expect(s.byIndex('node', 'n2')).toEqual([]);
+    expect(s.byIndex('claim', 'i9')).toEqual([]);
+    expectIndexesMatchScan(s, POD_INDEXERS);
+  });
+
+  it('refuses an index it was not given, naming the ones it has', () => {
+    expect(() => new IndexedStore(NODE_INDEXERS).byIndex('node', 'x')).toThrow(
+      /no index named node; declared: providerID/,
+    );
+  });
+
+  it('stays equal to a full scan through a long random sequence of events and relists', () => {
+    // Deterministic pseudo-random sequence, so a failure reproduces.
+    let seed = 42;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const pick = <T>(xs: T[]) => xs[rnd(xs.length)];
+    const s = new IndexedStore(POD_INDEXERS);
+    const nodes = ['n1', 'n2', 'n3', undefined];
+    const claims = ['i1', 'i2', undefined];
+    const classes = ['c1', 'c2', undefined];
+    const random = (i: number, rv: number) =>
+      pod(`p${i}`, {
+        ns: pick(['a', 'b']),
+        node: pick(nodes),
+        claim: pick(claims),
+        cls: pick(classes),
+        rv: String(rv),
+      });
+    for (let step = 0; step < 2_000; step++) {
+      const op = rnd(10);
+      if (op < 6) s.upsert(random(rnd(50), step));
+      else if (op < 9) s.delete(random(rnd(50), step));
+      else s.replace(Array.from({ length: rnd(40) }, (_, i) => random(i, step)));
+      if (step % 100 === 0) expectIndexesMatchScan(s, POD_INDEXERS);
+    }
+    expectIndexesMatchScan(s, POD_INDEXERS);
+  });
+
+  it('indexes nodes by providerID', () => {
+    const s = new IndexedStore(NODE_INDEXERS);
+    s.upsert({ metadata: { name: 'n1', uid: 'u1', resourceVersion: '1' }, spec: { providerID: 'aws:///z/i-1' } });
+    s.upsert({ metadata: { name: 'n2', uid: 'u2', resourceVersion: '1' }, spec: {} });
+    expect(s.byIndex('providerID', 'aws:///z/i-1').map((n) => n.metadata!.name)).toEqual(['n1']);
+    s.upsert({ metadata: { name: 'n1', uid: 'u1', resourceVersion: '2' }, spec: { providerID: 'aws:///z/i-2' } });
+    expect(s.byIndex('providerID', 'aws:///z/i-1')).toEqual([]);
+    expectIndexesMatchScan(s, NODE_INDEXERS);
+  });
+});
