@@ -1,10 +1,11 @@
 // Wires the process: caches (every replica), ops server, leader election, and, while leading, the
 // controllers with their queues and timers. Nothing here decides anything; the controllers do.
-import { KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
 import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from './api/names.ts';
 import { claimOf, classOf } from './api/pods.ts';
 import type { Options } from './config/options.ts';
 import { Auditor } from './controllers/audit/controller.ts';
+import { daemonSetReader } from './controllers/audit/trust.ts';
 import type { ControllerContext } from './controllers/context.ts';
 import { GarbageCollector } from './controllers/garbagecollection/controller.ts';
 import { InstanceController } from './controllers/instance/controller.ts';
@@ -175,7 +176,10 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   const lifecycle = new InstanceController(ctx);
   const classStatus = new InstanceClassController(ctx);
   const collector = new GarbageCollector({ ...ctx, gracePeriodMs: opts.gcGracePeriodMs });
-  const auditor = new Auditor(state, events, metrics, logger);
+  const auditor = new Auditor(state, events, metrics, logger, {
+    trustedDaemonSetNamespaces: opts.trustedDaemonSetNamespaces,
+    readDaemonSet: daemonSetReader(kc.makeApiClient(AppsV1Api)),
+  });
 
   const lead = async (stop: AbortSignal) => {
     logger.info({ identity: opts.identity }, 'leading: reconciling');

@@ -8,8 +8,12 @@ import type {
   AdmissionregistrationV1WebhookClientConfig,
 } from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, TAINT_KEY } from '../api/names.ts';
-import { MIRROR_ANNOTATION } from './admission.ts';
-import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
+import {
+  DEFAULT_DAEMONSET_CREATORS,
+  DEFAULT_TRUSTED_DAEMONSET_NAMESPACES,
+  MIRROR_ANNOTATION,
+  type DaemonSetTrust,
+} from './admission.ts';
 import { ENFORCE_PATH, MUTATE_PATH } from './server.ts';
 
 export const DEFAULT_CONFIGURATION_NAME = 'ipp';
@@ -37,6 +41,8 @@ export interface WebhookConfigurationOptions {
    * the webhook, so binding never depends on a webhook endpoint being up.
    */
   controllerUsername?: string;
+  /** Namespaces whose DaemonSet pods skip enforcement (as in enforce.ts); default kube-system. */
+  trustedDaemonSetNamespaces?: readonly string[];
 }
 
 // CEL shared by the match conditions. Pods without an ipp-relevant toleration, nodeName or label
@@ -66,14 +72,15 @@ const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`
  * Match conditions of the enforcement webhook (ANDed). Real DaemonSet and mirror pods are exempt by
  * enforce.ts anyway; skipping the call keeps node agents and static pods independent of ipp's uptime.
  */
-export function enforceConditions(
-  daemonSetCreators: readonly string[] = DEFAULT_DAEMONSET_CREATORS,
-): V1MatchCondition[] {
+export function enforceConditions(trust: DaemonSetTrust = {}): V1MatchCondition[] {
+  const creators = trust.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS;
+  const namespaces = trust.daemonSetNamespaces ?? DEFAULT_TRUSTED_DAEMONSET_NAMESPACES;
   return [
     {
-      name: 'not-a-daemonset-pod',
+      name: 'not-a-trusted-daemonset-pod',
       expression:
-        `request.operation != 'CREATE' || !(request.userInfo.username in ${cel(daemonSetCreators)} && ` +
+        `request.operation != 'CREATE' || !(request.namespace in ${cel(namespaces)} && ` +
+        `request.userInfo.username in ${cel(creators)} && ` +
         `has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, r.kind == 'DaemonSet' && has(r.controller) && r.controller))`,
     },
     {
@@ -146,7 +153,9 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
           scope: 'Namespaced',
         },
       ],
-      matchConditions: enforceConditions(),
+      matchConditions: enforceConditions(
+        opts.trustedDaemonSetNamespaces ? { daemonSetNamespaces: opts.trustedDaemonSetNamespaces } : {},
+      ),
       // A later webhook adding a toleration must not escape the affinity.
       reinvocationPolicy: 'IfNeeded',
     },

@@ -13,8 +13,8 @@ import {
   allow,
   annotationOf,
   deny,
-  isDaemonSetPod,
   isMirrorPodFromItsNode,
+  isTrustedDaemonSetPod,
   isPlaced,
   isRecord,
   labelOf,
@@ -22,25 +22,26 @@ import {
   pointer,
   toleratesIppNodes,
   type AdmissionRequest,
+  type DaemonSetTrust,
   type Decision,
   type NodeLookup,
   type PatchOp,
 } from './admission.ts';
 
-export interface EnforceContext {
+export interface EnforceContext extends DaemonSetTrust {
   nodes: NodeLookup;
   /** The controller's own identity (e.g. system:serviceaccount:ipp-system:ipp): it may place pods on ipp nodes. */
   controllerUsernames?: readonly string[];
-  /** Who creates real DaemonSet pods; an ownerReference alone can be forged by anyone who may create pods. */
-  daemonSetCreators?: readonly string[];
+  /**
+   * Does a node exist? true / false as the apiserver said, undefined when it could not be asked.
+   * Without it (tests of other rules) a pod naming an unknown node is not judged on that ground.
+   */
+  nodeExists?: (name: string) => boolean | undefined;
   /** Whose pods/binding requests are trusted: schedulers honour the taint and the affinity added here. */
   schedulers?: readonly string[];
 }
 
-export const DEFAULT_DAEMONSET_CREATORS = [
-  'system:serviceaccount:kube-system:daemon-set-controller', // kube-controller-manager --use-service-account-credentials
-  'system:kube-controller-manager',
-] as const;
+export { DEFAULT_DAEMONSET_CREATORS, DEFAULT_TRUSTED_DAEMONSET_NAMESPACES } from './admission.ts';
 export const DEFAULT_SCHEDULERS = ['system:kube-scheduler'] as const;
 
 /** The requirement that keeps a pod off every ipp node. */
@@ -62,7 +63,7 @@ export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision
   if (!isRecord(req.object)) throw new TypeError('request.object must be a Pod');
   const pod = req.object as V1Pod;
   if (!isRecord(pod.spec)) throw new TypeError('request.object.spec must be an object');
-  if (req.operation === 'CREATE') return enforceCreate(pod, req.userInfo?.username, ctx);
+  if (req.operation === 'CREATE') return enforceCreate(pod, req.namespace, req.userInfo?.username, ctx);
   if (req.operation === 'UPDATE') {
     if (!isRecord(req.oldObject)) throw new TypeError('request.oldObject must be a Pod on UPDATE');
     return enforceUpdate(pod, req.oldObject as V1Pod, req.userInfo?.username, ctx);
@@ -74,17 +75,38 @@ function ippClassOfNode(ctx: EnforceContext, nodeName: string): string | undefin
   return ctx.nodes.get(nodeName)?.metadata?.labels?.[NODE_CLASS_LABEL];
 }
 
-function enforceCreate(pod: V1Pod, user: string | undefined, ctx: EnforceContext): Decision {
+function enforceCreate(
+  pod: V1Pod,
+  namespace: string | undefined,
+  user: string | undefined,
+  ctx: EnforceContext,
+): Decision {
   const spec = pod.spec as V1PodSpec;
-  const trustedDaemonSet =
-    isDaemonSetPod(pod) && (ctx.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(user ?? '');
+  const trustedDaemonSet = isTrustedDaemonSetPod(pod, namespace || pod.metadata?.namespace, user, ctx);
   const mirror = isMirrorPodFromItsNode(pod, user);
 
   if (isPlaced(pod)) {
     const nodeName = spec.nodeName as string;
     const nodeClass = ippClassOfNode(ctx, nodeName);
-    const controller = (ctx.controllerUsernames ?? []).includes(user ?? '');
-    if (nodeClass !== undefined && !mirror && !trustedDaemonSet && !controller) {
+    const trusted = mirror || trustedDaemonSet || (ctx.controllerUsernames ?? []).includes(user ?? '');
+    const exists = ctx.nodeExists ? ctx.nodeExists(nodeName) : true;
+    // A pod bound to a node that has not registered yet runs there the moment it does: the kubelet
+    // admits it without looking at NoSchedule taints, so a future ipp node would receive it.
+    if (exists === false && !trusted) {
+      return deny(
+        `node "${nodeName}" does not exist, and a pod may name only a node that has registered ` +
+          `(a node registered later could be a dedicated ipp node). Remove spec.nodeName and let the scheduler choose.`,
+      );
+    }
+    if (exists === undefined && !trusted) {
+      return deny(
+        `ipp could not check that node "${nodeName}" exists (the apiserver did not answer); retry in a moment, ` +
+          `or remove spec.nodeName and let the scheduler choose.`,
+        500,
+        'InternalError',
+      );
+    }
+    if (nodeClass !== undefined && !trusted) {
       return deny(
         `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there. ` +
           `Remove spec.nodeName and let the scheduler choose a node; for a dedicated node of your own, ` +

@@ -42,6 +42,7 @@ const SETS: Record<string, object> = {
     placement: 'bind',
     aws: { eks },
     webhook: { failurePolicy: 'Ignore', timeoutSeconds: 3 },
+    trustedDaemonSetNamespaces: ['kube-system', 'monitoring'],
   },
 };
 
@@ -204,6 +205,7 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         client: { service: { namespace: NS, name: svc.metadata!.name!, port: svc.spec!.ports![0]!.port } },
         controllerNamespace: o.namespace,
         controllerUsername: `system:serviceaccount:${NS}:${one(ms, 'ServiceAccount').metadata!.name}`,
+        trustedDaemonSetNamespaces: o.trustedDaemonSetNamespaces,
         certManagerCertificate:
           o.webhookCertMode === 'files' ? `${NS}/${one(ms, 'Certificate').metadata!.name}` : undefined,
         failurePolicy: webhook?.failurePolicy,
@@ -375,9 +377,20 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         roleRef: { kind: string; name: string };
       })[]) {
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata!.name, namespace: NS }]);
-        const role = one<V1ClusterRole>(ms, b.roleRef.kind, b.roleRef.name);
-        expect(role.metadata!.namespace).toBe(b.metadata!.namespace);
+        const roles = ms.filter(
+          (m) =>
+            m.kind === b.roleRef.kind &&
+            m.metadata?.name === b.roleRef.name &&
+            m.metadata?.namespace === b.metadata!.namespace,
+        );
+        expect(roles, `${set} ${b.kind} ${b.metadata!.namespace}/${b.metadata!.name}`).toHaveLength(1);
       }
+      // The auditor reads DaemonSets only where it trusts them, and only by name (get).
+      const ds = ms.filter((m) => m.kind === 'Role' && m.metadata!.name === 'ipp-daemonsets') as (Manifest & {
+        rules: object[];
+      })[];
+      expect(ds.map((r) => r.metadata!.namespace).sort(), set).toEqual([...o.trustedDaemonSetNamespaces].sort());
+      for (const r of ds) expect(r.rules).toEqual([{ apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] }]);
     }
   });
 

@@ -30,7 +30,7 @@ describe('webhookConfiguration', () => {
   it('scopes the enforcement webhooks with match conditions', () => {
     expect(enforce).toMatchObject({ name: 'enforce.pods.ipp.dev' });
     expect(enforce!.matchConditions!.map((m) => m.name)).toEqual([
-      'not-a-daemonset-pod',
+      'not-a-trusted-daemonset-pod',
       'not-a-mirror-pod',
       'ipp-relevant',
     ]);
