@@ -47,15 +47,15 @@ export interface WebhookConfigurationOptions {
 
 // CEL shared by the match conditions. Pods without an ipp-relevant toleration, nodeName or label
 // change never wait on the enforcement webhook, so the rest of the cluster does not depend on it.
-const LABELS = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
+export const LABELS = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
 // '<none>' cannot be a label value, so an absent label differs from an empty one.
 const CLASS_OF = (o: string) => `('${CLASS_LABEL}' in ${LABELS(o)} ? ${LABELS(o)}['${CLASS_LABEL}'] : '<none>')`;
-const TOLERATES = (o: string) =>
+export const TOLERATES = (o: string) =>
   `(has(${o}.spec.tolerations) && ${o}.spec.tolerations.exists(t, ` +
   `(has(t.key) && t.key != '') ? t.key == '${TAINT_KEY}' : (has(t.operator) && t.operator == 'Exists')))`;
-const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.nodeName != '')`;
+export const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.nodeName != '')`;
 
-const GATED = (o: string) =>
+export const GATED = (o: string) =>
   `(has(${o}.spec.schedulingGates) && ${o}.spec.schedulingGates.exists(g, g.name == '${GATE}'))`;
 const ANNOTATIONS = (o: string) => `(has(${o}.metadata.annotations) ? ${o}.metadata.annotations : {})`;
 const CLAIM_OF = (o: string) =>
@@ -66,7 +66,7 @@ export const ENFORCE_POD_CONDITION =
   `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}) || ` +
   `(${GATED('oldObject')} && !${GATED('object')}) || ${CLAIM_OF('object')} != ${CLAIM_OF('oldObject')})`;
 
-const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
+export const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 
 /**
  * Match conditions of the enforcement webhook (ANDed). Real DaemonSet and mirror pods are exempt by
