@@ -30,7 +30,9 @@ const KEPT_OFF = (o: string) =>
   `t.matchExpressions.exists(e, e.key == '${NODE_CLASS_LABEL}' && e.operator == 'DoesNotExist')))`;
 const OPTED_IN = (o: string) => `('${CLASS_LABEL}' in ${LABELS(o)})`;
 
-export function finalPodValidations(placement: PlacementMode): { expression: string; message: string }[] {
+export function finalPodValidations(
+  placement: PlacementMode,
+): { expression: string; message: string; reason: string }[] {
   const held =
     placement === 'pin'
       ? `(${GATED('object')} && !${PLACED('object')})`
@@ -44,6 +46,7 @@ export function finalPodValidations(placement: PlacementMode): { expression: str
         `this pod tolerates the ${NODE_CLASS_LABEL} taint but lacks the required node affinity ` +
         `"${NODE_CLASS_LABEL} DoesNotExist" that ipp adds: a mutating webhook that ran after ipp's added the toleration. ` +
         `ipp nodes are reserved for pods labelled ${CLASS_LABEL}; fix or reorder that webhook.`,
+      reason: 'Forbidden',
     },
     {
       expression: `request.operation != 'CREATE' || !${OPTED_IN('object')} || ${held}`,
@@ -53,6 +56,7 @@ export function finalPodValidations(placement: PlacementMode): { expression: str
             `after ipp's added the label (or removed the gate). Set ${CLASS_LABEL} in the pod's manifest instead.`
           : `this pod is labelled ${CLASS_LABEL} but does not use scheduler "${SCHEDULER_NAME}": a mutating webhook that ran ` +
             `after ipp's added the label (or changed schedulerName). Set ${CLASS_LABEL} in the pod's manifest instead.`,
+      reason: 'Forbidden',
     },
   ];
 }
