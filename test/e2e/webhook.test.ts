@@ -25,6 +25,7 @@ import { webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { ownUsername } from '../../src/webhook/identity.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { allowIsolationViolations } from './support/invariant.ts';
 import { installCrds } from './support/ipp.ts';
 
 const sfx = suffix();
@@ -80,6 +81,8 @@ describe('admission webhook on the real apiserver', () => {
     ns = await namespace(c, 'webhook');
     controllerNs = await namespace(c, 'webhook-ctl');
     agentsNs = await namespace(c, 'webhook-agents');
+    // Trusted node agents run there; the control pod of one test lands on the ipp node on purpose.
+    allowIsolationViolations(agentsNs, controllerNs);
     await installCrds(c);
 
     for (const [name, extra] of [

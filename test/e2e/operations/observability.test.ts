@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION, TAINT_KEY, VERSION } from '../../../src/api/names.ts';
 import { checkMetrics } from '../../testbed/promtool.ts';
 import { clients, eventually, namespace, suffix, type Clients } from '../support/cluster.ts';
+import { allowIsolationViolations } from '../support/invariant.ts';
 import {
   createClass,
   deleteClasses,
@@ -175,6 +176,7 @@ describe('operations: events, metrics, audit', () => {
 
   it('the audit reports a pod without ipp-class that slipped onto an ipp node: Warning Event and metric', async () => {
     const node = (await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${web}` })).items[0]!.metadata!.name!;
+    allowIsolationViolations(ns); // the intruder below is the point of this test
     const intruder = {
       metadata: { name: `intruder-${suffix()}` },
       spec: {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1DaemonSet, V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, CLASS_LABEL, GATE, NODE_CLASS_LABEL, TAINT_KEY } from '../../../src/api/names.ts';
 import { clients, eventually, namespace, suffix, type Clients } from '../support/cluster.ts';
+import { allowIsolationViolations } from '../support/invariant.ts';
 import { deleteClasses, installCrds } from '../support/ipp.ts';
 import { asNamespaceEditor, kwokNode, refusal, startTestAdmission, type TestAdmission } from './support.ts';
 
@@ -40,6 +41,7 @@ describe('a namespace editor against the dedicated nodes', () => {
     ns = await namespace(c, 'tenant');
     agents = await namespace(c, 'agents');
     system = await namespace(c, 'ipp-sec');
+    allowIsolationViolations(agents); // trusted node agents, as configured below
     await c.custom.createClusterCustomObject({
       group: 'ipp.dev',
       version: 'v1alpha1',
