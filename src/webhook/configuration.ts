@@ -34,11 +34,13 @@ export interface WebhookConfigurationOptions {
   certManagerCertificate?: string;
   failurePolicy?: 'Fail' | 'Ignore';
   timeoutSeconds?: number;
-  /** Usernames whose pods/binding requests never reach the webhook. Default: kube-scheduler and controllerUsername. */
+  /** Usernames whose pods/binding requests never reach the webhook. Default: kube-scheduler. */
   trustedBinders?: string[];
   /**
-   * The controller's own identity (system:serviceaccount:<ns>:<sa>). Its bindings (bind mode) skip
-   * the webhook, so binding never depends on a webhook endpoint being up.
+   * The controller's own identity (system:serviceaccount:<ns>:<sa>). Its bindings (bind mode) are
+   * checked like anyone's (only ipp pods, only to nodes of their class): a stolen token must not
+   * bind arbitrary pods onto dedicated nodes. Every replica serves the webhook, so the leader's
+   * bindings wait on no other process.
    */
   controllerUsername?: string;
   /** Namespaces whose DaemonSet pods skip enforcement (as in enforce.ts); default kube-system. */
@@ -119,10 +121,7 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       ],
     },
   } satisfies Partial<V1MutatingWebhook>;
-  const binders = opts.trustedBinders ?? [
-    'system:kube-scheduler',
-    ...(opts.controllerUsername ? [opts.controllerUsername] : []),
-  ];
+  const binders = opts.trustedBinders ?? ['system:kube-scheduler'];
   const bindingConditions: V1MatchCondition[] =
     binders.length > 0
       ? [{ name: 'not-a-trusted-binder', expression: `!(request.userInfo.username in ${cel(binders)})` }]

@@ -8,7 +8,7 @@ import type {
   V1PodSpec,
   V1Toleration,
 } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
+import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import {
   allow,
   annotationOf,
@@ -37,6 +37,8 @@ export interface EnforceContext extends DaemonSetTrust {
    * Without it (tests of other rules) a pod naming an unknown node is not judged on that ground.
    */
   nodeExists?: (name: string) => boolean | undefined;
+  /** Pods by namespace and name (the controller's informer), to check the controller's own bindings. */
+  pods?: { get(namespace: string, name: string): V1Pod | undefined };
   /** Whose pods/binding requests are trusted: schedulers honour the taint and the affinity added here. */
   schedulers?: readonly string[];
 }
@@ -175,14 +177,38 @@ function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
   }
   const nodeName = binding.target.name;
   const nodeClass = ippClassOfNode(ctx, nodeName);
-  if (nodeClass === undefined) return allow();
   const user = req.userInfo?.username ?? '';
-  if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user) || (ctx.controllerUsernames ?? []).includes(user))
-    return allow();
+  if ((ctx.controllerUsernames ?? []).includes(user)) return controllerBinding(req, nodeName, nodeClass, ctx);
+  if (nodeClass === undefined) return allow();
+  if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user)) return allow();
   return deny(
     `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
       `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +
       `when it is created so that ipp gives it a node.`,
+  );
+}
+
+/**
+ * ipp itself binds (bind mode) only a pod of a class to a node of that class, and to the node of the
+ * Instance the pod claims: its token, if stolen, binds nothing else anywhere.
+ */
+function controllerBinding(
+  req: AdmissionRequest,
+  nodeName: string,
+  nodeClass: string | undefined,
+  ctx: EnforceContext,
+): Decision {
+  if (!ctx.pods) return allow();
+  const pod = ctx.pods.get(req.namespace ?? '', req.name ?? '');
+  const podClass = labelOf(pod, CLASS_LABEL);
+  const claim = annotationOf(pod, POD_INSTANCE_ANNOTATION);
+  const nodeInstance = ctx.nodes.get(nodeName)?.metadata?.labels?.[NODE_INSTANCE_LABEL];
+  if (pod && podClass !== undefined && podClass === nodeClass && claim !== undefined && claim === nodeInstance)
+    return allow();
+  return deny(
+    `ipp binds only a pod labelled ${CLASS_LABEL} to the node of the Instance it claims; pod ` +
+      `"${req.namespace}/${req.name}" (class ${podClass ?? 'none'}, Instance ${claim ?? 'none'}) does not belong on node ` +
+      `"${nodeName}" (class ${nodeClass ?? 'none'}, Instance ${nodeInstance ?? 'none'}).`,
   );
 }
 

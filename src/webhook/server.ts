@@ -39,6 +39,8 @@ export interface WebhookServerOptions {
   placement: PlacementMode;
   classes: ClassLookup;
   nodes: NodeLookup;
+  /** Pods by namespace and name, to check the controller's own bindings (see enforce.ts). */
+  pods?: EnforceContext['pods'];
   /** The controller's own username(s), allowed to place pods on ipp nodes (see enforce.ts). */
   controllerUsernames?: readonly string[];
   /** Which DaemonSet pods are node agents (admission.ts); default kube-system's, made by kube-controller-manager. */
@@ -73,6 +75,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     ...trust,
     ...(opts.controllerUsernames ? { controllerUsernames: opts.controllerUsernames } : {}),
     ...(opts.schedulers ? { schedulers: opts.schedulers } : {}),
+    ...(opts.pods ? { pods: opts.pods } : {}),
   });
   const rules: Record<string, (r: AdmissionRequest) => Promise<Decision>> = {
     [MUTATE_PATH]: async (r) => mutatePod(r, { ...trust, mode: opts.placement, classes: await classesFor(r) }),

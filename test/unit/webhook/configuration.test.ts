@@ -47,14 +47,14 @@ describe('webhookConfiguration', () => {
     });
   });
 
-  it("trusts the controller's own bindings, so bind mode never waits on its own webhook", () => {
+  it("sends the controller's own bindings to the webhook too (a stolen token must not bind anything anywhere)", () => {
     const c = webhookConfiguration({
       client: { service },
       controllerNamespace: 'ipp-system',
       controllerUsername: 'system:serviceaccount:ipp-system:ipp',
     });
     expect(c.webhooks!.find((w) => w.name === 'enforce.bindings.ipp.dev')!.matchConditions![0]!.expression).toBe(
-      "!(request.userInfo.username in ['system:kube-scheduler', 'system:serviceaccount:ipp-system:ipp'])",
+      "!(request.userInfo.username in ['system:kube-scheduler'])",
     );
   });
 

@@ -254,6 +254,38 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
       ),
     ).toThrow(TypeError);
   });
+
+  it("lets the controller's own token bind only a pod of a class to the node of the Instance it claims", () => {
+    const bind = (pod: string, target: string) =>
+      create(
+        { metadata: { name: pod }, target: { kind: 'Node', name: target } },
+        {
+          kind: { group: '', version: 'v1', kind: 'Binding' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          subResource: 'binding',
+          name: pod,
+          userInfo: { username: 'system:serviceaccount:ipp-system:ipp' },
+        },
+      );
+    const pods: Record<string, V1Pod> = {
+      'team-a/tenant': pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'i-1' } }),
+      'team-a/other-instance': pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'i-2' } }),
+      'team-a/plain': pod({}),
+    };
+    const withPods: EnforceContext = { ...ctx, pods: { get: (ns, name) => pods[`${ns}/${name}`] } };
+    expect(enforcePod(bind('tenant', 'ipp-1'), withPods)).toEqual({ allowed: true });
+    for (const [p, node] of [
+      ['plain', 'ipp-1'],
+      ['plain', 'shared-1'],
+      ['tenant', 'shared-1'],
+      ['other-instance', 'ipp-1'],
+      ['unknown', 'ipp-1'],
+    ]) {
+      expect(message(enforcePod(bind(p!, node!), withPods)), `${p} → ${node}`).toMatch(
+        /^ipp binds only a pod labelled ipp-class to the node of the Instance it claims/,
+      );
+    }
+  });
 });
 
 describe('enforcePod (c): the class of an existing pod is fixed', () => {
