@@ -1,19 +1,21 @@
 // Bounds that keep the webhook answering the apiserver while any in-cluster client floods it
 // (docs/security.md, T6). With failurePolicy Fail an unanswered review refuses the pod, so a flood
-// must never starve the small, fast requests the apiserver sends. Three rules:
-//  - connections are capped, and a new connection at the cap evicts the oldest one that has no
-//    request in progress (idle keep-alives, half-sent headers), never a request being answered;
+// must never starve the small, fast requests the apiserver sends. The rules:
+//  - connections are capped; a new connection at the cap evicts the oldest one that is not being
+//    answered: idle keep-alives, half-sent headers, and bodies still arriving (the apiserver sends
+//    a review in one go, within milliseconds, so the oldest such connection is never its own);
 //  - a request has `requestTimeoutMs` in all (the apiserver gave up after timeoutSeconds anyway);
 //  - bodies over SMALL_BODY_BYTES (a pod review is a few KiB; an UPDATE of a huge pod can reach
-//    MiBs) share a few slots, so big bodies cannot fill memory or crowd out ordinary reviews.
+//    MiBs) share a few slots, so big bodies cannot fill memory;
+//  - decisions in progress are capped (they may read the API: a cache miss for a class or node).
 import type { Server as HttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { TLSSocket as Socket } from 'node:tls';
 
 export interface Limits {
-  /** Open connections at most; default 512. */
+  /** Open connections at most; default 256. */
   maxConnections: number;
-  /** Requests being read or decided at once; default 256. */
+  /** Decisions in progress at once; default 64. */
   maxInFlight: number;
   /** Requests with a body over SMALL_BODY_BYTES at once; default 4. */
   maxLargeBodies: number;
@@ -26,8 +28,8 @@ export interface Limits {
 }
 
 export const DEFAULT_LIMITS: Limits = {
-  maxConnections: 512,
-  maxInFlight: 256,
+  maxConnections: 256,
+  maxInFlight: 64,
   maxLargeBodies: 4,
   maxBodyBytes: 4 * 1024 * 1024,
   headersTimeoutMs: 5_000,
@@ -47,51 +49,65 @@ export class HttpError extends Error {
 interface Tracked {
   socket: Socket;
   since: number;
-  busy: number;
+  /** idle: no request, or headers still arriving; reading: the body is arriving; answering: protected. */
+  phase: 'idle' | 'reading' | 'answering';
+}
+
+/** Marks a request's progress on its connection (see guardConnections). */
+export interface RequestTracker {
+  /** The body has arrived: from now on the connection is not evicted. */
+  answering(): void;
 }
 
 /**
- * Caps connections on `server`, evicting the oldest connection without a request in progress when
- * a new one arrives at the cap. Returns a function that marks a request busy until it is answered.
+ * Caps connections on `server`, evicting the oldest connection that is not answering a request when
+ * a new one arrives at the cap. Returns the function that tracks each request on its connection.
  */
 export function guardConnections(
   server: HttpsServer,
   limits: Limits,
-): (req: IncomingMessage, res: ServerResponse) => void {
+): (req: IncomingMessage, res: ServerResponse) => RequestTracker {
   const open = new Map<Socket, Tracked>();
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
-  // Node checks the two timeouts above on this interval; the default (30 s) would let them slip.
-  (server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1_000;
   // Idle keep-alive connections are welcome (the apiserver reuses them) but evicted first at the cap.
   server.keepAliveTimeout = 90_000;
-  server.on('connection', (socket: Socket) => {
+  // Handshakes are bounded apart (handshakeTimeout, and this hard cap on TCP connections); the cap
+  // with eviction below applies to connections that completed TLS, the ones HTTP requests use.
+  server.maxConnections = limits.maxConnections * 2;
+  server.on('secureConnection', (socket: Socket) => {
     if (open.size >= limits.maxConnections) {
       let victim: Tracked | undefined;
-      for (const t of open.values()) if (t.busy === 0 && (!victim || t.since < victim.since)) victim = t;
+      for (const t of open.values()) if (t.phase !== 'answering' && (!victim || t.since < victim.since)) victim = t;
       if (!victim) {
-        // Every connection is answering a request: this one waits its turn by not being accepted.
+        // Every connection is being answered: this one has to come back (the apiserver retries).
         socket.destroy();
         return;
       }
       open.delete(victim.socket);
       victim.socket.destroy();
     }
-    open.set(socket, { socket, since: Date.now(), busy: 0 });
+    open.set(socket, { socket, since: Date.now(), phase: 'idle' });
     socket.once('close', () => open.delete(socket));
   });
   return (req, res) => {
-    const t = open.get(req.socket);
-    if (!t) return;
-    t.busy++;
+    const t = open.get(req.socket as Socket);
+    if (!t) return { answering: () => {} };
+    t.phase = 'reading';
+    t.since = Date.now();
     res.once('close', () => {
-      t.busy--;
+      t.phase = 'idle';
       t.since = Date.now();
     });
+    return {
+      answering: () => {
+        t.phase = 'answering';
+      },
+    };
   };
 }
 
-/** Counts requests in flight and large bodies against the limits; `release` exactly once per `admit`. */
+/** Large-body slots and decisions in flight; each `release` is called exactly once. */
 export class Admittance {
   private inFlight = 0;
   private large = 0;
@@ -100,12 +116,10 @@ export class Admittance {
     this.limits = limits;
   }
 
-  /** Throws HttpError(503) when over a limit; the caller answers it without reading the body. */
-  admit(declaredBytes: number): { release(): void; growTo(bytes: number): void } {
+  /** Before reading a body: HttpError(413) when it is too big, (503) when large slots are taken. */
+  body(declaredBytes: number): { release(): void; growTo(bytes: number): void } {
     if (declaredBytes > this.limits.maxBodyBytes)
       throw new HttpError(413, `body larger than ${this.limits.maxBodyBytes} bytes`);
-    if (this.inFlight >= this.limits.maxInFlight)
-      throw new HttpError(503, `too many requests in flight (${this.limits.maxInFlight}); retry`);
     let large = false;
     const takeLarge = () => {
       if (large) return;
@@ -115,19 +129,30 @@ export class Admittance {
       large = true;
     };
     if (declaredBytes > SMALL_BODY_BYTES) takeLarge();
-    this.inFlight++;
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
-        this.inFlight--;
         if (large) this.large--;
       },
       // A chunked body announces no length: it takes a large slot once it grows past the small size.
       growTo: (bytes) => {
         if (bytes > SMALL_BODY_BYTES) takeLarge();
       },
+    };
+  }
+
+  /** Before deciding: HttpError(503) when too many decisions are in progress. */
+  decide(): () => void {
+    if (this.inFlight >= this.limits.maxInFlight)
+      throw new HttpError(503, `too many requests in flight (${this.limits.maxInFlight}); retry`);
+    this.inFlight++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.inFlight--;
     };
   }
 }

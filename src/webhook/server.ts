@@ -17,7 +17,15 @@ import {
   type PlacementMode,
 } from './admission.ts';
 import { enforcePod, type EnforceContext } from './enforce.ts';
-import { Admittance, DEFAULT_LIMITS, guardConnections, HttpError, readBody, type Limits } from './limits.ts';
+import {
+  Admittance,
+  DEFAULT_LIMITS,
+  guardConnections,
+  HttpError,
+  readBody,
+  type Limits,
+  type RequestTracker,
+} from './limits.ts';
 import { mutatePod } from './mutate.ts';
 
 export const MUTATE_PATH = '/mutate-pods';
@@ -123,22 +131,31 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     return { get: (name) => (name === cls ? fetched : opts.classes.get(name)) };
   }
 
-  const server: Server = createServer({ key: opts.tls.key, cert: opts.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => {
-    busy(req, res);
-    handle(req, res).catch((e: unknown) => {
-      // Only reachable if writing the response itself failed; the socket may already be gone.
-      log?.warn({ err: e }, 'webhook response failed');
-      if (!res.headersSent) send(res, 500, { message: 'internal error' });
-      else res.destroy();
-    });
-  });
-  const busy = guardConnections(server, limits);
+  const server: Server = createServer(
+    {
+      key: opts.tls.key,
+      cert: opts.tls.cert,
+      minVersion: 'TLSv1.2',
+      // How often Node enforces headersTimeout and requestTimeout; its default (30 s) would let them slip.
+      connectionsCheckingInterval: 1_000,
+      handshakeTimeout: limits.headersTimeoutMs,
+    },
+    (req, res) => {
+      handle(req, res, track(req, res)).catch((e: unknown) => {
+        // Only reachable if writing the response itself failed; the socket may already be gone.
+        log?.warn({ err: e }, 'webhook response failed');
+        if (!res.headersSent) send(res, 500, { message: 'internal error' });
+        else res.destroy();
+      });
+    },
+  );
+  const track = guardConnections(server, limits);
   server.on('clientError', (_e, socket) => socket.destroy());
   server.on('tlsClientError', () => {
     /* handshake failures are the client's problem; nothing to do */
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, tracker: RequestTracker): Promise<void> {
     const path = (req.url ?? '').split('?')[0] ?? '';
     if (path === HEALTH_PATH) {
       send(res, 200, { status: 'ok' });
@@ -155,12 +172,24 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       return;
     }
     let review: AdmissionRequest;
-    let slot: ReturnType<Admittance['admit']> | undefined;
+    let done: () => void;
+    const body = (() => {
+      try {
+        return admittance.body(Number(req.headers['content-length'] ?? 0));
+      } catch (e) {
+        return e as HttpError;
+      }
+    })();
     try {
-      slot = admittance.admit(Number(req.headers['content-length'] ?? 0));
-      review = parseReview(await readBody(req, maxBody, slot.growTo));
+      if (body instanceof HttpError) throw body;
+      try {
+        review = parseReview(await readBody(req, maxBody, body.growTo));
+      } finally {
+        body.release();
+      }
+      tracker.answering();
+      done = admittance.decide();
     } catch (e) {
-      slot?.release();
       const status = e instanceof HttpError ? e.status : 400;
       // Stop reading a body we refused; closing after the answer keeps the connection from lingering.
       const unread = status === 413 || status === 503;
@@ -187,7 +216,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
           : `ipp webhook internal error, request refused: ${String(e)}`,
       };
     } finally {
-      slot.release();
+      done();
     }
     const fields = {
       path,
