@@ -51,7 +51,7 @@ export interface InstanceClassSpec {
   launchTimeout?: string;
   registrationTimeout?: string;
   maxInstances?: number;
-  /** Namespaces whose pods may use this class; absent or empty means every namespace. */
+  /** Namespaces whose pods may use this class; ["*"] for every namespace. Required by the CRD; absent: none (webhook). */
   namespaces?: string[];
   /** May an idle instance serve another pod of this class (Pod isolation)? Default true. */
   reuse?: boolean;

@@ -72,7 +72,14 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
     );
   }
   const allowed = ic.spec?.namespaces ?? [];
-  if (allowed.length > 0 && !allowed.includes(namespace)) {
+  if (allowed.length === 0) {
+    // The CRD requires the list; a class stored before it did is closed, not open to every namespace.
+    return deny(
+      `InstanceClass "${cls}" lists no namespaces, so no namespace may use it. Ask your cluster admin to set ` +
+        `spec.namespaces of "${cls}" to the namespaces that may use it, or to ["*"] for every namespace.`,
+    );
+  }
+  if (!allowed.includes('*') && !allowed.includes(namespace)) {
     return deny(
       `InstanceClass "${cls}" does not allow pods in namespace "${namespace}" ` +
         `(its spec.namespaces: ${allowed.join(', ')}). Use a class that allows this namespace, ` +

@@ -86,7 +86,7 @@ describe('admission webhook on the real apiserver', () => {
     await installCrds(c);
 
     for (const [name, extra] of [
-      [cls, {}],
+      [cls, { namespaces: ['*'] }],
       [restricted, { namespaces: ['somewhere-else'] }],
     ] as const) {
       await c.custom.createClusterCustomObject({

@@ -47,7 +47,7 @@ export function classProblem(
 }
 
 export const namespaceAllowed = (cls: InstanceClass, ns: string) =>
-  !cls.spec.namespaces?.length || cls.spec.namespaces.includes(ns);
+  !cls.spec.namespaces?.length || cls.spec.namespaces.includes(ns) || cls.spec.namespaces.includes('*');
 
 /**
  * Writes of ours the informer has not shown us yet (client-go's "expectations"). Planning on a

@@ -121,7 +121,8 @@ describe('webhook server under a flood', () => {
       const r = await legitimate();
       expect(r.status).toBe(200);
       expect(r.allowed).toBe(true);
-      expect(r.ms).toBeLessThan(1_000);
+      // Well within the webhook's timeoutSeconds (5 by default), even on a loaded 2-core machine.
+      expect(r.ms).toBeLessThan(3_000);
     }
     // The flood was shed, not served: no more connections than the cap are left open.
     await new Promise((r) => setTimeout(r, 300));

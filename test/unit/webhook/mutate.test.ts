@@ -166,12 +166,19 @@ describe('mutatePod, pin mode', () => {
         'Use a class that allows this namespace, or ask your cluster admin to add "team-a" to spec.namespaces of "restricted".',
     );
     expect(mutatePod(create(pod({ 'ipp-class': 'restricted' }), { namespace: 'team-c' }), pin).allowed).toBe(true);
-    // an empty list means every namespace
-    const open = {
-      ...pin,
-      classes: classes({ metadata: { name: 'open' }, spec: { instanceTypes: ['x'], namespaces: [] } }),
-    };
-    expect(mutatePod(create(pod({ 'ipp-class': 'open' })), open).allowed).toBe(true);
+    // "*" means every namespace; an empty or missing list (a class stored before the CRD required it) means none.
+    const open = { ...pin, classes: classes(instanceClass('open', ['*'])) };
+    expect(mutatePod(create(pod({ 'ipp-class': 'open' }), { namespace: 'anything' }), open).allowed).toBe(true);
+    for (const namespaces of [[], undefined]) {
+      const closed = {
+        ...pin,
+        classes: classes({ metadata: { name: 'closed' }, spec: { instanceTypes: ['x'], namespaces } }),
+      };
+      expect(message(mutatePod(create(pod({ 'ipp-class': 'closed' })), closed))).toBe(
+        'InstanceClass "closed" lists no namespaces, so no namespace may use it. Ask your cluster admin to set ' +
+          'spec.namespaces of "closed" to the namespaces that may use it, or to ["*"] for every namespace.',
+      );
+    }
   });
 
   it('denies nodeName and foreign schedulers; accepts the default scheduler however it is spelled', () => {

@@ -30,3 +30,19 @@ describe('final-pod policy', () => {
     expect(ms.filter((m) => m.metadata?.name === 'ipp-final-pod')).toEqual([]);
   });
 });
+
+describe('network policy', () => {
+  it('is off by default; when on, admits only the webhook and metrics ports, from the listed peers', () => {
+    expect(render(base).filter((m) => m.kind === 'NetworkPolicy')).toEqual([]);
+    const apiserver = { ipBlock: { cidr: '10.0.0.0/16' } };
+    const np = one<Manifest & { spec: { ingress: unknown[]; policyTypes: string[] } }>(
+      render({ ...base, networkPolicy: { enabled: true, webhookFrom: [apiserver] } }),
+      'NetworkPolicy',
+    );
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    expect(np.spec.ingress).toEqual([
+      { ports: [{ port: 'webhook', protocol: 'TCP' }], from: [apiserver] },
+      { ports: [{ port: 'http-metrics', protocol: 'TCP' }] },
+    ]);
+  });
+});
