@@ -164,7 +164,17 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
 
       if (o.webhookCertMode === 'files') {
         // cert-manager writes the Secret; the controller reads it from the mounted directory.
-        const cert = one<Manifest & { spec: { secretName: string } }>(ms, 'Certificate');
+        const cert = one<Manifest & { spec: { secretName: string } }>(ms, 'Certificate', o.webhookService);
+        // Signed by a CA of its own (a CA issuer), not self-signed: caBundle survives its renewal.
+        const issuer = one<Manifest & { spec: { ca?: { secretName: string } } }>(ms, 'Issuer', o.webhookService);
+        const ca = one<Manifest & { spec: { isCA: boolean; secretName: string } }>(
+          ms,
+          'Certificate',
+          `${o.webhookService}-ca`,
+        );
+        expect(ca.spec.isCA).toBe(true);
+        expect(issuer.spec.ca?.secretName).toBe(ca.spec.secretName);
+        expect((cert.spec as unknown as { issuerRef: { name: string } }).issuerRef.name).toBe(o.webhookService);
         const pod = deploymentOf(ms).spec!.template.spec!;
         const vol = pod.volumes!.find((v) => v.secret?.secretName === cert.spec.secretName)!;
         expect(containerOf(ms).volumeMounts).toContainEqual({
@@ -207,7 +217,9 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         controllerUsername: `system:serviceaccount:${NS}:${one(ms, 'ServiceAccount').metadata!.name}`,
         trustedDaemonSetNamespaces: o.trustedDaemonSetNamespaces,
         certManagerCertificate:
-          o.webhookCertMode === 'files' ? `${NS}/${one(ms, 'Certificate').metadata!.name}` : undefined,
+          o.webhookCertMode === 'files'
+            ? `${NS}/${one(ms, 'Certificate', svc.metadata!.name).metadata!.name}`
+            : undefined,
         failurePolicy: webhook?.failurePolicy,
         timeoutSeconds: webhook?.timeoutSeconds,
       });
@@ -216,6 +228,11 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
       // caBundle is never rendered: the controller (self) or cainjector (cert-manager) owns it.
       expect(rendered.webhooks!.every((w) => w.clientConfig.caBundle === undefined)).toBe(true);
     }
+  });
+
+  it('refuses to install into a shared namespace, which admission would leave unchecked', () => {
+    for (const namespace of ['default', 'kube-system', 'kube-public', 'kube-node-lease'])
+      expect(() => render(SETS.simulated!, { namespace })).toThrow(/install ipp into a namespace of its own/);
   });
 
   it('rejects bad values with a clear error', () => {
