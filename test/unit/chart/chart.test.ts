@@ -3,7 +3,6 @@
 // RBAC shape, and the webhook configuration against src/webhook/configuration.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type {
-  V1ClusterRole,
   V1Container,
   V1Deployment,
   V1MutatingWebhookConfiguration,
