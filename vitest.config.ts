@@ -15,6 +15,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/testbed/global-setup.ts'],
+          // The isolation invariant is checked throughout every e2e file, not only the ones aiming at it.
+          setupFiles: ['test/e2e/support/invariant-setup.ts'],
           // One control plane, 2 cores: files run one after another, each with its own namespace.
           fileParallelism: false,
           testTimeout: 180_000,

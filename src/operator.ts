@@ -1,8 +1,9 @@
 // Wires the process: caches (every replica), ops server, leader election, and, while leading, the
 // controllers with their queues and timers. Nothing here decides anything; the controllers do.
-import { KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Options } from './config/options.ts';
 import { Auditor } from './controllers/audit/controller.ts';
+import { daemonSetReader } from './controllers/audit/trust.ts';
 import type { Controller, ControllerContext, Wakes } from './controllers/context.ts';
 import { GarbageCollector } from './controllers/garbagecollection/controller.ts';
 import { InstanceController } from './controllers/instance/controller.ts';
@@ -170,7 +171,10 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     if (cls) routes.find((r) => r.controller === runtimeClasses)?.queue.add(cls);
   });
   const collector = new GarbageCollector({ ...ctx, gracePeriodMs: opts.gcGracePeriodMs });
-  const auditor = new Auditor(state, events, metrics, logger);
+  const auditor = new Auditor(state, events, metrics, logger, {
+    trustedDaemonSetNamespaces: opts.trustedDaemonSetNamespaces,
+    readDaemonSet: daemonSetReader(kc.makeApiClient(AppsV1Api)),
+  });
 
   let admission: Awaited<ReturnType<typeof startAdmission>> | undefined;
   const ops = await startOpsServer({

@@ -21,9 +21,9 @@ export function providerName(cls: InstanceClass): ProviderName | undefined {
   return PROVIDER_NAMES.find((p) => cls.spec[p] !== undefined);
 }
 
-/** May pods of `namespace` use the class? An absent or empty list admits every namespace. */
+/** May pods of `namespace` use the class? `"*"` admits every namespace (so does an absent list, which validation refuses). */
 export const namespaceAllowed = (cls: InstanceClass, namespace: string) =>
-  !cls.spec.namespaces?.length || cls.spec.namespaces.includes(namespace);
+  !cls.spec.namespaces?.length || cls.spec.namespaces.includes(namespace) || cls.spec.namespaces.includes('*');
 
 /** What a class needs of its provider to be usable: settings it accepts. */
 export interface ClassValidator {

@@ -85,7 +85,7 @@ export interface InstanceClassSpec {
   /** How long a registered node may be NotReady or missing before its instance is replaced. Default 10m. */
   repairAfter?: string;
   maxInstances?: number;
-  /** Namespaces whose pods may use this class; absent or empty means every namespace. */
+  /** Namespaces whose pods may use this class; ["*"] for every namespace. Required by the CRD; absent: none (webhook). */
   namespaces?: string[];
   /** May an idle instance serve another pod of this class (Pod isolation)? Default true. */
   reuse?: boolean;

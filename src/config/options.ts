@@ -36,6 +36,8 @@ export interface Options {
   webhookService: string;
   webhookConfigName: string;
   webhookUrl?: string;
+  /** Namespaces whose DaemonSet pods may run on ipp nodes (webhook and auditor). */
+  trustedDaemonSetNamespaces: string[];
   awsRegion?: string;
   awsEndpoint?: string;
   eksClusterName?: string;
@@ -66,6 +68,16 @@ const list = (v: string) => {
   if (unknown.length)
     throw new InvalidArgumentError(`unknown provider(s) ${unknown.join(', ')}; known: ${PROVIDERS.join(', ')}`);
   if (!items.length) throw new InvalidArgumentError(`name at least one provider: ${PROVIDERS.join(', ')}`);
+  return items;
+};
+
+const namespaces = (v: string) => {
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const bad = items.filter((n) => !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(n));
+  if (bad.length) throw new InvalidArgumentError(`not namespace names: ${bad.join(', ')}`);
   return items;
 };
 
@@ -228,6 +240,15 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     )
     .addOption(
       o(
+        '--trusted-daemonset-namespaces <list>',
+        'comma-separated namespaces whose DaemonSets may run on ipp nodes (node agents)',
+        'IPP_TRUSTED_DAEMONSET_NAMESPACES',
+      )
+        .argParser(namespaces)
+        .default(['kube-system'], 'kube-system'),
+    )
+    .addOption(
+      o(
         '--aws-region <region>',
         'EC2 region (required with the aws provider; IRSA and Pod Identity set AWS_REGION)',
         'AWS_REGION',
@@ -286,6 +307,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     webhookService: v.webhookService,
     webhookConfigName: v.webhookConfigName,
     webhookUrl: v.webhookUrl,
+    trustedDaemonSetNamespaces: v.trustedDaemonsetNamespaces,
     awsRegion: v.awsRegion,
     awsEndpoint: v.awsEndpoint,
     eksClusterName: v.eksClusterName ?? v.clusterName,

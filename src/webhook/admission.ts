@@ -47,9 +47,14 @@ export interface ClassLookup {
    */
   fetch?(name: string): Promise<InstanceClass | undefined>;
 }
-/** Reads Nodes; the controller passes its informer cache. */
+/** Reads Nodes; the controller passes its informer cache (which holds ipp nodes only). */
 export interface NodeLookup {
   get(name: string): V1Node | undefined;
+  /**
+   * Reads a node the cache does not hold: a shared node, or one registered a moment ago. Resolves
+   * undefined only when the apiserver says the node does not exist; rejects when it could not tell.
+   */
+  fetch?(name: string): Promise<V1Node | undefined>;
 }
 
 export type PlacementMode = 'pin' | 'bind';
@@ -82,7 +87,40 @@ export function listOf<T>(v: unknown, what: string): T[] {
 }
 
 export { isDaemonSetPod, MIRROR_ANNOTATION } from '../api/pods.ts';
-import { MIRROR_ANNOTATION } from '../api/pods.ts';
+import { isDaemonSetPod, MIRROR_ANNOTATION } from '../api/pods.ts';
+
+/** Who creates real DaemonSet pods (kube-controller-manager, with or without per-controller credentials). */
+export const DEFAULT_DAEMONSET_CREATORS = [
+  'system:serviceaccount:kube-system:daemon-set-controller', // kube-controller-manager --use-service-account-credentials
+  'system:kube-controller-manager',
+] as const;
+/**
+ * Namespaces whose DaemonSets are node agents the platform team vouches for. Anyone with the built-in
+ * `edit` role may create a DaemonSet in their own namespace; trusting those would let every namespace
+ * editor onto every dedicated node.
+ */
+export const DEFAULT_TRUSTED_DAEMONSET_NAMESPACES = ['kube-system'] as const;
+
+export interface DaemonSetTrust {
+  /** Usernames that create real DaemonSet pods; an ownerReference alone can be forged by anyone who may create pods. */
+  daemonSetCreators?: readonly string[];
+  /** Namespaces whose DaemonSet pods may run on ipp nodes (chart value trustedDaemonSetNamespaces). */
+  daemonSetNamespaces?: readonly string[];
+}
+
+/** A pod the DaemonSet controller made for a DaemonSet in a namespace the platform team trusts. */
+export function isTrustedDaemonSetPod(
+  pod: V1Pod,
+  namespace: string | undefined,
+  username: string | undefined,
+  trust: DaemonSetTrust,
+): boolean {
+  return (
+    isDaemonSetPod(pod) &&
+    (trust.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(username ?? '') &&
+    (trust.daemonSetNamespaces ?? DEFAULT_TRUSTED_DAEMONSET_NAMESPACES).includes(namespace ?? '')
+  );
+}
 
 /**
  * A mirror pod really made by the kubelet of the node it names. The annotation alone proves nothing:

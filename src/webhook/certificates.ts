@@ -12,9 +12,6 @@
 // @peculiar/x509 resolves its algorithms through tsyringe, which needs the Reflect metadata API
 // loaded before it (ESM evaluates imports in order).
 import 'reflect-metadata';
-import { readFile } from 'node:fs/promises';
-import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
@@ -22,6 +19,7 @@ import type { AdmissionregistrationV1Api, CoreV1Api, V1Secret } from '@kubernete
 import type { Logger } from '../log.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../kube/errors.ts';
 import type { ServingCertificate } from './server.ts';
+import { patchWebhookCaBundles } from './cabundle.ts';
 
 type CryptoKey = webcrypto.CryptoKey;
 
@@ -320,29 +318,8 @@ export async function startSelfSignedCertificates(
     throw new Error(`could not converge on Secret ${opts.namespace}/${opts.secretName} after 10 attempts`);
   }
 
-  async function patchCaBundles(bundle: string): Promise<void> {
-    const encoded = b64(bundle);
-    for (const name of opts.webhookConfigurations) {
-      try {
-        const cfg = await opts.admission.readMutatingWebhookConfiguration({ name });
-        const ops = (cfg.webhooks ?? []).flatMap((w, i) =>
-          w.clientConfig.caBundle === encoded
-            ? []
-            : [
-                // Guards against the list being reordered between our read and the patch.
-                { op: 'test', path: `/webhooks/${i}/name`, value: w.name },
-                { op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: encoded },
-              ],
-        );
-        if (ops.length === 0) continue;
-        await opts.admission.patchMutatingWebhookConfiguration({ name, body: ops });
-        log?.info({ webhookConfiguration: name }, 'patched caBundle');
-      } catch (e) {
-        // Not fatal: the chart may not have created it yet; the next resync tries again.
-        log?.warn({ webhookConfiguration: name, err: e }, 'could not patch caBundle');
-      }
-    }
-  }
+  const patchCaBundles = (bundle: string) =>
+    patchWebhookCaBundles(opts.admission, opts.webhookConfigurations, bundle, log);
 
   async function sync(): Promise<void> {
     const next = await converge();
@@ -379,65 +356,4 @@ export async function startSelfSignedCertificates(
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// files mode (cert-manager).
-
-export interface FileCertificateOptions {
-  certFile: string;
-  keyFile: string;
-  /** Polling backs up fs.watch, which misses kubelet's symlink swaps on some filesystems. Default 10 s. */
-  pollMs?: number;
-  logger?: Logger;
-}
-
-async function readPair(o: FileCertificateOptions): Promise<ServingCertificate & { cert: string; key: string }> {
-  const [cert, key] = await Promise.all([readFile(o.certFile, 'utf8'), readFile(o.keyFile, 'utf8')]);
-  createSecureContext({ cert, key }); // a half-updated pair throws here and is retried later
-  return { cert, key };
-}
-
-/** Resolves with the mounted certificate; rejects when the files are missing or do not match. */
-export async function watchCertificateFiles(opts: FileCertificateOptions): Promise<CertificateSource> {
-  const log = opts.logger?.child({ component: 'webhook-certs', certFile: opts.certFile });
-  let current = await readPair(opts);
-  const listeners: ((t: ServingCertificate) => void)[] = [];
-  let checking = false;
-  const check = async () => {
-    if (checking) return;
-    checking = true;
-    try {
-      const next = await readPair(opts);
-      if (next.cert !== current.cert || next.key !== current.key) {
-        current = next;
-        log?.info('serving certificate files changed; reloaded');
-        for (const l of listeners) l(next);
-      }
-    } catch (e) {
-      log?.debug({ err: e }, 'certificate files not readable as a pair yet');
-    } finally {
-      checking = false;
-    }
-  };
-  const watchers: FSWatcher[] = [];
-  for (const dir of new Set([dirname(opts.certFile), dirname(opts.keyFile)])) {
-    try {
-      const w = watch(dir, () => void check());
-      w.on('error', () => {});
-      watchers.push(w);
-    } catch {
-      // polling below still notices changes
-    }
-  }
-  const timer = setInterval(() => void check(), opts.pollMs ?? 10_000);
-  timer.unref();
-  return {
-    current: () => current,
-    onChange: (l) => {
-      listeners.push(l);
-    },
-    stop: async () => {
-      clearInterval(timer);
-      for (const w of watchers) w.close();
-    },
-  };
-}
+export { watchCertificateFiles, type FileCertificateOptions } from './certificate-files.ts';

@@ -8,8 +8,12 @@ import type {
   AdmissionregistrationV1WebhookClientConfig,
 } from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, RUNTIME_CLASS_PREFIX, TAINT_KEY } from '../api/names.ts';
-import { MIRROR_ANNOTATION } from './admission.ts';
-import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
+import {
+  DEFAULT_DAEMONSET_CREATORS,
+  DEFAULT_TRUSTED_DAEMONSET_NAMESPACES,
+  MIRROR_ANNOTATION,
+  type DaemonSetTrust,
+} from './admission.ts';
 import { ENFORCE_PATH, MUTATE_PATH } from './server.ts';
 
 export const DEFAULT_CONFIGURATION_NAME = 'ipp';
@@ -30,26 +34,30 @@ export interface WebhookConfigurationOptions {
   certManagerCertificate?: string;
   failurePolicy?: 'Fail' | 'Ignore';
   timeoutSeconds?: number;
-  /** Usernames whose pods/binding requests never reach the webhook. Default: kube-scheduler and controllerUsername. */
+  /** Usernames whose pods/binding requests never reach the webhook. Default: kube-scheduler. */
   trustedBinders?: string[];
   /**
-   * The controller's own identity (system:serviceaccount:<ns>:<sa>). Its bindings (bind mode) skip
-   * the webhook, so binding never depends on a webhook endpoint being up.
+   * The controller's own identity (system:serviceaccount:<ns>:<sa>). Its bindings (bind mode) are
+   * checked like anyone's (only ipp pods, only to nodes of their class): a stolen token must not
+   * bind arbitrary pods onto dedicated nodes. Every replica serves the webhook, so the leader's
+   * bindings wait on no other process.
    */
   controllerUsername?: string;
+  /** Namespaces whose DaemonSet pods skip enforcement (as in enforce.ts); default kube-system. */
+  trustedDaemonSetNamespaces?: readonly string[];
 }
 
 // CEL shared by the match conditions. Pods without an ipp-relevant toleration, nodeName or label
 // change never wait on the enforcement webhook, so the rest of the cluster does not depend on it.
-const LABELS = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
+export const LABELS = (o: string) => `(has(${o}.metadata.labels) ? ${o}.metadata.labels : {})`;
 // '<none>' cannot be a label value, so an absent label differs from an empty one.
 const CLASS_OF = (o: string) => `('${CLASS_LABEL}' in ${LABELS(o)} ? ${LABELS(o)}['${CLASS_LABEL}'] : '<none>')`;
-const TOLERATES = (o: string) =>
+export const TOLERATES = (o: string) =>
   `(has(${o}.spec.tolerations) && ${o}.spec.tolerations.exists(t, ` +
   `(has(t.key) && t.key != '') ? t.key == '${TAINT_KEY}' : (has(t.operator) && t.operator == 'Exists')))`;
-const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.nodeName != '')`;
+export const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.nodeName != '')`;
 
-const GATED = (o: string) =>
+export const GATED = (o: string) =>
   `(has(${o}.spec.schedulingGates) && ${o}.spec.schedulingGates.exists(g, g.name == '${GATE}'))`;
 const ANNOTATIONS = (o: string) => `(has(${o}.metadata.annotations) ? ${o}.metadata.annotations : {})`;
 const CLAIM_OF = (o: string) =>
@@ -69,20 +77,21 @@ export const OPTED_IN_CONDITION =
   `'${CLASS_LABEL}' in ${LABELS('object')} || ` +
   `(has(object.spec.runtimeClassName) && object.spec.runtimeClassName.startsWith('${RUNTIME_CLASS_PREFIX}'))`;
 
-const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
+export const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 
 /**
  * Match conditions of the enforcement webhook (ANDed). Real DaemonSet and mirror pods are exempt by
  * enforce.ts anyway; skipping the call keeps node agents and static pods independent of ipp's uptime.
  */
-export function enforceConditions(
-  daemonSetCreators: readonly string[] = DEFAULT_DAEMONSET_CREATORS,
-): V1MatchCondition[] {
+export function enforceConditions(trust: DaemonSetTrust = {}): V1MatchCondition[] {
+  const creators = trust.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS;
+  const namespaces = trust.daemonSetNamespaces ?? DEFAULT_TRUSTED_DAEMONSET_NAMESPACES;
   return [
     {
-      name: 'not-a-daemonset-pod',
+      name: 'not-a-trusted-daemonset-pod',
       expression:
-        `request.operation != 'CREATE' || !(request.userInfo.username in ${cel(daemonSetCreators)} && ` +
+        `request.operation != 'CREATE' || !(request.namespace in ${cel(namespaces)} && ` +
+        `request.userInfo.username in ${cel(creators)} && ` +
         `has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, r.kind == 'DaemonSet' && has(r.controller) && r.controller))`,
     },
     {
@@ -121,10 +130,7 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       ],
     },
   } satisfies Partial<V1MutatingWebhook>;
-  const binders = opts.trustedBinders ?? [
-    'system:kube-scheduler',
-    ...(opts.controllerUsername ? [opts.controllerUsername] : []),
-  ];
+  const binders = opts.trustedBinders ?? ['system:kube-scheduler'];
   const bindingConditions: V1MatchCondition[] =
     binders.length > 0
       ? [{ name: 'not-a-trusted-binder', expression: `!(request.userInfo.username in ${cel(binders)})` }]
@@ -155,7 +161,9 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
           scope: 'Namespaced',
         },
       ],
-      matchConditions: enforceConditions(),
+      matchConditions: enforceConditions(
+        opts.trustedDaemonSetNamespaces ? { daemonSetNamespaces: opts.trustedDaemonSetNamespaces } : {},
+      ),
       // A later webhook adding a toleration must not escape the affinity.
       reinvocationPolicy: 'IfNeeded',
     },

@@ -8,13 +8,13 @@ import type {
   V1PodSpec,
   V1Toleration,
 } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
+import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import {
   allow,
   annotationOf,
   deny,
-  isDaemonSetPod,
   isMirrorPodFromItsNode,
+  isTrustedDaemonSetPod,
   isPlaced,
   isRecord,
   labelOf,
@@ -22,25 +22,28 @@ import {
   pointer,
   toleratesIppNodes,
   type AdmissionRequest,
+  type DaemonSetTrust,
   type Decision,
   type NodeLookup,
   type PatchOp,
 } from './admission.ts';
 
-export interface EnforceContext {
+export interface EnforceContext extends DaemonSetTrust {
   nodes: NodeLookup;
   /** The controller's own identity (e.g. system:serviceaccount:ipp-system:ipp): it may place pods on ipp nodes. */
   controllerUsernames?: readonly string[];
-  /** Who creates real DaemonSet pods; an ownerReference alone can be forged by anyone who may create pods. */
-  daemonSetCreators?: readonly string[];
+  /**
+   * Does a node exist? true / false as the apiserver said, undefined when it could not be asked.
+   * Without it (tests of other rules) a pod naming an unknown node is not judged on that ground.
+   */
+  nodeExists?: (name: string) => boolean | undefined;
+  /** Pods by namespace and name (the controller's informer), to check the controller's own bindings. */
+  pods?: { get(namespace: string, name: string): V1Pod | undefined };
   /** Whose pods/binding requests are trusted: schedulers honour the taint and the affinity added here. */
   schedulers?: readonly string[];
 }
 
-export const DEFAULT_DAEMONSET_CREATORS = [
-  'system:serviceaccount:kube-system:daemon-set-controller', // kube-controller-manager --use-service-account-credentials
-  'system:kube-controller-manager',
-] as const;
+export { DEFAULT_DAEMONSET_CREATORS, DEFAULT_TRUSTED_DAEMONSET_NAMESPACES } from './admission.ts';
 export const DEFAULT_SCHEDULERS = ['system:kube-scheduler'] as const;
 
 /** The requirement that keeps a pod off every ipp node. */
@@ -62,7 +65,7 @@ export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision
   if (!isRecord(req.object)) throw new TypeError('request.object must be a Pod');
   const pod = req.object as V1Pod;
   if (!isRecord(pod.spec)) throw new TypeError('request.object.spec must be an object');
-  if (req.operation === 'CREATE') return enforceCreate(pod, req.userInfo?.username, ctx);
+  if (req.operation === 'CREATE') return enforceCreate(pod, req.namespace, req.userInfo?.username, ctx);
   if (req.operation === 'UPDATE') {
     if (!isRecord(req.oldObject)) throw new TypeError('request.oldObject must be a Pod on UPDATE');
     return enforceUpdate(pod, req.oldObject as V1Pod, req.userInfo?.username, ctx);
@@ -74,17 +77,38 @@ function ippClassOfNode(ctx: EnforceContext, nodeName: string): string | undefin
   return ctx.nodes.get(nodeName)?.metadata?.labels?.[NODE_CLASS_LABEL];
 }
 
-function enforceCreate(pod: V1Pod, user: string | undefined, ctx: EnforceContext): Decision {
+function enforceCreate(
+  pod: V1Pod,
+  namespace: string | undefined,
+  user: string | undefined,
+  ctx: EnforceContext,
+): Decision {
   const spec = pod.spec as V1PodSpec;
-  const trustedDaemonSet =
-    isDaemonSetPod(pod) && (ctx.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(user ?? '');
+  const trustedDaemonSet = isTrustedDaemonSetPod(pod, namespace || pod.metadata?.namespace, user, ctx);
   const mirror = isMirrorPodFromItsNode(pod, user);
 
   if (isPlaced(pod)) {
     const nodeName = spec.nodeName as string;
     const nodeClass = ippClassOfNode(ctx, nodeName);
-    const controller = (ctx.controllerUsernames ?? []).includes(user ?? '');
-    if (nodeClass !== undefined && !mirror && !trustedDaemonSet && !controller) {
+    const trusted = mirror || trustedDaemonSet || (ctx.controllerUsernames ?? []).includes(user ?? '');
+    const exists = ctx.nodeExists ? ctx.nodeExists(nodeName) : true;
+    // A pod bound to a node that has not registered yet runs there the moment it does: the kubelet
+    // admits it without looking at NoSchedule taints, so a future ipp node would receive it.
+    if (exists === false && !trusted) {
+      return deny(
+        `node "${nodeName}" does not exist, and a pod may name only a node that has registered ` +
+          `(a node registered later could be a dedicated ipp node). Remove spec.nodeName and let the scheduler choose.`,
+      );
+    }
+    if (exists === undefined && !trusted) {
+      return deny(
+        `ipp could not check that node "${nodeName}" exists (the apiserver did not answer); retry in a moment, ` +
+          `or remove spec.nodeName and let the scheduler choose.`,
+        500,
+        'InternalError',
+      );
+    }
+    if (nodeClass !== undefined && !trusted) {
       return deny(
         `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there. ` +
           `Remove spec.nodeName and let the scheduler choose a node; for a dedicated node of your own, ` +
@@ -153,14 +177,38 @@ function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
   }
   const nodeName = binding.target.name;
   const nodeClass = ippClassOfNode(ctx, nodeName);
-  if (nodeClass === undefined) return allow();
   const user = req.userInfo?.username ?? '';
-  if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user) || (ctx.controllerUsernames ?? []).includes(user))
-    return allow();
+  if ((ctx.controllerUsernames ?? []).includes(user)) return controllerBinding(req, nodeName, nodeClass, ctx);
+  if (nodeClass === undefined) return allow();
+  if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user)) return allow();
   return deny(
     `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
       `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +
       `when it is created so that ipp gives it a node.`,
+  );
+}
+
+/**
+ * ipp itself binds (bind mode) only a pod of a class to a node of that class, and to the node of the
+ * Instance the pod claims: its token, if stolen, binds nothing else anywhere.
+ */
+function controllerBinding(
+  req: AdmissionRequest,
+  nodeName: string,
+  nodeClass: string | undefined,
+  ctx: EnforceContext,
+): Decision {
+  if (!ctx.pods) return allow();
+  const pod = ctx.pods.get(req.namespace ?? '', req.name ?? '');
+  const podClass = labelOf(pod, CLASS_LABEL);
+  const claim = annotationOf(pod, POD_INSTANCE_ANNOTATION);
+  const nodeInstance = ctx.nodes.get(nodeName)?.metadata?.labels?.[NODE_INSTANCE_LABEL];
+  if (pod && podClass !== undefined && podClass === nodeClass && claim !== undefined && claim === nodeInstance)
+    return allow();
+  return deny(
+    `ipp binds only a pod labelled ${CLASS_LABEL} to the node of the Instance it claims; pod ` +
+      `"${req.namespace}/${req.name}" (class ${podClass ?? 'none'}, Instance ${claim ?? 'none'}) does not belong on node ` +
+      `"${nodeName}" (class ${nodeClass ?? 'none'}, Instance ${nodeInstance ?? 'none'}).`,
   );
 }
 

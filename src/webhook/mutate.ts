@@ -13,29 +13,28 @@ import {
   SCHEDULER_NAME,
   TAINT_KEY,
 } from '../api/names.ts';
-import { DEFAULT_DAEMONSET_CREATORS } from './enforce.ts';
 import {
   allow,
   deny,
-  isDaemonSetPod,
+  isMirrorPodFromItsNode,
   isRecord,
+  isTrustedDaemonSetPod,
+  toleratesIppNodes,
   labelOf,
   listOf,
-  MIRROR_ANNOTATION,
   annotationOf,
   pointer,
   type AdmissionRequest,
   type ClassLookup,
+  type DaemonSetTrust,
   type Decision,
   type PatchOp,
   type PlacementMode,
 } from './admission.ts';
 
-export interface MutateContext {
+export interface MutateContext extends DaemonSetTrust {
   mode: PlacementMode;
   classes: ClassLookup;
-  /** Who creates real DaemonSet pods (an ownerReference alone can be forged); default as in enforce.ts. */
-  daemonSetCreators?: readonly string[];
 }
 
 const DEFAULT_SCHEDULER = 'default-scheduler';
@@ -55,6 +54,15 @@ export function requestedClass(pod: V1Pod): string | undefined {
   return labelOf(pod, CLASS_LABEL) ?? classOfRuntimeClass(runtimeClassOf(pod));
 }
 
+/**
+ * ipp nodes also carry `ipp.dev/class=<class>:NoExecute`: the kubelet enforces only NoExecute taints
+ * on pods that reach it bound already (spec.nodeName), so this taint keeps every other pod off the
+ * node even if admission was bypassed. The class's own pods tolerate it.
+ */
+export function classNoExecuteToleration(cls: string): V1Toleration {
+  return { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoExecute' };
+}
+
 export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   // Gates can only be set at creation; later updates are enforce.ts's business.
   if (req.kind.kind !== 'Pod' || req.subResource || req.operation !== 'CREATE') return allow();
@@ -68,11 +76,12 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   // How the pod opted in, for messages: the user changes what they wrote.
   const optedIn = labelled !== undefined ? `labelled ${CLASS_LABEL}` : `with runtimeClassName ${runtimeClass}`;
   const optIn = labelled !== undefined ? `the ${CLASS_LABEL} label` : `runtimeClassName ${runtimeClass}`;
-  // DaemonSet pods belong on every node, ipp nodes included (but only those the DaemonSet controller
-  // really creates: anyone may write an ownerReference); static pods are the kubelet's own.
-  const user = req.userInfo?.username ?? '';
-  if (isDaemonSetPod(pod) && (ctx.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS).includes(user)) return allow();
-  if (annotationOf(pod, MIRROR_ANNOTATION) !== undefined) return allow();
+  // Node agents belong on every node, ipp nodes included: DaemonSet pods the DaemonSet controller really
+  // creates (anyone may write an ownerReference) in namespaces the platform team trusts (anyone with
+  // `edit` may create a DaemonSet). Pods of any other DaemonSet are treated like any pod.
+  const namespace = req.namespace || pod.metadata?.namespace || '';
+  if (isTrustedDaemonSetPod(pod, namespace, req.userInfo?.username, ctx)) return allow();
+  if (isMirrorPodFromItsNode(pod, req.userInfo?.username)) return allow();
   if (!isRecord(pod.spec)) throw new TypeError('request.object.spec must be an object');
   const spec = pod.spec;
 
@@ -100,9 +109,15 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
             `(kubectl get instanceclasses), or another RuntimeClass name.`,
     );
   }
-  const namespace = req.namespace || pod.metadata?.namespace || '';
   const allowed = ic.spec?.namespaces ?? [];
-  if (allowed.length > 0 && !allowed.includes(namespace)) {
+  if (allowed.length === 0) {
+    // The CRD requires the list; a class stored before it did is closed, not open to every namespace.
+    return deny(
+      `InstanceClass "${cls}" lists no namespaces, so no namespace may use it. Ask your cluster admin to set ` +
+        `spec.namespaces of "${cls}" to the namespaces that may use it, or to ["*"] for every namespace.`,
+    );
+  }
+  if (!allowed.includes('*') && !allowed.includes(namespace)) {
     return deny(
       `InstanceClass "${cls}" does not allow pods in namespace "${namespace}" ` +
         `(its spec.namespaces: ${allowed.join(', ')}). Use a class that allows this namespace, ` +
@@ -127,6 +142,18 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
     return deny(
       `spec.schedulerName "${SCHEDULER_NAME}" is only used when ipp runs in bind placement mode, ` +
         `and this cluster's ipp runs in pin mode. Remove spec.schedulerName.`,
+    );
+  }
+
+  const tolerations = listOf<V1Toleration>(spec.tolerations, 'spec.tolerations');
+  const foreign = tolerations.filter((t) => toleratesIppNodes(t) && !(t.key === TAINT_KEY && t.value === cls));
+  if (foreign.length > 0) {
+    // Such a toleration would let the pod onto the dedicated node of another class, should anything
+    // ever pin or bind it there; its own class's tolerations are ipp's to add.
+    return deny(
+      `the pod tolerates ${foreign.map((t) => JSON.stringify(t)).join(', ')}, which would admit it to nodes of other ` +
+        `InstanceClasses than "${cls}". Remove the toleration (ipp adds the one for "${cls}" itself), ` +
+        `or remove the ${CLASS_LABEL} label.`,
     );
   }
 
@@ -156,17 +183,22 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
     // `add` on an existing member replaces it (RFC 6902), and the apiserver has defaulted it already.
     ops.push({ op: 'add', path: '/spec/schedulerName', value: SCHEDULER_NAME });
   }
-  const tolerations = listOf<V1Toleration>(spec.tolerations, 'spec.tolerations');
-  const want = classToleration(cls);
-  const has = tolerations.some(
-    (t) =>
-      t.key === want.key && (t.operator ?? 'Equal') === 'Equal' && t.value === want.value && t.effect === want.effect,
+  const missing = [classToleration(cls), classNoExecuteToleration(cls)].filter(
+    (want) =>
+      !tolerations.some(
+        (t) =>
+          t.key === want.key &&
+          (t.operator ?? 'Equal') === 'Equal' &&
+          t.value === want.value &&
+          t.effect === want.effect &&
+          t.tolerationSeconds === undefined,
+      ),
   );
-  if (!has) {
+  if (missing.length > 0) {
     ops.push(
-      tolerations.length > 0
-        ? { op: 'add', path: '/spec/tolerations/-', value: want }
-        : { op: 'add', path: '/spec/tolerations', value: [want] },
+      ...(tolerations.length > 0
+        ? missing.map((value): PatchOp => ({ op: 'add', path: '/spec/tolerations/-', value }))
+        : [{ op: 'add' as const, path: '/spec/tolerations', value: missing }]),
     );
   }
   return ops.length > 0 ? { allowed: true, patch: ops } : allow();

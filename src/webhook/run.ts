@@ -34,6 +34,7 @@ export async function startAdmission(
 ): Promise<Admission> {
   const log = logger.child({ component: 'webhook' });
   const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
   let certs: CertificateSource;
   if (opts.webhookCertMode === 'files') {
     certs = await watchCertificateFiles({
@@ -44,7 +45,7 @@ export async function startAdmission(
   } else {
     const urlHost = opts.webhookUrl ? new URL(opts.webhookUrl).hostname : undefined;
     certs = await startSelfSignedCertificates({
-      core: kc.makeApiClient(CoreV1Api),
+      core,
       admission: kc.makeApiClient(AdmissionregistrationV1Api),
       namespace: opts.namespace,
       secretName: opts.webhookSecret,
@@ -78,7 +79,19 @@ export async function startAdmission(
         }
       },
     },
-    nodes: { get: (name) => state.node(name) },
+    nodes: {
+      get: (name) => state.node(name),
+      fetch: async (name) => {
+        try {
+          return await core.readNode({ name });
+        } catch (e) {
+          if (isNotFound(e)) return undefined;
+          throw e;
+        }
+      },
+    },
+    trust: { daemonSetNamespaces: opts.trustedDaemonSetNamespaces },
+    pods: { get: (namespace, name) => state.pods.get(name, namespace) },
     // Enforcement lets exactly our own identity bind pods to ipp nodes (bind mode).
     controllerUsernames: [await ownUsername(kc)],
     logger: log,

@@ -1,9 +1,10 @@
 // The HTTPS endpoint the apiserver calls. Thin on purpose: parse and check the AdmissionReview, hand
-// the request to a pure rule (mutate.ts, enforce.ts), write the answer. Anything malformed gets a
-// 4xx with a reason and the server keeps serving; it never trusts a body it has not bounded.
+// the request to a pure rule (mutate.ts, enforce.ts), write the answer. A malformed envelope gets a
+// 4xx; a rule that cannot decide denies (never allows); every request is bounded (limits.ts).
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import type { AdmissionResult, Metrics } from '../metrics/metrics.ts';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -11,11 +12,21 @@ import {
   isRecord,
   type AdmissionRequest,
   type ClassLookup,
+  type DaemonSetTrust,
   type Decision,
   type NodeLookup,
   type PlacementMode,
 } from './admission.ts';
 import { enforcePod, type EnforceContext } from './enforce.ts';
+import {
+  Admittance,
+  DEFAULT_LIMITS,
+  guardConnections,
+  HttpError,
+  readBody,
+  type Limits,
+  type RequestTracker,
+} from './limits.ts';
 import { mutatePod, requestedClass } from './mutate.ts';
 
 export const MUTATE_PATH = '/mutate-pods';
@@ -37,12 +48,17 @@ export interface WebhookServerOptions {
   placement: PlacementMode;
   classes: ClassLookup;
   nodes: NodeLookup;
+  /** Pods by namespace and name, to check the controller's own bindings (see enforce.ts). */
+  pods?: EnforceContext['pods'];
   /** The controller's own username(s), allowed to place pods on ipp nodes (see enforce.ts). */
   controllerUsernames?: readonly string[];
-  daemonSetCreators?: readonly string[];
+  /** Which DaemonSet pods are node agents (admission.ts); default kube-system's, made by kube-controller-manager. */
+  trust?: DaemonSetTrust;
   schedulers?: readonly string[];
   /** Default 4 MiB: an UPDATE review carries object and oldObject, each up to etcd's 1.5 MiB. */
   maxBodyBytes?: number;
+  /** Connection, concurrency and time bounds (limits.ts); defaults in DEFAULT_LIMITS. */
+  limits?: Partial<Limits>;
   logger?: Logger;
   /** Counts and times every admission review (ipp_webhook_requests_total, ipp_webhook_request_duration_seconds). */
   metrics?: Pick<Metrics, 'observeAdmission'>;
@@ -55,29 +71,53 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
-
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<WebhookServer> {
-  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  const limits: Limits = {
+    ...DEFAULT_LIMITS,
+    ...opts.limits,
+    ...(opts.maxBodyBytes ? { maxBodyBytes: opts.maxBodyBytes } : {}),
+  };
+  const maxBody = limits.maxBodyBytes;
+  const admittance = new Admittance(limits);
   const log = opts.logger?.child({ component: 'webhook' });
-  const enforceCtx: EnforceContext = {
-    nodes: opts.nodes,
+  const trust = opts.trust ?? {};
+  const enforceCtx = (nodes: Pick<EnforceContext, 'nodes' | 'nodeExists'>): EnforceContext => ({
+    ...nodes,
+    ...trust,
     ...(opts.controllerUsernames ? { controllerUsernames: opts.controllerUsernames } : {}),
-    ...(opts.daemonSetCreators ? { daemonSetCreators: opts.daemonSetCreators } : {}),
     ...(opts.schedulers ? { schedulers: opts.schedulers } : {}),
+    ...(opts.pods ? { pods: opts.pods } : {}),
+  });
+  const rules: Record<string, (r: AdmissionRequest) => Promise<Decision>> = {
+    [MUTATE_PATH]: async (r) => mutatePod(r, { ...trust, mode: opts.placement, classes: await classesFor(r) }),
+    [ENFORCE_PATH]: async (r) => enforcePod(r, enforceCtx(await nodesFor(r))),
   };
-  const rules: Record<string, (r: AdmissionRequest, classes: ClassLookup) => Decision> = {
-    [MUTATE_PATH]: (r, classes) => mutatePod(r, { mode: opts.placement, classes }),
-    [ENFORCE_PATH]: (r) => enforcePod(r, enforceCtx),
-  };
+
+  /**
+   * The node facts for one request: a pod created with spec.nodeName that the cache (ipp nodes only)
+   * does not hold is read from the API, so a node registered a moment ago, or one that does not exist
+   * yet, is judged by what the apiserver knows.
+   */
+  async function nodesFor(review: AdmissionRequest): Promise<Pick<EnforceContext, 'nodes' | 'nodeExists'>> {
+    const spec = isRecord(review.object) && isRecord(review.object.spec) ? review.object.spec : {};
+    const name = spec.nodeName;
+    if (review.operation !== 'CREATE' || review.subResource || typeof name !== 'string' || name === '')
+      return { nodes: opts.nodes };
+    if (opts.nodes.get(name)) return { nodes: opts.nodes, nodeExists: () => true };
+    if (!opts.nodes.fetch) return { nodes: opts.nodes };
+    let fetched: V1Node | undefined;
+    let known = true;
+    try {
+      fetched = await opts.nodes.fetch(name);
+    } catch (e) {
+      log?.warn({ err: e, node: name }, 'could not read Node; refusing pods that name it until it can be read');
+      known = false;
+    }
+    return {
+      nodes: { get: (n) => (n === name ? fetched : opts.nodes.get(n)) },
+      nodeExists: (n) => (n !== name ? undefined : known ? fetched !== undefined : undefined),
+    };
+  }
 
   /** The class lookup for one request: a cache miss for the pod's class is read from the API once. */
   async function classesFor(review: AdmissionRequest): Promise<ClassLookup> {
@@ -90,24 +130,31 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     return { get: (name) => (name === cls ? fetched : opts.classes.get(name)) };
   }
 
-  const server: Server = createServer({ key: opts.tls.key, cert: opts.tls.cert, minVersion: 'TLSv1.2' }, (req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      // Only reachable if writing the response itself failed; the socket may already be gone.
-      log?.warn({ err: e }, 'webhook response failed');
-      if (!res.headersSent) send(res, 500, { message: 'internal error' });
-      else res.destroy();
-    });
-  });
-  // Aligned with controller-runtime's webhook server; slowloris-style clients are cut off.
-  server.keepAliveTimeout = 90_000;
-  server.headersTimeout = 32_000;
-  server.requestTimeout = 30_000;
+  const server: Server = createServer(
+    {
+      key: opts.tls.key,
+      cert: opts.tls.cert,
+      minVersion: 'TLSv1.2',
+      // How often Node enforces headersTimeout and requestTimeout; its default (30 s) would let them slip.
+      connectionsCheckingInterval: 1_000,
+      handshakeTimeout: limits.headersTimeoutMs,
+    },
+    (req, res) => {
+      handle(req, res, track(req, res)).catch((e: unknown) => {
+        // Only reachable if writing the response itself failed; the socket may already be gone.
+        log?.warn({ err: e }, 'webhook response failed');
+        if (!res.headersSent) send(res, 500, { message: 'internal error' });
+        else res.destroy();
+      });
+    },
+  );
+  const track = guardConnections(server, limits);
   server.on('clientError', (_e, socket) => socket.destroy());
   server.on('tlsClientError', () => {
     /* handshake failures are the client's problem; nothing to do */
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, tracker: RequestTracker): Promise<void> {
     const path = (req.url ?? '').split('?')[0] ?? '';
     if (path === HEALTH_PATH) {
       send(res, 200, { status: 'ok' });
@@ -133,35 +180,52 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
       ),
     );
     let review: AdmissionRequest;
+    let done: () => void;
+    const body = (() => {
+      try {
+        return admittance.body(Number(req.headers['content-length'] ?? 0));
+      } catch (e) {
+        return e as HttpError;
+      }
+    })();
     try {
-      const declared = Number(req.headers['content-length'] ?? 0);
-      if (declared > maxBody) throw new HttpError(413, `body larger than ${maxBody} bytes`);
-      review = parseReview(await readBody(req, maxBody));
+      if (body instanceof HttpError) throw body;
+      try {
+        review = parseReview(await readBody(req, maxBody, body.growTo));
+      } finally {
+        body.release();
+      }
+      tracker.answering();
+      done = admittance.decide();
     } catch (e) {
       const status = e instanceof HttpError ? e.status : 400;
-      if (status === 413) res.setHeader('Connection', 'close');
-      send(res, status, { message: e instanceof Error ? e.message : String(e) });
       // Stop reading a body we refused; closing after the answer keeps the connection from lingering.
-      if (status === 413) res.on('finish', () => req.destroy());
+      const unread = status === 413 || status === 503;
+      if (unread) res.setHeader('Connection', 'close');
+      send(res, status, { message: e instanceof Error ? e.message : String(e) });
+      if (unread) res.on('finish', () => req.destroy());
       return;
     }
 
     let decision: Decision;
     try {
-      decision = rule(review, path === MUTATE_PATH ? await classesFor(review) : opts.classes);
+      decision = await rule(review);
       result = decision.allowed ? 'allowed' : 'denied';
     } catch (e) {
-      if (e instanceof TypeError) {
-        send(res, 400, { message: `malformed AdmissionReview: ${e.message}` });
-        return;
-      }
-      log?.error({ err: e, uid: review.uid }, 'admission rule failed');
+      // Fail closed: an HTTP error would let the apiserver apply failurePolicy, and Ignore would
+      // admit the pod unchecked. A review the rules cannot read is refused instead.
+      const malformed = e instanceof TypeError;
+      log?.error({ err: e, uid: review.uid }, malformed ? 'admission request malformed' : 'admission rule failed');
       decision = {
         allowed: false,
         code: 500,
         reason: 'InternalError',
-        message: `ipp webhook internal error: ${String(e)}`,
+        message: malformed
+          ? `ipp could not check this request and refuses it: ${e.message}`
+          : `ipp webhook internal error, request refused: ${String(e)}`,
       };
+    } finally {
+      done();
     }
     const fields = {
       path,
@@ -208,37 +272,6 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > max) {
-        done = true;
-        req.pause();
-        reject(new HttpError(413, `body larger than ${max} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!done) {
-        done = true;
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    req.on('error', (e) => {
-      if (!done) {
-        done = true;
-        reject(new HttpError(400, `reading the body failed: ${e.message}`));
-      }
-    });
-  });
 }
 
 /** Checks the envelope and the request fields the rules rely on; throws HttpError(400) with the first problem. */

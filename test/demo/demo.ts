@@ -84,12 +84,14 @@ try {
       body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name }, spec },
     });
   await ic('class0', {
+    namespaces: ['*'],
     isolation: 'Pod',
     instanceTypes: ['sim.metal', 'sim.large'],
     idleTimeout: '15s',
     simulated: { bootDelay: '3s', unavailableInstanceTypes: ['sim.metal'] },
   });
   await ic('class1', {
+    namespaces: ['*'],
     isolation: 'Class',
     instanceTypes: ['sim.small'],
     idleTimeout: '15s',

@@ -7,6 +7,7 @@ import { pinnedNodeOf } from '../../src/api/pods.ts';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  AdmissionregistrationV1Api,
   AuthorizationV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -15,6 +16,7 @@ import {
   KubeConfig,
   KubernetesObjectApi,
   RbacAuthorizationV1Api,
+  V1MicroTime,
   type KubernetesObject,
   type V1ResourceAttributes,
 } from '@kubernetes/client-node';
@@ -107,7 +109,11 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     );
     rbac = ms.filter((m) => RBAC_KINDS.includes(m.kind!));
     // The permissions, plus the admission policy that narrows them by label.
-    scope = ms.filter((m) => m.kind === 'ValidatingAdmissionPolicy' || m.kind === 'ValidatingAdmissionPolicyBinding');
+    scope = ms.filter(
+      (m) =>
+        (m.kind === 'ValidatingAdmissionPolicy' || m.kind === 'ValidatingAdmissionPolicyBinding') &&
+        m.metadata!.name === `${release}-controller-scope`,
+    );
     const objects = KubernetesObjectApi.makeApiClient(c.kc);
     for (const m of [...rbac, ...scope]) await objects.create(m as KubernetesObject);
     sa = rbac.find((m) => m.kind === 'ServiceAccount')!.metadata!.name!;
@@ -141,7 +147,9 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
   it("applies only the chart's RBAC objects: a ServiceAccount, roles and their bindings", () => {
     expect(new Set(rbac.map((m) => m.kind))).toEqual(new Set(RBAC_KINDS));
     const roles = rbac.filter((m) => m.kind === 'Role').map((m) => `${m.metadata!.namespace}/${m.metadata!.name}`);
-    expect(roles.sort()).toEqual([`${cloud}/${release}-simulated`, `${system}/${release}`].sort());
+    expect(roles.sort()).toEqual(
+      [`${cloud}/${release}-simulated`, `${system}/${release}`, `kube-system/${release}-daemonsets`].sort(),
+    );
   });
 
   it('authenticates the minted token as the ServiceAccount', async () => {
@@ -376,5 +384,91 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     expect(
       (await c.core.readNamespacedPod({ name: 'plain', namespace: workloads })).metadata?.labels?.touched,
     ).toBeUndefined();
+  });
+
+  it('may not turn its token against the cluster: its webhook configuration, pods beyond the pin, Events about anything', async () => {
+    const admission = asSa.makeApiClient(AdmissionregistrationV1Api);
+    const core = asSa.makeApiClient(CoreV1Api);
+    const cfg = await c.kc
+      .makeApiClient(AdmissionregistrationV1Api)
+      .readMutatingWebhookConfiguration({ name: release });
+    // What the controller does: caBundle (here: the same value again, so the running webhook keeps working).
+    await admission.patchMutatingWebhookConfiguration({
+      name: release,
+      body: [
+        { op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: cfg.webhooks![0]!.clientConfig.caBundle },
+      ],
+    });
+    const refused = async (p: Promise<unknown>, message: string) =>
+      expect(p).rejects.toMatchObject({ code: 403, body: expect.stringContaining(message) });
+    const webhookOnly = 'may only change caBundle in its webhook configuration';
+    await refused(
+      admission.patchMutatingWebhookConfiguration({
+        name: release,
+        body: [{ op: 'replace', path: '/webhooks/0/clientConfig/url', value: 'https://attacker.example/mutate' }],
+      }),
+      webhookOnly,
+    );
+    await refused(
+      admission.patchMutatingWebhookConfiguration({
+        name: release,
+        body: [{ op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Ignore' }],
+      }),
+      webhookOnly,
+    );
+    await refused(
+      admission.patchMutatingWebhookConfiguration({
+        name: release,
+        body: [{ op: 'add', path: '/webhooks/0/objectSelector', value: { matchLabels: { never: 'x' } } }],
+      }),
+      webhookOnly,
+    );
+
+    // An ipp pod, gated by the webhook: the token may lift the gate and pin it, nothing else.
+    await c.core.createNamespacedPod({
+      namespace: workloads,
+      body: {
+        metadata: { name: 'target', labels: { 'ipp-class': cls } },
+        spec: { containers: [{ name: 'c', image: 'postfix' }] },
+      },
+    });
+    try {
+      const pinOnly = 'may change only the pin of a pod';
+      const patch = (body: object[]) => core.patchNamespacedPod({ name: 'target', namespace: workloads, body });
+      await refused(patch([{ op: 'replace', path: '/spec/containers/0/image', value: 'attacker/miner' }]), pinOnly);
+      await refused(patch([{ op: 'add', path: '/metadata/labels/team', value: 'x' }]), pinOnly);
+      await refused(patch([{ op: 'add', path: '/spec/tolerations/-', value: { operator: 'Exists' } }]), pinOnly);
+      await refused(patch([{ op: 'add', path: '/metadata/annotations', value: { note: 'x' } }]), pinOnly);
+      await refused(
+        patch([{ op: 'add', path: '/spec/nodeSelector', value: { 'kubernetes.io/hostname': 'shared-node' } }]),
+        'may only lift the gate ipp.dev/provision and pin the pod to one node',
+      );
+    } finally {
+      await c.core.deleteNamespacedPod({ name: 'target', namespace: workloads, gracePeriodSeconds: 0 });
+      // Its Instance (if one was launched meanwhile) goes after idleTimeout; leave nothing behind.
+      await eventually(
+        'no Instance of the class left',
+        async () => expect(await listInstances(c, cls)).toEqual([]),
+        90_000,
+      );
+    }
+
+    const event = (kind: string, name: string) => ({
+      metadata: { generateName: 'ipp-' },
+      eventTime: new V1MicroTime(Date.now()),
+      reportingController: 'ipp.dev/controller',
+      reportingInstance: 'rbac-a',
+      action: 'Audit',
+      reason: 'Forged',
+      type: 'Warning',
+      regarding: { apiVersion: 'v1', kind, name, namespace: system },
+      note: 'forged',
+    });
+    const events = asSa.makeApiClient(EventsV1Api);
+    await refused(
+      events.createNamespacedEvent({ namespace: system, body: event('Secret', 'not-ipps') as never }),
+      'may only report Events about pods, nodes, Instances and InstanceClasses',
+    );
+    await events.createNamespacedEvent({ namespace: system, body: event('Pod', 'anything') as never });
   });
 });

@@ -126,13 +126,21 @@ describe('instance lifecycle', () => {
     [{ instanceTypes: ['a', 'a'], simulated: {} }, /instance types must not repeat/],
     [{ instanceTypes: ['sim.small'], aws: { ami: { id: 'ami-1' }, tags: { 'ipp.dev/class': 'x' } } }, /spec.aws.tags/],
     [{ instanceTypes: ['sim.small'], isolation: 'Class', reuse: false, simulated: {} }, /spec.reuse/],
+    [{ instanceTypes: ['sim.small'], simulated: {}, namespaces: [] }, /spec.namespaces/],
+    [{ instanceTypes: ['sim.small'], simulated: {}, namespaces: ['*', 'team-a'] }, /stands alone/],
   ])('the API server refuses an invalid InstanceClass %#, naming the field', async (spec, message) => {
     const err = await c.custom
       .createClusterCustomObject({
         group: GROUP,
         version: VERSION,
         plural: 'instanceclasses',
-        body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name: `bad-${suffix()}` }, spec },
+        body: {
+          apiVersion: API_VERSION,
+          kind: 'InstanceClass',
+          metadata: { name: `bad-${suffix()}` },
+          // spec.namespaces is required: without it the apiserver reports only that, not the rule under test.
+          spec: 'namespaces' in spec ? spec : { namespaces: ['*'], ...spec },
+        },
       })
       .then(
         () => undefined,

@@ -3,8 +3,9 @@
 // controller-manager and kwok, with the simulated provider.
 import { pinnedNodeOf } from '../../src/api/pods.ts';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { eventually, suffix, type Clients } from './support/cluster.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { allowIsolationViolations } from './support/invariant.ts';
 import { createClass, listInstances, useIppEnvironment } from './support/ipp.ts';
 import { GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../src/api/names.ts';
 import { isDaemonSetPod } from '../../src/api/pods.ts';
@@ -53,6 +54,8 @@ describe('provisioning with the simulated provider', () => {
   const env = useIppEnvironment('prov');
   let c: Clients;
   let ns: string;
+  /** The node agents' namespace: DaemonSets are trusted on ipp nodes only from listed namespaces. */
+  let agents: string;
   const { cluster } = env;
   const class0 = `class0-${suffix()}`;
   const class1 = `class1-${suffix()}`;
@@ -62,13 +65,18 @@ describe('provisioning with the simulated provider', () => {
     env.classes.push(class0, class1);
     await createClass(c, class0, { instanceTypes: ['sim.small'], idleTimeout: '4s', simulated: { bootDelay: '1s' } });
     await createClass(c, class1, { instanceTypes: ['sim.medium'], idleTimeout: '4s', simulated: { bootDelay: '1s' } });
-    await env.start();
+    agents = await namespace(c, 'prov-agents');
+    allowIsolationViolations(agents); // trusted by this controller (below), like kube-system
+    await env.start({ extraArgs: [`--trusted-daemonset-namespaces=kube-system,${agents}`] });
+  });
+  afterAll(async () => {
+    if (agents) await c.core.deleteNamespace({ name: agents }).catch(() => {});
   });
 
   it('gives every pod of two classes a dedicated node; DaemonSets run there; nothing else does', async () => {
     await c.apps
       .createNamespacedDaemonSet({
-        namespace: ns,
+        namespace: agents,
         body: {
           metadata: { name: 'node-agent' },
           spec: {
@@ -143,7 +151,7 @@ describe('provisioning with the simulated provider', () => {
     await eventually(
       'DaemonSet pods running on every ipp node',
       async () => {
-        const ds = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=node-agent' })).items;
+        const ds = (await c.core.listNamespacedPod({ namespace: agents, labelSelector: 'app=node-agent' })).items;
         expect(ds.filter((p: V1Pod) => p.status?.phase === 'Running').length).toBe(nodes.length);
       },
       60_000,

@@ -25,6 +25,7 @@ import { webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { ownUsername } from '../../src/webhook/identity.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { allowIsolationViolations } from './support/invariant.ts';
 import { installCrds } from './support/ipp.ts';
 
 const sfx = suffix();
@@ -61,6 +62,8 @@ describe('admission webhook on the real apiserver', () => {
   let admission: AdmissionregistrationV1Api;
   let ns: string;
   let controllerNs: string;
+  /** The platform team's node agents: the one namespace (besides kube-system) whose DaemonSets are trusted. */
+  let agentsNs: string;
   let server: WebhookServer | undefined;
   let certs: Awaited<ReturnType<typeof startSelfSignedCertificates>>;
   let rotations = 0;
@@ -77,10 +80,13 @@ describe('admission webhook on the real apiserver', () => {
     admission = c.kc.makeApiClient(AdmissionregistrationV1Api);
     ns = await namespace(c, 'webhook');
     controllerNs = await namespace(c, 'webhook-ctl');
+    agentsNs = await namespace(c, 'webhook-agents');
+    // Trusted node agents run there; the control pod of one test lands on the ipp node on purpose.
+    allowIsolationViolations(agentsNs, controllerNs);
     await installCrds(c);
 
     for (const [name, extra] of [
-      [cls, {}],
+      [cls, { namespaces: ['*'] }],
       [restricted, { namespaces: ['somewhere-else'] }],
     ] as const) {
       await c.custom.createClusterCustomObject({
@@ -148,6 +154,7 @@ describe('admission webhook on the real apiserver', () => {
       classes,
       nodes,
       controllerUsernames: [CONTROLLER_USER],
+      trust: { daemonSetNamespaces: ['kube-system', agentsNs] },
     });
     certs.onChange((tls) => {
       rotations++;
@@ -158,6 +165,7 @@ describe('admission webhook on the real apiserver', () => {
         name: configName,
         client: { url: `https://127.0.0.1:${server.port}` },
         controllerNamespace: controllerNs,
+        trustedDaemonSetNamespaces: ['kube-system', agentsNs],
       }),
     });
     await certs.resync();
@@ -171,7 +179,7 @@ describe('admission webhook on the real apiserver', () => {
     await admission?.deleteMutatingWebhookConfiguration({ name: configName }).catch(() => {});
     await certs?.stop();
     await server?.close();
-    for (const name of [ns, controllerNs]) if (name) await c.core.deleteNamespace({ name }).catch(() => {});
+    for (const name of [ns, controllerNs, agentsNs]) if (name) await c.core.deleteNamespace({ name }).catch(() => {});
     for (const name of [ippNode, plainNode]) await c?.core.deleteNode({ name }).catch(() => {});
     for (const name of [cls, restricted]) {
       await c?.custom
@@ -258,7 +266,7 @@ describe('admission webhook on the real apiserver', () => {
     expect(dry.spec?.tolerations).toEqual(
       expect.arrayContaining([{ key: 'example.com/gpu', operator: 'Exists' }, toleration]),
     );
-    expect(dry.spec?.tolerations?.filter((t) => t.key === TAINT_KEY)).toHaveLength(1);
+    expect(dry.spec?.tolerations?.filter((t) => t.key === TAINT_KEY)).toHaveLength(2); // NoSchedule and NoExecute
     // dry run: nothing was stored
     expect(
       (await c.core.listNamespacedPod({ namespace: ns, labelSelector: CLASS_LABEL })).items.some((p) =>
@@ -308,9 +316,9 @@ describe('admission webhook on the real apiserver', () => {
     });
   });
 
-  it('does not touch the pods of a DaemonSet labelled ipp-class', async () => {
+  it('does not touch the pods of a trusted DaemonSet labelled ipp-class', async () => {
     await c.apps.createNamespacedDaemonSet({
-      namespace: ns,
+      namespace: agentsNs,
       body: {
         metadata: { name: 'agent' },
         spec: {
@@ -325,7 +333,7 @@ describe('admission webhook on the real apiserver', () => {
     const p = await eventually(
       'the DaemonSet pod running on the plain node',
       async () => {
-        const [p] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=agent' })).items;
+        const [p] = (await c.core.listNamespacedPod({ namespace: agentsNs, labelSelector: 'app=agent' })).items;
         expect(p?.spec?.nodeName).toBe(plainNode);
         expect(p?.status?.phase).toBe('Running');
         return p!;
@@ -534,9 +542,9 @@ describe('admission webhook on the real apiserver', () => {
       namespace: ns,
       body: [{ op: 'add', path: '/metadata/labels/tier', value: 'gold' }],
     });
-    // Node agents tolerating everything keep rolling out, onto ipp nodes too (they belong on every node).
+    // Trusted node agents tolerating everything keep rolling out, onto ipp nodes too (they belong on every node).
     await c.apps.createNamespacedDaemonSet({
-      namespace: ns,
+      namespace: agentsNs,
       body: {
         metadata: { name: 'everywhere' },
         spec: {
@@ -551,7 +559,7 @@ describe('admission webhook on the real apiserver', () => {
     const agent = await eventually(
       'the DaemonSet pod on the ipp node',
       async () => {
-        const [p] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=everywhere' })).items;
+        const [p] = (await c.core.listNamespacedPod({ namespace: agentsNs, labelSelector: 'app=everywhere' })).items;
         expect(p?.spec?.nodeName).toBe(ippNode);
         return p!;
       },

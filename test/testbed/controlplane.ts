@@ -1,13 +1,14 @@
 // A real, local Kubernetes control plane: etcd → kube-apiserver → kube-controller-manager →
-// kube-scheduler → kwok, on free loopback ports, with real authentication (static tokens over TLS
-// signed by a CA of our own) and RBAC. Data lives in a temp dir removed on stop.
+// kube-scheduler → kwok, on free loopback ports, with real authentication (static tokens, and client
+// certificates signed by a CA of our own) and Node+RBAC authorization with the NodeRestriction
+// admission plugin, as EKS and GKE run them. Data lives in a temp dir removed on stop.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { Fatal, freePort, startChild, tail, waitFor, type Child } from './process.ts';
 
 export interface Identity {
@@ -154,8 +155,61 @@ export function kubeconfigYaml(server: string, caFile: string, user: string, bea
   });
 }
 
+/**
+ * A kubeconfig that authenticates as `user` in `groups` with a client certificate signed by the
+ * testbed's CA (CN = user, O = groups, as the apiserver reads them), e.g. a kubelet's identity
+ * `system:node:<name>` in `system:nodes`, which the Node authorizer and NodeRestriction judge.
+ * Works from any process that knows the testbed directory (tests get it as inject('testbedDir')).
+ */
+export function clientCertKubeconfig(testbedDir: string, user: string, groups: string[] = []): string {
+  const pki = join(testbedDir, 'pki');
+  const admin = parse(readFileSync(join(testbedDir, 'admin.kubeconfig'), 'utf8')) as {
+    clusters: { cluster: { server: string; 'certificate-authority': string } }[];
+  };
+  const cluster = admin.clusters[0]!.cluster;
+  const dir = mkdtempSync(join(testbedDir, 'client-'));
+  const subject = `/CN=${user}${groups.map((g) => `/O=${g}`).join('')}`;
+  openssl(
+    ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', subject].concat([
+      '-keyout',
+      'client.key',
+      '-out',
+      'client.csr',
+    ]),
+    dir,
+  );
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  openssl(
+    ['x509', '-req', '-in', 'client.csr', '-CA', join(pki, 'ca.crt'), '-CAkey', join(pki, 'ca.key')].concat([
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      'client.ext',
+      '-out',
+      'client.crt',
+    ]),
+    dir,
+  );
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'ipp-testbed', cluster }],
+      users: [
+        { name: user, user: { 'client-certificate': join(dir, 'client.crt'), 'client-key': join(dir, 'client.key') } },
+      ],
+      contexts: [{ name: 'ipp-testbed', context: { cluster: 'ipp-testbed', user } }],
+      'current-context': 'ipp-testbed',
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
 async function readyz(server: string, caFile: string, bearer: string, path = '/readyz'): Promise<boolean> {
-  const { readFileSync } = await import('node:fs');
   return new Promise((resolve) => {
     const req = request(
       `${server}${path}`,
@@ -241,6 +295,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         `--client-ca-file=${caFile}`,
         `--token-auth-file=${join(pki, 'tokens.csv')}`,
         '--authorization-mode=Node,RBAC',
+        // Kubelets may only change their own Node and the pods bound to it (what EKS and GKE enable).
+        '--enable-admission-plugins=NodeRestriction',
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${join(pki, 'sa.key')}`,
         `--service-account-signing-key-file=${join(pki, 'sa.key')}`,

@@ -1,11 +1,27 @@
 // The auditor: admission keeps other pods off ipp nodes, and this reports anything that got there
-// anyway (a pod bound by hand, a webhook outage, a relabelled node) as a Warning Event on the pod,
-// a log line and the ipp_isolation_violations metrics. It reports; it does not evict.
+// anyway (a pod bound by hand, a webhook outage, a relabelled node, an untrusted DaemonSet) and any
+// pod of a class running on a shared node (a later webhook added the label) as a Warning Event on
+// the pod, a log line and the ipp_isolation_violations metrics. It reports; it does not evict.
 import { podRef, type EventRecorder } from '../../kube/events.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
 import type { ClusterState } from '../../state/cluster.ts';
-import { violations } from './violations.ts';
+import { NodeAgentTrust, type DaemonSetReader } from './trust.ts';
+import { violations, type Violation } from './violations.ts';
+
+export interface AuditorOptions {
+  /** Namespaces whose DaemonSets are trusted node agents (--trusted-daemonset-namespaces); default kube-system. */
+  trustedDaemonSetNamespaces?: readonly string[];
+  /** Reads a DaemonSet, to trust a pod's owner reference only when it resolves to the real object. */
+  readDaemonSet?: DaemonSetReader;
+}
+
+function describeViolation(v: Violation): string {
+  const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
+  return v.nodeClass === undefined
+    ? `isolation violation: ${what} runs on node ${v.node}, which is not an ipp node: it shares the node with other pods; delete the pod and check which admission webhook changed it`
+    : `isolation violation: ${what} runs on node ${v.node}, which is dedicated to class ${v.nodeClass}; delete or move the pod and check how it was placed`;
+}
 
 export class Auditor {
   private readonly state: ClusterState;
@@ -15,16 +31,20 @@ export class Auditor {
   /** Pod UIDs already counted, so the counter counts violations, not audit passes. */
   private readonly reported = new Set<string>();
   private readonly nodesWithViolations = new Set<string>();
+  readonly trust: NodeAgentTrust;
 
-  constructor(state: ClusterState, events: EventRecorder, metrics: Metrics, logger: Logger) {
+  constructor(state: ClusterState, events: EventRecorder, metrics: Metrics, logger: Logger, o: AuditorOptions = {}) {
     this.state = state;
     this.events = events;
     this.metrics = metrics;
     this.logger = logger;
+    this.trust = new NodeAgentTrust(o.trustedDaemonSetNamespaces ?? ['kube-system'], o.readDaemonSet, logger);
   }
 
   audit(): void {
-    const found = violations(this.state.nodes.list(), (n) => this.state.podsOnNode(n));
+    const pods = this.state.pods.list();
+    const found = violations(this.state.nodes.list(), pods, (p, n) => this.trust.standing(p, n));
+    this.trust.retain(new Set(pods.flatMap((p) => (p.metadata?.ownerReferences ?? []).map((r) => r.uid))));
     const perNode = new Map<string, number>();
     const seen = new Set<string>();
     for (const v of found) {
@@ -33,8 +53,7 @@ export class Auditor {
       perNode.set(v.node, (perNode.get(v.node) ?? 0) + 1);
       if (this.reported.has(uid)) continue;
       this.reported.add(uid);
-      const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
-      const note = `isolation violation: ${what} runs on node ${v.node}, which is dedicated to class ${v.nodeClass}; delete or move the pod and check how it was placed`;
+      const note = describeViolation(v);
       this.events.publish(podRef(v.pod), 'Warning', 'IsolationViolation', 'Audit', note);
       this.events.publish(
         { apiVersion: 'v1', kind: 'Node', name: v.node },
@@ -43,7 +62,7 @@ export class Auditor {
         'Audit',
         note,
       );
-      this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass, node: v.node });
+      this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass ?? v.podClass ?? '', node: v.node });
       this.logger.error(
         {
           pod: `${v.pod.metadata!.namespace}/${v.pod.metadata!.name}`,

@@ -1,27 +1,68 @@
-// The isolation invariant, as a check: on an ipp node, every pod is a DaemonSet or mirror pod, or
-// a pod of the node's own class. Anything else slipped past admission and is reported.
+// The isolation invariant, as a check: on an ipp node, every pod is a node agent (a trusted
+// DaemonSet's pod or the node's own mirror pod) or a pod of the node's own class; and a pod of a
+// class runs on an ipp node of that class, never on a shared node. Anything else slipped past
+// admission (or was placed around it) and is reported.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { NODE_CLASS_LABEL } from '../../api/names.ts';
-import { classOf, isDaemonSetPod, isMirrorPod, isTerminal } from '../../api/pods.ts';
+import { classOf, isMirrorPod, isTerminal } from '../../api/pods.ts';
 
 export interface Violation {
   pod: V1Pod;
   node: string;
-  nodeClass: string;
+  /** The class the node is dedicated to; undefined for a shared node running a pod of a class. */
+  nodeClass: string | undefined;
   /** The pod's class, or undefined for a pod that is not an ipp pod at all. */
   podClass: string | undefined;
 }
 
-export function violations(nodes: readonly V1Node[], podsOnNode: (node: string) => readonly V1Pod[]): Violation[] {
+/**
+ * How a pod counts on its node: a node agent, a workload, or not known yet (an owner not verified
+ * yet: reporting waits for the answer rather than guessing).
+ */
+export type Standing = 'agent' | 'workload' | 'unknown';
+
+/**
+ * A mirror pod the node's kubelet made: its owner is that Node, by UID. Anyone who may create pods
+ * can write the mirror annotation, but the garbage collector deletes a pod whose owner UID does not
+ * exist, so a forged owner does not last.
+ */
+export function isOwnMirrorPod(pod: V1Pod, node: V1Node): boolean {
+  return (
+    isMirrorPod(pod) &&
+    (pod.metadata?.ownerReferences ?? []).some(
+      (r) => r.kind === 'Node' && r.name === node.metadata?.name && r.uid === node.metadata?.uid,
+    )
+  );
+}
+
+/**
+ * @param ippNodes the nodes labelled ipp.dev/class
+ * @param pods every pod in the cluster
+ * @param standing how a pod counts on the ipp node it runs on
+ */
+export function violations(
+  ippNodes: readonly V1Node[],
+  pods: readonly V1Pod[],
+  standing: (pod: V1Pod, node: V1Node) => Standing,
+): Violation[] {
+  const byName = new Map(ippNodes.map((n) => [n.metadata!.name!, n]));
   const out: Violation[] = [];
-  for (const n of nodes) {
-    const nodeClass = n.metadata?.labels?.[NODE_CLASS_LABEL];
-    if (!nodeClass) continue;
-    for (const pod of podsOnNode(n.metadata!.name!)) {
-      if (isTerminal(pod) || isDaemonSetPod(pod) || isMirrorPod(pod)) continue;
-      const podClass = classOf(pod);
-      if (podClass !== nodeClass) out.push({ pod, node: n.metadata!.name!, nodeClass, podClass });
+  for (const pod of pods) {
+    const nodeName = pod.spec?.nodeName;
+    if (!nodeName || isTerminal(pod)) continue;
+    const podClass = classOf(pod);
+    const node = byName.get(nodeName);
+    if (!node) {
+      // A pod of a class on a shared node: a mutating webhook after ipp's added the label, or the
+      // pod escaped its gate. Mirror pods are the kubelet's own, whatever their labels.
+      if (podClass !== undefined && !isMirrorPod(pod))
+        out.push({ pod, node: nodeName, nodeClass: undefined, podClass });
+      continue;
     }
+    const nodeClass = node.metadata?.labels?.[NODE_CLASS_LABEL];
+    if (podClass === nodeClass && podClass !== undefined) continue;
+    const s = standing(pod, node);
+    if (s === 'workload') out.push({ pod, node: nodeName, nodeClass, podClass });
   }
   return out;
 }

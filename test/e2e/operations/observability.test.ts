@@ -17,6 +17,7 @@ import { ensureHelm } from '../../testbed/helm.ts';
 import { familiesOf, familyOf, metricNames } from '../../testbed/promql.ts';
 import { checkMetrics } from '../../testbed/promtool.ts';
 import { clients, eventually, namespace, suffix, type Clients } from '../support/cluster.ts';
+import { allowIsolationViolations } from '../support/invariant.ts';
 import {
   createClass,
   deleteClasses,
@@ -203,6 +204,7 @@ describe('operations: events, metrics, audit', () => {
 
   it('the audit reports a pod without ipp-class that slipped onto an ipp node: Warning Event and metric', async () => {
     const node = (await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${web}` })).items[0]!.metadata!.name!;
+    allowIsolationViolations(ns); // the intruder below is the point of this test
     const intruder = {
       metadata: { name: `intruder-${suffix()}` },
       spec: {

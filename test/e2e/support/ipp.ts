@@ -179,7 +179,8 @@ export async function createClass(c: Clients, name: string, spec: InstanceClassS
     group: GROUP,
     version: VERSION,
     plural: 'instanceclasses',
-    body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name }, spec },
+    // The CRD requires spec.namespaces; tests that are not about it open the class to every namespace.
+    body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name }, spec: { namespaces: ['*'], ...spec } },
   });
 }
 

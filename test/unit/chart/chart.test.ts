@@ -3,7 +3,6 @@
 // RBAC shape, and the webhook configuration against src/webhook/configuration.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type {
-  V1ClusterRole,
   V1Container,
   V1Deployment,
   V1MutatingWebhookConfiguration,
@@ -44,6 +43,7 @@ const SETS: Record<string, object> = {
     placement: 'bind',
     aws: { eks },
     webhook: { failurePolicy: 'Ignore', timeoutSeconds: 3 },
+    trustedDaemonSetNamespaces: ['kube-system', 'monitoring'],
   },
 };
 
@@ -165,7 +165,17 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
 
       if (o.webhookCertMode === 'files') {
         // cert-manager writes the Secret; the controller reads it from the mounted directory.
-        const cert = one<Manifest & { spec: { secretName: string } }>(ms, 'Certificate');
+        const cert = one<Manifest & { spec: { secretName: string } }>(ms, 'Certificate', o.webhookService);
+        // Signed by a CA of its own (a CA issuer), not self-signed: caBundle survives its renewal.
+        const issuer = one<Manifest & { spec: { ca?: { secretName: string } } }>(ms, 'Issuer', o.webhookService);
+        const ca = one<Manifest & { spec: { isCA: boolean; secretName: string } }>(
+          ms,
+          'Certificate',
+          `${o.webhookService}-ca`,
+        );
+        expect(ca.spec.isCA).toBe(true);
+        expect(issuer.spec.ca?.secretName).toBe(ca.spec.secretName);
+        expect((cert.spec as unknown as { issuerRef: { name: string } }).issuerRef.name).toBe(o.webhookService);
         const pod = deploymentOf(ms).spec!.template.spec!;
         const vol = pod.volumes!.find((v) => v.secret?.secretName === cert.spec.secretName)!;
         expect(containerOf(ms).volumeMounts).toContainEqual({
@@ -206,8 +216,11 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         client: { service: { namespace: NS, name: svc.metadata!.name!, port: svc.spec!.ports![0]!.port } },
         controllerNamespace: o.namespace,
         controllerUsername: `system:serviceaccount:${NS}:${one(ms, 'ServiceAccount').metadata!.name}`,
+        trustedDaemonSetNamespaces: o.trustedDaemonSetNamespaces,
         certManagerCertificate:
-          o.webhookCertMode === 'files' ? `${NS}/${one(ms, 'Certificate').metadata!.name}` : undefined,
+          o.webhookCertMode === 'files'
+            ? `${NS}/${one(ms, 'Certificate', svc.metadata!.name).metadata!.name}`
+            : undefined,
         failurePolicy: webhook?.failurePolicy,
         timeoutSeconds: webhook?.timeoutSeconds,
       });
@@ -216,6 +229,11 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
       // caBundle is never rendered: the controller (self) or cainjector (cert-manager) owns it.
       expect(rendered.webhooks!.every((w) => w.clientConfig.caBundle === undefined)).toBe(true);
     }
+  });
+
+  it('refuses to install into a shared namespace, which admission would leave unchecked', () => {
+    for (const namespace of ['default', 'kube-system', 'kube-public', 'kube-node-lease'])
+      expect(() => render(SETS.simulated!, { namespace })).toThrow(/install ipp into a namespace of its own/);
   });
 
   it('rejects bad values with a clear error', () => {
@@ -379,9 +397,20 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         roleRef: { kind: string; name: string };
       })[]) {
         expect(b.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata!.name, namespace: NS }]);
-        const role = one<V1ClusterRole>(ms, b.roleRef.kind, b.roleRef.name);
-        expect(role.metadata!.namespace).toBe(b.metadata!.namespace);
+        const roles = ms.filter(
+          (m) =>
+            m.kind === b.roleRef.kind &&
+            m.metadata?.name === b.roleRef.name &&
+            m.metadata?.namespace === b.metadata!.namespace,
+        );
+        expect(roles, `${set} ${b.kind} ${b.metadata!.namespace}/${b.metadata!.name}`).toHaveLength(1);
       }
+      // The auditor reads DaemonSets only where it trusts them, and only by name (get).
+      const ds = ms.filter((m) => m.kind === 'Role' && m.metadata!.name === 'ipp-daemonsets') as (Manifest & {
+        rules: object[];
+      })[];
+      expect(ds.map((r) => r.metadata!.namespace).sort(), set).toEqual([...o.trustedDaemonSetNamespaces].sort());
+      for (const r of ds) expect(r.rules).toEqual([{ apiGroups: ['apps'], resources: ['daemonsets'], verbs: ['get'] }]);
     }
   });
 

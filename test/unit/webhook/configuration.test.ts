@@ -36,7 +36,7 @@ describe('webhookConfiguration', () => {
   it('scopes the enforcement webhooks with match conditions', () => {
     expect(enforce).toMatchObject({ name: 'enforce.pods.ipp.dev' });
     expect(enforce!.matchConditions!.map((m) => m.name)).toEqual([
-      'not-a-daemonset-pod',
+      'not-a-trusted-daemonset-pod',
       'not-a-mirror-pod',
       'ipp-relevant',
     ]);
@@ -53,14 +53,14 @@ describe('webhookConfiguration', () => {
     });
   });
 
-  it("trusts the controller's own bindings, so bind mode never waits on its own webhook", () => {
+  it("sends the controller's own bindings to the webhook too (a stolen token must not bind anything anywhere)", () => {
     const c = webhookConfiguration({
       client: { service },
       controllerNamespace: 'ipp-system',
       controllerUsername: 'system:serviceaccount:ipp-system:ipp',
     });
     expect(c.webhooks!.find((w) => w.name === 'enforce.bindings.ipp.dev')!.matchConditions![0]!.expression).toBe(
-      "!(request.userInfo.username in ['system:kube-scheduler', 'system:serviceaccount:ipp-system:ipp'])",
+      "!(request.userInfo.username in ['system:kube-scheduler'])",
     );
   });
 

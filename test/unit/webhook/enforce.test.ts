@@ -124,15 +124,23 @@ describe('enforcePod (a): ordinary pods that tolerate the ipp taint are kept off
     ]);
   });
 
-  it('exempts ipp pods, mirror pods from their own node, and DaemonSet pods made by the DaemonSet controller', () => {
+  it('exempts ipp pods, mirror pods from their own node, and DaemonSet pods made by the DaemonSet controller in trusted namespaces', () => {
     const tol = { tolerations: [{ operator: 'Exists' }] };
+    const inKubeSystem = (username: string) => ({ userInfo: { username }, namespace: 'kube-system' });
     expect(enforcePod(create(pod({ 'ipp-class': 'metal' }, tol)), ctx)).toEqual({ allowed: true });
-    expect(enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: DS_CONTROLLER } }), ctx)).toEqual({
+    expect(enforcePod(create(pod({}, tol, dsOwner), inKubeSystem(DS_CONTROLLER)), ctx)).toEqual({ allowed: true });
+    expect(enforcePod(create(pod({}, tol, dsOwner), inKubeSystem('system:kube-controller-manager')), ctx)).toEqual({
       allowed: true,
     });
-    expect(
-      enforcePod(create(pod({}, tol, dsOwner), { userInfo: { username: 'system:kube-controller-manager' } }), ctx),
-    ).toEqual({ allowed: true });
+    const agents = { userInfo: { username: DS_CONTROLLER }, namespace: 'agents' };
+    expect(enforcePod(create(pod({}, tol, dsOwner), agents), { ...ctx, daemonSetNamespaces: ['agents'] })).toEqual({
+      allowed: true,
+    });
+    // Anyone with `edit` may create a DaemonSet in their namespace: its pods are kept off ipp nodes.
+    expect(enforcePod(create(pod({}, tol, dsOwner), agents), ctx)).toMatchObject({
+      allowed: true,
+      patch: expect.any(Array),
+    });
     const mirror = pod({}, { ...tol, nodeName: 'shared-1' }, { annotations: { 'kubernetes.io/config.mirror': 'h' } });
     expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:shared-1' } }), ctx)).toEqual({
       allowed: true,
@@ -172,6 +180,7 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
 
   it("allows shared and unknown nodes, the controller, real DaemonSet pods and the node's own mirror pods", () => {
     expect(enforcePod(create(pod({}, { nodeName: 'shared-1' })), ctx)).toEqual({ allowed: true });
+    // Without a way to ask the apiserver (nodeExists), an unknown node is not judged on that ground.
     expect(enforcePod(create(pod({}, { nodeName: 'not-yet-registered' })), ctx)).toEqual({ allowed: true });
     expect(
       enforcePod(
@@ -180,12 +189,42 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
       ).allowed,
     ).toBe(true);
     expect(
+      enforcePod(
+        create(pod({}, { nodeName: 'ipp-1' }, dsOwner), {
+          userInfo: { username: DS_CONTROLLER },
+          namespace: 'kube-system',
+        }),
+        ctx,
+      ).allowed,
+    ).toBe(true);
+    expect(
       enforcePod(create(pod({}, { nodeName: 'ipp-1' }, dsOwner), { userInfo: { username: DS_CONTROLLER } }), ctx)
         .allowed,
-    ).toBe(true);
+    ).toBe(false);
     const mirror = pod({}, { nodeName: 'ipp-1' }, { annotations: { 'kubernetes.io/config.mirror': 'h' } });
     expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:ipp-1' } }), ctx).allowed).toBe(true);
     expect(enforcePod(create(mirror, { userInfo: { username: 'system:node:shared-1' } }), ctx).allowed).toBe(false);
+  });
+
+  it('refuses a pod naming a node that does not exist (it could register later as an ipp node), except for trusted identities', () => {
+    const facts: EnforceContext = {
+      ...ctx,
+      nodeExists: (n) => (n === 'flaky' ? undefined : n === 'ipp-1' || n === 'shared-1'),
+    };
+    expect(message(enforcePod(create(pod({}, { nodeName: 'future-1' })), facts))).toBe(
+      'node "future-1" does not exist, and a pod may name only a node that has registered (a node registered later ' +
+        'could be a dedicated ipp node). Remove spec.nodeName and let the scheduler choose.',
+    );
+    expect(enforcePod(create(pod({}, { nodeName: 'flaky' })), facts)).toMatchObject({
+      allowed: false,
+      code: 500,
+      message: expect.stringContaining('could not check that node "flaky" exists'),
+    });
+    expect(enforcePod(create(pod({}, { nodeName: 'shared-1' })), facts)).toEqual({ allowed: true });
+    const controller = { userInfo: { username: 'system:serviceaccount:ipp-system:ipp' } };
+    expect(enforcePod(create(pod({}, { nodeName: 'future-1' }), controller), facts).allowed).toBe(true);
+    const ds = { userInfo: { username: DS_CONTROLLER }, namespace: 'kube-system' };
+    expect(enforcePod(create(pod({}, { nodeName: 'future-1' }, dsOwner), ds), facts).allowed).toBe(true);
   });
 
   it('denies direct bindings to ipp nodes through pods/binding and the legacy bindings resource', () => {
@@ -214,6 +253,38 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
         ctx,
       ),
     ).toThrow(TypeError);
+  });
+
+  it("lets the controller's own token bind only a pod of a class to the node of the Instance it claims", () => {
+    const bind = (pod: string, target: string) =>
+      create(
+        { metadata: { name: pod }, target: { kind: 'Node', name: target } },
+        {
+          kind: { group: '', version: 'v1', kind: 'Binding' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          subResource: 'binding',
+          name: pod,
+          userInfo: { username: 'system:serviceaccount:ipp-system:ipp' },
+        },
+      );
+    const pods: Record<string, V1Pod> = {
+      'team-a/tenant': pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'i-1' } }),
+      'team-a/other-instance': pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'i-2' } }),
+      'team-a/plain': pod({}),
+    };
+    const withPods: EnforceContext = { ...ctx, pods: { get: (ns, name) => pods[`${ns}/${name}`] } };
+    expect(enforcePod(bind('tenant', 'ipp-1'), withPods)).toEqual({ allowed: true });
+    for (const [p, node] of [
+      ['plain', 'ipp-1'],
+      ['plain', 'shared-1'],
+      ['tenant', 'shared-1'],
+      ['other-instance', 'ipp-1'],
+      ['unknown', 'ipp-1'],
+    ]) {
+      expect(message(enforcePod(bind(p!, node!), withPods)), `${p} → ${node}`).toMatch(
+        /^ipp binds only a pod labelled ipp-class to the node of the Instance it claims/,
+      );
+    }
   });
 });
 

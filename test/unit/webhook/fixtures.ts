@@ -13,7 +13,7 @@ export function classes(...list: InstanceClass[]): ClassLookup {
 
 export const instanceClass = (name: string, namespaces?: string[]): InstanceClass => ({
   metadata: { name },
-  spec: { instanceTypes: ['sim.small'], simulated: {}, ...(namespaces ? { namespaces } : {}) },
+  spec: { instanceTypes: ['sim.small'], simulated: {}, namespaces: namespaces ?? ['*'] },
 });
 
 export function nodes(...list: V1Node[]): NodeLookup {

@@ -10,6 +10,7 @@ const pin: MutateContext = {
 };
 const bind: MutateContext = { ...pin, mode: 'bind' };
 const tol = { key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' };
+const noExecute = { ...tol, effect: 'NoExecute' };
 
 function patched(p: V1Pod, d: Decision): V1Pod {
   if (!d.allowed) throw new Error(`denied: ${d.message}`);
@@ -25,7 +26,7 @@ describe('mutatePod, pin mode', () => {
       allowed: true,
       patch: [
         { op: 'add', path: '/spec/schedulingGates', value: [{ name: 'ipp.dev/provision' }] },
-        { op: 'add', path: '/spec/tolerations', value: [tol] },
+        { op: 'add', path: '/spec/tolerations', value: [tol, noExecute] },
       ],
     });
     const out = patched(p, d);
@@ -40,13 +41,26 @@ describe('mutatePod, pin mode', () => {
         schedulingGates: [{ name: 'example.com/quota' }],
         tolerations: [
           { key: 'gpu', operator: 'Exists' },
-          { key: 'ipp.dev/class', operator: 'Equal', value: 'other', effect: 'NoSchedule' },
+          { key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' },
         ],
       },
     );
     const out = patched(p, mutatePod(create(p), pin));
     expect(out.spec?.schedulingGates).toEqual([{ name: 'example.com/quota' }, { name: 'ipp.dev/provision' }]);
-    expect(out.spec?.tolerations).toEqual([...p.spec!.tolerations!, tol]);
+    expect(out.spec?.tolerations).toEqual([...p.spec!.tolerations!, noExecute]);
+  });
+
+  it('refuses an opted-in pod tolerating the taints of other classes (it could land on their nodes)', () => {
+    for (const t of [
+      { key: 'ipp.dev/class', operator: 'Equal', value: 'other', effect: 'NoSchedule' },
+      { key: 'ipp.dev/class', operator: 'Exists' },
+      { operator: 'Exists' },
+    ]) {
+      const d = mutatePod(create(pod({ 'ipp-class': 'metal' }, { tolerations: [t] })), pin);
+      expect(message(d)).toMatch(
+        /which would admit it to nodes of other InstanceClasses than "metal"\. Remove the toleration/,
+      );
+    }
   });
 
   it('is idempotent: a reinvocation on its own output changes nothing', () => {
@@ -58,7 +72,10 @@ describe('mutatePod, pin mode', () => {
       { 'ipp-class': 'metal' },
       {
         schedulingGates: [{ name: 'ipp.dev/provision' }],
-        tolerations: [{ key: 'ipp.dev/class', value: 'metal', effect: 'NoSchedule' }],
+        tolerations: [
+          { key: 'ipp.dev/class', value: 'metal', effect: 'NoSchedule' },
+          { key: 'ipp.dev/class', value: 'metal', effect: 'NoExecute' },
+        ],
       },
     );
     expect(mutatePod(create(implicit), pin)).toEqual({ allowed: true });
@@ -90,17 +107,27 @@ describe('mutatePod, pin mode', () => {
       {},
       { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'x', controller: true }] },
     );
+    const dsController = { userInfo: { username: 'system:serviceaccount:kube-system:daemon-set-controller' } };
+    expect(mutatePod(create(ds, { ...dsController, namespace: 'kube-system' }), pin)).toEqual({ allowed: true });
     expect(
-      mutatePod(create(ds, { userInfo: { username: 'system:serviceaccount:kube-system:daemon-set-controller' } }), pin),
+      mutatePod(create(ds, { ...dsController, namespace: 'agents' }), { ...pin, daemonSetNamespaces: ['agents'] }),
     ).toEqual({ allowed: true });
+    // A DaemonSet in a namespace the platform team did not list (anyone with `edit` may create one) is
+    // treated like any workload: gated.
+    expect(mutatePod(create(ds, dsController), pin)).toMatchObject({ allowed: true, patch: expect.any(Array) });
     // Anyone may write a DaemonSet ownerReference: from anybody else the pod is gated like any other.
-    expect(mutatePod(create(ds), pin)).toMatchObject({ allowed: true, patch: expect.any(Array) });
+    expect(mutatePod(create(ds, { namespace: 'kube-system' }), pin)).toMatchObject({
+      allowed: true,
+      patch: expect.any(Array),
+    });
     const mirror = pod(
       { 'ipp-class': 'metal' },
       { nodeName: 'n1' },
       { annotations: { 'kubernetes.io/config.mirror': 'abc' } },
     );
-    expect(mutatePod(create(mirror), pin)).toEqual({ allowed: true });
+    expect(mutatePod(create(mirror, { userInfo: { username: 'system:node:n1' } }), pin)).toEqual({ allowed: true });
+    // The annotation alone, from anyone else, exempts nothing.
+    expect(mutatePod(create(mirror), pin)).toMatchObject({ allowed: false });
     expect(mutatePod(create(pod(undefined)), pin)).toEqual({ allowed: true });
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }), { operation: 'UPDATE' }), pin)).toEqual({ allowed: true });
     expect(
@@ -139,12 +166,19 @@ describe('mutatePod, pin mode', () => {
         'Use a class that allows this namespace, or ask your cluster admin to add "team-a" to spec.namespaces of "restricted".',
     );
     expect(mutatePod(create(pod({ 'ipp-class': 'restricted' }), { namespace: 'team-c' }), pin).allowed).toBe(true);
-    // an empty list means every namespace
-    const open = {
-      ...pin,
-      classes: classes({ metadata: { name: 'open' }, spec: { instanceTypes: ['x'], namespaces: [] } }),
-    };
-    expect(mutatePod(create(pod({ 'ipp-class': 'open' })), open).allowed).toBe(true);
+    // "*" means every namespace; an empty or missing list (a class stored before the CRD required it) means none.
+    const open = { ...pin, classes: classes(instanceClass('open', ['*'])) };
+    expect(mutatePod(create(pod({ 'ipp-class': 'open' }), { namespace: 'anything' }), open).allowed).toBe(true);
+    for (const namespaces of [[], undefined]) {
+      const closed = {
+        ...pin,
+        classes: classes({ metadata: { name: 'closed' }, spec: { instanceTypes: ['x'], namespaces } }),
+      };
+      expect(message(mutatePod(create(pod({ 'ipp-class': 'closed' })), closed))).toBe(
+        'InstanceClass "closed" lists no namespaces, so no namespace may use it. Ask your cluster admin to set ' +
+          'spec.namespaces of "closed" to the namespaces that may use it, or to ["*"] for every namespace.',
+      );
+    }
   });
 
   it('denies nodeName and foreign schedulers; accepts the default scheduler however it is spelled', () => {
@@ -190,7 +224,7 @@ describe('mutatePod, bind mode', () => {
       allowed: true,
       patch: [
         { op: 'add', path: '/spec/schedulerName', value: 'ipp' },
-        { op: 'add', path: '/spec/tolerations', value: [tol] },
+        { op: 'add', path: '/spec/tolerations', value: [tol, noExecute] },
       ],
     });
     const out = patched(p, d);
@@ -201,7 +235,7 @@ describe('mutatePod, bind mode', () => {
   it('accepts a pod that already asks for the ipp scheduler and still denies others', () => {
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'ipp' })), bind)).toEqual({
       allowed: true,
-      patch: [{ op: 'add', path: '/spec/tolerations', value: [tol] }],
+      patch: [{ op: 'add', path: '/spec/tolerations', value: [tol, noExecute] }],
     });
     expect(mutatePod(create(pod({ 'ipp-class': 'metal' }, { schedulerName: 'volcano' })), bind).allowed).toBe(false);
   });

@@ -99,7 +99,10 @@ describe('webhook server', () => {
       {
         op: 'add',
         path: '/spec/tolerations',
-        value: [{ key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' }],
+        value: [
+          { key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' },
+          { key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoExecute' },
+        ],
       },
     ]);
   });
@@ -151,10 +154,6 @@ describe('webhook server', () => {
     ['dryRun a string', review({ ...create(pod({})), dryRun: 'true' })],
     ['userInfo.username a list', review({ ...create(pod({})), userInfo: { username: ['a'] } })],
     ['resource a string', review({ ...create(pod({})), resource: 'pods' })],
-    ['object a string', review(create('pod'))],
-    ['object without spec', review(create({ metadata: { labels: { 'ipp-class': 'metal' } } }))],
-    ['tolerations a string', review(create(pod({ 'ipp-class': 'metal' }, { tolerations: 'Exists' as never })))],
-    ['gates a number', review(create(pod({ 'ipp-class': 'metal' }, { schedulingGates: 3 as never })))],
     [
       'prototype pollution attempt',
       '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","__proto__":{"allowed":true},"request":{"__proto__":{"uid":"x"}}}',
@@ -166,6 +165,23 @@ describe('webhook server', () => {
     const r = await post('/mutate-pods', body);
     expect(r.status).toBe(400);
     expect(r.json?.message).toEqual(expect.any(String));
+  });
+
+  // A well-formed review whose pod the rules cannot read is refused in the answer (fail closed): an
+  // HTTP error would let the apiserver apply failurePolicy, and Ignore would admit the pod unchecked.
+  const unreadable: [string, string][] = [
+    ['object a string', review(create('pod'))],
+    ['object without spec', review(create({ metadata: { labels: { 'ipp-class': 'metal' } } }))],
+    ['tolerations a string', review(create(pod({ 'ipp-class': 'metal' }, { tolerations: 'Exists' as never })))],
+    ['gates a number', review(create(pod({ 'ipp-class': 'metal' }, { schedulingGates: 3 as never })))],
+  ];
+  it.each(unreadable)('%s → a denial (500), not an HTTP error', async (_what, body) => {
+    const r = await post('/mutate-pods', body);
+    expect(r.status).toBe(200);
+    expect(r.json?.response).toMatchObject({
+      allowed: false,
+      status: { code: 500, reason: 'InternalError', message: expect.stringMatching(/refuses it/) },
+    });
   });
 
   it('rejects bodies over the cap with 413, declared or streamed, and keeps serving', async () => {
