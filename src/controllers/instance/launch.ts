@@ -50,7 +50,12 @@ export class Launch implements Step {
         tags: { [TAG_CLUSTER]: this.ctx.clusterName, [TAG_CLASS]: className, [TAG_INSTANCE]: name },
         node: {
           labels: { [NODE_CLASS_LABEL]: className, [NODE_INSTANCE_LABEL]: name },
-          taints: [{ key: TAINT_KEY, value: className, effect: 'NoSchedule' }],
+          // NoSchedule keeps the scheduler away; NoExecute is what a kubelet enforces on a pod that
+          // reaches it already bound (spec.nodeName), should admission ever be bypassed.
+          taints: [
+            { key: TAINT_KEY, value: className, effect: 'NoSchedule' },
+            { key: TAINT_KEY, value: className, effect: 'NoExecute' },
+          ],
         },
       });
       Object.assign(view.status, {

@@ -248,7 +248,8 @@ describe('mutatePod, opt-in by runtimeClassName ipp-<class>', () => {
     const out = patched(p, mutatePod(create(p), pin));
     expect(out.metadata?.labels).toEqual({ app: 'relay', 'ipp-class': 'metal' });
     expect(out.spec?.schedulingGates).toEqual([{ name: 'ipp.dev/provision' }]);
-    expect(out.spec?.tolerations).toEqual([tol]);
+    // The RuntimeClass brought the NoSchedule toleration; ipp adds the NoExecute one.
+    expect(out.spec?.tolerations).toEqual([tol, { ...tol, effect: 'NoExecute' }]);
     // Reinvoked on its own output it is a labelled pod like any other: nothing more to do.
     expect(mutatePod(create(out), pin)).toEqual({ allowed: true });
   });
@@ -258,7 +259,7 @@ describe('mutatePod, opt-in by runtimeClassName ipp-<class>', () => {
     const out = patched(p, mutatePod(create(p), bind));
     expect(out.metadata?.labels).toEqual({ 'ipp-class': 'metal' });
     expect(out.spec?.schedulerName).toBe('ipp');
-    expect(out.spec?.tolerations).toEqual([tol]);
+    expect(out.spec?.tolerations).toEqual([tol, { ...tol, effect: 'NoExecute' }]);
   });
 
   it('accepts label and RuntimeClass naming the same class, and refuses them naming different classes', () => {
