@@ -13,53 +13,19 @@ import {
   type EventsV1Event,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { API_VERSION } from '../api/names.ts';
 import type { Logger } from '../log.ts';
 import { describeError, isAlreadyExists, isNotFound } from './errors.ts';
 
-export interface EventObjectRef {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  /** Absent for cluster-scoped objects (Instance, InstanceClass, Node): their Events go to `default`. */
-  namespace?: string;
-  uid?: string;
-}
+import type { EventObjectRef, EventPublisher, EventType, IppEvent } from './event.ts';
 
-export type EventType = 'Normal' | 'Warning';
-
-/** One Event to record: the controllers build these with small named functions (their events.ts). */
-export interface IppEvent {
-  regarding: EventObjectRef;
-  type: EventType;
-  /** UpperCamelCase, what happened: Launched, InsufficientCapacity. */
-  reason: string;
-  /** UpperCamelCase, what ipp was doing: Launch, Register, Pin, Teardown. */
-  action: string;
-  note: string;
-}
-
-/** What controllers need of the recorder: it takes Events and never fails or blocks them. */
-export interface EventPublisher {
-  record(...events: IppEvent[]): void;
-}
-
-/** The reference of a pod, for publish(). */
-export const podRef = (p: { metadata?: { name?: string; namespace?: string; uid?: string } }): EventObjectRef => ({
-  apiVersion: 'v1',
-  kind: 'Pod',
-  name: p.metadata!.name!,
-  namespace: p.metadata!.namespace!,
-  uid: p.metadata!.uid,
-});
-
-/** The reference of an Instance (cluster-scoped), for publish(). */
-export const instanceRef = (i: { metadata: { name?: string; uid?: string } }): EventObjectRef => ({
-  apiVersion: API_VERSION,
-  kind: 'Instance',
-  name: i.metadata.name!,
-  uid: i.metadata.uid,
-});
+export {
+  instanceRef,
+  podRef,
+  type EventObjectRef,
+  type EventPublisher,
+  type EventType,
+  type IppEvent,
+} from './event.ts';
 
 /** Where Events are written; the default talks to the apiserver, unit tests pass their own. */
 export interface EventSink {
