@@ -2,7 +2,7 @@
 // one retry policy. Credentials are Application Default Credentials from the metadata server only
 // (GKE Workload Identity): a key file is refused, since a key in a pod outlives every rotation.
 import compute from '@google-cloud/compute';
-import type { CallOptions } from 'google-gax';
+import { GoogleAuth, type CallOptions } from 'google-gax';
 import PQueue from 'p-queue';
 import { TokenBucket, realClock, type BucketShape, type Clock } from '../aws/ratelimit.ts';
 import { classifyCallError, toProviderError } from './errors.ts';
@@ -20,6 +20,8 @@ export const GCE_BUCKETS: Record<ApiFamily, BucketShape> = {
 };
 
 export interface ComputeOptions {
+  /** The default project, when known: spares the auth library its own search for one. */
+  project?: string;
   /** Tests only: http://127.0.0.1:port of the local fake. Production: Compute Engine's REST endpoint. */
   endpoint?: string;
   clock?: Clock;
@@ -36,7 +38,12 @@ export function credentialProblem(env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-function clientOptions(endpoint: string | undefined): Record<string, string | number | boolean> {
+function clientOptions(endpoint: string | undefined): {
+  fallback: true;
+  apiEndpoint?: string;
+  port?: number;
+  protocol?: string;
+} {
   if (!endpoint) return { fallback: true };
   const u = new URL(endpoint);
   return {
@@ -48,7 +55,7 @@ function clientOptions(endpoint: string | undefined): Record<string, string | nu
 }
 
 /** Our retries only (each through the rate limit); gax must not retry behind our back. */
-export const NO_GAX_RETRY: CallOptions = { retry: null, maxRetries: 0, timeout: 60_000 };
+export const NO_GAX_RETRY: CallOptions = { retry: { retryCodes: [] }, timeout: 60_000 };
 
 export class Compute {
   readonly migs: InstanceType<typeof compute.InstanceGroupManagersClient>;
@@ -65,7 +72,12 @@ export class Compute {
     if (problem) throw new Error(problem);
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
-    const o = clientOptions(opts.endpoint);
+    // One credential for every client: the metadata server is asked once per token, not per client.
+    const auth = new GoogleAuth({
+      scopes: ['https://www.googleapis.com/auth/compute'],
+      ...(opts.project ? { projectId: opts.project } : {}),
+    });
+    const o = { ...clientOptions(opts.endpoint), auth };
     this.migs = new compute.InstanceGroupManagersClient({ ...o });
     this.templates = new compute.InstanceTemplatesClient({ ...o });
     this.regionTemplates = new compute.RegionInstanceTemplatesClient({ ...o });

@@ -89,6 +89,7 @@ export class GceProvider implements CloudProvider {
     this.clock = opts.clock ?? realClock;
     this.log = opts.logger.child({ provider: 'gce', cluster: opts.clusterName });
     this.compute = new Compute({
+      project: opts.project,
       endpoint: opts.endpoint,
       clock: this.clock,
       rates: opts.rates,
