@@ -21,8 +21,11 @@ export interface FakeGceServer {
   count(method: string, outcome?: RecordedCall['outcome']): number;
   /** The next `n` calls (of `method`, or any) answer 429 rateLimitExceeded (or 403, as GCE's per-user limit does). */
   throttle(n: number, opts?: { method?: string; status?: 429 | 403 }): void;
-  /** The next `n` calls of `method` take effect, then the connection drops before the answer. */
-  lose(method: string, n?: number): void;
+  /**
+   * The next `n` calls of `method` take effect, then the answer is lost: the connection drops, or
+   * with `holdMs` the answer is held that long and lost if the client went away meanwhile (killed).
+   */
+  lose(method: string, n?: number, holdMs?: number): void;
   latencyMs: number;
   close(): Promise<void>;
 }
@@ -76,7 +79,7 @@ export async function startFakeGce(opts: {
   const state = opts.state;
   const calls: RecordedCall[] = [];
   const throttles: { left: number; method?: string; status: 429 | 403 }[] = [];
-  const losses: { method: string; left: number }[] = [];
+  const losses: { method: string; left: number; holdMs?: number }[] = [];
   let base = '';
   const self: FakeGceServer = {
     endpoint: '',
@@ -85,7 +88,7 @@ export async function startFakeGce(opts: {
     latencyMs: 0,
     count: (method, outcome) => calls.filter((c) => c.method === method && (!outcome || c.outcome === outcome)).length,
     throttle: (n, o = {}) => throttles.push({ left: n, method: o.method, status: o.status ?? 429 }),
-    lose: (method, n = 1) => losses.push({ method, left: n }),
+    lose: (method, n = 1, holdMs) => losses.push({ method, left: n, holdMs }),
     close: async () => {},
   };
 
@@ -374,6 +377,19 @@ export async function startFakeGce(opts: {
     const loss = losses.find((l) => l.left > 0 && l.method === method);
     if (loss) {
       loss.left--;
+      if (loss.holdMs) {
+        const gone = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), loss.holdMs);
+          res.once('close', () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        });
+        if (!gone) {
+          record(method, 'answered');
+          return json(res, result[1], result[2]);
+        }
+      }
       record(method, 'lost');
       req.socket.destroy();
       return;
