@@ -35,17 +35,26 @@ export function labelValue(value: string): string {
 
 const hex = (s: string, n: number) => createHash('sha256').update(s).digest('hex').slice(0, n);
 
+const INSTANCE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const VM_NAME = /^ipp-([a-z0-9]([-a-z0-9]*[a-z0-9])?)-([0-9a-f]{8})$/;
+
 /**
- * The VM name of an Instance: `ipp-<class>-<hash of the UID>` (RFC 1035, ≤ 63). It is also the
- * GKE node name, so the class stays readable in `kubectl get nodes`.
+ * The VM name of an Instance: `ipp-<Instance name>-<hash of its UID>` (RFC 1035, ≤ 63). Derived
+ * from the UID, so a retry or a restart asks for the same name, and a recreated Instance of the
+ * same name gets another. It carries the Instance's name from the moment the VM exists (labels can
+ * only be added afterwards), so garbage collection knows whose it is even if the controller died
+ * before labelling it; it is also the GKE node name, readable in `kubectl get nodes`.
+ * Instance names that do not fit (> 50 characters) get `ipp-x-<hash>`, owned by label only.
  */
-export function vmName(instanceUid: string, className: string): string {
-  const cls = className
-    .toLowerCase()
-    .replace(/[^a-z0-9-]/g, '-')
-    .slice(0, 30)
-    .replace(/-+$/, '');
-  return `ipp-${cls ? `${cls}-` : ''}${hex(instanceUid, 16)}`;
+export function vmName(instanceUid: string, instanceName: string): string {
+  if (instanceName.length <= 50 && INSTANCE_NAME.test(instanceName))
+    return `ipp-${instanceName}-${hex(instanceUid, 8)}`;
+  return `ipp-x-${hex(instanceUid, 16)}`;
+}
+
+/** The Instance a VM was made for, from its name (see vmName); undefined when the name does not say. */
+export function instanceOfVmName(name: string): string | undefined {
+  return VM_NAME.exec(name)?.[1];
 }
 
 /**

@@ -197,7 +197,7 @@ export class GceProvider implements CloudProvider {
     const project = await this.project();
     const migs = migsOf(cls, project);
     migs.forEach((m) => this.projects.add(m.project));
-    const name = vmName(req.instance.uid, clsName);
+    const name = vmName(req.instance.uid, req.instance.name);
     const log = this.log.child({ instance: req.instance.name, class: clsName, vm: name });
 
     const found = await this.find(name, migs);
@@ -301,7 +301,7 @@ export class GceProvider implements CloudProvider {
           instanceType: m.info.machineType,
           zone: m.mig.zone,
           state: 'pending',
-          tags: tagsOfLabels({ ...m.info.labels }),
+          tags: { ...tagsOfLabels(m.info.labels), [TAG_INSTANCE]: m.req.instance.name },
           launchedAt: new Date(this.clock.now()),
         };
       }

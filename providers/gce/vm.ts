@@ -1,7 +1,8 @@
 // A Compute Engine VM as the provider-neutral CloudInstance controllers read.
 import type { protos } from '@google-cloud/compute';
 import type { CloudInstance, CloudState } from '../types.ts';
-import { lastSegment, providerIdOf, tagsOfLabels } from './names.ts';
+import { TAG_INSTANCE } from '../../src/api/names.ts';
+import { instanceOfVmName, lastSegment, providerIdOf, tagsOfLabels } from './names.ts';
 
 export type Vm = protos.google.cloud.compute.v1.IInstance;
 
@@ -18,6 +19,14 @@ const STATES: Record<string, CloudState> = {
   TERMINATED: 'stopping',
 };
 
+/** The VM's labels as tags; the Instance from its name until the label is there. */
+export function tagsOf(vm: Vm): Record<string, string> {
+  const tags = tagsOfLabels(vm.labels);
+  const fromName = instanceOfVmName(vm.name ?? '');
+  if (!tags[TAG_INSTANCE] && fromName) tags[TAG_INSTANCE] = fromName;
+  return tags;
+}
+
 export function toCloudInstance(vm: Vm, project: string): CloudInstance {
   const zone = lastSegment(vm.zone);
   return {
@@ -25,7 +34,7 @@ export function toCloudInstance(vm: Vm, project: string): CloudInstance {
     instanceType: lastSegment(vm.machineType),
     zone,
     state: STATES[vm.status ?? ''] ?? 'pending',
-    tags: tagsOfLabels(vm.labels),
+    tags: tagsOf(vm),
     launchedAt: new Date(vm.creationTimestamp ?? 0),
   };
 }

@@ -73,7 +73,8 @@ describe('GceProvider on the fake Compute Engine', () => {
     const p = provider(cluster);
     const req = launch(cluster, cls, 'mail-a');
     const ci = await p.create(req);
-    const name = vmName(req.instance.uid, cls.metadata.name!);
+    const name = vmName(req.instance.uid, 'mail-a');
+    expect(name).toMatch(/^ipp-mail-a-[0-9a-f]{8}$/);
     expect(ci.providerID).toBe(`gce://${gce.project}/${groups[0]!.zone}/${name}`);
     expect(ci.instanceType).toBe('n2-standard-4');
     expect(ci.tags).toMatchObject({
