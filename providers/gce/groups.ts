@@ -7,10 +7,12 @@
 //   (stockout, quota) in lastAttempt.errors while the group keeps retrying;
 // - the same requestId within an hour gets the first call's operation back, even a failed one.
 import type { protos } from '@google-cloud/compute';
+import type { HostIsolation } from '../../src/api/types.ts';
 import { InvalidConfigError, NotFoundError } from '../errors.ts';
 import type { Clock } from '../aws/ratelimit.ts';
 import { NO_GAX_RETRY, type Compute } from './client.ts';
 import { classifyItems, itemsError } from './errors.ts';
+import { templateIsolation } from './isolation.ts';
 import { lastSegment, requestId } from './names.ts';
 import { migKey, migLabel, type Mig } from './settings.ts';
 
@@ -19,6 +21,8 @@ export type ManagedInstance = protos.google.cloud.compute.v1.IManagedInstance;
 
 export interface MigInfo {
   machineType: string;
+  /** What the group's VMs obtain (machine type, sole tenancy, SMT, nested virtualization). */
+  isolation: HostIsolation;
   /** GCE labels every VM of the group gets from its template (the node pool's resource labels). */
   labels: Record<string, string>;
 }
@@ -64,7 +68,11 @@ export class GroupOps {
         );
     const machineType = lastSegment(template.properties?.machineType);
     if (!machineType) throw new InvalidConfigError(`${what} names no machine type`);
-    return { machineType, labels: { ...template.properties?.labels } };
+    return {
+      machineType,
+      isolation: templateIsolation(machineType, template.properties),
+      labels: { ...template.properties?.labels },
+    };
   }
 
   /** Every managed instance of the group, page by page. */

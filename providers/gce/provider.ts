@@ -10,6 +10,7 @@ import { TAG_INSTANCE } from '../../src/api/names.ts';
 import type { InstanceClass } from '../../src/api/types.ts';
 import type { Logger } from '../../src/log.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError, QuotaExceededError } from '../errors.ts';
+import { isolationShortfall, requiredIsolation } from '../isolation.ts';
 import { UnavailableOfferings } from '../offerings.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../types.ts';
 import { toCloudInstance, type Vm } from './vm.ts';
@@ -181,6 +182,11 @@ export class GceProvider implements CloudProvider {
         throw new InvalidConfigError(
           `InstanceClass ${clsName}: the instance template of ${migLabel(mig)} lacks the GCE labels ${missing.map(([k, v]) => `${k}=${v}`).join(', ')}; create the node pool with --labels=${LABEL_CLUSTER}=${want[LABEL_CLUSTER]},${LABEL_CLASS}=${want[LABEL_CLASS]} (they mark its VMs as this cluster's from the moment they exist)`,
         );
+      const short = isolationShortfall(requiredIsolation(cls), i.isolation);
+      if (short.length)
+        throw new InvalidConfigError(
+          `InstanceClass ${clsName}: the VMs of ${migLabel(mig)} (${i.machineType}) cannot deliver the class's host isolation: ${short.join('; ')}`,
+        );
       if (!cls.spec.instanceTypes.includes(i.machineType))
         throw new InvalidConfigError(
           `InstanceClass ${clsName}: spec.instanceTypes does not list ${i.machineType}, the machine type of ${migLabel(mig)}`,
@@ -303,6 +309,7 @@ export class GceProvider implements CloudProvider {
           state: 'pending',
           tags: { ...tagsOfLabels(m.info.labels), [TAG_INSTANCE]: m.req.instance.name },
           launchedAt: new Date(this.clock.now()),
+          hostIsolation: m.info.isolation,
         };
       }
       await this.clock.sleep(this.opts.pollMs ?? 1_000);
@@ -314,6 +321,7 @@ export class GceProvider implements CloudProvider {
     const vm = await this.groups.label(m.mig, m.name, { [LABEL_INSTANCE]: labelValue(m.req.instance.name) });
     const ci = toCloudInstance(vm, m.mig.project);
     ci.tags[TAG_INSTANCE] = m.req.instance.name;
+    ci.hostIsolation = m.info.isolation;
     return ci;
   }
 

@@ -228,6 +228,36 @@ describe('GceProvider on the fake Compute Engine', () => {
     expect(vmsOf(theirs.cluster)).toHaveLength(1);
   });
 
+  it('host isolation comes from the template: metal is BareMetal, threadsPerCore 1 is SMT off; a group that cannot deliver it is refused', async () => {
+    const metal = setup('c3-standard-192-metal');
+    metal.cls.spec.hostIsolation = 'BareMetal';
+    const m = await provider(metal.cluster).create(launch(metal.cluster, metal.cls, 'metal-iso'));
+    expect(m.hostIsolation).toEqual({ level: 'BareMetal', smt: 'On', nestedVirtualization: true });
+
+    const smtOn = setup();
+    smtOn.cls.spec.smt = 'Off';
+    const err = await provider(smtOn.cluster)
+      .create(launch(smtOn.cluster, smtOn.cls, 'smt-on'))
+      .catch((e: unknown) => e);
+    expect((err as Error).name).toBe('InvalidConfigError');
+    expect((err as Error).message).toMatch(/cannot deliver the class's host isolation: SMT is on/);
+    expect(vmsOf(smtOn.cluster)).toEqual([]);
+
+    const cluster = `gce-${suffix()}`;
+    const name = `smt-${suffix()}`;
+    const groups = gce.nodePool({
+      cluster,
+      cls: name,
+      machineType: 'n2-standard-8',
+      zones: ['us-central1-a'],
+      extra: { advancedMachineFeatures: { threadsPerCore: 1 } },
+    });
+    const cls = instanceClass(name, groups, ['n2-standard-8']);
+    cls.spec.smt = 'Off';
+    const off = await provider(cluster).create(launch(cluster, cls, 'smt-off'));
+    expect(off.hostIsolation).toMatchObject({ level: 'VM', smt: 'Off' });
+  });
+
   it('refuses a key file: GOOGLE_APPLICATION_CREDENTIALS set is an error that says why', () => {
     expect(() => provider('x', { env: { GOOGLE_APPLICATION_CREDENTIALS: '/var/run/key.json' } })).toThrow(
       /Workload Identity.*never a key file/,

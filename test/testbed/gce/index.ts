@@ -14,7 +14,15 @@ export interface FakeGce {
   endpoint: string;
   project: string;
   /** Adds a node pool for `cls` of `cluster`: one group per zone, all of `machineType`. */
-  nodePool(p: { cluster: string; cls: string; machineType: string; zones: string[]; name?: string }): {
+  nodePool(p: {
+    cluster: string;
+    cls: string;
+    machineType: string;
+    zones: string[];
+    name?: string;
+    /** Template properties beyond machine type and labels (advancedMachineFeatures, scheduling). */
+    extra?: Record<string, unknown>;
+  }): {
     zone: string;
     name: string;
   }[];
@@ -32,13 +40,14 @@ export async function startGceFake(opts: { project?: string; kubeconfig?: KubeCo
     state,
     endpoint: server.endpoint,
     project,
-    nodePool({ cluster, cls, machineType, zones, name }) {
+    nodePool({ cluster, cls, machineType, zones, name, extra }) {
       const pool = name ?? `${cls}-${machineType}`.slice(0, 40);
       const template = `gke-${cluster}-${pool}-tpl`.slice(0, 63);
       state.addTemplate({
         name: template,
         region: zones[0]!.replace(/-[a-z]$/, ''),
         machineType,
+        extra,
         labels: { 'ipp-dev-cluster': cluster, 'ipp-dev-class': cls, 'goog-k8s-cluster-name': cluster },
       });
       return zones.map((zone) => {

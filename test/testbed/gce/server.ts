@@ -252,7 +252,7 @@ export async function startFakeGce(opts: {
         {
           kind: 'compute#instanceTemplate',
           name: tpl.name,
-          properties: { machineType: tpl.machineType, labels: tpl.labels },
+          properties: { ...tpl.extra, machineType: tpl.machineType, labels: tpl.labels },
         },
       ];
     }

@@ -13,6 +13,8 @@ export interface FakeTemplate {
   region?: string;
   machineType: string;
   labels: Record<string, string>;
+  /** Further template properties as the API returns them (scheduling, advancedMachineFeatures). */
+  extra?: Record<string, unknown>;
 }
 
 export interface FakeMigNode {

@@ -3,6 +3,7 @@ import type { InstanceClass } from '../../../../src/api/types.ts';
 import { allocatable, machineShape } from '../../../../providers/gce/capacity.ts';
 import { credentialProblem } from '../../../../providers/gce/client.ts';
 import { failedAttempt } from '../../../../providers/gce/groups.ts';
+import { templateIsolation } from '../../../../providers/gce/isolation.ts';
 import { migsOf, validateGceSettings } from '../../../../providers/gce/settings.ts';
 
 const cls = (gce: unknown, zones?: string[]): InstanceClass => ({
@@ -70,5 +71,29 @@ describe('spec.gce', () => {
   it('refuses a key file', () => {
     expect(credentialProblem({ GOOGLE_APPLICATION_CREDENTIALS: '/key.json' })).toMatch(/Workload Identity/);
     expect(credentialProblem({})).toBeUndefined();
+  });
+});
+
+describe('host isolation of a group, from its template', () => {
+  it('metal, sole tenancy, SMT and nested virtualization', () => {
+    expect(templateIsolation('c3-standard-192-metal', {})).toEqual({
+      level: 'BareMetal',
+      smt: 'On',
+      nestedVirtualization: true,
+    });
+    expect(
+      templateIsolation('n2-standard-8', {
+        scheduling: {
+          nodeAffinities: [{ key: 'compute.googleapis.com/node-group-name', operator: 'IN', values: ['g'] }],
+        },
+        advancedMachineFeatures: { threadsPerCore: 1, enableNestedVirtualization: true },
+      }),
+    ).toEqual({ level: 'DedicatedHardware', smt: 'Off', nestedVirtualization: true });
+    expect(templateIsolation('n2-standard-8', null)).toEqual({ level: 'VM', smt: 'On', nestedVirtualization: false });
+    expect(
+      templateIsolation('n2-standard-8', {
+        scheduling: { nodeAffinities: [{ key: 'compute.googleapis.com/node-group-name', operator: 'NOT_IN' }] },
+      }).level,
+    ).toBe('VM');
   });
 });
