@@ -77,8 +77,17 @@ async function buildProviders(
           serviceCidr: opts.eksServiceCidr,
         },
       });
+    } else if (name === 'gce') {
+      // Like aws: the Compute client is loaded only when the gce provider runs.
+      const { createGceProvider } = await import('../providers/gce/provider.ts');
+      p = createGceProvider({
+        clusterName: opts.clusterName,
+        project: opts.gceProject,
+        endpoint: opts.gceEndpoint,
+        logger: log,
+      });
     } else {
-      throw new Error(`provider ${name} is not available in this build; use simulated or aws`);
+      throw new Error(`provider ${name} is not available in this build; use simulated, aws or gce`);
     }
     providers.set(name, instrumentProvider(p, metrics));
   }

@@ -63,14 +63,21 @@ export interface AwsSettings {
   tenancy?: 'dedicated' | 'host';
 }
 
+/** One zonal managed instance group of the class's GKE node pool (a pool is one MIG per zone). */
+export interface GceInstanceGroup {
+  zone: string;
+  /** The instance group manager's name (last segment of the pool's instanceGroupUrls). */
+  name: string;
+}
+
 export interface GceSettings {
-  project: string;
-  subnetwork?: string;
-  image?: string;
-  serviceAccount?: string;
-  tags?: string[];
-  labels?: Record<string, string>;
-  diskSizeGb?: number;
+  /** Project of the groups; default: the controller's project (--gce-project). */
+  project?: string;
+  /**
+   * Ordered: a VM is added to the first group with capacity. Each group's instance template gives
+   * the machine type, labels and taints (the node pool's); ipp adds VMs with createInstances.
+   */
+  instanceGroups: GceInstanceGroup[];
 }
 
 export interface InstanceClassSpec {

@@ -44,6 +44,8 @@ export interface Options {
   eksEndpoint?: string;
   eksCertificateAuthority?: string;
   eksServiceCidr?: string;
+  gceProject?: string;
+  gceEndpoint?: string;
 }
 
 const duration = (field: string) => (v: string) => {
@@ -267,6 +269,14 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       ),
     )
     .addOption(o('--eks-service-cidr <cidr>', 'service CIDR of the cluster, for nodeadm', 'IPP_EKS_SERVICE_CIDR'))
+    .addOption(
+      o(
+        '--gce-project <project>',
+        "default GCE project of classes without spec.gce.project (default: the metadata server's)",
+        'IPP_GCE_PROJECT',
+      ),
+    )
+    .addOption(o('--gce-endpoint <url>', 'Compute Engine endpoint override (tests)', 'IPP_GCE_ENDPOINT'))
     .exitOverride();
   // commander reads process.env; let callers (tests) pass their own environment.
   const saved = process.env;
@@ -314,5 +324,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     eksEndpoint: v.eksEndpoint,
     eksCertificateAuthority: v.eksCertificateAuthority,
     eksServiceCidr: v.eksServiceCidr,
+    gceProject: v.gceProject,
+    gceEndpoint: v.gceEndpoint,
   };
 }

@@ -74,6 +74,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if has "simulated" .Values.providers }}true{{ end }}
 {{- end }}
 
+{{- define "ipp.gce" -}}
+{{- if has "gce" .Values.providers }}true{{ end }}
+{{- end }}
+
 {{- define "ipp.aws" -}}
 {{- if has "aws" .Values.providers }}true{{ end }}
 {{- end }}
@@ -92,9 +96,6 @@ Checks that no template can express in the schema alone; included once from the 
 */}}
 {{- define "ipp.validate" -}}
 {{- $_ := include "ipp.clusterName" . }}
-{{- if has "gce" .Values.providers }}
-{{- fail "providers: gce is not implemented in this version of ipp; use aws or simulated (docs/install-gke.md)" }}
-{{- end }}
 {{- if include "ipp.aws" . }}
 {{- $_ := required "aws.eks.endpoint is required with the aws provider: the EKS API server endpoint for node bootstrap (aws eks describe-cluster --query cluster.endpoint)" .Values.aws.eks.endpoint }}
 {{- $_ := required "aws.eks.certificateAuthority is required with the aws provider: the cluster CA, base64 (aws eks describe-cluster --query cluster.certificateAuthority.data)" .Values.aws.eks.certificateAuthority }}

@@ -36,6 +36,14 @@ const SETS: Record<string, object> = {
     prometheusRule: { enabled: true, additionalLabels: { release: 'kube-prometheus-stack' } },
     grafanaDashboard: { enabled: true },
   },
+  gce: {
+    clusterName: 'prod',
+    providers: ['gce'],
+    gce: { project: 'prod-project' },
+    serviceAccount: {
+      annotations: { 'iam.gke.io/gcp-service-account': 'ipp-controller@prod-project.iam.gserviceaccount.com' },
+    },
+  },
   certManager: { clusterName: 'demo', providers: ['simulated'], webhook: { certManager: { enabled: true } } },
   bind: {
     clusterName: 'demo',
@@ -157,6 +165,11 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
         expect(ms.filter((m) => m.kind === 'Namespace')).toEqual([]);
         expect(rulesOf(ms, 'Role').filter((r) => r.resources!.includes('configmaps'))).toEqual([]);
       }
+      if (o.providers.includes('gce')) {
+        expect(o.gceProject).toBe('prod-project');
+        // Workload Identity only: nothing in the pod points the auth library at a key file.
+        expect(JSON.stringify(deploymentOf(ms))).not.toMatch(/GOOGLE_APPLICATION_CREDENTIALS|\.json/);
+      }
       if (o.providers.includes('aws')) {
         expect(o.eksEndpoint).toBe(eks.endpoint);
         expect(o.eksCertificateAuthority).toBe(eks.certificateAuthority);
@@ -242,7 +255,14 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
       /placement must be one of the following: "pin", "bind"/,
     );
     expect(() => render({ clusterName: 'x', providers: ['azure'] })).toThrow(/providers/);
-    expect(() => render({ clusterName: 'x', providers: ['gce'] })).toThrow(/gce is not implemented in this version/);
+    expect(() => render({ clusterName: 'x', providers: ['gce'], gce: { keyFile: '/k.json' } })).toThrow(/keyFile/);
+    expect(() =>
+      render({
+        clusterName: 'x',
+        providers: ['gce'],
+        extraEnv: [{ name: 'GOOGLE_APPLICATION_CREDENTIALS', value: '/k.json' }],
+      }),
+    ).toThrow(/GOOGLE_APPLICATION_CREDENTIALS|extraEnv/);
     expect(() => render({ clusterName: 'x', providers: ['aws'] })).toThrow(
       /aws\.eks\.endpoint is required with the aws provider/,
     );

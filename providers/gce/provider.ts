@@ -1,0 +1,382 @@
+// The GCE provider: dedicated VMs added to the class's GKE node pool groups, which join the cluster
+// by themselves (the pool's template carries the kubelet bootstrap, labels and taints).
+//
+// create() is idempotent three ways: (1) the VM name is derived from the Instance UID, so a VM
+// already made (or being made) for the Instance is found in the class's groups and adopted; (2)
+// createInstances carries a requestId derived from the members' UIDs, so a retry after a lost
+// answer is the same request; (3) GCE allows one VM of a name per zone. VMs leave only through
+// deleteInstances: a VM deleted directly would be recreated by its group.
+import { TAG_INSTANCE } from '../../src/api/names.ts';
+import type { InstanceClass } from '../../src/api/types.ts';
+import type { Logger } from '../../src/log.ts';
+import { InsufficientCapacityError, InvalidConfigError, NotFoundError, QuotaExceededError } from '../errors.ts';
+import { isolationShortfall, requiredIsolation } from '../isolation.ts';
+import { UnavailableOfferings } from '../offerings.ts';
+import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../types.ts';
+import { toCloudInstance, type Vm } from './vm.ts';
+import { Coalescer } from '../aws/batch.ts';
+import { realClock, type BucketShape, type Clock } from '../aws/ratelimit.ts';
+import { allocatable } from './capacity.ts';
+import { Compute, NO_GAX_RETRY, type ApiFamily } from './client.ts';
+import { failedAttempt, GroupOps, type ManagedInstance, type MigInfo } from './groups.ts';
+import { itemsError } from './errors.ts';
+import {
+  createdBy,
+  LABEL_CLASS,
+  LABEL_CLUSTER,
+  LABEL_INSTANCE,
+  labelValue,
+  lastSegment,
+  parseProviderId,
+  providerIdOf,
+  tagsOfLabels,
+  vmName,
+} from './names.ts';
+import { migKey, migLabel, migsOf, validateGceSettings, type Mig } from './settings.ts';
+
+export interface GceProviderOptions {
+  /** Value of the ipp-dev-cluster label: which VMs this controller owns. */
+  clusterName: string;
+  /** Default project of classes without spec.gce.project; absent: the metadata server's. */
+  project?: string;
+  /** Tests only: the local fake's http://127.0.0.1:port. */
+  endpoint?: string;
+  logger: Logger;
+  clock?: Clock;
+  rates?: Partial<Record<ApiFamily, BucketShape>>;
+  retry?: { attempts?: number; baseMs?: number; maxMs?: number };
+  /** Most VMs one createInstances asks for; 1 asks for each alone. Default 100. */
+  maxGroupSize?: number;
+  /** How long a group that had no capacity is skipped. Default 3 minutes. */
+  unavailableTtlMs?: number;
+  /** How often an accepted VM is looked up until it exists. Default 1 s. */
+  pollMs?: number;
+  /** How long create() follows an accepted VM before returning it as pending. Default 2 minutes. */
+  createTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Member {
+  req: LaunchRequest;
+  name: string;
+  mig: Mig;
+  info: MigInfo;
+}
+
+/** A gate that runs one call at a time, in order. */
+function serial(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>) => {
+    const next = tail.then(fn, fn);
+    tail = next.catch(() => undefined);
+    return next;
+  };
+}
+
+export class GceProvider implements CloudProvider {
+  readonly name = 'gce';
+  private readonly opts: GceProviderOptions;
+  private readonly compute: Compute;
+  private readonly groups: GroupOps;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly unavailable: UnavailableOfferings;
+  private readonly infos = new Map<string, { at: number; info: Promise<MigInfo> }>();
+  private readonly projects = new Set<string>();
+  private defaultProject: Promise<string> | undefined;
+
+  constructor(opts: GceProviderOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? realClock;
+    this.log = opts.logger.child({ provider: 'gce', cluster: opts.clusterName });
+    this.compute = new Compute({
+      project: opts.project,
+      endpoint: opts.endpoint,
+      clock: this.clock,
+      rates: opts.rates,
+      retry: opts.retry,
+      env: opts.env,
+    });
+    this.groups = new GroupOps(this.compute, this.clock, opts.pollMs ?? 1_000);
+    this.unavailable = new UnavailableOfferings(opts.unavailableTtlMs, () => this.clock.now());
+    if (opts.project) this.defaultProject = Promise.resolve(opts.project);
+    this.maxGroup = Math.max(1, opts.maxGroupSize ?? 100);
+  }
+
+  private readonly maxGroup: number;
+  private readonly perGroup = new Map<
+    string,
+    { launches: Coalescer<Member, true>; lookups: Coalescer<string, ManagedInstance | null> }
+  >();
+
+  /**
+   * One createInstances and one listManagedInstances in flight per group: what arrives meanwhile
+   * waits and shares the next call, so a burst of one class costs a few calls per group, not one per pod.
+   */
+  private group(mig: Mig) {
+    const key = migKey(mig);
+    let g = this.perGroup.get(key);
+    if (!g) {
+      const creating = serial();
+      const listing = serial();
+      g = {
+        launches: new Coalescer<Member, true>({
+          gate: creating,
+          take: (waiting) => Math.min(waiting.length, this.maxGroup),
+          serve: (members) => this.accept(members),
+          retry: (_members, e) => Promise.reject(e),
+        }),
+        lookups: new Coalescer<string, ManagedInstance | null>({
+          gate: listing,
+          take: (waiting) => waiting.length,
+          serve: (names) => this.lookup(mig, names),
+          retry: (_names, e) => Promise.reject(e),
+        }),
+      };
+      this.perGroup.set(key, g);
+    }
+    return g;
+  }
+
+  validate(cls: InstanceClass): string[] {
+    // Without --gce-project the metadata server names the project when create() first asks.
+    return validateGceSettings(cls, this.opts.project ?? 'from-metadata-server');
+  }
+
+  capacity(instanceType: string): Resources | undefined {
+    return allocatable(instanceType);
+  }
+
+  private project(): Promise<string> {
+    if (!this.defaultProject) {
+      const p = this.compute.projectId().catch((e: unknown) => {
+        this.defaultProject = undefined;
+        throw new InvalidConfigError(
+          `no default GCE project: set --gce-project or spec.gce.project (the metadata server did not name one: ${e instanceof Error ? e.message : String(e)})`,
+          { cause: e },
+        );
+      });
+      this.defaultProject = p;
+    }
+    return this.defaultProject;
+  }
+
+  /** The group's template facts, checked against the class; cached for 5 minutes. */
+  private migInfo(mig: Mig, cls: InstanceClass): Promise<MigInfo> {
+    const key = migKey(mig);
+    const cached = this.infos.get(key);
+    const info =
+      cached && this.clock.now() - cached.at < 5 * 60_000
+        ? cached.info
+        : (() => {
+            const p = this.groups.info(mig);
+            this.infos.set(key, { at: this.clock.now(), info: p });
+            p.catch(() => this.infos.get(key)?.info === p && this.infos.delete(key));
+            return p;
+          })();
+    return info.then((i) => {
+      const clsName = cls.metadata.name ?? '';
+      const want = { [LABEL_CLUSTER]: labelValue(this.opts.clusterName), [LABEL_CLASS]: labelValue(clsName) };
+      const missing = Object.entries(want).filter(([k, v]) => i.labels[k] !== v);
+      if (missing.length)
+        throw new InvalidConfigError(
+          `InstanceClass ${clsName}: the instance template of ${migLabel(mig)} lacks the GCE labels ${missing.map(([k, v]) => `${k}=${v}`).join(', ')}; create the node pool with --labels=${LABEL_CLUSTER}=${want[LABEL_CLUSTER]},${LABEL_CLASS}=${want[LABEL_CLASS]} (they mark its VMs as this cluster's from the moment they exist)`,
+        );
+      const short = isolationShortfall(requiredIsolation(cls), i.isolation);
+      if (short.length)
+        throw new InvalidConfigError(
+          `InstanceClass ${clsName}: the VMs of ${migLabel(mig)} (${i.machineType}) cannot deliver the class's host isolation: ${short.join('; ')}`,
+        );
+      if (!cls.spec.instanceTypes.includes(i.machineType))
+        throw new InvalidConfigError(
+          `InstanceClass ${clsName}: spec.instanceTypes does not list ${i.machineType}, the machine type of ${migLabel(mig)}`,
+        );
+      return i;
+    });
+  }
+
+  async create(req: LaunchRequest): Promise<CloudInstance> {
+    const cls = req.class;
+    const clsName = cls.metadata.name ?? '';
+    const problems = this.validate(cls);
+    if (problems.length) throw new InvalidConfigError(`InstanceClass ${clsName}: ${problems.join('; ')}`);
+    const project = await this.project();
+    const migs = migsOf(cls, project);
+    migs.forEach((m) => this.projects.add(m.project));
+    const name = vmName(req.instance.uid, req.instance.name);
+    const log = this.log.child({ instance: req.instance.name, class: clsName, vm: name });
+
+    const found = await this.find(name, migs);
+    if (found) {
+      const errors = failedAttempt(found.mi);
+      if (!errors) {
+        log.info({ mig: migLabel(found.mig) }, 'VM already added for this Instance; following it');
+        return this.follow({ req, name, mig: found.mig, info: await this.migInfo(found.mig, cls) });
+      }
+      // An earlier attempt is stuck (stockout, quota): take it out so the group stops retrying.
+      await this.groups.delete(found.mig, [name]);
+    }
+
+    const reasons: string[] = [];
+    const failures: InsufficientCapacityError[] = [];
+    for (const mig of migs) {
+      const info = await this.migInfo(mig, cls);
+      const offering = { instanceType: info.machineType, zone: mig.zone };
+      if (this.unavailable.isUnavailable(offering)) {
+        reasons.push(`${migLabel(mig)} (${info.machineType}): recently without capacity`);
+        continue;
+      }
+      try {
+        const member = { req, name, mig, info };
+        await this.group(mig).launches.submit('create', member);
+        return await this.follow(member);
+      } catch (e) {
+        if (!(e instanceof InsufficientCapacityError)) throw e;
+        this.unavailable.mark(offering);
+        failures.push(e);
+        reasons.push(e.message);
+        log.info({ mig: migLabel(mig), err: e.message }, 'no capacity in this group; trying the next');
+      }
+    }
+    const msg = `InstanceClass ${clsName}: no group of spec.gce.instanceGroups could make VM ${name} (${reasons.join('; ')})`;
+    const offerings = failures.flatMap((f) => f.offerings);
+    if (failures.length && failures.every((f) => f instanceof QuotaExceededError))
+      throw new QuotaExceededError(msg, offerings, { cause: failures[0] });
+    throw new InsufficientCapacityError(msg, offerings, failures.length ? { cause: failures.at(-1) } : undefined);
+  }
+
+  /** The managed instance of that name in any of the groups. */
+  private async find(name: string, migs: Mig[]): Promise<{ mig: Mig; mi: ManagedInstance } | undefined> {
+    for (const mig of migs) {
+      const mi = await this.lookupOne(mig, name);
+      if (mi) return { mig, mi };
+    }
+    return undefined;
+  }
+
+  private lookupOne(mig: Mig, name: string): Promise<ManagedInstance | null> {
+    return this.group(mig).lookups.submit('list', name);
+  }
+
+  private async lookup(mig: Mig, names: string[]): Promise<(ManagedInstance | null)[]> {
+    const all = await this.groups.list(mig);
+    const byName = new Map(all.map((mi) => [mi.name ?? lastSegment(mi.instance), mi]));
+    return names.map((n) => byName.get(n) ?? null);
+  }
+
+  /** One createInstances for every member waiting on the same group. */
+  private async accept(members: Member[]): Promise<(true | Error)[]> {
+    const { mig, info } = members[0]!;
+    try {
+      await this.groups.create(
+        mig,
+        members.map((m) => m.name),
+        members.map((m) => m.req.instance.uid),
+        info.machineType,
+      );
+      return members.map(() => true as const);
+    } catch (e) {
+      return members.map(() => (e instanceof Error ? e : new Error(String(e))));
+    }
+  }
+
+  /**
+   * Follows an accepted VM until it exists (then labels it with its Instance) or its group reports
+   * that it cannot make it (then takes it out of the group and reports why). Still being created
+   * when the time is up: returned as pending, the Instance's launch timeout watches it from there.
+   */
+  private async follow(m: Member): Promise<CloudInstance> {
+    const deadline = this.clock.now() + (this.opts.createTimeoutMs ?? 120_000);
+    const offering = { instanceType: m.info.machineType, zone: m.mig.zone };
+    for (;;) {
+      const mi = await this.lookupOne(m.mig, m.name);
+      if (mi) {
+        const errors = failedAttempt(mi);
+        if (errors) {
+          await this.groups.delete(m.mig, [m.name]).catch((e: unknown) => {
+            if (!(e instanceof NotFoundError)) throw e;
+          });
+          throw itemsError(errors, `${migLabel(m.mig)} could not create VM ${m.name}`, offering);
+        }
+        if (mi.instanceStatus) return this.labelled(m);
+      }
+      if (this.clock.now() >= deadline) {
+        this.log.warn({ vm: m.name, mig: migLabel(m.mig) }, 'VM accepted but not created yet; returning it as pending');
+        return {
+          providerID: providerIdOf(m.mig.project, m.mig.zone, m.name),
+          instanceType: m.info.machineType,
+          zone: m.mig.zone,
+          state: 'pending',
+          tags: { ...tagsOfLabels(m.info.labels), [TAG_INSTANCE]: m.req.instance.name },
+          launchedAt: new Date(this.clock.now()),
+          hostIsolation: m.info.isolation,
+        };
+      }
+      await this.clock.sleep(this.opts.pollMs ?? 1_000);
+    }
+  }
+
+  /** The cluster and class labels come from the template; the Instance's is added once the VM exists. */
+  private async labelled(m: Member): Promise<CloudInstance> {
+    const vm = await this.groups.label(m.mig, m.name, { [LABEL_INSTANCE]: labelValue(m.req.instance.name) });
+    const ci = toCloudInstance(vm, m.mig.project);
+    ci.tags[TAG_INSTANCE] = m.req.instance.name;
+    ci.hostIsolation = m.info.isolation;
+    return ci;
+  }
+
+  /** A VM of this cluster, or NotFoundError (gone, or not labelled for this cluster). */
+  private async owned(providerID: string): Promise<{ vm: Vm; project: string }> {
+    const { project, zone, name } = parseProviderId(providerID);
+    const vm = await this.groups.vm(project, zone, name);
+    if (vm.labels?.[LABEL_CLUSTER] !== labelValue(this.opts.clusterName))
+      throw new NotFoundError(
+        `GCE VM ${zone}/${name} is not labelled ${LABEL_CLUSTER}=${labelValue(this.opts.clusterName)}; ipp leaves it alone`,
+      );
+    return { vm, project };
+  }
+
+  async get(providerID: string): Promise<CloudInstance> {
+    const { vm, project } = await this.owned(providerID);
+    return toCloudInstance(vm, project);
+  }
+
+  async delete(providerID: string): Promise<void> {
+    const { vm } = await this.owned(providerID);
+    const mig = createdBy(vm.metadata);
+    if (!mig)
+      throw new InvalidConfigError(
+        `GCE VM ${providerID} belongs to no managed instance group; ipp removes VMs only through their group (deleteInstances) and leaves this one alone`,
+      );
+    await this.groups.delete(mig, [vm.name ?? '']);
+    this.log.info({ providerID, mig: migLabel(mig) }, 'VM removed from its group');
+  }
+
+  /** Every VM labelled for this cluster, in the default project and every project a class named. */
+  async list(): Promise<CloudInstance[]> {
+    this.projects.add(await this.project());
+    const out: CloudInstance[] = [];
+    for (const project of this.projects) {
+      const vms = await this.compute.call('read', `instances.aggregatedList in ${project}`, async () => {
+        const found: Vm[] = [];
+        const pages = this.compute.instances.aggregatedListAsync(
+          { project, filter: `labels.${LABEL_CLUSTER} = "${labelValue(this.opts.clusterName)}"`, maxResults: 500 },
+          NO_GAX_RETRY,
+        );
+        for await (const [, scoped] of pages) found.push(...(scoped.instances ?? []));
+        return found;
+      });
+      // Only group members: ipp never deletes a VM it could not remove through its group.
+      for (const vm of vms) if (createdBy(vm.metadata)) out.push(toCloudInstance(vm, project));
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.compute.close();
+  }
+}
+
+export function createGceProvider(opts: GceProviderOptions): GceProvider {
+  return new GceProvider(opts);
+}
