@@ -21,9 +21,12 @@ export function providerName(cls: InstanceClass): ProviderName | undefined {
   return PROVIDER_NAMES.find((p) => cls.spec[p] !== undefined);
 }
 
-/** May pods of `namespace` use the class? `"*"` admits every namespace (so does an absent list, which validation refuses). */
+/**
+ * May pods of `namespace` use the class? Only namespaces listed in spec.namespaces, or every one for
+ * `"*"`. A class without the list (stored before the CRD required it) is closed, not open.
+ */
 export const namespaceAllowed = (cls: InstanceClass, namespace: string) =>
-  !cls.spec.namespaces?.length || cls.spec.namespaces.includes(namespace) || cls.spec.namespaces.includes('*');
+  (cls.spec.namespaces ?? []).some((n) => n === '*' || n === namespace);
 
 /** What a class needs of its provider to be usable: settings it accepts. */
 export interface ClassValidator {

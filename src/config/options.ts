@@ -1,5 +1,6 @@
 // The controller's settings: command-line flags, each with an IPP_* environment variable, parsed
 // and checked by commander. docs/configuration.md lists them; the chart sets them from values.
+import { PROVIDER_NAMES } from '../api/classes.ts';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../api/duration.ts';
 
@@ -60,7 +61,7 @@ const int = (v: string) => {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${v}" is not a non-negative integer`);
   return n;
 };
-const PROVIDERS = ['simulated', 'aws', 'gce'];
+const PROVIDERS: readonly string[] = PROVIDER_NAMES;
 const list = (v: string) => {
   const items = v
     .split(',')
@@ -96,7 +97,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     )
     .addOption(o('--kubeconfig <path>', 'kubeconfig; in-cluster configuration when absent', 'KUBECONFIG'))
     .addOption(
-      o('--providers <list>', 'comma-separated providers to run: simulated, aws, gce', 'IPP_PROVIDERS')
+      o('--providers <list>', `comma-separated providers to run: ${PROVIDER_NAMES.join(', ')}`, 'IPP_PROVIDERS')
         .argParser(list)
         .default(['aws']),
     )

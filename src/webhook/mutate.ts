@@ -13,6 +13,7 @@ import {
   SCHEDULER_NAME,
   TAINT_KEY,
 } from '../api/names.ts';
+import { namespaceAllowed } from '../api/classes.ts';
 import {
   allow,
   deny,
@@ -117,7 +118,7 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
         `spec.namespaces of "${cls}" to the namespaces that may use it, or to ["*"] for every namespace.`,
     );
   }
-  if (!allowed.includes('*') && !allowed.includes(namespace)) {
+  if (!namespaceAllowed(ic, namespace)) {
     return deny(
       `InstanceClass "${cls}" does not allow pods in namespace "${namespace}" ` +
         `(its spec.namespaces: ${allowed.join(', ')}). Use a class that allows this namespace, ` +

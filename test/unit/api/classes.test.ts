@@ -63,9 +63,10 @@ describe('usability', () => {
 });
 
 describe('namespaceAllowed', () => {
-  it('allows every namespace when spec.namespaces is absent or empty', () => {
-    expect(namespaceAllowed(cls(), 'anything')).toBe(true);
-    expect(namespaceAllowed(cls({ namespaces: [] }), 'anything')).toBe(true);
+  it('allows no namespace when spec.namespaces is absent or empty, and every one for "*"', () => {
+    expect(namespaceAllowed(cls({ namespaces: ['*'] }), 'anything')).toBe(true);
+    expect(namespaceAllowed(cls({ namespaces: undefined }), 'anything')).toBe(false);
+    expect(namespaceAllowed(cls({ namespaces: [] }), 'anything')).toBe(false);
   });
 
   it('allows only the listed namespaces otherwise, matched exactly', () => {

@@ -13,7 +13,7 @@ export const CLASS = 'metal';
 
 export const cls = (spec: Partial<InstanceClassSpec> = {}, name = CLASS): InstanceClass => ({
   metadata: { name, generation: 1 },
-  spec: { instanceTypes: ['sim.large'], simulated: {}, ...spec },
+  spec: { instanceTypes: ['sim.large'], namespaces: ['*'], simulated: {}, ...spec },
 });
 
 export interface PodOpts {
