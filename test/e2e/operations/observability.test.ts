@@ -209,7 +209,8 @@ describe('operations: events, metrics, audit', () => {
       metadata: { name: `intruder-${suffix()}` },
       spec: {
         nodeName: node,
-        tolerations: [{ key: TAINT_KEY, operator: 'Exists', effect: 'NoSchedule' }],
+        // Every effect: ipp nodes' NoExecute taint would have the taint manager evict it otherwise.
+        tolerations: [{ key: TAINT_KEY, operator: 'Exists' }],
         containers: [{ name: 'c', image: 'busybox' }],
       },
     };
