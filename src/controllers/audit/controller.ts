@@ -2,7 +2,8 @@
 // anyway (a pod bound by hand, a webhook outage, a relabelled node, an untrusted DaemonSet) and any
 // pod of a class running on a shared node (a later webhook added the label) as a Warning Event on
 // the pod, a log line and the ipp_isolation_violations metrics. It reports; it does not evict.
-import { podRef, type EventRecorder } from '../../kube/events.ts';
+import { isolationViolation } from './events.ts';
+import type { EventRecorder } from '../../kube/events.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
 import type { ClusterState } from '../../state/cluster.ts';
@@ -54,14 +55,7 @@ export class Auditor {
       if (this.reported.has(uid)) continue;
       this.reported.add(uid);
       const note = describeViolation(v);
-      this.events.publish(podRef(v.pod), 'Warning', 'IsolationViolation', 'Audit', note);
-      this.events.publish(
-        { apiVersion: 'v1', kind: 'Node', name: v.node },
-        'Warning',
-        'IsolationViolation',
-        'Audit',
-        note,
-      );
+      this.events.record(...isolationViolation(v.pod, v.node, note));
       this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass ?? v.podClass ?? '', node: v.node });
       this.logger.error(
         {
