@@ -19,7 +19,10 @@ const admitted = (name: string, cls: string, mode: 'pin' | 'bind' = 'pin'): V1Po
   metadata: { name, labels: { 'ipp-class': cls } },
   spec: {
     containers: [{ name: 'main', image: 'busybox' }],
-    tolerations: [{ key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoSchedule' }],
+    tolerations: [
+      { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoSchedule' },
+      { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoExecute' },
+    ],
     ...(mode === 'pin' ? { schedulingGates: [{ name: GATE }] } : { schedulerName: SCHEDULER_NAME }),
   },
 });

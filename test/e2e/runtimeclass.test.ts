@@ -12,7 +12,9 @@ import { kubeError } from '../../src/kube/errors.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
 
 const container = [{ name: 'c', image: 'postfix' }];
+/** The class's tolerations: its NoSchedule taint keeps the scheduler off, its NoExecute one the kubelet. */
 const toleration = (cls: string) => ({ key: 'ipp.dev/class', operator: 'Equal', value: cls, effect: 'NoSchedule' });
+const tolerations = (cls: string) => [toleration(cls), { ...toleration(cls), effect: 'NoExecute' }];
 
 async function refusal(p: Promise<unknown>): Promise<string> {
   try {
@@ -66,7 +68,7 @@ describe('RuntimeClass opt-in', () => {
     const cls = await getClass(c, relay);
     const rc = await readRc(relay);
     expect(rc.handler).toBe('runc');
-    expect(rc.scheduling?.tolerations).toEqual([toleration(relay)]);
+    expect(rc.scheduling?.tolerations).toEqual(tolerations(relay));
     expect(rc.overhead?.podFixed).toEqual({ cpu: '250m', memory: '160Mi' });
     expect(rc.metadata?.ownerReferences).toEqual([
       {
@@ -109,7 +111,7 @@ describe('RuntimeClass opt-in', () => {
       // Labelled by ipp's webhook, so every later part treats it as any opted-in pod.
       expect(p.metadata?.labels?.[CLASS_LABEL]).toBe(relay);
       // Merged by the RuntimeClass plugin before ipp's webhook saw the pod: once, not twice.
-      expect(p.spec?.tolerations?.filter((t) => t.key === 'ipp.dev/class')).toEqual([toleration(relay)]);
+      expect(p.spec?.tolerations?.filter((t) => t.key === 'ipp.dev/class')).toEqual(tolerations(relay));
       expect(p.spec?.overhead).toEqual({ cpu: '250m', memory: '160Mi' });
       expect(p.spec?.schedulingGates ?? []).not.toContainEqual({ name: GATE });
       const n = await c.core.readNode({ name: p.spec!.nodeName! });
@@ -136,7 +138,7 @@ describe('RuntimeClass opt-in', () => {
     const placed = await Promise.all(['by-label', 'by-runtime', 'by-both'].map((n) => running(n)));
     for (const p of placed) {
       expect(p.metadata?.labels?.[CLASS_LABEL]).toBe(other);
-      expect(p.spec?.tolerations?.filter((t) => t.key === 'ipp.dev/class')).toEqual([toleration(other)]);
+      expect(p.spec?.tolerations?.filter((t) => t.key === 'ipp.dev/class')).toEqual(tolerations(other));
       const n = await c.core.readNode({ name: p.spec!.nodeName! });
       expect(n.metadata?.labels?.[NODE_CLASS_LABEL]).toBe(other);
     }

@@ -7,7 +7,7 @@ import type { V1OwnerReference, V1RuntimeClass } from '@kubernetes/client-node';
 import { API_VERSION, NODE_CLASS_LABEL, RUNTIME_CLASS_PREFIX, runtimeClassName } from '../../api/names.ts';
 import { parseQuantity } from '../../api/quantity.ts';
 import type { InstanceClass } from '../../api/types.ts';
-import { classToleration } from '../../webhook/mutate.ts';
+import { classNoExecuteToleration, classToleration } from '../../webhook/mutate.ts';
 
 export { classOfRuntimeClass, runtimeClassName } from '../../api/names.ts';
 export const DEFAULT_HANDLER = 'runc';
@@ -35,7 +35,7 @@ export function desiredRuntimeClass(cls: InstanceClass): V1RuntimeClass {
       ownerReferences: [ownerOf(cls)],
     },
     handler: cls.spec.runtimeClass?.handler ?? DEFAULT_HANDLER,
-    scheduling: { tolerations: [classToleration(name)] },
+    scheduling: { tolerations: [classToleration(name), classNoExecuteToleration(name)] },
   };
   const podFixed = cls.spec.runtimeClass?.overhead?.podFixed;
   // The CRD takes 1 as well as "1"; a RuntimeClass quantity is a string.

@@ -255,7 +255,8 @@ describe('webhook server', () => {
     );
     expect(new Set(statuses.filter((s) => s !== 200 && s !== 400))).toEqual(new Set());
     expect((await post('/healthz', '', {}, 'GET')).status).toBe(200);
-  });
+    // 200 TLS handshakes: generous on a shared, loaded machine; what matters is that each is answered.
+  }, 60_000);
 
   it('swaps its certificate with setSecureContext for new connections', async () => {
     const next = (await renewIfNeeded(undefined, { dnsNames: ['ipp-webhook.test.svc'], ipAddresses: [] }, new Date()))!;

@@ -32,7 +32,10 @@ describe('desiredRuntimeClass', () => {
       },
       handler: 'runc',
       scheduling: {
-        tolerations: [{ key: 'ipp.dev/class', operator: 'Equal', value: 'relay', effect: 'NoSchedule' }],
+        tolerations: [
+          { key: 'ipp.dev/class', operator: 'Equal', value: 'relay', effect: 'NoSchedule' },
+          { key: 'ipp.dev/class', operator: 'Equal', value: 'relay', effect: 'NoExecute' },
+        ],
       },
     });
   });
