@@ -35,6 +35,8 @@ export function breaches(nodes: readonly V1Node[], pods: readonly V1Pod[], skip:
   for (const p of pods) {
     const node = p.spec?.nodeName;
     if (!node || !classOf.has(node) || skip.has(p.metadata?.namespace ?? '')) continue;
+    // Going away: the leftovers of an earlier file's deliberate breach, its namespace being deleted.
+    if (p.metadata?.deletionTimestamp) continue;
     if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || isAgent(p)) continue;
     const podClass = p.metadata?.labels?.[CLASS_LABEL];
     const nodeClass = classOf.get(node);
@@ -50,8 +52,16 @@ export function watchInvariant(): { stop(): Promise<Breach[]> } {
   let failure: unknown;
   const sample = async () => {
     try {
-      const [nodes, pods] = await Promise.all([c.core.listNode(), c.core.listPodForAllNamespaces()]);
-      for (const b of breaches(nodes.items, pods.items, allowed)) seen.set(`${b.pod}@${b.node}`, b);
+      const [nodes, pods, namespaces] = await Promise.all([
+        c.core.listNode(),
+        c.core.listPodForAllNamespaces(),
+        c.core.listNamespace(),
+      ]);
+      const terminating = namespaces.items
+        .filter((n) => n.status?.phase === 'Terminating')
+        .map((n) => n.metadata!.name!);
+      const skip = new Set([...allowed, ...terminating]);
+      for (const b of breaches(nodes.items, pods.items, skip)) seen.set(`${b.pod}@${b.node}`, b);
     } catch (e) {
       failure = e;
     }

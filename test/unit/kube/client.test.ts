@@ -65,12 +65,14 @@ describe('ApiClientConfig', () => {
     kc.loadFromString(config('ca-1'));
     const t0 = Date.now();
     for (let i = 0; i < 3; i++) await dispatcherOf(kc, '/api/v1/pods');
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(90); // 2 × 50 ms after the first
-    const t1 = Date.now();
+    // At least 2 × 50 ms after the first (a loaded machine only makes it longer).
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+    expect(kc.throttledMs).toBeGreaterThan(0);
+    // Lease renewals never wait for a token: the time held does not grow while they go out.
+    const held = kc.throttledMs;
     for (let i = 0; i < 5; i++)
       await dispatcherOf(kc, '/apis/coordination.k8s.io/v1/namespaces/ipp-system/leases/ipp-controller');
-    expect(Date.now() - t1).toBeLessThan(40);
-    expect(kc.throttledMs).toBeGreaterThan(80);
+    expect(kc.throttledMs).toBe(held);
     await kc.close();
   });
 });
