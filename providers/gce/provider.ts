@@ -64,7 +64,7 @@ interface Member {
 }
 
 /** A gate that runs one call at a time, in order. */
-function serial(): <T>(fn: () => Promise<T>) => Promise<T> {
+export function serial(): <T>(fn: () => Promise<T>) => Promise<T> {
   let tail: Promise<unknown> = Promise.resolve();
   return <T>(fn: () => Promise<T>) => {
     const next = tail.then(fn, fn);
