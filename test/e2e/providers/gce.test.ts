@@ -154,6 +154,26 @@ describe('GceProvider on the fake Compute Engine', () => {
     }
   });
 
+  it('a restarted controller finds its earlier attempt stuck on a stockout: takes it out and makes the VM in the next group', async () => {
+    const { cluster, groups, cls } = setup();
+    gce.state.stockouts.add(`n2-standard-4/${groups[0]!.zone}`);
+    try {
+      const req = launch(cluster, cls, 'stuck-a');
+      gce.server.lose('instanceGroupManagers.createInstances');
+      await expect(provider(cluster, { retry: { attempts: 1 } }).create(req)).rejects.toThrow();
+      const stuck = `${gce.project}/${groups[0]!.zone}/${vmName(req.instance.uid, 'stuck-a')}`;
+      await expect
+        .poll(() => gce.state.managed.get(stuck)?.lastAttempt?.[0]?.code, { timeout: 5_000 })
+        .toBe('ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS');
+      const ci = await provider(cluster).create(req);
+      expect(ci.zone).toBe(groups[1]!.zone);
+      await expect.poll(() => gce.state.managed.has(stuck), { timeout: 5_000 }).toBe(false);
+      expect(vmsOf(cluster).map((v) => v.zone)).toEqual([groups[1]!.zone]);
+    } finally {
+      gce.state.stockouts.clear();
+    }
+  });
+
   it('quota used up in every zone: reported as quota, not as capacity', async () => {
     const { cluster, groups, cls } = setup();
     for (const g of groups) gce.state.quotaExhausted.add(g.zone);
