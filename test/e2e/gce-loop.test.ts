@@ -240,6 +240,7 @@ describe('the GCE loop with the real controller and the fake Compute Engine', ()
     expect(node.spec!.providerID).toBe(providerIdOf(vm));
     expect(node.metadata!.labels![NODE_CLASS_LABEL]).toBe(cls);
     expect(node.spec!.taints).toContainEqual({ key: NODE_CLASS_LABEL, value: cls, effect: 'NoSchedule' });
+    expect(node.spec!.taints).toContainEqual({ key: NODE_CLASS_LABEL, value: cls, effect: 'NoExecute' });
     await runningOn('relay', vm.name);
     await theInstance(cls, (x) => expect(x.status).toMatchObject({ phase: 'Ready', nodeName: vm.name }));
 
