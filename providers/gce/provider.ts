@@ -64,7 +64,7 @@ interface Member {
 }
 
 /** A gate that runs one call at a time, in order. */
-function serial(): <T>(fn: () => Promise<T>) => Promise<T> {
+export function serial(): <T>(fn: () => Promise<T>) => Promise<T> {
   let tail: Promise<unknown> = Promise.resolve();
   return <T>(fn: () => Promise<T>) => {
     const next = tail.then(fn, fn);
@@ -213,8 +213,11 @@ export class GceProvider implements CloudProvider {
         log.info({ mig: migLabel(found.mig) }, 'VM already added for this Instance; following it');
         return this.follow({ req, name, mig: found.mig, info: await this.migInfo(found.mig, cls) });
       }
-      // An earlier attempt is stuck (stockout, quota): take it out so the group stops retrying.
+      // An earlier attempt is stuck (stockout, quota): take it out so the group stops retrying,
+      // and skip that group for a while like any other that had no capacity.
       await this.groups.delete(found.mig, [name]);
+      const info = await this.migInfo(found.mig, cls);
+      this.unavailable.mark({ instanceType: info.machineType, zone: found.mig.zone });
     }
 
     const reasons: string[] = [];
@@ -288,9 +291,17 @@ export class GceProvider implements CloudProvider {
   private async follow(m: Member): Promise<CloudInstance> {
     const deadline = this.clock.now() + (this.opts.createTimeoutMs ?? 120_000);
     const offering = { instanceType: m.info.machineType, zone: m.mig.zone };
+    // GCE lists an accepted name at once; one that is not (or no longer) listed was removed.
+    const listedBy = this.clock.now() + 30_000;
+    let seen = false;
     for (;;) {
       const mi = await this.lookupOne(m.mig, m.name);
+      if (!mi && (seen || this.clock.now() >= listedBy))
+        throw new Error(
+          `VM ${m.name} left ${migLabel(m.mig)} before it was created (removed by someone else); the next reconcile asks again`,
+        );
       if (mi) {
+        seen = true;
         const errors = failedAttempt(mi);
         if (errors) {
           await this.groups.delete(m.mig, [m.name]).catch((e: unknown) => {

@@ -2,6 +2,7 @@
 // project's fake Compute Engine, authenticated through the fake metadata server exactly as GKE
 // Workload Identity does (GCE_METADATA_HOST; no key file anywhere). One fake serves the file; each
 // test owns a cluster name of its own.
+import compute from '@google-cloud/compute';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstanceClass } from '../../../src/api/types.ts';
@@ -90,7 +91,8 @@ describe('GceProvider on the fake Compute Engine', () => {
     const create = gce.server.calls.filter((c) => c.method === 'instanceGroupManagers.createInstances').at(-1)!;
     expect(create.requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(create.body).toEqual({ instances: [{ name }] });
-    expect(gce.metadata.tokenRequests).toBeGreaterThan(tokens - 1);
+    // A fresh provider asked the metadata server for its token (no key file, no other source).
+    expect(gce.metadata.tokenRequests).toBe(tokens + 1);
     expect(gce.server.calls.some((c) => c.outcome === 'unauthorized')).toBe(false);
     expect(await p.get(ci.providerID)).toMatchObject({ providerID: ci.providerID, instanceType: 'n2-standard-4' });
   });
@@ -152,6 +154,26 @@ describe('GceProvider on the fake Compute Engine', () => {
     }
   });
 
+  it('a restarted controller finds its earlier attempt stuck on a stockout: takes it out and makes the VM in the next group', async () => {
+    const { cluster, groups, cls } = setup();
+    gce.state.stockouts.add(`n2-standard-4/${groups[0]!.zone}`);
+    try {
+      const req = launch(cluster, cls, 'stuck-a');
+      gce.server.lose('instanceGroupManagers.createInstances');
+      await expect(provider(cluster, { retry: { attempts: 1 } }).create(req)).rejects.toThrow();
+      const stuck = `${gce.project}/${groups[0]!.zone}/${vmName(req.instance.uid, 'stuck-a')}`;
+      await expect
+        .poll(() => gce.state.managed.get(stuck)?.lastAttempt?.[0]?.code, { timeout: 5_000 })
+        .toBe('ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS');
+      const ci = await provider(cluster).create(req);
+      expect(ci.zone).toBe(groups[1]!.zone);
+      await expect.poll(() => gce.state.managed.has(stuck), { timeout: 5_000 }).toBe(false);
+      expect(vmsOf(cluster).map((v) => v.zone)).toEqual([groups[1]!.zone]);
+    } finally {
+      gce.state.stockouts.clear();
+    }
+  });
+
   it('quota used up in every zone: reported as quota, not as capacity', async () => {
     const { cluster, groups, cls } = setup();
     for (const g of groups) gce.state.quotaExhausted.add(g.zone);
@@ -195,7 +217,7 @@ describe('GceProvider on the fake Compute Engine', () => {
     const before = calls('instanceGroupManagers.deleteInstances');
     await p.delete(ci.providerID);
     expect(calls('instanceGroupManagers.deleteInstances') - before).toBe(1);
-    expect(calls('instances.delete')).toBe(0);
+    expect(calls('instances.delete')).toBe(0); // ipp removed it through its group
     await expect
       .poll(() => vmsOf(cluster).map((v) => v.name), { timeout: 5_000 })
       .not.toContain(ci.providerID.split('/').pop());
@@ -205,7 +227,15 @@ describe('GceProvider on the fake Compute Engine', () => {
 
     // Why ipp never calls instances.delete: the group makes the VM again under the same name.
     const name = direct.providerID.split('/').pop()!;
-    gce.state.stop(`${gce.project}/${direct.zone}/${name}`);
+    const instances = new compute.InstancesClient({
+      apiEndpoint: '127.0.0.1',
+      port: Number(new URL(gce.endpoint).port),
+      protocol: 'http',
+      fallback: true,
+    } as ConstructorParameters<typeof compute.InstancesClient>[0]);
+    await instances.delete({ project: gce.project, zone: direct.zone, instance: name });
+    await instances.close();
+    expect(calls('instances.delete')).toBe(1);
     await expect
       .poll(() => gce.state.managed.get(`${gce.project}/${direct.zone}/${name}`)?.currentAction, { timeout: 5_000 })
       .toBe('RECREATING');

@@ -56,7 +56,11 @@ export async function startGceFake(opts: { project?: string; kubeconfig?: KubeCo
           ...mig,
           node: {
             labels: { 'ipp.dev/class': cls },
-            taints: [{ key: 'ipp.dev/class', value: cls, effect: 'NoSchedule' }],
+            // The pool's taints, as `--node-taints` registers them: both effects ipp expects.
+            taints: [
+              { key: 'ipp.dev/class', value: cls, effect: 'NoSchedule' },
+              { key: 'ipp.dev/class', value: cls, effect: 'NoExecute' },
+            ],
           },
         });
         return { zone, name: mig.name };
