@@ -202,7 +202,7 @@ describe('mutatePod, pin mode', () => {
     ).toMatch(/^InstanceClass "gpu" does not exist/);
   });
 
-  it('answers garbage in the pod with a TypeError (the server turns it into 400), never a wrong patch', () => {
+  it('answers garbage in the pod with a TypeError (the server turns it into a denial), never a wrong patch', () => {
     expect(() => mutatePod(create(pod({ 'ipp-class': 'metal' }, { tolerations: 'all' as never })), pin)).toThrow(
       TypeError,
     );
