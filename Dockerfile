@@ -1,5 +1,11 @@
 # ipp controller image: compiled once, run on Node 24 LTS as a non-root user with a read-only root.
-FROM node:24-bookworm-slim AS build
+# Base images are pinned by digest, so a tag moved upstream cannot change what runs next to the
+# cluster's isolation controls. Refresh both together (docker buildx imagetools inspect <image:tag>)
+# and review the change like a dependency bump; --build-arg overrides them for a one-off build.
+ARG BUILD_IMAGE=node:24-bookworm-slim@sha256:3638d9a6fe4030bd716be989438248074489337ba3275657f93595428be4fc03
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian12:nonroot@sha256:14d42e2511532589a7c7e01a753667a74fcc96266e137e8125006b87b0c32d0a
+
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -8,7 +14,7 @@ COPY src ./src
 COPY providers ./providers
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
 
-FROM gcr.io/distroless/nodejs24-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -52,8 +52,13 @@ export function unschedulableSince(p: V1Pod): Date | undefined {
 export const isWorkload = (p: V1Pod) => !isTerminal(p) && !isDaemonSetPod(p) && !isMirrorPod(p);
 
 /** Waiting for ipp to give it an instance: opted in, not placed yet, held by our gate or scheduler name. */
+/**
+ * Waiting for ipp to give it an instance. A DaemonSet's pod never does, even labelled ipp-class:
+ * it belongs to one node the DaemonSet controller chose (and admission refuses it the label).
+ */
 export const awaitsPlacement = (p: V1Pod) =>
   classOf(p) !== undefined &&
+  !isDaemonSetPod(p) &&
   !p.spec?.nodeName &&
   !p.metadata?.deletionTimestamp &&
   !isTerminal(p) &&

@@ -17,6 +17,7 @@ import { namespaceAllowed } from '../api/classes.ts';
 import {
   allow,
   deny,
+  isDaemonSetPod,
   isMirrorPodFromItsNode,
   isRecord,
   isTrustedDaemonSetPod,
@@ -82,6 +83,14 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   // `edit` may create a DaemonSet). Pods of any other DaemonSet are treated like any pod.
   const namespace = req.namespace || pod.metadata?.namespace || '';
   if (isTrustedDaemonSetPod(pod, namespace, req.userInfo?.username, ctx)) return allow();
+  if (isDaemonSetPod(pod)) {
+    // A DaemonSet's pod belongs to the node the DaemonSet controller chose: it cannot get a node of
+    // its own, and outside the trusted namespaces it may not run on ipp nodes either.
+    return deny(
+      `pods of a DaemonSet cannot be labelled ${CLASS_LABEL}: a DaemonSet runs one pod on each node, and ipp gives ` +
+        `each labelled pod a node of its own. Remove ${CLASS_LABEL} from the DaemonSet's pod template.`,
+    );
+  }
   if (isMirrorPodFromItsNode(pod, req.userInfo?.username)) return allow();
   if (!isRecord(pod.spec)) throw new TypeError('request.object.spec must be an object');
   const spec = pod.spec;

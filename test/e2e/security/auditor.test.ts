@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventsV1Api, type V1DaemonSet, type V1Pod } from '@kubernetes/client-node';
 import { CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../../src/api/names.ts';
 import { eventually, suffix } from '../support/cluster.ts';
-import { createClass, useIppEnvironment } from '../support/ipp.ts';
+import { createClass, listInstances, useIppEnvironment } from '../support/ipp.ts';
 import { kwokNode } from './support.ts';
 import { allowIsolationViolations } from '../support/invariant.ts';
 
@@ -26,7 +26,7 @@ describe('the auditor', () => {
 
   beforeAll(async () => {
     env.classes.push(cls);
-    await createClass(env.c, cls, { instanceTypes: ['sim.small'], idleTimeout: '10m', simulated: { bootDelay: '1s' } });
+    await createClass(env.c, cls, { instanceTypes: ['sim.small'], idleTimeout: '3s', simulated: { bootDelay: '1s' } });
     await env.start();
     await kwokNode(env.c, plainNode);
     await env.c.core.createNamespacedPod({
@@ -49,6 +49,18 @@ describe('the auditor', () => {
   });
 
   afterAll(async () => {
+    // Leave nothing for the next file's controllers to find: violations, the tenant, its Instance.
+    await env.c.apps.deleteNamespacedDaemonSet({ namespace: env.system, name: 'rogue' }).catch(() => {});
+    for (const [namespace, name] of [
+      [env.system, 'escaped'],
+      [env.ns, 'tenant'],
+    ] as const)
+      await env.c.core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 }).catch(() => {});
+    await eventually(
+      'the tenant’s Instance torn down',
+      async () => expect(await listInstances(env.c, cls)).toEqual([]),
+      90_000,
+    ).catch(() => {});
     for (const name of kubeSystem) {
       await env.c.core
         .patchNamespacedPod({ namespace: 'kube-system', name, body: [{ op: 'remove', path: '/metadata/finalizers' }] })

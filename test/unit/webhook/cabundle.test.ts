@@ -18,5 +18,5 @@ describe('isOlderBundle', () => {
     // Nothing configured yet (or garbage): ours is never older.
     expect(isOlderBundle(old, '')).toBe(false);
     expect(isOlderBundle(old, 'not a certificate')).toBe(false);
-  });
+  }, 20_000); // two CAs and leaves: slow on a loaded 2-core machine
 });

@@ -112,14 +112,16 @@ describe('mutatePod, pin mode', () => {
     expect(
       mutatePod(create(ds, { ...dsController, namespace: 'agents' }), { ...pin, daemonSetNamespaces: ['agents'] }),
     ).toEqual({ allowed: true });
-    // A DaemonSet in a namespace the platform team did not list (anyone with `edit` may create one) is
-    // treated like any workload: gated.
-    expect(mutatePod(create(ds, dsController), pin)).toMatchObject({ allowed: true, patch: expect.any(Array) });
-    // Anyone may write a DaemonSet ownerReference: from anybody else the pod is gated like any other.
-    expect(mutatePod(create(ds, { namespace: 'kube-system' }), pin)).toMatchObject({
-      allowed: true,
-      patch: expect.any(Array),
-    });
+    // A DaemonSet in a namespace the platform team did not list (anyone with `edit` may create one), or
+    // a DaemonSet ownerReference written by anybody else: such a pod cannot have a node of its own.
+    for (const d of [
+      mutatePod(create(ds, dsController), pin),
+      mutatePod(create(ds, { namespace: 'kube-system' }), pin),
+    ])
+      expect(message(d)).toBe(
+        'pods of a DaemonSet cannot be labelled ipp-class: a DaemonSet runs one pod on each node, and ipp gives each ' +
+          "labelled pod a node of its own. Remove ipp-class from the DaemonSet's pod template.",
+      );
     const mirror = pod(
       { 'ipp-class': 'metal' },
       { nodeName: 'n1' },
@@ -202,7 +204,7 @@ describe('mutatePod, pin mode', () => {
     ).toMatch(/^InstanceClass "gpu" does not exist/);
   });
 
-  it('answers garbage in the pod with a TypeError (the server turns it into 400), never a wrong patch', () => {
+  it('answers garbage in the pod with a TypeError (the server turns it into a denial), never a wrong patch', () => {
     expect(() => mutatePod(create(pod({ 'ipp-class': 'metal' }, { tolerations: 'all' as never })), pin)).toThrow(
       TypeError,
     );

@@ -46,3 +46,20 @@ describe('network policy', () => {
     ]);
   });
 });
+
+describe('class taints policy', () => {
+  it("warns, without refusing, about a class whose own user data drops ipp's taints", () => {
+    const ms = render(base);
+    const policy = one<Manifest & { spec: { validations: { expression: string; message: string }[] } }>(
+      ms,
+      'ValidatingAdmissionPolicy',
+      'ipp-class-taints',
+    );
+    expect(policy.spec.validations[0]!.expression).toContain("'{{ipp:register-with-taints}}'");
+    expect(policy.spec.validations[0]!.message).toContain('Put {{ipp:register-with-taints}} on the kubelet');
+    expect(one<Manifest & { spec: object }>(ms, 'ValidatingAdmissionPolicyBinding', 'ipp-class-taints').spec).toEqual({
+      policyName: 'ipp-class-taints',
+      validationActions: ['Warn'],
+    });
+  });
+});
