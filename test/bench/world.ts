@@ -105,7 +105,12 @@ export async function ensureIppWorld(kc: KubeConfig, o: WorldOptions): Promise<v
         apiVersion: API_VERSION,
         kind: 'InstanceClass',
         metadata: { name: o.cls },
-        spec: { instanceTypes: ['sim.small'], idleTimeout: '1h', simulated: { bootDelay: '0s' } },
+        spec: {
+          instanceTypes: ['sim.small'],
+          namespaces: [o.namespace],
+          idleTimeout: '1h',
+          simulated: { bootDelay: '0s' },
+        },
       },
     })
     .catch(ignoreExisting);
