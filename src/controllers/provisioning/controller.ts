@@ -149,11 +149,18 @@ export class ProvisioningController implements Controller {
     await eachBounded(decided.claims, WRITES_IN_FLIGHT, async (claim) => {
       const { pod } = claim;
       try {
-        if (pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance) {
-          // Reusing an idle instance: reserve it first (once), so its idle teardown cannot win the race.
-          const idle = claim.create ? undefined : state.instance(claim.instance);
-          if (idle?.status?.idleSince) {
-            if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.reserve(idle));
+        const taken = claim.create ? undefined : state.instance(claim.instance);
+        const newClaim = pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance;
+        if (newClaim) {
+          // Taking a warm or idle instance: reserve it first (once), so neither the warm pool's age-out
+          // nor idle teardown can win the race (both delete only the version they judged).
+          const reserve = claim.warm
+            ? api.instances.takeWarm
+            : taken?.status?.idleSince
+              ? api.instances.reserve
+              : undefined;
+          if (taken && reserve) {
+            if (!reserving.has(claim.instance)) reserving.set(claim.instance, reserve.call(api.instances, taken));
             await reserving.get(claim.instance);
           }
           await api.pods.claim(pod, claim.instance);
@@ -163,9 +170,20 @@ export class ProvisioningController implements Controller {
           await api.instances.create(claim.instance, className);
           expect.instances.add(claim.instance);
         }
-        this.ctx.events.record(events.provisioning(pod, claim.instance, className, claim.create));
+        const source = claim.create
+          ? 'new'
+          : !claim.warm
+            ? 'reused'
+            : taken?.status?.phase === 'Ready'
+              ? 'warm'
+              : 'warm-launching';
+        this.ctx.events.record(events.provisioning(pod, claim.instance, className, source));
+        if (cls.spec.warmPool?.size && newClaim) {
+          if (source === 'warm') this.ctx.metrics.warmHits.inc({ class: className });
+          else this.ctx.metrics.warmMisses.inc({ class: className });
+        }
         log.info(
-          { pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, instance: claim.instance, create: claim.create },
+          { pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, instance: claim.instance, source },
           'pod given an instance',
         );
       } catch (e) {
