@@ -17,7 +17,7 @@ export class Idle implements Step {
   }
 
   async reconcile(view: InstanceView): Promise<StepResult> {
-    const { inst, node, cls, log } = view;
+    const { inst, node, cls } = view;
     if (!node) return {};
     const was = inst.status ?? {};
     const now = (this.ctx.now ?? Date.now)();
