@@ -151,3 +151,46 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('instances.create')).toEqual([['metal-a', 'metal']]);
   });
 });
+
+describe('warm pool', () => {
+  const sample = async (name: string) =>
+    (await f.metrics.registry.getSingleMetric(name)!.get()).values.map((v) => `${v.labels.class}=${v.value}`);
+  beforeEach(() => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } })];
+  });
+
+  it('takes a warm Instance from the pool (at the version it saw) before claiming it, and tells the pod', async () => {
+    f.cluster.podList = [pod('web-1')];
+    f.cluster.instanceList = [
+      instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true, resourceVersion: '4' }),
+    ];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([
+      ['instances.takeWarm', 'warm-1', '4'],
+      ['pods.claim', 'web-1', 'warm-1'],
+    ]);
+    expect(f.events.map((e) => e.note)).toEqual([
+      'took warm Instance warm-1 of class metal (Ready, never used): no boot wait',
+    ]);
+    expect(await sample('ipp_warm_hits_total')).toEqual(['metal=1']);
+    expect(await sample('ipp_warm_misses_total')).toEqual([]);
+  });
+
+  it('does not claim a warm Instance another pod or the age-out took first (the take fails)', async () => {
+    f.cluster.podList = [pod('web-1')];
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    f.writes.failNext.set('instances.takeWarm', { code: 409, body: { reason: 'Conflict', message: 'changed' } });
+    await expect(controller.reconcile('metal')).rejects.toThrow(/did not apply/);
+    expect(f.writes.of('pods.claim')).toEqual([]);
+  });
+
+  it('counts a pod that gets a new instance as a miss, and says it is a new one', async () => {
+    f.cluster.podList = [pod('web-1')];
+    await controller.reconcile('metal');
+    expect(f.events.map((e) => e.note)).toEqual(['creating dedicated Instance metal-a of class metal']);
+    expect(await sample('ipp_warm_hits_total')).toEqual([]);
+    expect(await sample('ipp_warm_misses_total')).toEqual(['metal=1']);
+  });
+});
