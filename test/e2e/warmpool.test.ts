@@ -102,12 +102,15 @@ describe('warm pools and one-shot instances', () => {
     expect(refilled.find((i) => i.metadata.name === taken)!.metadata.labels?.[WARM_LABEL]).toBeUndefined();
     expect(refilled.filter(live)).toHaveLength(3);
 
-    // A burst of four: the two warm ones first, two new ones for the rest.
+    // A burst of four: the two warm Ready ones first; the rest wait for a boot, on a new instance or
+    // on a refill already launching (taken rather than launching yet another).
     for (let i = 0; i < 4; i++) await c.core.createNamespacedPod({ namespace: ns, body: pod(`burst-${i}`, cls) });
     const pods = await allRunning(cls, 5);
     const notes = await Promise.all([0, 1, 2, 3].map((i) => provisioningNote(`burst-${i}`)));
-    expect(notes.filter((n) => n.startsWith('took warm Instance'))).toHaveLength(2);
-    expect(notes.filter((n) => n.startsWith('creating dedicated Instance'))).toHaveLength(2);
+    expect(notes.filter((n) => n.includes('(Ready, never used): no boot wait'))).toHaveLength(2);
+    expect(
+      notes.filter((n) => n.startsWith('creating dedicated Instance') || n.endsWith('(never used, still booting)')),
+    ).toHaveLength(2);
     expect(new Set(pods.map((p) => p.spec!.nodeName)).size).toBe(5);
     await poolReady(cls, 2);
     expect(await metric(env.ipp!, 'ipp_warm_hits_total', { class: cls })).toBe(3);
