@@ -9,7 +9,8 @@ import type { Instance } from '../../api/types.ts';
 import { isConflict } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
-import { warmRemoved } from './events.ts';
+import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
+import { warmPoolInvalid, warmRemoved } from './events.ts';
 import { DEFAULT_MAX_AGE, isWarm, poolPlan } from './pool.ts';
 
 export interface WarmPoolContext extends ControllerContext {
@@ -56,14 +57,19 @@ export class WarmPoolController implements Controller {
       const node = state.nodeByProviderID(i.status?.providerID)?.metadata?.name;
       return !!node && state.podsOnNode(node).some(isWorkload);
     };
+    // A warm instance launched before the class asked for stronger host isolation would never be taken.
+    const outdated = (i: Instance) =>
+      !!i.status?.providerID && isolationShortfall(requiredIsolation(cls), i.status.hostIsolation).length > 0;
     const now = this.now();
     const log = this.ctx.logger.child({ class: className, controller: this.name });
     let decided;
     try {
-      decided = poolPlan({ cls, instances, inUse, now });
+      decided = poolPlan({ cls, instances, inUse, outdated, now });
     } catch (e) {
-      // A malformed maxAge or cron: the class controller reports it on the class; hold the pool as is.
-      log.warn({ err: e }, `warm pool of class ${className} cannot be planned: ${(e as Error).message}`);
+      // A malformed maxAge or cron (the schema cannot catch an hour of 25): say so, hold the pool as is.
+      const message = `spec.warmPool of InstanceClass "${className}" cannot be used: ${(e as Error).message}; fix it`;
+      this.ctx.events.record(warmPoolInvalid(cls, message));
+      log.warn(message);
       return;
     }
     metrics.warmInstances.set({ class: className, state: 'ready' }, decided.ready);

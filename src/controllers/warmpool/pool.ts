@@ -19,6 +19,8 @@ export interface PoolInput {
   instances: readonly Instance[];
   /** Does a pod claim the Instance or run on its node? A warm one that is used is never removed. */
   inUse: (inst: Instance) => boolean;
+  /** Launched under settings the class no longer accepts (a weaker host isolation): replace like an aged one. */
+  outdated?: (inst: Instance) => boolean;
   now: number;
 }
 
@@ -51,12 +53,12 @@ export function desiredSize(cls: InstanceClass, now: number): number {
  * Warm Instances count against spec.maxInstances: at the cap the pool does not grow, and an aged
  * instance that cannot be replaced first goes first (the pool refills when there is room).
  */
-export function poolPlan({ cls, instances, inUse, now }: PoolInput): PoolPlan {
+export function poolPlan({ cls, instances, inUse, outdated, now }: PoolInput): PoolPlan {
   const desired = desiredSize(cls, now);
   const maxAgeMs = parseDuration(cls.spec.warmPool?.maxAge ?? DEFAULT_MAX_AGE, 'spec.warmPool.maxAge');
   const lives = instances.filter(live);
   const warm = lives.filter((i) => isWarm(i) && !inUse(i)).sort((a, b) => created(a) - created(b));
-  const aged = warm.filter((i) => now - created(i) >= maxAgeMs);
+  const aged = warm.filter((i) => now - created(i) >= maxAgeMs || !!outdated?.(i));
   const fresh = warm.filter((i) => !aged.includes(i));
   const freshReady = fresh.filter(ready);
   const freshLaunching = fresh.filter((i) => !ready(i));

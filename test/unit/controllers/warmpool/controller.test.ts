@@ -99,10 +99,28 @@ describe('WarmPoolController', () => {
     expect(f.writes.log).toEqual([]);
   });
 
-  it('holds the pool as it is when spec.warmPool cannot be read', async () => {
-    f.cluster.classList = [cls({ warmPool: { size: 2, maxAge: 'soon' } })];
+  it('holds the pool as it is when spec.warmPool cannot be read, and says so on the class', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2, schedule: [{ cron: '0 25 * * *', duration: '1h' }] } })];
     await controller.reconcile('metal');
     expect(f.writes.log).toEqual([]);
+    expect(f.events.map((e) => `${e.regarding.kind}/${e.reason}/${e.type}`)).toEqual([
+      'InstanceClass/InvalidWarmPool/Warning',
+    ]);
+    expect(f.events[0]!.note).toContain('hour "25"');
+  });
+
+  it('replaces a warm instance launched under a weaker host isolation than the class now asks for', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 }, hostIsolation: 'DedicatedHardware' })];
+    const weak = instance('metal-vm', {
+      phase: 'Ready',
+      warm: true,
+      providerID: 'sim:///n1',
+      created: '2024-01-01T23:00:00Z',
+    });
+    weak.status!.hostIsolation = { level: 'VM', smt: 'On' };
+    f.cluster.instanceList = [weak];
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toEqual([['metal-w1', 'metal', { warm: true }]]);
   });
 
   it('is woken by resync only for classes with a pool or warm instances left', () => {
