@@ -19,7 +19,7 @@ export interface InstanceWrites {
   replaceStatus(inst: Instance, status: InstanceStatus): Promise<void>;
   delete(name: string, resourceVersion?: string): Promise<void>;
   reserve(inst: Instance): Promise<void>;
-  /** Takes a warm Instance for a pod: removes WARM_LABEL, guarded by the resourceVersion the plan saw. */
+  /** Takes a warm Instance out of the pool after a pod claimed it: removes WARM_LABEL (tested on its value). */
   takeWarm(inst: Instance): Promise<void>;
   removeFinalizer(inst: Instance): Promise<void>;
 }
@@ -103,19 +103,20 @@ export class InstanceWriter implements InstanceWrites {
   }
 
   /**
-   * Takes a warm Instance for a pod before the pod's claim is written. The new resourceVersion makes
-   * the warm pool's age-out delete (preconditioned on the version it judged) fail, so the two cannot
-   * both win; an Instance taken meanwhile by another pod fails the test here.
+   * Takes a warm Instance out of the pool once a pod has claimed it: removes WARM_LABEL, tested on
+   * the label itself (not the resourceVersion, which status writes move all the time). The change of
+   * resourceVersion makes the pool's removal, preconditioned on the version it judged, fail.
    */
   async takeWarm(inst: Instance): Promise<void> {
+    const path = `/metadata/labels/${WARM_LABEL.replace('~', '~0').replace('/', '~1')}`;
     await this.api.patchClusterCustomObject({
       group: GROUP,
       version: VERSION,
       plural,
       name: inst.metadata.name!,
       body: [
-        { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
-        { op: 'remove', path: `/metadata/labels/${WARM_LABEL.replace('~', '~0').replace('/', '~1')}` },
+        { op: 'test', path, value: 'true' },
+        { op: 'remove', path },
       ],
     });
   }

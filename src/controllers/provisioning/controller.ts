@@ -12,6 +12,7 @@ import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/e
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import * as events from './events.ts';
+import { isWarm } from '../warmpool/pool.ts';
 import { plan, STRANDED_AFTER_MS, type Placement } from './plan.ts';
 
 export interface ProvisioningContext extends ControllerContext {
@@ -152,19 +153,20 @@ export class ProvisioningController implements Controller {
         const taken = claim.create ? undefined : state.instance(claim.instance);
         const newClaim = pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance;
         if (newClaim) {
-          // Taking a warm or idle instance: reserve it first (once), so neither the warm pool's age-out
-          // nor idle teardown can win the race (both delete only the version they judged).
-          const reserve = claim.warm
-            ? api.instances.takeWarm
-            : taken?.status?.idleSince
-              ? api.instances.reserve
-              : undefined;
-          if (taken && reserve) {
-            if (!reserving.has(claim.instance)) reserving.set(claim.instance, reserve.call(api.instances, taken));
+          // Reusing an idle instance: reserve it first (once), so its idle teardown cannot win the race.
+          if (taken?.status?.idleSince && !claim.warm) {
+            if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.reserve(taken));
             await reserving.get(claim.instance);
           }
           await api.pods.claim(pod, claim.instance);
           expect.claims.set(`${pod.metadata!.namespace}/${pod.metadata!.name}`, [pod.metadata!.uid!, claim.instance]);
+        }
+        if (claim.warm && taken && isWarm(taken)) {
+          // Claim first, then out of the pool: a claim that fails leaves the instance warm for the next
+          // try, and the pool neither counts nor removes an instance a pod claims. The label's removal
+          // also changes the resourceVersion the pool's removal is preconditioned on.
+          if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.takeWarm(taken));
+          await reserving.get(claim.instance);
         }
         if (claim.create) {
           await api.instances.create(claim.instance, className);
@@ -177,7 +179,8 @@ export class ProvisioningController implements Controller {
             : taken?.status?.phase === 'Ready'
               ? 'warm'
               : 'warm-launching';
-        this.ctx.events.record(events.provisioning(pod, claim.instance, className, source));
+        if (newClaim || claim.create)
+          this.ctx.events.record(events.provisioning(pod, claim.instance, className, source));
         if (cls.spec.warmPool?.size && newClaim) {
           if (source === 'warm') this.ctx.metrics.warmHits.inc({ class: className });
           else this.ctx.metrics.warmMisses.inc({ class: className });

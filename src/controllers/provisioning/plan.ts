@@ -55,7 +55,7 @@ export interface Claim {
   instance: string;
   /** The Instance does not exist yet: create it after the claim is recorded. */
   create: boolean;
-  /** A warm Instance (never used): take it from the pool (remove its label) before the claim is recorded. */
+  /** A warm Instance (never used): take it out of the pool (remove its label) once the claim is recorded. */
   warm?: boolean;
 }
 
@@ -228,6 +228,12 @@ export function plan(input: PlanInput): Plan {
       }
     }
     if (claimed && current && live(current)) {
+      // Claimed, but the take from the warm pool has not landed (it failed, or the controller died
+      // after the claim): take it now, and place the pod only once it is out of the pool.
+      if (isWarm(current)) {
+        out.claims.push({ pod, instance: claimed, create: false, warm: true });
+        continue;
+      }
       const node = nodeOf(current);
       if (current.status?.phase === 'Ready' && node && isNodeReady(node))
         out.placements.push({ pod, instance: current, node });

@@ -89,7 +89,16 @@ export class WarmPoolController implements Controller {
       }
       expect.deleted.add(inst.metadata.name!);
       this.ctx.events.record(warmRemoved(inst, why, detail));
-      log.info({ instance: inst.metadata.name, why }, 'warm instance removed');
+      log.info(
+        {
+          instance: inst.metadata.name,
+          why,
+          desired: decided.desired,
+          ready: decided.ready,
+          launching: decided.launching,
+        },
+        'warm instance removed',
+      );
     }
     const usable = usability(cls, className, this.ctx.providers).usable;
     if (decided.create && !usable) {

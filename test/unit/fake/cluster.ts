@@ -77,7 +77,7 @@ export class FakeWrites implements KubeWrites {
       this.record('instances.replaceStatus', inst.metadata.name, inst.metadata.resourceVersion, status),
     delete: (name: string, resourceVersion?: string) => this.record('instances.delete', name, resourceVersion),
     reserve: (inst: Instance) => this.record('instances.reserve', inst.metadata.name),
-    takeWarm: (inst: Instance) => this.record('instances.takeWarm', inst.metadata.name, inst.metadata.resourceVersion),
+    takeWarm: (inst: Instance) => this.record('instances.takeWarm', inst.metadata.name),
     removeFinalizer: (inst: Instance) => this.record('instances.removeFinalizer', inst.metadata.name),
   };
   readonly pods = {

@@ -159,16 +159,14 @@ describe('warm pool', () => {
     f.cluster.classList = [cls({ warmPool: { size: 1 } })];
   });
 
-  it('takes a warm Instance from the pool (at the version it saw) before claiming it, and tells the pod', async () => {
+  it('claims a warm Instance, then takes it out of the pool, and tells the pod', async () => {
     f.cluster.podList = [pod('web-1')];
-    f.cluster.instanceList = [
-      instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true, resourceVersion: '4' }),
-    ];
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
     await controller.reconcile('metal');
     expect(f.writes.log).toEqual([
-      ['instances.takeWarm', 'warm-1', '4'],
       ['pods.claim', 'web-1', 'warm-1'],
+      ['instances.takeWarm', 'warm-1'],
     ]);
     expect(f.events.map((e) => e.note)).toEqual([
       'took warm Instance warm-1 of class metal (Ready, never used): no boot wait',
@@ -177,13 +175,25 @@ describe('warm pool', () => {
     expect(await sample('ipp_warm_misses_total')).toEqual([]);
   });
 
-  it('does not claim a warm Instance another pod or the age-out took first (the take fails)', async () => {
+  it('leaves the instance in the pool when the claim fails', async () => {
     f.cluster.podList = [pod('web-1')];
     f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
-    f.writes.failNext.set('instances.takeWarm', { code: 409, body: { reason: 'Conflict', message: 'changed' } });
+    f.writes.failNext.set('pods.claim', { code: 409, body: { reason: 'Conflict', message: 'changed' } });
     await expect(controller.reconcile('metal')).rejects.toThrow(/did not apply/);
-    expect(f.writes.of('pods.claim')).toEqual([]);
+    expect(f.writes.of('instances.takeWarm')).toEqual([]);
+  });
+
+  it('takes a claimed instance out of the pool on the next pass when the take failed, and pins only then', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'warm-1' })];
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([['instances.takeWarm', 'warm-1']]);
+    expect(f.events).toEqual([]); // the pod was told when it was claimed
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log.at(-1)).toEqual(['pods.pin', 'web-1', 'n1']);
   });
 
   it('counts a pod that gets a new instance as a miss, and says it is a new one', async () => {

@@ -526,6 +526,12 @@ describe('warm pool', () => {
     expect(takes(p)).toEqual(['a->w (warm)', 'b->new-1+']);
   });
 
+  it('does not place a pod on an instance still in the pool: asks to take it first', () => {
+    const p = run({ pods: [pod('a', { claim: 'w' })], instances: [warm('w')] });
+    expect(takes(p)).toEqual(['a->w (warm)']);
+    expect(p.placements).toEqual([]);
+  });
+
   it('counts warm instances against maxInstances', () => {
     const p = run({
       cls: cls({ maxInstances: 2 }),
