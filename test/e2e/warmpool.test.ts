@@ -6,7 +6,14 @@ import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, getClass, listInstances, metric, useIppEnvironment } from './support/ipp.ts';
-import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION, WARM_LABEL } from '../../src/api/names.ts';
+import {
+  API_VERSION,
+  GROUP,
+  NODE_CLASS_LABEL,
+  POD_INSTANCE_ANNOTATION,
+  VERSION,
+  WARM_LABEL,
+} from '../../src/api/names.ts';
 import type { Instance, InstanceClassSpec } from '../../src/api/types.ts';
 
 const pod = (name: string, cls: string): V1Pod => ({
@@ -82,6 +89,31 @@ describe('warm pools and one-shot instances', () => {
   beforeAll(async () => {
     ({ c, ns } = env);
     await env.start();
+  });
+
+  it.each([
+    [{ oneShot: true, isolation: 'Class' }, /spec.oneShot: true needs spec.isolation: Pod/],
+    [{ warmPool: { size: 4 }, maxInstances: 3 }, /must not exceed spec.maxInstances/],
+    [{ warmPool: { size: -1 } }, /spec.warmPool.size/],
+    [{ warmPool: { size: 1, maxAge: 'a day' } }, /spec.warmPool.maxAge/],
+    [{ warmPool: { size: 1, schedule: [{ cron: '0 8 * *', duration: '1h' }] } }, /cron needs five fields/],
+    [{ warmPool: { size: 1, schedule: [{ cron: '0 8 * * mon', duration: '1h' }] } }, /cron needs five fields/],
+    [{ warmPool: { size: 1, schedule: [{ cron: '0 8 * * *' }] } }, /duration/],
+  ])('the API server refuses an invalid warm pool or one-shot setting %#', async (extra, message) => {
+    const spec = { instanceTypes: ['sim.small'], simulated: {}, ...extra };
+    const err = await c.custom
+      .createClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: 'instanceclasses',
+        body: { apiVersion: API_VERSION, kind: 'InstanceClass', metadata: { name: `bad-${suffix()}` }, spec },
+      })
+      .then(
+        () => undefined,
+        (e: { code?: number; body?: string }) => e,
+      );
+    expect(err?.code).toBe(422);
+    expect(String(err?.body)).toMatch(message);
   });
 
   it('fills the pool, gives a pod a warm instance at once, refills, and serves a burst warm first', async () => {

@@ -18,6 +18,12 @@ export interface WarmPoolContext extends ControllerContext {
 }
 
 const EXPECTATION_TIMEOUT_MS = 30_000;
+/**
+ * How long the pool must stay over its size before the surplus goes, while the size has not dropped
+ * to 0. Under a stream of pods the count can overshoot by one for a moment (a refill written while a
+ * claim was in flight); the next pod takes the extra one, which is cheaper than a teardown and a launch.
+ */
+export const SURPLUS_GRACE_MS = 30_000;
 /** With a schedule, look again every minute: a window opens or closes on the minute. */
 const SCHEDULE_TICK_MS = 60_000;
 
@@ -38,6 +44,8 @@ export class WarmPoolController implements Controller {
   private readonly newName: (cls: string) => string;
   /** Per class: names created or deleted that the cache does not show yet, and since when. */
   private readonly inFlight = new Map<string, { created: Set<string>; deleted: Set<string>; since: number }>();
+  /** Per class: since when the pool has been over its size (this process's view). */
+  private readonly overSince = new Map<string, number>();
 
   constructor(ctx: WarmPoolContext) {
     this.ctx = ctx;
@@ -77,7 +85,13 @@ export class WarmPoolController implements Controller {
 
     const expect = { created: new Set<string>(), deleted: new Set<string>(), since: now };
     let conflicts = 0;
+    const surplus = decided.remove.some((r) => r.why === 'Surplus');
+    const overSince = surplus ? (this.overSince.get(className) ?? now) : undefined;
+    if (overSince === undefined) this.overSince.delete(className);
+    else this.overSince.set(className, overSince);
+    const holdSurplus = decided.desired > 0 && overSince !== undefined && now - overSince < SURPLUS_GRACE_MS;
     for (const { inst, why } of decided.remove) {
+      if (why === 'Surplus' && holdSurplus) continue;
       const detail = why === 'Aged' ? (cls.spec.warmPool?.maxAge ?? DEFAULT_MAX_AGE) : String(decided.desired);
       try {
         // At the version judged warm: a pod that took it meanwhile (label removed) wins, and it stays.
@@ -108,12 +122,16 @@ export class WarmPoolController implements Controller {
         const name = this.newName(className);
         await api.instances.create(name, className, { warm: true });
         expect.created.add(name);
-        log.info({ instance: name, desired: decided.desired }, 'warm instance created');
+        log.info(
+          { instance: name, desired: decided.desired, ready: decided.ready, launching: decided.launching },
+          'warm instance created',
+        );
       }
     }
     if (expect.created.size || expect.deleted.size) this.inFlight.set(className, expect);
     if (decided.capped) log.debug({ capped: decided.capped }, 'warm pool held back by spec.maxInstances');
     if (conflicts) return { requeueAfterMs: 250 };
+    if (holdSurplus) return { requeueAfterMs: SURPLUS_GRACE_MS - (now - overSince!) };
     const waits = [decided.nextAgeOutMs, cls.spec.warmPool?.schedule?.length ? SCHEDULE_TICK_MS : undefined].filter(
       (w): w is number => w !== undefined,
     );

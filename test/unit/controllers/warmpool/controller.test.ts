@@ -129,3 +129,27 @@ describe('WarmPoolController', () => {
     expect([...controller.wakes.resync!(f.cluster)]).toEqual(['metal', 'was-warm']);
   });
 });
+
+describe('surplus', () => {
+  const pool = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      instance(`metal-${i}`, { phase: 'Ready', warm: true, created: new Date(T0 - (i + 1) * 60_000).toISOString() }),
+    );
+
+  it('keeps one extra for a while (the next pod takes it), and removes it if the pool stays over its size', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 } })];
+    f.cluster.instanceList = pool(3);
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 30_000 });
+    expect(f.writes.log).toEqual([]);
+    f.clock.now += 30_000;
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.delete')).toEqual([['metal-2', undefined]]);
+  });
+
+  it('empties the pool at once when its size drops to 0 (schedule window closed)', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 0 } })];
+    f.cluster.instanceList = pool(2);
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.delete')).toHaveLength(2);
+  });
+});
