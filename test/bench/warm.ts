@@ -26,7 +26,10 @@ const gatedPod = (name: string, cls: string): V1Pod => ({
   metadata: { name, labels: { 'ipp-class': cls } },
   spec: {
     containers: [{ name: 'main', image: 'busybox' }],
-    tolerations: [{ key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoSchedule' }],
+    tolerations: [
+      { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoSchedule' },
+      { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoExecute' },
+    ],
     schedulingGates: [{ name: GATE }],
   },
 });
@@ -70,6 +73,7 @@ export async function benchWarm(): Promise<void> {
     const warmCls = `${bed.world.cluster}-warm`;
     const coldCls = `${bed.world.cluster}-cold`;
     const base: InstanceClassSpec = {
+      namespaces: [ns],
       instanceTypes: ['sim.small'],
       idleTimeout: '30m',
       simulated: { bootDelay: BOOT },

@@ -100,7 +100,7 @@ describe('warm pools and one-shot instances', () => {
     [{ warmPool: { size: 1, schedule: [{ cron: '0 8 * * mon', duration: '1h' }] } }, /cron needs five fields/],
     [{ warmPool: { size: 1, schedule: [{ cron: '0 8 * * *' }] } }, /duration/],
   ])('the API server refuses an invalid warm pool or one-shot setting %#', async (extra, message) => {
-    const spec = { instanceTypes: ['sim.small'], simulated: {}, ...extra };
+    const spec = { instanceTypes: ['sim.small'], namespaces: ['*'], simulated: {}, ...extra };
     const err = await c.custom
       .createClusterCustomObject({
         group: GROUP,
