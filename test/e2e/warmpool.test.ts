@@ -197,32 +197,37 @@ describe('warm pools and one-shot instances', () => {
 
   it('leaves no extra instance when the controller is SIGKILLed while refilling', async () => {
     const cls = await newClass('kill', { warmPool: { size: 3 }, idleTimeout: '10m' });
-    for (let round = 0; round < 2; round++) {
-      // Killed as soon as the refill has begun (some, not all, warm Instances written).
-      await eventually(
-        'a refill under way',
-        async () => expect((await listInstances(c, cls)).filter(warm).length).toBeGreaterThan(round ? 2 : 0),
-        30_000,
-        20,
-      );
-      await env.ipp!.kill();
-      await env.start();
-      if (round === 0) {
-        await poolReady(cls, 3);
-        await c.core.createNamespacedPod({ namespace: ns, body: pod('kill-hit', cls) });
-        await eventually('the hit taken', async () => {
-          const inst = (await listInstances(c, cls)).filter(live);
-          expect(inst.filter(warm).length).toBe(2);
-        });
-      }
-    }
-    const all = await poolReady(cls, 3);
+    // Killed as soon as the first warm Instance of the fill is written.
+    await eventually(
+      'the fill under way',
+      async () => expect((await listInstances(c, cls)).filter(warm).length).toBeGreaterThan(0),
+      30_000,
+      20,
+    );
+    await env.ipp!.kill();
+    await env.start();
+    await poolReady(cls, 3);
+    // A pod takes one; killed as soon as its claim is written, while the pool refills.
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('kill-hit', cls) });
+    await eventually(
+      'the hit claimed',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'kill-hit', namespace: ns });
+        expect(p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION]).toBeDefined();
+      },
+      30_000,
+      20,
+    );
+    await env.ipp!.kill();
+    await env.start();
     await allRunning(cls, 1);
-    await new Promise((r) => setTimeout(r, 3_000)); // anything extra would be launched by now
+    await poolReady(cls, 3);
+    await new Promise((r) => setTimeout(r, 3_000)); // anything extra would be written by now
     expect((await listInstances(c, cls)).filter(live)).toHaveLength(4);
+    expect((await listInstances(c, cls)).filter(warm)).toHaveLength(3);
     expect(await cloudInstances(cls)).toHaveLength(4);
     expect((await c.core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${cls}` })).items).toHaveLength(4);
-    expect(all.filter(live)).toHaveLength(4);
+    await isolationHolds(cls);
   });
 
   it('one-shot: each Job pod gets a fresh warm instance, terminated within seconds of the pod completing', async () => {
