@@ -11,6 +11,7 @@ import { InstanceClassController } from './controllers/instanceclass/controller.
 import { ProvisioningController } from './controllers/provisioning/controller.ts';
 import { classOfRuntimeClass } from './api/names.ts';
 import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
+import { WarmPoolController } from './controllers/warmpool/controller.ts';
 import { startOpsServer } from './health/server.ts';
 import { apiClientConfig, DEFAULT_RATE_LIMIT, type RateLimit } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
@@ -153,6 +154,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     new InstanceController(ctx),
     new InstanceClassController(ctx),
     runtimeClasses,
+    new WarmPoolController(ctx),
   ];
   for (const controller of controllers) {
     const name = controller.name;

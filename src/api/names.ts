@@ -37,6 +37,12 @@ export const FINALIZER = 'ipp.dev/terminate';
 /** Pod annotation recording which Instance a pod has been given (written before the Instance). */
 export const POD_INSTANCE_ANNOTATION = 'ipp.dev/instance';
 
+/**
+ * Instance label (value "true") marking a warm instance: launched for the class's warm pool and never
+ * used. Removed (under a resourceVersion test) by the pod that takes the instance, before its claim.
+ */
+export const WARM_LABEL = 'ipp.dev/warm';
+
 /** Pod annotation (value "true") that blocks voluntary teardown of the pod's instance while its node is healthy. */
 export const DO_NOT_DISRUPT_ANNOTATION = 'ipp.dev/do-not-disrupt';
 

@@ -80,6 +80,22 @@ export interface GceSettings {
   instanceGroups: GceInstanceGroup[];
 }
 
+/** A window in which the warm pool is held: opened at each minute `cron` matches (UTC), for `duration`. */
+export interface WarmWindow {
+  /** Five fields: minute hour day-of-month month day-of-week (UTC). */
+  cron: string;
+  duration: string;
+}
+
+export interface WarmPool {
+  /** How many never-used instances to keep. Default 0. */
+  size?: number;
+  /** Replace a warm instance older than this (fresh images and patches). Default 24h. */
+  maxAge?: string;
+  /** When set, the pool is held only inside one of these windows and is 0 outside them. */
+  schedule?: WarmWindow[];
+}
+
 export interface InstanceClassSpec {
   isolation?: Isolation;
   /** Ordered: the first that has capacity wins. */
@@ -103,6 +119,10 @@ export interface InstanceClassSpec {
   /** The node can run VMs itself (Kata Containers inside a dedicated node without bare metal). */
   nestedVirtualization?: boolean;
   runtimeClass?: RuntimeClassSettings;
+  /** Instances kept launched, Ready and never used, so a pod of the class skips the boot. */
+  warmPool?: WarmPool;
+  /** An instance serves exactly one pod and is terminated as soon as that pod ends (no reuse, no idle wait). */
+  oneShot?: boolean;
   simulated?: SimulatedSettings;
   aws?: AwsSettings;
   gce?: GceSettings;
@@ -115,6 +135,10 @@ export interface InstanceClassStatus {
   readyInstances?: number;
   idleInstances?: number;
   pendingPods?: number;
+  /** Warm instances Ready for the next pod. */
+  warmReady?: number;
+  /** Warm instances still launching or registering. */
+  warmLaunching?: number;
 }
 
 export interface InstanceClass {

@@ -1,7 +1,7 @@
 // Writes to Instance objects. Every write is safe to repeat: create tolerates AlreadyExists,
 // status is a merge patch, and finalizer removal is guarded by a JSON Patch test.
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { API_VERSION, FINALIZER, GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
+import { API_VERSION, FINALIZER, GROUP, NODE_CLASS_LABEL, VERSION, WARM_LABEL } from '../api/names.ts';
 import type { Instance, InstanceStatus } from '../api/types.ts';
 import { ignoreNotFound, isAlreadyExists } from './errors.ts';
 import { mergePatch } from './patch.ts';
@@ -12,12 +12,15 @@ const plural = 'instances';
 export type StatusPatch = Record<string, unknown>;
 
 export interface InstanceWrites {
-  create(name: string, cls: string): Promise<void>;
+  /** `warm`: created for the class's warm pool (labelled WARM_LABEL). */
+  create(name: string, cls: string, opts?: { warm?: boolean }): Promise<void>;
   patchStatus(name: string, status: StatusPatch): Promise<void>;
   /** Writes the whole status only if the Instance is still at the version read (fields naming the cloud instance). */
   replaceStatus(inst: Instance, status: InstanceStatus): Promise<void>;
   delete(name: string, resourceVersion?: string): Promise<void>;
   reserve(inst: Instance): Promise<void>;
+  /** Takes a warm Instance out of the pool after a pod claimed it: removes WARM_LABEL (tested on its value). */
+  takeWarm(inst: Instance): Promise<void>;
   removeFinalizer(inst: Instance): Promise<void>;
 }
 
@@ -28,11 +31,13 @@ export class InstanceWriter implements InstanceWrites {
   }
 
   /** Records the intent before any cloud call; the finalizer is there from the first moment. */
-  async create(name: string, cls: string): Promise<void> {
+  async create(name: string, cls: string, opts: { warm?: boolean } = {}): Promise<void> {
+    const labels: Record<string, string> = { [NODE_CLASS_LABEL]: cls };
+    if (opts.warm) labels[WARM_LABEL] = 'true';
     const body: Instance = {
       apiVersion: API_VERSION,
       kind: 'Instance',
-      metadata: { name, labels: { [NODE_CLASS_LABEL]: cls }, finalizers: [FINALIZER] },
+      metadata: { name, labels, finalizers: [FINALIZER] },
       spec: { class: cls },
     };
     try {
@@ -93,6 +98,25 @@ export class InstanceWriter implements InstanceWrites {
       body: [
         { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
         { op: 'remove', path: '/status/idleSince' },
+      ],
+    });
+  }
+
+  /**
+   * Takes a warm Instance out of the pool once a pod has claimed it: removes WARM_LABEL, tested on
+   * the label itself (not the resourceVersion, which status writes move all the time). The change of
+   * resourceVersion makes the pool's removal, preconditioned on the version it judged, fail.
+   */
+  async takeWarm(inst: Instance): Promise<void> {
+    const path = `/metadata/labels/${WARM_LABEL.replace('~', '~0').replace('/', '~1')}`;
+    await this.api.patchClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural,
+      name: inst.metadata.name!,
+      body: [
+        { op: 'test', path, value: 'true' },
+        { op: 'remove', path },
       ],
     });
   }

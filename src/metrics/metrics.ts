@@ -79,6 +79,12 @@ export class Metrics {
   /** Admission reviews answered, by webhook (mutate, enforce) and result. */
   readonly webhookRequests: Counter<'webhook' | 'result'>;
   readonly webhookRequestDuration: Histogram<'webhook'>;
+  /** Warm instances of each class by state: ready (waiting for a pod) or launching. */
+  readonly warmInstances: Gauge<'class' | 'state'>;
+  /** Pods that took a Ready warm instance (no boot wait). */
+  readonly warmHits: Counter<'class'>;
+  /** Pods of a class with a warm pool that got any other instance (new, reused, or warm still booting). */
+  readonly warmMisses: Counter<'class'>;
 
   private syncSources: SyncSource[] = [];
   private readonly leaseTransitionsSeen = new Map<string, number>();
@@ -237,6 +243,24 @@ export class Metrics {
       help: 'Time to answer an admission review, from request to response, in seconds.',
       labelNames: ['webhook'],
       buckets: WEBHOOK_BUCKETS,
+      registers,
+    });
+    this.warmInstances = new Gauge({
+      name: `${P}warm_instances`,
+      help: 'Warm (launched, never used) instances by class and state (ready, launching).',
+      labelNames: ['class', 'state'],
+      registers,
+    });
+    this.warmHits = new Counter({
+      name: `${P}warm_hits_total`,
+      help: 'Pods that took a Ready warm instance, by class.',
+      labelNames: ['class'],
+      registers,
+    });
+    this.warmMisses = new Counter({
+      name: `${P}warm_misses_total`,
+      help: 'Pods of a class with a warm pool that found no Ready warm instance, by class.',
+      labelNames: ['class'],
       registers,
     });
   }

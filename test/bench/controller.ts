@@ -57,6 +57,8 @@ export interface ControllerOptions {
   readyTimeoutMs?: number;
   /** Open the V8 inspector on loopback, so heapAfterGc() can force a GC and read the live heap. */
   inspect?: boolean;
+  /** More flags for the controller. */
+  extraArgs?: string[];
 }
 
 export interface Controller {
@@ -103,6 +105,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
           `--webhook-secret=ipp-bench-${o.cluster}-tls`,
         ]
       : ['--no-webhook']),
+    ...(o.extraArgs ?? []),
   ];
   const started = Date.now();
   const child: Child = startChild(`ipp ${o.identity}`, process.execPath, args, logFile, process.env);

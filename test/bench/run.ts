@@ -3,12 +3,14 @@
 import { benchAws } from './aws.ts';
 import { benchGce } from './gce.ts';
 import { benchMemory, benchWorld } from './scale.ts';
+import { benchWarm } from './warm.ts';
 
 const benches: Record<string, () => Promise<void>> = {
   aws: benchAws,
   gce: benchGce,
   memory: benchMemory,
   world: benchWorld,
+  warm: benchWarm,
 };
 
 const wanted = process.argv.slice(2);

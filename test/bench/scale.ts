@@ -277,7 +277,7 @@ export function printWorld(results: WorldResult[]): string[] {
 
 // ---------------------------------------------------------------- npm run bench -- memory | world
 
-function write(name: string, data: unknown): string {
+export function write(name: string, data: unknown): string {
   const dir = process.env.IPP_BENCH_OUT ?? join(import.meta.dirname, '..', '..', 'bench-results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
@@ -290,7 +290,7 @@ const numbers = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Nu
 /** Client QPS for the testbed's controller-manager and scheduler (the bench must not measure their throttling). */
 const RAISED: ComponentClients = { controllerManager: { qps: 200, burst: 400 }, scheduler: { qps: 200, burst: 400 } };
 
-async function withTestbed(fn: (kubeconfig: string, clients: ComponentClients) => Promise<void>): Promise<void> {
+export async function withTestbed(fn: (kubeconfig: string, clients: ComponentClients) => Promise<void>): Promise<void> {
   const clients = componentClients(RAISED);
   const plane = await startControlPlane({
     assets: ensureAssets(),
@@ -304,7 +304,7 @@ async function withTestbed(fn: (kubeconfig: string, clients: ComponentClients) =
   }
 }
 
-const describeClients = (c: ComponentClients) =>
+export const describeClients = (c: ComponentClients) =>
   `testbed client QPS/burst: kube-controller-manager ${c.controllerManager?.qps ?? 20}/${c.controllerManager?.burst ?? 30}, kube-scheduler ${c.scheduler?.qps ?? 50}/${c.scheduler?.burst ?? 100}`;
 
 export async function benchMemory(): Promise<void> {

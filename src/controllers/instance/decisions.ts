@@ -2,7 +2,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../../api/types.ts';
 import { parseDuration } from '../../api/duration.ts';
-import { isNodeReady, isWorkload } from '../../api/pods.ts';
+import { isDaemonSetPod, isMirrorPod, isNodeReady, isTerminal, isWorkload } from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
 
@@ -31,6 +31,17 @@ export function occupants(claiming: readonly V1Pod[], onNode: readonly V1Pod[]):
     refs.set(ref.uid, ref);
   }
   return [...refs.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+}
+
+/**
+ * Has the instance served a pod that has now ended? Yes if a pod was recorded on it before, or a pod
+ * that claims it or ran on its node is finished. Never from the absence of pods alone: a one-shot
+ * instance whose pod has not arrived yet (a claim still in flight) has served nobody.
+ */
+export function served(recorded: readonly PodRef[] | undefined, claiming: readonly V1Pod[], onNode: readonly V1Pod[]) {
+  return (
+    !!recorded?.length || [...claiming, ...onNode].some((p) => !isDaemonSetPod(p) && !isMirrorPod(p) && isTerminal(p))
+  );
 }
 
 export type Expiry =

@@ -132,3 +132,11 @@ export const launchCancelled = (inst: Instance): IppEvent => ({
   action: 'Launch',
   note: 'no pod claims this instance any more (its pod was deleted while it was launching); terminating it',
 });
+
+export const oneShotDone = (inst: Instance, node: string): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'OneShotDone',
+  action: 'Teardown',
+  note: `the one pod of this one-shot instance has ended; terminating it and node ${node} (never reused)`,
+});

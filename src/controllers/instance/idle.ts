@@ -1,9 +1,12 @@
 // Idle teardown: who is on the instance, since when nobody is, and, past the class's idleTimeout,
 // delete the Instance (its finalizer terminates the cloud instance). The delete is preconditioned on
 // the version the decision was made on, so a pod reserving the instance meanwhile wins the race.
+// A one-shot instance goes as soon as its pod has ended, without waiting; a warm one is never idle.
 import { isConflict } from '../../kube/errors.ts';
 import type { ControllerContext } from '../context.ts';
-import { idleExpiry, occupants } from './decisions.ts';
+import type { IppEvent } from '../../kube/events.ts';
+import { isWarm } from '../warmpool/pool.ts';
+import { idleExpiry, occupants, served } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
@@ -14,31 +17,44 @@ export class Idle implements Step {
   }
 
   async reconcile(view: InstanceView): Promise<StepResult> {
-    const { inst, node, cls, log } = view;
+    const { inst, node, cls } = view;
     if (!node) return {};
     const was = inst.status ?? {};
     const now = (this.ctx.now ?? Date.now)();
     const name = inst.metadata.name!;
-    const pods = occupants(this.ctx.state.podsClaiming(name), this.ctx.state.podsOnNode(node.metadata!.name!));
+    const claiming = this.ctx.state.podsClaiming(name);
+    const onNode = this.ctx.state.podsOnNode(node.metadata!.name!);
+    const pods = occupants(claiming, onNode);
     const ready = view.status.phase === 'Ready';
+    // A warm instance is kept unused on purpose: not idle, never torn down here (the pool ages it out).
+    const warm = isWarm(inst);
     view.status.pods = pods;
-    view.status.idleSince = ready && pods.length === 0 ? (was.idleSince ?? new Date(now).toISOString()) : null;
-    if (!ready) return {};
+    view.status.idleSince = ready && !warm && pods.length === 0 ? (was.idleSince ?? new Date(now).toISOString()) : null;
+    if (!ready || warm) return {};
 
+    if (cls?.spec.oneShot && pods.length === 0 && served(was.pods, claiming, onNode)) {
+      // Its one pod has ended (Succeeded, Failed or deleted): the machine never sees a second one.
+      return this.tearDown(view, events.oneShotDone(inst, node.metadata!.name!), 'one-shot pod ended; tearing down');
+    }
     const idle = idleExpiry(view.status.idleSince ?? undefined, cls, now);
     if (!idle.expired) {
       if (view.status.idleSince && !was.idleSince) this.ctx.events.record(events.becameIdle(inst, node.metadata!.name));
       return { requeueAfterMs: idle.remainingMs };
     }
+    return this.tearDown(view, events.idleTeardown(inst, idle.message), 'idle timeout reached; tearing down');
+  }
+
+  private async tearDown(view: InstanceView, event: IppEvent, why: string): Promise<StepResult> {
+    const { inst, node, log } = view;
     try {
-      await this.ctx.api.instances.delete(name, inst.metadata.resourceVersion);
+      await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
     } catch (e) {
       if (!isConflict(e)) throw e;
       log.debug('instance changed since it was found idle (reserved by a pod?); re-reading');
       return { halt: true, requeueAfterMs: 250 };
     }
-    this.ctx.events.record(events.idleTeardown(inst, idle.message));
-    log.info({ node: node.metadata?.name }, 'idle timeout reached; tearing down');
+    this.ctx.events.record(event);
+    log.info({ node: node?.metadata?.name }, why);
     return { deleted: true };
   }
 }

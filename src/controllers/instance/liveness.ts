@@ -2,11 +2,13 @@
 // first launch attempt), or whose node did not join and become Ready within registrationTimeout, is
 // replaced (deleting the Instance terminates it; its pods' claims make the planner create it again).
 // One that nobody claims any more before it was ever Ready (its pod was deleted while it booted) is
-// cancelled: bare metal boots for twenty minutes, and nobody wants to pay for that.
+// cancelled: bare metal boots for twenty minutes, and nobody wants to pay for that. A warm instance is
+// unclaimed by design and never cancelled that way (its timeouts still apply).
 import type { V1Pod } from '@kubernetes/client-node';
 import { usability } from '../../api/classes.ts';
 import { isTerminal, isWorkload } from '../../api/pods.ts';
 import type { ControllerContext } from '../context.ts';
+import { isWarm } from '../warmpool/pool.ts';
 import type { LaunchAttempts } from './attempts.ts';
 import { everReady, livenessExpiry, observedPhase } from './decisions.ts';
 import * as events from './events.ts';
@@ -38,7 +40,8 @@ export class Liveness implements Step {
     const uid = inst.metadata.uid ?? inst.metadata.name!;
     const claimers = this.ctx.state.podsClaiming(inst.metadata.name!).filter(holdsInstance);
     const onNode = node ? this.ctx.state.podsOnNode(node.metadata!.name!).filter(isWorkload) : [];
-    if (claimers.length || onNode.length) {
+    // A warm instance is claimed by nobody on purpose: the warm pool keeps it for the next pod.
+    if (claimers.length || onNode.length || isWarm(inst)) {
       this.unclaimedSince.delete(uid);
     } else {
       // A claim is written before its Instance, but the two watches may deliver them in either order.

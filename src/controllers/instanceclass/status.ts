@@ -2,6 +2,7 @@
 import type { V1Condition, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceClassStatus } from '../../api/types.ts';
 import { awaitsPlacement } from '../../api/pods.ts';
+import { isWarm } from '../warmpool/pool.ts';
 
 /** Pure: the status implied by the class's problem (if any), its Instances and its waiting pods. */
 export function classStatus(
@@ -12,6 +13,7 @@ export function classStatus(
   now: Date,
 ): InstanceClassStatus {
   const live = instances.filter((i) => !i.metadata.deletionTimestamp);
+  const warm = live.filter(isWarm);
   const previous = cls.status?.conditions?.find((c) => c.type === 'Ready');
   const status = problem ? 'False' : 'True';
   const ready: V1Condition = {
@@ -29,6 +31,8 @@ export function classStatus(
     readyInstances: live.filter((i) => i.status?.phase === 'Ready').length,
     idleInstances: live.filter((i) => i.status?.phase === 'Ready' && i.status.idleSince).length,
     pendingPods: pods.filter(awaitsPlacement).length,
+    warmReady: warm.filter((i) => i.status?.phase === 'Ready').length,
+    warmLaunching: warm.filter((i) => i.status?.phase !== 'Ready').length,
   };
 }
 

@@ -12,6 +12,7 @@ import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/e
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import * as events from './events.ts';
+import { isWarm } from '../warmpool/pool.ts';
 import { plan, STRANDED_AFTER_MS, type Placement } from './plan.ts';
 
 export interface ProvisioningContext extends ControllerContext {
@@ -149,23 +150,43 @@ export class ProvisioningController implements Controller {
     await eachBounded(decided.claims, WRITES_IN_FLIGHT, async (claim) => {
       const { pod } = claim;
       try {
-        if (pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance) {
+        const taken = claim.create ? undefined : state.instance(claim.instance);
+        const newClaim = pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance;
+        if (newClaim) {
           // Reusing an idle instance: reserve it first (once), so its idle teardown cannot win the race.
-          const idle = claim.create ? undefined : state.instance(claim.instance);
-          if (idle?.status?.idleSince) {
-            if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.reserve(idle));
+          if (taken?.status?.idleSince && !claim.warm) {
+            if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.reserve(taken));
             await reserving.get(claim.instance);
           }
           await api.pods.claim(pod, claim.instance);
           expect.claims.set(`${pod.metadata!.namespace}/${pod.metadata!.name}`, [pod.metadata!.uid!, claim.instance]);
         }
+        if (claim.warm && taken && isWarm(taken)) {
+          // Claim first, then out of the pool: a claim that fails leaves the instance warm for the next
+          // try, and the pool neither counts nor removes an instance a pod claims. The label's removal
+          // also changes the resourceVersion the pool's removal is preconditioned on.
+          if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.takeWarm(taken));
+          await reserving.get(claim.instance);
+        }
         if (claim.create) {
           await api.instances.create(claim.instance, className);
           expect.instances.add(claim.instance);
         }
-        this.ctx.events.record(events.provisioning(pod, claim.instance, className, claim.create));
+        const source = claim.create
+          ? 'new'
+          : !claim.warm
+            ? 'reused'
+            : taken?.status?.phase === 'Ready'
+              ? 'warm'
+              : 'warm-launching';
+        if (newClaim || claim.create)
+          this.ctx.events.record(events.provisioning(pod, claim.instance, className, source));
+        if (cls.spec.warmPool?.size && newClaim) {
+          if (source === 'warm') this.ctx.metrics.warmHits.inc({ class: className });
+          else this.ctx.metrics.warmMisses.inc({ class: className });
+        }
         log.info(
-          { pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, instance: claim.instance, create: claim.create },
+          { pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, instance: claim.instance, source },
           'pod given an instance',
         );
       } catch (e) {

@@ -27,14 +27,20 @@ export const maxInstancesReached = (pod: V1Pod, cls: string, max: number | undef
   note: `InstanceClass "${cls}" is at spec.maxInstances (${max}); the pod waits for an instance to free up`,
 });
 
-export const provisioning = (pod: V1Pod, instance: string, cls: string, create: boolean): IppEvent => ({
+/** How the pod got its instance: a new one, an idle one reused, or one from the warm pool (Ready or still booting). */
+export type Source = 'new' | 'reused' | 'warm' | 'warm-launching';
+
+export const provisioning = (pod: V1Pod, instance: string, cls: string, source: Source): IppEvent => ({
   regarding: podRef(pod),
   type: 'Normal',
   reason: 'Provisioning',
   action: 'Provision',
-  note: create
-    ? `creating dedicated Instance ${instance} of class ${cls}`
-    : `reusing Instance ${instance} of class ${cls}`,
+  note: {
+    new: `creating dedicated Instance ${instance} of class ${cls}`,
+    reused: `reusing Instance ${instance} of class ${cls}`,
+    warm: `took warm Instance ${instance} of class ${cls} (Ready, never used): no boot wait`,
+    'warm-launching': `took warm Instance ${instance} of class ${cls} (never used, still booting)`,
+  }[source],
 });
 
 export const stranded = (pod: V1Pod, why: string, replacing: boolean): IppEvent => ({

@@ -16,6 +16,7 @@ import {
   unschedulableSince,
 } from '../../api/pods.ts';
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
+import { isWarm } from '../warmpool/pool.ts';
 
 export interface PlanInput {
   cls: InstanceClass;
@@ -54,6 +55,8 @@ export interface Claim {
   instance: string;
   /** The Instance does not exist yet: create it after the claim is recorded. */
   create: boolean;
+  /** A warm Instance (never used): take it out of the pool (remove its label) once the claim is recorded. */
+  warm?: boolean;
 }
 
 export interface Placement {
@@ -149,14 +152,13 @@ export function plan(input: PlanInput): Plan {
   // A class tightened (VM → BareMetal) never hands out an instance launched under the weaker level.
   const strongEnough = (inst: Instance) =>
     !inst.status?.providerID || isolationShortfall(requiredIsolation(cls), inst.status.hostIsolation).length === 0;
+  // A warm instance was never used, so it may serve even where reuse is off (one-shot, reuse: false).
+  const mayReuse = !cls.spec.oneShot && (isolation === 'Class' || cls.spec.reuse !== false);
   const reusable = (inst: Instance, pod: V1Pod) =>
-    live(inst) &&
-    usable(inst) &&
-    strongEnough(inst) &&
-    (isolation === 'Class' || cls.spec.reuse !== false) &&
-    hasRoom(inst, pod);
-  // Ready instances first (they place the pod at once), then those on their way, oldest first.
-  const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 1);
+    live(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse) && hasRoom(inst, pod);
+  // Warm Ready instances first (they place the pod at once, and were kept for that), then other
+  // Ready ones, then those on their way (warm first), oldest first.
+  const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 2) + (isWarm(i) ? 0 : 1);
   const pool = [...instances];
   const candidates = () =>
     pool
@@ -226,6 +228,12 @@ export function plan(input: PlanInput): Plan {
       }
     }
     if (claimed && current && live(current)) {
+      // Claimed, but the take from the warm pool has not landed (it failed, or the controller died
+      // after the claim): take it now, and place the pod only once it is out of the pool.
+      if (isWarm(current)) {
+        out.claims.push({ pod, instance: claimed, create: false, warm: true });
+        continue;
+      }
       const node = nodeOf(current);
       if (current.status?.phase === 'Ready' && node && isNodeReady(node))
         out.placements.push({ pod, instance: current, node });
@@ -251,7 +259,7 @@ export function plan(input: PlanInput): Plan {
     const home = candidates().find((i) => reusable(i, pod));
     if (home) {
       charge(home.metadata.name!, pod);
-      out.claims.push({ pod, instance: home.metadata.name!, create: false });
+      out.claims.push({ pod, instance: home.metadata.name!, create: false, ...(isWarm(home) ? { warm: true } : {}) });
       continue;
     }
     if (cls.spec.maxInstances !== undefined && liveCount >= cls.spec.maxInstances) {

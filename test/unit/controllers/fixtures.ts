@@ -7,6 +7,7 @@ import {
   NODE_CLASS_LABEL,
   NODE_INSTANCE_LABEL,
   POD_INSTANCE_ANNOTATION,
+  WARM_LABEL,
 } from '../../../src/api/names.ts';
 
 export const CLASS = 'metal';
@@ -79,6 +80,9 @@ export interface InstanceOpts {
   launchedAt?: string;
   idleSince?: string;
   class?: string;
+  /** Labelled as a warm-pool instance. */
+  warm?: boolean;
+  resourceVersion?: string;
 }
 
 export function instance(name: string, o: InstanceOpts = {}): Instance {
@@ -87,6 +91,8 @@ export function instance(name: string, o: InstanceOpts = {}): Instance {
       name,
       uid: `uid-${name}`,
       creationTimestamp: (o.created ?? '2024-01-01T00:00:00Z') as unknown as Date,
+      ...(o.warm ? { labels: { [WARM_LABEL]: 'true' } } : {}),
+      ...(o.resourceVersion ? { resourceVersion: o.resourceVersion } : {}),
       ...(o.deleting ? { deletionTimestamp: new Date('2024-01-02T00:00:00Z') } : {}),
     },
     spec: { class: o.class ?? CLASS },

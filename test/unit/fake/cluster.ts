@@ -70,12 +70,14 @@ export class FakeWrites implements KubeWrites {
   }
 
   readonly instances = {
-    create: (name: string, cls: string) => this.record('instances.create', name, cls),
+    create: (name: string, cls: string, opts?: { warm?: boolean }) =>
+      opts?.warm ? this.record('instances.create', name, cls, opts) : this.record('instances.create', name, cls),
     patchStatus: (name: string, status: Record<string, unknown>) => this.record('instances.patchStatus', name, status),
     replaceStatus: (inst: Instance, status: unknown) =>
       this.record('instances.replaceStatus', inst.metadata.name, inst.metadata.resourceVersion, status),
     delete: (name: string, resourceVersion?: string) => this.record('instances.delete', name, resourceVersion),
     reserve: (inst: Instance) => this.record('instances.reserve', inst.metadata.name),
+    takeWarm: (inst: Instance) => this.record('instances.takeWarm', inst.metadata.name),
     removeFinalizer: (inst: Instance) => this.record('instances.removeFinalizer', inst.metadata.name),
   };
   readonly pods = {

@@ -44,6 +44,9 @@ const EXPECTED: [name: string, type: string, labels: string[]][] = [
   ['ipp_class_timeout_seconds', 'gauge', ['class', 'timeout']],
   ['ipp_webhook_requests_total', 'counter', ['webhook', 'result']],
   ['ipp_webhook_request_duration_seconds', 'histogram', ['webhook']],
+  ['ipp_warm_instances', 'gauge', ['class', 'state']],
+  ['ipp_warm_hits_total', 'counter', ['class']],
+  ['ipp_warm_misses_total', 'counter', ['class']],
 ];
 
 describe('Metrics', () => {

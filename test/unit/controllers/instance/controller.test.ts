@@ -459,3 +459,94 @@ describe('statusPatch', () => {
     expect(statusPatch({}, { readyAt: undefined })).toBeUndefined();
   });
 });
+
+describe('warm instances', () => {
+  it('are never cancelled for want of a claimer while they boot', async () => {
+    f.cluster.instanceList = [
+      instance('w-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0), warm: true }),
+    ];
+    await controller.reconcile('w-1');
+    f.clock.now += 5 * MIN;
+    await controller.reconcile('w-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+
+  it('are not idle: no idleSince, no idle teardown however long they wait', async () => {
+    const w = instance('w-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0), warm: true });
+    w.status = { ...w.status, nodeName: 'n1', registeredAt: iso(0), readyAt: iso(0), pods: [] };
+    f.cluster.instanceList = [w];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'w-1' })];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('w-1');
+    expect(f.writes.log).toEqual([]);
+    expect(f.events).toEqual([]);
+  });
+
+  it('still time out like any other when their node never becomes Ready', async () => {
+    f.cluster.instanceList = [
+      instance('w-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0), warm: true }),
+    ];
+    f.clock.now = T0 + 16 * MIN;
+    await controller.reconcile('w-1');
+    expect(f.writes.of('instances.delete')).toEqual([['w-1', undefined]]);
+  });
+});
+
+describe('one-shot', () => {
+  const served = (pods: { namespace: string; name: string; uid: string }[] = []) => {
+    const i = instance('i-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0), resourceVersion: '9' });
+    i.status = { ...i.status, nodeName: 'n1', registeredAt: iso(0), readyAt: iso(0), pods };
+    return i;
+  };
+  const job = { namespace: 'team-a', name: 'job', uid: 'uid-team-a-job' };
+  beforeEach(() => {
+    f.cluster.classList = [cls({ oneShot: true, idleTimeout: '5m' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1' })];
+  });
+
+  it('terminates the instance as soon as its pod has succeeded, without waiting for idleTimeout', async () => {
+    f.cluster.instanceList = [served([job])];
+    f.cluster.podList = [pod('job', { claim: 'i-1', nodeName: 'n1', gated: false, phase: 'Succeeded' })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(reasons()).toEqual(['Instance/OneShotDone/Teardown']);
+  });
+
+  it('does so when the pod failed, even if the instance never recorded it (it ran between two looks)', async () => {
+    f.cluster.instanceList = [served([])];
+    f.cluster.podList = [pod('job', { claim: 'i-1', nodeName: 'n1', gated: false, phase: 'Failed' })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+  });
+
+  it("tears down a deleted pod's instance once the pod recorded on it is gone", async () => {
+    f.cluster.instanceList = [served([job])];
+    f.cluster.podList = [];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+  });
+
+  it('keeps the instance while its pod runs, or is still shutting down on the node', async () => {
+    f.cluster.instanceList = [served([job])];
+    f.cluster.podList = [pod('job', { claim: 'i-1', nodeName: 'n1', gated: false, phase: 'Running' })];
+    await controller.reconcile('i-1');
+    f.cluster.podList = [pod('job', { claim: 'i-1', nodeName: 'n1', gated: false, phase: 'Running', deleting: true })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+
+  it('never tears down an instance that has served nobody yet (its pod is on the way)', async () => {
+    f.cluster.instanceList = [served([])];
+    f.cluster.podList = [];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+
+  it('without oneShot, an instance whose pod ended waits for idleTimeout', async () => {
+    f.cluster.classList = [cls({ idleTimeout: '5m' })];
+    f.cluster.instanceList = [served([job])];
+    f.cluster.podList = [pod('job', { claim: 'i-1', nodeName: 'n1', gated: false, phase: 'Succeeded' })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+});

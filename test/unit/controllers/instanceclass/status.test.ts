@@ -77,6 +77,23 @@ describe('classStatus', () => {
       pendingPods: 2,
     });
   });
+
+  it('counts warm Instances, Ready and launching, apart from idle ones; a taken one is no longer warm', () => {
+    const instances = [
+      instance('warm-ready', { phase: 'Ready', warm: true }),
+      instance('warm-ready-2', { phase: 'Ready', warm: true }),
+      instance('warm-booting', { phase: 'Launched', warm: true }),
+      instance('warm-going', { phase: 'Ready', warm: true, deleting: true }),
+      instance('taken', { phase: 'Ready' }),
+    ];
+    expect(classStatus(cls(), undefined, instances, [], NOW)).toMatchObject({
+      instances: 4,
+      readyInstances: 3,
+      idleInstances: 0,
+      warmReady: 2,
+      warmLaunching: 1,
+    });
+  });
 });
 
 describe('statusChanged', () => {
@@ -126,6 +143,8 @@ describe('statusChanged', () => {
         observedGeneration: 1,
         pendingPods: next.pendingPods,
         readyInstances: next.readyInstances,
+        warmLaunching: 0,
+        warmReady: 0,
       }),
     ) as InstanceClassStatus;
     expect(statusChanged(fromServer, next)).toBe(false);

@@ -151,3 +151,56 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('instances.create')).toEqual([['metal-a', 'metal']]);
   });
 });
+
+describe('warm pool', () => {
+  const sample = async (name: string) =>
+    (await f.metrics.registry.getSingleMetric(name)!.get()).values.map((v) => `${v.labels.class}=${v.value}`);
+  beforeEach(() => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } })];
+  });
+
+  it('claims a warm Instance, then takes it out of the pool, and tells the pod', async () => {
+    f.cluster.podList = [pod('web-1')];
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([
+      ['pods.claim', 'web-1', 'warm-1'],
+      ['instances.takeWarm', 'warm-1'],
+    ]);
+    expect(f.events.map((e) => e.note)).toEqual([
+      'took warm Instance warm-1 of class metal (Ready, never used): no boot wait',
+    ]);
+    expect(await sample('ipp_warm_hits_total')).toEqual(['metal=1']);
+    expect(await sample('ipp_warm_misses_total')).toEqual([]);
+  });
+
+  it('leaves the instance in the pool when the claim fails', async () => {
+    f.cluster.podList = [pod('web-1')];
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    f.writes.failNext.set('pods.claim', { code: 409, body: { reason: 'Conflict', message: 'changed' } });
+    await expect(controller.reconcile('metal')).rejects.toThrow(/did not apply/);
+    expect(f.writes.of('instances.takeWarm')).toEqual([]);
+  });
+
+  it('takes a claimed instance out of the pool on the next pass when the take failed, and pins only then', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'warm-1' })];
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([['instances.takeWarm', 'warm-1']]);
+    expect(f.events).toEqual([]); // the pod was told when it was claimed
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1' })];
+    await controller.reconcile('metal');
+    expect(f.writes.log.at(-1)).toEqual(['pods.pin', 'web-1', 'n1']);
+  });
+
+  it('counts a pod that gets a new instance as a miss, and says it is a new one', async () => {
+    f.cluster.podList = [pod('web-1')];
+    await controller.reconcile('metal');
+    expect(f.events.map((e) => e.note)).toEqual(['creating dedicated Instance metal-a of class metal']);
+    expect(await sample('ipp_warm_hits_total')).toEqual([]);
+    expect(await sample('ipp_warm_misses_total')).toEqual(['metal=1']);
+  });
+});

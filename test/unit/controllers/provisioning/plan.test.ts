@@ -478,3 +478,75 @@ describe('host isolation', () => {
     expect(claims(run({ pods: [pod('a')], instances: [idleVm] }))).toEqual(['a->vm-1']);
   });
 });
+
+describe('warm pool', () => {
+  const warm = (name: string, phase: 'Ready' | 'Launched' = 'Ready', created = at(0)) =>
+    instance(name, { phase, warm: true, created });
+  const takes = (p: Plan) =>
+    p.claims.map((c) => `${c.pod.metadata!.name}->${c.instance}${c.create ? '+' : ''}${c.warm ? ' (warm)' : ''}`);
+
+  it('takes a warm Ready instance first, ahead of an older idle one and of warm ones still booting', () => {
+    const p = run({
+      pods: [pod('a', { created: at(1) })],
+      instances: [
+        instance('idle', { phase: 'Ready', created: at(0) }),
+        warm('booting', 'Launched'),
+        warm('w', 'Ready', at(5)),
+      ],
+    });
+    expect(takes(p)).toEqual(['a->w (warm)']);
+  });
+
+  it('gives a burst larger than the pool the warm ones first, then new instances', () => {
+    const p = run({
+      pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) })],
+      instances: [warm('w1'), warm('w2', 'Ready', at(1))],
+    });
+    expect(takes(p)).toEqual(['a->w1 (warm)', 'b->w2 (warm)', 'c->new-1+']);
+  });
+
+  it('takes a warm instance still booting before creating a new one', () => {
+    const p = run({ pods: [pod('a')], instances: [warm('booting', 'Launched')] });
+    expect(takes(p)).toEqual(['a->booting (warm)']);
+  });
+
+  it('takes warm instances even where reuse is off (never used): reuse: false and one-shot', () => {
+    for (const spec of [{ reuse: false }, { oneShot: true }]) {
+      const p = run({
+        cls: cls(spec),
+        pods: [pod('a'), pod('b')],
+        instances: [warm('w'), instance('idle', { phase: 'Ready' })],
+      });
+      expect(takes(p)).toEqual(['a->w (warm)', 'b->new-1+']);
+    }
+  });
+
+  it('never gives one warm instance to two pods under Pod isolation', () => {
+    const p = run({ pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) })], instances: [warm('w')] });
+    expect(takes(p)).toEqual(['a->w (warm)', 'b->new-1+']);
+  });
+
+  it('does not place a pod on an instance still in the pool: asks to take it first', () => {
+    const p = run({ pods: [pod('a', { claim: 'w' })], instances: [warm('w')] });
+    expect(takes(p)).toEqual(['a->w (warm)']);
+    expect(p.placements).toEqual([]);
+  });
+
+  it('counts warm instances against maxInstances', () => {
+    const p = run({
+      cls: cls({ maxInstances: 2 }),
+      pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) })],
+      instances: [warm('w1'), instance('busy', { phase: 'Ready' })],
+      onNode: { 'n-busy': [pod('running', { nodeName: 'n-busy', gated: false, phase: 'Running' })] },
+    });
+    expect(takes(p)).toEqual(['a->w1 (warm)']);
+    expect(names(p.blockedByMaxInstances)).toEqual(['b', 'c']);
+  });
+});
+
+describe('one-shot', () => {
+  it('never reuses an idle instance, even with reuse left at its default', () => {
+    const p = run({ cls: cls({ oneShot: true }), pods: [pod('a')], instances: [instance('done', { phase: 'Ready' })] });
+    expect(claims(p)).toEqual(['a->new-1+']);
+  });
+});

@@ -1,0 +1,155 @@
+// The warm-pool shell with fake writers: creates labelled Instances, removes aged ones at the version
+// judged, waits for its own writes to show in the cache, and reports the pool's size as metrics.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { WarmPoolController } from '../../../../src/controllers/warmpool/controller.ts';
+import { fakes, type Fakes } from '../../fake/cluster.ts';
+import { cls, instance, node, pod } from '../fixtures.ts';
+
+const T0 = Date.parse('2024-01-02T00:00:00Z');
+const HOUR = 3_600_000;
+let f: Fakes;
+let controller: WarmPoolController;
+let n: number;
+beforeEach(() => {
+  f = fakes(T0);
+  n = 0;
+  controller = new WarmPoolController({ ...f.ctx, newName: (c) => `${c}-w${++n}` });
+});
+
+const gauge = async () =>
+  (await f.metrics.registry.getSingleMetric('ipp_warm_instances')!.get()).values.map(
+    (v) => `${v.labels.class}/${v.labels.state}=${v.value}`,
+  );
+
+describe('WarmPoolController', () => {
+  it('creates the pool as warm-labelled Instances, then waits for the cache to show them', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 } })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([
+      ['instances.create', 'metal-w1', 'metal', { warm: true }],
+      ['instances.create', 'metal-w2', 'metal', { warm: true }],
+    ]);
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
+    expect(f.writes.log).toHaveLength(2);
+    const now = new Date(T0).toISOString();
+    f.cluster.instanceList = [
+      instance('metal-w1', { warm: true, created: now }),
+      instance('metal-w2', { warm: true, created: now }),
+    ];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toHaveLength(2);
+    expect(await gauge()).toEqual(['metal/ready=0', 'metal/launching=2']);
+  });
+
+  it('refills once a pod has taken a warm instance', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 } })];
+    f.cluster.instanceList = [
+      instance('metal-a', { phase: 'Ready', warm: true, created: new Date(T0 - HOUR).toISOString() }),
+      instance('metal-b', { phase: 'Ready', created: new Date(T0 - HOUR).toISOString() }),
+    ];
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toEqual([['metal-w1', 'metal', { warm: true }]]);
+    expect(await gauge()).toEqual(['metal/ready=1', 'metal/launching=0']);
+  });
+
+  it('never removes a warm-labelled instance a pod uses, and counts it out of the pool', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1, maxAge: '1h' } })];
+    f.cluster.instanceList = [
+      instance('metal-a', { phase: 'Ready', warm: true, providerID: 'sim:///n1', created: '2024-01-01T00:00:00Z' }),
+    ];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-a' })];
+    f.cluster.podList = [pod('web', { nodeName: 'n1', gated: false, phase: 'Running' })];
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    expect(f.writes.of('instances.create')).toHaveLength(1);
+  });
+
+  it('removes an aged instance at the version judged once its replacement is Ready, and says why', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1, maxAge: '6h' } })];
+    f.cluster.instanceList = [
+      instance('metal-old', { phase: 'Ready', warm: true, created: '2024-01-01T00:00:00Z', resourceVersion: '11' }),
+      instance('metal-new', { phase: 'Ready', warm: true, created: new Date(T0 - 60_000).toISOString() }),
+    ];
+    const r = await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([['instances.delete', 'metal-old', '11']]);
+    expect(f.events.map((e) => `${e.regarding.name}/${e.reason}`)).toEqual(['metal-old/WarmAgedOut']);
+    expect(r).toEqual({ requeueAfterMs: 6 * HOUR - 60_000 }); // when metal-new ages out
+  });
+
+  it('leaves an instance a pod took meanwhile (409 on the delete) and looks again soon', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 0 } })];
+    f.cluster.instanceList = [instance('metal-a', { phase: 'Ready', warm: true })];
+    f.writes.failNext.set('instances.delete', { code: 409, body: { reason: 'Conflict', message: 'changed' } });
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 250 });
+    expect(f.events).toEqual([]);
+  });
+
+  it('comes back when the next warm instance ages out', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1, maxAge: '2h' } })];
+    f.cluster.instanceList = [
+      instance('metal-a', { phase: 'Ready', warm: true, created: new Date(T0 - HOUR).toISOString() }),
+    ];
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: HOUR });
+  });
+
+  it('does not fill the pool of a class its provider refuses', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 } })];
+    f.provider.validationProblems = ['instance type sim.large is unknown'];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([]);
+  });
+
+  it('holds the pool as it is when spec.warmPool cannot be read, and says so on the class', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2, schedule: [{ cron: '0 25 * * *', duration: '1h' }] } })];
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([]);
+    expect(f.events.map((e) => `${e.regarding.kind}/${e.reason}/${e.type}`)).toEqual([
+      'InstanceClass/InvalidWarmPool/Warning',
+    ]);
+    expect(f.events[0]!.note).toContain('hour "25"');
+  });
+
+  it('replaces a warm instance launched under a weaker host isolation than the class now asks for', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 }, hostIsolation: 'DedicatedHardware' })];
+    const weak = instance('metal-vm', {
+      phase: 'Ready',
+      warm: true,
+      providerID: 'sim:///n1',
+      created: '2024-01-01T23:00:00Z',
+    });
+    weak.status!.hostIsolation = { level: 'VM', smt: 'On' };
+    f.cluster.instanceList = [weak];
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toEqual([['metal-w1', 'metal', { warm: true }]]);
+  });
+
+  it('is woken by resync only for classes with a pool or warm instances left', () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } }), cls({}, 'plain'), cls({}, 'was-warm')];
+    f.cluster.instanceList = [instance('x', { warm: true, class: 'was-warm' })];
+    expect([...controller.wakes.resync!(f.cluster)]).toEqual(['metal', 'was-warm']);
+  });
+});
+
+describe('surplus', () => {
+  const pool = (n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      instance(`metal-${i}`, { phase: 'Ready', warm: true, created: new Date(T0 - (i + 1) * 60_000).toISOString() }),
+    );
+
+  it('keeps one extra for a while (the next pod takes it), and removes it if the pool stays over its size', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 } })];
+    f.cluster.instanceList = pool(3);
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 30_000 });
+    expect(f.writes.log).toEqual([]);
+    f.clock.now += 30_000;
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.delete')).toEqual([['metal-2', undefined]]);
+  });
+
+  it('empties the pool at once when its size drops to 0 (schedule window closed)', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 0 } })];
+    f.cluster.instanceList = pool(2);
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.delete')).toHaveLength(2);
+  });
+});
