@@ -2,6 +2,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../../api/types.ts';
 import { parseDuration } from '../../api/duration.ts';
+import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { isDaemonSetPod, isMirrorPod, isNodeReady, isTerminal, isWorkload } from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
@@ -120,3 +121,20 @@ export function notReadySince(node: V1Node, now: number): number | undefined {
 
 /** How many instances of a class may be in repair at once: a fifth, at least one. */
 export const repairBudget = (instancesOfClass: number) => Math.max(1, Math.floor(instancesOfClass / 5));
+
+/**
+ * Why the labels of the Node matched to an Instance by its providerID disagree with that Instance,
+ * or undefined when they agree. A kubelet may rewrite its own Node's labels (NodeRestriction allows
+ * it), so a node claiming another class or Instance has been tampered with. GKE nodes carry the class
+ * label from their pool and no Instance label: an absent Instance label is no disagreement.
+ */
+export function labelMismatch(inst: Instance, node: V1Node): string | undefined {
+  const labels = node.metadata?.labels ?? {};
+  const cls = labels[NODE_CLASS_LABEL];
+  if (cls !== inst.spec.class)
+    return `its label ${NODE_CLASS_LABEL}=${cls ?? '(none)'} is not the class ${inst.spec.class} of Instance ${inst.metadata.name}`;
+  const own = labels[NODE_INSTANCE_LABEL];
+  if (own !== undefined && own !== inst.metadata.name)
+    return `its label ${NODE_INSTANCE_LABEL}=${own} names another Instance than ${inst.metadata.name}`;
+  return undefined;
+}

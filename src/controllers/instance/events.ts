@@ -140,3 +140,18 @@ export const oneShotDone = (inst: Instance, node: string): IppEvent => ({
   action: 'Teardown',
   note: `the one pod of this one-shot instance has ended; terminating it and node ${node} (never reused)`,
 });
+
+/** The Node matched by providerID carries labels of another class or Instance: cordoned, never used. */
+export const nodeLabelsTampered = (inst: Instance, node: string, why: string): IppEvent[] => {
+  const note = `node ${node} of Instance ${inst.metadata.name}: ${why}; cordoned and never given a pod (its kubelet may be compromised)`;
+  return [
+    { regarding: instanceRef(inst), type: 'Warning', reason: 'NodeLabelsTampered', action: 'Register', note },
+    {
+      regarding: { apiVersion: 'v1', kind: 'Node', name: node },
+      type: 'Warning',
+      reason: 'NodeLabelsTampered',
+      action: 'Register',
+      note,
+    },
+  ];
+};

@@ -1,7 +1,8 @@
 // Registration: the node joins by itself and is matched to its Instance by spec.providerID. This step
-// records when it registered and became Ready, and says so once.
+// records when it registered and became Ready, and says so once. A node whose ipp labels disagree
+// with the Instance its providerID belongs to is cordoned and reported, and never becomes Ready here.
 import type { ControllerContext } from '../context.ts';
-import { observedPhase } from './decisions.ts';
+import { labelMismatch, observedPhase } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
@@ -24,6 +25,13 @@ export class Registration implements Step {
     if (!node) {
       if (was.phase !== 'Ready') view.status.phase = 'Launched';
       return {};
+    }
+    const tampered = labelMismatch(inst, node);
+    if (tampered) {
+      if (!node.spec?.unschedulable) await this.ctx.api.nodes.cordon(node);
+      this.ctx.events.record(...events.nodeLabelsTampered(inst, node.metadata!.name!, tampered));
+      log.error({ node: node.metadata!.name }, tampered);
+      return { halt: true };
     }
     const phase = observedPhase(was, node);
     view.status.phase = phase;

@@ -180,6 +180,19 @@ describe('registration', () => {
     ]);
   });
 
+  it('cordons and reports a node whose labels claim another class or Instance, and never readies it', async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    f.cluster.nodeList = [node('n1', { class: 'other', instance: 'i-9', providerID: 'sim:///n1' })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('nodes.cordon')).toEqual([['n1']]);
+    expect(f.writes.of('instances.patchStatus')).toEqual([]);
+    expect(reasons()).toEqual(['Instance/NodeLabelsTampered/Register', 'Node/NodeLabelsTampered/Register']);
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-9', providerID: 'sim:///n1' })];
+    await controller.reconcile('i-1');
+    expect(f.events.at(-1)!.note).toContain('names another Instance');
+  });
+
   it('writes nothing when the world matches the status, whatever the key order the server returned', async () => {
     const ready = instance('i-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0) });
     ready.status = {
