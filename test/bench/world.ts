@@ -122,7 +122,8 @@ export async function ensureIppWorld(kc: KubeConfig, o: WorldOptions): Promise<v
     const providerID = `sim:///${zone}/${id}`;
     const node = `sim-${id}`;
     const labels = { [NODE_CLASS_LABEL]: o.cls, [NODE_INSTANCE_LABEL]: instance };
-    const taints = [{ key: NODE_CLASS_LABEL, value: o.cls, effect: 'NoSchedule' }];
+    // As the controller launches them: NoSchedule for the scheduler, NoExecute for the kubelet.
+    const taints = ['NoSchedule', 'NoExecute'].map((effect) => ({ key: NODE_CLASS_LABEL, value: o.cls, effect }));
     const tags = { 'ipp.dev/cluster': o.cluster, 'ipp.dev/class': o.cls, 'ipp.dev/instance': instance };
     // The simulated cloud's record, as SimulatedProvider.create writes it.
     await core
@@ -181,7 +182,12 @@ export async function ensureIppWorld(kc: KubeConfig, o: WorldOptions): Promise<v
           spec: {
             nodeName: node,
             containers: [{ name: 'postfix', image: 'postfix' }],
-            tolerations: [{ key: NODE_CLASS_LABEL, operator: 'Equal', value: o.cls, effect: 'NoSchedule' }],
+            tolerations: ['NoSchedule', 'NoExecute'].map((effect) => ({
+              key: NODE_CLASS_LABEL,
+              operator: 'Equal',
+              value: o.cls,
+              effect,
+            })),
           },
         },
       })
