@@ -19,8 +19,9 @@ export const currentTree = (): Tree => ({ label: 'this tree', root: here });
 
 /**
  * The code before this change, for side-by-side figures: IPP_BENCH_BASELINE (a commit, or "none"),
- * by default where this branch left main. Extracted with git archive (the repository is untouched)
- * and run with this tree's node_modules.
+ * by default where this branch left main (once a change is merged, name the commit before it, e.g.
+ * IPP_BENCH_BASELINE=439e4af for the scale work). Extracted with git archive (the repository is
+ * untouched) and run with this tree's node_modules.
  */
 export function baselineTree(): Tree | undefined {
   const wanted = process.env.IPP_BENCH_BASELINE;
