@@ -200,7 +200,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     // Ready means able to answer admission too: with failurePolicy Fail, a replica that reports
     // ready before its webhook listens would make the API server refuse opted-in pods.
     ready: () => {
-      const notSynced = state.notSyncedReason();
+      const notSynced = state.notSyncedReason(runtimeClassWatch);
       return notSynced
         ? { ok: false, reason: notSynced }
         : opts.webhook && !admission

@@ -35,6 +35,15 @@ export const INSTANCE_INDEXERS: Indexers<Instance & KubernetesObject> = {
   class: (i) => one(i.spec?.class),
 };
 
+/** For /readyz: each cache that has not listed, with its last error; undefined when all have. */
+export function notSyncedReason(statuses: readonly InformerStatus[]): string | undefined {
+  const waiting = statuses.filter((s) => !s.synced);
+  if (!waiting.length) return undefined;
+  return `caches not synced: ${waiting
+    .map((s) => `${s.resource} has not listed yet${s.lastError ? ` (last error: ${s.lastError})` : ''}`)
+    .join('; ')}`;
+}
+
 export interface ClusterStateOptions {
   /** Objects per LIST page; default 500. */
   pageSize?: number;
@@ -128,12 +137,8 @@ export class ClusterState {
   }
 
   /** Why the caches are not ready, naming each one that has not listed and its last error; undefined when synced. */
-  notSyncedReason(): string | undefined {
-    const waiting = this.status().filter((s) => !s.synced);
-    if (!waiting.length) return undefined;
-    return `caches not synced: ${waiting
-      .map((s) => `${s.resource} has not listed yet${s.lastError ? ` (last error: ${s.lastError})` : ''}`)
-      .join('; ')}`;
+  notSyncedReason(...others: { status(): InformerStatus }[]): string | undefined {
+    return notSyncedReason([...this.status(), ...others.map((o) => o.status())]);
   }
 
   /** The informer that has been silent longest, with how long: for /healthz. */
