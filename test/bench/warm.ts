@@ -149,7 +149,11 @@ export async function benchWarm(): Promise<void> {
           ['warm hit', warm.pods, warm.p50Ms, warm.p95Ms, warm.maxMs].join('\t'),
           ['cold launch', cold.pods, cold.p50Ms, cold.p95Ms, cold.maxMs].join('\t'),
           `cold / warm: ${ratio.p50}× at p50, ${ratio.p95}× at p95; warm hits ${hits}, misses ${misses}`,
-          `target: warm hit p95 ≤ 3000 ms: ${warm.p95Ms <= 3000 ? 'met' : 'NOT met'}`,
+          `target: warm hit p95 ≤ 3000 ms: ${warm.p95Ms <= 3000 ? 'met' : 'NOT met'}` +
+            (warm.p95Ms > 3000 && !ARGS.length
+              ? ' (the controller shares its client limit, --kube-api-qps 50, with the cold launches and the refills;' +
+                ' IPP_BENCH_WARM_ARGS=--kube-api-qps=0 shows the scheduler and kwok time alone)'
+              : ''),
         ].join('\n'),
       );
       const samples = Object.fromEntries(names.map((n) => [n, ms(running.get(n)! - created.get(n)!)]));
