@@ -234,8 +234,12 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     });
 
     // Not one request of the whole run was refused.
-    // (A refusal, not any 403 in a log line: durations such as "retryInMs":403 are not refusals.)
-    expect(readFileSync(ipp.logFile, 'utf8')).not.toMatch(/forbidden|HTTP 403|"code":\s*403|HTTP-Code: 403/i);
+    // Not RBAC's doing: Events about an earlier file's pods in a namespace being deleted are refused
+    // by the apiserver with a 403 too. Any other refusal is a missing permission.
+    const refusals = readFileSync(ipp.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => /forbidden|HTTP 403/i.test(l) && !l.includes('because it is being terminated'));
+    expect(refusals).toEqual([]);
   });
 
   it('refuses what the controller must not do (SelfSubjectAccessReview)', async () => {
