@@ -1,5 +1,7 @@
 // Facts about an InstanceClass that the controllers, the webhook and the providers must agree on:
 // which provider it uses, whether a namespace may use it, and whether it can be used at all.
+import type { V1Toleration } from '@kubernetes/client-node';
+import { TAINT_KEY } from './names.ts';
 import type { InstanceClass } from './types.ts';
 
 /** Provider names, in the order a class's settings blocks are looked for (spec.<name>). */
@@ -76,4 +78,18 @@ export function usability<P extends ClassValidator>(
     };
   }
   return { usable: true, cls, provider };
+}
+
+/** The toleration of the class's NoSchedule taint, which keeps the scheduler's other pods off its nodes. */
+export function classToleration(cls: string): V1Toleration {
+  return { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoSchedule' };
+}
+
+/**
+ * ipp nodes also carry `ipp.dev/class=<class>:NoExecute`: the kubelet enforces only NoExecute taints
+ * on pods that reach it bound already (spec.nodeName), so this taint keeps every other pod off the
+ * node even if admission was bypassed. The class's own pods tolerate it.
+ */
+export function classNoExecuteToleration(cls: string): V1Toleration {
+  return { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoExecute' };
 }

@@ -13,7 +13,7 @@ import {
   SCHEDULER_NAME,
   TAINT_KEY,
 } from '../api/names.ts';
-import { namespaceAllowed } from '../api/classes.ts';
+import { classNoExecuteToleration, classToleration, namespaceAllowed } from '../api/classes.ts';
 import {
   allow,
   deny,
@@ -41,10 +41,6 @@ export interface MutateContext extends DaemonSetTrust {
 
 const DEFAULT_SCHEDULER = 'default-scheduler';
 
-export function classToleration(cls: string): V1Toleration {
-  return { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoSchedule' };
-}
-
 /** The runtimeClassName of a pod, if it is a string. */
 function runtimeClassOf(pod: V1Pod): string | undefined {
   const v: unknown = isRecord(pod.spec) ? pod.spec.runtimeClassName : undefined;
@@ -54,15 +50,6 @@ function runtimeClassOf(pod: V1Pod): string | undefined {
 /** The class a pod asks for: its label, else the class its ipp-<class> RuntimeClass stands for. */
 export function requestedClass(pod: V1Pod): string | undefined {
   return labelOf(pod, CLASS_LABEL) ?? classOfRuntimeClass(runtimeClassOf(pod));
-}
-
-/**
- * ipp nodes also carry `ipp.dev/class=<class>:NoExecute`: the kubelet enforces only NoExecute taints
- * on pods that reach it bound already (spec.nodeName), so this taint keeps every other pod off the
- * node even if admission was bypassed. The class's own pods tolerate it.
- */
-export function classNoExecuteToleration(cls: string): V1Toleration {
-  return { key: TAINT_KEY, operator: 'Equal', value: cls, effect: 'NoExecute' };
 }
 
 export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {

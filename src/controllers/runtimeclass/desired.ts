@@ -7,7 +7,7 @@ import type { V1OwnerReference, V1RuntimeClass } from '@kubernetes/client-node';
 import { API_VERSION, NODE_CLASS_LABEL, RUNTIME_CLASS_PREFIX, runtimeClassName } from '../../api/names.ts';
 import { parseQuantity } from '../../api/quantity.ts';
 import type { InstanceClass } from '../../api/types.ts';
-import { classNoExecuteToleration, classToleration } from '../../webhook/mutate.ts';
+import { classNoExecuteToleration, classToleration } from '../../api/classes.ts';
 
 export { classOfRuntimeClass, runtimeClassName } from '../../api/names.ts';
 export const DEFAULT_HANDLER = 'runc';
