@@ -29,6 +29,7 @@ import { observeWorld } from './metrics/observe.ts';
 import { ClusterState } from './state/cluster.ts';
 import { startAdmission } from './webhook/run.ts';
 import { instrumentProvider } from '../providers/instrumented.ts';
+import { SimulatedFaults } from '../providers/simulated/faults.ts';
 import { SimulatedProvider } from '../providers/simulated/provider.ts';
 import type { CloudProvider } from '../providers/types.ts';
 
@@ -51,11 +52,14 @@ async function buildProviders(
     const log = logger.child({ provider: name });
     let p: CloudProvider;
     if (name === 'simulated') {
+      if (opts.simulatedFaults)
+        log.warn({ file: opts.simulatedFaults }, 'chaos testing: injecting simulated cloud faults listed in this file');
       p = new SimulatedProvider({
         kubeconfig: kc,
         clusterName: opts.clusterName,
         namespace: opts.simulatedNamespace,
         logger: log,
+        ...(opts.simulatedFaults ? { faults: new SimulatedFaults(opts.simulatedFaults) } : {}),
       });
     } else if (name === 'aws') {
       if (!opts.awsRegion) throw new Error('the aws provider needs a region: set --aws-region or AWS_REGION');

@@ -16,6 +16,7 @@ import { requiredIsolation } from '../isolation.ts';
 import { launchFirstAvailable, offerings, UnavailableOfferings } from '../offerings.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, NodeIdentity, Resources } from '../types.ts';
 import { CATALOG, FEATURES, ZONES } from './catalog.ts';
+import type { CloudOperation, SimulatedFaults } from './faults.ts';
 
 export interface SimulatedProviderOptions {
   kubeconfig: KubeConfig;
@@ -25,6 +26,8 @@ export interface SimulatedProviderOptions {
   logger: Logger;
   /** How often the simulated kubelets look for instances to boot. */
   tickMs?: number;
+  /** Cloud faults to inject (chaos runs only: --simulated-faults); none by default. */
+  faults?: SimulatedFaults;
 }
 
 const PREFIX = 'sim:///';
@@ -116,8 +119,33 @@ export class SimulatedProvider implements CloudProvider {
     return CATALOG[instanceType];
   }
 
-  async create(req: LaunchRequest): Promise<CloudInstance> {
-    const [existing] = await this.findByInstance(req.instance.name);
+  /** One call of the cloud API, under the injected faults if any. */
+  private cloud<T>(operation: CloudOperation, call: () => Promise<T>): Promise<T> {
+    return this.opts.faults ? this.opts.faults.around(operation, call) : call();
+  }
+
+  create(req: LaunchRequest): Promise<CloudInstance> {
+    return this.cloud('create', () => this.launch(req));
+  }
+
+  delete(providerID: string): Promise<void> {
+    return this.cloud('delete', () => this.terminate(providerID));
+  }
+
+  get(providerID: string): Promise<CloudInstance> {
+    return this.cloud('get', () => this.describe(providerID));
+  }
+
+  list(): Promise<CloudInstance[]> {
+    return this.cloud('list', async () => (await this.records()).map((r) => this.toInstance(r)));
+  }
+
+  findByInstance(instance: string): Promise<CloudInstance[]> {
+    return this.cloud('find', () => this.byInstance(instance));
+  }
+
+  private async launch(req: LaunchRequest): Promise<CloudInstance> {
+    const [existing] = await this.byInstance(req.instance.name);
     if (existing) return existing;
     const problems = this.validate(req.class);
     if (problems.length) throw new InvalidConfigError(problems.join('; '));
@@ -136,6 +164,7 @@ export class SimulatedProvider implements CloudProvider {
       ) {
         throw new InsufficientCapacityError(`simulated: no ${o.instanceType} capacity in ${o.zone}`, [o]);
       }
+      this.opts.faults?.checkCapacity(o);
       // Idempotency token: the same Instance UID and offering always name the same instance.
       const id = `i-${createHash('sha256').update(`${req.instance.uid}/${o.instanceType}/${o.zone}`).digest('hex').slice(0, 17)}`;
       const record: SimulatedRecord = {
@@ -153,13 +182,13 @@ export class SimulatedProvider implements CloudProvider {
         await this.core.createNamespacedConfigMap({ namespace: this.opts.namespace, body: this.toConfigMap(record) });
       } catch (e) {
         if (!isAlreadyExists(e)) throw e;
-        return this.get(`${PREFIX}${record.zone}/${id}`);
+        return this.describe(`${PREFIX}${record.zone}/${id}`);
       }
       return this.toInstance(record);
     });
   }
 
-  async delete(providerID: string): Promise<void> {
+  private async terminate(providerID: string): Promise<void> {
     try {
       await this.core.deleteNamespacedConfigMap({ name: idOf(providerID), namespace: this.opts.namespace });
     } catch (e) {
@@ -168,7 +197,7 @@ export class SimulatedProvider implements CloudProvider {
     }
   }
 
-  async get(providerID: string): Promise<CloudInstance> {
+  private async describe(providerID: string): Promise<CloudInstance> {
     try {
       const cm = await this.core.readNamespacedConfigMap({ name: idOf(providerID), namespace: this.opts.namespace });
       return this.toInstance(this.fromConfigMap(cm));
@@ -176,10 +205,6 @@ export class SimulatedProvider implements CloudProvider {
       if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`, { cause: e });
       throw e;
     }
-  }
-
-  async list(): Promise<CloudInstance[]> {
-    return (await this.records()).map((r) => this.toInstance(r));
   }
 
   /** The simulated kubelets: register nodes of booted instances, remove nodes of vanished ones. */
@@ -245,7 +270,7 @@ export class SimulatedProvider implements CloudProvider {
     this.opts.logger.info({ node: name, instanceType: r.instanceType, zone: r.zone }, 'simulated node registered');
   }
 
-  async findByInstance(instance: string): Promise<CloudInstance[]> {
+  private async byInstance(instance: string): Promise<CloudInstance[]> {
     return (await this.records()).filter((x) => x.tags[TAG_INSTANCE] === instance).map((r) => this.toInstance(r));
   }
 

@@ -28,6 +28,8 @@ export interface Options {
   strandedAfterMs: number;
   resyncMs: number;
   simulatedNamespace: string;
+  /** Chaos runs only: a file of cloud faults the simulated provider injects (providers/simulated/faults.ts). */
+  simulatedFaults?: string;
   webhook: boolean;
   webhookPort: number;
   webhookHost: string;
@@ -194,6 +196,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
         'IPP_SIMULATED_NAMESPACE',
       ).default('ipp-simulated-cloud'),
     )
+    .addOption(
+      o(
+        '--simulated-faults <file>',
+        'chaos testing only: JSON file of cloud faults for the simulated provider to inject (see docs/operations.md)',
+        'IPP_SIMULATED_FAULTS',
+      ).hideHelp(),
+    )
     .addOption(o('--no-webhook', 'do not serve the admission webhook', 'IPP_NO_WEBHOOK'))
     .addOption(
       o('--webhook-port <port>', 'HTTPS port of the admission webhook (0: any free port)', 'IPP_WEBHOOK_PORT')
@@ -309,6 +318,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     strandedAfterMs: v.strandedAfter,
     resyncMs: v.resync,
     simulatedNamespace: v.simulatedNamespace,
+    simulatedFaults: v.simulatedFaults,
     webhook: v.webhook !== false,
     webhookPort: v.webhookPort,
     webhookHost: v.webhookHost,

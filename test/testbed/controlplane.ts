@@ -28,6 +28,12 @@ export interface ControlPlane {
   /** Writes a kubeconfig for one of `identities` and returns its path. */
   kubeconfigFor(name: string): string;
   components: Child[];
+  /**
+   * Stops kube-apiserver (SIGTERM: graceful; SIGKILL: a crash) and starts it again on the same port
+   * with the same flags, over the same etcd, so its data survives; resolves once /readyz is 200.
+   * Every client sees its connections and watches drop, as in a control-plane upgrade or crash.
+   */
+  restartApiServer(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -282,47 +288,54 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
     const server = `https://127.0.0.1:${apiPort}`;
     log(`kube-apiserver on ${server}`);
-    const apiserver = startChild(
-      'kube-apiserver',
-      bin('kube-apiserver'),
-      [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
-        `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-        `--client-ca-file=${caFile}`,
-        `--token-auth-file=${join(pki, 'tokens.csv')}`,
-        '--authorization-mode=Node,RBAC',
-        // Kubelets may only change their own Node and the pods bound to it (what EKS and GKE enable).
-        '--enable-admission-plugins=NodeRestriction',
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${join(pki, 'sa.key')}`,
-        `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-        '--service-cluster-ip-range=10.96.0.0/16',
-        '--allow-privileged=true',
-        '--endpoint-reconciler-type=none',
-        `--cert-dir=${join(dir, 'apiserver-certs')}`,
-      ],
-      join(logs, 'kube-apiserver.log'),
-    );
-    components.push(apiserver);
+    const apiserverArgs = [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+      `--client-ca-file=${caFile}`,
+      `--token-auth-file=${join(pki, 'tokens.csv')}`,
+      '--authorization-mode=Node,RBAC',
+      // Kubelets may only change their own Node and the pods bound to it (what EKS and GKE enable).
+      '--enable-admission-plugins=NodeRestriction',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${join(pki, 'sa.key')}`,
+      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--allow-privileged=true',
+      '--endpoint-reconciler-type=none',
+      `--cert-dir=${join(dir, 'apiserver-certs')}`,
+    ];
+    const startApiServer = () =>
+      startChild('kube-apiserver', bin('kube-apiserver'), apiserverArgs, join(logs, 'kube-apiserver.log'));
+    components.push(startApiServer());
 
     const failed = () => components.find((c) => c.process.exitCode !== null);
     const explain = () => components.map((c) => `--- ${c.name} (${c.logFile}) ---\n${tail(c.logFile)}`).join('\n');
-    await waitFor(
-      'kube-apiserver /readyz',
-      async () => {
-        const dead = failed();
-        if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
-        return readyz(server, caFile, admin.token);
-      },
-      120_000,
-      explain,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}\n${explain()}`);
-    });
+    const apiserverReady = () =>
+      waitFor(
+        'kube-apiserver /readyz',
+        async () => {
+          const dead = failed();
+          if (dead) throw new Fatal(`${dead.name} exited with code ${dead.process.exitCode}`);
+          return readyz(server, caFile, admin.token);
+        },
+        120_000,
+        explain,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}\n${explain()}`);
+      });
+    await apiserverReady();
+    const restartApiServer = async (signal: NodeJS.Signals = 'SIGTERM') => {
+      const i = components.findIndex((c) => c.name === 'kube-apiserver');
+      if (i < 0) throw new Error('kube-apiserver is not running: the control plane was stopped');
+      await components[i]!.stop(signal);
+      // The same port, right away: the kernel frees a listening socket as its process exits.
+      components[i] = startApiServer();
+      await apiserverReady();
+    };
 
     const kubeconfig = join(dir, 'admin.kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(server, caFile, admin.user, admin.token), { mode: 0o600 });
@@ -410,7 +423,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       throw new Error(`${e.message}\n${explain()}`);
     });
 
-    return { dir, server, caFile, kubeconfig, identities, kubeconfigFor, components, stop };
+    return { dir, server, caFile, kubeconfig, identities, kubeconfigFor, components, restartApiServer, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -3,47 +3,17 @@
 // ever hosts pods of two classes, a pod of a class runs only on an ipp node of that class, and an
 // ipp node hosts nothing else but node agents (DaemonSet pods from kube-system, mirror pods).
 // The cluster is sampled every POLL_MS while the file runs, and once more at its end.
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { clients } from './cluster.ts';
+import { breaches, type Breach } from './isolation.ts';
+
+export { breaches, type Breach };
 
 const POLL_MS = 1_000;
-const CLASS_LABEL = 'ipp-class';
-const NODE_CLASS_LABEL = 'ipp.dev/class';
-const TRUSTED_DAEMONSET_NAMESPACES = ['kube-system'];
 
 /** Namespaces whose pods the current file places against the invariant on purpose (or trusts as agents). */
 const allowed = new Set<string>();
 export function allowIsolationViolations(...namespaces: string[]): void {
   for (const n of namespaces) allowed.add(n);
-}
-
-export interface Breach {
-  pod: string;
-  node: string;
-  podClass: string | undefined;
-  nodeClass: string | undefined;
-}
-
-const isAgent = (p: V1Pod) =>
-  p.metadata?.annotations?.['kubernetes.io/config.mirror'] !== undefined ||
-  (TRUSTED_DAEMONSET_NAMESPACES.includes(p.metadata?.namespace ?? '') &&
-    (p.metadata?.ownerReferences ?? []).some((r) => r.kind === 'DaemonSet' && r.controller));
-
-export function breaches(nodes: readonly V1Node[], pods: readonly V1Pod[], skip: ReadonlySet<string>): Breach[] {
-  const classOf = new Map(nodes.map((n) => [n.metadata!.name!, n.metadata?.labels?.[NODE_CLASS_LABEL]]));
-  const out: Breach[] = [];
-  for (const p of pods) {
-    const node = p.spec?.nodeName;
-    if (!node || !classOf.has(node) || skip.has(p.metadata?.namespace ?? '')) continue;
-    // Going away: the leftovers of an earlier file's deliberate breach, its namespace being deleted.
-    if (p.metadata?.deletionTimestamp) continue;
-    if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || isAgent(p)) continue;
-    const podClass = p.metadata?.labels?.[CLASS_LABEL];
-    const nodeClass = classOf.get(node);
-    if ((nodeClass !== undefined || podClass !== undefined) && podClass !== nodeClass)
-      out.push({ pod: `${p.metadata?.namespace}/${p.metadata?.name}`, node, podClass, nodeClass });
-  }
-  return out;
 }
 
 export function watchInvariant(): { stop(): Promise<Breach[]> } {

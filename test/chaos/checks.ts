@@ -1,0 +1,102 @@
+// What a chaos run promises, counted: no leaked cloud instance (live, with no Instance object), no
+// duplicate (an Instance with two live cloud instances, or two Nodes of one Instance), every pod on
+// a node of its own class (the e2e isolation invariant, sampled all along), no pod killed that was
+// not asked to go, and, once converged, every pod still wanted running on a node that exists.
+import { NODE_INSTANCE_LABEL, TAG_CLUSTER, TAG_INSTANCE, GROUP, VERSION } from '../../src/api/names.ts';
+import type { Instance } from '../../src/api/types.ts';
+import type { Workload } from './workload.ts';
+import { CLOUD_NAMESPACE, CLUSTER, type Clients } from './world.ts';
+
+export interface Counts {
+  leaked: number;
+  duplicates: number;
+  misplaced: number;
+  killed: number;
+  unplaced: number;
+}
+
+export interface Findings {
+  counts: Counts;
+  /** One line per violation, for the report. */
+  details: string[];
+}
+
+const count = <T>(items: T[], key: (t: T) => string | undefined) => {
+  const m = new Map<string, number>();
+  for (const i of items) {
+    const k = key(i);
+    if (k) m.set(k, (m.get(k) ?? 0) + 1);
+  }
+  return m;
+};
+
+/** Counts now; the observer's latest sample must be fresh (call workload.observe() first). */
+export async function check(c: Clients, w: Workload): Promise<Findings> {
+  const details: string[] = [];
+  const records = (
+    await c.core.listNamespacedConfigMap({ namespace: CLOUD_NAMESPACE, labelSelector: `${TAG_CLUSTER}=${CLUSTER}` })
+  ).items.map((cm) => {
+    const rec = JSON.parse(cm.data?.instance ?? '{}') as { id?: string; tags?: Record<string, string> };
+    return { id: rec.id ?? cm.metadata!.name!, instance: rec.tags?.[TAG_INSTANCE] };
+  });
+  const instances = (
+    (await c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances' })) as {
+      items: Instance[];
+    }
+  ).items;
+  const names = new Set(instances.map((i) => i.metadata.name!));
+
+  const leaked = records.filter((r) => !r.instance || !names.has(r.instance));
+  for (const r of leaked) details.push(`leaked: cloud instance ${r.id} (tagged Instance ${r.instance ?? 'none'})`);
+
+  let duplicates = 0;
+  for (const [inst, n] of count(records, (r) => r.instance)) {
+    if (n < 2) continue;
+    duplicates++;
+    details.push(`duplicate: Instance ${inst} has ${n} live cloud instances`);
+  }
+  for (const [inst, n] of count(w.nodes, (node) => node.metadata?.labels?.[NODE_INSTANCE_LABEL])) {
+    if (n < 2) continue;
+    duplicates++;
+    details.push(`duplicate: ${n} Nodes carry ${NODE_INSTANCE_LABEL}=${inst}`);
+  }
+
+  for (const b of w.breaches.values())
+    details.push(
+      `misplaced: pod ${b.pod} (class ${b.podClass ?? 'none'}) on ${b.node} (class ${b.nodeClass ?? 'none'})`,
+    );
+
+  let killed = 0;
+  for (const p of w.seen.values()) {
+    if (w.asked(p)) continue;
+    const now = w.current.get(p.uid);
+    const why = !now
+      ? `deleted (last seen ${p.phase || 'without a phase'}${p.node ? ` on ${p.node}` : ''})`
+      : now.status?.phase === 'Failed'
+        ? `failed: ${now.status.reason ?? ''} ${now.status.message ?? ''}`.trim()
+        : now.metadata?.deletionTimestamp
+          ? 'being deleted'
+          : undefined;
+    if (!why) continue;
+    killed++;
+    details.push(`killed: pod ${p.name} (${p.uid}) of ${p.workload}, never asked to go, ${why}`);
+  }
+
+  const nodeNames = new Set(w.nodes.map((n) => n.metadata!.name!));
+  let unplaced = 0;
+  for (const p of w.live()) {
+    if (w.workloads.get(p.metadata?.labels?.['chaos.ipp.dev/workload'] ?? '')?.deleted) continue;
+    const node = p.spec?.nodeName;
+    if (p.status?.phase === 'Running' && node && nodeNames.has(node)) continue;
+    unplaced++;
+    details.push(
+      `unplaced: pod ${p.metadata!.name} is ${p.status?.phase ?? 'without a phase'}${node ? ` on ${node}${nodeNames.has(node) ? '' : ' (no such Node)'}` : ', not bound'}`,
+    );
+  }
+  return {
+    counts: { leaked: leaked.length, duplicates, misplaced: w.breaches.size, killed, unplaced },
+    details,
+  };
+}
+
+export const clean = (c: Counts) => Object.values(c).every((n) => n === 0);
