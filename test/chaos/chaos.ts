@@ -14,6 +14,8 @@ export interface ChaosOptions {
   /** Mean time between two faults. */
   faultGapMs: number;
   maxLive: number;
+  /** Controller replicas (leader election when more than one). */
+  replicas: number;
   /** Longest wait for convergence after the faults stop. */
   settleMs: number;
   /** Keep the control plane's data and logs even when the run is clean. */
@@ -39,7 +41,7 @@ const MIN_SETTLE_MS = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
-  const world = await startWorld((l) => o.log(`[testbed] ${l}`));
+  const world = await startWorld((l) => o.log(`[testbed] ${l}`), o.replicas);
   let ok = false;
   try {
     const workload = new Workload(world.c, { ...o, log: o.log });
@@ -54,7 +56,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
     await injector.calm();
     const settling = Date.now();
-    await world.controller.ready(o.settleMs);
+    for (const c of world.controllers) await c.ready(o.settleMs);
     let findings = await check(world.c, workload);
     for (;;) {
       await sleep(2_000);
@@ -99,6 +101,6 @@ export function formatReport(r: ChaosReport): string {
     '(effects: nodes deleted; cloud calls faulted)',
   ];
   if (r.details.length) lines.push('', ...r.details.slice(0, 50), ...(r.details.length > 50 ? ['…'] : []));
-  if (r.kept) lines.push('', `data and logs kept in ${r.kept} (controller: logs/ipp.log)`);
+  if (r.kept) lines.push('', `data and logs kept in ${r.kept} (controllers: logs/ipp-*.log)`);
   return lines.join('\n');
 }

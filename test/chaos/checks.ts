@@ -2,10 +2,11 @@
 // duplicate (an Instance with two live cloud instances, or two Nodes of one Instance), every pod on
 // a node of its own class (the e2e isolation invariant, sampled all along), no pod killed that was
 // not asked to go, and, once converged, every pod still wanted running on a node that exists.
+import { EventsV1Api } from '@kubernetes/client-node';
 import { NODE_INSTANCE_LABEL, TAG_CLUSTER, TAG_INSTANCE, GROUP, VERSION } from '../../src/api/names.ts';
 import type { Instance } from '../../src/api/types.ts';
 import type { Workload } from './workload.ts';
-import { CLOUD_NAMESPACE, CLUSTER, type Clients } from './world.ts';
+import { CLOUD_NAMESPACE, CLUSTER, WORKLOAD_NAMESPACE, type Clients } from './world.ts';
 
 export interface Counts {
   leaked: number;
@@ -13,6 +14,8 @@ export interface Counts {
   misplaced: number;
   killed: number;
   unplaced: number;
+  /** IsolationViolation Events of the controller's auditor about the workload: each is a false alarm when misplaced is 0. */
+  alarms: number;
 }
 
 export interface Findings {
@@ -68,7 +71,9 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
 
   let killed = 0;
   for (const p of w.seen.values()) {
-    if (w.asked(p)) continue;
+    // A pod that finished its work was not killed: kube-controller-manager's pod GC deletes finished
+    // pods whose node is gone (a Job's pod, once its instance was torn down as idle).
+    if (w.asked(p) || p.phase === 'Succeeded') continue;
     const now = w.current.get(p.uid);
     const why = !now
       ? `deleted (last seen ${p.phase || 'without a phase'}${p.node ? ` on ${p.node}` : ''})`
@@ -93,8 +98,13 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
       `unplaced: pod ${p.metadata!.name} is ${p.status?.phase ?? 'without a phase'}${node ? ` on ${node}${nodeNames.has(node) ? '' : ' (no such Node)'}` : ', not bound'}`,
     );
   }
+  const alarms = (
+    await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: WORKLOAD_NAMESPACE })
+  ).items.filter((e) => e.reason === 'IsolationViolation');
+  for (const e of alarms) details.push(`alarm: ${e.regarding?.kind} ${e.regarding?.name}: ${e.note}`);
+
   return {
-    counts: { leaked: leaked.length, duplicates, misplaced: w.breaches.size, killed, unplaced },
+    counts: { leaked: leaked.length, duplicates, misplaced: w.breaches.size, killed, unplaced, alarms: alarms.length },
     details,
   };
 }

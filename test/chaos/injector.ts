@@ -62,21 +62,24 @@ export class FaultInjector {
   /** Closes every cloud window and makes sure the controller runs: the end of the chaos. */
   async calm(): Promise<void> {
     this.writeWindows([]);
-    await this.w.controller.start();
+    for (const c of this.w.controllers) await c.start();
     this.countCloudEffects();
   }
 
   private async fire(f: Fault, attempt: number): Promise<void> {
     const t = this.tally[f.kind];
     switch (f.kind) {
-      case 'controller-kill':
-        if (!this.w.controller.running()) return this.again(f, attempt);
-        await this.w.controller.kill();
+      case 'controller-kill': {
+        const running = this.w.controllers.filter((c) => c.running());
+        if (!running.length) return this.again(f, attempt);
+        const victim = this.r.pick(running);
+        await victim.kill();
         t.fired++;
-        this.log(`fault: controller SIGKILLed, back in ${f.downMs} ms`);
+        this.log(`fault: controller ${victim.identity} SIGKILLed, back in ${f.downMs} ms`);
         await sleep(f.downMs);
-        await this.w.controller.start();
+        await victim.start();
         return;
+      }
       case 'apiserver-restart': {
         const began = Date.now();
         await this.w.plane.restartApiServer(f.signal);

@@ -38,6 +38,11 @@ const cmd = new Command('chaos')
   )
   .addOption(new Option('--max-live <n>', 'most pods alive at once').argParser(int('--max-live')).default(30))
   .addOption(
+    new Option('--replicas <n>', 'controller replicas (leader election when more than one)')
+      .argParser(int('--replicas'))
+      .default(2),
+  )
+  .addOption(
     new Option('--settle <duration>', 'longest wait for convergence after the faults')
       .argParser(duration('--settle'))
       .default(180_000, '3m'),
@@ -50,6 +55,7 @@ const o = cmd.opts<{
   duration: number;
   faultGap: number;
   maxLive: number;
+  replicas: number;
   settle: number;
   keep?: boolean;
 }>();
@@ -63,6 +69,7 @@ const report = await runChaos({
   durationMs: o.duration,
   faultGapMs: o.faultGap,
   maxLive: o.maxLive,
+  replicas: Math.max(1, o.replicas),
   settleMs: o.settle,
   keep: o.keep === true,
   log: (l) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${l}`),

@@ -1,8 +1,11 @@
 // The world a chaos run acts on: its own control plane (so kube-apiserver can be restarted without
 // touching anyone else's), the CRDs and webhook configuration the chart would install, the classes
-// of the workload, and the controller as a child process that can be SIGKILLed and started again on
-// the same ports (its webhook configuration keeps pointing at it, as a Service would).
+// of the workload, and the controller replicas as child processes (leader election when there are
+// several) that can be SIGKILLed and started again on the same ports. The webhook configuration
+// points at a front that forwards each connection to a running replica, as a Service would.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -49,12 +52,14 @@ export interface World {
   c: Clients;
   /** The file the simulated provider reads its cloud faults from. */
   faultFile: string;
-  controller: ControllerProcess;
+  /** The controller's replicas; with more than one they elect a leader. */
+  controllers: ControllerProcess[];
   /** Stops everything; keeps the data and logs when asked to (or when IPP_KEEP_TESTBED is set). */
   stop(keep: boolean): Promise<void>;
 }
 
 export interface ControllerProcess {
+  identity: string;
   logFile: string;
   metricsUrl: string;
   webhookUrl: string;
@@ -65,8 +70,14 @@ export interface ControllerProcess {
   stop(): Promise<void>;
 }
 
-function controllerProcess(plane: ControlPlane, faultFile: string, ports: { metrics: number; webhook: number }) {
-  const logFile = join(plane.dir, 'logs', 'ipp.log');
+function controllerProcess(
+  plane: ControlPlane,
+  faultFile: string,
+  identity: string,
+  leaderElect: boolean,
+  ports: { metrics: number; webhook: number },
+) {
+  const logFile = join(plane.dir, 'logs', `${identity}.log`);
   const metricsUrl = `http://127.0.0.1:${ports.metrics}`;
   let child: Child | undefined;
   const running = () => !!child && child.process.exitCode === null && child.process.signalCode === null;
@@ -75,7 +86,8 @@ function controllerProcess(plane: ControlPlane, faultFile: string, ports: { metr
     `--cluster-name=${CLUSTER}`,
     `--kubeconfig=${plane.kubeconfig}`,
     '--providers=simulated',
-    '--no-leader-elect',
+    ...(leaderElect ? [] : ['--no-leader-elect']),
+    `--identity=${identity}`,
     `--namespace=${SYSTEM_NAMESPACE}`,
     `--simulated-namespace=${CLOUD_NAMESPACE}`,
     `--simulated-faults=${faultFile}`,
@@ -91,6 +103,7 @@ function controllerProcess(plane: ControlPlane, faultFile: string, ports: { metr
     '--log-level=info',
   ];
   const proc: ControllerProcess = {
+    identity,
     logFile,
     metricsUrl,
     webhookUrl: `https://127.0.0.1:${ports.webhook}`,
@@ -120,7 +133,25 @@ function controllerProcess(plane: ControlPlane, faultFile: string, ports: { metr
   return proc;
 }
 
-export async function startWorld(log: (line: string) => void): Promise<World> {
+/**
+ * The webhook's Service: each connection goes to the first running replica (TLS passes through;
+ * every replica serves the same certificate, from the Secret the first one wrote).
+ */
+async function webhookFront(replicas: ControllerProcess[]): Promise<{ url: string; server: Server }> {
+  const server = createServer((client) => {
+    const target = replicas.find((r) => r.running());
+    if (!target) return client.destroy();
+    const upstream = connect(Number(new URL(target.webhookUrl).port), '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, server };
+}
+
+export async function startWorld(log: (line: string) => void, replicas = 1): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'ipp-chaos-'));
   const plane = await startControlPlane({ assets: ensureAssets(), dir, log });
   const kc = new KubeConfig();
@@ -134,9 +165,18 @@ export async function startWorld(log: (line: string) => void): Promise<World> {
   };
   const faultFile = join(dir, 'cloud-faults.json');
   writeFileSync(faultFile, JSON.stringify({ windows: [] } satisfies FaultFile));
-  const controller = controllerProcess(plane, faultFile, { metrics: await freePort(), webhook: await freePort() });
+  const controllers: ControllerProcess[] = [];
+  for (let i = 0; i < replicas; i++)
+    controllers.push(
+      controllerProcess(plane, faultFile, `ipp-${String.fromCharCode(97 + i)}`, replicas > 1, {
+        metrics: await freePort(),
+        webhook: await freePort(),
+      }),
+    );
+  const front = await webhookFront(controllers);
   const stop = async (keep: boolean) => {
-    await controller.stop();
+    for (const c of controllers) await c.stop();
+    await new Promise((r) => front.server.close(r));
     await plane.stop();
     if (!keep && !process.env.IPP_KEEP_TESTBED) rmSync(dir, { recursive: true, force: true });
   };
@@ -159,17 +199,20 @@ export async function startWorld(log: (line: string) => void): Promise<World> {
     await kc.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
       body: webhookConfiguration({
         name: 'ipp',
-        client: { url: controller.webhookUrl },
+        client: { url: front.url },
         controllerNamespace: SYSTEM_NAMESPACE,
       }),
     });
-    await controller.start();
-    await controller.ready();
+    // One after the other: the first writes the webhook's serving certificate the others reuse.
+    for (const c of controllers) {
+      await c.start();
+      await c.ready();
+    }
   } catch (e) {
     await stop(true);
     throw new Error(`could not set up the chaos world (data and logs kept in ${dir}): ${(e as Error).message}`, {
       cause: e,
     });
   }
-  return { plane, c, faultFile, controller, stop };
+  return { plane, c, faultFile, controllers, stop };
 }

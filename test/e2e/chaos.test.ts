@@ -17,13 +17,21 @@ describe('chaos (short, seeded)', () => {
       durationMs: 45_000,
       faultGapMs: 4_000,
       maxLive: 20,
+      replicas: 2,
       settleMs: 90_000,
       keep: false,
       log: (l) => process.stderr.write(`[chaos] ${l}\n`),
     });
     const printed = formatReport(report);
     console.log(printed);
-    expect(report.counts, printed).toEqual({ leaked: 0, duplicates: 0, misplaced: 0, killed: 0, unplaced: 0 });
+    expect(report.counts, printed).toEqual({
+      leaked: 0,
+      duplicates: 0,
+      misplaced: 0,
+      killed: 0,
+      unplaced: 0,
+      alarms: 0,
+    });
     for (const kind of FAULT_KINDS) expect(report.faults[kind].fired, `${kind}\n${printed}`).toBeGreaterThan(0);
     // Windows alone prove nothing: the provider faulted real calls, and Nodes really went.
     for (const kind of ['node-delete', 'cloud-capacity', 'cloud-throttle', 'cloud-5xx', 'cloud-slow'] as const)

@@ -44,7 +44,8 @@ export class Auditor {
 
   audit(): void {
     const pods = this.state.pods.list();
-    const found = violations(this.state.nodes.list(), pods, (p, n) => this.trust.standing(p, n));
+    const instanceNodes = new Set(this.state.instances.list().flatMap((i) => i.status?.nodeName ?? []));
+    const found = violations(this.state.nodes.list(), pods, (p, n) => this.trust.standing(p, n), instanceNodes);
     this.trust.retain(new Set(pods.flatMap((p) => (p.metadata?.ownerReferences ?? []).map((r) => r.uid))));
     const perNode = new Map<string, number>();
     const seen = new Set<string>();

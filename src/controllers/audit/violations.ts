@@ -39,11 +39,14 @@ export function isOwnMirrorPod(pod: V1Pod, node: V1Node): boolean {
  * @param ippNodes the nodes labelled ipp.dev/class
  * @param pods every pod in the cluster
  * @param standing how a pod counts on the ipp node it runs on
+ * @param instanceNodes the node names Instances registered with: ipp nodes even while their Node
+ *   object is missing (deleted and re-registering, a cache gap), so never taken for shared nodes
  */
 export function violations(
   ippNodes: readonly V1Node[],
   pods: readonly V1Pod[],
   standing: (pod: V1Pod, node: V1Node) => Standing,
+  instanceNodes: ReadonlySet<string> = new Set(),
 ): Violation[] {
   const byName = new Map(ippNodes.map((n) => [n.metadata!.name!, n]));
   const out: Violation[] = [];
@@ -53,6 +56,8 @@ export function violations(
     const podClass = classOf(pod);
     const node = byName.get(nodeName);
     if (!node) {
+      // Its ipp node is missing for now: nothing runs on a Node that does not exist; judged once it is back.
+      if (instanceNodes.has(nodeName)) continue;
       // A pod of a class on a shared node: a mutating webhook after ipp's added the label, or the
       // pod escaped its gate. Mirror pods are the kubelet's own, whatever their labels.
       if (podClass !== undefined && !isMirrorPod(pod))

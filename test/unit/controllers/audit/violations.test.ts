@@ -66,6 +66,16 @@ describe('violations', () => {
     expect(summary(v)).toEqual([{ pod: 'escaped', node: 'shared', nodeClass: undefined, podClass: 'metal' }]);
   });
 
+  it('does not take the node of an Instance for a shared node while its Node is missing (deleted, re-registering)', () => {
+    // Found by the chaos run: a Node deleted under a running pod made the auditor report the pod.
+    const running = on('sim-1', pod('relay', { class: 'metal', phase: 'Running' }));
+    expect(violations([], [running], workloads, new Set(['sim-1']))).toEqual([]);
+    // A node no Instance registered with is still a shared node.
+    expect(summary(violations([], [running], workloads, new Set(['sim-2'])))).toEqual([
+      { pod: 'relay', node: 'sim-1', nodeClass: undefined, podClass: 'metal' },
+    ]);
+  });
+
   it('checks every ipp node', () => {
     const v = violations(
       [node('n1', { class: 'a' }), node('n2', { class: 'b' })],
