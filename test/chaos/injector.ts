@@ -3,11 +3,12 @@
 // fault windows written to the simulated provider's fault file. It counts what really happened: a
 // cloud fault counts the calls the provider faulted (its `.fired` file), not the windows opened.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { CoordinationV1Api } from '@kubernetes/client-node';
 import { NODE_INSTANCE_LABEL } from '../../src/api/names.ts';
 import type { FaultFile, FaultKind as CloudFaultKind, FaultWindow } from '../../providers/simulated/faults.ts';
 import { Random } from './random.ts';
 import { FAULT_KINDS, type Fault, type FaultKind } from './schedule.ts';
-import type { World } from './world.ts';
+import { SYSTEM_NAMESPACE, type World } from './world.ts';
 
 const CLOUD: Partial<Record<FaultKind, CloudFaultKind>> = {
   'cloud-capacity': 'capacity',
@@ -36,6 +37,7 @@ export class FaultInjector {
   private readonly r: Random;
   private readonly log: (line: string) => void;
   private readonly retries: Promise<void>[] = [];
+  private leaseHolder: string | undefined;
 
   constructor(w: World, seed: number, log: (line: string) => void) {
     this.w = w;
@@ -70,12 +72,22 @@ export class FaultInjector {
     const t = this.tally[f.kind];
     switch (f.kind) {
       case 'controller-kill': {
+        this.leaseHolder = await this.w.c.kc
+          .makeApiClient(CoordinationV1Api)
+          .readNamespacedLease({ name: 'ipp-controller', namespace: SYSTEM_NAMESPACE })
+          .then((l) => l.spec?.holderIdentity ?? undefined)
+          .catch(() => undefined);
         const running = this.w.controllers.filter((c) => c.running());
         if (!running.length) return this.again(f, attempt);
-        const victim = this.r.pick(running);
+        // Mostly the leader (a failover mid-provisioning), sometimes a standby.
+        const leader = running.find((c) => c.identity === this.leaseHolder);
+        const pickLeader = this.r.chance(0.7);
+        const victim = leader && pickLeader ? leader : this.r.pick(running);
         await victim.kill();
         t.fired++;
-        this.log(`fault: controller ${victim.identity} SIGKILLed, back in ${f.downMs} ms`);
+        this.log(
+          `fault: controller ${victim.identity}${victim === leader ? ' (leader)' : ''} SIGKILLed, back in ${f.downMs} ms`,
+        );
         await sleep(f.downMs);
         await victim.start();
         return;

@@ -4,7 +4,7 @@
 // several) that can be SIGKILLed and started again on the same ports. The webhook configuration
 // points at a front that forwards each connection to a running replica, as a Service would.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,18 +137,31 @@ function controllerProcess(
  * The webhook's Service: each connection goes to the first running replica (TLS passes through;
  * every replica serves the same certificate, from the Secret the first one wrote).
  */
-async function webhookFront(replicas: ControllerProcess[]): Promise<{ url: string; server: Server }> {
+async function webhookFront(replicas: ControllerProcess[]): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
   const server = createServer((client) => {
     const target = replicas.find((r) => r.running());
     if (!target) return client.destroy();
     const upstream = connect(Number(new URL(target.webhookUrl).port), '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    }
     client.pipe(upstream).pipe(client);
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, server };
+  return {
+    url: `https://127.0.0.1:${(server.address() as { port: number }).port}`,
+    // kube-apiserver keeps its webhook connections open: close() alone would wait for them forever.
+    close: async () => {
+      const closed = new Promise((r) => server.close(r));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
 }
 
 export async function startWorld(log: (line: string) => void, replicas = 1): Promise<World> {
@@ -176,7 +189,7 @@ export async function startWorld(log: (line: string) => void, replicas = 1): Pro
   const front = await webhookFront(controllers);
   const stop = async (keep: boolean) => {
     for (const c of controllers) await c.stop();
-    await new Promise((r) => front.server.close(r));
+    await front.close();
     await plane.stop();
     if (!keep && !process.env.IPP_KEEP_TESTBED) rmSync(dir, { recursive: true, force: true });
   };
