@@ -16,8 +16,8 @@ const CLOUD: Partial<Record<FaultKind, CloudFaultKind>> = {
   'cloud-5xx': 'error',
   'cloud-slow': 'slow',
 };
-/** How often a first-of-its-kind fault is tried again when it found nothing to act on. */
-const ENSURE_ATTEMPTS = 10;
+/** How often a first-of-its-kind fault is tried again when it found nothing to act on (every 2 s, or window). */
+const ENSURE_ATTEMPTS = 30;
 
 export interface Tally {
   /** Scheduled faults that acted (cloud: windows opened). */
@@ -131,7 +131,7 @@ export class FaultInjector {
         if (f.ensure)
           this.retries.push(
             sleep(f.windowMs + 100).then(() =>
-              this.firedCalls(kind) > before ? undefined : this.again(f, attempt, false),
+              this.firedCalls(kind) > before ? undefined : this.again(f, attempt, 0),
             ),
           );
         return;
@@ -143,11 +143,19 @@ export class FaultInjector {
    * A first-of-its-kind fault that found nothing to act on (no node yet, the controller down, no
    * cloud call in the window) is tried again, so that every kind fires in even a short run.
    */
-  private async again(f: Fault, attempt: number, wait = true): Promise<void> {
-    if (!f.ensure || attempt + 1 >= ENSURE_ATTEMPTS) return;
-    if (wait) await sleep(2_000);
-    await this.fire(f, attempt + 1).catch((e: unknown) =>
-      this.log(`fault ${f.kind} (retry) failed: ${(e as Error).message.split('\n')[0]}`),
+  private again(f: Fault, attempt: number, waitMs = 2_000): void {
+    if (!f.ensure) return;
+    if (attempt + 1 >= ENSURE_ATTEMPTS) {
+      this.log(`fault ${f.kind}: found nothing to act on ${ENSURE_ATTEMPTS} times; given up`);
+      return;
+    }
+    // In the background: the schedule goes on meanwhile; run() waits for these before it ends.
+    this.retries.push(
+      sleep(waitMs).then(() =>
+        this.fire(f, attempt + 1).catch((e: unknown) =>
+          this.log(`fault ${f.kind} (retry) failed: ${(e as Error).message.split('\n')[0]}`),
+        ),
+      ),
     );
   }
 
