@@ -4,7 +4,15 @@ import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../
 import { parseDuration } from '../../api/duration.ts';
 import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import type { CloudState } from '../../../providers/types.ts';
-import { isDaemonSetPod, isMirrorPod, isNodeReady, isTerminal, isWorkload } from '../../api/pods.ts';
+import {
+  isDaemonSetPod,
+  isMirrorPod,
+  isNodeReady,
+  isTerminal,
+  isWorkload,
+  pinnedNodeOf,
+  unschedulableSince,
+} from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
 
@@ -33,6 +41,18 @@ export function occupants(claiming: readonly V1Pod[], onNode: readonly V1Pod[]):
     refs.set(ref.uid, ref);
   }
   return [...refs.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+}
+
+/**
+ * Is the pod stranded: pinned to a node, never bound, and refused by kube-scheduler for at least
+ * `strandedAfterMs`? Its pin cannot be undone, so it will never run on this instance: it no longer
+ * holds it. (The provisioner deletes such a pod when it has a controller; a bare pod stays, told
+ * why, and must not keep a machine billed forever.)
+ */
+export function isStranded(p: V1Pod, now: number, strandedAfterMs: number): boolean {
+  if (p.spec?.nodeName || !pinnedNodeOf(p)) return false;
+  const since = unschedulableSince(p);
+  return !!since && now - since.getTime() >= strandedAfterMs;
 }
 
 /**

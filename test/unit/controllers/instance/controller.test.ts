@@ -255,6 +255,33 @@ describe('idle', () => {
       ['i-1', { idleSince: null, pods: [{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }] }],
     ]);
   });
+
+  it('releases an instance whose only pod is stranded on it (pinned, refused by the scheduler for longer than strandedAfter)', async () => {
+    f.cluster.instanceList = [readyIdle()];
+    const stuck = pod('bare', { claim: 'i-1', gated: false });
+    stuck.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
+        },
+      },
+    };
+    stuck.status = {
+      phase: 'Pending',
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0) },
+      ],
+    };
+    f.cluster.podList = [stuck];
+    f.clock.now = T0 + 60_000;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.patchStatus')).toEqual([
+      ['i-1', expect.objectContaining({ pods: [expect.anything()] })],
+    ]);
+    f.clock.now = T0 + 3 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.patchStatus')[1]).toEqual(['i-1', { idleSince: iso(3 * MIN) }]);
+  });
 });
 
 describe('termination', () => {
