@@ -155,7 +155,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   );
   const controllers = [
     new ProvisioningController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
-    new InstanceController(ctx),
+    new InstanceController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
     new InstanceClassController(ctx),
     runtimeClasses,
     new WarmPoolController(ctx),

@@ -4,7 +4,7 @@
 // 409/422 instead of overwriting a newer pod.
 import { CoreV1Api, type KubeConfig, type V1NodeSelectorTerm, type V1Pod } from '@kubernetes/client-node';
 import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
-import { ignoreNotFound } from './errors.ts';
+import { ignoreNotFound, isConflict, isNotFound } from './errors.ts';
 import { pointer } from './patch.ts';
 
 export interface PodWrites {
@@ -18,6 +18,12 @@ export interface PodWrites {
   evict(pod: V1Pod): Promise<void>;
   /** Deletes exactly this pod (uid and version), so that its controller recreates it. */
   delete(pod: V1Pod): Promise<void>;
+  /**
+   * Deletes this pod (uid) at once, grace period 0: only for a pod whose machine the cloud reports
+   * gone, which no kubelet will ever confirm the end of. A pod already gone, or replaced by another
+   * of the same name, is left alone.
+   */
+  forceDelete(pod: V1Pod): Promise<void>;
 }
 
 const guard = (pod: V1Pod) => ({ op: 'test', path: '/metadata/resourceVersion', value: pod.metadata!.resourceVersion });
@@ -109,5 +115,19 @@ export class PodWriter implements PodWrites {
       namespace: namespace!,
       body: { preconditions: { uid, resourceVersion } },
     });
+  }
+
+  async forceDelete(pod: V1Pod): Promise<void> {
+    const { name, namespace, uid } = pod.metadata as Record<string, string>;
+    try {
+      await this.core.deleteNamespacedPod({
+        name: name!,
+        namespace: namespace!,
+        gracePeriodSeconds: 0,
+        body: { gracePeriodSeconds: 0, preconditions: { uid } },
+      });
+    } catch (e) {
+      if (!isNotFound(e) && !isConflict(e)) throw e;
+    }
   }
 }

@@ -6,7 +6,8 @@ import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { claimOf } from '../../api/pods.ts';
 import type { InstanceStatus } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
-import type { Controller, ControllerContext, Wakes } from '../context.ts';
+import type { Controller, Wakes } from '../context.ts';
+import type { InstanceContext } from './context.ts';
 import { LaunchAttempts } from './attempts.ts';
 import { Idle } from './idle.ts';
 import { Launch } from './launch.ts';
@@ -34,13 +35,13 @@ export class InstanceController implements Controller {
     resync: (state) => state.instances.list().map((i) => i.metadata.name!),
   };
 
-  private readonly ctx: ControllerContext;
+  private readonly ctx: InstanceContext;
   private readonly registration: Registration;
   private readonly attempts = new LaunchAttempts();
   private readonly steps: Step[];
   private readonly termination: Termination;
 
-  constructor(ctx: ControllerContext) {
+  constructor(ctx: InstanceContext) {
     this.ctx = ctx;
     this.registration = new Registration(ctx);
     this.steps = [

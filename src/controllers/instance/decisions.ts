@@ -3,7 +3,16 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../../api/types.ts';
 import { parseDuration } from '../../api/duration.ts';
 import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../api/names.ts';
-import { isDaemonSetPod, isMirrorPod, isNodeReady, isTerminal, isWorkload } from '../../api/pods.ts';
+import type { CloudState } from '../../../providers/types.ts';
+import {
+  isDaemonSetPod,
+  isMirrorPod,
+  isNodeReady,
+  isTerminal,
+  isWorkload,
+  pinnedNodeOf,
+  unschedulableSince,
+} from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
 
@@ -32,6 +41,18 @@ export function occupants(claiming: readonly V1Pod[], onNode: readonly V1Pod[]):
     refs.set(ref.uid, ref);
   }
   return [...refs.values()].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+}
+
+/**
+ * Is the pod stranded: pinned to a node, never bound, and refused by kube-scheduler for at least
+ * `strandedAfterMs`? Its pin cannot be undone, so it will never run on this instance: it no longer
+ * holds it. (The provisioner deletes such a pod when it has a controller; a bare pod stays, told
+ * why, and must not keep a machine billed forever.)
+ */
+export function isStranded(p: V1Pod, now: number, strandedAfterMs: number): boolean {
+  if (p.spec?.nodeName || !pinnedNodeOf(p)) return false;
+  const since = unschedulableSince(p);
+  return !!since && now - since.getTime() >= strandedAfterMs;
 }
 
 /**
@@ -118,6 +139,31 @@ export function notReadySince(node: V1Node, now: number): number | undefined {
   if (ready?.status === 'True') return undefined;
   return ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : now;
 }
+
+/** The taint the cloud node-lifecycle controller puts on a Node whose instance the cloud reports shut down. */
+export const SHUTDOWN_TAINT = 'node.cloudprovider.kubernetes.io/shutdown';
+
+/**
+ * Does the Node look as if its machine died (NotReady/Unknown, or tainted shut down by the cloud
+ * node-lifecycle controller)? Then the cloud is asked about that one instance at once.
+ */
+export const looksDead = (node: V1Node, now: number) =>
+  notReadySince(node, now) !== undefined || (node.spec?.taints ?? []).some((t) => t.key === SHUTDOWN_TAINT);
+
+/**
+ * Is a cloud instance in this state gone for good, as far as its pods are concerned? Stopping,
+ * stopped, shutting down and terminated machines run nothing; pending or running ones may still
+ * come back, and get the class's repairAfter.
+ */
+export const cloudStateGone = (state: CloudState) =>
+  state === 'stopping' || state === 'terminating' || state === 'terminated';
+
+/**
+ * How long to wait before asking the cloud again about an instance whose node still looks dead
+ * while the cloud says it runs: 10 s, doubling to a minute, so that a cluster-wide NotReady wave (an
+ * API server partition) does not turn into a flood of describe calls.
+ */
+export const cloudRecheckMs = (asked: number) => Math.min(60_000, 10_000 * 2 ** Math.max(0, asked - 1));
 
 /** How many instances of a class may be in repair at once: a fifth, at least one. */
 export const repairBudget = (instancesOfClass: number) => Math.max(1, Math.floor(instancesOfClass / 5));

@@ -97,8 +97,12 @@ export const terminated = (inst: Instance, providerIDs: readonly string[]): IppE
 });
 
 /** The node is gone for good or has been NotReady too long: the instance is replaced. */
-export const repairing = (inst: Instance, pods: readonly V1Pod[], reason: 'NodeLost' | 'NodeRepair', message: string) =>
-  toInstanceAndPods(inst, pods, reason, 'Repair', `${message}; replacing the instance`);
+export const repairing = (
+  inst: Instance,
+  pods: readonly V1Pod[],
+  reason: 'NodeLost' | 'NodeRepair' | 'InstanceTerminated',
+  message: string,
+) => toInstanceAndPods(inst, pods, reason, 'Repair', `${message}; replacing the instance`);
 
 export const evicting = (pod: V1Pod, instance: string): IppEvent => ({
   regarding: podRef(pod),

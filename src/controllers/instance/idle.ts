@@ -1,18 +1,20 @@
 // Idle teardown: who is on the instance, since when nobody is, and, past the class's idleTimeout,
 // delete the Instance (its finalizer terminates the cloud instance). The delete is preconditioned on
 // the version the decision was made on, so a pod reserving the instance meanwhile wins the race.
+// A pod stranded on it (pinned, never placeable there) no longer holds it.
 // A one-shot instance goes as soon as its pod has ended, without waiting; a warm one is never idle.
 import { isConflict } from '../../kube/errors.ts';
-import type { ControllerContext } from '../context.ts';
+import type { InstanceContext } from './context.ts';
 import type { IppEvent } from '../../kube/events.ts';
 import { isWarm } from '../warmpool/pool.ts';
-import { idleExpiry, occupants, served } from './decisions.ts';
+import { STRANDED_AFTER_MS } from '../provisioning/plan.ts';
+import { idleExpiry, isStranded, occupants, served } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
 export class Idle implements Step {
-  private readonly ctx: ControllerContext;
-  constructor(ctx: ControllerContext) {
+  private readonly ctx: InstanceContext;
+  constructor(ctx: InstanceContext) {
     this.ctx = ctx;
   }
 
@@ -22,7 +24,9 @@ export class Idle implements Step {
     const was = inst.status ?? {};
     const now = (this.ctx.now ?? Date.now)();
     const name = inst.metadata.name!;
-    const claiming = this.ctx.state.podsClaiming(name);
+    // A pod stranded on the instance (pinned, never placeable there) does not keep it: it is released.
+    const stranded = this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS;
+    const claiming = this.ctx.state.podsClaiming(name).filter((p) => !isStranded(p, now, stranded));
     const onNode = this.ctx.state.podsOnNode(node.metadata!.name!);
     const pods = occupants(claiming, onNode);
     const ready = view.status.phase === 'Ready';

@@ -2,15 +2,43 @@
 // repairAfter is replaced. A node missing from the cache is not believed missing until a direct read
 // agrees and the absence has lasted repairAfter: a cache gap or a kubelet re-registering its Node must
 // never cost a running workload. At most a fifth of a class is repaired at once.
+//
+// A node that looks dead (NotReady/Unknown, deleted, or tainted shut down) makes this step ask the
+// cloud about that one instance at once, rather than wait for repairAfter or the garbage collector's
+// poll: a machine the cloud reports terminated, shutting down or stopped (out-of-band termination, a
+// spot interruption) is replaced within seconds, and the pods bound to it, which died with it, are
+// deleted so that their controllers recreate them. A cloud that says running keeps the grace; a
+// cloud that cannot be asked (an error) decides nothing: the step waits and asks again.
+import type { V1Pod } from '@kubernetes/client-node';
+import { providerName } from '../../api/classes.ts';
+import { CLASS_LABEL } from '../../api/names.ts';
+import { isWorkload } from '../../api/pods.ts';
+import { describeError } from '../../kube/errors.ts';
+import { NotFoundError } from '../../../providers/errors.ts';
 import type { ControllerContext } from '../context.ts';
-import { everReady, notReadySince, repairBudget, timeouts } from './decisions.ts';
+import {
+  cloudRecheckMs,
+  cloudStateGone,
+  everReady,
+  looksDead,
+  notReadySince,
+  repairBudget,
+  timeouts,
+} from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
+
+type RepairReason = 'NodeLost' | 'NodeRepair' | 'InstanceTerminated';
+
+/** What the cloud said about the instance of a node that looks dead. */
+type CloudAnswer = { gone: true; state: string } | { gone: false; recheckMs: number };
 
 export class Repair implements Step {
   private readonly ctx: ControllerContext;
   /** Instance UID → when its node was first confirmed missing (this process's view; restarts count again). */
   private readonly missingSince = new Map<string, number>();
+  /** Instance UID → when the cloud was last asked about it while its node looked dead, and how often. */
+  private readonly asked = new Map<string, { at: number; times: number }>();
 
   constructor(ctx: ControllerContext) {
     this.ctx = ctx;
@@ -32,6 +60,8 @@ export class Repair implements Step {
         this.missingSince.delete(uid);
         return { halt: true, requeueAfterMs: 2_000 };
       }
+      const cloud = await this.askCloud(view, now);
+      if (cloud.gone) return this.replaceTerminated(view, cloud.state);
       const since = this.missingSince.get(uid) ?? now;
       this.missingSince.set(uid, since);
       const left = since + repairMs - now;
@@ -40,15 +70,22 @@ export class Repair implements Step {
           { node: nodeName, replaceInMs: left },
           'node of a registered instance is missing; waiting for it to come back',
         );
-        return { halt: true, requeueAfterMs: Math.min(left, 10_000) };
+        return { halt: true, requeueAfterMs: Math.min(left, cloud.recheckMs) };
       }
       return this.replace(view, 'NodeLost', `node ${nodeName} has been gone for longer than repairAfter ${after}`);
     }
     this.missingSince.delete(uid);
+    if (!looksDead(node, now)) {
+      this.asked.delete(uid);
+      return {};
+    }
+    const cloud = await this.askCloud(view, now);
+    if (cloud.gone) return this.replaceTerminated(view, cloud.state);
     const notReady = notReadySince(node, now);
-    if (notReady === undefined) return {};
+    // Tainted shut down but Ready (the taint lags the kubelet's recovery): only the cloud decides.
+    if (notReady === undefined) return { requeueAfterMs: cloud.recheckMs };
     const left = notReady + repairMs - now;
-    if (left > 0) return { requeueAfterMs: left };
+    if (left > 0) return { requeueAfterMs: Math.min(left, cloud.recheckMs) };
     return this.replace(
       view,
       'NodeRepair',
@@ -56,7 +93,62 @@ export class Repair implements Step {
     );
   }
 
-  private async replace(view: InstanceView, reason: 'NodeLost' | 'NodeRepair', message: string): Promise<StepResult> {
+  /**
+   * Asks the provider about this one instance (not more often than cloudRecheckMs while the answer
+   * stays "running"). Only a definite answer counts as gone: an error is missing information.
+   */
+  private async askCloud(view: InstanceView, now: number): Promise<CloudAnswer> {
+    const { inst, cls, log } = view;
+    const uid = inst.metadata.uid ?? inst.metadata.name!;
+    const last = this.asked.get(uid);
+    if (last && now - last.at < cloudRecheckMs(last.times))
+      return { gone: false, recheckMs: last.at + cloudRecheckMs(last.times) - now };
+    const times = (last?.times ?? 0) + 1;
+    this.asked.set(uid, { at: now, times });
+    const recheckMs = cloudRecheckMs(times);
+    const which = inst.status?.provider ?? (cls ? providerName(cls) : undefined);
+    const provider = which ? this.ctx.providers.get(which) : undefined;
+    if (!provider) return { gone: false, recheckMs };
+    const providerID = inst.status!.providerID!;
+    try {
+      const found = await provider.get(providerID);
+      if (cloudStateGone(found.state)) return { gone: true, state: found.state };
+      log.info({ providerID, state: found.state }, 'node looks dead but the cloud says the instance runs; waiting');
+      return { gone: false, recheckMs };
+    } catch (e) {
+      if (e instanceof NotFoundError) return { gone: true, state: 'gone' };
+      log.warn(
+        { err: e, providerID },
+        `node looks dead and the cloud could not be asked about the instance (${describeError(e)}); waiting and asking again`,
+      );
+      return { gone: false, recheckMs };
+    }
+  }
+
+  /**
+   * The cloud instance is terminated, shutting down or stopped: nothing runs there any more. Its
+   * bound pods will never be confirmed gone by a kubelet, so they are deleted at once (their
+   * controllers recreate them onto fresh instances), and the Instance is torn down. Not budgeted like
+   * a repair: the machine is already gone, waiting saves nothing.
+   */
+  private async replaceTerminated(view: InstanceView, state: string): Promise<StepResult> {
+    const { inst, log } = view;
+    const { state: cluster } = this.ctx;
+    const nodeName = view.node?.metadata?.name ?? inst.status?.nodeName;
+    const bound = nodeName ? cluster.podsOnNode(nodeName).filter(isWorkload) : [];
+    const pods = uniquePods([...cluster.podsClaiming(inst.metadata.name!), ...bound]);
+    const message = `cloud instance ${inst.status!.providerID} is ${state === 'gone' ? 'gone' : state} and node ${nodeName ?? '(none)'} ${view.node ? 'is not Ready' : 'is gone'}: it was terminated or stopped outside ipp`;
+    this.ctx.events.record(...events.repairing(inst, pods, 'InstanceTerminated', message));
+    log.warn({ reason: 'InstanceTerminated', state }, message);
+    // Only ipp's pods: the controller's admission policy lets it delete no others.
+    for (const pod of bound.filter((p) => !!p.metadata?.labels?.[CLASS_LABEL]))
+      await this.ctx.api.pods.forceDelete(pod);
+    await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
+    this.forget(inst.metadata.uid ?? inst.metadata.name!);
+    return { deleted: true };
+  }
+
+  private async replace(view: InstanceView, reason: RepairReason, message: string): Promise<StepResult> {
     const { inst, log } = view;
     const { state } = this.ctx;
     const ofClass = state.instancesOfClass(inst.spec.class);
@@ -68,15 +160,21 @@ export class Repair implements Step {
       );
       return { halt: true, requeueAfterMs: 30_000 };
     }
-    const pods = [
+    const pods = uniquePods([
       ...state.podsClaiming(inst.metadata.name!),
       ...(view.node ? state.podsOnNode(view.node.metadata!.name!) : []),
-    ];
-    const unique = [...new Map(pods.map((p) => [p.metadata?.uid, p])).values()];
-    this.ctx.events.record(...events.repairing(inst, unique, reason, message));
+    ]);
+    this.ctx.events.record(...events.repairing(inst, pods, reason, message));
     log.warn({ reason }, message);
     await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
-    this.missingSince.delete(inst.metadata.uid ?? inst.metadata.name!);
+    this.forget(inst.metadata.uid ?? inst.metadata.name!);
     return { deleted: true };
   }
+
+  private forget(uid: string): void {
+    this.missingSince.delete(uid);
+    this.asked.delete(uid);
+  }
 }
+
+const uniquePods = (pods: V1Pod[]) => [...new Map(pods.map((p) => [p.metadata?.uid, p])).values()];

@@ -84,6 +84,7 @@ export class FakeWrites implements KubeWrites {
     claim: (pod: V1Pod, instance: string) => this.record('pods.claim', pod.metadata?.name, instance),
     pin: (pod: V1Pod, node: string) => this.record('pods.pin', pod.metadata?.name, node),
     delete: (pod: V1Pod) => this.record('pods.delete', pod.metadata?.name),
+    forceDelete: (pod: V1Pod) => this.record('pods.forceDelete', pod.metadata?.name),
     evict: (pod: V1Pod) => this.record('pods.evict', pod.metadata?.name),
     bind: (pod: V1Pod, node: string) => this.record('pods.bind', pod.metadata?.name, node),
   };

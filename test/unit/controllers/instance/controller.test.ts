@@ -9,6 +9,7 @@ import {
   QuotaExceededError,
   ThrottledError,
 } from '../../../../providers/errors.ts';
+import type { CloudState } from '../../../../providers/types.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -254,6 +255,33 @@ describe('idle', () => {
       ['i-1', { idleSince: null, pods: [{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }] }],
     ]);
   });
+
+  it('releases an instance whose only pod is stranded on it (pinned, refused by the scheduler for longer than strandedAfter)', async () => {
+    f.cluster.instanceList = [readyIdle()];
+    const stuck = pod('bare', { claim: 'i-1', gated: false });
+    stuck.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
+        },
+      },
+    };
+    stuck.status = {
+      phase: 'Pending',
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0) },
+      ],
+    };
+    f.cluster.podList = [stuck];
+    f.clock.now = T0 + 60_000;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.patchStatus')).toEqual([
+      ['i-1', expect.objectContaining({ pods: [expect.anything()] })],
+    ]);
+    f.clock.now = T0 + 3 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.patchStatus')[1]).toEqual(['i-1', { idleSince: iso(3 * MIN) }]);
+  });
 });
 
 describe('termination', () => {
@@ -392,6 +420,20 @@ describe('repair', () => {
     return i;
   };
   const running = pod('web', { claim: 'i-1', nodeName: 'n-i-1', phase: 'Running', gated: false });
+  /** The cloud instance of ready(name), in `state`. */
+  const inCloud = (name = 'i-1', state: CloudState = 'running') =>
+    f.provider.instances.set(`sim:///${name}`, {
+      providerID: `sim:///${name}`,
+      instanceType: 'sim.small',
+      zone: 'zone-a',
+      state,
+      tags: {},
+      launchedAt: new Date(T0),
+    });
+  beforeEach(() => {
+    inCloud('i-1');
+    inCloud('i-3');
+  });
 
   it('never replaces a Ready instance whose node the cache lacks but the API server has (a cache gap)', async () => {
     f.cluster.instanceList = [ready()];
@@ -439,12 +481,87 @@ describe('repair', () => {
     f.cluster.nodeList = [sick];
     f.cluster.podList = [running];
     f.clock.now = T0 + 55 * MIN;
-    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+    // The cloud says it runs: ask it again in 10 s, replace at repairAfter.
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 10_000 });
     expect(f.writes.of('instances.delete')).toEqual([]);
     f.clock.now = T0 + 61 * MIN;
     await controller.reconcile('i-1');
     expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
     expect(reasons()).toEqual(['Instance/NodeRepair/Repair', 'Pod/NodeRepair/Provision']);
+  });
+
+  it('asks the cloud at once about a NotReady node; one the cloud reports terminated is replaced without waiting, its pod deleted', async () => {
+    const dead = node('n-i-1', { class: 'metal', instance: 'i-1', providerID: 'sim:///i-1', ready: false });
+    dead.status!.conditions![0]!.lastTransitionTime = new Date(T0 + 60 * MIN);
+    inCloud('i-1', 'terminated');
+    f.cluster.instanceList = [ready()];
+    f.cluster.nodeList = [dead];
+    f.cluster.podList = [running];
+    f.clock.now = T0 + 60 * MIN + 1_000;
+    await controller.reconcile('i-1');
+    expect(f.provider.getCalls).toEqual(['sim:///i-1']);
+    expect(f.writes.of('pods.forceDelete')).toEqual([['web']]);
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(reasons()).toEqual(['Instance/InstanceTerminated/Repair', 'Pod/InstanceTerminated/Provision']);
+    expect(f.events[0]!.note).toContain('terminated');
+  });
+
+  it('replaces at once the instance of a node that is gone when the cloud no longer has it', async () => {
+    f.provider.instances.delete('sim:///i-1');
+    f.cluster.instanceList = [ready()];
+    f.cluster.podList = [running];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(f.writes.of('pods.forceDelete')).toEqual([['web']]);
+    expect(reasons()[0]).toBe('Instance/InstanceTerminated/Repair');
+  });
+
+  it('asks the cloud about a node tainted shut down, and replaces a stopped instance', async () => {
+    const shut = node('n-i-1', { class: 'metal', instance: 'i-1', providerID: 'sim:///i-1' });
+    shut.spec!.taints = [{ key: 'node.cloudprovider.kubernetes.io/shutdown', effect: 'NoSchedule' }];
+    inCloud('i-1', 'stopping');
+    f.cluster.instanceList = [ready()];
+    f.cluster.nodeList = [shut];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+  });
+
+  it('keeps the repairAfter grace when the cloud says the instance runs, and asks again only after a while', async () => {
+    const sick = node('n-i-1', { class: 'metal', instance: 'i-1', providerID: 'sim:///i-1', ready: false });
+    sick.status!.conditions![0]!.lastTransitionTime = new Date(T0 + 60 * MIN);
+    f.cluster.instanceList = [ready()];
+    f.cluster.nodeList = [sick];
+    f.cluster.podList = [running];
+    f.clock.now = T0 + 60 * MIN;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 10_000 });
+    f.clock.now += 1_000;
+    await controller.reconcile('i-1');
+    expect(f.provider.getCalls).toHaveLength(1);
+    f.clock.now += 10_000;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 20_000 });
+    expect(f.provider.getCalls).toHaveLength(2);
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    expect(f.writes.of('pods.forceDelete')).toEqual([]);
+  });
+
+  it('never tears down on a cloud that cannot be asked: an error means wait and ask again', async () => {
+    const sick = node('n-i-1', { class: 'metal', instance: 'i-1', providerID: 'sim:///i-1', ready: false });
+    sick.status!.conditions![0]!.lastTransitionTime = new Date(T0 + 60 * MIN);
+    f.provider.get = async () => {
+      throw new ThrottledError('Request limit exceeded');
+    };
+    f.cluster.instanceList = [ready()];
+    f.cluster.nodeList = [sick];
+    f.cluster.podList = [running];
+    f.clock.now = T0 + 60 * MIN;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 10_000 });
+    f.cluster.nodeList = [];
+    f.clock.now += 20_000;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    expect(f.events).toEqual([]);
   });
 
   it('repairs at most a fifth of a class at once', async () => {

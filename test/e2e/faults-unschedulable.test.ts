@@ -1,0 +1,254 @@
+// The pods ipp cannot place (issue "Faults", problem 3): each is told why on the pod, and the
+// instance it was given is released (idle teardown) or replaced, never billed forever. The pod's own
+// affinity case is in faults.test.ts. Placement is made deterministic with a second scheduling gate
+// the test holds: ipp lifts its own gate and pins the pod, the node then turns cordoned or NotReady,
+// and only then does the test lift its gate and let kube-scheduler try.
+import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { GATE } from '../../src/api/names.ts';
+import { claimOf, pinnedNodeOf } from '../../src/api/pods.ts';
+import type { InstanceClassSpec } from '../../src/api/types.ts';
+import { mergePatch } from '../../src/kube/patch.ts';
+import { eventually, suffix, type Clients } from './support/cluster.ts';
+import { createClass, listInstances, useIppEnvironment } from './support/ipp.ts';
+
+const HOLD = 'e2e.ipp.dev/hold';
+
+describe('pods that cannot be placed', () => {
+  const env = useIppEnvironment('unsched');
+  let c: Clients;
+  let ns: string;
+
+  beforeAll(async () => {
+    ({ c, ns } = env);
+    await env.start({ extraArgs: ['--stranded-after', '3s'] });
+  });
+
+  const newClass = async (prefix: string, spec: Partial<InstanceClassSpec> = {}) => {
+    const name = `${prefix}-${suffix()}`;
+    await createClass(c, name, {
+      instanceTypes: ['sim.small'],
+      idleTimeout: '3s',
+      simulated: { bootDelay: '500ms' },
+      ...spec,
+    });
+    env.classes.push(name);
+    return name;
+  };
+  const events = async (pod: string) =>
+    (await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: ns })).items.filter(
+      (e) => e.regarding?.name === pod,
+    );
+  /** A ReplicaSet of one opted-in pod, optionally held by the test's own scheduling gate. */
+  const replicaSet = (name: string, cls: string, spec: Partial<V1Pod['spec']> = {}, hold = false) =>
+    c.apps.createNamespacedReplicaSet({
+      namespace: ns,
+      body: {
+        metadata: { name },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels: { app: name, 'ipp-class': cls } },
+            spec: {
+              containers: [{ name: 'main', image: 'postfix' }],
+              ...(hold ? { schedulingGates: [{ name: HOLD }] } : {}),
+              ...spec,
+            },
+          },
+        },
+      },
+    });
+  const podsOf = async (app: string) =>
+    (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })).items.filter(
+      (p) => !p.metadata!.deletionTimestamp,
+    );
+  /** The held pod once ipp pinned it (its own gate lifted, the test's still there). */
+  const pinnedHeld = (app: string) =>
+    eventually(
+      `the ${app} pod pinned, still held`,
+      async () => {
+        const [p] = await podsOf(app);
+        expect(pinnedNodeOf(p!)).toBeDefined();
+        expect(p!.spec!.schedulingGates?.map((g) => g.name)).toEqual([HOLD]);
+        return p!;
+      },
+      60_000,
+    );
+  /** Lets kube-scheduler try the held pod, and stops holding the ReplicaSet's next pods. */
+  const release = async (app: string, p: V1Pod) => {
+    await c.apps.patchNamespacedReplicaSet({
+      name: app,
+      namespace: ns,
+      body: [{ op: 'remove', path: '/spec/template/spec/schedulingGates' }],
+    });
+    await c.core.patchNamespacedPod({
+      name: p.metadata!.name!,
+      namespace: ns,
+      body: [
+        { op: 'test', path: '/spec/schedulingGates', value: [{ name: HOLD }] },
+        { op: 'remove', path: '/spec/schedulingGates' },
+      ],
+    });
+  };
+  /** The pod told Stranded, deleted, and its replacement Running on another instance; the old one released. */
+  const replacedAndReleased = async (app: string, held: V1Pod, why: string) => {
+    const oldInstance = claimOf(held)!;
+    await eventually(
+      `the stranded ${app} pod told and replaced by one Running elsewhere, its instance ${oldInstance} released`,
+      async () => {
+        const told = (await events(held.metadata!.name!)).find((e) => e.reason === 'Stranded');
+        expect(told?.note).toContain(why);
+        const [p] = await podsOf(app);
+        expect(p!.metadata!.uid).not.toBe(held.metadata!.uid);
+        expect(p!.status?.phase).toBe('Running');
+        expect(claimOf(p!)).not.toBe(oldInstance);
+        const instances = await listInstances(c);
+        expect(instances.filter((i) => !i.metadata.deletionTimestamp).map((i) => i.metadata.name)).not.toContain(
+          oldInstance,
+        );
+      },
+      90_000,
+    );
+  };
+
+  it('requests larger than every instance type: told NoInstanceTypeFits, nothing launched', async () => {
+    const cls = await newClass('huge', { instanceTypes: ['sim.small', 'sim.medium'] });
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'huge', labels: { 'ipp-class': cls } },
+        spec: { containers: [{ name: 'main', image: 'postfix', resources: { requests: { cpu: '64' } } }] },
+      },
+    });
+    await eventually('NoInstanceTypeFits on the pod', async () => {
+      const told = (await events('huge')).find((e) => e.reason === 'NoInstanceTypeFits');
+      expect(told?.type).toBe('Warning');
+      expect(told?.note).toContain('sim.small, sim.medium');
+    });
+    // Watched for a while: no Instance, no claim, the pod still held by ipp's gate.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(await listInstances(c, cls)).toEqual([]);
+    const p = await c.core.readNamespacedPod({ name: 'huge', namespace: ns });
+    expect(claimOf(p)).toBeUndefined();
+    expect(p.spec!.schedulingGates).toContainEqual({ name: GATE });
+  });
+
+  it('the node cordoned between pin and bind: the pod is told and replaced, the instance released', async () => {
+    const cls = await newClass('cordon');
+    await replicaSet('cordoned', cls, {}, true);
+    const held = await pinnedHeld('cordoned');
+    await c.core.patchNode({ name: pinnedNodeOf(held)!, body: { spec: { unschedulable: true } } }, mergePatch);
+    await release('cordoned', held);
+    await replacedAndReleased('cordoned', held, 'unschedulable');
+    await c.apps.deleteNamespacedReplicaSet({ name: 'cordoned', namespace: ns });
+  });
+
+  it('the node NotReady between pin and bind: the pod is told and replaced, the instance replaced', async () => {
+    const cls = await newClass('sick', { repairAfter: '5s' });
+    await replicaSet('sick', cls, {}, true);
+    const held = await pinnedHeld('sick');
+    const node = pinnedNodeOf(held)!;
+    // Its kubelet goes silent (kwok lets go of it) and the node-lifecycle controller marks it Unknown.
+    await c.core.patchNode(
+      { name: node, body: { metadata: { annotations: { 'kwok.x-k8s.io/node': 'dead' } } } },
+      mergePatch,
+    );
+    const n = await c.core.readNode({ name: node });
+    await c.core.replaceNodeStatus({
+      name: node,
+      body: {
+        ...n,
+        status: {
+          ...n.status,
+          conditions: (n.status?.conditions ?? []).map((x) =>
+            x.type === 'Ready'
+              ? { ...x, status: 'Unknown', reason: 'NodeStatusUnknown', lastTransitionTime: new Date() }
+              : x,
+          ),
+        },
+      },
+    });
+    // kube-scheduler does not read conditions: it waits for the taint the node-lifecycle controller adds.
+    await eventually('the unreachable taint on the node', async () => {
+      const taints = (await c.core.readNode({ name: node })).spec?.taints ?? [];
+      expect(taints.map((t) => t.key)).toContain('node.kubernetes.io/unreachable');
+    });
+    await release('sick', held);
+    await replacedAndReleased('sick', held, node);
+    await c.apps.deleteNamespacedReplicaSet({ name: 'sick', namespace: ns });
+  });
+
+  it('a volume bound to another zone (a bare pod, nobody recreates it): the pod is told, and its instance released', async () => {
+    const cls = await newClass('zoned', { zones: ['sim-zone-a'] });
+    const pv = `zoned-${suffix()}`;
+    await c.core.createPersistentVolume({
+      body: {
+        metadata: { name: pv },
+        spec: {
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: '',
+          local: { path: '/mnt/data' },
+          claimRef: { namespace: ns, name: 'data' },
+          nodeAffinity: {
+            required: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['sim-zone-c'] }] },
+              ],
+            },
+          },
+        },
+      },
+    });
+    await c.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name: 'data' },
+        spec: {
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: '',
+          volumeName: pv,
+          resources: { requests: { storage: '1Gi' } },
+        },
+      },
+    });
+    await eventually('the claim bound to its volume', async () => {
+      const pvc = await c.core.readNamespacedPersistentVolumeClaim({ name: 'data', namespace: ns });
+      expect(pvc.status?.phase).toBe('Bound');
+    });
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'zoned', labels: { 'ipp-class': cls } },
+        spec: {
+          containers: [{ name: 'main', image: 'postfix' }],
+          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
+        },
+      },
+    });
+    const pinned = await eventually(
+      'the pod pinned and found unschedulable',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'zoned', namespace: ns });
+        expect(pinnedNodeOf(p)).toBeDefined();
+        expect(p.status?.conditions?.find((x) => x.type === 'PodScheduled')?.reason).toBe('Unschedulable');
+        return p;
+      },
+      60_000,
+    );
+    const instance = claimOf(pinned)!;
+    await eventually(
+      'the pod told Stranded (volume node affinity), its instance released',
+      async () => {
+        const told = (await events('zoned')).find((e) => e.reason === 'Stranded');
+        expect(told?.note).toContain("didn't match PersistentVolume's node affinity");
+        const live = (await listInstances(c, cls)).filter((i) => !i.metadata.deletionTimestamp);
+        expect(live.map((i) => i.metadata.name)).not.toContain(instance);
+      },
+      60_000,
+    );
+    await c.core.deleteNamespacedPod({ name: 'zoned', namespace: ns });
+    await c.core.deletePersistentVolume({ name: pv });
+  });
+});
