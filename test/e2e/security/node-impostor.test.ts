@@ -3,8 +3,9 @@
 // its own Node) and, acting as that node's kubelet (system:node:<name>, NodeRestriction on), copies
 // each one's ipp.dev/* labels onto its own Node the moment it registers, racing the pin. ipp pins by node name after
 // matching the Node to its Instance by spec.providerID, so the class's pod still lands on the real
-// node; and the shared node, which carries ipp labels with a providerID that is no Instance's, is
-// cordoned and reported (Warning NodeLabelsTampered on the Node and on the Instance it impersonates).
+// node, even while the attacker undoes every cordon; and the shared node, which carries ipp labels
+// with a providerID that is no Instance's, is cordoned and reported (Warning NodeLabelsTampered on
+// the Node and on the Instance it impersonates).
 import { EventsV1Api, RbacAuthorizationV1Api, Watch, type V1Node } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { CLASS_LABEL, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../../src/api/names.ts';
@@ -29,6 +30,9 @@ describe('a kubelet that copies each new ipp node’s labels onto its own Node (
   const copied: string[] = [];
   /** What went wrong on the attacker's side (shown when a wait times out). */
   const attackErrors: string[] = [];
+  /** The attacker uncordons its Node while this is set; how many cordons (ipp's) it undid. */
+  let uncordoning = true;
+  let cordonsUndone = 0;
 
   beforeAll(async () => {
     await env.start();
@@ -76,8 +80,18 @@ describe('a kubelet that copies each new ipp node’s labels onto its own Node (
       '/api/v1/nodes',
       { labelSelector: `${NODE_CLASS_LABEL}=${cls}` },
       (type: string, n: V1Node) => {
+        if (n.metadata?.name === shared) {
+          // Root on the node also undoes a cordon (a kubelet may set spec.unschedulable on its own
+          // Node): the cordon is a signal to the operators, the pin by name is what keeps pods away.
+          if (!n.spec?.unschedulable || !uncordoning) return;
+          cordonsUndone++;
+          void kubelet.core
+            .patchNode({ name: shared, body: { spec: { unschedulable: false } } }, mergePatch)
+            .catch((e: Error) => attackErrors.push(`uncordoning: ${e.message}`));
+          return;
+        }
         const instance = n.metadata?.labels?.[NODE_INSTANCE_LABEL];
-        if (type !== 'ADDED' || n.metadata?.name === shared || !instance || copied.includes(instance)) return;
+        if (type !== 'ADDED' || !instance || copied.includes(instance)) return;
         copied.push(instance);
         void kubelet.core
           .patchNode(
@@ -155,6 +169,10 @@ describe('a kubelet that copies each new ipp node’s labels onto its own Node (
   });
 
   it('is cordoned and reported: a Warning on the Node and on the Instance it impersonates', async () => {
+    // ipp cordoned it while the attack went on (the attacker saw it and undid it), and cordons it
+    // again once the attacker stops undoing it.
+    expect(cordonsUndone).toBeGreaterThan(0);
+    uncordoning = false;
     await eventually('the shared node cordoned', async () => {
       expect((await env.c.core.readNode({ name: shared })).spec?.unschedulable).toBe(true);
     });
