@@ -8,6 +8,7 @@ import type { Controller, ControllerContext, Wakes } from './controllers/context
 import { GarbageCollector } from './controllers/garbagecollection/controller.ts';
 import { InstanceController } from './controllers/instance/controller.ts';
 import { InstanceClassController } from './controllers/instanceclass/controller.ts';
+import { NodeIdentityController } from './controllers/nodeidentity/controller.ts';
 import { ProvisioningController } from './controllers/provisioning/controller.ts';
 import { classOfRuntimeClass } from './api/names.ts';
 import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
@@ -159,6 +160,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     new InstanceClassController(ctx),
     runtimeClasses,
     new WarmPoolController(ctx),
+    new NodeIdentityController(ctx),
   ];
   for (const controller of controllers) {
     const name = controller.name;

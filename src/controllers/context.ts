@@ -22,6 +22,8 @@ export interface ClusterView {
   podsOnNode(node: string): V1Pod[];
   node(name: string): V1Node | undefined;
   nodeByProviderID(providerID: string | undefined): V1Node | undefined;
+  /** The Instance whose cloud instance has this providerID (recorded in its status). */
+  instanceByProviderID(providerID: string | undefined): Instance | undefined;
   pods: { get(name: string, namespace?: string): V1Pod | undefined };
   nodes: { list(): readonly V1Node[] };
   instances: { list(): readonly Instance[] };

@@ -1,5 +1,6 @@
 // How the controller talks to the API server: one pooled, kept-alive connection pool per API
-// server and identity, and a client-side rate limit like client-go's (QPS and burst).
+// server and identity, and a client-side rate limit like client-go's (QPS and burst), in which the
+// writes that place a waiting pod go first (lanes.ts).
 //
 // client-node 2.x builds a new undici Agent for every request (KubeConfig.createDispatcher), so every
 // request opens a new TCP connection and TLS handshake: measured as a quarter of the controller's
@@ -8,50 +9,17 @@
 // is closed.
 import { createHash } from 'node:crypto';
 import { KubeConfig, type Cluster, type RequestContext } from '@kubernetes/client-node';
+import { laneOfCaller, LaneLimiter, type RateLimit } from './lanes.ts';
 
-export interface RateLimit {
-  /** Sustained requests per second; 0 or less disables the limit. */
-  qps: number;
-  /** Requests that may go at once after a quiet period. */
-  burst: number;
-}
-
-/** client-go's defaults are 5/10; a controller of thousands of instances needs more (controller-runtime uses 20/30). */
-export const DEFAULT_RATE_LIMIT: RateLimit = { qps: 50, burst: 100 };
+export type { RateLimit } from './lanes.ts';
 
 /**
- * A token bucket that reserves in arrival order: each call gets the delay after which its request
- * may go, so waiting requests leave in the order they came and none starves.
+ * client-go's defaults are 5/10; a controller of thousands of instances needs more (controller-runtime
+ * uses 20/30, Karpenter 200/300). 50/100 is kept because the placement lane (lanes.ts), not a larger
+ * budget, is what keeps a warm hit within 3 s: the pod's own writes no longer wait behind the rest.
+ * Raise it with --kube-api-qps/--kube-api-burst for clusters where thousands of pods arrive at once.
  */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-  private readonly limit: RateLimit;
-  private readonly now: () => number;
-
-  constructor(limit: RateLimit, now: () => number = Date.now) {
-    this.limit = { qps: limit.qps, burst: Math.max(1, limit.burst) };
-    this.tokens = this.limit.burst;
-    this.now = now;
-    this.last = now();
-  }
-
-  /** Takes a token; returns how long to wait (ms) before using it. */
-  reserve(): number {
-    if (this.limit.qps <= 0) return 0;
-    const now = this.now();
-    this.tokens = Math.min(this.limit.burst, this.tokens + ((now - this.last) * this.limit.qps) / 1000);
-    this.last = now;
-    this.tokens -= 1;
-    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.limit.qps;
-  }
-
-  async acquire(): Promise<number> {
-    const wait = this.reserve();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    return wait;
-  }
-}
+export const DEFAULT_RATE_LIMIT: RateLimit = { qps: 50, burst: 100 };
 
 interface Closable {
   close(): Promise<void>;
@@ -75,14 +43,14 @@ const fingerprint = (cluster: Cluster | null, agentOptions: Record<string, unkno
  * connection pool per API server and one rate limit. Build it with `apiClientConfig`.
  */
 export class ApiClientConfig extends KubeConfig {
-  private readonly limiter: TokenBucket;
+  private readonly limiter: LaneLimiter;
   private readonly dispatchers = new Map<string, { fingerprint: string; dispatcher: Closable }>();
   /** Total time requests waited for the rate limit, in ms (for metrics and benchmarks). */
   throttledMs = 0;
 
   constructor(limit: RateLimit = DEFAULT_RATE_LIMIT) {
     super();
-    this.limiter = new TokenBucket(limit);
+    this.limiter = new LaneLimiter(limit);
     // createDispatcher is private in client-node's typings but is the one place every request's
     // Agent comes from; test/unit/kube/client.test.ts fails if a client-node upgrade moves it.
     const self = this as unknown as { createDispatcher: CreateDispatcher };
@@ -102,7 +70,11 @@ export class ApiClientConfig extends KubeConfig {
   }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
-    if (!exempt(context.getUrl())) this.throttledMs += await this.limiter.acquire();
+    if (!exempt(context.getUrl())) {
+      const t0 = performance.now();
+      await this.limiter.acquire(laneOfCaller());
+      this.throttledMs += performance.now() - t0;
+    }
     await super.applySecurityAuthentication(context);
   }
 

@@ -4,6 +4,7 @@ import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, FINALIZER, GROUP, NODE_CLASS_LABEL, VERSION, WARM_LABEL } from '../api/names.ts';
 import type { Instance, InstanceStatus } from '../api/types.ts';
 import { ignoreNotFound, isAlreadyExists } from './errors.ts';
+import { inPlacementLane } from './lanes.ts';
 import { mergePatch } from './patch.ts';
 
 const plural = 'instances';
@@ -90,16 +91,19 @@ export class InstanceWriter implements InstanceWrites {
    * plan saw. Its new resourceVersion makes any idle-teardown decision made on the old one fail.
    */
   async reserve(inst: Instance): Promise<void> {
-    await this.api.patchClusterCustomObjectStatus({
-      group: GROUP,
-      version: VERSION,
-      plural,
-      name: inst.metadata.name!,
-      body: [
-        { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
-        { op: 'remove', path: '/status/idleSince' },
-      ],
-    });
+    // A waiting pod's placement hangs on it: in the placement lane of the rate limit (lanes.ts).
+    await inPlacementLane(() =>
+      this.api.patchClusterCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        plural,
+        name: inst.metadata.name!,
+        body: [
+          { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
+          { op: 'remove', path: '/status/idleSince' },
+        ],
+      }),
+    );
   }
 
   /**
@@ -109,16 +113,19 @@ export class InstanceWriter implements InstanceWrites {
    */
   async takeWarm(inst: Instance): Promise<void> {
     const path = `/metadata/labels/${WARM_LABEL.replace('~', '~0').replace('/', '~1')}`;
-    await this.api.patchClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural,
-      name: inst.metadata.name!,
-      body: [
-        { op: 'test', path, value: 'true' },
-        { op: 'remove', path },
-      ],
-    });
+    // A waiting pod's placement hangs on it: in the placement lane of the rate limit (lanes.ts).
+    await inPlacementLane(() =>
+      this.api.patchClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural,
+        name: inst.metadata.name!,
+        body: [
+          { op: 'test', path, value: 'true' },
+          { op: 'remove', path },
+        ],
+      }),
+    );
   }
 
   async removeFinalizer(inst: Instance): Promise<void> {

@@ -1,15 +1,17 @@
 // Writes to pods: the claim (which Instance a pod gets), the pin (which node), the bind, and the
 // removal of a pod that can never run where it was pinned. Each is one optimistic request guarded by
 // the resourceVersion the decision was made on, so a decision taken on a stale cache fails with
-// 409/422 instead of overwriting a newer pod.
+// 409/422 instead of overwriting a newer pod. The claim, pin and bind go in the placement lane of the
+// client's rate limit (lanes.ts): a waiting pod's own writes never queue behind status writes and Events.
 import { CoreV1Api, type KubeConfig, type V1NodeSelectorTerm, type V1Pod } from '@kubernetes/client-node';
 import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import { ignoreNotFound, isConflict, isNotFound } from './errors.ts';
+import { inPlacementLane } from './lanes.ts';
 import { pointer } from './patch.ts';
 
 export interface PodWrites {
-  /** Records on the pod which Instance it gets. */
-  claim(pod: V1Pod, instance: string): Promise<void>;
+  /** Records on the pod which Instance it gets; returns the pod as written (undefined when unknown). */
+  claim(pod: V1Pod, instance: string): Promise<V1Pod | undefined>;
   /** Requires the node by name and lifts the gate; kube-scheduler binds, evaluating that node only. */
   pin(pod: V1Pod, node: string): Promise<void>;
   /** Binds the pod to the node (bind mode: the pod waits for scheduler "ipp"). */
@@ -69,32 +71,36 @@ export class PodWriter implements PodWrites {
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
-  async claim(pod: V1Pod, instance: string): Promise<void> {
+  async claim(pod: V1Pod, instance: string): Promise<V1Pod> {
     const ops: object[] = [guard(pod)];
     if (!pod.metadata!.annotations) ops.push({ op: 'add', path: '/metadata/annotations', value: {} });
     ops.push({ op: 'add', path: pointer('metadata', 'annotations', POD_INSTANCE_ANNOTATION), value: instance });
-    await this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops });
+    const target = { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops };
+    return inPlacementLane(() => this.core.patchNamespacedPod(target));
   }
 
   async pin(pod: V1Pod, node: string): Promise<void> {
     const gates = pod.spec!.schedulingGates ?? [];
     const ops: object[] = [guard(pod), ...pinOps(pod, node)];
     ops.push({ op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== GATE) });
-    await this.core.patchNamespacedPod({ name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops });
+    const target = { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops };
+    await inPlacementLane(() => this.core.patchNamespacedPod(target));
   }
 
   async bind(pod: V1Pod, node: string): Promise<void> {
     const { name, namespace } = pod.metadata as { name: string; namespace: string };
-    await this.core.createNamespacedPodBinding({
-      name,
-      namespace,
-      body: {
-        apiVersion: 'v1',
-        kind: 'Binding',
-        metadata: { name, namespace },
-        target: { apiVersion: 'v1', kind: 'Node', name: node },
-      },
-    });
+    await inPlacementLane(() =>
+      this.core.createNamespacedPodBinding({
+        name,
+        namespace,
+        body: {
+          apiVersion: 'v1',
+          kind: 'Binding',
+          metadata: { name, namespace },
+          target: { apiVersion: 'v1', kind: 'Node', name: node },
+        },
+      }),
+    );
   }
 
   async evict(pod: V1Pod): Promise<void> {

@@ -33,6 +33,7 @@ export const NODE_INDEXERS: Indexers<V1Node> = {
 };
 export const INSTANCE_INDEXERS: Indexers<Instance & KubernetesObject> = {
   class: (i) => one(i.spec?.class),
+  providerID: (i) => one(i.status?.providerID),
 };
 
 /** For /readyz: each cache that has not listed, with its last error; undefined when all have. */
@@ -183,5 +184,10 @@ export class ClusterState {
   nodeByProviderID(providerID: string | undefined): V1Node | undefined {
     if (!providerID) return undefined;
     return this.nodes.byIndex('providerID', providerID)[0];
+  }
+
+  instanceByProviderID(providerID: string | undefined): Instance | undefined {
+    if (!providerID) return undefined;
+    return this.instances.byIndex('providerID', providerID)[0];
   }
 }

@@ -5,7 +5,15 @@ import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { namespaceAllowed, usability, type PlacementMode } from '../../api/classes.ts';
 import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
-import { awaitsPlacement, classOf, hasController, isGated, pinnedNodeOf, unschedulableSince } from '../../api/pods.ts';
+import {
+  awaitsPlacement,
+  classOf,
+  hasController,
+  isGated,
+  isNodeReady,
+  pinnedNodeOf,
+  unschedulableSince,
+} from '../../api/pods.ts';
 import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
 import type { Instance } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
@@ -152,13 +160,15 @@ export class ProvisioningController implements Controller {
       try {
         const taken = claim.create ? undefined : state.instance(claim.instance);
         const newClaim = pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance;
+        /** The pod as the claim left it (its new resourceVersion guards the pin); the cached one when unchanged. */
+        let claimed: V1Pod | undefined = newClaim ? undefined : pod;
         if (newClaim) {
           // Reusing an idle instance: reserve it first (once), so its idle teardown cannot win the race.
           if (taken?.status?.idleSince && !claim.warm) {
             if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.reserve(taken));
             await reserving.get(claim.instance);
           }
-          await api.pods.claim(pod, claim.instance);
+          claimed = (await api.pods.claim(pod, claim.instance)) ?? undefined;
           expect.claims.set(`${pod.metadata!.namespace}/${pod.metadata!.name}`, [pod.metadata!.uid!, claim.instance]);
         }
         if (claim.warm && taken && isWarm(taken)) {
@@ -189,6 +199,12 @@ export class ProvisioningController implements Controller {
           { pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, instance: claim.instance, source },
           'pod given an instance',
         );
+        // A Ready instance on a Ready node, now the pod's (claimed, and out of the pool or reserved):
+        // place the pod in this pass. Waiting for the next pass would add a round of cache lag
+        // (the claim's and the take's watch events) to every warm hit, the case that must be fastest.
+        const node = taken?.status?.phase === 'Ready' ? state.nodeByProviderID(taken.status.providerID) : undefined;
+        if (claimed && taken && node && isNodeReady(node) && !node.spec?.unschedulable)
+          await this.place({ pod: claimed, instance: taken, node }, isGated(claimed) ? 'pin' : 'bind');
       } catch (e) {
         failed(pod, 'claim', e);
       }

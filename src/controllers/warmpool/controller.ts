@@ -55,10 +55,15 @@ export class WarmPoolController implements Controller {
 
   async reconcile(className: string): Promise<ReconcileResult | void> {
     const { state, api, metrics } = this.ctx;
-    if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
     const cls = state.instanceClass(className);
+    if (!cls) {
+      // Its Instances are the instance controller's; nothing to hold a pool for, nor to report.
+      this.forget(className);
+      this.inFlight.delete(className);
+      return;
+    }
+    if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
     const instances = state.instancesOfClass(className);
-    if (!cls) return; // its Instances are the instance controller's; nothing to hold a pool for
     const inUse = (i: Instance) => {
       if (state.podsClaiming(i.metadata.name!).some((p) => !p.metadata?.deletionTimestamp || p.spec?.nodeName))
         return true;
@@ -78,6 +83,11 @@ export class WarmPoolController implements Controller {
       const message = `spec.warmPool of InstanceClass "${className}" cannot be used: ${(e as Error).message}; fix it`;
       this.ctx.events.record(warmPoolInvalid(cls, message));
       log.warn(message);
+      return;
+    }
+    if (!cls.spec.warmPool && decided.ready + decided.launching === 0) {
+      // No pool and nothing left of one: no series (every class change wakes this controller).
+      this.forget(className);
       return;
     }
     metrics.warmInstances.set({ class: className, state: 'ready' }, decided.ready);
@@ -136,6 +146,17 @@ export class WarmPoolController implements Controller {
       (w): w is number => w !== undefined,
     );
     if (waits.length) return { requeueAfterMs: Math.max(1_000, Math.min(...waits)) };
+  }
+
+  /**
+   * Drops the class's series (a deleted class's would otherwise be exported for ever, at their last
+   * value) and what this process remembers of its pool.
+   */
+  private forget(className: string): void {
+    for (const state of ['ready', 'launching']) this.ctx.metrics.warmInstances.remove({ class: className, state });
+    this.ctx.metrics.warmHits.remove({ class: className });
+    this.ctx.metrics.warmMisses.remove({ class: className });
+    this.overSince.delete(className);
   }
 
   /** True once the cache shows every create and delete this controller made for the class. */

@@ -2,6 +2,7 @@
 // record what they were asked (and can be told to fail), and a context wiring them with a fake cloud.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../../src/api/types.ts';
+import { POD_INSTANCE_ANNOTATION } from '../../../src/api/names.ts';
 import { claimOf, classOf } from '../../../src/api/pods.ts';
 import type { ClusterView, ControllerContext, KubeWrites } from '../../../src/controllers/context.ts';
 import type { IppEvent } from '../../../src/kube/events.ts';
@@ -49,6 +50,9 @@ export class FakeCluster implements ClusterView {
   nodeByProviderID(id: string | undefined) {
     return id ? this.nodeList.find((n) => n.spec?.providerID === id) : undefined;
   }
+  instanceByProviderID(id: string | undefined) {
+    return id ? this.instanceList.find((i) => i.status?.providerID === id) : undefined;
+  }
 }
 
 /** Every write, in order, as [writer.method, argument summary]. */
@@ -81,7 +85,15 @@ export class FakeWrites implements KubeWrites {
     removeFinalizer: (inst: Instance) => this.record('instances.removeFinalizer', inst.metadata.name),
   };
   readonly pods = {
-    claim: (pod: V1Pod, instance: string) => this.record('pods.claim', pod.metadata?.name, instance),
+    claim: (pod: V1Pod, instance: string): Promise<V1Pod> =>
+      this.record('pods.claim', pod.metadata?.name, instance).then(() => ({
+        ...pod,
+        metadata: {
+          ...pod.metadata,
+          resourceVersion: `${pod.metadata?.resourceVersion ?? '0'}+claim`,
+          annotations: { ...pod.metadata?.annotations, [POD_INSTANCE_ANNOTATION]: instance },
+        },
+      })),
     pin: (pod: V1Pod, node: string) => this.record('pods.pin', pod.metadata?.name, node),
     delete: (pod: V1Pod) => this.record('pods.delete', pod.metadata?.name),
     forceDelete: (pod: V1Pod) => this.record('pods.forceDelete', pod.metadata?.name),

@@ -91,7 +91,7 @@ describe('ProvisioningController', () => {
     expect(reasons()).toEqual(['web-2/MaxInstancesReached', 'web-1/Provisioning']);
   });
 
-  it('reserves an idle Instance before claiming it, so its idle teardown cannot win', async () => {
+  it('reserves an idle Instance before claiming it, so its idle teardown cannot win, then pins at once', async () => {
     f.cluster.podList = [pod('web-1')];
     f.cluster.instanceList = [
       instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1', idleSince: '2024-01-01T00:00:00Z' }),
@@ -101,6 +101,7 @@ describe('ProvisioningController', () => {
     expect(f.writes.log).toEqual([
       ['instances.reserve', 'metal-x'],
       ['pods.claim', 'web-1', 'metal-x'],
+      ['pods.pin', 'web-1', 'n1'],
     ]);
   });
 
@@ -159,7 +160,7 @@ describe('warm pool', () => {
     f.cluster.classList = [cls({ warmPool: { size: 1 } })];
   });
 
-  it('claims a warm Instance, then takes it out of the pool, and tells the pod', async () => {
+  it('claims a warm Instance, takes it out of the pool and pins the pod in one pass, and tells the pod', async () => {
     f.cluster.podList = [pod('web-1')];
     f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
@@ -167,10 +168,10 @@ describe('warm pool', () => {
     expect(f.writes.log).toEqual([
       ['pods.claim', 'web-1', 'warm-1'],
       ['instances.takeWarm', 'warm-1'],
+      ['pods.pin', 'web-1', 'n1'],
     ]);
-    expect(f.events.map((e) => e.note)).toEqual([
-      'took warm Instance warm-1 of class metal (Ready, never used): no boot wait',
-    ]);
+    expect(f.events.map((e) => e.reason)).toEqual(['Provisioning', 'Pinned']);
+    expect(f.events[0]!.note).toBe('took warm Instance warm-1 of class metal (Ready, never used): no boot wait');
     expect(await sample('ipp_warm_hits_total')).toEqual(['metal=1']);
     expect(await sample('ipp_warm_misses_total')).toEqual([]);
   });
@@ -185,15 +186,20 @@ describe('warm pool', () => {
   });
 
   it('takes a claimed instance out of the pool on the next pass when the take failed, and pins only then', async () => {
-    f.cluster.podList = [pod('web-1', { claim: 'warm-1' })];
+    f.cluster.podList = [pod('web-1')];
     f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    f.writes.failNext.set('instances.takeWarm', { code: 500, body: { message: 'etcd timeout' } });
+    await expect(controller.reconcile('metal')).rejects.toThrow(/did not apply/);
+    expect(f.writes.of('pods.pin')).toEqual([]); // never pinned while the instance is still in the pool
+    f.cluster.podList = [pod('web-1', { claim: 'warm-1' })];
+    f.events.length = 0;
     await controller.reconcile('metal');
-    expect(f.writes.log).toEqual([['instances.takeWarm', 'warm-1']]);
-    expect(f.events).toEqual([]); // the pod was told when it was claimed
-    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1' })];
-    await controller.reconcile('metal');
-    expect(f.writes.log.at(-1)).toEqual(['pods.pin', 'web-1', 'n1']);
+    expect(f.writes.log.slice(-2)).toEqual([
+      ['instances.takeWarm', 'warm-1'],
+      ['pods.pin', 'web-1', 'n1'],
+    ]);
+    expect(f.events.map((e) => e.reason)).toEqual(['Pinned']); // the pod was told when it was claimed
   });
 
   it('counts a pod that gets a new instance as a miss, and says it is a new one', async () => {

@@ -128,6 +128,41 @@ describe('WarmPoolController', () => {
     f.cluster.instanceList = [instance('x', { warm: true, class: 'was-warm' })];
     expect([...controller.wakes.resync!(f.cluster)]).toEqual(['metal', 'was-warm']);
   });
+
+  it('removes a class’s warm series (gauge, hits, misses) when the class is deleted', async () => {
+    const hits = () => f.metrics.registry.getSingleMetric('ipp_warm_hits_total')!.get();
+    f.cluster.classList = [cls({ warmPool: { size: 1 } }), cls({ warmPool: { size: 1 } }, 'other')];
+    await controller.reconcile('metal');
+    await controller.reconcile('other');
+    f.metrics.warmHits.inc({ class: 'metal' });
+    f.metrics.warmHits.inc({ class: 'other' });
+    expect(await gauge()).toEqual(['metal/ready=0', 'metal/launching=0', 'other/ready=0', 'other/launching=0']);
+    f.cluster.classList = [cls({ warmPool: { size: 1 } }, 'other')];
+    await controller.reconcile('metal');
+    expect(await gauge()).toEqual(['other/ready=0', 'other/launching=0']);
+    expect((await hits()).values.map((v) => v.labels.class)).toEqual(['other']);
+  });
+
+  it('exports no series for a class that has no pool and no warm instance left', async () => {
+    f.cluster.classList = [cls({})];
+    await controller.reconcile('metal');
+    expect(await gauge()).toEqual([]);
+    f.cluster.classList = [cls({ warmPool: { size: 1 } })];
+    f.cluster.instanceList = [
+      instance('metal-w0', {
+        warm: true,
+        phase: 'Ready',
+        providerID: 'sim:///n0',
+        created: new Date(T0).toISOString(),
+      }),
+    ];
+    await controller.reconcile('metal');
+    expect(await gauge()).toEqual(['metal/ready=1', 'metal/launching=0']);
+    f.cluster.classList = [cls({})]; // the pool taken off the class, its instances gone
+    f.cluster.instanceList = [];
+    await controller.reconcile('metal');
+    expect(await gauge()).toEqual([]);
+  });
 });
 
 describe('surplus', () => {

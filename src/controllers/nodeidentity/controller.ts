@@ -1,0 +1,68 @@
+// The node identity check: every Node labelled as an ipp node must be the node of an Instance, matched
+// by spec.providerID. A kubelet may copy another node's ipp.dev/* labels onto its own Node
+// (NodeRestriction allows it); ipp never places a pod by label (it pins by node name after matching
+// providerIDs), so such a node gets nothing, but it is a compromised or misconfigured node: it is
+// cordoned and reported (Warning Event on the Node, and on the Instance it claims to be). A node that
+// is an Instance's is the Instance controller's to check (its labels must agree with that Instance).
+import type { ReconcileResult } from '../../kube/workqueue.ts';
+import type { Controller, ControllerContext, Wakes } from '../context.ts';
+import { nodeStanding } from './decisions.ts';
+import { impostorNode } from './events.ts';
+
+/** How often a node naming an Instance without a recorded cloud instance is looked at again. */
+const UNCONFIRMED_RECHECK_MS = 2_000;
+
+export class NodeIdentityController implements Controller {
+  readonly name = 'nodeidentity';
+  readonly wakes: Wakes = {
+    node: (n) => [n.metadata!.name!],
+    // An Instance recording its providerID (or going) settles the nodes that name it.
+    resync: (state) => state.nodes.list().map((n) => n.metadata!.name!),
+  };
+
+  private readonly ctx: ControllerContext;
+  /** Per node UID: what was last reported, so a resync does not report it again. */
+  private readonly reported = new Map<string, string>();
+  /** Per node UID: since when it has named an Instance that has recorded no cloud instance. */
+  private readonly unconfirmedSince = new Map<string, number>();
+
+  constructor(ctx: ControllerContext) {
+    this.ctx = ctx;
+  }
+
+  async reconcile(name: string): Promise<ReconcileResult | void> {
+    const node = this.ctx.state.node(name);
+    if (!node) {
+      this.forgetGone();
+      return;
+    }
+    const uid = node.metadata?.uid ?? name;
+    const now = (this.ctx.now ?? Date.now)();
+    const since = this.unconfirmedSince.get(uid) ?? now;
+    const standing = nodeStanding(node, this.ctx.state, now - since);
+    if (standing.kind === 'unconfirmed') {
+      this.unconfirmedSince.set(uid, since);
+      return { requeueAfterMs: UNCONFIRMED_RECHECK_MS };
+    }
+    this.unconfirmedSince.delete(uid);
+    if (standing.kind !== 'impostor') {
+      this.reported.delete(uid);
+      return;
+    }
+    if (!node.spec?.unschedulable) await this.ctx.api.nodes.cordon(node);
+    if (this.reported.get(uid) === standing.why) return;
+    this.reported.set(uid, standing.why);
+    this.ctx.events.record(...impostorNode(name, standing.why, standing.claimed));
+    this.ctx.logger.error(
+      { node: name, providerID: node.spec?.providerID, claims: standing.claimed?.metadata.name },
+      `node ${name} carries ipp labels but is no Instance's node: ${standing.why}; cordoned`,
+    );
+  }
+
+  /** Drops what is remembered about nodes no longer in the cache. */
+  private forgetGone(): void {
+    const live = new Set(this.ctx.state.nodes.list().map((n) => n.metadata?.uid ?? n.metadata!.name!));
+    for (const uid of [...this.reported.keys()]) if (!live.has(uid)) this.reported.delete(uid);
+    for (const uid of [...this.unconfirmedSince.keys()]) if (!live.has(uid)) this.unconfirmedSince.delete(uid);
+  }
+}

@@ -1,0 +1,66 @@
+// Is a Node that carries ipp labels the node of an Instance? A kubelet may set any ipp.dev/* label on
+// its own Node (NodeRestriction allows it), so the labels prove nothing: only spec.providerID, which
+// the cloud gave the instance ipp launched and recorded in the Instance's status, does. Pure.
+import type { V1Node } from '@kubernetes/client-node';
+import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../api/names.ts';
+import type { Instance } from '../../api/types.ts';
+
+export type NodeStanding =
+  /** Not labelled as an ipp node at all. */
+  | { kind: 'unlabelled' }
+  /** The node of an Instance (by providerID): the Instance controller checks that its labels agree. */
+  | { kind: 'instance'; instance: Instance }
+  /** Names an Instance whose cloud instance is not recorded yet: a real node can register first. */
+  | { kind: 'unconfirmed'; instance: Instance }
+  /** Carries ipp labels, and is the node of no Instance: cordon it and report it. */
+  | { kind: 'impostor'; why: string; claimed?: Instance };
+
+export interface InstanceLookup {
+  instance(name: string): Instance | undefined;
+  instanceByProviderID(providerID: string | undefined): Instance | undefined;
+}
+
+/**
+ * How long a node may name an Instance whose cloud instance is not recorded yet. The launch records
+ * it as soon as the cloud answers, long before a node boots; a node still unconfirmed after this
+ * names an Instance that is not its own.
+ */
+export const UNCONFIRMED_GRACE_MS = 60_000;
+
+/**
+ * @param unconfirmedForMs how long this node has been seen naming an Instance without a recorded
+ * cloud instance (0 the first time)
+ */
+export function nodeStanding(node: V1Node, lookup: InstanceLookup, unconfirmedForMs = 0): NodeStanding {
+  const labels = node.metadata?.labels ?? {};
+  const cls = labels[NODE_CLASS_LABEL];
+  const named = labels[NODE_INSTANCE_LABEL];
+  if (cls === undefined && named === undefined) return { kind: 'unlabelled' };
+  const providerID = node.spec?.providerID;
+  const owner = lookup.instanceByProviderID(providerID);
+  if (owner) return { kind: 'instance', instance: owner };
+  const claimed = named === undefined ? undefined : lookup.instance(named);
+  const carries = Object.entries({ [NODE_CLASS_LABEL]: cls, [NODE_INSTANCE_LABEL]: named })
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  const own = providerID ? `providerID ${providerID}` : 'no providerID';
+  if (claimed && !claimed.status?.providerID && !claimed.metadata.deletionTimestamp) {
+    if (unconfirmedForMs < UNCONFIRMED_GRACE_MS) return { kind: 'unconfirmed', instance: claimed };
+    return {
+      kind: 'impostor',
+      claimed,
+      why: `it carries ${carries}, but Instance ${named} has recorded no cloud instance for ${Math.round(unconfirmedForMs / 1000)} s, and nothing ties this node (${own}) to it`,
+    };
+  }
+  if (claimed)
+    return {
+      kind: 'impostor',
+      claimed,
+      why: `it carries ${carries}, but the cloud instance of Instance ${named} is ${claimed.status?.providerID ?? 'gone'}, and this node has ${own}`,
+    };
+  return {
+    kind: 'impostor',
+    why: `it carries ${carries}, but its ${own === 'no providerID' ? 'lack of a providerID' : own} matches no Instance`,
+  };
+}

@@ -1,0 +1,48 @@
+// The node identity shell with fakes: an impostor node is cordoned and reported once; a real one is left alone.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { NodeIdentityController } from '../../../../src/controllers/nodeidentity/controller.ts';
+import { fakes, type Fakes } from '../../fake/cluster.ts';
+import { instance, node } from '../fixtures.ts';
+
+let f: Fakes;
+let controller: NodeIdentityController;
+beforeEach(() => {
+  f = fakes();
+  controller = new NodeIdentityController(f.ctx);
+  f.cluster.instanceList = [instance('metal-1', { phase: 'Ready', providerID: 'sim:///real' })];
+});
+
+describe('NodeIdentityController', () => {
+  it('cordons a node that copied an Instance’s labels, and reports it on the Node and the Instance once', async () => {
+    const n = node('shared', { class: 'metal', instance: 'metal-1', providerID: 'aws:///x/i-0shared' });
+    f.cluster.nodeList = [n];
+    await controller.reconcile('shared');
+    expect(f.writes.log).toEqual([['nodes.cordon', 'shared']]);
+    expect(f.events.map((e) => `${e.regarding.kind}/${e.regarding.name}/${e.type}/${e.reason}`)).toEqual([
+      'Node/shared/Warning/NodeLabelsTampered',
+      'Instance/metal-1/Warning/NodeLabelsTampered',
+    ]);
+    expect(f.events[0]!.note).toMatch(/^node shared is not the node of any Instance: it carries ipp.dev\/class=metal/);
+    f.cluster.nodeList = [{ ...n, spec: { ...n.spec, unschedulable: true } }];
+    await controller.reconcile('shared');
+    expect(f.writes.log).toHaveLength(1);
+    expect(f.events).toHaveLength(2);
+  });
+
+  it('leaves the node of an Instance alone', async () => {
+    f.cluster.nodeList = [node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real' })];
+    await controller.reconcile('real');
+    expect(f.writes.log).toEqual([]);
+    expect(f.events).toEqual([]);
+  });
+
+  it('looks again at a node whose Instance has not recorded its cloud instance, and judges it after the grace', async () => {
+    f.cluster.instanceList = [instance('metal-2', { phase: 'Pending' })];
+    f.cluster.nodeList = [node('new', { class: 'metal', instance: 'metal-2', providerID: 'sim:///new' })];
+    expect(await controller.reconcile('new')).toEqual({ requeueAfterMs: 2_000 });
+    expect(f.writes.log).toEqual([]);
+    f.clock.now += 61_000;
+    await controller.reconcile('new');
+    expect(f.writes.log).toEqual([['nodes.cordon', 'new']]);
+  });
+});

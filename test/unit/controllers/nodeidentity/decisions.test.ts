@@ -1,0 +1,62 @@
+// Is a Node labelled as an ipp node really the node of an Instance? Only its providerID says so.
+import { describe, expect, it } from 'vitest';
+import type { Instance } from '../../../../src/api/types.ts';
+import { nodeStanding, UNCONFIRMED_GRACE_MS } from '../../../../src/controllers/nodeidentity/decisions.ts';
+import { instance, node } from '../fixtures.ts';
+
+const lookup = (...instances: Instance[]) => ({
+  instance: (name: string) => instances.find((i) => i.metadata.name === name),
+  instanceByProviderID: (id: string | undefined) => instances.find((i) => !!id && i.status?.providerID === id),
+});
+
+describe('nodeStanding', () => {
+  const real = instance('metal-1', { phase: 'Ready', providerID: 'sim:///real' });
+
+  it('leaves a node without ipp labels alone', () => {
+    expect(nodeStanding(node('shared'), lookup(real)).kind).toBe('unlabelled');
+  });
+
+  it('hands a node whose providerID is an Instance’s to the Instance controller (it checks the labels)', () => {
+    const n = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real' });
+    expect(nodeStanding(n, lookup(real))).toEqual({ kind: 'instance', instance: real });
+  });
+
+  it('calls a node with another Instance’s labels and its own providerID an impostor, naming both', () => {
+    const n = node('shared', { class: 'metal', instance: 'metal-1', providerID: 'aws:///us-east-1a/i-0shared' });
+    const s = nodeStanding(n, lookup(real));
+    expect(s).toMatchObject({ kind: 'impostor', claimed: real });
+    expect(s.kind === 'impostor' && s.why).toBe(
+      'it carries ipp.dev/class=metal, ipp.dev/instance=metal-1, but the cloud instance of Instance metal-1 is sim:///real, and this node has providerID aws:///us-east-1a/i-0shared',
+    );
+  });
+
+  it('calls a node with ipp labels and no providerID, or one that is no Instance’s, an impostor', () => {
+    const none = node('shared', { class: 'metal' });
+    delete none.spec!.providerID;
+    expect(nodeStanding(none, lookup(real))).toEqual({
+      kind: 'impostor',
+      why: 'it carries ipp.dev/class=metal, but its lack of a providerID matches no Instance',
+    });
+    const unknown = node('shared', { class: 'metal', instance: 'metal-9', providerID: 'aws:///x/i-0shared' });
+    expect(nodeStanding(unknown, lookup(real))).toEqual({
+      kind: 'impostor',
+      why: 'it carries ipp.dev/class=metal, ipp.dev/instance=metal-9, but its providerID aws:///x/i-0shared matches no Instance',
+    });
+  });
+
+  it('waits while the Instance it names has not recorded its cloud instance yet, but not for ever', () => {
+    const launching = instance('metal-2', { phase: 'Pending' });
+    const n = node('new', { class: 'metal', instance: 'metal-2', providerID: 'sim:///new' });
+    expect(nodeStanding(n, lookup(launching), 0)).toEqual({ kind: 'unconfirmed', instance: launching });
+    expect(nodeStanding(n, lookup(launching), UNCONFIRMED_GRACE_MS)).toMatchObject({
+      kind: 'impostor',
+      claimed: launching,
+    });
+  });
+
+  it('does not wait for an Instance that is going away', () => {
+    const going = instance('metal-3', { phase: 'Pending', deleting: true });
+    const n = node('new', { class: 'metal', instance: 'metal-3', providerID: 'sim:///new' });
+    expect(nodeStanding(n, lookup(going)).kind).toBe('impostor');
+  });
+});
