@@ -116,8 +116,14 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     kc,
     logger,
     {
-      pod: (p) => wake((w) => w.pod?.(p, state)),
-      node: (n) => wake((w) => w.node?.(n, state)),
+      pod: (p) => {
+        wake((w) => w.pod?.(p, state));
+        auditor.touch(p.spec?.nodeName);
+      },
+      node: (n) => {
+        wake((w) => w.node?.(n, state));
+        auditor.touch(n.metadata?.name);
+      },
       instance: (i) => wake((w) => w.instance?.(i, state)),
       instanceClass: (c) => wake((w) => w.instanceClass?.(c, state)),
     },
@@ -245,9 +251,9 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     };
     every(opts.resyncMs, 'resync', () => wake((w) => w.resync?.(state)));
     every(opts.gcIntervalMs, 'garbage collection', () => collector.collect());
-    every(2_000, 'audit', () => auditor.audit());
     every(5_000, 'metrics', () => observeWorld(state, metrics, Date.now()));
     await Promise.all([
+      auditor.run(stop),
       ...routes.map(({ controller, queue }) => queue.run((k) => controller.reconcile(k), stop)),
       ...[...providers.values()].map((p) => p.run?.(stop)),
     ]);

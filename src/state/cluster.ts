@@ -172,6 +172,16 @@ export class ClusterState {
     return this.pods.byIndex('node', node);
   }
 
+  /** Every node name some cached pod is bound to, ipp node or not: what a full audit sweep visits. */
+  nodesWithPods(): string[] {
+    return this.pods.indexValues('node');
+  }
+
+  /** Every class some Instance belongs to (a class may be gone while its Instances remain). */
+  classesWithInstances(): string[] {
+    return this.instances.indexValues('class');
+  }
+
   podByUid(uid: string): V1Pod | undefined {
     return this.pods.byIndex('uid', uid)[0];
   }
