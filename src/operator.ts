@@ -27,7 +27,7 @@ import type { Logger } from './log.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { observeWorld } from './metrics/observe.ts';
 import { ClusterState } from './state/cluster.ts';
-import { startAdmission } from './webhook/run.ts';
+import type { Admission } from './webhook/run.ts';
 import { instrumentProvider } from '../providers/instrumented.ts';
 import { SimulatedProvider } from '../providers/simulated/provider.ts';
 import type { CloudProvider } from '../providers/types.ts';
@@ -193,7 +193,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     readDaemonSet: daemonSetReader(kc.makeApiClient(AppsV1Api)),
   });
 
-  let admission: Awaited<ReturnType<typeof startAdmission>> | undefined;
+  let admission: Admission | undefined;
   const ops = await startOpsServer({
     port: opts.metricsPort,
     host: opts.metricsHost,
@@ -232,7 +232,11 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     return;
   }
   logger.info('caches synced');
-  if (opts.webhook) admission = await startAdmission(opts, kc, state, logger, metrics);
+  if (opts.webhook) {
+    // Loaded only when serving: its certificate code (@peculiar/x509) is ~4 MiB of resident memory.
+    const { startAdmission } = await import('./webhook/run.ts');
+    admission = await startAdmission(opts, kc, state, logger, metrics);
+  }
 
   const lead = async (stop: AbortSignal) => {
     logger.info({ identity: opts.identity }, 'leading: reconciling');
