@@ -106,6 +106,10 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     logger,
   });
   const providers = await buildProviders(opts, kc, logger, metrics);
+  // Loaded only when serving: its certificate code (@peculiar/x509) is ~4 MiB of resident memory.
+  // Loaded now, while nothing else runs: evaluating it takes the thread for a second or more.
+  const webhookModule = opts.webhook ? import('./webhook/run.ts') : undefined;
+  webhookModule?.catch(() => {}); // awaited (and its failure reported) once the caches have synced
 
   // Informer events reach each controller's queue through the keys its `wakes` declares.
   const routes: { controller: Controller; queue: WorkQueue }[] = [];
@@ -233,8 +237,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   }
   logger.info('caches synced');
   if (opts.webhook) {
-    // Loaded only when serving: its certificate code (@peculiar/x509) is ~4 MiB of resident memory.
-    const { startAdmission } = await import('./webhook/run.ts');
+    const { startAdmission } = await webhookModule!;
     admission = await startAdmission(opts, kc, state, logger, metrics);
   }
 
