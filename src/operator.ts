@@ -28,7 +28,7 @@ import type { Logger } from './log.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { observeWorld } from './metrics/observe.ts';
 import { ClusterState } from './state/cluster.ts';
-import { startAdmission } from './webhook/run.ts';
+import type { Admission } from './webhook/run.ts';
 import { instrumentProvider } from '../providers/instrumented.ts';
 import { SimulatedFaults } from '../providers/simulated/faults.ts';
 import { SimulatedProvider } from '../providers/simulated/provider.ts';
@@ -111,6 +111,10 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     logger,
   });
   const providers = await buildProviders(opts, kc, logger, metrics);
+  // Loaded only when serving: its certificate code (@peculiar/x509) is ~4 MiB of resident memory.
+  // Loaded now, while nothing else runs: evaluating it takes the thread for a second or more.
+  const webhookModule = opts.webhook ? import('./webhook/run.ts') : undefined;
+  webhookModule?.catch(() => {}); // awaited (and its failure reported) once the caches have synced
 
   // Informer events reach each controller's queue through the keys its `wakes` declares.
   const routes: { controller: Controller; queue: WorkQueue }[] = [];
@@ -121,8 +125,14 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     kc,
     logger,
     {
-      pod: (p) => wake((w) => w.pod?.(p, state)),
-      node: (n) => wake((w) => w.node?.(n, state)),
+      pod: (p) => {
+        wake((w) => w.pod?.(p, state));
+        auditor.touch(p.spec?.nodeName);
+      },
+      node: (n) => {
+        wake((w) => w.node?.(n, state));
+        auditor.touch(n.metadata?.name);
+      },
       instance: (i) => wake((w) => w.instance?.(i, state)),
       instanceClass: (c) => wake((w) => w.instanceClass?.(c, state)),
     },
@@ -193,7 +203,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     readDaemonSet: daemonSetReader(kc.makeApiClient(AppsV1Api)),
   });
 
-  let admission: Awaited<ReturnType<typeof startAdmission>> | undefined;
+  let admission: Admission | undefined;
   const ops = await startOpsServer({
     port: opts.metricsPort,
     host: opts.metricsHost,
@@ -232,7 +242,10 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     return;
   }
   logger.info('caches synced');
-  if (opts.webhook) admission = await startAdmission(opts, kc, state, logger, metrics);
+  if (opts.webhook) {
+    const { startAdmission } = await webhookModule!;
+    admission = await startAdmission(opts, kc, state, logger, metrics);
+  }
 
   const lead = async (stop: AbortSignal) => {
     logger.info({ identity: opts.identity }, 'leading: reconciling');
@@ -251,9 +264,9 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     };
     every(opts.resyncMs, 'resync', () => wake((w) => w.resync?.(state)));
     every(opts.gcIntervalMs, 'garbage collection', () => collector.collect());
-    every(2_000, 'audit', () => auditor.audit());
     every(5_000, 'metrics', () => observeWorld(state, metrics, Date.now()));
     await Promise.all([
+      auditor.run(stop),
       ...routes.map(({ controller, queue }) => queue.run((k) => controller.reconcile(k), stop)),
       ...[...providers.values()].map((p) => p.run?.(stop)),
     ]);

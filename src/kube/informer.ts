@@ -162,6 +162,11 @@ export class Informer<T extends KubernetesObject> {
     return this.store.byIndex(index, value);
   }
 
+  /** The values of index `index` in use (e.g. every node name some pod is bound to). */
+  indexValues(index: string): string[] {
+    return this.store.indexValues(index);
+  }
+
   private async run(): Promise<void> {
     while (!this.stopped) {
       try {

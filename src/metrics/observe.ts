@@ -2,37 +2,38 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../api/types.ts';
 import { PHASES } from '../api/types.ts';
-import { awaitsPlacement, classOf } from '../api/pods.ts';
+import { awaitsPlacement } from '../api/pods.ts';
 import { timeouts } from '../controllers/instance/decisions.ts';
 import type { Metrics } from './metrics.ts';
 
-/** The caches observeWorld reads (ClusterState has them; unit tests pass plain lists). */
+/**
+ * The cache reads observeWorld makes (ClusterState has them): per class, from the indexes, so a tick
+ * costs the class's Instances and ipp pods, never a pass over every cached pod.
+ */
 export interface World {
-  readonly instances: { list(): readonly Instance[] };
   readonly classes: { list(): readonly InstanceClass[] };
-  readonly pods: { list(): readonly V1Pod[] };
+  classesWithInstances(): Iterable<string>;
+  instancesOfClass(cls: string): readonly Instance[];
+  podsOfClass(cls: string): readonly V1Pod[];
 }
 
 export function observeWorld(state: World, metrics: Metrics, now: number): void {
-  const instances = state.instances.list();
-  const classes = new Set([
-    ...state.classes.list().map((c) => c.metadata!.name!),
-    ...instances.map((i) => i.spec.class),
-  ]);
+  const classList = state.classes.list();
+  const classes = new Set([...classList.map((c) => c.metadata!.name!), ...state.classesWithInstances()]);
   metrics.instances.reset();
   metrics.idleNodes.reset();
   metrics.nodeIdleSeconds.reset();
   metrics.pendingPods.reset();
   metrics.oldestPendingPodAge.reset();
   metrics.classTimeout.reset();
-  for (const c of state.classes.list()) {
+  for (const c of classList) {
     const t = classTimeouts(c);
     if (!t) continue;
     for (const [timeout, seconds] of Object.entries(t))
       metrics.classTimeout.set({ class: c.metadata.name!, timeout }, seconds);
   }
   for (const cls of classes) {
-    const mine = instances.filter((i) => i.spec.class === cls);
+    const mine = state.instancesOfClass(cls);
     for (const phase of PHASES)
       metrics.instances.set({ class: cls, phase }, mine.filter((i) => (i.status?.phase ?? 'Pending') === phase).length);
     const idle = mine.filter((i) => i.status?.phase === 'Ready' && i.status.idleSince && !i.metadata.deletionTimestamp);
@@ -43,7 +44,7 @@ export function observeWorld(state: World, metrics: Metrics, now: number): void 
         Math.max(0, (now - Date.parse(i.status!.idleSince!)) / 1000),
       );
     }
-    const waiting = state.pods.list().filter((p) => classOf(p) === cls && awaitsPlacement(p));
+    const waiting = state.podsOfClass(cls).filter(awaitsPlacement);
     metrics.pendingPods.set({ class: cls }, waiting.length);
     metrics.oldestPendingPodAge.set({ class: cls }, oldestAgeSeconds(waiting, now));
   }

@@ -34,6 +34,7 @@ export const NODE_INDEXERS: Indexers<V1Node> = {
 export const INSTANCE_INDEXERS: Indexers<Instance & KubernetesObject> = {
   class: (i) => one(i.spec?.class),
   providerID: (i) => one(i.status?.providerID),
+  nodeName: (i) => one(i.status?.nodeName),
 };
 
 /** For /readyz: each cache that has not listed, with its last error; undefined when all have. */
@@ -173,6 +174,16 @@ export class ClusterState {
     return this.pods.byIndex('node', node);
   }
 
+  /** Every node name some cached pod is bound to, ipp node or not: what a full audit sweep visits. */
+  nodesWithPods(): string[] {
+    return this.pods.indexValues('node');
+  }
+
+  /** Every class some Instance belongs to (a class may be gone while its Instances remain). */
+  classesWithInstances(): string[] {
+    return this.instances.indexValues('class');
+  }
+
   podByUid(uid: string): V1Pod | undefined {
     return this.pods.byIndex('uid', uid)[0];
   }
@@ -184,6 +195,11 @@ export class ClusterState {
   nodeByProviderID(providerID: string | undefined): V1Node | undefined {
     if (!providerID) return undefined;
     return this.nodes.byIndex('providerID', providerID)[0];
+  }
+
+  /** The Instance that registered as `node`, whether or not its Node object is cached now. */
+  instanceOnNode(node: string): Instance | undefined {
+    return this.instances.byIndex('nodeName', node)[0];
   }
 
   instanceByProviderID(providerID: string | undefined): Instance | undefined {

@@ -1,8 +1,11 @@
 // Runs the real controller (node src/main.ts) of a source tree, this one or an older commit's
 // extracted next to it, as a separate process, and reads what a benchmark reports about it: its
 // /metrics (event-loop lag, CPU, RSS as prom-client's default metrics give them) and /proc.
+// It runs what the image runs: the tree compiled with tsconfig.build.json and started with the
+// Node flags of its Dockerfile's ENTRYPOINT (IPP_BENCH_ENTRY=source runs src/main.ts instead, with
+// Node's type stripping, which alone costs ~25 MiB of RSS the image never pays).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { request, Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +47,51 @@ export function baselineTree(): Tree | undefined {
   return { label: `baseline ${commit}`, root };
 }
 
+/** How a tree's controller is started: the script and the Node flags before it. */
+export interface Entry {
+  script: string;
+  nodeFlags: string[];
+}
+
+/** The Node flags between the node binary and the script in a Dockerfile's exec-form ENTRYPOINT. */
+export function entrypointFlags(dockerfile: string): string[] {
+  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  if (!m) return [];
+  const argv = JSON.parse(m[1]!) as string[];
+  return argv.slice(1).filter((a) => a.startsWith('--'));
+}
+
+const entries = new Map<string, Entry>();
+
+/** Compiles the tree as the Dockerfile does (once per bench run) and reads its ENTRYPOINT's Node flags. */
+export function entryOf(tree: Tree): Entry {
+  if (process.env.IPP_BENCH_ENTRY === 'source') return { script: join(tree.root, 'src', 'main.ts'), nodeFlags: [] };
+  const known = entries.get(tree.root);
+  if (known) return known;
+  const out = mkdtempSync(join(tmpdir(), 'ipp-bench-dist-'));
+  process.stderr.write(`[bench] compiling ${tree.label} into ${out}\n`);
+  execFileSync(join(here, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json', '--outDir', out], {
+    cwd: tree.root,
+    stdio: 'inherit',
+  });
+  // As in the image: package.json (ESM) beside the output, node_modules next to it.
+  copyFileSync(join(tree.root, 'package.json'), join(out, 'package.json'));
+  symlinkSync(join(here, 'node_modules'), join(out, 'node_modules'));
+  const dockerfile = join(tree.root, 'Dockerfile');
+  const entry = {
+    script: join(out, 'src', 'main.js'),
+    nodeFlags: existsSync(dockerfile) ? entrypointFlags(readFileSync(dockerfile, 'utf8')) : [],
+  };
+  entries.set(tree.root, entry);
+  return entry;
+}
+
+/** How the bench starts a tree's controller, for the printed figures. */
+export const describeEntry = (tree: Tree): string => {
+  const e = entryOf(tree);
+  return `${tree.label} runs ${e.script.endsWith('.ts') ? 'src/main.ts (type stripping)' : 'the compiled dist/src/main.js'}${e.nodeFlags.length ? ` with ${e.nodeFlags.join(' ')}` : ' with no Node flags'}`;
+};
+
 export interface ControllerOptions {
   kubeconfig: string;
   cluster: string;
@@ -83,9 +131,11 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
   const webhookPort = o.webhook ? await freePort() : 0;
   const inspectPort = o.inspect ? await freePort() : 0;
   const logFile = join(o.logDir, `ipp-${tree.label.replace(/\W+/g, '-')}-${o.identity}-${Date.now()}.log`);
+  const entry = entryOf(tree);
   const args = [
+    ...entry.nodeFlags,
     ...(o.inspect ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
-    join(tree.root, 'src', 'main.ts'),
+    entry.script,
     `--cluster-name=${o.cluster}`,
     `--kubeconfig=${o.kubeconfig}`,
     '--providers=simulated',

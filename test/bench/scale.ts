@@ -14,6 +14,7 @@ import {
   admissionRoundTrip,
   baselineTree,
   currentTree,
+  describeEntry,
   logDir,
   startController,
   type Controller,
@@ -313,7 +314,7 @@ export async function benchMemory(): Promise<void> {
   await withTestbed(async (kubeconfig, clients) => {
     const bed = await prepareBed(kubeconfig, 'mem', 0);
     const points = await measureMemory(bed, trees, counts);
-    const lines = [describeClients(clients), ...printMemory(points, trees)];
+    const lines = [describeClients(clients), ...trees.map(describeEntry), ...printMemory(points, trees)];
     console.log(lines.join('\n'));
     console.log(`written to ${write('memory', { clients, counts, points })}`);
   });
@@ -332,7 +333,7 @@ export async function benchWorld(): Promise<void> {
     process.stderr.write(`[bench] world built in ${round((Date.now() - t0) / 1000)} s\n`);
     const results: WorldResult[] = [];
     for (const tree of trees) results.push(await runReplicas(bed, tree, seconds, otherPods));
-    console.log([describeClients(clients), ...printWorld(results)].join('\n'));
+    console.log([describeClients(clients), ...trees.map(describeEntry), ...printWorld(results)].join('\n'));
     console.log(`written to ${write('world', { clients, results })}`);
   });
 }

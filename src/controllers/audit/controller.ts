@@ -2,20 +2,46 @@
 // anyway (a pod bound by hand, a webhook outage, a relabelled node, an untrusted DaemonSet) and any
 // pod of a class running on a shared node (a later webhook added the label) as a Warning Event on
 // the pod, a log line and the ipp_isolation_violations metrics. It reports; it does not evict.
+//
+// It audits one node at a time, when a pod or node event touches that node, from the pods-by-node
+// index: a pass over every pod of a 50,000-pod cluster every few seconds would hold the one thread
+// that also renews the lease and answers admission. A slow full sweep (every node some pod is bound
+// to, every ipp node) catches what an event could not: a DaemonSet verdict, a missed watch event.
+// Touched nodes are audited in slices of a few milliseconds, so a sweep never blocks either.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { isolationViolation } from './events.ts';
-import type { EventRecorder } from '../../kube/events.ts';
+import type { EventPublisher } from '../../kube/event.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
-import type { ClusterState } from '../../state/cluster.ts';
 import { NodeAgentTrust, type DaemonSetReader } from './trust.ts';
-import { violations, type Violation } from './violations.ts';
+import { nodeFindings, violations, type Violation } from './violations.ts';
+
+/** The cache reads the auditor makes (ClusterState has them). */
+export interface AuditView {
+  podsOnNode(node: string): V1Pod[];
+  /** The ipp node of that name; undefined for a shared node (the cache holds ipp nodes only). */
+  node(name: string): V1Node | undefined;
+  nodes: { list(): readonly V1Node[] };
+  nodesWithPods(): string[];
+  /** The Instance registered as that node, even while its Node object is missing (deleted, re-registering). */
+  instanceOnNode(node: string): unknown;
+}
 
 export interface AuditorOptions {
   /** Namespaces whose DaemonSets are trusted node agents (--trusted-daemonset-namespaces); default kube-system. */
   trustedDaemonSetNamespaces?: readonly string[];
   /** Reads a DaemonSet, to trust a pod's owner reference only when it resolves to the real object. */
   readDaemonSet?: DaemonSetReader;
+  /** Every node is audited again this often, events or not; default 5 minutes. */
+  sweepIntervalMs?: number;
+  /** Events this close together are audited in one batch; default 100 ms. */
+  batchDelayMs?: number;
+  /** A node whose DaemonSet read failed is audited again after this long; default 5 s. */
+  retryDelayMs?: number;
 }
+
+/** The longest the auditor holds the event loop before letting the lease, webhook and watches run. */
+const SLICE_MS = 5;
 
 function describeViolation(v: Violation): string {
   const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
@@ -25,36 +51,121 @@ function describeViolation(v: Violation): string {
 }
 
 export class Auditor {
-  private readonly state: ClusterState;
-  private readonly events: EventRecorder;
+  private readonly state: AuditView;
+  private readonly events: EventPublisher;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
-  /** Pod UIDs already counted, so the counter counts violations, not audit passes. */
-  private readonly reported = new Set<string>();
-  private readonly nodesWithViolations = new Set<string>();
+  private readonly sweepIntervalMs: number;
+  private readonly batchDelayMs: number;
+  private readonly retryDelayMs: number;
+  /** Node → the pod UIDs reported as violating there, so each violation is reported once. */
+  private readonly current = new Map<string, Set<string>>();
+  /** Nodes to audit, in the order they were touched. */
+  private readonly dirty = new Set<string>();
+  /** DaemonSet owner UIDs seen on audited pods since the last sweep began: the verdicts worth keeping. */
+  private owners: Set<string> | undefined;
+  private running = false;
+  private draining = false;
+  private batch: NodeJS.Timeout | undefined;
   readonly trust: NodeAgentTrust;
 
-  constructor(state: ClusterState, events: EventRecorder, metrics: Metrics, logger: Logger, o: AuditorOptions = {}) {
+  constructor(state: AuditView, events: EventPublisher, metrics: Metrics, logger: Logger, o: AuditorOptions = {}) {
     this.state = state;
     this.events = events;
     this.metrics = metrics;
     this.logger = logger;
-    this.trust = new NodeAgentTrust(o.trustedDaemonSetNamespaces ?? ['kube-system'], o.readDaemonSet, logger);
+    this.sweepIntervalMs = o.sweepIntervalMs ?? 5 * 60_000;
+    this.batchDelayMs = o.batchDelayMs ?? 100;
+    this.retryDelayMs = o.retryDelayMs ?? 5_000;
+    this.trust = new NodeAgentTrust(
+      o.trustedDaemonSetNamespaces ?? ['kube-system'],
+      o.readDaemonSet,
+      logger,
+      (nodes, answered) => {
+        if (answered) for (const n of nodes) this.touch(n);
+        else setTimeout(() => nodes.forEach((n) => this.touch(n)), this.retryDelayMs).unref();
+      },
+    );
   }
 
-  audit(): void {
-    const pods = this.state.pods.list();
-    const instanceNodes = new Set(this.state.instances.list().flatMap((i) => i.status?.nodeName ?? []));
-    const found = violations(this.state.nodes.list(), pods, (p, n) => this.trust.standing(p, n), instanceNodes);
-    this.trust.retain(new Set(pods.flatMap((p) => (p.metadata?.ownerReferences ?? []).map((r) => r.uid))));
-    const perNode = new Map<string, number>();
-    const seen = new Set<string>();
-    for (const v of found) {
-      const uid = v.pod.metadata!.uid!;
-      seen.add(uid);
-      perNode.set(v.node, (perNode.get(v.node) ?? 0) + 1);
-      if (this.reported.has(uid)) continue;
-      this.reported.add(uid);
+  /** A pod or node event concerns this node: audit it soon. Ignored while not running (run() sweeps first). */
+  touch(node: string | undefined): void {
+    if (!node || !this.running) return;
+    this.dirty.add(node);
+    if (this.batch || this.draining) return;
+    this.batch = setTimeout(() => {
+      this.batch = undefined;
+      void this.drain();
+    }, this.batchDelayMs);
+  }
+
+  /** Audits every node now and every sweepIntervalMs, and touched nodes as they come, until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    this.running = true;
+    this.owners = undefined;
+    this.sweep();
+    const timer = setInterval(() => this.sweep(), this.sweepIntervalMs);
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    clearInterval(timer);
+    clearTimeout(this.batch);
+    this.batch = undefined;
+    this.running = false;
+    this.dirty.clear();
+  }
+
+  /** Resolves once no touched node waits to be audited and no DaemonSet read is under way (tests). */
+  async settled(): Promise<void> {
+    while (this.batch || this.draining || this.dirty.size > 0) await new Promise((r) => setTimeout(r, 5));
+    await this.trust.settled();
+    while (this.batch || this.draining || this.dirty.size > 0) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** Queues every node a pod is bound to, every ipp node and every node with a violation reported. */
+  sweep(): void {
+    if (this.owners) this.trust.retain(this.owners);
+    this.owners = new Set();
+    for (const n of this.state.nodesWithPods()) this.touch(n);
+    for (const n of this.state.nodes.list()) this.touch(n.metadata?.name);
+    for (const n of this.current.keys()) this.touch(n);
+  }
+
+  /** Audits the touched nodes, yielding to the event loop every few milliseconds. */
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.running && this.dirty.size > 0) {
+        const until = performance.now() + SLICE_MS;
+        for (const node of this.dirty) {
+          this.dirty.delete(node);
+          this.auditNodeSafely(node);
+          if (performance.now() >= until) break;
+        }
+        if (this.dirty.size > 0) await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private auditNodeSafely(node: string): void {
+    try {
+      this.auditNode(node);
+    } catch (e) {
+      this.logger.warn({ err: e, node }, 'could not audit node; it is audited again on the next sweep');
+    }
+  }
+
+  /** Reports what runs on `node` and must not, and keeps that node's gauge equal to what does now. */
+  auditNode(node: string): void {
+    const pods = this.state.podsOnNode(node);
+    const ippNode = this.state.node(node);
+    if (this.owners) for (const p of pods) for (const r of p.metadata?.ownerReferences ?? []) this.owners.add(r.uid);
+    // An Instance's node whose Node object is missing for now (deleted and re-registering) is not a shared node.
+    const instanceNodes = !ippNode && this.state.instanceOnNode(node) ? new Set([node]) : new Set<string>();
+    const found = violations(ippNode ? [ippNode] : [], pods, (p, n) => this.trust.standing(p, n), instanceNodes);
+    const { report, current } = nodeFindings(this.current.get(node) ?? new Set(), found);
+    for (const v of report) {
       const note = describeViolation(v);
       this.events.record(...isolationViolation(v.pod, v.node, note));
       this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass ?? v.podClass ?? '', node: v.node });
@@ -68,13 +179,11 @@ export class Auditor {
         note,
       );
     }
-    for (const uid of this.reported) if (!seen.has(uid)) this.reported.delete(uid);
-    for (const node of this.nodesWithViolations)
-      if (!perNode.has(node)) this.metrics.isolationViolations.remove({ node });
-    this.nodesWithViolations.clear();
-    for (const [node, n] of perNode) {
-      this.metrics.isolationViolations.set({ node }, n);
-      this.nodesWithViolations.add(node);
+    if (current.size > 0) {
+      this.current.set(node, current);
+      this.metrics.isolationViolations.set({ node }, current.size);
+    } else if (this.current.delete(node)) {
+      this.metrics.isolationViolations.remove({ node });
     }
   }
 }

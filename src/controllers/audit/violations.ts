@@ -71,3 +71,26 @@ export function violations(
   }
   return out;
 }
+
+/** What auditing one node again changes: which violations to report now, and which pod UIDs violate now. */
+export interface NodeFindings {
+  /** Violations not reported before: each is reported once, however often the node is audited. */
+  report: Violation[];
+  /** Pod UIDs violating now: compared with on the node's next audit. */
+  current: Set<string>;
+}
+
+/**
+ * @param previously the pod UIDs on this node reported as violating when it was last audited
+ * @param found what violations() finds on the node now
+ */
+export function nodeFindings(previously: ReadonlySet<string>, found: readonly Violation[]): NodeFindings {
+  const current = new Set<string>();
+  const report: Violation[] = [];
+  for (const v of found) {
+    const uid = v.pod.metadata!.uid!;
+    current.add(uid);
+    if (!previously.has(uid)) report.push(v);
+  }
+  return { report, current };
+}

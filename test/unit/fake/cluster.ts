@@ -50,6 +50,9 @@ export class FakeCluster implements ClusterView {
   nodeByProviderID(id: string | undefined) {
     return id ? this.nodeList.find((n) => n.spec?.providerID === id) : undefined;
   }
+  instanceOnNode(node: string) {
+    return this.instanceList.find((i) => i.status?.nodeName === node);
+  }
   instanceByProviderID(id: string | undefined) {
     return id ? this.instanceList.find((i) => i.status?.providerID === id) : undefined;
   }

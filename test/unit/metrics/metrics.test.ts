@@ -6,6 +6,7 @@ import { InsufficientCapacityError, NotFoundError, ThrottledError } from '../../
 import { instrumentProvider } from '../../../providers/instrumented.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest } from '../../../providers/types.ts';
 import type { V1Pod } from '@kubernetes/client-node';
+import { classOf } from '../../../src/api/pods.ts';
 import type { Instance, InstanceClass } from '../../../src/api/types.ts';
 import { Metrics } from '../../../src/metrics/metrics.ts';
 import { observeWorld } from '../../../src/metrics/observe.ts';
@@ -170,8 +171,9 @@ describe('observeWorld', () => {
   });
   const world = (classes: InstanceClass[], pods: V1Pod[], instances: Instance[] = []) => ({
     classes: { list: () => classes },
-    pods: { list: () => pods },
-    instances: { list: () => instances },
+    classesWithInstances: () => new Set(instances.map((i) => i.spec.class)),
+    instancesOfClass: (c: string) => instances.filter((i) => i.spec.class === c),
+    podsOfClass: (c: string) => pods.filter((p) => classOf(p) === c),
   });
 
   it('reports the oldest waiting pod of each class (0 when none waits) and each class timeout in seconds', async () => {

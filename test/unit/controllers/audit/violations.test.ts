@@ -3,7 +3,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { NodeAgentTrust } from '../../../../src/controllers/audit/trust.ts';
-import { violations, type Standing } from '../../../../src/controllers/audit/violations.ts';
+import { nodeFindings, violations, type Standing } from '../../../../src/controllers/audit/violations.ts';
 import { node, pod } from '../fixtures.ts';
 
 const summary = (v: ReturnType<typeof violations>) =>
@@ -83,6 +83,27 @@ describe('violations', () => {
       workloads,
     );
     expect(summary(v)).toEqual([{ pod: 'q', node: 'n2', nodeClass: 'b', podClass: 'a' }]);
+  });
+});
+
+describe('nodeFindings', () => {
+  const found = (...names: string[]) =>
+    violations(
+      [node('n1', { class: 'metal' })],
+      names.map((n) => on('n1', pod(n, { class: null, phase: 'Running' }))),
+      workloads,
+    );
+
+  it('reports only violations not reported at the node’s last audit, and remembers all current ones', () => {
+    const first = nodeFindings(new Set(), found('a'));
+    expect(first.report.map((v) => v.pod.metadata!.name)).toEqual(['a']);
+    const second = nodeFindings(first.current, found('a', 'b'));
+    expect(second.report.map((v) => v.pod.metadata!.name)).toEqual(['b']);
+    expect([...second.current]).toEqual(['uid-team-a-a', 'uid-team-a-b']);
+    // a left and came back (the node was relabelled twice): reported again, as a new violation.
+    const third = nodeFindings(nodeFindings(second.current, found('b')).current, found('a', 'b'));
+    expect(third.report.map((v) => v.pod.metadata!.name)).toEqual(['a']);
+    expect(nodeFindings(third.current, []).current.size).toBe(0);
   });
 });
 
