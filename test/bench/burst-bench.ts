@@ -74,7 +74,8 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
 /**
  * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world --world-nodes=5000
  * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
- * --controller-args="--kube-api-qps=0" (this tree only).
+ * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
+ * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`).
  */
 export async function benchBurst(flags: Record<string, string>): Promise<void> {
   const get = (k: string, d: string) =>
@@ -88,6 +89,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     parallel: Number(get('parallel', '32')),
     admission: get('admission', 'true') !== 'false',
     extraArgs: get('controller-args', '').split(' ').filter(Boolean),
+    cpuProfileDir: get('cpu-profile', '') || undefined,
   };
   const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
   await withTestbed(async (kubeconfig, clients) => {

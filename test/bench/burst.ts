@@ -33,6 +33,8 @@ export interface BurstOptions {
   admission: boolean;
   /** More flags for this tree's controller (a baseline may not know them). */
   extraArgs: string[];
+  /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
+  cpuProfileDir?: string;
 }
 
 export interface BurstResult {
@@ -223,6 +225,7 @@ export async function runBurst(
     webhook: o.admission,
     logDir: bed.logs,
     extraArgs: tree.label === 'this tree' ? o.extraArgs : [],
+    nodeArgs: tree.label === 'this tree' && o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [],
   });
   let result: BurstResult;
   try {

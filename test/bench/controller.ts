@@ -59,6 +59,8 @@ export interface ControllerOptions {
   inspect?: boolean;
   /** More flags for the controller. */
   extraArgs?: string[];
+  /** Flags for node itself, e.g. --cpu-prof. */
+  nodeArgs?: string[];
 }
 
 export interface Controller {
@@ -85,6 +87,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
   const logFile = join(o.logDir, `ipp-${tree.label.replace(/\W+/g, '-')}-${o.identity}-${Date.now()}.log`);
   const args = [
     ...(o.inspect ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+    ...(o.nodeArgs ?? []),
     join(tree.root, 'src', 'main.ts'),
     `--cluster-name=${o.cluster}`,
     `--kubeconfig=${o.kubeconfig}`,
