@@ -107,6 +107,8 @@ export interface ControllerOptions {
   inspect?: boolean;
   /** More flags for the controller. */
   extraArgs?: string[];
+  /** Flags for node itself, e.g. --cpu-prof. */
+  nodeArgs?: string[];
 }
 
 export interface Controller {
@@ -135,6 +137,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
   const args = [
     ...entry.nodeFlags,
     ...(o.inspect ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+    ...(o.nodeArgs ?? []),
     entry.script,
     `--cluster-name=${o.cluster}`,
     `--kubeconfig=${o.kubeconfig}`,

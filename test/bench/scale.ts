@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import { CoordinationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ApiClientConfig } from '../../src/kube/client.ts';
 import { ensureAssets } from '../testbed/assets.ts';
-import { componentClients, startControlPlane, type ComponentClients } from '../testbed/controlplane.ts';
+import {
+  componentClients,
+  startControlPlane,
+  type ComponentClients,
+  type ControlPlane,
+} from '../testbed/controlplane.ts';
 import { installCrds } from '../testbed/crds.ts';
 import {
   admissionRoundTrip,
@@ -288,18 +293,27 @@ export function write(name: string, data: unknown): string {
 
 const numbers = (v: string | undefined, d: number[]) => (v ? v.split(',').map(Number) : d);
 
-/** Client QPS for the testbed's controller-manager and scheduler (the bench must not measure their throttling). */
+/**
+ * Client QPS for the testbed's controller-manager and scheduler (the bench must not measure their
+ * throttling); IPP_TESTBED_KCM_QPS/_BURST and IPP_TESTBED_SCHEDULER_QPS/_BURST override them.
+ */
 const RAISED: ComponentClients = { controllerManager: { qps: 200, burst: 400 }, scheduler: { qps: 200, burst: 400 } };
 
-export async function withTestbed(fn: (kubeconfig: string, clients: ComponentClients) => Promise<void>): Promise<void> {
-  const clients = componentClients(RAISED);
+export async function withTestbed(
+  fn: (kubeconfig: string, clients: ComponentClients, plane: ControlPlane) => Promise<void>,
+): Promise<void> {
+  const fromEnv = componentClients();
+  const clients = componentClients({
+    controllerManager: fromEnv.controllerManager ?? RAISED.controllerManager,
+    scheduler: fromEnv.scheduler ?? RAISED.scheduler,
+  });
   const plane = await startControlPlane({
     assets: ensureAssets(),
     clients,
     log: (l) => process.stderr.write(`[testbed] ${l}\n`),
   });
   try {
-    await fn(plane.kubeconfig, clients);
+    await fn(plane.kubeconfig, clients, plane);
   } finally {
     await plane.stop();
   }

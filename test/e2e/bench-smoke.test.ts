@@ -1,19 +1,26 @@
 // The scale benchmarks at a tiny size, so their harness cannot rot: build a small world directly
-// through the API, measure the controller's memory with and without cached pods, and run two
-// replicas with leader election while admission requests go to the leader. The figures are only
-// checked for being real measurements (and for what must hold at any size: no lease transitions,
-// no admission errors, nothing of the world deleted), not for targets.
+// through the API, measure the controller's memory with and without cached pods, run two replicas
+// with leader election while admission requests go to the leader, burst a few pods into the
+// world's class, and place a few pods the original project's way and by ipp's pin on the testbed's
+// kube-scheduler. The figures are only checked for being real measurements (and for what must hold
+// at any size: no lease transitions, no admission errors, every pod placed on a node of its own,
+// nothing of the world deleted), not for targets.
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Instance } from '../../src/api/types.ts';
+import { runBurst } from '../bench/burst.ts';
+import { printBursts } from '../bench/burst-bench.ts';
 import { currentTree } from '../bench/controller.ts';
+import { PLACEMENT_LABEL, printPlacement, runPlacement, schedulerPidOf, schedulerVersion } from '../bench/placement.ts';
 import { measureMemory, prepareBed, printMemory, printWorld, runReplicas, type Bed } from '../bench/scale.ts';
 import { ensureIppWorld, ensureOtherPods, otherNodeName } from '../bench/world.ts';
 import { suffix } from './support/cluster.ts';
+import { allowIsolationViolations } from './support/invariant.ts';
 
 describe('scale benchmarks, small', () => {
   let bed: Bed;
   const name = `smoke-${suffix()}`;
+  const placement = `${name}-pl`;
   const instances = async () =>
     (
       (await bed.kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({
@@ -54,7 +61,10 @@ describe('scale benchmarks, small', () => {
     for (const n of (await core.listNode({ labelSelector: `sim.ipp.dev/cluster=${name}` })).items)
       await core.deleteNode({ name: n.metadata!.name! }).catch(() => {});
     for (let i = 0; i < 10; i++) await core.deleteNode({ name: otherNodeName(name, i) }).catch(() => {});
-    for (const ns of [bed.world.namespace, bed.world.cloudNamespace, `${name}-system`])
+    for (const n of (await core.listNode({ labelSelector: `${PLACEMENT_LABEL}=${placement}` })).items)
+      await core.deleteNode({ name: n.metadata!.name! }).catch(() => {});
+    const namespaces = [bed.world.namespace, bed.world.cloudNamespace, `${name}-system`];
+    for (const ns of [...namespaces, `${placement}-orig`, `${placement}-ipp`])
       await core.deleteNamespace({ name: ns }).catch(() => {});
     await custom
       .deleteClusterCustomObject({
@@ -90,5 +100,52 @@ describe('scale benchmarks, small', () => {
     const after = await instances();
     expect(after.map((i) => i.status?.phase)).toEqual(['Ready', 'Ready', 'Ready']);
     expect(after.every((i) => !i.metadata.deletionTimestamp)).toBe(true);
+  });
+
+  it('bursts pods into the busy class of the world and reports per-pod figures, then removes only them', async () => {
+    const r = await runBurst(bed, currentTree(), bed.world.cls, 3, 'world', {
+      timeoutS: 120,
+      parallel: 3,
+      admission: true,
+      extraArgs: [],
+    });
+    console.log(printBursts([r]).join('\n'));
+    expect(r.running).toBe(3);
+    expect(r.admissionErrors).toBe(0);
+    for (const v of [
+      r.podsPerS,
+      r.toInstanceP50Ms,
+      r.toInstanceP99Ms,
+      r.readyToPinnedP50Ms,
+      r.readyToPinnedP99Ms,
+      r.toRunningP50Ms,
+      r.toRunningP99Ms,
+      r.cpuMsPerPod,
+    ])
+      expect(Number.isFinite(v) && v >= 0).toBe(true);
+    expect(r.toRunningP99Ms).toBeGreaterThanOrEqual(r.toInstanceP50Ms);
+    expect(r.rssBeforeMiB).toBeGreaterThan(20);
+    expect(r.rssAfterMiB).toBeGreaterThan(20);
+    const after = await instances();
+    expect(after.map((i) => i.status?.phase)).toEqual(['Ready', 'Ready', 'Ready']);
+  });
+
+  it("places pods with the original's anti-affinity and with ipp's pin on the testbed's scheduler", async () => {
+    // The original's pods live on plain nodes by design: the comparison needs them there.
+    allowIsolationViolations(`${placement}-orig`);
+    const r = await runPlacement(
+      bed.kc,
+      { pid: schedulerPidOf(inject('testbedDir')), version: schedulerVersion(inject('assets')), clients: {} },
+      { prefix: placement, nodes: 16, existing: 5, pods: 4, timeoutS: 120 },
+    );
+    console.log(printPlacement(r).join('\n'));
+    expect(r.schedulerVersion).toMatch(/^Kubernetes v1\.\d+/);
+    for (const p of [r.original, r.pin]) {
+      expect(p.bound).toBe(4);
+      expect(p.nodes).toBe(4);
+      expect(p.podsPerS).toBeGreaterThan(0);
+      expect(p.schedulerCpuMsPerPod).toBeGreaterThanOrEqual(0);
+    }
+    expect(Number.isFinite(r.idleCpuMsPerS)).toBe(true);
   });
 });

@@ -1,0 +1,126 @@
+// `npm run bench -- burst`: runs burst.ts's bursts (1, 100 and 1,000 pods by default) in an empty
+// cluster and on a world, for this tree and the baseline commit side by side; prints each figure,
+// their ratio and the issue's targets, and writes them as JSON to bench-results/.
+import { baselineTree, currentTree, type Tree } from './controller.ts';
+import { runBurst, type BurstOptions, type BurstResult } from './burst.ts';
+import { round } from './observe.ts';
+import { describeClients, prepareBed, withTestbed, write, type Bed } from './scale.ts';
+import { ensureIppWorld, ensureOtherPods } from './world.ts';
+
+const FIGURES: [keyof BurstResult, string][] = [
+  ['running', 'pods Running'],
+  ['seconds', 'first create → last Running (s)'],
+  ['podsPerS', 'pods/s to all Running'],
+  ['toInstanceP50Ms', 'created → Instance created p50 (ms)'],
+  ['toInstanceP99Ms', 'created → Instance created p99 (ms)'],
+  ['readyToPinnedP50Ms', 'node Ready → pinned p50 (ms)'],
+  ['readyToPinnedP99Ms', 'node Ready → pinned p99 (ms)'],
+  ['toRunningP50Ms', 'created → Running p50 (ms)'],
+  ['toRunningP99Ms', 'created → Running p99 (ms)'],
+  ['cpuMsPerPod', 'controller CPU per pod (ms)'],
+  ['rssBeforeMiB', 'controller RSS before (MiB)'],
+  ['rssAfterMiB', 'controller RSS after (MiB)'],
+  ['admissionErrors', 'admission errors'],
+];
+
+/** One block per scenario and size: this tree, the baseline, and their ratio. */
+export function printBursts(results: BurstResult[]): string[] {
+  const lines: string[] = [];
+  const keys = [...new Set(results.map((r) => `${r.scenario}\u0000${r.pods}`))];
+  for (const key of keys) {
+    const [scenario, pods] = key.split('\u0000');
+    const rs = results.filter((r) => r.scenario === scenario && String(r.pods) === pods);
+    const [now, before] = rs;
+    lines.push(`burst of ${pods} pods, ${scenario}`);
+    lines.push(['figure', ...rs.map((r) => r.tree), ...(before ? ['this / baseline'] : [])].join('\t'));
+    for (const [k, label] of FIGURES) {
+      const a = now![k] as number;
+      const b = before?.[k] as number | undefined;
+      lines.push([label, ...rs.map((r) => r[k]), ...(before ? [b ? `${round(a / b, 2)}×` : '-'] : [])].join('\t'));
+    }
+  }
+  return lines;
+}
+
+/** The issue's targets, checked on this tree's results (the first tree of each block). */
+export function burstTargets(results: BurstResult[], tree: string): string[] {
+  const mine = results.filter((r) => r.tree === tree);
+  const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const lines = ['targets (this tree):'];
+  for (const r of mine) {
+    const at = `${r.scenario}, ${r.pods} pods`;
+    if (r.pods >= 1000) lines.push(`  ${at}: ≥ 40 pods/s: ${r.podsPerS} — ${verdict(r.podsPerS >= 40)}`);
+    lines.push(
+      `  ${at}: node Ready → pinned p99 ≤ 1000 ms: ${r.readyToPinnedP99Ms} — ${verdict(r.readyToPinnedP99Ms <= 1000)}`,
+      `  ${at}: CPU per pod ≤ 10 ms: ${r.cpuMsPerPod} — ${verdict(r.cpuMsPerPod <= 10)}`,
+      `  ${at}: RSS after ≤ 1.5× before: ${r.rssAfterMiB} / ${r.rssBeforeMiB} = ${round(r.rssAfterMiB / r.rssBeforeMiB, 2)}× — ${verdict(r.rssAfterMiB <= 1.5 * r.rssBeforeMiB)}`,
+    );
+  }
+  for (const scenario of new Set(mine.map((r) => r.scenario))) {
+    const big = mine.find((r) => r.scenario === scenario && r.pods >= 1000);
+    const hundred = mine.find((r) => r.scenario === scenario && r.pods === 100);
+    if (big && hundred) {
+      const ratio = round(big.cpuMsPerPod / hundred.cpuMsPerPod, 2);
+      lines.push(
+        `  ${scenario}: CPU per pod at ${big.pods} ≤ 1.5× at 100: ${big.cpuMsPerPod} / ${hundred.cpuMsPerPod} = ${ratio}× — ${verdict(ratio <= 1.5)}`,
+      );
+    }
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------- npm run bench -- burst [--flags]
+
+/**
+ * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world --world-nodes=5000
+ * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
+ * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
+ * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`).
+ */
+export async function benchBurst(flags: Record<string, string>): Promise<void> {
+  const get = (k: string, d: string) =>
+    flags[k] ?? process.env[`IPP_BENCH_BURST_${k.toUpperCase().replace(/-/g, '_')}`] ?? d;
+  const sizes = get('sizes', '1,100,1000').split(',').map(Number);
+  const scenarios = get('scenarios', 'empty,world').split(',');
+  const worldNodes = Number(get('world-nodes', '5000'));
+  const worldPods = Number(get('world-pods', '30000'));
+  const o: BurstOptions = {
+    timeoutS: Number(get('timeout', '900')),
+    parallel: Number(get('parallel', '32')),
+    admission: get('admission', 'true') !== 'false',
+    extraArgs: get('controller-args', '').split(' ').filter(Boolean),
+    cpuProfileDir: get('cpu-profile', '') || undefined,
+  };
+  const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
+  await withTestbed(async (kubeconfig, clients) => {
+    const results: BurstResult[] = [];
+    const burst = async (bed: Bed, scenario: string) => {
+      for (const size of sizes)
+        for (const tree of trees) results.push(await runBurst(bed, tree, bed.world.cls, size, scenario, o));
+    };
+    if (scenarios.includes('empty')) {
+      const bed = await prepareBed(kubeconfig, 'burst', 0);
+      await ensureIppWorld(bed.kc, bed.world); // the class alone
+      await burst(bed, 'empty cluster');
+    }
+    if (scenarios.includes('world')) {
+      const bed = await prepareBed(kubeconfig, 'burstw', worldNodes);
+      const t0 = Date.now();
+      await ensureIppWorld(bed.kc, bed.world);
+      await ensureOtherPods(bed.kc, bed.world, worldPods);
+      process.stderr.write(`[bench] world built in ${round((Date.now() - t0) / 1000)} s\n`);
+      await burst(bed, `world (${worldNodes} busy ipp nodes of the class, ${worldPods} other pods)`);
+    }
+    const settings =
+      `simulated provider, boot delay 0; ${o.admission ? 'each pod admitted by the controller first' : 'no admission'}; ` +
+      `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}`;
+    console.log(
+      [describeClients(clients), settings, ...printBursts(results), ...burstTargets(results, trees[0]!.label)].join(
+        '\n',
+      ),
+    );
+    console.log(
+      `written to ${write('burst', { clients, settings, sizes, worldNodes, worldPods, options: o, results })}`,
+    );
+  });
+}

@@ -1,0 +1,307 @@
+// Benchmark (not a test): a burst of pending pods of one class, in an empty cluster and on a world
+// (ipp nodes with Ready Instances and their pods, other pods; built directly, as world.ts does),
+// with the simulated provider at boot delay 0. For each size: pods/s until all are Running, and per
+// pod created → Instance created, node Ready → pinned, created → Running (p50/p99), the controller's
+// CPU per pod and its RSS before and after. Each run gets a fresh controller process; afterwards its
+// pods, Instances, nodes and cloud records are removed, so every run starts from the same cluster.
+// Every figure is measured for this tree and, in the same run, for the baseline commit.
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import {
+  CLASS_LABEL,
+  GATE,
+  GROUP,
+  NODE_CLASS_LABEL,
+  POD_INSTANCE_ANNOTATION,
+  TAINT_KEY,
+  VERSION,
+} from '../../src/api/names.ts';
+import type { Instance } from '../../src/api/types.ts';
+import { admissionRoundTrip, startController, type Tree } from './controller.ts';
+import { cpuSeconds, follow, quantile, round, rssBytes, type Followed, type Page } from './observe.ts';
+import type { Bed } from './scale.ts';
+import { inParallel } from './world.ts';
+
+const MiB = 1024 * 1024;
+export const RUN_LABEL = 'bench.ipp.dev/run';
+
+export interface BurstOptions {
+  /** Give up on a run after this long and report what reached Running. */
+  timeoutS: number;
+  /** Pod creations in flight. */
+  parallel: number;
+  /** Send each pod's AdmissionReview to the controller's webhook first, as the API server would. */
+  admission: boolean;
+  /** More flags for this tree's controller (a baseline may not know them). */
+  extraArgs: string[];
+  /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
+  cpuProfileDir?: string;
+}
+
+export interface BurstResult {
+  tree: string;
+  scenario: string;
+  pods: number;
+  running: number;
+  seconds: number;
+  podsPerS: number;
+  toInstanceP50Ms: number;
+  toInstanceP99Ms: number;
+  readyToPinnedP50Ms: number;
+  readyToPinnedP99Ms: number;
+  toRunningP50Ms: number;
+  toRunningP99Ms: number;
+  cpuMsPerPod: number;
+  rssBeforeMiB: number;
+  rssAfterMiB: number;
+  admissionErrors: number;
+}
+
+/** A pod as the webhook leaves it in pin mode: the class's tolerations and the scheduling gate. */
+export const pendingPod = (name: string, cls: string, run: string): V1Pod => ({
+  metadata: { name, labels: { [CLASS_LABEL]: cls, [RUN_LABEL]: run } },
+  spec: {
+    containers: [{ name: 'main', image: 'busybox' }],
+    tolerations: ['NoSchedule', 'NoExecute'].map((effect) => ({
+      key: TAINT_KEY,
+      operator: 'Equal',
+      value: cls,
+      effect,
+    })),
+    schedulingGates: [{ name: GATE }],
+  },
+});
+
+const isReady = (n: V1Node) => (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+/** What the watches saw of one run, each time the first moment it was seen. */
+class Timeline {
+  readonly created = new Map<string, number>();
+  readonly claim = new Map<string, string>();
+  readonly pinned = new Map<string, number>();
+  readonly nodeOf = new Map<string, string>();
+  readonly running = new Map<string, number>();
+  readonly instanceSeen = new Map<string, number>();
+  readonly instanceClass = new Map<string, string>();
+  readonly nodeReady = new Map<string, number>();
+  readonly nodesSeen = new Set<string>();
+
+  pod(p: V1Pod, at: number): void {
+    const name = p.metadata!.name!;
+    const claim = p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
+    if (claim && !this.claim.has(name)) this.claim.set(name, claim);
+    const gated = (p.spec?.schedulingGates ?? []).some((g) => g.name === GATE);
+    if (!gated && !this.pinned.has(name)) this.pinned.set(name, at);
+    if (p.spec?.nodeName) this.nodeOf.set(name, p.spec.nodeName);
+    if (p.status?.phase === 'Running' && !this.running.has(name)) this.running.set(name, at);
+  }
+
+  instance(i: Instance, at: number): void {
+    const name = i.metadata.name!;
+    if (!this.instanceSeen.has(name)) this.instanceSeen.set(name, at);
+    this.instanceClass.set(name, i.spec.class);
+  }
+
+  node(n: V1Node, at: number): void {
+    const name = n.metadata!.name!;
+    this.nodesSeen.add(name);
+    if (isReady(n) && !this.nodeReady.has(name)) this.nodeReady.set(name, at);
+  }
+
+  /** Per pod, `to(pod) - from(pod)` where both are known. */
+  spans(pods: string[], from: (p: string) => number | undefined, to: (p: string) => number | undefined): number[] {
+    return pods.flatMap((p) => {
+      const a = from(p);
+      const b = to(p);
+      return a === undefined || b === undefined ? [] : [b - a];
+    });
+  }
+}
+
+async function watchRun(kc: KubeConfig, namespace: string, cls: string, run: string, t: Timeline) {
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const watches: Followed[] = [];
+  watches.push(
+    await follow<V1Pod>(
+      kc,
+      `/api/v1/namespaces/${namespace}/pods`,
+      `${RUN_LABEL}=${run}`,
+      (c) => core.listNamespacedPod({ namespace, labelSelector: `${RUN_LABEL}=${run}`, limit: 500, _continue: c }),
+      (_type, p, at) => t.pod(p, at),
+    ),
+  );
+  watches.push(
+    await follow<Instance>(
+      kc,
+      `/apis/${GROUP}/${VERSION}/instances`,
+      '',
+      (c) =>
+        custom.listClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: 'instances',
+          limit: 500,
+          _continue: c,
+        }) as Promise<Page<Instance>>,
+      (type, i, at) => type !== 'DELETED' && t.instance(i, at),
+    ),
+  );
+  watches.push(
+    await follow<V1Node>(
+      kc,
+      '/api/v1/nodes',
+      `${NODE_CLASS_LABEL}=${cls}`,
+      (c) => core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${cls}`, limit: 500, _continue: c }),
+      (type, n, at) => type !== 'DELETED' && t.node(n, at),
+    ),
+  );
+  return {
+    existingInstances: watches[1]!.existing,
+    existingNodes: watches[2]!.existing,
+    stop: () => watches.forEach((w) => w.stop()),
+  };
+}
+
+const names = async (list: (c: string | undefined) => Promise<Page<{ metadata?: { name?: string } }>>) => {
+  const out = new Set<string>();
+  let cont: string | undefined;
+  do {
+    const page = await list(cont);
+    for (const o of page.items) out.add(o.metadata!.name!);
+    cont = page.metadata?._continue || page.metadata?.continue || undefined;
+  } while (cont);
+  return out;
+};
+
+/** Removes what one run added: its pods, the Instances made during it, their nodes and cloud records. */
+async function removeRun(bed: Bed, run: string, instances: string[], nodes: string[], records: string[]) {
+  const core = bed.kc.makeApiClient(CoreV1Api);
+  const custom = bed.kc.makeApiClient(CustomObjectsApi);
+  const gone = (e: unknown) => {
+    if ((e as { code?: number }).code !== 404) throw e;
+  };
+  await core.deleteCollectionNamespacedPod({
+    namespace: bed.world.namespace,
+    labelSelector: `${RUN_LABEL}=${run}`,
+    gracePeriodSeconds: 0,
+  });
+  await inParallel(instances.length, 16, async (i) => {
+    const name = instances[i]!;
+    const at = { group: GROUP, version: VERSION, plural: 'instances', name };
+    await custom
+      .patchClusterCustomObject({ ...at, body: [{ op: 'replace', path: '/metadata/finalizers', value: [] }] })
+      .catch(gone);
+    await custom.deleteClusterCustomObject(at).catch(gone);
+  });
+  await inParallel(nodes.length, 16, (i) => core.deleteNode({ name: nodes[i]! }).then(() => {}, gone));
+  await inParallel(records.length, 16, (i) =>
+    core.deleteNamespacedConfigMap({ name: records[i]!, namespace: bed.world.cloudNamespace }).then(() => {}, gone),
+  );
+}
+
+/** One burst of `size` pods of class `cls` against a fresh controller of `tree`. */
+export async function runBurst(
+  bed: Bed,
+  tree: Tree,
+  cls: string,
+  size: number,
+  scenario: string,
+  o: BurstOptions,
+): Promise<BurstResult> {
+  const core = bed.kc.makeApiClient(CoreV1Api);
+  const run = `r${Date.now().toString(36)}`;
+  const ns = bed.world.namespace;
+  const recordsBefore = await names((c) =>
+    core.listNamespacedConfigMap({ namespace: bed.world.cloudNamespace, limit: 500, _continue: c }),
+  );
+  const t = new Timeline();
+  const watching = await watchRun(bed.kc, ns, cls, run, t);
+  const controller = await startController(tree, {
+    kubeconfig: bed.kubeconfig,
+    cluster: bed.world.cluster,
+    namespace: `${bed.world.cluster}-system`,
+    cloudNamespace: bed.world.cloudNamespace,
+    identity: `burst-${size}`,
+    webhook: o.admission,
+    logDir: bed.logs,
+    extraArgs: tree.label === 'this tree' ? o.extraArgs : [],
+    nodeArgs: tree.label === 'this tree' && o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [],
+  });
+  let result: BurstResult;
+  try {
+    // Let the first passes after sync finish, so the burst is measured, not the start.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const rssBefore = rssBytes(controller.pid);
+    const cpuBefore = cpuSeconds(controller.pid);
+    let admissionErrors = 0;
+    const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
+    const t0 = Date.now();
+    await inParallel(size, o.parallel, async (i) => {
+      const name = podNames[i]!;
+      if (o.admission)
+        await admissionRoundTrip(controller.webhookUrl, cls, ns, i).catch(() => {
+          admissionErrors++;
+        });
+      await core.createNamespacedPod({ namespace: ns, body: pendingPod(name, cls, run) });
+      t.created.set(name, Date.now());
+    });
+    const deadline = t0 + o.timeoutS * 1000;
+    while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const cpuAfter = cpuSeconds(controller.pid);
+    const rssAfter = rssBytes(controller.pid);
+    const end = t.running.size ? Math.max(...t.running.values()) : Date.now();
+    const seconds = (end - t0) / 1000;
+    const instanceAt = (p: string) => {
+      const i = t.claim.get(p);
+      return i ? t.instanceSeen.get(i) : undefined;
+    };
+    const readyAt = (p: string) => {
+      const n = t.nodeOf.get(p);
+      return n ? t.nodeReady.get(n) : undefined;
+    };
+    const toInstance = t.spans(podNames, (p) => t.created.get(p), instanceAt);
+    const readyToPinned = t.spans(podNames, readyAt, (p) => t.pinned.get(p));
+    const toRunning = t.spans(
+      podNames,
+      (p) => t.created.get(p),
+      (p) => t.running.get(p),
+    );
+    result = {
+      tree: tree.label,
+      scenario,
+      pods: size,
+      running: t.running.size,
+      seconds: round(seconds, 2),
+      podsPerS: round(t.running.size / seconds, 2),
+      toInstanceP50Ms: Math.round(quantile(toInstance, 0.5)),
+      toInstanceP99Ms: Math.round(quantile(toInstance, 0.99)),
+      readyToPinnedP50Ms: Math.round(quantile(readyToPinned, 0.5)),
+      readyToPinnedP99Ms: Math.round(quantile(readyToPinned, 0.99)),
+      toRunningP50Ms: Math.round(quantile(toRunning, 0.5)),
+      toRunningP99Ms: Math.round(quantile(toRunning, 0.99)),
+      cpuMsPerPod: round(((cpuAfter - cpuBefore) * 1000) / size),
+      rssBeforeMiB: round(rssBefore / MiB),
+      rssAfterMiB: round(rssAfter / MiB),
+      admissionErrors,
+    };
+  } finally {
+    watching.stop();
+    await controller.stop();
+  }
+  const newInstances = [...t.instanceSeen.keys()].filter(
+    (i) => !watching.existingInstances.has(i) && t.instanceClass.get(i) === cls,
+  );
+  const newNodes = [...t.nodesSeen].filter((n) => !watching.existingNodes.has(n));
+  const recordsAfter = await names((c) =>
+    core.listNamespacedConfigMap({ namespace: bed.world.cloudNamespace, limit: 500, _continue: c }),
+  );
+  await removeRun(
+    bed,
+    run,
+    newInstances,
+    newNodes,
+    [...recordsAfter].filter((r) => !recordsBefore.has(r)),
+  );
+  process.stderr.write(`[bench] ${JSON.stringify(result)}\n`);
+  return result;
+}

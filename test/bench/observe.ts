@@ -1,0 +1,97 @@
+// What a benchmark sees of the cluster, and when: a paged LIST for the resourceVersion, then a watch
+// from it (restarted from the last version seen if the server closes it), calling back with the
+// wall-clock time each event arrived. Objects that existed before the LIST are only counted, not
+// timed: a benchmark times what changes while it runs. Also the CPU time and resident set of a
+// process from /proc, for components the benchmark started itself.
+import { readFileSync } from 'node:fs';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+
+export interface Followed {
+  /** Objects listed before the watch began, by name. */
+  existing: Set<string>;
+  stop(): void;
+}
+
+/** One page of a LIST, as client-node's list calls return it. */
+export interface Page<T> {
+  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
+  items: T[];
+}
+
+/**
+ * Lists with `list` (one page per call, given the continue token), then watches `path` (the same
+ * collection's URL, e.g. /api/v1/namespaces/x/pods) with `labelSelector` from the LIST's version;
+ * `onEvent(type, object, atMs)` runs for every event after the LIST.
+ */
+export async function follow<T extends { metadata?: { name?: string; resourceVersion?: string } }>(
+  kc: KubeConfig,
+  path: string,
+  labelSelector: string,
+  list: (cont: string | undefined) => Promise<Page<T>>,
+  onEvent: (type: string, obj: T, atMs: number) => void,
+): Promise<Followed> {
+  const existing = new Set<string>();
+  let rv = '';
+  let cont: string | undefined;
+  do {
+    const page = await list(cont);
+    for (const o of page.items) existing.add(o.metadata!.name!);
+    rv = page.metadata?.resourceVersion ?? rv;
+    // Typed lists name it _continue; custom objects come back as the server's JSON.
+    cont = page.metadata?._continue || page.metadata?.continue || undefined;
+  } while (cont);
+
+  const watch = new Watch(kc);
+  let stopped = false;
+  let current: AbortController | undefined;
+  const start = async (): Promise<void> => {
+    if (stopped) return;
+    current = await watch.watch(
+      path,
+      { resourceVersion: rv, allowWatchBookmarks: true, ...(labelSelector ? { labelSelector } : {}) },
+      (type: string, obj: T) => {
+        const at = Date.now();
+        if (obj.metadata?.resourceVersion) rv = obj.metadata.resourceVersion;
+        if (type !== 'BOOKMARK') onEvent(type, obj, at);
+      },
+      () => {
+        // Closed by the server (timeout) or by a network error: carry on from the last version seen.
+        if (!stopped) setTimeout(() => void start().catch(() => setTimeout(() => void start(), 1_000)), 200);
+      },
+    );
+  };
+  await start();
+  return {
+    existing,
+    stop() {
+      stopped = true;
+      current?.abort();
+    },
+  };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command (which may hold spaces) start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  return ticks / CLOCK_TICKS;
+}
+
+/** USER_HZ: 100 on every Linux the testbed runs on (sysconf(_SC_CLK_TCK)). */
+const CLOCK_TICKS = 100;
+
+/** Resident set now, in bytes, from /proc/<pid>/status. */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
+}
+
+export const quantile = (xs: number[], q: number): number => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+
+export const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
