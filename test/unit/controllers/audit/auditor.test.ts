@@ -27,6 +27,11 @@ class World {
   nodesWithPods() {
     return [...new Set(this.pods.flatMap((p) => (p.spec?.nodeName ? [p.spec.nodeName] : [])))];
   }
+  /** Node names Instances registered with. */
+  instanceNodes: string[] = [];
+  instanceOnNode(n: string) {
+    return this.instanceNodes.includes(n) ? { node: n } : undefined;
+  }
 }
 
 async function gauge(m: Metrics, name: string): Promise<Record<string, number>> {
@@ -94,6 +99,16 @@ describe('Auditor', () => {
     auditor.touch('shared');
     await auditor.settled();
     expect(reported()).toEqual(['escaped']);
+  });
+
+  it('does not take an Instance’s node whose Node object is missing for now (re-registering) for a shared node', async () => {
+    const world = new World();
+    world.instanceNodes = ['ipp-1'];
+    const { auditor, reported } = start(world);
+    world.pods.push(on('ipp-1', pod('tenant', { class: 'metal', phase: 'Running' })));
+    auditor.touch('ipp-1');
+    await auditor.settled();
+    expect(reported()).toEqual([]);
   });
 
   it('sweeps every node when it starts, and ignores touches while it is not running', async () => {
