@@ -27,5 +27,7 @@ try {
   logger.info('stopped');
 } catch (e) {
   logger.fatal({ err: e }, 'controller failed');
-  process.exitCode = 1;
+  // Exit now: the informers still running would keep a process that will never be ready (nor lead,
+  // nor serve the webhook) alive forever; exiting lets its Deployment start a fresh one.
+  process.exit(1);
 }

@@ -28,6 +28,8 @@ export interface ChaosReport {
   /** Pods asked for, pods seen, pods that got onto a node. */
   provisions: { planned: number; pods: number; placed: number };
   faults: Record<FaultKind, Tally>;
+  /** Replicas that exited on their own (losing the lease during an apiserver restart) and were restarted. */
+  selfExits: number;
   counts: Counts;
   details: string[];
   chaosMs: number;
@@ -77,6 +79,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       seed: o.seed,
       provisions: { planned: workload.planned, pods: seen.length, placed: seen.filter((p) => p.node).length },
       faults: injector.tally,
+      selfExits: world.controllers.reduce((n, c) => n + c.exits, 0),
       counts: findings.counts,
       details: findings.details,
       chaosMs,
@@ -99,6 +102,7 @@ export function formatReport(r: ChaosReport): string {
     'fault               fired  effects',
     ...Object.entries(r.faults).map(([k, t]) => `${k.padEnd(19)} ${String(t.fired).padStart(5)}  ${t.effects}`),
     '(effects: nodes deleted; cloud calls faulted)',
+    `controller exits not injected (restarted as a Deployment would): ${r.selfExits}`,
   ];
   if (r.details.length) lines.push('', ...r.details.slice(0, 50), ...(r.details.length > 50 ? ['…'] : []));
   if (r.kept) lines.push('', `data and logs kept in ${r.kept} (controllers: logs/ipp-*.log)`);

@@ -5,7 +5,8 @@
 import { EventsV1Api } from '@kubernetes/client-node';
 import { NODE_INSTANCE_LABEL, TAG_CLUSTER, TAG_INSTANCE, GROUP, VERSION } from '../../src/api/names.ts';
 import type { Instance } from '../../src/api/types.ts';
-import type { Workload } from './workload.ts';
+import type { V1Pod } from '@kubernetes/client-node';
+import { WORKLOAD_LABEL, type Workload } from './workload.ts';
 import { CLOUD_NAMESPACE, CLUSTER, WORKLOAD_NAMESPACE, type Clients } from './world.ts';
 
 export interface Counts {
@@ -87,17 +88,34 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
     details.push(`killed: pod ${p.name} (${p.uid}) of ${p.workload}, never asked to go, ${why}`);
   }
 
+  // Unplaced: what each workload still wants (replicas, or Job completions not done yet) and does not
+  // have running on a Node that exists, whether its pods are pending or were never created at all.
   const nodeNames = new Set(w.nodes.map((n) => n.metadata!.name!));
+  const placed = (p: V1Pod) => p.status?.phase === 'Running' && !!p.spec?.nodeName && nodeNames.has(p.spec.nodeName);
+  const succeeded = new Map(
+    (await c.batch.listNamespacedJob({ namespace: WORKLOAD_NAMESPACE })).items.map((j) => [
+      j.metadata!.name!,
+      j.status?.succeeded ?? 0,
+    ]),
+  );
   let unplaced = 0;
-  for (const p of w.live()) {
-    if (w.workloads.get(p.metadata?.labels?.['chaos.ipp.dev/workload'] ?? '')?.deleted) continue;
-    const node = p.spec?.nodeName;
-    if (p.status?.phase === 'Running' && node && nodeNames.has(node)) continue;
-    unplaced++;
+  for (const [name, wl] of w.workloads) {
+    if (wl.deleted) continue;
+    const pods = w.live().filter((p) => p.metadata?.labels?.[WORKLOAD_LABEL] === name);
+    const wanted = wl.kind === 'Job' ? Math.max(0, wl.count - (succeeded.get(name) ?? 0)) : wl.count;
+    // A create that failed made no workload: nothing of it exists, nothing is wanted.
+    if (wl.kind === 'Job' ? !succeeded.has(name) : !(await exists(c, wl.kind, name))) continue;
+    const missing = Math.max(0, wanted - pods.filter(placed).length);
+    if (!missing) continue;
+    unplaced += missing;
+    const waiting = pods
+      .filter((p) => !placed(p))
+      .map((p) => `${p.metadata!.name} ${p.status?.phase ?? ''}${p.spec?.nodeName ? ` on ${p.spec.nodeName}` : ''}`);
     details.push(
-      `unplaced: pod ${p.metadata!.name} is ${p.status?.phase ?? 'without a phase'}${node ? ` on ${node}${nodeNames.has(node) ? '' : ' (no such Node)'}` : ', not bound'}`,
+      `unplaced: ${wl.kind} ${name} has ${wanted - missing} of ${wanted} pods running${waiting.length ? ` (${waiting.join(', ')})` : ''}`,
     );
   }
+
   const alarms = (
     await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: WORKLOAD_NAMESPACE })
   ).items.filter((e) => e.reason === 'IsolationViolation');
@@ -110,3 +128,17 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
 }
 
 export const clean = (c: Counts) => Object.values(c).every((n) => n === 0);
+
+async function exists(c: Clients, kind: 'Deployment' | 'ReplicaSet', name: string): Promise<boolean> {
+  const read =
+    kind === 'Deployment'
+      ? c.apps.readNamespacedDeployment({ name, namespace: WORKLOAD_NAMESPACE })
+      : c.apps.readNamespacedReplicaSet({ name, namespace: WORKLOAD_NAMESPACE });
+  return read.then(
+    () => true,
+    (e: unknown) => {
+      if ((e as { code?: number }).code === 404) return false;
+      throw e;
+    },
+  );
+}

@@ -51,11 +51,7 @@ export class FaultInjector {
       const wait = startedAt + f.at - Date.now();
       if (wait > 0) await sleep(wait);
       if (stopped()) break;
-      try {
-        await this.fire(f, 0);
-      } catch (e) {
-        this.log(`fault ${f.kind} at ${f.at} ms failed: ${(e as Error).message.split('\n')[0]}`);
-      }
+      await this.attempt(f, 0);
     }
     // Retries may queue further retries.
     while (this.retries.length) await this.retries.shift();
@@ -150,13 +146,17 @@ export class FaultInjector {
       return;
     }
     // In the background: the schedule goes on meanwhile; run() waits for these before it ends.
-    this.retries.push(
-      sleep(waitMs).then(() =>
-        this.fire(f, attempt + 1).catch((e: unknown) =>
-          this.log(`fault ${f.kind} (retry) failed: ${(e as Error).message.split('\n')[0]}`),
-        ),
-      ),
-    );
+    this.retries.push(sleep(waitMs).then(() => this.attempt(f, attempt + 1)));
+  }
+
+  /** Fires `f`; a failure (kube-apiserver restarting) counts as finding nothing to act on. */
+  private async attempt(f: Fault, attempt: number): Promise<void> {
+    try {
+      await this.fire(f, attempt);
+    } catch (e) {
+      this.log(`fault ${f.kind} at ${f.at} ms (attempt ${attempt + 1}) failed: ${(e as Error).message.split('\n')[0]}`);
+      this.again(f, attempt);
+    }
   }
 
   private openWindows(): FaultWindow[] {

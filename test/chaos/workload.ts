@@ -47,7 +47,8 @@ const template = (name: string, cls: string, restartPolicy: 'Always' | 'Never') 
 export class Workload {
   /** Pods asked for so far. */
   planned = 0;
-  readonly workloads = new Map<string, { kind: Kind; cls: string; deleted: boolean }>();
+  /** Every workload created; `count` is its replicas or its Job completions. */
+  readonly workloads = new Map<string, { kind: Kind; cls: string; count: number; deleted: boolean }>();
   readonly askedPods = new Set<string>();
   readonly seen = new Map<string, SeenPod>();
   /** Latest sample: pods by UID, and the node names that existed. */
@@ -175,7 +176,7 @@ export class Workload {
     const selector = { matchLabels: { [WORKLOAD_LABEL]: name } };
     const metadata = { name, labels: { [WORKLOAD_LABEL]: name } };
     // Recorded before the call: a create that times out may still have happened.
-    this.workloads.set(name, { kind, cls, deleted: false });
+    this.workloads.set(name, { kind, cls, count, deleted: false });
     if (kind === 'Deployment')
       await this.c.apps.createNamespacedDeployment({
         namespace: NS,

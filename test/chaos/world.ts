@@ -63,6 +63,8 @@ export interface ControllerProcess {
   logFile: string;
   metricsUrl: string;
   webhookUrl: string;
+  /** Times it exited on its own (e.g. on losing its lease) and was started again, as a Deployment would. */
+  exits: number;
   running(): boolean;
   start(): Promise<void>;
   kill(): Promise<void>;
@@ -80,6 +82,8 @@ function controllerProcess(
   const logFile = join(plane.dir, 'logs', `${identity}.log`);
   const metricsUrl = `http://127.0.0.1:${ports.metrics}`;
   let child: Child | undefined;
+  /** Set while the harness itself stops or kills it; any other exit is restarted after a second. */
+  let meant = false;
   const running = () => !!child && child.process.exitCode === null && child.process.signalCode === null;
   const args = [
     join(root, 'src', 'main.ts'),
@@ -107,15 +111,25 @@ function controllerProcess(
     logFile,
     metricsUrl,
     webhookUrl: `https://127.0.0.1:${ports.webhook}`,
+    exits: 0,
     running,
     async start() {
       if (running()) return;
-      child = startChild('ipp', process.execPath, args, logFile);
+      meant = false;
+      const started = startChild('ipp', process.execPath, args, logFile);
+      child = started;
+      started.process.once('exit', () => {
+        if (meant || child !== started) return;
+        proc.exits++;
+        setTimeout(() => void (meant || child !== started ? undefined : proc.start()), 1_000);
+      });
     },
     async kill() {
+      meant = true;
       if (running()) await child!.stop('SIGKILL');
     },
     async stop() {
+      meant = true;
       await child?.stop('SIGTERM');
     },
     async ready(timeoutMs = 120_000) {
