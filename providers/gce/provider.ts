@@ -364,16 +364,33 @@ export class GceProvider implements CloudProvider {
   }
 
   /** Every VM labelled for this cluster, in the default project and every project a class named. */
-  async list(): Promise<CloudInstance[]> {
+  list(): Promise<CloudInstance[]> {
+    return this.listLabelled({});
+  }
+
+  /**
+   * VMs labelled with this Instance's name: one filtered aggregatedList per project, so a teardown
+   * wave does not list the whole cluster once per Instance. A VM whose Instance label was never
+   * written (the controller died between the VM's creation and its labelling) is not found here;
+   * garbage collection knows it by its name and terminates it after its grace period.
+   */
+  findByInstance(instance: string): Promise<CloudInstance[]> {
+    return this.listLabelled({ [LABEL_INSTANCE]: labelValue(instance) });
+  }
+
+  /** The group members labelled for this cluster and with `labels`, in every project ipp knows. */
+  private async listLabelled(labels: Record<string, string>): Promise<CloudInstance[]> {
     this.projects.add(await this.project());
+    // GCE's list filter: one expression as it is, several each within parentheses, joined by AND.
+    const clauses = Object.entries({ [LABEL_CLUSTER]: labelValue(this.opts.clusterName), ...labels }).map(
+      ([k, v]) => `labels.${k} = "${v}"`,
+    );
+    const filter = clauses.length > 1 ? clauses.map((x) => `(${x})`).join(' AND ') : clauses[0]!;
     const out: CloudInstance[] = [];
     for (const project of this.projects) {
-      const vms = await this.compute.call('read', `instances.aggregatedList in ${project}`, async () => {
+      const vms = await this.compute.call('read', `instances.aggregatedList in ${project} (${filter})`, async () => {
         const found: Vm[] = [];
-        const pages = this.compute.instances.aggregatedListAsync(
-          { project, filter: `labels.${LABEL_CLUSTER} = "${labelValue(this.opts.clusterName)}"`, maxResults: 500 },
-          NO_GAX_RETRY,
-        );
+        const pages = this.compute.instances.aggregatedListAsync({ project, filter, maxResults: 500 }, NO_GAX_RETRY);
         for await (const [, scoped] of pages) found.push(...(scoped.instances ?? []));
         return found;
       });

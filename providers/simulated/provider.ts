@@ -270,14 +270,18 @@ export class SimulatedProvider implements CloudProvider {
     this.opts.logger.info({ node: name, instanceType: r.instanceType, zone: r.zone }, 'simulated node registered');
   }
 
+  /** One list selected by the Instance's label (a name too long for a label value is matched after a full list). */
   private async byInstance(instance: string): Promise<CloudInstance[]> {
-    return (await this.records()).filter((x) => x.tags[TAG_INSTANCE] === instance).map((r) => this.toInstance(r));
+    const selector = instance.length <= 63 ? `,${TAG_INSTANCE}=${instance}` : '';
+    return (await this.records(selector))
+      .filter((x) => x.tags[TAG_INSTANCE] === instance)
+      .map((r) => this.toInstance(r));
   }
 
-  private async records(): Promise<SimulatedRecord[]> {
+  private async records(moreSelector = ''): Promise<SimulatedRecord[]> {
     const list = await this.core.listNamespacedConfigMap({
       namespace: this.opts.namespace,
-      labelSelector: `${TAG_CLUSTER}=${this.opts.clusterName},${STATE_LABEL}=running`,
+      labelSelector: `${TAG_CLUSTER}=${this.opts.clusterName},${STATE_LABEL}=running${moreSelector}`,
     });
     return list.items.map((cm) => this.fromConfigMap(cm));
   }
@@ -289,6 +293,8 @@ export class SimulatedProvider implements CloudProvider {
         labels: {
           [TAG_CLUSTER]: String(r.tags[TAG_CLUSTER]),
           [TAG_CLASS]: String(r.tags[TAG_CLASS]),
+          // Lets a teardown find its instance by label (a label value holds at most 63 characters).
+          ...(String(r.tags[TAG_INSTANCE]).length <= 63 ? { [TAG_INSTANCE]: String(r.tags[TAG_INSTANCE]) } : {}),
           [STATE_LABEL]: 'running',
         },
       },

@@ -12,6 +12,8 @@ export interface RecordedCall {
   outcome: 'answered' | 'throttled' | 'unauthorized' | 'lost' | 'error';
   requestId?: string;
   body?: unknown;
+  /** The list filter asked for (instances.aggregatedList), as sent. */
+  filter?: string;
 }
 
 export interface FakeGceServer {
@@ -145,9 +147,11 @@ export async function startFakeGce(opts: {
 
   const matchesFilter = (vm: FakeVm, filter: string | null): boolean => {
     if (!filter) return true;
-    return filter.split(/\s+AND\s+/i).every((clause) => {
+    // GCE: one expression as it is, several each within parentheses (ANDed, or joined by AND).
+    const clauses = filter.split(/\s+AND\s+/i);
+    return clauses.every((clause) => {
       const m = /^\(?\s*labels\.([a-z0-9_-]+)\s*(=|eq)\s*"?([^")]*)"?\s*\)?$/.exec(clause.trim());
-      if (!m)
+      if (!m || (clauses.length > 1 && !/^\(.*\)$/.test(clause.trim())))
         throw Object.assign(
           new Error(`Invalid value for field 'filter': '${filter}'. Invalid list filter expression.`),
           { status: 400 },
@@ -323,8 +327,15 @@ export async function startFakeGce(opts: {
     if (self.latencyMs) await new Promise((r) => setTimeout(r, self.latencyMs));
     await state.step();
     const requestId = url.searchParams.get('requestId') ?? undefined;
+    const filter = url.searchParams.get('filter') ?? undefined;
     const record = (method: string, outcome: RecordedCall['outcome']) =>
-      calls.push({ method, outcome, ...(requestId ? { requestId } : {}), ...(raw ? { body } : {}) });
+      calls.push({
+        method,
+        outcome,
+        ...(requestId ? { requestId } : {}),
+        ...(raw ? { body } : {}),
+        ...(filter !== undefined ? { filter } : {}),
+      });
     const method = methodOf(req.method ?? 'GET', url.pathname);
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!bearer || !opts.tokenValid(bearer)) {

@@ -1,13 +1,17 @@
 // The instance lifecycle's pure decisions: who occupies an instance, launch/registration timeouts, idle expiry.
 import { describe, expect, it } from 'vitest';
 import {
+  cloudRecheckMs,
+  cloudStateGone,
   DEFAULTS,
   idleExpiry,
+  isStranded,
   livenessExpiry,
+  looksDead,
   occupants,
   timeouts,
 } from '../../../../src/controllers/instance/decisions.ts';
-import { cls, instance, pod } from '../fixtures.ts';
+import { cls, instance, node, pod } from '../fixtures.ts';
 
 const T0 = Date.parse('2024-01-01T00:00:00Z');
 const iso = (ms: number) => new Date(T0 + ms).toISOString();
@@ -165,5 +169,50 @@ describe('idleExpiry', () => {
       reason: 'Idle',
     });
     expect(idleExpiry(iso(0), undefined, T0 + 4 * MIN)).toEqual({ expired: false, remainingMs: MIN });
+  });
+});
+
+describe('a node that looks dead, and what the cloud says', () => {
+  it('asks about NotReady/Unknown nodes and nodes tainted shut down, not about Ready ones', () => {
+    expect(looksDead(node('n1'), T0)).toBe(false);
+    expect(looksDead(node('n1', { ready: false }), T0)).toBe(true);
+    const shut = node('n1');
+    shut.spec!.taints = [{ key: 'node.cloudprovider.kubernetes.io/shutdown', effect: 'NoSchedule' }];
+    expect(looksDead(shut, T0)).toBe(true);
+  });
+
+  it('counts stopping, terminating and terminated as gone; pending and running may come back', () => {
+    expect(
+      ['pending', 'running', 'stopping', 'terminating', 'terminated'].map((s) => cloudStateGone(s as never)),
+    ).toEqual([false, false, true, true, true]);
+  });
+
+  it('asks again after 10 s, doubling to a minute', () => {
+    expect([1, 2, 3, 4, 5].map(cloudRecheckMs)).toEqual([10_000, 20_000, 40_000, 60_000, 60_000]);
+  });
+});
+
+describe('isStranded', () => {
+  const pinned = (since: number, nodeName?: string) => {
+    const p = pod('web', { claim: 'i-1', gated: false, ...(nodeName ? { nodeName } : {}) });
+    p.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
+        },
+      },
+    };
+    p.status = {
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(since) },
+      ],
+    };
+    return p;
+  };
+  it('is a pinned, unbound pod refused by the scheduler for at least strandedAfter', () => {
+    expect(isStranded(pinned(T0), T0 + MIN, 2 * MIN)).toBe(false);
+    expect(isStranded(pinned(T0), T0 + 2 * MIN, 2 * MIN)).toBe(true);
+    expect(isStranded(pinned(T0, 'n1'), T0 + 5 * MIN, 2 * MIN)).toBe(false);
+    expect(isStranded(pod('web', { claim: 'i-1' }), T0 + 5 * MIN, 2 * MIN)).toBe(false);
   });
 });
