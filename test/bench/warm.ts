@@ -151,8 +151,8 @@ export async function benchWarm(): Promise<void> {
           `cold / warm: ${ratio.p50}× at p50, ${ratio.p95}× at p95; warm hits ${hits}, misses ${misses}`,
           `target: warm hit p95 ≤ 3000 ms: ${warm.p95Ms <= 3000 ? 'met' : 'NOT met'}` +
             (warm.p95Ms > 3000 && !ARGS.length
-              ? ' (the controller shares its client limit, --kube-api-qps 50, with the cold launches and the refills;' +
-                ' IPP_BENCH_WARM_ARGS=--kube-api-qps=0 shows the scheduler and kwok time alone)'
+              ? ' (placement writes go first under the client limit, but share the API server, the scheduler and kwok' +
+                ' with the cold launches and refills; IPP_BENCH_WARM_ARGS=--kube-api-qps=0 takes the client limit out)'
               : ''),
         ].join('\n'),
       );

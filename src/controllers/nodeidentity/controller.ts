@@ -4,6 +4,7 @@
 // providerIDs), so such a node gets nothing, but it is a compromised or misconfigured node: it is
 // cordoned and reported (Warning Event on the Node, and on the Instance it claims to be). A node that
 // is an Instance's is the Instance controller's to check (its labels must agree with that Instance).
+import type { Instance } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import { nodeStanding } from './decisions.ts';
@@ -11,11 +12,17 @@ import { impostorNode } from './events.ts';
 
 /** How often a node naming an Instance without a recorded cloud instance is looked at again. */
 const UNCONFIRMED_RECHECK_MS = 2_000;
+/** How long after its Instance went a node may still register without being reported. */
+export const LATE_REGISTRATION_MS = 10 * 60_000;
 
 export class NodeIdentityController implements Controller {
   readonly name = 'nodeidentity';
   readonly wakes: Wakes = {
     node: (n) => [n.metadata!.name!],
+    instance: (i) => {
+      this.noteTermination(i);
+      return [];
+    },
     // An Instance recording its providerID (or going) settles the nodes that name it.
     resync: (state) => state.nodes.list().map((n) => n.metadata!.name!),
   };
@@ -25,6 +32,13 @@ export class NodeIdentityController implements Controller {
   private readonly reported = new Map<string, string>();
   /** Per node UID: since when it has named an Instance that has recorded no cloud instance. */
   private readonly unconfirmedSince = new Map<string, number>();
+  /**
+   * providerIDs of Instances seen being deleted, until when they are forgiven. A machine terminated
+   * while booting can register its Node after its Instance is gone (a kubelet also re-registers a
+   * Node deleted under it): that Node is ipp's own leftover, cordoned quietly, until the cloud's node
+   * lifecycle removes it.
+   */
+  private readonly terminated = new Map<string, number>();
 
   constructor(ctx: ControllerContext) {
     this.ctx = ctx;
@@ -50,6 +64,11 @@ export class NodeIdentityController implements Controller {
       return;
     }
     if (!node.spec?.unschedulable) await this.ctx.api.nodes.cordon(node);
+    const forgivenUntil = this.terminated.get(node.spec?.providerID ?? '');
+    if (forgivenUntil !== undefined && now < forgivenUntil) {
+      this.ctx.logger.debug({ node: name }, 'node of a terminated Instance registered late; cordoned');
+      return;
+    }
     if (this.reported.get(uid) === standing.why) return;
     this.reported.set(uid, standing.why);
     this.ctx.events.record(...impostorNode(name, standing.why, standing.claimed));
@@ -57,6 +76,14 @@ export class NodeIdentityController implements Controller {
       { node: name, providerID: node.spec?.providerID, claims: standing.claimed?.metadata.name },
       `node ${name} carries ipp labels but is no Instance's node: ${standing.why}; cordoned`,
     );
+  }
+
+  private noteTermination(inst: Instance): void {
+    const id = inst.status?.providerID;
+    if (!id || !inst.metadata.deletionTimestamp) return;
+    const now = (this.ctx.now ?? Date.now)();
+    this.terminated.set(id, now + LATE_REGISTRATION_MS);
+    for (const [k, until] of this.terminated) if (until <= now) this.terminated.delete(k);
   }
 
   /** Drops what is remembered about nodes no longer in the cache. */

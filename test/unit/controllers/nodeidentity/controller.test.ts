@@ -45,4 +45,18 @@ describe('NodeIdentityController', () => {
     await controller.reconcile('new');
     expect(f.writes.log).toEqual([['nodes.cordon', 'new']]);
   });
+
+  it('cordons quietly a node that registers after its Instance was terminated (a machine that was booting)', async () => {
+    const going = instance('metal-2', { phase: 'Launched', providerID: 'sim:///late', deleting: true });
+    controller.wakes.instance!(going, f.cluster);
+    f.cluster.instanceList = [];
+    f.cluster.nodeList = [node('late', { class: 'metal', instance: 'metal-2', providerID: 'sim:///late' })];
+    await controller.reconcile('late');
+    expect(f.writes.log).toEqual([['nodes.cordon', 'late']]);
+    expect(f.events).toEqual([]);
+    // Still there long after: no longer a late registration.
+    f.clock.now += 11 * 60_000;
+    await controller.reconcile('late');
+    expect(f.events.map((e) => e.reason)).toContain('NodeLabelsTampered');
+  });
 });
