@@ -129,9 +129,17 @@ export interface Controller {
 
 export async function startController(tree: Tree, o: ControllerOptions): Promise<Controller> {
   mkdirSync(o.logDir, { recursive: true });
-  const metricsPort = await freePort();
-  const webhookPort = o.webhook ? await freePort() : 0;
-  const inspectPort = o.inspect ? await freePort() : 0;
+  // Three ports asked for one after another can come back equal (each is released at once).
+  const taken = new Set<number>();
+  const port = async () => {
+    for (;;) {
+      const p = await freePort();
+      if (!taken.has(p)) return (taken.add(p), p);
+    }
+  };
+  const metricsPort = await port();
+  const webhookPort = o.webhook ? await port() : 0;
+  const inspectPort = o.inspect ? await port() : 0;
   const logFile = join(o.logDir, `ipp-${tree.label.replace(/\W+/g, '-')}-${o.identity}-${Date.now()}.log`);
   const entry = entryOf(tree);
   const args = [

@@ -1,5 +1,5 @@
 // Benchmarks of ipp at scale (not tests): "memory" (controller RSS with 0, 10,000 and 50,000 cached
-// pods; bytes per pod) and "world" (N ipp nodes with Ready Instances and their pods plus M other
+// pods; bytes per pod; with IPP_BENCH_MEMORY_IPP_NODES=n, bytes per ipp node too) and "world" (N ipp nodes with Ready Instances and their pods plus M other
 // pods; two replicas with leader election; event-loop lag, lease transitions, CPU per minute, RSS,
 // admission latency while the leader works). Each figure is measured for this tree and, in the same
 // run, for the code before the change (see baselineTree), printed side by side and written as JSON.
@@ -67,6 +67,8 @@ export async function prepareBed(kubeconfig: string, name: string, ippNodes: num
 export interface MemoryPoint {
   tree: string;
   pods: number;
+  /** ipp nodes (each with a Ready Instance and a pod) cached as well; 0 for the pod-only points. */
+  ippNodes: number;
   rssMiB: number;
   peakMiB: number;
   /** Live heap after a forced full GC. */
@@ -74,12 +76,21 @@ export interface MemoryPoint {
   readyAfterS: number;
 }
 
-export async function measureMemory(bed: Bed, trees: Tree[], counts: number[]): Promise<MemoryPoint[]> {
+/**
+ * RSS and live heap of each tree with each count of other pods cached; then, with `ippNodes`, once
+ * more after building that many ipp nodes with Ready Instances and pods (on top of the last count's pods).
+ */
+export async function measureMemory(bed: Bed, trees: Tree[], counts: number[], ippNodes = 0): Promise<MemoryPoint[]> {
   const out: MemoryPoint[] = [];
-  for (const pods of counts) {
+  const steps: { pods: number; ippNodes: number }[] = counts.map((pods) => ({ pods, ippNodes: 0 }));
+  if (ippNodes > 0 && counts.length) steps.push({ pods: counts[counts.length - 1]!, ippNodes });
+  for (const { pods, ippNodes } of steps) {
     const t0 = Date.now();
-    await ensureOtherPods(bed.kc, bed.world, pods);
-    process.stderr.write(`[bench] ${pods} other pods in the cluster (${Date.now() - t0} ms to create)\n`);
+    if (ippNodes) await ensureIppWorld(bed.kc, { ...bed.world, ippNodes });
+    else await ensureOtherPods(bed.kc, bed.world, pods);
+    process.stderr.write(
+      `[bench] ${pods} other pods and ${ippNodes} ipp nodes in the cluster (${Date.now() - t0} ms to create)\n`,
+    );
     for (const tree of trees) {
       const c = await startController(tree, {
         kubeconfig: bed.kubeconfig,
@@ -99,6 +110,7 @@ export async function measureMemory(bed: Bed, trees: Tree[], counts: number[]): 
       const point = {
         tree: tree.label,
         pods,
+        ippNodes,
         rssMiB: round(m.rss / MiB),
         peakMiB: round(m.peak / MiB),
         heapMiB: round(heap / MiB),
@@ -115,7 +127,7 @@ export function printMemory(points: MemoryPoint[], trees: Tree[]): string[] {
   const lines = [
     'memory per cached pod: controller RSS and live heap after a forced GC 5 s after sync (MiB); bytes per pod against the 0-pod run',
   ];
-  const counts = [...new Set(points.map((p) => p.pods))];
+  const counts = [...new Set(points.filter((p) => !p.ippNodes).map((p) => p.pods))];
   lines.push(
     ['pods', ...trees.flatMap((t) => [`${t.label}: RSS`, 'RSS peak', 'RSS B/pod', 'heap', 'heap B/pod'])].join('\t'),
   );
@@ -135,6 +147,15 @@ export function printMemory(points: MemoryPoint[], trees: Tree[]): string[] {
       );
     }
     lines.push(row.join('\t'));
+  }
+  for (const t of trees) {
+    const p = points.find((x) => x.tree === t.label && x.ippNodes > 0);
+    const before = p && points.find((x) => x.tree === t.label && !x.ippNodes && x.pods === p.pods);
+    if (!p || !before) continue;
+    const per = (k: 'rssMiB' | 'heapMiB') => Math.round(((p[k] - before[k]) * MiB) / p.ippNodes);
+    lines.push(
+      `${t.label}: with ${p.ippNodes} ipp nodes (Node, Ready Instance, pod) on top of ${p.pods} pods: RSS ${p.rssMiB} MiB (${per('rssMiB')} B/ipp node), heap ${p.heapMiB} MiB (${per('heapMiB')} B/ipp node)`,
+    );
   }
   return lines;
 }
@@ -326,8 +347,9 @@ export async function benchMemory(): Promise<void> {
   const counts = numbers(process.env.IPP_BENCH_MEMORY_PODS, [0, 10_000, 50_000]);
   const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
   await withTestbed(async (kubeconfig, clients) => {
-    const bed = await prepareBed(kubeconfig, 'mem', 0);
-    const points = await measureMemory(bed, trees, counts);
+    const ippNodes = Number(process.env.IPP_BENCH_MEMORY_IPP_NODES ?? 0);
+    const bed = await prepareBed(kubeconfig, 'mem', ippNodes);
+    const points = await measureMemory(bed, trees, counts, ippNodes);
     const lines = [describeClients(clients), ...trees.map(describeEntry), ...printMemory(points, trees)];
     console.log(lines.join('\n'));
     console.log(`written to ${write('memory', { clients, counts, points })}`);
