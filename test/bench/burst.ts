@@ -249,7 +249,8 @@ export async function runBurst(
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
     const rssAfter = rssBytes(controller.pid);
-    const end = t.running.size ? Math.max(...t.running.values()) : Date.now();
+    // A run that timed out is timed to the deadline: its pods/s is what it reached, not a rate of the few.
+    const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();
     const seconds = (end - t0) / 1000;
     const instanceAt = (p: string) => {
       const i = t.claim.get(p);
@@ -279,7 +280,8 @@ export async function runBurst(
       readyToPinnedP99Ms: Math.round(quantile(readyToPinned, 0.99)),
       toRunningP50Ms: Math.round(quantile(toRunning, 0.5)),
       toRunningP99Ms: Math.round(quantile(toRunning, 0.99)),
-      cpuMsPerPod: round(((cpuAfter - cpuBefore) * 1000) / size),
+      // Per pod that reached Running: a run cut short by the deadline is not spread over pods never placed.
+      cpuMsPerPod: round(((cpuAfter - cpuBefore) * 1000) / Math.max(1, t.running.size)),
       rssBeforeMiB: round(rssBefore / MiB),
       rssAfterMiB: round(rssAfter / MiB),
       admissionErrors,
