@@ -180,11 +180,20 @@ async function removeRun(bed: Bed, run: string, instances: string[], nodes: stri
   const gone = (e: unknown) => {
     if ((e as { code?: number }).code !== 404) throw e;
   };
-  await core.deleteCollectionNamespacedPod({
-    namespace: bed.world.namespace,
-    labelSelector: `${RUN_LABEL}=${run}`,
-    gracePeriodSeconds: 0,
-  });
+  // A DELETE of a thousand pods can outlast a loaded API server's request timeout: retry, it is idempotent.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await core.deleteCollectionNamespacedPod({
+        namespace: bed.world.namespace,
+        labelSelector: `${RUN_LABEL}=${run}`,
+        gracePeriodSeconds: 0,
+      });
+      break;
+    } catch (e) {
+      if (attempt >= 5) throw new Error(`could not delete the pods of burst run ${run}: ${String(e)}`, { cause: e });
+      await new Promise((r) => setTimeout(r, 2_000 * attempt));
+    }
+  }
   await inParallel(instances.length, 16, async (i) => {
     const name = instances[i]!;
     const at = { group: GROUP, version: VERSION, plural: 'instances', name };
@@ -290,6 +299,8 @@ export async function runBurst(
     watching.stop();
     await controller.stop();
   }
+  // Reported before the cleanup, so a cleanup that fails does not lose the measurement.
+  process.stderr.write(`[bench] ${JSON.stringify(result)}\n`);
   const newInstances = [...t.instanceSeen.keys()].filter(
     (i) => !watching.existingInstances.has(i) && t.instanceClass.get(i) === cls,
   );
@@ -304,6 +315,5 @@ export async function runBurst(
     newNodes,
     [...recordsAfter].filter((r) => !recordsBefore.has(r)),
   );
-  process.stderr.write(`[bench] ${JSON.stringify(result)}\n`);
   return result;
 }
