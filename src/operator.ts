@@ -18,7 +18,7 @@ import { apiClientConfig, DEFAULT_RATE_LIMIT, type RateLimit } from './kube/clie
 import { EventRecorder } from './kube/events.ts';
 import { ClassWriter } from './kube/classes.ts';
 import { LeadershipFence } from './kube/fence.ts';
-import { InstanceWriter } from './kube/instances.ts';
+import { InstanceReader, InstanceWriter } from './kube/instances.ts';
 import { NodeReader, NodeWriter } from './kube/nodes.ts';
 import { PodWriter } from './kube/pods.ts';
 import { RuntimeClassApi } from './kube/runtimeclasses.ts';
@@ -151,7 +151,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
       nodes: fence.guard(new NodeWriter(kc), 'nodes'),
       classes: fence.guard(new ClassWriter(kc), 'classes'),
     },
-    lookup: { nodes: new NodeReader(kc) },
+    lookup: { nodes: new NodeReader(kc), instances: new InstanceReader(kc) },
     providers: new Map(
       [...providers].map(([name, p]) => [name, fence.guard(p, `provider ${name}`, ['create', 'delete'])]),
     ),

@@ -4,7 +4,7 @@ import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../api/types.ts';
 import type { ClassWrites } from '../kube/classes.ts';
 import type { EventPublisher } from '../kube/events.ts';
-import type { InstanceWrites } from '../kube/instances.ts';
+import type { InstanceLookup, InstanceWrites } from '../kube/instances.ts';
 import type { NodeLookup, NodeWrites } from '../kube/nodes.ts';
 import type { PodWrites } from '../kube/pods.ts';
 import type { ReconcileResult } from '../kube/workqueue.ts';
@@ -43,7 +43,7 @@ export interface ControllerContext {
   state: ClusterView;
   api: KubeWrites;
   /** Direct reads, to confirm that something the cache lacks is really gone. */
-  lookup: { nodes: NodeLookup };
+  lookup: { nodes: NodeLookup; instances: InstanceLookup };
   /** Enabled providers by name (the key of an InstanceClass's provider block). */
   providers: ReadonlyMap<string, CloudProvider>;
   events: EventPublisher;

@@ -25,6 +25,23 @@ export interface InstanceWrites {
   removeFinalizer(inst: Instance): Promise<void>;
 }
 
+export interface InstanceLookup {
+  /** The Instance as the API server has it now, or undefined when it does not exist. */
+  read(name: string): Promise<Instance | undefined>;
+}
+
+export class InstanceReader implements InstanceLookup {
+  private readonly api: CustomObjectsApi;
+  constructor(kc: KubeConfig) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  async read(name: string): Promise<Instance | undefined> {
+    return (await ignoreNotFound(this.api.getClusterCustomObject({ group: GROUP, version: VERSION, plural, name }))) as
+      Instance | undefined;
+  }
+}
+
 export class InstanceWriter implements InstanceWrites {
   private readonly api: CustomObjectsApi;
   constructor(kc: KubeConfig) {

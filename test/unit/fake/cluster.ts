@@ -17,6 +17,8 @@ export class FakeCluster implements ClusterView {
   classList: InstanceClass[] = [];
   /** Nodes as a direct read from the API server sees them (the cache may lag). */
   apiNodes: V1Node[] = [];
+  /** The Instances as the API server has them, when a test makes the cache differ; else the cache's. */
+  apiInstances: Instance[] | undefined = undefined;
 
   readonly pods = {
     get: (name: string, ns?: string) =>
@@ -142,7 +144,13 @@ export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
     clusterName: 'test',
     state: cluster,
     api: writes,
-    lookup: { nodes: { read: async (name: string) => cluster.apiNodes.find((n) => n.metadata?.name === name) } },
+    lookup: {
+      nodes: { read: async (name: string) => cluster.apiNodes.find((n) => n.metadata?.name === name) },
+      instances: {
+        read: async (name: string) =>
+          (cluster.apiInstances ?? cluster.instanceList).find((i) => i.metadata?.name === name),
+      },
+    },
     providers: new Map([[provider.name, provider]]),
     events: recorder,
     metrics,

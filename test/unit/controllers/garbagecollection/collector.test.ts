@@ -1,7 +1,8 @@
-// Garbage collection's shell with a fake cloud: leaked instances are terminated, vanished ones
-// confirmed with a direct read before their Instance is deleted.
+// Garbage collection's shell with a fake cloud: leaked instances are terminated only when found
+// leaked on two passes and unclaimed in a direct read, a few per pass; vanished ones confirmed with a
+// direct read before their Instance is deleted.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { GarbageCollector } from '../../../../src/controllers/garbagecollection/controller.ts';
+import { GarbageCollector, MAX_COLLECTED_PER_PASS } from '../../../../src/controllers/garbagecollection/controller.ts';
 import type { CloudInstance } from '../../../../providers/types.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { instance } from '../fixtures.ts';
@@ -28,6 +29,8 @@ describe('GarbageCollector', () => {
     f.provider.instances.set('fake:///leak', cloud('fake:///leak', 'gone'));
     f.provider.instances.set('fake:///mine', cloud('fake:///mine', 'kept'));
     f.cluster.instanceList = [instance('kept', { phase: 'Ready', providerID: 'fake:///mine' })];
+    await gc.collect();
+    expect(f.provider.deleteCalls).toEqual([]); // one pass's verdict is not enough
     await gc.collect();
     expect(f.provider.deleteCalls).toEqual(['fake:///leak']);
     expect(await f.metrics.leakedInstancesCollected.get()).toMatchObject({ values: [{ value: 1 }] });
@@ -62,5 +65,40 @@ describe('GarbageCollector', () => {
     f.provider.instances.set(real.providerID, real);
     await gc.collect();
     expect(f.writes.log).toEqual([]);
+  });
+
+  it('keeps an instance the cache calls leaked when the API server has its Instance (a stale or emptied cache)', async () => {
+    f.provider.instances.set('fake:///a', cloud('fake:///a', 'a'));
+    f.provider.instances.set('fake:///b', cloud('fake:///b', 'b'));
+    f.cluster.instanceList = [];
+    f.cluster.apiInstances = [
+      instance('a', { phase: 'Ready', providerID: 'fake:///a' }),
+      instance('b', { phase: 'Pending' }), // about to record its providerID
+    ];
+    await gc.collect();
+    await gc.collect();
+    expect(f.provider.deleteCalls).toEqual([]);
+  });
+
+  it('terminates a duplicate whose Instance recorded another cloud instance', async () => {
+    f.provider.instances.set('fake:///dup', cloud('fake:///dup', 'a'));
+    f.cluster.instanceList = [];
+    f.cluster.apiInstances = [instance('a', { phase: 'Ready', providerID: 'fake:///real' })];
+    await gc.collect();
+    await gc.collect();
+    expect(f.provider.deleteCalls).toEqual(['fake:///dup']);
+  });
+
+  it('forgets a suspect that stops looking leaked, and terminates at most a few per pass', async () => {
+    const n = MAX_COLLECTED_PER_PASS + 3;
+    for (let k = 0; k < n; k++) f.provider.instances.set(`fake:///${k}`, cloud(`fake:///${k}`, `gone-${k}`));
+    f.cluster.instanceList = [instance('gone-0', { phase: 'Ready', providerID: 'fake:///0' })];
+    await gc.collect();
+    f.cluster.instanceList = []; // gone-0 now looks leaked, but only on one pass
+    await gc.collect();
+    expect(f.provider.deleteCalls).toHaveLength(MAX_COLLECTED_PER_PASS);
+    expect(f.provider.deleteCalls).not.toContain('fake:///0');
+    await gc.collect();
+    expect(new Set(f.provider.deleteCalls)).toEqual(new Set([...Array(n).keys()].map((k) => `fake:///${k}`)));
   });
 });
