@@ -18,7 +18,10 @@ export type NodeStanding =
 export interface InstanceLookup {
   instance(name: string): Instance | undefined;
   instanceByProviderID(providerID: string | undefined): Instance | undefined;
+  instancesOfClass(cls: string): Instance[];
 }
+
+const launching = (i: Instance) => !i.status?.providerID && !i.metadata.deletionTimestamp;
 
 /**
  * How long a node may name an Instance whose cloud instance is not recorded yet. The launch records
@@ -59,6 +62,13 @@ export function nodeStanding(node: V1Node, lookup: InstanceLookup, unconfirmedFo
       claimed,
       why: `it carries ${carries}, but the cloud instance of Instance ${named} is ${claimed.status?.providerID ?? 'gone'}, and this node has ${own}`,
     };
+  // A node of a GKE pool carries its pool's labels (the class), never an Instance's name, and can
+  // register before the launch has recorded its providerID: while an Instance of the class is still
+  // launching, it may be that one's.
+  const waitingInstance =
+    named === undefined && cls !== undefined ? lookup.instancesOfClass(cls).find(launching) : undefined;
+  if (waitingInstance && unconfirmedForMs < UNCONFIRMED_GRACE_MS)
+    return { kind: 'unconfirmed', instance: waitingInstance };
   return {
     kind: 'impostor',
     why: `it carries ${carries}, but its ${own === 'no providerID' ? 'lack of a providerID' : own} matches no Instance`,

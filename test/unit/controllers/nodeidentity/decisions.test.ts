@@ -7,6 +7,7 @@ import { instance, node } from '../fixtures.ts';
 const lookup = (...instances: Instance[]) => ({
   instance: (name: string) => instances.find((i) => i.metadata.name === name),
   instanceByProviderID: (id: string | undefined) => instances.find((i) => !!id && i.status?.providerID === id),
+  instancesOfClass: (cls: string) => instances.filter((i) => i.spec.class === cls),
 });
 
 describe('nodeStanding', () => {
@@ -58,5 +59,13 @@ describe('nodeStanding', () => {
     const going = instance('metal-3', { phase: 'Pending', deleting: true });
     const n = node('new', { class: 'metal', instance: 'metal-3', providerID: 'sim:///new' });
     expect(nodeStanding(n, lookup(going)).kind).toBe('impostor');
+  });
+
+  it('waits for a node with its pool’s class label only (GKE) while an Instance of the class is launching', () => {
+    const n = node('gke-pool-node', { class: 'metal', providerID: 'gce://p/z/vm-1' });
+    const pending = instance('metal-2', { phase: 'Pending' });
+    expect(nodeStanding(n, lookup(real, pending), 0)).toEqual({ kind: 'unconfirmed', instance: pending });
+    expect(nodeStanding(n, lookup(real, pending), UNCONFIRMED_GRACE_MS).kind).toBe('impostor');
+    expect(nodeStanding(n, lookup(real), 0).kind).toBe('impostor');
   });
 });
