@@ -7,16 +7,8 @@
 // status.providerID, once set, never changes (every value the Instance ever had is recorded).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import {
-  deleteClasses,
-  installCrds,
-  listInstances,
-  metric,
-  pointWebhookAt,
-  removeWebhookConfiguration,
-  type Ipp,
-} from './support/ipp.ts';
-import { ec2World, type Ec2World } from './support/ec2-world.ts';
+import { installCrds, listInstances, metric, pointWebhookAt, type Ipp } from './support/ipp.ts';
+import { closeEc2World, ec2World, type Ec2World } from './support/ec2-world.ts';
 
 describe('a leader paused mid-launch (EC2 on moto)', () => {
   let c: Clients;
@@ -44,12 +36,7 @@ describe('a leader paused mid-launch (EC2 on moto)', () => {
     if (a?.process.pid && a.process.exitCode === null) a.process.kill('SIGCONT');
     await a?.stop();
     await b?.stop();
-    await world?.close();
-    await removeWebhookConfiguration(c, cluster);
-    for (const name of world?.nodes ?? []) await c.core.deleteNode({ name }).catch(() => {});
-    await c.core.deleteNamespace({ name: ns }).catch(() => {});
-    await c.core.deleteNamespace({ name: system }).catch(() => {});
-    await deleteClasses(c, [cls]);
+    await closeEc2World(c, world, { cluster, namespaces: [ns, system], classes: [cls] });
   });
 
   it('one EC2 instance, adopted by the new leader; the providerID never rewritten by the old one', async () => {

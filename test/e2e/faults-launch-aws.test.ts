@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GROUP, VERSION } from '../../src/api/names.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import { deleteClasses, installCrds, listInstances, removeWebhookConfiguration, type Ipp } from './support/ipp.ts';
-import { ec2World, type Ec2World } from './support/ec2-world.ts';
+import { installCrds, listInstances, type Ipp } from './support/ipp.ts';
+import { closeEc2World, ec2World, type Ec2World } from './support/ec2-world.ts';
 
 describe('a launch retried after a class edit and a new controller process (EC2 on moto)', () => {
   let c: Clients;
@@ -31,12 +31,7 @@ describe('a launch retried after a class edit and a new controller process (EC2 
 
   afterAll(async () => {
     await ipp?.stop();
-    await world?.close();
-    await removeWebhookConfiguration(c, cluster);
-    for (const name of world?.nodes ?? []) await c.core.deleteNode({ name }).catch(() => {});
-    await c.core.deleteNamespace({ name: ns }).catch(() => {});
-    await c.core.deleteNamespace({ name: system }).catch(() => {});
-    await deleteClasses(c, [cls]);
+    await closeEc2World(c, world, { cluster, namespaces: [ns, system], classes: [cls] });
   });
 
   it('one live EC2 instance for the Instance, the first one, adopted', async () => {

@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProxiedRequest } from '../testbed/ec2-fault-proxy.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import { deleteClasses, installCrds, listInstances, removeWebhookConfiguration, type Ipp } from './support/ipp.ts';
-import { ec2World, type Ec2World } from './support/ec2-world.ts';
+import { installCrds, listInstances, type Ipp } from './support/ipp.ts';
+import { closeEc2World, ec2World, type Ec2World } from './support/ec2-world.ts';
 
 const WAVE = 4;
 
@@ -38,12 +38,7 @@ describe('a teardown wave on EC2', () => {
 
   afterAll(async () => {
     await ipp?.stop();
-    await world?.close();
-    await removeWebhookConfiguration(c, cluster);
-    for (const name of world?.nodes ?? []) await c.core.deleteNode({ name }).catch(() => {});
-    await c.core.deleteNamespace({ name: ns }).catch(() => {});
-    await c.core.deleteNamespace({ name: system }).catch(() => {});
-    await deleteClasses(c, [cls]);
+    await closeEc2World(c, world, { cluster, namespaces: [ns, system], classes: [cls] });
   });
 
   it(`${WAVE} Instances torn down at once: no DescribeInstances of the whole cluster`, async () => {

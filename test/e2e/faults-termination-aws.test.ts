@@ -8,8 +8,8 @@ import { TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_INSTANCE_LABEL } from '../../src/api/names.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
-import { deleteClasses, installCrds, listInstances, removeWebhookConfiguration, type Ipp } from './support/ipp.ts';
-import { ec2World, type Ec2World } from './support/ec2-world.ts';
+import { installCrds, listInstances, type Ipp } from './support/ipp.ts';
+import { closeEc2World, ec2World, type Ec2World } from './support/ec2-world.ts';
 import { expectEvent } from './operations/helpers.ts';
 
 describe('out-of-band termination (EC2 on moto)', () => {
@@ -32,12 +32,7 @@ describe('out-of-band termination (EC2 on moto)', () => {
 
   afterAll(async () => {
     await ipp?.stop();
-    await world?.close();
-    await removeWebhookConfiguration(c, cluster);
-    for (const name of world?.nodes ?? []) await c.core.deleteNode({ name }).catch(() => {});
-    await c.core.deleteNamespace({ name: ns }).catch(() => {});
-    await c.core.deleteNamespace({ name: system }).catch(() => {});
-    await deleteClasses(c, classes);
+    await closeEc2World(c, world, { cluster, namespaces: [ns, system], classes: classes });
   });
 
   const podsOf = async (app: string) =>

@@ -17,7 +17,15 @@ import { registration } from '../../../providers/aws/bootstrap.ts';
 import { allocatable } from '../../../providers/aws/capacity.ts';
 import { startEc2FaultProxy, type Ec2FaultProxy } from '../../testbed/ec2-fault-proxy.ts';
 import { eventually, suffix, type Clients } from './cluster.ts';
-import { createClass, getClass, startIpp, type Ipp, type IppOptions } from './ipp.ts';
+import {
+  createClass,
+  deleteClasses,
+  getClass,
+  removeWebhookConfiguration,
+  startIpp,
+  type Ipp,
+  type IppOptions,
+} from './ipp.ts';
 
 const region = 'us-east-1';
 const eks = {
@@ -172,4 +180,21 @@ export async function ec2World(): Promise<Ec2World> {
       await proxy.close();
     },
   };
+}
+
+/**
+ * What a file on an EC2 world leaves behind, removed once its controllers have stopped: the world
+ * (moto's proxy), the webhook configuration of `cluster`, the Nodes the world registered, the
+ * file's namespaces and classes. Each step tolerates what is already gone.
+ */
+export async function closeEc2World(
+  c: Clients,
+  world: Ec2World | undefined,
+  o: { cluster: string; namespaces: (string | undefined)[]; classes: string[] },
+): Promise<void> {
+  await world?.close();
+  await removeWebhookConfiguration(c, o.cluster);
+  for (const name of world?.nodes ?? []) await c.core.deleteNode({ name }).catch(() => {});
+  for (const name of o.namespaces) if (name) await c.core.deleteNamespace({ name }).catch(() => {});
+  await deleteClasses(c, o.classes);
 }
