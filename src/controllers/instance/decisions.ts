@@ -165,6 +165,33 @@ export const cloudStateGone = (state: CloudState) =>
  */
 export const cloudRecheckMs = (asked: number) => Math.min(60_000, 10_000 * 2 ** Math.max(0, asked - 1));
 
+/**
+ * How many of a class's registered instances may look dead at once before ipp suspects the cluster
+ * rather than the machines (an API server overloaded or partitioned, kubelets that cannot report, a
+ * zone's network): a fifth, rounded up, as Karpenter's node repair. Past it nothing of the class is
+ * repaired and the cloud is not asked node by node; vanished cloud instances are still found by the
+ * garbage collector's one listing per pass.
+ */
+export const deadLimit = (registered: number) => Math.ceil(registered / 5);
+
+/** Of a class's instances that were ever Ready: how many, and how many have a node that is missing or looks dead. */
+export function classHealth(
+  instances: readonly Instance[],
+  nodeOf: (providerID: string) => V1Node | undefined,
+  now: number,
+): { registered: number; dead: number } {
+  let registered = 0;
+  let dead = 0;
+  for (const inst of instances) {
+    const providerID = inst.status?.providerID;
+    if (!providerID || !everReady(inst) || inst.metadata.deletionTimestamp) continue;
+    registered++;
+    const node = nodeOf(providerID);
+    if (!node || looksDead(node, now)) dead++;
+  }
+  return { registered, dead };
+}
+
 /** How many instances of a class may be in repair at once: a fifth, at least one. */
 export const repairBudget = (instancesOfClass: number) => Math.max(1, Math.floor(instancesOfClass / 5));
 

@@ -3,6 +3,7 @@
 // it too: `kubectl describe pod` is where their owners look.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Instance } from '../../api/types.ts';
+import { API_VERSION } from '../../api/names.ts';
 import { instanceRef, podRef, type IppEvent } from '../../kube/events.ts';
 import type { CloudInstance } from '../../../providers/types.ts';
 
@@ -159,3 +160,11 @@ export const nodeLabelsTampered = (inst: Instance, node: string, why: string): I
     },
   ];
 };
+
+export const repairSuspended = (cls: string, note: string): IppEvent => ({
+  regarding: { apiVersion: API_VERSION, kind: 'InstanceClass', name: cls },
+  type: 'Warning',
+  reason: 'RepairSuspended',
+  action: 'Repair',
+  note,
+});

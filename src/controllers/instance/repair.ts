@@ -9,6 +9,11 @@
 // spot interruption) is replaced within seconds, and the pods bound to it, which died with it, are
 // deleted so that their controllers recreate them. A cloud that says running keeps the grace; a
 // cloud that cannot be asked (an error) decides nothing: the step waits and asks again.
+//
+// When more of a class than deadLimit looks dead at once, the cause is the cluster, not the machines:
+// repair of that class is suspended (a warning and an Event on the class, once a minute) and the cloud
+// is not asked node by node, so an API server that lost its kubelets' heartbeats is not also flooded
+// with thousands of cloud checks and deletions.
 import type { V1Pod } from '@kubernetes/client-node';
 import { providerName } from '../../api/classes.ts';
 import { CLASS_LABEL } from '../../api/names.ts';
@@ -18,7 +23,9 @@ import { NotFoundError } from '../../../providers/errors.ts';
 import type { ControllerContext } from '../context.ts';
 import {
   cloudRecheckMs,
+  classHealth,
   cloudStateGone,
+  deadLimit,
   everReady,
   looksDead,
   notReadySince,
@@ -27,6 +34,12 @@ import {
 } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
+
+/** How long a class's dead count is reused: counting is a pass over the class, not worth doing per Instance. */
+const HEALTH_TTL_MS = 5_000;
+/** How often a suspended instance looks again, and how often the suspension is reported. */
+const SUSPENDED_RECHECK_MS = 30_000;
+const SUSPENDED_REPORT_MS = 60_000;
 
 type RepairReason = 'NodeLost' | 'NodeRepair' | 'InstanceTerminated';
 
@@ -39,6 +52,8 @@ export class Repair implements Step {
   private readonly missingSince = new Map<string, number>();
   /** Instance UID → when the cloud was last asked about it while its node looked dead, and how often. */
   private readonly asked = new Map<string, { at: number; times: number }>();
+  /** Class → its health as last counted (recounted at most every HEALTH_TTL_MS) and when it was last reported suspended. */
+  private readonly health = new Map<string, { at: number; registered: number; dead: number; warnedAt?: number }>();
 
   constructor(ctx: ControllerContext) {
     this.ctx = ctx;
@@ -53,6 +68,11 @@ export class Repair implements Step {
     const after = cls?.spec.repairAfter ?? '10m';
     const nodeName = inst.status.nodeName;
 
+    if ((!node || looksDead(node, now)) && this.suspended(view, now)) {
+      this.asked.delete(uid);
+      this.missingSince.delete(uid);
+      return { halt: !node, requeueAfterMs: SUSPENDED_RECHECK_MS };
+    }
     if (!node) {
       const found = nodeName ? await this.ctx.lookup.nodes.read(nodeName) : undefined;
       if (found?.spec?.providerID === inst.status.providerID) {
@@ -91,6 +111,29 @@ export class Repair implements Step {
       'NodeRepair',
       `node ${node.metadata!.name} has not been Ready for longer than repairAfter ${after}`,
     );
+  }
+
+  /** Is repair of this instance's class suspended because too much of it looks dead at once? */
+  private suspended(view: InstanceView, now: number): boolean {
+    const cls = view.inst.spec.class;
+    let h = this.health.get(cls);
+    if (!h || now - h.at >= HEALTH_TTL_MS) {
+      const counted = classHealth(
+        this.ctx.state.instancesOfClass(cls),
+        (id) => this.ctx.state.nodeByProviderID(id),
+        now,
+      );
+      h = { ...counted, at: now, warnedAt: h?.warnedAt };
+      this.health.set(cls, h);
+    }
+    if (h.dead <= deadLimit(h.registered)) return false;
+    if (h.warnedAt === undefined || now - h.warnedAt >= SUSPENDED_REPORT_MS) {
+      h.warnedAt = now;
+      const note = `${h.dead} of ${h.registered} registered instances of class ${cls} have a node that is missing or not Ready (more than ${deadLimit(h.registered)}): suspecting the cluster (API server, network, kubelet heartbeats), not the machines; repair of the class is suspended and the cloud is not asked node by node until it recovers`;
+      view.log.warn({ dead: h.dead, registered: h.registered }, note);
+      this.ctx.events.record(events.repairSuspended(cls, note));
+    }
+    return true;
   }
 
   /**

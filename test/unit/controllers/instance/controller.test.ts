@@ -567,11 +567,71 @@ describe('repair', () => {
   it('repairs at most a fifth of a class at once', async () => {
     const going = { ...ready('i-2'), metadata: { ...ready('i-2').metadata, deletionTimestamp: new Date(T0) } };
     f.cluster.instanceList = [ready(), going, ready('i-3')];
+    f.cluster.nodeList = [node('n-i-3', { class: 'metal', instance: 'i-3', providerID: 'sim:///i-3' })];
     f.clock.now = T0 + 60 * MIN;
     await controller.reconcile('i-1');
     f.clock.now += 11 * MIN;
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
     expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+});
+
+describe('repair when much of a class looks dead at once', () => {
+  const ready = (name: string) => {
+    const i = instance(name, { phase: 'Ready', providerID: `sim:///${name}`, launchedAt: iso(0) });
+    i.status = { ...i.status, nodeName: `n-${name}`, registeredAt: iso(0), readyAt: iso(0), pods: [] };
+    return i;
+  };
+  const names = ['i-1', 'i-2', 'i-3', 'i-4', 'i-5', 'i-6'];
+  const nodeOf = (name: string, ready: boolean) => {
+    const n = node(`n-${name}`, { class: 'metal', instance: name, providerID: `sim:///${name}`, ready });
+    if (!ready) n.status!.conditions![0]!.lastTransitionTime = new Date(T0);
+    return n;
+  };
+  beforeEach(() => {
+    for (const name of names)
+      f.provider.instances.set(`sim:///${name}`, {
+        providerID: `sim:///${name}`,
+        instanceType: 'sim.small',
+        zone: 'zone-a',
+        state: 'terminated',
+        tags: {},
+        launchedAt: new Date(T0),
+      });
+    f.cluster.instanceList = names.map(ready);
+  });
+
+  it('suspects the cluster, not the machines: no cloud call, no replacement, one warning on the class', async () => {
+    // Three of six NotReady past repairAfter: more than a fifth (rounded up, 2).
+    f.cluster.nodeList = names.map((n, i) => nodeOf(n, i >= 3));
+    f.clock.now = T0 + 60 * MIN;
+    for (const n of names.slice(0, 3)) expect(await controller.reconcile(n)).toEqual({ requeueAfterMs: 30_000 });
+    expect(f.provider.getCalls).toEqual([]);
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    expect(reasons().filter((r) => r.endsWith('/Repair'))).toEqual(['InstanceClass/RepairSuspended/Repair']);
+    expect(f.events.find((e) => e.reason === 'RepairSuspended')!.note).toContain('3 of 6 registered instances of class metal');
+    // Most nodes come back: the one still dead is a machine question again, and its cloud says terminated.
+    f.cluster.nodeList = names.map((n, i) => nodeOf(n, i >= 1));
+    f.clock.now += 10_000;
+    await controller.reconcile('i-1');
+    expect(f.provider.getCalls).toEqual(['sim:///i-1']);
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', undefined]]);
+  });
+
+  it('counts a node missing from the cache as dead too, and halts the steps after repair', async () => {
+    f.cluster.nodeList = names.slice(3).map((n) => nodeOf(n, true));
+    f.clock.now = T0 + 60 * MIN;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+    expect(f.provider.getCalls).toEqual([]);
+    expect(f.writes.log).toEqual([]);
+  });
+
+  it('repairs as before while no more than a fifth looks dead', async () => {
+    f.cluster.nodeList = names.map((n, i) => nodeOf(n, i >= 2));
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.provider.getCalls).toEqual(['sim:///i-1']);
+    expect(reasons()).toContain('Instance/InstanceTerminated/Repair');
   });
 });
 
