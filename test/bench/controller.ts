@@ -124,6 +124,8 @@ export interface Controller {
   memory(): { rss: number; peak: number };
   /** Live heap after a full GC, in bytes (needs `inspect`): what the caches really retain. */
   heapAfterGc(): Promise<number>;
+  /** Has the process exited (it does when it loses its lease, as a Deployment's pod would, to be restarted)? */
+  exited(): boolean;
   stop(): Promise<void>;
 }
 
@@ -207,6 +209,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
       return { rss: kb('VmRSS'), peak: kb('VmHWM') };
     },
     heapAfterGc: () => heapAfterGc(inspectPort),
+    exited: () => child.process.exitCode !== null || child.process.signalCode !== null,
     stop: () => child.stop(),
   };
 }

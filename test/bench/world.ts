@@ -4,7 +4,7 @@
 // node lifecycle controller never evicts them). Every object is what the controller would find in a
 // real cluster of that size; only the way it came to exist is short-cut.
 import { createHash } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { mergePatch } from '../../src/kube/patch.ts';
 import { API_VERSION, FINALIZER, GROUP, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, VERSION } from '../../src/api/names.ts';
 
@@ -229,4 +229,64 @@ export async function ensureIppWorld(kc: KubeConfig, o: WorldOptions): Promise<v
       mergePatch,
     );
   });
+}
+
+/** The node agents every cluster runs: trusted (kube-system) DaemonSets tolerating every taint, so on ipp nodes too. */
+export const WORLD_DAEMONSETS = ['node-exporter', 'log-shipper', 'cni-agent'];
+
+/**
+ * Creates the world's DaemonSets and waits until kube-controller-manager has created their pods on
+ * every node and kwok reports them available. Returns how many pods they run.
+ */
+export async function ensureDaemonSets(
+  kc: KubeConfig,
+  o: { prefix?: string; nodeSelector?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<number> {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const names = WORLD_DAEMONSETS.map((n) => `${o.prefix ?? ''}${n}`);
+  const timeoutMs = o.timeoutMs ?? 30 * 60_000;
+  for (const name of names) {
+    const labels = { app: name };
+    await apps
+      .createNamespacedDaemonSet({
+        namespace: 'kube-system',
+        body: {
+          metadata: { name, labels },
+          spec: {
+            selector: { matchLabels: labels },
+            template: {
+              metadata: { labels },
+              spec: {
+                containers: [
+                  {
+                    name,
+                    image: `registry.example.com/agents/${name}:2.1.0`,
+                    resources: { requests: { cpu: '10m', memory: '32Mi' } },
+                  },
+                ],
+                tolerations: [{ operator: 'Exists' }],
+                nodeSelector: o.nodeSelector,
+              },
+            },
+          },
+        },
+      })
+      .catch(ignoreExisting);
+  }
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const sets = await Promise.all(
+      names.map((name) => apps.readNamespacedDaemonSet({ name, namespace: 'kube-system' })),
+    );
+    const desired = sets.reduce((n, d) => n + (d.status?.desiredNumberScheduled ?? 0), 0);
+    const available = sets.reduce((n, d) => n + (d.status?.numberAvailable ?? 0), 0);
+    if (desired > 0 && available >= desired) return available;
+    const line = `[bench] DaemonSet pods available: ${available} of ${desired}`;
+    if (line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    if (Date.now() > deadline)
+      throw new Error(`${line} after ${timeoutMs / 1000} s: the world's DaemonSets never settled`);
+    await new Promise((r) => setTimeout(r, 10_000));
+  }
 }

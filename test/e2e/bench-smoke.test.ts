@@ -13,7 +13,7 @@ import { printBursts } from '../bench/burst-bench.ts';
 import { currentTree } from '../bench/controller.ts';
 import { PLACEMENT_LABEL, printPlacement, runPlacement, schedulerPidOf, schedulerVersion } from '../bench/placement.ts';
 import { measureMemory, prepareBed, printMemory, printWorld, runReplicas, type Bed } from '../bench/scale.ts';
-import { ensureIppWorld, ensureOtherPods, otherNodeName } from '../bench/world.ts';
+import { ensureDaemonSets, ensureIppWorld, ensureOtherPods, otherNodeName, WORLD_DAEMONSETS } from '../bench/world.ts';
 import { suffix } from './support/cluster.ts';
 import { allowIsolationViolations } from './support/invariant.ts';
 
@@ -58,6 +58,12 @@ describe('scale benchmarks, small', () => {
         })
         .catch(() => {});
     }
+    const { AppsV1Api } = await import('@kubernetes/client-node');
+    for (const ds of WORLD_DAEMONSETS)
+      await bed.kc
+        .makeApiClient(AppsV1Api)
+        .deleteNamespacedDaemonSet({ name: `${name}-${ds}`, namespace: 'kube-system' })
+        .catch(() => {});
     for (const n of (await core.listNode({ labelSelector: `sim.ipp.dev/cluster=${name}` })).items)
       await core.deleteNode({ name: n.metadata!.name! }).catch(() => {});
     for (let i = 0; i < 10; i++) await core.deleteNode({ name: otherNodeName(name, i) }).catch(() => {});
@@ -90,11 +96,19 @@ describe('scale benchmarks, small', () => {
 
   it('runs two replicas on the world and reports lag, lease, CPU, RSS and admission latency', async () => {
     await ensureOtherPods(bed.kc, bed.world, 40);
+    // The world's node agents, on this world's ipp nodes only (the testbed is shared with other files).
+    const agents = await ensureDaemonSets(bed.kc, {
+      prefix: `${bed.world.cluster}-`,
+      nodeSelector: { 'sim.ipp.dev/cluster': bed.world.cluster },
+      timeoutMs: 120_000,
+    });
+    expect(agents).toBe(3 * 3);
     const r = await runReplicas(bed, currentTree(), 8, 40);
     console.log(printWorld([r]).join('\n'));
     for (const v of [r.lagP50Ms, r.lagP99Ms, r.lagMaxMs, r.leaderCpuSecondsPerMin, r.rssAfterSyncMiB, r.admissionP99Ms])
       expect(Number.isFinite(v)).toBe(true);
     expect(r.leaseTransitions).toBe(0);
+    expect(r.replicaRestarts).toBe(0);
     expect(r.admissions).toBeGreaterThan(10);
     expect(r.admissionErrors).toBe(0);
     const after = await instances();

@@ -49,6 +49,19 @@ export interface ControlPlaneOptions {
    * bind). Also from IPP_TESTBED_KCM_QPS/_BURST and IPP_TESTBED_SCHEDULER_QPS/_BURST.
    */
   clients?: ComponentClients;
+  /**
+   * How long kwok's node leases last (it renews each at a fraction of that) and how long
+   * kube-controller-manager waits for a renewal before a node turns Unknown. Default 40 s / 40s: fast
+   * feedback for tests. One 2-core machine cannot renew thousands of leases every 10 s besides
+   * everything else, so a bench at that scale lengthens both (a real cluster spreads this work over
+   * its kubelets) and says so.
+   */
+  nodeHeartbeat?: NodeHeartbeat;
+}
+
+export interface NodeHeartbeat {
+  leaseSeconds: number;
+  monitorGraceSeconds: number;
 }
 
 export interface ClientLimit {
@@ -365,7 +378,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           '--cluster-cidr=10.244.0.0/16',
           '--service-cluster-ip-range=10.96.0.0/16',
           // Fast feedback for tests; the defaults are minutes.
-          '--node-monitor-grace-period=40s',
+          `--node-monitor-grace-period=${opts.nodeHeartbeat?.monitorGraceSeconds ?? 40}s`,
           '--concurrent-gc-syncs=5',
           ...clientFlags(limits.controllerManager),
         ],
@@ -403,7 +416,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           '--manage-single-node=',
           '--cidr=10.0.0.1/16',
           '--node-ip=10.0.0.1',
-          '--node-lease-duration-seconds=40',
+          `--node-lease-duration-seconds=${opts.nodeHeartbeat?.leaseSeconds ?? 40}`,
         ],
         join(logs, 'kwok.log'),
       ),
