@@ -40,6 +40,7 @@ const HEALTH_TTL_MS = 5_000;
 /** How often a suspended instance looks again, and how often the suspension is reported. */
 const SUSPENDED_RECHECK_MS = 30_000;
 const SUSPENDED_REPORT_MS = 60_000;
+const PRUNE_EVERY_MS = 60_000;
 
 type RepairReason = 'NodeLost' | 'NodeRepair' | 'InstanceTerminated';
 
@@ -52,6 +53,9 @@ export class Repair implements Step {
   private readonly missingSince = new Map<string, number>();
   /** Instance UID → when the cloud was last asked about it while its node looked dead, and how often. */
   private readonly asked = new Map<string, { at: number; times: number }>();
+  /** Instance UID → its name, for every UID the maps above hold: what prune() checks against the cache. */
+  private readonly names = new Map<string, string>();
+  private prunedAt = 0;
   /** Class → its health as last counted (recounted at most every HEALTH_TTL_MS) and when it was last reported suspended. */
   private readonly health = new Map<string, { at: number; registered: number; dead: number; warnedAt?: number }>();
 
@@ -64,6 +68,8 @@ export class Repair implements Step {
     if (!inst.status?.providerID || !everReady(inst)) return {};
     const uid = inst.metadata.uid ?? inst.metadata.name!;
     const now = (this.ctx.now ?? Date.now)();
+    this.prune(now);
+    this.names.set(uid, inst.metadata.name!);
     const { repairMs } = timeouts(cls);
     const after = cls?.spec.repairAfter ?? '10m';
     const nodeName = inst.status.nodeName;
@@ -217,6 +223,18 @@ export class Repair implements Step {
   private forget(uid: string): void {
     this.missingSince.delete(uid);
     this.asked.delete(uid);
+    this.names.delete(uid);
+  }
+
+  /**
+   * Drops what this step remembers about Instances that are gone (torn down idle, deleted by hand):
+   * only reconciles of live Instances reach forget(), so without this the maps would grow for the life
+   * of the process. Once a minute: a pass over what is remembered, not over the cache.
+   */
+  private prune(now: number): void {
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
+    for (const [uid, name] of this.names) if (this.ctx.state.instance(name)?.metadata.uid !== uid) this.forget(uid);
   }
 }
 
