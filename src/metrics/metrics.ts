@@ -53,6 +53,10 @@ export class Metrics {
   readonly providerCallDuration: Histogram<'provider' | 'operation'>;
   /** Cloud instances tagged for this cluster without an Instance object, terminated by the GC. */
   readonly leakedInstancesCollected: Counter<'provider'>;
+  /** Instances replaced because their machine died or vanished; `reason` is NodeRepair, NodeLost or InstanceTerminated. */
+  readonly nodeRepairs: Counter<'class' | 'reason'>;
+  /** 1 while repair of a class is suspended (too much of it looks dead at once to blame the machines), else 0. */
+  readonly repairSuspended: Gauge<'class'>;
   /** Every isolation violation the auditor found (a foreign pod on an ipp node), cumulative. */
   readonly isolationViolationsTotal: Counter<'class' | 'node'>;
   /** Violations present right now, per node; set to 0 or remove({node}) once resolved. */
@@ -159,6 +163,18 @@ export class Metrics {
       name: `${P}leaked_instances_collected_total`,
       help: 'Cloud instances tagged for this cluster but without an Instance object, terminated by garbage collection.',
       labelNames: ['provider'],
+      registers,
+    });
+    this.nodeRepairs = new Counter({
+      name: `${P}node_repairs_total`,
+      help: 'Instances replaced because their node stayed NotReady, vanished, or their cloud instance was terminated outside ipp.',
+      labelNames: ['class', 'reason'],
+      registers,
+    });
+    this.repairSuspended = new Gauge({
+      name: `${P}repair_suspended`,
+      help: 'Whether repair of a class is suspended because more than a fifth of it looks dead at once (1) or not (0).',
+      labelNames: ['class'],
       registers,
     });
     this.isolationViolationsTotal = new Counter({

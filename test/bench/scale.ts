@@ -74,6 +74,8 @@ export interface MemoryPoint {
   peakMiB: number;
   /** Live heap after a forced full GC. */
   heapMiB: number;
+  /** RSS once that GC returned the LIST's garbage to the system. */
+  rssAfterGcMiB: number;
   readyAfterS: number;
 }
 
@@ -107,6 +109,8 @@ export async function measureMemory(bed: Bed, trees: Tree[], counts: number[], i
       await new Promise((r) => setTimeout(r, 5_000));
       const m = c.memory();
       const heap = await c.heapAfterGc();
+      await new Promise((r) => setTimeout(r, 1_000));
+      const afterGc = c.memory();
       await c.stop();
       const point = {
         tree: tree.label,
@@ -115,6 +119,7 @@ export async function measureMemory(bed: Bed, trees: Tree[], counts: number[], i
         rssMiB: round(m.rss / MiB),
         peakMiB: round(m.peak / MiB),
         heapMiB: round(heap / MiB),
+        rssAfterGcMiB: round(afterGc.rss / MiB),
         readyAfterS: round(c.readyAfterMs / 1000),
       };
       out.push(point);
@@ -126,18 +131,29 @@ export async function measureMemory(bed: Bed, trees: Tree[], counts: number[], i
 
 export function printMemory(points: MemoryPoint[], trees: Tree[]): string[] {
   const lines = [
-    'memory per cached pod: controller RSS and live heap after a forced GC 5 s after sync (MiB); bytes per pod against the 0-pod run',
+    'memory per cached pod: controller RSS 5 s after sync, live heap after a forced GC, and RSS 1 s after that GC (MiB); bytes per pod against the 0-pod run',
   ];
   const counts = [...new Set(points.filter((p) => !p.ippNodes).map((p) => p.pods))];
   lines.push(
-    ['pods', ...trees.flatMap((t) => [`${t.label}: RSS`, 'RSS peak', 'RSS B/pod', 'heap', 'heap B/pod'])].join('\t'),
+    [
+      'pods',
+      ...trees.flatMap((t) => [
+        `${t.label}: RSS`,
+        'RSS peak',
+        'RSS B/pod',
+        'heap',
+        'heap B/pod',
+        'RSS after GC',
+        'B/pod',
+      ]),
+    ].join('\t'),
   );
   for (const n of counts) {
     const row = [String(n)];
     for (const t of trees) {
       const p = points.find((x) => x.tree === t.label && x.pods === n);
       const zero = points.find((x) => x.tree === t.label && x.pods === 0);
-      const per = (k: 'rssMiB' | 'heapMiB') =>
+      const per = (k: 'rssMiB' | 'heapMiB' | 'rssAfterGcMiB') =>
         p && zero && n > 0 ? String(Math.round(((p[k] - zero[k]) * MiB) / n)) : '-';
       row.push(
         String(p?.rssMiB ?? '-'),
@@ -145,6 +161,8 @@ export function printMemory(points: MemoryPoint[], trees: Tree[]): string[] {
         per('rssMiB'),
         String(p?.heapMiB ?? '-'),
         per('heapMiB'),
+        String(p?.rssAfterGcMiB ?? '-'),
+        per('rssAfterGcMiB'),
       );
     }
     lines.push(row.join('\t'));

@@ -91,6 +91,7 @@ describe('scale benchmarks, small', () => {
       expect(p.peakMiB).toBeGreaterThanOrEqual(p.rssMiB);
       expect(p.heapMiB).toBeGreaterThan(5);
       expect(p.heapMiB).toBeLessThan(p.rssMiB);
+      expect(p.rssAfterGcMiB).toBeGreaterThan(p.heapMiB);
     }
   });
 

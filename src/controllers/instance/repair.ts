@@ -42,6 +42,15 @@ const SUSPENDED_RECHECK_MS = 30_000;
 const SUSPENDED_REPORT_MS = 60_000;
 const PRUNE_EVERY_MS = 60_000;
 
+interface ClassHealth {
+  at: number;
+  registered: number;
+  dead: number;
+  suspended: boolean;
+  /** When the suspension was last reported (log and Event). */
+  warnedAt?: number;
+}
+
 type RepairReason = 'NodeLost' | 'NodeRepair' | 'InstanceTerminated';
 
 /** What the cloud said about the instance of a node that looks dead. */
@@ -57,7 +66,7 @@ export class Repair implements Step {
   private readonly names = new Map<string, string>();
   private prunedAt = 0;
   /** Class → its health as last counted (recounted at most every HEALTH_TTL_MS) and when it was last reported suspended. */
-  private readonly health = new Map<string, { at: number; registered: number; dead: number; warnedAt?: number }>();
+  private readonly health = new Map<string, ClassHealth>();
 
   constructor(ctx: ControllerContext) {
     this.ctx = ctx;
@@ -74,11 +83,14 @@ export class Repair implements Step {
     const after = cls?.spec.repairAfter ?? '10m';
     const nodeName = inst.status.nodeName;
 
-    if ((!node || looksDead(node, now)) && this.suspended(view, now)) {
+    const dead = !node || looksDead(node, now);
+    if (dead && this.suspended(view, now)) {
       this.asked.delete(uid);
       this.missingSince.delete(uid);
       return { halt: !node, requeueAfterMs: SUSPENDED_RECHECK_MS };
     }
+    // A healthy node of a suspended class recounts it, so that the suspension (and its gauge) ends.
+    if (!dead && this.health.get(inst.spec.class)?.suspended) this.classHealth(inst.spec.class, now);
     if (!node) {
       const found = nodeName ? await this.ctx.lookup.nodes.read(nodeName) : undefined;
       if (found?.spec?.providerID === inst.status.providerID) {
@@ -122,17 +134,8 @@ export class Repair implements Step {
   /** Is repair of this instance's class suspended because too much of it looks dead at once? */
   private suspended(view: InstanceView, now: number): boolean {
     const cls = view.inst.spec.class;
-    let h = this.health.get(cls);
-    if (!h || now - h.at >= HEALTH_TTL_MS) {
-      const counted = classHealth(
-        this.ctx.state.instancesOfClass(cls),
-        (id) => this.ctx.state.nodeByProviderID(id),
-        now,
-      );
-      h = { ...counted, at: now, warnedAt: h?.warnedAt };
-      this.health.set(cls, h);
-    }
-    if (h.dead <= deadLimit(h.registered)) return false;
+    const h = this.classHealth(cls, now);
+    if (!h.suspended) return false;
     if (h.warnedAt === undefined || now - h.warnedAt >= SUSPENDED_REPORT_MS) {
       h.warnedAt = now;
       const note = `${h.dead} of ${h.registered} registered instances of class ${cls} have a node that is missing or not Ready (more than ${deadLimit(h.registered)}): suspecting the cluster (API server, network, kubelet heartbeats), not the machines; repair of the class is suspended and the cloud is not asked node by node until it recovers`;
@@ -140,6 +143,22 @@ export class Repair implements Step {
       this.ctx.events.record(events.repairSuspended(cls, note));
     }
     return true;
+  }
+
+  /** The class's dead count, recounted when older than HEALTH_TTL_MS; keeps ipp_repair_suspended true to it. */
+  private classHealth(cls: string, now: number): ClassHealth {
+    const known = this.health.get(cls);
+    if (known && now - known.at < HEALTH_TTL_MS) return known;
+    const counted = classHealth(this.ctx.state.instancesOfClass(cls), (id) => this.ctx.state.nodeByProviderID(id), now);
+    const h = {
+      ...counted,
+      at: now,
+      suspended: counted.dead > deadLimit(counted.registered),
+      warnedAt: known?.warnedAt,
+    };
+    this.health.set(cls, h);
+    this.ctx.metrics.repairSuspended.set({ class: cls }, h.suspended ? 1 : 0);
+    return h;
   }
 
   /**
@@ -188,6 +207,7 @@ export class Repair implements Step {
     const pods = uniquePods([...cluster.podsClaiming(inst.metadata.name!), ...bound]);
     const message = `cloud instance ${inst.status!.providerID} is ${state === 'gone' ? 'gone' : state} and node ${nodeName ?? '(none)'} ${view.node ? 'is not Ready' : 'is gone'}: it was terminated or stopped outside ipp`;
     this.ctx.events.record(...events.repairing(inst, pods, 'InstanceTerminated', message));
+    this.ctx.metrics.nodeRepairs.inc({ class: inst.spec.class, reason: 'InstanceTerminated' });
     log.warn({ reason: 'InstanceTerminated', state }, message);
     // Only ipp's pods: the controller's admission policy lets it delete no others.
     for (const pod of bound.filter((p) => !!p.metadata?.labels?.[CLASS_LABEL]))
@@ -214,6 +234,7 @@ export class Repair implements Step {
       ...(view.node ? state.podsOnNode(view.node.metadata!.name!) : []),
     ]);
     this.ctx.events.record(...events.repairing(inst, pods, reason, message));
+    this.ctx.metrics.nodeRepairs.inc({ class: inst.spec.class, reason });
     log.warn({ reason }, message);
     await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
     this.forget(inst.metadata.uid ?? inst.metadata.name!);

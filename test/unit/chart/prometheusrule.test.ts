@@ -111,6 +111,58 @@ const CASES: Record<string, Case[]> = {
       },
     },
   ],
+  IppNodesRepaired: [
+    {
+      series: {
+        [`ipp_node_repairs_total{class="metal",reason="NodeRepair",${A}}`]: '0x30 1x100',
+        [`ipp_node_repairs_total{class="web",reason="NodeLost",${A}}`]: '0x130',
+      },
+      at: {
+        '20m': [],
+        '35m': [
+          {
+            labels: { class: 'metal', reason: 'NodeRepair' },
+            summary: 'ipp replaced instances of class metal (NodeRepair).',
+          },
+        ],
+        '100m': [],
+      },
+    },
+    {
+      // A series born at 1: the first repair after a restart.
+      series: { [`ipp_node_repairs_total{class="web",reason="InstanceTerminated",${B}}`]: '_x10 1x100' },
+      at: {
+        '15m': [
+          {
+            labels: { class: 'web', reason: 'InstanceTerminated' },
+            summary: 'ipp replaced instances of class web (InstanceTerminated).',
+          },
+        ],
+        '80m': [],
+      },
+    },
+  ],
+  IppRepairSuspended: [
+    {
+      series: {
+        // metal is suspended for 10 minutes on both replicas' view (only the leader sets it, a restarted one starts at 0).
+        [`ipp_repair_suspended{class="metal",${A}}`]: '0 0 1x10 0x10',
+        [`ipp_repair_suspended{class="metal",${B}}`]: '0x22',
+        // web blinks suspended for 3 minutes: shorter than for.
+        [`ipp_repair_suspended{class="web",${A}}`]: '0 1 1 1 0x20',
+      },
+      at: {
+        '4m': [],
+        '9m': [
+          {
+            labels: { class: 'metal' },
+            summary: 'Repair of ipp class metal is suspended: too much of it looks dead at once.',
+          },
+        ],
+        '15m': [],
+      },
+    },
+  ],
   IppPodsPendingPastBoot: [
     {
       series: {

@@ -32,6 +32,8 @@ const EXPECTED: [name: string, type: string, labels: string[]][] = [
   ['ipp_provider_calls_total', 'counter', ['provider', 'operation', 'error']],
   ['ipp_provider_call_duration_seconds', 'histogram', ['provider', 'operation']],
   ['ipp_leaked_instances_collected_total', 'counter', ['provider']],
+  ['ipp_node_repairs_total', 'counter', ['class', 'reason']],
+  ['ipp_repair_suspended', 'gauge', ['class']],
   ['ipp_isolation_violations_total', 'counter', ['class', 'node']],
   ['ipp_isolation_violations', 'gauge', ['node']],
   ['ipp_workqueue_depth', 'gauge', ['queue']],

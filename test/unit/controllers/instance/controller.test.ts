@@ -609,13 +609,24 @@ describe('repair when much of a class looks dead at once', () => {
     expect(f.provider.getCalls).toEqual([]);
     expect(f.writes.of('instances.delete')).toEqual([]);
     expect(reasons().filter((r) => r.endsWith('/Repair'))).toEqual(['InstanceClass/RepairSuspended/Repair']);
-    expect(f.events.find((e) => e.reason === 'RepairSuspended')!.note).toContain('3 of 6 registered instances of class metal');
-    // Most nodes come back: the one still dead is a machine question again, and its cloud says terminated.
+    expect(f.events.find((e) => e.reason === 'RepairSuspended')!.note).toContain(
+      '3 of 6 registered instances of class metal',
+    );
+    const suspended = async () =>
+      (await f.metrics.repairSuspended.get()).values.find((v) => v.labels.class === 'metal');
+    expect((await suspended())?.value).toBe(1);
+    // Most nodes come back; a healthy one's reconcile ends the suspension.
     f.cluster.nodeList = names.map((n, i) => nodeOf(n, i >= 1));
     f.clock.now += 10_000;
+    await controller.reconcile('i-4');
+    expect((await suspended())?.value).toBe(0);
+    // The one still dead is a machine question again, and its cloud says terminated.
     await controller.reconcile('i-1');
     expect(f.provider.getCalls).toEqual(['sim:///i-1']);
     expect(f.writes.of('instances.delete')).toEqual([['i-1', undefined]]);
+    expect((await f.metrics.nodeRepairs.get()).values).toEqual([
+      expect.objectContaining({ labels: { class: 'metal', reason: 'InstanceTerminated' }, value: 1 }),
+    ]);
   });
 
   it('counts a node missing from the cache as dead too, and halts the steps after repair', async () => {
