@@ -16,6 +16,14 @@ import { fetch } from 'undici';
 import type { Logger } from '../log.ts';
 import { IndexedStore, type Indexers } from './store.ts';
 
+/**
+ * Objects per LIST page. A page is parsed whole before its objects are made lean, and a page of 500
+ * full pods (~6 MB of JSON) outlives the young generation: V8 promotes it, the old generation grows,
+ * and the process keeps that memory. With 10,000 pods cached, pages of 100 left the controller at 131
+ * MiB RSS against 191 MiB with pages of 500 (same live heap, 45 MiB); the extra requests cost little.
+ */
+export const LIST_PAGE_SIZE = 100;
+
 export interface InformerOptions<T extends KubernetesObject> {
   kubeconfig: KubeConfig;
   /** Resource name for logs, metrics and /readyz, e.g. "pods". */
@@ -30,7 +38,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   indexers?: Indexers<T>;
   /** Applied to every object as it arrives (list or watch), e.g. to drop fields nobody reads. */
   transform?: (obj: T) => T;
-  /** Objects per LIST page (limit/continue); 0 lists in one response. */
+  /** Objects per LIST page (limit/continue); 0 lists in one response. Default LIST_PAGE_SIZE. */
   pageSize?: number;
   /** Restart a watch that has shown no activity (event, bookmark, reconnect) for this long. */
   stallAfterMs?: number;
@@ -235,7 +243,7 @@ export class Informer<T extends KubernetesObject> {
 
   /** Lists every page, then swaps the cache in one step. */
   private async relist(): Promise<void> {
-    const pageSize = this.opts.pageSize ?? 500;
+    const pageSize = this.opts.pageSize ?? LIST_PAGE_SIZE;
     let items: T[];
     let rv: string;
     try {
