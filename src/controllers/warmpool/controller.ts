@@ -1,12 +1,17 @@
 // Keeps each class's warm pool filled: Instances launched, registered and Ready that no pod has used,
 // labelled WARM_LABEL (the launch, registration and liveness steps of the Instance controller treat
-// them like any other). Keyed by class, like provisioning, so two decisions about one pool never race;
-// it waits until the cache shows its own creates and deletes before deciding again (expectations).
+// them like any other). Keyed by class, like provisioning, so two decisions about one pool never race.
+// The cache lags the pool's own writes, so the count adds what this process has asked for and the
+// cache does not show yet (expectations), recorded before each request leaves: a refill that fails
+// or is retried half-way, or a pass that starts before the last one's creates are visible, never
+// launches them twice. Another process (a new leader after a SIGKILL) has none of this memory and
+// needs none: it lists every Instance before it leads, and an Instance exists from its create on,
+// long before it launches.
 import { randomBytes } from 'node:crypto';
 import { usability } from '../../api/classes.ts';
 import { isWorkload } from '../../api/pods.ts';
 import type { Instance } from '../../api/types.ts';
-import { isConflict } from '../../kube/errors.ts';
+import { isConflict, kubeError } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
@@ -42,8 +47,8 @@ export class WarmPoolController implements Controller {
   private readonly ctx: WarmPoolContext;
   private readonly now: () => number;
   private readonly newName: (cls: string) => string;
-  /** Per class: names created or deleted that the cache does not show yet, and since when. */
-  private readonly inFlight = new Map<string, { created: Set<string>; deleted: Set<string>; since: number }>();
+  /** Per class: warm Instances whose create or delete the cache does not show yet, each with since when. */
+  private readonly inFlight = new Map<string, { created: Map<string, number>; deleted: Map<string, number> }>();
   /** Per class: since when the pool has been over its size (this process's view). */
   private readonly overSince = new Map<string, number>();
 
@@ -62,8 +67,10 @@ export class WarmPoolController implements Controller {
       this.inFlight.delete(className);
       return;
     }
-    if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
-    const instances = state.instancesOfClass(className);
+    const pending = this.pending(className);
+    // Deleted, but the cache has not caught up: gone from the pool already (counting it would hold a
+    // refill back, and judging it again would only meet a 409).
+    const instances = state.instancesOfClass(className).filter((i) => !pending.deleted.has(i.metadata.name!));
     const inUse = (i: Instance) => {
       if (state.podsClaiming(i.metadata.name!).some((p) => !p.metadata?.deletionTimestamp || p.spec?.nodeName))
         return true;
@@ -77,7 +84,7 @@ export class WarmPoolController implements Controller {
     const log = this.ctx.logger.child({ class: className, controller: this.name });
     let decided;
     try {
-      decided = poolPlan({ cls, instances, inUse, outdated, now });
+      decided = poolPlan({ cls, instances, inUse, outdated, creating: pending.created.size, now });
     } catch (e) {
       // A malformed maxAge or cron (the schema cannot catch an hour of 25): say so, hold the pool as is.
       const message = `spec.warmPool of InstanceClass "${className}" cannot be used: ${(e as Error).message}; fix it`;
@@ -93,7 +100,6 @@ export class WarmPoolController implements Controller {
     metrics.warmInstances.set({ class: className, state: 'ready' }, decided.ready);
     metrics.warmInstances.set({ class: className, state: 'launching' }, decided.launching);
 
-    const expect = { created: new Set<string>(), deleted: new Set<string>(), since: now };
     let conflicts = 0;
     const surplus = decided.remove.some((r) => r.why === 'Surplus');
     const overSince = surplus ? (this.overSince.get(className) ?? now) : undefined;
@@ -111,7 +117,7 @@ export class WarmPoolController implements Controller {
         conflicts++;
         continue;
       }
-      expect.deleted.add(inst.metadata.name!);
+      pending.deleted.set(inst.metadata.name!, this.now());
       this.ctx.events.record(warmRemoved(inst, why, detail));
       log.info(
         {
@@ -128,17 +134,27 @@ export class WarmPoolController implements Controller {
     if (decided.create && !usable) {
       log.debug('class is not usable; not filling its warm pool');
     } else {
-      for (let n = 0; n < decided.create; n++) {
-        const name = this.newName(className);
-        await api.instances.create(name, className, { warm: true });
-        expect.created.add(name);
+      // Counted before the first request leaves: from here on every pass counts them, whatever becomes
+      // of this one.
+      const names = Array.from({ length: decided.create }, () => this.newName(className));
+      for (const name of names) pending.created.set(name, now);
+      for (const [n, name] of names.entries()) {
+        try {
+          await api.instances.create(name, className, { warm: true });
+        } catch (e) {
+          // Refused (4xx): it does not exist, and neither do those not sent yet. Otherwise (timeout,
+          // 5xx) it may have been written: it stays counted until the cache shows it or time runs out.
+          const code = kubeError(e)?.code;
+          if (code !== undefined && code >= 400 && code < 500) pending.created.delete(name);
+          for (const never of names.slice(n + 1)) pending.created.delete(never);
+          throw e;
+        }
         log.info(
           { instance: name, desired: decided.desired, ready: decided.ready, launching: decided.launching },
           'warm instance created',
         );
       }
     }
-    if (expect.created.size || expect.deleted.size) this.inFlight.set(className, expect);
     if (decided.capped) log.debug({ capped: decided.capped }, 'warm pool held back by spec.maxInstances');
     if (conflicts) return { requeueAfterMs: 250 };
     if (holdSurplus) return { requeueAfterMs: SURPLUS_GRACE_MS - (now - overSince!) };
@@ -146,6 +162,9 @@ export class WarmPoolController implements Controller {
       (w): w is number => w !== undefined,
     );
     if (waits.length) return { requeueAfterMs: Math.max(1_000, Math.min(...waits)) };
+    // A write the cache never shows (created and deleted by someone else in between) must not hold
+    // the pool short for good: look again when it stops counting.
+    if (pending.created.size || pending.deleted.size) return { requeueAfterMs: EXPECTATION_TIMEOUT_MS };
   }
 
   /**
@@ -159,17 +178,24 @@ export class WarmPoolController implements Controller {
     this.overSince.delete(className);
   }
 
-  /** True once the cache shows every create and delete this controller made for the class. */
-  private caughtUp(className: string): boolean {
-    const f = this.inFlight.get(className);
-    if (!f) return true;
-    for (const name of f.created) if (this.ctx.state.instance(name)) f.created.delete(name);
-    for (const name of f.deleted) {
-      const inst = this.ctx.state.instance(name);
-      if (!inst || inst.metadata.deletionTimestamp) f.deleted.delete(name);
+  /**
+   * The class's creates and deletes the cache does not show yet. Each is forgotten once the cache
+   * shows it, or after EXPECTATION_TIMEOUT_MS: a write that never lands must not skew the count forever.
+   */
+  private pending(className: string): { created: Map<string, number>; deleted: Map<string, number> } {
+    const f = this.inFlight.get(className) ?? {
+      created: new Map<string, number>(),
+      deleted: new Map<string, number>(),
+    };
+    this.inFlight.set(className, f);
+    const now = this.now();
+    for (const [name, since] of f.created) {
+      if (this.ctx.state.instance(name) || now - since >= EXPECTATION_TIMEOUT_MS) f.created.delete(name);
     }
-    if ((f.created.size || f.deleted.size) && this.now() - f.since < EXPECTATION_TIMEOUT_MS) return false;
-    this.inFlight.delete(className);
-    return true;
+    for (const [name, since] of f.deleted) {
+      const inst = this.ctx.state.instance(name);
+      if (!inst || inst.metadata.deletionTimestamp || now - since >= EXPECTATION_TIMEOUT_MS) f.deleted.delete(name);
+    }
+    return f;
   }
 }
