@@ -2,18 +2,19 @@
 // labelled WARM_LABEL (the launch, registration and liveness steps of the Instance controller treat
 // them like any other). Keyed by class, like provisioning, so two decisions about one pool never race.
 // The cache lags the pool's own writes, so the count adds what this process has asked for and the
-// cache does not show yet (expectations), recorded before each request leaves: a refill that fails
-// or is retried half-way, or a pass that starts before the last one's creates are visible, never
-// launches them twice. Another process (a new leader after a SIGKILL) has none of this memory and
+// cache does not show yet (expectations, ctx.creates), recorded before each request leaves: a refill
+// that fails or is retried half-way, or a pass that starts before the last one's creates are visible,
+// never launches them twice; provisioning's creates in flight count against maxInstances too. Another process (a new leader after a SIGKILL) has none of this memory and
 // needs none: it lists every Instance before it leads, and an Instance exists from its create on,
 // long before it launches.
 import { randomBytes } from 'node:crypto';
 import { usability } from '../../api/classes.ts';
 import { isWorkload } from '../../api/pods.ts';
 import type { Instance } from '../../api/types.ts';
-import { isConflict, kubeError } from '../../kube/errors.ts';
+import { isConflict } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
+import { CREATE_EXPECTATION_MS } from '../creates.ts';
 import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
 import { warmPoolInvalid, warmRemoved } from './events.ts';
 import { DEFAULT_MAX_AGE, isWarm, poolPlan } from './pool.ts';
@@ -22,7 +23,7 @@ export interface WarmPoolContext extends ControllerContext {
   newName?: (cls: string) => string;
 }
 
-const EXPECTATION_TIMEOUT_MS = 30_000;
+const DELETE_EXPECTATION_MS = 30_000;
 /**
  * How long the pool must stay over its size before the surplus goes, while the size has not dropped
  * to 0. Under a stream of pods the count can overshoot by one for a moment (a refill written while a
@@ -47,8 +48,8 @@ export class WarmPoolController implements Controller {
   private readonly ctx: WarmPoolContext;
   private readonly now: () => number;
   private readonly newName: (cls: string) => string;
-  /** Per class: warm Instances whose create or delete the cache does not show yet, each with since when. */
-  private readonly inFlight = new Map<string, { created: Map<string, number>; deleted: Map<string, number> }>();
+  /** Per class: warm Instances whose delete the cache does not show yet, each with since when. */
+  private readonly deleting = new Map<string, Map<string, number>>();
   /** Per class: since when the pool has been over its size (this process's view). */
   private readonly overSince = new Map<string, number>();
 
@@ -64,13 +65,14 @@ export class WarmPoolController implements Controller {
     if (!cls) {
       // Its Instances are the instance controller's; nothing to hold a pool for, nor to report.
       this.forget(className);
-      this.inFlight.delete(className);
+      this.deleting.delete(className);
       return;
     }
-    const pending = this.pending(className);
+    const creating = this.ctx.creates.pending(className, (n) => !!state.instance(n), this.now());
+    const deleting = this.pendingDeletes(className);
     // Deleted, but the cache has not caught up: gone from the pool already (counting it would hold a
     // refill back, and judging it again would only meet a 409).
-    const instances = state.instancesOfClass(className).filter((i) => !pending.deleted.has(i.metadata.name!));
+    const instances = state.instancesOfClass(className).filter((i) => !deleting.has(i.metadata.name!));
     const inUse = (i: Instance) => {
       if (state.podsClaiming(i.metadata.name!).some((p) => !p.metadata?.deletionTimestamp || p.spec?.nodeName))
         return true;
@@ -84,7 +86,15 @@ export class WarmPoolController implements Controller {
     const log = this.ctx.logger.child({ class: className, controller: this.name });
     let decided;
     try {
-      decided = poolPlan({ cls, instances, inUse, outdated, creating: pending.created.size, now });
+      decided = poolPlan({
+        cls,
+        instances,
+        inUse,
+        outdated,
+        creating: creating.filter((c) => c.warm).length,
+        creatingForPods: creating.filter((c) => !c.warm).length,
+        now,
+      });
     } catch (e) {
       // A malformed maxAge or cron (the schema cannot catch an hour of 25): say so, hold the pool as is.
       const message = `spec.warmPool of InstanceClass "${className}" cannot be used: ${(e as Error).message}; fix it`;
@@ -117,7 +127,7 @@ export class WarmPoolController implements Controller {
         conflicts++;
         continue;
       }
-      pending.deleted.set(inst.metadata.name!, this.now());
+      deleting.set(inst.metadata.name!, this.now());
       this.ctx.events.record(warmRemoved(inst, why, detail));
       log.info(
         {
@@ -137,16 +147,13 @@ export class WarmPoolController implements Controller {
       // Counted before the first request leaves: from here on every pass counts them, whatever becomes
       // of this one.
       const names = Array.from({ length: decided.create }, () => this.newName(className));
-      for (const name of names) pending.created.set(name, now);
+      for (const name of names) this.ctx.creates.add(className, name, true, now);
       for (const [n, name] of names.entries()) {
         try {
           await api.instances.create(name, className, { warm: true });
         } catch (e) {
-          // Refused (4xx): it does not exist, and neither do those not sent yet. Otherwise (timeout,
-          // 5xx) it may have been written: it stays counted until the cache shows it or time runs out.
-          const code = kubeError(e)?.code;
-          if (code !== undefined && code >= 400 && code < 500) pending.created.delete(name);
-          for (const never of names.slice(n + 1)) pending.created.delete(never);
+          this.ctx.creates.failed(className, name, e);
+          for (const never of names.slice(n + 1)) this.ctx.creates.drop(className, never);
           throw e;
         }
         log.info(
@@ -164,7 +171,7 @@ export class WarmPoolController implements Controller {
     if (waits.length) return { requeueAfterMs: Math.max(1_000, Math.min(...waits)) };
     // A write the cache never shows (created and deleted by someone else in between) must not hold
     // the pool short for good: look again when it stops counting.
-    if (pending.created.size || pending.deleted.size) return { requeueAfterMs: EXPECTATION_TIMEOUT_MS };
+    if (creating.length || decided.create || deleting.size) return { requeueAfterMs: CREATE_EXPECTATION_MS };
   }
 
   /**
@@ -179,22 +186,17 @@ export class WarmPoolController implements Controller {
   }
 
   /**
-   * The class's creates and deletes the cache does not show yet. Each is forgotten once the cache
-   * shows it, or after EXPECTATION_TIMEOUT_MS: a write that never lands must not skew the count forever.
+   * The class's warm deletes the cache does not show yet. Each is forgotten once the cache shows it
+   * (gone or deleting), or after DELETE_EXPECTATION_MS: a delete that never lands must not hide an
+   * instance for good.
    */
-  private pending(className: string): { created: Map<string, number>; deleted: Map<string, number> } {
-    const f = this.inFlight.get(className) ?? {
-      created: new Map<string, number>(),
-      deleted: new Map<string, number>(),
-    };
-    this.inFlight.set(className, f);
+  private pendingDeletes(className: string): Map<string, number> {
+    const f = this.deleting.get(className) ?? new Map<string, number>();
+    this.deleting.set(className, f);
     const now = this.now();
-    for (const [name, since] of f.created) {
-      if (this.ctx.state.instance(name) || now - since >= EXPECTATION_TIMEOUT_MS) f.created.delete(name);
-    }
-    for (const [name, since] of f.deleted) {
+    for (const [name, since] of f) {
       const inst = this.ctx.state.instance(name);
-      if (!inst || inst.metadata.deletionTimestamp || now - since >= EXPECTATION_TIMEOUT_MS) f.deleted.delete(name);
+      if (!inst || inst.metadata.deletionTimestamp || now - since >= DELETE_EXPECTATION_MS) f.delete(name);
     }
     return f;
   }

@@ -26,6 +26,8 @@ export interface PoolInput {
    * creates): members of the pool still launching, and live instances under spec.maxInstances.
    */
   creating?: number;
+  /** Instances created for pods that `instances` does not show yet: they count against spec.maxInstances. */
+  creatingForPods?: number;
   now: number;
 }
 
@@ -58,7 +60,15 @@ export function desiredSize(cls: InstanceClass, now: number): number {
  * Warm Instances count against spec.maxInstances: at the cap the pool does not grow, and an aged
  * instance that cannot be replaced first goes first (the pool refills when there is room).
  */
-export function poolPlan({ cls, instances, inUse, outdated, creating = 0, now }: PoolInput): PoolPlan {
+export function poolPlan({
+  cls,
+  instances,
+  inUse,
+  outdated,
+  creating = 0,
+  creatingForPods = 0,
+  now,
+}: PoolInput): PoolPlan {
   const desired = desiredSize(cls, now);
   const maxAgeMs = parseDuration(cls.spec.warmPool?.maxAge ?? DEFAULT_MAX_AGE, 'spec.warmPool.maxAge');
   const lives = instances.filter(live);
@@ -95,7 +105,7 @@ export function poolPlan({ cls, instances, inUse, outdated, creating = 0, now }:
   const replace = keep.length > 0 && freshLaunching.length + creating === 0 && missing <= 0 ? 1 : 0;
   const wanted = Math.max(0, missing) + replace;
   const max = cls.spec.maxInstances;
-  const room = max === undefined ? wanted : Math.max(0, max - lives.length - creating);
+  const room = max === undefined ? wanted : Math.max(0, max - lives.length - creating - creatingForPods);
   out.create = Math.min(wanted, room);
   out.capped = wanted - out.create;
   if (replace && out.capped > 0 && out.remove.length === 0) {

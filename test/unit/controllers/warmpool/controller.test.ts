@@ -81,6 +81,14 @@ describe('WarmPoolController', () => {
     expect(f.writes.of('instances.create')).toHaveLength(2);
   });
 
+  it('counts Instances provisioning is creating for pods against maxInstances before the cache shows them', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 }, maxInstances: 3 })];
+    f.cluster.instanceList = [instance('metal-busy', { phase: 'Ready' })];
+    f.ctx.creates.add('metal', 'metal-for-pod', false, T0);
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toEqual([['metal-w1', 'metal', { warm: true }]]);
+  });
+
   it('refills once a pod has taken a warm instance', async () => {
     f.cluster.classList = [cls({ warmPool: { size: 2 } })];
     f.cluster.instanceList = [
