@@ -13,6 +13,7 @@ import { ProvisioningController } from './controllers/provisioning/controller.ts
 import { classOfRuntimeClass } from './api/names.ts';
 import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
 import { WarmPoolController } from './controllers/warmpool/controller.ts';
+import { CreatesInFlight } from './controllers/creates.ts';
 import { startOpsServer } from './health/server.ts';
 import { apiClientConfig, DEFAULT_RATE_LIMIT, type RateLimit } from './kube/client.ts';
 import { EventRecorder } from './kube/events.ts';
@@ -158,6 +159,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     events,
     metrics,
     logger,
+    creates: new CreatesInFlight(),
   };
   const runtimeClassApi = new RuntimeClassApi(kc);
   const runtimeClasses = new RuntimeClassController(

@@ -11,6 +11,7 @@ import type { ReconcileResult } from '../kube/workqueue.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { CloudProvider } from '../../providers/types.ts';
+import type { CreatesInFlight } from './creates.ts';
 
 /** The reads controllers make, all from informer caches (state/cluster.ts implements it). */
 export interface ClusterView {
@@ -49,6 +50,8 @@ export interface ControllerContext {
   events: EventPublisher;
   metrics: Metrics;
   logger: Logger;
+  /** Instance creates sent and not yet in the cache, one record for every controller that creates. */
+  creates: CreatesInFlight;
   now?: () => number;
 }
 

@@ -98,6 +98,10 @@ export class WorkQueue {
       const key = this.queue.shift();
       if (key !== undefined) {
         this.queued.delete(key);
+        // Processing from this very tick: the worker resumes only a few microtasks later, and an add
+        // in between (a watch delivers one event per microtask) would otherwise queue the key for a
+        // second worker, running two reconciles of one key at once.
+        this.processing.add(key);
         this.opts.onDepth?.(this.queue.length);
         return key;
       }
@@ -117,7 +121,6 @@ export class WorkQueue {
     for (;;) {
       const key = await this.next(signal);
       if (key === undefined) return;
-      this.processing.add(key);
       try {
         const result = await reconcile(key, signal);
         this.failures.delete(key);

@@ -3,7 +3,7 @@
 // of the same boot delay, one with a warm pool as large as the batch; pods of both arrive interleaved
 // at a steady rate, each timed from its create call returning to its Running phase seen on a watch.
 import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { API_VERSION, GATE, GROUP, TAINT_KEY, VERSION, WARM_LABEL } from '../../src/api/names.ts';
+import { API_VERSION, GATE, GROUP, NODE_CLASS_LABEL, TAINT_KEY, VERSION, WARM_LABEL } from '../../src/api/names.ts';
 import type { Instance, InstanceClassSpec } from '../../src/api/types.ts';
 import { currentTree, startController } from './controller.ts';
 import { describeClients, prepareBed, withTestbed, write } from './scale.ts';
@@ -88,6 +88,19 @@ export async function benchWarm(): Promise<void> {
       logDir: bed.logs,
       extraArgs: ARGS,
     });
+    // Every Instance of the warm class ever written and every deletion: the pool should launch the fill
+    // and one replacement per hit, and remove nothing.
+    const written = new Set<string>();
+    const removed = new Set<string>();
+    const instanceWatch = await new Watch(bed.kc).watch(
+      `/apis/${GROUP}/${VERSION}/instances`,
+      { labelSelector: `${NODE_CLASS_LABEL}=${warmCls}` },
+      (type: string, i: Instance) => {
+        written.add(i.metadata.name!);
+        if (type === 'DELETED' || i.metadata.deletionTimestamp) removed.add(i.metadata.name!);
+      },
+      () => {},
+    );
     try {
       await createClass(bed.kc, coldCls, base);
       await createClass(bed.kc, warmCls, { ...base, warmPool: { size: PODS } });
@@ -121,6 +134,11 @@ export async function benchWarm(): Promise<void> {
       const deadline = Date.now() + 600_000;
       while (running.size < names.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
       req.abort();
+      // The refills boot as long as the cold launches: give them a moment to be Ready, then count.
+      const refilled = Date.now() + 60_000;
+      while ((await warmReady(bed.kc, warmCls)) < PODS && Date.now() < refilled)
+        await new Promise((r) => setTimeout(r, 1_000));
+      const warmLeft = await warmReady(bed.kc, warmCls);
       const series = (prefix: string, cls: string): Series => {
         const xs = names
           .filter((n) => n.startsWith(prefix) && running.has(n))
@@ -149,6 +167,8 @@ export async function benchWarm(): Promise<void> {
           ['warm hit', warm.pods, warm.p50Ms, warm.p95Ms, warm.maxMs].join('\t'),
           ['cold launch', cold.pods, cold.p50Ms, cold.p95Ms, cold.maxMs].join('\t'),
           `cold / warm: ${ratio.p50}× at p50, ${ratio.p95}× at p95; warm hits ${hits}, misses ${misses}`,
+          `warm class Instances: ${written.size} created (expected ${2 * PODS}: the fill and one refill per hit), ` +
+            `${removed.size} removed, ${warmLeft} warm Ready at the end (pool size ${PODS})`,
           `target: warm hit p95 ≤ 3000 ms: ${warm.p95Ms <= 3000 ? 'met' : 'NOT met'}` +
             (warm.p95Ms > 3000 && !ARGS.length
               ? ' (placement writes go first under the client limit, but share the API server, the scheduler and kwok' +
@@ -158,11 +178,24 @@ export async function benchWarm(): Promise<void> {
       );
       const samples = Object.fromEntries(names.map((n) => [n, ms(running.get(n)! - created.get(n)!)]));
       console.log(
-        `written to ${write('warm', { clients, args: ARGS, boot: BOOT, rate: RATE, warm, cold, ratio, hits, misses, samples })}`,
+        `written to ${write('warm', {
+          clients,
+          args: ARGS,
+          boot: BOOT,
+          rate: RATE,
+          warm,
+          cold,
+          ratio,
+          hits,
+          misses,
+          instances: { created: written.size, removed: removed.size, warmReadyAtEnd: warmLeft },
+          samples,
+        })}`,
       );
       if (hits < PODS)
         throw new Error(`only ${hits} of ${PODS} warm pods were warm hits; the comparison is not meaningful`);
     } finally {
+      instanceWatch.abort();
       await ipp.stop();
     }
   });

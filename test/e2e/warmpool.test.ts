@@ -1,8 +1,9 @@
 // Warm pools and one-shot instances on the real testbed (simulated provider, kwok nodes, the real
 // scheduler and Job controller): the pool fills and refills, bursts take warm instances first,
-// maxInstances caps pool + busy, maxAge replaces one at a time, a SIGKILL during a refill leaves no
-// extra instance, and a one-shot instance goes as soon as its Job pod completes, never hosting another.
-import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
+// maxInstances caps pool + busy, maxAge replaces one at a time, a burst larger than the pool launches one
+// instance per pod and never overshoots the pool, a SIGKILL during a refill leaves no extra instance,
+// and a one-shot instance goes as soon as its Job pod completes, never hosting another.
+import { EventsV1Api, Watch, type V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, getClass, listInstances, metric, useIppEnvironment } from './support/ipp.ts';
@@ -149,6 +150,49 @@ describe('warm pools and one-shot instances', () => {
     expect(await metric(env.ipp!, 'ipp_warm_misses_total', { class: cls })).toBe(2);
     expect(await metric(env.ipp!, 'ipp_warm_instances', { class: cls, state: 'ready' })).toBe(2);
     await isolationHolds(cls);
+  });
+
+  it('launches exactly one instance per pod of a burst larger than the pool, and never a surplus', async () => {
+    const size = 5;
+    const burst = 20;
+    const cls = await newClass('surge', { warmPool: { size }, idleTimeout: '10m' });
+    // Every Instance of the class ever written, and every deletion, as the API server reports them.
+    const created = new Set<string>();
+    const deleted = new Set<string>();
+    const watch = await new Watch(c.kc).watch(
+      `/apis/${GROUP}/${VERSION}/instances`,
+      { labelSelector: `${NODE_CLASS_LABEL}=${cls}` },
+      (type: string, i: Instance) => {
+        created.add(i.metadata.name!);
+        if (type === 'DELETED' || i.metadata.deletionTimestamp) deleted.add(i.metadata.name!);
+      },
+      () => {},
+    );
+    try {
+      await poolReady(cls, size);
+      expect(created.size).toBe(size);
+      await Promise.all(
+        Array.from({ length: burst }, (_, i) =>
+          c.core.createNamespacedPod({ namespace: ns, body: pod(`surge-${i}`, cls) }),
+        ),
+      );
+      const pods = await allRunning(cls, burst, 120_000);
+      expect(new Set(pods.map((p) => p.spec!.nodeName)).size).toBe(burst);
+      await poolReady(cls, size, 90_000);
+      await new Promise((r) => setTimeout(r, 3_000)); // anything extra would be written by now
+      // One instance per pod, and the pool refilled to its size: nothing launched only to be removed.
+      expect(created.size).toBe(burst + size);
+      expect((await listInstances(c, cls)).filter(live)).toHaveLength(burst + size);
+      expect(await cloudInstances(cls)).toHaveLength(burst + size);
+      expect([...deleted]).toEqual([]);
+      const events = await c.kc.makeApiClient(EventsV1Api).listEventForAllNamespaces();
+      expect(events.items.filter((e) => e.reason === 'WarmSurplus' && created.has(e.regarding?.name ?? ''))).toEqual(
+        [],
+      );
+      await isolationHolds(cls);
+    } finally {
+      watch.abort();
+    }
   });
 
   it('caps pool + busy at maxInstances', async () => {

@@ -98,6 +98,9 @@ export class ProvisioningController implements Controller {
     const decided = plan({
       cls,
       pods,
+      creating: this.ctx.creates
+        .pending(className, (n) => state.instance(n) !== undefined, this.now())
+        .map((c) => c.name),
       mayPlace,
       exists: (n) => state.instance(n) !== undefined,
       instances: state.instancesOfClass(className),
@@ -120,6 +123,10 @@ export class ProvisioningController implements Controller {
       },
     });
     this.ctx.events.record(...decided.unfit.map((p) => events.noTypeFits(p, className, cls.spec.instanceTypes)));
+    // Counted from the decision on, before any request leaves: a warm-pool refill deciding meanwhile
+    // sees these against spec.maxInstances, though the claims come first.
+    const creates = decided.claims.filter((c) => c.create).map((c) => c.instance);
+    for (const name of creates) this.ctx.creates.add(className, name, false, this.now());
 
     this.ctx.events.record(
       ...decided.blockedByMaxInstances.map((p) => events.maxInstancesReached(p, className, cls.spec.maxInstances)),
@@ -157,6 +164,7 @@ export class ProvisioningController implements Controller {
     const reserving = new Map<string, Promise<void>>();
     await eachBounded(decided.claims, WRITES_IN_FLIGHT, async (claim) => {
       const { pod } = claim;
+      let createSent = false;
       try {
         const taken = claim.create ? undefined : state.instance(claim.instance);
         const newClaim = pod.metadata?.annotations?.[POD_INSTANCE_ANNOTATION] !== claim.instance;
@@ -179,6 +187,7 @@ export class ProvisioningController implements Controller {
           await reserving.get(claim.instance);
         }
         if (claim.create) {
+          createSent = true;
           await api.instances.create(claim.instance, className);
           expect.instances.add(claim.instance);
         }
@@ -206,6 +215,9 @@ export class ProvisioningController implements Controller {
         if (claimed && taken && node && isNodeReady(node) && !node.spec?.unschedulable)
           await this.place({ pod: claimed, instance: taken, node }, isGated(claimed) ? 'pin' : 'bind');
       } catch (e) {
+        if (claim.create && !createSent) this.ctx.creates.drop(className, claim.instance);
+        else if (claim.create && !expect.instances.has(claim.instance))
+          this.ctx.creates.failed(className, claim.instance, e);
         failed(pod, 'claim', e);
       }
     });

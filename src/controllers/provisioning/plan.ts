@@ -42,6 +42,11 @@ export interface PlanInput {
   strandedAfterMs?: number;
   /** Could some instance type of the class run this pod? false only when known not to. */
   fitsSomeType?: (pod: V1Pod) => boolean;
+  /**
+   * Instances of the class this process has sent creates for that `instances` does not show yet (the
+   * warm pool's refills, above all): they count against spec.maxInstances like live ones.
+   */
+  creating?: readonly string[];
 }
 
 /**
@@ -125,7 +130,8 @@ export function plan(input: PlanInput): Plan {
     }
   }
 
-  let liveCount = instances.filter(live).length;
+  const creating = new Set(input.creating ?? []);
+  let liveCount = instances.filter(live).length + creating.size;
   const mayPlace = input.mayPlace ?? (() => true);
   const waiting = pods
     .filter((p) => awaitsPlacement(p) && mayPlace(p))
@@ -173,7 +179,8 @@ export function plan(input: PlanInput): Plan {
     };
     pool.push(fresh);
     byName.set(name, fresh);
-    liveCount++;
+    // A create already in flight (a claim's Instance written but not cached yet) counts once.
+    if (!creating.has(name)) liveCount++;
   };
 
   // Pinned pods whose Instance vanished before the scheduler bound them get it back, same name.

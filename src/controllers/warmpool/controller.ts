@@ -1,7 +1,12 @@
 // Keeps each class's warm pool filled: Instances launched, registered and Ready that no pod has used,
 // labelled WARM_LABEL (the launch, registration and liveness steps of the Instance controller treat
-// them like any other). Keyed by class, like provisioning, so two decisions about one pool never race;
-// it waits until the cache shows its own creates and deletes before deciding again (expectations).
+// them like any other). Keyed by class, like provisioning, so two decisions about one pool never race.
+// The cache lags the pool's own writes, so the count adds what this process has asked for and the
+// cache does not show yet (expectations, ctx.creates), recorded before each request leaves: a refill
+// that fails or is retried half-way, or a pass that starts before the last one's creates are visible,
+// never launches them twice; provisioning's creates in flight count against maxInstances too. Another process (a new leader after a SIGKILL) has none of this memory and
+// needs none: it lists every Instance before it leads, and an Instance exists from its create on,
+// long before it launches.
 import { randomBytes } from 'node:crypto';
 import { usability } from '../../api/classes.ts';
 import { isWorkload } from '../../api/pods.ts';
@@ -9,6 +14,7 @@ import type { Instance } from '../../api/types.ts';
 import { isConflict } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
+import { CREATE_EXPECTATION_MS } from '../creates.ts';
 import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
 import { warmPoolInvalid, warmRemoved } from './events.ts';
 import { DEFAULT_MAX_AGE, isWarm, poolPlan } from './pool.ts';
@@ -17,7 +23,7 @@ export interface WarmPoolContext extends ControllerContext {
   newName?: (cls: string) => string;
 }
 
-const EXPECTATION_TIMEOUT_MS = 30_000;
+const DELETE_EXPECTATION_MS = 30_000;
 /**
  * How long the pool must stay over its size before the surplus goes, while the size has not dropped
  * to 0. Under a stream of pods the count can overshoot by one for a moment (a refill written while a
@@ -42,8 +48,8 @@ export class WarmPoolController implements Controller {
   private readonly ctx: WarmPoolContext;
   private readonly now: () => number;
   private readonly newName: (cls: string) => string;
-  /** Per class: names created or deleted that the cache does not show yet, and since when. */
-  private readonly inFlight = new Map<string, { created: Set<string>; deleted: Set<string>; since: number }>();
+  /** Per class: warm Instances whose delete the cache does not show yet, each with since when. */
+  private readonly deleting = new Map<string, Map<string, number>>();
   /** Per class: since when the pool has been over its size (this process's view). */
   private readonly overSince = new Map<string, number>();
 
@@ -59,11 +65,14 @@ export class WarmPoolController implements Controller {
     if (!cls) {
       // Its Instances are the instance controller's; nothing to hold a pool for, nor to report.
       this.forget(className);
-      this.inFlight.delete(className);
+      this.deleting.delete(className);
       return;
     }
-    if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
-    const instances = state.instancesOfClass(className);
+    const creating = this.ctx.creates.pending(className, (n) => !!state.instance(n), this.now());
+    const deleting = this.pendingDeletes(className);
+    // Deleted, but the cache has not caught up: gone from the pool already (counting it would hold a
+    // refill back, and judging it again would only meet a 409).
+    const instances = state.instancesOfClass(className).filter((i) => !deleting.has(i.metadata.name!));
     const inUse = (i: Instance) => {
       if (state.podsClaiming(i.metadata.name!).some((p) => !p.metadata?.deletionTimestamp || p.spec?.nodeName))
         return true;
@@ -77,7 +86,15 @@ export class WarmPoolController implements Controller {
     const log = this.ctx.logger.child({ class: className, controller: this.name });
     let decided;
     try {
-      decided = poolPlan({ cls, instances, inUse, outdated, now });
+      decided = poolPlan({
+        cls,
+        instances,
+        inUse,
+        outdated,
+        creating: creating.filter((c) => c.warm).length,
+        creatingForPods: creating.filter((c) => !c.warm).length,
+        now,
+      });
     } catch (e) {
       // A malformed maxAge or cron (the schema cannot catch an hour of 25): say so, hold the pool as is.
       const message = `spec.warmPool of InstanceClass "${className}" cannot be used: ${(e as Error).message}; fix it`;
@@ -93,7 +110,6 @@ export class WarmPoolController implements Controller {
     metrics.warmInstances.set({ class: className, state: 'ready' }, decided.ready);
     metrics.warmInstances.set({ class: className, state: 'launching' }, decided.launching);
 
-    const expect = { created: new Set<string>(), deleted: new Set<string>(), since: now };
     let conflicts = 0;
     const surplus = decided.remove.some((r) => r.why === 'Surplus');
     const overSince = surplus ? (this.overSince.get(className) ?? now) : undefined;
@@ -111,7 +127,7 @@ export class WarmPoolController implements Controller {
         conflicts++;
         continue;
       }
-      expect.deleted.add(inst.metadata.name!);
+      deleting.set(inst.metadata.name!, this.now());
       this.ctx.events.record(warmRemoved(inst, why, detail));
       log.info(
         {
@@ -128,17 +144,24 @@ export class WarmPoolController implements Controller {
     if (decided.create && !usable) {
       log.debug('class is not usable; not filling its warm pool');
     } else {
-      for (let n = 0; n < decided.create; n++) {
-        const name = this.newName(className);
-        await api.instances.create(name, className, { warm: true });
-        expect.created.add(name);
+      // Counted before the first request leaves: from here on every pass counts them, whatever becomes
+      // of this one.
+      const names = Array.from({ length: decided.create }, () => this.newName(className));
+      for (const name of names) this.ctx.creates.add(className, name, true, now);
+      for (const [n, name] of names.entries()) {
+        try {
+          await api.instances.create(name, className, { warm: true });
+        } catch (e) {
+          this.ctx.creates.failed(className, name, e);
+          for (const never of names.slice(n + 1)) this.ctx.creates.drop(className, never);
+          throw e;
+        }
         log.info(
           { instance: name, desired: decided.desired, ready: decided.ready, launching: decided.launching },
           'warm instance created',
         );
       }
     }
-    if (expect.created.size || expect.deleted.size) this.inFlight.set(className, expect);
     if (decided.capped) log.debug({ capped: decided.capped }, 'warm pool held back by spec.maxInstances');
     if (conflicts) return { requeueAfterMs: 250 };
     if (holdSurplus) return { requeueAfterMs: SURPLUS_GRACE_MS - (now - overSince!) };
@@ -146,6 +169,9 @@ export class WarmPoolController implements Controller {
       (w): w is number => w !== undefined,
     );
     if (waits.length) return { requeueAfterMs: Math.max(1_000, Math.min(...waits)) };
+    // A write the cache never shows (created and deleted by someone else in between) must not hold
+    // the pool short for good: look again when it stops counting.
+    if (creating.length || decided.create || deleting.size) return { requeueAfterMs: CREATE_EXPECTATION_MS };
   }
 
   /**
@@ -159,17 +185,19 @@ export class WarmPoolController implements Controller {
     this.overSince.delete(className);
   }
 
-  /** True once the cache shows every create and delete this controller made for the class. */
-  private caughtUp(className: string): boolean {
-    const f = this.inFlight.get(className);
-    if (!f) return true;
-    for (const name of f.created) if (this.ctx.state.instance(name)) f.created.delete(name);
-    for (const name of f.deleted) {
+  /**
+   * The class's warm deletes the cache does not show yet. Each is forgotten once the cache shows it
+   * (gone or deleting), or after DELETE_EXPECTATION_MS: a delete that never lands must not hide an
+   * instance for good.
+   */
+  private pendingDeletes(className: string): Map<string, number> {
+    const f = this.deleting.get(className) ?? new Map<string, number>();
+    this.deleting.set(className, f);
+    const now = this.now();
+    for (const [name, since] of f) {
       const inst = this.ctx.state.instance(name);
-      if (!inst || inst.metadata.deletionTimestamp) f.deleted.delete(name);
+      if (!inst || inst.metadata.deletionTimestamp || now - since >= DELETE_EXPECTATION_MS) f.delete(name);
     }
-    if ((f.created.size || f.deleted.size) && this.now() - f.since < EXPECTATION_TIMEOUT_MS) return false;
-    this.inFlight.delete(className);
-    return true;
+    return f;
   }
 }

@@ -21,6 +21,13 @@ export interface PoolInput {
   inUse: (inst: Instance) => boolean;
   /** Launched under settings the class no longer accepts (a weaker host isolation): replace like an aged one. */
   outdated?: (inst: Instance) => boolean;
+  /**
+   * Warm Instances the pool has asked for that `instances` does not show yet (its cache lags its own
+   * creates): members of the pool still launching, and live instances under spec.maxInstances.
+   */
+  creating?: number;
+  /** Instances created for pods that `instances` does not show yet: they count against spec.maxInstances. */
+  creatingForPods?: number;
   now: number;
 }
 
@@ -53,7 +60,15 @@ export function desiredSize(cls: InstanceClass, now: number): number {
  * Warm Instances count against spec.maxInstances: at the cap the pool does not grow, and an aged
  * instance that cannot be replaced first goes first (the pool refills when there is room).
  */
-export function poolPlan({ cls, instances, inUse, outdated, now }: PoolInput): PoolPlan {
+export function poolPlan({
+  cls,
+  instances,
+  inUse,
+  outdated,
+  creating = 0,
+  creatingForPods = 0,
+  now,
+}: PoolInput): PoolPlan {
   const desired = desiredSize(cls, now);
   const maxAgeMs = parseDuration(cls.spec.warmPool?.maxAge ?? DEFAULT_MAX_AGE, 'spec.warmPool.maxAge');
   const lives = instances.filter(live);
@@ -67,16 +82,17 @@ export function poolPlan({ cls, instances, inUse, outdated, now }: PoolInput): P
     create: 0,
     remove: [],
     ready: warm.filter(ready).length,
-    launching: warm.filter((i) => !ready(i)).length,
+    launching: warm.filter((i) => !ready(i)).length + creating,
     capped: 0,
   };
   const ages = fresh.map((i) => created(i) + maxAgeMs - now);
   if (ages.length) out.nextAgeOutMs = Math.max(0, Math.min(...ages));
 
-  if (fresh.length > desired) {
-    // Shrinking: what is still booting costs without serving anyone yet, then the oldest.
+  if (fresh.length + creating > desired) {
+    // Shrinking: what is still booting costs without serving anyone yet, then the oldest. Creates not
+    // in the cache yet cannot be removed before they appear; they count, so what is there goes first.
     const order = [...[...freshLaunching].reverse(), ...freshReady];
-    for (const inst of order.slice(0, fresh.length - desired)) out.remove.push({ inst, why: 'Surplus' });
+    for (const inst of order.slice(0, fresh.length + creating - desired)) out.remove.push({ inst, why: 'Surplus' });
     for (const inst of aged) out.remove.push({ inst, why: 'Aged' });
     return out;
   }
@@ -85,11 +101,11 @@ export function poolPlan({ cls, instances, inUse, outdated, now }: PoolInput): P
   const keep = agedOrder.slice(0, Math.max(0, desired - freshReady.length));
   for (const inst of agedOrder.slice(keep.length)) out.remove.push({ inst, why: 'Aged' });
 
-  const missing = desired - fresh.length - keep.length;
-  const replace = keep.length > 0 && freshLaunching.length === 0 && missing <= 0 ? 1 : 0;
+  const missing = desired - fresh.length - creating - keep.length;
+  const replace = keep.length > 0 && freshLaunching.length + creating === 0 && missing <= 0 ? 1 : 0;
   const wanted = Math.max(0, missing) + replace;
   const max = cls.spec.maxInstances;
-  const room = max === undefined ? wanted : Math.max(0, max - lives.length);
+  const room = max === undefined ? wanted : Math.max(0, max - lives.length - creating - creatingForPods);
   out.create = Math.min(wanted, room);
   out.capped = wanted - out.create;
   if (replace && out.capped > 0 && out.remove.length === 0) {

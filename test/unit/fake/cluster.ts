@@ -5,6 +5,7 @@ import type { Instance, InstanceClass } from '../../../src/api/types.ts';
 import { POD_INSTANCE_ANNOTATION } from '../../../src/api/names.ts';
 import { claimOf, classOf } from '../../../src/api/pods.ts';
 import type { ClusterView, ControllerContext, KubeWrites } from '../../../src/controllers/context.ts';
+import { CreatesInFlight } from '../../../src/controllers/creates.ts';
 import type { IppEvent } from '../../../src/kube/events.ts';
 import { createLogger } from '../../../src/log.ts';
 import { Metrics } from '../../../src/metrics/metrics.ts';
@@ -155,6 +156,7 @@ export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
     events: recorder,
     metrics,
     logger,
+    creates: new CreatesInFlight(),
     now: () => clock.now,
   };
   return { ctx, cluster, writes, provider, events, metrics, clock };

@@ -97,6 +97,30 @@ describe('WorkQueue', () => {
     await done;
   });
 
+  it('never runs a key in two workers when it is added again in the microtasks after it is dequeued', async () => {
+    const { q } = setup({ concurrency: 2 });
+    const gate = deferred();
+    const r = recorder(() => gate.promise);
+    const ac = new AbortController();
+    const done = q.run(r.reconcile, ac.signal);
+    await settle();
+    // A watch stream hands over one event per microtask: each wakes the same class again while the
+    // first worker is still on its way from dequeuing the key to reconciling it.
+    q.add('a');
+    for (let i = 0; i < 5; i++) {
+      await Promise.resolve();
+      q.add('a');
+    }
+    await settle();
+    expect(r.calls).toEqual(['a']);
+    expect(r.maxOverlap()).toBe(1);
+    gate.resolve();
+    await settle();
+    expect(r.maxOverlap()).toBe(1);
+    ac.abort();
+    await done;
+  });
+
   it('processes different keys in parallel up to the concurrency', async () => {
     const { q } = setup({ concurrency: 2 });
     const gate = deferred();

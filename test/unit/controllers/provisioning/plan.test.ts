@@ -16,6 +16,7 @@ interface Input {
   /** Pods bound to a node, by node name. */
   onNode?: Record<string, V1Pod[]>;
   now?: number;
+  creating?: string[];
 }
 
 function run(input: Input): Plan {
@@ -35,6 +36,7 @@ function run(input: Input): Plan {
     capacityOf: input.capacity ?? (() => undefined),
     newName: () => `new-${++n}`,
     now: input.now ?? Date.parse('2024-01-01T01:00:00Z'),
+    creating: input.creating,
   });
 }
 
@@ -343,6 +345,27 @@ describe('maxInstances', () => {
     });
     expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
     expect(names(p.blockedByMaxInstances)).toEqual(['c']);
+  });
+
+  it('counts Instances created but not cached yet (a warm-pool refill in flight) against the limit', () => {
+    const p = run({
+      cls: cls({ maxInstances: 2 }),
+      pods: [pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }), pod('a')],
+      instances: [instance('busy', { phase: 'Ready' })],
+      creating: ['refill'],
+    });
+    expect(claims(p)).toEqual([]);
+    expect(names(p.blockedByMaxInstances)).toEqual(['a']);
+  });
+
+  it('counts a claimed Instance whose create is in flight once, not as in flight and recreated', () => {
+    const p = run({
+      cls: cls({ maxInstances: 2 }),
+      pods: [pod('a', { created: at(1), claim: 'fresh' }), pod('b', { created: at(2) })],
+      creating: ['fresh'],
+    });
+    expect(claims(p)).toEqual(['a->fresh+', 'b->new-1+']);
+    expect(p.blockedByMaxInstances).toEqual([]);
   });
 
   it('blocks recreating a missing claimed Instance when at the limit', () => {

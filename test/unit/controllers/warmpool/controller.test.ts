@@ -22,15 +22,16 @@ const gauge = async () =>
   );
 
 describe('WarmPoolController', () => {
-  it('creates the pool as warm-labelled Instances, then waits for the cache to show them', async () => {
+  it('creates the pool as warm-labelled Instances, and counts them as launching before the cache shows them', async () => {
     f.cluster.classList = [cls({ warmPool: { size: 2 } })];
     await controller.reconcile('metal');
     expect(f.writes.log).toEqual([
       ['instances.create', 'metal-w1', 'metal', { warm: true }],
       ['instances.create', 'metal-w2', 'metal', { warm: true }],
     ]);
-    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 30_000 });
     expect(f.writes.log).toHaveLength(2);
+    expect(await gauge()).toEqual(['metal/ready=0', 'metal/launching=2']);
     const now = new Date(T0).toISOString();
     f.cluster.instanceList = [
       instance('metal-w1', { warm: true, created: now }),
@@ -39,6 +40,53 @@ describe('WarmPoolController', () => {
     await controller.reconcile('metal');
     expect(f.writes.log).toHaveLength(2);
     expect(await gauge()).toEqual(['metal/ready=0', 'metal/launching=2']);
+  });
+
+  it('launches a refill once when two passes of the class overlap before the cache shows its creates', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 3 } })];
+    await Promise.all([controller.reconcile('metal'), controller.reconcile('metal')]);
+    expect(f.writes.of('instances.create')).toHaveLength(3);
+  });
+
+  it('does not launch again what a refill that failed half-way may have written', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 3 } })];
+    // The first create times out: the API server may have written it, or not.
+    f.writes.failNext.set('instances.create', { code: 504, body: { reason: 'Timeout', message: 'timed out' } });
+    await expect(controller.reconcile('metal')).rejects.toMatchObject({ code: 504 });
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create').map(([name]) => name)).toEqual(['metal-w1', 'metal-w4', 'metal-w5']);
+    // It had been written after all: the pool is full, nothing more.
+    const now = new Date(T0).toISOString();
+    f.cluster.instanceList = ['metal-w1', 'metal-w4', 'metal-w5'].map((n) => instance(n, { warm: true, created: now }));
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toHaveLength(3);
+  });
+
+  it('counts a create the API server refused as never written, and launches it again', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 } })];
+    f.writes.failNext.set('instances.create', { code: 429, body: { reason: 'TooManyRequests', message: 'slow down' } });
+    await expect(controller.reconcile('metal')).rejects.toMatchObject({ code: 429 });
+    await controller.reconcile('metal');
+    // The refused one and the one never sent, launched by the retry.
+    expect(f.writes.of('instances.create')).toHaveLength(3);
+  });
+
+  it('forgets a create the cache never shows once the expectation times out, and refills', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } })];
+    await controller.reconcile('metal');
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toHaveLength(1);
+    f.clock.now += 30_000;
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toHaveLength(2);
+  });
+
+  it('counts Instances provisioning is creating for pods against maxInstances before the cache shows them', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 2 }, maxInstances: 3 })];
+    f.cluster.instanceList = [instance('metal-busy', { phase: 'Ready' })];
+    f.ctx.creates.add('metal', 'metal-for-pod', false, T0);
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toEqual([['metal-w1', 'metal', { warm: true }]]);
   });
 
   it('refills once a pod has taken a warm instance', async () => {

@@ -8,8 +8,14 @@ const T0 = Date.parse('2024-01-01T12:00:00Z');
 const HOUR = 3_600_000;
 const ago = (ms: number) => new Date(T0 - ms).toISOString();
 
-function run(spec: Partial<InstanceClassSpec>, instances: Instance[], inUse: string[] = [], now = T0): PoolPlan {
-  return poolPlan({ cls: cls(spec), instances, inUse: (i) => inUse.includes(i.metadata.name!), now });
+function run(
+  spec: Partial<InstanceClassSpec>,
+  instances: Instance[],
+  inUse: string[] = [],
+  now = T0,
+  creating = 0,
+): PoolPlan {
+  return poolPlan({ cls: cls(spec), instances, inUse: (i) => inUse.includes(i.metadata.name!), creating, now });
 }
 const warmReady = (name: string, age = HOUR) => instance(name, { phase: 'Ready', warm: true, created: ago(age) });
 const warmBooting = (name: string, age = 60_000) =>
@@ -45,12 +51,32 @@ describe('filling', () => {
     expect(run({ warmPool: { size: 1 } }, [going])).toMatchObject({ create: 1 });
   });
 
+  it('counts its own creates the cache does not show yet as launching, so the next pass does not launch them again', () => {
+    // Pool of 4: a burst took two, the refill of both is written but not cached yet.
+    expect(run({ warmPool: { size: 4 } }, [warmReady('w1'), warmReady('w2')], [], T0, 2)).toMatchObject({
+      create: 0,
+      ready: 2,
+      launching: 2,
+    });
+    // One more hit meanwhile: one more replacement, not three.
+    expect(run({ warmPool: { size: 4 } }, [warmReady('w1')], [], T0, 2)).toMatchObject({ create: 1 });
+  });
+
   it('holds nothing without a warm pool', () => {
     expect(run({}, [])).toMatchObject({ desired: 0, create: 0, remove: [] });
   });
 });
 
 describe('maxInstances', () => {
+  it('counts creates the cache does not show yet against maxInstances', () => {
+    const busy = [instance('b1', { phase: 'Ready' }), instance('b2', { phase: 'Ready' })];
+    // Two busy, one warm Ready, one warm create in flight: the class is at its cap of 4.
+    expect(run({ warmPool: { size: 3 }, maxInstances: 4 }, [...busy, warmReady('w1')], [], T0, 1)).toMatchObject({
+      create: 0,
+      capped: 1,
+    });
+  });
+
   it('never grows the class past maxInstances: busy instances count, and so do warm ones', () => {
     const busy = [instance('b1', { phase: 'Ready' }), instance('b2', { phase: 'Ready' })];
     expect(run({ warmPool: { size: 3 }, maxInstances: 4 }, busy)).toMatchObject({ create: 2, capped: 1 });
