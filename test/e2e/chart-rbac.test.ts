@@ -181,7 +181,13 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     await c.core.createNamespacedPod({
       namespace: workloads,
       body: {
-        metadata: { name: 'relay', labels: { 'ipp-class': cls } },
+        // As `kubectl apply` makes it: the claim must add its annotation beside last-applied, never
+        // replace the map (the scope policy refuses a claim that drops another annotation).
+        metadata: {
+          name: 'relay',
+          labels: { 'ipp-class': cls },
+          annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"kind":"Pod"}' },
+        },
         spec: { containers: [{ name: 'postfix', image: 'postfix' }] },
       },
     });
