@@ -266,6 +266,42 @@ describe('pods that cannot be placed', () => {
     await c.core.deletePersistentVolume({ name: pv });
   });
 
+  it("the pod's own required node affinity on the zone: the instance is launched in that zone", async () => {
+    const cls = await newClass('affine', { zones: ['sim-zone-a', 'sim-zone-b'] });
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'affine', labels: { 'ipp-class': cls } },
+        spec: {
+          containers: [{ name: 'main', image: 'postfix' }],
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                  {
+                    matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['sim-zone-b'] }],
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+    });
+    const running = await eventually(
+      'the pod Running',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'affine', namespace: ns });
+        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
+        return p;
+      },
+      60_000,
+    );
+    const node = await c.core.readNode({ name: running.spec!.nodeName! });
+    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe('sim-zone-b');
+    await c.core.deleteNamespacedPod({ name: 'affine', namespace: ns, gracePeriodSeconds: 0 });
+  });
+
   it('a volume bound to a zone the class does not offer: the pod is told (condition and Event), nothing launched', async () => {
     const cls = await newClass('elsewhere', { zones: ['sim-zone-a'] });
     const pv = await volumeIn('sim-zone-c', 'data-c');
