@@ -253,8 +253,14 @@ export class ProvisioningController implements Controller {
       try {
         await api.pods.setCondition(pod, condition);
       } catch (e) {
-        // Gone, or recreated under the same name (uid precondition): nothing to tell.
-        if (!isNotFound(e) && !isStale(e)) failed(pod, 'condition', e);
+        // Gone, or recreated under the same name (uid precondition): nothing to tell. Any other
+        // failure is only logged: the next pass writes it again, and retrying the whole class with
+        // backoff for it would slow the placement of every other pod.
+        if (!isNotFound(e) && !isStale(e))
+          log.warn(
+            { pod: podKey(pod), err: e },
+            `setting condition ${condition.type} on pod ${podKey(pod)} failed (${describeError(e)}); the controller needs patch on pods/status`,
+          );
       }
     });
     // Stale reads are normal (our own claim changed the pod); the queue's backoff retries them.
