@@ -9,13 +9,22 @@ export interface Offering {
   zone?: string;
 }
 
-/** The class's offerings in preference order: instance type first, then zone. */
-export function offerings(cls: InstanceClass, defaultZones: string[] = []): Offering[] {
-  const zones = cls.spec.zones?.length ? cls.spec.zones : defaultZones;
+/**
+ * The class's offerings in preference order: instance type first, then zone. With `only` (the zones
+ * an Instance's pod needs), only offerings in those zones: where the class or the provider names no
+ * zones, the needed zones themselves, in their order.
+ */
+export function offerings(cls: InstanceClass, defaultZones: string[] = [], only?: readonly string[]): Offering[] {
+  const all = cls.spec.zones?.length ? cls.spec.zones : defaultZones;
+  const zones = !only ? all : all.length ? all.filter((z) => only.includes(z)) : [...only];
   return cls.spec.instanceTypes.flatMap((instanceType) =>
-    zones.length ? zones.map((zone) => ({ instanceType, zone })) : [{ instanceType }],
+    zones.length ? zones.map((zone) => ({ instanceType, zone })) : only ? [] : [{ instanceType }],
   );
 }
+
+/** Why an Instance that needs `only` has no offering, for InvalidConfigError. */
+export const noOfferingInZones = (cls: InstanceClass, instance: string, only: readonly string[], offered: string[]) =>
+  `Instance ${instance} may only be launched in zone ${only.join(' or ')} (its pod's volumes or node affinity need it), and InstanceClass ${cls.metadata.name} launches in ${offered.join(', ') || 'no zone'}; delete the pod's Instance after fixing the class's spec.zones, or move the volume`;
 
 const key = (o: Offering) => `${o.instanceType}/${o.zone ?? '*'}`;
 

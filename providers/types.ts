@@ -16,6 +16,11 @@ export interface LaunchRequest {
   /** The Instance object: its name goes into tags, its UID makes the launch idempotent. */
   instance: { name: string; uid: string };
   class: InstanceClass;
+  /**
+   * The only zones to launch in (the Instance's spec.zones: its pod's volumes or node affinity need
+   * them), in any order; the class's order of zones still decides. Absent: any zone of the class.
+   */
+  zones?: readonly string[];
   /** Tags to set at launch (ipp.dev/cluster, ipp.dev/class, ipp.dev/instance and provider conventions). */
   tags: Record<string, string>;
   node: NodeIdentity;

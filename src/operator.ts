@@ -22,6 +22,7 @@ import { LeadershipFence } from './kube/fence.ts';
 import { InstanceReader, InstanceWriter } from './kube/instances.ts';
 import { NodeReader, NodeWriter } from './kube/nodes.ts';
 import { PodWriter } from './kube/pods.ts';
+import { VolumeReader } from './kube/volumes.ts';
 import { RuntimeClassApi } from './kube/runtimeclasses.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { WorkQueue } from './kube/workqueue.ts';
@@ -152,7 +153,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
       nodes: fence.guard(new NodeWriter(kc), 'nodes'),
       classes: fence.guard(new ClassWriter(kc), 'classes'),
     },
-    lookup: { nodes: new NodeReader(kc), instances: new InstanceReader(kc) },
+    lookup: { nodes: new NodeReader(kc), instances: new InstanceReader(kc), volumes: new VolumeReader(kc) },
     providers: new Map(
       [...providers].map(([name, p]) => [name, fence.guard(p, `provider ${name}`, ['create', 'delete'])]),
     ),

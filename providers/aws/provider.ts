@@ -19,7 +19,13 @@ import type { AwsSettings, InstanceClass } from '../../src/api/types.ts';
 import { TAG_INSTANCE } from '../../src/api/names.ts';
 import type { Logger } from '../../src/log.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError } from '../errors.ts';
-import { launchFirstAvailable, offerings, UnavailableOfferings, type Offering } from '../offerings.ts';
+import {
+  launchFirstAvailable,
+  noOfferingInZones,
+  offerings,
+  UnavailableOfferings,
+  type Offering,
+} from '../offerings.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../types.ts';
 import { Coalescer } from './batch.ts';
 import type { EksCluster } from './bootstrap.ts';
@@ -172,9 +178,14 @@ export class AwsProvider implements CloudProvider {
     }
     const cpu = needsCpuFacts(req.class) ? await this.describeTypes(req.class) : undefined;
     const placement = await this.placement(req.class);
-    const all = offerings(req.class, placement.zones).filter(
+    const all = offerings(req.class, placement.zones, req.zones).filter(
       (o) => !o.zone || !placement.subnetByZone.size || placement.subnetByZone.has(o.zone),
     );
+    if (!all.length && req.zones) {
+      throw new InvalidConfigError(
+        noOfferingInZones(req.class, req.instance.name, req.zones, req.class.spec.zones ?? placement.zones),
+      );
+    }
     if (!all.length) {
       throw new InvalidConfigError(
         `InstanceClass ${req.class.metadata.name}: spec.zones ${JSON.stringify(req.class.spec.zones)} has no subnet of spec.aws.subnets (zones with subnets: ${placement.zones.join(', ')})`,

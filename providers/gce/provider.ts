@@ -11,7 +11,7 @@ import type { InstanceClass } from '../../src/api/types.ts';
 import type { Logger } from '../../src/log.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError, QuotaExceededError } from '../errors.ts';
 import { isolationShortfall, requiredIsolation } from '../isolation.ts';
-import { UnavailableOfferings } from '../offerings.ts';
+import { noOfferingInZones, UnavailableOfferings } from '../offerings.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../types.ts';
 import { toCloudInstance, type Vm } from './vm.ts';
 import { Coalescer } from '../aws/batch.ts';
@@ -201,7 +201,13 @@ export class GceProvider implements CloudProvider {
     const problems = this.validate(cls);
     if (problems.length) throw new InvalidConfigError(`InstanceClass ${clsName}: ${problems.join('; ')}`);
     const project = await this.project();
-    const migs = migsOf(cls, project);
+    const migs = migsOf(cls, project).filter((m) => !req.zones || req.zones.includes(m.zone));
+    if (!migs.length)
+      throw new InvalidConfigError(
+        noOfferingInZones(cls, req.instance.name, req.zones ?? [], [
+          ...new Set(migsOf(cls, project).map((m) => m.zone)),
+        ]),
+      );
     migs.forEach((m) => this.projects.add(m.project));
     const name = vmName(req.instance.uid, req.instance.name);
     const log = this.log.child({ instance: req.instance.name, class: clsName, vm: name });

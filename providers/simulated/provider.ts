@@ -13,7 +13,7 @@ import { mergePatch } from '../../src/kube/patch.ts';
 import type { Logger } from '../../src/log.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../errors.ts';
 import { requiredIsolation } from '../isolation.ts';
-import { launchFirstAvailable, offerings, UnavailableOfferings } from '../offerings.ts';
+import { launchFirstAvailable, noOfferingInZones, offerings, UnavailableOfferings } from '../offerings.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, NodeIdentity, Resources } from '../types.ts';
 import { CATALOG, FEATURES, ZONES } from './catalog.ts';
 import type { CloudOperation, SimulatedFaults } from './faults.ts';
@@ -157,7 +157,12 @@ export class SimulatedProvider implements CloudProvider {
     if (calls <= (sim.throttleLaunches ?? 0))
       throw new ThrottledError(`simulated throttling of launch ${calls}/${sim.throttleLaunches} for class ${cls}`);
 
-    return launchFirstAvailable(offerings(req.class, ZONES), this.unavailable, async (o) => {
+    const all = offerings(req.class, ZONES, req.zones);
+    if (!all.length)
+      throw new InvalidConfigError(
+        noOfferingInZones(req.class, req.instance.name, req.zones ?? [], req.class.spec.zones ?? ZONES),
+      );
+    return launchFirstAvailable(all, this.unavailable, async (o) => {
       if (
         sim.unavailableInstanceTypes?.includes(o.instanceType) ||
         (o.zone && sim.unavailableZones?.includes(o.zone))

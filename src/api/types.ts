@@ -161,6 +161,12 @@ export interface PodRef {
 export interface InstanceSpec {
   /** The InstanceClass this instance belongs to; immutable. */
   class: string;
+  /**
+   * The only zones it may be launched in, when its first pod needs some (the zone of a bound volume,
+   * its own node affinity); recorded at creation because the launch may run later, in another
+   * replica. Absent: any zone of the class. Immutable.
+   */
+  zones?: string[];
 }
 
 export interface InstanceStatus {

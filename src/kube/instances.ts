@@ -13,8 +13,8 @@ const plural = 'instances';
 export type StatusPatch = Record<string, unknown>;
 
 export interface InstanceWrites {
-  /** `warm`: created for the class's warm pool (labelled WARM_LABEL). */
-  create(name: string, cls: string, opts?: { warm?: boolean }): Promise<void>;
+  /** `warm`: created for the class's warm pool (labelled WARM_LABEL). `zones`: the only zones it may launch in. */
+  create(name: string, cls: string, opts?: { warm?: boolean; zones?: readonly string[] }): Promise<void>;
   patchStatus(name: string, status: StatusPatch): Promise<void>;
   /** Writes the whole status only if the Instance is still at the version read (fields naming the cloud instance). */
   replaceStatus(inst: Instance, status: InstanceStatus): Promise<void>;
@@ -49,14 +49,14 @@ export class InstanceWriter implements InstanceWrites {
   }
 
   /** Records the intent before any cloud call; the finalizer is there from the first moment. */
-  async create(name: string, cls: string, opts: { warm?: boolean } = {}): Promise<void> {
+  async create(name: string, cls: string, opts: { warm?: boolean; zones?: readonly string[] } = {}): Promise<void> {
     const labels: Record<string, string> = { [NODE_CLASS_LABEL]: cls };
     if (opts.warm) labels[WARM_LABEL] = 'true';
     const body: Instance = {
       apiVersion: API_VERSION,
       kind: 'Instance',
       metadata: { name, labels, finalizers: [FINALIZER] },
-      spec: { class: cls },
+      spec: { class: cls, ...(opts.zones ? { zones: [...opts.zones] } : {}) },
     };
     try {
       await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural, body });

@@ -3,11 +3,17 @@
 // the resourceVersion the decision was made on, so a decision taken on a stale cache fails with
 // 409/422 instead of overwriting a newer pod. The claim, pin and bind go in the placement lane of the
 // client's rate limit (lanes.ts): a waiting pod's own writes never queue behind status writes and Events.
-import { CoreV1Api, type KubeConfig, type V1NodeSelectorTerm, type V1Pod } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  type KubeConfig,
+  type V1NodeSelectorTerm,
+  type V1Pod,
+  type V1PodCondition,
+} from '@kubernetes/client-node';
 import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import { ignoreNotFound, isConflict, isNotFound } from './errors.ts';
 import { inPlacementLane } from './lanes.ts';
-import { pointer } from './patch.ts';
+import { pointer, strategicMergePatch } from './patch.ts';
 
 export interface PodWrites {
   /** Records on the pod which Instance it gets; returns the pod as written (undefined when unknown). */
@@ -26,6 +32,12 @@ export interface PodWrites {
    * of the same name, is left alone.
    */
   forceDelete(pod: V1Pod): Promise<void>;
+  /**
+   * Sets ipp's own condition on the pod (pods/status). A strategic merge on conditions by type: the
+   * kubelet's and kube-scheduler's conditions stay as they are. Only this pod (uid): a pod recreated
+   * under the same name is left alone.
+   */
+  setCondition(pod: V1Pod, condition: V1PodCondition): Promise<void>;
 }
 
 const guard = (pod: V1Pod) => ({ op: 'test', path: '/metadata/resourceVersion', value: pod.metadata!.resourceVersion });
@@ -121,6 +133,14 @@ export class PodWriter implements PodWrites {
       namespace: namespace!,
       body: { preconditions: { uid, resourceVersion } },
     });
+  }
+
+  async setCondition(pod: V1Pod, condition: V1PodCondition): Promise<void> {
+    const { name, namespace, uid } = pod.metadata as Record<string, string>;
+    await this.core.patchNamespacedPodStatus(
+      { name: name!, namespace: namespace!, body: { metadata: { uid }, status: { conditions: [condition] } } },
+      strategicMergePatch,
+    );
   }
 
   async forceDelete(pod: V1Pod): Promise<void> {

@@ -22,10 +22,9 @@ function leanMetadata(o: V1Pod | V1Node): void {
   const m = o.metadata;
   if (!m) return;
   delete m.managedFields;
-  if (m.annotations && LAST_APPLIED in m.annotations) {
-    delete m.annotations[LAST_APPLIED];
-    if (Object.keys(m.annotations).length === 0) delete m.annotations;
-  }
+  // An emptied map stays: the claim then adds its annotation into it, where a JSON Patch creating the
+  // map would replace the API server's (last-applied included), which the scope policy refuses.
+  if (m.annotations && LAST_APPLIED in m.annotations) delete m.annotations[LAST_APPLIED];
 }
 
 const leanContainer = (c: V1Container): V1Container => ({

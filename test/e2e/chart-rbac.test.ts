@@ -23,6 +23,8 @@ import {
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GATE, GROUP, NODE_CLASS_LABEL, VERSION } from '../../src/api/names.ts';
+import { INSTANCE_AVAILABLE } from '../../src/controllers/provisioning/condition.ts';
+import { strategicMergePatch } from '../../src/kube/patch.ts';
 import { RBAC_KINDS, render, type Manifest } from '../testbed/chart.ts';
 import { ensureHelm } from '../testbed/helm.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
@@ -179,7 +181,13 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     await c.core.createNamespacedPod({
       namespace: workloads,
       body: {
-        metadata: { name: 'relay', labels: { 'ipp-class': cls } },
+        // As `kubectl apply` makes it: the claim must add its annotation beside last-applied, never
+        // replace the map (the scope policy refuses a claim that drops another annotation).
+        metadata: {
+          name: 'relay',
+          labels: { 'ipp-class': cls },
+          annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"kind":"Pod"}' },
+        },
         spec: { containers: [{ name: 'postfix', image: 'postfix' }] },
       },
     });
@@ -288,6 +296,11 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       { verb: 'list', resource: 'configmaps', namespace: system },
       { verb: 'list', resource: 'configmaps', namespace: 'kube-system' },
       { verb: 'update', resource: 'nodes' },
+      { verb: 'update', resource: 'pods', subresource: 'status', namespace: workloads },
+      // The zone of a waiting pod's volumes is read object by object: no list, no watch, no write.
+      { verb: 'list', resource: 'persistentvolumeclaims', namespace: workloads },
+      { verb: 'watch', resource: 'persistentvolumes' },
+      { verb: 'patch', resource: 'persistentvolumes' },
       { verb: 'create', resource: 'namespaces' },
       { verb: 'impersonate', resource: 'users' },
     ];
@@ -298,6 +311,9 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     // The same reviews do say yes where the chart grants: the negative answers above are meaningful.
     const allowed: V1ResourceAttributes[] = [
       { verb: 'patch', resource: 'pods', namespace: workloads },
+      { verb: 'patch', resource: 'pods', subresource: 'status', namespace: workloads },
+      { verb: 'get', resource: 'persistentvolumeclaims', namespace: workloads },
+      { verb: 'get', resource: 'persistentvolumes' },
       { verb: 'delete', resource: 'nodes' },
       {
         verb: 'update',
@@ -382,6 +398,16 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
         { body: expect.stringContaining('may only change or delete pods labelled ipp-class') },
       );
     });
+    await expect(
+      core.patchNamespacedPodStatus(
+        {
+          name: 'plain',
+          namespace: workloads,
+          body: { status: { conditions: [{ type: INSTANCE_AVAILABLE, status: 'False', reason: 'X' }] } },
+        },
+        strategicMergePatch,
+      ),
+    ).rejects.toMatchObject({ body: expect.stringContaining('may only change or delete pods labelled ipp-class') });
     await expect(core.deleteNode({ name: `plain-${cluster}` })).rejects.toMatchObject({
       body: expect.stringContaining('may only change or delete nodes labelled ipp.dev/class'),
     });
@@ -448,6 +474,28 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
         patch([{ op: 'add', path: '/spec/nodeSelector', value: { 'kubernetes.io/hostname': 'shared-node' } }]),
         'may only lift the gate ipp.dev/provision and pin the pod to one node',
       );
+
+      // Its status: ipp's own condition, nothing else (the status subresource reaches labels too).
+      const status = (body: object) =>
+        core.patchNamespacedPodStatus({ name: 'target', namespace: workloads, body }, strategicMergePatch);
+      const ours = { type: INSTANCE_AVAILABLE, status: 'False', reason: 'NoZoneFits', message: 'test' };
+      await status({ status: { conditions: [ours] } });
+      const conditionOnly = 'may only set its own condition ipp.dev/InstanceAvailable';
+      await refused(status({ status: { conditions: [{ type: 'Ready', status: 'True' }] } }), conditionOnly);
+      await refused(
+        status({ status: { conditions: [{ type: 'PodScheduled', status: 'True', reason: 'x' }] } }),
+        conditionOnly,
+      );
+      await refused(status({ status: { phase: 'Failed' } }), conditionOnly);
+      await refused(status({ status: { podIP: '10.0.0.9', podIPs: [{ ip: '10.0.0.9' }] } }), conditionOnly);
+      await refused(status({ metadata: { labels: { team: 'x' } } }), pinOnly);
+      await refused(status({ metadata: { annotations: { note: 'x' } } }), pinOnly);
+      const after = await c.core.readNamespacedPod({ name: 'target', namespace: workloads });
+      // Ours was written (the running controller may already have set it back to True: the pod has its
+      // instance); none of the refused ones landed.
+      expect(after.status?.conditions?.map((x) => x.type)).toContain(INSTANCE_AVAILABLE);
+      expect(after.status?.conditions?.map((x) => x.type)).not.toContain('Ready');
+      expect(after.status?.phase).toBe('Pending');
     } finally {
       await c.core.deleteNamespacedPod({ name: 'target', namespace: workloads, gracePeriodSeconds: 0 });
       // Its Instance (if one was launched meanwhile) goes after idleTimeout; leave nothing behind.

@@ -1,13 +1,16 @@
 // The pods ipp cannot place (issue "Faults", problem 3): each is told why on the pod, and the
 // instance it was given is released (idle teardown) or replaced, never billed forever. The pod's own
-// affinity case is in faults.test.ts. Placement is made deterministic with a second scheduling gate
-// the test holds: ipp lifts its own gate and pins the pod, the node then turns cordoned or NotReady,
-// and only then does the test lift its gate and let kube-scheduler try.
+// affinity case is in faults.test.ts. A pod whose volume is bound in one zone gets its instance in
+// that zone, or, when the class does not offer that zone, is told so and gets none. Placement is
+// made deterministic with a second scheduling gate the test holds: ipp lifts its own gate and pins
+// the pod, the node then turns cordoned or NotReady, and only then does the test lift its gate and
+// let kube-scheduler try.
 import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GATE } from '../../src/api/names.ts';
 import { claimOf, pinnedNodeOf } from '../../src/api/pods.ts';
 import type { InstanceClassSpec } from '../../src/api/types.ts';
+import { INSTANCE_AVAILABLE } from '../../src/controllers/provisioning/condition.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, listInstances, useIppEnvironment } from './support/ipp.ts';
@@ -121,10 +124,16 @@ describe('pods that cannot be placed', () => {
         spec: { containers: [{ name: 'main', image: 'postfix', resources: { requests: { cpu: '64' } } }] },
       },
     });
-    await eventually('NoInstanceTypeFits on the pod', async () => {
+    await eventually('NoInstanceTypeFits on the pod: an Event and its condition', async () => {
       const told = (await events('huge')).find((e) => e.reason === 'NoInstanceTypeFits');
       expect(told?.type).toBe('Warning');
       expect(told?.note).toContain('sim.small, sim.medium');
+      const p = await c.core.readNamespacedPod({ name: 'huge', namespace: ns });
+      expect(p.status?.conditions?.find((x) => x.type === INSTANCE_AVAILABLE)).toMatchObject({
+        status: 'False',
+        reason: 'NoInstanceTypeFits',
+        message: expect.stringContaining('sim.small, sim.medium'),
+      });
     });
     // Watched for a while: no Instance, no claim, the pod still held by ipp's gate.
     await new Promise((r) => setTimeout(r, 5_000));
@@ -179,9 +188,9 @@ describe('pods that cannot be placed', () => {
     await c.apps.deleteNamespacedReplicaSet({ name: 'sick', namespace: ns });
   });
 
-  it('a volume bound to another zone (a bare pod, nobody recreates it): the pod is told, and its instance released', async () => {
-    const cls = await newClass('zoned', { zones: ['sim-zone-a'] });
-    const pv = `zoned-${suffix()}`;
+  /** A PersistentVolume in `zone` and a claim `claim` bound to it statically (no StorageClass, no provisioner). */
+  const volumeIn = async (zone: string, claim: string) => {
+    const pv = `${claim}-${suffix()}`;
     await c.core.createPersistentVolume({
       body: {
         metadata: { name: pv },
@@ -190,11 +199,11 @@ describe('pods that cannot be placed', () => {
           accessModes: ['ReadWriteOnce'],
           storageClassName: '',
           local: { path: '/mnt/data' },
-          claimRef: { namespace: ns, name: 'data' },
+          claimRef: { namespace: ns, name: claim },
           nodeAffinity: {
             required: {
               nodeSelectorTerms: [
-                { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['sim-zone-c'] }] },
+                { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: [zone] }] },
               ],
             },
           },
@@ -204,7 +213,7 @@ describe('pods that cannot be placed', () => {
     await c.core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
       body: {
-        metadata: { name: 'data' },
+        metadata: { name: claim },
         spec: {
           accessModes: ['ReadWriteOnce'],
           storageClassName: '',
@@ -213,42 +222,111 @@ describe('pods that cannot be placed', () => {
         },
       },
     });
-    await eventually('the claim bound to its volume', async () => {
-      const pvc = await c.core.readNamespacedPersistentVolumeClaim({ name: 'data', namespace: ns });
+    await eventually(`the claim ${claim} bound to its volume`, async () => {
+      const pvc = await c.core.readNamespacedPersistentVolumeClaim({ name: claim, namespace: ns });
       expect(pvc.status?.phase).toBe('Bound');
     });
-    await c.core.createNamespacedPod({
+    return pv;
+  };
+  const podWith = (name: string, cls: string, claim: string) =>
+    c.core.createNamespacedPod({
       namespace: ns,
       body: {
-        metadata: { name: 'zoned', labels: { 'ipp-class': cls } },
+        metadata: { name, labels: { 'ipp-class': cls } },
         spec: {
           containers: [{ name: 'main', image: 'postfix' }],
-          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }],
+          volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }],
         },
       },
     });
-    const pinned = await eventually(
-      'the pod pinned and found unschedulable',
+
+  it('a volume bound to the second zone of the class: the instance is launched there and the pod runs', async () => {
+    const cls = await newClass('zoned', { zones: ['sim-zone-a', 'sim-zone-b'] });
+    const pv = await volumeIn('sim-zone-b', 'data-b');
+    await podWith('zoned', cls, 'data-b');
+    const running = await eventually(
+      'the pod Running',
       async () => {
         const p = await c.core.readNamespacedPod({ name: 'zoned', namespace: ns });
-        expect(pinnedNodeOf(p)).toBeDefined();
-        expect(p.status?.conditions?.find((x) => x.type === 'PodScheduled')?.reason).toBe('Unschedulable');
+        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
         return p;
       },
       60_000,
     );
-    const instance = claimOf(pinned)!;
-    await eventually(
-      'the pod told Stranded (volume node affinity), its instance released',
+    const node = await c.core.readNode({ name: running.spec!.nodeName! });
+    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe('sim-zone-b');
+    const [inst] = (await listInstances(c, cls)).filter((i) => i.metadata.name === claimOf(running));
+    expect(inst!.spec.zones).toEqual(['sim-zone-b']);
+    expect(inst!.status!.zone).toBe('sim-zone-b');
+    // Never told it lacks an instance, so ipp wrote no condition on it.
+    expect(running.status!.conditions!.map((x) => x.type)).not.toContain(INSTANCE_AVAILABLE);
+    expect((await events('zoned')).map((e) => e.reason)).not.toContain('Stranded');
+    await c.core.deleteNamespacedPod({ name: 'zoned', namespace: ns, gracePeriodSeconds: 0 });
+    await c.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-b', namespace: ns });
+    await c.core.deletePersistentVolume({ name: pv });
+  });
+
+  it("the pod's own required node affinity on the zone: the instance is launched in that zone", async () => {
+    const cls = await newClass('affine', { zones: ['sim-zone-a', 'sim-zone-b'] });
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'affine', labels: { 'ipp-class': cls } },
+        spec: {
+          containers: [{ name: 'main', image: 'postfix' }],
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                  {
+                    matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['sim-zone-b'] }],
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+    });
+    const running = await eventually(
+      'the pod Running',
       async () => {
-        const told = (await events('zoned')).find((e) => e.reason === 'Stranded');
-        expect(told?.note).toContain("didn't match PersistentVolume's node affinity");
-        const live = (await listInstances(c, cls)).filter((i) => !i.metadata.deletionTimestamp);
-        expect(live.map((i) => i.metadata.name)).not.toContain(instance);
+        const p = await c.core.readNamespacedPod({ name: 'affine', namespace: ns });
+        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
+        return p;
       },
       60_000,
     );
-    await c.core.deleteNamespacedPod({ name: 'zoned', namespace: ns });
+    const node = await c.core.readNode({ name: running.spec!.nodeName! });
+    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe('sim-zone-b');
+    await c.core.deleteNamespacedPod({ name: 'affine', namespace: ns, gracePeriodSeconds: 0 });
+  });
+
+  it('a volume bound to a zone the class does not offer: the pod is told (condition and Event), nothing launched', async () => {
+    const cls = await newClass('elsewhere', { zones: ['sim-zone-a'] });
+    const pv = await volumeIn('sim-zone-c', 'data-c');
+    await podWith('elsewhere', cls, 'data-c');
+    await eventually('NoZoneFits on the pod: its condition and an Event', async () => {
+      const p = await c.core.readNamespacedPod({ name: 'elsewhere', namespace: ns });
+      const condition = p.status?.conditions?.find((x) => x.type === INSTANCE_AVAILABLE);
+      expect(condition).toMatchObject({ status: 'False', reason: 'NoZoneFits' });
+      expect(condition!.message).toContain(`PersistentVolume ${pv} (claim data-c) needs zone sim-zone-c`);
+      expect(condition!.message).toContain('launches only in sim-zone-a');
+      // kube-scheduler's own condition is still there beside ours.
+      expect(p.status?.conditions?.find((x) => x.type === 'PodScheduled')?.reason).toBe('SchedulingGated');
+      const told = (await events('elsewhere')).find((e) => e.reason === 'NoZoneFits');
+      expect(told?.type).toBe('Warning');
+    });
+    const written = (await c.core.readNamespacedPod({ name: 'elsewhere', namespace: ns })).metadata!.resourceVersion;
+    // Watched for a while: no Instance, no claim, still gated, and no write that changes nothing.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(await listInstances(c, cls)).toEqual([]);
+    const p = await c.core.readNamespacedPod({ name: 'elsewhere', namespace: ns });
+    expect(claimOf(p)).toBeUndefined();
+    expect(p.spec!.schedulingGates).toContainEqual({ name: GATE });
+    expect(p.metadata!.resourceVersion).toBe(written);
+    await c.core.deleteNamespacedPod({ name: 'elsewhere', namespace: ns, gracePeriodSeconds: 0 });
+    await c.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-c', namespace: ns });
     await c.core.deletePersistentVolume({ name: pv });
   });
 });

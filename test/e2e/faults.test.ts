@@ -4,6 +4,7 @@ import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, listInstances, useIppEnvironment } from './support/ipp.ts';
+import { INSTANCE_AVAILABLE } from '../../src/controllers/provisioning/condition.ts';
 import { pinnedNodeOf } from '../../src/api/pods.ts';
 import type { InstanceClassSpec } from '../../src/api/types.ts';
 
@@ -106,8 +107,13 @@ describe('faults', () => {
         expect(stranded).toContain(firstOwned.metadata!.name);
         const note = events.find((e) => e.reason === 'Stranded' && e.regarding?.name === 'bare')!.note!;
         expect(note).toContain("didn't match Pod's node affinity");
-        // The bare pod is left for its owner: no controller would bring it back.
-        await c.core.readNamespacedPod({ name: 'bare', namespace: ns });
+        // The bare pod is left for its owner: no controller would bring it back. It says why on itself.
+        const bare = await c.core.readNamespacedPod({ name: 'bare', namespace: ns });
+        expect(bare.status?.conditions?.find((x) => x.type === INSTANCE_AVAILABLE)).toMatchObject({
+          status: 'False',
+          reason: 'Stranded',
+          message: expect.stringContaining("didn't match Pod's node affinity"),
+        });
       },
       60_000,
     );

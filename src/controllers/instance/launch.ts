@@ -47,6 +47,7 @@ export class Launch implements Step {
       const launched = await provider.create({
         instance: { name, uid: inst.metadata.uid! },
         class: cls,
+        ...(inst.spec.zones?.length ? { zones: inst.spec.zones } : {}),
         tags: { [TAG_CLUSTER]: this.ctx.clusterName, [TAG_CLASS]: className, [TAG_INSTANCE]: name },
         node: {
           labels: { [NODE_CLASS_LABEL]: className, [NODE_INSTANCE_LABEL]: name },

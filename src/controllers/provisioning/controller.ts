@@ -3,23 +3,27 @@
 // order that survives a crash at any line: claim the pod → create the Instance → pin or bind.
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
+import { allowedZones, classZones, podZoneRequirements, type PodZones } from '../../api/zones.ts';
 import { namespaceAllowed, usability, type PlacementMode } from '../../api/classes.ts';
 import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
 import {
   awaitsPlacement,
+  claimOf,
   classOf,
   hasController,
   isGated,
   isNodeReady,
   pinnedNodeOf,
+  podKey,
   unschedulableSince,
 } from '../../api/pods.ts';
 import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
-import type { Instance } from '../../api/types.ts';
+import type { Instance, InstanceClass } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import * as events from './events.ts';
+import { conditionUpdate, type Verdict } from './condition.ts';
 import { isWarm } from '../warmpool/pool.ts';
 import { plan, STRANDED_AFTER_MS, type Placement } from './plan.ts';
 
@@ -90,10 +94,13 @@ export class ProvisioningController implements Controller {
       return; // the class's own events requeue us when it appears or changes
     }
     const { cls, provider } = usable;
-    const mayPlace = (p: V1Pod) => namespaceAllowed(cls, p.metadata!.namespace!);
-    for (const p of waiting.filter((p) => !mayPlace(p))) {
+    const allowed = (p: V1Pod) => namespaceAllowed(cls, p.metadata!.namespace!);
+    for (const p of waiting.filter((p) => !allowed(p))) {
       this.ctx.events.record(events.namespaceNotAllowed(p, className, cls.spec.namespaces ?? []));
     }
+    const zones = await this.zoneNeeds(cls, pods.filter(allowed), log);
+    // A pod whose volumes could not be read waits for the next pass rather than risk the wrong zone.
+    const mayPlace = (p: V1Pod) => allowed(p) && !zones.unread.has(podKey(p));
 
     const decided = plan({
       cls,
@@ -121,12 +128,33 @@ export class ProvisioningController implements Controller {
         if (capacities.some((cap) => cap === undefined)) return true;
         return capacities.some((cap) => fits(ZERO, podRequests(pod), cap!));
       },
+      zonesOf: (pod) => zones.of.get(podKey(pod)),
     });
     this.ctx.events.record(...decided.unfit.map((p) => events.noTypeFits(p, className, cls.spec.instanceTypes)));
     // Counted from the decision on, before any request leaves: a warm-pool refill deciding meanwhile
     // sees these against spec.maxInstances, though the claims come first.
     const creates = decided.claims.filter((c) => c.create).map((c) => c.instance);
     for (const name of creates) this.ctx.creates.add(className, name, false, this.now());
+    this.ctx.events.record(
+      ...decided.zoneless.map(({ pod, why, offered }) => events.noZoneFits(pod, className, why, offered)),
+    );
+    /** What ipp's condition on each pod should say, where it has something to say. */
+    const verdicts = new Map<string, [V1Pod, Verdict]>();
+    const tell = (pod: V1Pod, verdict: Verdict) => verdicts.set(podKey(pod), [pod, verdict]);
+    for (const p of decided.unfit)
+      tell(p, {
+        status: 'False',
+        reason: 'NoInstanceTypeFits',
+        message: events.noTypeFitsMessage(className, cls.spec.instanceTypes),
+      });
+    for (const { pod, why, offered } of decided.zoneless)
+      tell(pod, { status: 'False', reason: 'NoZoneFits', message: events.noZoneFitsMessage(className, why, offered) });
+    // Told False before and now given an instance (the class changed, a volume moved): True again.
+    for (const p of waiting) {
+      const claim = claimOf(p);
+      if (claim && !verdicts.has(podKey(p)) && state.instance(claim)?.spec.class === className)
+        tell(p, { status: 'True', reason: 'InstanceAssigned', message: `Instance ${claim} of class ${className}` });
+    }
 
     this.ctx.events.record(
       ...decided.blockedByMaxInstances.map((p) => events.maxInstancesReached(p, className, cls.spec.maxInstances)),
@@ -138,6 +166,8 @@ export class ProvisioningController implements Controller {
       this.ctx.events.record(events.stranded(pod, why, replacing));
       log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, why }, 'pinned pod is stranded');
       if (replacing) await ignoreNotFound(api.pods.delete(pod));
+      // A bare pod stays, pinned where it cannot run: say so on it. One being deleted needs no condition.
+      else tell(pod, { status: 'False', reason: 'Stranded', message: events.strandedMessage(why, false) });
     }
 
     let failures = 0;
@@ -188,7 +218,7 @@ export class ProvisioningController implements Controller {
         }
         if (claim.create) {
           createSent = true;
-          await api.instances.create(claim.instance, className);
+          await api.instances.create(claim.instance, className, claim.zones ? { zones: claim.zones } : {});
           expect.instances.add(claim.instance);
         }
         const source = claim.create
@@ -200,6 +230,11 @@ export class ProvisioningController implements Controller {
               : 'warm-launching';
         if (newClaim || claim.create)
           this.ctx.events.record(events.provisioning(pod, claim.instance, className, source));
+        tell(claimed ?? pod, {
+          status: 'True',
+          reason: 'InstanceAssigned',
+          message: `Instance ${claim.instance} of class ${className}`,
+        });
         if (cls.spec.warmPool?.size && newClaim) {
           if (source === 'warm') this.ctx.metrics.warmHits.inc({ class: className });
           else this.ctx.metrics.warmMisses.inc({ class: className });
@@ -222,6 +257,24 @@ export class ProvisioningController implements Controller {
       }
     });
     if (expect.claims.size || expect.instances.size) this.inFlight.set(className, expect);
+    // Status writes last: they never hold up a pod's claim or placement.
+    const now = new Date(this.now());
+    await eachBounded([...verdicts.values()], WRITES_IN_FLIGHT, async ([pod, verdict]) => {
+      const condition = conditionUpdate(pod, verdict, now);
+      if (!condition) return;
+      try {
+        await api.pods.setCondition(pod, condition);
+      } catch (e) {
+        // Gone, or recreated under the same name (uid precondition): nothing to tell. Any other
+        // failure is only logged: the next pass writes it again, and retrying the whole class with
+        // backoff for it would slow the placement of every other pod.
+        if (!isNotFound(e) && !isStale(e))
+          log.warn(
+            { pod: podKey(pod), err: e },
+            `setting condition ${condition.type} on pod ${podKey(pod)} failed (${describeError(e)}); the controller needs patch on pods/status`,
+          );
+      }
+    });
     // Stale reads are normal (our own claim changed the pod); the queue's backoff retries them.
     if (failures)
       throw new Error(`${failures} claim/placement write(s) for class ${className} did not apply; retrying`);
@@ -229,6 +282,42 @@ export class ProvisioningController implements Controller {
     // Nothing else wakes the class when a pinned pod has been unschedulable long enough to be stranded.
     if (unplaced.length > decided.stranded.length)
       return { requeueAfterMs: this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS };
+  }
+
+  /**
+   * The zones each pod about to get a new Instance may be launched in: its own node affinity, and
+   * the PersistentVolumes its claims are bound to (direct reads, only for these few pods). Pods
+   * holding a live Instance already are not asked again.
+   */
+  private async zoneNeeds(
+    cls: InstanceClass,
+    pods: readonly V1Pod[],
+    log: ControllerContext['logger'],
+  ): Promise<{ of: Map<string, PodZones | undefined>; unread: Set<string> }> {
+    const { state } = this.ctx;
+    const className = cls.metadata.name!;
+    const of = new Map<string, PodZones | undefined>();
+    const unread = new Set<string>();
+    const asking = pods.filter((p) => {
+      const claim = claimOf(p);
+      const inst = claim ? state.instance(claim) : undefined;
+      if (inst && inst.spec.class === className && !inst.metadata.deletionTimestamp) return false;
+      // Waiting for an instance, or pinned to one that vanished (recreated under its name).
+      return awaitsPlacement(p) || (!!claim && !p.spec?.nodeName && !inst);
+    });
+    await eachBounded(asking, WRITES_IN_FLIGHT, async (pod) => {
+      try {
+        const volumes = (await this.ctx.lookup.volumes?.zoneRequirements(pod)) ?? [];
+        of.set(podKey(pod), allowedZones([...podZoneRequirements(pod), ...volumes], classZones(cls)));
+      } catch (e) {
+        unread.add(podKey(pod));
+        log.warn(
+          { pod: podKey(pod), err: e },
+          `reading the PersistentVolumeClaims and PersistentVolumes of pod ${podKey(pod)} failed (${describeError(e)}); it waits until they can be read (the controller needs get on both)`,
+        );
+      }
+    });
+    return { of, unread };
   }
 
   /** True once the cache shows every claim and Instance this controller wrote for the class. */

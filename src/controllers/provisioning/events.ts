@@ -48,10 +48,13 @@ export const stranded = (pod: V1Pod, why: string, replacing: boolean): IppEvent 
   type: 'Warning',
   reason: 'Stranded',
   action: 'Pin',
-  note: replacing
-    ? `the pod cannot run where it was pinned: ${why}; deleting it so its controller recreates it on a new instance`
-    : `the pod cannot run where it was pinned: ${why}; it has no controller to recreate it: delete it and create it again`,
+  note: strandedMessage(why, replacing),
 });
+
+export const strandedMessage = (why: string, replacing: boolean) =>
+  replacing
+    ? `the pod cannot run where it was pinned: ${why}; deleting it so its controller recreates it on a new instance`
+    : `the pod cannot run where it was pinned: ${why}; it has no controller to recreate it: delete it and create it again`;
 
 export const pinned = (pod: V1Pod, instance: string, node: string): IppEvent => ({
   regarding: podRef(pod),
@@ -69,10 +72,26 @@ export const bound = (pod: V1Pod, instance: string, node: string): IppEvent => (
   note: `bound to node ${node} of Instance ${instance}`,
 });
 
+export const noZoneFits = (pod: V1Pod, cls: string, why: string, offered: readonly string[]): IppEvent => ({
+  regarding: podRef(pod),
+  type: 'Warning',
+  reason: 'NoZoneFits',
+  action: 'Provision',
+  note: noZoneFitsMessage(cls, why, offered),
+});
+
+export const noZoneFitsMessage = (cls: string, why: string, offered: readonly string[]) =>
+  offered.length
+    ? `InstanceClass "${cls}" launches only in ${offered.join(', ')}, and ${why}: no instance is launched; add the zone to the class's spec.zones, or move the volume`
+    : `no zone satisfies all of the pod's needs (${why}): no instance is launched; fix the pod's node affinity or volumes`;
+
+export const noTypeFitsMessage = (cls: string, types: readonly string[]) =>
+  `no instance type of InstanceClass "${cls}" (${types.join(', ')}) has room for the pod's resource requests; lower the requests or add a larger type to the class`;
+
 export const noTypeFits = (pod: V1Pod, cls: string, types: readonly string[]): IppEvent => ({
   regarding: podRef(pod),
   type: 'Warning',
   reason: 'NoInstanceTypeFits',
   action: 'Provision',
-  note: `no instance type of InstanceClass "${cls}" (${types.join(', ')}) has room for the pod's resource requests; lower the requests or add a larger type to the class`,
+  note: noTypeFitsMessage(cls, types),
 });

@@ -16,6 +16,7 @@ import {
   unschedulableSince,
 } from '../../api/pods.ts';
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
+import { classZones, zonesCompatible, type PodZones } from '../../api/zones.ts';
 import { isWarm } from '../warmpool/pool.ts';
 
 export interface PlanInput {
@@ -47,6 +48,8 @@ export interface PlanInput {
    * warm pool's refills, above all): they count against spec.maxInstances like live ones.
    */
   creating?: readonly string[];
+  /** The zones the pod's volumes and node affinity allow (see api/zones.ts); undefined: any. */
+  zonesOf?: (pod: V1Pod) => PodZones | undefined;
 }
 
 /**
@@ -62,6 +65,8 @@ export interface Claim {
   create: boolean;
   /** A warm Instance (never used): take it out of the pool (remove its label) once the claim is recorded. */
   warm?: boolean;
+  /** With create: the only zones the new Instance may be launched in (its pod's needs). */
+  zones?: string[];
 }
 
 export interface Placement {
@@ -79,6 +84,8 @@ export interface Plan {
   stranded: { pod: V1Pod; why: string }[];
   /** Pods no instance type of the class can run (their requests exceed every type's capacity). */
   unfit: V1Pod[];
+  /** Pods whose volumes or node affinity allow none of the zones the class launches in. */
+  zoneless: { pod: V1Pod; why: string; offered: string[] }[];
 }
 
 const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
@@ -106,7 +113,9 @@ export function plan(input: PlanInput): Plan {
   const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
   const isolation = cls.spec.isolation ?? 'Pod';
   const byName = new Map(instances.map((i) => [i.metadata.name!, i]));
-  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [], stranded: [], unfit: [] };
+  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [], stranded: [], unfit: [], zoneless: [] };
+  const offered = classZones(cls);
+  const zonesOf = (pod: V1Pod) => input.zonesOf?.(pod);
 
   // Load of every instance: what uses its capacity (pods claiming it, everything running on its
   // node, DaemonSet pods included) and which workloads occupy it (DaemonSet pods never do).
@@ -160,8 +169,19 @@ export function plan(input: PlanInput): Plan {
     !inst.status?.providerID || isolationShortfall(requiredIsolation(cls), inst.status.hostIsolation).length === 0;
   // A warm instance was never used, so it may serve even where reuse is off (one-shot, reuse: false).
   const mayReuse = !cls.spec.oneShot && (isolation === 'Class' || cls.spec.reuse !== false);
+  // A pod that needs certain zones only joins an instance that is (or can only be) in one of them.
+  const inItsZone = (inst: Instance, pod: V1Pod) =>
+    zonesCompatible(zonesOf(pod)?.zones, {
+      launchedIn: inst.status?.providerID ? inst.status.zone : undefined,
+      mayLaunchIn: inst.spec.zones ?? offered,
+    });
   const reusable = (inst: Instance, pod: V1Pod) =>
-    live(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse) && hasRoom(inst, pod);
+    live(inst) &&
+    usable(inst) &&
+    strongEnough(inst) &&
+    (isWarm(inst) || mayReuse) &&
+    inItsZone(inst, pod) &&
+    hasRoom(inst, pod);
   // Warm Ready instances first (they place the pod at once, and were kept for that), then other
   // Ready ones, then those on their way (warm first), oldest first.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 2) + (isWarm(i) ? 0 : 1);
@@ -171,10 +191,10 @@ export function plan(input: PlanInput): Plan {
       .filter(live)
       .sort((a, b) => rank(a) - rank(b) || time(a.metadata.creationTimestamp) - time(b.metadata.creationTimestamp));
   // An Instance this plan creates: a candidate for later pods of the batch, known by its name.
-  const planned = (name: string) => {
+  const planned = (name: string, zones: string[] | undefined) => {
     const fresh: Instance = {
       metadata: { name, creationTimestamp: new Date(8.64e15) },
-      spec: { class: cls.metadata.name! },
+      spec: { class: cls.metadata.name!, ...(zones ? { zones } : {}) },
       status: { phase: 'Pending' },
     };
     pool.push(fresh);
@@ -191,8 +211,9 @@ export function plan(input: PlanInput): Plan {
       out.blockedByMaxInstances.push(pod);
       continue;
     }
-    planned(claimed);
-    out.claims.push({ pod, instance: claimed, create: true });
+    const zones = zonesOf(pod)?.zones;
+    planned(claimed, zones?.length ? zones : undefined);
+    out.claims.push({ pod, instance: claimed, create: true, ...(zones?.length ? { zones } : {}) });
   }
 
   // Pinned by name, unbound, and unschedulable for a while: its node is gone, replaced, or unfit.
@@ -254,13 +275,19 @@ export function plan(input: PlanInput): Plan {
         continue;
       }
       // Other pods claiming the same name then see it as on its way, not missing (one create, counted once).
-      planned(claimed);
-      out.claims.push({ pod, instance: claimed, create: true });
+      const zones = zonesOf(pod)?.zones;
+      planned(claimed, zones?.length ? zones : undefined);
+      out.claims.push({ pod, instance: claimed, create: true, ...(zones?.length ? { zones } : {}) });
       continue;
     }
     // Unclaimed, or claimed by an Instance that is going away: find it a home, if any type can be one.
     if (input.fitsSomeType && !input.fitsSomeType(pod)) {
       out.unfit.push(pod);
+      continue;
+    }
+    const needs = zonesOf(pod);
+    if (needs && !needs.zones.length) {
+      out.zoneless.push({ pod, why: needs.why, offered: offered ?? [] });
       continue;
     }
     const home = candidates().find((i) => reusable(i, pod));
@@ -276,9 +303,9 @@ export function plan(input: PlanInput): Plan {
     const name = newName();
     // Later pods of this batch may join the fresh instance (Class isolation) but never reuse it
     // under Pod isolation: charge() below fills it.
-    planned(name);
+    planned(name, needs?.zones);
     charge(name, pod);
-    out.claims.push({ pod, instance: name, create: true });
+    out.claims.push({ pod, instance: name, create: true, ...(needs ? { zones: needs.zones } : {}) });
   }
   return out;
 }

@@ -393,6 +393,15 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
       expect(grants(cluster, 'ipp.dev', 'instanceclasses', 'patch'), set).toEqual([]);
       expect(grants(cluster, 'ipp.dev', 'instanceclasses', 'delete'), set).toEqual([]);
       expect(grants(cluster, '', 'pods', 'patch')).toHaveLength(1);
+      // ipp's own pod condition (the scope policy keeps it to that one condition), and the zone of a
+      // waiting pod's volumes by direct reads: get only, no list or watch of the cluster's storage.
+      expect(grants(cluster, '', 'pods/status', 'patch'), set).toHaveLength(1);
+      expect(grants(cluster, '', 'pods/status', 'update'), set).toEqual([]);
+      for (const res of ['persistentvolumeclaims', 'persistentvolumes']) {
+        expect(grants(cluster, '', res, 'get'), `${set} ${res}`).toHaveLength(1);
+        for (const verb of ['list', 'watch', 'create', 'patch', 'update', 'delete'])
+          expect(grants(cluster, '', res, verb), `${set} ${res} ${verb}`).toEqual([]);
+      }
       expect(grants(cluster, '', 'nodes', 'delete')).toHaveLength(1);
       expect(grants(cluster, 'events.k8s.io', 'events', 'create')).toHaveLength(1);
       const o = optionsOf(ms);

@@ -1,6 +1,6 @@
 // The controllers' collaborators for unit tests: a cluster view over plain arrays, API writers that
 // record what they were asked (and can be told to fail), and a context wiring them with a fake cloud.
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { V1Node, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../../src/api/types.ts';
 import { POD_INSTANCE_ANNOTATION } from '../../../src/api/names.ts';
 import { claimOf, classOf } from '../../../src/api/pods.ts';
@@ -80,8 +80,10 @@ export class FakeWrites implements KubeWrites {
   }
 
   readonly instances = {
-    create: (name: string, cls: string, opts?: { warm?: boolean }) =>
-      opts?.warm ? this.record('instances.create', name, cls, opts) : this.record('instances.create', name, cls),
+    create: (name: string, cls: string, opts?: { warm?: boolean; zones?: readonly string[] }) =>
+      opts?.warm || opts?.zones
+        ? this.record('instances.create', name, cls, opts)
+        : this.record('instances.create', name, cls),
     patchStatus: (name: string, status: Record<string, unknown>) => this.record('instances.patchStatus', name, status),
     replaceStatus: (inst: Instance, status: unknown) =>
       this.record('instances.replaceStatus', inst.metadata.name, inst.metadata.resourceVersion, status),
@@ -105,6 +107,8 @@ export class FakeWrites implements KubeWrites {
     forceDelete: (pod: V1Pod) => this.record('pods.forceDelete', pod.metadata?.name),
     evict: (pod: V1Pod) => this.record('pods.evict', pod.metadata?.name),
     bind: (pod: V1Pod, node: string) => this.record('pods.bind', pod.metadata?.name, node),
+    setCondition: (pod: V1Pod, condition: V1PodCondition) =>
+      this.record('pods.setCondition', pod.metadata?.name, condition),
   };
   readonly nodes = {
     cordon: (node: V1Node) => this.record('nodes.cordon', node.metadata?.name),

@@ -20,6 +20,19 @@ describe('offerings', () => {
     expect(offerings(cls(['a']), ['d1'])).toEqual([{ instanceType: 'a', zone: 'd1' }]);
   });
 
+  it("keeps only the zones an Instance needs, in the class's order, and none when the class offers none of them", () => {
+    expect(offerings(cls(['a', 'b'], ['z1', 'z2', 'z3']), [], ['z3', 'z2'])).toEqual([
+      { instanceType: 'a', zone: 'z2' },
+      { instanceType: 'a', zone: 'z3' },
+      { instanceType: 'b', zone: 'z2' },
+      { instanceType: 'b', zone: 'z3' },
+    ]);
+    expect(offerings(cls(['a']), ['d1', 'd2'], ['d2'])).toEqual([{ instanceType: 'a', zone: 'd2' }]);
+    // The provider chooses zones: the needed ones are asked for by name.
+    expect(offerings(cls(['a']), [], ['z9'])).toEqual([{ instanceType: 'a', zone: 'z9' }]);
+    expect(offerings(cls(['a'], ['z1']), [], ['z9'])).toEqual([]);
+  });
+
   it('falls through capacity errors and remembers them until the TTL passes', async () => {
     let now = 0;
     const unavailable = new UnavailableOfferings(1_000, () => now);

@@ -85,6 +85,17 @@ describe('leanPod', () => {
     expect(JSON.stringify(p).length).toBeLessThan(JSON.stringify(fullPod()).length / 2);
   });
 
+  it("keeps an ipp pod's annotations map when last-applied was its only entry (the claim adds into it)", () => {
+    const p = leanPod({
+      metadata: {
+        name: 'x',
+        labels: { 'ipp-class': 'c' },
+        annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' },
+      },
+    });
+    expect(p.metadata!.annotations).toEqual({});
+  });
+
   it('leaves a minimal pod valid', () => {
     const p = leanPod({
       metadata: { name: 'x', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } },

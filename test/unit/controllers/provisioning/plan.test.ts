@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Instance, InstanceClass } from '../../../../src/api/types.ts';
 import { plan, type Plan } from '../../../../src/controllers/provisioning/plan.ts';
 import type { Resources } from '../../../../providers/types.ts';
+import type { PodZones } from '../../../../src/api/zones.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
 interface Input {
@@ -17,6 +18,8 @@ interface Input {
   onNode?: Record<string, V1Pod[]>;
   now?: number;
   creating?: string[];
+  /** Zones each pod may be launched in, by pod name. */
+  zones?: Record<string, PodZones>;
 }
 
 function run(input: Input): Plan {
@@ -37,6 +40,7 @@ function run(input: Input): Plan {
     newName: () => `new-${++n}`,
     now: input.now ?? Date.parse('2024-01-01T01:00:00Z'),
     creating: input.creating,
+    zonesOf: (p) => input.zones?.[p.metadata!.name!],
   });
 }
 
@@ -404,7 +408,14 @@ describe('which pods and in which order', () => {
         pod('unlabelled', { class: null }),
       ],
     });
-    expect(p).toEqual({ claims: [], placements: [], blockedByMaxInstances: [], stranded: [], unfit: [] });
+    expect(p).toEqual({
+      claims: [],
+      placements: [],
+      blockedByMaxInstances: [],
+      stranded: [],
+      unfit: [],
+      zoneless: [],
+    });
   });
 
   it('plans pods held by schedulerName ipp without a gate', () => {
@@ -571,5 +582,72 @@ describe('one-shot', () => {
   it('never reuses an idle instance, even with reuse left at its default', () => {
     const p = run({ cls: cls({ oneShot: true }), pods: [pod('a')], instances: [instance('done', { phase: 'Ready' })] });
     expect(claims(p)).toEqual(['a->new-1+']);
+  });
+});
+
+describe('zones of volumes and node affinity', () => {
+  const needs = (...zones: string[]): PodZones => ({ zones, why: 'PersistentVolume v (claim data) needs zone c' });
+  const inZone = (name: string, zone: string, o: Parameters<typeof instance>[1] = {}) => {
+    const i = instance(name, { phase: 'Ready', providerID: `sim:///${zone}/${name}`, ...o });
+    i.status!.zone = zone;
+    return i;
+  };
+
+  it('records the zones a pod needs on the Instance created for it', () => {
+    const p = run({ cls: cls({ zones: ['a', 'b', 'c'] }), pods: [pod('p')], zones: { p: needs('b') } });
+    expect(p.claims).toEqual([expect.objectContaining({ instance: 'new-1', create: true, zones: ['b'] })]);
+  });
+
+  it('launches nothing for a pod whose zones the class does not offer, and says which', () => {
+    const p = run({ cls: cls({ zones: ['a', 'b'] }), pods: [pod('p'), pod('q')], zones: { p: needs() } });
+    expect(p.zoneless).toEqual([
+      {
+        pod: expect.objectContaining({ metadata: expect.objectContaining({ name: 'p' }) }),
+        why: needs().why,
+        offered: ['a', 'b'],
+      },
+    ]);
+    expect(claims(p)).toEqual(['q->new-1+']);
+  });
+
+  it('reuses an idle instance only in an allowed zone', () => {
+    const p = run({
+      cls: cls({ zones: ['a', 'b'] }),
+      pods: [pod('p')],
+      instances: [inZone('in-a', 'a'), inZone('in-b', 'b')],
+      zones: { p: needs('b') },
+    });
+    expect(claims(p)).toEqual(['p->in-b']);
+  });
+
+  it('never takes an instance still to launch that may land outside its zones', () => {
+    const p = run({
+      cls: cls({ zones: ['a', 'b'] }),
+      pods: [pod('p')],
+      instances: [instance('anywhere', { phase: 'Pending' })],
+      zones: { p: needs('b') },
+    });
+    expect(claims(p)).toEqual(['p->new-1+']);
+  });
+
+  it('under Class isolation, shares an instance only between pods with compatible zones', () => {
+    const p = run({
+      cls: cls({ isolation: 'Class', zones: ['a', 'b'] }),
+      pods: [
+        pod('needs-b', { created: at(1) }),
+        pod('any', { created: at(2) }),
+        pod('needs-a', { created: at(3) }),
+        pod('also-b', { created: at(4) }),
+      ],
+      capacity: () => cap(64_000),
+      zones: { 'needs-b': needs('b'), 'needs-a': needs('a'), 'also-b': needs('a', 'b') },
+    });
+    expect(claims(p)).toEqual(['needs-b->new-1+', 'any->new-1', 'needs-a->new-2+', 'also-b->new-1']);
+    expect(p.claims.map((c) => c.zones)).toEqual([['b'], undefined, ['a'], undefined]);
+  });
+
+  it('recreates a missing claimed Instance with the zones its pod needs', () => {
+    const p = run({ cls: cls({ zones: ['a', 'b'] }), pods: [pod('p', { claim: 'gone' })], zones: { p: needs('a') } });
+    expect(p.claims).toEqual([expect.objectContaining({ instance: 'gone', create: true, zones: ['a'] })]);
   });
 });
