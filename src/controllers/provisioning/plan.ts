@@ -127,12 +127,13 @@ export function plan(input: PlanInput): Plan {
 
   let liveCount = instances.filter(live).length;
   const mayPlace = input.mayPlace ?? (() => true);
+  // Oldest first. Sort keys are computed once per pod, not per comparison: a burst of a thousand
+  // pods sorted by re-parsed timestamps is measurable in every pass.
   const waiting = pods
     .filter((p) => awaitsPlacement(p) && mayPlace(p))
-    .sort(
-      (a, b) =>
-        time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) || podKey(a).localeCompare(podKey(b)),
-    );
+    .map((p) => ({ p, t: time(p.metadata?.creationTimestamp), key: podKey(p) }))
+    .sort((a, b) => a.t - b.t || a.key.localeCompare(b.key))
+    .map(({ p }) => p);
   const waitingKeys = new Set(waiting.map(podKey));
 
   const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
@@ -150,20 +151,33 @@ export function plan(input: PlanInput): Plan {
     return !!node && isNodeReady(node);
   };
   // A class tightened (VM → BareMetal) never hands out an instance launched under the weaker level.
+  const required = requiredIsolation(cls);
   const strongEnough = (inst: Instance) =>
-    !inst.status?.providerID || isolationShortfall(requiredIsolation(cls), inst.status.hostIsolation).length === 0;
+    !inst.status?.providerID || isolationShortfall(required, inst.status.hostIsolation).length === 0;
   // A warm instance was never used, so it may serve even where reuse is off (one-shot, reuse: false).
   const mayReuse = !cls.spec.oneShot && (isolation === 'Class' || cls.spec.reuse !== false);
-  const reusable = (inst: Instance, pod: V1Pod) =>
-    live(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse) && hasRoom(inst, pod);
+  /** May serve a further pod if it has room: nothing here changes during a plan, so it is judged once. */
+  const eligible = (inst: Instance) => live(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse);
   // Warm Ready instances first (they place the pod at once, and were kept for that), then other
-  // Ready ones, then those on their way (warm first), oldest first.
+  // Ready ones, then those on their way (warm first), oldest first. Sorted once per plan; the
+  // Instances this plan creates rank last (Pending, not warm, newest) and are appended in order.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 2) + (isWarm(i) ? 0 : 1);
-  const pool = [...instances];
-  const candidates = () =>
-    pool
-      .filter(live)
-      .sort((a, b) => rank(a) - rank(b) || time(a.metadata.creationTimestamp) - time(b.metadata.creationTimestamp));
+  const candidates = instances
+    .filter(eligible)
+    .map((i) => ({ i, rank: rank(i), t: time(i.metadata.creationTimestamp) }))
+    .sort((a, b) => a.rank - b.rank || a.t - b.t)
+    .map(({ i }) => i);
+  /**
+   * Under Pod isolation an occupied candidate stays occupied for the rest of the plan (load only
+   * grows), so the search for a home resumes after the last one found full instead of rescanning
+   * them for every pod of a burst.
+   */
+  let firstFree = 0;
+  const findHome = (pod: V1Pod): Instance | undefined => {
+    if (isolation !== 'Pod') return candidates.find((i) => hasRoom(i, pod));
+    while (firstFree < candidates.length && !hasRoom(candidates[firstFree]!, pod)) firstFree++;
+    return candidates[firstFree];
+  };
   // An Instance this plan creates: a candidate for later pods of the batch, known by its name.
   const planned = (name: string) => {
     const fresh: Instance = {
@@ -171,7 +185,7 @@ export function plan(input: PlanInput): Plan {
       spec: { class: cls.metadata.name! },
       status: { phase: 'Pending' },
     };
-    pool.push(fresh);
+    if (eligible(fresh)) candidates.push(fresh);
     byName.set(name, fresh);
     liveCount++;
   };
@@ -256,7 +270,7 @@ export function plan(input: PlanInput): Plan {
       out.unfit.push(pod);
       continue;
     }
-    const home = candidates().find((i) => reusable(i, pod));
+    const home = findHome(pod);
     if (home) {
       charge(home.metadata.name!, pod);
       out.claims.push({ pod, instance: home.metadata.name!, create: false, ...(isWarm(home) ? { warm: true } : {}) });
