@@ -125,16 +125,17 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     kc,
     logger,
     {
-      pod: (p) => {
-        wake((w) => w.pod?.(p, state));
+      pod: (p, old) => {
+        wake((w) => w.pod?.(p, state, old));
         auditor.touch(p.spec?.nodeName);
       },
-      node: (n) => {
-        wake((w) => w.node?.(n, state));
+      node: (n, old) => {
+        wake((w) => w.node?.(n, state, old));
         auditor.touch(n.metadata?.name);
       },
       instance: (i) => wake((w) => w.instance?.(i, state)),
-      instanceClass: (c) => wake((w) => w.instanceClass?.(c, state)),
+      instanceClass: (c, statusOnly) =>
+        wake((w) => (statusOnly ? w.instanceClassStatus?.(c, state) : w.instanceClass?.(c, state))),
     },
     (resource, at) => metrics.informerLastEvent.set({ resource }, at / 1000),
   );
