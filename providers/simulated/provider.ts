@@ -4,11 +4,12 @@
 // the providerID, labels and taint a real node would register with. The controller cannot tell it
 // from a real cloud: same interface, same typed errors, same registration path.
 import { createHash } from 'node:crypto';
-import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1ConfigMap, type V1Node } from '@kubernetes/client-node';
 import type { HostIsolation, InstanceClass } from '../../src/api/types.ts';
 import { parseDuration } from '../../src/api/duration.ts';
 import { TAG_CLASS, TAG_CLUSTER, TAG_INSTANCE } from '../../src/api/names.ts';
 import { isAlreadyExists, isNotFound } from '../../src/kube/errors.ts';
+import { Informer } from '../../src/kube/informer.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
 import type { Logger } from '../../src/log.ts';
 import { InsufficientCapacityError, InvalidConfigError, NotFoundError, ThrottledError } from '../errors.ts';
@@ -31,6 +32,8 @@ export interface SimulatedProviderOptions {
 }
 
 const PREFIX = 'sim:///';
+/** How long a node this loop created or deleted may be missing from its watch before the watch is believed. */
+const UNSEEN_MS = 30_000;
 const STATE_LABEL = 'sim.ipp.dev/state';
 /** On the simulated kubelets' own nodes, so they find them (and only this cluster's). */
 const NODE_LABEL = 'sim.ipp.dev/cluster';
@@ -212,32 +215,73 @@ export class SimulatedProvider implements CloudProvider {
     }
   }
 
-  /** The simulated kubelets: register nodes of booted instances, remove nodes of vanished ones. */
+  /**
+   * The simulated kubelets: register nodes of booted instances, remove nodes of vanished ones. They
+   * watch the records and their nodes rather than list both every tick: listing every instance and
+   * node twice a second made this stand-in for the cloud cost the controller's process CPU in
+   * proportion to the number of instances times the length of a burst.
+   */
   async run(signal: AbortSignal): Promise<void> {
     const tick = this.opts.tickMs ?? 500;
-    while (!signal.aborted) {
-      try {
-        await this.boot();
-      } catch (e) {
-        this.opts.logger.warn({ err: e }, 'simulated kubelet loop failed; retrying');
+    const records = new Informer<V1ConfigMap>({
+      kubeconfig: this.opts.kubeconfig,
+      resource: 'simulated instances',
+      path: `/api/v1/namespaces/${this.opts.namespace}/configmaps`,
+      labelSelector: this.selector(),
+      logger: this.opts.logger,
+      onChange: () => {},
+    });
+    const nodes = new Informer<V1Node>({
+      kubeconfig: this.opts.kubeconfig,
+      resource: 'simulated nodes',
+      path: '/api/v1/nodes',
+      labelSelector: `${NODE_LABEL}=${this.opts.clusterName}`,
+      logger: this.opts.logger,
+      onChange: () => {},
+    });
+    const stop = () => void Promise.all([records.stop(), nodes.stop()]);
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      await Promise.all([records.start(), nodes.start()]);
+      while (!signal.aborted) {
+        try {
+          await this.boot(
+            records.list().map((cm) => this.cachedRecord(cm)),
+            nodes.list().map((n) => n.metadata!.name!),
+          );
+        } catch (e) {
+          this.opts.logger.warn({ err: e }, 'simulated kubelet loop failed; retrying');
+        }
+        await new Promise((r) => setTimeout(r, tick));
       }
-      await new Promise((r) => setTimeout(r, tick));
+    } finally {
+      signal.removeEventListener('abort', stop);
+      await Promise.all([records.stop(), nodes.stop()]);
     }
   }
 
-  private async boot(): Promise<void> {
-    const records = await this.records();
-    const nodes = await this.core.listNode({ labelSelector: `${NODE_LABEL}=${this.opts.clusterName}` });
-    const known = new Set(nodes.items.map((n) => n.metadata!.name!));
+  /**
+   * Nodes this loop created or deleted that the node watch has not shown yet, so a tick on the
+   * lagging cache neither registers a node twice nor deletes one twice (for at most UNSEEN_MS).
+   */
+  private readonly unseen = new Map<string, { created: boolean; at: number }>();
+
+  private async boot(records: SimulatedRecord[], nodes: string[]): Promise<void> {
+    const cached = new Set(nodes);
     const now = Date.now();
+    for (const [n, u] of this.unseen) if (cached.has(n) === u.created || now - u.at > UNSEEN_MS) this.unseen.delete(n);
+    const known = (n: string) => this.unseen.get(n)?.created ?? cached.has(n);
     for (const r of records) {
-      if (!r.register || known.has(nodeName(r.id)) || Date.parse(r.launchedAt) + r.bootDelayMs > now) continue;
+      if (!r.register || known(nodeName(r.id)) || Date.parse(r.launchedAt) + r.bootDelayMs > now) continue;
       await this.register(r);
+      this.unseen.set(nodeName(r.id), { created: true, at: now });
     }
     // A terminated instance's node goes away, as the cloud node-lifecycle controller does.
     const live = new Set(records.map((r) => nodeName(r.id)));
-    for (const n of nodes.items) {
-      if (!live.has(n.metadata!.name!)) await this.core.deleteNode({ name: n.metadata!.name! }).catch(() => {});
+    for (const n of nodes) {
+      if (live.has(n) || !known(n)) continue;
+      await this.core.deleteNode({ name: n }).catch(() => {});
+      this.unseen.set(n, { created: false, at: now });
     }
   }
 
@@ -283,10 +327,15 @@ export class SimulatedProvider implements CloudProvider {
       .map((r) => this.toInstance(r));
   }
 
+  /** This cluster's running instances (and more, e.g. `,<label>=<value>`). */
+  private selector(more = ''): string {
+    return `${TAG_CLUSTER}=${this.opts.clusterName},${STATE_LABEL}=running${more}`;
+  }
+
   private async records(moreSelector = ''): Promise<SimulatedRecord[]> {
     const list = await this.core.listNamespacedConfigMap({
       namespace: this.opts.namespace,
-      labelSelector: `${TAG_CLUSTER}=${this.opts.clusterName},${STATE_LABEL}=running${moreSelector}`,
+      labelSelector: this.selector(moreSelector),
     });
     return list.items.map((cm) => this.fromConfigMap(cm));
   }
@@ -305,6 +354,14 @@ export class SimulatedProvider implements CloudProvider {
       },
       data: { instance: JSON.stringify(r) },
     };
+  }
+
+  private readonly parsed = new WeakMap<V1ConfigMap, SimulatedRecord>();
+  /** A cached ConfigMap's record, parsed once (the cache replaces the object when it changes). */
+  private cachedRecord(cm: V1ConfigMap): SimulatedRecord {
+    let r = this.parsed.get(cm);
+    if (!r) this.parsed.set(cm, (r = this.fromConfigMap(cm)));
+    return r;
   }
 
   private fromConfigMap(cm: V1ConfigMap): SimulatedRecord {

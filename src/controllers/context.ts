@@ -61,10 +61,18 @@ export interface ControllerContext {
  * routes informer events through these. `resync` lists the keys reconciled on every resync tick.
  */
 export interface Wakes {
-  pod?(pod: V1Pod, state: ClusterView): Iterable<string>;
-  node?(node: V1Node, state: ClusterView): Iterable<string>;
+  /** `old`: the pod this update replaced (absent for adds, deletes and a relist's changes). */
+  pod?(pod: V1Pod, state: ClusterView, old?: V1Pod): Iterable<string>;
+  /** `old`: the node this update replaced (absent for adds, deletes and a relist's changes). */
+  node?(node: V1Node, state: ClusterView, old?: V1Node): Iterable<string>;
   instance?(inst: Instance, state: ClusterView): Iterable<string>;
+  /** A class was added, deleted, or changed in more than its status. */
   instanceClass?(cls: InstanceClass, state: ClusterView): Iterable<string>;
+  /**
+   * Only a class's status changed (mostly ipp's own summary write, which in a burst is one every few
+   * pods): only a controller that reads the status needs waking for it.
+   */
+  instanceClassStatus?(cls: InstanceClass, state: ClusterView): Iterable<string>;
   resync?(state: ClusterView): Iterable<string>;
 }
 

@@ -7,7 +7,6 @@
 // CPU in a burst and over a thousand open sockets. Here the Agent is built once per (cluster, user,
 // TLS material) and reused; a changed certificate (rotated files) gets a new Agent and the old one
 // is closed.
-import { createHash } from 'node:crypto';
 import { KubeConfig, type Cluster, type RequestContext } from '@kubernetes/client-node';
 import { laneOfCaller, LaneLimiter, type RateLimit } from './lanes.ts';
 
@@ -30,14 +29,33 @@ type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, u
 /** Lease renewals skip the rate limit: a controller busy with its own writes must never lose the lease to its own limiter. */
 const exempt = (url: string) => url.includes('/apis/coordination.k8s.io/');
 
-const fingerprint = (cluster: Cluster | null, agentOptions: Record<string, unknown>) =>
-  createHash('sha256')
-    .update(
-      JSON.stringify([cluster?.name, cluster?.server, cluster?.proxyUrl, agentOptions], (_k, v: unknown) =>
-        Buffer.isBuffer(v) ? v.toString('base64') : v,
-      ),
-    )
-    .digest('hex');
+/**
+ * Would these options build the same pool as `before`? Compared field by field (certificates as
+ * bytes) on every request: a JSON copy and a SHA-256 of the certificates per request was 4 % of the
+ * controller's CPU in a burst.
+ */
+function sameOptions(
+  before: DispatcherInputs,
+  cluster: Cluster | null,
+  agentOptions: Record<string, unknown>,
+): boolean {
+  if (before.name !== cluster?.name || before.server !== cluster?.server || before.proxyUrl !== cluster?.proxyUrl)
+    return false;
+  const keys = Object.keys(agentOptions);
+  if (keys.length !== Object.keys(before.agentOptions).length) return false;
+  return keys.every((k) => {
+    const a = agentOptions[k];
+    const b = before.agentOptions[k];
+    return Buffer.isBuffer(a) && Buffer.isBuffer(b) ? a.equals(b) : a === b;
+  });
+}
+
+interface DispatcherInputs {
+  name: string | undefined;
+  server: string | undefined;
+  proxyUrl: string | undefined;
+  agentOptions: Record<string, unknown>;
+}
 
 /**
  * A KubeConfig whose every client (generated APIs, watches, the informers' own requests) shares one
@@ -45,7 +63,7 @@ const fingerprint = (cluster: Cluster | null, agentOptions: Record<string, unkno
  */
 export class ApiClientConfig extends KubeConfig {
   private readonly limiter: LaneLimiter;
-  private readonly dispatchers = new Map<string, { fingerprint: string; dispatcher: Closable }>();
+  private readonly dispatchers = new Map<string, { inputs: DispatcherInputs; dispatcher: Closable }>();
   /** Total time requests waited for the rate limit, in ms (for metrics and benchmarks). */
   throttledMs = 0;
 
@@ -58,12 +76,12 @@ export class ApiClientConfig extends KubeConfig {
     const fresh = self.createDispatcher.bind(this);
     self.createDispatcher = (cluster, agentOptions) => {
       const key = `${cluster?.name ?? ''}|${this.getCurrentUser()?.name ?? ''}`;
-      const print = fingerprint(cluster, agentOptions);
       const cached = this.dispatchers.get(key);
-      if (cached?.fingerprint === print) return cached.dispatcher;
+      if (cached && sameOptions(cached.inputs, cluster, agentOptions)) return cached.dispatcher;
       const dispatcher = fresh(cluster, agentOptions);
       if (!dispatcher) return undefined;
-      this.dispatchers.set(key, { fingerprint: print, dispatcher });
+      const inputs = { name: cluster?.name, server: cluster?.server, proxyUrl: cluster?.proxyUrl, agentOptions };
+      this.dispatchers.set(key, { inputs, dispatcher });
       // In-flight requests on the old pool finish; close() only refuses new ones.
       void cached?.dispatcher.close().catch(() => {});
       return dispatcher;

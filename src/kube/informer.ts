@@ -32,8 +32,11 @@ export interface InformerOptions<T extends KubernetesObject> {
   path: string;
   labelSelector?: string;
   logger: Logger;
-  /** Called for every add, update and delete (and for each change a relist finds). */
-  onChange: (obj: T, kind: 'add' | 'update' | 'delete') => void;
+  /**
+   * Called for every add, update and delete (and for each change a relist finds). `old` is the
+   * object a watch update replaced (not given for a relist's changes).
+   */
+  onChange: (obj: T, kind: 'add' | 'update' | 'delete', old?: T) => void;
   /** Secondary indexes of the cache, read with byIndex(). */
   indexers?: Indexers<T>;
   /** Applied to every object as it arrives (list or watch), e.g. to drop fields nobody reads. */
@@ -346,7 +349,7 @@ export class Informer<T extends KubernetesObject> {
       case 'MODIFIED': {
         const obj = this.prepare(ev.object);
         const old = this.store.upsert(obj);
-        this.opts.onChange(obj, old ? 'update' : 'add');
+        this.opts.onChange(obj, old ? 'update' : 'add', old);
         break;
       }
       case 'DELETED': {

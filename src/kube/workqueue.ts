@@ -16,6 +16,11 @@ export interface WorkQueueOptions {
   concurrency?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * A key is not started again sooner than this after its last start; adds meanwhile wait for the
+   * rest of it (and, queued once, are one run). 0 (default) runs a key again as soon as it is added.
+   */
+  minIntervalMs?: number;
   logger: Logger;
   /** Observes depth and outcomes (metrics). */
   onDepth?: (depth: number) => void;
@@ -32,16 +37,20 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly due = new Map<string, number>();
+  /** When each key last started (only with minIntervalMs). */
+  private readonly started = new Map<string, number>();
   private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> &
     Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
   private wake: (() => void) | undefined;
 
   constructor(opts: WorkQueueOptions) {
     this.name = opts.name;
-    this.opts = { concurrency: 4, baseDelayMs: 500, maxDelayMs: 5 * 60_000, ...opts };
+    this.opts = { concurrency: 4, baseDelayMs: 500, maxDelayMs: 5 * 60_000, minIntervalMs: 0, ...opts };
   }
 
   add(key: string): void {
+    const wait = this.opts.minIntervalMs - (Date.now() - (this.started.get(key) ?? -Infinity));
+    if (wait > 0 && !this.processing.has(key)) return this.addAfter(key, wait);
     const timer = this.timers.get(key);
     if (timer) {
       clearTimeout(timer);
@@ -121,6 +130,7 @@ export class WorkQueue {
     for (;;) {
       const key = await this.next(signal);
       if (key === undefined) return;
+      if (this.opts.minIntervalMs > 0) this.started.set(key, Date.now());
       try {
         const result = await reconcile(key, signal);
         this.failures.delete(key);

@@ -3,6 +3,7 @@
 // (and write to the API); they never keep state of their own between calls. Every lookup reads an
 // index the informers maintain from their events, never a scan of a whole cache: at 50,000 cached
 // pods a scan inside a per-instance loop is what starves the lease and the webhook.
+import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig, KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
 import { GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
 import type { Instance, InstanceClass } from '../api/types.ts';
@@ -12,11 +13,13 @@ import type { Indexers } from '../kube/store.ts';
 import type { Logger } from '../log.ts';
 import { leanNode, leanPod } from './lean.ts';
 
+/** `old`: the object a watch update replaced, when there was one (see Wakes). */
 export type ChangeHandler = {
-  pod: (p: V1Pod) => void;
-  node: (n: V1Node) => void;
+  pod: (p: V1Pod, old?: V1Pod) => void;
+  node: (n: V1Node, old?: V1Node) => void;
   instance: (i: Instance) => void;
-  instanceClass: (c: InstanceClass) => void;
+  /** `statusOnly`: an update that changed nothing but the status (ipp's own summary of the class). */
+  instanceClass: (c: InstanceClass, statusOnly: boolean) => void;
 };
 
 const one = (v: string | undefined): readonly string[] => (v ? [v] : []);
@@ -36,6 +39,19 @@ export const INSTANCE_INDEXERS: Indexers<Instance & KubernetesObject> = {
   providerID: (i) => one(i.status?.providerID),
   nodeName: (i) => one(i.status?.nodeName),
 };
+
+/** Metadata (but the resourceVersion) and spec as they were: only the status changed. */
+export function onlyStatusChanged(
+  old: KubernetesObject & { status?: unknown },
+  now: KubernetesObject & { status?: unknown },
+) {
+  const rest = (o: KubernetesObject & { status?: unknown }) => {
+    const { status: _status, metadata, ...others } = o;
+    const { resourceVersion: _rv, ...meta } = metadata ?? {};
+    return { ...others, metadata: meta };
+  };
+  return isDeepStrictEqual(rest(old), rest(now));
+}
 
 /** For /readyz: each cache that has not listed, with its last error; undefined when all have. */
 export function notSyncedReason(statuses: readonly InformerStatus[]): string | undefined {
@@ -80,7 +96,7 @@ export class ClusterState {
       path: '/api/v1/pods',
       indexers: POD_INDEXERS,
       transform: leanPod,
-      onChange: (p) => on.pod(p),
+      onChange: (p, _kind, old) => on.pod(p, old),
     });
     this.nodes = new Informer<V1Node>({
       ...common('nodes'),
@@ -88,7 +104,7 @@ export class ClusterState {
       labelSelector: NODE_CLASS_LABEL,
       indexers: NODE_INDEXERS,
       transform: leanNode,
-      onChange: (n) => on.node(n),
+      onChange: (n, _kind, old) => on.node(n, old),
     });
     this.instances = new Informer<Instance & KubernetesObject>({
       ...common('instances'),
@@ -99,7 +115,7 @@ export class ClusterState {
     this.classes = new Informer<InstanceClass & KubernetesObject>({
       ...common('instanceclasses'),
       path: `/apis/${GROUP}/${VERSION}/instanceclasses`,
-      onChange: (c) => on.instanceClass(c),
+      onChange: (c, kind, old) => on.instanceClass(c, kind === 'update' && !!old && onlyStatusChanged(old, c)),
     });
   }
 

@@ -2,7 +2,8 @@
 // same class never race): read the class's pods and Instances, plan, then carry the plan out in the
 // order that survives a crash at any line: claim the pod → create the Instance → pin or bind.
 import { randomBytes } from 'node:crypto';
-import type { V1Pod } from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
+import type { V1Node, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { allowedZones, classZones, podZoneRequirements, type PodZones } from '../../api/zones.ts';
 import { namespaceAllowed, usability, type PlacementMode } from '../../api/classes.ts';
 import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
@@ -13,6 +14,7 @@ import {
   hasController,
   isGated,
   isNodeReady,
+  isTerminal,
   pinnedNodeOf,
   podKey,
   unschedulableSince,
@@ -56,11 +58,48 @@ async function eachBounded<T>(items: readonly T[], limit: number, each: (item: T
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** Metadata as it was but for the resourceVersion (which every write moves). */
+const sameMetadata = (a: V1ObjectMeta | undefined, b: V1ObjectMeta | undefined) => {
+  const { resourceVersion: _a, ...restA } = a ?? {};
+  const { resourceVersion: _b, ...restB } = b ?? {};
+  return isDeepStrictEqual(restA, restB);
+};
+const podScheduled = (p: V1Pod) => p.status?.conditions?.find((c) => c.type === 'PodScheduled');
+
+/**
+ * Could this pod update change what a pass of its class decides? A pass reads a pod's metadata and
+ * spec, whether it has ended, and its PodScheduled condition (how long it has been unschedulable);
+ * the rest of its status (the kubelet reporting it Running, IPs, container states) never. Each pod of
+ * a burst sees several such updates, and each pass reads every pod of the class.
+ */
+export function podChangeMatters(old: V1Pod, now: V1Pod): boolean {
+  return (
+    !sameMetadata(old.metadata, now.metadata) ||
+    !isDeepStrictEqual(old.spec, now.spec) ||
+    isTerminal(old) !== isTerminal(now) ||
+    !isDeepStrictEqual(podScheduled(old), podScheduled(now))
+  );
+}
+
+/**
+ * Could this node update change what a pass decides? A pass reads a node's metadata and spec, whether
+ * it is Ready (and schedulable) and its allocatable; not the heartbeats, images or addresses of its status.
+ */
+export function nodeChangeMatters(old: V1Node, now: V1Node): boolean {
+  return (
+    !sameMetadata(old.metadata, now.metadata) ||
+    !isDeepStrictEqual(old.spec, now.spec) ||
+    isNodeReady(old) !== isNodeReady(now) ||
+    !isDeepStrictEqual(old.status?.allocatable, now.status?.allocatable)
+  );
+}
+
 export class ProvisioningController implements Controller {
   readonly name = 'provisioning';
   readonly wakes: Wakes = {
-    pod: (p) => [classOf(p)].filter((k): k is string => !!k),
-    node: (n) => [n.metadata?.labels?.[NODE_CLASS_LABEL]].filter((k): k is string => !!k),
+    pod: (p, _state, old) => (old && !podChangeMatters(old, p) ? [] : [classOf(p)].filter((k): k is string => !!k)),
+    node: (n, _state, old) =>
+      old && !nodeChangeMatters(old, n) ? [] : [n.metadata?.labels?.[NODE_CLASS_LABEL]].filter((k): k is string => !!k),
     instance: (i) => [i.spec.class],
     instanceClass: (c) => [c.metadata.name!],
     resync: (state) => state.classes.list().map((c) => c.metadata.name!),

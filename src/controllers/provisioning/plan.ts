@@ -108,6 +108,20 @@ const pinnedUnbound = (p: V1Pod) => {
 };
 /** Typed list calls give creationTimestamp as a Date, watch events as an ISO string: compare times, not strings. */
 const time = (t: Date | string | undefined) => (t ? new Date(t).getTime() : 0);
+/**
+ * An object's creation time, parsed once per cached object (creationTimestamp never changes, and
+ * every pass sorts every pod and Instance of the class by it: parsing was 13 % of a pass).
+ */
+const created = new WeakMap<object, number>();
+const createdAt = (o: { metadata?: { creationTimestamp?: Date | string } }) => {
+  const m = o.metadata;
+  if (!m) return 0;
+  let t = created.get(m);
+  if (t === undefined) created.set(m, (t = time(m.creationTimestamp)));
+  return t;
+};
+/** localeCompare's order, without looking the collator up on every comparison. */
+const collator = new Intl.Collator();
 
 export function plan(input: PlanInput): Plan {
   const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
@@ -121,12 +135,13 @@ export function plan(input: PlanInput): Plan {
   // node, DaemonSet pods included) and which workloads occupy it (DaemonSet pods never do).
   const load = new Map<string, { used: Resources; counted: Set<string>; pods: Set<string> }>();
   const charge = (name: string, pod: V1Pod) => {
-    const l = load.get(name) ?? { used: ZERO, counted: new Set<string>(), pods: new Set<string>() };
-    load.set(name, l);
-    if (l.counted.has(podKey(pod))) return;
-    l.counted.add(podKey(pod));
+    let l = load.get(name);
+    if (!l) load.set(name, (l = { used: ZERO, counted: new Set<string>(), pods: new Set<string>() }));
+    const key = podKey(pod);
+    if (l.counted.has(key)) return;
+    l.counted.add(key);
     l.used = add(l.used, podRequests(pod));
-    if (isWorkload(pod)) l.pods.add(podKey(pod));
+    if (isWorkload(pod)) l.pods.add(key);
   };
   for (const p of pods) {
     const claim = claimOf(p);
@@ -142,12 +157,13 @@ export function plan(input: PlanInput): Plan {
   const creating = new Set(input.creating ?? []);
   let liveCount = instances.filter(live).length + creating.size;
   const mayPlace = input.mayPlace ?? (() => true);
+  // Oldest first. Sort keys are computed once per pod, not per comparison: a burst of a thousand
+  // pods sorted by re-parsed timestamps is measurable in every pass.
   const waiting = pods
     .filter((p) => awaitsPlacement(p) && mayPlace(p))
-    .sort(
-      (a, b) =>
-        time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp) || podKey(a).localeCompare(podKey(b)),
-    );
+    .map((p) => ({ p, t: createdAt(p), key: podKey(p) }))
+    .sort((a, b) => a.t - b.t || collator.compare(a.key, b.key))
+    .map(({ p }) => p);
   const waitingKeys = new Set(waiting.map(podKey));
 
   const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
@@ -165,8 +181,9 @@ export function plan(input: PlanInput): Plan {
     return !!node && isNodeReady(node);
   };
   // A class tightened (VM → BareMetal) never hands out an instance launched under the weaker level.
+  const required = requiredIsolation(cls);
   const strongEnough = (inst: Instance) =>
-    !inst.status?.providerID || isolationShortfall(requiredIsolation(cls), inst.status.hostIsolation).length === 0;
+    !inst.status?.providerID || isolationShortfall(required, inst.status.hostIsolation).length === 0;
   // A warm instance was never used, so it may serve even where reuse is off (one-shot, reuse: false).
   const mayReuse = !cls.spec.oneShot && (isolation === 'Class' || cls.spec.reuse !== false);
   // A pod that needs certain zones only joins an instance that is (or can only be) in one of them.
@@ -175,21 +192,29 @@ export function plan(input: PlanInput): Plan {
       launchedIn: inst.status?.providerID ? inst.status.zone : undefined,
       mayLaunchIn: inst.spec.zones ?? offered,
     });
-  const reusable = (inst: Instance, pod: V1Pod) =>
-    live(inst) &&
-    usable(inst) &&
-    strongEnough(inst) &&
-    (isWarm(inst) || mayReuse) &&
-    inItsZone(inst, pod) &&
-    hasRoom(inst, pod);
+  /** May serve a further pod if it has room: nothing here changes during a plan, so it is judged once. */
+  const eligible = (inst: Instance) => live(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse);
   // Warm Ready instances first (they place the pod at once, and were kept for that), then other
-  // Ready ones, then those on their way (warm first), oldest first.
+  // Ready ones, then those on their way (warm first), oldest first. Sorted once per plan; the
+  // Instances this plan creates rank last (Pending, not warm, newest) and are appended in order.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 2) + (isWarm(i) ? 0 : 1);
-  const pool = [...instances];
-  const candidates = () =>
-    pool
-      .filter(live)
-      .sort((a, b) => rank(a) - rank(b) || time(a.metadata.creationTimestamp) - time(b.metadata.creationTimestamp));
+  const candidates = instances
+    .filter(eligible)
+    .map((i) => ({ i, rank: rank(i), t: createdAt(i) }))
+    .sort((a, b) => a.rank - b.rank || a.t - b.t)
+    .map(({ i }) => i);
+  /**
+   * Under Pod isolation an occupied candidate stays occupied for the rest of the plan (load only
+   * grows), so the search for a home resumes after the last one found full instead of rescanning
+   * them for every pod of a burst.
+   */
+  let firstFree = 0;
+  const findHome = (pod: V1Pod): Instance | undefined => {
+    // A pod with zone needs may skip free candidates of other zones: it searches them all.
+    if (isolation !== 'Pod' || zonesOf(pod)) return candidates.find((i) => inItsZone(i, pod) && hasRoom(i, pod));
+    while (firstFree < candidates.length && !hasRoom(candidates[firstFree]!, pod)) firstFree++;
+    return candidates[firstFree];
+  };
   // An Instance this plan creates: a candidate for later pods of the batch, known by its name.
   const planned = (name: string, zones: string[] | undefined) => {
     const fresh: Instance = {
@@ -197,7 +222,7 @@ export function plan(input: PlanInput): Plan {
       spec: { class: cls.metadata.name!, ...(zones ? { zones } : {}) },
       status: { phase: 'Pending' },
     };
-    pool.push(fresh);
+    if (eligible(fresh)) candidates.push(fresh);
     byName.set(name, fresh);
     // A create already in flight (a claim's Instance written but not cached yet) counts once.
     if (!creating.has(name)) liveCount++;
@@ -290,7 +315,7 @@ export function plan(input: PlanInput): Plan {
       out.zoneless.push({ pod, why: needs.why, offered: offered ?? [] });
       continue;
     }
-    const home = candidates().find((i) => reusable(i, pod));
+    const home = findHome(pod);
     if (home) {
       charge(home.metadata.name!, pod);
       out.claims.push({ pod, instance: home.metadata.name!, create: false, ...(isWarm(home) ? { warm: true } : {}) });

@@ -121,6 +121,30 @@ describe('WorkQueue', () => {
     await done;
   });
 
+  it('with minIntervalMs, takes the adds that follow a run within the interval in one later run', async () => {
+    const { q } = setup({ minIntervalMs: 80 });
+    const r = recorder();
+    const ac = new AbortController();
+    const done = q.run(r.reconcile, ac.signal);
+    const t0 = Date.now();
+    q.add('a');
+    await settle();
+    expect(r.calls).toEqual(['a']);
+    // Three changes right after the run: one more run, once the interval is over.
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    q.add('a');
+    await settle();
+    expect(r.calls).toEqual(['a', 'b']);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    await settle();
+    expect(r.calls).toEqual(['a', 'b', 'a']);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(80);
+    ac.abort();
+    await done;
+  });
+
   it('processes different keys in parallel up to the concurrency', async () => {
     const { q } = setup({ concurrency: 2 });
     const gate = deferred();
