@@ -265,7 +265,9 @@ export async function ensureDaemonSets(
                   },
                 ],
                 tolerations: [{ operator: 'Exists' }],
-                nodeSelector: o.nodeSelector,
+                // The plain nodes holding the other pods have no kubelet (kwok does not run them, so as
+                // not to report 30,000 pods): agents go to the nodes kwok runs, ipp's among them.
+                nodeSelector: o.nodeSelector ?? { type: 'kwok' },
               },
             },
           },
