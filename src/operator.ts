@@ -45,7 +45,7 @@ const CLASS_PASS_INTERVAL_MS = 100;
 export function loadKubeConfig(
   path: string | undefined,
   limit: RateLimit = DEFAULT_RATE_LIMIT,
-): KubeConfig & { close(): Promise<void> } {
+): KubeConfig & { close(): Promise<void>; requests: Map<string, number> } {
   return apiClientConfig(path, limit);
 }
 
@@ -307,6 +307,8 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     await runtimeClassWatch.stop();
     await state.stop();
     await ops.close();
+    // What this process sent the API server, by verb and resource (npm run bench -- burst reads it).
+    logger.info({ requests: Object.fromEntries([...kc.requests].sort()) }, 'kube API requests since start');
     await kc.close();
   }
 }
