@@ -57,6 +57,19 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('instances.create')).toHaveLength(MAX_CLAIMS_PER_PASS);
   });
 
+  it('while its own claims are not in the cache yet, pins claimed pods whose node is Ready, and claims nothing', async () => {
+    f.cluster.podList = [pod('new-1'), pod('new-2', { created: '2024-01-01T00:00:01Z' })];
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.claim')).toHaveLength(2);
+    // The cache has not shown those claims; meanwhile another pod's Instance turned Ready.
+    f.cluster.podList = [...f.cluster.podList, pod('ready', { claim: 'metal-x', created: '2024-01-01T00:00:05Z' })];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+    f.writes.log.length = 0;
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
+    expect(f.writes.log).toEqual([['pods.pin', 'ready', 'n1']]);
+  });
+
   it('pins a pod whose node is Ready before writing the claims of the rest of the batch', async () => {
     f.cluster.podList = [pod('new-1'), pod('ready', { claim: 'metal-x', created: '2024-01-01T00:00:05Z' })];
     f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
