@@ -32,6 +32,9 @@ export interface SimulatedProviderOptions {
 }
 
 const PREFIX = 'sim:///';
+/** Nodes registered at once by the simulated kubelets (bounded only to keep the connections few). */
+const REGISTRATIONS_IN_FLIGHT = 16;
+
 /** How long a node this loop created or deleted may be missing from its watch before the watch is believed. */
 const UNSEEN_MS = 30_000;
 const STATE_LABEL = 'sim.ipp.dev/state';
@@ -271,11 +274,25 @@ export class SimulatedProvider implements CloudProvider {
     const now = Date.now();
     for (const [n, u] of this.unseen) if (cached.has(n) === u.created || now - u.at > UNSEEN_MS) this.unseen.delete(n);
     const known = (n: string) => this.unseen.get(n)?.created ?? cached.has(n);
-    for (const r of records) {
-      if (!r.register || known(nodeName(r.id)) || Date.parse(r.launchedAt) + r.bootDelayMs > now) continue;
-      await this.register(r);
-      this.unseen.set(nodeName(r.id), { created: true, at: now });
-    }
+    // Each machine's kubelet registers on its own: one after another, a burst of a thousand booted
+    // instances waited ~10 s here for nodes a real cloud would have registered in parallel.
+    const booted = records.filter(
+      (r) => r.register && !known(nodeName(r.id)) && Date.parse(r.launchedAt) + r.bootDelayMs <= now,
+    );
+    const failures: unknown[] = [];
+    let next = 0;
+    const kubelet = async () => {
+      for (let r = booted[next++]; r; r = booted[next++]) {
+        try {
+          await this.register(r);
+          this.unseen.set(nodeName(r.id), { created: true, at: now });
+        } catch (e) {
+          failures.push(e);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REGISTRATIONS_IN_FLIGHT, booted.length) }, kubelet));
+    if (failures.length) throw failures[0];
     // A terminated instance's node goes away, as the cloud node-lifecycle controller does.
     const live = new Set(records.map((r) => nodeName(r.id)));
     for (const n of nodes) {

@@ -154,12 +154,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     .addOption(
       o('--kube-api-qps <n>', 'sustained Kubernetes API requests per second (0: no limit)', 'IPP_KUBE_API_QPS')
         .argParser(int)
-        .default(50),
+        .default(200), // DEFAULT_RATE_LIMIT in kube/client.ts (Karpenter's)
     )
     .addOption(
       o('--kube-api-burst <n>', 'Kubernetes API requests allowed at once after a quiet period', 'IPP_KUBE_API_BURST')
         .argParser(int)
-        .default(100),
+        .default(300),
     )
     .addOption(
       o('--gc-interval <duration>', 'how often garbage collection compares cloud and cluster', 'IPP_GC_INTERVAL')

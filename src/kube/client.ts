@@ -13,18 +13,45 @@ import { laneOfCaller, LaneLimiter, type RateLimit } from './lanes.ts';
 export type { RateLimit } from './lanes.ts';
 
 /**
- * client-go's defaults are 5/10; a controller of thousands of instances needs more (controller-runtime
- * uses 20/30, Karpenter 200/300). 50/100 is kept: what held warm hits past 3 s was the order of
- * requests, not the budget, and the placement lane (lanes.ts) fixes the order without sending the API
- * server more; `npm run bench -- warm` met the 3 s p95 at 50/100 and was no better at 200/300. Raise it
- * with --kube-api-qps/--kube-api-burst where thousands of pods arrive at once.
+ * client-go's defaults are 5/10, controller-runtime's 20/30; Karpenter's 200/300 are taken here. A pod
+ * costs the controller ~11 requests in a burst (`npm run bench -- burst` counts them by verb: its
+ * claim and pin, an Instance create and ~3.5 status writes, 4 Events, a share of the class status),
+ * so the former 50/100 capped a burst at ~4 pods/s however fast the rest was: 3.2 pods/s measured
+ * for 1,000 pods. The placement lane (lanes.ts) still puts the writes a waiting pod needs first.
  */
-export const DEFAULT_RATE_LIMIT: RateLimit = { qps: 50, burst: 100 };
+export const DEFAULT_RATE_LIMIT: RateLimit = { qps: 200, burst: 300 };
 
 interface Closable {
   close(): Promise<void>;
 }
 type CreateDispatcher = (cluster: Cluster | null, agentOptions: Record<string, unknown>) => Closable | undefined;
+
+/**
+ * `VERB resource[/subresource]` of a request, as the API server's apiserver_request_total names it
+ * (GET of a collection is LIST, with watch=true WATCH; DELETE of a collection DELETECOLLECTION), for
+ * counting what the controller sends: `npm run bench -- burst` prints it per pod.
+ */
+export function requestKey(method: string, url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `${method} ?`;
+  }
+  const parts = u.pathname.split('/').filter(Boolean);
+  // /api/v1/... or /apis/<group>/<version>/...
+  let rest = parts[0] === 'api' ? parts.slice(2) : parts[0] === 'apis' ? parts.slice(3) : parts;
+  const group = parts[0] === 'apis' ? parts[1] : '';
+  if (rest[0] === 'watch') rest = rest.slice(1);
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const [resource = '', name, sub] = rest;
+  const what = `${group && !group.endsWith('.k8s.io') && group.includes('.') ? `${resource}.${group}` : resource}${sub ? `/${sub}` : ''}`;
+  let verb = method.toUpperCase();
+  if (verb === 'GET' && !name)
+    verb = u.searchParams.get('watch') === 'true' || parts.includes('watch') ? 'WATCH' : 'LIST';
+  if (verb === 'DELETE' && !name) verb = 'DELETECOLLECTION';
+  return `${verb} ${what}`;
+}
 
 /** Lease renewals skip the rate limit: a controller busy with its own writes must never lose the lease to its own limiter. */
 const exempt = (url: string) => url.includes('/apis/coordination.k8s.io/');
@@ -66,6 +93,8 @@ export class ApiClientConfig extends KubeConfig {
   private readonly dispatchers = new Map<string, { inputs: DispatcherInputs; dispatcher: Closable }>();
   /** Total time requests waited for the rate limit, in ms (for metrics and benchmarks). */
   throttledMs = 0;
+  /** Requests sent since start, by requestKey() (for the shutdown log and benchmarks). */
+  readonly requests = new Map<string, number>();
 
   constructor(limit: RateLimit = DEFAULT_RATE_LIMIT) {
     super();
@@ -89,6 +118,8 @@ export class ApiClientConfig extends KubeConfig {
   }
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    const key = requestKey(context.getHttpMethod(), context.getUrl());
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     if (!exempt(context.getUrl())) {
       const t0 = performance.now();
       await this.limiter.acquire(laneOfCaller());

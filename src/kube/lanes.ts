@@ -1,11 +1,11 @@
 // The client-side rate limit, in two lanes. The writes that put a waiting pod on its node (the claim,
 // the take from the warm pool, the pin, the bind) are a handful per pod and are what a user waits
 // for; everything else the controller sends (status writes, Events, Instance creates of cold
-// launches and pool refills, the simulated cloud's own calls) can wait a second without anyone
-// noticing. Under one FIFO bucket a warm hit's pin queued behind a burst of refills and status
-// writes: 2.9/5.6 s p50/p95 pod created → Running at --kube-api-qps 50 against 3 s wanted. Here a
-// placement write takes the next token before any ordinary request; both lanes share one bucket, so
-// the API server still never sees more than the configured QPS and burst.
+// launches and pool refills) can wait a second without anyone noticing. Under one FIFO bucket a warm
+// hit's pin queued behind a burst of refills and status writes: 2.9/5.6 s p50/p95 pod created →
+// Running at --kube-api-qps 50 against 3 s wanted. Here a placement write takes the next token before
+// any ordinary request; both lanes share one bucket, so the API server still never sees more than the
+// configured QPS and burst.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 export interface RateLimit {

@@ -21,7 +21,26 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['rssBeforeMiB', 'controller RSS before (MiB)'],
   ['rssAfterMiB', 'controller RSS after (MiB)'],
   ['admissionErrors', 'admission errors'],
+  ['controllerRequestsPerPod', 'controller API requests per pod (start to stop; not the simulated cloud)'],
+  ['controllerWritesPerPod', 'controller API writes per pod'],
+  ['apiserverRequestsPerPod', 'API server requests per pod, every client (burst)'],
 ];
+
+/** The requests per pod by verb and resource, for each tree: the controller's own and the API server's count. */
+export function printRequests(results: BurstResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    const row = (label: string, counts: Record<string, number>) => {
+      const entries = Object.entries(counts);
+      if (entries.length) lines.push(`  ${label}: ${entries.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    };
+    lines.push(`requests per pod, ${r.scenario}, ${r.pods} pods, ${r.tree}:`);
+    row('controller', r.controllerRequests);
+    row('simulated cloud and kubelets (own client)', r.cloudRequests ?? {});
+    row('API server (every client, during the burst)', r.apiserverRequests);
+  }
+  return lines;
+}
 
 /** One block per scenario and size: this tree, the baseline, and their ratio. */
 export function printBursts(results: BurstResult[]): string[] {
@@ -115,9 +134,13 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       `simulated provider, boot delay 0; ${o.admission ? 'each pod admitted by the controller first' : 'no admission'}; ` +
       `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}`;
     console.log(
-      [describeClients(clients), settings, ...printBursts(results), ...burstTargets(results, trees[0]!.label)].join(
-        '\n',
-      ),
+      [
+        describeClients(clients),
+        settings,
+        ...printBursts(results),
+        ...printRequests(results),
+        ...burstTargets(results, trees[0]!.label),
+      ].join('\n'),
     );
     console.log(
       `written to ${write('burst', { clients, settings, sizes, worldNodes, worldPods, options: o, results })}`,

@@ -5,6 +5,8 @@
 // CPU per pod and its RSS before and after. Each run gets a fresh controller process; afterwards its
 // pods, Instances, nodes and cloud records are removed, so every run starts from the same cluster.
 // Every figure is measured for this tree and, in the same run, for the baseline commit.
+import { readFileSync } from 'node:fs';
+import { request, type RequestOptions } from 'node:https';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import {
   CLASS_LABEL,
@@ -22,6 +24,7 @@ import type { Bed } from './scale.ts';
 import { inParallel } from './world.ts';
 
 const MiB = 1024 * 1024;
+const sum = (xs: Iterable<number>) => [...xs].reduce((a, b) => a + b, 0);
 export const RUN_LABEL = 'bench.ipp.dev/run';
 
 export interface BurstOptions {
@@ -54,7 +57,87 @@ export interface BurstResult {
   rssBeforeMiB: number;
   rssAfterMiB: number;
   admissionErrors: number;
+  /** API requests per pod the controller process sent (simulated cloud included), start to stop; NaN if it did not say. */
+  controllerRequestsPerPod: number;
+  /** Of those, writes (POST, PUT, PATCH, DELETE). */
+  controllerWritesPerPod: number;
+  /** Requests per pod the API server answered during the burst, from every client (apiserver_request_total). */
+  apiserverRequestsPerPod: number;
+  /** Per pod, by `VERB resource[/subresource]`: the controller's own requests. */
+  controllerRequests: Record<string, number>;
+  /** Per pod, by `VERB resource[/subresource]`: the simulated cloud's and kubelets' own client, where it has one. */
+  cloudRequests?: Record<string, number>;
+  /** Per pod, by `VERB resource[/subresource]`: every client's, as the API server counted them in the burst. */
+  apiserverRequests: Record<string, number>;
 }
+
+/** apiserver_request_total summed over codes and versions, by `VERB resource[/subresource]` (groups other than k8s.io's appended). */
+export async function apiserverRequestCounts(kc: KubeConfig): Promise<Map<string, number>> {
+  const server = new URL(kc.getCurrentCluster()!.server);
+  const opts: RequestOptions = {
+    hostname: server.hostname,
+    port: server.port,
+    path: '/metrics',
+    method: 'GET',
+  };
+  await kc.applyToHTTPSOptions(opts);
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(opts, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics: ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!] as const));
+    const group = labels.group ?? '';
+    const what =
+      `${labels.resource ?? ''}${group && !group.endsWith('.k8s.io') && group.includes('.') ? `.${group}` : ''}` +
+      (labels.subresource ? `/${labels.subresource}` : '');
+    // Refusals apart (a 409 is a write decided on a stale read, paid for and retried).
+    const key = `${labels.verb} ${what}${Number(labels.code) >= 400 ? ` ${labels.code}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
+interface OwnCounts {
+  requests?: Record<string, number>;
+  simulatedCloudRequests?: Record<string, number>;
+}
+
+/**
+ * The controller's own count (its shutdown log line 'kube API requests since start'; the simulated
+ * cloud's client apart, where it has its own), or undefined for a tree that does not log it.
+ */
+function controllerRequestCounts(logFile: string): OwnCounts | undefined {
+  let found: OwnCounts | undefined;
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('kube API requests since start')) continue;
+    try {
+      found = JSON.parse(line) as OwnCounts;
+    } catch {
+      /* not a JSON line */
+    }
+  }
+  return found;
+}
+
+const isWrite = (key: string) => /^(POST|PUT|PATCH|DELETE|DELETECOLLECTION|APPLY|CREATE|UPDATE) /.test(key);
+
+/** Per pod, largest first, zero rows left out. */
+const perPod = (counts: Map<string, number>, pods: number): Record<string, number> =>
+  Object.fromEntries(
+    [...counts]
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => [k, round(n / Math.max(1, pods), 2)]),
+  );
 
 /** A pod as the webhook leaves it in pin mode: the class's tolerations and the scheduling gate. */
 export const pendingPod = (name: string, cls: string, run: string): V1Pod => ({
@@ -240,6 +323,7 @@ export async function runBurst(
   try {
     // Let the first passes after sync finish, so the burst is measured, not the start.
     await new Promise((r) => setTimeout(r, 3_000));
+    const apiBefore = await apiserverRequestCounts(bed.kc);
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
     let admissionErrors = 0;
@@ -258,6 +342,8 @@ export async function runBurst(
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
     const rssAfter = rssBytes(controller.pid);
+    const apiAfter = await apiserverRequestCounts(bed.kc);
+    for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
     // A run that timed out is timed to the deadline: its pods/s is what it reached, not a rate of the few.
     const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();
     const seconds = (end - t0) / 1000;
@@ -294,10 +380,24 @@ export async function runBurst(
       rssBeforeMiB: round(rssBefore / MiB),
       rssAfterMiB: round(rssAfter / MiB),
       admissionErrors,
+      controllerRequestsPerPod: NaN,
+      controllerWritesPerPod: NaN,
+      apiserverRequestsPerPod: round(sum(apiAfter.values()) / size, 2),
+      controllerRequests: {},
+      apiserverRequests: perPod(apiAfter, size),
     };
   } finally {
     watching.stop();
     await controller.stop();
+  }
+  const logged = controllerRequestCounts(controller.logFile);
+  if (logged?.simulatedCloudRequests)
+    result.cloudRequests = perPod(new Map(Object.entries(logged.simulatedCloudRequests)), size);
+  if (logged?.requests) {
+    const own = new Map(Object.entries(logged.requests));
+    result.controllerRequests = perPod(own, size);
+    result.controllerRequestsPerPod = round(sum(own.values()) / size, 2);
+    result.controllerWritesPerPod = round(sum([...own].filter(([k]) => isWrite(k)).map(([, n]) => n)) / size, 2);
   }
   // Reported before the cleanup, so a cleanup that fails does not lose the measurement.
   process.stderr.write(`[bench] ${JSON.stringify(result)}\n`);

@@ -1,7 +1,7 @@
 // The API client's connection pool and rate limit.
 import { CoreV1Api, HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { ApiClientConfig } from '../../../src/kube/client.ts';
+import { ApiClientConfig, requestKey } from '../../../src/kube/client.ts';
 import { inPlacementLane } from '../../../src/kube/lanes.ts';
 
 const config = (ca: string) => `
@@ -82,6 +82,36 @@ describe('ApiClientConfig', () => {
     ];
     await Promise.all(all);
     expect(order.indexOf('pin')).toBeLessThan(order.indexOf('list-2'));
+    await kc.close();
+  });
+});
+
+describe('requestKey', () => {
+  const s = 'https://10.0.0.1:6443';
+  it('names requests as the API server counts them: verb, resource, subresource', () => {
+    expect(requestKey('PATCH', `${s}/api/v1/namespaces/a/pods/p`)).toBe('PATCH pods');
+    expect(requestKey('PATCH', `${s}/api/v1/namespaces/a/pods/p/status`)).toBe('PATCH pods/status');
+    expect(requestKey('POST', `${s}/api/v1/namespaces/a/pods/p/binding`)).toBe('POST pods/binding');
+    expect(requestKey('GET', `${s}/api/v1/namespaces/a/pods?labelSelector=x`)).toBe('LIST pods');
+    expect(requestKey('GET', `${s}/api/v1/pods?watch=true`)).toBe('WATCH pods');
+    expect(requestKey('GET', `${s}/api/v1/nodes/n`)).toBe('GET nodes');
+    expect(requestKey('DELETE', `${s}/api/v1/namespaces/a/pods`)).toBe('DELETECOLLECTION pods');
+    expect(requestKey('POST', `${s}/apis/events.k8s.io/v1/namespaces/a/events`)).toBe('POST events');
+    expect(requestKey('PATCH', `${s}/apis/ipp.dev/v1alpha1/instances/i/status`)).toBe('PATCH instances.ipp.dev/status');
+    expect(requestKey('PUT', `${s}/apis/coordination.k8s.io/v1/namespaces/a/leases/l`)).toBe('PUT leases');
+  });
+
+  it('counts every request an ApiClientConfig sends', async () => {
+    const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: s, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    await kc.applySecurityAuthentication(new RequestContext(`${s}/api/v1/namespaces/a/pods/p`, HttpMethod.PATCH));
+    await kc.applySecurityAuthentication(new RequestContext(`${s}/api/v1/namespaces/a/pods/q`, HttpMethod.PATCH));
+    expect(kc.requests.get('PATCH pods')).toBe(2);
     await kc.close();
   });
 });

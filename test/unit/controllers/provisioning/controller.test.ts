@@ -1,7 +1,7 @@
 // The provisioning shell with fake writers: claims before Instances before pins, Events per outcome,
 // and failures surfacing for the queue's backoff.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ProvisioningController } from '../../../../src/controllers/provisioning/controller.ts';
+import { MAX_CLAIMS_PER_PASS, ProvisioningController } from '../../../../src/controllers/provisioning/controller.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -40,6 +40,34 @@ describe('ProvisioningController', () => {
     await controller.reconcile('metal');
     expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
     expect(f.writes.of('instances.create')).toHaveLength(1);
+  });
+
+  it('carries out the claims of the oldest pods of a burst, and passes again soon for the rest', async () => {
+    const n = MAX_CLAIMS_PER_PASS + 8;
+    // Newest first in the cache: the pass still serves the oldest.
+    f.cluster.podList = Array.from({ length: n }, (_, i) =>
+      pod(`web-${n - 1 - i}`, { created: new Date(Date.parse('2024-01-01T00:00:00Z') + (n - 1 - i) * 1000) }),
+    );
+    names = Array.from({ length: n }, (_, i) => `metal-${i}`);
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 0 });
+    const claimed = f.writes.of('pods.claim').map((w) => w[0]);
+    expect(claimed).toHaveLength(MAX_CLAIMS_PER_PASS);
+    expect(new Set(claimed)).toEqual(new Set(Array.from({ length: MAX_CLAIMS_PER_PASS }, (_, i) => `web-${i}`)));
+    // Only the Instances of claims carried out are created (and counted as on their way).
+    expect(f.writes.of('instances.create')).toHaveLength(MAX_CLAIMS_PER_PASS);
+  });
+
+  it('while its own claims are not in the cache yet, pins claimed pods whose node is Ready, and claims nothing', async () => {
+    f.cluster.podList = [pod('new-1'), pod('new-2', { created: '2024-01-01T00:00:01Z' })];
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.claim')).toHaveLength(2);
+    // The cache has not shown those claims; meanwhile another pod's Instance turned Ready.
+    f.cluster.podList = [...f.cluster.podList, pod('ready', { claim: 'metal-x', created: '2024-01-01T00:00:05Z' })];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+    f.writes.log.length = 0;
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
+    expect(f.writes.log).toEqual([['pods.pin', 'ready', 'n1']]);
   });
 
   it('pins a pod whose node is Ready before writing the claims of the rest of the batch', async () => {
