@@ -111,6 +111,7 @@ async function buildProviders(
 export async function runOperator(opts: Options, signal: AbortSignal, logger: Logger): Promise<void> {
   const kc = loadKubeConfig(opts.kubeconfig, { qps: opts.kubeApiQps, burst: opts.kubeApiBurst });
   const metrics = new Metrics();
+  const stopEventLoopProbe = metrics.observeEventLoop();
   const events = new EventRecorder({
     kubeconfig: kc,
     reportingController: 'ipp.dev/controller',
@@ -252,6 +253,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     await runtimeClassWatch.stop();
     await state.stop();
     await ops.close();
+    stopEventLoopProbe();
     return;
   }
   logger.info('caches synced');
@@ -308,5 +310,6 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     await state.stop();
     await ops.close();
     await kc.close();
+    stopEventLoopProbe();
   }
 }
