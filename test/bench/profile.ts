@@ -70,11 +70,18 @@ export interface Stretch {
   /** Milliseconds from the start of the profile. */
   atMs: number;
   ms: number;
+  /**
+   * The part of `ms` the thread ran: a gap between two samples longer than GAP_US is the OS running
+   * something else (a loaded machine), and counts as one sampling interval.
+   */
+  ranMs: number;
   /** Self time by function, largest first. */
   self: [string, number][];
   /** Inclusive time by function of this repository (src/, providers/), largest first. */
   inclusive: [string, number][];
 }
+
+const GAP_US = 4_000;
 
 /**
  * Busy stretches longer than `minMs`. A sample is idle when V8 saw the thread waiting in the event loop
@@ -110,7 +117,14 @@ export function stretches(p: Profile, minMs = 50, top = 8): Stretch[] {
           .sort((a, b) => b[1] - a[1])
           .slice(0, top)
           .map(([k, us]) => [k, us / 1000] as [string, number]);
-      out.push({ atMs: start / 1000, ms: (endUs - start) / 1000, self: sorted(self), inclusive: sorted(incl) });
+      const ranUs = busy.reduce((a, b) => a + Math.min(b.us, GAP_US), 0);
+      out.push({
+        atMs: start / 1000,
+        ms: (endUs - start) / 1000,
+        ranMs: ranUs / 1000,
+        self: sorted(self),
+        inclusive: sorted(incl),
+      });
     }
     start = -1;
     busy = [];
@@ -131,7 +145,7 @@ export function stretches(p: Profile, minMs = 50, top = 8): Stretch[] {
 export function describeStretches(list: Stretch[], minMs: number): string[] {
   const lines = [`${list.length} busy stretches of ${minMs} ms or more:`];
   for (const s of list) {
-    lines.push(`at ${(s.atMs / 1000).toFixed(1)} s: ${s.ms.toFixed(0)} ms`);
+    lines.push(`at ${(s.atMs / 1000).toFixed(1)} s: ${s.ms.toFixed(0)} ms (${s.ranMs.toFixed(0)} ms running)`);
     lines.push('  self:', ...s.self.map(([k, ms]) => `    ${ms.toFixed(0).padStart(6)} ms  ${k}`));
     lines.push(
       '  inclusive (this repository):',
