@@ -272,8 +272,15 @@ export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPo
   }));
   const everyProcess: Controller[] = [];
   let restarts = 0;
+  // IPP_BENCH_WORLD_CPU_PROFILE=<dir>: a V8 CPU profile of every replica of every tree (the same
+  // overhead for each), for `node test/bench/profile.ts <file> --stalls`.
+  const profiles = process.env.IPP_BENCH_WORLD_CPU_PROFILE;
+  const nodeArgs = profiles
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(profiles, tree.label.replace(/\W+/g, '-'))}`]
+    : undefined;
   const start = async (r: Replica) => {
-    const c = await startController(tree, { ...common, identity: r.identity });
+    const c = await startController(tree, { ...common, identity: r.identity, nodeArgs });
+    process.stderr.write(`[bench] ${tree.label}: replica ${r.identity} pid ${c.pid} ready, log ${c.logFile}\n`);
     everyProcess.push(c);
     r.current = c;
   };
@@ -352,6 +359,10 @@ export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPo
         lag.p50.push((m.get('nodejs_eventloop_lag_p50_seconds') ?? NaN) * 1000);
         lag.p99.push((m.get('nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000);
         lag.max.push((m.get('nodejs_eventloop_lag_max_seconds') ?? NaN) * 1000);
+        if (lag.max.at(-1)! >= 250)
+          process.stderr.write(
+            `[bench] ${tree.label}: leader ${r.identity} event-loop lag max ${round(lag.max.at(-1)!)} ms in the 2 s before ${new Date().toISOString()}\n`,
+          );
       }
     }
     await admit;
