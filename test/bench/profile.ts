@@ -85,7 +85,9 @@ const GAP_US = 4_000;
 
 /**
  * Busy stretches longer than `minMs`. A sample is idle when V8 saw the thread waiting in the event loop
- * ("(idle)"); everything else (JavaScript, GC, native code it called) holds the loop.
+ * ("(idle)"); everything else (JavaScript, GC, native code it called) holds the loop. A loop that
+ * yields with setImmediate never idles either, so its slices show as one stretch: compare with the
+ * lag the process reports before calling a stretch a stall.
  */
 export function stretches(p: Profile, minMs = 50, top = 8): Stretch[] {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
