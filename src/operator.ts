@@ -122,6 +122,7 @@ async function buildProviders(
 export async function runOperator(opts: Options, signal: AbortSignal, logger: Logger): Promise<void> {
   const kc = loadKubeConfig(opts.kubeconfig, { qps: opts.kubeApiQps, burst: opts.kubeApiBurst });
   const metrics = new Metrics();
+  const stopEventLoopProbe = metrics.observeEventLoop();
   const events = new EventRecorder({
     kubeconfig: kc,
     reportingController: 'ipp.dev/controller',
@@ -264,6 +265,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     await runtimeClassWatch.stop();
     await state.stop();
     await ops.close();
+    stopEventLoopProbe();
     return;
   }
   logger.info('caches synced');
@@ -329,5 +331,6 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     );
     await kc.close();
     await Promise.all(cloudClients.map((c) => c.close()));
+    stopEventLoopProbe();
   }
 }

@@ -88,6 +88,9 @@ function obtained(cls: InstanceClass, instanceType: string): HostIsolation {
 const idOf = (providerID: string) => providerID.slice(providerID.lastIndexOf('/') + 1);
 const nodeName = (id: string) => `sim-${id}`;
 
+/** Records per list call. */
+const RECORDS_PAGE = 250;
+
 export class SimulatedProvider implements CloudProvider {
   readonly name = 'simulated';
   private readonly core: CoreV1Api;
@@ -349,12 +352,25 @@ export class SimulatedProvider implements CloudProvider {
     return `${TAG_CLUSTER}=${this.opts.clusterName},${STATE_LABEL}=running${more}`;
   }
 
+  /**
+   * In pages, as a cloud's describe calls answer: one response of thousands of records is parsed
+   * (and deserialised) in one go, and held the controller's thread for a quarter of a second at 5,000
+   * instances. The pages are one consistent snapshot (the API server's continue token).
+   */
   private async records(moreSelector = ''): Promise<SimulatedRecord[]> {
-    const list = await this.core.listNamespacedConfigMap({
-      namespace: this.opts.namespace,
-      labelSelector: this.selector(moreSelector),
-    });
-    return list.items.map((cm) => this.fromConfigMap(cm));
+    const out: SimulatedRecord[] = [];
+    let next: string | undefined;
+    do {
+      const page = await this.core.listNamespacedConfigMap({
+        namespace: this.opts.namespace,
+        labelSelector: this.selector(moreSelector),
+        limit: RECORDS_PAGE,
+        _continue: next,
+      });
+      for (const cm of page.items) out.push(this.fromConfigMap(cm));
+      next = page.metadata?._continue || undefined;
+    } while (next);
+    return out;
   }
 
   private toConfigMap(r: SimulatedRecord): V1ConfigMap {

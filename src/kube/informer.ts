@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { HttpMethod, KubeConfig, RequestContext, type KubernetesObject } from '@kubernetes/client-node';
 import { fetch } from 'undici';
 import type { Logger } from '../log.ts';
+import { spent, yieldToEventLoop } from './slice.ts';
 import { IndexedStore, type Indexers } from './store.ts';
 
 /**
@@ -261,14 +262,26 @@ export class Informer<T extends KubernetesObject> {
     this.failures = 0;
     this.lastError = undefined;
     this.touch();
-    if (!this.synced) {
+    const first = !this.synced;
+    if (first) {
       this.synced = true;
       this.opts.logger.info({ resource: this.resource, objects: this.store.size }, 'cache synced');
-      this.firstSync?.resolve();
     }
-    for (const o of changes.added) this.opts.onChange(o, 'add');
-    for (const o of changes.updated) this.opts.onChange(o, 'update');
-    for (const o of changes.deleted) this.opts.onChange(o, 'delete');
+    // Tens of thousands of changes (the first list of a large cluster's pods) each wake controllers:
+    // told in slices, so the lease, webhook and other watches run in between. The cache is already
+    // whole; this watch resumes once all are told.
+    const kinds = [
+      ['add', changes.added],
+      ['update', changes.updated],
+      ['delete', changes.deleted],
+    ] as const;
+    for (const [kind, objects] of kinds)
+      for (const o of objects) {
+        this.opts.onChange(o, kind);
+        if (spent()) await yieldToEventLoop();
+      }
+    // start() resolves once the first list's objects have all been told, as when they were told at once.
+    if (first) this.firstSync?.resolve();
   }
 
   private async listPages(limit: number): Promise<{ items: T[]; rv: string }> {

@@ -3,6 +3,7 @@
 // when it finishes), failures back off exponentially per key, and reconcilers may ask to be
 // called again after a delay. Reconcilers therefore only need to be idempotent.
 import type { Logger } from '../log.ts';
+import { spent, yieldToEventLoop } from './slice.ts';
 
 export interface ReconcileResult {
   /** Call again after this many milliseconds even if nothing changes (time-based logic). */
@@ -128,6 +129,9 @@ export class WorkQueue {
 
   private async worker(reconcile: Reconcile, signal: AbortSignal): Promise<void> {
     for (;;) {
+      // A reconcile that awaits no real I/O ends in a microtask, and the next key would start in
+      // the same macrotask: a resync of thousands of keys would hold the thread until the last.
+      if (spent()) await yieldToEventLoop();
       const key = await this.next(signal);
       if (key === undefined) return;
       if (this.opts.minIntervalMs > 0) this.started.set(key, Date.now());

@@ -16,6 +16,15 @@ export const PROVIDER_CALL_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 /** 1 ms .. 10 s: one admission review; the apiserver gives up after the webhook's timeoutSeconds (default 5 s). */
 export const WEBHOOK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/**
+ * 1 ms .. 10 s: how late the event-loop probe's timer fired. The controller's one thread also renews
+ * the lease (every 2 s, 10 s to spare) and answers admission: a delay past 50 ms is a stall worth
+ * finding, one past a few seconds risks the lease.
+ */
+export const EVENT_LOOP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
+/** The event-loop probe's period: the resolution prom-client's nodejs_eventloop_lag_* use too. */
+export const EVENT_LOOP_PROBE_MS = 10;
+
 /** Values of ipp_webhook_requests_total's `result` label: the answer given, or `error` for a 4xx/5xx. */
 export type AdmissionResult = 'allowed' | 'denied' | 'error';
 
@@ -89,6 +98,8 @@ export class Metrics {
   readonly warmHits: Counter<'class'>;
   /** Pods of a class with a warm pool that got any other instance (new, reused, or warm still booting). */
   readonly warmMisses: Counter<'class'>;
+  /** How late each tick of the event-loop probe (every EVENT_LOOP_PROBE_MS) ran: see observeEventLoop(). */
+  readonly eventLoopDelay: Histogram;
 
   private syncSources: SyncSource[] = [];
   private readonly leaseTransitionsSeen = new Map<string, number>();
@@ -279,6 +290,31 @@ export class Metrics {
       labelNames: ['class'],
       registers,
     });
+    this.eventLoopDelay = new Histogram({
+      name: `${P}event_loop_delay_seconds`,
+      help: 'How late a timer due every 10 ms ran, in seconds: the time the thread was held by other work.',
+      buckets: EVENT_LOOP_BUCKETS,
+      registers,
+    });
+  }
+
+  /**
+   * Observes ipp_event_loop_delay_seconds until the returned function is called: a timer due every
+   * `periodMs` records how late it ran. prom-client's nodejs_eventloop_lag_* gauges give percentiles
+   * of the window since the last scrape only, which cannot be combined over a longer time; buckets can
+   * (histogram_quantile over rate()). A stall of a second is one late tick, as in those gauges.
+   */
+  observeEventLoop(periodMs = EVENT_LOOP_PROBE_MS): () => void {
+    let due = performance.now() + periodMs;
+    let timer: NodeJS.Timeout;
+    const tick = () => {
+      const now = performance.now();
+      this.eventLoopDelay.observe(Math.max(0, now - due) / 1000);
+      due = now + periodMs;
+      timer = setTimeout(tick, periodMs).unref();
+    };
+    timer = setTimeout(tick, periodMs).unref();
+    return () => clearTimeout(timer);
   }
 
   /** Reports each informer's sync state as ipp_informer_synced{resource} at every scrape. */

@@ -1,12 +1,16 @@
 // Summarises a V8 CPU profile (node --cpu-prof, e.g. from `npm run bench -- burst --cpu-profile=<dir>`):
 // self time by function and by file (dependencies folded into their package), so a benchmark's
-// "where does the time go" is read from a measurement. Usage: node test/bench/profile.ts <file> [top].
+// "where does the time go" is read from a measurement; and, with --stalls[=ms], each stretch the
+// thread was busy without a break (no idle sample) for longer than that (default 50 ms): when in the
+// run it came, how long it lasted, and what it ran, by self and by inclusive time. The stretches are
+// the event-loop stalls a lag metric reports. Usage: node test/bench/profile.ts <file> [top] [--stalls[=ms]].
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -58,8 +62,109 @@ export function summarise(p: Profile, top = 25): string[] {
   ];
 }
 
+const frameName = (f: ProfileNode['callFrame']) =>
+  `${f.functionName || '(anonymous)'} ${place(f.url)}${f.url ? `:${f.lineNumber + 1}` : ''}`;
+
+/** A stretch of samples with no idle one between them: the thread did not return to the event loop. */
+export interface Stretch {
+  /** Milliseconds from the start of the profile. */
+  atMs: number;
+  ms: number;
+  /**
+   * The part of `ms` the thread ran: a gap between two samples longer than GAP_US is the OS running
+   * something else (a loaded machine), and counts as one sampling interval.
+   */
+  ranMs: number;
+  /** Self time by function, largest first. */
+  self: [string, number][];
+  /** Inclusive time by function of this repository (src/, providers/), largest first. */
+  inclusive: [string, number][];
+}
+
+const GAP_US = 4_000;
+
+/**
+ * Busy stretches longer than `minMs`. A sample is idle when V8 saw the thread waiting in the event loop
+ * ("(idle)"); everything else (JavaScript, GC, native code it called) holds the loop. A loop that
+ * yields with setImmediate never idles either, so its slices show as one stretch: compare with the
+ * lag the process reports before calling a stretch a stall.
+ */
+export function stretches(p: Profile, minMs = 50, top = 8): Stretch[] {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const out: Stretch[] = [];
+  let t = 0;
+  let start = -1;
+  let busy: { id: number; us: number }[] = [];
+  const close = (endUs: number) => {
+    if (start >= 0 && (endUs - start) / 1000 >= minMs) {
+      const self = new Map<string, number>();
+      const incl = new Map<string, number>();
+      for (const { id, us } of busy) {
+        const f = byId.get(id)!.callFrame;
+        self.set(frameName(f), (self.get(frameName(f)) ?? 0) + us);
+        const seen = new Set<string>();
+        for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+          const cf = byId.get(n)!.callFrame;
+          if (!/\/(src|providers)\//.test(cf.url) || /node_modules/.test(cf.url)) continue;
+          const k = frameName(cf);
+          if (seen.has(k)) continue;
+          seen.add(k);
+          incl.set(k, (incl.get(k) ?? 0) + us);
+        }
+      }
+      const sorted = (m: Map<string, number>) =>
+        [...m.entries()]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, top)
+          .map(([k, us]) => [k, us / 1000] as [string, number]);
+      const ranUs = busy.reduce((a, b) => a + Math.min(b.us, GAP_US), 0);
+      out.push({
+        atMs: start / 1000,
+        ms: (endUs - start) / 1000,
+        ranMs: ranUs / 1000,
+        self: sorted(self),
+        inclusive: sorted(incl),
+      });
+    }
+    start = -1;
+    busy = [];
+  };
+  p.samples.forEach((id, i) => {
+    const us = p.timeDeltas[i + 1] ?? 0;
+    if (byId.get(id)!.callFrame.functionName === '(idle)') close(t);
+    else {
+      if (start < 0) start = t;
+      busy.push({ id, us });
+    }
+    t += us;
+  });
+  close(t);
+  return out;
+}
+
+export function describeStretches(list: Stretch[], minMs: number): string[] {
+  const lines = [`${list.length} busy stretches of ${minMs} ms or more:`];
+  for (const s of list) {
+    lines.push(`at ${(s.atMs / 1000).toFixed(1)} s: ${s.ms.toFixed(0)} ms (${s.ranMs.toFixed(0)} ms running)`);
+    lines.push('  self:', ...s.self.map(([k, ms]) => `    ${ms.toFixed(0).padStart(6)} ms  ${k}`));
+    lines.push(
+      '  inclusive (this repository):',
+      ...s.inclusive.map(([k, ms]) => `    ${ms.toFixed(0).padStart(6)} ms  ${k}`),
+    );
+  }
+  return lines;
+}
+
 if (import.meta.main) {
-  const [file, top] = process.argv.slice(2);
-  if (!file) throw new Error('usage: node test/bench/profile.ts <file.cpuprofile> [top]');
-  console.log(summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile, Number(top ?? 25)).join('\n'));
+  const args = process.argv.slice(2);
+  const stalls = args.find((a) => a.startsWith('--stalls'));
+  const [file, top] = args.filter((a) => !a.startsWith('--'));
+  if (!file) throw new Error('usage: node test/bench/profile.ts <file.cpuprofile> [top] [--stalls[=ms]]');
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  if (stalls) {
+    const minMs = Number(stalls.split('=')[1] ?? 50);
+    console.log(describeStretches(stretches(profile, minMs, Number(top ?? 8)), minMs).join('\n'));
+  } else console.log(summarise(profile, Number(top ?? 25)).join('\n'));
 }

@@ -36,6 +36,40 @@ const quantile = (xs: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
+/**
+ * The q-quantile of a Prometheus histogram's observations as histogram_quantile() computes it: linear
+ * within the bucket the rank falls in (from 0 for the first); past the last finite bound, that bound.
+ * `bounds` are the finite upper bounds in order, `cumulative` the counts of each and then of +Inf.
+ */
+export function histogramQuantile(q: number, bounds: readonly number[], cumulative: readonly number[]): number {
+  const total = cumulative[cumulative.length - 1] ?? 0;
+  if (!total) return NaN;
+  const rank = q * total;
+  for (let i = 0; i < bounds.length; i++) {
+    if (cumulative[i]! < rank) continue;
+    const lo = i ? bounds[i - 1]! : 0;
+    const below = i ? cumulative[i - 1]! : 0;
+    const inBucket = cumulative[i]! - below;
+    return inBucket ? lo + ((bounds[i]! - lo) * (rank - below)) / inBucket : lo;
+  }
+  return bounds[bounds.length - 1] ?? NaN;
+}
+
+const DELAY = 'ipp_event_loop_delay_seconds';
+
+/** The event-loop delay histogram in a scrape: finite bounds and cumulative counts (+Inf last); undefined when not exported (an older tree). */
+export function delayBuckets(m: Map<string, number>): { bounds: number[]; cumulative: number[] } | undefined {
+  const finite: [number, number][] = [];
+  for (const [k, v] of m) {
+    const le = /^ipp_event_loop_delay_seconds_bucket\{le="([^"]+)"\}$/.exec(k)?.[1];
+    if (le !== undefined && le !== '+Inf') finite.push([Number(le), v]);
+  }
+  const inf = m.get(`${DELAY}_bucket{le="+Inf"}`);
+  if (inf === undefined) return undefined;
+  finite.sort((a, b) => a[0] - b[0]);
+  return { bounds: finite.map(([b]) => b), cumulative: [...finite.map(([, c]) => c), inf] };
+}
+
 export interface Bed {
   kubeconfig: string;
   kc: KubeConfig;
@@ -188,7 +222,12 @@ export interface WorldResult {
   seconds: number;
   syncS: number;
   lagP50Ms: number;
+  /** The worst 2 s window's p99 (prom-client's gauges cover the time since the last scrape): nearly the max. */
   lagP99Ms: number;
+  /** p99 of every event-loop probe tick of the leader over the run (ipp_event_loop_delay_seconds); NaN for a tree without it. */
+  lagRunP99Ms: number;
+  /** Share of those ticks later than 50 ms, in percent. */
+  lagOver50msPct: number;
   lagMaxMs: number;
   leaseTransitions: number;
   /** Replica processes that exited (lease lost) and were started again. */
@@ -233,8 +272,15 @@ export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPo
   }));
   const everyProcess: Controller[] = [];
   let restarts = 0;
+  // IPP_BENCH_WORLD_CPU_PROFILE=<dir>: a V8 CPU profile of every replica of every tree (the same
+  // overhead for each), for `node test/bench/profile.ts <file> --stalls`.
+  const profiles = process.env.IPP_BENCH_WORLD_CPU_PROFILE;
+  const nodeArgs = profiles
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(profiles, tree.label.replace(/\W+/g, '-'))}`]
+    : undefined;
   const start = async (r: Replica) => {
-    const c = await startController(tree, { ...common, identity: r.identity });
+    const c = await startController(tree, { ...common, identity: r.identity, nodeArgs });
+    process.stderr.write(`[bench] ${tree.label}: replica ${r.identity} pid ${c.pid} ready, log ${c.logFile}\n`);
     everyProcess.push(c);
     r.current = c;
   };
@@ -254,9 +300,23 @@ export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPo
       first = await holder();
     }
     let leader = replicas.find((r) => r.identity === first.holder) ?? replicas[0]!;
+    // The leader's event-loop delay histogram over the run: each scrape's increase, summed while that
+    // process leads (a restarted process counts from its start).
+    const lastDelay = new Map<Controller, number[]>();
+    let runDelay: { bounds: number[]; cumulative: number[] } | undefined;
+    const addDelay = (c: Controller, m: Map<string, number>, leads: boolean) => {
+      const h = delayBuckets(m);
+      if (!h) return;
+      const before = lastDelay.get(c) ?? h.cumulative.map(() => 0);
+      lastDelay.set(c, h.cumulative);
+      if (!leads) return;
+      runDelay ??= { bounds: h.bounds, cumulative: h.cumulative.map(() => 0) };
+      h.cumulative.forEach((n, i) => (runDelay!.cumulative[i]! += n - before[i]!));
+    };
     for (const r of replicas) {
       r.cpuAtStart = r.cpuLast = await cpu(r.current!);
-      await r.current!.metrics(); // resets prom-client's event-loop window
+      // Resets prom-client's event-loop window; the histogram counts from here.
+      addDelay(r.current!, await r.current!.metrics(), false);
     }
 
     const lag = { p50: [] as number[], p99: [] as number[], max: [] as number[] };
@@ -294,10 +354,15 @@ export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPo
         const m = await r.current.metrics().catch(() => undefined);
         if (!m) continue;
         r.cpuLast = m.get('process_cpu_seconds_total') ?? r.cpuLast;
+        addDelay(r.current, m, r === leader);
         if (r !== leader) continue;
         lag.p50.push((m.get('nodejs_eventloop_lag_p50_seconds') ?? NaN) * 1000);
         lag.p99.push((m.get('nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000);
         lag.max.push((m.get('nodejs_eventloop_lag_max_seconds') ?? NaN) * 1000);
+        if (lag.max.at(-1)! >= 250)
+          process.stderr.write(
+            `[bench] ${tree.label}: leader ${r.identity} event-loop lag max ${round(lag.max.at(-1)!)} ms in the 2 s before ${new Date().toISOString()}\n`,
+          );
       }
     }
     await admit;
@@ -313,6 +378,14 @@ export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPo
       lagP50Ms: round(quantile(lag.p50, 0.5)),
       // prom-client gives each scrape window's p99 and max; the worst window is reported.
       lagP99Ms: round(Math.max(...lag.p99)),
+      lagRunP99Ms: runDelay ? round(histogramQuantile(0.99, runDelay.bounds, runDelay.cumulative) * 1000) : NaN,
+      lagOver50msPct: runDelay
+        ? round(
+            (100 * (runDelay.cumulative.at(-1)! - runDelay.cumulative[runDelay.bounds.indexOf(0.05)]!)) /
+              runDelay.cumulative.at(-1)!,
+            3,
+          )
+        : NaN,
       lagMaxMs: round(Math.max(...lag.max)),
       leaseTransitions: last.transitions - first.transitions,
       replicaRestarts: restarts,
@@ -334,6 +407,8 @@ export async function runReplicas(bed: Bed, tree: Tree, seconds: number, otherPo
 const FIGURES: [keyof WorldResult, string][] = [
   ['syncS', 'first replica ready (s)'],
   ['lagP50Ms', 'event-loop lag p50 (ms)'],
+  ['lagRunP99Ms', 'event-loop lag p99 over the run (ms, ipp_event_loop_delay_seconds)'],
+  ['lagOver50msPct', 'event-loop ticks later than 50 ms (%)'],
   ['lagP99Ms', 'event-loop lag p99, worst 2 s window (ms)'],
   ['lagMaxMs', 'event-loop lag max (ms)'],
   ['leaseTransitions', 'lease transitions'],

@@ -13,6 +13,7 @@ import { isolationViolation } from './events.ts';
 import type { EventPublisher } from '../../kube/event.ts';
 import type { Logger } from '../../log.ts';
 import type { Metrics } from '../../metrics/metrics.ts';
+import { spent, yieldToEventLoop } from '../../kube/slice.ts';
 import { NodeAgentTrust, type DaemonSetReader } from './trust.ts';
 import { nodeFindings, violations, type Violation } from './violations.ts';
 
@@ -39,9 +40,6 @@ export interface AuditorOptions {
   /** A node whose DaemonSet read failed is audited again after this long; default 5 s. */
   retryDelayMs?: number;
 }
-
-/** The longest the auditor holds the event loop before letting the lease, webhook and watches run. */
-const SLICE_MS = 5;
 
 function describeViolation(v: Violation): string {
   const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
@@ -135,13 +133,12 @@ export class Auditor {
     this.draining = true;
     try {
       while (this.running && this.dirty.size > 0) {
-        const until = performance.now() + SLICE_MS;
         for (const node of this.dirty) {
           this.dirty.delete(node);
           this.auditNodeSafely(node);
-          if (performance.now() >= until) break;
+          if (spent()) break;
         }
-        if (this.dirty.size > 0) await new Promise((r) => setImmediate(r));
+        if (this.dirty.size > 0) await yieldToEventLoop();
       }
     } finally {
       this.draining = false;

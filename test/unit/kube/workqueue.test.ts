@@ -343,4 +343,24 @@ describe('WorkQueue', () => {
     ac2.abort();
     await done2;
   });
+
+  it('lets the event loop run between reconciles that await no I/O, so a resync of thousands of keys cannot hold the thread', async () => {
+    const { q } = setup({ concurrency: 4 });
+    const ac = new AbortController();
+    const done: string[] = [];
+    let timerSawDone = -1;
+    const run = q.run(async (key) => {
+      const until = performance.now() + 1;
+      while (performance.now() < until); // a reconcile that only reads the cache
+      done.push(key);
+      if (done.length === 200) ac.abort();
+    }, ac.signal);
+    for (let i = 0; i < 200; i++) q.add(`k${i}`);
+    setImmediate(() => (timerSawDone = done.length));
+    await run;
+    expect(done).toHaveLength(200);
+    // The callback queued with the keys ran after a few slices' worth of reconciles, not after all.
+    expect(timerSawDone).toBeGreaterThan(0);
+    expect(timerSawDone).toBeLessThan(50);
+  });
 });

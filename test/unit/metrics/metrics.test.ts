@@ -50,6 +50,7 @@ const EXPECTED: [name: string, type: string, labels: string[]][] = [
   ['ipp_warm_instances', 'gauge', ['class', 'state']],
   ['ipp_warm_hits_total', 'counter', ['class']],
   ['ipp_warm_misses_total', 'counter', ['class']],
+  ['ipp_event_loop_delay_seconds', 'histogram', []],
 ];
 
 describe('Metrics', () => {
@@ -70,8 +71,27 @@ describe('Metrics', () => {
   it('documents every metric and its labels in docs/metrics.md', () => {
     const doc = readFileSync(new URL('../../../docs/metrics.md', import.meta.url), 'utf8');
     for (const [name, , labels] of EXPECTED) {
-      expect(doc, name).toContain(`\`${name}{${labels.join(', ')}}\``);
+      expect(doc, name).toContain(labels.length ? `\`${name}{${labels.join(', ')}}\`` : `\`${name}\``);
     }
+  });
+
+  it('observes the event loop: a tick held up by a synchronous stretch lands in a bucket past it', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const stop = m.observeEventLoop(5);
+    try {
+      await new Promise((r) => setTimeout(r, 30));
+      const until = performance.now() + 120;
+      while (performance.now() < until); // holds the thread, as a long pass would
+      await new Promise((r) => setTimeout(r, 30));
+    } finally {
+      stop();
+    }
+    const { values } = await m.eventLoopDelay.get();
+    const bucket = (le: number) => values.find((v) => v.metricName?.endsWith('_bucket') && v.labels.le === le)!.value;
+    const count = values.find((v) => v.metricName?.endsWith('_count'))!.value;
+    expect(count).toBeGreaterThan(2);
+    // Exactly the one tick that waited for the stretch is later than 100 ms.
+    expect(count - bucket(0.1)).toBe(1);
   });
 
   it('collects Node process metrics unprefixed (process_*, nodejs_*) unless disabled', async () => {
