@@ -9,6 +9,7 @@ import { GarbageCollector } from './controllers/garbagecollection/controller.ts'
 import { InstanceController } from './controllers/instance/controller.ts';
 import { InstanceClassController } from './controllers/instanceclass/controller.ts';
 import { NodeIdentityController } from './controllers/nodeidentity/controller.ts';
+import { PlacementController } from './controllers/placement/controller.ts';
 import { ProvisioningController } from './controllers/provisioning/controller.ts';
 import { classOfRuntimeClass } from './api/names.ts';
 import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
@@ -40,6 +41,13 @@ import type { CloudProvider } from '../providers/types.ts';
 const CLASS_KEYED = new Set(['provisioning', 'instanceclass', 'warmpool']);
 /** At most ten passes a second per class: what a burst costs, against at most 0.1 s more to place a pod. */
 const CLASS_PASS_INTERVAL_MS = 100;
+/**
+ * A class's status is a summary (counts, conditions) read by people and dashboards: one pass a second
+ * at most. At ten a second it was a tenth of the controller's CPU in a thousand-pod burst.
+ */
+const CLASS_STATUS_INTERVAL_MS = 1_000;
+/** Pods pinned at once: each reconcile is one guarded write, and a burst's nodes turn Ready together. */
+const PLACEMENTS_IN_FLIGHT = 16;
 
 /** Every client made from it shares one connection pool per API server and the --kube-api-qps/burst limit. */
 export function loadKubeConfig(
@@ -188,6 +196,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
   );
   const controllers = [
     new ProvisioningController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
+    new PlacementController(ctx),
     new InstanceController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
     new InstanceClassController(ctx),
     runtimeClasses,
@@ -204,11 +213,14 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
           ? Math.min(opts.concurrency, 2)
           : name === 'instance'
             ? opts.launchConcurrency
-            : opts.concurrency,
+            : name === 'placement'
+              ? PLACEMENTS_IN_FLIGHT
+              : opts.concurrency,
       // A pass over a class reads every pod and Instance of it. In a burst its pods, Instances and
       // nodes change dozens of times a second, and a pass per change made the controller's CPU grow
       // with the square of the burst; changes within this interval are taken in one pass.
-      minIntervalMs: CLASS_KEYED.has(name) ? CLASS_PASS_INTERVAL_MS : 0,
+      minIntervalMs:
+        name === 'instanceclass' ? CLASS_STATUS_INTERVAL_MS : CLASS_KEYED.has(name) ? CLASS_PASS_INTERVAL_MS : 0,
       logger,
       onDepth: (d) => metrics.workqueueDepth.set({ queue: name }, d),
       onResult: (result) => {

@@ -39,5 +39,5 @@ for (let b = 0; b < 20; b++) {
   best = Math.min(best, (performance.now() - t0) / 10);
 }
 console.log(
-  `plan() over ${N} pods, ${instances.length} Instances: ${best.toFixed(3)} ms per pass, fastest of 20 batches (${out.claims.length} claims, ${out.placements.length} placements)`,
+  `plan() over ${N} pods, ${instances.length} Instances: ${best.toFixed(3)} ms per pass, fastest of 20 batches (${out.claims.length} claims)`,
 );

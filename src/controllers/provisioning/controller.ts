@@ -1,18 +1,18 @@
 // Provisioning for one class at a time (the queue key is the class name, so two decisions about the
 // same class never race): read the class's pods and Instances, plan, then carry the plan out in the
-// order that survives a crash at any line: claim the pod → create the Instance → pin or bind.
+// order that survives a crash at any line: claim the pod → create the Instance. Pinning or binding the
+// pod once that Instance is Ready is placement/'s, pod by pod (but for an Instance Ready at the claim).
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { V1Node, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { allowedZones, classZones, podZoneRequirements, type PodZones } from '../../api/zones.ts';
-import { namespaceAllowed, usability, type PlacementMode } from '../../api/classes.ts';
+import { namespaceAllowed, usability } from '../../api/classes.ts';
 import { NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION } from '../../api/names.ts';
 import {
   awaitsPlacement,
   claimOf,
   classOf,
   hasController,
-  isGated,
   isNodeReady,
   isTerminal,
   pinnedNodeOf,
@@ -20,7 +20,7 @@ import {
   unschedulableSince,
 } from '../../api/pods.ts';
 import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
-import type { Instance, InstanceClass } from '../../api/types.ts';
+import type { InstanceClass } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
@@ -28,7 +28,8 @@ import type { CloudProvider } from '../../../providers/types.ts';
 import * as events from './events.ts';
 import { conditionUpdate, type Verdict } from './condition.ts';
 import { isWarm } from '../warmpool/pool.ts';
-import { plan, STRANDED_AFTER_MS, type Placement, type Plan, type PlanInput } from './plan.ts';
+import { plan, STRANDED_AFTER_MS, type Plan, type PlanInput } from './plan.ts';
+import { place } from '../placement/place.ts';
 
 export interface ProvisioningContext extends ControllerContext {
   newName?: (cls: string) => string;
@@ -48,14 +49,13 @@ interface InFlight {
 }
 const EXPECTATION_TIMEOUT_MS = 30_000;
 /** Pod and Instance writes of one pass in flight at once. */
-const WRITES_IN_FLIGHT = 16;
+const WRITES_IN_FLIGHT = 32;
 /**
- * Claims one pass carries out (its oldest pods first), one round of writes; the rest wait for the
- * next pass, which pins first. A pass ends only when its last claim and Instance create are answered:
- * with a burst's hundred claims in one pass, every node that turned Ready meanwhile waited seconds
- * for its pin (3.5 s median measured for 100 pods, node Ready → pinned, on a loaded machine).
+ * Claims one pass carries out (its oldest pods first); the rest wait for the next pass. Pins no longer
+ * wait for a pass (placement/ places each pod on its own), but pods created during a pass do: a
+ * pass of a thousand claims would hold them for its whole length.
  */
-export const MAX_CLAIMS_PER_PASS = WRITES_IN_FLIGHT;
+export const MAX_CLAIMS_PER_PASS = 4 * WRITES_IN_FLIGHT;
 
 /** Runs `each` over `items`, at most `limit` at a time. */
 async function eachBounded<T>(items: readonly T[], limit: number, each: (item: T) => Promise<void>): Promise<void> {
@@ -127,10 +127,8 @@ export class ProvisioningController implements Controller {
   async reconcile(className: string): Promise<ReconcileResult | void> {
     const { state, api } = this.ctx;
     const log = this.ctx.logger.child({ class: className });
-    if (!this.caughtUp(className)) {
-      await this.placeWhileCatchingUp(className);
-      return { requeueAfterMs: 100 };
-    }
+    // Our own claims' watch events wake the class; the requeue is for one that never comes.
+    if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
     const pods = state.podsOfClass(className);
     const waiting = pods.filter(awaitsPlacement);
     // Pinned pods the scheduler has not placed yet: watched until bound, or stranded.
@@ -212,16 +210,6 @@ export class ProvisioningController implements Controller {
       }
     };
     const expect: InFlight = { claims: new Map(), instances: new Set(), since: this.now() };
-    // Placements first: a pod whose node is Ready is pinned at once, never behind the batch's claims.
-    await eachBounded(decided.placements, WRITES_IN_FLIGHT, async (placement) => {
-      try {
-        // The webhook chose per pod: gated pods are pinned (the scheduler binds), the others carry
-        // schedulerName ipp and are bound here.
-        await this.place(placement, isGated(placement.pod) ? 'pin' : 'bind');
-      } catch (e) {
-        failed(placement.pod, 'placement', e);
-      }
-    });
     // Claims of different pods are independent: claim → create runs in order per pod, pods in parallel.
     const reserving = new Map<string, Promise<void>>();
     await eachBounded(claims, WRITES_IN_FLIGHT, async (claim) => {
@@ -280,7 +268,7 @@ export class ProvisioningController implements Controller {
         // (the claim's and the take's watch events) to every warm hit, the case that must be fastest.
         const node = taken?.status?.phase === 'Ready' ? state.nodeByProviderID(taken.status.providerID) : undefined;
         if (claimed && taken && node && isNodeReady(node) && !node.spec?.unschedulable)
-          await this.place({ pod: claimed, instance: taken, node }, isGated(claimed) ? 'pin' : 'bind');
+          await place(this.ctx, { pod: claimed, instance: taken, node });
       } catch (e) {
         if (claim.create && !createSent) this.ctx.creates.drop(className, claim.instance);
         else if (claim.create && !expect.instances.has(claim.instance))
@@ -308,9 +296,8 @@ export class ProvisioningController implements Controller {
       }
     });
     // Stale reads are normal (our own claim changed the pod); the queue's backoff retries them.
-    if (failures)
-      throw new Error(`${failures} claim/placement write(s) for class ${className} did not apply; retrying`);
-    this.ctx.metrics.pendingPods.set({ class: className }, waiting.length - decided.placements.length);
+    if (failures) throw new Error(`${failures} claim write(s) for class ${className} did not apply; retrying`);
+    this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
     // The claims left for the next pass: nothing else may wake the class for them.
     if (deferred) return { requeueAfterMs: 0 };
     // Nothing else wakes the class when a pinned pod has been unschedulable long enough to be stranded.
@@ -348,40 +335,6 @@ export class ProvisioningController implements Controller {
         if (capacities.some((cap) => cap === undefined)) return true;
         return capacities.some((cap) => fits(ZERO, podRequests(pod), cap!));
       },
-    });
-  }
-
-  /**
-   * While the cache lacks our own latest claims, a pass may hand out no room (it could hand out the
-   * same twice), but a pod already claimed whose Instance is Ready on a Ready node takes nothing from
-   * anyone: it is pinned (or bound) now, not once the cache has caught up with a burst's claims. The
-   * plan's claims are dropped; each write is guarded by the pod's resourceVersion, so a pin that
-   * another write overtook fails and the next full pass decides again.
-   */
-  private async placeWhileCatchingUp(className: string): Promise<void> {
-    const { state } = this.ctx;
-    const pods = state.podsOfClass(className);
-    if (!pods.some((p) => awaitsPlacement(p) && claimOf(p))) return;
-    const usable = usability(state.instanceClass(className), className, this.ctx.providers);
-    if (!usable.usable) return;
-    const { cls, provider } = usable;
-    let n = 0;
-    const decided = this.planClass(cls, provider, pods, {
-      creating: [],
-      mayPlace: (p) => namespaceAllowed(cls, p.metadata!.namespace!),
-      newName: () => `${className}-unused-${n++}`,
-      zonesOf: () => undefined,
-    });
-    await eachBounded(decided.placements, WRITES_IN_FLIGHT, async (placement) => {
-      try {
-        await this.place(placement, isGated(placement.pod) ? 'pin' : 'bind');
-      } catch (e) {
-        // The full pass after the cache catches up decides again, with its backoff for real failures.
-        this.ctx.logger.debug(
-          { class: className, pod: podKey(placement.pod), err: e },
-          'placement deferred to the next full pass',
-        );
-      }
     });
   }
 
@@ -436,34 +389,5 @@ export class ProvisioningController implements Controller {
     if ((f.claims.size || f.instances.size) && this.now() - f.since < EXPECTATION_TIMEOUT_MS) return false;
     this.inFlight.delete(className);
     return true;
-  }
-
-  private async place({ pod, instance, node }: Placement, mode: PlacementMode): Promise<void> {
-    const nodeName = node.metadata!.name!;
-    const instanceName = instance.metadata.name!;
-    if (mode === 'pin') {
-      await this.ctx.api.pods.pin(pod, nodeName);
-      this.ctx.events.record(events.pinned(pod, instanceName, nodeName));
-    } else {
-      await this.ctx.api.pods.bind(pod, nodeName);
-      this.ctx.events.record(events.bound(pod, instanceName, nodeName));
-    }
-    this.observePlaced(pod, instance, mode);
-    this.ctx.logger.info(
-      {
-        pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`,
-        instance: instanceName,
-        node: nodeName,
-        class: instance.spec.class,
-      },
-      mode === 'pin' ? 'pod pinned' : 'pod bound',
-    );
-  }
-
-  private observePlaced(pod: V1Pod, instance: Instance, mode: PlacementMode): void {
-    const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
-    if (!Number.isNaN(created)) {
-      this.ctx.metrics.podPinDuration.observe({ class: instance.spec.class, mode }, (this.now() - created) / 1000);
-    }
   }
 }

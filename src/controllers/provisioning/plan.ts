@@ -1,5 +1,6 @@
 // Which instance for which pod? A pure decision over one class's pods and Instances. The shell
-// (controller.ts) carries it out: claims first (pod annotation), then Instance objects, then pins.
+// (controller.ts) carries it out: claims first (pod annotation), then Instance objects; placement/
+// pins or binds each claimed pod once its Instance is Ready.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import type { Resources } from '../../api/classes.ts';
@@ -69,15 +70,8 @@ export interface Claim {
   zones?: string[];
 }
 
-export interface Placement {
-  pod: V1Pod;
-  instance: Instance;
-  node: V1Node;
-}
-
 export interface Plan {
   claims: Claim[];
-  placements: Placement[];
   /** Pods left waiting because the class is at spec.maxInstances. */
   blockedByMaxInstances: V1Pod[];
   /** Pods pinned to a node that cannot take them; they will never run where they are pinned. */
@@ -127,7 +121,7 @@ export function plan(input: PlanInput): Plan {
   const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
   const isolation = cls.spec.isolation ?? 'Pod';
   const byName = new Map(instances.map((i) => [i.metadata.name!, i]));
-  const out: Plan = { claims: [], placements: [], blockedByMaxInstances: [], stranded: [], unfit: [], zoneless: [] };
+  const out: Plan = { claims: [], blockedByMaxInstances: [], stranded: [], unfit: [], zoneless: [] };
   const offered = classZones(cls);
   const zonesOf = (pod: V1Pod) => input.zonesOf?.(pod);
 
@@ -283,13 +277,8 @@ export function plan(input: PlanInput): Plan {
     if (claimed && current && live(current)) {
       // Claimed, but the take from the warm pool has not landed (it failed, or the controller died
       // after the claim): take it now, and place the pod only once it is out of the pool.
-      if (isWarm(current)) {
-        out.claims.push({ pod, instance: claimed, create: false, warm: true });
-        continue;
-      }
-      const node = nodeOf(current);
-      if (current.status?.phase === 'Ready' && node && isNodeReady(node))
-        out.placements.push({ pod, instance: current, node });
+      // Placing it once its Instance is Ready is the placement controller's, pod by pod.
+      if (isWarm(current)) out.claims.push({ pod, instance: claimed, create: false, warm: true });
       continue;
     }
     if (claimed && !current) {

@@ -36,7 +36,9 @@ const SCHEDULE_TICK_MS = 60_000;
 export class WarmPoolController implements Controller {
   readonly name = 'warmpool';
   readonly wakes: Wakes = {
-    instance: (i) => [i.spec.class],
+    // A class without a pool cares only about what is left of one: a burst's thousand Instances of
+    // such a class would each wake a pass over all of them.
+    instance: (i, state) => (isWarm(i) || state.instanceClass(i.spec.class)?.spec.warmPool ? [i.spec.class] : []),
     instanceClass: (c) => [c.metadata.name!],
     resync: (state) =>
       state.classes
@@ -66,6 +68,11 @@ export class WarmPoolController implements Controller {
       // Its Instances are the instance controller's; nothing to hold a pool for, nor to report.
       this.forget(className);
       this.deleting.delete(className);
+      return;
+    }
+    if (!cls.spec.warmPool && !state.instancesOfClass(className).some(isWarm)) {
+      // No pool and nothing left of one: no series (every class change wakes this controller).
+      this.forget(className);
       return;
     }
     const creating = this.ctx.creates.pending(className, (n) => !!state.instance(n), this.now());

@@ -57,43 +57,12 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('instances.create')).toHaveLength(MAX_CLAIMS_PER_PASS);
   });
 
-  it('while its own claims are not in the cache yet, pins claimed pods whose node is Ready, and claims nothing', async () => {
-    f.cluster.podList = [pod('new-1'), pod('new-2', { created: '2024-01-01T00:00:01Z' })];
-    await controller.reconcile('metal');
-    expect(f.writes.of('pods.claim')).toHaveLength(2);
-    // The cache has not shown those claims; meanwhile another pod's Instance turned Ready.
-    f.cluster.podList = [...f.cluster.podList, pod('ready', { claim: 'metal-x', created: '2024-01-01T00:00:05Z' })];
-    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
-    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
-    f.writes.log.length = 0;
-    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
-    expect(f.writes.log).toEqual([['pods.pin', 'ready', 'n1']]);
-  });
-
-  it('pins a pod whose node is Ready before writing the claims of the rest of the batch', async () => {
-    f.cluster.podList = [pod('new-1'), pod('ready', { claim: 'metal-x', created: '2024-01-01T00:00:05Z' })];
-    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
-    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
-    await controller.reconcile('metal');
-    expect(f.writes.log[0]).toEqual(['pods.pin', 'ready', 'n1']);
-  });
-
-  it('pins a claimed pod once its Instance is Ready on a Ready node', async () => {
+  it('leaves a claimed pod whose Instance is Ready to placement, and writes nothing for it', async () => {
     f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
     f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
     await controller.reconcile('metal');
-    expect(f.writes.log).toEqual([['pods.pin', 'web-1', 'n1']]);
-    expect(reasons()).toEqual(['web-1/Pinned']);
-  });
-
-  it('binds instead of pinning a pod handed to scheduler ipp', async () => {
-    f.cluster.podList = [pod('web-1', { claim: 'metal-x', gated: false, schedulerName: 'ipp' })];
-    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
-    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
-    await controller.reconcile('metal');
-    expect(f.writes.log).toEqual([['pods.bind', 'web-1', 'n1']]);
-    expect(reasons()).toEqual(['web-1/Bound']);
+    expect(f.writes.log).toEqual([]);
   });
 
   it('tells every waiting pod why an unknown class cannot be provisioned, and writes nothing', async () => {
@@ -136,7 +105,7 @@ describe('ProvisioningController', () => {
   it('carries on with the other pods when one write fails, then fails the pass for a retry', async () => {
     f.cluster.podList = [pod('web-1'), pod('web-2', { created: '2024-01-01T00:00:01Z' })];
     f.writes.failNext.set('pods.claim', { code: 422, body: { reason: 'Invalid', message: 'test failed' } });
-    await expect(controller.reconcile('metal')).rejects.toThrow('1 claim/placement write(s) for class metal');
+    await expect(controller.reconcile('metal')).rejects.toThrow('1 claim write(s) for class metal');
     expect(f.writes.of('instances.create')).toEqual([['metal-b', 'metal']]);
   });
 

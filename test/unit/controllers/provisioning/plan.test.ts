@@ -56,7 +56,6 @@ describe('Pod isolation', () => {
   it('gives each waiting pod its own new Instance, never sharing a fresh one', () => {
     const p = run({ pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) })] });
     expect(claims(p)).toEqual(['a->new-1+', 'b->new-2+', 'c->new-3+']);
-    expect(p.placements).toEqual([]);
     expect(p.blockedByMaxInstances).toEqual([]);
   });
 
@@ -132,7 +131,6 @@ describe('Pod isolation', () => {
       instances: [instance('x', { phase: 'Ready' })],
     });
     expect(claims(held)).toEqual(['copy->new-1+']);
-    expect(held.placements).toEqual([]);
   });
 
   it("ignores a claim naming another class's Instance", () => {
@@ -272,21 +270,13 @@ describe('Class isolation', () => {
 describe('claimed pods', () => {
   const readyNode = node('n1');
 
-  it('yields a placement once the Instance is Ready and its node is Ready', () => {
+  it('leaves a pod claiming a Ready Instance alone: the placement controller places it', () => {
     const x = instance('x', { phase: 'Ready', providerID: 'sim:///n1' });
-    const a = pod('a', { claim: 'x' });
-    const p = run({ pods: [a], instances: [x], nodes: { x: readyNode } });
-    expect(p.placements).toEqual([{ pod: a, instance: x, node: readyNode }]);
+    const p = run({ pods: [pod('a', { claim: 'x' })], instances: [x], nodes: { x: readyNode } });
     expect(p.claims).toEqual([]);
   });
 
-  it('places pods held by schedulerName ipp (bind mode) as well', () => {
-    const a = pod('a', { claim: 'x', gated: false, schedulerName: 'ipp' });
-    const p = run({ pods: [a], instances: [instance('x', { phase: 'Ready' })], nodes: { x: readyNode } });
-    expect(names(p.placements.map((pl) => pl.pod))).toEqual(['a']);
-  });
-
-  it('waits (no placement, no new claim) while the node is not Ready or unschedulable, or the Instance not Ready', () => {
+  it('makes no new claim while the node is not Ready or unschedulable, or the Instance not Ready', () => {
     const cases: [string, Instance, V1Node | undefined][] = [
       ['node NotReady', instance('x', { phase: 'Ready' }), node('n1', { ready: false })],
       ['node cordoned', instance('x', { phase: 'Ready' }), node('n1', { unschedulable: true })],
@@ -296,7 +286,7 @@ describe('claimed pods', () => {
     ];
     for (const [what, x, n] of cases) {
       const p = run({ pods: [pod('a', { claim: 'x' })], instances: [x], nodes: n ? { x: n } : {} });
-      expect({ what, placements: p.placements.length, claims: claims(p) }).toEqual({ what, placements: 0, claims: [] });
+      expect({ what, claims: claims(p) }).toEqual({ what, claims: [] });
     }
   });
 
@@ -326,7 +316,6 @@ describe('claimed pods', () => {
       nodes: { going: readyNode, idle: node('n2') },
     });
     expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
-    expect(p.placements).toEqual([]);
   });
 });
 
@@ -410,7 +399,6 @@ describe('which pods and in which order', () => {
     });
     expect(p).toEqual({
       claims: [],
-      placements: [],
       blockedByMaxInstances: [],
       stranded: [],
       unfit: [],
@@ -563,7 +551,6 @@ describe('warm pool', () => {
   it('does not place a pod on an instance still in the pool: asks to take it first', () => {
     const p = run({ pods: [pod('a', { claim: 'w' })], instances: [warm('w')] });
     expect(takes(p)).toEqual(['a->w (warm)']);
-    expect(p.placements).toEqual([]);
   });
 
   it('counts warm instances against maxInstances', () => {

@@ -1,0 +1,54 @@
+// Where may a claimed pod go now? A pure decision over one pod and the few objects its claim names:
+// its Instance, that Instance's node, and the other pods holding either. Provisioning decides which
+// Instance a pod gets (over its whole class); placing it once that Instance is Ready needs nothing
+// else, so it is decided per pod and never waits behind a class's other claims.
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import { namespaceAllowed } from '../../api/classes.ts';
+import { awaitsPlacement, claimOf, classOf, isNodeReady, isWorkload, podKey } from '../../api/pods.ts';
+import type { Instance } from '../../api/types.ts';
+import type { ClusterView } from '../context.ts';
+import { isWarm } from '../warmpool/pool.ts';
+
+export interface Placement {
+  pod: V1Pod;
+  instance: Instance;
+  node: V1Node;
+}
+
+type View = Pick<ClusterView, 'instance' | 'instanceClass' | 'nodeByProviderID' | 'podsClaiming' | 'podsOnNode'>;
+
+const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
+/** A pod holds its instance until it is really gone: a bound pod still shutting down holds it too. */
+const holds = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || !!p.spec?.nodeName);
+const createdAt = (p: V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
+/** The order in which waiting claimers of one Instance are served: oldest first, then by name. */
+const before = (a: V1Pod, b: V1Pod) => createdAt(a) - createdAt(b) || (podKey(a) < podKey(b) ? -1 : 1);
+
+/**
+ * The placement of `pod` now, or undefined while it must wait: it awaits placement, its class lets
+ * its namespace in, its claim names a live, Ready Instance of its own class that has left the warm
+ * pool, and that Instance's node is Ready and schedulable. Under Pod isolation the pod must also be
+ * the Instance's only holder: nobody else pinned or bound to it or running on its node, and no older
+ * pod waiting on the same claim (provisioning hands the others new Instances).
+ */
+export function placementOf(pod: V1Pod, view: View): Placement | undefined {
+  if (!awaitsPlacement(pod)) return undefined;
+  const className = classOf(pod)!;
+  const cls = view.instanceClass(className);
+  const claim = claimOf(pod);
+  if (!cls || !claim || !namespaceAllowed(cls, pod.metadata?.namespace ?? '')) return undefined;
+  const instance = view.instance(claim);
+  // A claim naming another class's Instance (copied or forged) is no claim at all.
+  if (!instance || instance.spec.class !== className || !live(instance)) return undefined;
+  // Still in the warm pool: provisioning takes it out first, and the take's update wakes the pod.
+  if (isWarm(instance) || instance.status?.phase !== 'Ready') return undefined;
+  const node = view.nodeByProviderID(instance.status.providerID);
+  if (!node || !isNodeReady(node)) return undefined;
+  if ((cls.spec.isolation ?? 'Pod') === 'Pod') {
+    const key = podKey(pod);
+    const onNode = view.podsOnNode(node.metadata!.name!).some((p) => podKey(p) !== key && isWorkload(p));
+    const rivals = view.podsClaiming(claim).filter((p) => podKey(p) !== key && holds(p));
+    if (onNode || rivals.some((p) => !awaitsPlacement(p) || before(p, pod) < 0)) return undefined;
+  }
+  return { pod, instance, node };
+}

@@ -1,0 +1,61 @@
+// The placement shell with fake writers: one guarded write per pod, its Event, and no second write
+// while the cache has not shown the first.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { PlacementController } from '../../../../src/controllers/placement/controller.ts';
+import { fakes, type Fakes } from '../../fake/cluster.ts';
+import { cls, instance, node, pod } from '../fixtures.ts';
+
+let f: Fakes;
+let controller: PlacementController;
+beforeEach(() => {
+  f = fakes();
+  f.cluster.classList = [cls()];
+  f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+  f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+  controller = new PlacementController(f.ctx);
+});
+const reasons = () => f.events.map((e) => `${e.regarding.name}/${e.reason}`);
+
+describe('PlacementController', () => {
+  it('pins a claimed pod once its Instance is Ready on a Ready node, and says so', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    await controller.reconcile('team-a/web-1');
+    expect(f.writes.log).toEqual([['pods.pin', 'web-1', 'n1']]);
+    expect(reasons()).toEqual(['web-1/Pinned']);
+  });
+
+  it('binds instead of pinning a pod handed to scheduler ipp', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x', gated: false, schedulerName: 'ipp' })];
+    await controller.reconcile('team-a/web-1');
+    expect(f.writes.log).toEqual([['pods.bind', 'web-1', 'n1']]);
+    expect(reasons()).toEqual(['web-1/Bound']);
+  });
+
+  it('does not pin again while the cache still shows the pod it pinned, and does once the pod changes', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    await controller.reconcile('team-a/web-1');
+    await controller.reconcile('team-a/web-1'); // woken by the node, before the pin's own watch event
+    expect(f.writes.of('pods.pin')).toHaveLength(1);
+    // Someone else changed the pod (and the pin was refused as stale): decided again on the new version.
+    f.cluster.podList[0]!.metadata!.resourceVersion = '2';
+    await controller.reconcile('team-a/web-1');
+    expect(f.writes.of('pods.pin')).toHaveLength(2);
+  });
+
+  it('takes a stale refusal as "wait for the watch", and fails other errors for the backoff', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    f.writes.failNext.set('pods.pin', { code: 422, body: { reason: 'Invalid', message: 'test failed' } });
+    await expect(controller.reconcile('team-a/web-1')).resolves.toBeUndefined();
+    f.writes.failNext.set('pods.pin', { code: 500, body: { message: 'etcd timeout' } });
+    await expect(controller.reconcile('team-a/web-1')).rejects.toBeDefined();
+    expect(reasons()).toEqual([]);
+  });
+
+  it('wakes the pods waiting on an Instance when it or its node turns Ready, and not for heartbeats', () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' }), pod('web-2', { claim: 'metal-y' })];
+    expect([...controller.wakes.instance!(f.cluster.instanceList[0]!, f.cluster)]).toEqual(['team-a/web-1']);
+    const n = f.cluster.nodeList[0]!;
+    expect([...controller.wakes.node!(n, f.cluster)]).toEqual(['team-a/web-1']);
+    expect([...controller.wakes.node!(n, f.cluster, structuredClone(n))]).toEqual([]);
+  });
+});

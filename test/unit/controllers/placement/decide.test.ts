@@ -1,0 +1,98 @@
+// Which claimed pod may be placed now, decided per pod over its Instance, its node and their holders.
+import type { V1Node } from '@kubernetes/client-node';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { Instance } from '../../../../src/api/types.ts';
+import { placementOf } from '../../../../src/controllers/placement/decide.ts';
+import { FakeCluster } from '../../fake/cluster.ts';
+import { cls, instance, node, pod } from '../fixtures.ts';
+
+let c: FakeCluster;
+beforeEach(() => {
+  c = new FakeCluster();
+  c.classList = [cls()];
+  c.instanceList = [instance('x', { phase: 'Ready', providerID: 'sim:///n1' })];
+  c.nodeList = [node('n1', { class: 'metal', instance: 'x' })];
+});
+const placed = (name: string) =>
+  placementOf(
+    c.podList.find((p) => p.metadata!.name === name)!,
+    c,
+  )?.node.metadata?.name;
+
+describe('placementOf', () => {
+  it('places a pod claiming a Ready Instance on a Ready node there, gated or handed to scheduler ipp', () => {
+    c.podList = [pod('a', { claim: 'x' })];
+    expect(placed('a')).toBe('n1');
+    c.podList = [pod('b', { claim: 'x', gated: false, schedulerName: 'ipp' })];
+    expect(placed('b')).toBe('n1');
+  });
+
+  it('waits while the node is not Ready or cordoned, the Instance not Ready, or no node yet', () => {
+    const cases: [string, Instance, V1Node | undefined][] = [
+      ['node NotReady', instance('x', { phase: 'Ready', providerID: 'sim:///n1' }), node('n1', { ready: false })],
+      [
+        'node cordoned',
+        instance('x', { phase: 'Ready', providerID: 'sim:///n1' }),
+        node('n1', { unschedulable: true }),
+      ],
+      ['no node yet', instance('x', { phase: 'Ready', providerID: 'sim:///n1' }), undefined],
+      ['Instance Registered', instance('x', { phase: 'Registered', providerID: 'sim:///n1' }), node('n1')],
+      ['Instance Launched', instance('x', { phase: 'Launched' }), undefined],
+      ['Instance deleting', instance('x', { phase: 'Ready', providerID: 'sim:///n1', deleting: true }), node('n1')],
+      ['Instance still warm', instance('x', { phase: 'Ready', providerID: 'sim:///n1', warm: true }), node('n1')],
+    ];
+    c.podList = [pod('a', { claim: 'x' })];
+    for (const [what, x, n] of cases) {
+      c.instanceList = [x];
+      c.nodeList = n ? [n] : [];
+      expect({ what, placed: placed('a') }).toEqual({ what, placed: undefined });
+    }
+  });
+
+  it("never places a pod on another class's Instance, whatever its claim says", () => {
+    c.instanceList = [instance('x', { phase: 'Ready', providerID: 'sim:///n1', class: 'other' })];
+    c.podList = [pod('a', { claim: 'x' })];
+    expect(placed('a')).toBeUndefined();
+  });
+
+  it('places nothing for a namespace the class does not allow, an unknown class, or a pod already placed', () => {
+    c.classList = [cls({ namespaces: ['team-b'] })];
+    c.podList = [pod('a', { claim: 'x' })];
+    expect(placed('a')).toBeUndefined();
+    c.classList = [];
+    expect(placed('a')).toBeUndefined();
+    c.classList = [cls()];
+    c.podList = [pod('a', { claim: 'x', gated: false })];
+    expect(placed('a')).toBeUndefined();
+  });
+
+  describe('Pod isolation', () => {
+    it('does not place a pod beside a workload already pinned to, bound to or running on the node', () => {
+      for (const other of [
+        pod('other', { claim: 'x', gated: false }),
+        pod('other', { claim: 'x', gated: false, nodeName: 'n1' }),
+        pod('other', { class: null, nodeName: 'n1', phase: 'Running' }),
+      ]) {
+        c.podList = [pod('a', { claim: 'x' }), other];
+        expect(placed('a')).toBeUndefined();
+      }
+    });
+
+    it('serves the oldest of two waiting claimers; DaemonSet pods and ended pods hold nothing', () => {
+      c.podList = [
+        pod('young', { claim: 'x', created: '2024-01-01T00:00:02Z' }),
+        pod('old', { claim: 'x', created: '2024-01-01T00:00:01Z' }),
+        pod('ds', { class: null, nodeName: 'n1', daemonSet: true, phase: 'Running' }),
+        pod('done', { class: null, nodeName: 'n1', phase: 'Succeeded' }),
+      ];
+      expect(placed('old')).toBe('n1');
+      expect(placed('young')).toBeUndefined();
+    });
+
+    it('under Class isolation places every claimer of the Instance', () => {
+      c.classList = [cls({ isolation: 'Class' })];
+      c.podList = [pod('a', { claim: 'x' }), pod('b', { claim: 'x', gated: false, nodeName: 'n1' })];
+      expect(placed('a')).toBe('n1');
+    });
+  });
+});
