@@ -56,22 +56,6 @@ export const strandedMessage = (why: string, replacing: boolean) =>
     ? `the pod cannot run where it was pinned: ${why}; deleting it so its controller recreates it on a new instance`
     : `the pod cannot run where it was pinned: ${why}; it has no controller to recreate it: delete it and create it again`;
 
-export const pinned = (pod: V1Pod, instance: string, node: string): IppEvent => ({
-  regarding: podRef(pod),
-  type: 'Normal',
-  reason: 'Pinned',
-  action: 'Pin',
-  note: `pinned to node ${node} of Instance ${instance}; kube-scheduler binds it`,
-});
-
-export const bound = (pod: V1Pod, instance: string, node: string): IppEvent => ({
-  regarding: podRef(pod),
-  type: 'Normal',
-  reason: 'Bound',
-  action: 'Bind',
-  note: `bound to node ${node} of Instance ${instance}`,
-});
-
 export const noZoneFits = (pod: V1Pod, cls: string, why: string, offered: readonly string[]): IppEvent => ({
   regarding: podRef(pod),
   type: 'Warning',
