@@ -18,6 +18,7 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['toRunningP50Ms', 'created → Running p50 (ms)'],
   ['toRunningP99Ms', 'created → Running p99 (ms)'],
   ['cpuMsPerPod', 'controller CPU per pod (ms)'],
+  ['machineCpuMsPerPod', 'CPU per pod of every process on the machine (ms; 2 cores = 2,000 ms/s)'],
   ['rssBeforeMiB', 'controller RSS before (MiB)'],
   ['rssAfterMiB', 'controller RSS after (MiB)'],
   ['admissionErrors', 'admission errors'],
@@ -38,6 +39,7 @@ export function printRequests(results: BurstResult[]): string[] {
     row('controller', r.controllerRequests);
     row('simulated cloud and kubelets (own client)', r.cloudRequests ?? {});
     row('API server (every client, during the burst)', r.apiserverRequests);
+    row('machine CPU per pod by process (ms)', r.cpuMsPerPodByProcess ?? {});
   }
   return lines;
 }

@@ -19,7 +19,7 @@ import {
 } from '../../src/api/names.ts';
 import type { Instance } from '../../src/api/types.ts';
 import { admissionRoundTrip, startController, type Tree } from './controller.ts';
-import { cpuSeconds, follow, quantile, round, rssBytes, type Followed, type Page } from './observe.ts';
+import { cpuByCommand, cpuSeconds, follow, quantile, round, rssBytes, type Followed, type Page } from './observe.ts';
 import type { Bed } from './scale.ts';
 import { inParallel } from './world.ts';
 
@@ -69,6 +69,24 @@ export interface BurstResult {
   cloudRequests?: Record<string, number>;
   /** Per pod, by `VERB resource[/subresource]`: every client's, as the API server counted them in the burst. */
   apiserverRequests: Record<string, number>;
+  /** CPU of every process on the machine per pod that reached Running (ms), from the first create to the last Running. */
+  machineCpuMsPerPod?: number;
+  /** The same by process: the controller, the testbed's parts (etcd, kube-apiserver, kwok…), the bench's own node. */
+  cpuMsPerPodByProcess?: Record<string, number>;
+}
+
+/** Machine CPU per pod by command name, the controller split out of "node", largest first (ms). */
+function cpuPerPod(before: Map<string, number>, after: Map<string, number>, controllerS: number, pods: number) {
+  const by = new Map<string, number>();
+  for (const [comm, s] of after) by.set(comm, s - (before.get(comm) ?? 0));
+  by.set('ipp controller', controllerS);
+  by.set('node', (by.get('node') ?? 0) - controllerS);
+  const total = [...by.values()].filter((s) => s > 0).reduce((a, b) => a + b, 0);
+  const rows = [...by]
+    .map(([k, s]) => [k === 'node' ? 'node (bench, others)' : k, round((s * 1000) / Math.max(1, pods))] as const)
+    .filter(([, ms]) => ms >= 0.5)
+    .sort((a, b) => b[1] - a[1]);
+  return { total: round((total * 1000) / Math.max(1, pods)), by: Object.fromEntries(rows) };
 }
 
 /** apiserver_request_total summed over codes and versions, by `VERB resource[/subresource]` (groups other than k8s.io's appended). */
@@ -326,6 +344,7 @@ export async function runBurst(
     const apiBefore = await apiserverRequestCounts(bed.kc);
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
+    const machineBefore = cpuByCommand();
     let admissionErrors = 0;
     const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
     const t0 = Date.now();
@@ -341,6 +360,8 @@ export async function runBurst(
     const deadline = t0 + o.timeoutS * 1000;
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
+    const machineAfter = cpuByCommand();
+    const machine = cpuPerPod(machineBefore, machineAfter, cpuAfter - cpuBefore, t.running.size);
     const rssAfter = rssBytes(controller.pid);
     const apiAfter = await apiserverRequestCounts(bed.kc);
     for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
@@ -385,6 +406,8 @@ export async function runBurst(
       apiserverRequestsPerPod: round(sum(apiAfter.values()) / size, 2),
       controllerRequests: {},
       apiserverRequests: perPod(apiAfter, size),
+      machineCpuMsPerPod: machine.total,
+      cpuMsPerPodByProcess: machine.by,
     };
   } finally {
     watching.stop();

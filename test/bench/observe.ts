@@ -3,7 +3,7 @@
 // wall-clock time each event arrived. Objects that existed before the LIST are only counted, not
 // timed: a benchmark times what changes while it runs. Also the CPU time and resident set of a
 // process from /proc, for components the benchmark started itself.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 
 export interface Followed {
@@ -81,6 +81,29 @@ export function cpuSeconds(pid: number): number {
 
 /** USER_HZ: 100 on every Linux the testbed runs on (sysconf(_SC_CLK_TCK)). */
 const CLOCK_TICKS = 100;
+
+/**
+ * CPU seconds spent so far by every live process on the machine, summed by command name (etcd,
+ * kube-apiserver, kwok, node…): diffed around a burst, it says where the machine's cores went, and
+ * whether a rate is the controller's or the testbed's. A process that exits in between is missed.
+ */
+export function cpuByCommand(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    out.set(comm, (out.get(comm) ?? 0) + ticks / CLOCK_TICKS);
+  }
+  return out;
+}
 
 /** Resident set now, in bytes, from /proc/<pid>/status. */
 export function rssBytes(pid: number): number {

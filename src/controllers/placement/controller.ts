@@ -12,7 +12,7 @@ import { isWarm } from '../warmpool/pool.ts';
 import { placementOf } from './decide.ts';
 import { place } from './place.ts';
 
-/** Pods waiting on a claim to `instance`, by key. */
+/** Pods waiting on a claim to `instance`, by key (a handful at most: usually one). */
 const waitingOn = (state: ClusterView, instance: string) =>
   state.podsClaiming(instance).filter(awaitsPlacement).map(podKey);
 
@@ -29,7 +29,7 @@ export class PlacementController implements Controller {
       const own = this.sent.has(podKey(p)) ? [podKey(p)] : [];
       return claim ? [...own, ...waitingOn(state, claim)] : own;
     },
-    instance: (i, state) => (i.status?.phase === 'Ready' && !isWarm(i) ? waitingOn(state, i.metadata.name!) : []),
+    instance: (i, state) => (i.status?.providerID && !isWarm(i) ? waitingOn(state, i.metadata.name!) : []),
     node: (n, state, old) => {
       if ((old && !nodeChangeMatters(old, n)) || !isNodeReady(n)) return [];
       const inst = state.instanceByProviderID(n.spec?.providerID);

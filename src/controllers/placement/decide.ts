@@ -7,6 +7,7 @@ import { namespaceAllowed } from '../../api/classes.ts';
 import { awaitsPlacement, claimOf, classOf, isNodeReady, isWorkload, podKey } from '../../api/pods.ts';
 import type { Instance } from '../../api/types.ts';
 import type { ClusterView } from '../context.ts';
+import { labelMismatch } from '../instance/decisions.ts';
 import { isWarm } from '../warmpool/pool.ts';
 
 export interface Placement {
@@ -26,8 +27,8 @@ const before = (a: V1Pod, b: V1Pod) => createdAt(a) - createdAt(b) || (podKey(a)
 
 /**
  * The placement of `pod` now, or undefined while it must wait: it awaits placement, its class lets
- * its namespace in, its claim names a live, Ready Instance of its own class that has left the warm
- * pool, and that Instance's node is Ready and schedulable. Under Pod isolation the pod must also be
+ * its namespace in, its claim names a live, launched Instance of its own class that has left the warm
+ * pool, and that Instance's node is Ready, schedulable and labelled for it. Under Pod isolation the pod must also be
  * the Instance's only holder: nobody else pinned or bound to it or running on its node, and no older
  * pod waiting on the same claim (provisioning hands the others new Instances).
  */
@@ -41,9 +42,12 @@ export function placementOf(pod: V1Pod, view: View): Placement | undefined {
   // A claim naming another class's Instance (copied or forged) is no claim at all.
   if (!instance || instance.spec.class !== className || !live(instance)) return undefined;
   // Still in the warm pool: provisioning takes it out first, and the take's update wakes the pod.
-  if (isWarm(instance) || instance.status?.phase !== 'Ready') return undefined;
+  if (isWarm(instance) || !instance.status?.providerID) return undefined;
+  // The node the cloud's providerID names, Ready, and labelled for this Instance: what the Instance
+  // controller checks before it records phase Ready. Read here rather than waited for, because in a
+  // burst that record queues behind a thousand launches (~1 s from node Ready to pinned, measured).
   const node = view.nodeByProviderID(instance.status.providerID);
-  if (!node || !isNodeReady(node)) return undefined;
+  if (!node || !isNodeReady(node) || labelMismatch(instance, node)) return undefined;
   if ((cls.spec.isolation ?? 'Pod') === 'Pod') {
     const key = podKey(pod);
     const onNode = view.podsOnNode(node.metadata!.name!).some((p) => podKey(p) !== key && isWorkload(p));

@@ -27,19 +27,29 @@ describe('placementOf', () => {
     expect(placed('b')).toBe('n1');
   });
 
-  it('waits while the node is not Ready or cordoned, the Instance not Ready, or no node yet', () => {
+  it('places on a Ready node of the Instance before the Instance controller has recorded it Ready', () => {
+    c.instanceList = [instance('x', { phase: 'Launched', providerID: 'sim:///n1' })];
+    c.podList = [pod('a', { claim: 'x' })];
+    expect(placed('a')).toBe('n1');
+  });
+
+  it('waits while the node is not Ready, cordoned, mislabelled or missing, or the Instance not launched', () => {
+    const ours = { class: 'metal', instance: 'x' };
+    const x = instance('x', { phase: 'Ready', providerID: 'sim:///n1' });
     const cases: [string, Instance, V1Node | undefined][] = [
-      ['node NotReady', instance('x', { phase: 'Ready', providerID: 'sim:///n1' }), node('n1', { ready: false })],
+      ['node NotReady', x, node('n1', { ...ours, ready: false })],
+      ['node cordoned', x, node('n1', { ...ours, unschedulable: true })],
+      ['node of another class', x, node('n1', { class: 'other', instance: 'x' })],
+      ['node naming another Instance', x, node('n1', { class: 'metal', instance: 'y' })],
+      ['node unlabelled', x, node('n1')],
+      ['no node yet', x, undefined],
+      ['no providerID recorded yet', instance('x', { phase: 'Pending' }), node('n1', ours)],
       [
-        'node cordoned',
-        instance('x', { phase: 'Ready', providerID: 'sim:///n1' }),
-        node('n1', { unschedulable: true }),
+        'Instance deleting',
+        instance('x', { phase: 'Ready', providerID: 'sim:///n1', deleting: true }),
+        node('n1', ours),
       ],
-      ['no node yet', instance('x', { phase: 'Ready', providerID: 'sim:///n1' }), undefined],
-      ['Instance Registered', instance('x', { phase: 'Registered', providerID: 'sim:///n1' }), node('n1')],
-      ['Instance Launched', instance('x', { phase: 'Launched' }), undefined],
-      ['Instance deleting', instance('x', { phase: 'Ready', providerID: 'sim:///n1', deleting: true }), node('n1')],
-      ['Instance still warm', instance('x', { phase: 'Ready', providerID: 'sim:///n1', warm: true }), node('n1')],
+      ['Instance still warm', instance('x', { phase: 'Ready', providerID: 'sim:///n1', warm: true }), node('n1', ours)],
     ];
     c.podList = [pod('a', { claim: 'x' })];
     for (const [what, x, n] of cases) {
