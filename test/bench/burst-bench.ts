@@ -2,7 +2,7 @@
 // cluster and on a world, for this tree and the baseline commit side by side; prints each figure,
 // their ratio and the issue's targets, and writes them as JSON to bench-results/.
 import { baselineTree, currentTree, type Tree } from './controller.ts';
-import { runBurst, type BurstOptions, type BurstResult } from './burst.ts';
+import { runBurst, runFloor, type BurstOptions, type BurstResult } from './burst.ts';
 import { round } from './observe.ts';
 import { describeClients, prepareBed, withTestbed, write, type Bed } from './scale.ts';
 import { ensureIppWorld, ensureOtherPods } from './world.ts';
@@ -18,7 +18,7 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['toRunningP50Ms', 'created → Running p50 (ms)'],
   ['toRunningP99Ms', 'created → Running p99 (ms)'],
   ['cpuMsPerPod', 'controller CPU per pod (ms)'],
-  ['machineCpuMsPerPod', 'CPU per pod of every process on the machine (ms; 2 cores = 2,000 ms/s)'],
+  ['machineCpuMsPerPod', 'CPU per pod of the bench, testbed and controller (ms; 2 cores = 2,000 ms/s)'],
   ['rssBeforeMiB', 'controller RSS before (MiB)'],
   ['rssAfterMiB', 'controller RSS after (MiB)'],
   ['admissionErrors', 'admission errors'],
@@ -93,7 +93,7 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
 // ---------------------------------------------------------------- npm run bench -- burst [--flags]
 
 /**
- * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world --world-nodes=5000
+ * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world[,floor: no ipp, a kwok node and a pinned pod each] --world-nodes=5000
  * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
  * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`).
@@ -123,6 +123,10 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       const bed = await prepareBed(kubeconfig, 'burst', 0);
       await ensureIppWorld(bed.kc, bed.world); // the class alone
       await burst(bed, 'empty cluster');
+    }
+    if (scenarios.includes('floor')) {
+      const bed = await prepareBed(kubeconfig, 'floor', 0);
+      for (const size of sizes) results.push(await runFloor(bed, size, o));
     }
     if (scenarios.includes('world')) {
       const bed = await prepareBed(kubeconfig, 'burstw', worldNodes);

@@ -69,9 +69,9 @@ export interface BurstResult {
   cloudRequests?: Record<string, number>;
   /** Per pod, by `VERB resource[/subresource]`: every client's, as the API server counted them in the burst. */
   apiserverRequests: Record<string, number>;
-  /** CPU of every process on the machine per pod that reached Running (ms), from the first create to the last Running. */
+  /** CPU of the bench and every process it started, per pod that reached Running (ms), first create to last Running. */
   machineCpuMsPerPod?: number;
-  /** The same by process: the controller, the testbed's parts (etcd, kube-apiserver, kwok…), the bench's own node. */
+  /** The same by process: the controller, the testbed's parts (etcd, kube-apiserver, kwok…), the bench itself. */
   cpuMsPerPodByProcess?: Record<string, number>;
 }
 
@@ -79,11 +79,16 @@ export interface BurstResult {
 function cpuPerPod(before: Map<string, number>, after: Map<string, number>, controllerS: number, pods: number) {
   const by = new Map<string, number>();
   for (const [comm, s] of after) by.set(comm, s - (before.get(comm) ?? 0));
-  by.set('ipp controller', controllerS);
-  by.set('node', (by.get('node') ?? 0) - controllerS);
+  if (controllerS) {
+    by.set('ipp controller', controllerS);
+    by.set('node', (by.get('node') ?? 0) - controllerS);
+  }
   const total = [...by.values()].filter((s) => s > 0).reduce((a, b) => a + b, 0);
   const rows = [...by]
-    .map(([k, s]) => [k === 'node' ? 'node (bench, others)' : k, round((s * 1000) / Math.max(1, pods))] as const)
+    .map(
+      ([k, s]) =>
+        [k === 'node' ? 'node (other children of the bench)' : k, round((s * 1000) / Math.max(1, pods))] as const,
+    )
     .filter(([, ms]) => ms >= 0.5)
     .sort((a, b) => b[1] - a[1]);
   return { total: round((total * 1000) / Math.max(1, pods)), by: Object.fromEntries(rows) };
@@ -438,5 +443,103 @@ export async function runBurst(
     newNodes,
     [...recordsAfter].filter((r) => !recordsBefore.has(r)),
   );
+  return result;
+}
+
+/**
+ * The testbed's own floor, no ipp at all: for each of `size` pods, a kwok Node is created (as a cloud's
+ * kubelet would register it) and a pod pinned to it by name, both at once. What the API server,
+ * etcd, kube-scheduler, kube-controller-manager and kwok spend on a pod that gets a new node of its
+ * own, and how fast they do it on this machine: the ceiling for any provisioner here.
+ */
+export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise<BurstResult> {
+  const core = bed.kc.makeApiClient(CoreV1Api);
+  const run = `f${Date.now().toString(36)}`;
+  const ns = bed.world.namespace;
+  const t = new Timeline();
+  const pods = await follow<V1Pod>(
+    bed.kc,
+    `/api/v1/namespaces/${ns}/pods`,
+    `${RUN_LABEL}=${run}`,
+    (c) => core.listNamespacedPod({ namespace: ns, labelSelector: `${RUN_LABEL}=${run}`, limit: 500, _continue: c }),
+    (_type, p, at) => t.pod(p, at),
+  );
+  const apiBefore = await apiserverRequestCounts(bed.kc);
+  const machineBefore = cpuByCommand();
+  const names = Array.from({ length: size }, (_, i) => `${run}-${i}`);
+  const t0 = Date.now();
+  try {
+    await inParallel(size, o.parallel, async (i) => {
+      const name = names[i]!;
+      await core.createNode({
+        body: {
+          metadata: {
+            name,
+            labels: { [RUN_LABEL]: run, type: 'kwok', 'kubernetes.io/hostname': name },
+            annotations: { 'kwok.x-k8s.io/node': 'fake' },
+          },
+          spec: { providerID: `floor:///${name}` },
+        },
+      });
+      const body = pendingPod(name, 'none', run);
+      delete body.metadata!.labels![CLASS_LABEL];
+      body.spec!.schedulingGates = [];
+      body.spec!.affinity = {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [name] }] }],
+          },
+        },
+      };
+      await core.createNamespacedPod({ namespace: ns, body });
+      t.created.set(name, Date.now());
+    });
+    const deadline = t0 + o.timeoutS * 1000;
+    while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    pods.stop();
+  }
+  const machine = cpuPerPod(machineBefore, cpuByCommand(), 0, t.running.size);
+  const apiAfter = await apiserverRequestCounts(bed.kc);
+  for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
+  const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();
+  const seconds = (end - t0) / 1000;
+  const toRunning = t.spans(
+    names,
+    (p) => t.created.get(p),
+    (p) => t.running.get(p),
+  );
+  const result: BurstResult = {
+    tree: 'no ipp',
+    scenario: 'testbed floor: a kwok node and a pod pinned to it, each, no ipp',
+    pods: size,
+    running: t.running.size,
+    seconds: round(seconds, 2),
+    podsPerS: round(t.running.size / seconds, 2),
+    toInstanceP50Ms: NaN,
+    toInstanceP99Ms: NaN,
+    readyToPinnedP50Ms: NaN,
+    readyToPinnedP99Ms: NaN,
+    toRunningP50Ms: Math.round(quantile(toRunning, 0.5)),
+    toRunningP99Ms: Math.round(quantile(toRunning, 0.99)),
+    cpuMsPerPod: NaN,
+    rssBeforeMiB: NaN,
+    rssAfterMiB: NaN,
+    admissionErrors: 0,
+    controllerRequestsPerPod: NaN,
+    controllerWritesPerPod: NaN,
+    apiserverRequestsPerPod: round(sum(apiAfter.values()) / size, 2),
+    controllerRequests: {},
+    apiserverRequests: perPod(apiAfter, size),
+    machineCpuMsPerPod: machine.total,
+    cpuMsPerPodByProcess: machine.by,
+  };
+  process.stderr.write(`[bench] ${JSON.stringify(result)}\n`);
+  await core.deleteCollectionNamespacedPod({
+    namespace: ns,
+    labelSelector: `${RUN_LABEL}=${run}`,
+    gracePeriodSeconds: 0,
+  });
+  await inParallel(size, 16, (i) => core.deleteNode({ name: names[i]! }).then(() => {}));
   return result;
 }

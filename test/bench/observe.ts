@@ -83,12 +83,13 @@ export function cpuSeconds(pid: number): number {
 const CLOCK_TICKS = 100;
 
 /**
- * CPU seconds spent so far by every live process on the machine, summed by command name (etcd,
- * kube-apiserver, kwok, node…): diffed around a burst, it says where the machine's cores went, and
- * whether a rate is the controller's or the testbed's. A process that exits in between is missed.
+ * CPU seconds spent so far by this process and every live process it started (the testbed's etcd,
+ * kube-apiserver, kwok…, the controllers under test), summed by command name: diffed around a burst,
+ * it says where the cores went, and whether a rate is the controller's or the testbed's. Other work on
+ * a shared machine is left out; a process that exits in between is missed.
  */
-export function cpuByCommand(): Map<string, number> {
-  const out = new Map<string, number>();
+export function cpuByCommand(root = process.pid): Map<string, number> {
+  const procs = new Map<number, { ppid: number; comm: string; s: number }>();
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     let stat: string;
@@ -97,10 +98,22 @@ export function cpuByCommand(): Map<string, number> {
     } catch {
       continue; // exited meanwhile
     }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    out.set(comm, (out.get(comm) ?? 0) + ticks / CLOCK_TICKS);
+    procs.set(Number(pid), {
+      comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      ppid: Number(fields[1]),
+      s: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
+    });
+  }
+  const ours = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = procs.get(p)?.ppid ?? 0, hops++) if (p === root) return true;
+    return false;
+  };
+  const out = new Map<string, number>();
+  for (const [pid, { comm, s }] of procs) {
+    if (!ours(pid)) continue;
+    const name = pid === root ? 'bench (this process)' : comm;
+    out.set(name, (out.get(name) ?? 0) + s);
   }
   return out;
 }

@@ -177,6 +177,14 @@ describe('WarmPoolController', () => {
     expect([...controller.wakes.resync!(f.cluster)]).toEqual(['metal', 'was-warm']);
   });
 
+  it('is woken by an Instance only if its class has a pool or the Instance is warm', () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } }), cls({}, 'plain')];
+    const wake = (i: ReturnType<typeof instance>) => [...controller.wakes.instance!(i, f.cluster)];
+    expect(wake(instance('a'))).toEqual(['metal']);
+    expect(wake(instance('b', { class: 'plain' }))).toEqual([]);
+    expect(wake(instance('c', { class: 'plain', warm: true }))).toEqual(['plain']);
+  });
+
   it('removes a class’s warm series (gauge, hits, misses) when the class is deleted', async () => {
     const hits = () => f.metrics.registry.getSingleMetric('ipp_warm_hits_total')!.get();
     f.cluster.classList = [cls({ warmPool: { size: 1 } }), cls({ warmPool: { size: 1 } }, 'other')];
