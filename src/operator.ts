@@ -39,7 +39,7 @@ import type { CloudProvider } from '../providers/types.ts';
 
 /** Controllers keyed by InstanceClass name (one pass covers every pod and Instance of the class). */
 const CLASS_KEYED = new Set(['provisioning', 'instanceclass', 'warmpool']);
-/** At most ten passes a second per class: what a burst costs, against at most 0.1 s more to place a pod. */
+/** At most ten passes a second per class (provisioning spaces its own): a burst's changes taken together. */
 const CLASS_PASS_INTERVAL_MS = 100;
 /**
  * A class's status is a summary (counts, conditions) read by people and dashboards: one pass a second
@@ -194,7 +194,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     ctx,
     fence.guard(runtimeClassApi, 'runtimeclasses', ['create', 'replace', 'delete']),
   );
-  const controllers = [
+  const controllers: Controller[] = [
     new ProvisioningController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
     new PlacementController(ctx),
     new InstanceController({ ...ctx, strandedAfterMs: opts.strandedAfterMs }),
@@ -219,8 +219,13 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
       // A pass over a class reads every pod and Instance of it. In a burst its pods, Instances and
       // nodes change dozens of times a second, and a pass per change made the controller's CPU grow
       // with the square of the burst; changes within this interval are taken in one pass.
-      minIntervalMs:
-        name === 'instanceclass' ? CLASS_STATUS_INTERVAL_MS : CLASS_KEYED.has(name) ? CLASS_PASS_INTERVAL_MS : 0,
+      minIntervalMs: controller.minIntervalMs
+        ? (key: string) => controller.minIntervalMs!(key)
+        : name === 'instanceclass'
+          ? CLASS_STATUS_INTERVAL_MS
+          : CLASS_KEYED.has(name)
+            ? CLASS_PASS_INTERVAL_MS
+            : 0,
       logger,
       onDepth: (d) => metrics.workqueueDepth.set({ queue: name }, d),
       onResult: (result) => {

@@ -81,4 +81,6 @@ export interface Controller {
   readonly name: string;
   readonly wakes: Wakes;
   reconcile(key: string): Promise<ReconcileResult | void>;
+  /** The least time between two starts of one key, when the controller spaces its keys out itself. */
+  minIntervalMs?(key: string): number;
 }

@@ -20,8 +20,9 @@ export interface WorkQueueOptions {
   /**
    * A key is not started again sooner than this after its last start; adds meanwhile wait for the
    * rest of it (and, queued once, are one run). 0 (default) runs a key again as soon as it is added.
+   * A function is asked per add, so a reconciler can space out a key whose runs have grown costly.
    */
-  minIntervalMs?: number;
+  minIntervalMs?: number | ((key: string) => number);
   logger: Logger;
   /** Observes depth and outcomes (metrics). */
   onDepth?: (depth: number) => void;
@@ -50,7 +51,9 @@ export class WorkQueue {
   }
 
   add(key: string): void {
-    const wait = this.opts.minIntervalMs - (Date.now() - (this.started.get(key) ?? -Infinity));
+    const interval =
+      typeof this.opts.minIntervalMs === 'function' ? this.opts.minIntervalMs(key) : this.opts.minIntervalMs;
+    const wait = interval - (Date.now() - (this.started.get(key) ?? -Infinity));
     if (wait > 0 && !this.processing.has(key)) return this.addAfter(key, wait);
     const timer = this.timers.get(key);
     if (timer) {
@@ -134,7 +137,7 @@ export class WorkQueue {
       if (spent()) await yieldToEventLoop();
       const key = await this.next(signal);
       if (key === undefined) return;
-      if (this.opts.minIntervalMs > 0) this.started.set(key, Date.now());
+      if (this.opts.minIntervalMs !== 0) this.started.set(key, Date.now());
       try {
         const result = await reconcile(key, signal);
         this.failures.delete(key);

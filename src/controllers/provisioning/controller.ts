@@ -26,9 +26,9 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import * as events from './events.ts';
-import { conditionUpdate, type Verdict } from './condition.ts';
+import { conditionOf, conditionUpdate, type Verdict } from './condition.ts';
 import { isWarm } from '../warmpool/pool.ts';
-import { plan, STRANDED_AFTER_MS, type Plan, type PlanInput } from './plan.ts';
+import { claimStands, plan, STRANDED_AFTER_MS, type Plan, type PlanInput } from './plan.ts';
 import { place } from '../placement/place.ts';
 
 export interface ProvisioningContext extends ControllerContext {
@@ -48,6 +48,8 @@ interface InFlight {
   since: number;
 }
 const EXPECTATION_TIMEOUT_MS = 30_000;
+/** The least time between two passes of a class: changes meanwhile are taken in one pass. */
+const PASS_INTERVAL_MS = 100;
 /** Pod and Instance writes of one pass in flight at once. */
 const WRITES_IN_FLIGHT = 32;
 /**
@@ -117,11 +119,23 @@ export class ProvisioningController implements Controller {
   private readonly inFlight = new Map<string, InFlight>();
   private readonly now: () => number;
   private readonly newName: (cls: string) => string;
+  /** How long the last plan() of each class held the thread. */
+  private readonly planMs = new Map<string, number>();
 
   constructor(ctx: ProvisioningContext) {
     this.ctx = ctx;
     this.now = ctx.now ?? Date.now;
     this.newName = ctx.newName ?? ((cls) => `${cls}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /**
+   * Passes of a class at most ten a second, and further apart as its plan grows: a class of
+   * thousands of pods and Instances takes 50–150 ms to plan, and planned on every change of a burst
+   * it held the thread most of the time, delaying every pin, lease renewal and admission behind it.
+   * Three times the last plan keeps planning to a quarter of the thread at most.
+   */
+  minIntervalMs(className: string): number {
+    return Math.max(PASS_INTERVAL_MS, 3 * (this.planMs.get(className) ?? 0));
   }
 
   async reconcile(className: string): Promise<ReconcileResult | void> {
@@ -146,10 +160,18 @@ export class ProvisioningController implements Controller {
     for (const p of waiting.filter((p) => !allowed(p))) {
       this.ctx.events.record(events.namespaceNotAllowed(p, className, cls.spec.namespaces ?? []));
     }
+    // Every waiting pod holds its Instance and waits only for its node (placement/ pins it then):
+    // nothing to plan. Told False before, a pod needs the pass that tells it True.
+    const settled = (p: V1Pod) => allowed(p) && conditionOf(p)?.status !== 'False' && claimStands(p, cls, state);
+    if (!unplaced.length && waiting.every(settled)) {
+      this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
+      return;
+    }
     const zones = await this.zoneNeeds(cls, pods.filter(allowed), log);
     // A pod whose volumes could not be read waits for the next pass rather than risk the wrong zone.
     const mayPlace = (p: V1Pod) => allowed(p) && !zones.unread.has(podKey(p));
 
+    const planStart = performance.now();
     const decided = this.planClass(cls, provider, pods, {
       creating: this.ctx.creates
         .pending(className, (n) => state.instance(n) !== undefined, this.now())
@@ -158,6 +180,7 @@ export class ProvisioningController implements Controller {
       newName: () => this.newName(className),
       zonesOf: (pod) => zones.of.get(podKey(pod)),
     });
+    this.planMs.set(className, performance.now() - planStart);
     this.ctx.events.record(...decided.unfit.map((p) => events.noTypeFits(p, className, cls.spec.instanceTypes)));
     // Counted from the decision on, before any request leaves: a warm-pool refill deciding meanwhile
     // sees these against spec.maxInstances, though the claims come first.

@@ -100,6 +100,32 @@ const pinnedUnbound = (p: V1Pod) => {
     p.spec?.nodeSelector?.[NODE_INSTANCE_LABEL] === claim
   );
 };
+/**
+ * Does this waiting pod's claim stand as it is, leaving plan() nothing to decide for it? It names a
+ * live Instance of the pod's class that has left the warm pool, and under Pod isolation nobody else
+ * claims that Instance or runs on its node. Checked per pod before a pass, so that a class whose
+ * pods all wait only for their nodes (most of a burst) is not planned again on every change.
+ */
+export function claimStands(
+  pod: V1Pod,
+  cls: InstanceClass,
+  view: {
+    instance(name: string): Instance | undefined;
+    podsClaiming(instance: string): readonly V1Pod[];
+    nodeByProviderID(providerID: string | undefined): V1Node | undefined;
+    podsOnNode(node: string): readonly V1Pod[];
+  },
+): boolean {
+  const claim = claimOf(pod);
+  const inst = claim ? view.instance(claim) : undefined;
+  if (!inst || inst.spec.class !== cls.metadata.name || !live(inst) || isWarm(inst)) return false;
+  if ((cls.spec.isolation ?? 'Pod') !== 'Pod') return true;
+  const key = podKey(pod);
+  if (view.podsClaiming(claim!).some((p) => podKey(p) !== key && holds(p))) return false;
+  const node = view.nodeByProviderID(inst.status?.providerID)?.metadata?.name;
+  return !node || !view.podsOnNode(node).some((p) => podKey(p) !== key && !isTerminal(p) && isWorkload(p));
+}
+
 /** Typed list calls give creationTimestamp as a Date, watch events as an ISO string: compare times, not strings. */
 const time = (t: Date | string | undefined) => (t ? new Date(t).getTime() : 0);
 /**

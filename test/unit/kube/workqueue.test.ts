@@ -147,6 +147,25 @@ describe('WorkQueue', () => {
     await done;
   });
 
+  it('asks a minIntervalMs function per key, so one key can be spaced out and another not', async () => {
+    const { q } = setup({ minIntervalMs: (key) => (key === 'slow' ? 1_000 : 0) });
+    const r = recorder();
+    const ac = new AbortController();
+    const done = q.run(r.reconcile, ac.signal);
+    q.add('slow');
+    q.add('fast');
+    await settle();
+    q.add('slow');
+    q.add('fast');
+    await settle();
+    expect(r.calls).toEqual(['slow', 'fast', 'fast']);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await settle();
+    expect(r.calls).toEqual(['slow', 'fast', 'fast', 'slow']);
+    ac.abort();
+    await done;
+  });
+
   it('processes different keys in parallel up to the concurrency', async () => {
     const { q } = setup({ concurrency: 2 });
     const gate = deferred();

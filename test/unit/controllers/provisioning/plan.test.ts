@@ -2,7 +2,8 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { Instance, InstanceClass } from '../../../../src/api/types.ts';
-import { plan, type Plan } from '../../../../src/controllers/provisioning/plan.ts';
+import { claimStands, plan, type Plan } from '../../../../src/controllers/provisioning/plan.ts';
+import { FakeCluster } from '../../fake/cluster.ts';
 import type { Resources } from '../../../../providers/types.ts';
 import type { PodZones } from '../../../../src/api/zones.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
@@ -636,5 +637,72 @@ describe('zones of volumes and node affinity', () => {
   it('recreates a missing claimed Instance with the zones its pod needs', () => {
     const p = run({ cls: cls({ zones: ['a', 'b'] }), pods: [pod('p', { claim: 'gone' })], zones: { p: needs('a') } });
     expect(p.claims).toEqual([expect.objectContaining({ instance: 'gone', create: true, zones: ['a'] })]);
+  });
+});
+
+describe('claimStands', () => {
+  const view = (pods: V1Pod[], instances: Instance[], nodes: V1Node[] = []) => {
+    const c = new FakeCluster();
+    c.podList = pods;
+    c.instanceList = instances;
+    c.nodeList = nodes;
+    return c;
+  };
+  const x = instance('x', { phase: 'Ready', providerID: 'sim:///n1' });
+  const n1 = node('n1');
+
+  it('holds for a sole claimer of a live Instance of its class, and for nothing else', () => {
+    const a = pod('a', { claim: 'x' });
+    const cases: [string, V1Pod[], Instance[], V1Node[], boolean][] = [
+      ['sole claimer, node Ready', [a], [x], [n1], true],
+      ['sole claimer, Instance still launching', [a], [instance('x', { phase: 'Pending' })], [], true],
+      ['no claim', [pod('a')], [x], [n1], false],
+      ['Instance missing', [a], [], [], false],
+      ['Instance of another class', [a], [instance('x', { phase: 'Ready', class: 'other' })], [], false],
+      ['Instance being deleted', [a], [instance('x', { phase: 'Ready', deleting: true })], [], false],
+      ['Instance still warm', [a], [instance('x', { phase: 'Ready', warm: true })], [], false],
+      ['another pod pinned to it', [a, pod('b', { claim: 'x', gated: false })], [x], [n1], false],
+      ['another claimer waiting too', [a, pod('b', { claim: 'x', created: at(1) })], [x], [n1], false],
+      [
+        'a workload runs on its node',
+        [a, pod('w', { class: null, nodeName: 'n1', phase: 'Running' })],
+        [x],
+        [n1],
+        false,
+      ],
+      [
+        'only a DaemonSet pod on its node',
+        [a, pod('d', { class: null, nodeName: 'n1', daemonSet: true })],
+        [x],
+        [n1],
+        true,
+      ],
+    ];
+    for (const [what, pods, instances, nodes, stands] of cases)
+      expect({ what, stands: claimStands(pods[0]!, cls(), view(pods, instances, nodes)) }).toEqual({ what, stands });
+  });
+
+  it('holds under Class isolation for any claimer of a live Instance', () => {
+    const pods = [pod('a', { claim: 'x' }), pod('b', { claim: 'x', gated: false, nodeName: 'n1' })];
+    expect(claimStands(pods[0]!, cls({ isolation: 'Class' }), view(pods, [x], [n1]))).toBe(true);
+  });
+
+  it('never skips a decision plan() would make: a pod whose claim stands gets no claim from plan()', () => {
+    const worlds: [V1Pod[], Instance[]][] = [
+      [[pod('a', { claim: 'x' })], [x]],
+      [
+        [pod('a', { claim: 'x' }), pod('b', { created: at(1) })],
+        [x, instance('idle', { phase: 'Ready' })],
+      ],
+      [[pod('a', { claim: 'x' }), pod('b', { claim: 'x', created: at(1) })], [x]],
+      [[pod('a', { claim: 'w' })], [instance('w', { phase: 'Ready', warm: true })]],
+      [[pod('a', { claim: 'gone' })], []],
+    ];
+    for (const [pods, instances] of worlds) {
+      const decided = run({ pods, instances, nodes: { x: n1 } });
+      const v = view(pods, instances, [n1]);
+      for (const p of pods.filter((p) => claimStands(p, cls(), v)))
+        expect(decided.claims.filter((c) => c.pod === p)).toEqual([]);
+    }
   });
 });
