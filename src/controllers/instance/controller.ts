@@ -9,6 +9,7 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, Wakes } from '../context.ts';
 import type { InstanceContext } from './context.ts';
 import { LaunchAttempts } from './attempts.ts';
+import { nodeChangeMatters, podChangeMatters } from './decisions.ts';
 import { StatusExpectations } from './expectations.ts';
 import { Idle } from './idle.ts';
 import { Launch } from './launch.ts';
@@ -24,14 +25,20 @@ const MIN_REQUEUE_MS = 250;
 
 export class InstanceController implements Controller {
   readonly name = 'instance';
+  // A starting pod's kubelet updates and every node's heartbeats change nothing an Instance decides
+  // on: each would be a reconcile of the Instance for nothing.
   readonly wakes: Wakes = {
-    pod: (p, state) => {
+    pod: (p, state, old) => {
+      if (old && !podChangeMatters(old, p)) return [];
       const keys = [claimOf(p)];
       const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
       keys.push(node?.metadata?.labels?.[NODE_INSTANCE_LABEL]);
       return keys.filter((k): k is string => !!k);
     },
-    node: (n) => [n.metadata?.labels?.[NODE_INSTANCE_LABEL]].filter((k): k is string => !!k),
+    node: (n, _state, old) =>
+      old && !nodeChangeMatters(old, n)
+        ? []
+        : [n.metadata?.labels?.[NODE_INSTANCE_LABEL]].filter((k): k is string => !!k),
     instance: (i) => [i.metadata.name!],
     resync: (state) => state.instances.list().map((i) => i.metadata.name!),
   };

@@ -757,3 +757,22 @@ describe('one-shot', () => {
     expect(f.writes.of('instances.delete')).toEqual([]);
   });
 });
+
+describe('wakes', () => {
+  it("wakes an Instance for its node's and pods' changes, not for heartbeats or a kubelet's progress reports", () => {
+    const n = node('n1', { class: 'metal', instance: 'i-1' });
+    f.cluster.nodeList = [n];
+    const heartbeat = { ...n, metadata: { ...n.metadata, resourceVersion: '2' } };
+    const notReady = node('n1', { class: 'metal', instance: 'i-1', ready: false });
+    expect([...controller.wakes.node!(heartbeat, f.cluster, n)]).toEqual([]);
+    expect([...controller.wakes.node!(notReady, f.cluster, n)]).toEqual(['i-1']);
+    expect([...controller.wakes.node!(n, f.cluster)]).toEqual(['i-1']);
+
+    const p = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Running', gated: false });
+    const progress = { ...p, status: { ...p.status, podIP: '10.0.0.7' } };
+    const done = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Succeeded', gated: false });
+    expect([...controller.wakes.pod!(progress, f.cluster, p)]).toEqual([]);
+    expect([...controller.wakes.pod!(done, f.cluster, p)]).toEqual(['i-1', 'i-1']);
+    expect([...controller.wakes.pod!(p, f.cluster)]).toEqual(['i-1', 'i-1']);
+  });
+});
