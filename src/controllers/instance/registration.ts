@@ -8,8 +8,12 @@ import { labelMismatch, observedPhase } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
-/** How long a node that joined NotReady may take to turn Ready before its registration is written alone. */
-export const READY_WAIT_MS = 3_000;
+/**
+ * How long a node that joined NotReady may take to turn Ready before its registration is written
+ * alone. The burst bench's kubelets take 0.5-1 s on a quiet machine, 4-6 s on a loaded one; the
+ * phase of a node that stays NotReady shows Launched that much longer (no controller decides on it).
+ */
+export const READY_WAIT_MS = 5_000;
 
 /**
  * How much longer to hold back writing that a node joined but is not Ready, first seen at `seenAt`,
