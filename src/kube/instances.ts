@@ -15,9 +15,13 @@ export type StatusPatch = Record<string, unknown>;
 export interface InstanceWrites {
   /** `warm`: created for the class's warm pool (labelled WARM_LABEL). `zones`: the only zones it may launch in. */
   create(name: string, cls: string, opts?: { warm?: boolean; zones?: readonly string[] }): Promise<void>;
-  patchStatus(name: string, status: StatusPatch): Promise<void>;
-  /** Writes the whole status only if the Instance is still at the version read (fields naming the cloud instance). */
-  replaceStatus(inst: Instance, status: InstanceStatus): Promise<void>;
+  /** Resolves to the Instance's resourceVersion after the write, when the writer knows it. */
+  patchStatus(name: string, status: StatusPatch): Promise<string | void>;
+  /**
+   * Writes the whole status only if the Instance is still at the version read (fields naming the
+   * cloud instance). Resolves as patchStatus does.
+   */
+  replaceStatus(inst: Instance, status: InstanceStatus): Promise<string | void>;
   delete(name: string, resourceVersion?: string): Promise<void>;
   reserve(inst: Instance): Promise<void>;
   /** Takes a warm Instance out of the pool after a pod claimed it: removes WARM_LABEL (tested on its value). */
@@ -42,6 +46,10 @@ export class InstanceReader implements InstanceLookup {
   }
 }
 
+/** The resourceVersion of a write's answer (the object as written), if it has one. */
+const versionOf = (answer: unknown): string | undefined =>
+  (answer as Partial<Instance> | undefined)?.metadata?.resourceVersion;
+
 export class InstanceWriter implements InstanceWrites {
   private readonly api: CustomObjectsApi;
   constructor(kc: KubeConfig) {
@@ -65,15 +73,16 @@ export class InstanceWriter implements InstanceWrites {
     }
   }
 
-  async patchStatus(name: string, status: StatusPatch): Promise<void> {
-    await this.api.patchClusterCustomObjectStatus(
+  async patchStatus(name: string, status: StatusPatch): Promise<string | void> {
+    const written = await this.api.patchClusterCustomObjectStatus(
       { group: GROUP, version: VERSION, plural, name, body: { status } },
       mergePatch,
     );
+    return versionOf(written);
   }
 
-  async replaceStatus(inst: Instance, status: InstanceStatus): Promise<void> {
-    await this.api.patchClusterCustomObjectStatus({
+  async replaceStatus(inst: Instance, status: InstanceStatus): Promise<string | void> {
+    const written = await this.api.patchClusterCustomObjectStatus({
       group: GROUP,
       version: VERSION,
       plural,
@@ -84,6 +93,7 @@ export class InstanceWriter implements InstanceWrites {
         { op: 'add', path: '/status', value: status },
       ],
     });
+    return versionOf(written);
   }
 
   /**

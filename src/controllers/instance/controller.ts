@@ -9,6 +9,8 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, Wakes } from '../context.ts';
 import type { InstanceContext } from './context.ts';
 import { LaunchAttempts } from './attempts.ts';
+import { nodeChangeMatters, podChangeMatters } from './decisions.ts';
+import { StatusExpectations } from './expectations.ts';
 import { Idle } from './idle.ts';
 import { Launch } from './launch.ts';
 import { Liveness } from './liveness.ts';
@@ -23,14 +25,20 @@ const MIN_REQUEUE_MS = 250;
 
 export class InstanceController implements Controller {
   readonly name = 'instance';
+  // A starting pod's kubelet updates and every node's heartbeats change nothing an Instance decides
+  // on: each would be a reconcile of the Instance for nothing.
   readonly wakes: Wakes = {
-    pod: (p, state) => {
+    pod: (p, state, old) => {
+      if (old && !podChangeMatters(old, p)) return [];
       const keys = [claimOf(p)];
       const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
       keys.push(node?.metadata?.labels?.[NODE_INSTANCE_LABEL]);
       return keys.filter((k): k is string => !!k);
     },
-    node: (n) => [n.metadata?.labels?.[NODE_INSTANCE_LABEL]].filter((k): k is string => !!k),
+    node: (n, _state, old) =>
+      old && !nodeChangeMatters(old, n)
+        ? []
+        : [n.metadata?.labels?.[NODE_INSTANCE_LABEL]].filter((k): k is string => !!k),
     instance: (i) => [i.metadata.name!],
     resync: (state) => state.instances.list().map((i) => i.metadata.name!),
   };
@@ -38,6 +46,7 @@ export class InstanceController implements Controller {
   private readonly ctx: InstanceContext;
   private readonly registration: Registration;
   private readonly attempts = new LaunchAttempts();
+  private readonly expectations = new StatusExpectations();
   private readonly steps: Step[];
   private readonly termination: Termination;
 
@@ -51,13 +60,21 @@ export class InstanceController implements Controller {
       new Repair(ctx),
       new Idle(ctx),
     ];
-    this.termination = new Termination(ctx);
+    this.termination = new Termination(ctx, this.expectations);
   }
 
   async reconcile(name: string): Promise<ReconcileResult | void> {
     const { state } = this.ctx;
     const inst = state.instance(name);
-    if (!inst) return;
+    if (!inst) {
+      this.expectations.forget(name);
+      return;
+    }
+    const now = (this.ctx.now ?? Date.now)();
+    // Deciding on a copy older than our own last write would only repeat it. The write's watch event
+    // wakes the Instance again; the requeue is for a watch event that never comes.
+    const awaiting = this.expectations.awaiting(inst, now);
+    if (awaiting > 0) return { requeueAfterMs: awaiting };
     const log = this.ctx.logger.child({ instance: name, class: inst.spec.class });
     const cls = state.instanceClass(inst.spec.class);
     if (inst.metadata.deletionTimestamp) {
@@ -65,6 +82,7 @@ export class InstanceController implements Controller {
       if (!draining) {
         this.registration.forget(inst.metadata.uid ?? name);
         this.attempts.forget(inst.metadata.uid ?? name);
+        this.expectations.forget(name);
       }
       return draining;
     }
@@ -88,9 +106,11 @@ export class InstanceController implements Controller {
     if (patch?.providerID !== undefined) {
       // Which cloud instance this is gets written once, at the version the launch decision read: a
       // stale replica finishing a launch late cannot overwrite it (409/422, and its copy is collected).
-      await this.ctx.api.instances.replaceStatus(inst, withoutNulls(view.status));
+      const written = await this.ctx.api.instances.replaceStatus(inst, withoutNulls(view.status));
+      this.expectations.wrote(inst, (this.ctx.now ?? Date.now)(), written);
     } else if (patch) {
-      await this.ctx.api.instances.patchStatus(name, patch);
+      const written = await this.ctx.api.instances.patchStatus(name, patch);
+      this.expectations.wrote(inst, (this.ctx.now ?? Date.now)(), written);
     }
     return { requeueAfterMs: Math.max(requeueAfterMs, MIN_REQUEUE_MS) };
   }

@@ -1,4 +1,5 @@
 // Small pure decisions of an Instance's life: has it timed out, is it idle, for how long.
+import { isDeepStrictEqual } from 'node:util';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../../api/types.ts';
 import { parseDuration } from '../../api/duration.ts';
@@ -211,3 +212,37 @@ export function labelMismatch(inst: Instance, node: V1Node): string | undefined 
     return `its label ${NODE_INSTANCE_LABEL}=${own} names another Instance than ${inst.metadata.name}`;
   return undefined;
 }
+
+/**
+ * What the Instance controller reads of a Node: its labels (identity, tampering), spec (providerID,
+ * taints, cordon) and Ready condition. Not the heartbeats that rewrite its conditions every few
+ * seconds, nor its capacity or images.
+ */
+const nodeFacts = (n: V1Node) => ({
+  labels: n.metadata?.labels,
+  deleting: n.metadata?.deletionTimestamp,
+  spec: n.spec,
+  ready: (n.status?.conditions ?? []).filter((c) => c.type === 'Ready').map((c) => [c.status, c.lastTransitionTime]),
+});
+
+/** Does this update of a Node change anything an Instance's reconcile decides on? */
+export const nodeChangeMatters = (old: V1Node, next: V1Node) => !isDeepStrictEqual(nodeFacts(old), nodeFacts(next));
+
+/**
+ * What the Instance controller reads of a pod: its claim and other annotations, labels, owners,
+ * deletion, node, pin, phase and whether the scheduler refused it. Not its containers' statuses, IPs
+ * or other conditions, which a kubelet rewrites several times while the pod starts.
+ */
+const podFacts = (p: V1Pod) => ({
+  annotations: p.metadata?.annotations,
+  labels: p.metadata?.labels,
+  owners: p.metadata?.ownerReferences,
+  deleting: p.metadata?.deletionTimestamp,
+  nodeName: p.spec?.nodeName,
+  affinity: p.spec?.affinity,
+  phase: p.status?.phase,
+  scheduled: (p.status?.conditions ?? []).find((c) => c.type === 'PodScheduled'),
+});
+
+/** Does this update of a pod change anything an Instance's reconcile decides on? */
+export const podChangeMatters = (old: V1Pod, next: V1Pod) => !isDeepStrictEqual(podFacts(old), podFacts(next));

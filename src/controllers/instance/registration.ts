@@ -1,10 +1,25 @@
 // Registration: the node joins by itself and is matched to its Instance by spec.providerID. This step
 // records when it registered and became Ready, and says so once. A node whose ipp labels disagree
 // with the Instance its providerID belongs to is cordoned and reported, and never becomes Ready here.
+// A node that joins NotReady mostly turns Ready a moment later (its kubelet's first status): its
+// registration is held back that long, so that both are one status write, not two.
 import type { ControllerContext } from '../context.ts';
 import { labelMismatch, observedPhase } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
+
+/**
+ * How long a node that joined NotReady may take to turn Ready before its registration is written
+ * alone. The burst bench's kubelets take 0.5-1 s on a quiet machine, 4-6 s on a loaded one; the
+ * phase of a node that stays NotReady shows Launched that much longer (no controller decides on it).
+ */
+export const READY_WAIT_MS = 5_000;
+
+/**
+ * How much longer to hold back writing that a node joined but is not Ready, first seen at `seenAt`,
+ * or 0 to write it now.
+ */
+export const registrationHoldMs = (seenAt: number, now: number) => Math.max(0, seenAt + READY_WAIT_MS - now);
 
 export class Registration implements Step {
   private readonly ctx: ControllerContext;
@@ -13,6 +28,8 @@ export class Registration implements Step {
    * reads the Instance from a cache not yet showing our own status write sees it unregistered again.
    */
   private readonly reported = new Set<string>();
+  /** Instance UID → when this process first saw its node, until the status records the registration. */
+  private readonly seenAt = new Map<string, number>();
 
   constructor(ctx: ControllerContext) {
     this.ctx = ctx;
@@ -34,21 +51,30 @@ export class Registration implements Step {
       return { halt: true };
     }
     const phase = observedPhase(was, node);
-    view.status.phase = phase;
-    const nowIso = new Date((this.ctx.now ?? Date.now)()).toISOString();
-    const nodeName = node.metadata!.name!;
-    view.status.nodeName = nodeName;
-    view.status.registeredAt = was.registeredAt ?? nowIso;
-    if (phase === 'Ready') view.status.readyAt = was.readyAt ?? nowIso;
-
+    const now = (this.ctx.now ?? Date.now)();
     const uid = inst.metadata.uid ?? inst.metadata.name!;
+    if (was.registeredAt) this.seenAt.delete(uid);
+    const seenAt = was.registeredAt ? undefined : (this.seenAt.get(uid) ?? now);
+    if (seenAt !== undefined) this.seenAt.set(uid, seenAt);
     const newlyRegistered =
       (phase === 'Registered' && was.phase !== 'Registered') || (phase === 'Ready' && !was.registeredAt);
+    if (newlyRegistered && phase === 'Registered' && seenAt !== undefined) {
+      // Nothing after this step has anything to do before the node is Ready (no pods run there yet).
+      const hold = registrationHoldMs(seenAt, now);
+      if (hold > 0) return { halt: true, requeueAfterMs: hold };
+    }
+    view.status.phase = phase;
+    const nowIso = new Date(now).toISOString();
+    const nodeName = node.metadata!.name!;
+    view.status.nodeName = nodeName;
+    view.status.registeredAt = was.registeredAt ?? new Date(seenAt ?? now).toISOString();
+    if (phase === 'Ready') view.status.readyAt = was.readyAt ?? nowIso;
+
     if (newlyRegistered && !this.reported.has(uid)) {
       this.reported.add(uid);
       this.ctx.events.record(events.registered(inst, nodeName));
       if (was.launchedAt) {
-        const seconds = ((this.ctx.now ?? Date.now)() - Date.parse(was.launchedAt)) / 1000;
+        const seconds = ((seenAt ?? now) - Date.parse(was.launchedAt)) / 1000;
         this.ctx.metrics.instanceRegistrationDuration.observe(
           { class: inst.spec.class, provider: was.provider ?? '' },
           seconds,
@@ -62,5 +88,6 @@ export class Registration implements Step {
   /** The Instance is gone: forget it. */
   forget(uid: string): void {
     this.reported.delete(uid);
+    this.seenAt.delete(uid);
   }
 }

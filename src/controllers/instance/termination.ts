@@ -14,20 +14,24 @@ import type { CloudProvider } from '../../../providers/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { notReadySince } from './decisions.ts';
 import * as events from './events.ts';
+import type { StatusExpectations } from './expectations.ts';
 
 const DRAIN_RECHECK_MS = 5_000;
 
 export class Termination {
   private readonly ctx: ControllerContext;
-  constructor(ctx: ControllerContext) {
+  private readonly expectations: StatusExpectations;
+  constructor(ctx: ControllerContext, expectations: StatusExpectations) {
     this.ctx = ctx;
+    this.expectations = expectations;
   }
 
   async reconcile(inst: Instance, cls: InstanceClass | undefined, log: Logger): Promise<ReconcileResult | void> {
     const { state, api } = this.ctx;
     const name = inst.metadata.name!;
     if (inst.status?.phase !== 'Draining' && inst.status?.phase !== 'Terminated') {
-      await api.instances.patchStatus(name, { phase: 'Draining' });
+      const written = await api.instances.patchStatus(name, { phase: 'Draining' });
+      this.expectations.wrote(inst, (this.ctx.now ?? Date.now)(), written);
     }
     const node =
       state.nodeByProviderID(inst.status?.providerID) ??

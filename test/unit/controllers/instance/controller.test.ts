@@ -12,6 +12,7 @@ import {
 import type { CloudState } from '../../../../providers/types.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
+import { cacheShowsWrites } from './cache.ts';
 
 const T0 = Date.parse('2024-01-01T00:00:00Z');
 const MIN = 60_000;
@@ -169,15 +170,17 @@ describe('registration', () => {
     await controller.reconcile('i-1');
     await controller.reconcile('i-1');
     expect(reasons()).toEqual(['Instance/Registered/Register']);
-    expect(f.writes.of('instances.patchStatus')[0]).toEqual([
-      'i-1',
-      {
-        phase: 'Ready',
-        nodeName: 'n1',
-        registeredAt: iso(2 * MIN),
-        readyAt: iso(2 * MIN),
-        pods: [{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }],
-      },
+    expect(f.writes.of('instances.patchStatus')).toEqual([
+      [
+        'i-1',
+        {
+          phase: 'Ready',
+          nodeName: 'n1',
+          registeredAt: iso(2 * MIN),
+          readyAt: iso(2 * MIN),
+          pods: [{ namespace: 'team-a', name: 'web', uid: 'uid-team-a-web' }],
+        },
+      ],
     ]);
   });
 
@@ -536,6 +539,7 @@ describe('repair', () => {
     f.cluster.podList = [running];
     f.clock.now = T0 + 60 * MIN;
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 10_000 });
+    cacheShowsWrites(f);
     f.clock.now += 1_000;
     await controller.reconcile('i-1');
     expect(f.provider.getCalls).toHaveLength(1);
@@ -616,6 +620,7 @@ describe('repair when much of a class looks dead at once', () => {
       (await f.metrics.repairSuspended.get()).values.find((v) => v.labels.class === 'metal');
     expect((await suspended())?.value).toBe(1);
     // Most nodes come back; a healthy one's reconcile ends the suspension.
+    cacheShowsWrites(f);
     f.cluster.nodeList = names.map((n, i) => nodeOf(n, i >= 1));
     f.clock.now += 10_000;
     await controller.reconcile('i-4');
@@ -623,7 +628,8 @@ describe('repair when much of a class looks dead at once', () => {
     // The one still dead is a machine question again, and its cloud says terminated.
     await controller.reconcile('i-1');
     expect(f.provider.getCalls).toEqual(['sim:///i-1']);
-    expect(f.writes.of('instances.delete')).toEqual([['i-1', undefined]]);
+    // At the version that shows its idleSince write: the one the decision read.
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '1']]);
     expect((await f.metrics.nodeRepairs.get()).values).toEqual([
       expect.objectContaining({ labels: { class: 'metal', reason: 'InstanceTerminated' }, value: 1 }),
     ]);
@@ -749,5 +755,24 @@ describe('one-shot', () => {
     f.cluster.podList = [pod('job', { claim: 'i-1', nodeName: 'n1', gated: false, phase: 'Succeeded' })];
     await controller.reconcile('i-1');
     expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+});
+
+describe('wakes', () => {
+  it("wakes an Instance for its node's and pods' changes, not for heartbeats or a kubelet's progress reports", () => {
+    const n = node('n1', { class: 'metal', instance: 'i-1' });
+    f.cluster.nodeList = [n];
+    const heartbeat = { ...n, metadata: { ...n.metadata, resourceVersion: '2' } };
+    const notReady = node('n1', { class: 'metal', instance: 'i-1', ready: false });
+    expect([...controller.wakes.node!(heartbeat, f.cluster, n)]).toEqual([]);
+    expect([...controller.wakes.node!(notReady, f.cluster, n)]).toEqual(['i-1']);
+    expect([...controller.wakes.node!(n, f.cluster)]).toEqual(['i-1']);
+
+    const p = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Running', gated: false });
+    const progress = { ...p, status: { ...p.status, podIP: '10.0.0.7' } };
+    const done = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Succeeded', gated: false });
+    expect([...controller.wakes.pod!(progress, f.cluster, p)]).toEqual([]);
+    expect([...controller.wakes.pod!(done, f.cluster, p)]).toEqual(['i-1', 'i-1']);
+    expect([...controller.wakes.pod!(p, f.cluster)]).toEqual(['i-1', 'i-1']);
   });
 });

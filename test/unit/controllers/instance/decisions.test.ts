@@ -8,7 +8,9 @@ import {
   isStranded,
   livenessExpiry,
   looksDead,
+  nodeChangeMatters,
   occupants,
+  podChangeMatters,
   timeouts,
 } from '../../../../src/controllers/instance/decisions.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
@@ -214,5 +216,67 @@ describe('isStranded', () => {
     expect(isStranded(pinned(T0), T0 + 2 * MIN, 2 * MIN)).toBe(true);
     expect(isStranded(pinned(T0, 'n1'), T0 + 5 * MIN, 2 * MIN)).toBe(false);
     expect(isStranded(pod('web', { claim: 'i-1' }), T0 + 5 * MIN, 2 * MIN)).toBe(false);
+  });
+});
+
+describe('nodeChangeMatters', () => {
+  const before = () => {
+    const n = node('n1', { class: 'metal', instance: 'i-1' });
+    n.metadata!.resourceVersion = '10';
+    n.status!.conditions![0]!.lastHeartbeatTime = new Date(T0);
+    n.status!.conditions![0]!.lastTransitionTime = new Date(T0 - MIN);
+    return n;
+  };
+
+  it('ignores a heartbeat', () => {
+    const after = before();
+    after.metadata!.resourceVersion = '11';
+    after.status!.conditions![0]!.lastHeartbeatTime = new Date(T0 + 10_000);
+    after.status!.allocatable = { cpu: '4' };
+    expect(nodeChangeMatters(before(), after)).toBe(false);
+  });
+
+  it('sees the Ready condition turn, a taint, a cordon, a label and a deletion', () => {
+    const notReady = before();
+    notReady.status!.conditions![0]!.status = 'Unknown';
+    const tainted = before();
+    tainted.spec!.taints = [{ key: 'node.cloudprovider.kubernetes.io/shutdown', effect: 'NoSchedule' }];
+    const cordoned = before();
+    cordoned.spec!.unschedulable = true;
+    const relabelled = before();
+    relabelled.metadata!.labels!['ipp.dev/instance'] = 'i-9';
+    const deleting = before();
+    deleting.metadata!.deletionTimestamp = new Date(T0);
+    for (const after of [notReady, tainted, cordoned, relabelled, deleting])
+      expect(nodeChangeMatters(before(), after)).toBe(true);
+  });
+});
+
+describe('podChangeMatters', () => {
+  const before = () => pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Pending', gated: false });
+
+  it("ignores a kubelet's progress reports on a pod that starts", () => {
+    const after = before();
+    after.metadata!.resourceVersion = '2';
+    after.status = {
+      ...after.status,
+      podIP: '10.0.0.7',
+      conditions: [{ type: 'ContainersReady', status: 'True' }],
+      containerStatuses: [{ name: 'c', image: 'postfix', imageID: '', ready: true, restartCount: 0 }],
+    };
+    expect(podChangeMatters(before(), after)).toBe(false);
+  });
+
+  it('sees a claim, a binding, a phase, a deletion and a refusal by the scheduler', () => {
+    const reclaimed = pod('web', { claim: 'i-2', nodeName: 'n1', phase: 'Pending', gated: false });
+    const unbound = pod('web', { claim: 'i-1', phase: 'Pending', gated: false });
+    const done = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Succeeded', gated: false });
+    const deleting = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Pending', gated: false, deleting: true });
+    const refused = before();
+    refused.status!.conditions = [
+      { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0) },
+    ];
+    for (const after of [reclaimed, unbound, done, deleting, refused])
+      expect(podChangeMatters(before(), after)).toBe(true);
   });
 });
