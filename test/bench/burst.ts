@@ -75,20 +75,12 @@ export interface BurstResult {
   cpuMsPerPodByProcess?: Record<string, number>;
 }
 
-/** Machine CPU per pod by command name, the controller split out of "node", largest first (ms). */
-function cpuPerPod(before: Map<string, number>, after: Map<string, number>, controllerS: number, pods: number) {
-  const by = new Map<string, number>();
-  for (const [comm, s] of after) by.set(comm, s - (before.get(comm) ?? 0));
-  if (controllerS) {
-    by.set('ipp controller', controllerS);
-    by.set('node', (by.get('node') ?? 0) - controllerS);
-  }
-  const total = [...by.values()].filter((s) => s > 0).reduce((a, b) => a + b, 0);
-  const rows = [...by]
-    .map(
-      ([k, s]) =>
-        [k === 'node' ? 'node (other children of the bench)' : k, round((s * 1000) / Math.max(1, pods))] as const,
-    )
+/** CPU per pod by process (ms), largest first, and their sum. */
+function cpuPerPod(before: Map<string, number>, after: Map<string, number>, pods: number) {
+  const by = [...after].map(([k, s]) => [k, s - (before.get(k) ?? 0)] as const).filter(([, s]) => s > 0);
+  const total = by.reduce((a, [, s]) => a + s, 0);
+  const rows = by
+    .map(([k, s]) => [k, round((s * 1000) / Math.max(1, pods))] as const)
     .filter(([, ms]) => ms >= 0.5)
     .sort((a, b) => b[1] - a[1]);
   return { total: round((total * 1000) / Math.max(1, pods)), by: Object.fromEntries(rows) };
@@ -349,7 +341,8 @@ export async function runBurst(
     const apiBefore = await apiserverRequestCounts(bed.kc);
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
-    const machineBefore = cpuByCommand();
+    const named = new Map([[controller.pid, 'ipp controller']]);
+    const machineBefore = cpuByCommand(process.pid, named);
     let admissionErrors = 0;
     const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
     const t0 = Date.now();
@@ -365,8 +358,7 @@ export async function runBurst(
     const deadline = t0 + o.timeoutS * 1000;
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
-    const machineAfter = cpuByCommand();
-    const machine = cpuPerPod(machineBefore, machineAfter, cpuAfter - cpuBefore, t.running.size);
+    const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size);
     const rssAfter = rssBytes(controller.pid);
     const apiAfter = await apiserverRequestCounts(bed.kc);
     for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
@@ -499,7 +491,7 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
   } finally {
     pods.stop();
   }
-  const machine = cpuPerPod(machineBefore, cpuByCommand(), 0, t.running.size);
+  const machine = cpuPerPod(machineBefore, cpuByCommand(), t.running.size);
   const apiAfter = await apiserverRequestCounts(bed.kc);
   for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
   const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();

@@ -85,10 +85,11 @@ const CLOCK_TICKS = 100;
 /**
  * CPU seconds spent so far by this process and every live process it started (the testbed's etcd,
  * kube-apiserver, kwok…, the controllers under test), summed by command name: diffed around a burst,
- * it says where the cores went, and whether a rate is the controller's or the testbed's. Other work on
+ * it says where the cores went, and whether a rate is the controller's or the testbed's. `labels`
+ * names known processes by pid (the controller under test). Other work on
  * a shared machine is left out; a process that exits in between is missed.
  */
-export function cpuByCommand(root = process.pid): Map<string, number> {
+export function cpuByCommand(root = process.pid, labels: ReadonlyMap<number, string> = new Map()): Map<string, number> {
   const procs = new Map<number, { ppid: number; comm: string; s: number }>();
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
@@ -112,7 +113,8 @@ export function cpuByCommand(root = process.pid): Map<string, number> {
   const out = new Map<string, number>();
   for (const [pid, { comm, s }] of procs) {
     if (!ours(pid)) continue;
-    const name = pid === root ? 'bench (this process)' : comm;
+    // By pid where known: Node names a process after its main thread ("MainThread"), not its script.
+    const name = labels.get(pid) ?? (pid === root ? 'bench (this process)' : comm);
     out.set(name, (out.get(name) ?? 0) + s);
   }
   return out;
