@@ -15,12 +15,15 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['toInstanceP99Ms', 'created → Instance created p99 (ms)'],
   ['readyToPinnedP50Ms', 'node Ready → pinned p50 (ms)'],
   ['readyToPinnedP99Ms', 'node Ready → pinned p99 (ms)'],
+  ['placeableToPinnedP50Ms', 'node Ready and its Instance launched → pinned p50 (ms)'],
+  ['placeableToPinnedP99Ms', 'node Ready and its Instance launched → pinned p99 (ms)'],
   ['toRunningP50Ms', 'created → Running p50 (ms)'],
   ['toRunningP99Ms', 'created → Running p99 (ms)'],
   ['cpuMsPerPod', 'controller CPU per pod (ms)'],
   ['machineCpuMsPerPod', 'CPU per pod of the bench, testbed and controller (ms; 2 cores = 2,000 ms/s)'],
   ['rssBeforeMiB', 'controller RSS before (MiB)'],
   ['rssAfterMiB', 'controller RSS after (MiB)'],
+  ['rssSettledMiB', 'controller RSS 30 s later, idle (MiB)'],
   ['admissionErrors', 'admission errors'],
   ['controllerRequestsPerPod', 'controller API requests per pod (start to stop; not the simulated cloud)'],
   ['controllerWritesPerPod', 'controller API writes per pod'],
@@ -57,7 +60,13 @@ export function printBursts(results: BurstResult[]): string[] {
     for (const [k, label] of FIGURES) {
       const a = now![k] as number;
       const b = before?.[k] as number | undefined;
-      lines.push([label, ...rs.map((r) => r[k]), ...(before ? [b ? `${round(a / b, 2)}×` : '-'] : [])].join('\t'));
+      lines.push(
+        [
+          label,
+          ...rs.map((r) => (typeof r[k] === 'number' && !Number.isNaN(r[k]) ? r[k] : '-')),
+          ...(before ? [b ? `${round(a / b, 2)}×` : '-'] : []),
+        ].join('\t'),
+      );
     }
   }
   return lines;

@@ -36,6 +36,8 @@ export interface BurstOptions {
   admission: boolean;
   /** More flags for this tree's controller (a baseline may not know them). */
   extraArgs: string[];
+  /** How long after the burst the settled RSS is read (default 30 s). */
+  settleMs?: number;
   /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
   cpuProfileDir?: string;
 }
@@ -51,11 +53,20 @@ export interface BurstResult {
   toInstanceP99Ms: number;
   readyToPinnedP50Ms: number;
   readyToPinnedP99Ms: number;
+  /**
+   * From the later of node Ready and its Instance naming the node's providerID (what a pin needs to
+   * tell the node is the Instance's) to pinned. With boot delay 0 a node can turn Ready before the
+   * launch's status write lands; a real instance boots for seconds to minutes after it.
+   */
+  placeableToPinnedP50Ms?: number;
+  placeableToPinnedP99Ms?: number;
   toRunningP50Ms: number;
   toRunningP99Ms: number;
   cpuMsPerPod: number;
   rssBeforeMiB: number;
   rssAfterMiB: number;
+  /** RSS 30 s after the last pod was Running, the controller idle: what stays, against what the burst only passed through. */
+  rssSettledMiB?: number;
   admissionErrors: number;
   /** API requests per pod the controller process sent (simulated cloud included), start to stop; NaN if it did not say. */
   controllerRequestsPerPod: number;
@@ -179,6 +190,8 @@ class Timeline {
   readonly nodeOf = new Map<string, string>();
   readonly running = new Map<string, number>();
   readonly instanceSeen = new Map<string, number>();
+  /** When each Instance's status first named its cloud instance (providerID): from then on its node can be matched. */
+  readonly instanceLaunched = new Map<string, number>();
   readonly instanceClass = new Map<string, string>();
   readonly nodeReady = new Map<string, number>();
   readonly nodesSeen = new Set<string>();
@@ -196,6 +209,7 @@ class Timeline {
   instance(i: Instance, at: number): void {
     const name = i.metadata.name!;
     if (!this.instanceSeen.has(name)) this.instanceSeen.set(name, at);
+    if (i.status?.providerID && !this.instanceLaunched.has(name)) this.instanceLaunched.set(name, at);
     this.instanceClass.set(name, i.spec.class);
   }
 
@@ -375,6 +389,13 @@ export async function runBurst(
     };
     const toInstance = t.spans(podNames, (p) => t.created.get(p), instanceAt);
     const readyToPinned = t.spans(podNames, readyAt, (p) => t.pinned.get(p));
+    const placeableAt = (p: string) => {
+      const ready = readyAt(p);
+      const claim = t.claim.get(p);
+      const launched = claim ? t.instanceLaunched.get(claim) : undefined;
+      return ready === undefined || launched === undefined ? undefined : Math.max(ready, launched);
+    };
+    const placeableToPinned = t.spans(podNames, placeableAt, (p) => t.pinned.get(p));
     const toRunning = t.spans(
       podNames,
       (p) => t.created.get(p),
@@ -391,6 +412,8 @@ export async function runBurst(
       toInstanceP99Ms: Math.round(quantile(toInstance, 0.99)),
       readyToPinnedP50Ms: Math.round(quantile(readyToPinned, 0.5)),
       readyToPinnedP99Ms: Math.round(quantile(readyToPinned, 0.99)),
+      placeableToPinnedP50Ms: Math.round(quantile(placeableToPinned, 0.5)),
+      placeableToPinnedP99Ms: Math.round(quantile(placeableToPinned, 0.99)),
       toRunningP50Ms: Math.round(quantile(toRunning, 0.5)),
       toRunningP99Ms: Math.round(quantile(toRunning, 0.99)),
       // Per pod that reached Running: a run cut short by the deadline is not spread over pods never placed.
@@ -406,6 +429,9 @@ export async function runBurst(
       machineCpuMsPerPod: machine.total,
       cpuMsPerPodByProcess: machine.by,
     };
+    // Left idle a while, V8 returns the heap a burst only passed through (its memory reducer).
+    await new Promise((r) => setTimeout(r, o.settleMs ?? 30_000));
+    result.rssSettledMiB = round(rssBytes(controller.pid) / MiB);
   } finally {
     watching.stop();
     await controller.stop();
@@ -444,6 +470,8 @@ export async function runBurst(
  * etcd, kube-scheduler, kube-controller-manager and kwok spend on a pod that gets a new node of its
  * own, and how fast they do it on this machine: the ceiling for any provisioner here.
  */
+const FLOOR_TAINT = 'bench.ipp.dev/floor';
+
 export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise<BurstResult> {
   const core = bed.kc.makeApiClient(CoreV1Api);
   const run = `f${Date.now().toString(36)}`;
@@ -470,12 +498,14 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
             labels: { [RUN_LABEL]: run, type: 'kwok', 'kubernetes.io/hostname': name },
             annotations: { 'kwok.x-k8s.io/node': 'fake' },
           },
-          spec: { providerID: `floor:///${name}` },
+          // Tainted, like an ipp node: nothing but its own pod lands there.
+          spec: { providerID: `floor:///${name}`, taints: [{ key: FLOOR_TAINT, value: run, effect: 'NoSchedule' }] },
         },
       });
       const body = pendingPod(name, 'none', run);
       delete body.metadata!.labels![CLASS_LABEL];
       body.spec!.schedulingGates = [];
+      body.spec!.tolerations = [{ key: FLOOR_TAINT, operator: 'Equal', value: run, effect: 'NoSchedule' }];
       body.spec!.affinity = {
         nodeAffinity: {
           requiredDuringSchedulingIgnoredDuringExecution: {

@@ -8,7 +8,7 @@
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Instance } from '../../src/api/types.ts';
-import { runBurst } from '../bench/burst.ts';
+import { runBurst, runFloor } from '../bench/burst.ts';
 import { printBursts } from '../bench/burst-bench.ts';
 import { currentTree } from '../bench/controller.ts';
 import { PLACEMENT_LABEL, printPlacement, runPlacement, schedulerPidOf, schedulerVersion } from '../bench/placement.ts';
@@ -123,6 +123,7 @@ describe('scale benchmarks, small', () => {
       parallel: 3,
       admission: true,
       extraArgs: [],
+      settleMs: 500,
     });
     console.log(printBursts([r]).join('\n'));
     expect(r.running).toBe(3);
@@ -139,10 +140,23 @@ describe('scale benchmarks, small', () => {
     ])
       expect(Number.isFinite(v) && v >= 0).toBe(true);
     expect(r.toRunningP99Ms).toBeGreaterThanOrEqual(r.toInstanceP50Ms);
+    // Machine CPU by process: the controller found by pid, and part of the sum.
+    expect(r.cpuMsPerPodByProcess?.['ipp controller']).toBeGreaterThan(0);
+    expect(r.machineCpuMsPerPod).toBeGreaterThanOrEqual(r.cpuMsPerPodByProcess!['ipp controller']!);
+    expect(Number.isFinite(r.placeableToPinnedP99Ms) && r.placeableToPinnedP99Ms! >= 0).toBe(true);
     expect(r.rssBeforeMiB).toBeGreaterThan(20);
     expect(r.rssAfterMiB).toBeGreaterThan(20);
+    expect(r.rssSettledMiB).toBeGreaterThan(20);
     const after = await instances();
     expect(after.map((i) => i.status?.phase)).toEqual(['Ready', 'Ready', 'Ready']);
+  });
+
+  it('measures the testbed floor: a kwok node and a pod pinned to it, each, without ipp', async () => {
+    const r = await runFloor(bed, 3, { timeoutS: 120, parallel: 3, admission: false, extraArgs: [] });
+    console.log(printBursts([r]).join('\n'));
+    expect(r.running).toBe(3);
+    expect(r.podsPerS).toBeGreaterThan(0);
+    expect(r.toRunningP99Ms).toBeGreaterThan(0);
   });
 
   it("places pods with the original's anti-affinity and with ipp's pin on the testbed's scheduler", async () => {
