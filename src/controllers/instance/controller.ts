@@ -9,7 +9,7 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, Wakes } from '../context.ts';
 import type { InstanceContext } from './context.ts';
 import { LaunchAttempts } from './attempts.ts';
-import { nodeChangeMatters, podChangeMatters } from './decisions.ts';
+import { nodeChangeMattersToInstance, podChangeMattersToInstance } from './decisions.ts';
 import { StatusExpectations } from './expectations.ts';
 import { Idle } from './idle.ts';
 import { Launch } from './launch.ts';
@@ -29,14 +29,14 @@ export class InstanceController implements Controller {
   // on: each would be a reconcile of the Instance for nothing.
   readonly wakes: Wakes = {
     pod: (p, state, old) => {
-      if (old && !podChangeMatters(old, p)) return [];
+      if (old && !podChangeMattersToInstance(old, p)) return [];
       const keys = [claimOf(p)];
       const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
       keys.push(node?.metadata?.labels?.[NODE_INSTANCE_LABEL]);
       return keys.filter((k): k is string => !!k);
     },
     node: (n, _state, old) =>
-      old && !nodeChangeMatters(old, n)
+      old && !nodeChangeMattersToInstance(old, n)
         ? []
         : [n.metadata?.labels?.[NODE_INSTANCE_LABEL]].filter((k): k is string => !!k),
     instance: (i) => [i.metadata.name!],

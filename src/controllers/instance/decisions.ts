@@ -226,7 +226,8 @@ const nodeFacts = (n: V1Node) => ({
 });
 
 /** Does this update of a Node change anything an Instance's reconcile decides on? */
-export const nodeChangeMatters = (old: V1Node, next: V1Node) => !isDeepStrictEqual(nodeFacts(old), nodeFacts(next));
+export const nodeChangeMattersToInstance = (old: V1Node, next: V1Node) =>
+  !isDeepStrictEqual(nodeFacts(old), nodeFacts(next));
 
 /**
  * What the Instance controller reads of a pod: its claim and other annotations, labels, owners,
@@ -245,4 +246,5 @@ const podFacts = (p: V1Pod) => ({
 });
 
 /** Does this update of a pod change anything an Instance's reconcile decides on? */
-export const podChangeMatters = (old: V1Pod, next: V1Pod) => !isDeepStrictEqual(podFacts(old), podFacts(next));
+export const podChangeMattersToInstance = (old: V1Pod, next: V1Pod) =>
+  !isDeepStrictEqual(podFacts(old), podFacts(next));

@@ -8,9 +8,9 @@ import {
   isStranded,
   livenessExpiry,
   looksDead,
-  nodeChangeMatters,
+  nodeChangeMattersToInstance,
   occupants,
-  podChangeMatters,
+  podChangeMattersToInstance,
   timeouts,
 } from '../../../../src/controllers/instance/decisions.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
@@ -219,7 +219,7 @@ describe('isStranded', () => {
   });
 });
 
-describe('nodeChangeMatters', () => {
+describe('nodeChangeMattersToInstance', () => {
   const before = () => {
     const n = node('n1', { class: 'metal', instance: 'i-1' });
     n.metadata!.resourceVersion = '10';
@@ -233,7 +233,7 @@ describe('nodeChangeMatters', () => {
     after.metadata!.resourceVersion = '11';
     after.status!.conditions![0]!.lastHeartbeatTime = new Date(T0 + 10_000);
     after.status!.allocatable = { cpu: '4' };
-    expect(nodeChangeMatters(before(), after)).toBe(false);
+    expect(nodeChangeMattersToInstance(before(), after)).toBe(false);
   });
 
   it('sees the Ready condition turn, a taint, a cordon, a label and a deletion', () => {
@@ -248,11 +248,11 @@ describe('nodeChangeMatters', () => {
     const deleting = before();
     deleting.metadata!.deletionTimestamp = new Date(T0);
     for (const after of [notReady, tainted, cordoned, relabelled, deleting])
-      expect(nodeChangeMatters(before(), after)).toBe(true);
+      expect(nodeChangeMattersToInstance(before(), after)).toBe(true);
   });
 });
 
-describe('podChangeMatters', () => {
+describe('podChangeMattersToInstance', () => {
   const before = () => pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Pending', gated: false });
 
   it("ignores a kubelet's progress reports on a pod that starts", () => {
@@ -264,7 +264,7 @@ describe('podChangeMatters', () => {
       conditions: [{ type: 'ContainersReady', status: 'True' }],
       containerStatuses: [{ name: 'c', image: 'postfix', imageID: '', ready: true, restartCount: 0 }],
     };
-    expect(podChangeMatters(before(), after)).toBe(false);
+    expect(podChangeMattersToInstance(before(), after)).toBe(false);
   });
 
   it('sees a claim, a binding, a phase, a deletion and a refusal by the scheduler', () => {
@@ -277,6 +277,6 @@ describe('podChangeMatters', () => {
       { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0) },
     ];
     for (const after of [reclaimed, unbound, done, deleting, refused])
-      expect(podChangeMatters(before(), after)).toBe(true);
+      expect(podChangeMattersToInstance(before(), after)).toBe(true);
   });
 });
