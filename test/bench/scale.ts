@@ -499,7 +499,7 @@ export async function benchMemory(): Promise<void> {
  * ~10 s (500 writes/s besides everything else) falls behind, and the nodes turn Unknown: the bench
  * would measure the testbed's kwok, not a cluster whose 5,000 kubelets each renew their own lease.
  */
-const WORLD_HEARTBEAT: NodeHeartbeat = { leaseSeconds: 600, monitorGraceSeconds: 900 };
+export const WORLD_HEARTBEAT: NodeHeartbeat = { leaseSeconds: 600, monitorGraceSeconds: 900 };
 
 export const describeHeartbeat = (h: NodeHeartbeat) =>
   `node heartbeats: kwok lease ${h.leaseSeconds} s, kube-controller-manager --node-monitor-grace-period=${h.monitorGraceSeconds}s`;
