@@ -86,6 +86,19 @@ export interface BurstResult {
   cpuMsPerPodByProcess?: Record<string, number>;
 }
 
+/** The API server's and the machine's figures of a run; the controller's own counts are filled in from its log. */
+function serverFigures(apiRequests: Map<string, number>, pods: number, machine: ReturnType<typeof cpuPerPod>) {
+  return {
+    controllerRequestsPerPod: NaN,
+    controllerWritesPerPod: NaN,
+    apiserverRequestsPerPod: round(sum(apiRequests.values()) / pods, 2),
+    controllerRequests: {},
+    apiserverRequests: perPod(apiRequests, pods),
+    machineCpuMsPerPod: machine.total,
+    cpuMsPerPodByProcess: machine.by,
+  };
+}
+
 /** CPU per pod by process (ms), largest first, and their sum. */
 function cpuPerPod(before: Map<string, number>, after: Map<string, number>, pods: number) {
   const by = [...after].map(([k, s]) => [k, s - (before.get(k) ?? 0)] as const).filter(([, s]) => s > 0);
@@ -421,15 +434,9 @@ export async function runBurst(
       rssBeforeMiB: round(rssBefore / MiB),
       rssAfterMiB: round(rssAfter / MiB),
       admissionErrors,
-      controllerRequestsPerPod: NaN,
-      controllerWritesPerPod: NaN,
-      apiserverRequestsPerPod: round(sum(apiAfter.values()) / size, 2),
-      controllerRequests: {},
-      apiserverRequests: perPod(apiAfter, size),
-      machineCpuMsPerPod: machine.total,
-      cpuMsPerPodByProcess: machine.by,
+      ...serverFigures(apiAfter, size, machine),
     };
-    // Left idle a while, V8 returns the heap a burst only passed through (its memory reducer).
+    // Read again once idle: what the burst left behind, against what it only passed through.
     await new Promise((r) => setTimeout(r, o.settleMs ?? 30_000));
     result.rssSettledMiB = round(rssBytes(controller.pid) / MiB);
   } finally {
@@ -548,13 +555,7 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
     rssBeforeMiB: NaN,
     rssAfterMiB: NaN,
     admissionErrors: 0,
-    controllerRequestsPerPod: NaN,
-    controllerWritesPerPod: NaN,
-    apiserverRequestsPerPod: round(sum(apiAfter.values()) / size, 2),
-    controllerRequests: {},
-    apiserverRequests: perPod(apiAfter, size),
-    machineCpuMsPerPod: machine.total,
-    cpuMsPerPodByProcess: machine.by,
+    ...serverFigures(apiAfter, size, machine),
   };
   process.stderr.write(`[bench] ${JSON.stringify(result)}\n`);
   await core.deleteCollectionNamespacedPod({

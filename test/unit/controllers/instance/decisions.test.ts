@@ -14,10 +14,7 @@ import {
   timeouts,
 } from '../../../../src/controllers/instance/decisions.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
-
-const T0 = Date.parse('2024-01-01T00:00:00Z');
-const iso = (ms: number) => new Date(T0 + ms).toISOString();
-const MIN = 60_000;
+import { iso, MIN, T0 } from './clock.ts';
 
 describe('occupants', () => {
   it('lists claiming pods and workloads on the node, sorted by namespace/name', () => {

@@ -6,10 +6,7 @@ import { READY_WAIT_MS, registrationHoldMs } from '../../../../src/controllers/i
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 import { cacheShowsWrites } from './cache.ts';
-
-const T0 = Date.parse('2024-01-01T00:00:00Z');
-const MIN = 60_000;
-const iso = (ms: number) => new Date(T0 + ms).toISOString();
+import { iso, MIN, T0 } from './clock.ts';
 
 let f: Fakes;
 let controller: InstanceController;
