@@ -163,21 +163,30 @@ describe('pods that cannot be placed', () => {
       { name: node, body: { metadata: { annotations: { 'kwok.x-k8s.io/node': 'dead' } } } },
       mergePatch,
     );
-    const n = await c.core.readNode({ name: node });
-    await c.core.replaceNodeStatus({
-      name: node,
-      body: {
-        ...n,
-        status: {
-          ...n.status,
-          conditions: (n.status?.conditions ?? []).map((x) =>
-            x.type === 'Ready'
-              ? { ...x, status: 'Unknown', reason: 'NodeStatusUnknown', lastTransitionTime: new Date() }
-              : x,
-          ),
-        },
-      },
-    });
+    // Read and replaced at its version: kwok's last heartbeat or the controller-manager may write the
+    // node in between (a 409, seen once in CI); then read it again.
+    for (let attempt = 1; ; attempt++) {
+      const n = await c.core.readNode({ name: node });
+      try {
+        await c.core.replaceNodeStatus({
+          name: node,
+          body: {
+            ...n,
+            status: {
+              ...n.status,
+              conditions: (n.status?.conditions ?? []).map((x) =>
+                x.type === 'Ready'
+                  ? { ...x, status: 'Unknown', reason: 'NodeStatusUnknown', lastTransitionTime: new Date() }
+                  : x,
+              ),
+            },
+          },
+        });
+        break;
+      } catch (e) {
+        if ((e as { code?: number }).code !== 409 || attempt >= 5) throw e;
+      }
+    }
     // kube-scheduler does not read conditions: it waits for the taint the node-lifecycle controller adds.
     await eventually('the unreachable taint on the node', async () => {
       const taints = (await c.core.readNode({ name: node })).spec?.taints ?? [];
