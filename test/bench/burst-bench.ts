@@ -32,6 +32,8 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['rssBeforeMiB', 'controller RSS before (MiB)'],
   ['rssAfterMiB', 'controller RSS after (MiB)'],
   ['rssSettledMiB', 'controller RSS 30 s later, idle (MiB)'],
+  ['heapLiveSettledMiB', 'controller live heap then, after a full GC (MiB)'],
+  ['rssAfterGcMiB', 'controller RSS after that GC (MiB)'],
   ['admissionErrors', 'admission errors'],
   ['controllerRequestsPerPod', 'controller API requests per pod (start to stop; not the simulated cloud)'],
   ['controllerWritesPerPod', 'controller API writes per pod'],

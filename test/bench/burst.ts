@@ -67,6 +67,10 @@ export interface BurstResult {
   rssAfterMiB: number;
   /** RSS 30 s after the last pod was Running, the controller idle: what stays, against what the burst only passed through. */
   rssSettledMiB?: number;
+  /** The live heap then, after a forced full GC: what the caches and maps hold, against what V8 and malloc keep. */
+  heapLiveSettledMiB?: number;
+  /** RSS right after that GC: how much of the settled RSS V8 gives back when made to collect. */
+  rssAfterGcMiB?: number;
   admissionErrors: number;
   /** API requests per pod the controller process sent (simulated cloud included), start to stop; NaN if it did not say. */
   controllerRequestsPerPod: number;
@@ -358,6 +362,7 @@ export async function runBurst(
     identity: `burst-${size}`,
     webhook: o.admission,
     logDir: bed.logs,
+    inspect: true,
     extraArgs: tree.label === 'this tree' ? o.extraArgs : [],
     nodeArgs: tree.label === 'this tree' && o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [],
   });
@@ -439,6 +444,8 @@ export async function runBurst(
     // Read again once idle: what the burst left behind, against what it only passed through.
     await new Promise((r) => setTimeout(r, o.settleMs ?? 30_000));
     result.rssSettledMiB = round(rssBytes(controller.pid) / MiB);
+    result.heapLiveSettledMiB = round((await controller.heapAfterGc()) / MiB);
+    result.rssAfterGcMiB = round(rssBytes(controller.pid) / MiB);
   } finally {
     watching.stop();
     await controller.stop();
