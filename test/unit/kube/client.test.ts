@@ -1,7 +1,7 @@
 // The API client's connection pool and rate limit.
 import { CoreV1Api, HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { describe, expect, it } from 'vitest';
-import { ApiClientConfig, requestKey } from '../../../src/kube/client.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { ApiClientConfig, AUTH_REUSE_MS, requestKey } from '../../../src/kube/client.ts';
 import { inPlacementLane } from '../../../src/kube/lanes.ts';
 
 const config = (ca: string) => `
@@ -42,6 +42,33 @@ describe('ApiClientConfig', () => {
     expect(second).not.toBe(first);
     expect(await dispatcherOf(kc)).toBe(second);
     await kc.close();
+  });
+
+  it("reuses one request's credentials for a second, and reads them again after it or after a reload", async () => {
+    const built = vi.spyOn(KubeConfig.prototype, 'applySecurityAuthentication');
+    vi.useFakeTimers({ toFake: ['performance'] });
+    try {
+      const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+      kc.loadFromString(config('ca-1'));
+      const authorization = async () => {
+        const ctx = new RequestContext('https://127.0.0.1:6443/api/v1/pods', HttpMethod.GET);
+        await kc.applySecurityAuthentication(ctx);
+        return ctx.getHeaders()['Authorization'];
+      };
+      for (let i = 0; i < 5; i++) expect(await authorization()).toBe('Bearer secret');
+      expect(built).toHaveBeenCalledTimes(1);
+      vi.advanceTimersByTime(AUTH_REUSE_MS);
+      expect(await authorization()).toBe('Bearer secret');
+      expect(built).toHaveBeenCalledTimes(2);
+      // A reloaded kubeconfig (another token) is used at once, not a second later.
+      kc.loadFromString(config('ca-1').replace('token: secret', 'token: rotated'));
+      expect(await authorization()).toBe('Bearer rotated');
+      expect(built).toHaveBeenCalledTimes(3);
+      await kc.close();
+    } finally {
+      vi.useRealTimers();
+      built.mockRestore();
+    }
   });
 
   it('holds requests to the rate limit, but never lease renewals', async () => {
