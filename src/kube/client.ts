@@ -14,7 +14,7 @@ export type { RateLimit } from './lanes.ts';
 
 /**
  * client-go's defaults are 5/10, controller-runtime's 20/30; Karpenter's 200/300 are taken here. A pod
- * costs the controller ~11 requests in a burst (`npm run bench -- burst` counts them by verb: its
+ * cost the controller ~11 requests in a burst (`npm run bench -- burst` counts them by verb: its
  * claim and pin, an Instance create and ~3.5 status writes, 4 Events, a share of the class status),
  * so the former 50/100 capped a burst at ~4 pods/s however fast the rest was: 3.2 pods/s measured
  * for 1,000 pods. The placement lane (lanes.ts) still puts the writes a waiting pod needs first.

@@ -1,11 +1,13 @@
 // The Events of an Instance's life, one small function each, so every call site says what happened
 // and the reason/action strings live in one place. Warnings about a launch go to the pods waiting for
-// it too: `kubectl describe pod` is where their owners look.
+// it too: `kubectl describe pod` is where their owners look. A launch and a registration that go as
+// planned get no Event (as in Karpenter): the Instance's status already records both (providerID,
+// type, zone, launchedAt; nodeName, registeredAt), and two Event writes per pod were a fifth of the
+// controller's API requests in a burst.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Instance } from '../../api/types.ts';
 import { API_VERSION } from '../../api/names.ts';
 import { instanceRef, podRef, type IppEvent } from '../../kube/events.ts';
-import type { CloudInstance } from '../../../providers/types.ts';
 
 const toInstanceAndPods = (
   inst: Instance,
@@ -17,14 +19,6 @@ const toInstanceAndPods = (
   { regarding: instanceRef(inst), type: 'Warning', reason, action, note },
   ...pods.map((p): IppEvent => ({ regarding: podRef(p), type: 'Warning', reason, action: 'Provision', note })),
 ];
-
-export const launched = (inst: Instance, c: CloudInstance): IppEvent => ({
-  regarding: instanceRef(inst),
-  type: 'Normal',
-  reason: 'Launched',
-  action: 'Launch',
-  note: `launched ${c.instanceType} in ${c.zone} as ${c.providerID}`,
-});
 
 export const insufficientCapacity = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
   toInstanceAndPods(inst, pods, 'InsufficientCapacity', 'Launch', `no capacity for class ${cls}: ${cause}; will retry`);
@@ -64,14 +58,6 @@ export const expired = (
     reason === 'LaunchTimeout' ? 'Launch' : 'Register',
     `${message}; replacing the instance`,
   );
-
-export const registered = (inst: Instance, node: string): IppEvent => ({
-  regarding: instanceRef(inst),
-  type: 'Normal',
-  reason: 'Registered',
-  action: 'Register',
-  note: `node ${node} joined the cluster`,
-});
 
 export const becameIdle = (inst: Instance, node: string | undefined): IppEvent => ({
   regarding: instanceRef(inst),

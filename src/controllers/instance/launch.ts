@@ -68,7 +68,6 @@ export class Launch implements Step {
         ...(launched.hostIsolation ? { hostIsolation: launched.hostIsolation } : {}),
         launchedAt: launched.launchedAt.toISOString(),
       });
-      this.ctx.events.record(events.launched(inst, launched));
       log.info(
         { providerID: launched.providerID, instanceType: launched.instanceType, zone: launched.zone },
         'instance launched',

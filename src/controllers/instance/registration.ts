@@ -24,7 +24,7 @@ export const registrationHoldMs = (seenAt: number, now: number) => Math.max(0, s
 export class Registration implements Step {
   private readonly ctx: ControllerContext;
   /**
-   * Instance UIDs whose registration this process has reported (Event, histogram). A reconcile that
+   * Instance UIDs whose registration this process has observed (histogram). A reconcile that
    * reads the Instance from a cache not yet showing our own status write sees it unregistered again.
    */
   private readonly reported = new Set<string>();
@@ -72,7 +72,6 @@ export class Registration implements Step {
 
     if (newlyRegistered && !this.reported.has(uid)) {
       this.reported.add(uid);
-      this.ctx.events.record(events.registered(inst, nodeName));
       if (was.launchedAt) {
         const seconds = ((seenAt ?? now) - Date.parse(was.launchedAt)) / 1000;
         this.ctx.metrics.instanceRegistrationDuration.observe(

@@ -43,7 +43,7 @@ describe('launch', () => {
         }),
       ],
     ]);
-    expect(reasons()).toEqual(['Instance/Launched/Launch']);
+    expect(reasons()).toEqual([]); // as planned: recorded in the status, no Event
     expect(r).toEqual({ requeueAfterMs: 1_000 });
   });
 
@@ -166,7 +166,7 @@ describe('registration', () => {
     f.clock.now = T0 + 2 * MIN;
     await controller.reconcile('i-1');
     await controller.reconcile('i-1');
-    expect(reasons()).toEqual(['Instance/Registered/Register']);
+    expect(reasons()).toEqual([]); // as planned: recorded in the status, no Event
     expect(f.writes.of('instances.patchStatus')).toEqual([
       [
         'i-1',

@@ -46,7 +46,7 @@ describe('a reconcile reading the Instance from before its own status write', ()
     const r = await controller.reconcile('i-1');
     expect(f.provider.createCalls).toHaveLength(1);
     expect(f.writes.of('instances.replaceStatus')).toHaveLength(1);
-    expect(reasons()).toEqual(['Instance/Launched/Launch']);
+    expect(reasons()).toEqual([]); // as planned: recorded in the status, no Event
     // Back when the wait for the watch event ends, should it never come.
     expect(r).toEqual({ requeueAfterMs: STATUS_EXPECTATION_TIMEOUT_MS - 100 });
   });
@@ -63,7 +63,7 @@ describe('a reconcile reading the Instance from before its own status write', ()
         expect.objectContaining({ phase: 'Ready', registeredAt: iso(2 * MIN), readyAt: iso(2 * MIN) }),
       ],
     ]);
-    expect(reasons()).toEqual(['Instance/Registered/Register']);
+    expect(reasons()).toEqual([]); // as planned: recorded in the status, no Event
   });
 
   it('decides and writes as usual once the cache shows a newer version', async () => {
@@ -77,7 +77,7 @@ describe('a reconcile reading the Instance from before its own status write', ()
     await controller.reconcile('i-1');
     expect(statusWrites()).toHaveLength(2);
     expect(statusWrites()[1]).toEqual(['instances.patchStatus', 'i-1', { pods: [], idleSince: iso(2 * MIN + 1_000) }]);
-    expect(reasons()).toEqual(['Instance/Registered/Register', 'Instance/BecameIdle/Idle']);
+    expect(reasons()).toEqual(['Instance/BecameIdle/Idle']);
   });
 
   it('believes the cache again after a while: a lost watch event does not wedge the Instance', async () => {
