@@ -25,6 +25,8 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['readyToPinnedP99Ms', 'node Ready → pinned p99 (ms)'],
   ['placeableToPinnedP50Ms', 'node Ready and its Instance launched → pinned p50 (ms)'],
   ['placeableToPinnedP99Ms', 'node Ready and its Instance launched → pinned p99 (ms)'],
+  ['readyToPinAnsweredP50Ms', "node Ready → the controller's pin answered (its log) p50 (ms)"],
+  ['readyToPinAnsweredP99Ms', "node Ready → the controller's pin answered (its log) p99 (ms)"],
   ['toRunningP50Ms', 'created → Running p50 (ms)'],
   ['toRunningP99Ms', 'created → Running p99 (ms)'],
   ['cpuMsPerPod', 'controller CPU per pod (ms)'],

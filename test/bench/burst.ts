@@ -60,6 +60,9 @@ export interface BurstResult {
    */
   placeableToPinnedP50Ms?: number;
   placeableToPinnedP99Ms?: number;
+  /** Node Ready (the bench's watch) → the controller logged the pin answered (its clock, same machine). */
+  readyToPinAnsweredP50Ms?: number;
+  readyToPinAnsweredP99Ms?: number;
   toRunningP50Ms: number;
   toRunningP99Ms: number;
   cpuMsPerPod: number;
@@ -171,6 +174,25 @@ function controllerRequestCounts(logFile: string): OwnCounts | undefined {
   return found;
 }
 
+/**
+ * When the controller logged each pod pinned or bound (the API server had answered the write), by pod
+ * name: against the bench's own watch, this splits a pin's latency into the controller's part and the
+ * watch delivering it.
+ */
+function placedLoggedAt(logFile: string): Map<string, number> {
+  const at = new Map<string, number>();
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"pod pinned"') && !line.includes('"pod bound"')) continue;
+    try {
+      const l = JSON.parse(line) as { time: string; pod: string };
+      at.set(l.pod.slice(l.pod.indexOf('/') + 1), Date.parse(l.time));
+    } catch {
+      /* not a JSON line */
+    }
+  }
+  return at;
+}
+
 const isWrite = (key: string) => /^(POST|PUT|PATCH|DELETE|DELETECOLLECTION|APPLY|CREATE|UPDATE) /.test(key);
 
 /** Per pod, largest first, zero rows left out. */
@@ -212,6 +234,12 @@ class Timeline {
   readonly instanceClass = new Map<string, string>();
   readonly nodeReady = new Map<string, number>();
   readonly nodesSeen = new Set<string>();
+
+  /** When the node a pod went to turned Ready. */
+  readyAt(pod: string): number | undefined {
+    const n = this.nodeOf.get(pod);
+    return n ? this.nodeReady.get(n) : undefined;
+  }
 
   pod(p: V1Pod, at: number): void {
     const name = p.metadata!.name!;
@@ -366,6 +394,7 @@ export async function runBurst(
     extraArgs: tree.label === 'this tree' ? o.extraArgs : [],
     nodeArgs: tree.label === 'this tree' && o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [],
   });
+  const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
   let result: BurstResult;
   try {
     // Let the first passes after sync finish, so the burst is measured, not the start.
@@ -376,7 +405,6 @@ export async function runBurst(
     const named = new Map([[controller.pid, 'ipp controller']]);
     const machineBefore = cpuByCommand(process.pid, named);
     let admissionErrors = 0;
-    const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
     const t0 = Date.now();
     await inParallel(size, o.parallel, async (i) => {
       const name = podNames[i]!;
@@ -401,10 +429,7 @@ export async function runBurst(
       const i = t.claim.get(p);
       return i ? t.instanceSeen.get(i) : undefined;
     };
-    const readyAt = (p: string) => {
-      const n = t.nodeOf.get(p);
-      return n ? t.nodeReady.get(n) : undefined;
-    };
+    const readyAt = (p: string) => t.readyAt(p);
     const toInstance = t.spans(podNames, (p) => t.created.get(p), instanceAt);
     const readyToPinned = t.spans(podNames, readyAt, (p) => t.pinned.get(p));
     const placeableAt = (p: string) => {
@@ -450,6 +475,14 @@ export async function runBurst(
     watching.stop();
     await controller.stop();
   }
+  const placedAt = placedLoggedAt(controller.logFile);
+  const readyToPlaced = t.spans(
+    podNames,
+    (p) => t.readyAt(p),
+    (p) => placedAt.get(p),
+  );
+  result.readyToPinAnsweredP50Ms = Math.round(quantile(readyToPlaced, 0.5));
+  result.readyToPinAnsweredP99Ms = Math.round(quantile(readyToPlaced, 0.99));
   const logged = controllerRequestCounts(controller.logFile);
   if (logged?.simulatedCloudRequests)
     result.cloudRequests = perPod(new Map(Object.entries(logged.simulatedCloudRequests)), size);
