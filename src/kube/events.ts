@@ -5,16 +5,10 @@
 // reason, action, note) within a window become one Event whose `series` counts them, written at most
 // once per seriesUpdateIntervalMs; and each object gets a token bucket for new Events (burst 25,
 // one more every 5 minutes, the numbers of client-go's legacy recorder spam filter).
-import {
-  EventsV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  V1MicroTime,
-  type EventsV1Event,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { V1MicroTime, type EventsV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { describeError, isAlreadyExists, isNotFound } from './errors.ts';
+import { sendJson } from './request.ts';
 
 import type { EventObjectRef, EventPublisher, EventType, IppEvent } from './event.ts';
 
@@ -103,18 +97,26 @@ function truncateBytes(s: string, max: number): string {
   return `${out}...`;
 }
 
+/**
+ * Events as plain JSON requests (request.ts): every pod of a burst gets two. V1MicroTime's toISOString
+ * writes the six fractional digits the API server requires, and JSON.stringify calls it.
+ */
 export function kubeEventSink(kubeconfig: KubeConfig): EventSink {
-  const api = kubeconfig.makeApiClient(EventsV1Api);
-  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  const events = (namespace: string) => `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`;
   return {
     async create(namespace, body) {
-      await api.createNamespacedEvent({ namespace, body });
+      await sendJson(kubeconfig, { method: 'POST', path: events(namespace), body });
     },
     async updateSeries(namespace, name, series) {
       const body = {
         series: { count: series.count, lastObservedTime: new V1MicroTime(series.lastObservedTime.getTime()) },
       };
-      await api.patchNamespacedEvent({ name, namespace, body }, merge);
+      await sendJson(kubeconfig, {
+        method: 'PATCH',
+        path: `${events(namespace)}/${encodeURIComponent(name)}`,
+        body,
+        patch: 'merge',
+      });
     },
   };
 }

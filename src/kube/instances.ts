@@ -5,7 +5,8 @@ import { API_VERSION, FINALIZER, GROUP, NODE_CLASS_LABEL, VERSION, WARM_LABEL } 
 import type { Instance, InstanceStatus } from '../api/types.ts';
 import { ignoreNotFound, isAlreadyExists } from './errors.ts';
 import { inPlacementLane } from './lanes.ts';
-import { mergePatch } from './patch.ts';
+import { pointer } from './patch.ts';
+import { sendJson } from './request.ts';
 
 const plural = 'instances';
 
@@ -50,10 +51,13 @@ export class InstanceReader implements InstanceLookup {
 const versionOf = (answer: unknown): string | undefined =>
   (answer as Partial<Instance> | undefined)?.metadata?.resourceVersion;
 
+const path = (name: string, sub = '') => `/apis/${GROUP}/${VERSION}/${plural}/${encodeURIComponent(name)}${sub}`;
+
+/** Every write a plain JSON request (request.ts): a burst writes each Instance three or four times. */
 export class InstanceWriter implements InstanceWrites {
-  private readonly api: CustomObjectsApi;
+  private readonly kc: KubeConfig;
   constructor(kc: KubeConfig) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.kc = kc;
   }
 
   /** Records the intent before any cloud call; the finalizer is there from the first moment. */
@@ -67,26 +71,26 @@ export class InstanceWriter implements InstanceWrites {
       spec: { class: cls, ...(opts.zones ? { zones: [...opts.zones] } : {}) },
     };
     try {
-      await this.api.createClusterCustomObject({ group: GROUP, version: VERSION, plural, body });
+      await sendJson(this.kc, { method: 'POST', path: `/apis/${GROUP}/${VERSION}/${plural}`, body });
     } catch (e) {
       if (!isAlreadyExists(e)) throw e;
     }
   }
 
   async patchStatus(name: string, status: StatusPatch): Promise<string | void> {
-    const written = await this.api.patchClusterCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural, name, body: { status } },
-      mergePatch,
-    );
+    const written = await sendJson(this.kc, {
+      method: 'PATCH',
+      path: path(name, '/status'),
+      body: { status },
+      patch: 'merge',
+    });
     return versionOf(written);
   }
 
   async replaceStatus(inst: Instance, status: InstanceStatus): Promise<string | void> {
-    const written = await this.api.patchClusterCustomObjectStatus({
-      group: GROUP,
-      version: VERSION,
-      plural,
-      name: inst.metadata.name!,
+    const written = await sendJson(this.kc, {
+      method: 'PATCH',
+      path: path(inst.metadata.name!, '/status'),
       body: [
         { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
         // `add` replaces an existing member (RFC 6902), and creates /status on a fresh Instance.
@@ -103,11 +107,9 @@ export class InstanceWriter implements InstanceWrites {
    */
   async delete(name: string, resourceVersion?: string): Promise<void> {
     await ignoreNotFound(
-      this.api.deleteClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural,
-        name,
+      sendJson(this.kc, {
+        method: 'DELETE',
+        path: path(name),
         ...(resourceVersion ? { body: { preconditions: { resourceVersion } } } : {}),
       }),
     );
@@ -120,11 +122,9 @@ export class InstanceWriter implements InstanceWrites {
   async reserve(inst: Instance): Promise<void> {
     // A waiting pod's placement hangs on it: in the placement lane of the rate limit (lanes.ts).
     await inPlacementLane(() =>
-      this.api.patchClusterCustomObjectStatus({
-        group: GROUP,
-        version: VERSION,
-        plural,
-        name: inst.metadata.name!,
+      sendJson(this.kc, {
+        method: 'PATCH',
+        path: path(inst.metadata.name!, '/status'),
         body: [
           { op: 'test', path: '/metadata/resourceVersion', value: inst.metadata.resourceVersion },
           { op: 'remove', path: '/status/idleSince' },
@@ -139,17 +139,15 @@ export class InstanceWriter implements InstanceWrites {
    * resourceVersion makes the pool's removal, preconditioned on the version it judged, fail.
    */
   async takeWarm(inst: Instance): Promise<void> {
-    const path = `/metadata/labels/${WARM_LABEL.replace('~', '~0').replace('/', '~1')}`;
+    const label = pointer('metadata', 'labels', WARM_LABEL);
     // A waiting pod's placement hangs on it: in the placement lane of the rate limit (lanes.ts).
     await inPlacementLane(() =>
-      this.api.patchClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural,
-        name: inst.metadata.name!,
+      sendJson(this.kc, {
+        method: 'PATCH',
+        path: path(inst.metadata.name!),
         body: [
-          { op: 'test', path, value: 'true' },
-          { op: 'remove', path },
+          { op: 'test', path: label, value: 'true' },
+          { op: 'remove', path: label },
         ],
       }),
     );
@@ -159,11 +157,9 @@ export class InstanceWriter implements InstanceWrites {
     const finalizers = inst.metadata.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;
     await ignoreNotFound(
-      this.api.patchClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural,
-        name: inst.metadata.name!,
+      sendJson(this.kc, {
+        method: 'PATCH',
+        path: path(inst.metadata.name!),
         body: [
           { op: 'test', path: '/metadata/finalizers', value: finalizers },
           { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },

@@ -14,6 +14,7 @@ import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import { ignoreNotFound, isConflict, isNotFound } from './errors.ts';
 import { inPlacementLane } from './lanes.ts';
 import { pointer, strategicMergePatch } from './patch.ts';
+import { sendJson } from './request.ts';
 
 export interface PodWrites {
   /** Records on the pod which Instance it gets; returns the pod as written (undefined when unknown). */
@@ -77,42 +78,42 @@ export function pinOps(pod: V1Pod, node: string): object[] {
   );
 }
 
+/** The API path of a pod (and a subresource of it). */
+const podPath = (pod: V1Pod, sub = '') =>
+  `/api/v1/namespaces/${encodeURIComponent(pod.metadata!.namespace!)}/pods/${encodeURIComponent(pod.metadata!.name!)}${sub}`;
+
 export class PodWriter implements PodWrites {
+  private readonly kc: KubeConfig;
   private readonly core: CoreV1Api;
   constructor(kc: KubeConfig) {
+    this.kc = kc;
     this.core = kc.makeApiClient(CoreV1Api);
   }
 
+  // The claim, pin and bind are a burst's hot writes: plain JSON requests (request.ts).
   async claim(pod: V1Pod, instance: string): Promise<V1Pod> {
     const ops: object[] = [guard(pod)];
     if (!pod.metadata!.annotations) ops.push({ op: 'add', path: '/metadata/annotations', value: {} });
     ops.push({ op: 'add', path: pointer('metadata', 'annotations', POD_INSTANCE_ANNOTATION), value: instance });
-    const target = { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops };
-    return inPlacementLane(() => this.core.patchNamespacedPod(target));
+    return inPlacementLane(() => sendJson<V1Pod>(this.kc, { method: 'PATCH', path: podPath(pod), body: ops }));
   }
 
   async pin(pod: V1Pod, node: string): Promise<void> {
     const gates = pod.spec!.schedulingGates ?? [];
     const ops: object[] = [guard(pod), ...pinOps(pod, node)];
     ops.push({ op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== GATE) });
-    const target = { name: pod.metadata!.name!, namespace: pod.metadata!.namespace!, body: ops };
-    await inPlacementLane(() => this.core.patchNamespacedPod(target));
+    await inPlacementLane(() => sendJson(this.kc, { method: 'PATCH', path: podPath(pod), body: ops }));
   }
 
   async bind(pod: V1Pod, node: string): Promise<void> {
     const { name, namespace } = pod.metadata as { name: string; namespace: string };
-    await inPlacementLane(() =>
-      this.core.createNamespacedPodBinding({
-        name,
-        namespace,
-        body: {
-          apiVersion: 'v1',
-          kind: 'Binding',
-          metadata: { name, namespace },
-          target: { apiVersion: 'v1', kind: 'Node', name: node },
-        },
-      }),
-    );
+    const body = {
+      apiVersion: 'v1',
+      kind: 'Binding',
+      metadata: { name, namespace },
+      target: { apiVersion: 'v1', kind: 'Node', name: node },
+    };
+    await inPlacementLane(() => sendJson(this.kc, { method: 'POST', path: podPath(pod, '/binding'), body }));
   }
 
   async evict(pod: V1Pod): Promise<void> {

@@ -1,8 +1,10 @@
 // The controller's API client against the real apiserver: client-node's own KubeConfig opens a new
 // TCP+TLS connection per request; the controller's keeps its connections and reuses them.
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ApiClientConfig } from '../../src/kube/client.ts';
+import { describeError, isAlreadyExists, isNotFound, isStale } from '../../src/kube/errors.ts';
+import { ApiError, sendJson } from '../../src/kube/request.ts';
 import { ApiProxy } from './support/api-proxy.ts';
 import { clients, type Clients } from './support/cluster.ts';
 
@@ -38,5 +40,58 @@ describe('API connections', () => {
     // One for the sequential requests, at most one more per request of the burst, none after it.
     expect(await connectionsFor(kc, 10)).toBeLessThanOrEqual(11);
     await kc.close();
+  });
+});
+
+describe('plain JSON writes (request.ts)', () => {
+  it('write, and refuse as client-node does: a stale guard is stale, a missing object not found, a second create AlreadyExists', async () => {
+    const c = clients();
+    const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+    kc.loadFromString(c.kc.exportConfig());
+    const name = `json-${Date.now().toString(36)}`;
+    const path = '/api/v1/namespaces/default/configmaps';
+    const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: { a: '1' } };
+    try {
+      const made = await sendJson<V1ConfigMap>(kc, { method: 'POST', path, body });
+      expect(made.metadata?.resourceVersion).toBeTruthy();
+      // The answer is JSON as the API server sent it (no client-side model: timestamps stay strings).
+      expect(typeof made.metadata?.creationTimestamp).toBe('string');
+      const again = await sendJson(kc, { method: 'POST', path, body }).catch((e: unknown) => e);
+      expect(again).toBeInstanceOf(ApiError);
+      expect(isAlreadyExists(again)).toBe(true);
+
+      const guarded = (rv: string) => [
+        { op: 'test', path: '/metadata/resourceVersion', value: rv },
+        { op: 'replace', path: '/data/a', value: '2' },
+      ];
+      const patched = await sendJson<V1ConfigMap>(kc, {
+        method: 'PATCH',
+        path: `${path}/${name}`,
+        body: guarded(made.metadata!.resourceVersion!),
+      });
+      expect(patched.data).toEqual({ a: '2' });
+      const stale = await sendJson(kc, {
+        method: 'PATCH',
+        path: `${path}/${name}`,
+        body: guarded(made.metadata!.resourceVersion!),
+      }).catch((e: unknown) => e);
+      expect(isStale(stale)).toBe(true);
+      const merged = await sendJson<V1ConfigMap>(kc, {
+        method: 'PATCH',
+        path: `${path}/${name}`,
+        body: { data: { b: '3' } },
+        patch: 'merge',
+      });
+      expect(merged.data).toEqual({ a: '2', b: '3' });
+
+      await sendJson(kc, { method: 'DELETE', path: `${path}/${name}` });
+      const gone = await sendJson(kc, { method: 'DELETE', path: `${path}/${name}` }).catch((e: unknown) => e);
+      expect(isNotFound(gone)).toBe(true);
+      expect(describeError(gone)).toContain('HTTP 404 NotFound');
+      // Counted and rate-limited like every other request of the client.
+      expect(kc.requests.get('POST configmaps')).toBe(2);
+    } finally {
+      await kc.close();
+    }
   });
 });
