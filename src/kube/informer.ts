@@ -92,6 +92,7 @@ export class Informer<T extends KubernetesObject> {
   private resourceVersion = '';
   private lastActivity = Date.now();
   private failures = 0;
+  private watchesOpened = 0;
   private lastError: { message: string; at: Date } | undefined;
   private stopped = true;
   private loop: Promise<void> | undefined;
@@ -153,6 +154,14 @@ export class Informer<T extends KubernetesObject> {
       objects: this.store.size,
       ...(this.lastError ? { lastError: this.lastError.message, lastErrorAt: this.lastError.at } : {}),
     };
+  }
+
+  /**
+   * Watch requests the API server has accepted since start. One per few minutes is the server-side
+   * timeout; more means watches end early, e.g. kube-apiserver closing a watcher that does not keep up.
+   */
+  watches(): number {
+    return this.watchesOpened;
   }
 
   /** Milliseconds since the last sign of life of the watch. */
@@ -328,6 +337,7 @@ export class Informer<T extends KubernetesObject> {
         timeoutSeconds,
       });
       const body = await this.request(`watching ${this.resource}`, url, ac.signal);
+      this.watchesOpened++;
       this.lastError = undefined;
       this.touch();
       stillAlive();

@@ -32,6 +32,8 @@ export type AdmissionResult = 'allowed' | 'denied' | 'error';
 export interface SyncSource {
   readonly resource: string;
   hasSynced(): boolean;
+  /** Watch requests opened since start (informers count them). */
+  watches?(): number;
 }
 
 export interface MetricsOptions {
@@ -79,6 +81,8 @@ export class Metrics {
   readonly informerLastEvent: Gauge<'resource'>;
   /** 1 once an informer's cache has really listed, else 0; read from observeInformers() at each scrape. */
   readonly informerSynced: Gauge<'resource'>;
+  /** Watch requests each informer opened; read from observeInformers() at each scrape. */
+  readonly informerWatches: Counter<'resource'>;
   /**
    * The leader Lease's spec.leaseTransitions as this replica last read it. Every replica reports the
    * same number, and a restarted replica carries on from it, so increase() over it is the number of
@@ -239,6 +243,22 @@ export class Metrics {
       // Read when scraped: a cache that never lists must show 0 even while nothing else runs.
       collect() {
         for (const s of sources()) this.set({ resource: s.resource }, s.hasSynced() ? 1 : 0);
+      },
+    });
+    const watchesCounted = new Map<string, number>();
+    this.informerWatches = new Counter({
+      name: `${P}informer_watches_total`,
+      help: 'Watch requests each informer opened: a watch the API server ends early (a watcher too slow to keep up) is opened again.',
+      labelNames: ['resource'],
+      registers,
+      collect() {
+        for (const s of sources()) {
+          const now = s.watches?.();
+          if (now === undefined) continue;
+          const before = watchesCounted.get(s.resource) ?? 0;
+          if (now > before) this.inc({ resource: s.resource }, now - before);
+          watchesCounted.set(s.resource, Math.max(now, before));
+        }
       },
     });
     this.leaderTransitions = new Counter({

@@ -95,9 +95,12 @@ describe('informer', () => {
   });
 
   it('reconnects after its connection is cut', async () => {
+    const watches = informer.watches();
     proxy.cut();
     await create('b');
     await eventually('b in the cache after the cut', async () => expect(names()).toEqual(['a', 'b']), 60_000);
+    // Counted (ipp_informer_watches_total): a watch opened again.
+    expect(informer.watches()).toBeGreaterThan(watches);
   });
 
   it('recovers after the API was unreachable, catching up on what it missed', async () => {

@@ -42,6 +42,7 @@ const EXPECTED: [name: string, type: string, labels: string[]][] = [
   ['ipp_leader', 'gauge', ['identity']],
   ['ipp_informer_last_event_timestamp_seconds', 'gauge', ['resource']],
   ['ipp_informer_synced', 'gauge', ['resource']],
+  ['ipp_informer_watches_total', 'counter', ['resource']],
   ['ipp_leader_transitions_total', 'counter', ['lease']],
   ['ipp_oldest_pending_pod_age_seconds', 'gauge', ['class']],
   ['ipp_class_timeout_seconds', 'gauge', ['class', 'timeout']],
@@ -141,6 +142,16 @@ describe('metrics read from the process at scrape time', () => {
     expect(await samples(m, 'ipp_informer_synced')).toEqual({ pods: 0, nodes: 1 });
     pods.synced = true;
     expect(await samples(m, 'ipp_informer_synced')).toEqual({ pods: 1, nodes: 1 });
+  });
+
+  it('ipp_informer_watches_total counts the watches each informer opened, as scraped', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const pods = { resource: 'pods', opened: 1, hasSynced: () => true, watches: () => pods.opened };
+    m.observeInformers([pods, { resource: 'nodes', hasSynced: () => true }]);
+    expect(await samples(m, 'ipp_informer_watches_total')).toEqual({ pods: 1 });
+    pods.opened = 4; // the server ended the watch three times
+    expect(await samples(m, 'ipp_informer_watches_total')).toEqual({ pods: 4 });
+    expect(await samples(m, 'ipp_informer_watches_total')).toEqual({ pods: 4 });
   });
 
   it('ipp_leader_transitions_total mirrors the Lease count and never goes back', async () => {
