@@ -9,9 +9,9 @@
 // - a watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh);
 //   410 Gone relists; a watch silent for too long is replaced.
 // Objects pass through `transform` as they arrive, so the cache holds only what controllers read.
-import { HttpMethod, KubeConfig, RequestContext, type KubernetesObject } from '@kubernetes/client-node';
-import { request } from 'undici';
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
+import { requestWithClient, statusOf } from './request.ts';
 import { spent, yieldToEventLoop } from './slice.ts';
 import { IndexedStore, type Indexers } from './store.ts';
 
@@ -238,17 +238,9 @@ export class Informer<T extends KubernetesObject> {
    * controller spent on a 1,000-pod burst).
    */
   private async request(what: string, url: URL, signal: AbortSignal) {
-    const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-    await this.opts.kubeconfig.applySecurityAuthentication(ctx);
-    const res = await request(url, { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher(), signal });
+    const res = await requestWithClient(this.opts.kubeconfig, 'GET', url.toString(), { signal });
     if (res.statusCode < 300) return res.body;
-    const text = await res.body.text().catch(() => '');
-    let status: { reason?: string; message?: string } = {};
-    try {
-      status = JSON.parse(text) as typeof status;
-    } catch {
-      status = { message: text.slice(0, 200) };
-    }
+    const status = statusOf(await res.body.text().catch(() => ''));
     throw new ApiRequestError(what, res.statusCode, status.reason, status.message ?? `HTTP ${res.statusCode}`);
   }
 

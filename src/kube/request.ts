@@ -7,6 +7,15 @@
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import { request } from 'undici';
 
+/** The Status an API server's refusal carries, or the start of whatever text came instead. */
+export function statusOf(text: string): { reason?: string; message?: string } {
+  try {
+    return JSON.parse(text) as { reason?: string; message?: string };
+  } catch {
+    return { message: text.slice(0, 300) };
+  }
+}
+
 /**
  * The API server refused a request. Shaped as client-node's ApiException (`code`, and the Status as
  * raw JSON in `body`), so errors.ts reads both alike.
@@ -16,16 +25,34 @@ export class ApiError extends Error {
   readonly code: number;
   readonly body: string;
   constructor(method: string, path: string, code: number, body: string) {
-    let message = body.slice(0, 300);
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? message;
-    } catch {
-      /* not a Status: the text as it came */
-    }
-    super(`${method} ${path}: HTTP ${code}: ${message}`);
+    super(`${method} ${path}: HTTP ${code}: ${statusOf(body).message ?? body.slice(0, 300)}`);
     this.code = code;
     this.body = body;
   }
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+/**
+ * One request through the client's rate limit, request count, credentials and pooled connection
+ * (client.ts); the answer as undici gives it, whatever its status. Writes (sendJson) and the
+ * informers' lists and watches both go through here.
+ */
+export async function requestWithClient(
+  kc: KubeConfig,
+  method: Method,
+  url: string,
+  init: { headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {},
+) {
+  const ctx = new RequestContext(url, HttpMethod[method]);
+  await kc.applySecurityAuthentication(ctx);
+  return request(url, {
+    method,
+    headers: { ...ctx.getHeaders(), ...init.headers },
+    body: init.body,
+    signal: init.signal,
+    dispatcher: ctx.getDispatcher(),
+  });
 }
 
 export type PatchType = 'json' | 'merge' | 'strategic';
@@ -36,7 +63,7 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
 };
 
 export interface JsonRequest {
-  method: 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  method: Exclude<Method, 'GET'>;
   /** The path below the server, e.g. /api/v1/namespaces/a/pods/b. */
   path: string;
   body?: unknown;
@@ -49,15 +76,10 @@ export async function sendJson<T = unknown>(kc: KubeConfig, r: JsonRequest): Pro
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error(`cannot ${r.method} ${r.path}: the kubeconfig names no current cluster`);
   const url = `${server.replace(/\/+$/, '')}${r.path}`;
-  const ctx = new RequestContext(url, HttpMethod[r.method]);
-  // The rate limit, the request count, credentials and the pooled connection (client.ts).
-  await kc.applySecurityAuthentication(ctx);
   const contentType = r.method === 'PATCH' ? PATCH_CONTENT_TYPE[r.patch ?? 'json'] : 'application/json';
-  const res = await request(url, {
-    method: r.method,
-    headers: { ...ctx.getHeaders(), accept: 'application/json', 'content-type': contentType },
+  const res = await requestWithClient(kc, r.method, url, {
+    headers: { accept: 'application/json', 'content-type': contentType },
     body: r.body === undefined ? undefined : JSON.stringify(r.body),
-    dispatcher: ctx.getDispatcher(),
   });
   const text = await res.body.text();
   if (res.statusCode >= 300) throw new ApiError(r.method, r.path, res.statusCode, text);
