@@ -86,6 +86,7 @@ async function buildProviders(
         clusterName: opts.clusterName,
         namespace: opts.simulatedNamespace,
         logger: log,
+        kubelets: opts.simulatedKubelets,
         ...(opts.simulatedFaults ? { faults: new SimulatedFaults(opts.simulatedFaults) } : {}),
       });
     } else if (name === 'aws') {

@@ -30,6 +30,8 @@ export interface Options {
   simulatedNamespace: string;
   /** Chaos runs only: a file of cloud faults the simulated provider injects (providers/simulated/faults.ts). */
   simulatedFaults?: string;
+  /** Run the simulated machines' kubelets in this process (false: another process runs them). */
+  simulatedKubelets: boolean;
   webhook: boolean;
   webhookPort: number;
   webhookHost: string;
@@ -203,6 +205,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
         'IPP_SIMULATED_FAULTS',
       ).hideHelp(),
     )
+    .addOption(
+      o(
+        '--no-simulated-kubelets',
+        'benchmarks only: the simulated machines register their nodes from another process, as real kubelets do',
+        'IPP_NO_SIMULATED_KUBELETS',
+      ).hideHelp(),
+    )
     .addOption(o('--no-webhook', 'do not serve the admission webhook', 'IPP_NO_WEBHOOK'))
     .addOption(
       o('--webhook-port <port>', 'HTTPS port of the admission webhook (0: any free port)', 'IPP_WEBHOOK_PORT')
@@ -319,6 +328,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     resyncMs: v.resync,
     simulatedNamespace: v.simulatedNamespace,
     simulatedFaults: v.simulatedFaults,
+    simulatedKubelets: v.simulatedKubelets !== false,
     webhook: v.webhook !== false,
     webhookPort: v.webhookPort,
     webhookHost: v.webhookHost,

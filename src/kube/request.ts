@@ -63,7 +63,7 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
 };
 
 export interface JsonRequest {
-  method: Exclude<Method, 'GET'>;
+  method: Method;
   /** The path below the server, e.g. /api/v1/namespaces/a/pods/b. */
   path: string;
   body?: unknown;
@@ -78,7 +78,7 @@ export async function sendJson<T = unknown>(kc: KubeConfig, r: JsonRequest): Pro
   const url = `${server.replace(/\/+$/, '')}${r.path}`;
   const contentType = r.method === 'PATCH' ? PATCH_CONTENT_TYPE[r.patch ?? 'json'] : 'application/json';
   const res = await requestWithClient(kc, r.method, url, {
-    headers: { accept: 'application/json', 'content-type': contentType },
+    headers: { accept: 'application/json', ...(r.body === undefined ? {} : { 'content-type': contentType }) },
     body: r.body === undefined ? undefined : JSON.stringify(r.body),
   });
   const text = await res.body.text();

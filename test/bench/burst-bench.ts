@@ -117,7 +117,8 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
  * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world[,floor: no ipp, a kwok node and a pinned pod each] --world-nodes=5000
  * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
- * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`).
+ * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --kubelets=apart|controller
+ * (where this tree's simulated kubelets run; a baseline's run in its controller).
  */
 export async function benchBurst(flags: Record<string, string>): Promise<void> {
   const get = (k: string, d: string) =>
@@ -132,6 +133,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     admission: get('admission', 'true') !== 'false',
     extraArgs: get('controller-args', '').split(' ').filter(Boolean),
     cpuProfileDir: get('cpu-profile', '') || undefined,
+    kubelets: get('kubelets', 'apart') === 'controller' ? 'controller' : 'apart',
   };
   const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
   // A world's 5,000 kwok nodes on the testbed's short leases turn Unknown (one machine cannot renew
@@ -162,7 +164,10 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     }
     const settings =
       `simulated provider, boot delay 0; ${o.admission ? 'each pod admitted by the controller first' : 'no admission'}; ` +
-      `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}`;
+      `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}; ` +
+      (o.kubelets === 'apart'
+        ? `this tree's simulated kubelets in a process of their own${trees.length > 1 ? ", the baseline's in its controller (its CPU includes them)" : ''}`
+        : 'the simulated kubelets in the controller');
     console.log(
       [
         describeClients(clients),

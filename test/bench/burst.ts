@@ -40,6 +40,8 @@ export interface BurstOptions {
   settleMs?: number;
   /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
   cpuProfileDir?: string;
+  /** Where this tree's simulated kubelets run (a baseline's always run in its controller). */
+  kubelets: 'apart' | 'controller';
 }
 
 export interface BurstResult {
@@ -393,6 +395,7 @@ export async function runBurst(
     inspect: true,
     extraArgs: tree.label === 'this tree' ? o.extraArgs : [],
     nodeArgs: tree.label === 'this tree' && o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [],
+    kubelets: tree.label === 'this tree' ? o.kubelets : 'controller',
   });
   const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
   let result: BurstResult;
@@ -403,6 +406,7 @@ export async function runBurst(
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
     const named = new Map([[controller.pid, 'ipp controller']]);
+    if (controller.kubeletsPid) named.set(controller.kubeletsPid, 'simulated kubelets');
     const machineBefore = cpuByCommand(process.pid, named);
     let admissionErrors = 0;
     const t0 = Date.now();

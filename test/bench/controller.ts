@@ -109,6 +109,12 @@ export interface ControllerOptions {
   extraArgs?: string[];
   /** Flags for node itself, e.g. --cpu-prof. */
   nodeArgs?: string[];
+  /**
+   * Where the simulated machines' kubelets run: in the controller (the demo's way; what a tree that
+   * does not know --no-simulated-kubelets does), or apart, in a process of their own
+   * (test/bench/kubelets.ts), as a real cluster's kubelets are never the controller's CPU.
+   */
+  kubelets?: 'controller' | 'apart';
 }
 
 export interface Controller {
@@ -119,6 +125,8 @@ export interface Controller {
   logFile: string;
   /** Milliseconds from start to /readyz 200. */
   readyAfterMs: number;
+  /** The simulated kubelets' own process, when they run apart. */
+  kubeletsPid?: number;
   metrics(): Promise<Map<string, number>>;
   /** Resident set now, and its peak since start, in bytes (/proc). */
   memory(): { rss: number; peak: number };
@@ -168,10 +176,21 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
           `--webhook-secret=ipp-bench-${o.cluster}-tls`,
         ]
       : ['--no-webhook']),
+    ...(o.kubelets === 'apart' ? ['--no-simulated-kubelets'] : []),
     ...(o.extraArgs ?? []),
   ];
   const started = Date.now();
   const child: Child = startChild(`ipp ${o.identity}`, process.execPath, args, logFile, process.env);
+  const kubelets =
+    o.kubelets === 'apart'
+      ? startChild(
+          `simulated kubelets ${o.identity}`,
+          process.execPath,
+          [join(import.meta.dirname, 'kubelets.ts'), o.kubeconfig, o.cluster, o.cloudNamespace],
+          logFile.replace(/\.log$/, '-kubelets.log'),
+          process.env,
+        )
+      : undefined;
   const pid = child.process.pid!;
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   const deadline = started + (o.readyTimeoutMs ?? 600_000);
@@ -193,6 +212,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
     webhookUrl: o.webhook ? `https://127.0.0.1:${webhookPort}` : '',
     logFile,
     readyAfterMs: Date.now() - started,
+    ...(kubelets ? { kubeletsPid: kubelets.process.pid! } : {}),
     async metrics() {
       const text = await (await fetch(`${metricsUrl}/metrics`)).text();
       const out = new Map<string, number>();
@@ -210,7 +230,9 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
     },
     heapAfterGc: () => heapAfterGc(inspectPort),
     exited: () => child.process.exitCode !== null || child.process.signalCode !== null,
-    stop: () => child.stop(),
+    stop: async () => {
+      await Promise.all([child.stop(), kubelets?.stop()]);
+    },
   };
 }
 
