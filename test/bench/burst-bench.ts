@@ -118,7 +118,7 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
  * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
  * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --kubelets=apart|controller
- * (where this tree's simulated kubelets run; a baseline's run in its controller).
+ * (where the simulated kubelets run; a tree from before --no-simulated-kubelets runs them in its controller).
  */
 export async function benchBurst(flags: Record<string, string>): Promise<void> {
   const get = (k: string, d: string) =>
@@ -166,7 +166,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       `simulated provider, boot delay 0; ${o.admission ? 'each pod admitted by the controller first' : 'no admission'}; ` +
       `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}; ` +
       (o.kubelets === 'apart'
-        ? `this tree's simulated kubelets in a process of their own${trees.length > 1 ? ", the baseline's in its controller (its CPU includes them)" : ''}`
+        ? 'the simulated kubelets in a process of their own (in the controller for a tree from before --no-simulated-kubelets: its CPU includes them)'
         : 'the simulated kubelets in the controller');
     console.log(
       [

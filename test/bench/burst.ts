@@ -5,7 +5,8 @@
 // CPU per pod and its RSS before and after. Each run gets a fresh controller process; afterwards its
 // pods, Instances, nodes and cloud records are removed, so every run starts from the same cluster.
 // Every figure is measured for this tree and, in the same run, for the baseline commit.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request, type RequestOptions } from 'node:https';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import {
@@ -40,7 +41,7 @@ export interface BurstOptions {
   settleMs?: number;
   /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
   cpuProfileDir?: string;
-  /** Where this tree's simulated kubelets run (a baseline's always run in its controller). */
+  /** Where the simulated kubelets run (a tree from before --no-simulated-kubelets: in its controller). */
   kubelets: 'apart' | 'controller';
 }
 
@@ -395,7 +396,8 @@ export async function runBurst(
     inspect: true,
     extraArgs: tree.label === 'this tree' ? o.extraArgs : [],
     nodeArgs: tree.label === 'this tree' && o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [],
-    kubelets: tree.label === 'this tree' ? o.kubelets : 'controller',
+    // A tree from before --no-simulated-kubelets runs them in its controller whatever is asked.
+    kubelets: existsSync(join(tree.root, 'providers', 'simulated', 'kubelets.ts')) ? o.kubelets : 'controller',
   });
   const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
   let result: BurstResult;
