@@ -146,7 +146,8 @@ export class ProvisioningController implements Controller {
     const pods = state.podsOfClass(className);
     const waiting = pods.filter(awaitsPlacement);
     // Pinned pods the scheduler has not placed yet: watched until bound, or stranded.
-    const unplaced = pods.filter((p) => pinnedNodeOf(p) && !p.spec?.nodeName && unschedulableSince(p));
+    // Cheapest test first: this runs over every pod of the class on every pass.
+    const unplaced = pods.filter((p) => !p.spec?.nodeName && unschedulableSince(p) && pinnedNodeOf(p));
     if (!waiting.length && !unplaced.length) return;
 
     const usable = usability(state.instanceClass(className), className, this.ctx.providers);
