@@ -1,4 +1,4 @@
-// How the controller talks to the API server: one pooled, kept-alive connection pool per API
+// How the controller talks to the API server: one pool of kept-alive HTTP/1.1 connections per API
 // server and identity, and a client-side rate limit like client-go's (QPS and burst), in which the
 // writes that place a waiting pod go first (lanes.ts).
 //
@@ -129,10 +129,13 @@ export class ApiClientConfig extends KubeConfig {
       createDispatcherOptions: CreateDispatcherOptions;
     };
     const built = self.createDispatcher.bind(this);
-    // HTTP/1.1 connections, not one HTTP/2 connection: undici negotiates HTTP/2 with the API server,
-    // and Node's HTTP/2 client (nghttp2 behind core's stream machinery) cost ~40 % more CPU per
-    // request than undici's own HTTP/1.1 client in a 1,000-pod burst. Watches then take a
-    // connection each, writes share the kept-alive rest. Proxies keep client-node's own agents.
+    // HTTP/1.1 connections, not the one HTTP/2 connection undici negotiates with the API server. On
+    // HTTP/2 every watch and write shares one TCP connection and its flow-control windows (256 KiB a
+    // stream, 512 KiB the connection): in a 1,000-pod burst kube-apiserver closed the controller's pod
+    // and node watches 10–20 times for not keeping up, and node Ready → pin answered took p50 0.5–3.3 s,
+    // p99 1.3–6.7 s; on HTTP/1.1, no watch closed, p50 0.09–0.18 s, p99 0.43–0.47 s, and 10–15 % less
+    // CPU per pod (`npm run bench -- burst`, docs/benchmarks.md). Watches then hold a connection each;
+    // writes share the kept-alive rest. Proxies keep client-node's own agents.
     const fresh: CreateDispatcher = (cluster, agentOptions) => {
       const o = self.createDispatcherOptions.call(this, cluster, agentOptions);
       return o.type === 'agent' ? new Agent({ connect: o.connect, allowH2: false }) : built(cluster, agentOptions);

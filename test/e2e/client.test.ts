@@ -1,5 +1,6 @@
 // The controller's API client against the real apiserver: client-node's own KubeConfig opens a new
 // TCP+TLS connection per request; the controller's keeps its connections and reuses them.
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ApiClientConfig } from '../../src/kube/client.ts';
@@ -40,6 +41,25 @@ describe('API connections', () => {
     // One for the sequential requests, at most one more per request of the burst, none after it.
     expect(await connectionsFor(kc, 10)).toBeLessThanOrEqual(11);
     await kc.close();
+  });
+
+  it('speaks HTTP/1.1 to the API server, which offers HTTP/2 (what client-node negotiates)', async () => {
+    const protocols: unknown[] = [];
+    const connected = (m: unknown) =>
+      protocols.push((m as { socket?: { alpnProtocol?: string | false } }).socket?.alpnProtocol);
+    subscribe('undici:client:connected', connected);
+    try {
+      const plain = new KubeConfig();
+      plain.loadFromString(c.kc.exportConfig());
+      await plain.makeApiClient(CoreV1Api).listNamespace({ limit: 1 });
+      const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+      kc.loadFromString(c.kc.exportConfig());
+      await sendJson(kc, { method: 'GET', path: '/api/v1/namespaces?limit=1' });
+      await kc.close();
+    } finally {
+      unsubscribe('undici:client:connected', connected);
+    }
+    expect(protocols).toEqual(['h2', 'http/1.1']);
   });
 });
 
