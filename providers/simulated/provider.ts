@@ -178,7 +178,7 @@ export class SimulatedProvider implements CloudProvider {
 
   private async terminate(providerID: string): Promise<void> {
     try {
-      await sendJson(this.opts.kubeconfig, { method: 'DELETE', path: this.path(idOf(providerID)) });
+      await sendJson(this.opts.kubeconfig, { method: 'DELETE', path: this.recordPath(providerID) });
     } catch (e) {
       if (isNotFound(e)) throw new NotFoundError(`simulated instance ${providerID} does not exist`, { cause: e });
       throw e;
@@ -189,7 +189,7 @@ export class SimulatedProvider implements CloudProvider {
     try {
       const cm = await sendJson<V1ConfigMap>(this.opts.kubeconfig, {
         method: 'GET',
-        path: this.path(idOf(providerID)),
+        path: this.recordPath(providerID),
       });
       return this.toInstance(fromConfigMap(cm));
     } catch (e) {
@@ -212,9 +212,17 @@ export class SimulatedProvider implements CloudProvider {
       .map((r) => this.toInstance(r));
   }
 
-  /** The records' collection, or one record. */
-  private path(name?: string): string {
-    return `/api/v1/namespaces/${this.opts.namespace}/configmaps${name ? `/${name}` : ''}`;
+  /** The records' collection. */
+  private path(): string {
+    return `/api/v1/namespaces/${this.opts.namespace}/configmaps`;
+  }
+
+  /** One record's path; an empty id must never become the collection (a DELETE of every record). */
+  private recordPath(providerID: string): string {
+    const id = idOf(providerID);
+    if (!id)
+      throw new NotFoundError(`simulated instance ${providerID} does not exist: its providerID names no instance`);
+    return `${this.path()}/${encodeURIComponent(id)}`;
   }
 
   /**

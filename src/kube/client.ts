@@ -122,8 +122,9 @@ export class ApiClientConfig extends KubeConfig {
   constructor(limit: RateLimit = DEFAULT_RATE_LIMIT) {
     super();
     this.limiter = new LaneLimiter(limit);
-    // createDispatcher is private in client-node's typings but is the one place every request's
-    // Agent comes from; test/unit/kube/client.test.ts fails if a client-node upgrade moves it.
+    // createDispatcher and createDispatcherOptions are private in client-node's typings, but the one
+    // place every request's Agent comes from; test/unit/kube/client.test.ts fails if a client-node
+    // upgrade moves them.
     const self = this as unknown as {
       createDispatcher: CreateDispatcher;
       createDispatcherOptions: CreateDispatcherOptions;
@@ -135,10 +136,19 @@ export class ApiClientConfig extends KubeConfig {
     // and node watches 10–20 times for not keeping up, and node Ready → pin answered took p50 0.5–3.3 s,
     // p99 1.3–6.7 s; on HTTP/1.1, no watch closed, p50 0.09–0.18 s, p99 0.43–0.47 s, and 10–15 % less
     // CPU per pod (`npm run bench -- burst`, docs/benchmarks.md). Watches then hold a connection each;
-    // writes share the kept-alive rest. Proxies keep client-node's own agents.
+    // writes share the kept-alive rest. A proxy (proxy-url in the kubeconfig) keeps client-node's own
+    // agent, and whatever it negotiates through the tunnel.
+    // Kept alive for 30 s (undici's default is 4 s, and kube-apiserver sends no Keep-Alive hint), so
+    // a write after a quiet spell does not pay a new TLS handshake. No cap on connections: a cap below
+    // the number of watches would starve every write.
     const fresh: CreateDispatcher = (cluster, agentOptions) => {
       const o = self.createDispatcherOptions.call(this, cluster, agentOptions);
-      return o.type === 'agent' ? new Agent({ connect: o.connect, allowH2: false }) : built(cluster, agentOptions);
+      const http1 = { allowH2: false, keepAliveTimeout: 30_000 };
+      if (o.type === 'agent') return new Agent({ ...http1, connect: o.connect });
+      // No TLS settings (a public CA, token or exec credentials): client-node would use undici's
+      // global dispatcher, which negotiates HTTP/2.
+      if (o.type === 'none') return new Agent(http1);
+      return built(cluster, agentOptions);
     };
     self.createDispatcher = (cluster, agentOptions) => {
       const key = `${cluster?.name ?? ''}|${this.getCurrentUser()?.name ?? ''}`;

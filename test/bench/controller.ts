@@ -195,14 +195,23 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
   const deadline = started + (o.readyTimeoutMs ?? 600_000);
   for (;;) {
-    if (child.process.exitCode !== null) throw new Error(`controller ${o.identity} exited:\n${tail(logFile, 30)}`);
+    if (child.process.exitCode !== null || kubelets?.process.exitCode != null) {
+      await Promise.all([child.stop(), kubelets?.stop()]);
+      const which =
+        child.process.exitCode !== null ? `controller ${o.identity}` : `simulated kubelets of ${o.identity}`;
+      throw new Error(
+        `${which} exited:\n${tail(kubelets && child.process.exitCode === null ? kubelets.logFile : logFile, 30)}`,
+      );
+    }
     const ok = await fetch(`${metricsUrl}/readyz`).then(
       (r) => r.ok,
       () => false,
     );
     if (ok) break;
-    if (Date.now() > deadline)
+    if (Date.now() > deadline) {
+      await Promise.all([child.stop(), kubelets?.stop()]);
       throw new Error(`controller ${o.identity} not ready after ${Date.now() - started} ms:\n${tail(logFile, 30)}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
   return {

@@ -45,8 +45,14 @@ describe('API connections', () => {
 
   it('speaks HTTP/1.1 to the API server, which offers HTTP/2 (what client-node negotiates)', async () => {
     const protocols: unknown[] = [];
-    const connected = (m: unknown) =>
-      protocols.push((m as { socket?: { alpnProtocol?: string | false } }).socket?.alpnProtocol);
+    const port = new URL(c.kc.getCurrentCluster()!.server).port;
+    const connected = (m: unknown) => {
+      const { socket, connectParams } = m as {
+        socket?: { alpnProtocol?: string | false };
+        connectParams?: { port?: string };
+      };
+      if (connectParams?.port === port) protocols.push(socket?.alpnProtocol);
+    };
     subscribe('undici:client:connected', connected);
     try {
       const plain = new KubeConfig();

@@ -1,5 +1,6 @@
 // The API client's connection pool and rate limit.
 import { CoreV1Api, HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { Agent } from 'undici';
 import { describe, expect, it, vi } from 'vitest';
 import { ApiClientConfig, AUTH_REUSE_MS, requestKey } from '../../../src/kube/client.ts';
 import { inPlacementLane } from '../../../src/kube/lanes.ts';
@@ -30,6 +31,26 @@ describe('ApiClientConfig', () => {
     const first = await dispatcherOf(kc);
     expect(first).toBeDefined();
     expect(await dispatcherOf(kc, '/api/v1/nodes')).toBe(first);
+    await kc.close();
+  });
+
+  it('builds its own pool for a cluster without TLS settings too (client-node falls back to the global, HTTP/2 dispatcher)', async () => {
+    const noTls = `
+apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:6443' } }]
+users: [{ name: u, user: { token: secret } }]
+contexts: [{ name: x, context: { cluster: c, user: u } }]
+current-context: x
+`;
+    const plain = new KubeConfig();
+    plain.loadFromString(noTls);
+    expect(await dispatcherOf(plain)).toBeUndefined();
+    const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+    kc.loadFromString(noTls);
+    const pool = await dispatcherOf(kc);
+    expect(pool).toBeInstanceOf(Agent);
+    expect(await dispatcherOf(kc, '/api/v1/nodes')).toBe(pool);
     await kc.close();
   });
 
