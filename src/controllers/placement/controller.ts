@@ -31,7 +31,7 @@ export class PlacementController implements Controller {
     },
     instance: (i, state) => (i.status?.providerID && !isWarm(i) ? waitingOn(state, i.metadata.name!) : []),
     node: (n, state, old) => {
-      if ((old && !nodeChangeMatters(old, n)) || !isNodeReady(n)) return [];
+      if (!isNodeReady(n) || (old && !nodeChangeMatters(old, n))) return [];
       const inst = state.instanceByProviderID(n.spec?.providerID);
       return inst ? waitingOn(state, inst.metadata.name!) : [];
     },

@@ -68,11 +68,19 @@ async function eachBounded<T>(items: readonly T[], limit: number, each: (item: T
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-/** Metadata as it was but for the resourceVersion (which every write moves). */
-const sameMetadata = (a: V1ObjectMeta | undefined, b: V1ObjectMeta | undefined) => {
-  const { resourceVersion: _a, ...restA } = a ?? {};
-  const { resourceVersion: _b, ...restB } = b ?? {};
-  return isDeepStrictEqual(restA, restB);
+/**
+ * Metadata as it was but for the resourceVersion (which every write moves). Field by field, without
+ * copying either side: this runs for every pod and node event.
+ */
+export const sameMetadata = (a: V1ObjectMeta | undefined, b: V1ObjectMeta | undefined): boolean => {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const keysA = Object.keys(a) as (keyof V1ObjectMeta)[];
+  const keysB = Object.keys(b) as (keyof V1ObjectMeta)[];
+  return (
+    keysA.every((k) => k === 'resourceVersion' || isDeepStrictEqual(a[k], b[k])) &&
+    keysB.every((k) => k === 'resourceVersion' || k in a)
+  );
 };
 const podScheduled = (p: V1Pod) => p.status?.conditions?.find((c) => c.type === 'PodScheduled');
 

@@ -1,7 +1,13 @@
 // The provisioning shell with fake writers: claims before Instances before pins, Events per outcome,
 // and failures surfacing for the queue's backoff.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { MAX_CLAIMS_PER_PASS, ProvisioningController } from '../../../../src/controllers/provisioning/controller.ts';
+import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
+import {
+  MAX_CLAIMS_PER_PASS,
+  podChangeMatters,
+  ProvisioningController,
+  sameMetadata,
+} from '../../../../src/controllers/provisioning/controller.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -205,5 +211,36 @@ describe('warm pool', () => {
     expect(f.events.map((e) => e.note)).toEqual(['creating dedicated Instance metal-a of class metal']);
     expect(await sample('ipp_warm_hits_total')).toEqual([]);
     expect(await sample('ipp_warm_misses_total')).toEqual(['metal=1']);
+  });
+});
+
+describe('which pod and node updates wake a pass', () => {
+  const meta = (m: Record<string, unknown>) => m as V1ObjectMeta;
+  it('ignores the resourceVersion alone, and sees any other field added, removed or changed on either side', () => {
+    expect(sameMetadata(meta({ name: 'a', resourceVersion: '1' }), meta({ name: 'a', resourceVersion: '2' }))).toBe(
+      true,
+    );
+    expect(sameMetadata(meta({ name: 'a', labels: { x: '1' } }), meta({ name: 'a', labels: { x: '2' } }))).toBe(false);
+    // A field only on the newer side, with the older one carrying the resourceVersion instead.
+    expect(sameMetadata(meta({ name: 'a', resourceVersion: '1' }), meta({ name: 'a', annotations: { c: 'i' } }))).toBe(
+      false,
+    );
+    expect(sameMetadata(meta({ name: 'a', annotations: { c: 'i' } }), meta({ name: 'a', resourceVersion: '1' }))).toBe(
+      false,
+    );
+    expect(sameMetadata(undefined, meta({ name: 'a' }))).toBe(false);
+  });
+
+  it('wakes on a claim, a pin or the scheduler giving up; not on the kubelet reporting Running', () => {
+    const before: V1Pod = { metadata: { name: 'p', resourceVersion: '1' }, spec: { containers: [] }, status: {} };
+    const claimed = {
+      ...before,
+      metadata: { ...before.metadata, resourceVersion: '2', annotations: { 'ipp.dev/i': 'x' } },
+    };
+    expect(podChangeMatters(before, claimed)).toBe(true);
+    const pinned = { ...before, spec: { ...before.spec!, nodeName: 'n' } };
+    expect(podChangeMatters(before, pinned)).toBe(true);
+    const running = { ...before, metadata: { ...before.metadata, resourceVersion: '3' }, status: { phase: 'Running' } };
+    expect(podChangeMatters(before, running)).toBe(false);
   });
 });
