@@ -9,7 +9,7 @@ import { Informer } from '../../src/kube/informer.ts';
 import { sendJson } from '../../src/kube/request.ts';
 import type { Logger } from '../../src/log.ts';
 import { CATALOG } from './catalog.ts';
-import { fromConfigMap, nodeName, providerIdOf, recordSelector, type SimulatedRecord } from './records.ts';
+import { fromConfigMap, nodeName, providerIdOf, recordSelector, recordsPath, type SimulatedRecord } from './records.ts';
 
 export interface SimulatedKubeletsOptions {
   kubeconfig: KubeConfig;
@@ -51,7 +51,7 @@ export class SimulatedKubelets {
     const records = new Informer<V1ConfigMap>({
       kubeconfig: this.opts.kubeconfig,
       resource: 'simulated instances',
-      path: `/api/v1/namespaces/${this.opts.namespace}/configmaps`,
+      path: recordsPath(this.opts.namespace),
       labelSelector: recordSelector(this.opts.clusterName),
       logger: this.opts.logger,
       onChange: () => {},

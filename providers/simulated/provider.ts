@@ -17,7 +17,15 @@ import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../
 import { CATALOG, FEATURES, ZONES } from './catalog.ts';
 import type { CloudOperation, SimulatedFaults } from './faults.ts';
 import { SimulatedKubelets } from './kubelets.ts';
-import { fromConfigMap, idOf, providerIdOf, recordSelector, toConfigMap, type SimulatedRecord } from './records.ts';
+import {
+  fromConfigMap,
+  idOf,
+  providerIdOf,
+  recordSelector,
+  recordsPath,
+  toConfigMap,
+  type SimulatedRecord,
+} from './records.ts';
 
 export interface SimulatedProviderOptions {
   kubeconfig: KubeConfig;
@@ -214,7 +222,7 @@ export class SimulatedProvider implements CloudProvider {
 
   /** The records' collection. */
   private path(): string {
-    return `/api/v1/namespaces/${this.opts.namespace}/configmaps`;
+    return recordsPath(this.opts.namespace);
   }
 
   /** One record's path; an empty id must never become the collection (a DELETE of every record). */

@@ -25,6 +25,9 @@ export const idOf = (providerID: string) => providerID.slice(providerID.lastInde
 export const nodeName = (id: string) => `sim-${id}`;
 export const providerIdOf = (r: SimulatedRecord) => `${PREFIX}${r.zone}/${r.id}`;
 
+/** The records' collection in the cloud's namespace. */
+export const recordsPath = (namespace: string) => `/api/v1/namespaces/${namespace}/configmaps`;
+
 /** The label selector of a cluster's running instances (and more, e.g. `,<label>=<value>`). */
 export const recordSelector = (cluster: string, more = '') => `${TAG_CLUSTER}=${cluster},${STATE_LABEL}=running${more}`;
 
