@@ -20,6 +20,8 @@ export interface ClusterView {
   instanceClass(name: string): InstanceClass | undefined;
   instancesOfClass(cls: string): Instance[];
   podsOfClass(cls: string): V1Pod[];
+  /** Pods of the class not bound to a node yet and not ended. */
+  unboundPodsOfClass(cls: string): V1Pod[];
   podsClaiming(instance: string): V1Pod[];
   podsOnNode(node: string): V1Pod[];
   node(name: string): V1Node | undefined;

@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig, KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
 import { GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
 import type { Instance, InstanceClass } from '../api/types.ts';
-import { claimOf, classOf } from '../api/pods.ts';
+import { claimOf, classOf, isTerminal } from '../api/pods.ts';
 import { Informer, type InformerStatus } from '../kube/informer.ts';
 import type { Indexers } from '../kube/store.ts';
 import type { Logger } from '../log.ts';
@@ -29,6 +29,8 @@ export const POD_INDEXERS: Indexers<V1Pod> = {
   node: (p) => one(p.spec?.nodeName),
   claim: (p) => one(claimOf(p)),
   class: (p) => one(classOf(p)),
+  /** The class of a pod not bound to a node yet and not ended: what provisioning decides about. */
+  unbound: (p) => (p.spec?.nodeName || isTerminal(p) ? [] : one(classOf(p))),
   uid: (p) => one(p.metadata?.uid),
 };
 export const NODE_INDEXERS: Indexers<V1Node> = {
@@ -180,6 +182,11 @@ export class ClusterState {
 
   podsOfClass(cls: string): V1Pod[] {
     return this.pods.byIndex('class', cls);
+  }
+
+  /** Pods of the class not bound to a node yet and not ended: a burst's, not the class's thousands running. */
+  unboundPodsOfClass(cls: string): V1Pod[] {
+    return this.pods.byIndex('unbound', cls);
   }
 
   podsClaiming(instance: string): V1Pod[] {

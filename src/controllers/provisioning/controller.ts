@@ -151,7 +151,9 @@ export class ProvisioningController implements Controller {
     const log = this.ctx.logger.child({ class: className });
     // Our own claims' watch events wake the class; the requeue is for one that never comes.
     if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
-    const pods = state.podsOfClass(className);
+    // Only pods not bound yet can need a decision: a class's thousands running are read through
+    // the indexes, for the instances a decision concerns.
+    const pods = state.unboundPodsOfClass(className);
     const waiting = pods.filter(awaitsPlacement);
     // Pinned pods the scheduler has not placed yet: watched until bound, or stranded.
     // Cheapest test first: this runs over every pod of the class on every pass.
@@ -350,6 +352,7 @@ export class ProvisioningController implements Controller {
       pods,
       ...how,
       exists: (n) => state.instance(n) !== undefined,
+      claimants: (n) => state.podsClaiming(n).filter((p) => classOf(p) === cls.metadata.name),
       instances: state.instancesOfClass(cls.metadata.name!),
       nodeOf: (i) => state.nodeByProviderID(i.status?.providerID),
       podsOnNode: (n) => state.podsOnNode(n),

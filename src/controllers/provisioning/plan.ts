@@ -22,8 +22,16 @@ import { isWarm } from '../warmpool/pool.ts';
 
 export interface PlanInput {
   cls: InstanceClass;
-  /** Every pod labelled with this class. */
+  /**
+   * The class's pods a decision may concern: at least every one not bound to a node yet (the
+   * waiting, the pinned but unplaced). Bound ones may be included; they change nothing.
+   */
   pods: readonly V1Pod[];
+  /**
+   * Pods of this class claiming an Instance, by its name (an index lookup in the controller). By
+   * default those in `pods`: enough when `pods` is the whole class.
+   */
+  claimants?: (instance: string) => readonly V1Pod[];
   /** Every Instance of this class, including those being deleted. */
   instances: readonly Instance[];
   /** Node of an Instance (by its providerID), when registered. */
@@ -140,6 +148,19 @@ const createdAt = (o: { metadata?: { creationTimestamp?: Date | string } }) => {
   if (t === undefined) created.set(m, (t = time(m.creationTimestamp)));
   return t;
 };
+/** Pods claiming each Instance, among `pods`. */
+function claimantsAmong(pods: readonly V1Pod[]): (instance: string) => readonly V1Pod[] {
+  const by = new Map<string, V1Pod[]>();
+  for (const p of pods) {
+    const claim = claimOf(p);
+    if (!claim) continue;
+    const list = by.get(claim);
+    if (list) list.push(p);
+    else by.set(claim, [p]);
+  }
+  return (instance) => by.get(instance) ?? [];
+}
+
 /** localeCompare's order, without looking the collator up on every comparison. */
 const collator = new Intl.Collator();
 
@@ -151,28 +172,31 @@ export function plan(input: PlanInput): Plan {
   const offered = classZones(cls);
   const zonesOf = (pod: V1Pod) => input.zonesOf?.(pod);
 
-  // Load of every instance: what uses its capacity (pods claiming it, everything running on its
-  // node, DaemonSet pods included) and which workloads occupy it (DaemonSet pods never do).
-  const load = new Map<string, { used: Resources; counted: Set<string>; pods: Set<string> }>();
-  const charge = (name: string, pod: V1Pod) => {
-    let l = load.get(name);
-    if (!l) load.set(name, (l = { used: ZERO, counted: new Set<string>(), pods: new Set<string>() }));
+  // Load of an instance: what uses its capacity (pods claiming it, everything running on its node,
+  // DaemonSet pods included) and which workloads occupy it (DaemonSet pods never do). Read from the
+  // indexes when the plan first asks about an instance, not for every instance of the class up
+  // front: a pass during a burst asks about a few, and the class may have thousands.
+  type Load = { used: Resources; counted: Set<string>; pods: Set<string> };
+  const load = new Map<string, Load>();
+  const chargeInto = (l: Load, pod: V1Pod) => {
     const key = podKey(pod);
     if (l.counted.has(key)) return;
     l.counted.add(key);
     l.used = add(l.used, podRequests(pod));
     if (isWorkload(pod)) l.pods.add(key);
   };
-  for (const p of pods) {
-    const claim = claimOf(p);
-    if (claim && holds(p)) charge(claim, p);
-  }
-  for (const inst of instances) {
-    const node = nodeOf(inst)?.metadata?.name;
-    for (const p of node && input.podsOnNode ? input.podsOnNode(node) : []) {
-      if (!isTerminal(p)) charge(inst.metadata.name!, p);
-    }
-  }
+  const claimants = input.claimants ?? claimantsAmong(pods);
+  const loadOf = (name: string): Load => {
+    let l = load.get(name);
+    if (l) return l;
+    load.set(name, (l = { used: ZERO, counted: new Set<string>(), pods: new Set<string>() }));
+    for (const p of claimants(name)) if (holds(p)) chargeInto(l, p);
+    const inst = byName.get(name);
+    const node = inst && nodeOf(inst)?.metadata?.name;
+    for (const p of node && input.podsOnNode ? input.podsOnNode(node) : []) if (!isTerminal(p)) chargeInto(l, p);
+    return l;
+  };
+  const charge = (name: string, pod: V1Pod) => chargeInto(loadOf(name), pod);
 
   const creating = new Set(input.creating ?? []);
   let liveCount = instances.filter(live).length + creating.size;
@@ -187,12 +211,12 @@ export function plan(input: PlanInput): Plan {
   const waitingKeys = new Set(waiting.map(podKey));
 
   const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
-    const l = load.get(inst.metadata.name!);
-    if (isolation === 'Pod') return !l || l.pods.size === 0;
+    const l = loadOf(inst.metadata.name!);
+    if (isolation === 'Pod') return l.pods.size === 0;
     const cap = capacityOf(inst);
     // Unknown capacity (type not in the provider's catalog, not yet registered): one pod until we know.
-    if (!cap) return !l || l.pods.size === 0;
-    return fits(l?.used ?? ZERO, podRequests(pod), cap);
+    if (!cap) return l.pods.size === 0;
+    return fits(l.used, podRequests(pod), cap);
   };
   // A Ready instance is only as good as its node: a cordoned or NotReady node would hold the pod forever.
   const usable = (inst: Instance) => {
@@ -292,7 +316,7 @@ export function plan(input: PlanInput): Plan {
     let current = claimed ? byName.get(claimed) : undefined;
     if (isolation === 'Pod' && claimed && current && live(current)) {
       // One pod per instance: a claim stands only if nobody else holds the instance already.
-      const others = [...(load.get(claimed)?.pods ?? [])].filter((k) => k !== podKey(pod) && !waitingKeys.has(k));
+      const others = [...loadOf(claimed).pods].filter((k) => k !== podKey(pod) && !waitingKeys.has(k));
       if (others.length || kept.has(claimed)) {
         claimed = undefined;
         current = undefined;

@@ -5,7 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { IndexedStore, type Indexers } from '../../../src/kube/store.ts';
 import { NODE_INDEXERS, POD_INDEXERS } from '../../../src/state/cluster.ts';
 
-function pod(name: string, o: { node?: string; claim?: string; cls?: string; rv?: string; ns?: string } = {}): V1Pod {
+function pod(
+  name: string,
+  o: { node?: string; claim?: string; cls?: string; rv?: string; ns?: string; phase?: string } = {},
+): V1Pod {
   return {
     metadata: {
       name,
@@ -16,6 +19,7 @@ function pod(name: string, o: { node?: string; claim?: string; cls?: string; rv?
       annotations: o.claim ? { 'ipp.dev/instance': o.claim } : {},
     },
     spec: { containers: [], ...(o.node ? { nodeName: o.node } : {}) },
+    ...(o.phase ? { status: { phase: o.phase } } : {}),
   };
 }
 
@@ -38,11 +42,18 @@ function expectIndexesMatchScan<T extends V1Pod | V1Node>(store: IndexedStore<T>
 }
 
 describe('IndexedStore', () => {
-  it('finds pods by node, claim, class and uid after adds', () => {
+  it('finds pods by node, claim, class, unbound class and uid after adds', () => {
     const s = new IndexedStore(POD_INDEXERS);
     s.upsert(pod('a', { node: 'n1', claim: 'i1', cls: 'c' }));
     s.upsert(pod('b', { node: 'n1', cls: 'c' }));
     s.upsert(pod('c', { ns: 'other' }));
+    s.upsert(pod('waiting', { cls: 'c', claim: 'i2' }));
+    s.upsert(pod('ended', { cls: 'c', phase: 'Failed' }));
+    expect(s.byIndex('unbound', 'c').map((p) => p.metadata!.name)).toEqual(['waiting']);
+    s.upsert(pod('waiting', { cls: 'c', claim: 'i2', node: 'n2', rv: '2' }));
+    expect(s.byIndex('unbound', 'c')).toEqual([]);
+    s.delete(pod('waiting'));
+    s.delete(pod('ended'));
     expect(s.byIndex('node', 'n1').map((p) => p.metadata!.name)).toEqual(['a', 'b']);
     expect(s.byIndex('claim', 'i1').map((p) => p.metadata!.name)).toEqual(['a']);
     expect(s.byIndex('class', 'c')).toHaveLength(2);
@@ -107,6 +118,7 @@ describe('IndexedStore', () => {
         node: pick(nodes),
         claim: pick(claims),
         cls: pick(classes),
+        phase: pick(['Pending', 'Running', 'Succeeded']),
         rv: String(rv),
       });
     for (let step = 0; step < 2_000; step++) {

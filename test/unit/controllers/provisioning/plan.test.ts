@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Instance, InstanceClass } from '../../../../src/api/types.ts';
 import { claimStands, plan, type Plan } from '../../../../src/controllers/provisioning/plan.ts';
 import { FakeCluster } from '../../fake/cluster.ts';
+import { claimOf } from '../../../../src/api/pods.ts';
 import type { Resources } from '../../../../providers/types.ts';
 import type { PodZones } from '../../../../src/api/zones.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
@@ -703,6 +704,79 @@ describe('claimStands', () => {
       const v = view(pods, instances, [n1]);
       for (const p of pods.filter((p) => claimStands(p, cls(), v)))
         expect(decided.claims.filter((c) => c.pod === p)).toEqual([]);
+    }
+  });
+});
+
+describe('planning from the indexes', () => {
+  /** A small deterministic generator, so a failing world can be rebuilt from its seed. */
+  const random = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+
+  it('decides over the unbound pods, reading loads through claimants and podsOnNode, exactly as over the whole class', () => {
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = random(seed);
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+      const klass = cls({ isolation: pick(['Pod', 'Class'] as const), ...(r() < 0.2 ? { maxInstances: 6 } : {}) });
+      const instances = Array.from({ length: 1 + Math.floor(r() * 8) }, (_, i) =>
+        instance(`i${i}`, {
+          phase: pick(['Ready', 'Ready', 'Pending', 'Launched'] as const),
+          created: at(i),
+          warm: r() < 0.2,
+          deleting: r() < 0.1,
+        }),
+      );
+      const nodes: Record<string, V1Node> = {};
+      for (const i of instances)
+        if (i.status?.phase === 'Ready') nodes[i.metadata.name!] = node(`n-${i.metadata.name}`);
+      const onNode: Record<string, V1Pod[]> = {};
+      const pods = Array.from({ length: Math.floor(r() * 12) }, (_, k) => {
+        const inst = r() < 0.7 ? pick(instances).metadata.name! : undefined;
+        const claim = inst ?? (r() < 0.2 ? 'gone' : undefined);
+        // Bound to its instance's node, cached or not yet (then only the claim says it is there).
+        const bound = !!inst && r() < 0.5;
+        const p = pod(`p${k}`, {
+          created: at(10 + k),
+          ...(claim ? { claim } : {}),
+          ...(bound
+            ? { gated: false, nodeName: `n-${inst}`, phase: pick(['Running', 'Running', 'Succeeded'] as const) }
+            : {}),
+          cpu: pick(['1', '4', '30']),
+        });
+        if (bound) (onNode[`n-${inst}`] ??= []).push(p);
+        return p;
+      });
+      // DaemonSet pods and another class's pods on the nodes: load, never candidates of this plan.
+      for (const [name, n] of Object.entries(nodes))
+        if (r() < 0.3)
+          (onNode[n.metadata!.name!] ??= []).push(
+            pod(`ds-${name}`, {
+              class: null,
+              daemonSet: true,
+              gated: false,
+              nodeName: n.metadata!.name!,
+              phase: 'Running',
+            }),
+          );
+      const capacity = () => cap(32000);
+      const whole = run({ cls: klass, pods, instances, nodes, onNode, capacity });
+      const unbound = pods.filter((p) => !p.spec?.nodeName);
+      let n = 0;
+      const indexed = plan({
+        cls: klass,
+        pods: unbound,
+        claimants: (i) => pods.filter((p) => claimOf(p) === i),
+        instances,
+        nodeOf: (i) => nodes[i.metadata.name!],
+        podsOnNode: (name) => onNode[name] ?? [],
+        capacityOf: capacity,
+        newName: () => `new-${++n}`,
+        now: Date.parse('2024-01-01T01:00:00Z'),
+      });
+      expect({ seed, claims: claims(indexed), blocked: names(indexed.blockedByMaxInstances) }).toEqual({
+        seed,
+        claims: claims(whole),
+        blocked: names(whole.blockedByMaxInstances),
+      });
     }
   });
 });
