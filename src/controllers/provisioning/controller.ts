@@ -174,16 +174,21 @@ export class ProvisioningController implements Controller {
     // Every waiting pod holds its Instance and waits only for its node (placement/ pins it then):
     // nothing to plan. Told False before, a pod needs the pass that tells it True.
     const settled = (p: V1Pod) => allowed(p) && conditionOf(p)?.status !== 'False' && claimStands(p, cls, state);
-    if (!unplaced.length && waiting.every(settled)) {
+    const unsettled = new Set(waiting.filter((p) => !settled(p)));
+    if (!unplaced.length && !unsettled.size) {
       this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
       return;
     }
-    const zones = await this.zoneNeeds(cls, pods.filter(allowed), log);
+    // A pod whose claim stands leaves nothing to decide: the plan reads the load it puts on its
+    // instance through the indexes, and otherwise passes over what a burst has mostly (hundreds
+    // of pods waiting for their nodes).
+    const undecided = pods.filter((p) => !awaitsPlacement(p) || unsettled.has(p));
+    const zones = await this.zoneNeeds(cls, undecided.filter(allowed), log);
     // A pod whose volumes could not be read waits for the next pass rather than risk the wrong zone.
     const mayPlace = (p: V1Pod) => allowed(p) && !zones.unread.has(podKey(p));
 
     const planStart = performance.now();
-    const decided = this.planClass(cls, provider, pods, {
+    const decided = this.planClass(cls, provider, undecided, {
       creating: this.ctx.creates
         .pending(className, (n) => state.instance(n) !== undefined, this.now())
         .map((c) => c.name),

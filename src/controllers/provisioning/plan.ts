@@ -197,6 +197,18 @@ export function plan(input: PlanInput): Plan {
     return l;
   };
   const charge = (name: string, pod: V1Pod) => chargeInto(loadOf(name), pod);
+  /**
+   * Does a workload occupy the instance? What Pod isolation asks of every candidate, answered
+   * without building its load (request sums, key sets) when the plan has not charged it yet.
+   */
+  const occupied = (name: string): boolean => {
+    const l = load.get(name);
+    if (l) return l.pods.size > 0;
+    if (claimants(name).some((p) => holds(p) && isWorkload(p))) return true;
+    const inst = byName.get(name);
+    const node = inst && input.podsOnNode && nodeOf(inst)?.metadata?.name;
+    return !!node && input.podsOnNode!(node).some(isWorkload);
+  };
 
   const creating = new Set(input.creating ?? []);
   let liveCount = instances.filter(live).length + creating.size;
@@ -211,8 +223,8 @@ export function plan(input: PlanInput): Plan {
   const waitingKeys = new Set(waiting.map(podKey));
 
   const hasRoom = (inst: Instance, pod: V1Pod): boolean => {
+    if (isolation === 'Pod') return !occupied(inst.metadata.name!);
     const l = loadOf(inst.metadata.name!);
-    if (isolation === 'Pod') return l.pods.size === 0;
     const cap = capacityOf(inst);
     // Unknown capacity (type not in the provider's catalog, not yet registered): one pod until we know.
     if (!cap) return l.pods.size === 0;
@@ -241,9 +253,11 @@ export function plan(input: PlanInput): Plan {
   // Warm Ready instances first (they place the pod at once, and were kept for that), then other
   // Ready ones, then those on their way (warm first), oldest first. Sorted once per plan; the
   // Instances this plan creates rank last (Pending, not warm, newest) and are appended in order.
+  // Under Pod isolation only free ones can serve: in a burst that is none of the class's
+  // thousands, so they are left out before the sort.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 2) + (isWarm(i) ? 0 : 1);
   const candidates = instances
-    .filter(eligible)
+    .filter((i) => eligible(i) && (isolation !== 'Pod' || !occupied(i.metadata.name!)))
     .map((i) => ({ i, rank: rank(i), t: createdAt(i) }))
     .sort((a, b) => a.rank - b.rank || a.t - b.t)
     .map(({ i }) => i);

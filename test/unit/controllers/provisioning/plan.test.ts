@@ -4,10 +4,10 @@ import { describe, expect, it } from 'vitest';
 import type { Instance, InstanceClass } from '../../../../src/api/types.ts';
 import { claimStands, plan, type Plan } from '../../../../src/controllers/provisioning/plan.ts';
 import { FakeCluster } from '../../fake/cluster.ts';
-import { claimOf } from '../../../../src/api/pods.ts';
+import { awaitsPlacement, classOf } from '../../../../src/api/pods.ts';
 import type { Resources } from '../../../../providers/types.ts';
 import type { PodZones } from '../../../../src/api/zones.ts';
-import { cls, instance, node, pod } from '../fixtures.ts';
+import { CLASS, cls, instance, node, pod } from '../fixtures.ts';
 
 interface Input {
   cls?: InstanceClass;
@@ -712,29 +712,31 @@ describe('planning from the indexes', () => {
   /** A small deterministic generator, so a failing world can be rebuilt from its seed. */
   const random = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 
-  it('decides over the unbound pods, reading loads through claimants and podsOnNode, exactly as over the whole class', () => {
+  it('decides over the unbound pods whose claims do not stand, reading loads through the indexes, exactly as over the whole class', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const r = random(seed);
       const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
       const klass = cls({ isolation: pick(['Pod', 'Class'] as const), ...(r() < 0.2 ? { maxInstances: 6 } : {}) });
-      const instances = Array.from({ length: 1 + Math.floor(r() * 8) }, (_, i) =>
-        instance(`i${i}`, {
-          phase: pick(['Ready', 'Ready', 'Pending', 'Launched'] as const),
+      const world = new FakeCluster();
+      world.instanceList = Array.from({ length: 1 + Math.floor(r() * 8) }, (_, i) => {
+        const phase = pick(['Ready', 'Ready', 'Pending', 'Launched'] as const);
+        return instance(`i${i}`, {
+          phase,
           created: at(i),
           warm: r() < 0.2,
           deleting: r() < 0.1,
-        }),
-      );
-      const nodes: Record<string, V1Node> = {};
-      for (const i of instances)
-        if (i.status?.phase === 'Ready') nodes[i.metadata.name!] = node(`n-${i.metadata.name}`);
-      const onNode: Record<string, V1Pod[]> = {};
-      const pods = Array.from({ length: Math.floor(r() * 12) }, (_, k) => {
-        const inst = r() < 0.7 ? pick(instances).metadata.name! : undefined;
+          ...(phase === 'Ready' ? { providerID: `sim:///n-i${i}` } : {}),
+        });
+      });
+      // Some Ready instances' nodes are not cached yet.
+      for (const i of world.instanceList)
+        if (i.status?.providerID && r() < 0.85) world.nodeList.push(node(`n-${i.metadata.name}`));
+      world.podList = Array.from({ length: Math.floor(r() * 12) }, (_, k) => {
+        const inst = r() < 0.7 ? pick(world.instanceList).metadata.name! : undefined;
         const claim = inst ?? (r() < 0.2 ? 'gone' : undefined);
-        // Bound to its instance's node, cached or not yet (then only the claim says it is there).
+        // Bound to its instance's node, cached or not (then only the claim says it is there).
         const bound = !!inst && r() < 0.5;
-        const p = pod(`p${k}`, {
+        return pod(`p${k}`, {
           created: at(10 + k),
           ...(claim ? { claim } : {}),
           ...(bound
@@ -742,14 +744,12 @@ describe('planning from the indexes', () => {
             : {}),
           cpu: pick(['1', '4', '30']),
         });
-        if (bound) (onNode[`n-${inst}`] ??= []).push(p);
-        return p;
       });
-      // DaemonSet pods and another class's pods on the nodes: load, never candidates of this plan.
-      for (const [name, n] of Object.entries(nodes))
+      // DaemonSet pods on the nodes: load, never occupants.
+      for (const n of world.nodeList)
         if (r() < 0.3)
-          (onNode[n.metadata!.name!] ??= []).push(
-            pod(`ds-${name}`, {
+          world.podList.push(
+            pod(`ds-${n.metadata!.name}`, {
               class: null,
               daemonSet: true,
               gated: false,
@@ -757,26 +757,27 @@ describe('planning from the indexes', () => {
               phase: 'Running',
             }),
           );
-      const capacity = () => cap(32000);
-      const whole = run({ cls: klass, pods, instances, nodes, onNode, capacity });
-      const unbound = pods.filter((p) => !p.spec?.nodeName);
-      let n = 0;
-      const indexed = plan({
-        cls: klass,
-        pods: unbound,
-        claimants: (i) => pods.filter((p) => claimOf(p) === i),
-        instances,
-        nodeOf: (i) => nodes[i.metadata.name!],
-        podsOnNode: (name) => onNode[name] ?? [],
-        capacityOf: capacity,
-        newName: () => `new-${++n}`,
-        now: Date.parse('2024-01-01T01:00:00Z'),
-      });
-      expect({ seed, claims: claims(indexed), blocked: names(indexed.blockedByMaxInstances) }).toEqual({
-        seed,
-        claims: claims(whole),
-        blocked: names(whole.blockedByMaxInstances),
-      });
+      const decide = (pods: readonly V1Pod[], claimants?: (i: string) => readonly V1Pod[]) => {
+        let n = 0;
+        const decided = plan({
+          cls: klass,
+          pods,
+          ...(claimants ? { claimants } : {}),
+          instances: world.instanceList,
+          nodeOf: (i) => world.nodeByProviderID(i.status?.providerID),
+          podsOnNode: (name) => world.podsOnNode(name),
+          capacityOf: () => cap(32000),
+          newName: () => `new-${++n}`,
+          now: Date.parse('2024-01-01T01:00:00Z'),
+        });
+        return { seed, claims: claims(decided), blocked: names(decided.blockedByMaxInstances) };
+      };
+      const whole = decide(world.podsOfClass(CLASS));
+      const claimants = (i: string) => world.podsClaiming(i).filter((p) => classOf(p) === CLASS);
+      const unbound = world.unboundPodsOfClass(CLASS);
+      expect(decide(unbound, claimants), 'the unbound pods').toEqual(whole);
+      const undecided = unbound.filter((p) => !awaitsPlacement(p) || !claimStands(p, klass, world));
+      expect(decide(undecided, claimants), 'the pods whose claims do not stand').toEqual(whole);
     }
   });
 });
