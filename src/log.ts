@@ -32,5 +32,8 @@ export function createLogger(
       censor: '[redacted]',
     },
   };
-  return destination ? pino(options, destination) : pino(options);
+  // stdout written asynchronously: one synchronous write per line was ~2.5 % of the controller's CPU in
+  // a 1,000-pod burst. Lines queued meanwhile go out together; pino flushes them synchronously when
+  // the process exits (process.exit after a fatal error included), so only a SIGKILL can lose any.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }

@@ -1,4 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.ts';
@@ -41,5 +44,22 @@ describe('logger', () => {
     log.warn('loud');
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: pino.levels.values.warn, msg: 'loud' });
+  });
+
+  it('loses no line when the process exits right after logging, though stdout is written asynchronously', () => {
+    const log = JSON.stringify(pathToFileURL(resolve('src/log.ts')).href);
+    const script = `import { createLogger } from ${log};
+      const log = createLogger('info');
+      for (let i = 0; i < 5000; i++) log.info({ i }, 'line');
+      log.fatal('controller failed');
+      process.exit(1);`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
+    expect(run.status, run.stderr).toBe(1);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines).toHaveLength(5001);
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ msg: 'controller failed' });
   });
 });
