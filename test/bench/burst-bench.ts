@@ -84,6 +84,63 @@ export function printBursts(results: BurstResult[]): string[] {
   return lines;
 }
 
+/**
+ * Several rounds of the same bursts, one result per tree, scenario and size: each number the median of
+ * its rounds (the per-process and per-request breakdowns too, key by key). The two halves of one round
+ * differ by a fifth or more on a shared machine; alternating which tree goes first and taking medians
+ * keeps that from deciding a ratio.
+ */
+export function medianOfRounds(results: BurstResult[]): BurstResult[] {
+  const groups = new Map<string, BurstResult[]>();
+  for (const r of results) {
+    const key = `${r.tree}\u0000${r.scenario}\u0000${r.pods}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const median = (xs: number[]) => {
+    const sorted = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    if (!sorted.length) return NaN;
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid]! : round((sorted[mid - 1]! + sorted[mid]!) / 2, 2);
+  };
+  const merge = (values: unknown[]): unknown => {
+    const present = values.filter((v) => v !== undefined);
+    if (!present.length) return undefined;
+    if (present.every((v) => typeof v === 'number')) return median(present);
+    if (present.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v))) {
+      const keys = new Set(present.flatMap((v) => Object.keys(v as object)));
+      return Object.fromEntries(
+        [...keys].map((k) => [k, merge(present.map((v) => (v as Record<string, unknown>)[k] ?? 0))]),
+      );
+    }
+    return present[0];
+  };
+  return [...groups.values()].map((rs) => {
+    if (rs.length === 1) return rs[0]!;
+    const keys = new Set(rs.flatMap((r) => Object.keys(r)));
+    return Object.fromEntries(
+      [...keys].map((k) => [k, merge(rs.map((r) => (r as unknown as Record<string, unknown>)[k]))]),
+    ) as unknown as BurstResult;
+  });
+}
+
+/** One line per round: what moves most between rounds, for each tree in the order it ran. */
+export function printRounds(rounds: BurstResult[][]): string[] {
+  if (rounds.length < 2) return [];
+  return [
+    "each round (controller CPU per pod ms; node Ready → pinned p99 ms, the bench's watch / the pin written; CPU per pod of every process ms):",
+    ...rounds.map(
+      (rs, i) =>
+        `  round ${i + 1}: ` +
+        rs
+          .map(
+            (r) =>
+              `${r.tree} (${r.scenario}, ${r.pods}): ${r.cpuMsPerPod}; ${r.readyToPinnedP99Ms} / ${r.readyToPinAnsweredP99Ms ?? '-'}; ${r.machineCpuMsPerPod ?? '-'}`,
+          )
+          .join(' — '),
+    ),
+  ];
+}
+
 /** The issue's targets, checked on this tree's results (the first tree of each block). */
 export function burstTargets(results: BurstResult[], tree: string): string[] {
   const mine = results.filter((r) => r.tree === tree);
@@ -123,7 +180,8 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
  * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world[,floor: no ipp, a kwok node and a pinned pod each] --world-nodes=5000
  * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
- * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --kubelets=apart|controller
+ * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --rounds=1 (each size run this many
+ * times per tree, the baseline first in every other round; medians printed) --kubelets=apart|controller
  * (where the simulated kubelets run; a tree from before --no-simulated-kubelets runs them in its controller).
  */
 export async function benchBurst(flags: Record<string, string>): Promise<void> {
@@ -142,14 +200,22 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     kubelets: get('kubelets', 'apart') === 'controller' ? 'controller' : 'apart',
   };
   const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
+  const roundCount = Math.max(1, Number(get('rounds', '1')));
   // A world's 5,000 kwok nodes on the testbed's short leases turn Unknown (one machine cannot renew
   // them all), and so would the burst's new nodes: the world bench's heartbeats, for every scenario.
   const heartbeat = scenarios.includes('world') ? WORLD_HEARTBEAT : undefined;
   await withTestbed(async (kubeconfig, clients) => {
     const results: BurstResult[] = [];
+    const rounds: BurstResult[][] = [];
     const burst = async (bed: Bed, scenario: string) => {
       for (const size of sizes)
-        for (const tree of trees) results.push(await runBurst(bed, tree, bed.world.cls, size, scenario, o));
+        for (let round = 0; round < roundCount; round++) {
+          // Every other round the baseline goes first: neither tree always meets the machine as the other left it.
+          const order = round % 2 ? [...trees].reverse() : trees;
+          const ran: BurstResult[] = [];
+          for (const tree of order) ran.push(await runBurst(bed, tree, bed.world.cls, size, scenario, o));
+          rounds.push(ran);
+        }
     };
     if (scenarios.includes('empty')) {
       const bed = await prepareBed(kubeconfig, 'burst', 0);
@@ -168,9 +234,15 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       process.stderr.write(`[bench] world built in ${round((Date.now() - t0) / 1000)} s\n`);
       await burst(bed, `world (${worldNodes} busy ipp nodes of the class, ${worldPods} other pods)`);
     }
+    // Each tree's runs in the order the blocks print them (this tree first), rounds merged into medians.
+    for (const ran of rounds) for (const tree of trees) results.push(...ran.filter((r) => r.tree === tree.label));
+    const combined = medianOfRounds(results);
     const settings =
       `simulated provider, boot delay 0; ${o.admission ? 'each pod admitted by the controller first' : 'no admission'}; ` +
       `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}; ` +
+      (roundCount > 1
+        ? `${roundCount} rounds, the baseline first in every other one, each figure their median; `
+        : '') +
       (o.kubelets === 'apart'
         ? 'the simulated kubelets in a process of their own (in the controller for a tree from before --no-simulated-kubelets: its CPU includes them)'
         : 'the simulated kubelets in the controller');
@@ -179,13 +251,14 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
         describeClients(clients),
         ...(heartbeat ? [describeHeartbeat(heartbeat)] : []),
         settings,
-        ...printBursts(results),
-        ...printRequests(results),
-        ...burstTargets(results, trees[0]!.label),
+        ...printBursts(combined),
+        ...printRounds(rounds),
+        ...printRequests(combined),
+        ...burstTargets(combined, trees[0]!.label),
       ].join('\n'),
     );
     console.log(
-      `written to ${write('burst', { clients, heartbeat, settings, sizes, worldNodes, worldPods, options: o, results })}`,
+      `written to ${write('burst', { clients, heartbeat, settings, sizes, worldNodes, worldPods, options: o, results: combined, rounds })}`,
     );
   }, heartbeat);
 }
