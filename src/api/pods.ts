@@ -51,6 +51,9 @@ export function unschedulableSince(p: V1Pod): Date | undefined {
 /** Does the pod count as a workload of the node it is on? DaemonSet and mirror pods never do. */
 export const isWorkload = (p: V1Pod) => !isTerminal(p) && !isDaemonSetPod(p) && !isMirrorPod(p);
 
+/** A workload holds the Instance it claims until it is really gone: a bound pod still shutting down holds it too. */
+export const holdsClaim = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || !!p.spec?.nodeName);
+
 /** Waiting for ipp to give it an instance: opted in, not placed yet, held by our gate or scheduler name. */
 /**
  * Waiting for ipp to give it an instance. A DaemonSet's pod never does, even labelled ipp-class:

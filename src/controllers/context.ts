@@ -23,6 +23,8 @@ export interface ClusterView {
   /** Pods of the class not bound to a node yet and not ended. */
   unboundPodsOfClass(cls: string): V1Pod[];
   podsClaiming(instance: string): V1Pod[];
+  /** Does a workload of the class claim the instance and hold it (pods of other classes aside)? */
+  claimHeld(cls: string, instance: string): boolean;
   podsOnNode(node: string): V1Pod[];
   node(name: string): V1Node | undefined;
   nodeByProviderID(providerID: string | undefined): V1Node | undefined;

@@ -181,6 +181,11 @@ export class Informer<T extends KubernetesObject> {
     return this.store.byIndex(index, value);
   }
 
+  /** How many cached objects index `index` yields `value` for. */
+  countByIndex(index: string, value: string): number {
+    return this.store.count(index, value);
+  }
+
   /** The values of index `index` in use (e.g. every node name some pod is bound to). */
   indexValues(index: string): string[] {
     return this.store.indexValues(index);

@@ -60,6 +60,12 @@ export class IndexedStore<T extends KubernetesObject> {
     return out;
   }
 
+  /** How many objects index `index` yields `value` for, without gathering them. */
+  count(index: string, value: string): number {
+    const keys = this.indices.get(index)?.get(value);
+    return keys === undefined ? 0 : typeof keys === 'string' ? 1 : keys.size;
+  }
+
   /** Index values in use, e.g. every node name that has pods: for tests and metrics. */
   indexValues(index: string): string[] {
     return [...(this.indices.get(index)?.keys() ?? [])];

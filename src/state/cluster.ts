@@ -7,7 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig, KubernetesObject, V1Node, V1Pod } from '@kubernetes/client-node';
 import { GROUP, NODE_CLASS_LABEL, VERSION } from '../api/names.ts';
 import type { Instance, InstanceClass } from '../api/types.ts';
-import { claimOf, classOf, isTerminal } from '../api/pods.ts';
+import { claimOf, classOf, holdsClaim, isTerminal } from '../api/pods.ts';
 import { Informer, type InformerStatus } from '../kube/informer.ts';
 import type { Indexers } from '../kube/store.ts';
 import type { Logger } from '../log.ts';
@@ -23,6 +23,7 @@ export type ChangeHandler = {
 };
 
 const one = (v: string | undefined): readonly string[] => (v ? [v] : []);
+const heldKey = (cls: string, instance: string) => `${cls}/${instance}`;
 
 /** The indexes of each cache, by name; exported so tests can compare them with full scans. */
 export const POD_INDEXERS: Indexers<V1Pod> = {
@@ -31,6 +32,12 @@ export const POD_INDEXERS: Indexers<V1Pod> = {
   class: (p) => one(classOf(p)),
   /** The class of a pod not bound to a node yet and not ended: what provisioning decides about. */
   unbound: (p) => (p.spec?.nodeName || isTerminal(p) ? [] : one(classOf(p))),
+  /** "class/instance" for a workload of the class holding its claim: is an instance taken, without gathering pods. */
+  held: (p) => {
+    const cls = classOf(p);
+    const claim = claimOf(p);
+    return cls && claim && holdsClaim(p) ? [heldKey(cls, claim)] : [];
+  },
   uid: (p) => one(p.metadata?.uid),
 };
 export const NODE_INDEXERS: Indexers<V1Node> = {
@@ -187,6 +194,11 @@ export class ClusterState {
   /** Pods of the class not bound to a node yet and not ended: a burst's, not the class's thousands running. */
   unboundPodsOfClass(cls: string): V1Pod[] {
     return this.pods.byIndex('unbound', cls);
+  }
+
+  /** Does a workload of the class claim the instance and hold it (pods of other classes aside)? */
+  claimHeld(cls: string, instance: string): boolean {
+    return this.pods.countByIndex('held', heldKey(cls, instance)) > 0;
   }
 
   podsClaiming(instance: string): V1Pod[] {

@@ -154,10 +154,12 @@ export class ProvisioningController implements Controller {
     // Only pods not bound yet can need a decision: a class's thousands running are read through
     // the indexes, for the instances a decision concerns.
     const pods = state.unboundPodsOfClass(className);
-    const waiting = pods.filter(awaitsPlacement);
+    const waiting: V1Pod[] = [];
+    /** Pinned and not bound yet, or not ipp's to place: never settled, always handed to the plan. */
+    const rest: V1Pod[] = [];
+    for (const p of pods) (awaitsPlacement(p) ? waiting : rest).push(p);
     // Pinned pods the scheduler has not placed yet: watched until bound, or stranded.
-    // Cheapest test first: this runs over every pod of the class on every pass.
-    const unplaced = pods.filter((p) => !p.spec?.nodeName && unschedulableSince(p) && pinnedNodeOf(p));
+    const unplaced = rest.filter((p) => unschedulableSince(p) && pinnedNodeOf(p));
     if (!waiting.length && !unplaced.length) return;
 
     const usable = usability(state.instanceClass(className), className, this.ctx.providers);
@@ -174,15 +176,15 @@ export class ProvisioningController implements Controller {
     // Every waiting pod holds its Instance and waits only for its node (placement/ pins it then):
     // nothing to plan. Told False before, a pod needs the pass that tells it True.
     const settled = (p: V1Pod) => allowed(p) && conditionOf(p)?.status !== 'False' && claimStands(p, cls, state);
-    const unsettled = new Set(waiting.filter((p) => !settled(p)));
-    if (!unplaced.length && !unsettled.size) {
+    const unsettled = waiting.filter((p) => !settled(p));
+    if (!unplaced.length && !unsettled.length) {
       this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
       return;
     }
     // A pod whose claim stands leaves nothing to decide: the plan reads the load it puts on its
     // instance through the indexes, and otherwise passes over what a burst has mostly (hundreds
     // of pods waiting for their nodes).
-    const undecided = pods.filter((p) => !awaitsPlacement(p) || unsettled.has(p));
+    const undecided = [...rest, ...unsettled];
     const zones = await this.zoneNeeds(cls, undecided.filter(allowed), log);
     // A pod whose volumes could not be read waits for the next pass rather than risk the wrong zone.
     const mayPlace = (p: V1Pod) => allowed(p) && !zones.unread.has(podKey(p));
@@ -358,6 +360,7 @@ export class ProvisioningController implements Controller {
       ...how,
       exists: (n) => state.instance(n) !== undefined,
       claimants: (n) => state.podsClaiming(n).filter((p) => classOf(p) === cls.metadata.name),
+      claimHeld: (n) => state.claimHeld(cls.metadata.name!, n),
       instances: state.instancesOfClass(cls.metadata.name!),
       nodeOf: (i) => state.nodeByProviderID(i.status?.providerID),
       podsOnNode: (n) => state.podsOnNode(n),

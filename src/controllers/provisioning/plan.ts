@@ -9,6 +9,7 @@ import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import {
   awaitsPlacement,
   claimOf,
+  holdsClaim,
   isNodeReady,
   isTerminal,
   isWorkload,
@@ -32,6 +33,11 @@ export interface PlanInput {
    * default those in `pods`: enough when `pods` is the whole class.
    */
   claimants?: (instance: string) => readonly V1Pod[];
+  /**
+   * Does a workload of this class claim the instance and hold it? What claimants answers, from a
+   * count the controller's index keeps, for the thousands of instances a burst has taken.
+   */
+  claimHeld?: (instance: string) => boolean;
   /** Every Instance of this class, including those being deleted. */
   instances: readonly Instance[];
   /** Node of an Instance (by its providerID), when registered. */
@@ -91,8 +97,7 @@ export interface Plan {
 }
 
 const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
-/** A pod holds its instance until it is really gone: a bound pod still shutting down holds it too. */
-const holds = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || !!p.spec?.nodeName);
+const holds = holdsClaim;
 /**
  * Pinned but not yet bound: the gate is gone and the selector names its Instance. Its spec can no
  * longer change, so if that Instance disappears the only way on is an Instance of the same name.
@@ -204,7 +209,7 @@ export function plan(input: PlanInput): Plan {
   const occupied = (name: string): boolean => {
     const l = load.get(name);
     if (l) return l.pods.size > 0;
-    if (claimants(name).some((p) => holds(p) && isWorkload(p))) return true;
+    if (input.claimHeld ? input.claimHeld(name) : claimants(name).some(holds)) return true;
     const inst = byName.get(name);
     const node = inst && input.podsOnNode && nodeOf(inst)?.metadata?.name;
     return !!node && input.podsOnNode!(node).some(isWorkload);
@@ -257,7 +262,7 @@ export function plan(input: PlanInput): Plan {
   // thousands, so they are left out before the sort.
   const rank = (i: Instance) => (i.status?.phase === 'Ready' ? 0 : 2) + (isWarm(i) ? 0 : 1);
   const candidates = instances
-    .filter((i) => eligible(i) && (isolation !== 'Pod' || !occupied(i.metadata.name!)))
+    .filter((i) => (isolation !== 'Pod' || !occupied(i.metadata.name!)) && eligible(i))
     .map((i) => ({ i, rank: rank(i), t: createdAt(i) }))
     .sort((a, b) => a.rank - b.rank || a.t - b.t)
     .map(({ i }) => i);

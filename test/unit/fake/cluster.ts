@@ -3,7 +3,7 @@
 import type { V1Node, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../../src/api/types.ts';
 import { POD_INSTANCE_ANNOTATION } from '../../../src/api/names.ts';
-import { claimOf, classOf, isTerminal } from '../../../src/api/pods.ts';
+import { claimOf, classOf, holdsClaim, isTerminal } from '../../../src/api/pods.ts';
 import type { ClusterView, ControllerContext, KubeWrites } from '../../../src/controllers/context.ts';
 import { CreatesInFlight } from '../../../src/controllers/creates.ts';
 import type { IppEvent } from '../../../src/kube/events.ts';
@@ -43,6 +43,9 @@ export class FakeCluster implements ClusterView {
   }
   unboundPodsOfClass(cls: string) {
     return this.podsOfClass(cls).filter((p) => !p.spec?.nodeName && !isTerminal(p));
+  }
+  claimHeld(cls: string, instance: string) {
+    return this.podList.some((p) => classOf(p) === cls && claimOf(p) === instance && holdsClaim(p));
   }
   podsClaiming(instance: string) {
     return this.podList.filter((p) => claimOf(p) === instance);

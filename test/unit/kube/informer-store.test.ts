@@ -30,7 +30,8 @@ function expectIndexesMatchScan<T extends V1Pod | V1Node>(store: IndexedStore<T>
     const scanned = new Map<string, string[]>();
     for (const o of all) for (const v of fn(o)) scanned.set(v, [...(scanned.get(v) ?? []), o.metadata!.uid!]);
     expect(store.indexValues(name).sort(), `values of index ${name}`).toEqual([...scanned.keys()].sort());
-    for (const [v, uids] of scanned)
+    for (const [v, uids] of scanned) {
+      expect(store.count(name, v), `count of ${name}=${v}`).toBe(uids.length);
       expect(
         store
           .byIndex(name, v)
@@ -38,6 +39,7 @@ function expectIndexesMatchScan<T extends V1Pod | V1Node>(store: IndexedStore<T>
           .sort(),
         `${name}=${v}`,
       ).toEqual(uids.sort());
+    }
   }
 }
 
@@ -50,8 +52,11 @@ describe('IndexedStore', () => {
     s.upsert(pod('waiting', { cls: 'c', claim: 'i2' }));
     s.upsert(pod('ended', { cls: 'c', phase: 'Failed' }));
     expect(s.byIndex('unbound', 'c').map((p) => p.metadata!.name)).toEqual(['waiting']);
+    expect(s.count('held', 'c/i2')).toBe(1);
+    expect(s.count('held', 'c/i1')).toBe(1);
     s.upsert(pod('waiting', { cls: 'c', claim: 'i2', node: 'n2', rv: '2' }));
     expect(s.byIndex('unbound', 'c')).toEqual([]);
+    expect(s.count('held', 'other/i2')).toBe(0);
     s.delete(pod('waiting'));
     s.delete(pod('ended'));
     expect(s.byIndex('node', 'n1').map((p) => p.metadata!.name)).toEqual(['a', 'b']);
@@ -61,6 +66,10 @@ describe('IndexedStore', () => {
     expect(s.byIndex('node', 'n2')).toEqual([]);
     expect(s.get('c', 'other')?.metadata?.name).toBe('c');
     expect(s.list('other')).toHaveLength(1);
+    expectIndexesMatchScan(s, POD_INDEXERS);
+    // Ended, it holds its instance no more.
+    s.upsert(pod('a', { node: 'n1', claim: 'i1', cls: 'c', phase: 'Succeeded', rv: '2' }));
+    expect(s.count('held', 'c/i1')).toBe(0);
     expectIndexesMatchScan(s, POD_INDEXERS);
   });
 

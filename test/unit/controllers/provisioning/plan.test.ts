@@ -2,7 +2,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { Instance, InstanceClass } from '../../../../src/api/types.ts';
-import { claimStands, plan, type Plan } from '../../../../src/controllers/provisioning/plan.ts';
+import { claimStands, plan, type Plan, type PlanInput } from '../../../../src/controllers/provisioning/plan.ts';
 import { FakeCluster } from '../../fake/cluster.ts';
 import { awaitsPlacement, classOf } from '../../../../src/api/pods.ts';
 import type { Resources } from '../../../../providers/types.ts';
@@ -757,12 +757,12 @@ describe('planning from the indexes', () => {
               phase: 'Running',
             }),
           );
-      const decide = (pods: readonly V1Pod[], claimants?: (i: string) => readonly V1Pod[]) => {
+      const decide = (pods: readonly V1Pod[], indexes?: Pick<PlanInput, 'claimants' | 'claimHeld'>) => {
         let n = 0;
         const decided = plan({
           cls: klass,
           pods,
-          ...(claimants ? { claimants } : {}),
+          ...indexes,
           instances: world.instanceList,
           nodeOf: (i) => world.nodeByProviderID(i.status?.providerID),
           podsOnNode: (name) => world.podsOnNode(name),
@@ -773,11 +773,14 @@ describe('planning from the indexes', () => {
         return { seed, claims: claims(decided), blocked: names(decided.blockedByMaxInstances) };
       };
       const whole = decide(world.podsOfClass(CLASS));
-      const claimants = (i: string) => world.podsClaiming(i).filter((p) => classOf(p) === CLASS);
+      const indexes = {
+        claimants: (i: string) => world.podsClaiming(i).filter((p) => classOf(p) === CLASS),
+        claimHeld: (i: string) => world.claimHeld(CLASS, i),
+      };
       const unbound = world.unboundPodsOfClass(CLASS);
-      expect(decide(unbound, claimants), 'the unbound pods').toEqual(whole);
+      expect(decide(unbound, indexes), 'the unbound pods').toEqual(whole);
       const undecided = unbound.filter((p) => !awaitsPlacement(p) || !claimStands(p, klass, world));
-      expect(decide(undecided, claimants), 'the pods whose claims do not stand').toEqual(whole);
+      expect(decide(undecided, indexes), 'the pods whose claims do not stand').toEqual(whole);
     }
   });
 });
