@@ -28,6 +28,8 @@ try {
 } catch (e) {
   logger.fatal({ err: e }, 'controller failed');
   // Exit now: the informers still running would keep a process that will never be ready (nor lead,
-  // nor serve the webhook) alive forever; exiting lets its Deployment start a fresh one.
-  process.exit(1);
+  // nor serve the webhook) alive forever; exiting lets its Deployment start a fresh one. Once the log
+  // is written (stdout is written asynchronously), or after a second whatever happens to it.
+  setTimeout(() => process.exit(1), 1_000);
+  logger.flush(() => process.exit(1));
 }

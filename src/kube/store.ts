@@ -62,7 +62,10 @@ export class IndexedStore<T extends KubernetesObject> {
 
   /** How many objects index `index` yields `value` for, without gathering them. */
   count(index: string, value: string): number {
-    const keys = this.indices.get(index)?.get(value);
+    const idx = this.indices.get(index);
+    // A mistyped name must not read as "nobody": every instance would look free.
+    if (!idx) throw new Error(`no index named ${index}; declared: ${[...this.indices.keys()].join(', ') || 'none'}`);
+    const keys = idx.get(value);
     return keys === undefined ? 0 : typeof keys === 'string' ? 1 : keys.size;
   }
 

@@ -123,14 +123,20 @@ export function medianOfRounds(results: BurstResult[]): BurstResult[] {
   });
 }
 
+/** One run of every tree at one scenario and size, in the order they ran; `round` counts from 1. */
+export interface Round {
+  round: number;
+  results: BurstResult[];
+}
+
 /** One line per round: what moves most between rounds, for each tree in the order it ran. */
-export function printRounds(rounds: BurstResult[][]): string[] {
-  if (rounds.length < 2) return [];
+export function printRounds(rounds: Round[], roundCount: number): string[] {
+  if (roundCount < 2) return [];
   return [
     "each round (controller CPU per pod ms; node Ready → pinned p99 ms, the bench's watch / the pin written; CPU per pod of every process ms):",
     ...rounds.map(
-      (rs, i) =>
-        `  round ${i + 1}: ` +
+      ({ round: n, results: rs }) =>
+        `  round ${n}: ` +
         rs
           .map(
             (r) =>
@@ -200,21 +206,23 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     kubelets: get('kubelets', 'apart') === 'controller' ? 'controller' : 'apart',
   };
   const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
-  const roundCount = Math.max(1, Number(get('rounds', '1')));
+  const roundCount = Number(get('rounds', '1'));
+  if (!Number.isInteger(roundCount) || roundCount < 1)
+    throw new Error(`--rounds must be a whole number from 1: ${get('rounds', '1')}`);
   // A world's 5,000 kwok nodes on the testbed's short leases turn Unknown (one machine cannot renew
   // them all), and so would the burst's new nodes: the world bench's heartbeats, for every scenario.
   const heartbeat = scenarios.includes('world') ? WORLD_HEARTBEAT : undefined;
   await withTestbed(async (kubeconfig, clients) => {
-    const results: BurstResult[] = [];
-    const rounds: BurstResult[][] = [];
+    /** Every run in the order it ran (the floor's too, once per size). */
+    const rounds: Round[] = [];
     const burst = async (bed: Bed, scenario: string) => {
       for (const size of sizes)
-        for (let round = 0; round < roundCount; round++) {
+        for (let round = 1; round <= roundCount; round++) {
           // Every other round the baseline goes first: neither tree always meets the machine as the other left it.
-          const order = round % 2 ? [...trees].reverse() : trees;
+          const order = round % 2 ? trees : [...trees].reverse();
           const ran: BurstResult[] = [];
           for (const tree of order) ran.push(await runBurst(bed, tree, bed.world.cls, size, scenario, o));
-          rounds.push(ran);
+          rounds.push({ round, results: ran });
         }
     };
     if (scenarios.includes('empty')) {
@@ -224,7 +232,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     }
     if (scenarios.includes('floor')) {
       const bed = await prepareBed(kubeconfig, 'floor', 0);
-      for (const size of sizes) results.push(await runFloor(bed, size, o));
+      for (const size of sizes) rounds.push({ round: 1, results: [await runFloor(bed, size, o)] });
     }
     if (scenarios.includes('world')) {
       const bed = await prepareBed(kubeconfig, 'burstw', worldNodes);
@@ -234,14 +242,14 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       process.stderr.write(`[bench] world built in ${round((Date.now() - t0) / 1000)} s\n`);
       await burst(bed, `world (${worldNodes} busy ipp nodes of the class, ${worldPods} other pods)`);
     }
-    // Each tree's runs in the order the blocks print them (this tree first), rounds merged into medians.
-    for (const ran of rounds) for (const tree of trees) results.push(...ran.filter((r) => r.tree === tree.label));
-    const combined = medianOfRounds(results);
+    // Each block with this tree first, as printBursts expects; rounds merged into medians.
+    const first = (r: BurstResult) => (r.tree === trees[0]!.label ? 0 : 1);
+    const combined = medianOfRounds(rounds.flatMap((r) => [...r.results].sort((a, b) => first(a) - first(b))));
     const settings =
       `simulated provider, boot delay 0; ${o.admission ? 'each pod admitted by the controller first' : 'no admission'}; ` +
       `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}; ` +
       (roundCount > 1
-        ? `${roundCount} rounds, the baseline first in every other one, each figure their median; `
+        ? `${roundCount} rounds of each burst (not of the floor), the baseline first in every other one, each figure their median; `
         : '') +
       (o.kubelets === 'apart'
         ? 'the simulated kubelets in a process of their own (in the controller for a tree from before --no-simulated-kubelets: its CPU includes them)'
@@ -252,7 +260,10 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
         ...(heartbeat ? [describeHeartbeat(heartbeat)] : []),
         settings,
         ...printBursts(combined),
-        ...printRounds(rounds),
+        ...printRounds(
+          rounds.filter((r) => r.results.some((x) => trees.some((t) => t.label === x.tree))),
+          roundCount,
+        ),
         ...printRequests(combined),
         ...burstTargets(combined, trees[0]!.label),
       ].join('\n'),

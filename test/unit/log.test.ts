@@ -46,13 +46,14 @@ describe('logger', () => {
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: pino.levels.values.warn, msg: 'loud' });
   });
 
-  it('loses no line when the process exits right after logging, though stdout is written asynchronously', () => {
+  it('loses no line when the process exits as main.ts does after a fatal error, though stdout is written asynchronously', () => {
     const log = JSON.stringify(pathToFileURL(resolve('src/log.ts')).href);
     const script = `import { createLogger } from ${log};
       const log = createLogger('info');
       for (let i = 0; i < 5000; i++) log.info({ i }, 'line');
       log.fatal('controller failed');
-      process.exit(1);`;
+      setTimeout(() => process.exit(1), 1_000);
+      log.flush(() => process.exit(1));`;
     const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
       encoding: 'utf8',
       maxBuffer: 64 << 20,

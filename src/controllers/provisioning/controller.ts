@@ -88,7 +88,7 @@ const podScheduled = (p: V1Pod) => p.status?.conditions?.find((c) => c.type === 
  * Could this pod update change what a pass of its class decides? A pass reads a pod's metadata and
  * spec, whether it has ended, and its PodScheduled condition (how long it has been unschedulable);
  * the rest of its status (the kubelet reporting it Running, IPs, container states) never. Each pod of
- * a burst sees several such updates, and each pass reads every pod of the class.
+ * a burst sees several such updates, and each pass reads every unbound pod of the class.
  */
 export function podChangeMatters(old: V1Pod, now: V1Pod): boolean {
   return (
@@ -137,10 +137,10 @@ export class ProvisioningController implements Controller {
   }
 
   /**
-   * Passes of a class at most ten a second, and further apart as its plan grows: a class of
-   * thousands of pods and Instances takes 50–150 ms to plan, and planned on every change of a burst
-   * it held the thread most of the time, delaying every pin, lease renewal and admission behind it.
-   * Three times the last plan keeps planning to a quarter of the thread at most.
+   * Passes of a class at most ten a second, and further apart as its plan grows: planned over the
+   * whole class, thousands of pods and Instances took 50–150 ms a pass, and on every change of a
+   * burst that held the thread most of the time, delaying every pin, lease renewal and admission.
+   * Three times the last plan keeps planning to a quarter of the thread at most, whatever it costs.
    */
   minIntervalMs(className: string): number {
     return Math.max(PASS_INTERVAL_MS, 3 * (this.planMs.get(className) ?? 0));

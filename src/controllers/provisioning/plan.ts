@@ -24,8 +24,9 @@ import { isWarm } from '../warmpool/pool.ts';
 export interface PlanInput {
   cls: InstanceClass;
   /**
-   * The class's pods a decision may concern: at least every one not bound to a node yet (the
-   * waiting, the pinned but unplaced). Bound ones may be included; they change nothing.
+   * The class's pods a decision may concern: every one not bound to a node yet (the waiting, the
+   * pinned but unplaced), except waiting pods whose claims stand (claimStands), which it would leave
+   * as they are. Bound ones and standing claims may be included; they change nothing.
    */
   pods: readonly V1Pod[];
   /**
@@ -143,7 +144,7 @@ export function claimStands(
 const time = (t: Date | string | undefined) => (t ? new Date(t).getTime() : 0);
 /**
  * An object's creation time, parsed once per cached object (creationTimestamp never changes, and
- * every pass sorts every pod and Instance of the class by it: parsing was 13 % of a pass).
+ * every pass sorts the pods it plans and the free Instances by it: parsing was 13 % of a pass).
  */
 const created = new WeakMap<object, number>();
 const createdAt = (o: { metadata?: { creationTimestamp?: Date | string } }) => {

@@ -110,6 +110,7 @@ describe('IndexedStore', () => {
     expect(() => new IndexedStore(NODE_INDEXERS).byIndex('node', 'x')).toThrow(
       /no index named node; declared: providerID/,
     );
+    expect(() => new IndexedStore(NODE_INDEXERS).count('held', 'x')).toThrow(/no index named held/);
   });
 
   it('stays equal to a full scan through a long random sequence of events and relists', () => {

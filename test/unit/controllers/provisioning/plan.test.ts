@@ -8,6 +8,7 @@ import { awaitsPlacement, classOf } from '../../../../src/api/pods.ts';
 import type { Resources } from '../../../../providers/types.ts';
 import type { PodZones } from '../../../../src/api/zones.ts';
 import { CLASS, cls, instance, node, pod } from '../fixtures.ts';
+import { NODE_INSTANCE_LABEL } from '../../../../src/api/names.ts';
 
 interface Input {
   cls?: InstanceClass;
@@ -736,14 +737,49 @@ describe('planning from the indexes', () => {
         const claim = inst ?? (r() < 0.2 ? 'gone' : undefined);
         // Bound to its instance's node, cached or not (then only the claim says it is there).
         const bound = !!inst && r() < 0.5;
-        return pod(`p${k}`, {
+        // Unbound with a claim: pinned already (by name, and by the instance label), some of them
+        // refused by the scheduler long enough to count as stranded.
+        const pinned = !bound && !!claim && r() < 0.3;
+        const p = pod(`p${k}`, {
           created: at(10 + k),
           ...(claim ? { claim } : {}),
           ...(bound
             ? { gated: false, nodeName: `n-${inst}`, phase: pick(['Running', 'Running', 'Succeeded'] as const) }
             : {}),
+          ...(pinned ? { gated: false } : {}),
+          // Another class's pod claiming one of ours (a claim copied or forged), a mirror pod (the
+          // kubelet's, so always bound), one being deleted.
+          ...(r() < 0.1 ? { class: 'other' } : {}),
+          ...(bound && r() < 0.1 ? { mirror: true } : {}),
+          ...(r() < 0.1 ? { deleting: true } : {}),
           cpu: pick(['1', '4', '30']),
         });
+        if (pinned) {
+          p.spec!.nodeSelector = { [NODE_INSTANCE_LABEL]: claim };
+          p.spec!.affinity = {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                  { matchFields: [{ key: 'metadata.name', operator: 'In', values: [`n-${claim}`] }] },
+                ],
+              },
+            },
+          };
+          if (r() < 0.5)
+            p.status = {
+              phase: 'Pending',
+              conditions: [
+                {
+                  type: 'PodScheduled',
+                  status: 'False',
+                  reason: 'Unschedulable',
+                  message: 'no',
+                  lastTransitionTime: new Date(pick([at(0), at(59)])),
+                },
+              ],
+            };
+        }
+        return p;
       });
       // DaemonSet pods on the nodes: load, never occupants.
       for (const n of world.nodeList)
@@ -770,7 +806,12 @@ describe('planning from the indexes', () => {
           newName: () => `new-${++n}`,
           now: Date.parse('2024-01-01T01:00:00Z'),
         });
-        return { seed, claims: claims(decided), blocked: names(decided.blockedByMaxInstances) };
+        return {
+          seed,
+          claims: claims(decided),
+          blocked: names(decided.blockedByMaxInstances),
+          stranded: decided.stranded.map(({ pod, why }) => `${pod.metadata!.name}: ${why}`),
+        };
       };
       const whole = decide(world.podsOfClass(CLASS));
       const indexes = {
