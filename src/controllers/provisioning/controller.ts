@@ -221,7 +221,10 @@ export class ProvisioningController implements Controller {
     for (const { pod, why, offered } of decided.zoneless)
       tell(pod, { status: 'False', reason: 'NoZoneFits', message: events.noZoneFitsMessage(className, why, offered) });
     // Told False before and now given an instance (the class changed, a volume moved): True again.
+    // Only those told False: a True verdict is never written over no condition (conditionUpdate),
+    // and a burst's hundreds of waiting pods would each cost a verdict and a write attempt a pass.
     for (const p of waiting) {
+      if (conditionOf(p)?.status !== 'False') continue;
       const claim = claimOf(p);
       if (claim && !verdicts.has(podKey(p)) && state.instance(claim)?.spec.class === className)
         tell(p, { status: 'True', reason: 'InstanceAssigned', message: `Instance ${claim} of class ${className}` });

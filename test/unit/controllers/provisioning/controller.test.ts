@@ -8,6 +8,7 @@ import {
   ProvisioningController,
   sameMetadata,
 } from '../../../../src/controllers/provisioning/controller.ts';
+import { INSTANCE_AVAILABLE } from '../../../../src/controllers/provisioning/condition.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -153,6 +154,31 @@ describe('ProvisioningController', () => {
     await controller.reconcile('metal');
     expect(reasons()).toEqual(['huge/NoInstanceTypeFits', 'small/Provisioning']);
     expect(f.writes.of('instances.create')).toEqual([['metal-a', 'metal']]);
+  });
+
+  it('tells a pod told False before that it has an instance now, and leaves the conditions of the others alone', async () => {
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Launched' }), instance('metal-y', { phase: 'Launched' })];
+    const toldFalse = pod('was-unfit', { claim: 'metal-x' });
+    toldFalse.status!.conditions = [
+      { type: INSTANCE_AVAILABLE, status: 'False', reason: 'NoInstanceTypeFits', message: 'too big' },
+    ];
+    // A pod whose claim stands, never told anything; and a new one, so the pass plans.
+    f.cluster.podList = [
+      toldFalse,
+      pod('waiting', { claim: 'metal-y' }),
+      pod('new', { created: '2024-01-01T00:00:01Z' }),
+    ];
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.setCondition')).toEqual([
+      [
+        'was-unfit',
+        expect.objectContaining({
+          status: 'True',
+          reason: 'InstanceAssigned',
+          message: 'Instance metal-x of class metal',
+        }),
+      ],
+    ]);
   });
 });
 
