@@ -15,6 +15,12 @@ import { classStatus, statusChanged } from './status.ts';
  * condition is written at once.
  */
 export const COUNTS_INTERVAL_MS = 1_000;
+/**
+ * The least time between two reconciles of a class: each reads every pod and Instance of the class,
+ * and every pod event of the class wakes it (several per pod in a burst). A Ready condition that
+ * changes is written that much later at most.
+ */
+const RECONCILE_INTERVAL_MS = 250;
 
 export class InstanceClassController implements Controller {
   readonly name = 'instanceclass';
@@ -26,6 +32,10 @@ export class InstanceClassController implements Controller {
     instanceClassStatus: (c) => [c.metadata.name!],
     resync: (state) => state.classes.list().map((c) => c.metadata.name!),
   };
+
+  minIntervalMs(): number {
+    return RECONCILE_INTERVAL_MS;
+  }
 
   private readonly ctx: ControllerContext;
   /** When this process last wrote each class's status. */
