@@ -55,6 +55,25 @@ const at = (minute: number) => `2024-01-01T00:${String(minute).padStart(2, '0')}
 const GiB = 2 ** 30;
 const cap = (cpu: number, pods = 110, memory = 64 * GiB): Resources => ({ cpu, memory, pods });
 
+/** Pins `p` to `nodeName` by name, as placement does; unschedulable there since `since` when given. */
+function pinByName(p: V1Pod, nodeName: string, since?: Date, message = 'no'): V1Pod {
+  p.spec!.affinity = {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [nodeName] }] }],
+      },
+    },
+  };
+  if (since)
+    p.status = {
+      phase: 'Pending',
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastTransitionTime: since },
+      ],
+    };
+  return p;
+}
+
 describe('Pod isolation', () => {
   it('gives each waiting pod its own new Instance, never sharing a fresh one', () => {
     const p = run({ pods: [pod('a', { created: at(1) }), pod('b', { created: at(2) }), pod('c', { created: at(3) })] });
@@ -439,29 +458,8 @@ describe('which pods and in which order', () => {
 
 describe('stranded pods', () => {
   /** A pod pinned by name to `nodeName`, unbound, unschedulable since `since`. */
-  const pinned = (nodeName: string, since = '2024-01-01T00:50:00Z', message = '0/3 nodes are available') => {
-    const p = pod('web', { claim: 'metal-x', gated: false });
-    p.spec!.affinity = {
-      nodeAffinity: {
-        requiredDuringSchedulingIgnoredDuringExecution: {
-          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [nodeName] }] }],
-        },
-      },
-    };
-    p.status = {
-      phase: 'Pending',
-      conditions: [
-        {
-          type: 'PodScheduled',
-          status: 'False',
-          reason: 'Unschedulable',
-          message,
-          lastTransitionTime: new Date(since),
-        },
-      ],
-    };
-    return p;
-  };
+  const pinned = (nodeName: string, since = '2024-01-01T00:50:00Z', message = '0/3 nodes are available') =>
+    pinByName(pod('web', { claim: 'metal-x', gated: false }), nodeName, new Date(since), message);
   const ready = instance('metal-x', { phase: 'Ready' });
 
   it('are pods whose Instance is gone', () => {
@@ -756,28 +754,7 @@ describe('planning from the indexes', () => {
         });
         if (pinned) {
           p.spec!.nodeSelector = { [NODE_INSTANCE_LABEL]: claim };
-          p.spec!.affinity = {
-            nodeAffinity: {
-              requiredDuringSchedulingIgnoredDuringExecution: {
-                nodeSelectorTerms: [
-                  { matchFields: [{ key: 'metadata.name', operator: 'In', values: [`n-${claim}`] }] },
-                ],
-              },
-            },
-          };
-          if (r() < 0.5)
-            p.status = {
-              phase: 'Pending',
-              conditions: [
-                {
-                  type: 'PodScheduled',
-                  status: 'False',
-                  reason: 'Unschedulable',
-                  message: 'no',
-                  lastTransitionTime: new Date(pick([at(0), at(59)])),
-                },
-              ],
-            };
+          pinByName(p, `n-${claim}`, r() < 0.5 ? new Date(pick([at(0), at(59)])) : undefined);
         }
         return p;
       });
