@@ -50,9 +50,7 @@ export class IndexedStore<T extends KubernetesObject> {
 
   /** Objects whose index `index` yields `value`; throws for an index that was never declared. */
   byIndex(index: string, value: string): T[] {
-    const idx = this.indices.get(index);
-    if (!idx) throw new Error(`no index named ${index}; declared: ${[...this.indices.keys()].join(', ') || 'none'}`);
-    const keys = idx.get(value);
+    const keys = this.declared(index).get(value);
     if (keys === undefined) return [];
     if (typeof keys === 'string') return [this.objects.get(keys)!];
     const out: T[] = [];
@@ -62,11 +60,15 @@ export class IndexedStore<T extends KubernetesObject> {
 
   /** How many objects index `index` yields `value` for, without gathering them. */
   count(index: string, value: string): number {
-    const idx = this.indices.get(index);
-    // A mistyped name must not read as "nobody": every instance would look free.
-    if (!idx) throw new Error(`no index named ${index}; declared: ${[...this.indices.keys()].join(', ') || 'none'}`);
-    const keys = idx.get(value);
+    const keys = this.declared(index).get(value);
     return keys === undefined ? 0 : typeof keys === 'string' ? 1 : keys.size;
+  }
+
+  /** The index named `index`; a mistyped name must not read as "nobody" (every instance would look free). */
+  private declared(index: string): Map<string, string | Set<string>> {
+    const idx = this.indices.get(index);
+    if (!idx) throw new Error(`no index named ${index}; declared: ${[...this.indices.keys()].join(', ') || 'none'}`);
+    return idx;
   }
 
   /** Index values in use, e.g. every node name that has pods: for tests and metrics. */

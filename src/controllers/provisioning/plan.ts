@@ -98,7 +98,6 @@ export interface Plan {
 }
 
 const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
-const holds = holdsClaim;
 /**
  * Pinned but not yet bound: the gate is gone and the selector names its Instance. Its spec can no
  * longer change, so if that Instance disappears the only way on is an Instance of the same name.
@@ -135,7 +134,7 @@ export function claimStands(
   if (!inst || inst.spec.class !== cls.metadata.name || !live(inst) || isWarm(inst)) return false;
   if ((cls.spec.isolation ?? 'Pod') !== 'Pod') return true;
   const key = podKey(pod);
-  if (view.podsClaiming(claim!).some((p) => podKey(p) !== key && holds(p))) return false;
+  if (view.podsClaiming(claim!).some((p) => podKey(p) !== key && holdsClaim(p))) return false;
   const node = view.nodeByProviderID(inst.status?.providerID)?.metadata?.name;
   return !node || !view.podsOnNode(node).some((p) => podKey(p) !== key && !isTerminal(p) && isWorkload(p));
 }
@@ -196,7 +195,7 @@ export function plan(input: PlanInput): Plan {
     let l = load.get(name);
     if (l) return l;
     load.set(name, (l = { used: ZERO, counted: new Set<string>(), pods: new Set<string>() }));
-    for (const p of claimants(name)) if (holds(p)) chargeInto(l, p);
+    for (const p of claimants(name)) if (holdsClaim(p)) chargeInto(l, p);
     const inst = byName.get(name);
     const node = inst && nodeOf(inst)?.metadata?.name;
     for (const p of node && input.podsOnNode ? input.podsOnNode(node) : []) if (!isTerminal(p)) chargeInto(l, p);
@@ -210,7 +209,7 @@ export function plan(input: PlanInput): Plan {
   const occupied = (name: string): boolean => {
     const l = load.get(name);
     if (l) return l.pods.size > 0;
-    if (input.claimHeld ? input.claimHeld(name) : claimants(name).some(holds)) return true;
+    if (input.claimHeld ? input.claimHeld(name) : claimants(name).some(holdsClaim)) return true;
     const inst = byName.get(name);
     const node = inst && input.podsOnNode && nodeOf(inst)?.metadata?.name;
     return !!node && input.podsOnNode!(node).some(isWorkload);
