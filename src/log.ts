@@ -32,8 +32,8 @@ export function createLogger(
       censor: '[redacted]',
     },
   };
-  // stdout written asynchronously: one synchronous write per line was ~2.5 % of the controller's CPU in
-  // a 1,000-pod burst. Lines queued meanwhile go out together. pino writes what is queued when the
+  // stdout written asynchronously: one synchronous write per line was ~2 % of the controller's busy time
+  // in a profiled 1,000-pod burst. Lines queued meanwhile go out together. pino writes what is queued when the
   // process exits, and the fatal path (main.ts) waits for the write under way too; a SIGKILL or a V8
   // abort (out of memory) can lose the last lines.
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));

@@ -10,9 +10,10 @@ import type { InstanceView, Step, StepResult } from './step.ts';
 
 /**
  * How long a node that joined NotReady may take to turn Ready before its registration is written
- * alone. A cloud node's kubelet reports Ready once its network plugin runs, commonly 10-30 s after it
- * registers; the burst bench's simulated nodes take 0.5-1 s on a quiet machine, and in a saturated
- * 1,000-pod burst 72 % took longer than the 5 s this was before (each then cost a third status write).
+ * alone. A cloud node's kubelet reports Ready only once its network plugin runs (a DaemonSet that
+ * starts after the node registered); the burst bench's simulated nodes take 0.5-1 s on a quiet
+ * machine, and in a saturated 1,000-pod burst 72 % took longer than the 5 s this was before (each
+ * then cost a third status write).
  * The phase of a node that stays NotReady shows Launched that much longer; no controller decides on it.
  */
 export const READY_WAIT_MS = 30_000;
