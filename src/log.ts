@@ -38,3 +38,23 @@ export function createLogger(
   // abort (out of memory) can lose the last lines.
   return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
 }
+
+/**
+ * A child logger made when first used. pino serialises (and redacts) a child's bindings as it is made:
+ * a child per reconcile was ~1 % of the controller's CPU in a profiled 1,000-pod burst, and most
+ * reconciles log nothing.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const real = () => (child ??= parent.child(bindings));
+  return new Proxy({} as Logger, {
+    get(_target, key) {
+      const c = real();
+      const value: unknown = Reflect.get(c, key, c);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(c) : value;
+    },
+    set(_target, key, value) {
+      return Reflect.set(real(), key, value);
+    },
+  });
+}

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.ts';
+import { createLogger, lazyChild } from '../../src/log.ts';
 
 describe('logger', () => {
   it('never writes credentials, wherever they appear in a logged object', () => {
@@ -29,6 +29,32 @@ describe('logger', () => {
     expect(out).toContain('"instance":"class0-1"');
     for (const secret of ['sekrit-token', 'Bearer abc.def', 'AKIAxyz', '"tok"']) expect(out).not.toContain(secret);
     expect(out).toContain('[redacted]');
+  });
+
+  it('makes a lazy child only when it logs, with its bindings, redacted, and at the parent level', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const parent = createLogger('info', sink);
+    let made = 0;
+    const child = parent.child.bind(parent);
+    parent.child = ((...a: Parameters<typeof child>) => (made++, child(...a))) as typeof parent.child;
+    const log = lazyChild(parent, { instance: 'class0-1', credentials: 'sekrit' });
+    expect(made).toBe(0);
+    log.debug('below the level');
+    expect(lines).toHaveLength(0);
+    log.info({ pod: 'a/b' }, 'hello');
+    log.warn('again');
+    expect(made).toBe(1);
+    expect(lines).toHaveLength(2);
+    const first = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(first).toMatchObject({ instance: 'class0-1', pod: 'a/b', msg: 'hello', credentials: '[redacted]' });
+    expect(log.level).toBe('info');
+    expect(log.isLevelEnabled('debug')).toBe(false);
   });
 
   it('honours the level', () => {

@@ -6,6 +6,7 @@ import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { claimOf } from '../../api/pods.ts';
 import type { InstanceStatus } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
+import { lazyChild } from '../../log.ts';
 import type { Controller, Wakes } from '../context.ts';
 import type { InstanceContext } from './context.ts';
 import { LaunchAttempts } from './attempts.ts';
@@ -75,7 +76,7 @@ export class InstanceController implements Controller {
     // wakes the Instance again; the requeue is for a watch event that never comes.
     const awaiting = this.expectations.awaiting(inst, now);
     if (awaiting > 0) return { requeueAfterMs: awaiting };
-    const log = this.ctx.logger.child({ instance: name, class: inst.spec.class });
+    const log = lazyChild(this.ctx.logger, { instance: name, class: inst.spec.class });
     const cls = state.instanceClass(inst.spec.class);
     if (inst.metadata.deletionTimestamp) {
       const draining = await this.termination.reconcile(inst, cls, log);

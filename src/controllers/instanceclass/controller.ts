@@ -16,8 +16,8 @@ import { classStatus, statusChanged } from './status.ts';
  */
 export const COUNTS_INTERVAL_MS = 1_000;
 /**
- * The least time between two reconciles of a class: each reads every pod and Instance of the class,
- * and every pod event of the class wakes it (several per pod in a burst). A Ready condition that
+ * The least time between two reconciles of a class: each reads every Instance and unbound pod of the
+ * class, and every pod event of the class wakes it (several per pod in a burst). A Ready condition that
  * changes is written that much later at most.
  */
 const RECONCILE_INTERVAL_MS = 250;
@@ -55,7 +55,9 @@ export class InstanceClassController implements Controller {
     const usable = usability(cls, name, this.ctx.providers);
     const problem = usable.usable ? undefined : usable;
     const now = (this.ctx.now ?? Date.now)();
-    const next = classStatus(cls, problem, state.instancesOfClass(name), state.podsOfClass(name), new Date(now));
+    // Pending pods are among the unbound ones: the class's thousands running are not read.
+    const pods = state.unboundPodsOfClass(name);
+    const next = classStatus(cls, problem, state.instancesOfClass(name), pods, new Date(now));
     if (!statusChanged(cls.status, next)) return;
     const wasReady = cls.status?.conditions?.find((c) => c.type === 'Ready');
     const readyChanged = !sameCondition(wasReady, next.conditions?.[0]);

@@ -23,6 +23,7 @@ import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/qua
 import type { InstanceClass } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
+import { lazyChild } from '../../log.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import * as events from './events.ts';
@@ -148,7 +149,7 @@ export class ProvisioningController implements Controller {
 
   async reconcile(className: string): Promise<ReconcileResult | void> {
     const { state, api } = this.ctx;
-    const log = this.ctx.logger.child({ class: className });
+    const log = lazyChild(this.ctx.logger, { class: className });
     // Our own claims' watch events wake the class; the requeue is for one that never comes.
     if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
     // Only pods not bound yet can need a decision: a class's thousands running are read through

@@ -42,7 +42,7 @@ export class FakeCluster implements ClusterView {
     return this.podList.filter((p) => classOf(p) === cls);
   }
   unboundPodsOfClass(cls: string) {
-    return this.podsOfClass(cls).filter((p) => !p.spec?.nodeName && !isTerminal(p));
+    return this.podList.filter((p) => classOf(p) === cls && !p.spec?.nodeName && !isTerminal(p));
   }
   claimHeld(cls: string, instance: string) {
     return this.podList.some((p) => classOf(p) === cls && claimOf(p) === instance && holdsClaim(p));

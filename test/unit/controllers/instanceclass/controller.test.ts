@@ -45,4 +45,16 @@ describe('InstanceClassController', () => {
     const ready = (writes.of('classes.patchStatus')[1]![1] as InstanceClassStatus).conditions![0]!;
     expect(ready.status).toBe('False');
   });
+
+  it("counts pending pods from the class's unbound pods, never reading the thousands it runs", async () => {
+    const { ctx, cluster, writes } = fakes();
+    const c = new InstanceClassController(ctx);
+    cluster.classList = [cls()];
+    cluster.podList = [pod('waiting'), pod('running', { nodeName: 'n1', phase: 'Running' })];
+    cluster.podsOfClass = () => {
+      throw new Error('read every pod of the class');
+    };
+    await c.reconcile(CLASS);
+    expect((writes.of('classes.patchStatus')[0]![1] as InstanceClassStatus).pendingPods).toBe(1);
+  });
 });
