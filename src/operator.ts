@@ -162,7 +162,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
         wake((w) => w.node?.(n, state, old));
         auditor.touch(n.metadata?.name);
       },
-      instance: (i) => wake((w) => w.instance?.(i, state)),
+      instance: (i, old) => wake((w) => w.instance?.(i, state, old)),
       instanceClass: (c, statusOnly) =>
         wake((w) => (statusOnly ? w.instanceClassStatus?.(c, state) : w.instanceClass?.(c, state))),
     },

@@ -69,7 +69,8 @@ export interface Wakes {
   pod?(pod: V1Pod, state: ClusterView, old?: V1Pod): Iterable<string>;
   /** `old`: the node this update replaced (absent for adds, deletes and a relist's changes). */
   node?(node: V1Node, state: ClusterView, old?: V1Node): Iterable<string>;
-  instance?(inst: Instance, state: ClusterView): Iterable<string>;
+  /** `old`: the Instance this update replaced (absent for adds, deletes and a relist's changes). */
+  instance?(inst: Instance, state: ClusterView, old?: Instance): Iterable<string>;
   /** A class was added, deleted, or changed in more than its status. */
   instanceClass?(cls: InstanceClass, state: ClusterView): Iterable<string>;
   /**

@@ -17,7 +17,7 @@ import { leanNode, leanPod } from './lean.ts';
 export type ChangeHandler = {
   pod: (p: V1Pod, old?: V1Pod) => void;
   node: (n: V1Node, old?: V1Node) => void;
-  instance: (i: Instance) => void;
+  instance: (i: Instance, old?: Instance) => void;
   /** `statusOnly`: an update that changed nothing but the status (ipp's own summary of the class). */
   instanceClass: (c: InstanceClass, statusOnly: boolean) => void;
 };
@@ -119,7 +119,7 @@ export class ClusterState {
       ...common('instances'),
       path: `/apis/${GROUP}/${VERSION}/instances`,
       indexers: INSTANCE_INDEXERS,
-      onChange: (i) => on.instance(i),
+      onChange: (i, _kind, old) => on.instance(i, old),
     });
     this.classes = new Informer<InstanceClass & KubernetesObject>({
       ...common('instanceclasses'),

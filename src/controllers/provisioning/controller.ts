@@ -29,6 +29,7 @@ import type { CloudProvider } from '../../../providers/types.ts';
 import * as events from './events.ts';
 import { conditionOf, conditionUpdate, type Verdict } from './condition.ts';
 import { isWarm } from '../warmpool/pool.ts';
+import { CALM_RECHECK_MS, instanceEndsCalm, podEndsCalm } from './calm.ts';
 import { claimStands, plan, STRANDED_AFTER_MS, type Plan, type PlanInput } from './plan.ts';
 import { place } from '../placement/place.ts';
 
@@ -116,11 +117,21 @@ export function nodeChangeMatters(old: V1Node, now: V1Node): boolean {
 export class ProvisioningController implements Controller {
   readonly name = 'provisioning';
   readonly wakes: Wakes = {
-    pod: (p, _state, old) => (old && !podChangeMatters(old, p) ? [] : [classOf(p)].filter((k): k is string => !!k)),
+    pod: (p, state, old) => {
+      if (old && !podChangeMatters(old, p)) return [];
+      for (const c of podEndsCalm(old, p, state)) this.calmSince.delete(c);
+      return [classOf(p)].filter((k): k is string => !!k);
+    },
     node: (n, _state, old) =>
       old && !nodeChangeMatters(old, n) ? [] : [n.metadata?.labels?.[NODE_CLASS_LABEL]].filter((k): k is string => !!k),
-    instance: (i) => [i.spec.class],
-    instanceClass: (c) => [c.metadata.name!],
+    instance: (i, _state, old) => {
+      if (instanceEndsCalm(old, i)) this.calmSince.delete(i.spec.class);
+      return [i.spec.class];
+    },
+    instanceClass: (c) => {
+      this.calmSince.delete(c.metadata.name!);
+      return [c.metadata.name!];
+    },
     resync: (state) => state.classes.list().map((c) => c.metadata.name!),
   };
 
@@ -130,6 +141,8 @@ export class ProvisioningController implements Controller {
   private readonly newName: (cls: string) => string;
   /** How long the last plan() of each class held the thread. */
   private readonly planMs = new Map<string, number>();
+  /** Classes whose last pass found nothing to decide, and since when (calm.ts). */
+  private readonly calmSince = new Map<string, number>();
 
   constructor(ctx: ProvisioningContext) {
     this.ctx = ctx;
@@ -152,6 +165,12 @@ export class ProvisioningController implements Controller {
     const log = lazyChild(this.ctx.logger, { class: className });
     // Our own claims' watch events wake the class; the requeue is for one that never comes.
     if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
+    const calm = this.calmSince.get(className);
+    if (calm !== undefined) {
+      const left = calm + CALM_RECHECK_MS - this.now();
+      if (left > 0) return { requeueAfterMs: left };
+      this.calmSince.delete(className);
+    }
     // Only pods not bound yet can need a decision: a class's thousands running are read through
     // the indexes, for the instances a decision concerns.
     const pods = state.unboundPodsOfClass(className);
@@ -180,6 +199,8 @@ export class ProvisioningController implements Controller {
     const unsettled = waiting.filter((p) => !settled(p));
     if (!unplaced.length && !unsettled.length) {
       this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
+      // Without an event nothing can have changed: no requeue. One within the second is deferred to its end.
+      this.calmSince.set(className, this.now());
       return;
     }
     // A pod whose claim stands leaves nothing to decide: the plan reads the load it puts on its

@@ -72,6 +72,36 @@ describe('ProvisioningController', () => {
     expect(f.writes.log).toEqual([]);
   });
 
+  it('passes over a calm class for a second, unless an event could give it something to decide', async () => {
+    const launching = instance('metal-x', { phase: 'Launched', providerID: 'sim:///n1' });
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    f.cluster.instanceList = [launching];
+    let reads = 0;
+    const unbound = f.cluster.unboundPodsOfClass.bind(f.cluster);
+    f.cluster.unboundPodsOfClass = (c: string) => (reads++, unbound(c));
+    // Every waiting pod holds a claim that stands: nothing to decide, and the class is calm.
+    expect(await controller.reconcile('metal')).toBeUndefined();
+    expect(reads).toBe(1);
+    // Its launch and the node's registration wake it: passed over until the second is up.
+    const registered = instance('metal-x', { phase: 'Registered', providerID: 'sim:///n1' });
+    expect(controller.wakes.instance!(registered, f.cluster, launching)).toEqual(['metal']);
+    f.cluster.instanceList = [registered];
+    f.clock.now += 400;
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 600 });
+    expect(reads).toBe(1);
+    f.clock.now += 600;
+    expect(await controller.reconcile('metal')).toBeUndefined();
+    expect(reads).toBe(2);
+    // The Instance is deleted: the claim no longer stands, and the next pass, at once, gives the pod another.
+    const deleting = instance('metal-x', { phase: 'Registered', providerID: 'sim:///n1', deleting: true });
+    controller.wakes.instance!(deleting, f.cluster, registered);
+    f.cluster.instanceList = [deleting];
+    await controller.reconcile('metal');
+    expect(reads).toBe(3);
+    expect(f.writes.of('pods.claim')).toEqual([['web-1', 'metal-a']]);
+    expect(f.writes.of('instances.create')).toHaveLength(1);
+  });
+
   it('tells every waiting pod why an unknown class cannot be provisioned, and writes nothing', async () => {
     f.cluster.classList = [];
     f.cluster.podList = [pod('web-1'), pod('web-2')];
