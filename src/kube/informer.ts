@@ -8,9 +8,11 @@
 //   previous (stale but complete) cache instead of emptying it;
 // - a watch that ends is resumed from the last resourceVersion seen (bookmarks keep it fresh);
 //   410 Gone relists; a watch silent for too long is replaced.
-// Objects pass through `transform` as they arrive, so the cache holds only what controllers read.
+// Objects pass through `transform` as they arrive, so the cache holds only what controllers read;
+// their managedFields are left out as the text is parsed (decode.ts).
 import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
+import { parseLean } from './decode.ts';
 import { requestWithClient, statusOf } from './request.ts';
 import { spent, yieldToEventLoop } from './slice.ts';
 import { IndexedStore, type Indexers } from './store.ts';
@@ -78,7 +80,10 @@ interface WatchEvent<T> {
   object: T & { code?: number; reason?: string; message?: string };
 }
 
-/** Drops what no reader needs from every object: managedFields can be half of a small object. */
+/**
+ * Drops what no reader needs from every object: managedFields can be half of a small object. Most
+ * never get built (decode.ts cuts them from the text); this catches what that leaves to a whole parse.
+ */
 export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
   if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
   return obj;
@@ -303,7 +308,9 @@ export class Informer<T extends KubernetesObject> {
         this.url({ limit, continue: cont }),
         this.lifetime.signal,
       );
-      const page = (await body.json()) as { items?: T[]; metadata?: { continue?: string; resourceVersion?: string } };
+      const page = parseLean<{ items?: T[]; metadata?: { continue?: string; resourceVersion?: string } }>(
+        await body.text(),
+      );
       for (const o of page.items ?? []) items.push(this.prepare(o));
       cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion ?? '';
@@ -359,7 +366,7 @@ export class Informer<T extends KubernetesObject> {
           const line = pending.slice(start, nl);
           start = nl + 1;
           if (!line.trim()) continue;
-          this.handle(JSON.parse(line) as WatchEvent<T>);
+          this.handle(parseLean<WatchEvent<T>>(line));
           events++;
         }
         pending = pending.slice(start);

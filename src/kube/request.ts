@@ -6,6 +6,7 @@
 // limit and credentials (ApiClientConfig), and JSON.parse.
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import { request } from 'undici';
+import { parseLean } from './decode.ts';
 
 /** The Status an API server's refusal carries, or the start of whatever text came instead. */
 export function statusOf(text: string): { reason?: string; message?: string } {
@@ -83,5 +84,5 @@ export async function sendJson<T = unknown>(kc: KubeConfig, r: JsonRequest): Pro
   });
   const text = await res.body.text();
   if (res.statusCode >= 300) throw new ApiError(r.method, r.path, res.statusCode, text);
-  return (text ? JSON.parse(text) : undefined) as T;
+  return (text ? parseLean(text) : undefined) as T;
 }
