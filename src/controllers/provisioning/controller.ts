@@ -197,11 +197,24 @@ export class ProvisioningController implements Controller {
     // nothing to plan. Told False before, a pod needs the pass that tells it True.
     const settled = (p: V1Pod) => allowed(p) && conditionOf(p)?.status !== 'False' && claimStands(p, cls, state);
     const unsettled = waiting.filter((p) => !settled(p));
-    if (!unplaced.length && !unsettled.length) {
+    // A pinned pod the scheduler refuses is decided on once it may count as stranded, or once its
+    // Instance is gone (plan() creates it again). Before that, mostly a node the scheduler has not
+    // seen Ready yet, a pass has nothing to decide for it: planned on every pass regardless, a
+    // burst's few such pods cost a plan of the whole class up to ten times a second.
+    const now = this.now();
+    const strandedAfterMs = this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS;
+    const ripeIn = (p: V1Pod) => {
+      const claim = claimOf(p);
+      if (claim !== undefined && !state.instance(claim)) return 0;
+      return unschedulableSince(p)!.getTime() + strandedAfterMs - now;
+    };
+    const ripeAfter = Math.min(...unplaced.map(ripeIn));
+    if (!unsettled.length && !(ripeAfter <= 0)) {
       this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
-      // Without an event nothing can have changed: no requeue. One within the second is deferred to its end.
-      this.calmSince.set(className, this.now());
-      return;
+      // Without an event nothing can have changed: no requeue but for the first pinned pod that may
+      // be stranded. An event within the second is deferred to its end.
+      this.calmSince.set(className, now);
+      return Number.isFinite(ripeAfter) ? { requeueAfterMs: ripeAfter } : undefined;
     }
     // A pod whose claim stands leaves nothing to decide: the plan reads the load it puts on its
     // instance through the indexes, and otherwise passes over what a burst has mostly (hundreds
@@ -344,9 +357,9 @@ export class ProvisioningController implements Controller {
     });
     if (expect.claims.size || expect.instances.size) this.inFlight.set(className, expect);
     // Status writes last: they never hold up a pod's claim or placement.
-    const now = new Date(this.now());
+    const writtenAt = new Date(this.now());
     await eachBounded([...verdicts.values()], WRITES_IN_FLIGHT, async ([pod, verdict]) => {
-      const condition = conditionUpdate(pod, verdict, now);
+      const condition = conditionUpdate(pod, verdict, writtenAt);
       if (!condition) return;
       try {
         await api.pods.setCondition(pod, condition);

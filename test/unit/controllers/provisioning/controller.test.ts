@@ -9,6 +9,7 @@ import {
   sameMetadata,
 } from '../../../../src/controllers/provisioning/controller.ts';
 import { INSTANCE_AVAILABLE } from '../../../../src/controllers/provisioning/condition.ts';
+import { STRANDED_AFTER_MS } from '../../../../src/controllers/provisioning/plan.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -176,6 +177,36 @@ describe('ProvisioningController', () => {
     await controller.reconcile('metal');
     expect(f.writes.of('pods.delete')).toEqual([['owned']]);
     expect(reasons().filter((r) => r.endsWith('Stranded'))).toEqual(['owned/Stranded', 'bare/Stranded']);
+  });
+
+  it('plans for a pinned pod the scheduler refuses only once it may count as stranded', async () => {
+    const p = pod('web-1', { claim: 'metal-x', gated: false });
+    p.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
+        },
+      },
+    };
+    const refusedAt = f.clock.now - 30_000;
+    p.status = {
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(refusedAt) },
+      ],
+    };
+    f.cluster.podList = [p];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x', unschedulable: true })];
+    let planned = 0;
+    const instances = f.cluster.instancesOfClass.bind(f.cluster);
+    f.cluster.instancesOfClass = (c: string) => (planned++, instances(c));
+    // Refused for 30 s: nothing to decide until it may be stranded, and a pass is due then.
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: STRANDED_AFTER_MS - 30_000 });
+    expect(planned).toBe(0);
+    f.clock.now = refusedAt + STRANDED_AFTER_MS;
+    await controller.reconcile('metal');
+    expect(planned).toBe(1);
+    expect(reasons()).toEqual(['web-1/Stranded']);
   });
 
   it('tells a pod no instance type of the class can run, and launches nothing for it', async () => {
