@@ -8,7 +8,7 @@
 import { V1MicroTime, type EventsV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { describeError, isAlreadyExists, isNotFound } from './errors.ts';
-import { sendJson } from './request.ts';
+import { send } from './request.ts';
 
 import type { EventObjectRef, EventPublisher, EventType, IppEvent } from './event.ts';
 
@@ -105,13 +105,13 @@ export function kubeEventSink(kubeconfig: KubeConfig): EventSink {
   const events = (namespace: string) => `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`;
   return {
     async create(namespace, body) {
-      await sendJson(kubeconfig, { method: 'POST', path: events(namespace), body });
+      await send(kubeconfig, { method: 'POST', path: events(namespace), body });
     },
     async updateSeries(namespace, name, series) {
       const body = {
         series: { count: series.count, lastObservedTime: new V1MicroTime(series.lastObservedTime.getTime()) },
       };
-      await sendJson(kubeconfig, {
+      await send(kubeconfig, {
         method: 'PATCH',
         path: `${events(namespace)}/${encodeURIComponent(name)}`,
         body,

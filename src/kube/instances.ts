@@ -6,7 +6,7 @@ import type { Instance, InstanceStatus } from '../api/types.ts';
 import { ignoreNotFound, isAlreadyExists } from './errors.ts';
 import { inPlacementLane } from './lanes.ts';
 import { pointer } from './patch.ts';
-import { sendJson } from './request.ts';
+import { send, sendJson } from './request.ts';
 
 const plural = 'instances';
 
@@ -71,7 +71,7 @@ export class InstanceWriter implements InstanceWrites {
       spec: { class: cls, ...(opts.zones ? { zones: [...opts.zones] } : {}) },
     };
     try {
-      await sendJson(this.kc, { method: 'POST', path: `/apis/${GROUP}/${VERSION}/${plural}`, body });
+      await send(this.kc, { method: 'POST', path: `/apis/${GROUP}/${VERSION}/${plural}`, body });
     } catch (e) {
       if (!isAlreadyExists(e)) throw e;
     }
@@ -107,7 +107,7 @@ export class InstanceWriter implements InstanceWrites {
    */
   async delete(name: string, resourceVersion?: string): Promise<void> {
     await ignoreNotFound(
-      sendJson(this.kc, {
+      send(this.kc, {
         method: 'DELETE',
         path: path(name),
         ...(resourceVersion ? { body: { preconditions: { resourceVersion } } } : {}),
@@ -122,7 +122,7 @@ export class InstanceWriter implements InstanceWrites {
   async reserve(inst: Instance): Promise<void> {
     // A waiting pod's placement hangs on it: in the placement lane of the rate limit (lanes.ts).
     await inPlacementLane(() =>
-      sendJson(this.kc, {
+      send(this.kc, {
         method: 'PATCH',
         path: path(inst.metadata.name!, '/status'),
         body: [
@@ -142,7 +142,7 @@ export class InstanceWriter implements InstanceWrites {
     const label = pointer('metadata', 'labels', WARM_LABEL);
     // A waiting pod's placement hangs on it: in the placement lane of the rate limit (lanes.ts).
     await inPlacementLane(() =>
-      sendJson(this.kc, {
+      send(this.kc, {
         method: 'PATCH',
         path: path(inst.metadata.name!),
         body: [
@@ -157,7 +157,7 @@ export class InstanceWriter implements InstanceWrites {
     const finalizers = inst.metadata.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;
     await ignoreNotFound(
-      sendJson(this.kc, {
+      send(this.kc, {
         method: 'PATCH',
         path: path(inst.metadata.name!),
         body: [

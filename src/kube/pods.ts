@@ -14,7 +14,7 @@ import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
 import { ignoreNotFound, isConflict, isNotFound } from './errors.ts';
 import { inPlacementLane } from './lanes.ts';
 import { pointer, strategicMergePatch } from './patch.ts';
-import { sendJson } from './request.ts';
+import { send, sendJson } from './request.ts';
 
 export interface PodWrites {
   /** Records on the pod which Instance it gets; returns the pod as written (undefined when unknown). */
@@ -102,7 +102,7 @@ export class PodWriter implements PodWrites {
     const gates = pod.spec!.schedulingGates ?? [];
     const ops: object[] = [guard(pod), ...pinOps(pod, node)];
     ops.push({ op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== GATE) });
-    await inPlacementLane(() => sendJson(this.kc, { method: 'PATCH', path: podPath(pod), body: ops }));
+    await inPlacementLane(() => send(this.kc, { method: 'PATCH', path: podPath(pod), body: ops }));
   }
 
   async bind(pod: V1Pod, node: string): Promise<void> {
@@ -113,7 +113,7 @@ export class PodWriter implements PodWrites {
       metadata: { name, namespace },
       target: { apiVersion: 'v1', kind: 'Node', name: node },
     };
-    await inPlacementLane(() => sendJson(this.kc, { method: 'POST', path: podPath(pod, '/binding'), body }));
+    await inPlacementLane(() => send(this.kc, { method: 'POST', path: podPath(pod, '/binding'), body }));
   }
 
   async evict(pod: V1Pod): Promise<void> {

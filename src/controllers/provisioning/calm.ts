@@ -2,12 +2,13 @@
 // that stands and no pinned pod left unplaced, a burst's hundreds of pods wait for their nodes, and
 // each of their pins, bindings and Instance status writes woke the class for a pass that read every
 // one of them again to decide nothing (up to ten a second: 8 % of the controller's CPU in a profiled
-// 1,000-pod burst). Such a class is calm: its passes run once a second (CALM_RECHECK_MS) until an
-// event that could give a pass something to decide ends the calm, and the next pass runs at once.
+// 1,000-pod burst). Such a class is calm: an event wakes it for a pass at the end of the second
+// (CALM_RECHECK_MS), and one that could give a pass something to decide ends the calm, for a pass
+// at once. Every event is seen by a full pass within the second.
 // Pure functions over one event, so what ends the calm is tested on its own (calm.test.ts).
 import type { V1Pod } from '@kubernetes/client-node';
 import { NODE_CLASS_LABEL } from '../../api/names.ts';
-import { awaitsPlacement, claimOf, classOf, isTerminal, unschedulableSince } from '../../api/pods.ts';
+import { awaitsPlacement, claimOf, classOf, isTerminal } from '../../api/pods.ts';
 import type { Instance } from '../../api/types.ts';
 import type { ClusterView } from '../context.ts';
 import { isWarm } from '../warmpool/pool.ts';
@@ -19,9 +20,11 @@ type View = Pick<ClusterView, 'instance' | 'node' | 'nodeByProviderID'>;
 
 /**
  * The classes whose calm this pod event ends: a pod added, deleted or relisted, a claim that changes,
- * a pod that ends, starts deleting or waits again, a pinned pod the scheduler refuses, and a pod bound
- * to an ipp node that is not its claim's (it takes that node from the pod claiming it). Not the
- * updates a burst is made of: the pin of a pod to its claim's node, its binding there, its status.
+ * a pod that ends, starts deleting or waits again, and a pod bound to an ipp node that is not its
+ * claim's (it takes that node from the pod claiming it). Not the updates a burst is made of: the pin
+ * of a pod to its claim's node, its binding there, its status, nor the scheduler refusing a pinned
+ * pod for a node it has not seen Ready yet (nothing to decide until the pod may be stranded, minutes
+ * later: the pass within the second that follows the event asks for its own requeue then).
  */
 export function podEndsCalm(old: V1Pod | undefined, now: V1Pod, view: View): string[] {
   const classes = new Set<string>();
@@ -33,8 +36,7 @@ export function podEndsCalm(old: V1Pod | undefined, now: V1Pod, view: View): str
     claimOf(old) !== claimOf(now) ||
     isTerminal(old) !== isTerminal(now) ||
     !old.metadata?.deletionTimestamp !== !now.metadata?.deletionTimestamp ||
-    (awaitsPlacement(now) && !awaitsPlacement(old)) ||
-    (unschedulableSince(now) !== undefined && unschedulableSince(old) === undefined)
+    (awaitsPlacement(now) && !awaitsPlacement(old))
   ) {
     if (own) classes.add(own);
     if (before) classes.add(before);

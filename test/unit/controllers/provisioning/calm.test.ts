@@ -66,7 +66,7 @@ describe('podEndsCalm', () => {
     ]);
   });
 
-  it('ends it for a pod that ends, starts deleting, or that the scheduler refuses', () => {
+  it('ends it for a pod that ends or starts deleting, not for a pinned pod the scheduler refuses', () => {
     expect(podEndsCalm(waiting, withStatus(waiting, { phase: 'Failed' }), c)).toEqual(['metal']);
     expect(podEndsCalm(waiting, pod('web-1', { claim: 'metal-x', deleting: true }), c)).toEqual(['metal']);
     const pin = pinned(waiting, 'n1');
@@ -74,7 +74,7 @@ describe('podEndsCalm', () => {
       phase: 'Pending',
       conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date() }],
     });
-    expect(podEndsCalm(pin, refused, c)).toEqual(['metal']);
+    expect(podEndsCalm(pin, refused, c)).toEqual([]);
   });
 
   it('ends it for the class of an ipp node a pod is bound to that is not its claim’s', () => {
