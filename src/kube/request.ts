@@ -6,6 +6,7 @@
 // limit and credentials (ApiClientConfig), and JSON.parse.
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import { request } from 'undici';
+import { ApiClientConfig } from './client.ts';
 import { parseLean } from './decode.ts';
 
 /** The Status an API server's refusal carries, or the start of whatever text came instead. */
@@ -45,6 +46,16 @@ export async function requestWithClient(
   url: string,
   init: { headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {},
 ) {
+  if (kc instanceof ApiClientConfig) {
+    const auth = await kc.credentials(method, url);
+    return request(url, {
+      method,
+      headers: { ...auth.headers, ...init.headers },
+      body: init.body,
+      signal: init.signal,
+      dispatcher: auth.dispatcher,
+    });
+  }
   const ctx = new RequestContext(url, HttpMethod[method]);
   await kc.applySecurityAuthentication(ctx);
   return request(url, {
