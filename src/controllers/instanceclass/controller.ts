@@ -17,10 +17,11 @@ import { classStatus, statusChanged } from './status.ts';
 export const COUNTS_INTERVAL_MS = 1_000;
 /**
  * The least time between two reconciles of a class: each reads every Instance and unbound pod of the
- * class, and every pod event of the class wakes it (several per pod in a burst). A Ready condition that
- * changes is written that much later at most.
+ * class, and every pod event of the class wakes it (several per pod in a burst): at four a second, a
+ * profiled 1,000-pod burst spent 3 % of the controller's time here. A Ready condition that changes is
+ * written that much later at most; no controller decides on it (each checks the class itself).
  */
-const RECONCILE_INTERVAL_MS = 250;
+const RECONCILE_INTERVAL_MS = 1_000;
 
 export class InstanceClassController implements Controller {
   readonly name = 'instanceclass';
