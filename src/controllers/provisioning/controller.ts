@@ -106,18 +106,13 @@ export function podChangeMatters(old: V1Pod, now: V1Pod): boolean {
  * it is Ready (and schedulable) and its allocatable; not the heartbeats, images or addresses of its status.
  */
 export function nodeChangeMatters(old: V1Node, now: V1Node): boolean {
-  const known = nodeVerdicts.get(now);
-  if (known?.old === old) return known.matters;
-  const matters =
+  return (
     !sameMetadata(old.metadata, now.metadata) ||
     !isDeepStrictEqual(old.spec, now.spec) ||
     isNodeReady(old) !== isNodeReady(now) ||
-    !isDeepStrictEqual(old.status?.allocatable, now.status?.allocatable);
-  nodeVerdicts.set(now, { old, matters });
-  return matters;
+    !isDeepStrictEqual(old.status?.allocatable, now.status?.allocatable)
+  );
 }
-/** Provisioning and placement both ask about every node event: answered once per event. */
-const nodeVerdicts = new WeakMap<V1Node, { old: V1Node; matters: boolean }>();
 
 export class ProvisioningController implements Controller {
   readonly name = 'provisioning';
