@@ -46,25 +46,22 @@ export async function requestWithClient(
   url: string,
   init: { headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {},
 ) {
-  if (kc instanceof ApiClientConfig) {
-    const auth = await kc.credentials(method, url);
-    return request(url, {
-      method,
-      headers: { ...auth.headers, ...init.headers },
-      body: init.body,
-      signal: init.signal,
-      dispatcher: auth.dispatcher,
-    });
-  }
-  const ctx = new RequestContext(url, HttpMethod[method]);
-  await kc.applySecurityAuthentication(ctx);
+  // ApiClientConfig hands out its credentials without client-node's RequestContext (a URL parse per request).
+  const auth = kc instanceof ApiClientConfig ? await kc.credentials(method, url) : await viaContext(kc, method, url);
   return request(url, {
     method,
-    headers: { ...ctx.getHeaders(), ...init.headers },
+    headers: { ...auth.headers, ...init.headers },
     body: init.body,
     signal: init.signal,
-    dispatcher: ctx.getDispatcher(),
+    dispatcher: auth.dispatcher,
   });
+}
+
+/** Credentials and pool of any other KubeConfig, as client-node gives them to a request. */
+async function viaContext(kc: KubeConfig, method: Method, url: string) {
+  const ctx = new RequestContext(url, HttpMethod[method]);
+  await kc.applySecurityAuthentication(ctx);
+  return { headers: ctx.getHeaders(), dispatcher: ctx.getDispatcher() };
 }
 
 export type PatchType = 'json' | 'merge' | 'strategic';
@@ -91,8 +88,8 @@ export async function sendJson<T = unknown>(kc: KubeConfig, r: JsonRequest): Pro
 
 /**
  * Sends one request for its effect: the answer is read to its end (the connection goes back to the
- * pool) but not parsed. The object a write returns was a third of the writes' CPU in a burst, and
- * most writers (pins, Events, creates) have no use for it.
+ * pool) but not parsed. Parsing the objects writes return was 0.7 s of a profiled 1,000-pod burst's
+ * 37.7 s, and most writers (pins, Events, creates) have no use for them.
  */
 export async function send(kc: KubeConfig, r: JsonRequest): Promise<void> {
   await exchange(kc, r);

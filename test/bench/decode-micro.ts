@@ -1,19 +1,12 @@
 // Micro-benchmark (not a test): decoding the watch events of a burst, the part of the informers a
-// profile put at a tenth of the controller's time. A pod, a node and an Instance event shaped as the
+// profile put at 7 % of the controller's time. A pod, a node and an Instance event shaped as the
 // testbed's API server sends them (managedFields entries of the kubelet, kube-scheduler, kwok and
 // ipp), decoded two ways side by side: JSON.parse then delete managedFields (before 42a1c11) and
 // parseLean (managedFields cut from the text first, src/kube/decode.ts). `npx node test/bench/decode-micro.ts`.
 import { parseLean } from '../../src/kube/decode.ts';
+import { managedFieldsEntry } from '../unit/kube/managed-fields.ts';
 
-const entry = (manager: string, fields: object, subresource?: string) => ({
-  manager,
-  operation: 'Update',
-  apiVersion: 'v1',
-  time: '2026-11-30T21:17:10Z',
-  fieldsType: 'FieldsV1',
-  fieldsV1: fields,
-  ...(subresource ? { subresource } : {}),
-});
+const entry = managedFieldsEntry;
 const keys = (...names: string[]) => Object.fromEntries(names.map((n) => [`f:${n}`, {}]));
 const condition = (type: string) => ({
   [`k:{"type":"${type}"}`]: { '.': {}, ...keys('lastProbeTime', 'lastTransitionTime', 'status', 'type') },

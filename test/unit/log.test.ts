@@ -6,15 +6,21 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger, lazyChild } from '../../src/log.ts';
 
+/** A stream that keeps every line written to it. */
+function capture() {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
 describe('logger', () => {
   it('never writes credentials, wherever they appear in a logged object', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, sink } = capture();
     const log = createLogger('info', sink);
     log.info(
       {
@@ -32,13 +38,7 @@ describe('logger', () => {
   });
 
   it('makes a lazy child only when it logs, with its bindings, redacted, and at the parent level', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, sink } = capture();
     const parent = createLogger('info', sink);
     let made = 0;
     const child = parent.child.bind(parent);
@@ -58,13 +58,7 @@ describe('logger', () => {
   });
 
   it('honours the level', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
+    const { lines, sink } = capture();
     const log = createLogger('warn', sink);
     log.info('quiet');
     log.warn('loud');

@@ -25,7 +25,7 @@ export function classStatus(
     observedGeneration: cls.metadata.generation,
     lastTransitionTime: previous?.status === status ? previous.lastTransitionTime : now,
   };
-  // One walk over the Instances: a busy class has thousands, and this runs up to four times a second.
+  // One walk over the Instances: a busy class has thousands, and this runs up to once a second.
   let live = 0;
   let readyInstances = 0;
   let idleInstances = 0;

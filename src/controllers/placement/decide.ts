@@ -4,11 +4,12 @@
 // else, so it is decided per pod and never waits behind a class's other claims.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { namespaceAllowed } from '../../api/classes.ts';
-import { awaitsPlacement, claimOf, classOf, isNodeReady, isWorkload, podKey } from '../../api/pods.ts';
+import { awaitsPlacement, claimOf, classOf, holdsClaim, isNodeReady, isWorkload, podKey } from '../../api/pods.ts';
 import type { Instance } from '../../api/types.ts';
 import type { ClusterView } from '../context.ts';
 import { labelMismatch } from '../instance/decisions.ts';
 import { isWarm } from '../warmpool/pool.ts';
+import { isLive } from '../../api/instances.ts';
 
 export interface Placement {
   pod: V1Pod;
@@ -18,9 +19,6 @@ export interface Placement {
 
 type View = Pick<ClusterView, 'instance' | 'instanceClass' | 'nodeByProviderID' | 'podsClaiming' | 'podsOnNode'>;
 
-const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
-/** A pod holds its instance until it is really gone: a bound pod still shutting down holds it too. */
-const holds = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || !!p.spec?.nodeName);
 const createdAt = (p: V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
 /** The order in which waiting claimers of one Instance are served: oldest first, then by name. */
 const before = (a: V1Pod, b: V1Pod) => createdAt(a) - createdAt(b) || (podKey(a) < podKey(b) ? -1 : 1);
@@ -40,7 +38,7 @@ export function placementOf(pod: V1Pod, view: View): Placement | undefined {
   if (!cls || !claim || !namespaceAllowed(cls, pod.metadata?.namespace ?? '')) return undefined;
   const instance = view.instance(claim);
   // A claim naming another class's Instance (copied or forged) is no claim at all.
-  if (!instance || instance.spec.class !== className || !live(instance)) return undefined;
+  if (!instance || instance.spec.class !== className || !isLive(instance)) return undefined;
   // Still in the warm pool: provisioning takes it out first, and the take's update wakes the pod.
   if (isWarm(instance) || !instance.status?.providerID) return undefined;
   // The node the cloud's providerID names, Ready, and labelled for this Instance: what the Instance
@@ -51,7 +49,7 @@ export function placementOf(pod: V1Pod, view: View): Placement | undefined {
   if ((cls.spec.isolation ?? 'Pod') === 'Pod') {
     const key = podKey(pod);
     const onNode = view.podsOnNode(node.metadata!.name!).some((p) => podKey(p) !== key && isWorkload(p));
-    const rivals = view.podsClaiming(claim).filter((p) => podKey(p) !== key && holds(p));
+    const rivals = view.podsClaiming(claim).filter((p) => podKey(p) !== key && holdsClaim(p));
     if (onNode || rivals.some((p) => !awaitsPlacement(p) || before(p, pod) < 0)) return undefined;
   }
   return { pod, instance, node };

@@ -12,6 +12,7 @@ import { awaitsPlacement, claimOf, classOf, isTerminal } from '../../api/pods.ts
 import type { Instance } from '../../api/types.ts';
 import type { ClusterView } from '../context.ts';
 import { isWarm } from '../warmpool/pool.ts';
+import { isLive } from '../../api/instances.ts';
 
 /** How long a calm class goes without a full pass, whatever its events: the bound on what the rules below miss. */
 export const CALM_RECHECK_MS = 1_000;
@@ -30,10 +31,12 @@ export function podEndsCalm(old: V1Pod | undefined, now: V1Pod, view: View): str
   const classes = new Set<string>();
   const own = classOf(now);
   const before = old ? classOf(old) : undefined;
+  const claim = claimOf(now);
+  const inst = claim ? view.instance(claim) : undefined;
   if (
     !old ||
     before !== own ||
-    claimOf(old) !== claimOf(now) ||
+    claimOf(old) !== claim ||
     isTerminal(old) !== isTerminal(now) ||
     !old.metadata?.deletionTimestamp !== !now.metadata?.deletionTimestamp ||
     (awaitsPlacement(now) && !awaitsPlacement(old))
@@ -41,13 +44,10 @@ export function podEndsCalm(old: V1Pod | undefined, now: V1Pod, view: View): str
     if (own) classes.add(own);
     if (before) classes.add(before);
     // A claim on another class's Instance keeps that one's pod from standing too.
-    const claimed = claimOf(now) ? view.instance(claimOf(now)!)?.spec.class : undefined;
-    if (claimed) classes.add(claimed);
+    if (inst) classes.add(inst.spec.class);
   }
   const node = now.spec?.nodeName;
   if (node && node !== old?.spec?.nodeName) {
-    const claim = claimOf(now);
-    const inst = claim ? view.instance(claim) : undefined;
     const claimNode = inst ? view.nodeByProviderID(inst.status?.providerID)?.metadata?.name : undefined;
     const nodeClass = view.node(node)?.metadata?.labels?.[NODE_CLASS_LABEL];
     if (claimNode !== node && nodeClass) classes.add(nodeClass);
@@ -55,12 +55,10 @@ export function podEndsCalm(old: V1Pod | undefined, now: V1Pod, view: View): str
   return [...classes];
 }
 
-const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
-
 /**
  * Does this Instance event end its class's calm? What a standing claim rests on: the Instance exists,
  * is live, not warm, of the class. Its launch and registration (providerID, phase) do not.
  */
 export function instanceEndsCalm(old: Instance | undefined, now: Instance): boolean {
-  return !old || live(old) !== live(now) || isWarm(old) !== isWarm(now) || old.spec.class !== now.spec.class;
+  return !old || isLive(old) !== isLive(now) || isWarm(old) !== isWarm(now) || old.spec.class !== now.spec.class;
 }

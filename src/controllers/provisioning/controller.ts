@@ -198,17 +198,18 @@ export class ProvisioningController implements Controller {
     const settled = (p: V1Pod) => allowed(p) && conditionOf(p)?.status !== 'False' && claimStands(p, cls, state);
     const unsettled = waiting.filter((p) => !settled(p));
     // A pinned pod the scheduler refuses is decided on once it may count as stranded, or once its
-    // Instance is gone (plan() creates it again). Before that, mostly a node the scheduler has not
-    // seen Ready yet, a pass has nothing to decide for it: planned on every pass regardless, a
-    // burst's few such pods cost a plan of the whole class up to ten times a second.
+    // Instance is gone (plan() creates a label-pinned pod's again). Before that, mostly a node the
+    // scheduler has not seen Ready yet, a pass has nothing to decide for it: planned on every pass
+    // regardless, a burst's few such pods cost a plan of the whole class up to ten times a second.
     const now = this.now();
     const strandedAfterMs = this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS;
-    const ripeIn = (p: V1Pod) => {
+    let ripeAfter = Infinity;
+    for (const p of unplaced) {
       const claim = claimOf(p);
-      if (claim !== undefined && !state.instance(claim)) return 0;
-      return unschedulableSince(p)!.getTime() + strandedAfterMs - now;
-    };
-    const ripeAfter = Math.min(...unplaced.map(ripeIn));
+      const ripeIn =
+        claim !== undefined && !state.instance(claim) ? 0 : unschedulableSince(p)!.getTime() + strandedAfterMs - now;
+      ripeAfter = Math.min(ripeAfter, ripeIn);
+    }
     if (!unsettled.length && !(ripeAfter <= 0)) {
       this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
       // Without an event nothing can have changed: no requeue but for the first pinned pod that may

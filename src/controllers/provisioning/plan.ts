@@ -20,6 +20,7 @@ import {
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
 import { classZones, zonesCompatible, type PodZones } from '../../api/zones.ts';
 import { isWarm } from '../warmpool/pool.ts';
+import { isLive } from '../../api/instances.ts';
 
 export interface PlanInput {
   cls: InstanceClass;
@@ -97,7 +98,6 @@ export interface Plan {
   zoneless: { pod: V1Pod; why: string; offered: string[] }[];
 }
 
-const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
 /**
  * Pinned but not yet bound: the gate is gone and the selector names its Instance. Its spec can no
  * longer change, so if that Instance disappears the only way on is an Instance of the same name.
@@ -131,7 +131,7 @@ export function claimStands(
 ): boolean {
   const claim = claimOf(pod);
   const inst = claim ? view.instance(claim) : undefined;
-  if (!inst || inst.spec.class !== cls.metadata.name || !live(inst) || isWarm(inst)) return false;
+  if (!inst || inst.spec.class !== cls.metadata.name || !isLive(inst) || isWarm(inst)) return false;
   if ((cls.spec.isolation ?? 'Pod') !== 'Pod') return true;
   const key = podKey(pod);
   if (view.podsClaiming(claim!).some((p) => podKey(p) !== key && holdsClaim(p))) return false;
@@ -216,7 +216,7 @@ export function plan(input: PlanInput): Plan {
   };
 
   const creating = new Set(input.creating ?? []);
-  let liveCount = instances.filter(live).length + creating.size;
+  let liveCount = instances.filter(isLive).length + creating.size;
   const mayPlace = input.mayPlace ?? (() => true);
   // Oldest first. Sort keys are computed once per pod, not per comparison: a burst of a thousand
   // pods sorted by re-parsed timestamps is measurable in every pass.
@@ -254,7 +254,7 @@ export function plan(input: PlanInput): Plan {
       mayLaunchIn: inst.spec.zones ?? offered,
     });
   /** May serve a further pod if it has room: nothing here changes during a plan, so it is judged once. */
-  const eligible = (inst: Instance) => live(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse);
+  const eligible = (inst: Instance) => isLive(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse);
   // Warm Ready instances first (they place the pod at once, and were kept for that), then other
   // Ready ones, then those on their way (warm first), oldest first. Sorted once per plan; the
   // Instances this plan creates rank last (Pending, not warm, newest) and are appended in order.
@@ -314,11 +314,11 @@ export function plan(input: PlanInput): Plan {
     if (!since || now - since.getTime() < (input.strandedAfterMs ?? STRANDED_AFTER_MS)) continue;
     const claimed = claimOf(pod);
     const inst = claimed ? byName.get(claimed) : undefined;
-    const node = inst && live(inst) ? nodeOf(inst) : undefined;
+    const node = inst && isLive(inst) ? nodeOf(inst) : undefined;
     const scheduler =
       (pod.status?.conditions ?? []).find((c) => c.type === 'PodScheduled')?.message ?? 'no reason given';
     const why =
-      !inst || !live(inst)
+      !inst || !isLive(inst)
         ? `its Instance ${claimed} is gone`
         : !node || node.metadata?.name !== pinned
           ? `node ${pinned} of its Instance ${claimed} is gone`
@@ -333,7 +333,7 @@ export function plan(input: PlanInput): Plan {
     // A claim naming another class's Instance (copied or forged) is no claim at all.
     if (claimed && !byName.has(claimed) && input.exists?.(claimed)) claimed = undefined;
     let current = claimed ? byName.get(claimed) : undefined;
-    if (isolation === 'Pod' && claimed && current && live(current)) {
+    if (isolation === 'Pod' && claimed && current && isLive(current)) {
       // One pod per instance: a claim stands only if nobody else holds the instance already.
       const others = [...loadOf(claimed).pods].filter((k) => k !== podKey(pod) && !waitingKeys.has(k));
       if (others.length || kept.has(claimed)) {
@@ -343,7 +343,7 @@ export function plan(input: PlanInput): Plan {
         kept.add(claimed);
       }
     }
-    if (claimed && current && live(current)) {
+    if (claimed && current && isLive(current)) {
       // Claimed, but the take from the warm pool has not landed (it failed, or the controller died
       // after the claim): take it now, and place the pod only once it is out of the pool.
       // Placing it once its Instance is Ready is the placement controller's, pod by pod.

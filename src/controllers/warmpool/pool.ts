@@ -5,11 +5,11 @@ import { parseDuration } from '../../api/duration.ts';
 import { WARM_LABEL } from '../../api/names.ts';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import { scheduleOpen } from './schedule.ts';
+import { isLive } from '../../api/instances.ts';
 
 export const DEFAULT_MAX_AGE = '24h';
 
 export const isWarm = (i: Instance) => i.metadata.labels?.[WARM_LABEL] === 'true';
-const live = (i: Instance) => !i.metadata.deletionTimestamp && i.status?.phase !== 'Terminated';
 const ready = (i: Instance) => i.status?.phase === 'Ready';
 const created = (i: Instance) => new Date(i.metadata.creationTimestamp ?? 0).getTime();
 
@@ -71,7 +71,7 @@ export function poolPlan({
 }: PoolInput): PoolPlan {
   const desired = desiredSize(cls, now);
   const maxAgeMs = parseDuration(cls.spec.warmPool?.maxAge ?? DEFAULT_MAX_AGE, 'spec.warmPool.maxAge');
-  const lives = instances.filter(live);
+  const lives = instances.filter(isLive);
   const warm = lives.filter((i) => isWarm(i) && !inUse(i)).sort((a, b) => created(a) - created(b));
   const aged = warm.filter((i) => now - created(i) >= maxAgeMs || !!outdated?.(i));
   const fresh = warm.filter((i) => !aged.includes(i));

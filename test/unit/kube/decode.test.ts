@@ -2,6 +2,7 @@
 // and deleting them, whatever the key order and whatever the strings inside hold.
 import { describe, expect, it } from 'vitest';
 import { parseLean, withoutManagedFields } from '../../../src/kube/decode.ts';
+import { managedFieldsEntry } from './managed-fields.ts';
 
 type Obj = { metadata?: { managedFields?: unknown[]; [k: string]: unknown }; [k: string]: unknown };
 
@@ -15,14 +16,7 @@ const expected = (o: unknown): unknown => {
   return copy;
 };
 
-const entry = (manager: string, fields: Record<string, unknown>) => ({
-  manager,
-  operation: 'Update',
-  apiVersion: 'v1',
-  time: '2026-11-30T21:17:10Z',
-  fieldsType: 'FieldsV1',
-  fieldsV1: fields,
-});
+const entry = managedFieldsEntry;
 
 // A pod as kube-apiserver writes one (Go struct order: managedFields last in metadata), with field
 // names holding what could mislead a scan: `]`, escaped quotes, backslashes, the key itself.
