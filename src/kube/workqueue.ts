@@ -39,7 +39,7 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly due = new Map<string, number>();
-  /** When each key last started (only with minIntervalMs). */
+  /** When each key last started (only with minIntervalMs), on the monotonic clock: a wall clock stepped back would hold keys. */
   private readonly started = new Map<string, number>();
   private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> &
     Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
@@ -53,7 +53,7 @@ export class WorkQueue {
   add(key: string): void {
     const interval =
       typeof this.opts.minIntervalMs === 'function' ? this.opts.minIntervalMs(key) : this.opts.minIntervalMs;
-    const wait = interval - (Date.now() - (this.started.get(key) ?? -Infinity));
+    const wait = interval - (performance.now() - (this.started.get(key) ?? -Infinity));
     if (wait > 0 && !this.processing.has(key)) return this.addAfter(key, wait);
     const timer = this.timers.get(key);
     if (timer) {
@@ -76,7 +76,7 @@ export class WorkQueue {
   addAfter(key: string, ms: number): void {
     if (ms <= 0) return this.add(key);
     if (this.queued.has(key)) return;
-    const at = Date.now() + ms;
+    const at = performance.now() + ms;
     const pending = this.timers.get(key);
     if (pending && (this.due.get(key) ?? Infinity) <= at) return;
     clearTimeout(pending);
@@ -137,7 +137,7 @@ export class WorkQueue {
       if (spent()) await yieldToEventLoop();
       const key = await this.next(signal);
       if (key === undefined) return;
-      if (this.opts.minIntervalMs !== 0) this.started.set(key, Date.now());
+      if (this.opts.minIntervalMs !== 0) this.started.set(key, performance.now());
       try {
         const result = await reconcile(key, signal);
         this.failures.delete(key);

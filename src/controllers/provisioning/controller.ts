@@ -119,8 +119,12 @@ export class ProvisioningController implements Controller {
   readonly wakes: Wakes = {
     pod: (p, state, old) => {
       if (old && !podChangeMatters(old, p)) return [];
-      for (const c of podEndsCalm(old, p, state)) this.calmSince.delete(c);
-      return [classOf(p)].filter((k): k is string => !!k);
+      // Classes whose calm this ends are woken too: a pod of another class, or none, bound to an
+      // Instance's node takes it from the pod of this one that claims it.
+      const ended = podEndsCalm(old, p, state);
+      for (const c of ended) this.calmSince.delete(c);
+      const own = classOf(p);
+      return own && !ended.includes(own) ? [own, ...ended] : ended;
     },
     node: (n, _state, old) =>
       old && !nodeChangeMatters(old, n) ? [] : [n.metadata?.labels?.[NODE_CLASS_LABEL]].filter((k): k is string => !!k),
@@ -167,7 +171,8 @@ export class ProvisioningController implements Controller {
     if (!this.caughtUp(className)) return { requeueAfterMs: 100 };
     const calm = this.calmSince.get(className);
     if (calm !== undefined) {
-      const left = calm + CALM_RECHECK_MS - this.now();
+      // At most the recheck: a wall clock stepped back must not stretch the calm.
+      const left = Math.min(calm + CALM_RECHECK_MS - this.now(), CALM_RECHECK_MS);
       if (left > 0) return { requeueAfterMs: left };
       this.calmSince.delete(className);
     }
@@ -208,7 +213,8 @@ export class ProvisioningController implements Controller {
       const claim = claimOf(p);
       const ripeIn =
         claim !== undefined && !state.instance(claim) ? 0 : unschedulableSince(p)!.getTime() + strandedAfterMs - now;
-      ripeAfter = Math.min(ripeAfter, ripeIn);
+      // A time that does not parse is ripe now: NaN would leave the class calm with no pod ever stranded.
+      ripeAfter = Math.min(ripeAfter, Number.isNaN(ripeIn) ? 0 : ripeIn);
     }
     if (!unsettled.length && !(ripeAfter <= 0)) {
       this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);

@@ -80,6 +80,13 @@ describe('parseLean', () => {
     expect(parsed).toEqual(odd);
   });
 
+  it('parses whole a key that only ends in managedFields (an escaped quote before it)', () => {
+    // Cut there, this text would leave valid JSON of other keys: {"a":1,"b\"c":3}.
+    const text = '{"a":1,"b\\"managedFields":[2],"c":3}';
+    expect(withoutManagedFields(text)).toBeUndefined();
+    expect(parseLean(text)).toEqual(JSON.parse(text));
+  });
+
   it('leaves text without managedFields to JSON.parse, errors included', () => {
     expect(withoutManagedFields('{"a":1}')).toBeUndefined();
     expect(parseLean('{"a":[1]}')).toEqual({ a: [1] });

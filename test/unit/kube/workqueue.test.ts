@@ -147,6 +147,23 @@ describe('WorkQueue', () => {
     await done;
   });
 
+  it('with minIntervalMs, runs a key again within the interval when the wall clock steps back an hour', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { q } = setup({ minIntervalMs: 50 });
+    const r = recorder();
+    const ac = new AbortController();
+    const done = q.run(r.reconcile, ac.signal);
+    q.add('a');
+    await settle();
+    vi.setSystemTime(Date.now() - 3_600_000);
+    q.add('a');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await settle();
+    expect(r.calls).toEqual(['a', 'a']);
+    ac.abort();
+    await done;
+  });
+
   it('asks a minIntervalMs function per key, so one key can be spaced out and another not', async () => {
     const { q } = setup({ minIntervalMs: (key) => (key === 'slow' ? 1_000 : 0) });
     const r = recorder();

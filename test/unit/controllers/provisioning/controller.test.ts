@@ -103,6 +103,33 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('instances.create')).toHaveLength(1);
   });
 
+  it('wakes a calm class when a pod of no class takes the node its waiting pod claims', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x' })];
+    expect(await controller.reconcile('metal')).toBeUndefined();
+    const pending = pod('squatter', { class: null, gated: false });
+    const bound = pod('squatter', { class: null, gated: false, nodeName: 'n1' });
+    // The class of the node, woken though the pod names none, for a pass at once.
+    expect(controller.wakes.pod!(bound, f.cluster, pending)).toEqual(['metal']);
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' }), bound];
+    f.clock.now += 10;
+    await controller.reconcile('metal');
+    // The pass is not deferred: the pod gets an Instance of its own.
+    expect(f.writes.log).toEqual([
+      ['pods.claim', 'web-1', 'metal-a'],
+      ['instances.create', 'metal-a', 'metal'],
+    ]);
+  });
+
+  it('keeps a calm class passed over for no more than a second when the clock steps back', async () => {
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Launched', providerID: 'sim:///n1' })];
+    expect(await controller.reconcile('metal')).toBeUndefined();
+    f.clock.now -= 3_600_000;
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 1_000 });
+  });
+
   it('tells every waiting pod why an unknown class cannot be provisioned, and writes nothing', async () => {
     f.cluster.classList = [];
     f.cluster.podList = [pod('web-1'), pod('web-2')];
@@ -206,6 +233,27 @@ describe('ProvisioningController', () => {
     f.clock.now = refusedAt + STRANDED_AFTER_MS;
     await controller.reconcile('metal');
     expect(planned).toBe(1);
+    expect(reasons()).toEqual(['web-1/Stranded']);
+  });
+
+  it('decides on a refused pinned pod whose refusal time does not parse, as plan() does, not never', async () => {
+    const p = pod('web-1', { claim: 'metal-x', gated: false });
+    p.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
+        },
+      },
+    };
+    p.status = {
+      conditions: [
+        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date('garbage') },
+      ],
+    };
+    f.cluster.podList = [p];
+    f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x', unschedulable: true })];
+    await controller.reconcile('metal');
     expect(reasons()).toEqual(['web-1/Stranded']);
   });
 
