@@ -2,7 +2,7 @@
 // cluster and on a world, for this tree and the baseline commit side by side; prints each figure,
 // their ratio and the issue's targets, and writes them as JSON to bench-results/.
 import { baselineTree, currentTree, type Tree } from './controller.ts';
-import { runBurst, runFloor, type BurstOptions, type BurstResult } from './burst.ts';
+import { apiserverRequestCounts, runBurst, runFloor, type BurstOptions, type BurstResult } from './burst.ts';
 import { round } from './observe.ts';
 import {
   describeClients,
@@ -240,6 +240,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       await ensureIppWorld(bed.kc, bed.world);
       await ensureOtherPods(bed.kc, bed.world, worldPods);
       process.stderr.write(`[bench] world built in ${round((Date.now() - t0) / 1000)} s\n`);
+      await settleNodeWrites(bed.kc, worldNodes);
       await burst(bed, `world (${worldNodes} busy ipp nodes of the class, ${worldPods} other pods)`);
     }
     // Each block with this tree first, as printBursts expects; rounds merged into medians.
@@ -272,4 +273,37 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       `written to ${write('burst', { clients, heartbeat, settings, sizes, worldNodes, worldPods, options: o, results: combined, rounds })}`,
     );
   }, heartbeat);
+}
+
+/**
+ * Waits for the wave of node writes that follows building a world to pass: kwok writes the status of
+ * thousands of new nodes for minutes after they exist, and a burst started meanwhile measures that
+ * wave (in one run, the first tree's 100-pod burst shared its 52 s with 7,663 node status writes, 77
+ * per pod: 1 s of CPU per pod over all processes, against 0.16 for the second tree). Settled once the
+ * API server takes no more than one node write a second per 100 nodes (50/s at 5,000) in two 10 s
+ * windows in a row; after 10 minutes the bench goes on and says so.
+ */
+async function settleNodeWrites(kc: Bed['kc'], nodes: number): Promise<void> {
+  const limit = Math.max(30, nodes / 100);
+  const windowS = 10;
+  const writes = async () => {
+    let n = 0;
+    for (const [k, v] of await apiserverRequestCounts(kc)) if (/^(PATCH|PUT) nodes\b/.test(k)) n += v;
+    return n;
+  };
+  const t0 = Date.now();
+  let last = await writes();
+  for (let quiet = 0; quiet < 2; ) {
+    if (Date.now() - t0 > 10 * 60_000) {
+      process.stderr.write(`[bench] node writes never fell to ${limit}/s in 10 minutes; bursting anyway\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, windowS * 1000));
+    const now = await writes();
+    const rate = (now - last) / windowS;
+    last = now;
+    quiet = rate <= limit ? quiet + 1 : 0;
+    process.stderr.write(`[bench] node writes ${round(rate)}/s (waiting for ≤ ${limit}/s twice)\n`);
+  }
+  process.stderr.write(`[bench] node writes settled after ${round((Date.now() - t0) / 1000)} s\n`);
 }
