@@ -32,11 +32,37 @@ export function createLogger(
       censor: '[redacted]',
     },
   };
+  if (destination) return pino(options, destination);
   // stdout written asynchronously: one synchronous write per line was ~2 % of the controller's busy time
   // in a profiled 1,000-pod burst. Lines queued meanwhile go out together. pino writes what is queued when the
   // process exits, and the fatal path (main.ts) waits for the write under way too; a SIGKILL or a V8
   // abort (out of memory) can lose the last lines.
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false }));
+  const stdout = pino.destination({ dest: 1, sync: false, maxLength: LOG_BUFFER_MAX_BYTES });
+  const logger = pino(options, stdout);
+  reportDrops(stdout, logger);
+  return logger;
+}
+
+/**
+ * What stdout may hold queued. A log pipe that stops draining (a stalled container runtime, a
+ * suspended reader) would otherwise grow the queue until the memory limit kills the controller:
+ * lines past this are dropped, and counted.
+ */
+export const LOG_BUFFER_MAX_BYTES = 8 << 20;
+
+/** Says once a second, while lines were dropped, how many; the report counts itself if it is dropped too. */
+function reportDrops(stdout: ReturnType<typeof pino.destination>, logger: Logger): void {
+  let dropped = 0;
+  stdout.on('drop', () => dropped++);
+  setInterval(() => {
+    if (!dropped) return;
+    const told = dropped;
+    logger.warn(
+      { dropped: told },
+      `stdout did not take the log as fast as it was written: ${told} lines dropped (over ${LOG_BUFFER_MAX_BYTES >> 20} MiB queued)`,
+    );
+    if (dropped === told) dropped = 0;
+  }, 1_000).unref();
 }
 
 /**

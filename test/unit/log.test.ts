@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -83,4 +83,44 @@ describe('logger', () => {
     expect(lines).toHaveLength(5001);
     expect(JSON.parse(lines.at(-1)!)).toMatchObject({ msg: 'controller failed' });
   });
+
+  it('drops lines past its bound while stdout does not drain, keeps memory flat, and says how many once it drains', async () => {
+    const log = JSON.stringify(pathToFileURL(resolve('src/log.ts')).href);
+    // 64 MiB of lines into a pipe nobody reads yet; then the heap, after a full GC, on stderr; then
+    // wait for the reader and the report of what was dropped.
+    const script = `import { createLogger } from ${log};
+      const log = createLogger('info');
+      const pad = 'x'.repeat(1000);
+      for (let i = 0; i < 65536; i++) log.info({ i, pad }, 'line');
+      globalThis.gc();
+      process.stderr.write(JSON.stringify({ heapMiB: process.memoryUsage().heapUsed / 2 ** 20 }) + '\\n');
+      setTimeout(() => log.flush(() => process.exit(0)), 2_500);`;
+    const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.pause();
+    let err = '';
+    const reported = new Promise<{ heapMiB: number }>((done) =>
+      child.stderr.on('data', (c: Buffer) => {
+        err += String(c);
+        if (err.includes('\n')) done(JSON.parse(err.split('\n')[0]!) as { heapMiB: number });
+      }),
+    );
+    const { heapMiB } = await reported;
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += String(c)));
+    child.stdout.resume();
+    const code = await new Promise((done) => child.on('exit', done));
+    expect(code, err).toBe(0);
+    // Without the bound the queue held all 64 MiB.
+    expect(heapMiB).toBeLessThan(40);
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string; dropped?: number; i?: number });
+    const kept = lines.filter((l) => l.msg === 'line').length;
+    const report = lines.find((l) => l.dropped !== undefined);
+    expect(kept).toBeLessThan(65536);
+    expect(report?.dropped).toBe(65536 - kept);
+  }, 30_000);
 });
