@@ -30,6 +30,8 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['toRunningP50Ms', 'created → Running p50 (ms)'],
   ['toRunningP99Ms', 'created → Running p99 (ms)'],
   ['cpuMsPerPod', 'controller CPU per pod (ms)'],
+  ['idleCpuMsPerS', 'controller CPU while idle before the burst (ms/s)'],
+  ['cpuMsPerPodNetOfIdle', 'controller CPU per pod, less its idle CPU over the burst (ms)'],
   ['machineCpuMsPerPod', 'CPU per pod of the bench, testbed and controller (ms; 2 cores = 2,000 ms/s)'],
   ['rssBeforeMiB', 'controller RSS before (MiB)'],
   ['rssAfterMiB', 'controller RSS after (MiB)'],
@@ -163,7 +165,7 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
         : [
             `  ${at}: node Ready → the pin written (the controller's log) p99 ≤ 1000 ms: ${r.readyToPinAnsweredP99Ms} — ${verdict(r.readyToPinAnsweredP99Ms <= 1000)}`,
           ]),
-      `  ${at}: CPU per pod ≤ 10 ms: ${r.cpuMsPerPod} — ${verdict(r.cpuMsPerPod <= 10)}`,
+      `  ${at}: CPU per pod ≤ 10 ms: ${r.cpuMsPerPod}${r.cpuMsPerPodNetOfIdle === undefined ? '' : ` (${r.cpuMsPerPodNetOfIdle} less its idle CPU)`} — ${verdict(r.cpuMsPerPod <= 10)}`,
       `  ${at}: RSS after ≤ 1.5× before: ${r.rssAfterMiB} / ${r.rssBeforeMiB} = ${round(r.rssAfterMiB / r.rssBeforeMiB, 2)}× — ${verdict(r.rssAfterMiB <= 1.5 * r.rssBeforeMiB)}`,
     );
   }
@@ -293,7 +295,7 @@ async function settleNodeWrites(kc: Bed['kc'], nodes: number): Promise<void> {
   };
   const t0 = Date.now();
   let last = await writes();
-  for (let quiet = 0; quiet < 2; ) {
+  for (let quiet = 0; quiet < 2;) {
     if (Date.now() - t0 > 10 * 60_000) {
       process.stderr.write(`[bench] node writes never fell to ${limit}/s in 10 minutes; bursting anyway\n`);
       return;

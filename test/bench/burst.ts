@@ -39,6 +39,8 @@ export interface BurstOptions {
   extraArgs: string[];
   /** How long after the burst the settled RSS is read (default 30 s). */
   settleMs?: number;
+  /** How long the controller's CPU is read while idle before the burst (default 10 s). */
+  idleMs?: number;
   /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
   cpuProfileDir?: string;
   /** Where the simulated kubelets run (a tree from before --no-simulated-kubelets: in its controller). */
@@ -69,6 +71,13 @@ export interface BurstResult {
   toRunningP50Ms: number;
   toRunningP99Ms: number;
   cpuMsPerPod: number;
+  /**
+   * The controller's CPU while idle just before the burst (ms per second): on a world, its thousands of
+   * nodes' heartbeats and the periodic re-checks, which a burst pays for as long as it lasts.
+   */
+  idleCpuMsPerS?: number;
+  /** cpuMsPerPod less what the controller spends idle over the burst's length: what the pods themselves cost. */
+  cpuMsPerPodNetOfIdle?: number;
   rssBeforeMiB: number;
   rssAfterMiB: number;
   /** RSS 30 s after the last pod was Running, the controller idle: what stays, against what the burst only passed through. */
@@ -404,6 +413,10 @@ export async function runBurst(
   try {
     // Let the first passes after sync finish, so the burst is measured, not the start.
     await new Promise((r) => setTimeout(r, 3_000));
+    const idleMs = o.idleMs ?? 10_000;
+    const idleFrom = cpuSeconds(controller.pid);
+    await new Promise((r) => setTimeout(r, idleMs));
+    const idleCpuMsPerS = ((cpuSeconds(controller.pid) - idleFrom) * 1000) / (idleMs / 1000);
     const apiBefore = await apiserverRequestCounts(bed.kc);
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
@@ -467,6 +480,10 @@ export async function runBurst(
       toRunningP99Ms: Math.round(quantile(toRunning, 0.99)),
       // Per pod that reached Running: a run cut short by the deadline is not spread over pods never placed.
       cpuMsPerPod: round(((cpuAfter - cpuBefore) * 1000) / Math.max(1, t.running.size)),
+      idleCpuMsPerS: round(idleCpuMsPerS),
+      cpuMsPerPodNetOfIdle: round(
+        ((cpuAfter - cpuBefore) * 1000 - idleCpuMsPerS * seconds) / Math.max(1, t.running.size),
+      ),
       rssBeforeMiB: round(rssBefore / MiB),
       rssAfterMiB: round(rssAfter / MiB),
       admissionErrors,
