@@ -39,6 +39,7 @@ const FIGURES: [keyof BurstResult, string][] = [
   ['heapLiveSettledMiB', 'controller live heap then, after a full GC (MiB)'],
   ['rssAfterGcMiB', 'controller RSS after that GC (MiB)'],
   ['admissionErrors', 'admission errors'],
+  ['benchPodWatchReopened', "the bench's pod watch opened again (closed by the API server)"],
   ['controllerRequestsPerPod', 'controller API requests per pod (start to stop; not the simulated cloud)'],
   ['controllerWritesPerPod', 'controller API writes per pod'],
   ['apiserverRequestsPerPod', 'API server requests per pod, every client (burst)'],

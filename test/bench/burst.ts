@@ -6,21 +6,14 @@
 // pods, Instances, nodes and cloud records are removed, so every run starts from the same cluster.
 // Every figure is measured for this tree and, in the same run, for the baseline commit.
 import { existsSync, readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { request, type RequestOptions } from 'node:https';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
-import {
-  CLASS_LABEL,
-  GATE,
-  GROUP,
-  NODE_CLASS_LABEL,
-  POD_INSTANCE_ANNOTATION,
-  TAINT_KEY,
-  VERSION,
-} from '../../src/api/names.ts';
-import type { Instance } from '../../src/api/types.ts';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CLASS_LABEL, GATE, GROUP, TAINT_KEY, VERSION } from '../../src/api/names.ts';
+import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
 import { admissionRoundTrip, startController, type Tree } from './controller.ts';
-import { cpuByCommand, cpuSeconds, follow, quantile, round, rssBytes, type Followed, type Page } from './observe.ts';
+import { cpuByCommand, cpuSeconds, follow, quantile, round, rssBytes, type Page } from './observe.ts';
 import type { Bed } from './scale.ts';
 import { inParallel } from './world.ts';
 
@@ -87,6 +80,11 @@ export interface BurstResult {
   /** RSS right after that GC: how much of the settled RSS V8 gives back when made to collect. */
   rssAfterGcMiB?: number;
   admissionErrors: number;
+  /**
+   * How often the bench's own pod watch was opened again during the run (kube-apiserver closes a
+   * watcher that does not keep up): its pins are then seen late, and node Ready → pinned with them.
+   */
+  benchPodWatchReopened?: number;
   /** API requests per pod the controller process sent (simulated cloud included), start to stop; NaN if it did not say. */
   controllerRequestsPerPod: number;
   /** Of those, writes (POST, PUT, PATCH, DELETE). */
@@ -231,8 +229,6 @@ export const pendingPod = (name: string, cls: string, run: string): V1Pod => ({
   },
 });
 
-const isReady = (n: V1Node) => (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
-
 /** What the watches saw of one run, each time the first moment it was seen. */
 class Timeline {
   readonly created = new Map<string, number>();
@@ -253,27 +249,22 @@ class Timeline {
     return n ? this.nodeReady.get(n) : undefined;
   }
 
-  pod(p: V1Pod, at: number): void {
-    const name = p.metadata!.name!;
-    const claim = p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
-    if (claim && !this.claim.has(name)) this.claim.set(name, claim);
-    const gated = (p.spec?.schedulingGates ?? []).some((g) => g.name === GATE);
-    if (!gated && !this.pinned.has(name)) this.pinned.set(name, at);
-    if (p.spec?.nodeName) this.nodeOf.set(name, p.spec.nodeName);
-    if (p.status?.phase === 'Running' && !this.running.has(name)) this.running.set(name, at);
-  }
-
-  instance(i: Instance, at: number): void {
-    const name = i.metadata.name!;
-    if (!this.instanceSeen.has(name)) this.instanceSeen.set(name, at);
-    if (i.status?.providerID && !this.instanceLaunched.has(name)) this.instanceLaunched.set(name, at);
-    this.instanceClass.set(name, i.spec.class);
-  }
-
-  node(n: V1Node, at: number): void {
-    const name = n.metadata!.name!;
-    this.nodesSeen.add(name);
-    if (isReady(n) && !this.nodeReady.has(name)) this.nodeReady.set(name, at);
+  /** One event as the watch thread saw it (burst-watch.ts). */
+  seen(s: Seen): void {
+    const { name, at } = s as { name: string; at: number };
+    if (s.kind === 'pod') {
+      if (s.claim && !this.claim.has(name)) this.claim.set(name, s.claim);
+      if (!s.gated && !this.pinned.has(name)) this.pinned.set(name, at);
+      if (s.nodeName) this.nodeOf.set(name, s.nodeName);
+      if (s.running && !this.running.has(name)) this.running.set(name, at);
+    } else if (s.kind === 'instance') {
+      if (!this.instanceSeen.has(name)) this.instanceSeen.set(name, at);
+      if (s.launched && !this.instanceLaunched.has(name)) this.instanceLaunched.set(name, at);
+      this.instanceClass.set(name, s.cls);
+    } else if (s.kind === 'node') {
+      this.nodesSeen.add(name);
+      if (s.ready && !this.nodeReady.has(name)) this.nodeReady.set(name, at);
+    }
   }
 
   /** Per pod, `to(pod) - from(pod)` where both are known. */
@@ -286,48 +277,33 @@ class Timeline {
   }
 }
 
-async function watchRun(kc: KubeConfig, namespace: string, cls: string, run: string, t: Timeline) {
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const watches: Followed[] = [];
-  watches.push(
-    await follow<V1Pod>(
-      kc,
-      `/api/v1/namespaces/${namespace}/pods`,
-      `${RUN_LABEL}=${run}`,
-      (c) => core.listNamespacedPod({ namespace, labelSelector: `${RUN_LABEL}=${run}`, limit: 500, _continue: c }),
-      (_type, p, at) => t.pod(p, at),
-    ),
-  );
-  watches.push(
-    await follow<Instance>(
-      kc,
-      `/apis/${GROUP}/${VERSION}/instances`,
-      '',
-      (c) =>
-        custom.listClusterCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: 'instances',
-          limit: 500,
-          _continue: c,
-        }) as Promise<Page<Instance>>,
-      (type, i, at) => type !== 'DELETED' && t.instance(i, at),
-    ),
-  );
-  watches.push(
-    await follow<V1Node>(
-      kc,
-      '/api/v1/nodes',
-      `${NODE_CLASS_LABEL}=${cls}`,
-      (c) => core.listNode({ labelSelector: `${NODE_CLASS_LABEL}=${cls}`, limit: 500, _continue: c }),
-      (type, n, at) => type !== 'DELETED' && t.node(n, at),
-    ),
-  );
+/** The run's watches, in a thread of their own (burst-watch.ts), feeding `t`; resolves once all have begun. */
+async function watchRun(kubeconfig: string, namespace: string, cls: string, run: string, t: Timeline) {
+  const worker = new Worker(new URL('./burst-watch.ts', import.meta.url), {
+    workerData: { kubeconfig, namespace, cls, podSelector: `${RUN_LABEL}=${run}` } satisfies WatchTarget,
+  });
+  let reopened: ((n: number) => void) | undefined;
+  const listed = await new Promise<Extract<Seen, { kind: 'listed' }>>((resolve, reject) => {
+    worker.on('error', reject);
+    worker.on('message', (s: Seen) => {
+      if (s.kind === 'listed') resolve(s);
+      else if (s.kind === 'reopened') reopened?.(s.pods);
+      else t.seen(s);
+    });
+  });
   return {
-    existingInstances: watches[1]!.existing,
-    existingNodes: watches[2]!.existing,
-    stop: () => watches.forEach((w) => w.stop()),
+    existingInstances: new Set(listed.existingInstances),
+    existingNodes: new Set(listed.existingNodes),
+    /** The bench's pod watch opened again: a watch the API server closed delivers its events late. */
+    podWatchReopened: () =>
+      new Promise<number>((resolve) => {
+        reopened = resolve;
+        worker.postMessage('reopened');
+      }),
+    stop: async () => {
+      worker.postMessage('stop');
+      await worker.terminate();
+    },
   };
 }
 
@@ -393,7 +369,7 @@ export async function runBurst(
     core.listNamespacedConfigMap({ namespace: bed.world.cloudNamespace, limit: 500, _continue: c }),
   );
   const t = new Timeline();
-  const watching = await watchRun(bed.kc, ns, cls, run, t);
+  const watching = await watchRun(bed.kubeconfig, ns, cls, run, t);
   const controller = await startController(tree, {
     kubeconfig: bed.kubeconfig,
     cluster: bed.world.cluster,
@@ -487,6 +463,7 @@ export async function runBurst(
       rssBeforeMiB: round(rssBefore / MiB),
       rssAfterMiB: round(rssAfter / MiB),
       admissionErrors,
+      benchPodWatchReopened: await watching.podWatchReopened(),
       ...serverFigures(apiAfter, size, machine),
     };
     // Read again once idle: what the burst left behind, against what it only passed through.
@@ -495,7 +472,7 @@ export async function runBurst(
     result.heapLiveSettledMiB = round((await controller.heapAfterGc()) / MiB);
     result.rssAfterGcMiB = round(rssBytes(controller.pid) / MiB);
   } finally {
-    watching.stop();
+    await watching.stop();
     await controller.stop();
   }
   const placedAt = placedLoggedAt(controller.logFile);
@@ -552,7 +529,7 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
     `/api/v1/namespaces/${ns}/pods`,
     `${RUN_LABEL}=${run}`,
     (c) => core.listNamespacedPod({ namespace: ns, labelSelector: `${RUN_LABEL}=${run}`, limit: 500, _continue: c }),
-    (_type, p, at) => t.pod(p, at),
+    (_type, p, at) => t.seen(podSeen(p, at)),
   );
   const apiBefore = await apiserverRequestCounts(bed.kc);
   const machineBefore = cpuByCommand();

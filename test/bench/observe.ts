@@ -9,6 +9,8 @@ import { Watch, type KubeConfig } from '@kubernetes/client-node';
 export interface Followed {
   /** Objects listed before the watch began, by name. */
   existing: Set<string>;
+  /** How often the watch was opened again after the server (or the network) ended it. */
+  readonly reopened: number;
   stop(): void;
 }
 
@@ -44,8 +46,10 @@ export async function follow<T extends { metadata?: { name?: string; resourceVer
   const watch = new Watch(kc);
   let stopped = false;
   let current: AbortController | undefined;
+  let opened = 0;
   const start = async (): Promise<void> => {
     if (stopped) return;
+    opened++;
     current = await watch.watch(
       path,
       { resourceVersion: rv, allowWatchBookmarks: true, ...(labelSelector ? { labelSelector } : {}) },
@@ -63,6 +67,9 @@ export async function follow<T extends { metadata?: { name?: string; resourceVer
   await start();
   return {
     existing,
+    get reopened() {
+      return opened - 1;
+    },
     stop() {
       stopped = true;
       current?.abort();

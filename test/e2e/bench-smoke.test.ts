@@ -124,10 +124,13 @@ describe('scale benchmarks, small', () => {
       admission: true,
       extraArgs: [],
       settleMs: 500,
+      idleMs: 1_000,
       kubelets: 'apart',
     });
     console.log(printBursts([r]).join('\n'));
     expect(r.running).toBe(3);
+    expect(Number.isFinite(r.idleCpuMsPerS) && r.idleCpuMsPerS! >= 0).toBe(true);
+    expect(Number.isFinite(r.cpuMsPerPodNetOfIdle)).toBe(true);
     expect(r.admissionErrors).toBe(0);
     for (const v of [
       r.podsPerS,
