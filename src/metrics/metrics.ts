@@ -22,8 +22,15 @@ export const WEBHOOK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
  * finding, one past a few seconds risks the lease.
  */
 export const EVENT_LOOP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
-/** The event-loop probe's period: the resolution prom-client's nodejs_eventloop_lag_* use too. */
-export const EVENT_LOOP_PROBE_MS = 10;
+/**
+ * The event-loop probe's period. A stall shorter than this is caught by chance (as often as it is
+ * long against the period), a longer one always. Every 10 ms, the probe and prom-client's monitor
+ * at the same resolution cost an idle controller ~13 ms of CPU a second, most of its idle CPU
+ * (`node test/bench/probe-micro.ts`).
+ */
+export const EVENT_LOOP_PROBE_MS = 50;
+/** The resolution of prom-client's native event-loop monitor behind nodejs_eventloop_lag_p50/p99/max. */
+export const EVENT_LOOP_MONITOR_MS = 100;
 
 /** Values of ipp_webhook_requests_total's `result` label: the answer given, or `error` for a 4xx/5xx. */
 export type AdmissionResult = 'allowed' | 'denied' | 'error';
@@ -111,7 +118,7 @@ export class Metrics {
   constructor(opts: MetricsOptions = {}) {
     const registers = [(this.registry = new Registry())];
     if (opts.defaultMetrics ?? true) {
-      collectDefaultMetrics({ register: this.registry });
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITOR_MS });
       // Gauges named *_total break Prometheus naming (promtool check metrics rejects them); the
       // per-type gauges nodejs_active_{handles,requests,resources} carry the same numbers.
       for (const name of [
@@ -312,7 +319,7 @@ export class Metrics {
     });
     this.eventLoopDelay = new Histogram({
       name: `${P}event_loop_delay_seconds`,
-      help: 'How late a timer due every 10 ms ran, in seconds: the time the thread was held by other work.',
+      help: `How late a timer due every ${EVENT_LOOP_PROBE_MS} ms ran, in seconds: the time the thread was held by other work.`,
       buckets: EVENT_LOOP_BUCKETS,
       registers,
     });
