@@ -72,6 +72,25 @@ export function pod(name: string, o: PodOpts = {}): V1Pod {
   };
 }
 
+/**
+ * `p` pinned by name to `node` (as ipp pins) and refused by the scheduler since `since`
+ * (PodScheduled False, Unschedulable): what may count as stranded.
+ */
+export function refusedPin(p: V1Pod, node: string, since: Date): V1Pod {
+  p.spec!.affinity = {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node] }] }],
+      },
+    },
+  };
+  p.status = {
+    ...p.status,
+    conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: since }],
+  };
+  return p;
+}
+
 export interface InstanceOpts {
   phase?: Phase;
   created?: string;

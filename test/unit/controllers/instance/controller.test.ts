@@ -11,7 +11,7 @@ import {
 } from '../../../../providers/errors.ts';
 import type { CloudState } from '../../../../providers/types.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
-import { cls, instance, node, pod } from '../fixtures.ts';
+import { cls, instance, node, pod, refusedPin } from '../fixtures.ts';
 import { cacheShowsWrites } from './cache.ts';
 import { iso, MIN, T0 } from './clock.ts';
 
@@ -258,20 +258,7 @@ describe('idle', () => {
 
   it('releases an instance whose only pod is stranded on it (pinned, refused by the scheduler for longer than strandedAfter)', async () => {
     f.cluster.instanceList = [readyIdle()];
-    const stuck = pod('bare', { claim: 'i-1', gated: false });
-    stuck.spec!.affinity = {
-      nodeAffinity: {
-        requiredDuringSchedulingIgnoredDuringExecution: {
-          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
-        },
-      },
-    };
-    stuck.status = {
-      phase: 'Pending',
-      conditions: [
-        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0) },
-      ],
-    };
+    const stuck = refusedPin(pod('bare', { claim: 'i-1', gated: false }), 'n1', new Date(T0));
     f.cluster.podList = [stuck];
     f.clock.now = T0 + 60_000;
     await controller.reconcile('i-1');

@@ -13,7 +13,7 @@ import {
   podChangeMattersToInstance,
   timeouts,
 } from '../../../../src/controllers/instance/decisions.ts';
-import { cls, instance, node, pod } from '../fixtures.ts';
+import { cls, instance, node, pod, refusedPin } from '../fixtures.ts';
 import { iso, MIN, T0 } from './clock.ts';
 
 describe('occupants', () => {
@@ -193,20 +193,11 @@ describe('a node that looks dead, and what the cloud says', () => {
 
 describe('isStranded', () => {
   const pinned = (since: number, nodeName?: string) => {
-    const p = pod('web', { claim: 'i-1', gated: false, ...(nodeName ? { nodeName } : {}) });
-    p.spec!.affinity = {
-      nodeAffinity: {
-        requiredDuringSchedulingIgnoredDuringExecution: {
-          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
-        },
-      },
-    };
-    p.status = {
-      conditions: [
-        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(since) },
-      ],
-    };
-    return p;
+    return refusedPin(
+      pod('web', { claim: 'i-1', gated: false, ...(nodeName ? { nodeName } : {}) }),
+      'n1',
+      new Date(since),
+    );
   };
   it('is a pinned, unbound pod refused by the scheduler for at least strandedAfter', () => {
     expect(isStranded(pinned(T0), T0 + MIN, 2 * MIN)).toBe(false);

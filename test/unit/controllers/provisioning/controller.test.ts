@@ -11,7 +11,7 @@ import {
 import { INSTANCE_AVAILABLE } from '../../../../src/controllers/provisioning/condition.ts';
 import { STRANDED_AFTER_MS } from '../../../../src/controllers/provisioning/plan.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
-import { cls, instance, node, pod } from '../fixtures.ts';
+import { cls, instance, node, pod, refusedPin } from '../fixtures.ts';
 
 let f: Fakes;
 let controller: ProvisioningController;
@@ -176,24 +176,7 @@ describe('ProvisioningController', () => {
 
   it('deletes a stranded pod that has a controller, and only tells a bare one', async () => {
     const stranded = (name: string, owned: boolean) => {
-      const p = pod(name, { claim: 'gone', gated: false });
-      p.spec!.affinity = {
-        nodeAffinity: {
-          requiredDuringSchedulingIgnoredDuringExecution: {
-            nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n-gone'] }] }],
-          },
-        },
-      };
-      p.status = {
-        conditions: [
-          {
-            type: 'PodScheduled',
-            status: 'False',
-            reason: 'Unschedulable',
-            lastTransitionTime: new Date('2023-12-31T00:00:00Z'),
-          },
-        ],
-      };
+      const p = refusedPin(pod(name, { claim: 'gone', gated: false }), 'n-gone', new Date('2023-12-31T00:00:00Z'));
       if (owned)
         p.metadata!.ownerReferences = [
           { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'rs-1', controller: true },
@@ -207,20 +190,8 @@ describe('ProvisioningController', () => {
   });
 
   it('plans for a pinned pod the scheduler refuses only once it may count as stranded', async () => {
-    const p = pod('web-1', { claim: 'metal-x', gated: false });
-    p.spec!.affinity = {
-      nodeAffinity: {
-        requiredDuringSchedulingIgnoredDuringExecution: {
-          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
-        },
-      },
-    };
     const refusedAt = f.clock.now - 30_000;
-    p.status = {
-      conditions: [
-        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(refusedAt) },
-      ],
-    };
+    const p = refusedPin(pod('web-1', { claim: 'metal-x', gated: false }), 'n1', new Date(refusedAt));
     f.cluster.podList = [p];
     f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x', unschedulable: true })];
@@ -237,19 +208,7 @@ describe('ProvisioningController', () => {
   });
 
   it('decides on a refused pinned pod whose refusal time does not parse, as plan() does, not never', async () => {
-    const p = pod('web-1', { claim: 'metal-x', gated: false });
-    p.spec!.affinity = {
-      nodeAffinity: {
-        requiredDuringSchedulingIgnoredDuringExecution: {
-          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
-        },
-      },
-    };
-    p.status = {
-      conditions: [
-        { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date('garbage') },
-      ],
-    };
+    const p = refusedPin(pod('web-1', { claim: 'metal-x', gated: false }), 'n1', new Date('garbage'));
     f.cluster.podList = [p];
     f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x', unschedulable: true })];
