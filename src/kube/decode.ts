@@ -40,7 +40,7 @@ export function withoutManagedFields(text: string): string | undefined {
   let kept = 0;
   while (start >= 0) {
     // A member starts after `{` or `,` (the API server writes no whitespace); anything else, such as
-    // a key ending in an escaped quote and managedFields (`"b\\"managedFields":[`), is parsed whole.
+    // a key ending in an escaped quote and managedFields (`"b\"managedFields":[`), is parsed whole.
     const before = text.charCodeAt(start - 1);
     if (before !== 123 /* { */ && before !== 44 /* , */) return undefined;
     const close = endOfArray(text, start + KEY.length);

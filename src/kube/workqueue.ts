@@ -39,7 +39,10 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly due = new Map<string, number>();
-  /** When each key last started (only with minIntervalMs), on the monotonic clock: a wall clock stepped back would hold keys. */
+  /**
+   * When each key last started (only with minIntervalMs), on the monotonic clock: read from a wall
+   * clock stepped back, the interval would hold a key for as long as the step.
+   */
   private readonly started = new Map<string, number>();
   private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> &
     Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;

@@ -24,9 +24,9 @@ export const WEBHOOK_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 export const EVENT_LOOP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10];
 /**
  * The event-loop probe's period. A stall shorter than this is caught by chance (as often as it is
- * long against the period), a longer one always. Every 10 ms, the probe and prom-client's monitor
- * at the same resolution cost an idle controller ~13 ms of CPU a second, most of its idle CPU
- * (`node test/bench/probe-micro.ts`).
+ * long against the period), a longer one always. Both every 10 ms, the probe and prom-client's
+ * monitor cost an otherwise idle process ~16 ms of CPU a second (`node test/bench/probe-micro.ts`),
+ * and an idle controller spent 9–13 ms a second against 4–6 at these periods.
  */
 export const EVENT_LOOP_PROBE_MS = 50;
 /** The resolution of prom-client's native event-loop monitor behind nodejs_eventloop_lag_p50/p99/max. */
