@@ -31,6 +31,13 @@ export const NODE_INSTANCE_LABEL = 'ipp.dev/instance';
 /** Node taint key on every ipp node: `ipp.dev/class=<class>:NoSchedule`. */
 export const TAINT_KEY = 'ipp.dev/class';
 
+/**
+ * Node annotation set with the cordon of a node whose identity is unproven (it carries ipp labels but
+ * matches no Instance's providerID). Only a cordon that carries it is lifted again, once the node
+ * proves to be its Instance's: a cordon an operator set is never undone.
+ */
+export const QUARANTINE_ANNOTATION = 'ipp.dev/quarantined';
+
 /** Finalizer on Instance: deleting an Instance terminates its cloud instance first. */
 export const FINALIZER = 'ipp.dev/terminate';
 

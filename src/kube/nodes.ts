@@ -1,10 +1,19 @@
 // Writes to Nodes: ipp only ever removes the Node of an Instance it is terminating.
 import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
-import { ignoreNotFound } from './errors.ts';
+import { QUARANTINE_ANNOTATION } from '../api/names.ts';
+import { ignoreNotFound, isConflict } from './errors.ts';
+import { mergePatch } from './patch.ts';
 
 export interface NodeWrites {
   /** Marks the Node unschedulable; a gone Node is fine. */
   cordon(node: V1Node): Promise<void>;
+  /** Cordons the Node and marks the cordon as ipp's (QUARANTINE_ANNOTATION); a gone Node is fine. */
+  quarantine(node: V1Node, why: string): Promise<void>;
+  /**
+   * Lifts ipp's quarantine: uncordons and unmarks the Node, only if it is unchanged since `node` was
+   * read (resourceVersion), so a cordon set since is never undone; a gone or changed Node is fine.
+   */
+  release(node: V1Node): Promise<void>;
   /** Cordons (so nothing new lands while the instance goes) and deletes the Node; a gone Node is fine. */
   cordonAndDelete(node: V1Node): Promise<void>;
 }
@@ -35,6 +44,22 @@ export class NodeWriter implements NodeWrites {
   async cordon(node: V1Node): Promise<void> {
     const cordon = [{ op: 'add', path: '/spec/unschedulable', value: true }];
     await ignoreNotFound(this.core.patchNode({ name: node.metadata!.name!, body: cordon }));
+  }
+
+  async quarantine(node: V1Node, why: string): Promise<void> {
+    const body = { spec: { unschedulable: true }, metadata: { annotations: { [QUARANTINE_ANNOTATION]: why } } };
+    await ignoreNotFound(this.core.patchNode({ name: node.metadata!.name!, body }, mergePatch));
+  }
+
+  async release(node: V1Node): Promise<void> {
+    const body = {
+      spec: { unschedulable: null },
+      metadata: { resourceVersion: node.metadata!.resourceVersion, annotations: { [QUARANTINE_ANNOTATION]: null } },
+    };
+    await ignoreNotFound(this.core.patchNode({ name: node.metadata!.name!, body }, mergePatch)).catch((e) => {
+      // Changed since it was read: the next look at the node decides again on what it is now.
+      if (!isConflict(e)) throw e;
+    });
   }
 
   async cordonAndDelete(node: V1Node): Promise<void> {

@@ -7,8 +7,8 @@
 import type { Instance } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
-import { nodeStanding } from './decisions.ts';
-import { impostorNode } from './events.ts';
+import { mayRelease, nodeStanding } from './decisions.ts';
+import { identityConfirmed, impostorNode } from './events.ts';
 
 /** How often a node naming an Instance without a recorded cloud instance is looked at again. */
 const UNCONFIRMED_RECHECK_MS = 2_000;
@@ -19,11 +19,14 @@ export class NodeIdentityController implements Controller {
   readonly name = 'nodeidentity';
   readonly wakes: Wakes = {
     node: (n) => [n.metadata!.name!],
-    instance: (i) => {
+    // An Instance recording its providerID settles the node that has it (one it may have quarantined).
+    instance: (i, state, old) => {
       this.noteTermination(i);
-      return [];
+      if (old && old.status?.providerID === i.status?.providerID) return [];
+      const node = state.nodeByProviderID(i.status?.providerID);
+      return node ? [node.metadata!.name!] : [];
     },
-    // An Instance recording its providerID (or going) settles the nodes that name it.
+    // An Instance going settles the nodes that name it.
     resync: (state) => state.nodes.list().map((n) => n.metadata!.name!),
   };
 
@@ -59,11 +62,19 @@ export class NodeIdentityController implements Controller {
       return { requeueAfterMs: UNCONFIRMED_RECHECK_MS };
     }
     this.unconfirmedSince.delete(uid);
+    if (mayRelease(node, standing) && standing.kind === 'instance') {
+      await this.ctx.api.nodes.release(node);
+      this.ctx.events.record(identityConfirmed(name, standing.instance));
+      this.ctx.logger.info(
+        { node: name, instance: standing.instance.metadata.name },
+        `node ${name} proved to be Instance ${standing.instance.metadata.name}'s; uncordoned`,
+      );
+    }
     if (standing.kind !== 'impostor') {
       this.reported.delete(uid);
       return;
     }
-    if (!node.spec?.unschedulable) await this.ctx.api.nodes.cordon(node);
+    if (!node.spec?.unschedulable) await this.ctx.api.nodes.quarantine(node, 'identity unproven');
     const forgivenUntil = this.terminated.get(node.spec?.providerID ?? '');
     if (forgivenUntil !== undefined && now < forgivenUntil) {
       this.ctx.logger.debug({ node: name }, 'node of a terminated Instance registered late; cordoned');

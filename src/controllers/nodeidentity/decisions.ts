@@ -2,8 +2,9 @@
 // its own Node (NodeRestriction allows it), so the labels prove nothing: only spec.providerID, which
 // the cloud gave the instance ipp launched and recorded in the Instance's status, does. Pure.
 import type { V1Node } from '@kubernetes/client-node';
-import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../api/names.ts';
+import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, QUARANTINE_ANNOTATION } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
+import { labelMismatch } from '../instance/decisions.ts';
 
 export type NodeStanding =
   /** Not labelled as an ipp node at all. */
@@ -73,4 +74,16 @@ export function nodeStanding(node: V1Node, lookup: InstanceLookup, unconfirmedFo
     kind: 'impostor',
     why: `it carries ${carries}, but its ${own === 'no providerID' ? 'lack of a providerID' : own} matches no Instance`,
   };
+}
+
+/**
+ * May ipp lift the quarantine it put on this node? Only its own (the annotation), only once the node
+ * has proved to be the node of a live Instance (its providerID, recorded by the launch: a node
+ * cordoned while its Instance's launch was slow to record it) and its labels agree with that Instance.
+ */
+export function mayRelease(node: V1Node, standing: NodeStanding): boolean {
+  if (standing.kind !== 'instance' || !node.spec?.unschedulable) return false;
+  if (node.metadata?.annotations?.[QUARANTINE_ANNOTATION] === undefined) return false;
+  const inst = standing.instance;
+  return !inst.metadata.deletionTimestamp && labelMismatch(inst, node) === undefined;
 }

@@ -8,7 +8,7 @@
 // the Node and on the Instance it impersonates).
 import { EventsV1Api, RbacAuthorizationV1Api, Watch, type V1Node } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CLASS_LABEL, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../../src/api/names.ts';
+import { CLASS_LABEL, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, QUARANTINE_ANNOTATION } from '../../../src/api/names.ts';
 import { mergePatch } from '../../../src/kube/patch.ts';
 import { clientCertKubeconfig } from '../../testbed/controlplane.ts';
 import { clients, eventually, suffix } from '../support/cluster.ts';
@@ -173,8 +173,10 @@ describe('a kubelet that copies each new ipp node’s labels onto its own Node (
     // again once the attacker stops undoing it.
     expect(cordonsUndone).toBeGreaterThan(0);
     uncordoning = false;
-    await eventually('the shared node cordoned', async () => {
-      expect((await env.c.core.readNode({ name: shared })).spec?.unschedulable).toBe(true);
+    await eventually('the shared node cordoned, the cordon marked as ipp’s quarantine', async () => {
+      const n = await env.c.core.readNode({ name: shared });
+      expect(n.spec?.unschedulable).toBe(true);
+      expect(n.metadata?.annotations?.[QUARANTINE_ANNOTATION]).toBeDefined();
     });
     const events = await eventually('the NodeLabelsTampered Events', async () => {
       const all = await env.c.kc.makeApiClient(EventsV1Api).listEventForAllNamespaces();

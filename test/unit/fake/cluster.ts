@@ -118,6 +118,8 @@ export class FakeWrites implements KubeWrites {
   };
   readonly nodes = {
     cordon: (node: V1Node) => this.record('nodes.cordon', node.metadata?.name),
+    quarantine: (node: V1Node, why: string) => this.record('nodes.quarantine', node.metadata?.name, why),
+    release: (node: V1Node) => this.record('nodes.release', node.metadata?.name),
     cordonAndDelete: (node: V1Node) => this.record('nodes.cordonAndDelete', node.metadata?.name),
   };
   readonly classes = {

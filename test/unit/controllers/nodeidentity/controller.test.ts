@@ -1,5 +1,7 @@
 // The node identity shell with fakes: an impostor node is cordoned and reported once; a real one is left alone.
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { V1Node } from '@kubernetes/client-node';
+import { QUARANTINE_ANNOTATION } from '../../../../src/api/names.ts';
 import { NodeIdentityController } from '../../../../src/controllers/nodeidentity/controller.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { instance, node } from '../fixtures.ts';
@@ -17,7 +19,7 @@ describe('NodeIdentityController', () => {
     const n = node('shared', { class: 'metal', instance: 'metal-1', providerID: 'aws:///x/i-0shared' });
     f.cluster.nodeList = [n];
     await controller.reconcile('shared');
-    expect(f.writes.log).toEqual([['nodes.cordon', 'shared']]);
+    expect(f.writes.log).toEqual([['nodes.quarantine', 'shared', 'identity unproven']]);
     expect(f.events.map((e) => `${e.regarding.kind}/${e.regarding.name}/${e.type}/${e.reason}`)).toEqual([
       'Node/shared/Warning/NodeLabelsTampered',
       'Instance/metal-1/Warning/NodeLabelsTampered',
@@ -43,7 +45,38 @@ describe('NodeIdentityController', () => {
     expect(f.writes.log).toEqual([]);
     f.clock.now += 61_000;
     await controller.reconcile('new');
-    expect(f.writes.log).toEqual([['nodes.cordon', 'new']]);
+    expect(f.writes.log).toEqual([['nodes.quarantine', 'new', 'identity unproven']]);
+  });
+
+  it('lifts its own cordon once the Instance records the node’s providerID after the grace (a slow launch)', async () => {
+    const launching = instance('metal-2', { phase: 'Pending' });
+    const n = node('new', { class: 'metal', instance: 'metal-2', providerID: 'sim:///new' });
+    f.cluster.instanceList = [launching];
+    f.cluster.nodeList = [n];
+    await controller.reconcile('new');
+    f.clock.now += 61_000;
+    await controller.reconcile('new');
+    expect(f.writes.of('nodes.quarantine')).toEqual([['new', 'identity unproven']]);
+    f.cluster.nodeList = [quarantined(n)];
+    const recorded = instance('metal-2', { phase: 'Launched', providerID: 'sim:///new' });
+    f.cluster.instanceList = [recorded];
+    // The launch recording the providerID wakes the node at once, not at the next resync.
+    expect([...controller.wakes.instance!(recorded, f.cluster, launching)]).toEqual(['new']);
+    await controller.reconcile('new');
+    expect(f.writes.of('nodes.release')).toEqual([['new']]);
+    expect(f.events.map((e) => `${e.regarding.kind}/${e.regarding.name}/${e.reason}`)).toContain(
+      'Node/new/NodeIdentityConfirmed',
+    );
+  });
+
+  it('never lifts a cordon it did not set, nor one on the node of an Instance being deleted', async () => {
+    const own = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real', unschedulable: true });
+    f.cluster.nodeList = [own];
+    await controller.reconcile('real');
+    f.cluster.instanceList = [instance('metal-1', { phase: 'Ready', providerID: 'sim:///real', deleting: true })];
+    f.cluster.nodeList = [quarantined(own)];
+    await controller.reconcile('real');
+    expect(f.writes.log).toEqual([]);
   });
 
   it('cordons quietly a node that registers after its Instance was terminated (a machine that was booting)', async () => {
@@ -52,11 +85,17 @@ describe('NodeIdentityController', () => {
     f.cluster.instanceList = [];
     f.cluster.nodeList = [node('late', { class: 'metal', instance: 'metal-2', providerID: 'sim:///late' })];
     await controller.reconcile('late');
-    expect(f.writes.log).toEqual([['nodes.cordon', 'late']]);
+    expect(f.writes.log).toEqual([['nodes.quarantine', 'late', 'identity unproven']]);
     expect(f.events).toEqual([]);
     // Still there long after: no longer a late registration.
     f.clock.now += 11 * 60_000;
     await controller.reconcile('late');
     expect(f.events.map((e) => e.reason)).toContain('NodeLabelsTampered');
   });
+});
+
+const quarantined = (n: V1Node): V1Node => ({
+  ...n,
+  metadata: { ...n.metadata, annotations: { [QUARANTINE_ANNOTATION]: 'identity unproven' } },
+  spec: { ...n.spec, unschedulable: true },
 });

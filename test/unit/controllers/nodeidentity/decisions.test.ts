@@ -1,7 +1,8 @@
 // Is a Node labelled as an ipp node really the node of an Instance? Only its providerID says so.
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../../../src/api/types.ts';
-import { nodeStanding, UNCONFIRMED_GRACE_MS } from '../../../../src/controllers/nodeidentity/decisions.ts';
+import { QUARANTINE_ANNOTATION } from '../../../../src/api/names.ts';
+import { mayRelease, nodeStanding, UNCONFIRMED_GRACE_MS } from '../../../../src/controllers/nodeidentity/decisions.ts';
 import { instance, node } from '../fixtures.ts';
 
 const lookup = (...instances: Instance[]) => ({
@@ -67,5 +68,39 @@ describe('nodeStanding', () => {
     expect(nodeStanding(n, lookup(real, pending), 0)).toEqual({ kind: 'unconfirmed', instance: pending });
     expect(nodeStanding(n, lookup(real, pending), UNCONFIRMED_GRACE_MS).kind).toBe('impostor');
     expect(nodeStanding(n, lookup(real), 0).kind).toBe('impostor');
+  });
+});
+
+describe('mayRelease', () => {
+  const real = instance('metal-1', { phase: 'Ready', providerID: 'sim:///real' });
+  const quarantined = (o: Parameters<typeof node>[1]) => {
+    const n = node('real', {
+      class: 'metal',
+      instance: 'metal-1',
+      providerID: 'sim:///real',
+      unschedulable: true,
+      ...o,
+    });
+    n.metadata!.annotations = { [QUARANTINE_ANNOTATION]: 'identity unproven' };
+    return n;
+  };
+
+  it('lifts ipp’s own cordon from a node that proved to be a live Instance’s, with agreeing labels', () => {
+    const n = quarantined({});
+    expect(mayRelease(n, nodeStanding(n, lookup(real)))).toBe(true);
+  });
+
+  it('keeps it while the node is no Instance’s, or carries another class, or its Instance is going', () => {
+    const stranger = quarantined({ providerID: 'aws:///x/i-0other' });
+    expect(mayRelease(stranger, nodeStanding(stranger, lookup(real)))).toBe(false);
+    const otherClass = quarantined({ class: 'gpu' });
+    expect(mayRelease(otherClass, nodeStanding(otherClass, lookup(real)))).toBe(false);
+    const going = instance('metal-1', { phase: 'Ready', providerID: 'sim:///real', deleting: true });
+    expect(mayRelease(quarantined({}), nodeStanding(quarantined({}), lookup(going)))).toBe(false);
+  });
+
+  it('never lifts a cordon without its annotation (an operator’s)', () => {
+    const n = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real', unschedulable: true });
+    expect(mayRelease(n, nodeStanding(n, lookup(real)))).toBe(false);
   });
 });
