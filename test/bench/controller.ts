@@ -1,14 +1,15 @@
 // Runs the real controller (node src/main.ts) of a source tree, this one or an older commit's
 // extracted next to it, as a separate process, and reads what a benchmark reports about it: its
 // /metrics (event-loop lag, CPU, RSS as prom-client's default metrics give them) and /proc.
-// It runs what the image runs: the tree compiled with tsconfig.build.json and started with the
-// Node flags of its Dockerfile's ENTRYPOINT (IPP_BENCH_ENTRY=source runs src/main.ts instead, with
-// Node's type stripping, which alone costs ~25 MiB of RSS the image never pays).
+// It runs what the image runs: the tree built as its Dockerfile builds it (`npm run build`, a
+// bundle; a tree from before the bundle, compiled with tsconfig.build.json) and started with the
+// Node flags and script of its Dockerfile's ENTRYPOINT (IPP_BENCH_ENTRY=source runs src/main.ts
+// instead, with Node's type stripping, which alone costs ~25 MiB of RSS the image never pays).
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { request, Agent } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { freePort, startChild, tail, type Child } from '../testbed/process.ts';
 
 export interface Tree {
@@ -51,36 +52,52 @@ export function baselineTree(): Tree | undefined {
 export interface Entry {
   script: string;
   nodeFlags: string[];
+  /** The script as the image names it, and how it was built (undefined: the source, type-stripped). */
+  shown?: string;
 }
 
 /** The Node flags between the node binary and the script in a Dockerfile's exec-form ENTRYPOINT. */
 export function entrypointFlags(dockerfile: string): string[] {
+  return entrypoint(dockerfile).slice(1).filter((a) => a.startsWith('--'));
+}
+
+/** The exec-form ENTRYPOINT of a Dockerfile, or [] without one. */
+function entrypoint(dockerfile: string): string[] {
   const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
-  if (!m) return [];
-  const argv = JSON.parse(m[1]!) as string[];
-  return argv.slice(1).filter((a) => a.startsWith('--'));
+  return m ? (JSON.parse(m[1]!) as string[]) : [];
 }
 
 const entries = new Map<string, Entry>();
 
-/** Compiles the tree as the Dockerfile does (once per bench run) and reads its ENTRYPOINT's Node flags. */
+/** Builds the tree as its Dockerfile does (once per bench run) and reads its ENTRYPOINT. */
 export function entryOf(tree: Tree): Entry {
   if (process.env.IPP_BENCH_ENTRY === 'source') return { script: join(tree.root, 'src', 'main.ts'), nodeFlags: [] };
   const known = entries.get(tree.root);
   if (known) return known;
   const out = mkdtempSync(join(tmpdir(), 'ipp-bench-dist-'));
-  process.stderr.write(`[bench] compiling ${tree.label} into ${out}\n`);
-  execFileSync(join(here, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json', '--outDir', out], {
-    cwd: tree.root,
-    stdio: 'inherit',
-  });
+  process.stderr.write(`[bench] building ${tree.label} into ${out}\n`);
+  const dockerfilePath = join(tree.root, 'Dockerfile');
+  const dockerfile = existsSync(dockerfilePath) ? readFileSync(dockerfilePath, 'utf8') : '';
+  if (/^RUN npm run build\b/m.test(dockerfile)) {
+    execFileSync('npm', ['run', '--silent', 'build'], {
+      cwd: tree.root,
+      env: { ...process.env, IPP_BUILD_OUT: out },
+      stdio: 'inherit',
+    });
+  } else {
+    execFileSync(join(here, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json', '--outDir', out], {
+      cwd: tree.root,
+      stdio: 'inherit',
+    });
+  }
   // As in the image: package.json (ESM) beside the output, node_modules next to it.
   copyFileSync(join(tree.root, 'package.json'), join(out, 'package.json'));
   symlinkSync(join(here, 'node_modules'), join(out, 'node_modules'));
-  const dockerfile = join(tree.root, 'Dockerfile');
+  const script = entrypoint(dockerfile).at(-1) ?? 'dist/src/main.js';
   const entry = {
-    script: join(out, 'src', 'main.js'),
-    nodeFlags: existsSync(dockerfile) ? entrypointFlags(readFileSync(dockerfile, 'utf8')) : [],
+    script: join(out, relative('dist', script)),
+    nodeFlags: entrypointFlags(dockerfile),
+    shown: `${script} as built by ${/^RUN npm run build\b/m.test(dockerfile) ? 'npm run build' : 'tsc'}`,
   };
   entries.set(tree.root, entry);
   return entry;
@@ -89,7 +106,7 @@ export function entryOf(tree: Tree): Entry {
 /** How the bench starts a tree's controller, for the printed figures. */
 export const describeEntry = (tree: Tree): string => {
   const e = entryOf(tree);
-  return `${tree.label} runs ${e.script.endsWith('.ts') ? 'src/main.ts (type stripping)' : 'the compiled dist/src/main.js'}${e.nodeFlags.length ? ` with ${e.nodeFlags.join(' ')}` : ' with no Node flags'}`;
+  return `${tree.label} runs ${e.shown ?? 'src/main.ts (type stripping)'}${e.nodeFlags.length ? ` with ${e.nodeFlags.join(' ')}` : ' with no Node flags'}`;
 };
 
 export interface ControllerOptions {
