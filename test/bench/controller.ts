@@ -58,7 +58,9 @@ export interface Entry {
 
 /** The Node flags between the node binary and the script in a Dockerfile's exec-form ENTRYPOINT. */
 export function entrypointFlags(dockerfile: string): string[] {
-  return entrypoint(dockerfile).slice(1).filter((a) => a.startsWith('--'));
+  return entrypoint(dockerfile)
+    .slice(1)
+    .filter((a) => a.startsWith('--'));
 }
 
 /** The exec-form ENTRYPOINT of a Dockerfile, or [] without one. */
