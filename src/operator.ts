@@ -292,9 +292,9 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     admission = await startAdmission(opts, kc, state, logger, metrics);
   }
 
-  const lead = async (stop: AbortSignal) => {
+  const lead = async (stop: AbortSignal, validUntil?: () => number) => {
     logger.info({ identity: opts.identity }, 'leading: reconciling');
-    fence.begin(stop);
+    fence.begin(stop, validUntil);
     const every = (ms: number, what: string, fn: () => Promise<void> | void) => {
       const run = async () => {
         try {

@@ -140,7 +140,13 @@ export class GceProvider implements CloudProvider {
 
   validate(cls: InstanceClass): string[] {
     // Without --gce-project the metadata server names the project when create() first asks.
-    return validateGceSettings(cls, this.opts.project ?? 'from-metadata-server');
+    const problems = validateGceSettings(cls, this.opts.project ?? 'from-metadata-server');
+    // A class's own project is searched from now on (teardown, garbage collection): the InstanceClass
+    // controller validates every class at start, so a restarted controller still finds the VMs it
+    // made there before, not only those of classes it has launched for since.
+    const own = cls.spec.gce?.project;
+    if (own && !problems.length) this.projects.add(own);
+    return problems;
   }
 
   capacity(instanceType: string): Resources | undefined {

@@ -45,6 +45,13 @@ export const FINALIZER = 'ipp.dev/terminate';
 export const POD_INSTANCE_ANNOTATION = 'ipp.dev/instance';
 
 /**
+ * Pod annotation recording when ipp pinned the pod (RFC 3339), written with the pin. kube-scheduler's
+ * refusal keeps the PodScheduled condition's time from when the gated pod was created (False before
+ * the pin, False after), so only this says how long the pinned node has refused the pod.
+ */
+export const POD_PINNED_AT_ANNOTATION = 'ipp.dev/pinned-at';
+
+/**
  * Instance label (value "true") marking a warm instance: launched for the class's warm pool and never
  * used. Removed (under a resourceVersion test) by the pod that takes the instance, before its claim.
  */

@@ -1,6 +1,6 @@
 // Facts about pods that every controller and the webhook agree on.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, SCHEDULER_NAME } from './names.ts';
+import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATION, SCHEDULER_NAME } from './names.ts';
 
 export const podKey = (p: V1Pod) => `${p.metadata?.namespace}/${p.metadata?.name}`;
 export const classOf = (p: V1Pod) => p.metadata?.labels?.[CLASS_LABEL];
@@ -46,6 +46,19 @@ export function unschedulableSince(p: V1Pod): Date | undefined {
   const c = (p.status?.conditions ?? []).find((c) => c.type === 'PodScheduled');
   if (c?.status !== 'False' || c.reason !== 'Unschedulable') return undefined;
   return c.lastTransitionTime ? new Date(c.lastTransitionTime) : undefined;
+}
+
+/**
+ * Since when the pod's pinned node has refused it: its Unschedulable time, but never before its pin.
+ * The condition turned False when the gated pod was created and stays False through the refusal, so
+ * a pod that waited ten minutes for its instance would otherwise count as refused for ten minutes
+ * the moment the scheduler first turns it away (a node Ready a moment before its taint is lifted).
+ */
+export function refusedSince(p: V1Pod): Date | undefined {
+  const since = unschedulableSince(p);
+  if (!since) return undefined;
+  const pinned = Date.parse(p.metadata?.annotations?.[POD_PINNED_AT_ANNOTATION] ?? '');
+  return Number.isNaN(pinned) || pinned <= since.getTime() ? since : new Date(pinned);
 }
 
 /** Does the pod count as a workload of the node it is on? DaemonSet and mirror pods never do. */

@@ -22,7 +22,8 @@ export interface ClusterView {
   podsOfClass(cls: string): V1Pod[];
   /** Pods of the class not bound to a node yet and not ended. */
   unboundPodsOfClass(cls: string): V1Pod[];
-  podsClaiming(instance: string): V1Pod[];
+  /** Pods of class `cls` claiming the instance (a pod of another class, or none, claims nothing). */
+  podsClaiming(cls: string, instance: string): V1Pod[];
   /** Does a workload of the class claim the instance and hold it (pods of other classes aside)? */
   claimHeld(cls: string, instance: string): boolean;
   podsOnNode(node: string): V1Pod[];

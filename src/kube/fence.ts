@@ -9,15 +9,22 @@ export class NotLeaderError extends Error {
 
 export class LeadershipFence {
   private term: AbortSignal = AbortSignal.abort();
+  private validUntil: () => number = () => Infinity;
 
-  /** Leadership began; `signal` aborts when it ends. */
-  begin(signal: AbortSignal): void {
+  /**
+   * Leadership began; `signal` aborts when it ends, and it ends at `validUntil()` (performance.now())
+   * at the latest. The clock is read too: the abort comes from a timer, and a process frozen past
+   * its deadline (a paused VM) runs the cloud and API replies it thawed with before any timer.
+   */
+  begin(signal: AbortSignal, validUntil: () => number = () => Infinity): void {
     this.term = signal;
+    this.validUntil = validUntil;
   }
 
   /** Throws unless this replica leads now. */
   check(what: string): void {
-    if (this.term.aborted) throw new NotLeaderError(`not the leader (any more): refusing to ${what}`);
+    if (this.term.aborted || performance.now() >= this.validUntil())
+      throw new NotLeaderError(`not the leader (any more): refusing to ${what}`);
   }
 
   /**

@@ -79,6 +79,9 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 const monotonic = () => performance.now();
 
+/** Runs while this replica leads; `leadershipLost` aborts when it ends, `validUntil` says when it must at the latest. */
+export type OnLeading = (leadershipLost: AbortSignal, validUntil: () => number) => Promise<void>;
+
 /**
  * Applies the KubeConfig's credentials, then routes the request through the elector's own
  * connection and deadline. The KubeConfig builds a fresh dispatcher for each request; the first one
@@ -173,8 +176,12 @@ export class LeaderElector {
    *
    * On loss: rejects with LeadershipLostError once onLeading has settled (unless `reacquire`).
    * If onLeading settles by itself, the lease is released and run settles like it.
+   *
+   * `validUntil` is when (performance.now()) the term ends unless renewed. The signal's abort is a
+   * timer's, and a process frozen past it (a paused VM, SIGSTOP) runs the I/O callbacks it thawed
+   * with before any timer: a write must also check the clock.
    */
-  async run(signal: AbortSignal, onLeading: (leadershipLost: AbortSignal) => Promise<void>): Promise<void> {
+  async run(signal: AbortSignal, onLeading: OnLeading): Promise<void> {
     while (!signal.aborted) {
       if (!(await this.acquire(signal))) return;
       const outcome = await this.lead(signal, onLeading);
@@ -203,7 +210,7 @@ export class LeaderElector {
     return false;
   }
 
-  private async lead(signal: AbortSignal, onLeading: (lost: AbortSignal) => Promise<void>): Promise<'lost' | 'done'> {
+  private async lead(signal: AbortSignal, onLeading: OnLeading): Promise<'lost' | 'done'> {
     const { renewDeadlineMs, retryPeriodMs } = this.opts;
     const lost = new AbortController();
     const stopRenewing = new AbortController();
@@ -261,7 +268,7 @@ export class LeaderElector {
 
     let result: { ok: true } | { ok: false; error: unknown };
     try {
-      await onLeading(lost.signal);
+      await onLeading(lost.signal, () => (leaseLost ? -Infinity : lastRenewStart + renewDeadlineMs));
       result = { ok: true };
     } catch (e) {
       result = { ok: false, error: e };

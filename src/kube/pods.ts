@@ -10,7 +10,7 @@ import {
   type V1Pod,
   type V1PodCondition,
 } from '@kubernetes/client-node';
-import { GATE, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
+import { GATE, POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATION } from '../api/names.ts';
 import { ignoreNotFound, isConflict, isNotFound } from './errors.ts';
 import { inPlacementLane } from './lanes.ts';
 import { pointer, strategicMergePatch } from './patch.ts';
@@ -102,6 +102,10 @@ export class PodWriter implements PodWrites {
     const gates = pod.spec!.schedulingGates ?? [];
     const ops: object[] = [guard(pod), ...pinOps(pod, node)];
     ops.push({ op: 'replace', path: '/spec/schedulingGates', value: gates.filter((g) => g.name !== GATE) });
+    // When, so that a refusal is timed from the pin, not from the pod's creation (refusedSince).
+    if (!pod.metadata!.annotations) ops.push({ op: 'add', path: '/metadata/annotations', value: {} });
+    const at = new Date().toISOString();
+    ops.push({ op: 'add', path: pointer('metadata', 'annotations', POD_PINNED_AT_ANNOTATION), value: at });
     await inPlacementLane(() => send(this.kc, { method: 'PATCH', path: podPath(pod), body: ops }));
   }
 

@@ -28,7 +28,15 @@ const heldKey = (cls: string, instance: string) => `${cls}/${instance}`;
 /** The indexes of each cache, by name; exported so tests can compare them with full scans. */
 export const POD_INDEXERS: Indexers<V1Pod> = {
   node: (p) => one(p.spec?.nodeName),
-  claim: (p) => one(claimOf(p)),
+  /**
+   * "class/instance" for a pod of a class that claims the instance. Anyone may annotate a pod (only
+   * an opted-in pod's admission drops the claim): a pod of another class, or of none, claims nothing.
+   */
+  claim: (p) => {
+    const cls = classOf(p);
+    const claim = claimOf(p);
+    return cls && claim ? [heldKey(cls, claim)] : [];
+  },
   class: (p) => one(classOf(p)),
   /** The class of a pod not bound to a node yet and not ended: what provisioning decides about. */
   unbound: (p) => (p.spec?.nodeName || isTerminal(p) ? [] : one(classOf(p))),
@@ -201,8 +209,9 @@ export class ClusterState {
     return this.pods.countByIndex('held', heldKey(cls, instance)) > 0;
   }
 
-  podsClaiming(instance: string): V1Pod[] {
-    return this.pods.byIndex('claim', instance);
+  /** The pods of class `cls` that claim the instance: pods of other classes, or none, claim nothing. */
+  podsClaiming(cls: string, instance: string): V1Pod[] {
+    return this.pods.byIndex('claim', heldKey(cls, instance));
   }
 
   podsOnNode(node: string): V1Pod[] {

@@ -8,7 +8,14 @@ import type {
   V1PodSpec,
   V1Toleration,
 } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, POD_INSTANCE_ANNOTATION } from '../api/names.ts';
+import {
+  CLASS_LABEL,
+  GATE,
+  NODE_CLASS_LABEL,
+  NODE_INSTANCE_LABEL,
+  POD_INSTANCE_ANNOTATION,
+  POD_PINNED_AT_ANNOTATION,
+} from '../api/names.ts';
 import {
   allow,
   annotationOf,
@@ -134,10 +141,12 @@ function enforceUpdate(pod: V1Pod, old: V1Pod, user: string | undefined, ctx: En
         `do not remove it by hand (kubectl describe pod shows ipp's Events about its progress).`,
     );
   }
-  if (!controller && annotationOf(old, POD_INSTANCE_ANNOTATION) !== annotationOf(pod, POD_INSTANCE_ANNOTATION)) {
-    return deny(
-      `the annotation ${POD_INSTANCE_ANNOTATION} records which Instance ipp gave the pod and only ipp sets it.`,
-    );
+  for (const [key, what] of [
+    [POD_INSTANCE_ANNOTATION, 'which Instance ipp gave the pod'],
+    [POD_PINNED_AT_ANNOTATION, 'when ipp pinned the pod to its node'],
+  ] as const) {
+    if (!controller && annotationOf(old, key) !== annotationOf(pod, key))
+      return deny(`the annotation ${key} records ${what} and only ipp sets it.`);
   }
   const before = labelOf(old, CLASS_LABEL);
   const after = labelOf(pod, CLASS_LABEL);

@@ -10,6 +10,7 @@ import {
   classOfRuntimeClass,
   GATE,
   POD_INSTANCE_ANNOTATION,
+  POD_PINNED_AT_ANNOTATION,
   SCHEDULER_NAME,
   TAINT_KEY,
 } from '../api/names.ts';
@@ -164,8 +165,8 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   }
   // Which Instance a pod gets is ipp's decision alone: a claim copied from another pod's manifest
   // (kubectl get -o yaml | kubectl apply) or written by hand is dropped.
-  if (annotationOf(pod, POD_INSTANCE_ANNOTATION) !== undefined) {
-    ops.push({ op: 'remove', path: pointer('metadata', 'annotations', POD_INSTANCE_ANNOTATION) });
+  for (const key of [POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATION]) {
+    if (annotationOf(pod, key) !== undefined) ops.push({ op: 'remove', path: pointer('metadata', 'annotations', key) });
   }
   if (ctx.mode === 'pin') {
     const gates = listOf<V1PodSchedulingGate>(spec.schedulingGates, 'spec.schedulingGates');

@@ -6,16 +6,59 @@
 // the pod, the node then turns cordoned or NotReady, and only then does the test lift its gate and
 // let kube-scheduler try.
 import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { GATE } from '../../src/api/names.ts';
-import { claimOf, pinnedNodeOf } from '../../src/api/pods.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GATE, POD_PINNED_AT_ANNOTATION } from '../../src/api/names.ts';
+import { claimOf, pinnedNodeOf, refusedSince, unschedulableSince } from '../../src/api/pods.ts';
+import { pinOps } from '../../src/kube/pods.ts';
 import type { InstanceClassSpec } from '../../src/api/types.ts';
 import { INSTANCE_AVAILABLE } from '../../src/controllers/provisioning/condition.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
-import { eventually, suffix, type Clients } from './support/cluster.ts';
+import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
 import { createClass, listInstances, useIppEnvironment } from './support/ipp.ts';
 
 const HOLD = 'e2e.ipp.dev/hold';
+
+// Why a refusal is timed from the pin: kube-scheduler's refusal keeps the PodScheduled condition's
+// time from the pod's creation (False while gated, False when refused), so a pod that waited for its
+// instance would count as refused for as long as it waited, the moment its node first turns it away.
+describe('a pinned pod refused by kube-scheduler', () => {
+  let c: Clients;
+  let ns: string;
+  beforeAll(async () => {
+    c = clients();
+    ns = await namespace(c, 'refused');
+  });
+  afterAll(() => c.core.deleteNamespace({ name: ns }));
+
+  it('keeps the time it was created gated in PodScheduled; refusedSince() counts from the pin', async () => {
+    const created = await c.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'waited', annotations: { team: 'a' } },
+        spec: { schedulingGates: [{ name: GATE }], containers: [{ name: 'main', image: 'postfix' }] },
+      },
+    });
+    await new Promise((r) => setTimeout(r, 2_000));
+    // The pin as ipp writes it, to a node that does not exist: the scheduler refuses it.
+    const pinnedAt = new Date().toISOString();
+    await c.core.patchNamespacedPod({
+      name: 'waited',
+      namespace: ns,
+      body: [
+        ...pinOps(created, `nowhere-${suffix()}`),
+        { op: 'replace', path: '/spec/schedulingGates', value: [] },
+        { op: 'add', path: `/metadata/annotations/${POD_PINNED_AT_ANNOTATION.replace('/', '~1')}`, value: pinnedAt },
+      ],
+    });
+    const refused = await eventually('the scheduler refuses it', async () => {
+      const p = await c.core.readNamespacedPod({ name: 'waited', namespace: ns });
+      expect(unschedulableSince(p)).toBeDefined();
+      return p;
+    });
+    expect(unschedulableSince(refused)!.getTime()).toBeLessThan(Date.parse(pinnedAt) - 1_000);
+    expect(refusedSince(refused)!.toISOString()).toBe(pinnedAt);
+  });
+});
 
 describe('pods that cannot be placed', () => {
   const env = useIppEnvironment('unsched');

@@ -132,7 +132,7 @@ describe('ClusterState through expired watches and failed relists', () => {
       expect(state.node(n)?.metadata?.resourceVersion, `cached node ${n}`).toBe(live?.metadata?.resourceVersion);
     }
     for (const claim of ['i1', 'i2', 'i3'].map((i) => `${cls}-${i}`))
-      expect(names(state.podsClaiming(claim)), `pods claiming ${claim}`).toEqual(
+      expect(names(state.podsClaiming(cls, claim)), `pods claiming ${claim}`).toEqual(
         names(pods.filter((p) => p.metadata!.annotations?.[POD_INSTANCE_ANNOTATION] === claim)),
       );
     for (const p of pods) {

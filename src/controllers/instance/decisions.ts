@@ -12,7 +12,7 @@ import {
   isTerminal,
   isWorkload,
   pinnedNodeOf,
-  unschedulableSince,
+  refusedSince,
 } from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
@@ -52,7 +52,7 @@ export function occupants(claiming: readonly V1Pod[], onNode: readonly V1Pod[]):
  */
 export function isStranded(p: V1Pod, now: number, strandedAfterMs: number): boolean {
   if (p.spec?.nodeName || !pinnedNodeOf(p)) return false;
-  const since = unschedulableSince(p);
+  const since = refusedSince(p);
   return !!since && now - since.getTime() >= strandedAfterMs;
 }
 
@@ -211,6 +211,22 @@ export function labelMismatch(inst: Instance, node: V1Node): string | undefined 
   if (own !== undefined && own !== inst.metadata.name)
     return `its label ${NODE_INSTANCE_LABEL}=${own} names another Instance than ${inst.metadata.name}`;
   return undefined;
+}
+
+/**
+ * The name of the node whose bound pods are this Instance's: its node's (matched by providerID), or,
+ * with that node gone, the name the Instance recorded, unless another node holds that name now. A
+ * name is no identity: EKS names nodes after their private IP, which EC2 gives a new instance
+ * within minutes, maybe another class's or tenant's.
+ */
+export function ownNodeName(
+  inst: Instance,
+  node: V1Node | undefined,
+  nodeNamed: (name: string) => V1Node | undefined,
+): string | undefined {
+  if (node) return node.metadata!.name!;
+  const recorded = inst.status?.nodeName;
+  return recorded !== undefined && nodeNamed(recorded) === undefined ? recorded : undefined;
 }
 
 /**

@@ -26,7 +26,7 @@ export class Idle implements Step {
     const name = inst.metadata.name!;
     // A pod stranded on the instance (pinned, never placeable there) does not keep it: it is released.
     const stranded = this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS;
-    const claiming = this.ctx.state.podsClaiming(name).filter((p) => !isStranded(p, now, stranded));
+    const claiming = this.ctx.state.podsClaiming(inst.spec.class, name).filter((p) => !isStranded(p, now, stranded));
     const onNode = this.ctx.state.podsOnNode(node.metadata!.name!);
     const pods = occupants(claiming, onNode);
     const ready = view.status.phase === 'Ready';

@@ -74,7 +74,7 @@ export class Launch implements Step {
       );
       return { halt: true, requeueAfterMs: 1_000 };
     } catch (e) {
-      const pods = this.ctx.state.podsClaiming(name);
+      const pods = this.ctx.state.podsClaiming(inst.spec.class, name);
       if (e instanceof ThrottledError) {
         log.info({ err: e }, 'cloud API throttled the launch; backing off');
         return { halt: true, requeueAfterMs: e.retryAfterMs ?? 2_000 + Math.random() * 3_000 };

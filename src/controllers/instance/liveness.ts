@@ -38,7 +38,7 @@ export class Liveness implements Step {
     if (!launched && !usability(cls, inst.spec.class, this.ctx.providers).usable) return {};
     const now = (this.ctx.now ?? Date.now)();
     const uid = inst.metadata.uid ?? inst.metadata.name!;
-    const claimers = this.ctx.state.podsClaiming(inst.metadata.name!).filter(holdsInstance);
+    const claimers = this.ctx.state.podsClaiming(inst.spec.class, inst.metadata.name!).filter(holdsInstance);
     const onNode = node ? this.ctx.state.podsOnNode(node.metadata!.name!).filter(isWorkload) : [];
     // A warm instance is claimed by nobody on purpose: the warm pool keeps it for the next pod.
     if (claimers.length || onNode.length || isWarm(inst)) {
@@ -68,7 +68,12 @@ export class Liveness implements Step {
     if (!expiry.expired) return { requeueAfterMs: expiry.remainingMs };
     if (expiry.reason === 'Idle') return {};
     this.ctx.events.record(
-      ...events.expired(inst, this.ctx.state.podsClaiming(inst.metadata.name!), expiry.reason, expiry.message),
+      ...events.expired(
+        inst,
+        this.ctx.state.podsClaiming(inst.spec.class, inst.metadata.name!),
+        expiry.reason,
+        expiry.message,
+      ),
     );
     log.warn({ reason: expiry.reason }, expiry.message);
     await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);

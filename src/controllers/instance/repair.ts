@@ -29,6 +29,7 @@ import {
   everReady,
   looksDead,
   notReadySince,
+  ownNodeName,
   repairBudget,
   timeouts,
 } from './decisions.ts';
@@ -202,9 +203,9 @@ export class Repair implements Step {
   private async replaceTerminated(view: InstanceView, state: string): Promise<StepResult> {
     const { inst, log } = view;
     const { state: cluster } = this.ctx;
-    const nodeName = view.node?.metadata?.name ?? inst.status?.nodeName;
+    const nodeName = ownNodeName(inst, view.node, (n) => cluster.node(n));
     const bound = nodeName ? cluster.podsOnNode(nodeName).filter(isWorkload) : [];
-    const pods = uniquePods([...cluster.podsClaiming(inst.metadata.name!), ...bound]);
+    const pods = uniquePods([...cluster.podsClaiming(inst.spec.class, inst.metadata.name!), ...bound]);
     const message = `cloud instance ${inst.status!.providerID} is ${state === 'gone' ? 'gone' : state} and node ${nodeName ?? '(none)'} ${view.node ? 'is not Ready' : 'is gone'}: it was terminated or stopped outside ipp`;
     this.ctx.events.record(...events.repairing(inst, pods, 'InstanceTerminated', message));
     this.ctx.metrics.nodeRepairs.inc({ class: inst.spec.class, reason: 'InstanceTerminated' });
@@ -230,7 +231,7 @@ export class Repair implements Step {
       return { halt: true, requeueAfterMs: 30_000 };
     }
     const pods = uniquePods([
-      ...state.podsClaiming(inst.metadata.name!),
+      ...state.podsClaiming(inst.spec.class, inst.metadata.name!),
       ...(view.node ? state.podsOnNode(view.node.metadata!.name!) : []),
     ]);
     this.ctx.events.record(...events.repairing(inst, pods, reason, message));

@@ -33,9 +33,8 @@ export class Termination {
       const written = await api.instances.patchStatus(name, { phase: 'Draining' });
       this.expectations.wrote(inst, (this.ctx.now ?? Date.now)(), written);
     }
-    const node =
-      state.nodeByProviderID(inst.status?.providerID) ??
-      (inst.status?.nodeName ? state.node(inst.status.nodeName) : undefined);
+    // Its node by providerID only: a node that took the recorded name since is another machine's.
+    const node = state.nodeByProviderID(inst.status?.providerID);
     if (node) {
       const nodeName = node.metadata!.name!;
       if (!node.spec?.unschedulable) await api.nodes.cordon(node);

@@ -3,7 +3,7 @@
 // pass reads every pod of the class and writes claims in rounds; placing behind it made every node
 // that turned Ready in a burst wait for the round under way (seconds at a thousand pods).
 import type { V1Pod } from '@kubernetes/client-node';
-import { awaitsPlacement, claimOf, isNodeReady, podKey } from '../../api/pods.ts';
+import { awaitsPlacement, claimOf, classOf, isNodeReady, podKey } from '../../api/pods.ts';
 import { isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { ClusterView, Controller, ControllerContext, Wakes } from '../context.ts';
@@ -13,8 +13,8 @@ import { placementOf } from './decide.ts';
 import { place } from './place.ts';
 
 /** Pods waiting on a claim to `instance`, by key (a handful at most: usually one). */
-const waitingOn = (state: ClusterView, instance: string) =>
-  state.podsClaiming(instance).filter(awaitsPlacement).map(podKey);
+const waitingOn = (state: ClusterView, cls: string | undefined, instance: string) =>
+  cls === undefined ? [] : state.podsClaiming(cls, instance).filter(awaitsPlacement).map(podKey);
 
 /** If a pin's watch event has not arrived after this long, the pod is decided again anyway. */
 const SENT_TIMEOUT_MS = 10_000;
@@ -27,13 +27,14 @@ export class PlacementController implements Controller {
     pod: (p, state) => {
       const claim = claimOf(p);
       const own = this.sent.has(podKey(p)) ? [podKey(p)] : [];
-      return claim ? [...own, ...waitingOn(state, claim)] : own;
+      return claim ? [...own, ...waitingOn(state, classOf(p), claim)] : own;
     },
-    instance: (i, state) => (i.status?.providerID && !isWarm(i) ? waitingOn(state, i.metadata.name!) : []),
+    instance: (i, state) =>
+      i.status?.providerID && !isWarm(i) ? waitingOn(state, i.spec.class, i.metadata.name!) : [],
     node: (n, state, old) => {
       if (!isNodeReady(n) || (old && !nodeChangeMatters(old, n))) return [];
       const inst = state.instanceByProviderID(n.spec?.providerID);
-      return inst ? waitingOn(state, inst.metadata.name!) : [];
+      return inst ? waitingOn(state, inst.spec.class, inst.metadata.name!) : [];
     },
     instanceClass: (c, state) =>
       state

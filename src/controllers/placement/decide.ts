@@ -49,7 +49,7 @@ export function placementOf(pod: V1Pod, view: View): Placement | undefined {
   if ((cls.spec.isolation ?? 'Pod') === 'Pod') {
     const key = podKey(pod);
     const onNode = view.podsOnNode(node.metadata!.name!).some((p) => podKey(p) !== key && isWorkload(p));
-    const rivals = view.podsClaiming(claim).filter((p) => podKey(p) !== key && holdsClaim(p));
+    const rivals = view.podsClaiming(className, claim).filter((p) => podKey(p) !== key && holdsClaim(p));
     if (onNode || rivals.some((p) => !awaitsPlacement(p) || before(p, pod) < 0)) return undefined;
   }
   return { pod, instance, node };

@@ -17,6 +17,7 @@ import {
   isTerminal,
   pinnedNodeOf,
   podKey,
+  refusedSince,
   unschedulableSince,
 } from '../../api/pods.ts';
 import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
@@ -212,7 +213,7 @@ export class ProvisioningController implements Controller {
     for (const p of unplaced) {
       const claim = claimOf(p);
       const ripeIn =
-        claim !== undefined && !state.instance(claim) ? 0 : unschedulableSince(p)!.getTime() + strandedAfterMs - now;
+        claim !== undefined && !state.instance(claim) ? 0 : refusedSince(p)!.getTime() + strandedAfterMs - now;
       // A time that does not parse is ripe now: NaN would leave the class calm with no pod ever stranded.
       ripeAfter = Math.min(ripeAfter, Number.isNaN(ripeIn) ? 0 : ripeIn);
     }
@@ -404,7 +405,7 @@ export class ProvisioningController implements Controller {
       pods,
       ...how,
       exists: (n) => state.instance(n) !== undefined,
-      claimants: (n) => state.podsClaiming(n).filter((p) => classOf(p) === cls.metadata.name),
+      claimants: (n) => state.podsClaiming(cls.metadata.name!, n),
       claimHeld: (n) => state.claimHeld(cls.metadata.name!, n),
       instances: state.instancesOfClass(cls.metadata.name!),
       nodeOf: (i) => state.nodeByProviderID(i.status?.providerID),

@@ -15,7 +15,7 @@ import {
   isWorkload,
   pinnedNodeOf,
   podKey,
-  unschedulableSince,
+  refusedSince,
 } from '../../api/pods.ts';
 import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
 import { classZones, zonesCompatible, type PodZones } from '../../api/zones.ts';
@@ -124,7 +124,7 @@ export function claimStands(
   cls: InstanceClass,
   view: {
     instance(name: string): Instance | undefined;
-    podsClaiming(instance: string): readonly V1Pod[];
+    podsClaiming(cls: string, instance: string): readonly V1Pod[];
     nodeByProviderID(providerID: string | undefined): V1Node | undefined;
     podsOnNode(node: string): readonly V1Pod[];
   },
@@ -134,7 +134,7 @@ export function claimStands(
   if (!inst || inst.spec.class !== cls.metadata.name || !isLive(inst) || isWarm(inst)) return false;
   if ((cls.spec.isolation ?? 'Pod') !== 'Pod') return true;
   const key = podKey(pod);
-  if (view.podsClaiming(claim!).some((p) => podKey(p) !== key && holdsClaim(p))) return false;
+  if (view.podsClaiming(cls.metadata.name!, claim!).some((p) => podKey(p) !== key && holdsClaim(p))) return false;
   const node = view.nodeByProviderID(inst.status?.providerID)?.metadata?.name;
   return !node || !view.podsOnNode(node).some((p) => podKey(p) !== key && !isTerminal(p) && isWorkload(p));
 }
@@ -308,7 +308,7 @@ export function plan(input: PlanInput): Plan {
   const now = input.now ?? Date.now();
   for (const pod of pods) {
     const pinned = pinnedNodeOf(pod);
-    const since = unschedulableSince(pod);
+    const since = refusedSince(pod);
     if (!pinned || pod.spec?.nodeName || pod.metadata?.deletionTimestamp || isTerminal(pod) || awaitsPlacement(pod))
       continue;
     if (!since || now - since.getTime() < (input.strandedAfterMs ?? STRANDED_AFTER_MS)) continue;

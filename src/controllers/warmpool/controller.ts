@@ -81,7 +81,9 @@ export class WarmPoolController implements Controller {
     // refill back, and judging it again would only meet a 409).
     const instances = state.instancesOfClass(className).filter((i) => !deleting.has(i.metadata.name!));
     const inUse = (i: Instance) => {
-      if (state.podsClaiming(i.metadata.name!).some((p) => !p.metadata?.deletionTimestamp || p.spec?.nodeName))
+      if (
+        state.podsClaiming(className, i.metadata.name!).some((p) => !p.metadata?.deletionTimestamp || p.spec?.nodeName)
+      )
         return true;
       const node = state.nodeByProviderID(i.status?.providerID)?.metadata?.name;
       return !!node && state.podsOnNode(node).some(isWorkload);

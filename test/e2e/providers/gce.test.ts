@@ -258,6 +258,28 @@ describe('GceProvider on the fake Compute Engine', () => {
     expect(vmsOf(theirs.cluster)).toHaveLength(1);
   });
 
+  it('a restarted controller finds and lists the VMs of a class in a project of its own', async () => {
+    const cluster = `gce-${suffix()}`;
+    const name = `own-${suffix()}`;
+    const groups = gce.nodePool({
+      cluster,
+      cls: name,
+      machineType: 'n2-standard-4',
+      zones: ['us-central1-a'],
+      project: 'tenant-project',
+    });
+    const cls = instanceClass(name, groups, ['n2-standard-4']);
+    cls.spec.gce!.project = 'tenant-project';
+    const ci = await provider(cluster).create(launch(cluster, cls, 'elsewhere'));
+    expect(ci.providerID).toMatch(/^gce:\/\/tenant-project\//);
+    // A fresh provider, as after a restart: it knows the class from validating it (the InstanceClass
+    // controller validates every class at start), never having launched for it.
+    const restarted = provider(cluster);
+    expect(restarted.validate(cls)).toEqual([]);
+    expect((await restarted.findByInstance('elsewhere')).map((c) => c.providerID)).toEqual([ci.providerID]);
+    expect((await restarted.list()).map((c) => c.providerID)).toEqual([ci.providerID]);
+  });
+
   it('host isolation comes from the template: metal is BareMetal, threadsPerCore 1 is SMT off; a group that cannot deliver it is refused', async () => {
     const metal = setup('c3-standard-192-metal');
     metal.cls.spec.hostIsolation = 'BareMetal';

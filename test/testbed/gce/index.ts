@@ -20,6 +20,8 @@ export interface FakeGce {
     machineType: string;
     zones: string[];
     name?: string;
+    /** The project of its groups (default: the fake's own, which the metadata server names). */
+    project?: string;
     /** Template properties beyond machine type and labels (advancedMachineFeatures, scheduling). */
     extra?: Record<string, unknown>;
   }): {
@@ -40,7 +42,7 @@ export async function startGceFake(opts: { project?: string; kubeconfig?: KubeCo
     state,
     endpoint: server.endpoint,
     project,
-    nodePool({ cluster, cls, machineType, zones, name, extra }) {
+    nodePool({ cluster, cls, machineType, zones, name, project: own, extra }) {
       const pool = name ?? `${cls}-${machineType}`.slice(0, 40);
       const template = `gke-${cluster}-${pool}-tpl`.slice(0, 63);
       state.addTemplate({
@@ -51,7 +53,12 @@ export async function startGceFake(opts: { project?: string; kubeconfig?: KubeCo
         labels: { 'ipp-dev-cluster': cluster, 'ipp-dev-class': cls, 'goog-k8s-cluster-name': cluster },
       });
       return zones.map((zone) => {
-        const mig = { project, zone, name: `gke-${cluster}-${pool}-grp`.slice(0, 55) + `-${zone.slice(-1)}`, template };
+        const mig = {
+          project: own ?? project,
+          zone,
+          name: `gke-${cluster}-${pool}-grp`.slice(0, 55) + `-${zone.slice(-1)}`,
+          template,
+        };
         state.addMig({
           ...mig,
           node: {

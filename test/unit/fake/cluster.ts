@@ -47,8 +47,8 @@ export class FakeCluster implements ClusterView {
   claimHeld(cls: string, instance: string) {
     return this.podList.some((p) => classOf(p) === cls && claimOf(p) === instance && holdsClaim(p));
   }
-  podsClaiming(instance: string) {
-    return this.podList.filter((p) => claimOf(p) === instance);
+  podsClaiming(cls: string, instance: string) {
+    return this.podList.filter((p) => classOf(p) === cls && claimOf(p) === instance);
   }
   podsOnNode(node: string) {
     return this.podList.filter((p) => p.spec?.nodeName === node);

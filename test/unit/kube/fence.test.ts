@@ -35,6 +35,18 @@ describe('LeadershipFence', () => {
     expect(w.calls).toEqual(['w:a']);
   });
 
+  it('refuses once the term’s deadline has passed, before any timer has aborted it (a process thawed late)', async () => {
+    const fence = new LeadershipFence();
+    const w = new Writer();
+    const guarded = fence.guard(w, 'provider');
+    let deadline = performance.now() + 60_000;
+    fence.begin(new AbortController().signal, () => deadline);
+    await guarded.write('a');
+    deadline = performance.now() - 1;
+    expect(() => guarded.write('b')).toThrow(NotLeaderError);
+    expect(w.calls).toEqual(['w:a']);
+  });
+
   it('guards only the named methods when told, and keeps `this`', async () => {
     const fence = new LeadershipFence();
     const guarded = fence.guard(new Writer(), 'provider', ['write']);

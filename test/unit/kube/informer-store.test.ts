@@ -60,7 +60,7 @@ describe('IndexedStore', () => {
     s.delete(pod('waiting'));
     s.delete(pod('ended'));
     expect(s.byIndex('node', 'n1').map((p) => p.metadata!.name)).toEqual(['a', 'b']);
-    expect(s.byIndex('claim', 'i1').map((p) => p.metadata!.name)).toEqual(['a']);
+    expect(s.byIndex('claim', 'c/i1').map((p) => p.metadata!.name)).toEqual(['a']);
     expect(s.byIndex('class', 'c')).toHaveLength(2);
     expect(s.byIndex('uid', 'uid-other-c')[0]!.metadata!.namespace).toBe('other');
     expect(s.byIndex('node', 'n2')).toEqual([]);
@@ -73,12 +73,20 @@ describe('IndexedStore', () => {
     expectIndexesMatchScan(s, POD_INDEXERS);
   });
 
+  it('indexes a claim only under the claiming pod’s class: a pod of none claims nothing', () => {
+    const s = new IndexedStore(POD_INDEXERS);
+    s.upsert(pod('squatter', { claim: 'i1' }));
+    s.upsert(pod('other-class', { claim: 'i1', cls: 'd' }));
+    expect(s.indexValues('claim')).toEqual(['d/i1']);
+    expectIndexesMatchScan(s, POD_INDEXERS);
+  });
+
   it('moves an object between index values when an update changes its key', () => {
     const s = new IndexedStore(POD_INDEXERS);
     s.upsert(pod('a', { cls: 'c', claim: 'i1' }));
     s.upsert(pod('a', { cls: 'c', claim: 'i2', node: 'n1', rv: '2' }));
-    expect(s.byIndex('claim', 'i1')).toEqual([]);
-    expect(s.indexValues('claim')).toEqual(['i2']);
+    expect(s.byIndex('claim', 'c/i1')).toEqual([]);
+    expect(s.indexValues('claim')).toEqual(['c/i2']);
     expect(s.byIndex('node', 'n1').map((p) => p.metadata!.resourceVersion)).toEqual(['2']);
     expectIndexesMatchScan(s, POD_INDEXERS);
   });
@@ -96,13 +104,13 @@ describe('IndexedStore', () => {
     const s = new IndexedStore(POD_INDEXERS);
     s.upsert(pod('keep', { node: 'n1', rv: '1' }));
     s.upsert(pod('change', { node: 'n1', rv: '1' }));
-    s.upsert(pod('gone', { node: 'n2', claim: 'i9' }));
+    s.upsert(pod('gone', { node: 'n2', claim: 'i9', cls: 'c' }));
     const r = s.replace([pod('keep', { node: 'n1', rv: '1' }), pod('change', { node: 'n3', rv: '5' }), pod('new')]);
     expect(r.added.map((p) => p.metadata!.name)).toEqual(['new']);
     expect(r.updated.map((p) => p.metadata!.name)).toEqual(['change']);
     expect(r.deleted.map((p) => p.metadata!.name)).toEqual(['gone']);
     expect(s.byIndex('node', 'n2')).toEqual([]);
-    expect(s.byIndex('claim', 'i9')).toEqual([]);
+    expect(s.byIndex('claim', 'c/i9')).toEqual([]);
     expectIndexesMatchScan(s, POD_INDEXERS);
   });
 

@@ -107,10 +107,17 @@ describe('LeaderElector', () => {
   /** Runs an elector whose onLeading waits for leadership to end, then drains for `drainMs`. */
   const start = (e: LeaderElector, drainMs = 0) => {
     const stop = new AbortController();
-    const seen: { lost?: AbortSignal; calls: number; settled: boolean; error?: unknown } = { calls: 0, settled: false };
-    const done = e.run(stop.signal, async (lost) => {
+    const seen: {
+      lost?: AbortSignal;
+      validUntil?: () => number;
+      calls: number;
+      settled: boolean;
+      error?: unknown;
+    } = { calls: 0, settled: false };
+    const done = e.run(stop.signal, async (lost, validUntil) => {
       seen.calls++;
       seen.lost = lost;
+      seen.validUntil = validUntil;
       await new Promise<void>((r) => lost.addEventListener('abort', () => r(), { once: true }));
       if (drainMs) await new Promise((r) => setTimeout(r, drainMs));
     });
@@ -220,7 +227,10 @@ describe('LeaderElector', () => {
     await vi.advanceTimersByTimeAsync(DEADLINE - 1);
     expect(a.isLeader()).toBe(true);
     expect(run.seen.lost!.aborted).toBe(false);
+    // The term's end, for writes to check themselves: the deadline, then past once lost.
+    expect(run.seen.validUntil!() - performance.now()).toBe(1);
     await vi.advanceTimersByTimeAsync(1);
+    expect(run.seen.validUntil!()).toBeLessThanOrEqual(performance.now());
     expect(a.isLeader()).toBe(false);
     expect(run.seen.lost!.aborted).toBe(true);
     expect(run.seen.lost!.reason).toBeInstanceOf(LeadershipLostError);

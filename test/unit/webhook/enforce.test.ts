@@ -370,4 +370,10 @@ describe('enforcePod: only ipp lifts its gate and records claims', () => {
       allowed: true,
     });
   });
+
+  it('refuses writing the ipp.dev/pinned-at time by hand (it times a refusal of the pin)', () => {
+    const late = pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/pinned-at': '2999-01-01T00:00:00Z' } });
+    expect(message(enforcePod(update(late, ungated), ctx))).toMatch(/ipp.dev\/pinned-at records when ipp pinned/);
+    expect(enforcePod(update(late, ungated, { userInfo: { username: CONTROLLER } }), ctx)).toEqual({ allowed: true });
+  });
 });

@@ -101,6 +101,14 @@ describe('mutatePod, pin mode', () => {
     });
   });
 
+  it('drops an ipp.dev/pinned-at time a new pod brings along', () => {
+    const copied = pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/pinned-at': '2999-01-01T00:00:00Z' } });
+    expect((mutatePod(create(copied), pin) as { patch: unknown[] }).patch).toContainEqual({
+      op: 'remove',
+      path: '/metadata/annotations/ipp.dev~1pinned-at',
+    });
+  });
+
   it('leaves DaemonSet pods, mirror pods, unlabelled pods and non-CREATE requests alone', () => {
     const ds = pod(
       { 'ipp-class': 'metal' },

@@ -230,6 +230,25 @@ describe('idle', () => {
     expect(r).toEqual({ requeueAfterMs: 30_000 });
   });
 
+  it('is not kept by a pod of another class, or of none, that names it in an ipp.dev/instance annotation', async () => {
+    f.cluster.instanceList = [readyIdle()];
+    f.cluster.podList = [
+      pod('squatter', { class: null, claim: 'i-1' }),
+      pod('other-class', { class: 'other', claim: 'i-1' }),
+    ];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.patchStatus')).toEqual([['i-1', { idleSince: iso(0) }]]);
+  });
+
+  it('tears down, once idle, a Ready instance whose node has since rewritten its labels (cordoned, never billed forever)', async () => {
+    f.cluster.instanceList = [readyIdle(iso(0))];
+    f.cluster.nodeList = [node('n1', { class: 'other', instance: 'i-9', providerID: 'sim:///n1' })];
+    f.clock.now = T0 + 6 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('nodes.cordon')).toEqual([['n1']]);
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '7']]);
+  });
+
   it('tears down an instance idle past its idleTimeout, only at the version it saw', async () => {
     f.cluster.instanceList = [readyIdle(iso(0))];
     f.clock.now = T0 + 6 * MIN;
@@ -300,6 +319,17 @@ describe('termination', () => {
     ]);
     expect(f.provider.deleteCalls.sort()).toEqual(['fake:///zone-a/uid-i-1', 'fake:///zone-b/copy']);
     expect(reasons()).toEqual(['Instance/Terminated/Terminate']);
+  });
+
+  it('leaves alone a node that took its recorded name since (another machine): no cordon, eviction or delete', async () => {
+    const gone = deleting();
+    gone.status = { ...gone.status, nodeName: 'n1' };
+    f.cluster.instanceList = [gone];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'other', providerID: 'fake:///zone-a/other' })];
+    f.cluster.podList = [pod('victim', { nodeName: 'n1', phase: 'Running', gated: false })];
+    await controller.reconcile('i-1');
+    expect(f.writes.log.filter(([w]) => w.startsWith('nodes.') || w.startsWith('pods.'))).toEqual([]);
+    expect(f.writes.of('instances.removeFinalizer')).toEqual([['i-1']]);
   });
 
   describe('drain', () => {
@@ -502,6 +532,18 @@ describe('repair', () => {
     expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
     expect(f.writes.of('pods.forceDelete')).toEqual([['web']]);
     expect(reasons()[0]).toBe('Instance/InstanceTerminated/Repair');
+  });
+
+  it('never deletes the pods of a node that took the gone node’s name (EKS names nodes by their IP, which EC2 reuses)', async () => {
+    f.provider.instances.delete('sim:///i-1');
+    f.cluster.instanceList = [ready()];
+    // Another machine registered under the recorded name; its pod is not this Instance's.
+    f.cluster.nodeList = [node('n-i-1', { class: 'metal', instance: 'other', providerID: 'sim:///other' })];
+    f.cluster.podList = [pod('victim', { nodeName: 'n-i-1', phase: 'Running', gated: false })];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(f.writes.of('pods.forceDelete')).toEqual([]);
   });
 
   it('asks the cloud about a node tainted shut down, and replaces a stopped instance', async () => {

@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import type { Instance, InstanceClass } from '../../../../src/api/types.ts';
 import { claimStands, plan, type Plan, type PlanInput } from '../../../../src/controllers/provisioning/plan.ts';
 import { FakeCluster } from '../../fake/cluster.ts';
-import { awaitsPlacement, classOf } from '../../../../src/api/pods.ts';
+import { awaitsPlacement } from '../../../../src/api/pods.ts';
 import type { Resources } from '../../../../providers/types.ts';
 import type { PodZones } from '../../../../src/api/zones.ts';
 import { CLASS, cls, instance, node, pod } from '../fixtures.ts';
-import { NODE_INSTANCE_LABEL } from '../../../../src/api/names.ts';
+import { NODE_INSTANCE_LABEL, POD_PINNED_AT_ANNOTATION } from '../../../../src/api/names.ts';
 
 interface Input {
   cls?: InstanceClass;
@@ -485,6 +485,19 @@ describe('stranded pods', () => {
     expect(run({ pods: [judged], instances: [ready] }).stranded).toEqual([]);
   });
 
+  it('are timed from the pin, not from the pod’s creation (the condition keeps the time the gated pod was made)', () => {
+    // Created (and gated, PodScheduled=False) at 00:00; pinned at 00:59:30 once its node was Ready;
+    // refused at once (the node's not-ready taint not lifted yet): 30 s of refusal, not an hour.
+    const waitedLong = pinned('n-metal-x', '2024-01-01T00:00:00Z');
+    waitedLong.metadata!.annotations = {
+      ...waitedLong.metadata!.annotations,
+      [POD_PINNED_AT_ANNOTATION]: '2024-01-01T00:59:30Z',
+    };
+    expect(run({ pods: [waitedLong], instances: [ready] }).stranded).toEqual([]);
+    waitedLong.metadata!.annotations[POD_PINNED_AT_ANNOTATION] = '2024-01-01T00:50:00Z';
+    expect(run({ pods: [waitedLong], instances: [ready] }).stranded).toHaveLength(1);
+  });
+
   it('are not bound pods', () => {
     const bound = pinned('n-old');
     bound.spec!.nodeName = 'n-old';
@@ -792,7 +805,7 @@ describe('planning from the indexes', () => {
       };
       const whole = decide(world.podsOfClass(CLASS));
       const indexes = {
-        claimants: (i: string) => world.podsClaiming(i).filter((p) => classOf(p) === CLASS),
+        claimants: (i: string) => world.podsClaiming(CLASS, i),
         claimHeld: (i: string) => world.claimHeld(CLASS, i),
       };
       const unbound = world.unboundPodsOfClass(CLASS);
