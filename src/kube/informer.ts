@@ -267,9 +267,17 @@ export class Informer<T extends KubernetesObject> {
     try {
       ({ items, rv } = await this.listPages(pageSize));
     } catch (err) {
-      // A continue token older than compaction cannot be resumed; client-go then lists in one go.
+      // A continue token older than compaction cannot be resumed. client-go then lists everything in
+      // one response: the memory peak paging exists to avoid (a 25k-pod LIST peaked at ~780 MB of
+      // heap). The paged list starts over instead; only a second expiry falls back to one response.
       if (!isGone(err) || pageSize === 0) throw err;
-      ({ items, rv } = await this.listPages(0));
+      this.opts.logger.info({ resource: this.resource }, 'list continuation expired (410 Gone); listing again');
+      try {
+        ({ items, rv } = await this.listPages(pageSize));
+      } catch (again) {
+        if (!isGone(again)) throw again;
+        ({ items, rv } = await this.listPages(0));
+      }
     }
     const changes = this.store.replace(items);
     this.resourceVersion = rv;

@@ -209,6 +209,34 @@ describe('ClusterState through expired watches and failed relists', () => {
     expect(proxy.seen.filter((r) => !isWatch(r)).length - listsBefore, 'relists').toBeGreaterThanOrEqual(4);
   });
 
+  it('starts a paged list over when its continue token expires, never listing everything in one response', async () => {
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('g', nodeNames[3]!, `${cls}-i3`) });
+    const from = proxy.seen.length;
+    // The pods watch expires; the relist's first continuation is older than compaction (410).
+    let watchExpired = false;
+    let continueExpired = false;
+    proxy.refuse = (r) => {
+      if (r.url.pathname !== '/api/v1/pods') return undefined;
+      if (isWatch(r)) {
+        if (watchExpired) return undefined;
+        watchExpired = true;
+        return 410;
+      }
+      if (!r.url.searchParams.get('continue') || continueExpired) return undefined;
+      continueExpired = true;
+      return 410;
+    };
+    proxy.cut();
+    await eventually('the pods relisted after the expired continuation, and consistent', async () => {
+      expect(continueExpired).toBe(true);
+      await expectConsistent();
+    });
+    const lists = proxy.seen.slice(from).filter((r) => r.url.pathname === '/api/v1/pods' && !isWatch(r));
+    expect(lists.length).toBeGreaterThan(2);
+    expect(lists.map((r) => r.url.searchParams.get('limit'))).toEqual(lists.map(() => '2'));
+    proxy.refuse = () => undefined;
+  });
+
   it('keeps its cache when a relist fails, and says so', async () => {
     const before = state.podsOfClass(cls).length;
     // The pods watch expires, and the relist it needs is refused.
