@@ -203,17 +203,16 @@ export class ProvisioningController implements Controller {
     // nothing to plan. Told False before, a pod needs the pass that tells it True.
     const settled = (p: V1Pod) => allowed(p) && conditionOf(p)?.status !== 'False' && claimStands(p, cls, state);
     const unsettled = waiting.filter((p) => !settled(p));
-    // A pinned pod the scheduler refuses is decided on once it may count as stranded, or once its
-    // Instance is gone (plan() creates a label-pinned pod's again). Before that, mostly a node the
-    // scheduler has not seen Ready yet, a pass has nothing to decide for it: planned on every pass
-    // regardless, a burst's few such pods cost a plan of the whole class up to ten times a second.
+    // A pod pinned by name the scheduler refuses is decided on once it may count as stranded, whether
+    // its Instance is there or gone: its pin cannot be undone, so only stranding it decides anything.
+    // Before that, mostly a node the scheduler has not seen Ready yet, a pass has nothing to decide
+    // for it: planned on every pass regardless, a burst's few such pods cost a plan of the whole
+    // class up to ten times a second.
     const now = this.now();
     const strandedAfterMs = this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS;
     let ripeAfter = Infinity;
     for (const p of unplaced) {
-      const claim = claimOf(p);
-      const ripeIn =
-        claim !== undefined && !state.instance(claim) ? 0 : refusedSince(p)!.getTime() + strandedAfterMs - now;
+      const ripeIn = refusedSince(p)!.getTime() + strandedAfterMs - now;
       // A time that does not parse is ripe now: NaN would leave the class calm with no pod ever stranded.
       ripeAfter = Math.min(ripeAfter, Number.isNaN(ripeIn) ? 0 : ripeIn);
     }

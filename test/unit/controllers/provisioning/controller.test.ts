@@ -207,6 +207,19 @@ describe('ProvisioningController', () => {
     expect(reasons()).toEqual(['web-1/Stranded']);
   });
 
+  it('does not plan on every pass for a pod pinned by name whose Instance is gone: it waits to be stranded', async () => {
+    const refusedAt = f.clock.now - 30_000;
+    f.cluster.podList = [refusedPin(pod('web-1', { claim: 'gone', gated: false }), 'n-gone', new Date(refusedAt))];
+    let planned = 0;
+    const instances = f.cluster.instancesOfClass.bind(f.cluster);
+    f.cluster.instancesOfClass = (c: string) => (planned++, instances(c));
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: STRANDED_AFTER_MS - 30_000 });
+    expect(planned).toBe(0);
+    f.clock.now = refusedAt + STRANDED_AFTER_MS;
+    await controller.reconcile('metal');
+    expect(reasons()).toEqual(['web-1/Stranded']);
+  });
+
   it('decides on a refused pinned pod whose refusal time does not parse, as plan() does, not never', async () => {
     const p = refusedPin(pod('web-1', { claim: 'metal-x', gated: false }), 'n1', new Date('garbage'));
     f.cluster.podList = [p];
