@@ -3,8 +3,9 @@
 // of the same boot delay, one with a warm pool as large as the batch; pods of both arrive interleaved
 // at a steady rate, each timed from its create call returning to its Running phase seen on a watch.
 import { CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { API_VERSION, GATE, GROUP, NODE_CLASS_LABEL, TAINT_KEY, VERSION, WARM_LABEL } from '../../src/api/names.ts';
+import { API_VERSION, GATE, GROUP, TAINT_KEY, VERSION, WARM_LABEL } from '../../src/api/names.ts';
 import type { Instance, InstanceClassSpec } from '../../src/api/types.ts';
+import { watchInstanceHistory } from '../testbed/instance-history.ts';
 import { currentTree, startController } from './controller.ts';
 import { describeClients, prepareBed, withTestbed, write } from './scale.ts';
 
@@ -88,19 +89,8 @@ export async function benchWarm(): Promise<void> {
       logDir: bed.logs,
       extraArgs: ARGS,
     });
-    // Every Instance of the warm class ever written and every deletion: the pool should launch the fill
-    // and one replacement per hit, and remove nothing.
-    const written = new Set<string>();
-    const removed = new Set<string>();
-    const instanceWatch = await new Watch(bed.kc).watch(
-      `/apis/${GROUP}/${VERSION}/instances`,
-      { labelSelector: `${NODE_CLASS_LABEL}=${warmCls}` },
-      (type: string, i: Instance) => {
-        written.add(i.metadata.name!);
-        if (type === 'DELETED' || i.metadata.deletionTimestamp) removed.add(i.metadata.name!);
-      },
-      () => {},
-    );
+    // The pool should launch the fill and one replacement per hit, and remove nothing.
+    const history = await watchInstanceHistory(bed.kc, warmCls);
     try {
       await createClass(bed.kc, coldCls, base);
       await createClass(bed.kc, warmCls, { ...base, warmPool: { size: PODS } });
@@ -167,8 +157,8 @@ export async function benchWarm(): Promise<void> {
           ['warm hit', warm.pods, warm.p50Ms, warm.p95Ms, warm.maxMs].join('\t'),
           ['cold launch', cold.pods, cold.p50Ms, cold.p95Ms, cold.maxMs].join('\t'),
           `cold / warm: ${ratio.p50}× at p50, ${ratio.p95}× at p95; warm hits ${hits}, misses ${misses}`,
-          `warm class Instances: ${written.size} created (expected ${2 * PODS}: the fill and one refill per hit), ` +
-            `${removed.size} removed, ${warmLeft} warm Ready at the end (pool size ${PODS})`,
+          `warm class Instances: ${history.written.size} created (expected ${2 * PODS}: the fill and one refill per hit), ` +
+            `${history.removed.size} removed, ${warmLeft} warm Ready at the end (pool size ${PODS})`,
           `target: warm hit p95 ≤ 3000 ms: ${warm.p95Ms <= 3000 ? 'met' : 'NOT met'}` +
             (warm.p95Ms > 3000 && !ARGS.length
               ? ' (placement writes go first under the client limit, but share the API server, the scheduler and kwok' +
@@ -188,14 +178,14 @@ export async function benchWarm(): Promise<void> {
           ratio,
           hits,
           misses,
-          instances: { created: written.size, removed: removed.size, warmReadyAtEnd: warmLeft },
+          instances: { created: history.written.size, removed: history.removed.size, warmReadyAtEnd: warmLeft },
           samples,
         })}`,
       );
       if (hits < PODS)
         throw new Error(`only ${hits} of ${PODS} warm pods were warm hits; the comparison is not meaningful`);
     } finally {
-      instanceWatch.abort();
+      history.stop();
       await ipp.stop();
     }
   });

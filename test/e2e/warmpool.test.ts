@@ -3,10 +3,11 @@
 // maxInstances caps pool + busy, maxAge replaces one at a time, a burst larger than the pool launches one
 // instance per pod and never overshoots the pool, a SIGKILL during a refill leaves no extra instance,
 // and a one-shot instance goes as soon as its Job pod completes, never hosting another.
-import { EventsV1Api, Watch, type V1Pod } from '@kubernetes/client-node';
+import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, getClass, listInstances, metric, useIppEnvironment } from './support/ipp.ts';
+import { watchInstanceHistory } from '../testbed/instance-history.ts';
 import {
   API_VERSION,
   GROUP,
@@ -156,18 +157,8 @@ describe('warm pools and one-shot instances', () => {
     const size = 5;
     const burst = 20;
     const cls = await newClass('surge', { warmPool: { size }, idleTimeout: '10m' });
-    // Every Instance of the class ever written, and every deletion, as the API server reports them.
-    const created = new Set<string>();
-    const deleted = new Set<string>();
-    const watch = await new Watch(c.kc).watch(
-      `/apis/${GROUP}/${VERSION}/instances`,
-      { labelSelector: `${NODE_CLASS_LABEL}=${cls}` },
-      (type: string, i: Instance) => {
-        created.add(i.metadata.name!);
-        if (type === 'DELETED' || i.metadata.deletionTimestamp) deleted.add(i.metadata.name!);
-      },
-      () => {},
-    );
+    const history = await watchInstanceHistory(c.kc, cls);
+    const { written: created, removed: deleted } = history;
     try {
       await poolReady(cls, size);
       expect(created.size).toBe(size);
@@ -191,7 +182,7 @@ describe('warm pools and one-shot instances', () => {
       );
       await isolationHolds(cls);
     } finally {
-      watch.abort();
+      history.stop();
     }
   });
 
