@@ -110,11 +110,13 @@ export class PodWriter implements PodWrites {
   }
 
   async bind(pod: V1Pod, node: string): Promise<void> {
-    const { name, namespace } = pod.metadata as { name: string; namespace: string };
+    const { name, namespace, uid } = pod.metadata as { name: string; namespace: string; uid?: string };
+    // With the pod's UID, as kube-scheduler binds: a pod of the same name recreated meanwhile (a
+    // StatefulSet's) is another pod, and the API server refuses the binding (409) instead of placing it.
     const body = {
       apiVersion: 'v1',
       kind: 'Binding',
-      metadata: { name, namespace },
+      metadata: { name, namespace, ...(uid ? { uid } : {}) },
       target: { apiVersion: 'v1', kind: 'Node', name: node },
     };
     await inPlacementLane(() => send(this.kc, { method: 'POST', path: podPath(pod, '/binding'), body }));

@@ -7,7 +7,14 @@ import type {
   V1MutatingWebhookConfiguration,
   AdmissionregistrationV1WebhookClientConfig,
 } from '@kubernetes/client-node';
-import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, RUNTIME_CLASS_PREFIX, TAINT_KEY } from '../api/names.ts';
+import {
+  CLASS_LABEL,
+  GATE,
+  POD_INSTANCE_ANNOTATION,
+  POD_PINNED_AT_ANNOTATION,
+  RUNTIME_CLASS_PREFIX,
+  TAINT_KEY,
+} from '../api/names.ts';
 import {
   DEFAULT_DAEMONSET_CREATORS,
   DEFAULT_TRUSTED_DAEMONSET_NAMESPACES,
@@ -60,13 +67,17 @@ export const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.node
 export const GATED = (o: string) =>
   `(has(${o}.spec.schedulingGates) && ${o}.spec.schedulingGates.exists(g, g.name == '${GATE}'))`;
 const ANNOTATIONS = (o: string) => `(has(${o}.metadata.annotations) ? ${o}.metadata.annotations : {})`;
-const CLAIM_OF = (o: string) =>
-  `('${POD_INSTANCE_ANNOTATION}' in ${ANNOTATIONS(o)} ? ${ANNOTATIONS(o)}['${POD_INSTANCE_ANNOTATION}'] : '<none>')`;
+const ANNOTATION_OF = (o: string, key: string) =>
+  `('${key}' in ${ANNOTATIONS(o)} ? ${ANNOTATIONS(o)}['${key}'] : '<none>')`;
+/** The annotations only ipp writes: an update changing one is the enforcement webhook's to judge. */
+const OWN_ANNOTATIONS_CHANGED = [POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATION]
+  .map((k) => `${ANNOTATION_OF('object', k)} != ${ANNOTATION_OF('oldObject', k)}`)
+  .join(' || ');
 
 export const ENFORCE_POD_CONDITION =
   `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
   `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}) || ` +
-  `(${GATED('oldObject')} && !${GATED('object')}) || ${CLAIM_OF('object')} != ${CLAIM_OF('oldObject')})`;
+  `(${GATED('oldObject')} && !${GATED('object')}) || ${OWN_ANNOTATIONS_CHANGED})`;
 
 /**
  * Which pods the mutating webhook sees: labelled ipp-class, or naming a RuntimeClass ipp-<class>.

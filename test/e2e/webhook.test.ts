@@ -16,10 +16,12 @@ import {
   GATE,
   NODE_CLASS_LABEL,
   NODE_INSTANCE_LABEL,
+  POD_PINNED_AT_ANNOTATION,
   TAINT_KEY,
 } from '../../src/api/names.ts';
 import type { InstanceClass } from '../../src/api/types.ts';
 import { kubeError } from '../../src/kube/errors.ts';
+import { mergePatch } from '../../src/kube/patch.ts';
 import { startSelfSignedCertificates } from '../../src/webhook/certificates.ts';
 import { webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { ownUsername } from '../../src/webhook/identity.ts';
@@ -463,6 +465,19 @@ describe('admission webhook on the real apiserver', () => {
     expect(await refusal(relabel(undefined))).toContain(
       'removing the label ipp-class is not allowed on an existing pod',
     );
+    // Nor may anyone but ipp write the pin's time (it times a refusal, and so the pod's hold on its instance).
+    expect(
+      await refusal(
+        c.core.patchNamespacedPod(
+          {
+            name: 'tenant',
+            namespace: ns,
+            body: { metadata: { annotations: { [POD_PINNED_AT_ANNOTATION]: '2999-01-01T00:00:00Z' } } },
+          },
+          mergePatch,
+        ),
+      ),
+    ).toContain('ipp.dev/pinned-at records when ipp pinned the pod to its node and only ipp sets it');
     // Other label changes never reach the enforcement webhook's rule.
     await c.core.patchNamespacedPod({
       name: 'tenant',

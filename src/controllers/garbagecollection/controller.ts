@@ -10,6 +10,7 @@
 import { TAG_CLASS, TAG_INSTANCE } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
 import { ignoreCloudNotFound, NotFoundError } from '../../../providers/errors.ts';
+import { isConflict } from '../../kube/errors.ts';
 import type { CloudInstance, CloudProvider } from '../../../providers/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { instanceVanished } from './events.ts';
@@ -129,7 +130,14 @@ export class GarbageCollector {
         { instance: inst.metadata.name, providerID: id },
         'cloud instance vanished; deleting its Instance',
       );
-      await this.d.api.instances.delete(inst.metadata.name!);
+      // At the version this pass read: an Instance of the same name written since (repair replaced
+      // it, a pod's claim recreated it) is not the one whose machine vanished (409: left alone).
+      try {
+        await this.d.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        continue;
+      }
       deleted++;
     }
   }

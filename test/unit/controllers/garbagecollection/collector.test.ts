@@ -43,12 +43,18 @@ describe('GarbageCollector', () => {
   });
 
   it('deletes an Instance whose cloud instance is gone only after a direct read confirms it', async () => {
-    const i = instance('lost', { phase: 'Ready', providerID: 'fake:///lost', launchedAt: new Date(T0).toISOString() });
+    const i = instance('lost', {
+      phase: 'Ready',
+      providerID: 'fake:///lost',
+      launchedAt: new Date(T0).toISOString(),
+      resourceVersion: '5',
+    });
     i.status!.provider = 'simulated';
     f.cluster.instanceList = [i];
     await gc.collect();
     expect(f.provider.getCalls).toEqual(['fake:///lost']);
-    expect(f.writes.log).toEqual([['instances.delete', 'lost', undefined]]);
+    // At the version read: a same-name Instance written since is another one (409, left alone).
+    expect(f.writes.log).toEqual([['instances.delete', 'lost', '5']]);
     expect(f.events.map((e) => e.reason)).toEqual(['InstanceVanished']);
   });
 

@@ -70,13 +70,19 @@ describe('NodeIdentityController', () => {
   });
 
   it('never lifts a cordon it did not set, nor one on the node of an Instance being deleted', async () => {
+    // The node of a live Instance (beforeEach), cordoned by someone else: no annotation, no release.
     const own = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real', unschedulable: true });
     f.cluster.nodeList = [own];
     await controller.reconcile('real');
+    expect(f.writes.log).toEqual([]);
     f.cluster.instanceList = [instance('metal-1', { phase: 'Ready', providerID: 'sim:///real', deleting: true })];
     f.cluster.nodeList = [quarantined(own)];
     await controller.reconcile('real');
     expect(f.writes.log).toEqual([]);
+    // The same quarantined node with its Instance live is released: the two cases above are the guards.
+    f.cluster.instanceList = [instance('metal-1', { phase: 'Ready', providerID: 'sim:///real' })];
+    await controller.reconcile('real');
+    expect(f.writes.of('nodes.release')).toEqual([['real']]);
   });
 
   it('cordons quietly a node that registers after its Instance was terminated (a machine that was booting)', async () => {
