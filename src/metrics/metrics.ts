@@ -71,7 +71,7 @@ export class Metrics {
   readonly providerCallDuration: Histogram<'provider' | 'operation'>;
   /** Cloud instances tagged for this cluster without an Instance object, terminated by the GC. */
   readonly leakedInstancesCollected: Counter<'provider'>;
-  /** Instances replaced because their machine died or vanished; `reason` is NodeRepair, NodeLost or InstanceTerminated. */
+  /** Instances replaced because their machine died or vanished; `reason` is NodeRepair, NodeLost, InstanceTerminated or NodeLabelsTampered. */
   readonly nodeRepairs: Counter<'class' | 'reason'>;
   /** 1 while repair of a class is suspended (too much of it looks dead at once to blame the machines), else 0. */
   readonly repairSuspended: Gauge<'class'>;

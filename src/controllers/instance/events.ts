@@ -84,10 +84,13 @@ export const terminated = (inst: Instance, providerIDs: readonly string[]): IppE
 });
 
 /** The node is gone for good or has been NotReady too long: the instance is replaced. */
+/** Why an instance is replaced by repair: its node NotReady, gone, its machine gone, or its node's labels rewritten. */
+export type RepairReason = 'NodeLost' | 'NodeRepair' | 'InstanceTerminated' | 'NodeLabelsTampered';
+
 export const repairing = (
   inst: Instance,
   pods: readonly V1Pod[],
-  reason: 'NodeLost' | 'NodeRepair' | 'InstanceTerminated',
+  reason: RepairReason,
   message: string,
 ) => toInstanceAndPods(inst, pods, reason, 'Repair', `${message}; replacing the instance`);
 

@@ -27,6 +27,7 @@ import {
   cloudStateGone,
   deadLimit,
   everReady,
+  labelMismatch,
   looksDead,
   notReadySince,
   ownNodeName,
@@ -52,7 +53,7 @@ interface ClassHealth {
   warnedAt?: number;
 }
 
-type RepairReason = 'NodeLost' | 'NodeRepair' | 'InstanceTerminated';
+type RepairReason = events.RepairReason;
 
 /** What the cloud said about the instance of a node that looks dead. */
 type CloudAnswer = { gone: true; state: string } | { gone: false; recheckMs: number };
@@ -95,9 +96,20 @@ export class Repair implements Step {
     if (!node) {
       const found = nodeName ? await this.ctx.lookup.nodes.read(nodeName) : undefined;
       if (found?.spec?.providerID === inst.status.providerID) {
+        const tampered = labelMismatch(inst, found);
         // The cache lags the API server: wait for it rather than judge occupancy on a stale view.
-        this.missingSince.delete(uid);
-        return { halt: true, requeueAfterMs: 2_000 };
+        if (!tampered) {
+          this.missingSince.delete(uid);
+          return { halt: true, requeueAfterMs: 2_000 };
+        }
+        // Not in the cache because it dropped its ipp labels (a kubelet may rewrite its own Node's):
+        // out of every check that reads ipp nodes, and open to any pod that tolerates every taint.
+        // ipp may not write a Node without them (the chart's controller-scope policy): the machine goes.
+        return this.replace(
+          view,
+          'NodeLabelsTampered',
+          `node ${nodeName} of Instance ${inst.metadata.name}: ${tampered}; its kubelet may be compromised`,
+        );
       }
       const cloud = await this.askCloud(view, now);
       if (cloud.gone) return this.replaceTerminated(view, cloud.state);

@@ -16,7 +16,7 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import { CREATE_EXPECTATION_MS } from '../creates.ts';
 import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
-import { warmPoolInvalid, warmRemoved } from './events.ts';
+import { warmOrphaned, warmPoolInvalid, warmRemoved } from './events.ts';
 import { DEFAULT_MAX_AGE, isWarm, poolPlan } from './pool.ts';
 
 export interface WarmPoolContext extends ControllerContext {
@@ -30,6 +30,8 @@ const DELETE_EXPECTATION_MS = 30_000;
  * claim was in flight); the next pod takes the extra one, which is cheaper than a teardown and a launch.
  */
 export const SURPLUS_GRACE_MS = 30_000;
+/** How long a class must be missing before its warm instances are removed (a cache gap is not a deletion). */
+export const ORPHAN_GRACE_MS = 5 * 60_000;
 /** With a schedule, look again every minute: a window opens or closes on the minute. */
 const SCHEDULE_TICK_MS = 60_000;
 
@@ -52,6 +54,8 @@ export class WarmPoolController implements Controller {
   private readonly newName: (cls: string) => string;
   /** Per class: warm Instances whose delete the cache does not show yet, each with since when. */
   private readonly deleting = new Map<string, Map<string, number>>();
+  /** Per deleted class with warm instances left: since when it has been missing from the cache. */
+  private readonly classGoneSince = new Map<string, number>();
   /** Per class: since when the pool has been over its size (this process's view). */
   private readonly overSince = new Map<string, number>();
 
@@ -65,11 +69,11 @@ export class WarmPoolController implements Controller {
     const { state, api, metrics } = this.ctx;
     const cls = state.instanceClass(className);
     if (!cls) {
-      // Its Instances are the instance controller's; nothing to hold a pool for, nor to report.
+      // Nothing to hold a pool for, nor to report; its busy Instances are the instance controller's.
       this.forget(className);
-      this.deleting.delete(className);
-      return;
+      return this.removeOrphans(className);
     }
+    this.classGoneSince.delete(className);
     if (!cls.spec.warmPool && !state.instancesOfClass(className).some(isWarm)) {
       // No pool and nothing left of one: no series (every class change wakes this controller).
       this.forget(className);
@@ -187,6 +191,45 @@ export class WarmPoolController implements Controller {
    * Drops the class's series (a deleted class's would otherwise be exported for ever, at their last
    * value) and what this process remembers of its pool.
    */
+  /**
+   * Removes the warm instances of a deleted class, which nothing will ever take (idle teardown passes
+   * over warm instances, and no pool refreshes them): once the class has been missing for
+   * ORPHAN_GRACE_MS, so that a class missing for a moment from the cache costs nothing; each at the
+   * version judged warm and unused.
+   */
+  private async removeOrphans(className: string): Promise<ReconcileResult | void> {
+    const { state, api } = this.ctx;
+    const deleting = this.pendingDeletes(className);
+    const warm = state
+      .instancesOfClass(className)
+      .filter((i) => isWarm(i) && !i.metadata.deletionTimestamp && !deleting.has(i.metadata.name!));
+    if (!warm.length) {
+      this.classGoneSince.delete(className);
+      this.deleting.delete(className);
+      return;
+    }
+    const now = this.now();
+    const since = this.classGoneSince.get(className) ?? now;
+    this.classGoneSince.set(className, since);
+    if (now - since < ORPHAN_GRACE_MS) return { requeueAfterMs: since + ORPHAN_GRACE_MS - now };
+    for (const inst of warm) {
+      if (state.podsClaiming(className, inst.metadata.name!).length) continue;
+      try {
+        await api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        continue;
+      }
+      deleting.set(inst.metadata.name!, now);
+      this.ctx.events.record(warmOrphaned(inst));
+      this.ctx.logger.info(
+        { instance: inst.metadata.name, class: className },
+        'warm instance of a deleted class removed',
+      );
+    }
+    return { requeueAfterMs: ORPHAN_GRACE_MS };
+  }
+
   private forget(className: string): void {
     for (const state of ['ready', 'launching']) this.ctx.metrics.warmInstances.remove({ class: className, state });
     this.ctx.metrics.warmHits.remove({ class: className });

@@ -14,6 +14,15 @@ export const warmRemoved = (inst: Instance, why: 'Aged' | 'Surplus', detail: str
       : `the warm pool holds ${detail} now; this never-used instance is not needed`,
 });
 
+/** The class of a warm instance was deleted: nothing will ever take it. */
+export const warmOrphaned = (inst: Instance): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Normal',
+  reason: 'WarmClassDeleted',
+  action: 'Teardown',
+  note: `InstanceClass ${inst.spec.class} was deleted; this never-used warm instance will never be taken`,
+});
+
 export const warmPoolInvalid = (cls: InstanceClass, message: string): IppEvent => ({
   regarding: { apiVersion: API_VERSION, kind: 'InstanceClass', name: cls.metadata.name!, uid: cls.metadata.uid },
   type: 'Warning',

@@ -463,6 +463,18 @@ describe('repair', () => {
     expect(r).toEqual({ requeueAfterMs: 2_000 });
   });
 
+  it('replaces at once an instance whose node dropped its ipp labels (out of the node cache, open to any pod)', async () => {
+    f.cluster.instanceList = [ready()];
+    f.cluster.podList = [running];
+    // Its own Node by providerID, without ipp.dev/class: its kubelet removed it.
+    f.cluster.apiNodes = [node('n-i-1', { providerID: 'sim:///i-1' })];
+    f.clock.now = T0 + 60 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(reasons()).toEqual(['Instance/NodeLabelsTampered/Repair', 'Pod/NodeLabelsTampered/Provision']);
+    expect(f.events[0]!.note).toContain('its label ipp.dev/class=(none) is not the class metal');
+  });
+
   it('waits repairAfter for a node that is really gone (a kubelet re-registering), then replaces the instance', async () => {
     f.cluster.instanceList = [ready()];
     f.cluster.podList = [running];

@@ -1,7 +1,7 @@
 // The warm-pool shell with fake writers: creates labelled Instances, removes aged ones at the version
 // judged, waits for its own writes to show in the cache, and reports the pool's size as metrics.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { WarmPoolController } from '../../../../src/controllers/warmpool/controller.ts';
+import { ORPHAN_GRACE_MS, WarmPoolController } from '../../../../src/controllers/warmpool/controller.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -40,6 +40,24 @@ describe('WarmPoolController', () => {
     await controller.reconcile('metal');
     expect(f.writes.log).toHaveLength(2);
     expect(await gauge()).toEqual(['metal/ready=0', 'metal/launching=2']);
+  });
+
+  it('removes the unused warm instances of a deleted class, once it has been missing for a while', async () => {
+    f.cluster.classList = [];
+    f.cluster.instanceList = [
+      instance('metal-w1', { warm: true, phase: 'Ready', resourceVersion: '4' }),
+      instance('metal-w2', { warm: true, phase: 'Ready', resourceVersion: '5' }),
+      instance('metal-busy', { phase: 'Ready' }),
+    ];
+    // Taken by a pod already (its claim is written before the warm label goes): not touched.
+    f.cluster.podList = [pod('web', { claim: 'metal-w2' })];
+    // Missing for a moment (a cache gap) costs nothing.
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: ORPHAN_GRACE_MS });
+    expect(f.writes.log).toEqual([]);
+    f.clock.now += ORPHAN_GRACE_MS;
+    await controller.reconcile('metal');
+    expect(f.writes.log).toEqual([['instances.delete', 'metal-w1', '4']]);
+    expect(f.events.map((e) => `${e.regarding.name}/${e.reason}`)).toEqual(['metal-w1/WarmClassDeleted']);
   });
 
   it('launches a refill once when two passes of the class overlap before the cache shows its creates', async () => {
