@@ -16,6 +16,7 @@ import {
   POD_INSTANCE_ANNOTATION,
   POD_PINNED_AT_ANNOTATION,
 } from '../api/names.ts';
+import type { Instance } from '../api/types.ts';
 import {
   allow,
   annotationOf,
@@ -46,6 +47,11 @@ export interface EnforceContext extends DaemonSetTrust {
   nodeExists?: (name: string) => boolean | undefined;
   /** Pods by namespace and name (the controller's informer), to check the controller's own bindings. */
   pods?: { get(namespace: string, name: string): V1Pod | undefined };
+  /**
+   * Instances by name (the controller's informer): a node is the claimed Instance's by providerID,
+   * as the controller matches it; a GKE pool's node carries no ipp.dev/instance label.
+   */
+  instances?: { get(name: string): Instance | undefined };
   /** Whose pods/binding requests are trusted: schedulers honour the taint and the affinity added here. */
   schedulers?: readonly string[];
 }
@@ -211,9 +217,17 @@ function controllerBinding(
   const pod = ctx.pods.get(req.namespace ?? '', req.name ?? '');
   const podClass = labelOf(pod, CLASS_LABEL);
   const claim = annotationOf(pod, POD_INSTANCE_ANNOTATION);
-  const nodeInstance = ctx.nodes.get(nodeName)?.metadata?.labels?.[NODE_INSTANCE_LABEL];
-  if (pod && podClass !== undefined && podClass === nodeClass && claim !== undefined && claim === nodeInstance)
-    return allow();
+  const node = ctx.nodes.get(nodeName);
+  const nodeInstance = node?.metadata?.labels?.[NODE_INSTANCE_LABEL];
+  const claimed = claim === undefined ? undefined : ctx.instances?.get(claim);
+  // By providerID where the Instance is known (the cloud's word, as the controller matched it), by
+  // the node's ipp.dev/instance label (its kubelet's word) only where it is not.
+  const claimedNode =
+    claim !== undefined &&
+    (claimed?.status?.providerID
+      ? claimed.spec.class === podClass && claimed.status.providerID === node?.spec?.providerID
+      : claim === nodeInstance);
+  if (pod && podClass !== undefined && podClass === nodeClass && claimedNode) return allow();
   return deny(
     `ipp binds only a pod labelled ${CLASS_LABEL} to the node of the Instance it claims; pod ` +
       `"${req.namespace}/${req.name}" (class ${podClass ?? 'none'}, Instance ${claim ?? 'none'}) does not belong on node ` +

@@ -92,6 +92,7 @@ export async function startAdmission(
     },
     trust: { daemonSetNamespaces: opts.trustedDaemonSetNamespaces },
     pods: { get: (namespace, name) => state.pods.get(name, namespace) },
+    instances: { get: (name) => state.instance(name) },
     // Enforcement lets exactly our own identity bind pods to ipp nodes (bind mode).
     controllerUsernames: [await ownUsername(kc)],
     logger: log,

@@ -50,6 +50,8 @@ export interface WebhookServerOptions {
   nodes: NodeLookup;
   /** Pods by namespace and name, to check the controller's own bindings (see enforce.ts). */
   pods?: EnforceContext['pods'];
+  /** Instances by name, to match the node of the Instance a pod claims by providerID (see enforce.ts). */
+  instances?: EnforceContext['instances'];
   /** The controller's own username(s), allowed to place pods on ipp nodes (see enforce.ts). */
   controllerUsernames?: readonly string[];
   /** Which DaemonSet pods are node agents (admission.ts); default kube-system's, made by kube-controller-manager. */
@@ -87,6 +89,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     ...(opts.controllerUsernames ? { controllerUsernames: opts.controllerUsernames } : {}),
     ...(opts.schedulers ? { schedulers: opts.schedulers } : {}),
     ...(opts.pods ? { pods: opts.pods } : {}),
+    ...(opts.instances ? { instances: opts.instances } : {}),
   });
   const rules: Record<string, (r: AdmissionRequest) => Promise<Decision>> = {
     [MUTATE_PATH]: async (r) => mutatePod(r, { ...trust, mode: opts.placement, classes: await classesFor(r) }),

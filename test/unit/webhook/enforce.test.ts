@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
+import type { Instance } from '../../../src/api/types.ts';
 import { enforcePod, keepOffIppNodes, type EnforceContext } from '../../../src/webhook/enforce.ts';
 import type { Decision } from '../../../src/webhook/admission.ts';
 import { applyPatch, create, node, nodes, pod, update } from './fixtures.ts';
@@ -285,6 +286,22 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
         /^ipp binds only a pod labelled ipp-class to the node of the Instance it claims/,
       );
     }
+
+    // A GKE pool's node carries the class, not the Instance: it is the claimed Instance's by providerID.
+    const gke = { ...node('gke-pool-a1', { 'ipp.dev/class': 'metal' }), spec: { providerID: 'gce://p/z/vm-1' } };
+    const instances: Record<string, Instance> = {
+      'i-1': { metadata: { name: 'i-1' }, spec: { class: 'metal' }, status: { providerID: 'gce://p/z/vm-1' } },
+      'i-2': { metadata: { name: 'i-2' }, spec: { class: 'metal' }, status: { providerID: 'gce://p/z/vm-2' } },
+    };
+    const onGke: EnforceContext = {
+      ...withPods,
+      nodes: nodes(gke, node('ipp-1', { 'ipp.dev/class': 'metal', 'ipp.dev/instance': 'i-2' })),
+      instances: { get: (name) => instances[name] },
+    };
+    expect(enforcePod(bind('tenant', 'gke-pool-a1'), onGke)).toEqual({ allowed: true });
+    expect(message(enforcePod(bind('other-instance', 'gke-pool-a1'), onGke))).toMatch(/^ipp binds only/);
+    // Where the Instance is known, its providerID decides, not a label its node's kubelet may write.
+    expect(message(enforcePod(bind('other-instance', 'ipp-1'), onGke))).toMatch(/^ipp binds only/);
   });
 });
 
