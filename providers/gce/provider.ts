@@ -82,7 +82,12 @@ export class GceProvider implements CloudProvider {
   private readonly clock: Clock;
   private readonly unavailable: UnavailableOfferings;
   private readonly infos = new Map<string, { at: number; info: Promise<MigInfo> }>();
+  /** Projects searched for this cluster's VMs: the default one and those launched in. */
   private readonly projects = new Set<string>();
+  /** Projects only named by a class so far: searched too, but one that cannot be read is skipped. */
+  private readonly named = new Set<string>();
+  /** Named projects that could not be read, warned about once. */
+  private readonly unreadable = new Set<string>();
   private defaultProject: Promise<string> | undefined;
 
   constructor(opts: GceProviderOptions) {
@@ -145,7 +150,7 @@ export class GceProvider implements CloudProvider {
     // controller validates every class at start, so a restarted controller still finds the VMs it
     // made there before, not only those of classes it has launched for since.
     const own = cls.spec.gce?.project;
-    if (own && !problems.length) this.projects.add(own);
+    if (own && !problems.length && !this.projects.has(own)) this.named.add(own);
     return problems;
   }
 
@@ -214,7 +219,10 @@ export class GceProvider implements CloudProvider {
           ...new Set(migsOf(cls, project).map((m) => m.zone)),
         ]),
       );
-    migs.forEach((m) => this.projects.add(m.project));
+    for (const m of migs) {
+      this.projects.add(m.project);
+      this.named.delete(m.project);
+    }
     const name = vmName(req.instance.uid, req.instance.name);
     const log = this.log.child({ instance: req.instance.name, class: clsName, vm: name });
 
@@ -399,13 +407,24 @@ export class GceProvider implements CloudProvider {
     );
     const filter = clauses.length > 1 ? clauses.map((x) => `(${x})`).join(' AND ') : clauses[0]!;
     const out: CloudInstance[] = [];
-    for (const project of this.projects) {
-      const vms = await this.compute.call('read', `instances.aggregatedList in ${project} (${filter})`, async () => {
-        const found: Vm[] = [];
-        const pages = this.compute.instances.aggregatedListAsync({ project, filter, maxResults: 500 }, NO_GAX_RETRY);
-        for await (const [, scoped] of pages) found.push(...(scoped.instances ?? []));
-        return found;
-      });
+    for (const project of [...this.projects, ...this.named]) {
+      let vms: Vm[];
+      try {
+        vms = await this.compute.call('read', `instances.aggregatedList in ${project} (${filter})`, async () => {
+          const found: Vm[] = [];
+          const pages = this.compute.instances.aggregatedListAsync({ project, filter, maxResults: 500 }, NO_GAX_RETRY);
+          for await (const [, scoped] of pages) found.push(...(scoped.instances ?? []));
+          return found;
+        });
+      } catch (e) {
+        // A project a class only names (a typo, no permission) must not stop every teardown and
+        // collection of the provider: nothing was launched there by this process.
+        if (!this.named.has(project) || !(e instanceof InvalidConfigError || e instanceof NotFoundError)) throw e;
+        if (!this.unreadable.has(project))
+          this.log.warn({ project, err: e }, `cannot list VMs in project ${project}, which a class names; skipping it`);
+        this.unreadable.add(project);
+        continue;
+      }
       // Only group members: ipp never deletes a VM it could not remove through its group.
       for (const vm of vms) if (createdBy(vm.metadata)) out.push(toCloudInstance(vm, project));
     }

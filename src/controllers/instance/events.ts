@@ -87,12 +87,8 @@ export const terminated = (inst: Instance, providerIDs: readonly string[]): IppE
 /** Why an instance is replaced by repair: its node NotReady, gone, its machine gone, or its node's labels rewritten. */
 export type RepairReason = 'NodeLost' | 'NodeRepair' | 'InstanceTerminated' | 'NodeLabelsTampered';
 
-export const repairing = (
-  inst: Instance,
-  pods: readonly V1Pod[],
-  reason: RepairReason,
-  message: string,
-) => toInstanceAndPods(inst, pods, reason, 'Repair', `${message}; replacing the instance`);
+export const repairing = (inst: Instance, pods: readonly V1Pod[], reason: RepairReason, message: string) =>
+  toInstanceAndPods(inst, pods, reason, 'Repair', `${message}; replacing the instance`);
 
 export const evicting = (pod: V1Pod, instance: string): IppEvent => ({
   regarding: podRef(pod),

@@ -280,6 +280,18 @@ describe('GceProvider on the fake Compute Engine', () => {
     expect((await restarted.list()).map((c) => c.providerID)).toEqual([ci.providerID]);
   });
 
+  it('a class naming a project it may not read does not stop teardown or collection in the others', async () => {
+    const mine = setup();
+    const p = provider(mine.cluster);
+    const ci = await p.create(launch(mine.cluster, mine.cls, 'kept-working'));
+    const typo = instanceClass(`typo-${suffix()}`, [{ zone: 'us-central1-a', name: 'pool' }], ['n2-standard-4']);
+    typo.spec.gce!.project = `no-access-${suffix()}`;
+    gce.server.forbiddenProjects.add(typo.spec.gce!.project);
+    expect(p.validate(typo)).toEqual([]);
+    expect((await p.findByInstance('kept-working')).map((c) => c.providerID)).toEqual([ci.providerID]);
+    expect((await p.list()).map((c) => c.providerID)).toEqual([ci.providerID]);
+  });
+
   it('host isolation comes from the template: metal is BareMetal, threadsPerCore 1 is SMT off; a group that cannot deliver it is refused', async () => {
     const metal = setup('c3-standard-192-metal');
     metal.cls.spec.hostIsolation = 'BareMetal';

@@ -29,6 +29,8 @@ export interface FakeGceServer {
    */
   lose(method: string, n?: number, holdMs?: number): void;
   latencyMs: number;
+  /** Projects the caller may not read: every call in them is answered 403 forbidden, as GCE does. */
+  forbiddenProjects: Set<string>;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export async function startFakeGce(opts: {
     state,
     calls,
     latencyMs: 0,
+    forbiddenProjects: new Set(),
     count: (method, outcome) => calls.filter((c) => c.method === method && (!outcome || c.outcome === outcome)).length,
     throttle: (n, o = {}) => throttles.push({ left: n, method: o.method, status: o.status ?? 429 }),
     lose: (method, n = 1, holdMs) => losses.push({ method, left: n, holdMs }),
@@ -348,6 +351,20 @@ export async function startFakeGce(opts: {
           'Request had invalid authentication credentials. Expected OAuth 2 access token.',
           'authError',
           'UNAUTHENTICATED',
+        ),
+      );
+    }
+    const project = /^\/compute\/v1\/projects\/([^/]+)\//.exec(url.pathname)?.[1];
+    if (project && self.forbiddenProjects.has(project)) {
+      record(method, 'error');
+      return json(
+        res,
+        403,
+        errorDocument(
+          403,
+          `Required 'compute.instances.list' permission for 'projects/${project}'`,
+          'forbidden',
+          'PERMISSION_DENIED',
         ),
       );
     }
