@@ -25,7 +25,7 @@ export interface AuditView {
   nodes: { list(): readonly V1Node[] };
   nodesWithPods(): string[];
   /** The Instance registered as that node, even while its Node object is missing (deleted, re-registering). */
-  instanceOnNode(node: string): unknown;
+  instanceOnNode(node: string): { spec: { class: string } } | undefined;
 }
 
 export interface AuditorOptions {
@@ -158,8 +158,9 @@ export class Auditor {
     const pods = this.state.podsOnNode(node);
     const ippNode = this.state.node(node);
     if (this.owners) for (const p of pods) for (const r of p.metadata?.ownerReferences ?? []) this.owners.add(r.uid);
-    // An Instance's node whose Node object is missing for now (deleted and re-registering) is not a shared node.
-    const instanceNodes = !ippNode && this.state.instanceOnNode(node) ? new Set([node]) : new Set<string>();
+    // An Instance's node missing from the labelled ones (re-registering, or its labels dropped) is not a shared node.
+    const inst = ippNode ? undefined : this.state.instanceOnNode(node);
+    const instanceNodes = new Map(inst ? [[node, inst.spec.class]] : []);
     const found = violations(ippNode ? [ippNode] : [], pods, (p, n) => this.trust.standing(p, n), instanceNodes);
     const { report, current } = nodeFindings(this.current.get(node) ?? new Set(), found);
     for (const v of report) {

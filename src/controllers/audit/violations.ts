@@ -39,14 +39,15 @@ export function isOwnMirrorPod(pod: V1Pod, node: V1Node): boolean {
  * @param ippNodes the nodes labelled ipp.dev/class
  * @param pods every pod in the cluster
  * @param standing how a pod counts on the ipp node it runs on
- * @param instanceNodes the node names Instances registered with: ipp nodes even while their Node
- *   object is missing (deleted and re-registering, a cache gap), so never taken for shared nodes
+ * @param instanceNodes the node names Instances registered with, and the Instance's class: ipp nodes
+ *   even while their Node is not among the labelled ones (deleted and re-registering, a cache gap, or
+ *   its kubelet dropped its ipp labels), so never taken for shared nodes, and judged by that class
  */
 export function violations(
   ippNodes: readonly V1Node[],
   pods: readonly V1Pod[],
   standing: (pod: V1Pod, node: V1Node) => Standing,
-  instanceNodes: ReadonlySet<string> = new Set(),
+  instanceNodes: ReadonlyMap<string, string> = new Map(),
 ): Violation[] {
   const byName = new Map(ippNodes.map((n) => [n.metadata!.name!, n]));
   const out: Violation[] = [];
@@ -56,8 +57,17 @@ export function violations(
     const podClass = classOf(pod);
     const node = byName.get(nodeName);
     if (!node) {
-      // Its ipp node is missing for now: nothing runs on a Node that does not exist; judged once it is back.
-      if (instanceNodes.has(nodeName)) continue;
+      const instanceClass = instanceNodes.get(nodeName);
+      if (instanceClass !== undefined) {
+        // An Instance's node: its own class's pods belong there. Mirror pods are left to the node's
+        // return (their owner is the Node, by a UID not known here); anything else is judged as on an
+        // ipp node of that class (a node that dropped its labels takes any pod that tolerates all).
+        if (podClass === instanceClass || isMirrorPod(pod)) continue;
+        const standIn: V1Node = { metadata: { name: nodeName, labels: { [NODE_CLASS_LABEL]: instanceClass } } };
+        if (standing(pod, standIn) === 'workload')
+          out.push({ pod, node: nodeName, nodeClass: instanceClass, podClass });
+        continue;
+      }
       // A pod of a class on a shared node: a mutating webhook after ipp's added the label, or the
       // pod escaped its gate. Mirror pods are the kubelet's own, whatever their labels.
       if (podClass !== undefined && !isMirrorPod(pod))

@@ -30,7 +30,7 @@ class World {
   /** Node names Instances registered with. */
   instanceNodes: string[] = [];
   instanceOnNode(n: string) {
-    return this.instanceNodes.includes(n) ? { node: n } : undefined;
+    return this.instanceNodes.includes(n) ? { node: n, spec: { class: 'metal' } } : undefined;
   }
 }
 

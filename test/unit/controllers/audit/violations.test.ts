@@ -69,10 +69,23 @@ describe('violations', () => {
   it('does not take the node of an Instance for a shared node while its Node is missing (deleted, re-registering)', () => {
     // Found by the chaos run: a Node deleted under a running pod made the auditor report the pod.
     const running = on('sim-1', pod('relay', { class: 'metal', phase: 'Running' }));
-    expect(violations([], [running], workloads, new Set(['sim-1']))).toEqual([]);
+    expect(violations([], [running], workloads, new Map([['sim-1', 'metal']]))).toEqual([]);
     // A node no Instance registered with is still a shared node.
-    expect(summary(violations([], [running], workloads, new Set(['sim-2'])))).toEqual([
+    expect(summary(violations([], [running], workloads, new Map([['sim-2', 'metal']])))).toEqual([
       { pod: 'relay', node: 'sim-1', nodeClass: undefined, podClass: 'metal' },
+    ]);
+  });
+
+  it('judges what runs on an Instance’s node that left the labelled ones (its kubelet dropped its labels)', () => {
+    const pods = [
+      on('sim-1', pod('relay', { class: 'metal', phase: 'Running' })),
+      on('sim-1', pod('foreign', { class: 'gpu', phase: 'Running' })),
+      on('sim-1', pod('tolerates-all', { class: null, phase: 'Running' })),
+      on('sim-1', pod('static', { class: null, mirror: true, phase: 'Running' })),
+    ];
+    expect(summary(violations([], pods, workloads, new Map([['sim-1', 'metal']])))).toEqual([
+      { pod: 'foreign', node: 'sim-1', nodeClass: 'metal', podClass: 'gpu' },
+      { pod: 'tolerates-all', node: 'sim-1', nodeClass: 'metal', podClass: undefined },
     ]);
   });
 
