@@ -53,8 +53,6 @@ interface ClassHealth {
   warnedAt?: number;
 }
 
-type RepairReason = events.RepairReason;
-
 /** What the cloud said about the instance of a node that looks dead. */
 type CloudAnswer = { gone: true; state: string } | { gone: false; recheckMs: number };
 
@@ -230,7 +228,7 @@ export class Repair implements Step {
     return { deleted: true };
   }
 
-  private async replace(view: InstanceView, reason: RepairReason, message: string): Promise<StepResult> {
+  private async replace(view: InstanceView, reason: events.RepairReason, message: string): Promise<StepResult> {
     const { inst, log } = view;
     const { state } = this.ctx;
     const ofClass = state.instancesOfClass(inst.spec.class);

@@ -62,7 +62,7 @@ export class NodeIdentityController implements Controller {
       return { requeueAfterMs: UNCONFIRMED_RECHECK_MS };
     }
     this.unconfirmedSince.delete(uid);
-    if (mayRelease(node, standing) && standing.kind === 'instance') {
+    if (mayRelease(node, standing)) {
       await this.ctx.api.nodes.release(node);
       this.ctx.events.record(identityConfirmed(name, standing.instance));
       this.ctx.logger.info(

@@ -81,7 +81,10 @@ export function nodeStanding(node: V1Node, lookup: InstanceLookup, unconfirmedFo
  * has proved to be the node of a live Instance (its providerID, recorded by the launch: a node
  * cordoned while its Instance's launch was slow to record it) and its labels agree with that Instance.
  */
-export function mayRelease(node: V1Node, standing: NodeStanding): boolean {
+export function mayRelease(
+  node: V1Node,
+  standing: NodeStanding,
+): standing is Extract<NodeStanding, { kind: 'instance' }> {
   if (standing.kind !== 'instance' || !node.spec?.unschedulable) return false;
   if (node.metadata?.annotations?.[QUARANTINE_ANNOTATION] === undefined) return false;
   const inst = standing.instance;

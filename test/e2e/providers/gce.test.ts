@@ -55,12 +55,18 @@ function launch(cluster: string, cls: InstanceClass, name: string, uid = `uid-${
   };
 }
 
-/** A class of its own node pool in two zones. */
-function setup(machineType = 'n2-standard-4', zones = ['us-central1-a', 'us-central1-b']) {
+/** A class of its own node pool in two zones (or `zones`), in the fake's project unless `pool.project`. */
+function setup(
+  machineType = 'n2-standard-4',
+  zones = ['us-central1-a', 'us-central1-b'],
+  pool: { project?: string; extra?: Record<string, unknown> } = {},
+) {
   const cluster = `gce-${suffix()}`;
   const cls = `mail-${suffix()}`;
-  const groups = gce.nodePool({ cluster, cls, machineType, zones });
-  return { cluster, groups, cls: instanceClass(cls, groups, [machineType]) };
+  const groups = gce.nodePool({ cluster, cls, machineType, zones, ...pool });
+  const c = instanceClass(cls, groups, [machineType]);
+  if (pool.project) c.spec.gce!.project = pool.project;
+  return { cluster, groups, cls: c };
 }
 
 const vmsOf = (cluster: string) => [...gce.state.vms.values()].filter((v) => v.labels['ipp-dev-cluster'] === cluster);
@@ -259,17 +265,7 @@ describe('GceProvider on the fake Compute Engine', () => {
   });
 
   it('a restarted controller finds and lists the VMs of a class in a project of its own', async () => {
-    const cluster = `gce-${suffix()}`;
-    const name = `own-${suffix()}`;
-    const groups = gce.nodePool({
-      cluster,
-      cls: name,
-      machineType: 'n2-standard-4',
-      zones: ['us-central1-a'],
-      project: 'tenant-project',
-    });
-    const cls = instanceClass(name, groups, ['n2-standard-4']);
-    cls.spec.gce!.project = 'tenant-project';
+    const { cluster, cls } = setup('n2-standard-4', ['us-central1-a'], { project: 'tenant-project' });
     const ci = await provider(cluster).create(launch(cluster, cls, 'elsewhere'));
     expect(ci.providerID).toMatch(/^gce:\/\/tenant-project\//);
     // A fresh provider, as after a restart: it knows the class from validating it (the InstanceClass
@@ -307,16 +303,9 @@ describe('GceProvider on the fake Compute Engine', () => {
     expect((err as Error).message).toMatch(/cannot deliver the class's host isolation: SMT is on/);
     expect(vmsOf(smtOn.cluster)).toEqual([]);
 
-    const cluster = `gce-${suffix()}`;
-    const name = `smt-${suffix()}`;
-    const groups = gce.nodePool({
-      cluster,
-      cls: name,
-      machineType: 'n2-standard-8',
-      zones: ['us-central1-a'],
+    const { cluster, cls } = setup('n2-standard-8', ['us-central1-a'], {
       extra: { advancedMachineFeatures: { threadsPerCore: 1 } },
     });
-    const cls = instanceClass(name, groups, ['n2-standard-8']);
     cls.spec.smt = 'Off';
     const off = await provider(cluster).create(launch(cluster, cls, 'smt-off'));
     expect(off.hostIsolation).toMatchObject({ level: 'VM', smt: 'Off' });

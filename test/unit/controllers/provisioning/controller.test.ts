@@ -25,6 +25,14 @@ beforeEach(() => {
 
 const reasons = () => f.events.map((e) => `${e.regarding.name}/${e.reason}`);
 
+/** Counts the provisioning passes that plan (each reads the class's Instances once). */
+function countPlans(): { count: number } {
+  const plans = { count: 0 };
+  const instances = f.cluster.instancesOfClass.bind(f.cluster);
+  f.cluster.instancesOfClass = (c: string) => (plans.count++, instances(c));
+  return plans;
+}
+
 describe('ProvisioningController', () => {
   it('claims each waiting pod before creating its Instance, and tells the pod', async () => {
     f.cluster.podList = [pod('web-1'), pod('web-2', { created: '2024-01-01T00:00:01Z' })];
@@ -195,26 +203,22 @@ describe('ProvisioningController', () => {
     f.cluster.podList = [p];
     f.cluster.instanceList = [instance('metal-x', { phase: 'Ready', providerID: 'sim:///n1' })];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-x', unschedulable: true })];
-    let planned = 0;
-    const instances = f.cluster.instancesOfClass.bind(f.cluster);
-    f.cluster.instancesOfClass = (c: string) => (planned++, instances(c));
+    const plans = countPlans();
     // Refused for 30 s: nothing to decide until it may be stranded, and a pass is due then.
     expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: STRANDED_AFTER_MS - 30_000 });
-    expect(planned).toBe(0);
+    expect(plans.count).toBe(0);
     f.clock.now = refusedAt + STRANDED_AFTER_MS;
     await controller.reconcile('metal');
-    expect(planned).toBe(1);
+    expect(plans.count).toBe(1);
     expect(reasons()).toEqual(['web-1/Stranded']);
   });
 
   it('does not plan on every pass for a pod pinned by name whose Instance is gone: it waits to be stranded', async () => {
     const refusedAt = f.clock.now - 30_000;
     f.cluster.podList = [refusedPin(pod('web-1', { claim: 'gone', gated: false }), 'n-gone', new Date(refusedAt))];
-    let planned = 0;
-    const instances = f.cluster.instancesOfClass.bind(f.cluster);
-    f.cluster.instancesOfClass = (c: string) => (planned++, instances(c));
+    const plans = countPlans();
     expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: STRANDED_AFTER_MS - 30_000 });
-    expect(planned).toBe(0);
+    expect(plans.count).toBe(0);
     f.clock.now = refusedAt + STRANDED_AFTER_MS;
     await controller.reconcile('metal');
     expect(reasons()).toEqual(['web-1/Stranded']);
