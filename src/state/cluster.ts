@@ -46,7 +46,6 @@ export const POD_INDEXERS: Indexers<V1Pod> = {
     const claim = claimOf(p);
     return cls && claim && holdsClaim(p) ? [heldKey(cls, claim)] : [];
   },
-  uid: (p) => one(p.metadata?.uid),
 };
 export const NODE_INDEXERS: Indexers<V1Node> = {
   providerID: (n) => one(n.spec?.providerID),
@@ -228,8 +227,8 @@ export class ClusterState {
     return this.instances.indexValues('class');
   }
 
-  podByUid(uid: string): V1Pod | undefined {
-    return this.pods.byIndex('uid', uid)[0];
+  pod(name: string, namespace: string): V1Pod | undefined {
+    return this.pods.get(name, namespace);
   }
 
   node(name: string): V1Node | undefined {

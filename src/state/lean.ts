@@ -4,17 +4,19 @@
 //
 // ipp pods (the ipp-class label, an ipp.dev/ claim, the ipp scheduler name or an ipp-* RuntimeClass):
 // all metadata but managedFields and kubectl's last-applied copy; the spec except container details
-// (only name, resources and restartPolicy, which sizing reads), ephemeral containers and volumes other
+// (only name, requests and restartPolicy, which sizing reads), ephemeral containers and volumes other
 // than claims; the status except per-container statuses.
 //
 // Every other pod matters to ipp only as an occupant of a node (idle decisions, the isolation audit,
 // capacity taken by DaemonSet pods), so it keeps only: name, namespace, uid, resourceVersion,
 // creation and deletion timestamps, its controller reference, the mirror and ipp.dev/ annotations;
-// nodeName, runtimeClassName, schedulerName, priority, container resources and overhead; the phase.
+// nodeName, runtimeClassName, schedulerName, priority, container requests and overhead; the phase.
+// What such pods hold alike (owner, containers, namespace, node name, phase) is kept once (shared.ts).
 // Code that starts to read something dropped here must keep it here too (test/unit/state/lean.test.ts).
 import type { V1Container, V1Node, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { CLASS_LABEL, GROUP, SCHEDULER_NAME } from '../api/names.ts';
 import { MIRROR_ANNOTATION } from '../api/pods.ts';
+import { Shared } from './shared.ts';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
@@ -27,9 +29,10 @@ function leanMetadata(o: V1Pod | V1Node): void {
   if (m.annotations && LAST_APPLIED in m.annotations) delete m.annotations[LAST_APPLIED];
 }
 
+// Requests only: limits decide nothing here (the API server sets requests from limits when a pod names only limits).
 const leanContainer = (c: V1Container): V1Container => ({
   name: c.name,
-  ...(c.resources ? { resources: c.resources } : {}),
+  ...(c.resources?.requests ? { resources: { requests: c.resources.requests } } : {}),
   // A restartable init container (sidecar) counts towards the pod's requests differently.
   ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
 });
@@ -79,6 +82,9 @@ function leanIppPod(p: V1Pod): V1Pod {
   return p;
 }
 
+/** Values many occupants hold alike (owners, containers' requests, namespaces, node names), kept once. */
+const shared = new Shared();
+
 /** A pod that is not ipp's: only what makes it an occupant of a node. A new object, so the parsed one can go. */
 function occupant(p: V1Pod): V1Pod {
   const m = p.metadata ?? {};
@@ -86,14 +92,14 @@ function occupant(p: V1Pod): V1Pod {
   const annotations = Object.entries(m.annotations ?? {}).filter(([k]) => ours(k));
   const metadata: V1ObjectMeta = {
     name: m.name,
-    namespace: m.namespace,
+    namespace: shared.string(m.namespace),
     uid: m.uid,
     resourceVersion: m.resourceVersion,
     creationTimestamp: m.creationTimestamp,
     ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
     ...(controller
       ? {
-          ownerReferences: [
+          ownerReferences: shared.value([
             {
               apiVersion: controller.apiVersion,
               kind: controller.kind,
@@ -101,7 +107,7 @@ function occupant(p: V1Pod): V1Pod {
               uid: controller.uid,
               controller: true,
             },
-          ],
+          ]),
         }
       : {}),
     ...(annotations.length ? { annotations: Object.fromEntries(annotations) } : {}),
@@ -111,15 +117,15 @@ function occupant(p: V1Pod): V1Pod {
   return {
     metadata,
     spec: {
-      containers: (s?.containers ?? []).map(leanContainer),
-      ...(s?.initContainers ? { initContainers: s.initContainers.map(leanContainer) } : {}),
-      ...(s?.nodeName ? { nodeName: s.nodeName } : {}),
-      ...(s?.overhead ? { overhead: s.overhead } : {}),
-      ...(s?.runtimeClassName ? { runtimeClassName: s.runtimeClassName } : {}),
-      ...(s?.schedulerName ? { schedulerName: s.schedulerName } : {}),
+      containers: shared.value((s?.containers ?? []).map(leanContainer)),
+      ...(s?.initContainers ? { initContainers: shared.value(s.initContainers.map(leanContainer)) } : {}),
+      ...(s?.nodeName ? { nodeName: shared.string(s.nodeName) } : {}),
+      ...(s?.overhead ? { overhead: shared.value(s.overhead) } : {}),
+      ...(s?.runtimeClassName ? { runtimeClassName: shared.string(s.runtimeClassName) } : {}),
+      ...(s?.schedulerName ? { schedulerName: shared.string(s.schedulerName) } : {}),
       ...(s?.priority !== undefined ? { priority: s.priority } : {}),
     },
-    ...(p.status?.phase ? { status: { phase: p.status.phase } } : {}),
+    ...(p.status?.phase ? { status: shared.value({ phase: p.status.phase }) } : {}),
   };
 }
 

@@ -159,6 +159,39 @@ describe("leanPod of a pod that is not ipp's", () => {
     expect(JSON.stringify(p).length).toBeLessThan(JSON.stringify(full).length / 3);
   });
 
+  it('shares what pods of one ReplicaSet hold alike, frozen, and keeps what differs apart', () => {
+    const replica = (name: string, uid: string): V1Pod => {
+      const p = other();
+      p.metadata = { ...p.metadata!, name, uid };
+      // Parsed from JSON, as the informer gets it: equal values, separate objects.
+      return JSON.parse(JSON.stringify(p)) as V1Pod;
+    };
+    const a = leanPod(replica('web-a', 'ua'));
+    const b = leanPod(replica('web-b', 'ub'));
+    expect(b.metadata!.ownerReferences).toBe(a.metadata!.ownerReferences);
+    expect(b.spec!.containers).toBe(a.spec!.containers);
+    expect(b.spec!.initContainers).toBe(a.spec!.initContainers);
+    expect(b.status).toBe(a.status);
+    expect(b.metadata!.uid).toBe('ub');
+    expect(() => {
+      a.spec!.containers[0]!.resources!.requests!.cpu = '64';
+    }).toThrow(TypeError);
+    expect(podRequests(b)).toEqual(podRequests(other()));
+    // ipp's own pods keep their own copies: their controllers' objects are theirs to replace.
+    const relay = leanPod(fullPod());
+    expect(Object.isFrozen(relay.spec!.containers)).toBe(false);
+  });
+
+  it('keeps containers that differ apart', () => {
+    const usual = leanPod(other());
+    const p = other();
+    p.spec!.containers[0]!.resources!.requests!.cpu = '3';
+    const bigger = leanPod(p);
+    expect(bigger.spec!.containers).not.toBe(usual.spec!.containers);
+    expect(podRequests(bigger)).toEqual({ ...podRequests(usual), cpu: podRequests(usual).cpu + 1000 });
+    expect(podRequests(leanPod(other()))).toEqual(podRequests(usual));
+  });
+
   it('tells ipp pods by label, claim, scheduler name or RuntimeClass', () => {
     const base = (): V1Pod => ({ metadata: { name: 'x' }, spec: { containers: [] } });
     expect(isIppPod(base())).toBe(false);
