@@ -1,7 +1,8 @@
 // Which zones a pod can run in, as far as its own node affinity and its volumes say. kube-scheduler
 // refuses a node whose zone label a bound PersistentVolume's nodeAffinity (or the pod's own required
-// affinity) excludes, and a pin cannot be undone: so the instance must be launched in an allowed zone.
-import type { V1NodeSelectorTerm, V1PersistentVolume, V1Pod } from '@kubernetes/client-node';
+// affinity) excludes, and a volume not provisioned yet can only be made where its StorageClass's
+// allowedTopologies admit; a pin cannot be undone: so the instance must be launched in an allowed zone.
+import type { V1NodeSelectorTerm, V1PersistentVolume, V1Pod, V1StorageClass } from '@kubernetes/client-node';
 import type { InstanceClass } from './types.ts';
 
 /**
@@ -76,6 +77,19 @@ export function podZoneRequirements(pod: V1Pod): ZoneRequirement[] {
 export function volumeZoneRequirement(pv: V1PersistentVolume, claim: string): ZoneRequirement | undefined {
   const terms = zoneTerms(pv.spec?.nodeAffinity?.required?.nodeSelectorTerms);
   return terms ? { source: `PersistentVolume ${pv.metadata?.name} (claim ${claim})`, terms } : undefined;
+}
+
+/**
+ * What a claim not bound yet requires through its StorageClass: the provisioner creates the volume
+ * only in a zone `allowedTopologies` admits (terms ORed, expressions within a term ANDed), and the
+ * pod must then run there; undefined when the class leaves the zone open.
+ */
+export function storageClassZoneRequirement(sc: V1StorageClass, claim: string): ZoneRequirement | undefined {
+  const terms: V1NodeSelectorTerm[] = (sc.allowedTopologies ?? []).map((t) => ({
+    matchExpressions: (t.matchLabelExpressions ?? []).map((e) => ({ key: e.key, operator: 'In', values: e.values })),
+  }));
+  const zones = zoneTerms(terms);
+  return zones ? { source: `StorageClass ${sc.metadata?.name} (claim ${claim})`, terms: zones } : undefined;
 }
 
 /**

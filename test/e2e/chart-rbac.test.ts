@@ -301,6 +301,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       { verb: 'list', resource: 'persistentvolumeclaims', namespace: workloads },
       { verb: 'watch', resource: 'persistentvolumes' },
       { verb: 'patch', resource: 'persistentvolumes' },
+      { verb: 'list', group: 'storage.k8s.io', resource: 'storageclasses' },
       { verb: 'create', resource: 'namespaces' },
       { verb: 'impersonate', resource: 'users' },
     ];
@@ -314,6 +315,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       { verb: 'patch', resource: 'pods', subresource: 'status', namespace: workloads },
       { verb: 'get', resource: 'persistentvolumeclaims', namespace: workloads },
       { verb: 'get', resource: 'persistentvolumes' },
+      { verb: 'get', group: 'storage.k8s.io', resource: 'storageclasses' },
       { verb: 'delete', resource: 'nodes' },
       {
         verb: 'update',

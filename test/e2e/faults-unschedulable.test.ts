@@ -5,7 +5,7 @@
 // made deterministic with a second scheduling gate the test holds: ipp lifts its own gate and pins
 // the pod, the node then turns cordoned or NotReady, and only then does the test lift its gate and
 // let kube-scheduler try.
-import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
+import { EventsV1Api, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GATE, POD_PINNED_AT_ANNOTATION } from '../../src/api/names.ts';
 import { claimOf, pinnedNodeOf, refusedSince, unschedulableSince } from '../../src/api/pods.ts';
@@ -316,6 +316,45 @@ describe('pods that cannot be placed', () => {
     await c.core.deleteNamespacedPod({ name: 'zoned', namespace: ns, gracePeriodSeconds: 0 });
     await c.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-b', namespace: ns });
     await c.core.deletePersistentVolume({ name: pv });
+  });
+
+  it("a claim waiting for its first consumer, whose StorageClass allows only the class's second zone: the instance is launched there", async () => {
+    const storage = c.kc.makeApiClient(StorageV1Api);
+    const cls = await newClass('provisioned', { zones: ['sim-zone-a', 'sim-zone-b'] });
+    const sc = `only-b-${suffix()}`;
+    await storage.createStorageClass({
+      body: {
+        metadata: { name: sc },
+        // No provisioner runs here: the claim stays unbound, as it does until its pod has a node.
+        provisioner: 'example.com/nowhere',
+        volumeBindingMode: 'WaitForFirstConsumer',
+        allowedTopologies: [
+          { matchLabelExpressions: [{ key: 'topology.kubernetes.io/zone', values: ['sim-zone-b'] }] },
+        ],
+      },
+    });
+    await c.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name: 'data-sc' },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '1Gi' } } },
+      },
+    });
+    await podWith('provisioned', cls, 'data-sc');
+    const inst = await eventually(
+      'an Instance launched for the pod',
+      async () => {
+        const [i] = await listInstances(c, cls);
+        expect(i?.status?.zone).toBeDefined();
+        return i!;
+      },
+      60_000,
+    );
+    expect(inst.spec.zones).toEqual(['sim-zone-b']);
+    expect(inst.status!.zone).toBe('sim-zone-b');
+    await c.core.deleteNamespacedPod({ name: 'provisioned', namespace: ns, gracePeriodSeconds: 0 });
+    await c.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-sc', namespace: ns });
+    await storage.deleteStorageClass({ name: sc });
   });
 
   it("the pod's own required node affinity on the zone: the instance is launched in that zone", async () => {

@@ -1,11 +1,12 @@
 // Which zones a pod's node affinity and bound volumes allow, and which instances may take it.
-import type { V1PersistentVolume, V1Pod } from '@kubernetes/client-node';
+import type { V1PersistentVolume, V1Pod, V1StorageClass } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import {
   allowedZones,
   claimsOf,
   classZones,
   podZoneRequirements,
+  storageClassZoneRequirement,
   volumeZoneRequirement,
   zonesCompatible,
   zoneTerms,
@@ -109,6 +110,62 @@ describe("a pod's own requirements", () => {
       volumeZoneRequirement(pv('pv-1', [{ matchExpressions: [zoneIn('topology.kubernetes.io/zone', 'b')] }]), 'data'),
     ).toEqual({ source: 'PersistentVolume pv-1 (claim data)', terms: [{ in: ['b'], notIn: [] }] });
     expect(volumeZoneRequirement({ metadata: { name: 'nfs' }, spec: {} }, 'data')).toBeUndefined();
+  });
+});
+
+describe("a StorageClass's allowedTopologies", () => {
+  const sc = (allowedTopologies?: V1StorageClass['allowedTopologies']): V1StorageClass => ({
+    metadata: { name: 'fast' },
+    provisioner: 'ebs.csi.aws.com',
+    volumeBindingMode: 'WaitForFirstConsumer',
+    ...(allowedTopologies ? { allowedTopologies } : {}),
+  });
+
+  it('admits the zones its terms name (ORed), on any zone key', () => {
+    const r = storageClassZoneRequirement(
+      sc([
+        { matchLabelExpressions: [{ key: 'topology.ebs.csi.aws.com/zone', values: ['b'] }] },
+        { matchLabelExpressions: [{ key: 'topology.kubernetes.io/zone', values: ['c', 'd'] }] },
+      ]),
+      'data',
+    );
+    expect(r).toEqual({
+      source: 'StorageClass fast (claim data)',
+      terms: [
+        { in: ['b'], notIn: [] },
+        { in: ['c', 'd'], notIn: [] },
+      ],
+    });
+    expect(allowedZones([r!], ['a', 'b', 'c'])?.zones).toEqual(['b', 'c']);
+  });
+
+  it('ANDs the expressions of one term', () => {
+    const r = storageClassZoneRequirement(
+      sc([
+        {
+          matchLabelExpressions: [
+            { key: 'topology.kubernetes.io/zone', values: ['a', 'b'] },
+            { key: 'topology.gke.io/zone', values: ['b', 'c'] },
+          ],
+        },
+      ]),
+      'data',
+    );
+    expect(r?.terms).toEqual([{ in: ['b'], notIn: [] }]);
+  });
+
+  it('requires nothing without allowedTopologies, or when a term leaves the zone open', () => {
+    expect(storageClassZoneRequirement(sc(), 'data')).toBeUndefined();
+    expect(storageClassZoneRequirement(sc([]), 'data')).toBeUndefined();
+    expect(
+      storageClassZoneRequirement(
+        sc([
+          { matchLabelExpressions: [{ key: 'topology.kubernetes.io/zone', values: ['a'] }] },
+          { matchLabelExpressions: [{ key: 'kubernetes.io/hostname', values: ['n1'] }] },
+        ]),
+        'data',
+      ),
+    ).toBeUndefined();
   });
 });
 

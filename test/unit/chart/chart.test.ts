@@ -397,10 +397,14 @@ describe('charts/ipp', { timeout: 60_000 }, () => {
       // waiting pod's volumes by direct reads: get only, no list or watch of the cluster's storage.
       expect(grants(cluster, '', 'pods/status', 'patch'), set).toHaveLength(1);
       expect(grants(cluster, '', 'pods/status', 'update'), set).toEqual([]);
-      for (const res of ['persistentvolumeclaims', 'persistentvolumes']) {
-        expect(grants(cluster, '', res, 'get'), `${set} ${res}`).toHaveLength(1);
+      for (const [group, res] of [
+        ['', 'persistentvolumeclaims'],
+        ['', 'persistentvolumes'],
+        ['storage.k8s.io', 'storageclasses'],
+      ] as const) {
+        expect(grants(cluster, group, res, 'get'), `${set} ${res}`).toHaveLength(1);
         for (const verb of ['list', 'watch', 'create', 'patch', 'update', 'delete'])
-          expect(grants(cluster, '', res, verb), `${set} ${res} ${verb}`).toEqual([]);
+          expect(grants(cluster, group, res, verb), `${set} ${res} ${verb}`).toEqual([]);
       }
       expect(grants(cluster, '', 'nodes', 'delete')).toHaveLength(1);
       expect(grants(cluster, 'events.k8s.io', 'events', 'create')).toHaveLength(1);
