@@ -55,6 +55,8 @@ const EXPECTATION_TIMEOUT_MS = 30_000;
 const PASS_INTERVAL_MS = 100;
 /** Pod and Instance writes of one pass in flight at once. */
 const WRITES_IN_FLIGHT = 32;
+/** How soon a class is passed again when the volumes of one of its waiting pods could not be read. */
+export const VOLUMES_RETRY_MS = 5_000;
 /**
  * Claims one pass carries out (its oldest pods first); the rest wait for the next pass. Pins no longer
  * wait for a pass (placement/ places each pod on its own), but pods created during a pass do: a
@@ -386,6 +388,9 @@ export class ProvisioningController implements Controller {
     this.ctx.metrics.pendingPods.set({ class: className }, waiting.length);
     // The claims left for the next pass: nothing else may wake the class for them.
     if (deferred) return { requeueAfterMs: 0 };
+    // Nothing watches claims, volumes or StorageClasses: a pod whose volumes could not be read (a 500, a 429,
+    // a chart without the RBAC) is asked again soon, not when something else about the class changes.
+    if (zones.unread.size) return { requeueAfterMs: VOLUMES_RETRY_MS };
     // Nothing else wakes the class when a pinned pod has been unschedulable long enough to be stranded.
     if (unplaced.length > decided.stranded.length)
       return { requeueAfterMs: this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS };
@@ -455,7 +460,7 @@ export class ProvisioningController implements Controller {
         unread.add(podKey(pod));
         log.warn(
           { pod: podKey(pod), err: e },
-          `reading the PersistentVolumeClaims and PersistentVolumes of pod ${podKey(pod)} failed (${describeError(e)}); it waits until they can be read (the controller needs get on both)`,
+          `reading the PersistentVolumeClaims, PersistentVolumes or StorageClasses of pod ${podKey(pod)} failed (${describeError(e)}); it waits until they can be read, retried every ${VOLUMES_RETRY_MS / 1000} s (the controller needs get on all three)`,
         );
       }
     });

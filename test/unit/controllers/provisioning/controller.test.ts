@@ -7,6 +7,7 @@ import {
   podChangeMatters,
   ProvisioningController,
   sameMetadata,
+  VOLUMES_RETRY_MS,
 } from '../../../../src/controllers/provisioning/controller.ts';
 import { INSTANCE_AVAILABLE } from '../../../../src/controllers/provisioning/condition.ts';
 import { STRANDED_AFTER_MS } from '../../../../src/controllers/provisioning/plan.ts';
@@ -49,6 +50,27 @@ describe('ProvisioningController', () => {
       expect(createAt).toBeGreaterThan(claimAt);
     }
     expect(reasons()).toEqual(['web-1/Provisioning', 'web-2/Provisioning']);
+  });
+
+  it('asks again soon for a pod whose volumes could not be read, and launches nothing for it meanwhile', async () => {
+    const withClaim = pod('db-1');
+    withClaim.spec!.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }];
+    f.cluster.podList = [withClaim];
+    let answers = [new Error('HTTP 500 from the API server')];
+    f.ctx.lookup.volumes = {
+      zoneRequirements: async () => {
+        const failure = answers.shift();
+        if (failure) throw failure;
+        return [];
+      },
+    };
+    // Nothing watches claims: without the requeue the pod would wait for some other event of the class.
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: VOLUMES_RETRY_MS });
+    expect(f.writes.of('instances.create')).toEqual([]);
+    expect(f.writes.of('pods.claim')).toEqual([]);
+    answers = [];
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toHaveLength(1);
   });
 
   it('waits for its own claims to show in the cache before planning the class again', async () => {
