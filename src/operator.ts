@@ -181,7 +181,11 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
       nodes: fence.guard(new NodeWriter(kc), 'nodes'),
       classes: fence.guard(new ClassWriter(kc), 'classes'),
     },
-    lookup: { nodes: new NodeReader(kc), instances: new InstanceReader(kc), volumes: new VolumeReader(kc) },
+    lookup: {
+      nodes: new NodeReader(kc),
+      instances: new InstanceReader(kc),
+      volumes: new VolumeReader(kc, Date.now, logger.child({ lookup: 'volumes' })),
+    },
     providers: new Map(
       [...providers].map(([name, p]) => [name, fence.guard(p, `provider ${name}`, ['create', 'delete'])]),
     ),

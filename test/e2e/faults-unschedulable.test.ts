@@ -357,6 +357,70 @@ describe('pods that cannot be placed', () => {
     await storage.deleteStorageClass({ name: sc });
   });
 
+  it("a claim of a StorageClass that binds at once: nothing is launched until it is bound, then in its volume's zone", async () => {
+    const storage = c.kc.makeApiClient(StorageV1Api);
+    const cls = await newClass('immediate', { zones: ['sim-zone-a', 'sim-zone-b'] });
+    const sc = `at-once-${suffix()}`;
+    await storage.createStorageClass({
+      body: { metadata: { name: sc }, provisioner: 'example.com/nowhere', volumeBindingMode: 'Immediate' },
+    });
+    await c.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name: 'data-now' },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '1Gi' } } },
+      },
+    });
+    await podWith('immediate', cls, 'data-now');
+    await eventually('ClaimNotBound on the pod', async () => {
+      const p = await c.core.readNamespacedPod({ name: 'immediate', namespace: ns });
+      const condition = p.status?.conditions?.find((x) => x.type === INSTANCE_AVAILABLE);
+      expect(condition).toMatchObject({ status: 'False', reason: 'ClaimNotBound' });
+      expect(condition!.message).toContain(`StorageClass ${sc} binds at once`);
+    });
+    // Launched now, the instance would take the class's first zone, whatever zone the volume gets.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await listInstances(c, cls)).toEqual([]);
+    // The volume arrives (as a provisioner would make it) in the second zone and is bound.
+    const pv = `data-now-${suffix()}`;
+    await c.core.createPersistentVolume({
+      body: {
+        metadata: { name: pv },
+        spec: {
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteOnce'],
+          storageClassName: sc,
+          local: { path: '/mnt/data' },
+          claimRef: { namespace: ns, name: 'data-now' },
+          nodeAffinity: {
+            required: {
+              nodeSelectorTerms: [
+                { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['sim-zone-b'] }] },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const running = await eventually(
+      'the pod Running once its claim is bound',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'immediate', namespace: ns });
+        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
+        return p;
+      },
+      60_000,
+    );
+    const node = await c.core.readNode({ name: running.spec!.nodeName! });
+    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe('sim-zone-b');
+    const told = running.status?.conditions?.find((x) => x.type === INSTANCE_AVAILABLE);
+    expect(told).toMatchObject({ status: 'True', reason: 'InstanceAssigned' });
+    await c.core.deleteNamespacedPod({ name: 'immediate', namespace: ns, gracePeriodSeconds: 0 });
+    await c.core.deleteNamespacedPersistentVolumeClaim({ name: 'data-now', namespace: ns });
+    await c.core.deletePersistentVolume({ name: pv });
+    await storage.deleteStorageClass({ name: sc });
+  });
+
   it("the pod's own required node affinity on the zone: the instance is launched in that zone", async () => {
     const cls = await newClass('affine', { zones: ['sim-zone-a', 'sim-zone-b'] });
     await c.core.createNamespacedPod({

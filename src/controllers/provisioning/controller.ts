@@ -24,6 +24,7 @@ import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/qua
 import type { InstanceClass } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
+import { ClaimNotBoundError } from '../../kube/volumes.ts';
 import { lazyChild } from '../../log.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
@@ -264,6 +265,7 @@ export class ProvisioningController implements Controller {
       });
     for (const { pod, why, offered } of decided.zoneless)
       tell(pod, { status: 'False', reason: 'NoZoneFits', message: events.noZoneFitsMessage(className, why, offered) });
+    for (const { pod, why } of zones.unbound) tell(pod, { status: 'False', reason: 'ClaimNotBound', message: why });
     // Told False before and now given an instance (the class changed, a volume moved): True again.
     // Only those told False: a True verdict is never written over no condition (conditionUpdate),
     // and a burst's hundreds of waiting pods would each cost a verdict and a write attempt a pass.
@@ -440,11 +442,16 @@ export class ProvisioningController implements Controller {
     cls: InstanceClass,
     pods: readonly V1Pod[],
     log: ControllerContext['logger'],
-  ): Promise<{ of: Map<string, PodZones | undefined>; unread: Set<string> }> {
+  ): Promise<{
+    of: Map<string, PodZones | undefined>;
+    unread: Set<string>;
+    unbound: { pod: V1Pod; why: string }[];
+  }> {
     const { state } = this.ctx;
     const className = cls.metadata.name!;
     const of = new Map<string, PodZones | undefined>();
     const unread = new Set<string>();
+    const unbound: { pod: V1Pod; why: string }[] = [];
     const asking = pods.filter((p) => {
       const claim = claimOf(p);
       const inst = claim ? state.instance(claim) : undefined;
@@ -458,13 +465,18 @@ export class ProvisioningController implements Controller {
         of.set(podKey(pod), allowedZones([...podZoneRequirements(pod), ...volumes], classZones(cls)));
       } catch (e) {
         unread.add(podKey(pod));
+        if (e instanceof ClaimNotBoundError) {
+          unbound.push({ pod, why: e.message });
+          log.debug({ pod: podKey(pod), claim: e.claim }, e.message);
+          return;
+        }
         log.warn(
           { pod: podKey(pod), err: e },
           `reading the PersistentVolumeClaims, PersistentVolumes or StorageClasses of pod ${podKey(pod)} failed (${describeError(e)}); it waits until they can be read, retried every ${VOLUMES_RETRY_MS / 1000} s (the controller needs get on all three)`,
         );
       }
     });
-    return { of, unread };
+    return { of, unread, unbound };
   }
 
   /** True once the cache shows every claim and Instance this controller wrote for the class. */

@@ -10,6 +10,7 @@ import {
   VOLUMES_RETRY_MS,
 } from '../../../../src/controllers/provisioning/controller.ts';
 import { INSTANCE_AVAILABLE } from '../../../../src/controllers/provisioning/condition.ts';
+import { ClaimNotBoundError } from '../../../../src/kube/volumes.ts';
 import { STRANDED_AFTER_MS } from '../../../../src/controllers/provisioning/plan.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod, refusedPin } from '../fixtures.ts';
@@ -71,6 +72,29 @@ describe('ProvisioningController', () => {
     answers = [];
     await controller.reconcile('metal');
     expect(f.writes.of('instances.create')).toHaveLength(1);
+  });
+
+  it('holds a pod whose claim is not bound and does not wait for its node, says why on the pod, and asks again', async () => {
+    const withClaim = pod('db-1');
+    withClaim.spec!.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }];
+    f.cluster.podList = [withClaim];
+    f.ctx.lookup.volumes = {
+      zoneRequirements: async () => {
+        throw new ClaimNotBoundError('data', 'PersistentVolumeClaim team-a/data is not bound yet');
+      },
+    };
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: VOLUMES_RETRY_MS });
+    expect(f.writes.of('instances.create')).toEqual([]);
+    expect(f.writes.of('pods.setCondition')).toEqual([
+      [
+        'db-1',
+        expect.objectContaining({
+          status: 'False',
+          reason: 'ClaimNotBound',
+          message: 'PersistentVolumeClaim team-a/data is not bound yet',
+        }),
+      ],
+    ]);
   });
 
   it('waits for its own claims to show in the cache before planning the class again', async () => {
