@@ -23,7 +23,7 @@ import { LeadershipFence } from './kube/fence.ts';
 import { InstanceReader, InstanceWriter } from './kube/instances.ts';
 import { NodeReader, NodeWriter } from './kube/nodes.ts';
 import { PodWriter } from './kube/pods.ts';
-import { VolumeReader } from './kube/volumes.ts';
+import { apiStorageReads, VolumeReader } from './kube/volumes.ts';
 import { RuntimeClassApi } from './kube/runtimeclasses.ts';
 import { LeaderElector } from './kube/leader-election.ts';
 import { WorkQueue } from './kube/workqueue.ts';
@@ -184,7 +184,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     lookup: {
       nodes: new NodeReader(kc),
       instances: new InstanceReader(kc),
-      volumes: new VolumeReader(kc, Date.now, logger.child({ lookup: 'volumes' })),
+      volumes: new VolumeReader(apiStorageReads(kc), Date.now, logger.child({ lookup: 'volumes' })),
     },
     providers: new Map(
       [...providers].map(([name, p]) => [name, fence.guard(p, `provider ${name}`, ['create', 'delete'])]),

@@ -2,14 +2,44 @@
 // claim and of the volume it is bound to (or, not bound yet, of its StorageClass), only for pods
 // about to be given a new instance. An informer of every PersistentVolume and claim would hold the
 // whole cluster's storage in memory for the few pods that wait at any moment.
-import { CoreV1Api, StorageV1Api, type KubeConfig, type V1Pod, type V1StorageClass } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  StorageV1Api,
+  type KubeConfig,
+  type V1PersistentVolume,
+  type V1PersistentVolumeClaim,
+  type V1Pod,
+  type V1StorageClass,
+} from '@kubernetes/client-node';
 import { claimsOf, storageClassZoneRequirement, volumeZoneRequirement, type ZoneRequirement } from '../api/zones.ts';
 import { ignoreNotFound, kubeError } from './errors.ts';
 import type { Logger } from '../log.ts';
 
 export interface VolumeLookup {
-  /** What the pod's bound volumes require of its node's zone; an unbound or missing claim requires nothing yet. */
+  /**
+   * What the pod's volumes require of its node's zone: a bound volume's node affinity, a claim waiting
+   * for its node its StorageClass's allowedTopologies. Throws ClaimNotBoundError for a claim the pod
+   * must wait for.
+   */
   zoneRequirements(pod: V1Pod): Promise<ZoneRequirement[]>;
+}
+
+/** The reads the lookup makes, one object each; undefined for an object that does not exist. */
+export interface StorageReads {
+  claim(namespace: string, name: string): Promise<V1PersistentVolumeClaim | undefined>;
+  volume(name: string): Promise<V1PersistentVolume | undefined>;
+  storageClass(name: string): Promise<V1StorageClass | undefined>;
+}
+
+/** StorageReads from the API server. */
+export function apiStorageReads(kc: KubeConfig): StorageReads {
+  const core = kc.makeApiClient(CoreV1Api);
+  const storage = kc.makeApiClient(StorageV1Api);
+  return {
+    claim: (namespace, name) => ignoreNotFound(core.readNamespacedPersistentVolumeClaim({ name, namespace })),
+    volume: (name) => ignoreNotFound(core.readPersistentVolume({ name })),
+    storageClass: (name) => ignoreNotFound(storage.readStorageClass({ name })),
+  };
 }
 
 /**
@@ -42,8 +72,7 @@ const FORBIDDEN = Symbol('forbidden');
 type StorageClassRead = V1StorageClass | undefined | typeof FORBIDDEN;
 
 export class VolumeReader implements VolumeLookup {
-  private readonly core: CoreV1Api;
-  private readonly storage: StorageV1Api;
+  private readonly reads: StorageReads;
   private readonly now: () => number;
   /** StorageClass name → its read (undefined: it does not exist; FORBIDDEN: not allowed to read it), shared by concurrent lookups. */
   private readonly storageClasses = new Map<string, { at: number; read: Promise<StorageClassRead> }>();
@@ -54,9 +83,8 @@ export class VolumeReader implements VolumeLookup {
   /** pod uid → its requirements, for pods whose claims were all bound. */
   private readonly bound = new Map<string, { at: number; requirements: ZoneRequirement[] }>();
 
-  constructor(kc: KubeConfig, now: () => number = Date.now, logger?: Logger) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.storage = kc.makeApiClient(StorageV1Api);
+  constructor(reads: StorageReads, now: () => number = Date.now, logger?: Logger) {
+    this.reads = reads;
     this.now = now;
     this.logger = logger;
   }
@@ -97,7 +125,7 @@ export class VolumeReader implements VolumeLookup {
     const requirements: ZoneRequirement[] = [];
     let allBound = true;
     for (const name of claims) {
-      const pvc = await ignoreNotFound(this.core.readNamespacedPersistentVolumeClaim({ name, namespace }));
+      const pvc = await this.reads.claim(namespace, name);
       if (!pvc) throw new ClaimNotBoundError(name, `PersistentVolumeClaim ${namespace}/${name} does not exist (yet)`);
       const volume = pvc.spec?.volumeName;
       if (!volume) {
@@ -124,7 +152,7 @@ export class VolumeReader implements VolumeLookup {
         if (r) requirements.push(r);
         continue;
       }
-      const pv = await ignoreNotFound(this.core.readPersistentVolume({ name: volume }));
+      const pv = await this.reads.volume(volume);
       if (!pv) {
         allBound = false;
         continue;
@@ -140,7 +168,7 @@ export class VolumeReader implements VolumeLookup {
     for (const [k, v] of this.storageClasses) if (now - v.at > STORAGE_CLASS_TTL_MS) this.storageClasses.delete(k);
     const known = this.storageClasses.get(name);
     if (known) return known.read;
-    const read = ignoreNotFound(this.storage.readStorageClass({ name })).catch((e: unknown): StorageClassRead => {
+    const read = this.reads.storageClass(name).catch((e: unknown): StorageClassRead => {
       if (kubeError(e)?.code !== 403) {
         this.storageClasses.delete(name); // a failed read is not kept: the next pass asks again
         throw e;
