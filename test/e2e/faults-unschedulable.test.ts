@@ -240,8 +240,8 @@ describe('pods that cannot be placed', () => {
     await c.apps.deleteNamespacedReplicaSet({ name: 'sick', namespace: ns });
   });
 
-  /** A PersistentVolume in `zone` and a claim `claim` bound to it statically (no StorageClass, no provisioner). */
-  const volumeIn = async (zone: string, claim: string) => {
+  /** A PersistentVolume in `zone` reserved for the claim `claim` (as a provisioner or an admin makes one). */
+  const persistentVolumeIn = async (zone: string, claim: string, storageClassName = '') => {
     const pv = `${claim}-${suffix()}`;
     await c.core.createPersistentVolume({
       body: {
@@ -249,7 +249,7 @@ describe('pods that cannot be placed', () => {
         spec: {
           capacity: { storage: '1Gi' },
           accessModes: ['ReadWriteOnce'],
-          storageClassName: '',
+          storageClassName,
           local: { path: '/mnt/data' },
           claimRef: { namespace: ns, name: claim },
           nodeAffinity: {
@@ -262,6 +262,11 @@ describe('pods that cannot be placed', () => {
         },
       },
     });
+    return pv;
+  };
+  /** A PersistentVolume in `zone` and a claim `claim` bound to it statically (no StorageClass, no provisioner). */
+  const volumeIn = async (zone: string, claim: string) => {
+    const pv = await persistentVolumeIn(zone, claim);
     await c.core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
       body: {
@@ -280,6 +285,21 @@ describe('pods that cannot be placed', () => {
     });
     return pv;
   };
+  /** Waits for pod `name` to run, checks its node is in `zone`, and returns the pod. */
+  const runningIn = async (name: string, zone: string, what = 'the pod Running') => {
+    const running = await eventually(
+      what,
+      async () => {
+        const p = await c.core.readNamespacedPod({ name, namespace: ns });
+        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
+        return p;
+      },
+      60_000,
+    );
+    const node = await c.core.readNode({ name: running.spec!.nodeName! });
+    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe(zone);
+    return running;
+  };
   const podWith = (name: string, cls: string, claim: string) =>
     c.core.createNamespacedPod({
       namespace: ns,
@@ -296,17 +316,7 @@ describe('pods that cannot be placed', () => {
     const cls = await newClass('zoned', { zones: ['sim-zone-a', 'sim-zone-b'] });
     const pv = await volumeIn('sim-zone-b', 'data-b');
     await podWith('zoned', cls, 'data-b');
-    const running = await eventually(
-      'the pod Running',
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: 'zoned', namespace: ns });
-        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
-        return p;
-      },
-      60_000,
-    );
-    const node = await c.core.readNode({ name: running.spec!.nodeName! });
-    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe('sim-zone-b');
+    const running = await runningIn('zoned', 'sim-zone-b');
     const [inst] = (await listInstances(c, cls)).filter((i) => i.metadata.name === claimOf(running));
     expect(inst!.spec.zones).toEqual(['sim-zone-b']);
     expect(inst!.status!.zone).toBe('sim-zone-b');
@@ -382,37 +392,8 @@ describe('pods that cannot be placed', () => {
     await new Promise((r) => setTimeout(r, 3_000));
     expect(await listInstances(c, cls)).toEqual([]);
     // The volume arrives (as a provisioner would make it) in the second zone and is bound.
-    const pv = `data-now-${suffix()}`;
-    await c.core.createPersistentVolume({
-      body: {
-        metadata: { name: pv },
-        spec: {
-          capacity: { storage: '1Gi' },
-          accessModes: ['ReadWriteOnce'],
-          storageClassName: sc,
-          local: { path: '/mnt/data' },
-          claimRef: { namespace: ns, name: 'data-now' },
-          nodeAffinity: {
-            required: {
-              nodeSelectorTerms: [
-                { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: ['sim-zone-b'] }] },
-              ],
-            },
-          },
-        },
-      },
-    });
-    const running = await eventually(
-      'the pod Running once its claim is bound',
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: 'immediate', namespace: ns });
-        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
-        return p;
-      },
-      60_000,
-    );
-    const node = await c.core.readNode({ name: running.spec!.nodeName! });
-    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe('sim-zone-b');
+    const pv = await persistentVolumeIn('sim-zone-b', 'data-now', sc);
+    const running = await runningIn('immediate', 'sim-zone-b', 'the pod Running once its claim is bound');
     const told = running.status?.conditions?.find((x) => x.type === INSTANCE_AVAILABLE);
     expect(told).toMatchObject({ status: 'True', reason: 'InstanceAssigned' });
     await c.core.deleteNamespacedPod({ name: 'immediate', namespace: ns, gracePeriodSeconds: 0 });
@@ -443,17 +424,7 @@ describe('pods that cannot be placed', () => {
         },
       },
     });
-    const running = await eventually(
-      'the pod Running',
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: 'affine', namespace: ns });
-        expect(p.status?.phase, JSON.stringify(p.status?.conditions)).toBe('Running');
-        return p;
-      },
-      60_000,
-    );
-    const node = await c.core.readNode({ name: running.spec!.nodeName! });
-    expect(node.metadata!.labels!['topology.kubernetes.io/zone']).toBe('sim-zone-b');
+    await runningIn('affine', 'sim-zone-b');
     await c.core.deleteNamespacedPod({ name: 'affine', namespace: ns, gracePeriodSeconds: 0 });
   });
 
