@@ -227,10 +227,6 @@ export class ClusterState {
     return this.instances.indexValues('class');
   }
 
-  pod(name: string, namespace: string): V1Pod | undefined {
-    return this.pods.get(name, namespace);
-  }
-
   node(name: string): V1Node | undefined {
     return this.nodes.get(name);
   }

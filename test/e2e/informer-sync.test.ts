@@ -136,7 +136,7 @@ describe('ClusterState through expired watches and failed relists', () => {
         names(pods.filter((p) => p.metadata!.annotations?.[POD_INSTANCE_ANNOTATION] === claim)),
       );
     for (const p of pods) {
-      const cached = state.pod(p.metadata!.name!, p.metadata!.namespace!);
+      const cached = state.pods.get(p.metadata!.name!, p.metadata!.namespace!);
       expect(cached?.metadata?.uid, `cached ${p.metadata!.name}`).toBe(p.metadata!.uid);
       expect(cached?.metadata?.resourceVersion, `cached ${p.metadata!.name}`).toBe(p.metadata!.resourceVersion);
       expect(cached?.metadata?.managedFields, 'managedFields are not cached').toBeUndefined();
