@@ -285,6 +285,15 @@ describe('pods that cannot be placed', () => {
     });
     return pv;
   };
+  /** A claim `claim` of StorageClass `sc`, left to its provisioner (none runs here). */
+  const claimOfClass = (claim: string, sc: string) =>
+    c.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name: claim },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '1Gi' } } },
+      },
+    });
   /** Waits for pod `name` to run, checks its node is in `zone`, and returns the pod. */
   const runningIn = async (name: string, zone: string, what = 'the pod Running') => {
     const running = await eventually(
@@ -343,13 +352,7 @@ describe('pods that cannot be placed', () => {
         ],
       },
     });
-    await c.core.createNamespacedPersistentVolumeClaim({
-      namespace: ns,
-      body: {
-        metadata: { name: 'data-sc' },
-        spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '1Gi' } } },
-      },
-    });
+    await claimOfClass('data-sc', sc);
     await podWith('provisioned', cls, 'data-sc');
     const inst = await eventually(
       'an Instance launched for the pod',
@@ -374,13 +377,7 @@ describe('pods that cannot be placed', () => {
     await storage.createStorageClass({
       body: { metadata: { name: sc }, provisioner: 'example.com/nowhere', volumeBindingMode: 'Immediate' },
     });
-    await c.core.createNamespacedPersistentVolumeClaim({
-      namespace: ns,
-      body: {
-        metadata: { name: 'data-now' },
-        spec: { accessModes: ['ReadWriteOnce'], storageClassName: sc, resources: { requests: { storage: '1Gi' } } },
-      },
-    });
+    await claimOfClass('data-now', sc);
     await podWith('immediate', cls, 'data-now');
     await eventually('ClaimNotBound on the pod', async () => {
       const p = await c.core.readNamespacedPod({ name: 'immediate', namespace: ns });
