@@ -129,6 +129,9 @@ export class SimulatedKubelets {
     const capacity = CATALOG[r.instanceType]!;
     const resources = { cpu: `${capacity.cpu}m`, memory: `${capacity.memory}`, pods: `${capacity.pods}` };
     const name = nodeName(r.id);
+    // Registered with its capacity in status, as a kubelet registers (the API server keeps a new
+    // Node's status); kwok keeps it and adds the conditions and heartbeats. A separate status PATCH
+    // cost every launch one more Node write, seen by every Node watcher.
     try {
       await sendJson(this.opts.kubeconfig, {
         method: 'POST',
@@ -150,18 +153,12 @@ export class SimulatedKubelets {
             annotations: { 'kwok.x-k8s.io/node': 'fake' },
           },
           spec: { providerID: providerIdOf(r), taints: r.node.taints },
+          status: { capacity: resources, allocatable: resources },
         },
       });
     } catch (e) {
       if (!isAlreadyExists(e)) throw e;
     }
-    // A kubelet reports its capacity in status; kwok keeps the conditions and heartbeats.
-    await sendJson(this.opts.kubeconfig, {
-      method: 'PATCH',
-      path: `/api/v1/nodes/${name}/status`,
-      patch: 'merge',
-      body: { status: { capacity: resources, allocatable: resources } },
-    });
     this.opts.logger.info({ node: name, instanceType: r.instanceType, zone: r.zone }, 'simulated node registered');
   }
 }

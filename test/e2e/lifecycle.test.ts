@@ -58,6 +58,11 @@ describe('instance lifecycle', () => {
     for (const p of pods) perNode.set(p.spec!.nodeName!, (perNode.get(p.spec!.nodeName!) ?? 0) + 1);
     expect([...perNode.values()].sort()).toEqual([2, 3]);
     expect(await listInstances(c, cls)).toHaveLength(2);
+    // The simulated kubelet registers each node with its type's capacity, which kube-scheduler checks too.
+    for (const name of perNode.keys()) {
+      const node = await c.core.readNode({ name });
+      expect(node.status?.allocatable).toMatchObject({ cpu: '2', pods: '110' });
+    }
   });
 
   it('reuses an idle instance for the next pod of the same class, never for another class', async () => {
