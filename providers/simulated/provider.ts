@@ -136,8 +136,6 @@ export class SimulatedProvider implements CloudProvider {
   }
 
   private async launch(req: LaunchRequest): Promise<CloudInstance> {
-    const [existing] = await this.byInstance(req.instance.name);
-    if (existing) return existing;
     const problems = this.validate(req.class);
     if (problems.length) throw new InvalidConfigError(problems.join('; '));
 
@@ -161,8 +159,10 @@ export class SimulatedProvider implements CloudProvider {
         throw new InsufficientCapacityError(`simulated: no ${o.instanceType} capacity in ${o.zone}`, [o]);
       }
       this.opts.faults?.checkCapacity(o);
-      // Idempotency token: the same Instance UID and offering always name the same instance.
-      const id = `i-${createHash('sha256').update(`${req.instance.uid}/${o.instanceType}/${o.zone}`).digest('hex').slice(0, 17)}`;
+      // The Instance's UID names its one cloud instance, whatever offering it got (as a GCE VM's name
+      // does): a retried launch, even after a timeout that hid its success, finds it by that name
+      // instead of listing the cloud first.
+      const id = `i-${createHash('sha256').update(req.instance.uid).digest('hex').slice(0, 17)}`;
       const record: SimulatedRecord = {
         id,
         zone: o.zone ?? ZONES[0]!,
