@@ -186,7 +186,8 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
 // ---------------------------------------------------------------- npm run bench -- burst [--flags]
 
 /**
- * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world[,floor: no ipp, a kwok node and a pinned pod each] --world-nodes=5000
+ * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world[,floor: no ipp, a kwok node and a pinned pod
+ * each][,least: no ipp, the least a provisioner recording its intent writes per pod] --world-nodes=5000
  * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
  * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --rounds=1 (each size run this many
@@ -236,6 +237,10 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     if (scenarios.includes('floor')) {
       const bed = await prepareBed(kubeconfig, 'floor', 0);
       for (const size of sizes) rounds.push({ round: 1, results: [await runFloor(bed, size, o)] });
+    }
+    if (scenarios.includes('least')) {
+      const bed = await prepareBed(kubeconfig, 'least', 0);
+      for (const size of sizes) rounds.push({ round: 1, results: [await runFloor(bed, size, o, true)] });
     }
     if (scenarios.includes('world')) {
       const bed = await prepareBed(kubeconfig, 'burstw', worldNodes);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { request, type RequestOptions } from 'node:https';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, GROUP, TAINT_KEY, VERSION } from '../../src/api/names.ts';
+import { mergePatch } from '../../src/kube/patch.ts';
 import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
 import { admissionRoundTrip, startController, type Tree } from './controller.ts';
 import { cpuByCommand, cpuSeconds, follow, quantile, round, rssBytes, type Page } from './observe.ts';
@@ -516,11 +517,18 @@ export async function runBurst(
  * kubelet would register it) and a pod pinned to it by name, both at once. What the API server,
  * etcd, kube-scheduler, kube-controller-manager and kwok spend on a pod that gets a new node of its
  * own, and how fast they do it on this machine: the ceiling for any provisioner here.
+ *
+ * `least`: the least any provisioner that records its intent could write, still without ipp: the pod
+ * arrives gated (as admission leaves it, but with no webhook call), then per pod one intent record
+ * (an Instance), one cloud record (the simulated cloud's ConfigMap), the Node, and one write that
+ * pins the pod by name and lifts its gate. No claim, no status, no Event: the ceiling of the flow
+ * itself on this machine, below which ipp's own choices cannot be told apart from the testbed.
  */
 const FLOOR_TAINT = 'bench.ipp.dev/floor';
 
-export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise<BurstResult> {
+export async function runFloor(bed: Bed, size: number, o: BurstOptions, least = false): Promise<BurstResult> {
   const core = bed.kc.makeApiClient(CoreV1Api);
+  const custom = bed.kc.makeApiClient(CustomObjectsApi);
   const run = `f${Date.now().toString(36)}`;
   const ns = bed.world.namespace;
   const t = new Timeline();
@@ -538,6 +546,38 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
   try {
     await inParallel(size, o.parallel, async (i) => {
       const name = names[i]!;
+      const pin = {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [name] }] }],
+          },
+        },
+      };
+      const body = pendingPod(name, 'none', run);
+      delete body.metadata!.labels![CLASS_LABEL];
+      body.spec!.tolerations = [{ key: FLOOR_TAINT, operator: 'Equal', value: run, effect: 'NoSchedule' }];
+      if (least) {
+        await core.createNamespacedPod({ namespace: ns, body });
+        t.created.set(name, Date.now());
+        await custom.createClusterCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: 'instances',
+          body: {
+            apiVersion: `${GROUP}/${VERSION}`,
+            kind: 'Instance',
+            metadata: { name, labels: { [RUN_LABEL]: run } },
+            spec: { class: bed.world.cls },
+          },
+        });
+        await core.createNamespacedConfigMap({
+          namespace: bed.world.cloudNamespace,
+          body: {
+            metadata: { name, labels: { [RUN_LABEL]: run } },
+            data: { instance: JSON.stringify({ id: name, zone: 'sim-zone-a' }) },
+          },
+        });
+      }
       await core.createNode({
         body: {
           metadata: {
@@ -549,17 +589,16 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
           spec: { providerID: `floor:///${name}`, taints: [{ key: FLOOR_TAINT, value: run, effect: 'NoSchedule' }] },
         },
       });
-      const body = pendingPod(name, 'none', run);
-      delete body.metadata!.labels![CLASS_LABEL];
+      if (least) {
+        // One merge patch, as ipp's pin is: the gate lifted and the node named (a gated pod may gain node affinity).
+        await core.patchNamespacedPod(
+          { namespace: ns, name, body: { spec: { schedulingGates: null, affinity: pin } } },
+          mergePatch,
+        );
+        return;
+      }
       body.spec!.schedulingGates = [];
-      body.spec!.tolerations = [{ key: FLOOR_TAINT, operator: 'Equal', value: run, effect: 'NoSchedule' }];
-      body.spec!.affinity = {
-        nodeAffinity: {
-          requiredDuringSchedulingIgnoredDuringExecution: {
-            nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [name] }] }],
-          },
-        },
-      };
+      body.spec!.affinity = pin;
       await core.createNamespacedPod({ namespace: ns, body });
       t.created.set(name, Date.now());
     });
@@ -580,7 +619,9 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
   );
   const result: BurstResult = {
     tree: 'no ipp',
-    scenario: 'testbed floor: a kwok node and a pod pinned to it, each, no ipp',
+    scenario: least
+      ? 'least writes, no ipp: a gated pod, an Instance, a cloud record, a kwok node and one pin, each'
+      : 'testbed floor: a kwok node and a pod pinned to it, each, no ipp',
     pods: size,
     running: t.running.size,
     seconds: round(seconds, 2),
@@ -604,5 +645,14 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions): Promise
     gracePeriodSeconds: 0,
   });
   await inParallel(size, 16, (i) => core.deleteNode({ name: names[i]! }).then(() => {}));
+  if (least) {
+    await inParallel(size, 16, (i) =>
+      custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances', name: names[i]! }),
+    );
+    await core.deleteCollectionNamespacedConfigMap({
+      namespace: bed.world.cloudNamespace,
+      labelSelector: `${RUN_LABEL}=${run}`,
+    });
+  }
   return result;
 }
