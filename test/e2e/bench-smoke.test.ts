@@ -171,6 +171,27 @@ describe('scale benchmarks, small', () => {
     expect(r.toRunningP99Ms).toBeGreaterThan(0);
   });
 
+  it('measures the least writes of an intent-first provisioner, without ipp, and removes what it wrote', async () => {
+    const r = await runFloor(
+      bed,
+      3,
+      { timeoutS: 120, parallel: 3, admission: false, extraArgs: [], kubelets: 'controller' },
+      true,
+    );
+    console.log(printBursts([r]).join('\n'));
+    expect(r.running).toBe(3);
+    expect(r.scenario).toMatch(/^least writes/);
+    // One pin write per pod reached the API server, besides the creations.
+    expect(r.apiserverRequests?.['PATCH pods']).toBeGreaterThanOrEqual(1);
+    expect(r.apiserverRequests?.['POST instances.ipp.dev']).toBeGreaterThanOrEqual(1);
+    const all = (await bed.kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({
+      group: 'ipp.dev',
+      version: 'v1alpha1',
+      plural: 'instances',
+    })) as { items: Instance[] };
+    expect(all.items.filter((i) => /^f[0-9a-z]+-none$/.test(i.spec.class)).map((i) => i.metadata.name)).toEqual([]);
+  });
+
   it("places pods with the original's anti-affinity and with ipp's pin on the testbed's scheduler", async () => {
     // The original's pods live on plain nodes by design: the comparison needs them there.
     allowIsolationViolations(`${placement}-orig`);
