@@ -86,6 +86,8 @@ export interface BurstResult {
    * watcher that does not keep up): its pins are then seen late, and node Ready → pinned with them.
    */
   benchPodWatchReopened?: number;
+  /** Watchers kube-apiserver closed as unresponsive during the burst, by resource, every client's. */
+  watchersClosedByServer?: Record<string, number>;
   /** API requests per pod the controller process sent (simulated cloud included), start to stop; NaN if it did not say. */
   controllerRequestsPerPod: number;
   /** Of those, writes (POST, PUT, PATCH, DELETE). */
@@ -128,8 +130,8 @@ function cpuPerPod(before: Map<string, number>, after: Map<string, number>, pods
   return { total: round((total * 1000) / Math.max(1, pods)), by: Object.fromEntries(rows) };
 }
 
-/** apiserver_request_total summed over codes and versions, by `VERB resource[/subresource]` (groups other than k8s.io's appended). */
-export async function apiserverRequestCounts(kc: KubeConfig): Promise<Map<string, number>> {
+/** kube-apiserver's /metrics, as text. */
+async function apiserverMetrics(kc: KubeConfig): Promise<string> {
   const server = new URL(kc.getCurrentCluster()!.server);
   const opts: RequestOptions = {
     hostname: server.hostname,
@@ -138,7 +140,7 @@ export async function apiserverRequestCounts(kc: KubeConfig): Promise<Map<string
     method: 'GET',
   };
   await kc.applyToHTTPSOptions(opts);
-  const text = await new Promise<string>((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     const req = request(opts, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -148,6 +150,25 @@ export async function apiserverRequestCounts(kc: KubeConfig): Promise<Map<string
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * Watchers kube-apiserver closed because they did not keep up (apiserver_terminated_watchers_total),
+ * by resource, every client's: a watch closed mid-burst delivers what happened meanwhile late.
+ */
+export async function apiserverTerminatedWatchers(kc: KubeConfig): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const line of (await apiserverMetrics(kc)).split('\n')) {
+    if (!line.startsWith('apiserver_terminated_watchers_total{')) continue;
+    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '';
+    out.set(resource, (out.get(resource) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
+/** apiserver_request_total summed over codes and versions, by `VERB resource[/subresource]` (groups other than k8s.io's appended). */
+export async function apiserverRequestCounts(kc: KubeConfig): Promise<Map<string, number>> {
+  const text = await apiserverMetrics(kc);
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
@@ -395,6 +416,7 @@ export async function runBurst(
     await new Promise((r) => setTimeout(r, idleMs));
     const idleCpuMsPerS = ((cpuSeconds(controller.pid) - idleFrom) * 1000) / (idleMs / 1000);
     const apiBefore = await apiserverRequestCounts(bed.kc);
+    const closedBefore = await apiserverTerminatedWatchers(bed.kc);
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
     const named = new Map([[controller.pid, 'ipp controller']]);
@@ -418,6 +440,8 @@ export async function runBurst(
     const rssAfter = rssBytes(controller.pid);
     const apiAfter = await apiserverRequestCounts(bed.kc);
     for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
+    const closed = await apiserverTerminatedWatchers(bed.kc);
+    for (const [k, n] of closedBefore) closed.set(k, (closed.get(k) ?? 0) - n);
     // A run that timed out is timed to the deadline: its pods/s is what it reached, not a rate of the few.
     const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();
     const seconds = (end - t0) / 1000;
@@ -465,6 +489,7 @@ export async function runBurst(
       rssAfterMiB: round(rssAfter / MiB),
       admissionErrors,
       benchPodWatchReopened: await watching.podWatchReopened(),
+      watchersClosedByServer: Object.fromEntries([...closed].filter(([, n]) => n > 0)),
       ...serverFigures(apiAfter, size, machine),
     };
     // Read again once idle: what the burst left behind, against what it only passed through.
