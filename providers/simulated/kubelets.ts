@@ -143,8 +143,13 @@ export class SimulatedKubelets {
             name,
             labels: {
               ...r.node.labels,
+              // The labels a kubelet registers, the beta ones included: without them kube-controller-manager
+              // reads and patches every new node to add them (one GET and one PATCH of each Node).
               'kubernetes.io/hostname': name,
               'kubernetes.io/os': 'linux',
+              'kubernetes.io/arch': 'amd64',
+              'beta.kubernetes.io/os': 'linux',
+              'beta.kubernetes.io/arch': 'amd64',
               'node.kubernetes.io/instance-type': r.instanceType,
               'topology.kubernetes.io/zone': r.zone,
               type: 'kwok',

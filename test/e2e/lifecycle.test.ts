@@ -59,9 +59,13 @@ describe('instance lifecycle', () => {
     expect([...perNode.values()].sort()).toEqual([2, 3]);
     expect(await listInstances(c, cls)).toHaveLength(2);
     // The simulated kubelet registers each node with its type's capacity, which kube-scheduler checks too.
+    // It registers the labels a kubelet does, so kube-controller-manager has none to add (it read and
+    // patched every simulated node for the beta OS and arch labels).
     for (const name of perNode.keys()) {
       const node = await c.core.readNode({ name });
       expect(node.status?.allocatable).toMatchObject({ cpu: '2', pods: '110' });
+      const byController = (node.metadata?.managedFields ?? []).filter((f) => f.manager === 'kube-controller-manager');
+      expect(JSON.stringify(byController.map((f) => f.fieldsV1))).not.toContain('beta.kubernetes.io');
     }
   });
 
