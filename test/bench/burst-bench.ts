@@ -239,8 +239,8 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     if (warmUp) {
       // kube-apiserver sizes a new watcher's buffer from its watch cache's size (about one second of
       // events, at least 10, at most 100), and a fresh server's cache is small: the first run after the
-      // testbed starts had its watchers (the controller's, the bench's) closed as unresponsive 16–23
-      // times in its burst, later ones 0–7, and its pins seen late. A burst of the floor first, not
+      // testbed starts had its pod watchers (the controller's, the bench's…) closed as unresponsive 16
+      // and 23 times in its burst, later ones 0–4, and its pins seen late. A burst of the floor first, not
       // measured, gives every tree a server as a running cluster's is.
       const bed = await prepareBed(kubeconfig, 'warm', 0);
       await runFloor(bed, warmUp, o);
