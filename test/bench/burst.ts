@@ -156,9 +156,9 @@ async function apiserverMetrics(kc: KubeConfig): Promise<string> {
  * Watchers kube-apiserver closed because they did not keep up (apiserver_terminated_watchers_total),
  * by resource, every client's: a watch closed mid-burst delivers what happened meanwhile late.
  */
-export async function apiserverTerminatedWatchers(kc: KubeConfig): Promise<Map<string, number>> {
+function terminatedWatchers(metrics: string): Map<string, number> {
   const out = new Map<string, number>();
-  for (const line of (await apiserverMetrics(kc)).split('\n')) {
+  for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_terminated_watchers_total{')) continue;
     const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '';
     out.set(resource, (out.get(resource) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
@@ -166,9 +166,25 @@ export async function apiserverTerminatedWatchers(kc: KubeConfig): Promise<Map<s
   return out;
 }
 
+/** The API server's counters a burst reads before and after: requests, and watchers it closed. */
+async function apiserverCounters(kc: KubeConfig) {
+  const metrics = await apiserverMetrics(kc);
+  return { requests: requestCounts(metrics), closedWatchers: terminatedWatchers(metrics) };
+}
+
+/** Each count of `after` less the same count of `before`. */
+function minus(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
+  const out = new Map(after);
+  for (const [k, n] of before) out.set(k, (out.get(k) ?? 0) - n);
+  return out;
+}
+
 /** apiserver_request_total summed over codes and versions, by `VERB resource[/subresource]` (groups other than k8s.io's appended). */
 export async function apiserverRequestCounts(kc: KubeConfig): Promise<Map<string, number>> {
-  const text = await apiserverMetrics(kc);
+  return requestCounts(await apiserverMetrics(kc));
+}
+
+function requestCounts(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
@@ -415,8 +431,7 @@ export async function runBurst(
     const idleFrom = cpuSeconds(controller.pid);
     await new Promise((r) => setTimeout(r, idleMs));
     const idleCpuMsPerS = ((cpuSeconds(controller.pid) - idleFrom) * 1000) / (idleMs / 1000);
-    const apiBefore = await apiserverRequestCounts(bed.kc);
-    const closedBefore = await apiserverTerminatedWatchers(bed.kc);
+    const serverBefore = await apiserverCounters(bed.kc);
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
     const named = new Map([[controller.pid, 'ipp controller']]);
@@ -438,10 +453,9 @@ export async function runBurst(
     const cpuAfter = cpuSeconds(controller.pid);
     const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size);
     const rssAfter = rssBytes(controller.pid);
-    const apiAfter = await apiserverRequestCounts(bed.kc);
-    for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
-    const closed = await apiserverTerminatedWatchers(bed.kc);
-    for (const [k, n] of closedBefore) closed.set(k, (closed.get(k) ?? 0) - n);
+    const serverAfter = await apiserverCounters(bed.kc);
+    const apiAfter = minus(serverAfter.requests, serverBefore.requests);
+    const closed = minus(serverAfter.closedWatchers, serverBefore.closedWatchers);
     // A run that timed out is timed to the deadline: its pods/s is what it reached, not a rate of the few.
     const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();
     const seconds = (end - t0) / 1000;
@@ -634,8 +648,7 @@ export async function runFloor(bed: Bed, size: number, o: BurstOptions, least = 
     pods.stop();
   }
   const machine = cpuPerPod(machineBefore, cpuByCommand(), t.running.size);
-  const apiAfter = await apiserverRequestCounts(bed.kc);
-  for (const [k, n] of apiBefore) apiAfter.set(k, (apiAfter.get(k) ?? 0) - n);
+  const apiAfter = minus(await apiserverRequestCounts(bed.kc), apiBefore);
   const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();
   const seconds = (end - t0) / 1000;
   const toRunning = t.spans(
