@@ -120,12 +120,22 @@ function serverFigures(apiRequests: Map<string, number>, pods: number, machine: 
 }
 
 /** CPU per pod by process (ms), largest first, and their sum. */
-function cpuPerPod(before: Map<string, number>, after: Map<string, number>, pods: number) {
-  const by = [...after].map(([k, s]) => [k, s - (before.get(k) ?? 0)] as const).filter(([, s]) => s > 0);
+function cpuPerPod(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  pods: number,
+  named: ReadonlyMap<number, string> = new Map(),
+) {
+  // A named process (the controller, the simulated kubelets) stays in the rows at 0: a few pods can cost it less
+  // than one clock tick (10 ms), and a missing row would read as a process not found.
+  const keep = new Set(named.values());
+  const by = [...after]
+    .map(([k, s]) => [k, s - (before.get(k) ?? 0)] as const)
+    .filter(([k, s]) => s > 0 || keep.has(k));
   const total = by.reduce((a, [, s]) => a + s, 0);
   const rows = by
     .map(([k, s]) => [k, round((s * 1000) / Math.max(1, pods))] as const)
-    .filter(([, ms]) => ms >= 0.5)
+    .filter(([k, ms]) => ms >= 0.5 || keep.has(k))
     .sort((a, b) => b[1] - a[1]);
   return { total: round((total * 1000) / Math.max(1, pods)), by: Object.fromEntries(rows) };
 }
@@ -451,7 +461,7 @@ export async function runBurst(
     const deadline = t0 + o.timeoutS * 1000;
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
-    const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size);
+    const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size, named);
     const rssAfter = rssBytes(controller.pid);
     const serverAfter = await apiserverCounters(bed.kc);
     const apiAfter = minus(serverAfter.requests, serverBefore.requests);

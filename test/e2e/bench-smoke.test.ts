@@ -147,8 +147,9 @@ describe('scale benchmarks, small', () => {
     // Machine CPU by process: the controller found by pid, and part of the sum.
     expect(r.cpuMsPerPodByProcess?.['ipp controller']).toBeGreaterThan(0);
     expect(r.machineCpuMsPerPod).toBeGreaterThanOrEqual(r.cpuMsPerPodByProcess!['ipp controller']!);
-    // The simulated kubelets registered the nodes from their own process, counted apart.
-    expect(r.cpuMsPerPodByProcess?.['simulated kubelets']).toBeGreaterThan(0);
+    // The simulated kubelets registered the nodes from their own process, counted apart (three nodes can cost them
+    // less than one 10 ms clock tick, so 0 is a figure; a missing row is a process not found).
+    expect(r.cpuMsPerPodByProcess?.['simulated kubelets']).toBeGreaterThanOrEqual(0);
     expect(Number.isFinite(r.placeableToPinnedP99Ms) && r.placeableToPinnedP99Ms! >= 0).toBe(true);
     expect(r.rssBeforeMiB).toBeGreaterThan(20);
     expect(r.rssAfterMiB).toBeGreaterThan(20);
