@@ -126,10 +126,14 @@ describe('GceProvider on the fake Compute Engine', () => {
   });
 
   it('controller killed after createInstances, before it learned the outcome: the restarted one adopts the VM', async () => {
-    const { cluster, cls } = setup();
+    const { cluster, groups, cls } = setup();
     const req = launch(cluster, cls, 'mail-killed');
     gce.server.lose('instanceGroupManagers.createInstances');
     await expect(provider(cluster, { retry: { attempts: 1 } }).create(req)).rejects.toThrow();
+    // A restart takes seconds; the lost operation is done by then and its name listed in the group. (Restarted
+    // sooner, the same requestId gets the same operation back: the requestId test above.)
+    const key = `${gce.project}/${groups[0]!.zone}/${vmName(req.instance.uid, 'mail-killed')}`;
+    await expect.poll(() => gce.state.managed.has(key), { timeout: 5_000 }).toBe(true);
     const before = calls('instanceGroupManagers.createInstances');
     const ci = await provider(cluster).create(req);
     expect(calls('instanceGroupManagers.createInstances')).toBe(before);
