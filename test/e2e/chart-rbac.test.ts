@@ -218,9 +218,9 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
     expect(lease.spec!.holderIdentity).toBe('rbac-a');
     await c.core.readNamespacedSecret({ name: `${release}-webhook-tls`, namespace: system });
     // Events (events.k8s.io) about the pod were written with the ServiceAccount's token.
-    await eventually('a Pinned Event for the pod', async () => {
+    await eventually('a Provisioning Event for the pod', async () => {
       const events = await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: workloads });
-      expect(events.items.filter((e) => e.regarding?.name === 'relay').map((e) => e.reason)).toContain('Pinned');
+      expect(events.items.filter((e) => e.regarding?.name === 'relay').map((e) => e.reason)).toContain('Provisioning');
     });
 
     await c.core.deleteNamespacedPod({ name: 'relay', namespace: workloads, gracePeriodSeconds: 0 });

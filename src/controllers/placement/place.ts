@@ -11,8 +11,10 @@ export async function place(ctx: ControllerContext, { pod, instance, node }: Pla
   const instanceName = instance.metadata.name!;
   const mode = isGated(pod) ? 'pin' : 'bind';
   if (mode === 'pin') {
+    // No Event of its own: kube-scheduler's Scheduled Event names the node moments later (as after
+    // Karpenter's Nominated), and an Event per pod is a write per pod in a burst. The pin's time is
+    // on the pod (ipp.dev/pinned-at), its Instance in the Provisioning Event and the claim.
     await ctx.api.pods.pin(pod, nodeName);
-    ctx.events.record(events.pinned(pod, instanceName, nodeName));
   } else {
     await ctx.api.pods.bind(pod, nodeName);
     ctx.events.record(events.bound(pod, instanceName, nodeName));

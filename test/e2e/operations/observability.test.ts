@@ -6,6 +6,7 @@
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
+  EventsV1Api,
   KubeConfig,
   RbacAuthorizationV1Api,
   type V1MutatingWebhookConfiguration,
@@ -163,9 +164,15 @@ describe('operations: events, metrics, audit', () => {
         type: 'Normal',
       });
       expect(provisioning.note).toContain(p.metadata!.annotations![POD_INSTANCE_ANNOTATION]);
-      const pinned = await expectEvent(c, { namespace: ns, kind: 'Pod', name, reason: 'Pinned', type: 'Normal' });
-      expect(pinned.note).toContain(p.spec!.nodeName);
-      expect(pinned.regarding!.uid).toBe(p.metadata!.uid);
+      expect(provisioning.regarding!.uid).toBe(p.metadata!.uid);
+      // The pin has no Event of ipp's (a write per pod in a burst): kube-scheduler's names the node.
+      const scheduled = await eventually(`kube-scheduler's Scheduled Event on ${name}`, async () => {
+        const list = await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: ns });
+        const hit = list.items.find((e) => e.regarding?.name === name && e.reason === 'Scheduled');
+        expect(hit).toBeDefined();
+        return hit!;
+      });
+      expect(scheduled.note).toContain(p.spec!.nodeName);
     }
     for (const name of webInstances) {
       // A launch and a registration that went as planned are recorded in the Instance's status, not

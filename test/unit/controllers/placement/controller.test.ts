@@ -17,11 +17,11 @@ beforeEach(() => {
 const reasons = () => f.events.map((e) => `${e.regarding.name}/${e.reason}`);
 
 describe('PlacementController', () => {
-  it('pins a claimed pod once its Instance is Ready on a Ready node, and says so', async () => {
+  it('pins a claimed pod once its Instance is Ready on a Ready node, leaving the Event to kube-scheduler', async () => {
     f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
     await controller.reconcile('team-a/web-1');
     expect(f.writes.log).toEqual([['pods.pin', 'web-1', 'n1']]);
-    expect(reasons()).toEqual(['web-1/Pinned']);
+    expect(reasons()).toEqual([]); // one write per pod: the pin; kube-scheduler's Scheduled names the node
   });
 
   it('binds instead of pinning a pod handed to scheduler ipp', async () => {
