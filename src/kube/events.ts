@@ -47,10 +47,10 @@ export interface EventRecorderOptions {
   /** Distinct series kept in memory; the oldest are forgotten beyond this. Default 4096. */
   maxSeries?: number;
   /**
-   * Writes in flight at once. Default 16: a burst gives ~4 Events per pod (Provisioning, Pinned, the
-   * Instance's Launched and Registered); at 4 in flight, a 1,000-pod burst on a loaded API server
-   * (~300 ms a write) dropped over a thousand of them from a full queue. They stay in the ordinary
-   * lane of the rate limit, behind every write that places a pod.
+   * Writes in flight at once. Default 16: when a burst gave ~4 Events per pod (one per pod today,
+   * Provisioning), 4 in flight on a loaded API server (~300 ms a write) dropped over a thousand of a
+   * 1,000-pod burst's from a full queue; failures come in bursts too. They stay in the ordinary lane
+   * of the rate limit, behind every write that places a pod.
    */
   concurrency?: number;
   /** Writes waiting; further new Events are dropped (and logged) while the queue is this full. Default 1000. */
