@@ -1,9 +1,13 @@
 // The API client's connection pool and rate limit.
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { CoreV1Api, HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import { describe, expect, it, vi } from 'vitest';
 import { ApiClientConfig, AUTH_REUSE_MS, requestKey } from '../../../src/kube/client.ts';
 import { inPlacementLane } from '../../../src/kube/lanes.ts';
+import { renewIfNeeded } from '../../../src/webhook/certificates.ts';
 
 const config = (ca: string) => `
 apiVersion: v1
@@ -89,6 +93,51 @@ current-context: x
     } finally {
       vi.useRealTimers();
       built.mockRestore();
+    }
+  });
+
+  it('parses its TLS material once for every connection of the pool, and still verifies the server with it', async () => {
+    const server = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
+    const stranger = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
+    // Each answer waits for all: the requests in flight together need a connection each.
+    const waiting: (() => void)[] = [];
+    const https = createServer({ cert: server.cert, key: server.key }, (_req, res) => {
+      waiting.push(() => res.end('{}'));
+      if (waiting.length === 4) for (const answer of waiting.splice(0)) answer();
+    });
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(https.address() as AddressInfo).port}/api/v1/pods`;
+    const load = (ca: string) => {
+      const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+      kc.loadFromString(config(ca).replace('https://127.0.0.1:6443', url.replace('/api/v1/pods', '')));
+      return kc;
+    };
+    const contexts = vi.spyOn(tls, 'createSecureContext');
+    try {
+      const kc = load(server.caBundle);
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const { dispatcher } = await kc.credentials('GET', url);
+          const res = await request(url, { dispatcher: dispatcher! });
+          await res.body.text();
+          return res.statusCode;
+        }),
+      );
+      expect(answers).toEqual([200, 200, 200, 200]);
+      // Four connections, one TLS context: a context per connection re-parses the CA and the client key.
+      expect(contexts).toHaveBeenCalledTimes(1);
+      await kc.close();
+      // The one context still trusts only the kubeconfig's CA.
+      const wrong = load(stranger.caBundle);
+      const { dispatcher } = await wrong.credentials('GET', url);
+      await expect(request(url, { dispatcher: dispatcher! })).rejects.toThrow(
+        /self-signed|unable to verify|signature/i,
+      );
+      await wrong.close();
+    } finally {
+      contexts.mockRestore();
+      https.closeAllConnections();
+      await new Promise((r) => https.close(r));
     }
   });
 
