@@ -133,7 +133,7 @@ export class ApiClientConfig extends KubeConfig {
       createDispatcherOptions: CreateDispatcherOptions;
     };
     const built = self.createDispatcher.bind(this);
-    // Reads (lists, watches, gets) on kept-alive HTTP/1.1 connections, writes on HTTP/2 (ReadsApart).
+    // Reads (lists, watches, gets) on kept-alive HTTP/1.1 connections, writes on HTTP/2 (ServerConnections).
     // A proxy (proxy-url in the kubeconfig) keeps client-node's own agent, and whatever it negotiates
     // through the tunnel.
     const fresh: CreateDispatcher = (cluster, agentOptions) => {
@@ -142,7 +142,7 @@ export class ApiClientConfig extends KubeConfig {
       // would use undici's global dispatcher, which negotiates HTTP/2 for watches too.
       if (o.type === 'agent' || o.type === 'none') {
         const connect = o.type === 'agent' ? sharedContext(o.connect ?? {}) : undefined;
-        return new ReadsApart(connect);
+        return new ServerConnections(connect);
       }
       return built(cluster, agentOptions);
     };
@@ -204,7 +204,7 @@ export class ApiClientConfig extends KubeConfig {
 }
 
 /**
- * One API server's connections: reads on HTTP/1.1, writes on one HTTP/2 connection.
+ * One API server's connections: reads on HTTP/1.1, writes on HTTP/2, the writes that place a pod apart.
  *
  * Watches stay on HTTP/1.1, one connection each. On HTTP/2 every watch and write shared one TCP
  * connection and its flow-control windows (256 KiB a stream, 512 KiB the connection): in a 1,000-pod
@@ -217,26 +217,31 @@ export class ApiClientConfig extends KubeConfig {
  * request at a time, so every write in flight held a connection of its own: a burst opened over a
  * hundred, each a TCP and TLS handshake for the controller and for kube-apiserver (docs/benchmarks.md,
  * "What a burst's connections cost"). On HTTP/2 they are streams of one connection, answered in any
- * order, so a pin never waits behind another write on the wire. Kept alive for 30 s (undici's default
+ * order. The writes that place a waiting pod (lanes.ts) have a connection of their own: the rate
+ * limit lets them go first, and no burst of status writes and Events shares their connection's
+ * frames and the server's reading of it. Kept alive for 30 s (undici's default
  * is 4 s, and kube-apiserver sends no Keep-Alive hint), so a write after a quiet spell does not pay a
  * new handshake. No cap on HTTP/1.1 connections: a cap below the number of watches would starve the rest.
  */
-class ReadsApart extends Dispatcher {
+class ServerConnections extends Dispatcher {
   private readonly reads: Agent;
+  private readonly placements: Agent;
   private readonly writes: Agent;
   constructor(connect: Record<string, unknown> | undefined) {
     super();
     const kept = { keepAliveTimeout: 30_000, ...(connect ? { connect } : {}) };
     this.reads = new Agent({ ...kept, allowH2: false });
+    this.placements = new Agent({ ...kept, allowH2: true });
     this.writes = new Agent({ ...kept, allowH2: true });
   }
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return (opts.method === 'GET' ? this.reads : this.writes).dispatch(opts, handler);
+    if (opts.method === 'GET') return this.reads.dispatch(opts, handler);
+    return (laneOfCaller() === 'placement' ? this.placements : this.writes).dispatch(opts, handler);
   }
   override close(): Promise<void>;
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
-    const done = Promise.all([this.reads.close(), this.writes.close()]).then(() => {});
+    const done = Promise.all([this.reads, this.placements, this.writes].map((a) => a.close())).then(() => {});
     if (!callback) return done;
     void done.then(callback, callback);
   }
@@ -247,7 +252,7 @@ class ReadsApart extends Dispatcher {
   override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
     const err = typeof a === 'function' ? null : (a ?? null);
     const callback = typeof a === 'function' ? a : b;
-    const done = Promise.all([this.reads.destroy(err), this.writes.destroy(err)]).then(() => {});
+    const done = Promise.all([this.reads, this.placements, this.writes].map((a) => a.destroy(err))).then(() => {});
     if (!callback) return done;
     void done.then(callback, callback);
   }
