@@ -231,8 +231,12 @@ class ServerConnections extends Dispatcher {
     super();
     const kept = { keepAliveTimeout: 30_000, ...(connect ? { connect } : {}) };
     this.reads = new Agent({ ...kept, allowH2: false });
-    this.placements = new Agent({ ...kept, allowH2: true });
-    this.writes = new Agent({ ...kept, allowH2: true });
+    // A connection that stops answering (a dropped NAT entry, a hung peer) would hold every write on
+    // it: pinged every 30 s, as client-go's HTTP/2 transport does (ReadIdleTimeout), and replaced when
+    // a ping goes unanswered until the next.
+    const h2 = { ...kept, allowH2: true, h2Options: { pingInterval: 30_000 } };
+    this.placements = new Agent(h2);
+    this.writes = new Agent(h2);
   }
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (opts.method === 'GET') return this.reads.dispatch(opts, handler);

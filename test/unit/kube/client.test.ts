@@ -142,7 +142,7 @@ current-context: x
     }
   });
 
-  it('sends writes in flight together as streams of one HTTP/2 connection, and reads on HTTP/1.1', async () => {
+  it('sends writes in flight together as streams of one HTTP/2 connection, placement writes on another, and reads on HTTP/1.1', async () => {
     const server = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
     const seen: string[] = [];
     let connections = 0;
@@ -178,7 +178,12 @@ current-context: x
       expect(connections).toBe(1);
       expect(await send('GET', '/api/v1/pods?watch=true')).toBe(200);
       expect(connections).toBe(2);
-      expect(seen).toEqual([...Array(4).fill('PATCH HTTP/2.0'), 'GET HTTP/1.1']);
+      // A pin goes on a connection of its own, never behind a burst of other writes' frames.
+      const pin = inPlacementLane(() => send('PATCH', '/api/v1/namespaces/a/pods/p0'));
+      const more = Array.from({ length: 3 }, (_, i) => send('PATCH', `/api/v1/namespaces/a/pods/q${i}`));
+      expect(await Promise.all([pin, ...more])).toEqual([200, 200, 200, 200]);
+      expect(connections).toBe(3);
+      expect(seen).toEqual([...Array(4).fill('PATCH HTTP/2.0'), 'GET HTTP/1.1', ...Array(4).fill('PATCH HTTP/2.0')]);
     } finally {
       await kc.close();
       await new Promise((r) => h2.close(r));
