@@ -96,6 +96,7 @@ function sameOptions(
 }
 
 interface DispatcherInputs {
+  cluster: Cluster | null;
   name: string | undefined;
   server: string | undefined;
   proxyUrl: string | undefined;
@@ -109,6 +110,7 @@ interface DispatcherInputs {
 export class ApiClientConfig extends KubeConfig {
   private readonly limiter: LaneLimiter;
   private readonly dispatchers = new Map<string, { inputs: DispatcherInputs; dispatcher: Closable }>();
+  private readonly fresh: CreateDispatcher;
   /** Total time requests waited for the rate limit, in ms (for metrics and benchmarks). */
   throttledMs = 0;
   /** Requests sent since start, by requestKey() (for the shutdown log and benchmarks). */
@@ -136,7 +138,7 @@ export class ApiClientConfig extends KubeConfig {
     // Reads (lists, watches, gets) on kept-alive HTTP/1.1 connections, writes on HTTP/2 (ServerConnections).
     // A proxy (proxy-url in the kubeconfig) keeps client-node's own agent, and whatever it negotiates
     // through the tunnel.
-    const fresh: CreateDispatcher = (cluster, agentOptions) => {
+    const fresh: CreateDispatcher = (this.fresh = (cluster, agentOptions) => {
       const o = self.createDispatcherOptions.call(this, cluster, agentOptions);
       // No TLS settings (a public CA, token or exec credentials) still gets both pools: client-node
       // would use undici's global dispatcher, which negotiates HTTP/2 for watches too.
@@ -145,14 +147,20 @@ export class ApiClientConfig extends KubeConfig {
         return new ServerConnections(connect);
       }
       return built(cluster, agentOptions);
-    };
+    });
     self.createDispatcher = (cluster, agentOptions) => {
       const key = `${cluster?.name ?? ''}|${this.getCurrentUser()?.name ?? ''}`;
       const cached = this.dispatchers.get(key);
       if (cached && sameOptions(cached.inputs, cluster, agentOptions)) return cached.dispatcher;
       const dispatcher = fresh(cluster, agentOptions);
       if (!dispatcher) return undefined;
-      const inputs = { name: cluster?.name, server: cluster?.server, proxyUrl: cluster?.proxyUrl, agentOptions };
+      const inputs = {
+        cluster,
+        name: cluster?.name,
+        server: cluster?.server,
+        proxyUrl: cluster?.proxyUrl,
+        agentOptions,
+      };
       this.dispatchers.set(key, { inputs, dispatcher });
       // In-flight requests on the old pool finish; close() only refuses new ones.
       void cached?.dispatcher.close().catch(() => {});
@@ -193,6 +201,17 @@ export class ApiClientConfig extends KubeConfig {
       this.auth = auth;
     }
     return auth;
+  }
+
+  /**
+   * Connections of the caller's own to the API server the shared pool `shared` reaches, with its TLS
+   * material: for the lease's renewals, which drop their connections after a timeout (they may be
+   * half-dead) without closing everyone else's. Undefined for a pool this config did not build.
+   */
+  ownConnections(shared: unknown): Closable | undefined {
+    for (const { inputs, dispatcher } of this.dispatchers.values())
+      if (dispatcher === shared) return this.fresh(inputs.cluster, inputs.agentOptions);
+    return undefined;
   }
 
   /** Closes the pooled connections (in-flight requests finish). */

@@ -23,6 +23,7 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
+import { ApiClientConfig } from './client.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { describeError, isAlreadyExists, isConflict, isNotFound } from './errors.ts';
 
@@ -84,12 +85,14 @@ export type OnLeading = (leadershipLost: AbortSignal, validUntil: () => number) 
 
 /**
  * Applies the KubeConfig's credentials, then routes the request through the elector's own
- * connection and deadline. The KubeConfig builds a fresh dispatcher for each request; the first one
- * is kept and reused so renewals ride one warm connection instead of a TLS handshake every 2 s.
+ * connection and deadline, kept and reused so renewals ride one warm connection instead of a TLS
+ * handshake every 2 s, and dropped after a timeout without touching anyone else's.
  */
 class DedicatedConnection implements SecurityAuthentication {
   private readonly kc: KubeConfig;
   private dispatcher: unknown;
+  /** The shared pool this.dispatcher was built from (ApiClientConfig). */
+  private builtFrom: unknown;
   /** Deadline of the request being made; the elector makes one request at a time. */
   signal: AbortSignal | undefined;
 
@@ -104,9 +107,22 @@ class DedicatedConnection implements SecurityAuthentication {
   async applySecurityAuthentication(ctx: RequestContext): Promise<void> {
     await this.kc.applySecurityAuthentication(ctx);
     ctx.setHeaderParam('User-Agent', 'ipp-controller/leader-election');
-    // undefined only for plain-HTTP clusters without TLS options (local development).
-    if (this.dispatcher === undefined) this.dispatcher = ctx.getDispatcher();
-    else ctx.setDispatcher(this.dispatcher as Parameters<RequestContext['setDispatcher']>[0]);
+    const given = ctx.getDispatcher();
+    if (this.kc instanceof ApiClientConfig) {
+      // Its pool is every request's: the elector builds connections of its own from it, anew when
+      // the pool is (rotated TLS material), so that reset() closes only the elector's.
+      if (this.dispatcher === undefined || this.builtFrom !== given) {
+        this.reset();
+        this.builtFrom = given;
+        this.dispatcher = this.kc.ownConnections(given);
+      }
+    } else if (this.dispatcher === undefined) {
+      // client-node builds a dispatcher per request: the first is kept. undefined only for
+      // plain-HTTP clusters without TLS options (local development).
+      this.dispatcher = given;
+    }
+    if (this.dispatcher !== undefined)
+      ctx.setDispatcher(this.dispatcher as Parameters<RequestContext['setDispatcher']>[0]);
     if (this.signal) ctx.setSignal(this.signal);
   }
 

@@ -1,8 +1,12 @@
 // LeaderElector's state machine on an in-memory Lease store that enforces resourceVersion like the
 // apiserver, under fake time: acquisition rules, renewal, the renew deadline (also with a hung
-// request), takeover detection, release on shutdown, and what run() does in each case. The real
-// apiserver and real time are covered by test/e2e/leader-election.test.ts.
+// request), takeover detection, release on shutdown, and what run() does in each case; and, on a
+// real HTTPS server, which connections a timed-out request drops. The real apiserver and real time
+// are covered by test/e2e/leader-election.test.ts.
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { ApiException, KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   LeaderElector,
@@ -11,8 +15,10 @@ import {
   type LeaseApi,
   type LeaderElectorOptions,
 } from '../../../src/kube/leader-election.ts';
+import { ApiClientConfig } from '../../../src/kube/client.ts';
 import { createLogger } from '../../../src/log.ts';
 import { Metrics } from '../../../src/metrics/metrics.ts';
+import { renewIfNeeded } from '../../../src/webhook/certificates.ts';
 
 const status = (code: number, reason: string) =>
   new ApiException(code, reason, JSON.stringify({ kind: 'Status', code, reason, message: reason }), {});
@@ -338,5 +344,55 @@ describe('LeaderElector', () => {
     );
     expect(() => elector('a', { renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(/renewDeadlineMs/);
     expect(() => elector('')).toThrow(/identity/);
+  });
+});
+
+describe("LeaderElector's connection", () => {
+  it("drops its own connection after a timed-out request, never the controller's shared pool", async () => {
+    const server = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
+    // Lease requests hang, as on a half-dead connection; everything else is answered.
+    const leaseRequests: string[] = [];
+    const https = createServer({ cert: server.cert, key: server.key }, (req, res) => {
+      if (req.url?.includes('/leases')) leaseRequests.push(req.url);
+      else res.end('{}');
+    });
+    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
+    const base = `https://127.0.0.1:${(https.address() as AddressInfo).port}`;
+    const kc = new ApiClientConfig({ qps: 0, burst: 1 });
+    kc.loadFromString(`
+apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { server: '${base}', certificate-authority-data: ${Buffer.from(server.caBundle).toString('base64')} } }]
+users: [{ name: u, user: { token: secret } }]
+contexts: [{ name: x, context: { cluster: c, user: u } }]
+current-context: x
+`);
+    const stop = new AbortController();
+    const e = new LeaderElector({
+      kubeconfig: kc,
+      namespace: 'ipp-system',
+      name: 'ipp',
+      identity: 'a',
+      leaseDurationMs: 2_000,
+      renewDeadlineMs: 500,
+      retryPeriodMs: 100,
+      logger: createLogger('silent'),
+    });
+    const run = e.run(stop.signal, async () => {});
+    try {
+      // The first attempt timed out (500 ms) and the elector tried again on a new connection of its own.
+      await vi.waitFor(() => expect(leaseRequests.length).toBeGreaterThanOrEqual(2), { timeout: 3_000 });
+      const url = `${base}/api/v1/pods`;
+      const { dispatcher } = await kc.credentials('GET', url);
+      const res = await request(url, { dispatcher: dispatcher! });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+    } finally {
+      stop.abort();
+      await run;
+      await kc.close();
+      https.closeAllConnections();
+      await new Promise((r) => https.close(r));
+    }
   });
 });
