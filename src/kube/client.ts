@@ -1,6 +1,6 @@
-// How the controller talks to the API server: one pool of kept-alive HTTP/1.1 connections per API
-// server and identity, and a client-side rate limit like client-go's (QPS and burst), in which the
-// writes that place a waiting pod go first (lanes.ts).
+// How the controller talks to the API server: one set of kept-alive connections per API server and
+// identity (reads on HTTP/1.1, writes on HTTP/2: ServerConnections), and a client-side rate limit
+// like client-go's (QPS and burst), in which the writes that place a waiting pod go first (lanes.ts).
 //
 // client-node 2.x builds a new undici Agent for every request (KubeConfig.createDispatcher), so every
 // request opens a new TCP connection and TLS handshake: measured as a quarter of the controller's
