@@ -1,6 +1,6 @@
-// How the controller talks to the API server: one set of kept-alive connections per API server and
-// identity (reads on HTTP/1.1, writes on HTTP/2: ServerConnections), and a client-side rate limit
-// like client-go's (QPS and burst), in which the writes that place a waiting pod go first (lanes.ts).
+// How the controller talks to the API server: one pool of kept-alive HTTP/1.1 connections per API
+// server and identity, and a client-side rate limit like client-go's (QPS and burst), in which the
+// writes that place a waiting pod go first (lanes.ts).
 //
 // client-node 2.x builds a new undici Agent for every request (KubeConfig.createDispatcher), so every
 // request opens a new TCP connection and TLS handshake: measured as a quarter of the controller's
@@ -9,7 +9,7 @@
 // is closed.
 import tls from 'node:tls';
 import { HttpMethod, KubeConfig, RequestContext, type Cluster, type User } from '@kubernetes/client-node';
-import { Agent, Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { laneOfCaller, LaneLimiter, type RateLimit } from './lanes.ts';
 
 export type { RateLimit } from './lanes.ts';
@@ -135,17 +135,24 @@ export class ApiClientConfig extends KubeConfig {
       createDispatcherOptions: CreateDispatcherOptions;
     };
     const built = self.createDispatcher.bind(this);
-    // Reads (lists, watches, gets) on kept-alive HTTP/1.1 connections, writes on HTTP/2 (ServerConnections).
-    // A proxy (proxy-url in the kubeconfig) keeps client-node's own agent, and whatever it negotiates
-    // through the tunnel.
+    // HTTP/1.1 connections, not the one HTTP/2 connection undici negotiates with the API server. On
+    // HTTP/2 every watch and write shares one TCP connection and its flow-control windows (256 KiB a
+    // stream, 512 KiB the connection): in a 1,000-pod burst kube-apiserver closed the controller's pod
+    // and node watches 10–20 times for not keeping up, and node Ready → pin answered took p50 0.5–3.3 s,
+    // p99 1.3–6.7 s; on HTTP/1.1, no watch closed, p50 0.09–0.18 s, p99 0.43–0.47 s, and 10–15 % less
+    // CPU per pod (`npm run bench -- burst`, docs/benchmarks.md). Watches then hold a connection each;
+    // writes share the kept-alive rest. A proxy (proxy-url in the kubeconfig) keeps client-node's own
+    // agent, and whatever it negotiates through the tunnel.
+    // Kept alive for 30 s (undici's default is 4 s, and kube-apiserver sends no Keep-Alive hint), so
+    // a write after a quiet spell does not pay a new TLS handshake. No cap on connections: a cap below
+    // the number of watches would starve every write.
     const fresh: CreateDispatcher = (this.fresh = (cluster, agentOptions) => {
       const o = self.createDispatcherOptions.call(this, cluster, agentOptions);
-      // No TLS settings (a public CA, token or exec credentials) still gets both pools: client-node
-      // would use undici's global dispatcher, which negotiates HTTP/2 for watches too.
-      if (o.type === 'agent' || o.type === 'none') {
-        const connect = o.type === 'agent' ? sharedContext(o.connect ?? {}) : undefined;
-        return new ServerConnections(connect);
-      }
+      const http1 = { allowH2: false, keepAliveTimeout: 30_000 };
+      if (o.type === 'agent') return new Agent({ ...http1, connect: sharedContext(o.connect ?? {}) });
+      // No TLS settings (a public CA, token or exec credentials): client-node would use undici's
+      // global dispatcher, which negotiates HTTP/2.
+      if (o.type === 'none') return new Agent(http1);
       return built(cluster, agentOptions);
     });
     self.createDispatcher = (cluster, agentOptions) => {
@@ -219,65 +226,6 @@ export class ApiClientConfig extends KubeConfig {
     const all = [...this.dispatchers.values()];
     this.dispatchers.clear();
     await Promise.all(all.map((d) => d.dispatcher.close().catch(() => {})));
-  }
-}
-
-/**
- * One API server's connections: reads on HTTP/1.1, writes on HTTP/2, the writes that place a pod apart.
- *
- * Watches stay on HTTP/1.1, one connection each. On HTTP/2 every watch and write shared one TCP
- * connection and its flow-control windows (256 KiB a stream, 512 KiB the connection): in a 1,000-pod
- * burst kube-apiserver closed the controller's pod and node watches 10–20 times for not keeping up,
- * and node Ready → pin answered took p50 0.5–3.3 s, p99 1.3–6.7 s; on HTTP/1.1, no watch closed, p50
- * 0.09–0.18 s, p99 0.43–0.47 s (`npm run bench -- burst`, docs/benchmarks.md). Lists and gets go with
- * them: a LIST page is large, and a get is rare.
- *
- * Writes go on HTTP/2, as client-go sends all of its requests. On HTTP/1.1 a connection carries one
- * request at a time, so every write in flight held a connection of its own: a burst opened over a
- * hundred, each a TCP and TLS handshake for the controller and for kube-apiserver (docs/benchmarks.md,
- * "What a burst's connections cost"). On HTTP/2 they are streams of one connection, answered in any
- * order. The writes that place a waiting pod (lanes.ts) have a connection of their own: the rate
- * limit lets them go first, and no burst of status writes and Events shares their connection's
- * frames and the server's reading of it. Kept alive for 30 s (undici's default
- * is 4 s, and kube-apiserver sends no Keep-Alive hint), so a write after a quiet spell does not pay a
- * new handshake. No cap on HTTP/1.1 connections: a cap below the number of watches would starve the rest.
- */
-class ServerConnections extends Dispatcher {
-  private readonly reads: Agent;
-  private readonly placements: Agent;
-  private readonly writes: Agent;
-  constructor(connect: Record<string, unknown> | undefined) {
-    super();
-    const kept = { keepAliveTimeout: 30_000, ...(connect ? { connect } : {}) };
-    this.reads = new Agent({ ...kept, allowH2: false });
-    // A connection that stops answering (a dropped NAT entry, a hung peer) would hold every write on
-    // it: pinged every 30 s, as client-go's HTTP/2 transport does (ReadIdleTimeout), and replaced when
-    // a ping goes unanswered until the next.
-    const h2 = { ...kept, allowH2: true, h2Options: { pingInterval: 30_000 } };
-    this.placements = new Agent(h2);
-    this.writes = new Agent(h2);
-  }
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    if (opts.method === 'GET') return this.reads.dispatch(opts, handler);
-    return (laneOfCaller() === 'placement' ? this.placements : this.writes).dispatch(opts, handler);
-  }
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    const done = Promise.all([this.reads, this.placements, this.writes].map((a) => a.close())).then(() => {});
-    if (!callback) return done;
-    void done.then(callback, callback);
-  }
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
-    const err = typeof a === 'function' ? null : (a ?? null);
-    const callback = typeof a === 'function' ? a : b;
-    const done = Promise.all([this.reads, this.placements, this.writes].map((a) => a.destroy(err))).then(() => {});
-    if (!callback) return done;
-    void done.then(callback, callback);
   }
 }
 
