@@ -146,7 +146,7 @@ export class ApiClientConfig extends KubeConfig {
     // Kept alive for 30 s (undici's default is 4 s, and kube-apiserver sends no Keep-Alive hint), so
     // a write after a quiet spell does not pay a new TLS handshake. No cap on connections: a cap below
     // the number of watches would starve every write.
-    const fresh: CreateDispatcher = (this.fresh = (cluster, agentOptions) => {
+    this.fresh = (cluster, agentOptions) => {
       const o = self.createDispatcherOptions.call(this, cluster, agentOptions);
       const http1 = { allowH2: false, keepAliveTimeout: 30_000 };
       if (o.type === 'agent') return new Agent({ ...http1, connect: sharedContext(o.connect ?? {}) });
@@ -154,12 +154,12 @@ export class ApiClientConfig extends KubeConfig {
       // global dispatcher, which negotiates HTTP/2.
       if (o.type === 'none') return new Agent(http1);
       return built(cluster, agentOptions);
-    });
+    };
     self.createDispatcher = (cluster, agentOptions) => {
       const key = `${cluster?.name ?? ''}|${this.getCurrentUser()?.name ?? ''}`;
       const cached = this.dispatchers.get(key);
       if (cached && sameOptions(cached.inputs, cluster, agentOptions)) return cached.dispatcher;
-      const dispatcher = fresh(cluster, agentOptions);
+      const dispatcher = this.fresh(cluster, agentOptions);
       if (!dispatcher) return undefined;
       const inputs = {
         cluster,
