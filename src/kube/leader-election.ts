@@ -198,14 +198,20 @@ export class LeaderElector {
    * with before any timer: a write must also check the clock.
    */
   async run(signal: AbortSignal, onLeading: OnLeading): Promise<void> {
-    while (!signal.aborted) {
-      if (!(await this.acquire(signal))) return;
-      const outcome = await this.lead(signal, onLeading);
-      // Losing the lease while shutting down anyway is not worth an error.
-      if (outcome === 'lost' && signal.aborted) return;
-      if (outcome === 'lost' && this.opts.reacquire) continue;
-      if (outcome === 'lost') throw new LeadershipLostError(`lost lease ${this.opts.namespace}/${this.opts.name}`);
-      return;
+    try {
+      while (!signal.aborted) {
+        if (!(await this.acquire(signal))) return;
+        const outcome = await this.lead(signal, onLeading);
+        // Losing the lease while shutting down anyway is not worth an error.
+        if (outcome === 'lost' && signal.aborted) return;
+        if (outcome === 'lost' && this.opts.reacquire) continue;
+        if (outcome === 'lost') throw new LeadershipLostError(`lost lease ${this.opts.namespace}/${this.opts.name}`);
+        return;
+      }
+    } finally {
+      // The elector's connections are its own (not the shared pool kc.close() ends): left open, they
+      // would hold sockets on the API server for the keep-alive time after the elector is done.
+      this.conn.reset();
     }
   }
 

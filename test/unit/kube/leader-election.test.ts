@@ -348,13 +348,14 @@ describe('LeaderElector', () => {
 });
 
 describe("LeaderElector's connection", () => {
-  it("drops its own connection after a timed-out request, never the controller's shared pool", async () => {
+  /** An HTTPS API server whose every request `answer` handles, and a client of it. */
+  async function apiServer(answer: Parameters<typeof createServer>[1]) {
     const server = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
-    // Lease requests hang, as on a half-dead connection; everything else is answered.
-    const leaseRequests: string[] = [];
-    const https = createServer({ cert: server.cert, key: server.key }, (req, res) => {
-      if (req.url?.includes('/leases')) leaseRequests.push(req.url);
-      else res.end('{}');
+    const https = createServer({ cert: server.cert, key: server.key }, answer);
+    const open = new Set<unknown>();
+    https.on('secureConnection', (socket) => {
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
     });
     await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
     const base = `https://127.0.0.1:${(https.address() as AddressInfo).port}`;
@@ -367,32 +368,78 @@ users: [{ name: u, user: { token: secret } }]
 contexts: [{ name: x, context: { cluster: c, user: u } }]
 current-context: x
 `);
-    const stop = new AbortController();
-    const e = new LeaderElector({
+    const close = async () => {
+      await kc.close();
+      https.closeAllConnections();
+      await new Promise((r) => https.close(r));
+    };
+    return { base, kc, open, close };
+  }
+
+  const electorOf = (kc: KubeConfig, renewDeadlineMs: number) =>
+    new LeaderElector({
       kubeconfig: kc,
       namespace: 'ipp-system',
       name: 'ipp',
       identity: 'a',
       leaseDurationMs: 2_000,
-      renewDeadlineMs: 500,
+      renewDeadlineMs,
       retryPeriodMs: 100,
       logger: createLogger('silent'),
     });
-    const run = e.run(stop.signal, async () => {});
+
+  it("drops its own connection after a timed-out request, never the controller's shared pool", async () => {
+    // Lease requests hang, as on a half-dead connection; everything else is answered.
+    const leaseRequests: string[] = [];
+    const api = await apiServer((req, res) => {
+      if (req.url?.includes('/leases')) leaseRequests.push(req.url);
+      else res.end('{}');
+    });
+    const stop = new AbortController();
+    const run = electorOf(api.kc, 500).run(stop.signal, async () => {});
     try {
       // The first attempt timed out (500 ms) and the elector tried again on a new connection of its own.
       await vi.waitFor(() => expect(leaseRequests.length).toBeGreaterThanOrEqual(2), { timeout: 3_000 });
-      const url = `${base}/api/v1/pods`;
-      const { dispatcher } = await kc.credentials('GET', url);
+      const url = `${api.base}/api/v1/pods`;
+      const { dispatcher } = await api.kc.credentials('GET', url);
       const res = await request(url, { dispatcher: dispatcher! });
       expect(res.statusCode).toBe(200);
       await res.body.text();
     } finally {
       stop.abort();
       await run;
-      await kc.close();
-      https.closeAllConnections();
-      await new Promise((r) => https.close(r));
+      await api.close();
+    }
+  });
+
+  it('closes its own connections when run() ends, instead of leaving them open for the keep-alive time', async () => {
+    // A Lease store of one: GET finds none, POST creates it, PUT (the release) replaces it.
+    let stored: V1Lease | undefined;
+    let rv = 0;
+    const api = await apiServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.method === 'GET' && !stored) {
+          res.statusCode = 404;
+          res.end(JSON.stringify({ kind: 'Status', code: 404, reason: 'NotFound' }));
+          return;
+        }
+        if (req.method === 'POST' || req.method === 'PUT') {
+          stored = JSON.parse(body) as V1Lease;
+          stored.metadata = { ...stored.metadata, resourceVersion: String(++rv) };
+        }
+        res.end(JSON.stringify(stored));
+      });
+    });
+    try {
+      await electorOf(api.kc, 1_000).run(new AbortController().signal, async () => {});
+      // Acquired, led, released: its connection was used, and nothing else holds one.
+      expect(stored?.spec?.holderIdentity).toBe('');
+      await vi.waitFor(() => expect(api.open.size).toBe(0), { timeout: 3_000 });
+    } finally {
+      await api.close();
     }
   });
 });
