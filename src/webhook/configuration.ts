@@ -74,9 +74,15 @@ const OWN_ANNOTATIONS_CHANGED = [POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATI
   .map((k) => `${ANNOTATION_OF('object', k)} != ${ANNOTATION_OF('oldObject', k)}`)
   .join(' || ');
 
+const TOLERATIONS = (o: string) => `(has(${o}.spec.tolerations) ? ${o}.spec.tolerations : [])`;
+
+// On UPDATE: a class label changed, an ordinary pod newly tolerating ipp nodes, an opted-in pod's
+// tolerations changed at all (it already tolerates its own class's taint, so "newly tolerating" would
+// miss a toleration of every taint added later), the gate lifted, or ipp's annotations touched.
 export const ENFORCE_POD_CONDITION =
   `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
   `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}) || ` +
+  `(${CLASS_OF('object')} != '<none>' && ${TOLERATIONS('object')} != ${TOLERATIONS('oldObject')}) || ` +
   `(${GATED('oldObject')} && !${GATED('object')}) || ${OWN_ANNOTATIONS_CHANGED})`;
 
 /**

@@ -15,6 +15,7 @@ import {
   NODE_INSTANCE_LABEL,
   POD_INSTANCE_ANNOTATION,
   POD_PINNED_AT_ANNOTATION,
+  TAINT_KEY,
 } from '../api/names.ts';
 import type { Instance } from '../api/types.ts';
 import {
@@ -67,11 +68,7 @@ const AFFINITY_WARNING =
   `tolerates the ${NODE_CLASS_LABEL} taint; ipp nodes are reserved for pods labelled ${CLASS_LABEL}.`;
 
 export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision {
-  // pods/binding is what schedulers use; the legacy `bindings` resource reaches the same code in the apiserver.
-  const binding =
-    (req.resource?.resource === 'pods' && req.subResource === 'binding') ||
-    (req.resource?.resource === 'bindings' && !req.subResource);
-  if (binding && req.operation === 'CREATE') {
+  if (isBinding(req) && req.operation === 'CREATE') {
     return enforceBinding(req, ctx);
   }
   if (req.kind.kind !== 'Pod' || req.subResource) return allow();
@@ -85,6 +82,31 @@ export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision
   }
   return allow();
 }
+
+/**
+ * The node a request would put a pod on: the nodeName of a pod being created, or a binding's target;
+ * undefined for any other request. The webhook reads that node from the API when its cache (ipp
+ * nodes only) does not hold it, so the rules below can tell a node that has not registered yet.
+ */
+export function nodeNamedBy(req: AdmissionRequest): string | undefined {
+  const o = req.object;
+  if (!isRecord(o) || req.operation !== 'CREATE') return undefined;
+  const name = isBinding(req)
+    ? isRecord(o.target)
+      ? o.target.name
+      : undefined
+    : req.subResource
+      ? undefined
+      : isRecord(o.spec)
+        ? o.spec.nodeName
+        : undefined;
+  return typeof name === 'string' && name !== '' ? name : undefined;
+}
+
+// pods/binding is what schedulers use; the legacy `bindings` resource reaches the same code in the apiserver.
+const isBinding = (req: AdmissionRequest) =>
+  (req.resource?.resource === 'pods' && req.subResource === 'binding') ||
+  (req.resource?.resource === 'bindings' && !req.subResource);
 
 function ippClassOfNode(ctx: EnforceContext, nodeName: string): string | undefined {
   return ctx.nodes.get(nodeName)?.metadata?.labels?.[NODE_CLASS_LABEL];
@@ -172,6 +194,20 @@ function enforceUpdate(pod: V1Pod, old: V1Pod, user: string | undefined, ctx: En
         `Change the label in the workload's pod template, or delete the pod and create it again.`,
     );
   }
+  if (after !== undefined && !controller) {
+    const had = new Set(listOf<V1Toleration>(old.spec?.tolerations, 'spec.tolerations').map((t) => JSON.stringify(t)));
+    const foreign = listOf<V1Toleration>(pod.spec?.tolerations, 'spec.tolerations').filter(
+      (t) => !had.has(JSON.stringify(t)) && toleratesIppNodes(t) && !(t.key === TAINT_KEY && t.value === after),
+    );
+    // The rule of creation (mutate.ts) holds for tolerations added later: the pin keeps the pod on its
+    // own node today, but a pod that tolerates other classes' taints is one bad binding away from them.
+    if (foreign.length > 0) {
+      return deny(
+        `adding ${foreign.map((t) => JSON.stringify(t)).join(', ')} would let this pod of class "${after}" tolerate ` +
+          `the nodes of other InstanceClasses. Remove the toleration; ipp gives the pod the ones for "${after}" itself.`,
+      );
+    }
+  }
   if (after !== undefined || isPlaced(old)) return allow();
   const admits = (p: V1Pod) => listOf<V1Toleration>(p.spec?.tolerations, 'spec.tolerations').some(toleratesIppNodes);
   if (admits(pod) && !admits(old) && keepOffIppNodes(pod.spec as V1PodSpec).length > 0) {
@@ -194,8 +230,24 @@ function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
   const nodeClass = ippClassOfNode(ctx, nodeName);
   const user = req.userInfo?.username ?? '';
   if ((ctx.controllerUsernames ?? []).includes(user)) return controllerBinding(req, nodeName, nodeClass, ctx);
-  if (nodeClass === undefined) return allow();
   if ((ctx.schedulers ?? DEFAULT_SCHEDULERS).includes(user)) return allow();
+  // As for a pod created with spec.nodeName: a pod bound to a node that has not registered runs there
+  // the moment it does, and the node registering under that name may be a dedicated ipp node.
+  const exists = ctx.nodeExists ? ctx.nodeExists(nodeName) : true;
+  if (exists === false) {
+    return deny(
+      `node "${nodeName}" does not exist; "${user}" may bind pod "${req.name ?? ''}" only to a node that has ` +
+        `registered (a node registered later could be a dedicated ipp node).`,
+    );
+  }
+  if (exists === undefined) {
+    return deny(
+      `ipp could not check that node "${nodeName}" exists (the apiserver did not answer); retry the binding in a moment.`,
+      500,
+      'InternalError',
+    );
+  }
+  if (nodeClass === undefined) return allow();
   return deny(
     `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
       `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +

@@ -117,8 +117,8 @@ export function mutatePod(req: AdmissionRequest, ctx: MutateContext): Decision {
   }
   if (!namespaceAllowed(ic, namespace)) {
     return deny(
-      `InstanceClass "${cls}" does not allow pods in namespace "${namespace}" ` +
-        `(its spec.namespaces: ${allowed.join(', ')}). Use a class that allows this namespace, ` +
+      // Which other namespaces may use the class is not this tenant's to learn.
+      `InstanceClass "${cls}" does not allow pods in namespace "${namespace}". Use a class that allows this namespace, ` +
         `or ask your cluster admin to add "${namespace}" to spec.namespaces of "${cls}".`,
     );
   }

@@ -17,7 +17,7 @@ import {
   type NodeLookup,
   type PlacementMode,
 } from './admission.ts';
-import { enforcePod, type EnforceContext } from './enforce.ts';
+import { enforcePod, nodeNamedBy, type EnforceContext } from './enforce.ts';
 import {
   Admittance,
   DEFAULT_LIMITS,
@@ -97,15 +97,13 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
   };
 
   /**
-   * The node facts for one request: a pod created with spec.nodeName that the cache (ipp nodes only)
-   * does not hold is read from the API, so a node registered a moment ago, or one that does not exist
-   * yet, is judged by what the apiserver knows.
+   * The node facts for one request: the node a created pod names or a binding targets (nodeNamedBy),
+   * when the cache (ipp nodes only) does not hold it, is read from the API, so a node registered a
+   * moment ago, or one that does not exist yet, is judged by what the apiserver knows.
    */
   async function nodesFor(review: AdmissionRequest): Promise<Pick<EnforceContext, 'nodes' | 'nodeExists'>> {
-    const spec = isRecord(review.object) && isRecord(review.object.spec) ? review.object.spec : {};
-    const name = spec.nodeName;
-    if (review.operation !== 'CREATE' || review.subResource || typeof name !== 'string' || name === '')
-      return { nodes: opts.nodes };
+    const name = nodeNamedBy(review);
+    if (name === undefined) return { nodes: opts.nodes };
     if (opts.nodes.get(name)) return { nodes: opts.nodes, nodeExists: () => true };
     if (!opts.nodes.fetch) return { nodes: opts.nodes };
     let fetched: V1Node | undefined;

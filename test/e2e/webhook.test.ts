@@ -285,7 +285,7 @@ describe('admission webhook on the real apiserver', () => {
       ),
     );
     expect(await refusal(create(pod('elsewhere', { [CLASS_LABEL]: restricted })))).toContain(
-      `InstanceClass "${restricted}" does not allow pods in namespace "${ns}" (its spec.namespaces: somewhere-else)`,
+      `InstanceClass "${restricted}" does not allow pods in namespace "${ns}". Use a class`,
     );
     expect(await refusal(create(pod('pinned', { [CLASS_LABEL]: cls }, { nodeName: plainNode })))).toContain(
       `spec.nodeName is set to "${plainNode}", but ipp gives a pod labelled ipp-class its own dedicated node. Remove spec.nodeName`,

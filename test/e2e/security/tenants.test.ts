@@ -1,6 +1,7 @@
 // A tenant with the built-in `edit` role in its own namespace, attacking the dedicated nodes:
-// a DaemonSet that tolerates every taint (T1), a pod naming a node that has not registered yet (T4),
-// an opted-in pod tolerating other classes' taints (T2). ipp's admission runs in this process.
+// a DaemonSet that tolerates every taint (T1), a pod naming or bound to a node that has not
+// registered yet (T4), an opted-in pod tolerating other classes' taints, at creation or later (T2).
+// ipp's admission runs in this process.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1DaemonSet, V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, CLASS_LABEL, GATE, NODE_CLASS_LABEL, TAINT_KEY } from '../../../src/api/names.ts';
@@ -139,5 +140,33 @@ describe('a namespace editor against the dedicated nodes', () => {
         }),
       ),
     ).toContain(`which would admit it to nodes of other InstanceClasses than "${cls}"`);
+    // Nor may it add one later: the apiserver calls the webhook for any change of an opted-in pod's tolerations.
+    const widen = (toleration: object) =>
+      tenant.core.patchNamespacedPod({
+        namespace: ns,
+        name: 'relay',
+        body: [{ op: 'add', path: '/spec/tolerations/-', value: toleration }],
+      });
+    expect(await refusal(widen({ operator: 'Exists' }))).toContain(
+      `would let this pod of class "${cls}" tolerate the nodes of other InstanceClasses`,
+    );
+    await widen({ key: 'example.com/maintenance', operator: 'Exists', effect: 'NoSchedule' });
+  });
+
+  it('refuses a binding to a node that has not registered yet (a rogue binder, not kube-scheduler)', async () => {
+    // Nobody schedules it; the admin binds it as a scheduler of its own would.
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: 'squat' }, spec: { schedulerName: 'nobody', containers: container } },
+    });
+    expect(
+      await refusal(
+        c.core.createNamespacedBinding({
+          namespace: ns,
+          body: { metadata: { name: 'squat' }, target: { kind: 'Node', name: `future-${sfx}` } },
+        }),
+      ),
+    ).toContain(`node "future-${sfx}" does not exist;`);
+    expect((await c.core.readNamespacedPod({ namespace: ns, name: 'squat' })).spec?.nodeName).toBeUndefined();
   });
 });

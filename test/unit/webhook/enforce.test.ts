@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Instance } from '../../../src/api/types.ts';
-import { enforcePod, keepOffIppNodes, type EnforceContext } from '../../../src/webhook/enforce.ts';
+import { enforcePod, keepOffIppNodes, nodeNamedBy, type EnforceContext } from '../../../src/webhook/enforce.ts';
 import type { Decision } from '../../../src/webhook/admission.ts';
 import { applyPatch, create, node, nodes, pod, update } from './fixtures.ts';
 
@@ -256,6 +256,46 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
     ).toThrow(TypeError);
   });
 
+  it('refuses a binding to a node that does not exist (it could register later as an ipp node), except by a scheduler', () => {
+    const facts: EnforceContext = {
+      ...ctx,
+      nodeExists: (n) => (n === 'flaky' ? undefined : n === 'ipp-1' || n === 'shared-1'),
+    };
+    const binding = (target: string, username: string) =>
+      create(
+        { metadata: { name: 'squat' }, target: { kind: 'Node', name: target } },
+        {
+          kind: { group: '', version: 'v1', kind: 'Binding' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          subResource: 'binding',
+          name: 'squat',
+          userInfo: { username },
+        },
+      );
+    expect(nodeNamedBy(binding('future-1', 'rogue-scheduler'))).toBe('future-1');
+    expect(message(enforcePod(binding('future-1', 'rogue-scheduler'), facts))).toBe(
+      'node "future-1" does not exist; "rogue-scheduler" may bind pod "squat" only to a node that has registered ' +
+        '(a node registered later could be a dedicated ipp node).',
+    );
+    expect(enforcePod(binding('flaky', 'rogue-scheduler'), facts)).toMatchObject({ allowed: false, code: 500 });
+    expect(enforcePod(binding('shared-1', 'rogue-scheduler'), facts)).toEqual({ allowed: true });
+    expect(enforcePod(binding('future-1', 'system:kube-scheduler'), facts)).toEqual({ allowed: true });
+  });
+
+  it("names the node a request would put a pod on: a created pod's nodeName or a binding's target, nothing else", () => {
+    expect(nodeNamedBy(create(pod({}, { nodeName: 'n-1' })))).toBe('n-1');
+    expect(nodeNamedBy(create(pod({})))).toBeUndefined();
+    expect(nodeNamedBy(update(pod({}, { nodeName: 'n-1' }), pod({}, { nodeName: 'n-1' })))).toBeUndefined();
+    const legacy = create(
+      { metadata: { name: 'p' }, target: { kind: 'Node', name: 'n-2' } },
+      {
+        kind: { group: '', version: 'v1', kind: 'Binding' },
+        resource: { group: '', version: 'v1', resource: 'bindings' },
+      },
+    );
+    expect(nodeNamedBy(legacy)).toBe('n-2');
+  });
+
   it("lets the controller's own token bind only a pod of a class to the node of the Instance it claims", () => {
     const bind = (pod: string, target: string) =>
       create(
@@ -355,6 +395,38 @@ describe('enforcePod (c): the class of an existing pod is fixed', () => {
         ctx,
       ),
     ).toEqual({ allowed: true });
+  });
+
+  it('denies an opted-in pod a toleration of other classes added after creation; its own class and other keys are fine', () => {
+    const own = [
+      { key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoSchedule' },
+      { key: 'ipp.dev/class', operator: 'Equal', value: 'metal', effect: 'NoExecute' },
+    ];
+    const relay = pod({ 'ipp-class': 'metal' }, { tolerations: own, schedulingGates: [{ name: 'ipp.dev/provision' }] });
+    const plus = (t: object) => ({ ...relay, spec: { ...relay.spec!, tolerations: [...own, t] } });
+    for (const t of [
+      { operator: 'Exists' },
+      { key: 'ipp.dev/class', operator: 'Exists' },
+      { key: 'ipp.dev/class', operator: 'Equal', value: 'gpu' },
+    ])
+      expect(message(enforcePod(update(plus(t), relay), ctx))).toMatch(
+        /would let this pod of class "metal" tolerate the nodes of other InstanceClasses/,
+      );
+    // Placed already, the same: the toleration outlives the pin.
+    const placedRelay = { ...relay, spec: { ...relay.spec!, nodeName: 'ipp-1' } };
+    const placedPlus = {
+      ...placedRelay,
+      spec: { ...placedRelay.spec!, tolerations: [...own, { operator: 'Exists' }] },
+    };
+    expect(enforcePod(update(placedPlus, placedRelay), ctx).allowed).toBe(false);
+    expect(enforcePod(update(plus({ key: 'gpu', operator: 'Exists' }), relay), ctx)).toEqual({ allowed: true });
+    expect(enforcePod(update(plus({ key: 'ipp.dev/class', operator: 'Equal', value: 'metal' }), relay), ctx)).toEqual({
+      allowed: true,
+    });
+    // What it was admitted with stays: an update that adds nothing is not judged again.
+    const greedyOld = plus({ operator: 'Exists' });
+    const relabelledOnly = { ...greedyOld, metadata: { ...greedyOld.metadata, annotations: { note: 'x' } } };
+    expect(enforcePod(update(relabelledOnly, greedyOld), ctx)).toEqual({ allowed: true });
   });
 
   it('requires oldObject on UPDATE', () => {
