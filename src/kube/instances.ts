@@ -161,6 +161,9 @@ export class InstanceWriter implements InstanceWrites {
         method: 'PATCH',
         path: path(inst.metadata.name!),
         body: [
+          // The Instance read, not one created since under its name: that one's finalizer is what
+          // makes its deletion drain and terminate (a 422 here; the next reconcile reads the new one).
+          ...(inst.metadata.uid ? [{ op: 'test', path: '/metadata/uid', value: inst.metadata.uid }] : []),
           { op: 'test', path: '/metadata/finalizers', value: finalizers },
           { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },
         ],

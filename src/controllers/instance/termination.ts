@@ -1,7 +1,8 @@
 // Termination, once the Instance is being deleted: cordon its Node, drain the pods on it through the
 // Eviction API (PodDisruptionBudgets and grace periods honoured, `ipp.dev/do-not-disrupt` respected
-// while the node is healthy), then delete the Node, terminate the cloud instance (and any copy
+// unless the node has been NotReady for repairAfter), then delete the Node, terminate the cloud instance (and any copy
 // launched without its status being written), and release the finalizer.
+import type { V1Node } from '@kubernetes/client-node';
 import { providerName } from '../../api/classes.ts';
 import { DO_NOT_DISRUPT_ANNOTATION, TAG_INSTANCE } from '../../api/names.ts';
 import { isWorkload } from '../../api/pods.ts';
@@ -9,10 +10,10 @@ import type { Instance, InstanceClass } from '../../api/types.ts';
 import { kubeError } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Logger } from '../../log.ts';
-import { ignoreCloudNotFound } from '../../../providers/errors.ts';
+import { ignoreCloudNotFound, NotFoundError } from '../../../providers/errors.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import type { ControllerContext } from '../context.ts';
-import { notReadySince } from './decisions.ts';
+import { cloudStateGone, notReadySince, timeouts } from './decisions.ts';
 import * as events from './events.ts';
 import type { StatusExpectations } from './expectations.ts';
 
@@ -33,15 +34,14 @@ export class Termination {
       const written = await api.instances.patchStatus(name, { phase: 'Draining' });
       this.expectations.wrote(inst, (this.ctx.now ?? Date.now)(), written);
     }
-    // Its node by providerID only: a node that took the recorded name since is another machine's.
-    const node = state.nodeByProviderID(inst.status?.providerID);
+    const node = await this.nodeOf(inst);
     if (node) {
       const nodeName = node.metadata!.name!;
       if (!node.spec?.unschedulable) await api.nodes.cordon(node);
-      // A node whose kubelet is gone cannot run a graceful shutdown: its pods are already down.
-      const healthy = notReadySince(node, (this.ctx.now ?? Date.now)()) === undefined;
+      const now = (this.ctx.now ?? Date.now)();
+      const notReady = notReadySince(node, now);
       const pods = state.podsOnNode(nodeName).filter(isWorkload);
-      if (healthy && pods.length) {
+      if (pods.length && !(await this.podsDown(inst, cls, notReady, now, log))) {
         const blocked = pods.filter((p) => p.metadata?.annotations?.[DO_NOT_DISRUPT_ANNOTATION] === 'true');
         if (blocked.length) {
           this.ctx.events.record(...events.disruptionBlocked(inst, blocked));
@@ -58,14 +58,19 @@ export class Termination {
             this.ctx.events.record(events.evictionBlocked(pod, name, kubeError(e)!.message));
           }
         }
-        log.info({ node: nodeName, pods: pods.length }, 'draining: waiting for pods to leave');
+        log.info(
+          { node: nodeName, pods: pods.length, ...(notReady !== undefined ? { notReadyForMs: now - notReady } : {}) },
+          notReady === undefined
+            ? 'draining: waiting for pods to leave'
+            : `draining a NotReady node: waiting for pods to leave, or for it to have been NotReady for repairAfter`,
+        );
         return { requeueAfterMs: DRAIN_RECHECK_MS };
       }
       await api.nodes.cordonAndDelete(node);
       log.info({ node: nodeName }, 'node cordoned and deleted');
     }
     const which = inst.status?.provider ?? (cls ? providerName(cls) : undefined);
-    const provider = which ? this.ctx.providers.get(which) : undefined;
+    const provider = this.providerOf(inst, cls);
     if (provider) {
       const ids = await this.copies(provider, inst);
       for (const id of ids) {
@@ -83,6 +88,55 @@ export class Termination {
       );
     }
     await api.instances.removeFinalizer(inst);
+  }
+
+  /**
+   * Are the pods of a NotReady node down already, so that no drain can be graceful? Yes once it has
+   * been NotReady as long as repair waits, or when the cloud says its machine is gone. A shorter
+   * NotReady spell (a kubelet restart, a network blip) is no proof: skipping the drain then would stop
+   * running pods past their PodDisruptionBudgets and do-not-disrupt. An unanswered cloud is no proof either.
+   */
+  private async podsDown(
+    inst: Instance,
+    cls: InstanceClass | undefined,
+    notReady: number | undefined,
+    now: number,
+    log: Logger,
+  ): Promise<boolean> {
+    if (notReady === undefined) return false;
+    if (now - notReady >= timeouts(cls).repairMs) return true;
+    const provider = this.providerOf(inst, cls);
+    const providerID = inst.status?.providerID;
+    if (!provider || !providerID) return false;
+    try {
+      return cloudStateGone((await provider.get(providerID)).state);
+    } catch (e) {
+      if (e instanceof NotFoundError) return true;
+      log.warn(
+        { err: e, providerID },
+        `node is NotReady and the cloud could not be asked about its instance; draining on`,
+      );
+      return false;
+    }
+  }
+
+  private providerOf(inst: Instance, cls: InstanceClass | undefined): CloudProvider | undefined {
+    const which = inst.status?.provider ?? (cls ? providerName(cls) : undefined);
+    return which ? this.ctx.providers.get(which) : undefined;
+  }
+
+  /**
+   * Its node by providerID only: a node that took the recorded name since is another machine's. One
+   * missing from the cache is read from the API before the drain is skipped: the cache may lag, and
+   * a node deleted and registered again a moment ago still runs the pods bound to it.
+   */
+  private async nodeOf(inst: Instance): Promise<V1Node | undefined> {
+    const providerID = inst.status?.providerID;
+    const cached = this.ctx.state.nodeByProviderID(providerID);
+    const recorded = inst.status?.nodeName;
+    if (cached || !providerID || !recorded) return cached;
+    const read = await this.ctx.lookup.nodes.read(recorded);
+    return read?.spec?.providerID === providerID ? read : undefined;
   }
 
   /** The recorded cloud instance and any other tagged with the Instance's name (a launch whose status was lost). */

@@ -377,14 +377,70 @@ describe('termination', () => {
       expect(reasons()).toEqual(['Instance/DisruptionBlocked/Drain', 'Pod/DisruptionBlocked/Provision']);
     });
 
-    it('goes ahead on a NotReady node, whose pods are down already', async () => {
-      f.cluster.nodeList = [
-        node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1', ready: false }),
-      ];
+    const notReadyFor = (ms: number) => {
+      const n = node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1', ready: false });
+      n.status!.conditions![0]!.lastTransitionTime = new Date(T0 - ms);
+      return n;
+    };
+
+    it('goes ahead on a node NotReady for repairAfter, whose pods are down already', async () => {
+      f.cluster.nodeList = [notReadyFor(10 * MIN)];
       f.cluster.podList = [onNode('web', { 'ipp.dev/do-not-disrupt': 'true' })];
       await controller.reconcile('i-1');
       expect(f.writes.of('pods.evict')).toEqual([]);
       expect(f.writes.of('nodes.cordonAndDelete')).toEqual([['n1']]);
+      expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
+    });
+
+    const machine = (state: 'running' | 'terminated') =>
+      f.provider.instances.set('fake:///zone-a/uid-i-1', {
+        providerID: 'fake:///zone-a/uid-i-1',
+        instanceType: 'x',
+        zone: 'a',
+        state,
+        tags: {},
+        launchedAt: new Date(T0),
+      });
+
+    it('keeps draining a node NotReady for less than repairAfter (a kubelet restart): its pods may still run', async () => {
+      // Draining already (no status write whose watch event the next reconcile would wait for).
+      f.cluster.instanceList = [{ ...deleting(), status: { ...deleting().status, phase: 'Draining' } }];
+      f.cluster.nodeList = [notReadyFor(MIN)];
+      machine('running');
+      f.cluster.podList = [onNode('web'), onNode('relay', { 'ipp.dev/do-not-disrupt': 'true' })];
+      expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+      f.cluster.podList = [onNode('web')];
+      expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+      expect(f.writes.of('pods.evict')).toEqual([['web']]);
+      expect(f.writes.of('nodes.cordonAndDelete')).toEqual([]);
+      expect(f.provider.deleteCalls).toEqual([]);
+      expect(f.writes.of('instances.removeFinalizer')).toEqual([]);
+    });
+
+    it('goes ahead on a node NotReady a moment when the cloud says its machine is gone (or cannot find it)', async () => {
+      f.cluster.nodeList = [notReadyFor(MIN)];
+      f.cluster.podList = [onNode('web', { 'ipp.dev/do-not-disrupt': 'true' })];
+      machine('terminated');
+      await controller.reconcile('i-1');
+      expect(f.writes.of('pods.evict')).toEqual([]);
+      expect(f.writes.of('nodes.cordonAndDelete')).toEqual([['n1']]);
+      expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
+    });
+
+    it('reads a node missing from the cache before skipping its drain: the cache may lag', async () => {
+      const gone = deleting();
+      gone.status = { ...gone.status, nodeName: 'n1', phase: 'Draining' };
+      f.cluster.instanceList = [gone];
+      f.cluster.apiNodes = f.cluster.nodeList;
+      f.cluster.nodeList = [];
+      f.cluster.podList = [onNode('web')];
+      expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+      expect(f.writes.of('pods.evict')).toEqual([['web']]);
+      expect(f.provider.deleteCalls).toEqual([]);
+      // Really gone (or another machine's node by now): nothing of this instance runs there.
+      f.cluster.apiNodes = [node('n1', { class: 'metal', instance: 'other', providerID: 'fake:///zone-a/other' })];
+      await controller.reconcile('i-1');
+      expect(f.writes.of('pods.evict')).toEqual([['web']]);
       expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
     });
   });
