@@ -14,6 +14,7 @@ import { ProvisioningController } from './controllers/provisioning/controller.ts
 import { classOfRuntimeClass } from './api/names.ts';
 import { RuntimeClassController } from './controllers/runtimeclass/controller.ts';
 import { WarmPoolController } from './controllers/warmpool/controller.ts';
+import { ClaimsInFlight } from './controllers/claims.ts';
 import { CreatesInFlight } from './controllers/creates.ts';
 import { startOpsServer } from './health/server.ts';
 import { apiClientConfig, DEFAULT_RATE_LIMIT, type RateLimit } from './kube/client.ts';
@@ -193,6 +194,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     metrics,
     logger,
     creates: new CreatesInFlight(),
+    claims: new ClaimsInFlight(),
   };
   const runtimeClassApi = new RuntimeClassApi(kc);
   const runtimeClasses = new RuntimeClassController(

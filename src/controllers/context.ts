@@ -12,6 +12,7 @@ import type { ReconcileResult } from '../kube/workqueue.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { CloudProvider } from '../../providers/types.ts';
+import type { ClaimsInFlight } from './claims.ts';
 import type { CreatesInFlight } from './creates.ts';
 
 /** The reads controllers make, all from informer caches (state/cluster.ts implements it). */
@@ -58,6 +59,8 @@ export interface ControllerContext {
   logger: Logger;
   /** Instance creates sent and not yet in the cache, one record for every controller that creates. */
   creates: CreatesInFlight;
+  /** Claims sent (pods given an Instance) the cache may not show yet: no Instance is deleted under one. */
+  claims: ClaimsInFlight;
   now?: () => number;
 }
 

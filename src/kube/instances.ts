@@ -26,7 +26,7 @@ export interface InstanceWrites {
   delete(name: string, resourceVersion?: string): Promise<void>;
   reserve(inst: Instance): Promise<void>;
   /** Takes a warm Instance out of the pool after a pod claimed it: removes WARM_LABEL (tested on its value). */
-  takeWarm(inst: Instance): Promise<void>;
+  takeWarm(inst: Instance): Promise<Instance>;
   removeFinalizer(inst: Instance): Promise<void>;
 }
 
@@ -136,13 +136,15 @@ export class InstanceWriter implements InstanceWrites {
   /**
    * Takes a warm Instance out of the pool once a pod has claimed it: removes WARM_LABEL, tested on
    * the label itself (not the resourceVersion, which status writes move all the time). The change of
-   * resourceVersion makes the pool's removal, preconditioned on the version it judged, fail.
+   * resourceVersion makes the pool's removal, preconditioned on the version it judged, fail; a
+   * removal that landed first shows as the answer's deletionTimestamp.
    */
-  async takeWarm(inst: Instance): Promise<void> {
+  async takeWarm(inst: Instance): Promise<Instance> {
     const label = pointer('metadata', 'labels', WARM_LABEL);
     // A waiting pod's placement hangs on it: in the placement lane of the rate limit (lanes.ts).
-    await inPlacementLane(() =>
-      send(this.kc, {
+    // The Instance as taken: whether the pool's removal landed first (deletionTimestamp) is in it.
+    return inPlacementLane(() =>
+      sendJson<Instance>(this.kc, {
         method: 'PATCH',
         path: path(inst.metadata.name!),
         body: [

@@ -40,8 +40,10 @@ export class Liveness implements Step {
     const uid = inst.metadata.uid ?? inst.metadata.name!;
     const claimers = this.ctx.state.podsClaiming(inst.spec.class, inst.metadata.name!).filter(holdsInstance);
     const onNode = node ? this.ctx.state.podsOnNode(node.metadata!.name!).filter(isWorkload) : [];
-    // A warm instance is claimed by nobody on purpose: the warm pool keeps it for the next pod.
-    if (claimers.length || onNode.length || isWarm(inst)) {
+    // A warm instance is claimed by nobody on purpose: the warm pool keeps it for the next pod. One
+    // just given to a pod (the claim not in the cache yet) is claimed: its resourceVersion did not
+    // move, so the delete's precondition would not stop the cancel.
+    if (claimers.length || onNode.length || isWarm(inst) || this.ctx.claims.recent(inst.metadata.name!, now)) {
       this.unclaimedSince.delete(uid);
     } else {
       // A claim is written before its Instance, but the two watches may deliver them in either order.

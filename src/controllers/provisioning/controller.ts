@@ -21,7 +21,7 @@ import {
   unschedulableSince,
 } from '../../api/pods.ts';
 import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
-import type { InstanceClass } from '../../api/types.ts';
+import type { Instance, InstanceClass } from '../../api/types.ts';
 import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import { ClaimNotBoundError } from '../../kube/volumes.ts';
@@ -301,7 +301,7 @@ export class ProvisioningController implements Controller {
     };
     const expect: InFlight = { claims: new Map(), instances: new Set(), since: this.now() };
     // Claims of different pods are independent: claim → create runs in order per pod, pods in parallel.
-    const reserving = new Map<string, Promise<void>>();
+    const reserving = new Map<string, Promise<Instance | void>>();
     await eachBounded(claims, WRITES_IN_FLIGHT, async (claim) => {
       const { pod } = claim;
       let createSent = false;
@@ -316,6 +316,7 @@ export class ProvisioningController implements Controller {
             if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.reserve(taken));
             await reserving.get(claim.instance);
           }
+          this.ctx.claims.add(claim.instance, this.now());
           claimed = (await api.pods.claim(pod, claim.instance)) ?? undefined;
           expect.claims.set(`${pod.metadata!.namespace}/${pod.metadata!.name}`, [pod.metadata!.uid!, claim.instance]);
         }
@@ -324,7 +325,14 @@ export class ProvisioningController implements Controller {
           // try, and the pool neither counts nor removes an instance a pod claims. The label's removal
           // also changes the resourceVersion the pool's removal is preconditioned on.
           if (!reserving.has(claim.instance)) reserving.set(claim.instance, api.instances.takeWarm(taken));
-          await reserving.get(claim.instance);
+          const took = await reserving.get(claim.instance);
+          // The pool removed it (aged, surplus) between this pass's read and the take: its node is
+          // going. Not placed there; the claim on a deleted Instance gets it again on a later pass.
+          if (took?.metadata.deletionTimestamp)
+            throw new Error(
+              `warm Instance ${claim.instance} was being removed from the pool as pod ${pod.metadata!.namespace}/${pod.metadata!.name} claimed it; ` +
+                'not placing the pod on its node, a later pass gives the pod an instance',
+            );
         }
         if (claim.create) {
           createSent = true;

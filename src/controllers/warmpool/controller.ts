@@ -85,6 +85,8 @@ export class WarmPoolController implements Controller {
     // refill back, and judging it again would only meet a 409).
     const instances = state.instancesOfClass(className).filter((i) => !deleting.has(i.metadata.name!));
     const inUse = (i: Instance) => {
+      // Claimed by a pass of provisioning a moment ago, the claim not in the cache yet.
+      if (this.ctx.claims.recent(i.metadata.name!, this.now())) return true;
       if (
         state.podsClaiming(className, i.metadata.name!).some((p) => !p.metadata?.deletionTimestamp || p.spec?.nodeName)
       )

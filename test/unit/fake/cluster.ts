@@ -2,9 +2,10 @@
 // record what they were asked (and can be told to fail), and a context wiring them with a fake cloud.
 import type { V1Node, V1Pod, V1PodCondition } from '@kubernetes/client-node';
 import type { Instance, InstanceClass } from '../../../src/api/types.ts';
-import { POD_INSTANCE_ANNOTATION } from '../../../src/api/names.ts';
+import { POD_INSTANCE_ANNOTATION, WARM_LABEL } from '../../../src/api/names.ts';
 import { claimOf, classOf, holdsClaim, isTerminal } from '../../../src/api/pods.ts';
 import type { ClusterView, ControllerContext, KubeWrites } from '../../../src/controllers/context.ts';
+import { ClaimsInFlight } from '../../../src/controllers/claims.ts';
 import { CreatesInFlight } from '../../../src/controllers/creates.ts';
 import type { IppEvent } from '../../../src/kube/events.ts';
 import { createLogger } from '../../../src/log.ts';
@@ -74,6 +75,8 @@ export class FakeWrites implements KubeWrites {
   readonly log: Write[] = [];
   /** Thrown by the next write whose name (e.g. 'instances.delete') matches, then cleared. */
   readonly failNext = new Map<string, unknown>();
+  /** Instances another writer has deleted meanwhile: a write that answers with the object shows it. */
+  readonly deletingInstances = new Set<string>();
 
   private record(what: string, ...args: unknown[]): Promise<void> {
     this.log.push([what, ...args]);
@@ -95,7 +98,15 @@ export class FakeWrites implements KubeWrites {
       this.record('instances.replaceStatus', inst.metadata.name, inst.metadata.resourceVersion, status),
     delete: (name: string, resourceVersion?: string) => this.record('instances.delete', name, resourceVersion),
     reserve: (inst: Instance) => this.record('instances.reserve', inst.metadata.name),
-    takeWarm: (inst: Instance) => this.record('instances.takeWarm', inst.metadata.name),
+    takeWarm: (inst: Instance): Promise<Instance> =>
+      this.record('instances.takeWarm', inst.metadata.name).then(() => {
+        const { [WARM_LABEL]: _warm, ...labels } = inst.metadata.labels ?? {};
+        const deleting = this.deletingInstances.has(inst.metadata.name!);
+        return {
+          ...inst,
+          metadata: { ...inst.metadata, labels, ...(deleting ? { deletionTimestamp: new Date() } : {}) },
+        };
+      }),
     removeFinalizer: (inst: Instance) => this.record('instances.removeFinalizer', inst.metadata.name),
   };
   readonly pods = {
@@ -169,6 +180,7 @@ export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
     metrics,
     logger,
     creates: new CreatesInFlight(),
+    claims: new ClaimsInFlight(),
     now: () => clock.now,
   };
   return { ctx, cluster, writes, provider, events, metrics, clock };

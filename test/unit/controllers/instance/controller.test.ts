@@ -145,6 +145,16 @@ describe('cancelling a launch nobody wants', () => {
     expect(reasons()).toEqual(['Instance/LaunchCancelled/Launch']);
   });
 
+  it('keeps one a pass of provisioning has just given a pod, before the claim reaches the cache', async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    await controller.reconcile('i-1');
+    f.clock.now += 31_000;
+    // The claim is on its way: the pod cache does not show it, and the Instance's version did not move.
+    f.ctx.claims.add('i-1', f.clock.now - 10);
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+
   it('keeps one that a pod claims again within the grace (a new pod took it)', async () => {
     f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
     await controller.reconcile('i-1');

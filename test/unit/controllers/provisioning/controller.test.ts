@@ -332,8 +332,23 @@ describe('warm pool', () => {
     ]);
     expect(f.events.map((e) => e.reason)).toEqual(['Provisioning']); // kube-scheduler's Scheduled follows the pin
     expect(f.events[0]!.note).toBe('took warm Instance warm-1 of class metal (Ready, never used): no boot wait');
+    // Recorded before the claim left, for the deleters that decide on a cache without it yet.
+    expect(f.ctx.claims.recent('warm-1', f.clock.now)).toBe(true);
     expect(await sample('ipp_warm_hits_total')).toEqual(['metal=1']);
     expect(await sample('ipp_warm_misses_total')).toEqual([]);
+  });
+
+  it('does not pin the pod to a warm instance the pool removed while the pod claimed it', async () => {
+    f.cluster.podList = [pod('web-1')];
+    f.cluster.instanceList = [instance('warm-1', { phase: 'Ready', providerID: 'sim:///n1', warm: true })];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'warm-1' })];
+    // The pool's removal (aged, surplus) landed between this pass's read and its take.
+    f.writes.deletingInstances.add('warm-1');
+    await expect(controller.reconcile('metal')).rejects.toThrow(/did not apply/);
+    expect(f.writes.log).toEqual([
+      ['pods.claim', 'web-1', 'warm-1'],
+      ['instances.takeWarm', 'warm-1'],
+    ]);
   });
 
   it('leaves the instance in the pool when the claim fails', async () => {

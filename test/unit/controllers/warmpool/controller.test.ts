@@ -261,4 +261,12 @@ describe('surplus', () => {
     await controller.reconcile('metal');
     expect(f.writes.of('instances.delete')).toHaveLength(2);
   });
+
+  it('never removes an instance a pod was given a moment ago, before the claim reaches the cache', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 0 } })];
+    f.cluster.instanceList = pool(2);
+    f.ctx.claims.add('metal-0', f.clock.now);
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.delete')).toEqual([['metal-1', undefined]]);
+  });
 });
