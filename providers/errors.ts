@@ -7,6 +7,15 @@ export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
 
+/**
+ * The instance exists but is not tagged (labelled) for this cluster: another cluster's, or this
+ * cluster's under another --cluster-name. Never "gone": treating it so would delete the Instances
+ * of every running machine after a change of the cluster's name. ipp neither terminates nor adopts it.
+ */
+export class NotOwnedError extends Error {
+  override name = 'NotOwnedError';
+}
+
 /** No capacity for this offering (instance type in a zone); the next offering may have some. */
 export class InsufficientCapacityError extends Error {
   override name = 'InsufficientCapacityError';
@@ -44,6 +53,7 @@ export class InvalidConfigError extends Error {
 /** Short machine-readable name of an error, for metric labels and Event reasons. */
 export function errorKind(e: unknown): string {
   if (e instanceof NotFoundError) return 'not_found';
+  if (e instanceof NotOwnedError) return 'not_owned';
   if (e instanceof QuotaExceededError) return 'quota_exceeded';
   if (e instanceof InsufficientCapacityError) return 'insufficient_capacity';
   if (e instanceof ThrottledError) return 'throttled';

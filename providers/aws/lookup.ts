@@ -12,7 +12,7 @@ import {
 import type { AwsSettings, InstanceClass } from '../../src/api/types.ts';
 import { TAG_CLUSTER, TAG_INSTANCE } from '../../src/api/names.ts';
 import type { Logger } from '../../src/log.ts';
-import { InvalidConfigError, NotFoundError } from '../errors.ts';
+import { InvalidConfigError, NotFoundError, NotOwnedError } from '../errors.ts';
 import type { CloudInstance } from '../types.ts';
 import { groupMember, LIVE_STATES, TAG_LAUNCH_GROUP, toCloudInstance } from './instances.ts';
 import type { ApiFamily } from './ratelimit.ts';
@@ -34,7 +34,7 @@ export interface Placement {
   subnetByZone: Map<string, string>;
 }
 
-/** The instance, if it exists and belongs to this cluster (NotFoundError when another cluster owns it). */
+/** The instance, if it exists; NotOwnedError when it is not tagged for this cluster. */
 export async function describeById(api: Ec2Calls, instanceId: string): Promise<CloudInstance | undefined> {
   try {
     const r = await api.call('describe', `DescribeInstances ${instanceId}`, () =>
@@ -44,8 +44,9 @@ export async function describeById(api: Ec2Calls, instanceId: string): Promise<C
     if (!i) return undefined;
     const ci = toCloudInstance(i);
     if (ci.tags[TAG_CLUSTER] !== api.clusterName) {
-      throw new NotFoundError(
-        `EC2 instance ${instanceId} is not tagged ${TAG_CLUSTER}=${api.clusterName}; ipp leaves it alone`,
+      throw new NotOwnedError(
+        `EC2 instance ${instanceId} is not tagged ${TAG_CLUSTER}=${api.clusterName}; ipp leaves it alone ` +
+          `(if this cluster's instances carry another name, --cluster-name was changed: set it back)`,
       );
     }
     return ci;

@@ -9,7 +9,13 @@
 import { TAG_INSTANCE } from '../../src/api/names.ts';
 import type { InstanceClass } from '../../src/api/types.ts';
 import type { Logger } from '../../src/log.ts';
-import { InsufficientCapacityError, InvalidConfigError, NotFoundError, QuotaExceededError } from '../errors.ts';
+import {
+  InsufficientCapacityError,
+  InvalidConfigError,
+  NotFoundError,
+  NotOwnedError,
+  QuotaExceededError,
+} from '../errors.ts';
 import { isolationShortfall, requiredIsolation } from '../isolation.ts';
 import { noOfferingInZones, UnavailableOfferings } from '../offerings.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../types.ts';
@@ -356,13 +362,14 @@ export class GceProvider implements CloudProvider {
     return ci;
   }
 
-  /** A VM of this cluster, or NotFoundError (gone, or not labelled for this cluster). */
+  /** A VM of this cluster; NotFoundError when gone, NotOwnedError when not labelled for this cluster. */
   private async owned(providerID: string): Promise<{ vm: Vm; project: string }> {
     const { project, zone, name } = parseProviderId(providerID);
     const vm = await this.groups.vm(project, zone, name);
     if (vm.labels?.[LABEL_CLUSTER] !== labelValue(this.opts.clusterName))
-      throw new NotFoundError(
-        `GCE VM ${zone}/${name} is not labelled ${LABEL_CLUSTER}=${labelValue(this.opts.clusterName)}; ipp leaves it alone`,
+      throw new NotOwnedError(
+        `GCE VM ${zone}/${name} is not labelled ${LABEL_CLUSTER}=${labelValue(this.opts.clusterName)}; ipp leaves it alone ` +
+          `(if this cluster's VMs carry another name, --cluster-name was changed: set it back)`,
       );
     return { vm, project };
   }

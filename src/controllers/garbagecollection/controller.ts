@@ -9,7 +9,7 @@
 // loud log line, not the fleet.
 import { TAG_CLASS, TAG_INSTANCE } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
-import { ignoreCloudNotFound, NotFoundError } from '../../../providers/errors.ts';
+import { ignoreCloudNotFound, NotFoundError, NotOwnedError } from '../../../providers/errors.ts';
 import { isConflict } from '../../kube/errors.ts';
 import type { CloudInstance, CloudProvider } from '../../../providers/types.ts';
 import type { ControllerContext } from '../context.ts';
@@ -123,6 +123,16 @@ export class GarbageCollector {
         await provider.get(id);
         continue;
       } catch (e) {
+        if (e instanceof NotOwnedError) {
+          // Not gone: there, under another cluster's tag. Most likely every machine is (--cluster-name
+          // changed), and deleting their Instances would drain every node: this pass stops here.
+          this.d.logger.error(
+            { instance: inst.metadata.name, providerID: id, err: e },
+            'an Instance records a cloud instance tagged for another cluster; not collecting vanished instances ' +
+              `of provider ${name} until it is explained (was --cluster-name changed?)`,
+          );
+          return;
+        }
         if (!(e instanceof NotFoundError)) throw e;
       }
       this.d.events.record(instanceVanished(inst, id));

@@ -15,7 +15,12 @@ import {
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { InstanceClass } from '../../../src/api/types.ts';
-import { InsufficientCapacityError, QuotaExceededError, NotFoundError } from '../../../providers/errors.ts';
+import {
+  InsufficientCapacityError,
+  QuotaExceededError,
+  NotFoundError,
+  NotOwnedError,
+} from '../../../providers/errors.ts';
 import { registration } from '../../../providers/aws/bootstrap.ts';
 import { AwsProvider, type AwsProviderOptions } from '../../../providers/aws/provider.ts';
 import type { LaunchRequest } from '../../../providers/types.ts';
@@ -268,8 +273,9 @@ describe('AwsProvider on moto', () => {
     expect(ci.providerID).not.toContain(theirId);
     expect((await p.list()).map((i) => i.providerID)).toEqual([ci.providerID]);
     const theirProviderId = `aws:///${theirs.Instances![0]!.Placement!.AvailabilityZone}/${theirId}`;
-    await expect(p.delete(theirProviderId)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(p.get(theirProviderId)).rejects.toBeInstanceOf(NotFoundError);
+    // Not "gone" (which would delete its Instance): there, and not ours.
+    await expect(p.delete(theirProviderId)).rejects.toBeInstanceOf(NotOwnedError);
+    await expect(p.get(theirProviderId)).rejects.toBeInstanceOf(NotOwnedError);
     expect((await inMoto(other)).map((i) => i.InstanceId)).toEqual([theirId]);
   });
 

@@ -6,7 +6,12 @@ import compute from '@google-cloud/compute';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstanceClass } from '../../../src/api/types.ts';
-import { InsufficientCapacityError, NotFoundError, QuotaExceededError } from '../../../providers/errors.ts';
+import {
+  InsufficientCapacityError,
+  NotFoundError,
+  NotOwnedError,
+  QuotaExceededError,
+} from '../../../providers/errors.ts';
 import { GceProvider, type GceProviderOptions } from '../../../providers/gce/provider.ts';
 import { vmName } from '../../../providers/gce/names.ts';
 import type { LaunchRequest } from '../../../providers/types.ts';
@@ -263,8 +268,9 @@ describe('GceProvider on the fake Compute Engine', () => {
     const listed = await p.list();
     expect(listed.map((c) => c.providerID)).toEqual([ci.providerID]);
     expect(listed[0]!.tags['ipp.dev/instance']).toBe('same-name');
-    await expect(p.delete(other.providerID)).rejects.toBeInstanceOf(NotFoundError);
-    await expect(p.get(other.providerID)).rejects.toBeInstanceOf(NotFoundError);
+    // Not "gone" (which would delete its Instance): there, and not ours.
+    await expect(p.delete(other.providerID)).rejects.toBeInstanceOf(NotOwnedError);
+    await expect(p.get(other.providerID)).rejects.toBeInstanceOf(NotOwnedError);
     expect(vmsOf(theirs.cluster)).toHaveLength(1);
   });
 

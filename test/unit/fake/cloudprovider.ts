@@ -2,7 +2,7 @@
 // cloudprovider/fake): set the next error a call throws, read the calls it received. Idempotent on
 // the Instance UID like every real provider.
 import type { InstanceClass } from '../../../src/api/types.ts';
-import { NotFoundError } from '../../../providers/errors.ts';
+import { NotFoundError, NotOwnedError } from '../../../providers/errors.ts';
 import type { CloudInstance, CloudProvider, LaunchRequest, Resources } from '../../../providers/types.ts';
 
 export class FakeCloudProvider implements CloudProvider {
@@ -21,6 +21,8 @@ export class FakeCloudProvider implements CloudProvider {
   findByInstance?: (instance: string) => Promise<CloudInstance[]>;
   /** Live instances by providerID. */
   readonly instances = new Map<string, CloudInstance>();
+  /** Instances that exist under another cluster's tag: get() and delete() refuse them, list() leaves them out. */
+  readonly foreign = new Set<string>();
 
   readonly createCalls: LaunchRequest[] = [];
   readonly deleteCalls: string[] = [];
@@ -57,11 +59,13 @@ export class FakeCloudProvider implements CloudProvider {
     const err = this.nextDeleteError;
     this.nextDeleteError = undefined;
     if (err) throw err;
+    if (this.foreign.has(providerID)) throw new NotOwnedError(`fake instance ${providerID} is another cluster's`);
     if (!this.instances.delete(providerID)) throw new NotFoundError(`fake instance ${providerID} does not exist`);
   }
 
   async get(providerID: string): Promise<CloudInstance> {
     this.getCalls.push(providerID);
+    if (this.foreign.has(providerID)) throw new NotOwnedError(`fake instance ${providerID} is another cluster's`);
     const found = this.instances.get(providerID);
     if (!found) throw new NotFoundError(`fake instance ${providerID} does not exist`);
     return found;

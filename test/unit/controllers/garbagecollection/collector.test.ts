@@ -58,6 +58,19 @@ describe('GarbageCollector', () => {
     expect(f.events.map((e) => e.reason)).toEqual(['InstanceVanished']);
   });
 
+  it('deletes no Instance whose cloud instance is tagged for another cluster, and stops the pass (--cluster-name changed)', async () => {
+    f.cluster.instanceList = ['a', 'b'].map((n) => {
+      const i = instance(n, { phase: 'Ready', providerID: `fake:///${n}`, launchedAt: new Date(T0).toISOString() });
+      i.status!.provider = 'simulated';
+      f.provider.foreign.add(`fake:///${n}`);
+      return i;
+    });
+    await gc.collect();
+    expect(f.writes.log).toEqual([]);
+    expect(f.events).toEqual([]);
+    expect(f.provider.getCalls).toEqual(['fake:///a']);
+  });
+
   it('keeps an Instance the list missed but a direct read finds', async () => {
     const i = instance('lagging', {
       phase: 'Ready',

@@ -471,6 +471,13 @@ describe('termination', () => {
     expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
   });
 
+  it('keeps the finalizer of an Instance whose cloud instance is tagged for another cluster (ipp terminates nothing not its own)', async () => {
+    f.cluster.instanceList = [deleting()];
+    f.provider.foreign.add('fake:///zone-a/uid-i-1');
+    await expect(controller.reconcile('i-1')).rejects.toThrow(/another cluster/);
+    expect(f.writes.of('instances.removeFinalizer')).toEqual([]);
+  });
+
   it('keeps the finalizer when the cloud refuses the termination', async () => {
     f.cluster.instanceList = [deleting()];
     f.provider.instances.set('fake:///zone-a/uid-i-1', {
