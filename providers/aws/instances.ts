@@ -2,6 +2,7 @@
 // RunInstances serve several Instances. Pure conversions, no calls.
 import type { Instance as Ec2Instance, Tag } from '@aws-sdk/client-ec2';
 import { NotFoundError } from '../errors.ts';
+import { TAG_INSTANCE } from '../../src/api/names.ts';
 import type { CloudInstance, CloudState } from '../types.ts';
 import { obtainedIsolation } from './isolation.ts';
 
@@ -32,12 +33,18 @@ const STATES: Record<string, CloudState> = {
 
 export function toCloudInstance(i: Ec2Instance): CloudInstance {
   const zone = i.Placement?.AvailabilityZone ?? '';
+  const tags = Object.fromEntries((i.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+  // A member of a grouped launch gets its ipp.dev/instance tag only after the launch (CreateTags);
+  // until then its launch group names it by launch index. Read so, an instance whose tagging a
+  // restart interrupted still has an owner, and garbage collection does not take it for a leak.
+  const member = tags[TAG_INSTANCE] ? undefined : groupMember(tags[TAG_LAUNCH_GROUP], i.AmiLaunchIndex ?? 0);
+  if (member) tags[TAG_INSTANCE] = member;
   return {
     providerID: providerIdOf(zone, i.InstanceId ?? ''),
     instanceType: i.InstanceType ?? '',
     zone,
     state: STATES[i.State?.Name ?? ''] ?? 'pending',
-    tags: Object.fromEntries((i.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? ''])),
+    tags,
     launchedAt: i.LaunchTime ?? new Date(0),
     // As EC2 describes it; a fresh launch replaces this with what its accepted request asked for.
     hostIsolation: obtainedIsolation(i.InstanceType ?? '', i),

@@ -136,7 +136,8 @@ export async function findOwned(api: Ec2Calls, names: string[]): Promise<{ insta
         );
       }
       const ci = toCloudInstance(first);
-      if (ci.tags[TAG_INSTANCE] !== name) {
+      // The tag as EC2 has it (toCloudInstance fills in a member's name from its launch group).
+      if (!first.Tags?.some((t) => t.Key === TAG_INSTANCE && t.Value === name)) {
         await tagInstance(api, first.InstanceId!, name);
         ci.tags[TAG_INSTANCE] = name;
         ci.tags.Name = name;

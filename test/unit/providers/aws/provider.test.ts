@@ -13,6 +13,7 @@ import {
   TAG_LAUNCH_GROUP,
   validateAwsSettings,
 } from '../../../../providers/aws/provider.ts';
+import { toCloudInstance } from '../../../../providers/aws/instances.ts';
 
 const cls = (aws: InstanceClass['spec']['aws'], extra: Partial<InstanceClass['spec']> = {}): InstanceClass => ({
   metadata: { name: 'mail' },
@@ -140,6 +141,20 @@ describe('launch groups', () => {
   it('map a launch index to its Instance', () => {
     const v = launchGroupValue(['a', 'b', 'c']);
     expect([0, 1, 2, 3].map((i) => groupMember(v, i))).toEqual(['a', 'b', 'c', undefined]);
+  });
+
+  it('name the Instance of a member not tagged yet (a restart between RunInstances and CreateTags), never over its tag', () => {
+    const member = (index: number, tags: Record<string, string>) =>
+      toCloudInstance({
+        InstanceId: `i-${index}`,
+        AmiLaunchIndex: index,
+        Placement: { AvailabilityZone: 'us-east-1a' },
+        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+      });
+    const group = { 'ipp.dev/cluster': 'c', [TAG_LAUNCH_GROUP]: launchGroupValue(['a', 'b']) };
+    expect(member(1, group).tags['ipp.dev/instance']).toBe('b');
+    expect(member(1, { ...group, 'ipp.dev/instance': 'x' }).tags['ipp.dev/instance']).toBe('x');
+    expect(member(0, { 'ipp.dev/cluster': 'c' }).tags['ipp.dev/instance']).toBeUndefined();
   });
 });
 
