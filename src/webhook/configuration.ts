@@ -27,6 +27,7 @@ export const DEFAULT_CONFIGURATION_NAME = 'ipp';
 export const MUTATE_WEBHOOK = 'mutate.pods.ipp.dev';
 export const ENFORCE_WEBHOOK = 'enforce.pods.ipp.dev';
 export const ENFORCE_BINDING_WEBHOOK = 'enforce.bindings.ipp.dev';
+export const ENFORCE_EVICTION_WEBHOOK = 'enforce.evictions.ipp.dev';
 
 export interface WebhookConfigurationOptions {
   /** Default `ipp`. */
@@ -47,7 +48,8 @@ export interface WebhookConfigurationOptions {
    * The controller's own identity (system:serviceaccount:<ns>:<sa>). Its bindings (bind mode) are
    * checked like anyone's (only ipp pods, only to nodes of their class): a stolen token must not
    * bind arbitrary pods onto dedicated nodes. Every replica serves the webhook, so the leader's
-   * bindings wait on no other process.
+   * bindings wait on no other process. With it, a webhook of its own sees the controller's evictions
+   * (enforce.evictions.ipp.dev): only pods it drains from ipp nodes.
    */
   controllerUsername?: string;
   /** Namespaces whose DaemonSet pods skip enforcement (as in enforce.ts); default kube-system. */
@@ -201,6 +203,29 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       reinvocationPolicy: 'Never',
     },
   ];
+  if (opts.controllerUsername) {
+    // The controller's own evictions only (drains): no one else waits on this webhook. In every
+    // namespace, kube-system included: a stolen token must not evict what runs there either.
+    webhooks.push({
+      ...common,
+      name: ENFORCE_EVICTION_WEBHOOK,
+      clientConfig: clientConfig(opts, ENFORCE_PATH),
+      rules: [
+        {
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          operations: ['CREATE'],
+          resources: ['pods/eviction'],
+          scope: 'Namespaced',
+        },
+      ],
+      namespaceSelector: {},
+      matchConditions: [
+        { name: 'is-the-ipp-controller', expression: `request.userInfo.username == '${opts.controllerUsername}'` },
+      ],
+      reinvocationPolicy: 'Never',
+    });
+  }
   const metadata: V1MutatingWebhookConfiguration['metadata'] = {
     name: opts.name ?? DEFAULT_CONFIGURATION_NAME,
     labels: { 'app.kubernetes.io/name': 'ipp' },

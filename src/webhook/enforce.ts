@@ -71,6 +71,9 @@ export function enforcePod(req: AdmissionRequest, ctx: EnforceContext): Decision
   if (isBinding(req) && req.operation === 'CREATE') {
     return enforceBinding(req, ctx);
   }
+  if (req.resource?.resource === 'pods' && req.subResource === 'eviction' && req.operation === 'CREATE') {
+    return enforceEviction(req, ctx);
+  }
   if (req.kind.kind !== 'Pod' || req.subResource) return allow();
   if (!isRecord(req.object)) throw new TypeError('request.object must be a Pod');
   const pod = req.object as V1Pod;
@@ -252,6 +255,28 @@ function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
     `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
       `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +
       `when it is created so that ipp gives it a node.`,
+  );
+}
+
+/**
+ * The controller evicts only to drain an ipp node: pods labelled ipp-class, or any pod on an ipp
+ * node. RBAC cannot narrow pods/eviction, and an Eviction carries no pod for a policy to look at, so
+ * the pod is read from the controller's cache here: its token, if stolen, evicts nothing else (the
+ * pods of kube-system, say). Other identities' evictions are RBAC's and PodDisruptionBudgets' business.
+ */
+function enforceEviction(req: AdmissionRequest, ctx: EnforceContext): Decision {
+  const user = req.userInfo?.username ?? '';
+  if (!(ctx.controllerUsernames ?? []).includes(user)) return allow();
+  const namespace = req.namespace ?? '';
+  const name = req.name ?? '';
+  const pod = ctx.pods?.get(namespace, name);
+  if (pod && labelOf(pod, CLASS_LABEL) !== undefined) return allow();
+  const nodeName = pod?.spec?.nodeName;
+  if (nodeName && ippClassOfNode(ctx, nodeName) !== undefined) return allow();
+  return deny(
+    pod
+      ? `ipp evicts only the pods it drains from its own nodes (labelled ${CLASS_LABEL}, or on an ipp node); pod ${namespace}/${name} is neither.`
+      : `pod ${namespace}/${name} is not in ipp's cache, and ipp evicts only the pods it drains from its own nodes; retry once the cache has it.`,
   );
 }
 

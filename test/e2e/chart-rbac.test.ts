@@ -15,6 +15,7 @@ import {
   EventsV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  NodeV1Api,
   RbacAuthorizationV1Api,
   V1MicroTime,
   type KubernetesObject,
@@ -22,9 +23,9 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { GATE, GROUP, NODE_CLASS_LABEL, VERSION } from '../../src/api/names.ts';
+import { GATE, GROUP, NODE_CLASS_LABEL, QUARANTINE_ANNOTATION, TAINT_KEY, VERSION } from '../../src/api/names.ts';
 import { INSTANCE_AVAILABLE } from '../../src/controllers/provisioning/condition.ts';
-import { strategicMergePatch } from '../../src/kube/patch.ts';
+import { mergePatch, strategicMergePatch } from '../../src/kube/patch.ts';
 import { RBAC_KINDS, render, type Manifest } from '../testbed/chart.ts';
 import { ensureHelm } from '../testbed/helm.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
@@ -525,5 +526,83 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       'may only report Events about pods, nodes, Instances and InstanceClasses',
     );
     await events.createNamespacedEvent({ namespace: system, body: event('Pod', 'anything') as never });
+  });
+
+  it('may only cordon and quarantine an ipp node, never strip its taints or relabel it', async () => {
+    const name = `ipp-rbac-node-${cluster}`;
+    await c.core.createNode({
+      body: {
+        metadata: { name, labels: { [NODE_CLASS_LABEL]: cls } },
+        spec: { taints: [{ key: TAINT_KEY, value: cls, effect: 'NoSchedule' }] },
+      },
+    });
+    try {
+      const core = asSa.makeApiClient(CoreV1Api);
+      const refused = (p: Promise<unknown>) =>
+        expect(p).rejects.toMatchObject({ code: 403, body: expect.stringContaining('may only cordon a node') });
+      // What the controller does: cordon, quarantine (annotation and cordon), release.
+      await core.patchNode({ name, body: [{ op: 'add', path: '/spec/unschedulable', value: true }] });
+      await core.patchNode(
+        { name, body: { metadata: { annotations: { [QUARANTINE_ANNOTATION]: 'labels tampered' } } } },
+        mergePatch,
+      );
+      await core.patchNode(
+        { name, body: { metadata: { annotations: { [QUARANTINE_ANNOTATION]: null } } } },
+        mergePatch,
+      );
+      // What a stolen token would: open the node to ordinary pods, or make it another class's.
+      await refused(core.patchNode({ name, body: [{ op: 'remove', path: '/spec/taints' }] }));
+      await refused(
+        core.patchNode({ name, body: { metadata: { labels: { [NODE_CLASS_LABEL]: 'other' } } } }, mergePatch),
+      );
+      await refused(core.patchNode({ name, body: { metadata: { annotations: { note: 'x' } } } }, mergePatch));
+      const after = await c.core.readNode({ name });
+      // (kube-controller-manager adds its own unschedulable taint to the cordoned node.)
+      expect(after.spec?.taints).toContainEqual({ key: TAINT_KEY, value: cls, effect: 'NoSchedule' });
+      expect(after.metadata?.labels?.[NODE_CLASS_LABEL]).toBe(cls);
+      expect(after.spec?.unschedulable).toBe(true);
+    } finally {
+      await c.core.deleteNode({ name }).catch(() => {});
+    }
+  });
+
+  it('may only write the RuntimeClasses ipp-<class> it made, never anyone else’s', async () => {
+    const admin = c.kc.makeApiClient(NodeV1Api);
+    const node = asSa.makeApiClient(NodeV1Api);
+    const sandbox = `gvisor-${cluster}`;
+    // Not the class of the tests above: the controller they ran made ipp-<cls> already.
+    const own = `ipp-rc-${cluster}`;
+    await admin.createRuntimeClass({ body: { metadata: { name: sandbox }, handler: 'runsc' } });
+    // (The apiserver escapes the message's "<class>" in JSON.)
+    const refused = (p: Promise<unknown>) =>
+      expect(p).rejects.toMatchObject({
+        code: 403,
+        body: expect.stringContaining('it made (owned by their InstanceClass)'),
+      });
+    const owner = { apiVersion: `${GROUP}/${VERSION}`, kind: 'InstanceClass', name: cls, uid: 'u-1', controller: true };
+    try {
+      // Another sandbox's RuntimeClass may not be deleted (to be created again with another handler),
+      // nor one of another name created, nor an ipp-* one without its class.
+      await refused(node.deleteRuntimeClass({ name: sandbox }));
+      await refused(
+        node.createRuntimeClass({
+          body: { metadata: { name: `x-${sandbox}`, ownerReferences: [owner] }, handler: 'runc' },
+        }),
+      );
+      await refused(node.createRuntimeClass({ body: { metadata: { name: own }, handler: 'runc' } }));
+      // Its own, as the RuntimeClass controller writes it.
+      await node.createRuntimeClass({
+        body: { metadata: { name: own, ownerReferences: [owner] }, handler: 'runc' },
+      });
+      const made = await admin.readRuntimeClass({ name: own });
+      await refused(
+        node.replaceRuntimeClass({ name: own, body: { ...made, metadata: { ...made.metadata, ownerReferences: [] } } }),
+      );
+      await node.deleteRuntimeClass({ name: own });
+      expect((await admin.readRuntimeClass({ name: sandbox })).handler).toBe('runsc');
+    } finally {
+      await admin.deleteRuntimeClass({ name: sandbox }).catch(() => {});
+      await admin.deleteRuntimeClass({ name: own }).catch(() => {});
+    }
   });
 });

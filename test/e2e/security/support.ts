@@ -1,6 +1,6 @@
 // What the security e2e tests share: acting as the attackers the threat model names (a namespace
 // editor, a kubelet, the controller's own token), and reading refusals.
-import { AdmissionregistrationV1Api, RbacAuthorizationV1Api, type V1Node } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, RbacAuthorizationV1Api, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { clientCertKubeconfig } from '../../testbed/controlplane.ts';
 import { GROUP, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAINT_KEY, VERSION } from '../../../src/api/names.ts';
@@ -54,6 +54,8 @@ export interface TestAdmission {
   configName: string;
   /** ipp nodes the webhook knows from its "cache"; others are read from the apiserver. */
   nodes: Map<string, V1Node>;
+  /** Pods the webhook knows from its "cache" (`namespace/name`), for the controller's own evictions and bindings. */
+  pods: Map<string, V1Pod>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +77,7 @@ export async function startTestAdmission(
   const admission = c.kc.makeApiClient(AdmissionregistrationV1Api);
   const configName = `ipp-sec-${suffix()}`;
   const nodes = new Map<string, V1Node>();
+  const pods = new Map<string, V1Pod>();
   const certs = await startSelfSignedCertificates({
     core: c.core,
     admission,
@@ -118,6 +121,7 @@ export async function startTestAdmission(
       },
     },
     controllerUsernames: o.controllerUsernames ?? [],
+    pods: { get: (namespace, name) => pods.get(`${namespace}/${name}`) },
     ...(o.trust ? { trust: o.trust } : {}),
   });
   certs.onChange((tls) => server.setSecureContext(tls));
@@ -126,6 +130,7 @@ export async function startTestAdmission(
       name: configName,
       client: { url: `https://127.0.0.1:${server.port}` },
       controllerNamespace: o.controllerNamespace,
+      ...(o.controllerUsernames?.[0] ? { controllerUsername: o.controllerUsernames[0] } : {}),
       ...(o.trust?.daemonSetNamespaces ? { trustedDaemonSetNamespaces: o.trust.daemonSetNamespaces } : {}),
     }),
   });
@@ -148,6 +153,7 @@ export async function startTestAdmission(
     server,
     configName,
     nodes,
+    pods,
     async stop() {
       // The configuration first: nothing else in the cluster may depend on this server.
       await admission.deleteMutatingWebhookConfiguration({ name: configName }).catch(() => {});

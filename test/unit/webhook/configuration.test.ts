@@ -64,6 +64,23 @@ describe('webhookConfiguration', () => {
     );
   });
 
+  it("sends the controller's own evictions, in every namespace, and nobody else's", () => {
+    const c = webhookConfiguration({
+      client: { service },
+      controllerNamespace: 'ipp-system',
+      controllerUsername: 'system:serviceaccount:ipp-system:ipp',
+    });
+    expect(c.webhooks!.find((w) => w.name === 'enforce.evictions.ipp.dev')).toMatchObject({
+      rules: [{ resources: ['pods/eviction'], operations: ['CREATE'] }],
+      namespaceSelector: {},
+      matchConditions: [{ expression: "request.userInfo.username == 'system:serviceaccount:ipp-system:ipp'" }],
+      failurePolicy: 'Fail',
+    });
+    // Without the controller's identity there is nothing to match it on: no such webhook.
+    const without = webhookConfiguration({ client: { service }, controllerNamespace: 'ipp-system' });
+    expect(without.webhooks!.map((w) => w.name)).not.toContain('enforce.evictions.ipp.dev');
+  });
+
   it('takes a URL instead of a Service, a caBundle, a cert-manager Certificate, and the policy knobs', () => {
     const c = webhookConfiguration({
       name: 'x',

@@ -296,6 +296,38 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
     expect(nodeNamedBy(legacy)).toBe('n-2');
   });
 
+  it("lets the controller's own token evict only the pods it drains: of a class, or on an ipp node", () => {
+    const CONTROLLER = 'system:serviceaccount:ipp-system:ipp';
+    const cached = new Map<string, V1Pod>([
+      ['team-a/relay', pod({ 'ipp-class': 'metal' })],
+      ['team-a/stray', pod({}, { nodeName: 'ipp-1' })],
+      ['team-a/web', pod({}, { nodeName: 'shared-1' })],
+      ['kube-system/coredns', pod({}, { nodeName: 'shared-1' })],
+    ]);
+    const facts: EnforceContext = { ...ctx, pods: { get: (ns, name) => cached.get(`${ns}/${name}`) } };
+    const eviction = (namespace: string, name: string, username = CONTROLLER) =>
+      create(
+        { metadata: { name, namespace } },
+        {
+          kind: { group: 'policy', version: 'v1', kind: 'Eviction' },
+          resource: { group: '', version: 'v1', resource: 'pods' },
+          subResource: 'eviction',
+          namespace,
+          name,
+          userInfo: { username },
+        },
+      );
+    expect(enforcePod(eviction('team-a', 'relay'), facts)).toEqual({ allowed: true });
+    expect(enforcePod(eviction('team-a', 'stray'), facts)).toEqual({ allowed: true });
+    expect(message(enforcePod(eviction('kube-system', 'coredns'), facts))).toMatch(
+      /^ipp evicts only the pods it drains from its own nodes .*pod kube-system\/coredns is neither/,
+    );
+    expect(message(enforcePod(eviction('team-a', 'web'), facts))).toMatch(/pod team-a\/web is neither/);
+    expect(message(enforcePod(eviction('team-a', 'unknown'), facts))).toMatch(/is not in ipp's cache/);
+    // Anyone else's evictions are RBAC's and PodDisruptionBudgets' business.
+    expect(enforcePod(eviction('kube-system', 'coredns', 'alice'), facts)).toEqual({ allowed: true });
+  });
+
   it("lets the controller's own token bind only a pod of a class to the node of the Instance it claims", () => {
     const bind = (pod: string, target: string) =>
       create(
