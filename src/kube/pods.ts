@@ -123,14 +123,23 @@ export class PodWriter implements PodWrites {
   }
 
   async evict(pod: V1Pod): Promise<void> {
-    const { name, namespace } = pod.metadata as { name: string; namespace: string };
+    const { name, namespace, uid } = pod.metadata as { name: string; namespace: string; uid?: string };
     await ignoreNotFound(
       this.core.createNamespacedPodEviction({
         name,
         namespace,
-        body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } },
+        body: {
+          apiVersion: 'policy/v1',
+          kind: 'Eviction',
+          metadata: { name, namespace },
+          // The pod the drain read, not one recreated since under its name (a StatefulSet's) elsewhere.
+          ...(uid ? { deleteOptions: { preconditions: { uid } } } : {}),
+        },
       }),
-    );
+    ).catch((e: unknown) => {
+      // That pod is gone: nothing left to evict.
+      if (!isConflict(e)) throw e;
+    });
   }
 
   async delete(pod: V1Pod): Promise<void> {

@@ -22,7 +22,7 @@ import {
 } from '../../api/pods.ts';
 import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
 import type { Instance, InstanceClass } from '../../api/types.ts';
-import { describeError, ignoreNotFound, isNotFound, isStale } from '../../kube/errors.ts';
+import { describeError, isConflict, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import { ClaimNotBoundError } from '../../kube/volumes.ts';
 import { lazyChild } from '../../log.ts';
@@ -285,7 +285,19 @@ export class ProvisioningController implements Controller {
       const replacing = hasController(pod);
       this.ctx.events.record(events.stranded(pod, why, replacing));
       log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, why }, 'pinned pod is stranded');
-      if (replacing) await ignoreNotFound(api.pods.delete(pod));
+      if (replacing) {
+        try {
+          await api.pods.delete(pod);
+        } catch (e) {
+          // Changed since read (the scheduler rewrites a refused pod's condition often) or gone: the
+          // next pass judges it again. Failing the class's pass for it would hold every other pod.
+          if (!isConflict(e) && !isNotFound(e)) throw e;
+          log.debug(
+            { pod: `${pod.metadata!.namespace}/${pod.metadata!.name}` },
+            'stranded pod changed; judged again next pass',
+          );
+        }
+      }
       // A bare pod stays, pinned where it cannot run: say so on it. One being deleted needs no condition.
       else tell(pod, { status: 'False', reason: 'Stranded', message: events.strandedMessage(why, false) });
     }

@@ -243,6 +243,17 @@ describe('ProvisioningController', () => {
     expect(reasons().filter((r) => r.endsWith('Stranded'))).toEqual(['owned/Stranded', 'bare/Stranded']);
   });
 
+  it('carries on with the class when a stranded pod changed before its delete (409): judged again next pass', async () => {
+    const p = refusedPin(pod('owned', { claim: 'gone', gated: false }), 'n-gone', new Date('2023-12-31T00:00:00Z'));
+    p.metadata!.ownerReferences = [
+      { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'rs-1', controller: true },
+    ];
+    f.cluster.podList = [p, pod('waiting')];
+    f.writes.failNext.set('pods.delete', { code: 409, body: { reason: 'Conflict', message: 'precondition failed' } });
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.claim').map(([name]) => name)).toContain('waiting');
+  });
+
   it('plans for a pinned pod the scheduler refuses only once it may count as stranded', async () => {
     const refusedAt = f.clock.now - 30_000;
     const p = refusedPin(pod('web-1', { claim: 'metal-x', gated: false }), 'n1', new Date(refusedAt));
