@@ -350,20 +350,20 @@ export function plan(input: PlanInput): Plan {
       if (isWarm(current)) out.claims.push({ pod, instance: claimed, create: false, warm: true });
       continue;
     }
-    if (claimed && !current) {
-      // The claim was recorded but its Instance is not there: never created (the controller died
-      // in between) or deleted after a launch/registration timeout. Either way: (re)create it.
-      if (cls.spec.maxInstances !== undefined && liveCount >= cls.spec.maxInstances) {
-        out.blockedByMaxInstances.push(pod);
-        continue;
-      }
+    // The claim was recorded but its Instance is not there: never created (the controller died in
+    // between) or deleted after a launch/registration timeout. Either way: (re)create it, room
+    // allowing; at maxInstances, it looks for a free instance (a warm one filled the last place
+    // meanwhile) like an unclaimed pod, rather than wait for a teardown.
+    const full = cls.spec.maxInstances !== undefined && liveCount >= cls.spec.maxInstances;
+    if (claimed && !current && !full) {
       // Other pods claiming the same name then see it as on its way, not missing (one create, counted once).
       const zones = zonesOf(pod)?.zones;
       planned(claimed, zones?.length ? zones : undefined);
       out.claims.push({ pod, instance: claimed, create: true, ...(zones?.length ? { zones } : {}) });
       continue;
     }
-    // Unclaimed, or claimed by an Instance that is going away: find it a home, if any type can be one.
+    // Unclaimed, claimed by an Instance that is going away, or by a missing one in a full class:
+    // find it a home, if any type can be one.
     if (input.fitsSomeType && !input.fitsSomeType(pod)) {
       out.unfit.push(pod);
       continue;

@@ -362,6 +362,20 @@ describe('maxInstances', () => {
     expect(names(p.blockedByMaxInstances)).toEqual(['c']);
   });
 
+  it('gives a pod whose claimed Instance is missing a free instance when the class is full, not a wait for a teardown', () => {
+    const p = run({
+      cls: cls({ maxInstances: 2 }),
+      // Its claim was written, then the controller died before the create; a refill took the last place.
+      pods: [
+        pod('running', { claim: 'busy', gated: false, nodeName: 'n1', phase: 'Running' }),
+        pod('a', { claim: 'lost' }),
+      ],
+      instances: [instance('busy', { phase: 'Ready' }), instance('idle', { phase: 'Launched' })],
+    });
+    expect(claims(p)).toEqual(['a->idle']);
+    expect(p.blockedByMaxInstances).toEqual([]);
+  });
+
   it('counts Instances created but not cached yet (a warm-pool refill in flight) against the limit', () => {
     const p = run({
       cls: cls({ maxInstances: 2 }),
