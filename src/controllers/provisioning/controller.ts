@@ -283,9 +283,13 @@ export class ProvisioningController implements Controller {
     // Deleting is safe: the pod never ran (it is not bound) and its controller recreates it.
     for (const { pod, why } of decided.stranded) {
       const replacing = hasController(pod);
-      this.ctx.events.record(events.stranded(pod, why, replacing));
-      log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, why }, 'pinned pod is stranded');
-      if (replacing) {
+      // A bare pod whose Instance is gone can never run where it was pinned, and a machine that later
+      // registers under its node's name (EC2 reuses private addresses, and node names with them)
+      // would get it, outside its class's nodes. Confirmed with a direct read, it is deleted too.
+      const orphaned = !replacing && (await this.instanceGone(claimOf(pod)));
+      this.ctx.events.record(events.stranded(pod, why, replacing, orphaned));
+      log.warn({ pod: `${pod.metadata!.namespace}/${pod.metadata!.name}`, why, orphaned }, 'pinned pod is stranded');
+      if (replacing || orphaned) {
         try {
           await api.pods.delete(pod);
         } catch (e) {
@@ -299,7 +303,7 @@ export class ProvisioningController implements Controller {
         }
       }
       // A bare pod stays, pinned where it cannot run: say so on it. One being deleted needs no condition.
-      else tell(pod, { status: 'False', reason: 'Stranded', message: events.strandedMessage(why, false) });
+      else tell(pod, { status: 'False', reason: 'Stranded', message: events.strandedMessage(why, false, false) });
     }
 
     let failures = 0;
@@ -497,6 +501,13 @@ export class ProvisioningController implements Controller {
       }
     });
     return { of, unread, unbound };
+  }
+
+  /** Is the claimed Instance gone or going? The cache's yes is confirmed by a direct read. */
+  private async instanceGone(claim: string | undefined): Promise<boolean> {
+    if (!claim) return false;
+    const going = (i: Instance | undefined) => !i || !!i.metadata.deletionTimestamp || i.status?.phase === 'Terminated';
+    return going(this.ctx.state.instance(claim)) && going(await this.ctx.lookup.instances.read(claim));
   }
 
   /** True once the cache shows every claim and Instance this controller wrote for the class. */

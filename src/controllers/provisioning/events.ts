@@ -43,18 +43,20 @@ export const provisioning = (pod: V1Pod, instance: string, cls: string, source: 
   }[source],
 });
 
-export const stranded = (pod: V1Pod, why: string, replacing: boolean): IppEvent => ({
+export const stranded = (pod: V1Pod, why: string, replacing: boolean, orphaned: boolean): IppEvent => ({
   regarding: podRef(pod),
   type: 'Warning',
   reason: 'Stranded',
   action: 'Pin',
-  note: strandedMessage(why, replacing),
+  note: strandedMessage(why, replacing, orphaned),
 });
 
-export const strandedMessage = (why: string, replacing: boolean) =>
+export const strandedMessage = (why: string, replacing: boolean, orphaned: boolean) =>
   replacing
     ? `the pod cannot run where it was pinned: ${why}; deleting it so its controller recreates it on a new instance`
-    : `the pod cannot run where it was pinned: ${why}; it has no controller to recreate it: delete it and create it again`;
+    : orphaned
+      ? `the pod cannot run where it was pinned: ${why}; its Instance is gone, and a machine that later took its node's name would run it outside its class's nodes: deleting it. It has no controller to recreate it: create it again`
+      : `the pod cannot run where it was pinned: ${why}; it has no controller to recreate it: delete it and create it again`;
 
 export const noZoneFits = (pod: V1Pod, cls: string, why: string, offered: readonly string[]): IppEvent => ({
   regarding: podRef(pod),

@@ -238,9 +238,29 @@ describe('ProvisioningController', () => {
       return p;
     };
     f.cluster.podList = [stranded('owned', true), stranded('bare', false), pod('waiting')];
+    // Its Instance is there (the pod cannot fit its node, say): the bare pod may still be fixed by hand.
+    f.cluster.instanceList = [instance('gone', { phase: 'Ready', providerID: 'sim:///n-gone' })];
     await controller.reconcile('metal');
     expect(f.writes.of('pods.delete')).toEqual([['owned']]);
     expect(reasons().filter((r) => r.endsWith('Stranded'))).toEqual(['owned/Stranded', 'bare/Stranded']);
+  });
+
+  it('deletes a stranded bare pod once its Instance is confirmed gone: a machine taking its node name would get it', async () => {
+    const bare = refusedPin(
+      pod('bare', { claim: 'gone', gated: false }),
+      'ip-10-0-1-23',
+      new Date('2023-12-31T00:00:00Z'),
+    );
+    f.cluster.podList = [bare];
+    // The cache has no Instance, but the API server still has it: not deleted on the cache's word.
+    f.cluster.apiInstances = [instance('gone', { phase: 'Ready', providerID: 'sim:///ip-10-0-1-23' })];
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.delete')).toEqual([]);
+    f.cluster.apiInstances = [];
+    f.events.length = 0;
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.delete')).toEqual([['bare']]);
+    expect(f.events[0]!.note).toMatch(/its Instance is gone, and a machine that later took its node's name/);
   });
 
   it('carries on with the class when a stranded pod changed before its delete (409): judged again next pass', async () => {
