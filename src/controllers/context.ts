@@ -34,7 +34,8 @@ export interface ClusterView {
   instanceByProviderID(providerID: string | undefined): Instance | undefined;
   pods: { get(name: string, namespace?: string): V1Pod | undefined };
   nodes: { list(): readonly V1Node[] };
-  instances: { list(): readonly Instance[] };
+  /** silentForMs: how long the Instance watch has shown no sign of life (its informer's). */
+  instances: { list(): readonly Instance[]; silentForMs?(): number };
   classes: { list(): readonly InstanceClass[] };
 }
 

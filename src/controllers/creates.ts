@@ -41,13 +41,19 @@ export class CreatesInFlight {
     if (code !== undefined && code >= 400 && code < 500) this.drop(cls, name);
   }
 
-  /** The class's creates the cache (`cached`) does not show yet; forgets those it shows, and expired ones. */
-  pending(cls: string, cached: (name: string) => boolean, now: number): CreateInFlight[] {
+  /**
+   * The class's creates the cache (`cached`) does not show yet; forgets those it shows, and expired
+   * ones. A create expires only if the cache's watch has shown a sign of life since it was sent
+   * (`silentForMs`, how long it has been quiet): while the watch is down (429s on watches, writes
+   * still answered) a create it cannot show is still on its way, and forgetting it would refill the
+   * pool again every CREATE_EXPECTATION_MS.
+   */
+  pending(cls: string, cached: (name: string) => boolean, now: number, silentForMs = 0): CreateInFlight[] {
     const of = this.byClass.get(cls);
     if (!of) return [];
     const out: CreateInFlight[] = [];
     for (const [name, { warm, since }] of of) {
-      if (cached(name) || now - since >= CREATE_EXPECTATION_MS) of.delete(name);
+      if (cached(name) || (now - since >= CREATE_EXPECTATION_MS && now - silentForMs > since)) of.delete(name);
       else out.push({ name, warm });
     }
     if (of.size === 0) this.byClass.delete(cls);

@@ -79,7 +79,12 @@ export class WarmPoolController implements Controller {
       this.forget(className);
       return;
     }
-    const creating = this.ctx.creates.pending(className, (n) => !!state.instance(n), this.now());
+    const creating = this.ctx.creates.pending(
+      className,
+      (n) => !!state.instance(n),
+      this.now(),
+      state.instances.silentForMs?.() ?? 0,
+    );
     const deleting = this.pendingDeletes(className);
     // Deleted, but the cache has not caught up: gone from the pool already (counting it would hold a
     // refill back, and judging it again would only meet a 409).

@@ -27,7 +27,9 @@ export class FakeCluster implements ClusterView {
       this.podList.find((p) => p.metadata?.name === name && p.metadata?.namespace === ns),
   };
   readonly nodes = { list: () => this.nodeList };
-  readonly instances = { list: () => this.instanceList };
+  /** How long the Instance "watch" has been silent (0: live). */
+  instancesSilentForMs = 0;
+  readonly instances = { list: () => this.instanceList, silentForMs: () => this.instancesSilentForMs };
   readonly classes = { list: () => this.classList };
 
   instance(name: string) {

@@ -99,6 +99,19 @@ describe('WarmPoolController', () => {
     expect(f.writes.of('instances.create')).toHaveLength(2);
   });
 
+  it('keeps counting a create while the Instance watch has shown nothing since it was sent (a watch down, writes up)', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } })];
+    await controller.reconcile('metal');
+    f.clock.now += 60_000;
+    f.cluster.instancesSilentForMs = 60_000;
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toHaveLength(1);
+    // The watch is back and still does not show it: then it was not written after all.
+    f.cluster.instancesSilentForMs = 0;
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toHaveLength(2);
+  });
+
   it('counts Instances provisioning is creating for pods against maxInstances before the cache shows them', async () => {
     f.cluster.classList = [cls({ warmPool: { size: 2 }, maxInstances: 3 })];
     f.cluster.instanceList = [instance('metal-busy', { phase: 'Ready' })];
