@@ -60,6 +60,7 @@ import {
 } from './lookup.ts';
 import { RateLimits, realClock, type ApiFamily, type BucketShape, type Clock } from './ratelimit.ts';
 import { validateAwsSettings } from './validate.ts';
+import { recheckFence } from '../../src/kube/fence.ts';
 
 export {
   groupMember,
@@ -354,7 +355,13 @@ export class AwsProvider implements CloudProvider {
 
   /** One EC2 call through its family's token bucket, retried on throttling and transient failures. */
   private async call<T>(family: ApiFamily, what: string, send: () => Promise<T>): Promise<T> {
-    const attempt = () => this.limits.schedule(family, send);
+    // A launch or termination that waited for its bucket (or a batch) past the leadership term of the
+    // call it serves is not sent: another replica may lead, and launch the same Instance, by now.
+    const fenced = () => {
+      if (family !== 'describe') recheckFence(what);
+      return send();
+    };
+    const attempt = () => this.limits.schedule(family, fenced);
     try {
       return await attempt();
     } catch (e) {

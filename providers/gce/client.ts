@@ -6,6 +6,7 @@ import { GoogleAuth, type CallOptions } from 'google-gax';
 import PQueue from 'p-queue';
 import { TokenBucket, realClock, type BucketShape, type Clock } from '../aws/ratelimit.ts';
 import { classifyCallError, toProviderError } from './errors.ts';
+import { recheckFence } from '../../src/kube/fence.ts';
 
 export type ApiFamily = 'read' | 'write' | 'poll';
 
@@ -125,7 +126,11 @@ export class Compute {
     const attempts = this.opts.retry?.attempts ?? 6;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.gate(family, send);
+        // As for EC2 (providers/aws/provider.ts): no write after the leadership term it serves.
+        return await this.gate(family, () => {
+          if (family === 'write') recheckFence(what);
+          return send();
+        });
       } catch (e) {
         const kind = classifyCallError(e);
         if ((kind === 'throttled' || kind === 'transient') && attempt + 1 < attempts) {

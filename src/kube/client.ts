@@ -10,6 +10,7 @@
 import tls from 'node:tls';
 import { HttpMethod, KubeConfig, RequestContext, type Cluster, type User } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
+import { recheckFence } from './fence.ts';
 import { laneOfCaller, LaneLimiter, type RateLimit } from './lanes.ts';
 
 export type { RateLimit } from './lanes.ts';
@@ -196,6 +197,8 @@ export class ApiClientConfig extends KubeConfig {
       const t0 = performance.now();
       await this.limiter.acquire(laneOfCaller());
       this.throttledMs += performance.now() - t0;
+      // The wait may have outlived the leadership term of the write it is for.
+      recheckFence(`${method} ${url}`);
     }
     const cluster = this.getCurrentCluster();
     const user = this.getCurrentUser();

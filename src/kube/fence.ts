@@ -1,6 +1,20 @@
 // Fencing: a replica that lost its lease must stop writing at once, even from reconciles and cloud
 // calls already under way. Every writer and provider handed to the controllers goes through a fence
-// that refuses the call unless the current leadership term is still alive.
+// that refuses the call unless the current leadership term is still alive, and again just before
+// each of its requests leaves (recheckFence): a write may wait seconds in a client-side rate limit
+// or a launch batch, long enough for the term to end and another replica to lead.
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+const fenced = new AsyncLocalStorage<(what: string) => void>();
+
+/**
+ * Throws NotLeaderError if the request about to leave belongs to a guarded call whose leadership
+ * term has ended since it began; nothing outside a guarded call (reads, the lease itself, the webhook).
+ * Called where requests leave a queue: the API client's rate limit, a cloud API's token bucket.
+ */
+export function recheckFence(what: string): void {
+  fenced.getStore()?.(what);
+}
 
 /** Thrown instead of writing when this replica is not (or no longer) the leader. */
 export class NotLeaderError extends Error {
@@ -39,8 +53,12 @@ export class LeadershipFence {
         if (typeof value !== 'function' || typeof prop !== 'string') return value;
         if (only && !only.includes(prop as keyof T & string)) return value.bind(t);
         return (...args: unknown[]) => {
-          check(`${label}.${prop}`);
-          return (value as (...a: unknown[]) => unknown).apply(t, args);
+          const what = `${label}.${prop}`;
+          check(what);
+          return fenced.run(
+            (request) => check(`${what} (${request})`),
+            () => (value as (...a: unknown[]) => unknown).apply(t, args),
+          );
         };
       },
     });
