@@ -182,7 +182,10 @@ function enforceUpdate(pod: V1Pod, old: V1Pod, user: string | undefined, ctx: En
   const before = labelOf(old, CLASS_LABEL);
   const after = labelOf(pod, CLASS_LABEL);
   const finished = old.status?.phase === 'Succeeded' || old.status?.phase === 'Failed';
-  if (before !== after && !finished) {
+  // A finished pod may lose the label (clean-up tools), never gain or change it: with a claim written
+  // on it while it was ordinary (no webhook sees those), it would count as a claimer of the class's
+  // instance, and hold a warm one.
+  if (before !== after && (!finished || after !== undefined)) {
     // The label decided the pod's gate, toleration and (once placed) its node; a new value would leave
     // a pod on a node of the wrong class, or an ordinary pod on a dedicated node.
     const where = isPlaced(old) ? ` (it already runs on node "${old.spec?.nodeName}")` : '';

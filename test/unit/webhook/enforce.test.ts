@@ -402,12 +402,21 @@ describe('enforcePod (c): the class of an existing pod is fixed', () => {
     ).toMatch(/^adding the label ipp-class/);
   });
 
-  it('allows other updates, and any label change on finished pods', () => {
+  it('allows other updates, and removing the label from a finished pod, never adding or changing it', () => {
     expect(enforcePod(update(relabelled({ 'ipp-class': 'metal', team: 'mail' }), placed), ctx)).toEqual({
       allowed: true,
     });
     const done = { ...placed, status: { phase: 'Succeeded' } };
     expect(enforcePod(update(relabelled(undefined, done), done), ctx)).toEqual({ allowed: true });
+    expect(enforcePod(update(relabelled({ 'ipp-class': 'gpu' }, done), done), ctx).allowed).toBe(false);
+    // An ordinary finished pod carrying a hand-written claim would become a claimer of the class.
+    const ordinaryDone = {
+      ...pod({ app: 'x' }, {}, { annotations: { 'ipp.dev/instance': 'metal-a' } }),
+      status: { phase: 'Failed' },
+    };
+    expect(message(enforcePod(update(relabelled({ 'ipp-class': 'metal' }, ordinaryDone), ordinaryDone), ctx))).toMatch(
+      /^adding the label ipp-class is not allowed on an existing pod/,
+    );
   });
 
   it('denies adding an ipp-admitting toleration to an ordinary pod that is not scheduled yet', () => {
