@@ -284,6 +284,8 @@ export class AwsProvider implements CloudProvider {
     let instances: Ec2Instance[] = [];
     for (let tokenAttempt = 0; ; tokenAttempt++) {
       const input = this.launchInput(members, tokenAttempt);
+      // The batch waited for its bucket: not sent if this replica stopped leading meanwhile.
+      recheckFence(`RunInstances for ${describeMembers(members)}`);
       const out = await this.ec2.send(new RunInstancesCommand(input));
       instances = [...(out.Instances ?? [])].sort((a, b) => (a.AmiLaunchIndex ?? 0) - (b.AmiLaunchIndex ?? 0));
       // EC2 remembers a token for at least 24 h after the instance terminated and answers with the

@@ -8,9 +8,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 const fenced = new AsyncLocalStorage<(what: string) => void>();
 
 /**
- * Throws NotLeaderError if the request about to leave belongs to a guarded call whose leadership
- * term has ended since it began; nothing outside a guarded call (reads, the lease itself, the webhook).
- * Called where requests leave a queue: the API client's rate limit, a cloud API's token bucket.
+ * Throws NotLeaderError if the request about to leave belongs to a guarded call and this replica
+ * no longer leads; nothing outside a guarded call (reads, the lease itself, the webhook). Called
+ * where requests leave a queue: the API client's rate limit, a cloud API's token bucket or launch
+ * batch. It asks the fence's current term: a replica that loses its lease exits (no later term of
+ * this process could let an older write through), and a timer or batch that carries some call's
+ * context into later work is never refused for an old term.
  */
 export function recheckFence(what: string): void {
   fenced.getStore()?.(what);

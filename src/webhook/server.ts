@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { V1Node } from '@kubernetes/client-node';
+import { NODE_CLASS_LABEL } from '../api/names.ts';
 import type { Logger } from '../log.ts';
 import type { AdmissionResult, Metrics } from '../metrics/metrics.ts';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -30,6 +31,8 @@ import {
 import { mutatePod, requestedClass } from './mutate.ts';
 
 export const MUTATE_PATH = '/mutate-pods';
+const ORDINARY_NODE_MS = 10_000;
+const ORDINARY_NODES_MAX = 10_000;
 export const ENFORCE_PATH = '/enforce-pods';
 export const HEALTH_PATH = '/healthz';
 
@@ -96,6 +99,11 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     [ENFORCE_PATH]: async (r) => enforcePod(r, enforceCtx(await nodesFor(r))),
   };
 
+  // Ordinary nodes (the cache holds ipp nodes only) the API server said exist, for a few seconds: a
+  // scheduler of its own binds pods to them all day, and each binding would otherwise cost a read.
+  // Briefly enough that a name deleted and registered again as an ipp node meanwhile is no door.
+  const ordinary = new Map<string, number>();
+
   /**
    * The node facts for one request: the node a created pod names or a binding targets (nodeNamedBy),
    * when the cache (ipp nodes only) does not hold it, is read from the API, so a node registered a
@@ -105,6 +113,8 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     const name = nodeNamedBy(review);
     if (name === undefined) return { nodes: opts.nodes };
     if (opts.nodes.get(name)) return { nodes: opts.nodes, nodeExists: () => true };
+    const until = ordinary.get(name);
+    if (until !== undefined && performance.now() < until) return { nodes: opts.nodes, nodeExists: () => true };
     if (!opts.nodes.fetch) return { nodes: opts.nodes };
     let fetched: V1Node | undefined;
     let known = true;
@@ -113,6 +123,10 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<We
     } catch (e) {
       log?.warn({ err: e, node: name }, 'could not read Node; refusing pods that name it until it can be read');
       known = false;
+    }
+    if (fetched && !fetched.metadata?.labels?.[NODE_CLASS_LABEL]) {
+      if (ordinary.size >= ORDINARY_NODES_MAX) ordinary.clear();
+      ordinary.set(name, performance.now() + ORDINARY_NODE_MS);
     }
     return {
       nodes: { get: (n) => (n === name ? fetched : opts.nodes.get(n)) },

@@ -4,7 +4,7 @@
 // launched without its status being written), and release the finalizer.
 import type { V1Node } from '@kubernetes/client-node';
 import { providerName } from '../../api/classes.ts';
-import { DO_NOT_DISRUPT_ANNOTATION, TAG_INSTANCE } from '../../api/names.ts';
+import { DO_NOT_DISRUPT_ANNOTATION, NODE_CLASS_LABEL, TAG_INSTANCE } from '../../api/names.ts';
 import { isWorkload } from '../../api/pods.ts';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import { kubeError } from '../../kube/errors.ts';
@@ -53,9 +53,15 @@ export class Termination {
             await api.pods.evict(pod);
             this.ctx.events.record(events.evicting(pod, name));
           } catch (e) {
-            // 429: a PodDisruptionBudget says not now.
-            if (kubeError(e)?.code !== 429) throw e;
-            this.ctx.events.record(events.evictionBlocked(pod, name, kubeError(e)!.message));
+            // 429: a PodDisruptionBudget says not now. Anything else (a refusal by the webhook whose
+            // cache lags, a 500) is this pod's: the drain goes on with the others and tries it again.
+            if (kubeError(e)?.code === 429)
+              this.ctx.events.record(events.evictionBlocked(pod, name, kubeError(e)!.message));
+            else
+              log.warn(
+                { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, err: e },
+                'eviction failed; retrying',
+              );
           }
         }
         log.info(
@@ -136,7 +142,9 @@ export class Termination {
     const recorded = inst.status?.nodeName;
     if (cached || !providerID || !recorded) return cached;
     const read = await this.ctx.lookup.nodes.read(recorded);
-    return read?.spec?.providerID === providerID ? read : undefined;
+    // Without its ipp labels it is not a node ipp may write (the scope policy): drained it cannot be,
+    // and as before, the machine goes without.
+    return read?.spec?.providerID === providerID && read.metadata?.labels?.[NODE_CLASS_LABEL] ? read : undefined;
   }
 
   /** The recorded cloud instance and any other tagged with the Instance's name (a launch whose status was lost). */

@@ -237,7 +237,7 @@ export class ProvisioningController implements Controller {
     const planStart = performance.now();
     const decided = this.planClass(cls, provider, undecided, {
       creating: this.ctx.creates
-        .pending(className, (n) => state.instance(n) !== undefined, this.now())
+        .pending(className, (n) => state.instance(n) !== undefined, this.now(), state.instances.silentForMs?.() ?? 0)
         .map((c) => c.name),
       mayPlace,
       newName: () => this.newName(className),

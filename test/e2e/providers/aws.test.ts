@@ -15,6 +15,7 @@ import {
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { InstanceClass } from '../../../src/api/types.ts';
+import { LeadershipFence } from '../../../src/kube/fence.ts';
 import {
   InsufficientCapacityError,
   QuotaExceededError,
@@ -161,6 +162,23 @@ describe('AwsProvider on moto', () => {
     // A fresh provider: nothing remembered in memory, as after a controller restart.
     const second = await provider(cluster).create(req);
     expect(second.providerID).toBe(first.providerID);
+    expect(runs()).toBe(before);
+    expect(await inMoto(cluster)).toHaveLength(1);
+  });
+
+  it('sends no RunInstances that waited in its bucket past the end of the leadership term', async () => {
+    const cluster = `aws-${suffix()}`;
+    // One launch request every 2 s: the second waits in the bucket.
+    const p = provider(cluster, { rates: { run: { burst: 1, perSecond: 0.5 } }, maxGroupSize: 1 });
+    const fence = new LeadershipFence();
+    const term = new AbortController();
+    fence.begin(term.signal);
+    const guarded = fence.guard(p, 'provider aws', ['create', 'delete']);
+    await guarded.create(launch(cluster, instanceClass('mail'), 'fenced-a'));
+    const before = runs();
+    const waiting = guarded.create(launch(cluster, instanceClass('mail'), 'fenced-b'));
+    term.abort(); // the lease is lost while the launch waits for its token
+    await expect(waiting).rejects.toThrow(/not the leader/);
     expect(runs()).toBe(before);
     expect(await inMoto(cluster)).toHaveLength(1);
   });

@@ -271,3 +271,63 @@ describe('webhook server', () => {
     }
   });
 });
+
+describe('webhook server: nodes the cache does not hold', () => {
+  it('reads an ordinary node a binding targets once for a few seconds, and a missing one every time', async () => {
+    const m = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
+    const reads: string[] = [];
+    const other = await startWebhookServer({
+      tls: m,
+      port: 0,
+      host: '127.0.0.1',
+      placement: 'pin',
+      classes: classes(instanceClass('metal')),
+      nodes: {
+        get: (name) => (name === 'ipp-1' ? node('ipp-1', { 'ipp.dev/class': 'metal' }) : undefined),
+        fetch: async (name) => {
+          reads.push(name);
+          return name === 'plain-1' ? node('plain-1', {}) : undefined;
+        },
+      },
+    });
+    const bind = async (target: string) => {
+      const body = review(
+        create(
+          { metadata: { name: 'job-1' }, target: { kind: 'Node', name: target } },
+          {
+            kind: { group: '', version: 'v1', kind: 'Binding' },
+            resource: { group: '', version: 'v1', resource: 'pods' },
+            subResource: 'binding',
+            name: 'job-1',
+            userInfo: { username: 'system:serviceaccount:volcano:scheduler' },
+          },
+        ),
+      );
+      const r = await new Promise<Reply>((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: other.port, path: '/enforce-pods', method: 'POST', ca: m.caBundle, agent: false },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+      return (JSON.parse(r.body) as { response: { allowed: boolean } }).response.allowed;
+    };
+    try {
+      // A scheduler of its own binding to ordinary nodes: one read, then the answer is remembered.
+      expect(await bind('plain-1')).toBe(true);
+      expect(await bind('plain-1')).toBe(true);
+      expect(reads).toEqual(['plain-1']);
+      // A name that has not registered is read (and refused) every time: it may register any moment.
+      expect(await bind('future-1')).toBe(false);
+      expect(await bind('future-1')).toBe(false);
+      expect(reads).toEqual(['plain-1', 'future-1', 'future-1']);
+    } finally {
+      await other.close();
+    }
+  });
+});

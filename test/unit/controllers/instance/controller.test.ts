@@ -369,6 +369,13 @@ describe('termination', () => {
       expect(reasons()).toEqual(['Pod/Evicting/Drain']);
     });
 
+    it('goes on with the other pods when one eviction is refused (a webhook whose cache lags, a 500)', async () => {
+      f.cluster.podList = [onNode('web'), onNode('api')];
+      f.writes.failNext.set('pods.evict', { code: 403, body: { reason: 'Forbidden', message: 'not in the cache' } });
+      expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+      expect(f.writes.of('pods.evict')).toEqual([['web'], ['api']]);
+    });
+
     it('says which pod a PodDisruptionBudget protects, and keeps waiting', async () => {
       f.cluster.podList = [onNode('web')];
       f.writes.failNext.set('pods.evict', {
@@ -434,6 +441,18 @@ describe('termination', () => {
       await controller.reconcile('i-1');
       expect(f.writes.of('pods.evict')).toEqual([]);
       expect(f.writes.of('nodes.cordonAndDelete')).toEqual([['n1']]);
+      expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
+    });
+
+    it('does not drain a node read without its ipp labels (ipp may not write it): the machine goes, as before', async () => {
+      const gone = deleting();
+      gone.status = { ...gone.status, nodeName: 'n1', phase: 'Draining' };
+      f.cluster.instanceList = [gone];
+      f.cluster.nodeList = [];
+      f.cluster.apiNodes = [node('n1', { providerID: 'fake:///zone-a/uid-i-1' })];
+      f.cluster.podList = [onNode('web')];
+      await controller.reconcile('i-1');
+      expect(f.writes.log.filter(([w]) => w.startsWith('nodes.') || w.startsWith('pods.'))).toEqual([]);
       expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
     });
 

@@ -2,6 +2,7 @@
 // judged, waits for its own writes to show in the cache, and reports the pool's size as metrics.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ORPHAN_GRACE_MS, WarmPoolController } from '../../../../src/controllers/warmpool/controller.ts';
+import { ProvisioningController } from '../../../../src/controllers/provisioning/controller.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -110,6 +111,18 @@ describe('WarmPoolController', () => {
     f.cluster.instancesSilentForMs = 0;
     await controller.reconcile('metal');
     expect(f.writes.of('instances.create')).toHaveLength(2);
+  });
+
+  it('keeps counting its create when a provisioning pass of the class reads the shared record meanwhile', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } })];
+    await controller.reconcile('metal');
+    f.clock.now += 60_000;
+    f.cluster.instancesSilentForMs = 60_000;
+    f.cluster.podList = [pod('web-1')];
+    await new ProvisioningController({ ...f.ctx, newName: () => 'metal-p' }).reconcile('metal').catch(() => {});
+    f.cluster.podList = [];
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create').filter(([, , o]) => (o as { warm?: boolean })?.warm)).toHaveLength(1);
   });
 
   it('counts Instances provisioning is creating for pods against maxInstances before the cache shows them', async () => {
