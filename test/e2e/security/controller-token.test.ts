@@ -4,10 +4,10 @@
 // drains: labelled ipp-class, or on an ipp node. ipp's admission runs in this process.
 import { RbacAuthorizationV1Api, type V1ClusterRoleBinding, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { API_VERSION, CLASS_LABEL } from '../../../src/api/names.ts';
+import { CLASS_LABEL } from '../../../src/api/names.ts';
 import { clientCertKubeconfig } from '../../testbed/controlplane.ts';
 import { clients, eventually, namespace, suffix, type Clients } from '../support/cluster.ts';
-import { deleteClasses, installCrds } from '../support/ipp.ts';
+import { createClass, deleteClasses, installCrds } from '../support/ipp.ts';
 import { kwokNode, refusal, startTestAdmission, type TestAdmission } from './support.ts';
 
 const sfx = suffix();
@@ -37,17 +37,7 @@ describe("the controller's token against pods it does not drain", () => {
     await installCrds(c);
     ns = await namespace(c, 'tok');
     system = await namespace(c, 'ipp-tok');
-    await c.custom.createClusterCustomObject({
-      group: 'ipp.dev',
-      version: 'v1alpha1',
-      plural: 'instanceclasses',
-      body: {
-        apiVersion: API_VERSION,
-        kind: 'InstanceClass',
-        metadata: { name: cls },
-        spec: { simulated: {}, instanceTypes: ['sim.small'], namespaces: [ns] },
-      },
-    });
+    await createClass(c, cls, { simulated: {}, instanceTypes: ['sim.small'], namespaces: [ns] });
     await kwokNode(c, plainNode, undefined, { 'e2e-tok': sfx });
     // What the chart's role grants the controller for drains, and the identity that holds it.
     const rbac = c.kc.makeApiClient(RbacAuthorizationV1Api);
