@@ -55,6 +55,7 @@ export function printRequests(results: BurstResult[]): string[] {
     };
     lines.push(`requests per pod, ${r.scenario}, ${r.pods} pods, ${r.tree}:`);
     row('controller', r.controllerRequests);
+    row('controller work (reconciles by controller, admission reviews)', r.controllerWork ?? {});
     row('simulated cloud and kubelets (own client)', r.cloudRequests ?? {});
     row('API server (every client, during the burst)', r.apiserverRequests);
     row('machine CPU per pod by process (ms)', r.cpuMsPerPodByProcess ?? {});

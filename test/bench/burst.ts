@@ -86,6 +86,11 @@ export interface BurstResult {
    * watcher that does not keep up): its pins are then seen late, and node Ready → pinned with them.
    */
   benchPodWatchReopened?: number;
+  /**
+   * Per pod, from the controller's own metrics over the burst: reconciles by controller, and the
+   * admission reviews it answered. Where its CPU per pod goes when that figure moves.
+   */
+  controllerWork?: Record<string, number>;
   /** Watchers kube-apiserver closed as unresponsive during the burst, by resource, every client's. */
   watchersClosedByServer?: Record<string, number>;
   /** API requests per pod the controller process sent (simulated cloud included), start to stop; NaN if it did not say. */
@@ -104,6 +109,23 @@ export interface BurstResult {
   machineCpuMsPerPod?: number;
   /** The same by process: the controller, the testbed's parts (etcd, kube-apiserver, kwok…), the bench itself. */
   cpuMsPerPodByProcess?: Record<string, number>;
+}
+
+/** Reconciles by controller and admission reviews, per pod, between two scrapes of the controller's metrics. */
+export function controllerWork(before: Map<string, number>, after: Map<string, number>, pods: number) {
+  const out: Record<string, number> = {};
+  for (const [series, value] of after) {
+    const m = /^ipp_(reconcile_total|webhook_requests_total)\{(?:controller|webhook)="([^"]+)"/.exec(series);
+    if (!m) continue;
+    const key = `${m[1] === 'reconcile_total' ? 'reconciles' : 'reviews'} ${m[2]}`;
+    out[key] = (out[key] ?? 0) + value - (before.get(series) ?? 0);
+  }
+  return Object.fromEntries(
+    Object.entries(out)
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => [k, round(n / Math.max(1, pods), 2)]),
+  );
 }
 
 /** The API server's and the machine's figures of a run; the controller's own counts are filled in from its log. */
@@ -447,6 +469,7 @@ export async function runBurst(
     const named = new Map([[controller.pid, 'ipp controller']]);
     if (controller.kubeletsPid) named.set(controller.kubeletsPid, 'simulated kubelets');
     const machineBefore = cpuByCommand(process.pid, named);
+    const workBefore = await controller.metrics();
     let admissionErrors = 0;
     const t0 = Date.now();
     await inParallel(size, o.parallel, async (i) => {
@@ -463,6 +486,7 @@ export async function runBurst(
     const cpuAfter = cpuSeconds(controller.pid);
     const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size, named);
     const rssAfter = rssBytes(controller.pid);
+    const work = controllerWork(workBefore, await controller.metrics(), t.running.size);
     const serverAfter = await apiserverCounters(bed.kc);
     const apiAfter = minus(serverAfter.requests, serverBefore.requests);
     const closed = minus(serverAfter.closedWatchers, serverBefore.closedWatchers);
@@ -514,6 +538,7 @@ export async function runBurst(
       admissionErrors,
       benchPodWatchReopened: await watching.podWatchReopened(),
       watchersClosedByServer: Object.fromEntries([...closed].filter(([, n]) => n > 0)),
+      controllerWork: work,
       ...serverFigures(apiAfter, size, machine),
     };
     // Read again once idle: what the burst left behind, against what it only passed through.
