@@ -247,7 +247,7 @@ export const nodeChangeMattersToInstance = (old: V1Node, next: V1Node) =>
 
 /**
  * What the Instance controller reads of a pod: its claim and other annotations, labels, owners,
- * deletion, node, pin, phase and whether the scheduler refused it. Not its containers' statuses, IPs
+ * deletion, node, pin, whether it has ended and whether the scheduler refused it. Not its containers' statuses, IPs
  * or other conditions, which a kubelet rewrites several times while the pod starts.
  */
 const podFacts = (p: V1Pod) => ({
@@ -257,7 +257,9 @@ const podFacts = (p: V1Pod) => ({
   deleting: p.metadata?.deletionTimestamp,
   nodeName: p.spec?.nodeName,
   affinity: p.spec?.affinity,
-  phase: p.status?.phase,
+  // Pending or Running hold an instance alike (a starting pod's kubelet moves it from one to the
+  // other: a reconcile per pod of a burst for nothing); only its end changes what it holds.
+  ended: isTerminal(p),
   scheduled: (p.status?.conditions ?? []).find((c) => c.type === 'PodScheduled'),
 });
 

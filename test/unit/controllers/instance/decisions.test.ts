@@ -255,7 +255,14 @@ describe('podChangeMattersToInstance', () => {
     expect(podChangeMattersToInstance(before(), after)).toBe(false);
   });
 
-  it('sees a claim, a binding, a phase, a deletion and a refusal by the scheduler', () => {
+  it('ignores a pod going from Pending to Running: either holds its instance alike', () => {
+    const running = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Running', gated: false });
+    expect(podChangeMattersToInstance(before(), running)).toBe(false);
+    const failed = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Failed', gated: false });
+    expect(podChangeMattersToInstance(running, failed)).toBe(true);
+  });
+
+  it('sees a claim, a binding, an end, a deletion and a refusal by the scheduler', () => {
     const reclaimed = pod('web', { claim: 'i-2', nodeName: 'n1', phase: 'Pending', gated: false });
     const unbound = pod('web', { claim: 'i-1', phase: 'Pending', gated: false });
     const done = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Succeeded', gated: false });
