@@ -230,14 +230,18 @@ export function ownNodeName(
 }
 
 /**
- * What the Instance controller reads of a Node: its labels (identity, tampering), spec (providerID,
- * taints, cordon) and Ready condition. Not the heartbeats that rewrite its conditions every few
+ * What the Instance controller reads of a Node: its labels (identity, tampering), providerID, cordon,
+ * shutdown taint and Ready condition. Not the heartbeats that rewrite its conditions every few
  * seconds, nor its capacity or images.
  */
 const nodeFacts = (n: V1Node) => ({
   labels: n.metadata?.labels,
   deleting: n.metadata?.deletionTimestamp,
-  spec: n.spec,
+  providerID: n.spec?.providerID,
+  unschedulable: !!n.spec?.unschedulable,
+  // Of its taints, only the cloud's shutdown mark: kube-controller-manager lifts not-ready as the
+  // node starts, one event per node of a burst for nothing.
+  shutdown: (n.spec?.taints ?? []).some((t) => t.key === SHUTDOWN_TAINT),
   ready: (n.status?.conditions ?? []).filter((c) => c.type === 'Ready').map((c) => [c.status, c.lastTransitionTime]),
 });
 

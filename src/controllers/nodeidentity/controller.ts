@@ -7,7 +7,7 @@
 import type { Instance } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
-import { mayRelease, nodeStanding } from './decisions.ts';
+import { mayRelease, nodeChangeMattersToIdentity, nodeStanding } from './decisions.ts';
 import { identityConfirmed, impostorNode } from './events.ts';
 
 /** How often a node naming an Instance without a recorded cloud instance is looked at again. */
@@ -18,7 +18,7 @@ export const LATE_REGISTRATION_MS = 10 * 60_000;
 export class NodeIdentityController implements Controller {
   readonly name = 'nodeidentity';
   readonly wakes: Wakes = {
-    node: (n) => [n.metadata!.name!],
+    node: (n, _state, old) => (old && !nodeChangeMattersToIdentity(old, n) ? [] : [n.metadata!.name!]),
     // An Instance recording its providerID settles the node that has it (one it may have quarantined).
     instance: (i, state, old) => {
       this.noteTermination(i);

@@ -1,6 +1,7 @@
 // Is a Node that carries ipp labels the node of an Instance? A kubelet may set any ipp.dev/* label on
 // its own Node (NodeRestriction allows it), so the labels prove nothing: only spec.providerID, which
 // the cloud gave the instance ipp launched and recorded in the Instance's status, does. Pure.
+import { isDeepStrictEqual } from 'node:util';
 import type { V1Node } from '@kubernetes/client-node';
 import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, QUARANTINE_ANNOTATION } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
@@ -90,3 +91,14 @@ export function mayRelease(
   const inst = standing.instance;
   return !inst.metadata.deletionTimestamp && labelMismatch(inst, node) === undefined;
 }
+
+/**
+ * Does this update of a Node change anything the check reads: its labels, providerID, cordon and
+ * quarantine? Not its heartbeats, conditions or taints: a node's kubelet and kube-controller-manager
+ * rewrite those several times as it starts, and on 5,000 nodes every few seconds.
+ */
+export const nodeChangeMattersToIdentity = (old: V1Node, next: V1Node): boolean =>
+  old.spec?.providerID !== next.spec?.providerID ||
+  !!old.spec?.unschedulable !== !!next.spec?.unschedulable ||
+  old.metadata?.annotations?.[QUARANTINE_ANNOTATION] !== next.metadata?.annotations?.[QUARANTINE_ANNOTATION] ||
+  !isDeepStrictEqual(old.metadata?.labels ?? {}, next.metadata?.labels ?? {});

@@ -224,7 +224,13 @@ describe('nodeChangeMattersToInstance', () => {
     expect(nodeChangeMattersToInstance(before(), after)).toBe(false);
   });
 
-  it('sees the Ready condition turn, a taint, a cordon, a label and a deletion', () => {
+  it("ignores kube-controller-manager lifting a starting node's not-ready taint", () => {
+    const starting = before();
+    starting.spec!.taints = [{ key: 'node.kubernetes.io/not-ready', effect: 'NoSchedule' }];
+    expect(nodeChangeMattersToInstance(starting, before())).toBe(false);
+  });
+
+  it('sees the Ready condition turn, the shutdown taint, a cordon, a label and a deletion', () => {
     const notReady = before();
     notReady.status!.conditions![0]!.status = 'Unknown';
     const tainted = before();

@@ -2,7 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../../../src/api/types.ts';
 import { QUARANTINE_ANNOTATION } from '../../../../src/api/names.ts';
-import { mayRelease, nodeStanding, UNCONFIRMED_GRACE_MS } from '../../../../src/controllers/nodeidentity/decisions.ts';
+import {
+  mayRelease,
+  nodeChangeMattersToIdentity,
+  nodeStanding,
+  UNCONFIRMED_GRACE_MS,
+} from '../../../../src/controllers/nodeidentity/decisions.ts';
 import { instance, node } from '../fixtures.ts';
 
 const lookup = (...instances: Instance[]) => ({
@@ -102,5 +107,32 @@ describe('mayRelease', () => {
   it('never lifts a cordon without its annotation (an operator’s)', () => {
     const n = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real', unschedulable: true });
     expect(mayRelease(n, nodeStanding(n, lookup(real)))).toBe(false);
+  });
+});
+
+describe('nodeChangeMattersToIdentity', () => {
+  const base = () => node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real' });
+
+  it("ignores a node's heartbeats, conditions and taints", () => {
+    const after = base();
+    after.metadata!.resourceVersion = '9';
+    after.spec!.taints = [{ key: 'node.kubernetes.io/not-ready', effect: 'NoSchedule' }];
+    after.status = { conditions: [{ type: 'Ready', status: 'True' }] };
+    expect(nodeChangeMattersToIdentity(base(), after)).toBe(false);
+  });
+
+  it('sees its labels, providerID, cordon and quarantine change', () => {
+    const relabelled = node('real', { class: 'gpu', instance: 'metal-1', providerID: 'sim:///real' });
+    const moved = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///other' });
+    const cordoned = node('real', {
+      class: 'metal',
+      instance: 'metal-1',
+      providerID: 'sim:///real',
+      unschedulable: true,
+    });
+    const marked = base();
+    marked.metadata!.annotations = { [QUARANTINE_ANNOTATION]: 'identity unproven' };
+    for (const after of [relabelled, moved, cordoned, marked])
+      expect(nodeChangeMattersToIdentity(base(), after)).toBe(true);
   });
 });
