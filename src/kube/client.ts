@@ -73,17 +73,12 @@ export function requestKey(method: string, url: string): string {
 export const AUTH_REUSE_MS = 1_000;
 
 /**
- * Connections per API server for everything but watches and placement writes. Uncapped, a 100-pod
- * burst opened ~130 (one TLS handshake each, on both sides) for the writes in flight at its peak,
- * then let them idle out; 32 is as many as one provisioning pass writes at once, and kube-apiserver
- * answers a write in milliseconds, so the rest wait less in this queue than a handshake costs.
+ * Connections per API server for everything but watches. Uncapped, a 100-pod burst opened ~130 (one
+ * TLS handshake each, on both sides) for the writes in flight at its peak, then let them idle out;
+ * 32 is as many as one provisioning pass writes at once, and kube-apiserver answers a write in
+ * milliseconds, so the rest wait less in this queue than a handshake costs.
  */
 export const REQUEST_CONNECTIONS = 32;
-/**
- * Connections for the writes that place a waiting pod (lanes.ts). The pool's queue is first come,
- * first served: a pin sharing it would wait behind a thousand claims and creates of a burst.
- */
-export const PLACEMENT_CONNECTIONS = 8;
 
 const isWatch = (url: string) => /[?&]watch=(true|1)(&|$)/.test(url);
 
@@ -127,8 +122,8 @@ export class ApiClientConfig extends KubeConfig {
   private readonly limiter: LaneLimiter;
   private readonly dispatchers = new Map<string, { inputs: DispatcherInputs; dispatcher: Closable }>();
   private readonly fresh: CreateDispatcher;
-  /** Each request pool's companions, for watches and for placement writes (see `fresh`). */
-  private readonly companions = new WeakMap<object, { watches: Dispatcher; placement: Dispatcher }>();
+  /** Each request pool's companion for watches (see `fresh`). */
+  private readonly watchPools = new WeakMap<object, Dispatcher>();
   /** Total time requests waited for the rate limit, in ms (for metrics and benchmarks). */
   throttledMs = 0;
   /** Requests sent since start, by requestKey() (for the shutdown log and benchmarks). */
@@ -163,8 +158,8 @@ export class ApiClientConfig extends KubeConfig {
     // agent, and whatever it negotiates through the tunnel.
     // Kept alive for 30 s (undici's default is 4 s, and kube-apiserver sends no Keep-Alive hint), so
     // a write after a quiet spell does not pay a new TLS handshake. Watches hold a connection each for
-    // minutes, so they get a pool of their own, uncapped; placement writes another, capped at
-    // PLACEMENT_CONNECTIONS; every other request shares at most REQUEST_CONNECTIONS.
+    // minutes, so they get a pool of their own, uncapped; every other request shares at most
+    // REQUEST_CONNECTIONS.
     this.fresh = (cluster, agentOptions) => {
       const o = self.createDispatcherOptions.call(this, cluster, agentOptions);
       const http1 = { allowH2: false, keepAliveTimeout: 30_000 };
@@ -173,10 +168,7 @@ export class ApiClientConfig extends KubeConfig {
       if (o.type !== 'agent' && o.type !== 'none') return built(cluster, agentOptions);
       const connect = o.type === 'agent' ? { connect: sharedContext(o.connect ?? {}) } : {};
       const requests = new Agent({ ...http1, ...connect, connections: REQUEST_CONNECTIONS });
-      this.companions.set(requests, {
-        watches: new Agent({ ...http1, ...connect }),
-        placement: new Agent({ ...http1, ...connect, connections: PLACEMENT_CONNECTIONS }),
-      });
+      this.watchPools.set(requests, new Agent({ ...http1, ...connect }));
       return requests;
     };
     self.createDispatcher = (cluster, agentOptions) => {
@@ -216,10 +208,9 @@ export class ApiClientConfig extends KubeConfig {
   ): Promise<{ headers: Record<string, string>; dispatcher?: Dispatcher }> {
     const key = requestKey(method, url);
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-    const lane = laneOfCaller();
     if (!exempt(url)) {
       const t0 = performance.now();
-      await this.limiter.acquire(lane);
+      await this.limiter.acquire(laneOfCaller());
       this.throttledMs += performance.now() - t0;
       // The wait may have outlived the leadership term of the write it is for.
       recheckFence(`${method} ${url}`);
@@ -234,17 +225,14 @@ export class ApiClientConfig extends KubeConfig {
       auth = { cluster, user, at: now, headers: scratch.getHeaders(), dispatcher: scratch.getDispatcher() };
       this.auth = auth;
     }
-    const companions = auth.dispatcher && this.companions.get(auth.dispatcher);
-    if (!companions) return auth;
-    if (isWatch(url)) return { headers: auth.headers, dispatcher: companions.watches };
-    if (lane === 'placement') return { headers: auth.headers, dispatcher: companions.placement };
-    return auth;
+    const watches = auth.dispatcher && isWatch(url) ? this.watchPools.get(auth.dispatcher) : undefined;
+    return watches ? { headers: auth.headers, dispatcher: watches } : auth;
   }
 
-  /** A request pool and its companions. */
+  /** A request pool and the watch pool built with it. */
   private async closePools(requests: Closable): Promise<void> {
-    const { watches, placement } = this.companions.get(requests) ?? {};
-    await Promise.all([requests.close(), watches?.close(), placement?.close()].map((p) => p?.catch(() => {})));
+    const watches = this.watchPools.get(requests);
+    await Promise.all([requests.close(), watches?.close()].map((p) => p?.catch(() => {})));
   }
 
   /**

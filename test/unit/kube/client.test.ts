@@ -141,12 +141,12 @@ current-context: x
     }
   });
 
-  it('sends requests over at most REQUEST_CONNECTIONS connections, and watches and placement writes over their own', async () => {
+  it('sends requests over at most REQUEST_CONNECTIONS connections, and watches over their own', async () => {
     const server = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
-    // Writes are held until released; a watch and a pin are answered at once.
+    // Writes are held until released; a watch is answered at once.
     const held: (() => void)[] = [];
     const https = createServer({ cert: server.cert, key: server.key }, (req, res) => {
-      if (req.url?.includes('watch=true') || req.url?.endsWith('/pinned')) res.end('{}');
+      if (req.url?.includes('watch=true')) res.end('{}');
       else held.push(() => res.end('{}'));
     });
     let connections = 0;
@@ -168,9 +168,7 @@ current-context: x
       const { dispatcher } = await kc.credentials('GET', `${base}/api/v1/pods?watch=true&resourceVersion=1`);
       const watch = await request(`${base}/api/v1/pods?watch=true&resourceVersion=1`, { dispatcher: dispatcher! });
       expect(await watch.body.text()).toBe('{}');
-      // So does a pin: it does not queue behind the writes of a burst.
-      expect(await inPlacementLane(() => send('/api/v1/namespaces/a/pods/pinned'))).toBe(200);
-      expect(connections).toBe(REQUEST_CONNECTIONS + 2);
+      expect(connections).toBe(REQUEST_CONNECTIONS + 1);
       // The writes beyond the cap went out on the pool's connections once these were free.
       const release = () => held.splice(0).forEach((answer) => answer());
       const releasing = setInterval(release, 5);
@@ -179,7 +177,7 @@ current-context: x
       } finally {
         clearInterval(releasing);
       }
-      expect(connections).toBe(REQUEST_CONNECTIONS + 2);
+      expect(connections).toBe(REQUEST_CONNECTIONS + 1);
     } finally {
       await kc.close();
       https.closeAllConnections();
