@@ -72,16 +72,6 @@ export function requestKey(method: string, url: string): string {
  */
 export const AUTH_REUSE_MS = 1_000;
 
-/**
- * Connections per API server for everything but watches. Uncapped, a 100-pod burst opened ~130 (one
- * TLS handshake each, on both sides) for the writes in flight at its peak, then let them idle out;
- * 32 is as many as one provisioning pass writes at once, and kube-apiserver answers a write in
- * milliseconds, so the rest wait less in this queue than a handshake costs.
- */
-export const REQUEST_CONNECTIONS = 32;
-
-const isWatch = (url: string) => /[?&]watch=(true|1)(&|$)/.test(url);
-
 /** Lease renewals skip the rate limit: a controller busy with its own writes must never lose the lease to its own limiter. */
 const exempt = (url: string) => url.includes('/apis/coordination.k8s.io/');
 
@@ -122,8 +112,6 @@ export class ApiClientConfig extends KubeConfig {
   private readonly limiter: LaneLimiter;
   private readonly dispatchers = new Map<string, { inputs: DispatcherInputs; dispatcher: Closable }>();
   private readonly fresh: CreateDispatcher;
-  /** Each request pool's companion for watches (see `fresh`). */
-  private readonly watchPools = new WeakMap<object, Dispatcher>();
   /** Total time requests waited for the rate limit, in ms (for metrics and benchmarks). */
   throttledMs = 0;
   /** Requests sent since start, by requestKey() (for the shutdown log and benchmarks). */
@@ -157,19 +145,16 @@ export class ApiClientConfig extends KubeConfig {
     // writes share the kept-alive rest. A proxy (proxy-url in the kubeconfig) keeps client-node's own
     // agent, and whatever it negotiates through the tunnel.
     // Kept alive for 30 s (undici's default is 4 s, and kube-apiserver sends no Keep-Alive hint), so
-    // a write after a quiet spell does not pay a new TLS handshake. Watches hold a connection each for
-    // minutes, so they get a pool of their own, uncapped; every other request shares at most
-    // REQUEST_CONNECTIONS.
+    // a write after a quiet spell does not pay a new TLS handshake. No cap on connections: a cap below
+    // the number of watches would starve every write.
     this.fresh = (cluster, agentOptions) => {
       const o = self.createDispatcherOptions.call(this, cluster, agentOptions);
       const http1 = { allowH2: false, keepAliveTimeout: 30_000 };
+      if (o.type === 'agent') return new Agent({ ...http1, connect: sharedContext(o.connect ?? {}) });
       // No TLS settings (a public CA, token or exec credentials): client-node would use undici's
       // global dispatcher, which negotiates HTTP/2.
-      if (o.type !== 'agent' && o.type !== 'none') return built(cluster, agentOptions);
-      const connect = o.type === 'agent' ? { connect: sharedContext(o.connect ?? {}) } : {};
-      const requests = new Agent({ ...http1, ...connect, connections: REQUEST_CONNECTIONS });
-      this.watchPools.set(requests, new Agent({ ...http1, ...connect }));
-      return requests;
+      if (o.type === 'none') return new Agent(http1);
+      return built(cluster, agentOptions);
     };
     self.createDispatcher = (cluster, agentOptions) => {
       const key = `${cluster?.name ?? ''}|${this.getCurrentUser()?.name ?? ''}`;
@@ -186,7 +171,7 @@ export class ApiClientConfig extends KubeConfig {
       };
       this.dispatchers.set(key, { inputs, dispatcher });
       // In-flight requests on the old pool finish; close() only refuses new ones.
-      if (cached) void this.closePools(cached.dispatcher);
+      void cached?.dispatcher.close().catch(() => {});
       return dispatcher;
     };
   }
@@ -225,14 +210,7 @@ export class ApiClientConfig extends KubeConfig {
       auth = { cluster, user, at: now, headers: scratch.getHeaders(), dispatcher: scratch.getDispatcher() };
       this.auth = auth;
     }
-    const watches = auth.dispatcher && isWatch(url) ? this.watchPools.get(auth.dispatcher) : undefined;
-    return watches ? { headers: auth.headers, dispatcher: watches } : auth;
-  }
-
-  /** A request pool and the watch pool built with it. */
-  private async closePools(requests: Closable): Promise<void> {
-    const watches = this.watchPools.get(requests);
-    await Promise.all([requests.close(), watches?.close()].map((p) => p?.catch(() => {})));
+    return auth;
   }
 
   /**
@@ -250,7 +228,7 @@ export class ApiClientConfig extends KubeConfig {
   async close(): Promise<void> {
     const all = [...this.dispatchers.values()];
     this.dispatchers.clear();
-    await Promise.all(all.map((d) => this.closePools(d.dispatcher)));
+    await Promise.all(all.map((d) => d.dispatcher.close().catch(() => {})));
   }
 }
 

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { CoreV1Api, HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
 import { describe, expect, it, vi } from 'vitest';
-import { ApiClientConfig, AUTH_REUSE_MS, REQUEST_CONNECTIONS, requestKey } from '../../../src/kube/client.ts';
+import { ApiClientConfig, AUTH_REUSE_MS, requestKey } from '../../../src/kube/client.ts';
 import { inPlacementLane } from '../../../src/kube/lanes.ts';
 import { renewIfNeeded } from '../../../src/webhook/certificates.ts';
 
@@ -136,50 +136,6 @@ current-context: x
       await wrong.close();
     } finally {
       contexts.mockRestore();
-      https.closeAllConnections();
-      await new Promise((r) => https.close(r));
-    }
-  });
-
-  it('sends requests over at most REQUEST_CONNECTIONS connections, and watches over their own', async () => {
-    const server = (await renewIfNeeded(undefined, { dnsNames: [], ipAddresses: ['127.0.0.1'] }, new Date()))!;
-    // Writes are held until released; a watch is answered at once.
-    const held: (() => void)[] = [];
-    const https = createServer({ cert: server.cert, key: server.key }, (req, res) => {
-      if (req.url?.includes('watch=true')) res.end('{}');
-      else held.push(() => res.end('{}'));
-    });
-    let connections = 0;
-    https.on('secureConnection', () => connections++);
-    await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
-    const base = `https://127.0.0.1:${(https.address() as AddressInfo).port}`;
-    const kc = new ApiClientConfig({ qps: 0, burst: 1 });
-    kc.loadFromString(config(server.caBundle).replace('https://127.0.0.1:6443', base));
-    const send = async (path: string) => {
-      const { dispatcher } = await kc.credentials('PATCH', `${base}${path}`);
-      const res = await request(`${base}${path}`, { method: 'PATCH', dispatcher: dispatcher! });
-      await res.body.text();
-      return res.statusCode;
-    };
-    try {
-      const writes = Array.from({ length: REQUEST_CONNECTIONS + 8 }, (_, i) => send(`/api/v1/namespaces/a/pods/p${i}`));
-      await vi.waitFor(() => expect(held).toHaveLength(REQUEST_CONNECTIONS), { timeout: 5_000 });
-      // The pool is full of held writes, yet a watch still gets through.
-      const { dispatcher } = await kc.credentials('GET', `${base}/api/v1/pods?watch=true&resourceVersion=1`);
-      const watch = await request(`${base}/api/v1/pods?watch=true&resourceVersion=1`, { dispatcher: dispatcher! });
-      expect(await watch.body.text()).toBe('{}');
-      expect(connections).toBe(REQUEST_CONNECTIONS + 1);
-      // The writes beyond the cap went out on the pool's connections once these were free.
-      const release = () => held.splice(0).forEach((answer) => answer());
-      const releasing = setInterval(release, 5);
-      try {
-        expect(await Promise.all(writes)).toEqual(writes.map(() => 200));
-      } finally {
-        clearInterval(releasing);
-      }
-      expect(connections).toBe(REQUEST_CONNECTIONS + 1);
-    } finally {
-      await kc.close();
       https.closeAllConnections();
       await new Promise((r) => https.close(r));
     }
