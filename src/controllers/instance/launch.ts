@@ -21,6 +21,9 @@ import type { LaunchAttempts } from './attempts.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
+/** How often an Instance of an unusable class looks at it again (no class change wakes an Instance). */
+const UNUSABLE_RECHECK_MS = 60_000;
+
 export class Launch implements Step {
   private readonly ctx: ControllerContext;
   private readonly attempts: LaunchAttempts;
@@ -35,10 +38,19 @@ export class Launch implements Step {
     const name = inst.metadata.name!;
     const usable = usability(view.cls, inst.spec.class, this.ctx.providers);
     if (!usable.usable) {
-      // Nothing can launch for a class that is gone or unusable; an Instance not yet launched is dropped.
-      log.info({ reason: usable.reason }, 'class missing or unusable; dropping the unlaunched instance');
-      await this.ctx.api.instances.delete(name);
-      return { deleted: true };
+      if (usable.reason === 'UnknownClass') {
+        // Nothing will ever launch for a class that is gone: an Instance not yet launched is dropped.
+        log.info({ reason: usable.reason }, 'class missing; dropping the unlaunched instance');
+        await this.ctx.api.instances.delete(name);
+        return { deleted: true };
+      }
+      // An invalid class, or one whose provider this controller does not run (its flags, a replica of
+      // another version in a rollout), may be fixed; and a leader that could launch may have launched
+      // this one already and lost its status write. Kept, and said so, until the class is fixed or gone.
+      const pods = this.ctx.state.podsClaiming(inst.spec.class, name);
+      this.ctx.events.record(...events.invalidClass(inst, pods, inst.spec.class, usable.message));
+      log.warn({ reason: usable.reason, message: usable.message }, 'class unusable; the instance waits unlaunched');
+      return { halt: true, requeueAfterMs: UNUSABLE_RECHECK_MS };
     }
     const { cls, provider } = usable;
     const className = cls.metadata.name!;

@@ -95,6 +95,18 @@ describe('launch', () => {
     expect(f.provider.createCalls).toEqual([]);
     expect(f.writes.log).toEqual([['instances.delete', 'i-1', undefined]]);
   });
+
+  it('keeps an unlaunched Instance whose class is invalid or of a provider not run here, and says why', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    // A provider this controller does not run (--providers): another replica, or the next version, may.
+    f.cluster.classList = [cls({ simulated: undefined, aws: { subnetSelector: { team: 'a' } } as never })];
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 60_000 });
+    expect(f.provider.createCalls).toEqual([]);
+    expect(f.writes.log).toEqual([]);
+    expect(reasons()).toEqual(['Instance/InvalidClass/Launch', 'Pod/InvalidClass/Provision']);
+    expect(f.events[0]!.note).toContain('does not run');
+  });
 });
 
 describe('liveness', () => {
