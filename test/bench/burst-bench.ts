@@ -198,7 +198,8 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
  * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --rounds=1 (each size run this many
  * times per tree, the baseline first in every other round; medians printed) --kubelets=apart|controller
- * (where the simulated kubelets run; a tree from before --no-simulated-kubelets runs them in its controller).
+ * (where the simulated kubelets run; a tree from before --no-simulated-kubelets runs them in its controller)
+ * --prime=0 (pods each controller places, then has removed, before its measured burst).
  */
 export async function benchBurst(flags: Record<string, string>): Promise<void> {
   const get = (k: string, d: string) =>
@@ -214,7 +215,10 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     extraArgs: get('controller-args', '').split(' ').filter(Boolean),
     cpuProfileDir: get('cpu-profile', '') || undefined,
     kubelets: get('kubelets', 'apart') === 'controller' ? 'controller' : 'apart',
+    primePods: Number(get('prime', '0')),
   };
+  if (!Number.isInteger(o.primePods) || o.primePods! < 0)
+    throw new Error(`--prime must be a whole number of pods: ${get('prime', '0')}`);
   const warmUp = Number(get('warm-up', '1000'));
   if (!Number.isInteger(warmUp) || warmUp < 0) throw new Error(`--warm-up must be a whole number of pods: ${warmUp}`);
   const trees = [currentTree(), baselineTree()].filter((t): t is Tree => !!t);
@@ -278,6 +282,9 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
       (roundCount > 1
         ? `${roundCount} rounds of each burst (not of the floor), the baseline first in every other one, each figure their median; `
         : '') +
+      (o.primePods
+        ? `each controller first placed ${o.primePods} pods, removed before its measured burst (its code warmed up, as a running controller's is); `
+        : 'each controller measured on its first burst after start; ') +
       (o.kubelets === 'apart'
         ? 'the simulated kubelets in a process of their own (in the controller for a tree from before --no-simulated-kubelets: its CPU includes them)'
         : 'the simulated kubelets in the controller');
