@@ -117,7 +117,7 @@ describe('scale benchmarks, small', () => {
     expect(after.every((i) => !i.metadata.deletionTimestamp)).toBe(true);
   });
 
-  it('bursts pods into the busy class of the world and reports per-pod figures, then removes only them', async () => {
+  it('bursts pods into the busy class of the world (after priming the controller) and reports per-pod figures, then removes only them', async () => {
     const r = await runBurst(bed, currentTree(), bed.world.cls, 3, 'world', {
       timeoutS: 120,
       parallel: 3,
@@ -126,9 +126,13 @@ describe('scale benchmarks, small', () => {
       settleMs: 500,
       idleMs: 1_000,
       kubelets: 'apart',
+      primePods: 2,
     });
     console.log(printBursts([r]).join('\n'));
     expect(r.running).toBe(3);
+    // What the controller did per pod, from its metrics: each pod was admitted and its Instance reconciled.
+    expect(r.controllerWork?.['reviews mutate']).toBe(1);
+    expect(r.controllerWork?.['reconciles instance']).toBeGreaterThan(0);
     expect(Number.isFinite(r.idleCpuMsPerS) && r.idleCpuMsPerS! >= 0).toBe(true);
     expect(Number.isFinite(r.cpuMsPerPodNetOfIdle)).toBe(true);
     expect(r.admissionErrors).toBe(0);
