@@ -23,12 +23,21 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { GATE, GROUP, NODE_CLASS_LABEL, QUARANTINE_ANNOTATION, TAINT_KEY, VERSION } from '../../src/api/names.ts';
+import {
+  GATE,
+  GROUP,
+  NODE_CLASS_LABEL,
+  POD_INSTANCE_ANNOTATION,
+  QUARANTINE_ANNOTATION,
+  TAINT_KEY,
+  VERSION,
+} from '../../src/api/names.ts';
+import { ENFORCE_EVICTION_WEBHOOK } from '../../src/webhook/configuration.ts';
 import { INSTANCE_AVAILABLE } from '../../src/controllers/provisioning/condition.ts';
 import { mergePatch, strategicMergePatch } from '../../src/kube/patch.ts';
 import { RBAC_KINDS, render, type Manifest } from '../testbed/chart.ts';
 import { ensureHelm } from '../testbed/helm.ts';
-import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { apiserverMetric, clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
 import {
   createClass,
   deleteClasses,
@@ -169,6 +178,7 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       clusterName: cluster,
       namespace: system,
       kubeconfig: saKubeconfig,
+      controllerUsername: username,
       leaderElect: true,
       identity: 'rbac-a',
       // The chart's names: the Lease and the webhook Secret its Role allows, the simulated namespace its other Role covers.
@@ -249,6 +259,51 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
       .split('\n')
       .filter((l) => /forbidden|HTTP 403/i.test(l) && !l.includes('because it is being terminated'));
     expect(refusals).toEqual([]);
+  });
+
+  it("drains a running pod through the chart's eviction webhook when its Instance is deleted", async () => {
+    // The token's evictions pass enforce.evictions.ipp.dev (the chart names the ServiceAccount as the
+    // controller): if the drain of an ipp node did not, a deleted Instance would never let its machine go.
+    const evictionsAllowed = () =>
+      apiserverMetric(c, 'apiserver_admission_webhook_request_total', {
+        name: ENFORCE_EVICTION_WEBHOOK,
+        rejected: 'false',
+      });
+    const before = await evictionsAllowed();
+    await c.core.createNamespacedPod({
+      namespace: workloads,
+      body: {
+        metadata: { name: 'relay-2', labels: { 'ipp-class': cls } },
+        spec: { containers: [{ name: 'postfix', image: 'postfix' }] },
+      },
+    });
+    const pod = await eventually(
+      'relay-2 running on a node of its own',
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: 'relay-2', namespace: workloads });
+        expect(p.status?.phase).toBe('Running');
+        return p;
+      },
+      90_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${ipp!.logs()}`);
+    });
+    const instance = pod.metadata!.annotations![POD_INSTANCE_ANNOTATION]!;
+    const nodeName = pod.spec!.nodeName!;
+    await c.custom.deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instances', name: instance });
+    await eventually(
+      'relay-2 evicted, then its node and Instance gone',
+      async () => {
+        expect(await statusOf(() => c.core.readNamespacedPod({ name: 'relay-2', namespace: workloads }))).toBe(404);
+        expect(await statusOf(() => c.core.readNode({ name: nodeName }))).toBe(404);
+        expect((await listInstances(c, cls)).map((i) => i.metadata.name)).not.toContain(instance);
+      },
+      90_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\n${ipp!.logs()}`);
+    });
+    expect(await evictionsAllowed()).toBeGreaterThan(before);
+    expect(ipp!.logs()).not.toMatch(/eviction failed/);
   });
 
   it('refuses what the controller must not do (SelfSubjectAccessReview)', async () => {

@@ -42,6 +42,11 @@ export interface IppOptions {
   kubeconfig?: string;
   /** Wait for /readyz before returning (default true); false to watch a replica that must stay unready. */
   waitReady?: boolean;
+  /**
+   * The controller's user name as the API server knows it (a ServiceAccount's): the webhook
+   * configuration then has the chart's enforce.evictions.ipp.dev, which sees that user's evictions.
+   */
+  controllerUsername?: string;
 }
 
 export interface Ipp {
@@ -61,7 +66,7 @@ export async function startIpp(o: IppOptions): Promise<Ipp> {
   const metricsPort = await freePort();
   const webhookPort = o.webhook === false ? 0 : await freePort();
   if (o.webhook !== false && o.installWebhookConfiguration !== false)
-    await upsertWebhookConfiguration(o.clients, o.clusterName, o.namespace, webhookPort);
+    await upsertWebhookConfiguration(o.clients, o.clusterName, o.namespace, webhookPort, o.controllerUsername);
   const logFile = join(inject('testbedDir'), 'logs', `ipp-${o.clusterName}-${o.identity ?? 'a'}-${Date.now()}.log`);
   const args = [
     join(root, 'src', 'main.ts'),
@@ -133,6 +138,7 @@ async function upsertWebhookConfiguration(
   clusterName: string,
   namespace: string,
   port: number,
+  controllerUsername?: string,
 ): Promise<void> {
   const api = c.kc.makeApiClient(AdmissionregistrationV1Api);
   const name = `ipp-${clusterName}`;
@@ -140,6 +146,7 @@ async function upsertWebhookConfiguration(
     name,
     client: { url: `https://127.0.0.1:${port}` },
     controllerNamespace: namespace,
+    ...(controllerUsername ? { controllerUsername } : {}),
   });
   await api.deleteMutatingWebhookConfiguration({ name }).catch(() => {});
   await api.createMutatingWebhookConfiguration({ body });
