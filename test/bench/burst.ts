@@ -8,10 +8,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { request, type RequestOptions } from 'node:https';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, GROUP, TAINT_KEY, VERSION } from '../../src/api/names.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
+import { apiserverMetrics } from '../testbed/apiserver-metrics.ts';
 import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
 import { admissionRoundTrip, startController, type Tree } from './controller.ts';
 import { cpuByCommand, cpuSeconds, follow, quantile, round, rssBytes, type Page } from './observe.ts';
@@ -162,28 +162,6 @@ function cpuPerPod(
     .filter(([k, ms]) => ms >= 0.5 || keep.has(k))
     .sort((a, b) => b[1] - a[1]);
   return { total: round((total * 1000) / Math.max(1, pods)), by: Object.fromEntries(rows) };
-}
-
-/** kube-apiserver's /metrics, as text. */
-async function apiserverMetrics(kc: KubeConfig): Promise<string> {
-  const server = new URL(kc.getCurrentCluster()!.server);
-  const opts: RequestOptions = {
-    hostname: server.hostname,
-    port: server.port,
-    path: '/metrics',
-    method: 'GET',
-  };
-  await kc.applyToHTTPSOptions(opts);
-  return new Promise<string>((resolve, reject) => {
-    const req = request(opts, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics: ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /**

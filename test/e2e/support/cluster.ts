@@ -1,8 +1,8 @@
 // What e2e tests share: clients for the testbed's real apiserver, a namespace per test file, polling.
 import { randomBytes } from 'node:crypto';
-import { request, type RequestOptions } from 'node:https';
 import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
+import { apiserverMetrics, sumOf } from '../../testbed/apiserver-metrics.ts';
 
 export interface Clients {
   kc: KubeConfig;
@@ -59,28 +59,9 @@ export async function eventually<T>(
 }
 
 /**
- * The sum of a kube-apiserver metric's samples whose labels include `labels` (its /metrics, read as
- * the testbed's admin): e.g. which admission webhooks it called, and how often.
+ * The sum of a kube-apiserver metric's samples whose labels include `labels`, read as the testbed's
+ * admin: e.g. which admission webhooks it called, and how often.
  */
 export async function apiserverMetric(c: Clients, name: string, labels: Record<string, string>): Promise<number> {
-  const server = new URL(c.kc.getCurrentCluster()!.server);
-  const opts: RequestOptions = { hostname: server.hostname, port: server.port, path: '/metrics', method: 'GET' };
-  await c.kc.applyToHTTPSOptions(opts);
-  const text = await new Promise<string>((resolve, reject) => {
-    const req = request(opts, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics: ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
+  return sumOf(await apiserverMetrics(c.kc), name, labels);
 }
