@@ -8,15 +8,9 @@ import { describe, expect, it, vi } from 'vitest';
 import { ApiClientConfig, AUTH_REUSE_MS, requestKey } from '../../../src/kube/client.ts';
 import { inPlacementLane } from '../../../src/kube/lanes.ts';
 import { renewIfNeeded } from '../../../src/webhook/certificates.ts';
+import { kubeconfigText } from './kubeconfig.ts';
 
-const config = (ca: string) => `
-apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:6443', certificate-authority-data: ${Buffer.from(ca).toString('base64')} } }]
-users: [{ name: u, user: { token: secret } }]
-contexts: [{ name: x, context: { cluster: c, user: u } }]
-current-context: x
-`;
+const config = (ca: string) => kubeconfigText({ ca });
 
 async function dispatcherOf(kc: KubeConfig, path = '/api/v1/pods') {
   const ctx = new RequestContext(`https://127.0.0.1:6443${path}`, HttpMethod.GET);
@@ -39,14 +33,7 @@ describe('ApiClientConfig', () => {
   });
 
   it('builds its own pool for a cluster without TLS settings too (client-node falls back to the global, HTTP/2 dispatcher)', async () => {
-    const noTls = `
-apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:6443' } }]
-users: [{ name: u, user: { token: secret } }]
-contexts: [{ name: x, context: { cluster: c, user: u } }]
-current-context: x
-`;
+    const noTls = kubeconfigText();
     const plain = new KubeConfig();
     plain.loadFromString(noTls);
     expect(await dispatcherOf(plain)).toBeUndefined();

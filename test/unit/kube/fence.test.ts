@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiClientConfig } from '../../../src/kube/client.ts';
 import { LeadershipFence, NotLeaderError, recheckFence } from '../../../src/kube/fence.ts';
+import { kubeconfigText } from './kubeconfig.ts';
 
 class Writer {
   calls: string[] = [];
@@ -64,14 +65,7 @@ describe('recheckFence: the fence again where a request leaves its queue', () =>
     fence.begin(term.signal);
     // One request a second, and the one token spent: the next waits about a second in the limiter.
     const kc = new ApiClientConfig({ qps: 1, burst: 1 });
-    kc.loadFromString(`
-apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:1' } }]
-users: [{ name: u, user: { token: secret } }]
-contexts: [{ name: x, context: { cluster: c, user: u } }]
-current-context: x
-`);
+    kc.loadFromString(kubeconfigText({ server: 'https://127.0.0.1:1' }));
     const url = 'https://127.0.0.1:1/api/v1/namespaces/a/pods/b';
     const writer = fence.guard({ patch: () => kc.credentials('PATCH', url) }, 'pods');
     await writer.patch();

@@ -19,6 +19,7 @@ import { ApiClientConfig } from '../../../src/kube/client.ts';
 import { createLogger } from '../../../src/log.ts';
 import { Metrics } from '../../../src/metrics/metrics.ts';
 import { renewIfNeeded } from '../../../src/webhook/certificates.ts';
+import { kubeconfigText } from './kubeconfig.ts';
 
 const status = (code: number, reason: string) =>
   new ApiException(code, reason, JSON.stringify({ kind: 'Status', code, reason, message: reason }), {});
@@ -360,14 +361,7 @@ describe("LeaderElector's connection", () => {
     await new Promise<void>((r) => https.listen(0, '127.0.0.1', r));
     const base = `https://127.0.0.1:${(https.address() as AddressInfo).port}`;
     const kc = new ApiClientConfig({ qps: 0, burst: 1 });
-    kc.loadFromString(`
-apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: '${base}', certificate-authority-data: ${Buffer.from(server.caBundle).toString('base64')} } }]
-users: [{ name: u, user: { token: secret } }]
-contexts: [{ name: x, context: { cluster: c, user: u } }]
-current-context: x
-`);
+    kc.loadFromString(kubeconfigText({ server: base, ca: server.caBundle }));
     const close = async () => {
       await kc.close();
       https.closeAllConnections();
