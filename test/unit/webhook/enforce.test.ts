@@ -3,7 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Instance } from '../../../src/api/types.ts';
 import { enforcePod, keepOffIppNodes, nodeNamedBy, type EnforceContext } from '../../../src/webhook/enforce.ts';
 import type { Decision } from '../../../src/webhook/admission.ts';
-import { applyPatch, create, node, nodes, pod, update } from './fixtures.ts';
+import { applyPatch, binding, create, node, nodes, pod, update } from './fixtures.ts';
 
 const ctx: EnforceContext = {
   nodes: nodes(
@@ -229,24 +229,15 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
   });
 
   it('denies direct bindings to ipp nodes through pods/binding and the legacy bindings resource', () => {
-    const binding = (target: string, username: string, resource: 'pods' | 'bindings') =>
-      create(
-        { metadata: { name: 'web-1' }, target: { kind: 'Node', name: target } },
-        {
-          kind: { group: '', version: 'v1', kind: 'Binding' },
-          resource: { group: '', version: 'v1', resource },
-          name: 'web-1',
-          userInfo: { username },
-          ...(resource === 'pods' ? { subResource: 'binding' } : {}),
-        },
-      );
     for (const resource of ['pods', 'bindings'] as const) {
-      expect(message(enforcePod(binding('ipp-1', 'rogue-scheduler', resource), ctx))).toMatch(
+      expect(message(enforcePod(binding('web-1', 'ipp-1', 'rogue-scheduler', resource), ctx))).toMatch(
         /^node "ipp-1" is an ipp node \(class "metal"\), reserved for the pods ipp places there; "rogue-scheduler" may not bind pod "web-1" to it/,
       );
-      expect(enforcePod(binding('ipp-1', 'system:kube-scheduler', resource), ctx).allowed).toBe(true);
-      expect(enforcePod(binding('ipp-1', 'system:serviceaccount:ipp-system:ipp', resource), ctx).allowed).toBe(true);
-      expect(enforcePod(binding('shared-1', 'rogue-scheduler', resource), ctx).allowed).toBe(true);
+      expect(enforcePod(binding('web-1', 'ipp-1', 'system:kube-scheduler', resource), ctx).allowed).toBe(true);
+      expect(enforcePod(binding('web-1', 'ipp-1', 'system:serviceaccount:ipp-system:ipp', resource), ctx).allowed).toBe(
+        true,
+      );
+      expect(enforcePod(binding('web-1', 'shared-1', 'rogue-scheduler', resource), ctx).allowed).toBe(true);
     }
     expect(() =>
       enforcePod(
@@ -261,25 +252,15 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
       ...ctx,
       nodeExists: (n) => (n === 'flaky' ? undefined : n === 'ipp-1' || n === 'shared-1'),
     };
-    const binding = (target: string, username: string) =>
-      create(
-        { metadata: { name: 'squat' }, target: { kind: 'Node', name: target } },
-        {
-          kind: { group: '', version: 'v1', kind: 'Binding' },
-          resource: { group: '', version: 'v1', resource: 'pods' },
-          subResource: 'binding',
-          name: 'squat',
-          userInfo: { username },
-        },
-      );
-    expect(nodeNamedBy(binding('future-1', 'rogue-scheduler'))).toBe('future-1');
-    expect(message(enforcePod(binding('future-1', 'rogue-scheduler'), facts))).toBe(
+    const squat = (target: string, username: string) => binding('squat', target, username);
+    expect(nodeNamedBy(squat('future-1', 'rogue-scheduler'))).toBe('future-1');
+    expect(message(enforcePod(squat('future-1', 'rogue-scheduler'), facts))).toBe(
       'node "future-1" does not exist; "rogue-scheduler" may bind pod "squat" only to a node that has registered ' +
         '(a node registered later could be a dedicated ipp node).',
     );
-    expect(enforcePod(binding('flaky', 'rogue-scheduler'), facts)).toMatchObject({ allowed: false, code: 500 });
-    expect(enforcePod(binding('shared-1', 'rogue-scheduler'), facts)).toEqual({ allowed: true });
-    expect(enforcePod(binding('future-1', 'system:kube-scheduler'), facts)).toEqual({ allowed: true });
+    expect(enforcePod(squat('flaky', 'rogue-scheduler'), facts)).toMatchObject({ allowed: false, code: 500 });
+    expect(enforcePod(squat('shared-1', 'rogue-scheduler'), facts)).toEqual({ allowed: true });
+    expect(enforcePod(squat('future-1', 'system:kube-scheduler'), facts)).toEqual({ allowed: true });
   });
 
   it("names the node a request would put a pod on: a created pod's nodeName or a binding's target, nothing else", () => {
@@ -329,17 +310,7 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
   });
 
   it("lets the controller's own token bind only a pod of a class to the node of the Instance it claims", () => {
-    const bind = (pod: string, target: string) =>
-      create(
-        { metadata: { name: pod }, target: { kind: 'Node', name: target } },
-        {
-          kind: { group: '', version: 'v1', kind: 'Binding' },
-          resource: { group: '', version: 'v1', resource: 'pods' },
-          subResource: 'binding',
-          name: pod,
-          userInfo: { username: 'system:serviceaccount:ipp-system:ipp' },
-        },
-      );
+    const bind = (pod: string, target: string) => binding(pod, target, 'system:serviceaccount:ipp-system:ipp');
     const pods: Record<string, V1Pod> = {
       'team-a/tenant': pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'i-1' } }),
       'team-a/other-instance': pod({ 'ipp-class': 'metal' }, {}, { annotations: { 'ipp.dev/instance': 'i-2' } }),

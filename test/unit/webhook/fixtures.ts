@@ -51,6 +51,23 @@ export function update(object: V1Pod, oldObject: V1Pod, extra: Partial<Admission
   return create(object, { operation: 'UPDATE', oldObject, name: 'web-1', ...extra });
 }
 
+/**
+ * A Binding of pod `name` to node `target` by `username`, as the API server reviews it: through
+ * pods/binding, or the legacy bindings resource.
+ */
+export function binding(name: string, target: string, username: string, resource: 'pods' | 'bindings' = 'pods') {
+  return create(
+    { metadata: { name }, target: { kind: 'Node', name: target } },
+    {
+      kind: { group: '', version: 'v1', kind: 'Binding' },
+      resource: { group: '', version: 'v1', resource },
+      name,
+      userInfo: { username },
+      ...(resource === 'pods' ? { subResource: 'binding' } : {}),
+    },
+  );
+}
+
 /** RFC 6902 `add` (the only op the webhook emits), enough to check that a patch applies and what it yields. */
 export function applyPatch<T>(doc: T, ops: PatchOp[]): T {
   const out = structuredClone(doc) as unknown;

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renewIfNeeded } from '../../../src/webhook/certificates.ts';
 import { startWebhookServer, type WebhookServer } from '../../../src/webhook/server.ts';
-import { classes, create, instanceClass, node, nodes, pod } from './fixtures.ts';
+import { binding, classes, create, instanceClass, node, nodes, pod } from './fixtures.ts';
 
 interface Reply {
   status: number;
@@ -291,18 +291,7 @@ describe('webhook server: nodes the cache does not hold', () => {
       },
     });
     const bind = async (target: string) => {
-      const body = review(
-        create(
-          { metadata: { name: 'job-1' }, target: { kind: 'Node', name: target } },
-          {
-            kind: { group: '', version: 'v1', kind: 'Binding' },
-            resource: { group: '', version: 'v1', resource: 'pods' },
-            subResource: 'binding',
-            name: 'job-1',
-            userInfo: { username: 'system:serviceaccount:volcano:scheduler' },
-          },
-        ),
-      );
+      const body = review(binding('job-1', target, 'system:serviceaccount:volcano:scheduler'));
       const r = await new Promise<Reply>((resolve, reject) => {
         const req = request(
           { host: '127.0.0.1', port: other.port, path: '/enforce-pods', method: 'POST', ca: m.caBundle, agent: false },
