@@ -11,9 +11,10 @@ export interface NodeWrites {
   quarantine(node: V1Node, why: string): Promise<void>;
   /**
    * Lifts ipp's quarantine: uncordons and unmarks the Node, only if it is unchanged since `node` was
-   * read (resourceVersion), so a cordon set since is never undone; a gone or changed Node is fine.
+   * read (resourceVersion), so a cordon set since is never undone. False when the Node changed since
+   * (nothing was written: decide again on what it is now); a gone Node is fine.
    */
-  release(node: V1Node): Promise<void>;
+  release(node: V1Node): Promise<boolean>;
   /** Cordons (so nothing new lands while the instance goes) and deletes the Node; a gone Node is fine. */
   cordonAndDelete(node: V1Node): Promise<void>;
 }
@@ -51,15 +52,18 @@ export class NodeWriter implements NodeWrites {
     await ignoreNotFound(this.core.patchNode({ name: node.metadata!.name!, body }, mergePatch));
   }
 
-  async release(node: V1Node): Promise<void> {
+  async release(node: V1Node): Promise<boolean> {
     const body = {
       spec: { unschedulable: null },
       metadata: { resourceVersion: node.metadata!.resourceVersion, annotations: { [QUARANTINE_ANNOTATION]: null } },
     };
-    await ignoreNotFound(this.core.patchNode({ name: node.metadata!.name!, body }, mergePatch)).catch((e) => {
-      // Changed since it was read: the next look at the node decides again on what it is now.
+    try {
+      await ignoreNotFound(this.core.patchNode({ name: node.metadata!.name!, body }, mergePatch));
+      return true;
+    } catch (e) {
       if (!isConflict(e)) throw e;
-    });
+      return false;
+    }
   }
 
   async cordonAndDelete(node: V1Node): Promise<void> {

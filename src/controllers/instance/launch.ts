@@ -8,7 +8,7 @@ import {
   TAG_INSTANCE,
   TAINT_KEY,
 } from '../../api/names.ts';
-import { usability } from '../../api/classes.ts';
+import { providerName, usability } from '../../api/classes.ts';
 import { describeError } from '../../kube/errors.ts';
 import {
   InsufficientCapacityError,
@@ -21,7 +21,7 @@ import type { LaunchAttempts } from './attempts.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
-/** How often an Instance of an unusable class looks at it again (no class change wakes an Instance). */
+/** How often an Instance of a provider not run here looks at its class again (no class change wakes an Instance). */
 const UNUSABLE_RECHECK_MS = 60_000;
 
 export class Launch implements Step {
@@ -38,18 +38,27 @@ export class Launch implements Step {
     const name = inst.metadata.name!;
     const usable = usability(view.cls, inst.spec.class, this.ctx.providers);
     if (!usable.usable) {
-      if (usable.reason === 'UnknownClass') {
-        // Nothing will ever launch for a class that is gone: an Instance not yet launched is dropped.
-        log.info({ reason: usable.reason }, 'class missing; dropping the unlaunched instance');
+      const elsewhere = view.cls ? providerName(view.cls) : undefined;
+      if (!elsewhere || this.ctx.providers.has(elsewhere)) {
+        // A class that is gone or invalid launches nothing: the unlaunched Instance is dropped (its
+        // finalizer still terminates any machine tagged with its name, a launch whose status was lost).
+        log.info(
+          { reason: usable.reason, message: usable.message },
+          'class missing or invalid; dropping the unlaunched instance',
+        );
         await this.ctx.api.instances.delete(name);
         return { deleted: true };
       }
-      // An invalid class, or one whose provider this controller does not run (its flags, a replica of
-      // another version in a rollout), may be fixed; and a leader that could launch may have launched
-      // this one already and lost its status write. Kept, and said so, until the class is fixed or gone.
+      // A provider this controller does not run (its --providers, a replica of another version in a
+      // rollout): another leader may launch it, or may have launched it and lost its status write, which
+      // no one here could look up. Kept, and said so; its launch clock starts again once it can launch.
+      this.attempts.forget(inst.metadata.uid ?? name);
       const pods = this.ctx.state.podsClaiming(inst.spec.class, name);
       this.ctx.events.record(...events.invalidClass(inst, pods, inst.spec.class, usable.message));
-      log.warn({ reason: usable.reason, message: usable.message }, 'class unusable; the instance waits unlaunched');
+      log.warn(
+        { provider: elsewhere },
+        'class of a provider this controller does not run; the instance waits unlaunched',
+      );
       return { halt: true, requeueAfterMs: UNUSABLE_RECHECK_MS };
     }
     const { cls, provider } = usable;

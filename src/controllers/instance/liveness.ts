@@ -34,8 +34,6 @@ export class Liveness implements Step {
     const launched = !!inst.status?.providerID;
     // A node that registered once and then went missing or NotReady is the repair step's question.
     if (launched && everReady(inst)) return {};
-    // An unlaunched Instance of an unusable class is the launch step's to drop, quietly.
-    if (!launched && !usability(cls, inst.spec.class, this.ctx.providers).usable) return {};
     const now = (this.ctx.now ?? Date.now)();
     const uid = inst.metadata.uid ?? inst.metadata.name!;
     const claimers = this.ctx.state.podsClaiming(inst.spec.class, inst.metadata.name!).filter(holdsInstance);
@@ -57,6 +55,10 @@ export class Liveness implements Step {
         return { deleted: true };
       }
     }
+    // An unlaunched Instance of an unusable class waits for the class (the launch step says why): no
+    // launch clock runs meanwhile. Nobody claiming it still cancels it, above: fixed, the class would
+    // launch it for nobody.
+    if (!launched && !usability(cls, inst.spec.class, this.ctx.providers).usable) return {};
     const phase = launched ? observedPhase(inst.status, node) : inst.status?.phase;
     // Not attempted yet means still queued: its launch clock has not started.
     const startedAt = this.attempts.startedAt(inst.metadata.uid ?? inst.metadata.name!) ?? now;

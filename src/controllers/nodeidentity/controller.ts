@@ -12,6 +12,8 @@ import { identityConfirmed, impostorNode } from './events.ts';
 
 /** How often a node naming an Instance without a recorded cloud instance is looked at again. */
 const UNCONFIRMED_RECHECK_MS = 2_000;
+/** How soon a release that met a changed node is tried again on the node as it is now. */
+const RELEASE_RETRY_MS = 1_000;
 /** How long after its Instance went a node may still register without being reported. */
 export const LATE_REGISTRATION_MS = 10 * 60_000;
 
@@ -63,7 +65,8 @@ export class NodeIdentityController implements Controller {
     }
     this.unconfirmedSince.delete(uid);
     if (mayRelease(node, standing)) {
-      await this.ctx.api.nodes.release(node);
+      // Changed since read (often a status or taint change that wakes nothing here): look again soon.
+      if (!(await this.ctx.api.nodes.release(node))) return { requeueAfterMs: RELEASE_RETRY_MS };
       this.ctx.events.record(identityConfirmed(name, standing.instance));
       this.ctx.logger.info(
         { node: name, instance: standing.instance.metadata.name },

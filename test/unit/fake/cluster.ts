@@ -79,6 +79,8 @@ export class FakeWrites implements KubeWrites {
   readonly failNext = new Map<string, unknown>();
   /** Instances another writer has deleted meanwhile: a write that answers with the object shows it. */
   readonly deletingInstances = new Set<string>();
+  /** Nodes changed since they were read: a release (preconditioned on the version read) writes nothing. */
+  readonly changedNodes = new Set<string>();
 
   private record(what: string, ...args: unknown[]): Promise<void> {
     this.log.push([what, ...args]);
@@ -132,7 +134,8 @@ export class FakeWrites implements KubeWrites {
   readonly nodes = {
     cordon: (node: V1Node) => this.record('nodes.cordon', node.metadata?.name),
     quarantine: (node: V1Node, why: string) => this.record('nodes.quarantine', node.metadata?.name, why),
-    release: (node: V1Node) => this.record('nodes.release', node.metadata?.name),
+    release: (node: V1Node) =>
+      this.record('nodes.release', node.metadata?.name).then(() => !this.changedNodes.has(node.metadata!.name!)),
     cordonAndDelete: (node: V1Node) => this.record('nodes.cordonAndDelete', node.metadata?.name),
   };
   readonly classes = {

@@ -96,16 +96,47 @@ describe('launch', () => {
     expect(f.writes.log).toEqual([['instances.delete', 'i-1', undefined]]);
   });
 
-  it('keeps an unlaunched Instance whose class is invalid or of a provider not run here, and says why', async () => {
+  it('drops an unlaunched Instance whose class is invalid, for its finalizer to find any machine launched for it', async () => {
+    f.cluster.instanceList = [instance('i-1')];
+    f.provider.validationProblems = ['spec.simulated.bootDelay: not a duration'];
+    await controller.reconcile('i-1');
+    expect(f.provider.createCalls).toEqual([]);
+    expect(f.writes.log).toEqual([['instances.delete', 'i-1', undefined]]);
+  });
+
+  it('keeps an unlaunched Instance of a provider not run here, says why, and restarts its launch clock', async () => {
+    const here = f.cluster.classList[0]!;
+    const elsewhere = cls({ simulated: undefined, aws: { subnetSelector: { team: 'a' } } as never });
     f.cluster.instanceList = [instance('i-1')];
     f.cluster.podList = [pod('web', { claim: 'i-1' })];
-    // A provider this controller does not run (--providers): another replica, or the next version, may.
-    f.cluster.classList = [cls({ simulated: undefined, aws: { subnetSelector: { team: 'a' } } as never })];
+    // A first attempt, throttled: the launch clock starts.
+    f.provider.nextCreateError = new ThrottledError('slow down', 1_000);
+    await controller.reconcile('i-1');
+    // The class now names a provider this controller does not run (--providers): another replica, or
+    // the next version, may. Kept, said so, and nothing launched.
+    f.cluster.classList = [elsewhere];
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 60_000 });
-    expect(f.provider.createCalls).toEqual([]);
+    expect(f.provider.createCalls).toHaveLength(1);
     expect(f.writes.log).toEqual([]);
     expect(reasons()).toEqual(['Instance/InvalidClass/Launch', 'Pod/InvalidClass/Provision']);
     expect(f.events[0]!.note).toContain('does not run');
+    // Back to a provider run here after longer than launchTimeout: launched, not replaced for the wait.
+    f.clock.now += 11 * MIN;
+    f.cluster.classList = [here];
+    await controller.reconcile('i-1');
+    expect(f.provider.createCalls).toHaveLength(2);
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+
+  it('cancels an unlaunched Instance of a provider not run here once nobody claims it', async () => {
+    f.cluster.classList = [cls({ simulated: undefined, aws: { subnetSelector: { team: 'a' } } as never })];
+    f.cluster.instanceList = [instance('i-1')];
+    await controller.reconcile('i-1');
+    expect(f.writes.log).toEqual([]);
+    f.clock.now += 31_000;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toHaveLength(1);
+    expect(reasons()).toContain('Instance/LaunchCancelled/Launch');
   });
 });
 

@@ -69,6 +69,20 @@ describe('NodeIdentityController', () => {
     );
   });
 
+  it('looks again soon at a node that changed before its release, and reports no release that did not happen', async () => {
+    const own = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real', unschedulable: true });
+    f.cluster.nodeList = [quarantined(own)];
+    f.writes.changedNodes.add('real');
+    expect(await controller.reconcile('real')).toEqual({ requeueAfterMs: 1_000 });
+    expect(f.events).toEqual([]);
+    f.writes.changedNodes.delete('real');
+    await controller.reconcile('real');
+    expect(f.writes.of('nodes.release')).toEqual([['real'], ['real']]);
+    expect(f.events.map((e) => `${e.regarding.kind}/${e.regarding.name}/${e.reason}`)).toEqual([
+      'Node/real/NodeIdentityConfirmed',
+    ]);
+  });
+
   it('never lifts a cordon it did not set, nor one on the node of an Instance being deleted', async () => {
     // The node of a live Instance (beforeEach), cordoned by someone else: no annotation, no release.
     const own = node('real', { class: 'metal', instance: 'metal-1', providerID: 'sim:///real', unschedulable: true });
