@@ -10,7 +10,7 @@ import { CoreV1Api, CustomObjectsApi, type V1Node, type V1Pod } from '@kubernete
 import { GATE, GROUP, NODE_CLASS_LABEL, POD_INSTANCE_ANNOTATION, VERSION } from '../../src/api/names.ts';
 import type { Instance } from '../../src/api/types.ts';
 import { ApiClientConfig } from '../../src/kube/client.ts';
-import { follow, type Followed, type Page } from './observe.ts';
+import { follow, instancePage, type Followed } from './observe.ts';
 
 export interface WatchTarget {
   kubeconfig: string;
@@ -61,14 +61,7 @@ async function main(target: WatchTarget, post: (s: Seen) => void): Promise<Follo
     kc,
     `/apis/${GROUP}/${VERSION}/instances`,
     '',
-    (c) =>
-      custom.listClusterCustomObject({
-        group: GROUP,
-        version: VERSION,
-        plural: 'instances',
-        limit: 500,
-        _continue: c,
-      }) as Promise<Page<Instance>>,
+    (c) => instancePage(custom, c),
     (type, i, at) => {
       if (type !== 'DELETED')
         post({ kind: 'instance', at, name: i.metadata.name!, launched: !!i.status?.providerID, cls: i.spec.class });

@@ -14,7 +14,7 @@ import { mergePatch } from '../../src/kube/patch.ts';
 import { apiserverMetrics } from '../testbed/apiserver-metrics.ts';
 import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
 import { admissionRoundTrip, startController, type Tree } from './controller.ts';
-import { cpuByCommand, cpuSeconds, follow, quantile, round, rssBytes, type Page } from './observe.ts';
+import { cpuByCommand, cpuSeconds, follow, instancePage, quantile, round, rssBytes, type Page } from './observe.ts';
 import type { Bed } from './scale.ts';
 import { inParallel } from './world.ts';
 
@@ -415,16 +415,7 @@ async function prime(bed: Bed, cls: string, pods: number, webhookUrl: string, o:
   const run = `p${Date.now().toString(36)}`;
   const ns = bed.world.namespace;
   const world = async () => ({
-    instances: await names(
-      (c) =>
-        custom.listClusterCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: 'instances',
-          limit: 500,
-          _continue: c,
-        }) as Promise<Page<{ metadata?: { name?: string } }>>,
-    ),
+    instances: await names((c) => instancePage(custom, c)),
     nodes: await names((c) => core.listNode({ limit: 500, _continue: c })),
     records: await names((c) =>
       core.listNamespacedConfigMap({ namespace: bed.world.cloudNamespace, limit: 500, _continue: c }),

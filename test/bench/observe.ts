@@ -4,7 +4,9 @@
 // timed: a benchmark times what changes while it runs. Also the CPU time and resident set of a
 // process from /proc, for components the benchmark started itself.
 import { readdirSync, readFileSync } from 'node:fs';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { Watch, type CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../../src/api/names.ts';
+import type { Instance } from '../../src/api/types.ts';
 
 export interface Followed {
   /** Objects listed before the watch began, by name. */
@@ -19,6 +21,16 @@ export interface Page<T> {
   metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
   items: T[];
 }
+
+/** One page of every Instance (500 at most), from `cont` on. */
+export const instancePage = (custom: CustomObjectsApi, cont: string | undefined) =>
+  custom.listClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: 'instances',
+    limit: 500,
+    _continue: cont,
+  }) as Promise<Page<Instance>>;
 
 /**
  * Lists with `list` (one page per call, given the continue token), then watches `path` (the same

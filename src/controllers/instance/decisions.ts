@@ -251,8 +251,8 @@ export const nodeChangeMattersToInstance = (old: V1Node, next: V1Node) =>
 
 /**
  * What the Instance controller reads of a pod: its claim and other annotations, labels, owners,
- * deletion, node, pin, whether it has ended and whether the scheduler refused it. Not its containers' statuses, IPs
- * or other conditions, which a kubelet rewrites several times while the pod starts.
+ * deletion, node, pin, whether it has ended and whether the scheduler refused it. Not its
+ * containers' statuses, IPs or other conditions, which a kubelet rewrites as the pod starts.
  */
 const podFacts = (p: V1Pod) => ({
   annotations: p.metadata?.annotations,
