@@ -49,7 +49,8 @@ export interface WebhookConfigurationOptions {
    * checked like anyone's (only ipp pods, only to nodes of their class): a stolen token must not
    * bind arbitrary pods onto dedicated nodes. Every replica serves the webhook, so the leader's
    * bindings wait on no other process. With it, a webhook of its own sees the controller's evictions
-   * (enforce.evictions.ipp.dev): only pods it drains from ipp nodes.
+   * (enforce.evictions.ipp.dev): only pods it drains from ipp nodes; and its claims and pins (the
+   * gate lifted, ipp's annotations written) no longer call enforce.pods.ipp.dev (enforcePodCondition).
    */
   controllerUsername?: string;
   /** Namespaces whose DaemonSet pods skip enforcement (as in enforce.ts); default kube-system. */
@@ -78,14 +79,32 @@ const OWN_ANNOTATIONS_CHANGED = [POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATI
 
 const TOLERATIONS = (o: string) => `(has(${o}.spec.tolerations) ? ${o}.spec.tolerations : [])`;
 
-// On UPDATE: a class label changed, an ordinary pod newly tolerating ipp nodes, an opted-in pod's
-// tolerations changed at all (it already tolerates its own class's taint, so "newly tolerating" would
-// miss a toleration of every taint added later), the gate lifted, or ipp's annotations touched.
-export const ENFORCE_POD_CONDITION =
-  `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
-  `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}) || ` +
-  `(${CLASS_OF('object')} != '<none>' && ${TOLERATIONS('object')} != ${TOLERATIONS('oldObject')}) || ` +
-  `(${GATED('oldObject')} && !${GATED('object')}) || ${OWN_ANNOTATIONS_CHANGED})`;
+/** Lifting the gate or writing ipp's annotations: changes only the controller may make. */
+const CONTROLLER_ONLY_CHANGES = `(${GATED('oldObject')} && !${GATED('object')}) || ${OWN_ANNOTATIONS_CHANGED}`;
+
+/**
+ * On UPDATE: a class label changed, an ordinary pod newly tolerating ipp nodes, an opted-in pod's
+ * tolerations changed at all (it already tolerates its own class's taint, so "newly tolerating" would
+ * miss a toleration of every taint added later), the gate lifted, or ipp's annotations touched.
+ * The last two are refused to everyone but the controller and allowed to it (enforce.ts): made by the
+ * controller's own identity, they are decided here, without a call. Every pod ipp places costs two
+ * such writes (the claim, the pin), and each call would sit in the pin's path, on the webhook's
+ * TLS connection and in the controller's CPU. The controller changing a class label or adding a
+ * toleration still reaches the webhook, which refuses those to it as to anyone.
+ */
+export function enforcePodCondition(controllerUsername?: string): string {
+  const controllerOnly = controllerUsername
+    ? `(request.userInfo.username != '${controllerUsername}' && (${CONTROLLER_ONLY_CHANGES}))`
+    : CONTROLLER_ONLY_CHANGES;
+  return (
+    `request.operation == 'CREATE' ? (${PLACED('object')} || (!('${CLASS_LABEL}' in ${LABELS('object')}) && ${TOLERATES('object')})) : ` +
+    `(${CLASS_OF('object')} != ${CLASS_OF('oldObject')} || (${TOLERATES('object')} && !${TOLERATES('oldObject')}) || ` +
+    `(${CLASS_OF('object')} != '<none>' && ${TOLERATIONS('object')} != ${TOLERATIONS('oldObject')}) || ` +
+    `${controllerOnly})`
+  );
+}
+/** The condition for a configuration that does not name the controller: every such change is sent. */
+export const ENFORCE_POD_CONDITION = enforcePodCondition();
 
 /**
  * Which pods the mutating webhook sees: labelled ipp-class, or naming a RuntimeClass ipp-<class>.
@@ -102,7 +121,7 @@ export const cel = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join('
  * Match conditions of the enforcement webhook (ANDed). Real DaemonSet and mirror pods are exempt by
  * enforce.ts anyway; skipping the call keeps node agents and static pods independent of ipp's uptime.
  */
-export function enforceConditions(trust: DaemonSetTrust = {}): V1MatchCondition[] {
+export function enforceConditions(trust: DaemonSetTrust = {}, controllerUsername?: string): V1MatchCondition[] {
   const creators = trust.daemonSetCreators ?? DEFAULT_DAEMONSET_CREATORS;
   const namespaces = trust.daemonSetNamespaces ?? DEFAULT_TRUSTED_DAEMONSET_NAMESPACES;
   return [
@@ -119,7 +138,7 @@ export function enforceConditions(trust: DaemonSetTrust = {}): V1MatchCondition[
         `request.operation != 'CREATE' || !(has(object.metadata.annotations) && '${MIRROR_ANNOTATION}' in object.metadata.annotations && ` +
         `${PLACED('object')} && request.userInfo.username == 'system:node:' + object.spec.nodeName)`,
     },
-    { name: 'ipp-relevant', expression: ENFORCE_POD_CONDITION },
+    { name: 'ipp-relevant', expression: enforcePodCondition(controllerUsername) },
   ];
 }
 
@@ -182,6 +201,7 @@ export function webhookConfiguration(opts: WebhookConfigurationOptions): V1Mutat
       ],
       matchConditions: enforceConditions(
         opts.trustedDaemonSetNamespaces ? { daemonSetNamespaces: opts.trustedDaemonSetNamespaces } : {},
+        opts.controllerUsername,
       ),
       // A later webhook adding a toleration must not escape the affinity.
       reinvocationPolicy: 'IfNeeded',

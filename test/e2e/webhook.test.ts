@@ -16,6 +16,7 @@ import {
   GATE,
   NODE_CLASS_LABEL,
   NODE_INSTANCE_LABEL,
+  POD_INSTANCE_ANNOTATION,
   POD_PINNED_AT_ANNOTATION,
   TAINT_KEY,
 } from '../../src/api/names.ts';
@@ -23,10 +24,10 @@ import type { InstanceClass } from '../../src/api/types.ts';
 import { kubeError } from '../../src/kube/errors.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
 import { startSelfSignedCertificates } from '../../src/webhook/certificates.ts';
-import { webhookConfiguration } from '../../src/webhook/configuration.ts';
+import { ENFORCE_WEBHOOK, webhookConfiguration } from '../../src/webhook/configuration.ts';
 import { ownUsername } from '../../src/webhook/identity.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/webhook/server.ts';
-import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
+import { apiserverMetric, clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
 import { allowIsolationViolations } from './support/invariant.ts';
 import { installCrds } from './support/ipp.ts';
 
@@ -167,6 +168,7 @@ describe('admission webhook on the real apiserver', () => {
         name: configName,
         client: { url: `https://127.0.0.1:${server.port}` },
         controllerNamespace: controllerNs,
+        controllerUsername: CONTROLLER_USER,
         trustedDaemonSetNamespaces: ['kube-system', agentsNs],
       }),
     });
@@ -428,10 +430,15 @@ describe('admission webhook on the real apiserver', () => {
       { op: 'remove', path: '/spec/schedulingGates/0' },
       { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
     ];
+    /** Calls kube-apiserver made to the enforcement webhook, as it counts them. */
+    const enforceCalls = () =>
+      apiserverMetric(c, 'apiserver_admission_webhook_request_total', { name: ENFORCE_WEBHOOK });
+    const called = await enforceCalls();
     // Anyone else lifting the gate is refused (here: the cluster admin)...
     expect(await refusal(c.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: lift }))).toContain(
       'the scheduling gate ipp.dev/provision is lifted by ipp',
     );
+    expect(await enforceCalls()).toBeGreaterThan(called);
     // ...the controller's identity may: the pin (DESIGN.md step 5) adds the nodeSelector and removes the gate.
     await c.kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
       namespace: ns,
@@ -445,7 +452,19 @@ describe('admission webhook on the real apiserver', () => {
     await eventually('the RoleBinding to take effect', () =>
       controller.core.readNamespacedPod({ name: 'tenant', namespace: ns }),
     );
+    // ...and its claim and pin are decided by the configuration's match condition, without a call: a
+    // call per write would sit in the path of every pin, and in the controller's CPU.
+    const beforePin = await enforceCalls();
+    await controller.core.patchNamespacedPod(
+      {
+        name: 'tenant',
+        namespace: ns,
+        body: { metadata: { annotations: { [POD_INSTANCE_ANNOTATION]: instanceName } } },
+      },
+      mergePatch,
+    );
     await controller.core.patchNamespacedPod({ name: 'tenant', namespace: ns, body: lift });
+    expect(await enforceCalls()).toBe(beforePin);
     await eventually('kube-scheduler to bind the pinned pod to the ipp node', async () => {
       const p = await c.core.readNamespacedPod({ name: 'tenant', namespace: ns });
       expect(p.spec?.nodeName).toBe(ippNode);
@@ -465,6 +484,17 @@ describe('admission webhook on the real apiserver', () => {
     expect(await refusal(relabel(undefined))).toContain(
       'removing the label ipp-class is not allowed on an existing pod',
     );
+    // The controller's identity is exempt from the call only for what it may do: its relabel is
+    // sent, and refused as anyone's.
+    expect(
+      await refusal(
+        controller.core.patchNamespacedPod({
+          name: 'tenant',
+          namespace: ns,
+          body: [{ op: 'replace', path: '/metadata/labels/ipp-class', value: restricted }],
+        }),
+      ),
+    ).toContain(`changing the label ipp-class from "${cls}" to "${restricted}" is not allowed on an existing pod`);
     // Nor may anyone but ipp write the pin's time (it times a refusal, and so the pod's hold on its instance).
     expect(
       await refusal(

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ENFORCE_POD_CONDITION, OPTED_IN_CONDITION, webhookConfiguration } from '../../../src/webhook/configuration.ts';
+import {
+  ENFORCE_POD_CONDITION,
+  enforcePodCondition,
+  OPTED_IN_CONDITION,
+  webhookConfiguration,
+} from '../../../src/webhook/configuration.ts';
 
 const service = { namespace: 'ipp-system', name: 'ipp-webhook', port: 9443 };
 
@@ -62,6 +67,29 @@ describe('webhookConfiguration', () => {
     expect(c.webhooks!.find((w) => w.name === 'enforce.bindings.ipp.dev')!.matchConditions![0]!.expression).toBe(
       "!(request.userInfo.username in ['system:kube-scheduler'])",
     );
+  });
+
+  it("decides the controller's own claims and pins without a call; its relabels and tolerations still go", () => {
+    const user = 'system:serviceaccount:ipp-system:ipp';
+    const c = webhookConfiguration({
+      client: { service },
+      controllerNamespace: 'ipp-system',
+      controllerUsername: user,
+    });
+    const expr = c.webhooks!.find((w) => w.name === 'enforce.pods.ipp.dev')!.matchConditions![2]!.expression;
+    expect(expr).toBe(enforcePodCondition(user));
+    // Only the gate and ipp's annotations are exempted for the controller: the label and toleration
+    // clauses come before the one clause that names it, outside it.
+    const [sent, exempted] = expr.split(`(request.userInfo.username != '${user}' && (`) as [string, string];
+    expect(exempted).toBeDefined();
+    expect(sent).toContain("('ipp-class' in (has(object.metadata.labels)");
+    expect(sent).toContain('object.spec.tolerations.exists(');
+    expect(exempted).toMatch(/^\(\(has\(oldObject\.spec\.schedulingGates\)/);
+    expect(exempted).toContain("'ipp.dev/instance' in");
+    expect(exempted).toContain("'ipp.dev/pinned-at' in");
+    expect(exempted).not.toContain('ipp-class');
+    // A configuration that does not name the controller sends every such change, whoever makes it.
+    expect(ENFORCE_POD_CONDITION).not.toContain('request.userInfo.username');
   });
 
   it("sends the controller's own evictions, in every namespace, and nobody else's", () => {
