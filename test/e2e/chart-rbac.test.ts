@@ -634,7 +634,21 @@ describe('the chart RBAC, as the only permissions of the controller', () => {
         code: 403,
         body: expect.stringContaining('it made (owned by their InstanceClass)'),
       });
-    const owner = { apiVersion: `${GROUP}/${VERSION}`, kind: 'InstanceClass', name: cls, uid: 'u-1', controller: true };
+    // The class's real UID: kube-controller-manager's garbage collector deletes a dependent whose owner
+    // UID does not resolve, and did so between this test's read and its write.
+    const { metadata } = (await c.custom.getClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: 'instanceclasses',
+      name: cls,
+    })) as { metadata: { uid: string } };
+    const owner = {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'InstanceClass',
+      name: cls,
+      uid: metadata.uid,
+      controller: true,
+    };
     try {
       // Another sandbox's RuntimeClass may not be deleted (to be created again with another handler),
       // nor one of another name created, nor an ipp-* one without its class.

@@ -18,10 +18,19 @@ import * as events from './events.ts';
 import type { StatusExpectations } from './expectations.ts';
 
 const DRAIN_RECHECK_MS = 5_000;
+/**
+ * How long a pod whose eviction was accepted is not evicted again. The eviction deletes it, but a
+ * pass soon after (our own Draining write wakes the Instance) may still read it from a cache that has
+ * not shown that: a second eviction then raced the pod's deletion, and with the pod gone from the
+ * webhook's cache first it was refused as an unknown pod and logged as a failed eviction.
+ */
+const EVICTED_MS = 60_000;
 
 export class Termination {
   private readonly ctx: ControllerContext;
   private readonly expectations: StatusExpectations;
+  /** Pod UID → when its eviction was accepted. */
+  private readonly evicted = new Map<string, number>();
   constructor(ctx: ControllerContext, expectations: StatusExpectations) {
     this.ctx = ctx;
     this.expectations = expectations;
@@ -48,9 +57,13 @@ export class Termination {
           log.info({ pods: blocked.length }, 'teardown waits: pods opted out of disruption');
           return { requeueAfterMs: 30_000 };
         }
-        for (const pod of pods.filter((p) => !p.metadata?.deletionTimestamp)) {
+        for (const [uid, at] of this.evicted) if (now - at >= EVICTED_MS) this.evicted.delete(uid);
+        const evictable = (p: (typeof pods)[number]) =>
+          !p.metadata?.deletionTimestamp && !this.evicted.has(p.metadata?.uid ?? '');
+        for (const pod of pods.filter(evictable)) {
           try {
             await api.pods.evict(pod);
+            if (pod.metadata?.uid) this.evicted.set(pod.metadata.uid, now);
             this.ctx.events.record(events.evicting(pod, name));
           } catch (e) {
             // 429: a PodDisruptionBudget says not now. Anything else (a refusal by the webhook whose

@@ -419,6 +419,18 @@ describe('termination', () => {
       expect(f.writes.of('pods.evict')).toEqual([['web'], ['api']]);
     });
 
+    it('evicts a pod once, though the next pass still reads it from a cache without the eviction', async () => {
+      f.cluster.podList = [onNode('web'), onNode('api')];
+      // Draining already: no status write of ours holds the second pass back.
+      f.cluster.instanceList[0]!.status!.phase = 'Draining';
+      f.writes.failNext.set('pods.evict', { code: 403, body: { reason: 'Forbidden', message: 'not in the cache' } });
+      await controller.reconcile('i-1');
+      await controller.reconcile('i-1');
+      // web's refused eviction is tried again; api's accepted one is not sent twice.
+      expect(f.writes.of('pods.evict')).toEqual([['web'], ['api'], ['web']]);
+      expect(reasons()).toEqual(['Pod/Evicting/Drain', 'Pod/Evicting/Drain']);
+    });
+
     it('says which pod a PodDisruptionBudget protects, and keeps waiting', async () => {
       f.cluster.podList = [onNode('web')];
       f.writes.failNext.set('pods.evict', {
