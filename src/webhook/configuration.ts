@@ -89,8 +89,10 @@ const CONTROLLER_ONLY_CHANGES = `(${GATED('oldObject')} && !${GATED('object')}) 
  * The last two are refused to everyone but the controller and allowed to it (enforce.ts): made by the
  * controller's own identity, they are decided here, without a call. Every pod ipp places costs two
  * such writes (the claim, the pin), and each call would sit in the pin's path, on the webhook's
- * TLS connection and in the controller's CPU. The controller changing a class label or adding a
- * toleration still reaches the webhook, which refuses those to it as to anyone.
+ * TLS connection and in the controller's CPU. The controller changing a class label, or adding an
+ * ipp toleration to a pod not labelled ipp-class, still reaches the webhook, which refuses those to it
+ * as to anyone. (A toleration it adds to an opted-in pod is sent and allowed, as before: the
+ * controller-scope policy, not this webhook, keeps its token from that.)
  */
 export function enforcePodCondition(controllerUsername?: string): string {
   const controllerOnly = controllerUsername

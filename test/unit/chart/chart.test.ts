@@ -44,7 +44,13 @@ const SETS: Record<string, object> = {
       annotations: { 'iam.gke.io/gcp-service-account': 'ipp-controller@prod-project.iam.gserviceaccount.com' },
     },
   },
-  certManager: { clusterName: 'demo', providers: ['simulated'], webhook: { certManager: { enabled: true } } },
+  certManager: {
+    clusterName: 'demo',
+    providers: ['simulated'],
+    webhook: { certManager: { enabled: true } },
+    // A name of the user's: the webhooks' match conditions must name this one, not the default.
+    serviceAccount: { name: 'mail-relay-ipp' },
+  },
   bind: {
     clusterName: 'demo',
     providers: ['simulated', 'aws'],
