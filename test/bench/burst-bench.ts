@@ -2,7 +2,14 @@
 // cluster and on a world, for this tree and the baseline commit side by side; prints each figure,
 // their ratio and the issue's targets, and writes them as JSON to bench-results/.
 import { baselineTree, currentTree, type Tree } from './controller.ts';
-import { apiserverRequestCounts, runBurst, runFloor, type BurstOptions, type BurstResult } from './burst.ts';
+import {
+  apiserverRequestCounts,
+  runBurst,
+  runFloor,
+  type AdmissionMode,
+  type BurstOptions,
+  type BurstResult,
+} from './burst.ts';
 import { round } from './observe.ts';
 import {
   describeClients,
@@ -56,6 +63,7 @@ export function printRequests(results: BurstResult[]): string[] {
     lines.push(`requests per pod, ${r.scenario}, ${r.pods} pods, ${r.tree}:`);
     row('controller', r.controllerRequests);
     row('controller work (reconciles by controller, admission reviews)', r.controllerWork ?? {});
+    row('webhook calls by kube-apiserver', r.webhookCallsPerPod ?? {});
     row('simulated cloud and kubelets (own client)', r.cloudRequests ?? {});
     row('API server (every client, during the burst)', r.apiserverRequests);
     row('machine CPU per pod by process (ms)', r.cpuMsPerPodByProcess ?? {});
@@ -190,11 +198,23 @@ export function burstTargets(results: BurstResult[], tree: string): string[] {
 
 // ---------------------------------------------------------------- npm run bench -- burst [--flags]
 
+const ADMISSION_SHOWN: Record<AdmissionMode, string> = {
+  direct: "each pod's review sent to the controller's webhook by the bench first",
+  apiserver: "each tree's own webhook configuration registered, every webhook call kube-apiserver's",
+  none: 'no admission',
+};
+
+function admissionMode(flag: string): AdmissionMode {
+  const mode = ({ true: 'direct', false: 'none' } as Record<string, AdmissionMode>)[flag] ?? flag;
+  if (!(mode in ADMISSION_SHOWN)) throw new Error(`--admission=${flag}: expected direct, apiserver or none`);
+  return mode as AdmissionMode;
+}
+
 /**
  * Flags (or IPP_BENCH_BURST_*): --sizes=1,100,1000 --scenarios=empty,world[,floor: no ipp, a kwok node and a pinned pod
  * each][,least: no ipp, the least a provisioner recording its intent writes per pod] --warm-up=1000 (pods of an
  * unmeasured floor burst first; 0 for none) --world-nodes=5000
- * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=true|false
+ * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=direct|apiserver|none (true|false: direct|none)
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
  * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --rounds=1 (each size run this many
  * times per tree, the baseline first in every other round; medians printed) --kubelets=apart|controller
@@ -211,7 +231,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
   const o: BurstOptions = {
     timeoutS: Number(get('timeout', '900')),
     parallel: Number(get('parallel', '32')),
-    admission: get('admission', 'true') !== 'false',
+    admission: admissionMode(get('admission', 'direct')),
     extraArgs: get('controller-args', '').split(' ').filter(Boolean),
     cpuProfileDir: get('cpu-profile', '') || undefined,
     kubelets: get('kubelets', 'apart') === 'controller' ? 'controller' : 'apart',
@@ -276,7 +296,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     const first = (r: BurstResult) => (r.tree === trees[0]!.label ? 0 : 1);
     const combined = medianOfRounds(rounds.flatMap((r) => [...r.results].sort((a, b) => first(a) - first(b))));
     const settings =
-      `simulated provider, boot delay 0; ${o.admission ? 'each pod admitted by the controller first' : 'no admission'}; ` +
+      `simulated provider, boot delay 0; ${ADMISSION_SHOWN[o.admission]}; ` +
       (warmUp ? `a floor burst of ${warmUp} pods first, not measured (kube-apiserver's watch cache grown); ` : '') +
       `controller flags: ${o.extraArgs.length ? o.extraArgs.join(' ') : 'defaults'}; ` +
       (roundCount > 1

@@ -8,12 +8,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, GROUP, TAINT_KEY, VERSION } from '../../src/api/names.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
 import { apiserverMetrics } from '../testbed/apiserver-metrics.ts';
 import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
-import { admissionRoundTrip, startController, type Tree } from './controller.ts';
+import { registerWebhooks, webhookCalls } from './admission.ts';
+import { admissionRoundTrip, startController, webhookConfigName, type Tree } from './controller.ts';
 import { cpuByCommand, cpuSeconds, follow, instancePage, quantile, round, rssBytes, type Page } from './observe.ts';
 import type { Bed } from './scale.ts';
 import { inParallel } from './world.ts';
@@ -27,8 +34,13 @@ export interface BurstOptions {
   timeoutS: number;
   /** Pod creations in flight. */
   parallel: number;
-  /** Send each pod's AdmissionReview to the controller's webhook first, as the API server would. */
-  admission: boolean;
+  /**
+   * direct: send each pod's AdmissionReview to the controller's webhook first, as the API server would
+   * for its creation, and create it as the webhook leaves it. apiserver: register the tree's own webhook
+   * configuration (admission.ts) and create pods as a user writes them; every call is the API server's.
+   * none: pods created as the webhook would leave them, no webhook.
+   */
+  admission: AdmissionMode;
   /** More flags for this tree's controller (a baseline may not know them). */
   extraArgs: string[];
   /** How long after the burst the settled RSS is read (default 30 s). */
@@ -93,6 +105,8 @@ export interface BurstResult {
    * admission reviews it answered. Where its CPU per pod goes when that figure moves.
    */
   controllerWork?: Record<string, number>;
+  /** kube-apiserver's calls to each webhook, per pod, where it admitted the pods (--admission=apiserver). */
+  webhookCallsPerPod?: Record<string, number>;
   /** Watchers kube-apiserver closed as unresponsive during the burst, by resource, every client's. */
   watchersClosedByServer?: Record<string, number>;
   /** API requests per pod the controller process sent (simulated cloud included), start to stop; NaN if it did not say. */
@@ -181,7 +195,11 @@ function terminatedWatchers(metrics: string): Map<string, number> {
 /** The API server's counters a burst reads before and after: requests, and watchers it closed. */
 async function apiserverCounters(kc: KubeConfig) {
   const metrics = await apiserverMetrics(kc);
-  return { requests: requestCounts(metrics), closedWatchers: terminatedWatchers(metrics) };
+  return {
+    requests: requestCounts(metrics),
+    closedWatchers: terminatedWatchers(metrics),
+    webhooks: webhookCalls(metrics),
+  };
 }
 
 /** Each count of `after` less the same count of `before`. */
@@ -265,6 +283,30 @@ const perPod = (counts: Map<string, number>, pods: number): Record<string, numbe
   );
 
 /** A pod as the webhook leaves it in pin mode: the class's tolerations and the scheduling gate. */
+export type AdmissionMode = 'direct' | 'apiserver' | 'none';
+
+/** A pod as its owner writes it: the label alone (the registered webhook gates and tolerates it). */
+const userPod = (name: string, cls: string, run: string): V1Pod => ({
+  metadata: { name, labels: { [CLASS_LABEL]: cls, [RUN_LABEL]: run } },
+  spec: { containers: [{ name: 'main', image: 'busybox' }] },
+});
+
+/** The pod a burst creates: as its owner writes it where the API server admits it, else as the webhook leaves it. */
+const podFor = (o: BurstOptions, name: string, cls: string, run: string): V1Pod =>
+  o.admission === 'apiserver' ? userPod(name, cls, run) : pendingPod(name, cls, run);
+
+/** Until the controller has put its CA into the configuration's every webhook (it does as it starts). */
+async function caBundlePatched(kc: KubeConfig, name: string): Promise<void> {
+  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const cfg = await api.readMutatingWebhookConfiguration({ name });
+    if ((cfg.webhooks ?? []).every((w) => w.clientConfig.caBundle)) return;
+    if (Date.now() > deadline) throw new Error(`the controller did not patch caBundle into ${name} within 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 export const pendingPod = (name: string, cls: string, run: string): V1Pod => ({
   metadata: { name, labels: { [CLASS_LABEL]: cls, [RUN_LABEL]: run } },
   spec: {
@@ -423,8 +465,8 @@ async function prime(bed: Bed, cls: string, pods: number, webhookUrl: string, o:
   });
   const before = await world();
   await inParallel(pods, o.parallel, async (i) => {
-    if (o.admission) await admissionRoundTrip(webhookUrl, cls, ns, i);
-    await core.createNamespacedPod({ namespace: ns, body: pendingPod(`${run}-${i}`, cls, run) });
+    if (o.admission === 'direct') await admissionRoundTrip(webhookUrl, cls, ns, i);
+    await core.createNamespacedPod({ namespace: ns, body: podFor(o, `${run}-${i}`, cls, run) });
   });
   const deadline = Date.now() + o.timeoutS * 1000;
   for (;;) {
@@ -456,13 +498,22 @@ export async function runBurst(
   );
   const t = new Timeline();
   const watching = await watchRun(bed.kubeconfig, ns, cls, run, t);
+  let unregister: (() => Promise<void>) | undefined;
+  const controllerNs = `${bed.world.cluster}-system`;
   const controller = await startController(tree, {
     kubeconfig: bed.kubeconfig,
     cluster: bed.world.cluster,
-    namespace: `${bed.world.cluster}-system`,
+    namespace: controllerNs,
     cloudNamespace: bed.world.cloudNamespace,
     identity: `burst-${size}`,
-    webhook: o.admission,
+    webhook: o.admission !== 'none',
+    ...(o.admission === 'apiserver'
+      ? {
+          beforeStart: async (url: string) => {
+            unregister = await registerWebhooks(bed.kc, tree, webhookConfigName(bed.world.cluster), url, controllerNs);
+          },
+        }
+      : {}),
     logDir: bed.logs,
     inspect: true,
     extraArgs: tree.label === 'this tree' ? o.extraArgs : [],
@@ -473,6 +524,7 @@ export async function runBurst(
   const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
   let result: BurstResult;
   try {
+    if (unregister) await caBundlePatched(bed.kc, webhookConfigName(bed.world.cluster));
     // Let the first passes after sync finish, so the burst is measured, not the start.
     await new Promise((r) => setTimeout(r, 3_000));
     if (o.primePods) await prime(bed, cls, o.primePods, controller.webhookUrl, o);
@@ -491,11 +543,11 @@ export async function runBurst(
     const t0 = Date.now();
     await inParallel(size, o.parallel, async (i) => {
       const name = podNames[i]!;
-      if (o.admission)
+      if (o.admission === 'direct')
         await admissionRoundTrip(controller.webhookUrl, cls, ns, i).catch(() => {
           admissionErrors++;
         });
-      await core.createNamespacedPod({ namespace: ns, body: pendingPod(name, cls, run) });
+      await core.createNamespacedPod({ namespace: ns, body: podFor(o, name, cls, run) });
       t.created.set(name, Date.now());
     });
     const deadline = t0 + o.timeoutS * 1000;
@@ -507,6 +559,7 @@ export async function runBurst(
     const serverAfter = await apiserverCounters(bed.kc);
     const apiAfter = minus(serverAfter.requests, serverBefore.requests);
     const closed = minus(serverAfter.closedWatchers, serverBefore.closedWatchers);
+    const webhooks = minus(serverAfter.webhooks, serverBefore.webhooks);
     // A run that timed out is timed to the deadline: its pods/s is what it reached, not a rate of the few.
     const end = t.running.size === size ? Math.max(...t.running.values()) : Date.now();
     const seconds = (end - t0) / 1000;
@@ -556,6 +609,7 @@ export async function runBurst(
       benchPodWatchReopened: await watching.podWatchReopened(),
       watchersClosedByServer: Object.fromEntries([...closed].filter(([, n]) => n > 0)),
       controllerWork: work,
+      ...(o.admission === 'apiserver' ? { webhookCallsPerPod: perPod(webhooks, size) } : {}),
       ...serverFigures(apiAfter, size, machine),
     };
     // Read again once idle: what the burst left behind, against what it only passed through.
@@ -565,6 +619,8 @@ export async function runBurst(
     result.rssAfterGcMiB = round(rssBytes(controller.pid) / MiB);
   } finally {
     await watching.stop();
+    // The webhooks first: with the controller gone they would refuse every opted-in pod.
+    await unregister?.();
     await controller.stop();
   }
   const placedAt = placedLoggedAt(controller.logFile);

@@ -48,6 +48,9 @@ export function baselineTree(): Tree | undefined {
   return { label: `baseline ${commit}`, root };
 }
 
+/** The MutatingWebhookConfiguration whose caBundle the bench's controller of `cluster` keeps. */
+export const webhookConfigName = (cluster: string) => `ipp-bench-${cluster}`;
+
 /** How a tree's controller is started: the script and the Node flags before it. */
 export interface Entry {
   script: string;
@@ -134,6 +137,8 @@ export interface ControllerOptions {
    * (test/bench/kubelets.ts), as a real cluster's kubelets are never the controller's CPU.
    */
   kubelets?: 'controller' | 'apart';
+  /** Runs once the webhook's URL is known, before the process starts (e.g. to register its webhooks). */
+  beforeStart?: (webhookUrl: string) => Promise<void>;
 }
 
 export interface Controller {
@@ -191,13 +196,15 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
           `--webhook-port=${webhookPort}`,
           '--webhook-host=127.0.0.1',
           `--webhook-url=https://127.0.0.1:${webhookPort}`,
-          `--webhook-config-name=ipp-bench-${o.cluster}`,
+          `--webhook-config-name=${webhookConfigName(o.cluster)}`,
           `--webhook-secret=ipp-bench-${o.cluster}-tls`,
         ]
       : ['--no-webhook']),
     ...(o.kubelets === 'apart' ? ['--no-simulated-kubelets'] : []),
     ...(o.extraArgs ?? []),
   ];
+  const webhookUrl = o.webhook ? `https://127.0.0.1:${webhookPort}` : '';
+  await o.beforeStart?.(webhookUrl);
   const started = Date.now();
   const child: Child = startChild(`ipp ${o.identity}`, process.execPath, args, logFile, process.env);
   const kubelets =
@@ -237,7 +244,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
     identity: o.identity,
     pid,
     metricsUrl,
-    webhookUrl: o.webhook ? `https://127.0.0.1:${webhookPort}` : '',
+    webhookUrl,
     logFile,
     readyAfterMs: Date.now() - started,
     ...(kubelets ? { kubeletsPid: kubelets.process.pid! } : {}),

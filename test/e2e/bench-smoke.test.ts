@@ -117,11 +117,11 @@ describe('scale benchmarks, small', () => {
     expect(after.every((i) => !i.metadata.deletionTimestamp)).toBe(true);
   });
 
-  it('bursts pods into the busy class of the world (after priming the controller) and reports per-pod figures, then removes only them', async () => {
+  it('bursts pods into the busy class of the world (after priming the controller), admitted by kube-apiserver, and reports per-pod figures, then removes only them', async () => {
     const r = await runBurst(bed, currentTree(), bed.world.cls, 3, 'world', {
       timeoutS: 120,
       parallel: 3,
-      admission: true,
+      admission: 'apiserver',
       extraArgs: [],
       settleMs: 500,
       idleMs: 1_000,
@@ -132,6 +132,10 @@ describe('scale benchmarks, small', () => {
     expect(r.running).toBe(3);
     // What the controller did per pod, from its metrics: each pod was admitted and its Instance reconciled.
     expect(r.controllerWork?.['reviews mutate']).toBe(1);
+    // kube-apiserver admitted them through this tree's own configuration: one mutation each, and the
+    // controller's claims and pins decided by its match conditions, with no call to enforcement.
+    expect(r.webhookCallsPerPod?.['mutate.pods.ipp.dev']).toBe(1);
+    expect(r.webhookCallsPerPod?.['enforce.pods.ipp.dev'] ?? 0).toBe(0);
     expect(r.controllerWork?.['reconciles instance']).toBeGreaterThan(0);
     expect(Number.isFinite(r.idleCpuMsPerS) && r.idleCpuMsPerS! >= 0).toBe(true);
     expect(Number.isFinite(r.cpuMsPerPodNetOfIdle)).toBe(true);
@@ -166,7 +170,7 @@ describe('scale benchmarks, small', () => {
     const r = await runFloor(bed, 3, {
       timeoutS: 120,
       parallel: 3,
-      admission: false,
+      admission: 'none',
       extraArgs: [],
       kubelets: 'controller',
     });
@@ -180,7 +184,7 @@ describe('scale benchmarks, small', () => {
     const r = await runFloor(
       bed,
       3,
-      { timeoutS: 120, parallel: 3, admission: false, extraArgs: [], kubelets: 'controller' },
+      { timeoutS: 120, parallel: 3, admission: 'none', extraArgs: [], kubelets: 'controller' },
       true,
     );
     console.log(printBursts([r]).join('\n'));
