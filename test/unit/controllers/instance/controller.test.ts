@@ -429,6 +429,13 @@ describe('termination', () => {
       // web's refused eviction is tried again; api's accepted one is not sent twice.
       expect(f.writes.of('pods.evict')).toEqual([['web'], ['api'], ['web']]);
       expect(reasons()).toEqual(['Pod/Evicting/Drain', 'Pod/Evicting/Drain']);
+      // A pod the cache still shows running a minute after its eviction was accepted is evicted again.
+      f.clock.now += 59_999;
+      await controller.reconcile('i-1');
+      expect(f.writes.of('pods.evict')).toEqual([['web'], ['api'], ['web']]);
+      f.clock.now += 1;
+      await controller.reconcile('i-1');
+      expect(f.writes.of('pods.evict')).toEqual([['web'], ['api'], ['web'], ['web'], ['api']]);
     });
 
     it('says which pod a PodDisruptionBudget protects, and keeps waiting', async () => {
