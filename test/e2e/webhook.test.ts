@@ -569,8 +569,45 @@ describe('admission webhook on the real apiserver', () => {
   });
 
   it('refuses an opted-in pod while the webhook server is down (failurePolicy Fail); other pods are unaffected', async () => {
+    // Admitted (gated) while the server is up: the controller goes on placing it once it is down.
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('admitted', { [CLASS_LABEL]: cls }) });
     await server!.close();
     server = undefined;
+    const lift = [
+      { op: 'test', path: '/spec/schedulingGates/0/name', value: GATE },
+      { op: 'remove', path: '/spec/schedulingGates/0' },
+      { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
+    ];
+    // Anyone else's lift would need the dead server, and is refused...
+    expect(await refusal(c.core.patchNamespacedPod({ name: 'admitted', namespace: ns, body: lift }))).toMatch(
+      /failed calling webhook "enforce\.pods\.ipp\.dev"/,
+    );
+    // ...the controller's claim and pin are decided by the match condition, and go through.
+    await c.kc
+      .makeApiClient(RbacAuthorizationV1Api)
+      .createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: 'controller-edit' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+          subjects: [{ kind: 'User', name: CONTROLLER_USER, apiGroup: 'rbac.authorization.k8s.io' }],
+        },
+      })
+      .catch((e: unknown) => {
+        if (kubeError(e)?.code !== 409) throw e;
+      });
+    const controller = clients(inject('identities').unprivileged!);
+    await eventually('the controller may patch pods here', () =>
+      controller.core.patchNamespacedPod(
+        {
+          name: 'admitted',
+          namespace: ns,
+          body: { metadata: { annotations: { [POD_INSTANCE_ANNOTATION]: instanceName } } },
+        },
+        mergePatch,
+      ),
+    );
+    await controller.core.patchNamespacedPod({ name: 'admitted', namespace: ns, body: lift });
     const message = await refusal(
       c.core.createNamespacedPod({ namespace: ns, body: pod('orphan', { [CLASS_LABEL]: cls }) }),
     );
