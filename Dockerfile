@@ -30,4 +30,4 @@ EXPOSE 8080 9443
 # instead of V8's own factor (up to 4×): after a 1,000-pod burst the process kept 353 MiB with
 # 59 MiB live, and gave back half only when made to collect. The benchmarks run the image's flags
 # (docs/operations.md).
-ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=8", "--heap-growing-percent=50", "dist/main.js"]
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=2", "--heap-growing-percent=50", "dist/main.js"]
