@@ -63,6 +63,18 @@ export async function registerWebhooks(
   };
 }
 
+/** Until the controller has put its CA into the configuration's every webhook (it does as it starts). */
+export async function caBundlePatched(kc: KubeConfig, name: string): Promise<void> {
+  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const cfg = await api.readMutatingWebhookConfiguration({ name });
+    if ((cfg.webhooks ?? []).every((w) => w.clientConfig.caBundle)) return;
+    if (Date.now() > deadline) throw new Error(`the controller did not patch caBundle into ${name} within 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** kube-apiserver's calls to each webhook (apiserver_admission_webhook_request_total), by webhook name. */
 export function webhookCalls(metrics: string): Map<string, number> {
   const out = new Map<string, number>();

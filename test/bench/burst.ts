@@ -8,18 +8,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import {
-  AdmissionregistrationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { CLASS_LABEL, GATE, GROUP, TAINT_KEY, VERSION } from '../../src/api/names.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
 import { apiserverMetrics } from '../testbed/apiserver-metrics.ts';
 import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
-import { registerWebhooks, webhookCalls } from './admission.ts';
+import { caBundlePatched, registerWebhooks, webhookCalls } from './admission.ts';
 import { admissionRoundTrip, startController, webhookConfigName, type Tree } from './controller.ts';
 import { cpuByCommand, cpuSeconds, follow, instancePage, quantile, round, rssBytes, type Page } from './observe.ts';
 import type { Bed } from './scale.ts';
@@ -282,7 +276,6 @@ const perPod = (counts: Map<string, number>, pods: number): Record<string, numbe
       .map(([k, n]) => [k, round(n / Math.max(1, pods), 2)]),
   );
 
-/** A pod as the webhook leaves it in pin mode: the class's tolerations and the scheduling gate. */
 export type AdmissionMode = 'direct' | 'apiserver' | 'none';
 
 /** A pod as its owner writes it: the label alone (the registered webhook gates and tolerates it). */
@@ -295,18 +288,7 @@ const userPod = (name: string, cls: string, run: string): V1Pod => ({
 const podFor = (o: BurstOptions, name: string, cls: string, run: string): V1Pod =>
   o.admission === 'apiserver' ? userPod(name, cls, run) : pendingPod(name, cls, run);
 
-/** Until the controller has put its CA into the configuration's every webhook (it does as it starts). */
-async function caBundlePatched(kc: KubeConfig, name: string): Promise<void> {
-  const api = kc.makeApiClient(AdmissionregistrationV1Api);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const cfg = await api.readMutatingWebhookConfiguration({ name });
-    if ((cfg.webhooks ?? []).every((w) => w.clientConfig.caBundle)) return;
-    if (Date.now() > deadline) throw new Error(`the controller did not patch caBundle into ${name} within 60 s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
+/** A pod as the webhook leaves it in pin mode: the class's tolerations and the scheduling gate. */
 export const pendingPod = (name: string, cls: string, run: string): V1Pod => ({
   metadata: { name, labels: { [CLASS_LABEL]: cls, [RUN_LABEL]: run } },
   spec: {

@@ -73,6 +73,31 @@ describe('admission webhook on the real apiserver', () => {
   const classes = new Map<string, InstanceClass>();
   const nodes = new Map<string, V1Node>();
 
+  /** The pin as the controller writes it (DESIGN.md step 5): the gate removed, the node selected. */
+  const lift = [
+    { op: 'test', path: '/spec/schedulingGates/0/name', value: GATE },
+    { op: 'remove', path: '/spec/schedulingGates/0' },
+    { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
+  ];
+
+  /** Clients as the controller's identity, granted `edit` in the test namespace (once). */
+  async function controllerClients(): Promise<Clients> {
+    await c.kc
+      .makeApiClient(RbacAuthorizationV1Api)
+      .createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: 'controller-edit' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+          subjects: [{ kind: 'User', name: CONTROLLER_USER, apiGroup: 'rbac.authorization.k8s.io' }],
+        },
+      })
+      .catch((e: unknown) => {
+        if (kubeError(e)?.code !== 409) throw e;
+      });
+    return clients(inject('identities').unprivileged!);
+  }
+
   const pod = (name: string, labels: Record<string, string>, spec: Partial<V1Pod['spec']> = {}): V1Pod => ({
     metadata: { name, labels },
     spec: { containers: container, ...spec },
@@ -425,11 +450,6 @@ describe('admission webhook on the real apiserver', () => {
 
   it('pins a gated pod the way the controller does, then refuses to relabel it', async () => {
     await c.core.createNamespacedPod({ namespace: ns, body: pod('tenant', { [CLASS_LABEL]: cls }) });
-    const lift = [
-      { op: 'test', path: '/spec/schedulingGates/0/name', value: GATE },
-      { op: 'remove', path: '/spec/schedulingGates/0' },
-      { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
-    ];
     /** Calls kube-apiserver made to the enforcement webhook, as it counts them. */
     const enforceCalls = () =>
       apiserverMetric(c, 'apiserver_admission_webhook_request_total', { name: ENFORCE_WEBHOOK });
@@ -440,15 +460,7 @@ describe('admission webhook on the real apiserver', () => {
     );
     expect(await enforceCalls()).toBeGreaterThan(called);
     // ...the controller's identity may: the pin (DESIGN.md step 5) adds the nodeSelector and removes the gate.
-    await c.kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
-      namespace: ns,
-      body: {
-        metadata: { name: 'controller-edit' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-        subjects: [{ kind: 'User', name: CONTROLLER_USER, apiGroup: 'rbac.authorization.k8s.io' }],
-      },
-    });
-    const controller = clients(inject('identities').unprivileged!);
+    const controller = await controllerClients();
     await eventually('the RoleBinding to take effect', () =>
       controller.core.readNamespacedPod({ name: 'tenant', namespace: ns }),
     );
@@ -573,30 +585,12 @@ describe('admission webhook on the real apiserver', () => {
     await c.core.createNamespacedPod({ namespace: ns, body: pod('admitted', { [CLASS_LABEL]: cls }) });
     await server!.close();
     server = undefined;
-    const lift = [
-      { op: 'test', path: '/spec/schedulingGates/0/name', value: GATE },
-      { op: 'remove', path: '/spec/schedulingGates/0' },
-      { op: 'add', path: '/spec/nodeSelector', value: { [NODE_INSTANCE_LABEL]: instanceName } },
-    ];
     // Anyone else's lift would need the dead server, and is refused...
     expect(await refusal(c.core.patchNamespacedPod({ name: 'admitted', namespace: ns, body: lift }))).toMatch(
       /failed calling webhook "enforce\.pods\.ipp\.dev"/,
     );
     // ...the controller's claim and pin are decided by the match condition, and go through.
-    await c.kc
-      .makeApiClient(RbacAuthorizationV1Api)
-      .createNamespacedRoleBinding({
-        namespace: ns,
-        body: {
-          metadata: { name: 'controller-edit' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
-          subjects: [{ kind: 'User', name: CONTROLLER_USER, apiGroup: 'rbac.authorization.k8s.io' }],
-        },
-      })
-      .catch((e: unknown) => {
-        if (kubeError(e)?.code !== 409) throw e;
-      });
-    const controller = clients(inject('identities').unprivileged!);
+    const controller = await controllerClients();
     await eventually('the controller may patch pods here', () =>
       controller.core.patchNamespacedPod(
         {
