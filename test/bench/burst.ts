@@ -502,6 +502,11 @@ export async function runBurst(
     nodeArgs: tree.label === 'this tree' && o.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfileDir}`] : [],
     // A tree from before --no-simulated-kubelets runs them in its controller whatever is asked.
     kubelets: existsSync(join(tree.root, 'providers', 'simulated', 'kubelets.ts')) ? o.kubelets : 'controller',
+  }).catch(async (e: unknown) => {
+    // A controller that never became ready leaves no webhooks behind refusing the testbed's opted-in pods.
+    await unregister?.();
+    await watching.stop();
+    throw e;
   });
   const podNames = Array.from({ length: size }, (_, i) => `${run}-${i}`);
   let result: BurstResult;
