@@ -67,6 +67,7 @@ export function printRequests(results: BurstResult[]): string[] {
     row('simulated cloud and kubelets (own client)', r.cloudRequests ?? {});
     row('API server (every client, during the burst)', r.apiserverRequests);
     row('machine CPU per pod by process (ms)', r.cpuMsPerPodByProcess ?? {});
+    row('controller CPU per pod by thread (ms)', r.controllerCpuMsPerPodByThread ?? {});
     row(
       'watchers kube-apiserver closed as unresponsive, by resource (every client, the whole burst)',
       r.watchersClosedByServer ?? {},

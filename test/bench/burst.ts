@@ -15,7 +15,7 @@ import { apiserverMetrics } from '../testbed/apiserver-metrics.ts';
 import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
 import { caBundlePatched, registerWebhooks, webhookCalls } from './admission.ts';
 import { admissionRoundTrip, startController, webhookConfigName, type Tree } from './controller.ts';
-import { cpuByCommand, cpuSeconds, follow, instancePage, quantile, round, rssBytes, type Page } from './observe.ts';
+import { cpuByCommand, cpuByThread, cpuSeconds, follow, instancePage, quantile, round, rssBytes, type Page } from './observe.ts';
 import type { Bed } from './scale.ts';
 import { inParallel } from './world.ts';
 
@@ -80,6 +80,8 @@ export interface BurstResult {
   idleCpuMsPerS?: number;
   /** cpuMsPerPod less what the controller spends idle over the burst's length: what the pods themselves cost. */
   cpuMsPerPodNetOfIdle?: number;
+  /** The controller's CPU per pod by thread name: the main thread against V8's and libuv's workers. */
+  controllerCpuMsPerPodByThread?: Record<string, number>;
   rssBeforeMiB: number;
   rssAfterMiB: number;
   /** RSS 30 s after the last pod was Running, the controller idle: what stays, against what the burst only passed through. */
@@ -522,6 +524,7 @@ export async function runBurst(
     const serverBefore = await apiserverCounters(bed.kc);
     const rssBefore = rssBytes(controller.pid);
     const cpuBefore = cpuSeconds(controller.pid);
+    const threadsBefore = cpuByThread(controller.pid);
     const named = new Map([[controller.pid, 'ipp controller']]);
     if (controller.kubeletsPid) named.set(controller.kubeletsPid, 'simulated kubelets');
     const machineBefore = cpuByCommand(process.pid, named);
@@ -540,6 +543,7 @@ export async function runBurst(
     const deadline = t0 + o.timeoutS * 1000;
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
+    const threads = minus(cpuByThread(controller.pid), threadsBefore);
     const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size, named);
     const rssAfter = rssBytes(controller.pid);
     const work = controllerWork(workBefore, await controller.metrics(), t.running.size);
@@ -596,6 +600,11 @@ export async function runBurst(
       benchPodWatchReopened: await watching.podWatchReopened(),
       watchersClosedByServer: Object.fromEntries([...closed].filter(([, n]) => n > 0)),
       controllerWork: work,
+      controllerCpuMsPerPodByThread: Object.fromEntries(
+        [...threads]
+          .filter(([, s]) => s > 0)
+          .map(([name, s]) => [name, round((s * 1000) / Math.max(1, t.running.size), 2)]),
+      ),
       ...(o.admission === 'apiserver' ? { webhookCallsPerPod: perPod(webhooks, size) } : {}),
       ...serverFigures(apiAfter, size, machine),
     };

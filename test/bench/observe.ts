@@ -98,6 +98,34 @@ export function cpuSeconds(pid: number): number {
   return ticks / CLOCK_TICKS;
 }
 
+/**
+ * CPU seconds a process's threads have used so far, summed by thread name (/proc/<pid>/task/*): the
+ * main thread runs the JavaScript a V8 profile samples; V8's platform workers (background compiles,
+ * concurrent marking, parallel scavenges) and libuv's pool do not appear in that profile.
+ */
+export function cpuByThread(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // ended meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Numbered thread names (a pool's "V8 DefaultWorke", "libuv-worker") are one group each.
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).trim();
+    out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+  }
+  return out;
+}
+
 /** USER_HZ: 100 on every Linux the testbed runs on (sysconf(_SC_CLK_TCK)). */
 const CLOCK_TICKS = 100;
 
