@@ -15,7 +15,17 @@ import { apiserverMetrics } from '../testbed/apiserver-metrics.ts';
 import { podSeen, type Seen, type WatchTarget } from './burst-watch.ts';
 import { caBundlePatched, registerWebhooks, webhookCalls } from './admission.ts';
 import { admissionRoundTrip, startController, webhookConfigName, type Tree } from './controller.ts';
-import { cpuByCommand, cpuByThread, cpuSeconds, follow, instancePage, quantile, round, rssBytes, type Page } from './observe.ts';
+import {
+  cpuByCommand,
+  cpuByThread,
+  cpuSeconds,
+  follow,
+  instancePage,
+  quantile,
+  round,
+  rssBytes,
+  type Page,
+} from './observe.ts';
 import type { Bed } from './scale.ts';
 import { inParallel } from './world.ts';
 
