@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createLogger, lazyChild } from '../../src/log.ts';
+import { CENSOR, createLogger, lazyChild, redact } from '../../src/log.ts';
 
 /** A stream that keeps every line written to it. */
 function capture() {
@@ -35,6 +35,40 @@ describe('logger', () => {
     expect(out).toContain('"instance":"class0-1"');
     for (const secret of ['sekrit-token', 'Bearer abc.def', 'AKIAxyz', '"tok"']) expect(out).not.toContain(secret);
     expect(out).toContain('[redacted]');
+  });
+
+  it("redacts an error's credentials and keeps it an error: message, stack and type", () => {
+    const { lines, sink } = capture();
+    const log = createLogger('info', sink);
+    class LaunchError extends Error {}
+    const err = Object.assign(new LaunchError('RunInstances failed'), {
+      token: 'sekrit-token',
+      headers: { Authorization: 'Bearer abc.def', accept: 'json' },
+      code: 'Throttling',
+    });
+    log.error({ err, token: 'top-level', credentials: { accessKeyId: 'AKIA' } }, 'launch failed');
+    const out = lines.join('');
+    for (const secret of ['sekrit-token', 'Bearer abc.def', 'top-level', 'AKIA']) expect(out).not.toContain(secret);
+    const line = JSON.parse(out) as { err: Record<string, unknown> };
+    expect(line.err).toMatchObject({
+      type: 'LaunchError',
+      message: 'RunInstances failed',
+      code: 'Throttling',
+      token: CENSOR,
+      headers: { Authorization: CENSOR, accept: 'json' },
+    });
+    expect(line.err.stack).toContain('RunInstances failed');
+    // What the caller logged is left as it was.
+    expect(err.token).toBe('sekrit-token');
+    expect(err.headers.Authorization).toBe('Bearer abc.def');
+  });
+
+  it('copies nothing when a line holds no credential', () => {
+    const fields = { pod: 'a/b', instance: { name: 'class0-1', headers: { accept: 'json' } }, tries: [1, 2] };
+    expect(redact(fields)).toBe(fields);
+    const secret = { pod: 'a/b', aws: { sessionToken: 'tok', region: 'eu-west-1' } };
+    expect(redact(secret)).toEqual({ pod: 'a/b', aws: { sessionToken: CENSOR, region: 'eu-west-1' } });
+    expect(secret.aws.sessionToken).toBe('tok');
   });
 
   it('makes a lazy child only when it logs, with its bindings, redacted, and at the parent level', () => {
