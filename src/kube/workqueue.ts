@@ -46,7 +46,11 @@ export class WorkQueue {
   private readonly started = new Map<string, number>();
   private readonly opts: Required<Omit<WorkQueueOptions, 'onDepth' | 'onResult'>> &
     Pick<WorkQueueOptions, 'onDepth' | 'onResult'>;
-  private wake: (() => void) | undefined;
+  /**
+   * Idle workers, first come first woken: each key added wakes one. Waking them all (32 on the
+   * Instance queue) sent all but one back to sleep, a new promise each, for every key of a burst.
+   */
+  private readonly idle: (() => void)[] = [];
 
   constructor(opts: WorkQueueOptions) {
     this.name = opts.name;
@@ -72,7 +76,7 @@ export class WorkQueue {
     this.queued.add(key);
     this.queue.push(key);
     this.opts.onDepth?.(this.queue.length);
-    this.wake?.();
+    this.idle.shift()?.();
   }
 
   /** Adds the key after `ms`; of several scheduled adds of one key, the earliest wins. */
@@ -100,7 +104,9 @@ export class WorkQueue {
   /** Processes keys until `signal` aborts; then waits for in-flight reconciles to finish. */
   async run(reconcile: Reconcile, signal: AbortSignal): Promise<void> {
     const workers = Array.from({ length: this.opts.concurrency }, () => this.worker(reconcile, signal));
-    const onAbort = () => this.wake?.();
+    const onAbort = () => {
+      for (const wake of this.idle.splice(0)) wake();
+    };
     signal.addEventListener('abort', onAbort);
     await Promise.all(workers);
     signal.removeEventListener('abort', onAbort);
@@ -121,14 +127,8 @@ export class WorkQueue {
         this.opts.onDepth?.(this.queue.length);
         return key;
       }
-      await new Promise<void>((resolve) => {
-        const previous = this.wake;
-        this.wake = () => {
-          this.wake = undefined;
-          previous?.();
-          resolve();
-        };
-      });
+      // A worker woken for a key another took first (one finishing its reconcile) waits again.
+      await new Promise<void>((resolve) => this.idle.push(resolve));
     }
     return undefined;
   }
