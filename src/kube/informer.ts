@@ -365,19 +365,14 @@ export class Informer<T extends KubernetesObject> {
       // One JSON event per line; a chunk may hold many lines or part of one (utf8 decoding keeps a
       // character split between chunks whole).
       body.setEncoding('utf8');
-      let pending = '';
+      const lines = new Lines();
+      const each = (line: string) => {
+        this.handle(parseLean<WatchEvent<T>>(line));
+        events++;
+      };
       for await (const chunk of body as AsyncIterable<string>) {
         stillAlive();
-        pending += chunk;
-        let start = 0;
-        for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n', start)) {
-          const line = pending.slice(start, nl);
-          start = nl + 1;
-          if (!line.trim()) continue;
-          this.handle(parseLean<WatchEvent<T>>(line));
-          events++;
-        }
-        pending = pending.slice(start);
+        lines.push(chunk, each);
       }
     } catch (err) {
       if (ac.signal.aborted && !isGone(err)) return; // stopped, silent or stalled: the loop decides
@@ -422,5 +417,33 @@ export class Informer<T extends KubernetesObject> {
   private touch(): void {
     this.lastActivity = Date.now();
     this.opts.onActivity?.(this.lastActivity);
+  }
+}
+
+/**
+ * The lines of a text that arrives in chunks (a watch's events, one JSON object per line): each
+ * complete line that is not blank is given to `each` as its chunk brings it. Lines are cut from each
+ * chunk as it came: searching the text joined to what was left of the chunk before would copy the
+ * stream once more (V8 flattens a joined string to search it).
+ */
+export class Lines {
+  private pending = '';
+
+  push(chunk: string, each: (line: string) => void): void {
+    let nl = chunk.indexOf('\n');
+    if (nl < 0) {
+      this.pending += chunk;
+      return;
+    }
+    let line = this.pending + chunk.slice(0, nl);
+    let start = nl + 1;
+    for (;;) {
+      if (line.trim()) each(line);
+      nl = chunk.indexOf('\n', start);
+      if (nl < 0) break;
+      line = chunk.slice(start, nl);
+      start = nl + 1;
+    }
+    this.pending = chunk.slice(start);
   }
 }
