@@ -92,11 +92,20 @@ export async function sendJson<T = unknown>(kc: KubeConfig, r: JsonRequest): Pro
  * 37.7 s, and most writers (pins, Events, creates) have no use for them.
  */
 export async function send(kc: KubeConfig, r: JsonRequest): Promise<void> {
-  await exchange(kc, r);
+  await exchange(kc, r, false);
 }
 
-/** The answer's text; a status of 300 or more rejects with ApiError. */
-async function exchange(kc: KubeConfig, r: JsonRequest): Promise<string> {
+/**
+ * A successful answer is read to its end whatever its size (one object: etcd takes at most 1.5 MiB);
+ * past this the connection is closed instead.
+ */
+const DISCARD_LIMIT_BYTES = 8 << 20;
+
+/**
+ * The answer's text, or '' when `read` is false and it succeeded (read to its end and dropped, never
+ * decoded or joined); a status of 300 or more rejects with ApiError.
+ */
+async function exchange(kc: KubeConfig, r: JsonRequest, read = true): Promise<string> {
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error(`cannot ${r.method} ${r.path}: the kubeconfig names no current cluster`);
   const url = `${server.replace(/\/+$/, '')}${r.path}`;
@@ -105,7 +114,8 @@ async function exchange(kc: KubeConfig, r: JsonRequest): Promise<string> {
     headers: { accept: 'application/json', ...(r.body === undefined ? {} : { 'content-type': contentType }) },
     body: r.body === undefined ? undefined : JSON.stringify(r.body),
   });
-  const text = await res.body.text();
-  if (res.statusCode >= 300) throw new ApiError(r.method, r.path, res.statusCode, text);
-  return text;
+  if (res.statusCode >= 300) throw new ApiError(r.method, r.path, res.statusCode, await res.body.text());
+  if (read) return res.body.text();
+  await res.body.dump({ limit: DISCARD_LIMIT_BYTES });
+  return '';
 }
