@@ -217,7 +217,8 @@ function admissionMode(flag: string): AdmissionMode {
  * unmeasured floor burst first; 0 for none) --world-nodes=5000
  * --world-pods=30000 --timeout=900 (s per run) --parallel=32 --admission=direct|apiserver|none (true|false: direct|none)
  * --controller-args="--kube-api-qps=0" (this tree only) --cpu-profile=<dir> (this tree's controller, one
- * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --rounds=1 (each size run this many
+ * .cpuprofile per run; summarise with `node test/bench/profile.ts <file>`) --alloc-profile=<dir> (what this tree's
+ * controller allocates over each burst, sampled; the same summary) --rounds=1 (each size run this many
  * times per tree, the baseline first in every other round; medians printed) --kubelets=apart|controller
  * (where the simulated kubelets run; a tree from before --no-simulated-kubelets runs them in its controller)
  * --prime=0 (pods each controller places, then has removed, before its measured burst).
@@ -235,6 +236,7 @@ export async function benchBurst(flags: Record<string, string>): Promise<void> {
     admission: admissionMode(get('admission', 'direct')),
     extraArgs: get('controller-args', '').split(' ').filter(Boolean),
     cpuProfileDir: get('cpu-profile', '') || undefined,
+    allocProfileDir: get('alloc-profile', '') || undefined,
     kubelets: get('kubelets', 'apart') === 'controller' ? 'controller' : 'apart',
     primePods: Number(get('prime', '0')),
   };

@@ -5,7 +5,7 @@
 // CPU per pod and its RSS before and after. Each run gets a fresh controller process; afterwards its
 // pods, Instances, nodes and cloud records are removed, so every run starts from the same cluster.
 // Every figure is measured for this tree and, in the same run, for the baseline commit.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
@@ -53,6 +53,11 @@ export interface BurstOptions {
   idleMs?: number;
   /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
   cpuProfileDir?: string;
+  /**
+   * Write a sampled allocation profile of this tree's controller over each burst here (every object
+   * allocated, collected or not), for profile.ts.
+   */
+  allocProfileDir?: string;
   /** Where the simulated kubelets run (a tree from before --no-simulated-kubelets: in its controller). */
   kubelets: 'apart' | 'controller';
   /** Pods placed by the controller (then removed) before the measured burst; 0 for none. See prime(). */
@@ -533,6 +538,8 @@ export async function runBurst(
     const idleCpuMsPerS = ((cpuSeconds(controller.pid) - idleFrom) * 1000) / (idleMs / 1000);
     const serverBefore = await apiserverCounters(bed.kc);
     const rssBefore = rssBytes(controller.pid);
+    const stopSampling =
+      tree.label === 'this tree' && o.allocProfileDir ? await controller.sampleAllocations() : undefined;
     const cpuBefore = cpuSeconds(controller.pid);
     const threadsBefore = cpuByThread(controller.pid);
     const named = new Map([[controller.pid, 'ipp controller']]);
@@ -553,6 +560,12 @@ export async function runBurst(
     const deadline = t0 + o.timeoutS * 1000;
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
+    if (stopSampling) {
+      mkdirSync(o.allocProfileDir!, { recursive: true });
+      const file = join(o.allocProfileDir!, `burst-${scenario.replace(/\W+/g, '-')}-${size}-${Date.now()}.heapprofile`);
+      writeFileSync(file, JSON.stringify(await stopSampling()));
+      process.stderr.write(`[bench] allocation profile of the burst: ${file}\n`);
+    }
     const threads = minus(cpuByThread(controller.pid), threadsBefore);
     const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size, named);
     const rssAfter = rssBytes(controller.pid);

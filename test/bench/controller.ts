@@ -156,6 +156,8 @@ export interface Controller {
   memory(): { rss: number; peak: number };
   /** Live heap after a full GC, in bytes (needs `inspect`): what the caches really retain. */
   heapAfterGc(): Promise<number>;
+  /** Samples what the process allocates from now on; the function returned stops and gives the profile. */
+  sampleAllocations(): Promise<() => Promise<unknown>>;
   /** Has the process exited (it does when it loses its lease, as a Deployment's pod would, to be restarted)? */
   exited(): boolean;
   stop(): Promise<void>;
@@ -264,6 +266,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
       return { rss: kb('VmRSS'), peak: kb('VmHWM') };
     },
     heapAfterGc: () => heapAfterGc(inspectPort),
+    sampleAllocations: () => sampleAllocations(inspectPort),
     exited: () => child.process.exitCode !== null || child.process.signalCode !== null,
     stop: async () => {
       await Promise.all([child.stop(), kubelets?.stop()]);
@@ -271,8 +274,8 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
   };
 }
 
-/** Over the Chrome DevTools protocol: HeapProfiler.collectGarbage, then Runtime.getHeapUsage. */
-async function heapAfterGc(port: number): Promise<number> {
+/** A Chrome DevTools protocol session with the controller's inspector; `call` resolves with a method's result. */
+async function inspector(port: number) {
   if (!port) throw new Error('start the controller with inspect: true to read its heap');
   const [target] = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
     webSocketDebuggerUrl: string;
@@ -283,23 +286,51 @@ async function heapAfterGc(port: number): Promise<number> {
     ws.onerror = reject;
   });
   let id = 0;
-  const call = (method: string) =>
-    new Promise<{ usedSize?: number }>((resolve) => {
+  const call = <R>(method: string, params: Record<string, unknown> = {}) =>
+    new Promise<R>((resolve, reject) => {
       const mine = ++id;
       ws.addEventListener('message', function answer(ev: MessageEvent) {
-        const msg = JSON.parse(String(ev.data)) as { id?: number; result: { usedSize?: number } };
+        const msg = JSON.parse(String(ev.data)) as { id?: number; result: R; error?: { message: string } };
         if (msg.id !== mine) return;
         ws.removeEventListener('message', answer);
-        resolve(msg.result);
+        if (msg.error) reject(new Error(`${method}: ${msg.error.message}`));
+        else resolve(msg.result);
       });
-      ws.send(JSON.stringify({ id: mine, method }));
+      ws.send(JSON.stringify({ id: mine, method, params }));
     });
+  return { call, close: () => ws.close() };
+}
+
+/** Over the Chrome DevTools protocol: HeapProfiler.collectGarbage, then Runtime.getHeapUsage. */
+async function heapAfterGc(port: number): Promise<number> {
+  const session = await inspector(port);
   try {
-    await call('HeapProfiler.collectGarbage');
-    return (await call('Runtime.getHeapUsage')).usedSize ?? NaN;
+    await session.call('HeapProfiler.collectGarbage');
+    return (await session.call<{ usedSize?: number }>('Runtime.getHeapUsage')).usedSize ?? NaN;
   } finally {
-    ws.close();
+    session.close();
   }
+}
+
+/**
+ * Starts V8's sampling heap profiler keeping the objects garbage collected since (every allocation,
+ * not only what survives); the returned stop() gives the profile (a .heapprofile, `node
+ * test/bench/profile.ts <file>` summarises it). What a burst allocates is what its collector pays for.
+ */
+async function sampleAllocations(port: number): Promise<() => Promise<unknown>> {
+  const session = await inspector(port);
+  await session.call('HeapProfiler.startSampling', {
+    samplingInterval: 32_768,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return async () => {
+    try {
+      return (await session.call<{ profile: unknown }>('HeapProfiler.stopSampling')).profile;
+    } finally {
+      session.close();
+    }
+  };
 }
 
 const insecure = new Agent({ keepAlive: true, rejectUnauthorized: false });

@@ -3,7 +3,10 @@
 // "where does the time go" is read from a measurement; and, with --stalls[=ms], each stretch the
 // thread was busy without a break (no idle sample) for longer than that (default 50 ms): when in the
 // run it came, how long it lasted, and what it ran, by self and by inclusive time. The stretches are
-// the event-loop stalls a lag metric reports. Usage: node test/bench/profile.ts <file> [top] [--stalls[=ms]].
+// the event-loop stalls a lag metric reports. A sampled allocation profile (.heapprofile, from `--alloc-profile`)
+// is summarised by the bytes each function allocated itself, and by the code of this repository that asked
+// for them (the nearest frame of src/ or providers/ above the allocation).
+// Usage: node test/bench/profile.ts <file> [top] [--stalls[=ms]].
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
@@ -59,6 +62,44 @@ export function summarise(p: Profile, top = 25): string[] {
     `profile: ${(total / 1e6).toFixed(1)} s sampled over ${((p.endTime - p.startTime) / 1e6).toFixed(1)} s`,
     ...table('self time by file or package:', files),
     ...table('self time by function:', fns),
+  ];
+}
+
+interface AllocationNode {
+  callFrame: ProfileNode['callFrame'];
+  selfSize: number;
+  children: AllocationNode[];
+}
+
+export function summariseAllocations(p: { head: AllocationNode }, top = 25): string[] {
+  const self = new Map<string, number>();
+  const asked = new Map<string, number>();
+  let total = 0;
+  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  const walk = (n: AllocationNode, nearest: string | undefined) => {
+    const name = frameName(n.callFrame);
+    const ours = /\/(src|providers)\//.test(n.callFrame.url) && !n.callFrame.url.includes('node_modules');
+    const owner = ours ? name : nearest;
+    total += n.selfSize;
+    add(self, name, n.selfSize);
+    add(asked, owner ?? '(no frame of this repository)', n.selfSize);
+    for (const c of n.children) walk(c, owner);
+  };
+  walk(p.head, undefined);
+  const table = (title: string, m: Map<string, number>) => [
+    title,
+    ...[...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(
+        ([k, bytes]) =>
+          `  ${((100 * bytes) / total).toFixed(1).padStart(5)} %  ${(bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  ${k}`,
+      ),
+  ];
+  return [
+    `allocations sampled: ${(total / 2 ** 20).toFixed(1)} MiB`,
+    ...table('allocated by function (self):', self),
+    ...table('allocated for the nearest function of this repository above it:', asked),
   ];
 }
 
@@ -162,7 +203,12 @@ if (import.meta.main) {
   const stalls = args.find((a) => a.startsWith('--stalls'));
   const [file, top] = args.filter((a) => !a.startsWith('--'));
   if (!file) throw new Error('usage: node test/bench/profile.ts <file.cpuprofile> [top] [--stalls[=ms]]');
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as Profile | { head: AllocationNode };
+  if ('head' in parsed) {
+    console.log(summariseAllocations(parsed, Number(top ?? 25)).join('\n'));
+    process.exit(0);
+  }
+  const profile = parsed;
   if (stalls) {
     const minMs = Number(stalls.split('=')[1] ?? 50);
     console.log(describeStretches(stretches(profile, minMs, Number(top ?? 8)), minMs).join('\n'));
