@@ -5,7 +5,8 @@
 // run it came, how long it lasted, and what it ran, by self and by inclusive time. The stretches are
 // the event-loop stalls a lag metric reports. A sampled allocation profile (.heapprofile, from `--alloc-profile`)
 // is summarised by the bytes each function allocated itself, and by the code of this repository that asked
-// for them (the nearest frame of src/ or providers/ above the allocation).
+// for them (the nearest frame of src/ or providers/ above the allocation: run the sources, IPP_BENCH_ENTRY=source,
+// as the bench's bundle is one file with its dependencies inside).
 // Usage: node test/bench/profile.ts <file> [top] [--stalls[=ms]].
 import { readFileSync } from 'node:fs';
 
@@ -78,7 +79,7 @@ export function summariseAllocations(p: { head: AllocationNode }, top = 25): str
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   const walk = (n: AllocationNode, nearest: string | undefined) => {
     const name = frameName(n.callFrame);
-    const ours = /\/(src|providers)\//.test(n.callFrame.url) && !n.callFrame.url.includes('node_modules');
+    const ours = /\/(src|providers)\//.test(n.callFrame.url) && !n.callFrame.url.includes('/node_modules/');
     const owner = ours ? name : nearest;
     total += n.selfSize;
     add(self, name, n.selfSize);
@@ -99,7 +100,7 @@ export function summariseAllocations(p: { head: AllocationNode }, top = 25): str
   return [
     `allocations sampled: ${(total / 2 ** 20).toFixed(1)} MiB`,
     ...table('allocated by function (self):', self),
-    ...table('allocated for the nearest function of this repository above it:', asked),
+    ...(asked.size > 1 ? table('allocated for the nearest function of this repository above it:', asked) : []),
   ];
 }
 
