@@ -30,13 +30,16 @@ export function createLogger(
 
 /**
  * pino passes only the root's bindings through `formatters.bindings`, not a child's: every child (and
- * its children, which inherit this method) has its bindings redacted here.
+ * its children, which inherit these methods) has its bindings redacted here, and bindings set later.
  */
 function redactingChildren(logger: Logger): Logger {
-  const child = logger.child;
+  const { child, setBindings } = logger;
   logger.child = function (this: Logger, bindings, options) {
     return child.call(this, redact(bindings), options);
   } as Logger['child'];
+  logger.setBindings = function (this: Logger, bindings) {
+    setBindings.call(this, redact(bindings));
+  };
   return logger;
 }
 
@@ -98,15 +101,15 @@ function redactLevel(value: object): object {
 const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * A shallow copy with the same prototype and own properties, an accessor copied as its value: read on
- * the copy, an error's `stack` accessor would find no stack.
+ * A shallow copy with the same prototype and own properties, each a plain writable value: read on the
+ * copy, an error's `stack` accessor would find no stack, and a frozen object's credential could not be
+ * censored (the write would throw, and take the line and the reconcile that logged it with it).
  */
 function copy(o: object): Record<string, unknown> {
   const out = Object.create(Object.getPrototypeOf(o) as object | null) as Record<string, unknown>;
   for (const key of Reflect.ownKeys(o)) {
-    const d = Object.getOwnPropertyDescriptor(o, key)!;
-    const data = 'value' in d ? d : { value: Reflect.get(o, key), enumerable: d.enumerable, writable: true };
-    Object.defineProperty(out, key, { ...data, configurable: true });
+    const { enumerable } = Object.getOwnPropertyDescriptor(o, key)!;
+    Object.defineProperty(out, key, { value: Reflect.get(o, key), enumerable, writable: true, configurable: true });
   }
   return out;
 }

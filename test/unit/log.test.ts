@@ -63,6 +63,24 @@ describe('logger', () => {
     expect(err.headers.Authorization).toBe('Bearer abc.def');
   });
 
+  it('censors a frozen object and a read-only field, without throwing or changing them', () => {
+    const { lines, sink } = capture();
+    const log = createLogger('info', sink);
+    const cfg = Object.freeze({ token: 'frozen-token', region: 'eu-west-1' });
+    const err = Object.defineProperty(new Error('denied'), 'credentials', { value: 'ro-secret', enumerable: true });
+    log.warn(Object.freeze({ cfg, err, credentials: 'top-secret' }), 'reconcile failed');
+    const child = log.child({ pod: 'a/b' });
+    child.setBindings({ token: 'set-later' });
+    child.info('bound');
+    const out = lines.join('');
+    for (const secret of ['frozen-token', 'ro-secret', 'top-secret', 'set-later']) expect(out).not.toContain(secret);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      cfg: { token: CENSOR, region: 'eu-west-1' },
+      err: { message: 'denied' },
+    });
+    expect(cfg.token).toBe('frozen-token');
+  });
+
   it('copies nothing when a line holds no credential', () => {
     const fields = { pod: 'a/b', instance: { name: 'class0-1', headers: { accept: 'json' } }, tries: [1, 2] };
     expect(redact(fields)).toBe(fields);
