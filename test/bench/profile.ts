@@ -34,13 +34,25 @@ export function place(url: string): string {
   return src ? src[1]! : url;
 }
 
+const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+
+/** The `top` largest entries of `m`, each with its share of `total` and its amount as `show` writes it. */
+function table(title: string, m: Map<string, number>, total: number, top: number, show: (v: number) => string) {
+  return [
+    title,
+    ...[...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, v]) => `  ${((100 * v) / total).toFixed(1).padStart(5)} %  ${show(v)}  ${k}`),
+  ];
+}
+
 export function summarise(p: Profile, top = 25): string[] {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
   // Each sample is charged the time until the next one (timeDeltas[i + 1]), in microseconds.
   p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i + 1] ?? 0)));
   const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   const fns = new Map<string, number>();
   const files = new Map<string, number>();
   for (const [id, us] of self) {
@@ -49,20 +61,11 @@ export function summarise(p: Profile, top = 25): string[] {
     add(fns, `${f.functionName || '(anonymous)'} ${where}${f.url ? `:${f.lineNumber + 1}` : ''}`, us);
     add(files, where, us);
   }
-  const table = (title: string, m: Map<string, number>) => [
-    title,
-    ...[...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
-      .map(
-        ([k, us]) =>
-          `  ${((100 * us) / total).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(7)} ms  ${k}`,
-      ),
-  ];
+  const ms = (us: number) => `${(us / 1000).toFixed(0).padStart(7)} ms`;
   return [
     `profile: ${(total / 1e6).toFixed(1)} s sampled over ${((p.endTime - p.startTime) / 1e6).toFixed(1)} s`,
-    ...table('self time by file or package:', files),
-    ...table('self time by function:', fns),
+    ...table('self time by file or package:', files, total, top, ms),
+    ...table('self time by function:', fns, total, top, ms),
   ];
 }
 
@@ -76,7 +79,6 @@ export function summariseAllocations(p: { head: AllocationNode }, top = 25): str
   const self = new Map<string, number>();
   const asked = new Map<string, number>();
   let total = 0;
-  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
   const walk = (n: AllocationNode, nearest: string | undefined) => {
     const name = frameName(n.callFrame);
     const ours = /\/(src|providers)\//.test(n.callFrame.url) && !n.callFrame.url.includes('/node_modules/');
@@ -87,20 +89,13 @@ export function summariseAllocations(p: { head: AllocationNode }, top = 25): str
     for (const c of n.children) walk(c, owner);
   };
   walk(p.head, undefined);
-  const table = (title: string, m: Map<string, number>) => [
-    title,
-    ...[...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
-      .map(
-        ([k, bytes]) =>
-          `  ${((100 * bytes) / total).toFixed(1).padStart(5)} %  ${(bytes / 2 ** 20).toFixed(1).padStart(7)} MiB  ${k}`,
-      ),
-  ];
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1).padStart(7)} MiB`;
   return [
     `allocations sampled: ${(total / 2 ** 20).toFixed(1)} MiB`,
-    ...table('allocated by function (self):', self),
-    ...(asked.size > 1 ? table('allocated for the nearest function of this repository above it:', asked) : []),
+    ...table('allocated by function (self):', self, total, top, mib),
+    ...(asked.size > 1
+      ? table('allocated for the nearest function of this repository above it:', asked, total, top, mib)
+      : []),
   ];
 }
 
