@@ -63,7 +63,7 @@ describe('logger', () => {
     expect(err.headers.Authorization).toBe('Bearer abc.def');
   });
 
-  it('censors a frozen object and a read-only field, without throwing or changing them', () => {
+  it('censors a frozen object, a read-only field, bindings set later and what the message interpolates, without changing them', () => {
     const { lines, sink } = capture();
     const log = createLogger('info', sink);
     const cfg = Object.freeze({ token: 'frozen-token', region: 'eu-west-1' });
@@ -72,8 +72,12 @@ describe('logger', () => {
     const child = log.child({ pod: 'a/b' });
     child.setBindings({ token: 'set-later' });
     child.info('bound');
+    log.info('config %j', { aws: { secretAccessKey: 'interpolated-1' } });
+    log.info({ pod: 'a/b' }, 'with %o', { cfg: { password: 'interpolated-2' } });
     const out = lines.join('');
-    for (const secret of ['frozen-token', 'ro-secret', 'top-secret', 'set-later']) expect(out).not.toContain(secret);
+    for (const secret of ['frozen-token', 'ro-secret', 'top-secret', 'set-later', 'interpolated-1', 'interpolated-2'])
+      expect(out).not.toContain(secret);
+    expect(out).toContain('"msg":"config {\\"aws\\":{\\"secretAccessKey\\":\\"[redacted]\\"}}"');
     expect(JSON.parse(lines[0]!)).toMatchObject({
       cfg: { token: CENSOR, region: 'eu-west-1' },
       err: { message: 'denied' },
