@@ -51,7 +51,10 @@ export interface BurstOptions {
   settleMs?: number;
   /** How long the controller's CPU is read while idle before the burst (default 10 s). */
   idleMs?: number;
-  /** Write a V8 CPU profile of this tree's controller here (node --cpu-prof), for profile.ts. */
+  /**
+   * Write V8 CPU profiles of this tree's controller here, for profile.ts: one of its whole run (node
+   * --cpu-prof) and one of each burst alone (through the inspector).
+   */
   cpuProfileDir?: string;
   /**
    * Write a sampled allocation profile of this tree's controller over each burst here (every object
@@ -538,8 +541,9 @@ export async function runBurst(
     const idleCpuMsPerS = ((cpuSeconds(controller.pid) - idleFrom) * 1000) / (idleMs / 1000);
     const serverBefore = await apiserverCounters(bed.kc);
     const rssBefore = rssBytes(controller.pid);
-    const stopSampling =
-      tree.label === 'this tree' && o.allocProfileDir ? await controller.sampleAllocations() : undefined;
+    const ours = tree.label === 'this tree';
+    const stopSampling = ours && o.allocProfileDir ? await controller.sampleAllocations() : undefined;
+    const stopProfiling = ours && o.cpuProfileDir ? await controller.sampleCpu() : undefined;
     const cpuBefore = cpuSeconds(controller.pid);
     const threadsBefore = cpuByThread(controller.pid);
     const named = new Map([[controller.pid, 'ipp controller']]);
@@ -560,12 +564,14 @@ export async function runBurst(
     const deadline = t0 + o.timeoutS * 1000;
     while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const cpuAfter = cpuSeconds(controller.pid);
-    if (stopSampling) {
-      mkdirSync(o.allocProfileDir!, { recursive: true });
-      const file = join(o.allocProfileDir!, `burst-${scenario.replace(/\W+/g, '-')}-${size}-${Date.now()}.heapprofile`);
-      writeFileSync(file, JSON.stringify(await stopSampling()));
-      process.stderr.write(`[bench] allocation profile of the burst: ${file}\n`);
-    }
+    const save = async (dir: string, stop: () => Promise<unknown>, ext: string) => {
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, `burst-${scenario.replace(/\W+/g, '-')}-${size}-${Date.now()}.${ext}`);
+      writeFileSync(file, JSON.stringify(await stop()));
+      process.stderr.write(`[bench] ${ext} of the burst: ${file}\n`);
+    };
+    if (stopProfiling) await save(o.cpuProfileDir!, stopProfiling, 'cpuprofile');
+    if (stopSampling) await save(o.allocProfileDir!, stopSampling, 'heapprofile');
     const threads = minus(cpuByThread(controller.pid), threadsBefore);
     const machine = cpuPerPod(machineBefore, cpuByCommand(process.pid, named), t.running.size, named);
     const rssAfter = rssBytes(controller.pid);

@@ -158,6 +158,8 @@ export interface Controller {
   heapAfterGc(): Promise<number>;
   /** Samples what the process allocates from now on; the function returned stops and gives the profile. */
   sampleAllocations(): Promise<() => Promise<unknown>>;
+  /** Profiles the process's main thread from now on; the function returned stops and gives the profile. */
+  sampleCpu(): Promise<() => Promise<unknown>>;
   /** Has the process exited (it does when it loses its lease, as a Deployment's pod would, to be restarted)? */
   exited(): boolean;
   stop(): Promise<void>;
@@ -267,6 +269,7 @@ export async function startController(tree: Tree, o: ControllerOptions): Promise
     },
     heapAfterGc: () => heapAfterGc(inspectPort),
     sampleAllocations: () => sampleAllocations(inspectPort),
+    sampleCpu: () => sampleCpu(inspectPort),
     exited: () => child.process.exitCode !== null || child.process.signalCode !== null,
     stop: async () => {
       await Promise.all([child.stop(), kubelets?.stop()]);
@@ -310,6 +313,21 @@ async function heapAfterGc(port: number): Promise<number> {
   } finally {
     session.close();
   }
+}
+
+/** Starts V8's CPU profiler (1 ms samples); the returned stop() gives the profile (a .cpuprofile, for profile.ts). */
+async function sampleCpu(port: number): Promise<() => Promise<unknown>> {
+  const session = await inspector(port);
+  await session.call('Profiler.enable');
+  await session.call('Profiler.setSamplingInterval', { interval: 1_000 });
+  await session.call('Profiler.start');
+  return async () => {
+    try {
+      return (await session.call<{ profile: unknown }>('Profiler.stop')).profile;
+    } finally {
+      session.close();
+    }
+  };
 }
 
 /**
