@@ -110,7 +110,9 @@ function redactLevel(value: object): object {
   return out ?? value;
 }
 
-const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** An object whose keys are looked at: not an array, nor bytes (a buffer's every index would be walked). */
+const isObject = (v: unknown): v is object =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
 
 /**
  * A shallow copy with the same prototype and own properties, each a plain writable value: read on the
