@@ -315,41 +315,49 @@ async function heapAfterGc(port: number): Promise<number> {
   }
 }
 
-/** Starts V8's CPU profiler (1 ms samples); the returned stop() gives the profile (a .cpuprofile, for profile.ts). */
-async function sampleCpu(port: number): Promise<() => Promise<unknown>> {
+/**
+ * Sends `start` (methods with their parameters) to the inspector; the returned stop() sends `stop` and
+ * gives the profile it answers with.
+ */
+async function profileFrom(
+  port: number,
+  start: [string, Record<string, unknown>?][],
+  stop: string,
+): Promise<() => Promise<unknown>> {
   const session = await inspector(port);
-  await session.call('Profiler.enable');
-  await session.call('Profiler.setSamplingInterval', { interval: 1_000 });
-  await session.call('Profiler.start');
+  for (const [method, params] of start) await session.call(method, params);
   return async () => {
     try {
-      return (await session.call<{ profile: unknown }>('Profiler.stop')).profile;
+      return (await session.call<{ profile: unknown }>(stop)).profile;
     } finally {
       session.close();
     }
   };
 }
 
+/** V8's CPU profiler, 1 ms samples: a .cpuprofile, for profile.ts. */
+const sampleCpu = (port: number) =>
+  profileFrom(
+    port,
+    [['Profiler.enable'], ['Profiler.setSamplingInterval', { interval: 1_000 }], ['Profiler.start']],
+    'Profiler.stop',
+  );
+
 /**
- * Starts V8's sampling heap profiler keeping the objects garbage collected since (every allocation,
- * not only what survives); the returned stop() gives the profile (a .heapprofile, `node
- * test/bench/profile.ts <file>` summarises it). What a burst allocates is what its collector pays for.
+ * V8's sampling heap profiler keeping the objects garbage collected since (every allocation, not only
+ * what survives): a .heapprofile, for profile.ts. What a burst allocates is what its collector pays for.
  */
-async function sampleAllocations(port: number): Promise<() => Promise<unknown>> {
-  const session = await inspector(port);
-  await session.call('HeapProfiler.startSampling', {
-    samplingInterval: 32_768,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
-  });
-  return async () => {
-    try {
-      return (await session.call<{ profile: unknown }>('HeapProfiler.stopSampling')).profile;
-    } finally {
-      session.close();
-    }
-  };
-}
+const sampleAllocations = (port: number) =>
+  profileFrom(
+    port,
+    [
+      [
+        'HeapProfiler.startSampling',
+        { samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true },
+      ],
+    ],
+    'HeapProfiler.stopSampling',
+  );
 
 const insecure = new Agent({ keepAlive: true, rejectUnauthorized: false });
 

@@ -89,13 +89,20 @@ export async function follow<T extends { metadata?: { name?: string; resourceVer
   };
 }
 
+/** A /proc/<pid>[/task/<tid>]/stat line: its command (which may hold spaces), parent, and CPU seconds (user + system). */
+function parseStat(stat: string): { comm: string; ppid: number; cpuS: number } {
+  // Fields after the command start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+    ppid: Number(fields[1]),
+    cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS, // utime, stime (fields 14 and 15)
+  };
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command (which may hold spaces) start after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  return ticks / CLOCK_TICKS;
+  return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8')).cpuS;
 }
 
 /**
@@ -118,10 +125,10 @@ export function cpuByThread(pid: number): Map<string, number> {
     } catch {
       continue; // ended meanwhile
     }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const { comm, cpuS } = parseStat(stat);
     // Numbered thread names (a pool's "V8 DefaultWorke", "libuv-worker") are one group each.
-    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).trim();
-    out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+    const name = tid === String(pid) ? 'main' : comm.trim();
+    out.set(name, (out.get(name) ?? 0) + cpuS);
   }
   return out;
 }
@@ -146,12 +153,8 @@ export function cpuByCommand(root = process.pid, labels: ReadonlyMap<number, str
     } catch {
       continue; // exited meanwhile
     }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    procs.set(Number(pid), {
-      comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
-      ppid: Number(fields[1]),
-      s: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS,
-    });
+    const { comm, ppid, cpuS } = parseStat(stat);
+    procs.set(Number(pid), { comm, ppid, s: cpuS });
   }
   const ours = (pid: number): boolean => {
     for (let p = pid, hops = 0; p > 1 && hops < 64; p = procs.get(p)?.ppid ?? 0, hops++) if (p === root) return true;

@@ -14,7 +14,7 @@ import type { Instance } from '../../src/api/types.ts';
 import { runBurst, runFloor } from '../bench/burst.ts';
 import { printBursts } from '../bench/burst-bench.ts';
 import { currentTree } from '../bench/controller.ts';
-import { summariseAllocations } from '../bench/profile.ts';
+import { summarise, summariseAllocations, type Profile } from '../bench/profile.ts';
 import { PLACEMENT_LABEL, printPlacement, runPlacement, schedulerPidOf, schedulerVersion } from '../bench/placement.ts';
 import { measureMemory, prepareBed, printMemory, printWorld, runReplicas, type Bed } from '../bench/scale.ts';
 import { ensureDaemonSets, ensureIppWorld, ensureOtherPods, otherNodeName, WORLD_DAEMONSETS } from '../bench/world.ts';
@@ -123,8 +123,10 @@ describe('scale benchmarks, small', () => {
 
   it('bursts pods into the busy class of the world (after priming the controller), admitted by kube-apiserver, and reports per-pod figures, then removes only them', async () => {
     const allocProfileDir = mkdtempSync(join(tmpdir(), 'ipp-smoke-alloc-'));
+    const cpuProfileDir = mkdtempSync(join(tmpdir(), 'ipp-smoke-cpu-'));
     const r = await runBurst(bed, currentTree(), bed.world.cls, 3, 'world', {
       allocProfileDir,
+      cpuProfileDir,
       timeoutS: 120,
       parallel: 3,
       admission: 'apiserver',
@@ -178,6 +180,10 @@ describe('scale benchmarks, small', () => {
     const [profile] = readdirSync(allocProfileDir).filter((f) => f.endsWith('.heapprofile'));
     const summary = summariseAllocations(JSON.parse(readFileSync(join(allocProfileDir, profile!), 'utf8')));
     expect(Number(/allocations sampled: ([\d.]+) MiB/.exec(summary[0]!)?.[1])).toBeGreaterThan(0);
+    // And a CPU profile of the burst alone.
+    const [cpu] = readdirSync(cpuProfileDir).filter((f) => f.startsWith('burst-') && f.endsWith('.cpuprofile'));
+    const busy = summarise(JSON.parse(readFileSync(join(cpuProfileDir, cpu!), 'utf8')) as Profile);
+    expect(Number(/profile: ([\d.]+) s sampled/.exec(busy[0]!)?.[1])).toBeGreaterThan(0);
     const after = await instances();
     expect(after.map((i) => i.status?.phase)).toEqual(['Ready', 'Ready', 'Ready']);
   });
