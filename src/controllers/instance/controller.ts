@@ -40,7 +40,7 @@ export class InstanceController implements Controller {
       old && !nodeChangeMattersToInstance(old, n)
         ? []
         : [n.metadata?.labels?.[NODE_INSTANCE_LABEL]].filter((k): k is string => !!k),
-    instance: (i) => [i.metadata.name!],
+    instance: (i, _state, old) => (old && this.expectations.ownWriteShown(old, i) ? [] : [i.metadata.name!]),
     resync: (state) => state.instances.list().map((i) => i.metadata.name!),
   };
 

@@ -13,6 +13,7 @@ import {
   isWorkload,
   pinnedNodeOf,
   refusedSince,
+  unschedulableSince,
 } from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
@@ -264,7 +265,9 @@ const podFacts = (p: V1Pod) => ({
   // Pending or Running hold an instance alike (a starting pod's kubelet moves it from one to the
   // other: a reconcile per pod of a burst for nothing); only its end changes what it holds.
   ended: isTerminal(p),
-  scheduled: (p.status?.conditions ?? []).find((c) => c.type === 'PodScheduled'),
+  // Of its PodScheduled condition, only a refusal and since when (a stranded pod). Not the gated or
+  // scheduled states, nor the fields a kubelet writes back as the pod starts: a reconcile per pod for nothing.
+  refused: unschedulableSince(p)?.getTime(),
 });
 
 /** Does this update of a pod change anything an Instance's reconcile decides on? */

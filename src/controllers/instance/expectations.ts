@@ -16,6 +16,10 @@ export interface StatusExpectation {
   decidedOn: string | undefined;
   /** When the write succeeded. */
   at: number;
+  /** The version the API server answered the write with, when known. */
+  written?: string;
+  /** A reconcile found the cache behind the write and waits for its watch event to run again. */
+  deferred?: boolean;
 }
 
 /**
@@ -44,15 +48,39 @@ export class StatusExpectations {
       this.pending.delete(name);
       return;
     }
-    this.pending.set(name, { uid: inst.metadata.uid, decidedOn, at: now });
+    this.pending.set(name, { uid: inst.metadata.uid, decidedOn, at: now, ...(written ? { written } : {}) });
   }
 
   /** See awaitingOwnWrite; forgets the write once the cache shows it (or the wait is over). */
   awaiting(inst: Instance, now: number): number {
     const name = inst.metadata.name!;
-    const wait = awaitingOwnWrite(this.pending.get(name), inst, now);
+    const expected = this.pending.get(name);
+    const wait = awaitingOwnWrite(expected, inst, now);
     if (wait === 0) this.pending.delete(name);
+    else expected!.deferred = true;
     return wait;
+  }
+
+  /**
+   * Is this watch event (`old` → `next`) nothing but our own last status write, which no reconcile
+   * waits for? It takes the Instance from the version that write was decided on to the version it
+   * made: the reconcile that wrote it saw everything else, and asked for its own next run. Waking it
+   * again (twice per Instance launched) would decide nothing new. Forgets the write: the cache shows it.
+   */
+  ownWriteShown(old: Instance, next: Instance): boolean {
+    const name = next.metadata.name!;
+    const expected = this.pending.get(name);
+    if (
+      !expected?.written ||
+      expected.deferred ||
+      expected.uid !== next.metadata.uid ||
+      old.metadata.uid !== next.metadata.uid ||
+      old.metadata.resourceVersion !== expected.decidedOn ||
+      next.metadata.resourceVersion !== expected.written
+    )
+      return false;
+    this.pending.delete(name);
+    return true;
   }
 
   /** The Instance is gone. */

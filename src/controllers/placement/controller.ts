@@ -9,7 +9,7 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { ClusterView, Controller, ControllerContext, Wakes } from '../context.ts';
 import { nodeChangeMatters } from '../provisioning/controller.ts';
 import { isWarm } from '../warmpool/pool.ts';
-import { placementOf } from './decide.ts';
+import { instanceChangeMattersToPlacement, placementOf } from './decide.ts';
 import { place } from './place.ts';
 
 /** Pods waiting on a claim to `instance`, by key (a handful at most: usually one). */
@@ -29,8 +29,10 @@ export class PlacementController implements Controller {
       const own = this.sent.has(podKey(p)) ? [podKey(p)] : [];
       return claim ? [...own, ...waitingOn(state, classOf(p), claim)] : own;
     },
-    instance: (i, state) =>
-      i.status?.providerID && !isWarm(i) ? waitingOn(state, i.spec.class, i.metadata.name!) : [],
+    instance: (i, state, old) =>
+      i.status?.providerID && !isWarm(i) && (!old || instanceChangeMattersToPlacement(old, i))
+        ? waitingOn(state, i.spec.class, i.metadata.name!)
+        : [],
     node: (n, state, old) => {
       if (!isNodeReady(n) || (old && !nodeChangeMatters(old, n))) return [];
       const inst = state.instanceByProviderID(n.spec?.providerID);

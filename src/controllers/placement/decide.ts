@@ -54,3 +54,14 @@ export function placementOf(pod: V1Pod, view: View): Placement | undefined {
   }
   return { pod, instance, node };
 }
+
+/**
+ * Does this update of an Instance change a placement decision: its class, whether it is live, in the
+ * warm pool, launched where? Not its phase turning Ready, nor its other status: the node's readiness
+ * is read from the node, whose own event wakes the pod.
+ */
+export const instanceChangeMattersToPlacement = (old: Instance, next: Instance) =>
+  old.spec.class !== next.spec.class ||
+  isLive(old) !== isLive(next) ||
+  isWarm(old) !== isWarm(next) ||
+  old.status?.providerID !== next.status?.providerID;

@@ -268,6 +268,38 @@ describe('podChangeMattersToInstance', () => {
     expect(podChangeMattersToInstance(running, failed)).toBe(true);
   });
 
+  it('ignores the PodScheduled condition unless it says the scheduler refused the pod', () => {
+    const gated = before();
+    gated.status!.conditions = [
+      { type: 'PodScheduled', status: 'False', reason: 'SchedulingGated', lastTransitionTime: new Date(T0) },
+    ];
+    const scheduled = before();
+    scheduled.status!.conditions = [{ type: 'PodScheduled', status: 'True', lastTransitionTime: new Date(T0) }];
+    // A kubelet writes the condition back as the pod starts, fields as it keeps them.
+    const rewritten = before();
+    rewritten.status!.conditions = [
+      {
+        type: 'PodScheduled',
+        status: 'True',
+        lastTransitionTime: new Date(T0),
+        lastProbeTime: null as unknown as Date,
+      },
+    ];
+    expect(podChangeMattersToInstance(before(), gated)).toBe(false);
+    expect(podChangeMattersToInstance(gated, scheduled)).toBe(false);
+    expect(podChangeMattersToInstance(scheduled, rewritten)).toBe(false);
+    const refused = before();
+    refused.status!.conditions = [
+      { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0) },
+    ];
+    const refusedLater = before();
+    refusedLater.status!.conditions = [
+      { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0 + 1_000) },
+    ];
+    expect(podChangeMattersToInstance(gated, refused)).toBe(true);
+    expect(podChangeMattersToInstance(refused, refusedLater)).toBe(true);
+  });
+
   it('sees a claim, a binding, an end, a deletion and a refusal by the scheduler', () => {
     const reclaimed = pod('web', { claim: 'i-2', nodeName: 'n1', phase: 'Pending', gated: false });
     const unbound = pod('web', { claim: 'i-1', phase: 'Pending', gated: false });

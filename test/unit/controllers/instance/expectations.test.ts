@@ -163,3 +163,66 @@ describe('StatusExpectations', () => {
     expect(e.size).toBe(0);
   });
 });
+
+describe("the watch event of the controller's own status write", () => {
+  const at = (rv: string) => instance('i-1', { resourceVersion: rv });
+
+  it('wakes nothing when it only shows the write, from the version it was decided on', () => {
+    const e = new StatusExpectations();
+    e.wrote(at('5'), T0, '6');
+    expect(e.ownWriteShown(at('5'), at('6'))).toBe(true);
+    expect(e.size).toBe(0);
+    // Seen once: a second event at that version is someone else's business.
+    expect(e.ownWriteShown(at('5'), at('6'))).toBe(false);
+  });
+
+  it('wakes the Instance when a reconcile waits for it, or when it carries changes of others', () => {
+    const waited = new StatusExpectations();
+    waited.wrote(at('5'), T0, '6');
+    expect(waited.awaiting(at('5'), T0)).toBeGreaterThan(0);
+    expect(waited.ownWriteShown(at('5'), at('6'))).toBe(false);
+
+    // Another writer changed it between the version read and ours: the event shows that change too.
+    const others = new StatusExpectations();
+    others.wrote(at('5'), T0, '7');
+    expect(others.ownWriteShown(at('6'), at('7'))).toBe(false);
+    // Another version than the one our write made, or another object of the same name.
+    const later = new StatusExpectations();
+    later.wrote(at('5'), T0, '6');
+    expect(later.ownWriteShown(at('5'), at('8'))).toBe(false);
+    const recreated = new StatusExpectations();
+    recreated.wrote(at('5'), T0, '6');
+    const other = at('6');
+    other.metadata.uid = 'uid-of-another-i-1';
+    expect(recreated.ownWriteShown(at('5'), other)).toBe(false);
+    // A write whose answer gave no version.
+    const unknown = new StatusExpectations();
+    unknown.wrote(at('5'), T0);
+    expect(unknown.ownWriteShown(at('5'), at('6'))).toBe(false);
+  });
+});
+
+describe('InstanceController wakes', () => {
+  it("skips the event of its own status write, and not another's", async () => {
+    joining();
+    // The API server answers a write with the version it made: the one the cache shows next.
+    const { patchStatus } = f.ctx.api.instances;
+    f.ctx.api.instances.patchStatus = async (name, status) => {
+      await patchStatus(name, status);
+      return '6';
+    };
+    await controller.reconcile('i-1');
+    cacheShowsWrites(f);
+    const [written] = f.cluster.instanceList;
+    expect(written!.status?.phase).toBe('Ready');
+    const before = instance('i-1', {
+      phase: 'Launched',
+      providerID: 'sim:///n1',
+      launchedAt: iso(0),
+      resourceVersion: '5',
+    });
+    expect(controller.wakes.instance!(written!, f.ctx.state, before)).toEqual([]);
+    const edited = { ...written!, metadata: { ...written!.metadata, resourceVersion: '99' } };
+    expect(controller.wakes.instance!(edited, f.ctx.state, written!)).toEqual(['i-1']);
+  });
+});

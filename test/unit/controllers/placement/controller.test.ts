@@ -51,9 +51,17 @@ describe('PlacementController', () => {
     expect(reasons()).toEqual([]);
   });
 
-  it('wakes the pods waiting on an Instance when it or its node turns Ready, and not for heartbeats', () => {
+  it('wakes the pods waiting on an Instance when it launches or its node turns Ready, and not for heartbeats', () => {
     f.cluster.podList = [pod('web-1', { claim: 'metal-x' }), pod('web-2', { claim: 'metal-y' })];
-    expect([...controller.wakes.instance!(f.cluster.instanceList[0]!, f.cluster)]).toEqual(['team-a/web-1']);
+    const inst = f.cluster.instanceList[0]!;
+    expect([...controller.wakes.instance!(inst, f.cluster)]).toEqual(['team-a/web-1']);
+    const unlaunched = structuredClone(inst);
+    delete unlaunched.status!.providerID;
+    expect([...controller.wakes.instance!(inst, f.cluster, unlaunched)]).toEqual(['team-a/web-1']);
+    // Its phase written Ready: the node's own event has woken the pod already.
+    const launched = structuredClone(inst);
+    launched.status!.phase = 'Launched';
+    expect([...controller.wakes.instance!(inst, f.cluster, launched)]).toEqual([]);
     const n = f.cluster.nodeList[0]!;
     expect([...controller.wakes.node!(n, f.cluster)]).toEqual(['team-a/web-1']);
     expect([...controller.wakes.node!(n, f.cluster, structuredClone(n))]).toEqual([]);

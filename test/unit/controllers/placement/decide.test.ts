@@ -2,7 +2,7 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Instance } from '../../../../src/api/types.ts';
-import { placementOf } from '../../../../src/controllers/placement/decide.ts';
+import { instanceChangeMattersToPlacement, placementOf } from '../../../../src/controllers/placement/decide.ts';
 import { FakeCluster } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
 
@@ -104,5 +104,27 @@ describe('placementOf', () => {
       c.podList = [pod('a', { claim: 'x' }), pod('b', { claim: 'x', gated: false, nodeName: 'n1' })];
       expect(placed('a')).toBe('n1');
     });
+  });
+});
+
+describe('instanceChangeMattersToPlacement', () => {
+  const launched = () => instance('x', { phase: 'Launched', providerID: 'sim:///n1' });
+
+  it('ignores the Instance turning Ready or any other status of it', () => {
+    const ready = instance('x', { phase: 'Ready', providerID: 'sim:///n1', resourceVersion: '7' });
+    ready.status!.nodeName = 'n1';
+    expect(instanceChangeMattersToPlacement(launched(), ready)).toBe(false);
+  });
+
+  it('sees its launch, its leaving the warm pool, its end and another class', () => {
+    const unlaunched = instance('x', {});
+    const warm = instance('x', { phase: 'Launched', providerID: 'sim:///n1', warm: true });
+    const deleting = instance('x', { phase: 'Launched', providerID: 'sim:///n1', deleting: true });
+    const terminated = instance('x', { phase: 'Terminated', providerID: 'sim:///n1' });
+    const other = instance('x', { phase: 'Launched', providerID: 'sim:///n1', class: 'other' });
+    expect(instanceChangeMattersToPlacement(unlaunched, launched())).toBe(true);
+    expect(instanceChangeMattersToPlacement(warm, launched())).toBe(true);
+    for (const after of [deleting, terminated, other])
+      expect(instanceChangeMattersToPlacement(launched(), after)).toBe(true);
   });
 });
