@@ -18,6 +18,7 @@ import { admissionRoundTrip, startController, webhookConfigName, type Tree } fro
 import {
   cpuByCommand,
   cpuByThread,
+  socketInodes,
   cpuSeconds,
   follow,
   instancePage,
@@ -100,6 +101,10 @@ export interface BurstResult {
   cpuMsPerPodNetOfIdle?: number;
   /** The controller's CPU per pod by thread name: the main thread against V8's and libuv's workers. */
   controllerCpuMsPerPodByThread?: Record<string, number>;
+  /** The controller's sockets: held before the burst, opened or accepted during it, most held at once (sampled every 200 ms). */
+  socketsBefore?: number;
+  socketsOpened?: number;
+  socketsPeak?: number;
   rssBeforeMiB: number;
   rssAfterMiB: number;
   /** RSS 30 s after the last pod was Running, the controller idle: what stays, against what the burst only passed through. */
@@ -546,6 +551,8 @@ export async function runBurst(
     const stopProfiling = ours && o.cpuProfileDir ? await controller.sampleCpu() : undefined;
     const cpuBefore = cpuSeconds(controller.pid);
     const threadsBefore = cpuByThread(controller.pid);
+    const socketsBefore = socketInodes(controller.pid);
+    const socketsOpened = new Set<string>();
     const named = new Map([[controller.pid, 'ipp controller']]);
     if (controller.kubeletsPid) named.set(controller.kubeletsPid, 'simulated kubelets');
     const machineBefore = cpuByCommand(process.pid, named);
@@ -562,7 +569,17 @@ export async function runBurst(
       t.created.set(name, Date.now());
     });
     const deadline = t0 + o.timeoutS * 1000;
-    while (t.running.size < size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    let socketsPeak = 0;
+    const socketsSeen = () => {
+      const now = socketInodes(controller.pid);
+      socketsPeak = Math.max(socketsPeak, now.size);
+      for (const s of now) if (!socketsBefore.has(s)) socketsOpened.add(s);
+    };
+    while (t.running.size < size && Date.now() < deadline) {
+      socketsSeen();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    socketsSeen();
     const cpuAfter = cpuSeconds(controller.pid);
     const save = async (dir: string, stop: () => Promise<unknown>, ext: string) => {
       mkdirSync(dir, { recursive: true });
@@ -623,6 +640,9 @@ export async function runBurst(
       cpuMsPerPodNetOfIdle: round(
         ((cpuAfter - cpuBefore) * 1000 - idleCpuMsPerS * seconds) / Math.max(1, t.running.size),
       ),
+      socketsBefore: socketsBefore.size,
+      socketsOpened: socketsOpened.size,
+      socketsPeak,
       rssBeforeMiB: round(rssBefore / MiB),
       rssAfterMiB: round(rssAfter / MiB),
       admissionErrors,

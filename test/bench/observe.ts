@@ -3,7 +3,7 @@
 // wall-clock time each event arrived. Objects that existed before the LIST are only counted, not
 // timed: a benchmark times what changes while it runs. Also the CPU time and resident set of a
 // process from /proc, for components the benchmark started itself.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Watch, type CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../../src/api/names.ts';
 import type { Instance } from '../../src/api/types.ts';
@@ -166,6 +166,30 @@ export function cpuByCommand(root = process.pid, labels: ReadonlyMap<number, str
     // By pid where known: Node names a process after its main thread ("MainThread"), not its script.
     const name = labels.get(pid) ?? (pid === root ? 'bench (this process)' : comm);
     out.set(name, (out.get(name) ?? 0) + s);
+  }
+  return out;
+}
+
+/**
+ * The sockets a process holds now, by inode (/proc/<pid>/fd): sampled through a burst, the inodes not
+ * held before it are the connections it opened or accepted meanwhile (a kept-alive one is held for
+ * its 30 s; one opened and closed between two samples is missed).
+ */
+export function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith('socket:')) out.add(target);
+    } catch {
+      // closed meanwhile
+    }
   }
   return out;
 }

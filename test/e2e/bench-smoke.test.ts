@@ -176,6 +176,10 @@ describe('scale benchmarks, small', () => {
     const threads = r.controllerCpuMsPerPodByThread ?? {};
     expect(threads.main).toBeGreaterThan(0);
     for (const ms of Object.values(threads)) expect(Number.isFinite(ms) && ms >= 0).toBe(true);
+    // Its sockets: the watches' held before the burst, and never fewer during it.
+    expect(r.socketsBefore).toBeGreaterThan(0);
+    expect(r.socketsPeak).toBeGreaterThanOrEqual(r.socketsBefore!);
+    expect(r.socketsOpened).toBeGreaterThanOrEqual(0);
     // What the controller allocated over the burst, sampled, and readable by the summary.
     const [profile] = readdirSync(allocProfileDir).filter((f) => f.endsWith('.heapprofile'));
     const summary = summariseAllocations(JSON.parse(readFileSync(join(allocProfileDir, profile!), 'utf8')));
