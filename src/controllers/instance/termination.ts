@@ -20,7 +20,7 @@ import type { StatusExpectations } from './expectations.ts';
 const DRAIN_RECHECK_MS = 5_000;
 /**
  * How long a pod whose eviction was accepted is not evicted again. The eviction deletes it, but a
- * pass soon after (our own Draining write wakes the Instance) may still read it from a cache that has
+ * pass soon after (the drain's recheck, a pod's event) may still read it from a cache that has
  * not shown that: a second eviction then raced the pod's deletion, and with the pod gone from the
  * webhook's cache first it was refused as an unknown pod and logged as a failed eviction.
  */

@@ -3,6 +3,7 @@
 // pass reads every pod of the class and writes claims in rounds; placing behind it made every node
 // that turned Ready in a burst wait for the round under way (seconds at a thousand pods).
 import type { V1Pod } from '@kubernetes/client-node';
+import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { awaitsPlacement, claimOf, classOf, isNodeReady, podKey } from '../../api/pods.ts';
 import { isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
@@ -23,11 +24,16 @@ export class PlacementController implements Controller {
   readonly name = 'placement';
   readonly wakes: Wakes = {
     // The pod itself (also once placed, to forget what was sent for it), and under Pod isolation the
-    // other claimers of its Instance, which it may have been holding back.
+    // claimers it may have been holding back: of its own Instance, and of the Instance whose node it
+    // is on without claiming it (a pod bound there by name, leaving).
     pod: (p, state) => {
       const claim = claimOf(p);
       const own = this.sent.has(podKey(p)) ? [podKey(p)] : [];
-      return claim ? [...own, ...waitingOn(state, classOf(p), claim)] : own;
+      const keys = claim ? [...own, ...waitingOn(state, classOf(p), claim)] : own;
+      const nodeName = p.spec?.nodeName;
+      const host = nodeName ? state.node(nodeName)?.metadata?.labels?.[NODE_INSTANCE_LABEL] : undefined;
+      if (host && host !== claim) keys.push(...waitingOn(state, state.instance(host)?.spec.class, host));
+      return keys;
     },
     instance: (i, state, old) =>
       i.status?.providerID && !isWarm(i) && (!old || instanceChangeMattersToPlacement(old, i))

@@ -51,6 +51,20 @@ describe('PlacementController', () => {
     expect(reasons()).toEqual([]);
   });
 
+  it('wakes a pod held back by a pod on its node that claims nothing there, once that one leaves', async () => {
+    const waiting = pod('web-1', { claim: 'metal-x' });
+    // Bound to the node by name (a `kubectl debug node/n1` pod): under Pod isolation nobody joins it.
+    const intruder = pod('debug', { class: null, gated: false, nodeName: 'n1', phase: 'Running', ns: 'default' });
+    f.cluster.podList = [waiting, intruder];
+    await controller.reconcile('team-a/web-1');
+    expect(f.writes.of('pods.pin')).toHaveLength(0);
+    // Its deletion: the one event that says the node is free (the Instance's own status says so later).
+    f.cluster.podList = [waiting];
+    expect([...controller.wakes.pod!(intruder, f.cluster)]).toEqual(['team-a/web-1']);
+    await controller.reconcile('team-a/web-1');
+    expect(f.writes.of('pods.pin')).toHaveLength(1);
+  });
+
   it('wakes the pods waiting on an Instance when it launches or its node turns Ready, and not for heartbeats', () => {
     f.cluster.podList = [pod('web-1', { claim: 'metal-x' }), pod('web-2', { claim: 'metal-y' })];
     const inst = f.cluster.instanceList[0]!;
