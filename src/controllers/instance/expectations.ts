@@ -5,6 +5,7 @@
 // merge patch having no precondition, write it again without anyone noticing. Until the cache moves
 // past the version our last write was decided on, such a reconcile decides nothing.
 import type { Instance } from '../../api/types.ts';
+import { onlyStatusChanged } from '../../state/cluster.ts';
 
 /** A lost watch event must not wedge an Instance: past this, the cache is believed again. */
 export const STATUS_EXPECTATION_TIMEOUT_MS = 30_000;
@@ -76,7 +77,10 @@ export class StatusExpectations {
       expected.uid !== next.metadata.uid ||
       old.metadata.uid !== next.metadata.uid ||
       old.metadata.resourceVersion !== expected.decidedOn ||
-      next.metadata.resourceVersion !== expected.written
+      next.metadata.resourceVersion !== expected.written ||
+      // A write that changed nothing is answered with the version it found: someone else's, if anything
+      // but the status moved. (Compared last: this walks both objects.)
+      !onlyStatusChanged(old, next)
     )
       return false;
     this.pending.delete(name);

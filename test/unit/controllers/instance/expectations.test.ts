@@ -195,6 +195,13 @@ describe("the watch event of the controller's own status write", () => {
     const other = at('6');
     other.metadata.uid = 'uid-of-another-i-1';
     expect(recreated.ownWriteShown(at('5'), other)).toBe(false);
+    // Our write changed nothing (answered with the version it found), and the event is another's
+    // change of more than the status: the Instance left the warm pool, say.
+    const taken = new StatusExpectations();
+    taken.wrote(at('5'), T0, '6');
+    const untaken = at('6');
+    untaken.metadata.labels = { 'ipp.dev/warm': 'false' };
+    expect(taken.ownWriteShown(at('5'), untaken)).toBe(false);
     // A write whose answer gave no version.
     const unknown = new StatusExpectations();
     unknown.wrote(at('5'), T0);
