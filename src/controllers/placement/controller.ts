@@ -3,7 +3,6 @@
 // pass reads every pod of the class and writes claims in rounds; placing behind it made every node
 // that turned Ready in a burst wait for the round under way (seconds at a thousand pods).
 import type { V1Pod } from '@kubernetes/client-node';
-import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { awaitsPlacement, claimOf, classOf, isNodeReady, podKey } from '../../api/pods.ts';
 import { isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
@@ -30,9 +29,13 @@ export class PlacementController implements Controller {
       const claim = claimOf(p);
       const own = this.sent.has(podKey(p)) ? [podKey(p)] : [];
       const keys = claim ? [...own, ...waitingOn(state, classOf(p), claim)] : own;
+      // The node's Instance by providerID, as placement matches them (a GKE pool's nodes carry no
+      // Instance label). A claim of another class, or a forged one, does not make it the pod's own.
       const nodeName = p.spec?.nodeName;
-      const host = nodeName ? state.node(nodeName)?.metadata?.labels?.[NODE_INSTANCE_LABEL] : undefined;
-      if (host && host !== claim) keys.push(...waitingOn(state, state.instance(host)?.spec.class, host));
+      const node = nodeName ? state.node(nodeName) : undefined;
+      const host = node ? state.instanceByProviderID(node.spec?.providerID) : undefined;
+      if (host && !(host.metadata.name === claim && host.spec.class === classOf(p)))
+        keys.push(...waitingOn(state, host.spec.class, host.metadata.name!));
       return keys;
     },
     instance: (i, state, old) =>

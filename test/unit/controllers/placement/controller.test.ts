@@ -1,6 +1,7 @@
 // The placement shell with fake writers: one guarded write per pod, its Event, and no second write
 // while the cache has not shown the first.
 import { beforeEach, describe, expect, it } from 'vitest';
+import { NODE_INSTANCE_LABEL } from '../../../../src/api/names.ts';
 import { PlacementController } from '../../../../src/controllers/placement/controller.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod } from '../fixtures.ts';
@@ -51,7 +52,7 @@ describe('PlacementController', () => {
     expect(reasons()).toEqual([]);
   });
 
-  it('wakes a pod held back by a pod on its node that claims nothing there, once that one leaves', async () => {
+  it('wakes a pod held back by a pod on its node that is no claimer of that Instance, once that one leaves', async () => {
     const waiting = pod('web-1', { claim: 'metal-x' });
     // Bound to the node by name (a `kubectl debug node/n1` pod): under Pod isolation nobody joins it.
     const intruder = pod('debug', { class: null, gated: false, nodeName: 'n1', phase: 'Running', ns: 'default' });
@@ -61,6 +62,11 @@ describe('PlacementController', () => {
     // Its deletion: the one event that says the node is free (the Instance's own status says so later).
     f.cluster.podList = [waiting];
     expect([...controller.wakes.pod!(intruder, f.cluster)]).toEqual(['team-a/web-1']);
+    // The same from a pod that copied the claim without being of the class, and on a node that names
+    // no Instance in its labels (a GKE pool's): the node's Instance is the one its providerID names.
+    const forger = pod('forger', { class: null, claim: 'metal-x', gated: false, nodeName: 'n1', phase: 'Running' });
+    delete f.cluster.nodeList[0]!.metadata!.labels![NODE_INSTANCE_LABEL];
+    expect([...controller.wakes.pod!(forger, f.cluster)]).toEqual(['team-a/web-1']);
     await controller.reconcile('team-a/web-1');
     expect(f.writes.of('pods.pin')).toHaveLength(1);
   });
