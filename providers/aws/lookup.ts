@@ -56,7 +56,12 @@ export async function describeById(api: Ec2Calls, instanceId: string): Promise<C
   }
 }
 
-/** Every live instance tagged for this cluster; with `instance`, only those tagged with that Instance name. */
+/**
+ * Every live instance tagged for this cluster; with `instance`, only those launched for that Instance.
+ * Those are found by the launch group every launch is tagged with, not by the Instance tag: a member
+ * of a grouped launch has no Instance tag until the launch tags it, and a controller killed in between
+ * leaves it without one, yet a teardown must still find it.
+ */
 export async function listCluster(api: Ec2Calls, instance?: string): Promise<CloudInstance[]> {
   const out: CloudInstance[] = [];
   let NextToken: string | undefined;
@@ -69,7 +74,7 @@ export async function listCluster(api: Ec2Calls, instance?: string): Promise<Clo
         new DescribeInstancesCommand({
           Filters: [
             { Name: `tag:${TAG_CLUSTER}`, Values: [api.clusterName] },
-            ...(instance ? [{ Name: `tag:${TAG_INSTANCE}`, Values: [instance] }] : []),
+            ...(instance ? [{ Name: `tag:${TAG_LAUNCH_GROUP}`, Values: [`*/${instance}/*`] }] : []),
             { Name: 'instance-state-name', Values: LIVE_STATES },
           ],
           MaxResults: api.pageSize,
@@ -80,7 +85,9 @@ export async function listCluster(api: Ec2Calls, instance?: string): Promise<Clo
     for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toCloudInstance(i));
     NextToken = page.NextToken;
   } while (NextToken);
-  return out;
+  // A group's tag names all its members: keep the one launched for this Instance (toCloudInstance
+  // names an untagged member after its place in the group).
+  return instance ? out.filter((c) => c.tags[TAG_INSTANCE] === instance) : out;
 }
 
 export async function tagInstance(api: Ec2Calls, instanceId: string, name: string): Promise<void> {

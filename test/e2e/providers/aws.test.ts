@@ -23,7 +23,7 @@ import {
   NotOwnedError,
 } from '../../../providers/errors.ts';
 import { registration } from '../../../providers/aws/bootstrap.ts';
-import { AwsProvider, type AwsProviderOptions } from '../../../providers/aws/provider.ts';
+import { AwsProvider, groupMember, type AwsProviderOptions } from '../../../providers/aws/provider.ts';
 import type { LaunchRequest } from '../../../providers/types.ts';
 import { startEc2FaultProxy, type Ec2FaultProxy } from '../../testbed/ec2-fault-proxy.ts';
 import { suffix } from '../support/cluster.ts';
@@ -372,9 +372,18 @@ describe('AwsProvider on moto', () => {
     await p.create(launch(cluster, cls, 'group-first'));
     const settled = await Promise.allSettled(reqs.map((r) => p.create(r)));
     expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
-    expect((await inMoto(cluster)).filter((i) => !tagsOf(i)['ipp.dev/instance'])).toHaveLength(3);
+    const untagged = (await inMoto(cluster)).filter((i) => !tagsOf(i)['ipp.dev/instance']);
+    expect(untagged).toHaveLength(3);
 
     proxy.clear();
+    // A teardown of a member before any create adopts it still finds its machine, and only its own.
+    for (const r of reqs) {
+      const found = await provider(cluster).findByInstance(r.instance.name);
+      const member = untagged.find(
+        (i) => groupMember(tagsOf(i)['ipp.dev/launch-group'], i.AmiLaunchIndex ?? 0) === r.instance.name,
+      )!;
+      expect(found.map((c) => c.providerID)).toEqual([expect.stringMatching(new RegExp(`/${member.InstanceId}$`))]);
+    }
     const before = runs();
     const adopted = await Promise.all(reqs.map((r) => provider(cluster).create(r)));
     expect(runs()).toBe(before);
