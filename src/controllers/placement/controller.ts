@@ -23,12 +23,16 @@ export class PlacementController implements Controller {
   readonly name = 'placement';
   readonly wakes: Wakes = {
     // The pod itself (also once placed, to forget what was sent for it), and under Pod isolation the
-    // claimers it may have been holding back: of its own Instance, and of the Instance whose node it
-    // is on without claiming it (a pod bound there by name, leaving).
-    pod: (p, state) => {
+    // claimers it may have been holding back: of its own Instance, of the one it claimed before (a
+    // claimer re-homed by provisioning leaves the younger ones of its old Instance to be served), and
+    // of the Instance whose node it is on without claiming it (a pod bound there by name, leaving).
+    pod: (p, state, old) => {
       const claim = claimOf(p);
       const own = this.sent.has(podKey(p)) ? [podKey(p)] : [];
       const keys = claim ? [...own, ...waitingOn(state, classOf(p), claim)] : own;
+      const before = old && claimOf(old);
+      if (before && (before !== claim || classOf(old) !== classOf(p)))
+        keys.push(...waitingOn(state, classOf(old), before));
       // The node's Instance by providerID, as placement matches them (a GKE pool's nodes carry no
       // Instance label). A claim of another class, or a forged one, does not make it the pod's own.
       const nodeName = p.spec?.nodeName;

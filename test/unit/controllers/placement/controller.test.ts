@@ -71,6 +71,22 @@ describe('PlacementController', () => {
     expect(f.writes.of('pods.pin')).toHaveLength(1);
   });
 
+  it('wakes the younger claimers of an Instance when its older claimer is re-homed to another', async () => {
+    const older = pod('web-0', { claim: 'metal-x', created: '2024-01-01T00:00:00Z' });
+    const younger = pod('web-1', { claim: 'metal-x', created: '2024-01-01T00:00:01Z' });
+    f.cluster.podList = [older, younger];
+    await controller.reconcile('team-a/web-1');
+    expect(f.writes.of('pods.pin')).toHaveLength(0);
+    // Provisioning moves the older one's claim: metal-x is the younger one's now, and only its waiters'
+    // wake says so.
+    const moved = pod('web-0', { claim: 'metal-y', created: '2024-01-01T00:00:00Z' });
+    f.cluster.podList = [moved, younger];
+    expect([...controller.wakes.pod!(moved, f.cluster, older)]).toContain('team-a/web-1');
+    expect([...controller.wakes.pod!(moved, f.cluster, moved)]).not.toContain('team-a/web-1');
+    await controller.reconcile('team-a/web-1');
+    expect(f.writes.of('pods.pin')).toHaveLength(1);
+  });
+
   it('wakes the pods waiting on an Instance when it launches or its node turns Ready, and not for heartbeats', () => {
     f.cluster.podList = [pod('web-1', { claim: 'metal-x' }), pod('web-2', { claim: 'metal-y' })];
     const inst = f.cluster.instanceList[0]!;
