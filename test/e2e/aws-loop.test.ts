@@ -18,6 +18,7 @@ import {
   type Instance as Ec2Instance,
 } from '@aws-sdk/client-ec2';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EventsV1Api } from '@kubernetes/client-node';
 import { GATE, NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../src/api/names.ts';
 import type { Instance, InstanceClassSpec } from '../../src/api/types.ts';
 import { mergePatch } from '../../src/kube/patch.ts';
@@ -118,12 +119,17 @@ describe('the AWS loop with the real controller, moto and the fault proxy', () =
       env,
     });
 
-  const awsClass = async (prefix: string, instanceTypes: string[]): Promise<string> => {
+  const awsClass = async (prefix: string, instanceTypes: string[], userData?: string): Promise<string> => {
     const name = `${prefix}-${suffix()}`;
     const spec: InstanceClassSpec = {
       instanceTypes,
       idleTimeout: '3s',
-      aws: { ami: { id: AMI }, subnets: { ids: subnets.map((s) => s.id) }, tags: { team: 'mail' } },
+      aws: {
+        ami: { id: AMI },
+        subnets: { ids: subnets.map((s) => s.id) },
+        tags: { team: 'mail' },
+        ...(userData !== undefined ? { userData } : {}),
+      },
     };
     await createClass(c, name, spec);
     classes.push(name);
@@ -398,6 +404,58 @@ describe('the AWS loop with the real controller, moto and the fault proxy', () =
     await tornDown('relay', cls, node, i.InstanceId!);
     const terminates = proxy.requests.filter((r) => r.action === 'TerminateInstances').slice(terminateBefore);
     expect(terminates.flatMap((r) => indexed(r, 'InstanceId'))).toContain(i.InstanceId);
+  });
+
+  it("a class's own user data that drops ipp's taints: its node is cordoned and reported, and given no pod", async () => {
+    // nodeadm's NodeConfig with ipp's labels and no {{ipp:register-with-taints}}: the class-taints
+    // policy only warns about it, so the node registers open to any pod that tolerates nothing.
+    const userData = [
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="B"',
+      '',
+      '--B',
+      'Content-Type: application/node.eks.aws',
+      '',
+      'apiVersion: node.eks.aws/v1alpha1',
+      'kind: NodeConfig',
+      'spec:',
+      '  cluster:',
+      `    name: ${eks.clusterName}`,
+      `    apiServerEndpoint: ${eks.endpoint}`,
+      `    certificateAuthority: ${eks.ca}`,
+      `    cidr: ${eks.serviceCidr}`,
+      '  kubelet:',
+      '    flags:',
+      '      - "{{ipp:node-labels}}"',
+      '',
+      '--B--',
+      '',
+    ].join('\n');
+    const cls = await awsClass('untainted', ['m5.large'], userData);
+    await deploy('untainted', cls);
+    const inst = await theInstance(cls);
+    const name = inst.metadata.name!;
+    const node = await joinNode(await launchedFor(name));
+    const n = await c.core.readNode({ name: node });
+    expect(n.metadata!.labels).toMatchObject({ [NODE_CLASS_LABEL]: cls, [NODE_INSTANCE_LABEL]: name });
+    expect((n.spec!.taints ?? []).filter((t) => t.key === NODE_CLASS_LABEL)).toEqual([]);
+    const notes = await eventually('the node cordoned and both NodeTaintsMissing Events', async () => {
+      expect((await c.core.readNode({ name: node })).spec?.unschedulable).toBe(true);
+      const all = await c.kc.makeApiClient(EventsV1Api).listEventForAllNamespaces();
+      const mine = all.items.filter((e) => e.reason === 'NodeTaintsMissing' && e.type === 'Warning');
+      const kinds = mine
+        .filter((e) => (e.regarding?.kind === 'Node' ? e.regarding.name === node : e.regarding?.name === name))
+        .map((e) => e.regarding?.kind);
+      expect(new Set(kinds)).toEqual(new Set(['Node', 'Instance']));
+      return mine.map((e) => e.note);
+    });
+    expect(notes[0]).toContain(`${NODE_CLASS_LABEL}=${cls}:NoSchedule`);
+    // The pod waits, gated, and its Instance is never Ready on that node.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const [waiting] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=untainted' })).items;
+    expect(waiting!.spec!.schedulingGates).toContainEqual({ name: GATE });
+    expect(waiting!.spec!.nodeName).toBeUndefined();
+    await theInstance(cls, (x) => expect(x.status?.phase).toBe('Launched'));
   });
 
   it('capacity error on the first instance type: launched as the second, and the next pod does not try the first again', async () => {

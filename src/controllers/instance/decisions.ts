@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../../api/types.ts';
 import { parseDuration } from '../../api/duration.ts';
-import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL } from '../../api/names.ts';
+import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAINT_KEY } from '../../api/names.ts';
 import type { CloudState } from '../../../providers/types.ts';
 import {
   isDaemonSetPod,
@@ -215,6 +215,25 @@ export function labelMismatch(inst: Instance, node: V1Node): string | undefined 
 }
 
 /**
+ * Why the Node matched to an Instance lacks the class's taints, or undefined when it has both. ipp
+ * asks for them at launch, but a class's own user data (EKS) or a node pool created without
+ * `--node-taints` (GKE) registers nodes without them: any pod that tolerates nothing in particular
+ * could then be scheduled there. ipp may not write taints (the scope policy), so such a node is cordoned.
+ */
+export function taintsMissing(inst: Instance, node: V1Node): string | undefined {
+  const cls = inst.spec.class;
+  const missing = (['NoSchedule', 'NoExecute'] as const).filter(
+    (effect) => !(node.spec?.taints ?? []).some((t) => t.key === TAINT_KEY && t.value === cls && t.effect === effect),
+  );
+  if (!missing.length) return undefined;
+  return (
+    `it is missing the taint${missing.length > 1 ? 's' : ''} ${missing.map((e) => `${TAINT_KEY}=${cls}:${e}`).join(' and ')}, ` +
+    `so pods of any tenant could be scheduled there: register the class's nodes with them (EKS user data: ` +
+    `{{ipp:register-with-taints}}; GKE: the node pool's --node-taints)`
+  );
+}
+
+/**
  * The name of the node whose bound pods are this Instance's: its node's (matched by providerID), or,
  * with that node gone, the name the Instance recorded, unless another node holds that name now. A
  * name is no identity: EKS names nodes after their private IP, which EC2 gives a new instance
@@ -232,7 +251,7 @@ export function ownNodeName(
 
 /**
  * What the Instance controller reads of a Node: its labels (identity, tampering), providerID, cordon,
- * shutdown taint and Ready condition. Not the heartbeats that rewrite its conditions every few
+ * shutdown taint, ipp's taints and Ready condition. Not the heartbeats that rewrite its conditions every few
  * seconds, nor its capacity or images.
  */
 const nodeFacts = (n: V1Node) => ({
@@ -243,6 +262,7 @@ const nodeFacts = (n: V1Node) => ({
   // Of its taints, only the cloud's shutdown mark: kube-controller-manager lifts not-ready as the
   // node starts, one event per node of a burst for nothing.
   shutdown: (n.spec?.taints ?? []).some((t) => t.key === SHUTDOWN_TAINT),
+  classTaints: (n.spec?.taints ?? []).filter((t) => t.key === TAINT_KEY).map((t) => `${t.value}:${t.effect}`),
   ready: (n.status?.conditions ?? []).filter((c) => c.type === 'Ready').map((c) => [c.status, c.lastTransitionTime]),
 });
 

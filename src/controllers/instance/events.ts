@@ -146,6 +146,20 @@ export const nodeLabelsTampered = (inst: Instance, node: string, why: string): I
   ];
 };
 
+export const nodeTaintsMissing = (inst: Instance, node: string, why: string): IppEvent[] => {
+  const note = `node ${node} of Instance ${inst.metadata.name}: ${why}; cordoned and never given a pod`;
+  return [
+    { regarding: instanceRef(inst), type: 'Warning', reason: 'NodeTaintsMissing', action: 'Register', note },
+    {
+      regarding: { apiVersion: 'v1', kind: 'Node', name: node },
+      type: 'Warning',
+      reason: 'NodeTaintsMissing',
+      action: 'Register',
+      note,
+    },
+  ];
+};
+
 export const repairSuspended = (cls: string, note: string): IppEvent => ({
   regarding: { apiVersion: API_VERSION, kind: 'InstanceClass', name: cls },
   type: 'Warning',

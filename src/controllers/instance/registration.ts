@@ -1,11 +1,12 @@
 // Registration: the node joins by itself and is matched to its Instance by spec.providerID. This step
 // records when it registered and became Ready, and says so once. A node whose ipp labels disagree
-// with the Instance its providerID belongs to is cordoned and reported, and never becomes Ready here
-// (an Instance that was Ready already stays cordoned until it is idle and torn down).
+// with the Instance its providerID belongs to, or that lacks the class's taints, is cordoned and
+// reported, and never becomes Ready here (an Instance that was Ready already stays cordoned until it
+// is idle and torn down).
 // A node that joins NotReady mostly turns Ready a moment later (its kubelet's first status): its
 // registration is held back that long, so that both are one status write, not two.
 import type { ControllerContext } from '../context.ts';
-import { everReady, labelMismatch, observedPhase } from './decisions.ts';
+import { everReady, labelMismatch, observedPhase, taintsMissing } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
@@ -48,10 +49,12 @@ export class Registration implements Step {
       return {};
     }
     const tampered = labelMismatch(inst, node);
-    if (tampered) {
+    const untainted = tampered ? undefined : taintsMissing(inst, node);
+    if (tampered || untainted) {
       if (!node.spec?.unschedulable) await this.ctx.api.nodes.cordon(node);
-      this.ctx.events.record(...events.nodeLabelsTampered(inst, node.metadata!.name!, tampered));
-      log.error({ node: node.metadata!.name }, tampered);
+      if (tampered) this.ctx.events.record(...events.nodeLabelsTampered(inst, node.metadata!.name!, tampered));
+      else this.ctx.events.record(...events.nodeTaintsMissing(inst, node.metadata!.name!, untainted!));
+      log.error({ node: node.metadata!.name }, (tampered ?? untainted)!);
       // One that was Ready keeps its pods (cordoned, it gets no new ones) and goes on through the
       // steps after this one, so that it is torn down once idle, or repaired, not billed forever.
       return everReady(inst) ? {} : { halt: true };

@@ -126,8 +126,21 @@ export function instance(name: string, o: InstanceOpts = {}): Instance {
 
 export function node(
   name: string,
-  o: { ready?: boolean; unschedulable?: boolean; class?: string; instance?: string; providerID?: string } = {},
+  o: {
+    ready?: boolean;
+    unschedulable?: boolean;
+    class?: string;
+    instance?: string;
+    providerID?: string;
+    /** Registered without the class's taints (a class's own user data, a GKE pool without them). */
+    untainted?: boolean;
+  } = {},
 ): V1Node {
+  // A node of a class registers with its taints, as ipp's launch asks.
+  const taints =
+    o.class && !o.untainted
+      ? (['NoSchedule', 'NoExecute'] as const).map((effect) => ({ key: NODE_CLASS_LABEL, value: o.class!, effect }))
+      : undefined;
   return {
     metadata: {
       name,
@@ -135,7 +148,11 @@ export function node(
         ? { [NODE_CLASS_LABEL]: o.class, ...(o.instance ? { [NODE_INSTANCE_LABEL]: o.instance } : {}) }
         : {},
     },
-    spec: { providerID: o.providerID ?? `sim:///${name}`, ...(o.unschedulable ? { unschedulable: true } : {}) },
+    spec: {
+      providerID: o.providerID ?? `sim:///${name}`,
+      ...(o.unschedulable ? { unschedulable: true } : {}),
+      ...(taints ? { taints } : {}),
+    },
     status: { conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },
   };
 }

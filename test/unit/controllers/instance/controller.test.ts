@@ -247,6 +247,25 @@ describe('registration', () => {
     expect(f.events.at(-1)!.note).toContain('names another Instance');
   });
 
+  it("cordons and reports a node registered without its class's taints, and never readies it", async () => {
+    f.cluster.instanceList = [instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0) })];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+    // A class's own user data, or a GKE pool created without --node-taints: labels right, no taints.
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', providerID: 'sim:///n1', untainted: true })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('nodes.cordon')).toEqual([['n1']]);
+    expect(f.writes.of('instances.patchStatus')).toEqual([]);
+    expect(reasons()).toEqual(['Instance/NodeTaintsMissing/Register', 'Node/NodeTaintsMissing/Register']);
+    expect(f.events.at(-1)!.note).toContain('ipp.dev/class=metal:NoSchedule and ipp.dev/class=metal:NoExecute');
+    // One of the two is as open: a bound pod runs there unless NoExecute keeps it off.
+    const half = node('n1', { class: 'metal', instance: 'i-1', providerID: 'sim:///n1', unschedulable: true });
+    half.spec!.taints = half.spec!.taints!.filter((t) => t.effect === 'NoSchedule');
+    f.cluster.nodeList = [half];
+    await controller.reconcile('i-1');
+    expect(f.events.at(-1)!.note).toMatch(/missing the taint ipp\.dev\/class=metal:NoExecute,/);
+    expect(f.writes.of('instances.patchStatus')).toEqual([]);
+  });
+
   it('writes nothing when the world matches the status, whatever the key order the server returned', async () => {
     const ready = instance('i-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0) });
     ready.status = {

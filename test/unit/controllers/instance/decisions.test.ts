@@ -226,22 +226,24 @@ describe('nodeChangeMattersToInstance', () => {
 
   it("ignores kube-controller-manager lifting a starting node's not-ready taint", () => {
     const starting = before();
-    starting.spec!.taints = [{ key: 'node.kubernetes.io/not-ready', effect: 'NoSchedule' }];
+    starting.spec!.taints!.push({ key: 'node.kubernetes.io/not-ready', effect: 'NoSchedule' });
     expect(nodeChangeMattersToInstance(starting, before())).toBe(false);
   });
 
-  it('sees the Ready condition turn, the shutdown taint, a cordon, a label and a deletion', () => {
+  it("sees the Ready condition turn, the shutdown taint, the class's taints, a cordon, a label and a deletion", () => {
     const notReady = before();
     notReady.status!.conditions![0]!.status = 'Unknown';
     const tainted = before();
-    tainted.spec!.taints = [{ key: 'node.cloudprovider.kubernetes.io/shutdown', effect: 'NoSchedule' }];
+    tainted.spec!.taints!.push({ key: 'node.cloudprovider.kubernetes.io/shutdown', effect: 'NoSchedule' });
+    const untainted = before();
+    untainted.spec!.taints = untainted.spec!.taints!.filter((t) => t.effect !== 'NoExecute');
     const cordoned = before();
     cordoned.spec!.unschedulable = true;
     const relabelled = before();
     relabelled.metadata!.labels!['ipp.dev/instance'] = 'i-9';
     const deleting = before();
     deleting.metadata!.deletionTimestamp = new Date(T0);
-    for (const after of [notReady, tainted, cordoned, relabelled, deleting])
+    for (const after of [notReady, tainted, untainted, cordoned, relabelled, deleting])
       expect(nodeChangeMattersToInstance(before(), after)).toBe(true);
   });
 });
