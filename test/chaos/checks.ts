@@ -89,7 +89,8 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
   }
 
   // Unplaced: what each workload still wants (replicas, or Job completions not done yet) and does not
-  // have running on a Node that exists, whether its pods are pending or were never created at all.
+  // have running on a Node that exists, whether its pods are pending or were never created at all
+  // (refused at admission); pods kube-controller-manager never even tried to create are shown apart.
   const nodeNames = new Set(w.nodes.map((n) => n.metadata!.name!));
   const placed = (p: V1Pod) => p.status?.phase === 'Running' && !!p.spec?.nodeName && nodeNames.has(p.spec.nodeName);
   const succeeded = new Map(
@@ -98,6 +99,14 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
       j.status?.succeeded ?? 0,
     ]),
   );
+  // The workload controllers' refusals to create a pod (ipp's webhook refusing it, or timing out while
+  // no replica answers), by the object that asked: a ReplicaSet's or Job's name, or a Deployment's
+  // ReplicaSet's.
+  const events = (await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: WORKLOAD_NAMESPACE })).items;
+  const refusedFor = (name: string) =>
+    events.some(
+      (e) => e.reason === 'FailedCreate' && (e.regarding?.name === name || !!e.regarding?.name?.startsWith(`${name}-`)),
+    );
   let unplaced = 0;
   for (const [name, wl] of w.workloads) {
     if (wl.deleted) continue;
@@ -107,18 +116,25 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
     if (wl.kind === 'Job' ? !succeeded.has(name) : !(await exists(c, wl.kind, name))) continue;
     const missing = Math.max(0, wanted - pods.filter(placed).length);
     if (!missing) continue;
-    unplaced += missing;
     const waiting = pods
       .filter((p) => !placed(p))
       .map((p) => `${p.metadata!.name} ${p.status?.phase ?? ''}${p.spec?.nodeName ? ` on ${p.spec.nodeName}` : ''}`);
+    if (!waiting.length && !refusedFor(name)) {
+      // No pod of it waits, and its controller was never refused a create: kube-controller-manager did
+      // not try (after an injected kube-apiserver restart, its watches can be refused by RBAC for a
+      // while and its expectations wait minutes). The testbed's, not ipp's: shown, not counted.
+      details.push(
+        `not counted: ${wl.kind} ${name} has ${wanted - missing} of ${wanted} pods running, no other pod and no FailedCreate Event: kube-controller-manager never created the rest`,
+      );
+      continue;
+    }
+    unplaced += missing;
     details.push(
       `unplaced: ${wl.kind} ${name} has ${wanted - missing} of ${wanted} pods running${waiting.length ? ` (${waiting.join(', ')})` : ''}`,
     );
   }
 
-  const alarms = (
-    await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: WORKLOAD_NAMESPACE })
-  ).items.filter((e) => e.reason === 'IsolationViolation');
+  const alarms = events.filter((e) => e.reason === 'IsolationViolation');
   for (const e of alarms) details.push(`alarm: ${e.regarding?.kind} ${e.regarding?.name}: ${e.note}`);
 
   return {
