@@ -439,18 +439,24 @@ describe('the AWS loop with the real controller, moto and the fault proxy', () =
     const n = await c.core.readNode({ name: node });
     expect(n.metadata!.labels).toMatchObject({ [NODE_CLASS_LABEL]: cls, [NODE_INSTANCE_LABEL]: name });
     expect((n.spec!.taints ?? []).filter((t) => t.key === NODE_CLASS_LABEL)).toEqual([]);
-    const notes = await eventually('the node cordoned and both NodeTaintsMissing Events', async () => {
-      expect((await c.core.readNode({ name: node })).spec?.unschedulable).toBe(true);
-      const all = await c.kc.makeApiClient(EventsV1Api).listEventForAllNamespaces();
-      const mine = all.items.filter((e) => e.reason === 'NodeTaintsMissing' && e.type === 'Warning');
-      const kinds = mine
-        .filter((e) => (e.regarding?.kind === 'Node' ? e.regarding.name === node : e.regarding?.name === name))
-        .map((e) => e.regarding?.kind);
-      expect(new Set(kinds)).toEqual(new Set(['Node', 'Instance']));
-      return mine.map((e) => e.note);
-    });
+    const notes = await eventually(
+      'the node cordoned and NodeTaintsMissing on the Instance, Node and class',
+      async () => {
+        expect((await c.core.readNode({ name: node })).spec?.unschedulable).toBe(true);
+        const all = await c.kc.makeApiClient(EventsV1Api).listEventForAllNamespaces();
+        const about = { Node: node, Instance: name, InstanceClass: cls } as Record<string, string>;
+        const mine = all.items.filter(
+          (e) =>
+            e.reason === 'NodeTaintsMissing' &&
+            e.type === 'Warning' &&
+            about[e.regarding?.kind ?? ''] === e.regarding?.name,
+        );
+        expect(new Set(mine.map((e) => e.regarding?.kind))).toEqual(new Set(['Node', 'Instance', 'InstanceClass']));
+        return mine.map((e) => e.note);
+      },
+    );
     expect(notes[0]).toContain(`${NODE_CLASS_LABEL}=${cls}:NoSchedule`);
-    // The pod waits, gated, and its Instance is never Ready on that node.
+    // The pod waits, gated, and its Instance is never Ready on that node (placement refuses it too).
     await new Promise((r) => setTimeout(r, 3_000));
     const [waiting] = (await c.core.listNamespacedPod({ namespace: ns, labelSelector: 'app=untainted' })).items;
     expect(waiting!.spec!.schedulingGates).toContainEqual({ name: GATE });

@@ -234,6 +234,14 @@ export function taintsMissing(inst: Instance, node: V1Node): string | undefined 
 }
 
 /**
+ * Why ipp refuses the Node matched to an Instance (labels of another class or Instance, or the class's
+ * taints missing), or undefined when it may be the Instance's node. A refused node is cordoned and
+ * never given a pod, whatever else says it is Ready.
+ */
+export const nodeRefusal = (inst: Instance, node: V1Node): string | undefined =>
+  labelMismatch(inst, node) ?? taintsMissing(inst, node);
+
+/**
  * The name of the node whose bound pods are this Instance's: its node's (matched by providerID), or,
  * with that node gone, the name the Instance recorded, unless another node holds that name now. A
  * name is no identity: EKS names nodes after their private IP, which EC2 gives a new instance

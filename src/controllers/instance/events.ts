@@ -146,17 +146,23 @@ export const nodeLabelsTampered = (inst: Instance, node: string, why: string): I
   ];
 };
 
-export const nodeTaintsMissing = (inst: Instance, node: string, why: string): IppEvent[] => {
-  const note = `node ${node} of Instance ${inst.metadata.name}: ${why}; cordoned and never given a pod`;
+/** On the Instance, the Node and the class: the class's bootstrap (or GKE pool) is what needs fixing. */
+export const nodeTaintsMissing = (inst: Instance, node: string, why: string, wasReady: boolean): IppEvent[] => {
+  const fate = wasReady
+    ? 'cordoned: it keeps the pods it runs, gets no new one, and is torn down once idle'
+    : 'cordoned and never given a pod; the instance is replaced at its registrationTimeout';
+  const note = `node ${node} of Instance ${inst.metadata.name}: ${why}; ${fate}`;
+  const event = (regarding: IppEvent['regarding']): IppEvent => ({
+    regarding,
+    type: 'Warning',
+    reason: 'NodeTaintsMissing',
+    action: 'Register',
+    note,
+  });
   return [
-    { regarding: instanceRef(inst), type: 'Warning', reason: 'NodeTaintsMissing', action: 'Register', note },
-    {
-      regarding: { apiVersion: 'v1', kind: 'Node', name: node },
-      type: 'Warning',
-      reason: 'NodeTaintsMissing',
-      action: 'Register',
-      note,
-    },
+    event(instanceRef(inst)),
+    event({ apiVersion: 'v1', kind: 'Node', name: node }),
+    event({ apiVersion: API_VERSION, kind: 'InstanceClass', name: inst.spec.class }),
   ];
 };
 

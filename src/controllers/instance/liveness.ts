@@ -10,7 +10,7 @@ import { isTerminal, isWorkload } from '../../api/pods.ts';
 import type { ControllerContext } from '../context.ts';
 import { isWarm } from '../warmpool/pool.ts';
 import type { LaunchAttempts } from './attempts.ts';
-import { everReady, livenessExpiry, observedPhase } from './decisions.ts';
+import { everReady, livenessExpiry, nodeRefusal, observedPhase } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
@@ -71,15 +71,20 @@ export class Liveness implements Step {
     );
     if (!expiry.expired) return { requeueAfterMs: expiry.remainingMs };
     if (expiry.reason === 'Idle') return {};
+    // A node that joined and was refused (cordoned) is why, not the boot.
+    const refused = node && expiry.reason === 'RegistrationTimeout' ? nodeRefusal(inst, node) : undefined;
+    const message = refused
+      ? `node ${node!.metadata!.name} joined within registrationTimeout but was refused: ${refused}`
+      : expiry.message;
     this.ctx.events.record(
       ...events.expired(
         inst,
         this.ctx.state.podsClaiming(inst.spec.class, inst.metadata.name!),
         expiry.reason,
-        expiry.message,
+        message,
       ),
     );
-    log.warn({ reason: expiry.reason }, expiry.message);
+    log.warn({ reason: expiry.reason }, message);
     await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
     return { deleted: true };
   }

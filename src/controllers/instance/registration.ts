@@ -52,9 +52,10 @@ export class Registration implements Step {
     const untainted = tampered ? undefined : taintsMissing(inst, node);
     if (tampered || untainted) {
       if (!node.spec?.unschedulable) await this.ctx.api.nodes.cordon(node);
-      if (tampered) this.ctx.events.record(...events.nodeLabelsTampered(inst, node.metadata!.name!, tampered));
-      else this.ctx.events.record(...events.nodeTaintsMissing(inst, node.metadata!.name!, untainted!));
-      log.error({ node: node.metadata!.name }, (tampered ?? untainted)!);
+      const name = node.metadata!.name!;
+      if (tampered) this.ctx.events.record(...events.nodeLabelsTampered(inst, name, tampered));
+      else this.ctx.events.record(...events.nodeTaintsMissing(inst, name, untainted!, everReady(inst)));
+      log.error({ node: name }, (tampered ?? untainted)!);
       // One that was Ready keeps its pods (cordoned, it gets no new ones) and goes on through the
       // steps after this one, so that it is torn down once idle, or repaired, not billed forever.
       return everReady(inst) ? {} : { halt: true };

@@ -160,7 +160,7 @@ export class Termination {
     return read?.spec?.providerID === providerID && read.metadata?.labels?.[NODE_CLASS_LABEL] ? read : undefined;
   }
 
-  /** The recorded cloud instance and any other tagged with the Instance's name (a launch whose status was lost). */
+  /** The recorded cloud instance and any other the provider finds launched for the Instance (a launch whose status was lost). */
   private async copies(provider: CloudProvider, inst: Instance): Promise<Set<string>> {
     const name = inst.metadata.name!;
     const ids = new Set<string>();

@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Node } from '@kubernetes/client-node';
 import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, QUARANTINE_ANNOTATION } from '../../api/names.ts';
 import type { Instance } from '../../api/types.ts';
-import { labelMismatch } from '../instance/decisions.ts';
+import { nodeRefusal } from '../instance/decisions.ts';
 
 export type NodeStanding =
   /** Not labelled as an ipp node at all. */
@@ -80,7 +80,8 @@ export function nodeStanding(node: V1Node, lookup: InstanceLookup, unconfirmedFo
 /**
  * May ipp lift the quarantine it put on this node? Only its own (the annotation), only once the node
  * has proved to be the node of a live Instance (its providerID, recorded by the launch: a node
- * cordoned while its Instance's launch was slow to record it) and its labels agree with that Instance.
+ * cordoned while its Instance's launch was slow to record it) and its labels and taints are that
+ * Instance's (a node without its class's taints stays cordoned: the Instance controller refuses it).
  */
 export function mayRelease(
   node: V1Node,
@@ -89,7 +90,7 @@ export function mayRelease(
   if (standing.kind !== 'instance' || !node.spec?.unschedulable) return false;
   if (node.metadata?.annotations?.[QUARANTINE_ANNOTATION] === undefined) return false;
   const inst = standing.instance;
-  return !inst.metadata.deletionTimestamp && labelMismatch(inst, node) === undefined;
+  return !inst.metadata.deletionTimestamp && nodeRefusal(inst, node) === undefined;
 }
 
 /**

@@ -7,7 +7,7 @@ import { namespaceAllowed } from '../../api/classes.ts';
 import { awaitsPlacement, claimOf, classOf, holdsClaim, isNodeReady, isWorkload, podKey } from '../../api/pods.ts';
 import type { Instance } from '../../api/types.ts';
 import type { ClusterView } from '../context.ts';
-import { labelMismatch } from '../instance/decisions.ts';
+import { nodeRefusal } from '../instance/decisions.ts';
 import { isWarm } from '../warmpool/pool.ts';
 import { isLive } from '../../api/instances.ts';
 
@@ -41,11 +41,11 @@ export function placementOf(pod: V1Pod, view: View): Placement | undefined {
   if (!instance || instance.spec.class !== className || !isLive(instance)) return undefined;
   // Still in the warm pool: provisioning takes it out first, and the take's update wakes the pod.
   if (isWarm(instance) || !instance.status?.providerID) return undefined;
-  // The node the cloud's providerID names, Ready, and labelled for this Instance: what the Instance
+  // The node the cloud's providerID names, Ready, labelled and tainted for this Instance: what the Instance
   // controller checks before it records phase Ready. Read here rather than waited for, because in a
   // burst that record queues behind a thousand launches (~1 s from node Ready to pinned, measured).
   const node = view.nodeByProviderID(instance.status.providerID);
-  if (!node || !isNodeReady(node) || labelMismatch(instance, node)) return undefined;
+  if (!node || !isNodeReady(node) || nodeRefusal(instance, node)) return undefined;
   if ((cls.spec.isolation ?? 'Pod') === 'Pod') {
     const key = podKey(pod);
     const onNode = view.podsOnNode(node.metadata!.name!).some((p) => podKey(p) !== key && isWorkload(p));

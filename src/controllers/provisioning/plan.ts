@@ -21,6 +21,7 @@ import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
 import { classZones, zonesCompatible, type PodZones } from '../../api/zones.ts';
 import { isWarm } from '../warmpool/pool.ts';
 import { isLive } from '../../api/instances.ts';
+import { nodeRefusal } from '../instance/decisions.ts';
 
 export interface PlanInput {
   cls: InstanceClass;
@@ -235,11 +236,12 @@ export function plan(input: PlanInput): Plan {
     if (!cap) return l.pods.size === 0;
     return fits(l.used, podRequests(pod), cap);
   };
-  // A Ready instance is only as good as its node: a cordoned or NotReady node would hold the pod forever.
+  // A Ready instance is only as good as its node: a cordoned, NotReady or refused node (its taints
+  // removed since) would hold the pod forever.
   const usable = (inst: Instance) => {
     if (inst.status?.phase !== 'Ready') return true;
     const node = nodeOf(inst);
-    return !!node && isNodeReady(node);
+    return !!node && isNodeReady(node) && !nodeRefusal(inst, node);
   };
   // A class tightened (VM → BareMetal) never hands out an instance launched under the weaker level.
   const required = requiredIsolation(cls);

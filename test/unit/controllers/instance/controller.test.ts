@@ -255,8 +255,13 @@ describe('registration', () => {
     await controller.reconcile('i-1');
     expect(f.writes.of('nodes.cordon')).toEqual([['n1']]);
     expect(f.writes.of('instances.patchStatus')).toEqual([]);
-    expect(reasons()).toEqual(['Instance/NodeTaintsMissing/Register', 'Node/NodeTaintsMissing/Register']);
+    expect(reasons()).toEqual([
+      'Instance/NodeTaintsMissing/Register',
+      'Node/NodeTaintsMissing/Register',
+      'InstanceClass/NodeTaintsMissing/Register',
+    ]);
     expect(f.events.at(-1)!.note).toContain('ipp.dev/class=metal:NoSchedule and ipp.dev/class=metal:NoExecute');
+    expect(f.events.at(-1)!.note).toContain('never given a pod');
     // One of the two is as open: a bound pod runs there unless NoExecute keeps it off.
     const half = node('n1', { class: 'metal', instance: 'i-1', providerID: 'sim:///n1', unschedulable: true });
     half.spec!.taints = half.spec!.taints!.filter((t) => t.effect === 'NoSchedule');
@@ -264,6 +269,12 @@ describe('registration', () => {
     await controller.reconcile('i-1');
     expect(f.events.at(-1)!.note).toMatch(/missing the taint ipp\.dev\/class=metal:NoExecute,/);
     expect(f.writes.of('instances.patchStatus')).toEqual([]);
+    // At its registration timeout it is replaced, and the Event says why: not the boot, the taints.
+    f.clock.now = T0 + 16 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toHaveLength(1);
+    const timeout = f.events.find((e) => e.reason === 'RegistrationTimeout' && e.regarding.kind === 'Instance')!;
+    expect(timeout.note).toMatch(/node n1 joined within registrationTimeout but was refused: it is missing the taint/);
   });
 
   it('writes nothing when the world matches the status, whatever the key order the server returned', async () => {

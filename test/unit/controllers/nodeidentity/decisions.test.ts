@@ -95,11 +95,14 @@ describe('mayRelease', () => {
     expect(mayRelease(n, nodeStanding(n, lookup(real)))).toBe(true);
   });
 
-  it('keeps it while the node is no Instance’s, or carries another class, or its Instance is going', () => {
+  it('keeps it while the node is no Instance’s, carries another class or not its taints, or its Instance is going', () => {
     const stranger = quarantined({ providerID: 'aws:///x/i-0other' });
     expect(mayRelease(stranger, nodeStanding(stranger, lookup(real)))).toBe(false);
     const otherClass = quarantined({ class: 'gpu' });
     expect(mayRelease(otherClass, nodeStanding(otherClass, lookup(real)))).toBe(false);
+    // Its own, with its labels, but without the class's taints: the Instance controller refuses it.
+    const untainted = quarantined({ untainted: true });
+    expect(mayRelease(untainted, nodeStanding(untainted, lookup(real)))).toBe(false);
     const going = instance('metal-1', { phase: 'Ready', providerID: 'sim:///real', deleting: true });
     expect(mayRelease(quarantined({}), nodeStanding(quarantined({}), lookup(going)))).toBe(false);
   });

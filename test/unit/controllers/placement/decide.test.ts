@@ -59,6 +59,17 @@ describe('placementOf', () => {
     }
   });
 
+  it("never places a pod on a node without its class's taints, Ready and uncordoned as it may look", () => {
+    c.podList = [pod('a', { claim: 'x' })];
+    for (const drop of ['NoSchedule', 'NoExecute']) {
+      const n = c.nodeList[0]!;
+      n.spec!.taints = (n.spec!.taints ?? []).filter((t) => t.effect !== drop);
+      expect(placed('a')).toBeUndefined();
+      c.nodeList = [node('n1', { class: 'metal', instance: 'x' })];
+    }
+    expect(placed('a')).toBe('n1');
+  });
+
   it("never places a pod on another class's Instance, whatever its claim says", () => {
     c.instanceList = [instance('x', { phase: 'Ready', providerID: 'sim:///n1', class: 'other' })];
     c.podList = [pod('a', { claim: 'x' })];

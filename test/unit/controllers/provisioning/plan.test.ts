@@ -7,8 +7,11 @@ import { FakeCluster } from '../../fake/cluster.ts';
 import { awaitsPlacement } from '../../../../src/api/pods.ts';
 import type { Resources } from '../../../../providers/types.ts';
 import type { PodZones } from '../../../../src/api/zones.ts';
-import { CLASS, cls, instance, node, pod } from '../fixtures.ts';
+import { CLASS, cls, instance, node as anyNode, pod } from '../fixtures.ts';
 import { NODE_INSTANCE_LABEL, POD_PINNED_AT_ANNOTATION } from '../../../../src/api/names.ts';
+
+/** A node of the class, as its kubelet registers it (label and taints). */
+const node = (name: string, o: Parameters<typeof anyNode>[1] = {}) => anyNode(name, { class: CLASS, ...o });
 
 interface Input {
   cls?: InstanceClass;
