@@ -43,11 +43,20 @@ export function createLogger(
 /**
  * pino passes only the root's bindings through `formatters.bindings`, not a child's: every child (and
  * its children, which inherit these methods) has its bindings redacted here, and bindings set later.
+ * A child given a `formatters.log` of its own would replace the root's, redaction included: its
+ * output is redacted after it.
  */
 function redactingChildren(logger: Logger): Logger {
   const { child, setBindings } = logger;
   logger.child = function (this: Logger, bindings, options) {
-    return child.call(this, redact(bindings), options);
+    const own = options?.formatters?.log;
+    const safe = own
+      ? {
+          ...options,
+          formatters: { ...options.formatters, log: (o: object) => redact(own(o)) },
+        }
+      : options;
+    return child.call(this, redact(bindings), safe);
   } as Logger['child'];
   logger.setBindings = function (this: Logger, bindings) {
     setBindings.call(this, redact(bindings));

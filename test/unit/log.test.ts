@@ -85,6 +85,15 @@ describe('logger', () => {
     expect(cfg.token).toBe('frozen-token');
   });
 
+  it("censors a child's lines when the child brings a log formatter of its own", () => {
+    const { lines, sink } = capture();
+    const log = createLogger('info', sink);
+    const child = log.child({ pod: 'a/b' }, { formatters: { log: (o) => ({ ...o, shaped: true }) } });
+    child.info({ aws: { secretAccessKey: 'own-formatter-secret' } }, 'shaped');
+    expect(lines.join('')).not.toContain('own-formatter-secret');
+    expect(JSON.parse(lines[0]!)).toMatchObject({ shaped: true, aws: { secretAccessKey: CENSOR } });
+  });
+
   it('copies nothing when a line holds no credential', () => {
     const fields = { pod: 'a/b', instance: { name: 'class0-1', headers: { accept: 'json' } }, tries: [1, 2] };
     expect(redact(fields)).toBe(fields);
