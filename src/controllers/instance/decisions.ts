@@ -215,22 +215,29 @@ export function labelMismatch(inst: Instance, node: V1Node): string | undefined 
 }
 
 /**
- * Why the Node matched to an Instance lacks the class's taints, or undefined when it has both. ipp
- * asks for them at launch, but a class's own user data (EKS) or a node pool created without
+ * The class's taints the Node matched to an Instance lacks (`key=value:Effect`), none when it has
+ * both. ipp asks for them at launch, but a class's own user data (EKS) or a node pool created without
  * `--node-taints` (GKE) registers nodes without them: any pod that tolerates nothing in particular
  * could then be scheduled there. ipp may not write taints (the scope policy), so such a node is cordoned.
  */
-export function taintsMissing(inst: Instance, node: V1Node): string | undefined {
+export function missingTaints(inst: Instance, node: V1Node): string[] {
   const cls = inst.spec.class;
-  const missing = (['NoSchedule', 'NoExecute'] as const).filter(
-    (effect) => !(node.spec?.taints ?? []).some((t) => t.key === TAINT_KEY && t.value === cls && t.effect === effect),
-  );
-  if (!missing.length) return undefined;
-  return (
-    `it is missing the taint${missing.length > 1 ? 's' : ''} ${missing.map((e) => `${TAINT_KEY}=${cls}:${e}`).join(' and ')}, ` +
-    `so pods of any tenant could be scheduled there: register the class's nodes with them (EKS user data: ` +
-    `{{ipp:register-with-taints}}; GKE: the node pool's --node-taints)`
-  );
+  return (['NoSchedule', 'NoExecute'] as const)
+    .filter(
+      (effect) => !(node.spec?.taints ?? []).some((t) => t.key === TAINT_KEY && t.value === cls && t.effect === effect),
+    )
+    .map((effect) => `${TAINT_KEY}=${cls}:${effect}`);
+}
+
+/** `the taint(s) a and b`, for a message. */
+export const taintList = (taints: string[]) => `the taint${taints.length > 1 ? 's' : ''} ${taints.join(' and ')}`;
+
+/** Why the Node matched to an Instance lacks the class's taints, or undefined when it has both. */
+export function taintsMissing(inst: Instance, node: V1Node): string | undefined {
+  const missing = missingTaints(inst, node);
+  return missing.length
+    ? `it is missing ${taintList(missing)}, so pods of any tenant could be scheduled there`
+    : undefined;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { Instance } from '../../api/types.ts';
 import { API_VERSION } from '../../api/names.ts';
 import { instanceRef, podRef, type IppEvent } from '../../kube/events.ts';
+import { taintList } from './decisions.ts';
 
 const toInstanceAndPods = (
   inst: Instance,
@@ -146,24 +147,38 @@ export const nodeLabelsTampered = (inst: Instance, node: string, why: string): I
   ];
 };
 
-/** On the Instance, the Node and the class: the class's bootstrap (or GKE pool) is what needs fixing. */
-export const nodeTaintsMissing = (inst: Instance, node: string, why: string, wasReady: boolean): IppEvent[] => {
+/** Where a class's nodes get their taints: what to fix when they register without them. */
+const TAINTS_REMEDY =
+  "register the class's nodes with them (EKS: {{ipp:register-with-taints}} in spec.aws.userData; GKE: the node pool's --node-taints)";
+
+/**
+ * On the Instance and the Node; and, for a node that registered so (the class's bootstrap or GKE pool
+ * is what needs fixing), on the class, in words without the node's name so that repeats add up to
+ * one series.
+ */
+export const nodeTaintsMissing = (inst: Instance, node: string, missing: string[], wasReady: boolean): IppEvent[] => {
   const fate = wasReady
-    ? 'cordoned: it keeps the pods it runs, gets no new one, and is torn down once idle'
-    : 'cordoned and never given a pod; the instance is replaced at its registrationTimeout';
-  const note = `node ${node} of Instance ${inst.metadata.name}: ${why}; ${fate}`;
-  const event = (regarding: IppEvent['regarding']): IppEvent => ({
+    ? 'they were removed after it registered: cordoned, it keeps the pods it runs and gets no new one; pods waiting for it are given other instances, and it is torn down once it runs none'
+    : `${TAINTS_REMEDY}. Cordoned and never given a pod; the instance is replaced at its registrationTimeout`;
+  const event = (regarding: IppEvent['regarding'], note: string): IppEvent => ({
     regarding,
     type: 'Warning',
     reason: 'NodeTaintsMissing',
     action: 'Register',
     note,
   });
-  return [
-    event(instanceRef(inst)),
-    event({ apiVersion: 'v1', kind: 'Node', name: node }),
-    event({ apiVersion: API_VERSION, kind: 'InstanceClass', name: inst.spec.class }),
-  ];
+  const note = `node ${node} of Instance ${inst.metadata.name} is missing ${taintList(missing)}, so pods of any tenant could be scheduled there; ${fate}`;
+  const out = [event(instanceRef(inst), note), event({ apiVersion: 'v1', kind: 'Node', name: node }, note)];
+  if (!wasReady) {
+    const cls = inst.spec.class;
+    out.push(
+      event(
+        { apiVersion: API_VERSION, kind: 'InstanceClass', name: cls },
+        `nodes of class ${cls} register without ${taintList(missing)}: ipp cordons them and gives them no pod; ${TAINTS_REMEDY}`,
+      ),
+    );
+  }
+  return out;
 };
 
 export const repairSuspended = (cls: string, note: string): IppEvent => ({

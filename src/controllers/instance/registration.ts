@@ -6,7 +6,7 @@
 // A node that joins NotReady mostly turns Ready a moment later (its kubelet's first status): its
 // registration is held back that long, so that both are one status write, not two.
 import type { ControllerContext } from '../context.ts';
-import { everReady, labelMismatch, observedPhase, taintsMissing } from './decisions.ts';
+import { everReady, labelMismatch, missingTaints, observedPhase, taintList } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
@@ -49,13 +49,13 @@ export class Registration implements Step {
       return {};
     }
     const tampered = labelMismatch(inst, node);
-    const untainted = tampered ? undefined : taintsMissing(inst, node);
-    if (tampered || untainted) {
+    const untainted = tampered ? [] : missingTaints(inst, node);
+    if (tampered || untainted.length) {
       if (!node.spec?.unschedulable) await this.ctx.api.nodes.cordon(node);
       const name = node.metadata!.name!;
       if (tampered) this.ctx.events.record(...events.nodeLabelsTampered(inst, name, tampered));
-      else this.ctx.events.record(...events.nodeTaintsMissing(inst, name, untainted!, everReady(inst)));
-      log.error({ node: name }, (tampered ?? untainted)!);
+      else this.ctx.events.record(...events.nodeTaintsMissing(inst, name, untainted, everReady(inst)));
+      log.error({ node: name }, tampered ?? `node is missing ${taintList(untainted)}; cordoned`);
       // One that was Ready keeps its pods (cordoned, it gets no new ones) and goes on through the
       // steps after this one, so that it is torn down once idle, or repaired, not billed forever.
       return everReady(inst) ? {} : { halt: true };

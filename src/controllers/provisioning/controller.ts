@@ -34,6 +34,7 @@ import { isWarm } from '../warmpool/pool.ts';
 import { CALM_RECHECK_MS, instanceEndsCalm, podEndsCalm } from './calm.ts';
 import { claimStands, plan, STRANDED_AFTER_MS, type Plan, type PlanInput } from './plan.ts';
 import { place } from '../placement/place.ts';
+import { nodeRefusal } from '../instance/decisions.ts';
 
 export interface ProvisioningContext extends ControllerContext {
   newName?: (cls: string) => string;
@@ -381,7 +382,7 @@ export class ProvisioningController implements Controller {
         // place the pod in this pass. Waiting for the next pass would add a round of cache lag
         // (the claim's and the take's watch events) to every warm hit, the case that must be fastest.
         const node = taken?.status?.phase === 'Ready' ? state.nodeByProviderID(taken.status.providerID) : undefined;
-        if (claimed && taken && node && isNodeReady(node) && !node.spec?.unschedulable)
+        if (claimed && taken && node && isNodeReady(node) && !node.spec?.unschedulable && !nodeRefusal(taken, node))
           await place(this.ctx, { pod: claimed, instance: taken, node });
       } catch (e) {
         if (claim.create && !createSent) this.ctx.creates.drop(className, claim.instance);

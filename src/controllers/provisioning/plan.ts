@@ -133,11 +133,14 @@ export function claimStands(
   const claim = claimOf(pod);
   const inst = claim ? view.instance(claim) : undefined;
   if (!inst || inst.spec.class !== cls.metadata.name || !isLive(inst) || isWarm(inst)) return false;
+  const node = view.nodeByProviderID(inst.status?.providerID);
+  // A Ready Instance whose node ipp refuses now holds the pod for nothing (the plan re-homes it).
+  if (inst.status?.phase === 'Ready' && node && nodeRefusal(inst, node)) return false;
   if ((cls.spec.isolation ?? 'Pod') !== 'Pod') return true;
   const key = podKey(pod);
   if (view.podsClaiming(cls.metadata.name!, claim!).some((p) => podKey(p) !== key && holdsClaim(p))) return false;
-  const node = view.nodeByProviderID(inst.status?.providerID)?.metadata?.name;
-  return !node || !view.podsOnNode(node).some((p) => podKey(p) !== key && !isTerminal(p) && isWorkload(p));
+  const name = node?.metadata?.name;
+  return !name || !view.podsOnNode(name).some((p) => podKey(p) !== key && !isTerminal(p) && isWorkload(p));
 }
 
 /** Typed list calls give creationTimestamp as a Date, watch events as an ISO string: compare times, not strings. */
@@ -243,6 +246,11 @@ export function plan(input: PlanInput): Plan {
     const node = nodeOf(inst);
     return !!node && isNodeReady(node) && !nodeRefusal(inst, node);
   };
+  const refusedNow = (inst: Instance) => {
+    if (inst.status?.phase !== 'Ready') return false;
+    const node = nodeOf(inst);
+    return !!node && nodeRefusal(inst, node) !== undefined;
+  };
   // A class tightened (VM → BareMetal) never hands out an instance launched under the weaker level.
   const required = requiredIsolation(cls);
   const strongEnough = (inst: Instance) =>
@@ -335,6 +343,12 @@ export function plan(input: PlanInput): Plan {
     // A claim naming another class's Instance (copied or forged) is no claim at all.
     if (claimed && !byName.has(claimed) && input.exists?.(claimed)) claimed = undefined;
     let current = claimed ? byName.get(claimed) : undefined;
+    // Its Instance's node is refused now (its taints or labels changed after it was Ready): placement
+    // will never place the pod there, so the claim holds nothing. Find it another home.
+    if (claimed && current && isLive(current) && refusedNow(current)) {
+      claimed = undefined;
+      current = undefined;
+    }
     if (isolation === 'Pod' && claimed && current && isLive(current)) {
       // One pod per instance: a claim stands only if nobody else holds the instance already.
       const others = [...loadOf(claimed).pods].filter((k) => k !== podKey(pod) && !waitingKeys.has(k));

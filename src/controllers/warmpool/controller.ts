@@ -16,6 +16,7 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import { CREATE_EXPECTATION_MS } from '../creates.ts';
 import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
+import { nodeRefusal } from '../instance/decisions.ts';
 import { warmOrphaned, warmPoolInvalid, warmRemoved } from './events.ts';
 import { DEFAULT_MAX_AGE, isWarm, poolPlan } from './pool.ts';
 
@@ -99,9 +100,15 @@ export class WarmPoolController implements Controller {
       const node = state.nodeByProviderID(i.status?.providerID)?.metadata?.name;
       return !!node && state.podsOnNode(node).some(isWorkload);
     };
-    // A warm instance launched before the class asked for stronger host isolation would never be taken.
+    // A warm instance launched before the class asked for stronger host isolation would never be
+    // taken, nor one whose node ipp refuses now (its taints removed after it was Ready).
+    const refused = (i: Instance) => {
+      const node = i.status?.phase === 'Ready' ? state.nodeByProviderID(i.status.providerID) : undefined;
+      return !!node && nodeRefusal(i, node) !== undefined;
+    };
     const outdated = (i: Instance) =>
-      !!i.status?.providerID && isolationShortfall(requiredIsolation(cls), i.status.hostIsolation).length > 0;
+      !!i.status?.providerID &&
+      (isolationShortfall(requiredIsolation(cls), i.status.hostIsolation).length > 0 || refused(i));
     const now = this.now();
     const log = this.ctx.logger.child({ class: className, controller: this.name });
     let decided;

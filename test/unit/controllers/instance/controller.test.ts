@@ -260,14 +260,21 @@ describe('registration', () => {
       'Node/NodeTaintsMissing/Register',
       'InstanceClass/NodeTaintsMissing/Register',
     ]);
-    expect(f.events.at(-1)!.note).toContain('ipp.dev/class=metal:NoSchedule and ipp.dev/class=metal:NoExecute');
-    expect(f.events.at(-1)!.note).toContain('never given a pod');
+    const [onInstance, , onClass] = f.events;
+    expect(onInstance!.note).toContain(
+      'node n1 of Instance i-1 is missing the taints ipp.dev/class=metal:NoSchedule and ipp.dev/class=metal:NoExecute',
+    );
+    expect(onInstance!.note).toContain('{{ipp:register-with-taints}}');
+    expect(onInstance!.note).toContain('never given a pod');
+    // The class's note names no node or Instance: one series however many of its nodes register so.
+    expect(onClass!.note).toMatch(/^nodes of class metal register without the taints .*: ipp cordons them/);
+    expect(onClass!.note).not.toMatch(/n1|i-1/);
     // One of the two is as open: a bound pod runs there unless NoExecute keeps it off.
     const half = node('n1', { class: 'metal', instance: 'i-1', providerID: 'sim:///n1', unschedulable: true });
     half.spec!.taints = half.spec!.taints!.filter((t) => t.effect === 'NoSchedule');
     f.cluster.nodeList = [half];
     await controller.reconcile('i-1');
-    expect(f.events.at(-1)!.note).toMatch(/missing the taint ipp\.dev\/class=metal:NoExecute,/);
+    expect(f.events.at(-1)!.note).toMatch(/register without the taint ipp\.dev\/class=metal:NoExecute:/);
     expect(f.writes.of('instances.patchStatus')).toEqual([]);
     // At its registration timeout it is replaced, and the Event says why: not the boot, the taints.
     f.clock.now = T0 + 16 * MIN;
@@ -275,6 +282,19 @@ describe('registration', () => {
     expect(f.writes.of('instances.delete')).toHaveLength(1);
     const timeout = f.events.find((e) => e.reason === 'RegistrationTimeout' && e.regarding.kind === 'Instance')!;
     expect(timeout.note).toMatch(/node n1 joined within registrationTimeout but was refused: it is missing the taint/);
+  });
+
+  it('cordons the node of a Ready Instance whose taints were removed, keeping its pods, and tells no class', async () => {
+    const ready = instance('i-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0) });
+    ready.status = { ...ready.status, readyAt: iso(MIN), registeredAt: iso(MIN), nodeName: 'n1' };
+    f.cluster.instanceList = [ready];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', untainted: true })];
+    f.cluster.podList = [pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Running', gated: false })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('nodes.cordon')).toEqual([['n1']]);
+    expect(f.writes.of('pods.evict')).toEqual([]);
+    expect(reasons()).toEqual(['Instance/NodeTaintsMissing/Register', 'Node/NodeTaintsMissing/Register']);
+    expect(f.events[0]!.note).toContain('removed after it registered: cordoned, it keeps the pods it runs');
   });
 
   it('writes nothing when the world matches the status, whatever the key order the server returned', async () => {

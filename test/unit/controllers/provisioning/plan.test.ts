@@ -342,6 +342,15 @@ describe('claimed pods', () => {
     });
     expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
   });
+
+  it("re-plans a waiting pod whose Ready Instance's node lost its taints, and reuses no such Instance", () => {
+    const p = run({
+      pods: [pod('a', { created: at(1), claim: 'open' }), pod('b', { created: at(2) })],
+      instances: [instance('open', { phase: 'Ready' }), instance('open-idle', { phase: 'Ready' })],
+      nodes: { open: node('n1', { untainted: true }), 'open-idle': node('n2', { untainted: true }) },
+    });
+    expect(claims(p)).toEqual(['a->new-1+', 'b->new-2+']);
+  });
 });
 
 describe('maxInstances', () => {
@@ -686,6 +695,7 @@ describe('claimStands', () => {
     const cases: [string, V1Pod[], Instance[], V1Node[], boolean][] = [
       ['sole claimer, node Ready', [a], [x], [n1], true],
       ['sole claimer, Instance still launching', [a], [instance('x', { phase: 'Pending' })], [], true],
+      ['sole claimer, its node lost its taints', [a], [x], [node('n1', { untainted: true })], false],
       ['no claim', [pod('a')], [x], [n1], false],
       ['Instance missing', [a], [], [], false],
       ['Instance of another class', [a], [instance('x', { phase: 'Ready', class: 'other' })], [], false],

@@ -215,6 +215,20 @@ describe('WarmPoolController', () => {
     expect(f.writes.of('instances.create')).toEqual([['metal-w1', 'metal', { warm: true }]]);
   });
 
+  it('replaces a warm Ready instance whose node lost its taints: provisioning would never take it', async () => {
+    f.cluster.classList = [cls({ warmPool: { size: 1 } })];
+    const open = instance('metal-open', {
+      phase: 'Ready',
+      warm: true,
+      providerID: 'sim:///n1',
+      created: '2024-01-01T23:00:00Z',
+    });
+    f.cluster.instanceList = [open];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'metal-open', untainted: true })];
+    await controller.reconcile('metal');
+    expect(f.writes.of('instances.create')).toEqual([['metal-w1', 'metal', { warm: true }]]);
+  });
+
   it('is woken by resync only for classes with a pool or warm instances left', () => {
     f.cluster.classList = [cls({ warmPool: { size: 1 } }), cls({}, 'plain'), cls({}, 'was-warm')];
     f.cluster.instanceList = [instance('x', { warm: true, class: 'was-warm' })];
