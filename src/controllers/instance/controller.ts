@@ -31,10 +31,11 @@ export class InstanceController implements Controller {
   readonly wakes: Wakes = {
     pod: (p, state, old) => {
       if (old && !podChangeMattersToInstance(old, p)) return [];
-      const keys = [claimOf(p)];
+      // Its Instance, the one it claimed before (which may be idle now), and its node's.
+      const keys = [claimOf(p), old && claimOf(old)];
       const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
       keys.push(node?.metadata?.labels?.[NODE_INSTANCE_LABEL]);
-      return keys.filter((k): k is string => !!k);
+      return [...new Set(keys.filter((k): k is string => !!k))];
     },
     node: (n, _state, old) =>
       old && !nodeChangeMattersToInstance(old, n)

@@ -3,7 +3,13 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { Instance, InstanceClass, InstanceStatus, Phase, PodRef } from '../../api/types.ts';
 import { parseDuration } from '../../api/duration.ts';
-import { NODE_CLASS_LABEL, NODE_INSTANCE_LABEL, TAINT_KEY } from '../../api/names.ts';
+import {
+  DO_NOT_DISRUPT_ANNOTATION,
+  NODE_CLASS_LABEL,
+  NODE_INSTANCE_LABEL,
+  POD_INSTANCE_ANNOTATION,
+  TAINT_KEY,
+} from '../../api/names.ts';
 import type { CloudState } from '../../../providers/types.ts';
 import {
   isDaemonSetPod,
@@ -13,7 +19,6 @@ import {
   isWorkload,
   pinnedNodeOf,
   refusedSince,
-  unschedulableSince,
 } from '../../api/pods.ts';
 
 export const DEFAULTS = { idleTimeout: '5m', launchTimeout: '10m', registrationTimeout: '15m', repairAfter: '10m' };
@@ -286,24 +291,33 @@ export const nodeChangeMattersToInstance = (old: V1Node, next: V1Node) =>
   !isDeepStrictEqual(nodeFacts(old), nodeFacts(next));
 
 /**
- * What the Instance controller reads of a pod: its claim and other annotations, labels, owners,
- * deletion, node, pin, whether it has ended and whether the scheduler refused it. Not its
- * containers' statuses, IPs or other conditions, which a kubelet rewrites as the pod starts.
+ * What the Instance controller reads of a pod: its claim, the annotations that make it a mirror pod
+ * or keep its node from being drained, labels, owners, deletion, node, whether it has ended, and
+ * whether the node it is pinned to refuses it (a stranded pod). Not its containers' statuses, IPs or
+ * other conditions, which a kubelet rewrites as the pod starts, nor the pin itself (gate, affinity,
+ * its time), which changes nothing an Instance decides on until the scheduler refuses the pod: a
+ * reconcile per pod of a burst for nothing.
  */
-const podFacts = (p: V1Pod) => ({
-  annotations: p.metadata?.annotations,
-  labels: p.metadata?.labels,
-  owners: p.metadata?.ownerReferences,
-  deleting: p.metadata?.deletionTimestamp,
-  nodeName: p.spec?.nodeName,
-  affinity: p.spec?.affinity,
-  // Pending or Running hold an instance alike (a starting pod's kubelet moves it from one to the
-  // other: a reconcile per pod of a burst for nothing); only its end changes what it holds.
-  ended: isTerminal(p),
-  // Of its PodScheduled condition, only a refusal and since when (a stranded pod). Not the gated or
-  // scheduled states, nor the fields a kubelet writes back as the pod starts: a reconcile per pod for nothing.
-  refused: unschedulableSince(p)?.getTime(),
-});
+const podFacts = (p: V1Pod) => {
+  const annotations = p.metadata?.annotations;
+  const refused = refusedSince(p)?.getTime();
+  return {
+    claim: annotations?.[POD_INSTANCE_ANNOTATION],
+    mirror: isMirrorPod(p),
+    doNotDisrupt: annotations?.[DO_NOT_DISRUPT_ANNOTATION],
+    labels: p.metadata?.labels,
+    owners: p.metadata?.ownerReferences,
+    deleting: p.metadata?.deletionTimestamp,
+    nodeName: p.spec?.nodeName,
+    // Pending or Running hold an instance alike (a starting pod's kubelet moves it from one to the
+    // other: a reconcile per pod of a burst for nothing); only its end changes what it holds.
+    ended: isTerminal(p),
+    // Of its PodScheduled condition, only a refusal and since when. Not the gated or scheduled
+    // states, nor the fields a kubelet writes back as the pod starts.
+    refused,
+    refusedOn: refused === undefined ? undefined : pinnedNodeOf(p),
+  };
+};
 
 /** Does this update of a pod change anything an Instance's reconcile decides on? */
 export const podChangeMattersToInstance = (old: V1Pod, next: V1Pod) =>

@@ -1,7 +1,7 @@
 // The Instance lifecycle shell, step by step, with a fake cloud and fake API writers: which writes,
 // Events and requeues each branch produces.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { FINALIZER } from '../../../../src/api/names.ts';
+import { FINALIZER, POD_PINNED_AT_ANNOTATION } from '../../../../src/api/names.ts';
 import { InstanceController, statusPatch } from '../../../../src/controllers/instance/controller.ts';
 import {
   InsufficientCapacityError,
@@ -1014,7 +1014,28 @@ describe('wakes', () => {
     const progress = { ...p, status: { ...p.status, podIP: '10.0.0.7' } };
     const done = pod('web', { claim: 'i-1', nodeName: 'n1', phase: 'Succeeded', gated: false });
     expect([...controller.wakes.pod!(progress, f.cluster, p)]).toEqual([]);
-    expect([...controller.wakes.pod!(done, f.cluster, p)]).toEqual(['i-1', 'i-1']);
-    expect([...controller.wakes.pod!(p, f.cluster)]).toEqual(['i-1', 'i-1']);
+    expect([...controller.wakes.pod!(done, f.cluster, p)]).toEqual(['i-1']);
+    expect([...controller.wakes.pod!(p, f.cluster)]).toEqual(['i-1']);
+    // Its pin (gate lifted, node named, its time written) changes nothing an Instance decides on;
+    // the scheduler refusing it there does.
+    const waiting = pod('api', { claim: 'i-1' });
+    const pinned = pod('api', { claim: 'i-1', gated: false });
+    pinned.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['n1'] }] }],
+        },
+      },
+    };
+    pinned.metadata!.annotations![POD_PINNED_AT_ANNOTATION] = iso(MIN);
+    expect([...controller.wakes.pod!(pinned, f.cluster, waiting)]).toEqual([]);
+    const refused = structuredClone(pinned);
+    refused.status!.conditions = [
+      { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0 + 2 * MIN) },
+    ];
+    expect([...controller.wakes.pod!(refused, f.cluster, pinned)]).toEqual(['i-1']);
+    // Re-homed: the Instance it left hears of it too (it may be idle now).
+    const moved = pod('api', { claim: 'i-2' });
+    expect([...controller.wakes.pod!(moved, f.cluster, waiting)]).toEqual(['i-2', 'i-1']);
   });
 });
