@@ -2,12 +2,13 @@
 // idle → termination. Each reconcile runs the steps in order on a draft of the status, writes the
 // status once if it changed, and asks to be called again after the smallest delay any step needs.
 import { isDeepStrictEqual } from 'node:util';
+import type { V1Node } from '@kubernetes/client-node';
 import { NODE_INSTANCE_LABEL } from '../../api/names.ts';
 import { claimOf } from '../../api/pods.ts';
 import type { InstanceStatus } from '../../api/types.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import { lazyChild } from '../../log.ts';
-import type { Controller, Wakes } from '../context.ts';
+import type { ClusterView, Controller, Wakes } from '../context.ts';
 import type { InstanceContext } from './context.ts';
 import { LaunchAttempts } from './attempts.ts';
 import { nodeChangeMattersToInstance, podChangeMattersToInstance } from './decisions.ts';
@@ -24,6 +25,16 @@ import { Termination } from './termination.ts';
 const RECHECK_MS = 30_000;
 const MIN_REQUEUE_MS = 250;
 
+/**
+ * The Instances a node's change concerns: the one its providerID names once the launch recorded it (a
+ * GKE pool's nodes carry no Instance label), and the one its label names (a node can register before
+ * the launch is recorded; a label that disagrees is that Instance's business too).
+ */
+const instancesOfNode = (n: V1Node, state: ClusterView): (string | undefined)[] => [
+  state.instanceByProviderID(n.spec?.providerID)?.metadata.name,
+  n.metadata?.labels?.[NODE_INSTANCE_LABEL],
+];
+
 export class InstanceController implements Controller {
   readonly name = 'instance';
   // A starting pod's kubelet updates and every node's heartbeats change nothing an Instance decides
@@ -34,13 +45,13 @@ export class InstanceController implements Controller {
       // Its Instance, the one it claimed before (which may be idle now), and its node's.
       const keys = [claimOf(p), old && claimOf(old)];
       const node = p.spec?.nodeName ? state.node(p.spec.nodeName) : undefined;
-      keys.push(node?.metadata?.labels?.[NODE_INSTANCE_LABEL]);
+      if (node) keys.push(...instancesOfNode(node, state));
       return [...new Set(keys.filter((k): k is string => !!k))];
     },
-    node: (n, _state, old) =>
+    node: (n, state, old) =>
       old && !nodeChangeMattersToInstance(old, n)
         ? []
-        : [n.metadata?.labels?.[NODE_INSTANCE_LABEL]].filter((k): k is string => !!k),
+        : [...new Set(instancesOfNode(n, state).filter((k): k is string => !!k))],
     instance: (i, _state, old) => (old && this.expectations.ownWriteShown(old, i) ? [] : [i.metadata.name!]),
     resync: (state) => state.instances.list().map((i) => i.metadata.name!),
   };

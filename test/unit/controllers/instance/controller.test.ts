@@ -1034,6 +1034,13 @@ describe('wakes', () => {
       { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(T0 + 2 * MIN) },
     ];
     expect([...controller.wakes.pod!(refused, f.cluster, pinned)]).toEqual(['i-1']);
+    // A GKE pool's node names no Instance: its Instance is the one its providerID belongs to.
+    f.cluster.instanceList = [instance('i-3', { phase: 'Launched', providerID: 'sim:///g1', launchedAt: iso(0) })];
+    const pooled = node('g1', { class: 'metal' });
+    f.cluster.nodeList = [pooled];
+    expect([...controller.wakes.node!(pooled, f.cluster)]).toEqual(['i-3']);
+    const visitor = pod('debug', { class: null, nodeName: 'g1', phase: 'Running', ns: 'default', gated: false });
+    expect([...controller.wakes.pod!(visitor, f.cluster)]).toEqual(['i-3']);
     // Re-homed: the Instance it left hears of it too (it may be idle now).
     const moved = pod('api', { claim: 'i-2' });
     expect([...controller.wakes.pod!(moved, f.cluster, waiting)]).toEqual(['i-2', 'i-1']);
