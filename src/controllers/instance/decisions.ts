@@ -56,10 +56,14 @@ export function occupants(claiming: readonly V1Pod[], onNode: readonly V1Pod[]):
  * holds it. (The provisioner deletes such a pod when it has a controller; a bare pod stays, told
  * why, and must not keep a machine billed forever.)
  */
-export function isStranded(p: V1Pod, now: number, strandedAfterMs: number): boolean {
-  if (p.spec?.nodeName || !pinnedNodeOf(p)) return false;
+export const isStranded = (p: V1Pod, now: number, strandedAfterMs: number): boolean =>
+  strandedInMs(p, now, strandedAfterMs) === 0;
+
+/** How long until the pod counts as stranded (0: it does), or undefined while nothing refuses it. */
+export function strandedInMs(p: V1Pod, now: number, strandedAfterMs: number): number | undefined {
+  if (p.spec?.nodeName || !pinnedNodeOf(p)) return undefined;
   const since = refusedSince(p);
-  return !!since && now - since.getTime() >= strandedAfterMs;
+  return since ? Math.max(0, since.getTime() + strandedAfterMs - now) : undefined;
 }
 
 /**

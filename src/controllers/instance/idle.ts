@@ -8,7 +8,7 @@ import type { InstanceContext } from './context.ts';
 import type { IppEvent } from '../../kube/events.ts';
 import { isWarm } from '../warmpool/pool.ts';
 import { STRANDED_AFTER_MS } from '../provisioning/plan.ts';
-import { idleExpiry, isStranded, occupants, served } from './decisions.ts';
+import { idleExpiry, isStranded, occupants, served, strandedInMs } from './decisions.ts';
 import * as events from './events.ts';
 import type { InstanceView, Step, StepResult } from './step.ts';
 
@@ -26,7 +26,10 @@ export class Idle implements Step {
     const name = inst.metadata.name!;
     // A pod stranded on the instance (pinned, never placeable there) does not keep it: it is released.
     const stranded = this.ctx.strandedAfterMs ?? STRANDED_AFTER_MS;
-    const claiming = this.ctx.state.podsClaiming(inst.spec.class, name).filter((p) => !isStranded(p, now, stranded));
+    const all = this.ctx.state.podsClaiming(inst.spec.class, name);
+    const claiming = all.filter((p) => !isStranded(p, now, stranded));
+    // A refused pod turns stranded on a clock, not on an event: be back then to release the instance.
+    const strandsIn = Math.min(...all.map((p) => strandedInMs(p, now, stranded) ?? Infinity).filter((ms) => ms > 0));
     const onNode = this.ctx.state.podsOnNode(node.metadata!.name!);
     const pods = occupants(claiming, onNode);
     const ready = view.status.phase === 'Ready';
@@ -43,7 +46,7 @@ export class Idle implements Step {
     const idle = idleExpiry(view.status.idleSince ?? undefined, cls, now);
     if (!idle.expired) {
       if (view.status.idleSince && !was.idleSince) this.ctx.events.record(events.becameIdle(inst, node.metadata!.name));
-      return { requeueAfterMs: idle.remainingMs };
+      return { requeueAfterMs: Math.min(idle.remainingMs, strandsIn) };
     }
     return this.tearDown(view, events.idleTeardown(inst, idle.message), 'idle timeout reached; tearing down');
   }

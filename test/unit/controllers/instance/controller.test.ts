@@ -2,6 +2,7 @@
 // Events and requeues each branch produces.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FINALIZER, POD_PINNED_AT_ANNOTATION } from '../../../../src/api/names.ts';
+import { STRANDED_AFTER_MS } from '../../../../src/controllers/provisioning/plan.ts';
 import { InstanceController, statusPatch } from '../../../../src/controllers/instance/controller.ts';
 import {
   InsufficientCapacityError,
@@ -387,9 +388,12 @@ describe('idle', () => {
     expect(f.writes.of('instances.patchStatus')).toEqual([
       ['i-1', expect.objectContaining({ pods: [expect.anything()] })],
     ]);
+    // Stranded on a clock, not an event: the reconcile before asks to be back at that moment.
+    f.clock.now = T0 + STRANDED_AFTER_MS - 5_000;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
     f.clock.now = T0 + 3 * MIN;
     await controller.reconcile('i-1');
-    expect(f.writes.of('instances.patchStatus')[1]).toEqual(['i-1', { idleSince: iso(3 * MIN) }]);
+    expect(f.writes.of('instances.patchStatus').at(-1)).toEqual(['i-1', { idleSince: iso(3 * MIN) }]);
   });
 });
 
