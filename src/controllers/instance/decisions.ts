@@ -258,6 +258,14 @@ export const nodeRefusal = (inst: Instance, node: V1Node): string | undefined =>
   labelMismatch(inst, node) ?? taintsMissing(inst, node);
 
 /**
+ * A Ready Instance whose node ipp refuses now (its taints or labels changed after it was Ready): it
+ * holds its pods, but nothing may be placed there, so a claim on it holds nothing and the warm pool
+ * cannot hand it out.
+ */
+export const refusedSinceReady = (inst: Instance, node: V1Node | undefined): boolean =>
+  inst.status?.phase === 'Ready' && !!node && nodeRefusal(inst, node) !== undefined;
+
+/**
  * The name of the node whose bound pods are this Instance's: its node's (matched by providerID), or,
  * with that node gone, the name the Instance recorded, unless another node holds that name now. A
  * name is no identity: EKS names nodes after their private IP, which EC2 gives a new instance

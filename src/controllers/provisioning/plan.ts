@@ -21,7 +21,7 @@ import { add, fits, podRequests, ZERO } from '../../api/quantity.ts';
 import { classZones, zonesCompatible, type PodZones } from '../../api/zones.ts';
 import { isWarm } from '../warmpool/pool.ts';
 import { isLive } from '../../api/instances.ts';
-import { nodeRefusal } from '../instance/decisions.ts';
+import { nodeRefusal, refusedSinceReady } from '../instance/decisions.ts';
 
 export interface PlanInput {
   cls: InstanceClass;
@@ -134,8 +134,8 @@ export function claimStands(
   const inst = claim ? view.instance(claim) : undefined;
   if (!inst || inst.spec.class !== cls.metadata.name || !isLive(inst) || isWarm(inst)) return false;
   const node = view.nodeByProviderID(inst.status?.providerID);
-  // A Ready Instance whose node ipp refuses now holds the pod for nothing (the plan re-homes it).
-  if (inst.status?.phase === 'Ready' && node && nodeRefusal(inst, node)) return false;
+  // Its node refused now, it holds the pod for nothing (the plan re-homes it).
+  if (refusedSinceReady(inst, node)) return false;
   if ((cls.spec.isolation ?? 'Pod') !== 'Pod') return true;
   const key = podKey(pod);
   if (view.podsClaiming(cls.metadata.name!, claim!).some((p) => podKey(p) !== key && holdsClaim(p))) return false;
@@ -246,11 +246,6 @@ export function plan(input: PlanInput): Plan {
     const node = nodeOf(inst);
     return !!node && isNodeReady(node) && !nodeRefusal(inst, node);
   };
-  const refusedNow = (inst: Instance) => {
-    if (inst.status?.phase !== 'Ready') return false;
-    const node = nodeOf(inst);
-    return !!node && nodeRefusal(inst, node) !== undefined;
-  };
   // A class tightened (VM → BareMetal) never hands out an instance launched under the weaker level.
   const required = requiredIsolation(cls);
   const strongEnough = (inst: Instance) =>
@@ -345,7 +340,7 @@ export function plan(input: PlanInput): Plan {
     let current = claimed ? byName.get(claimed) : undefined;
     // Its Instance's node is refused now (its taints or labels changed after it was Ready): placement
     // will never place the pod there, so the claim holds nothing. Find it another home.
-    if (claimed && current && isLive(current) && refusedNow(current)) {
+    if (claimed && current && isLive(current) && refusedSinceReady(current, nodeOf(current))) {
       claimed = undefined;
       current = undefined;
     }

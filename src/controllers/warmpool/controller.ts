@@ -16,7 +16,7 @@ import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Controller, ControllerContext, Wakes } from '../context.ts';
 import { CREATE_EXPECTATION_MS } from '../creates.ts';
 import { isolationShortfall, requiredIsolation } from '../../../providers/isolation.ts';
-import { nodeRefusal } from '../instance/decisions.ts';
+import { refusedSinceReady } from '../instance/decisions.ts';
 import { warmOrphaned, warmPoolInvalid, warmRemoved } from './events.ts';
 import { DEFAULT_MAX_AGE, isWarm, poolPlan } from './pool.ts';
 
@@ -102,13 +102,10 @@ export class WarmPoolController implements Controller {
     };
     // A warm instance launched before the class asked for stronger host isolation would never be
     // taken, nor one whose node ipp refuses now (its taints removed after it was Ready).
-    const refused = (i: Instance) => {
-      const node = i.status?.phase === 'Ready' ? state.nodeByProviderID(i.status.providerID) : undefined;
-      return !!node && nodeRefusal(i, node) !== undefined;
-    };
     const outdated = (i: Instance) =>
       !!i.status?.providerID &&
-      (isolationShortfall(requiredIsolation(cls), i.status.hostIsolation).length > 0 || refused(i));
+      (isolationShortfall(requiredIsolation(cls), i.status.hostIsolation).length > 0 ||
+        refusedSinceReady(i, state.nodeByProviderID(i.status.providerID)));
     const now = this.now();
     const log = this.ctx.logger.child({ class: className, controller: this.name });
     let decided;
