@@ -70,11 +70,11 @@ export interface ControllerContext {
  * routes informer events through these. `resync` lists the keys reconciled on every resync tick.
  */
 export interface Wakes {
-  /** `old`: the pod this update replaced (absent for adds, deletes and a relist's changes). */
+  /** `old`: the pod this update replaced, a watch's or a relist's (absent for adds and deletes). */
   pod?(pod: V1Pod, state: ClusterView, old?: V1Pod): Iterable<string>;
-  /** `old`: the node this update replaced (absent for adds, deletes and a relist's changes). */
+  /** `old`: the node this update replaced, a watch's or a relist's (absent for adds and deletes). */
   node?(node: V1Node, state: ClusterView, old?: V1Node): Iterable<string>;
-  /** `old`: the Instance this update replaced (absent for adds, deletes and a relist's changes). */
+  /** `old`: the Instance this update replaced, a watch's or a relist's (absent for adds and deletes). */
   instance?(inst: Instance, state: ClusterView, old?: Instance): Iterable<string>;
   /** A class was added, deleted, or changed in more than its status. */
   instanceClass?(cls: InstanceClass, state: ClusterView): Iterable<string>;

@@ -35,7 +35,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   logger: Logger;
   /**
    * Called for every add, update and delete (and for each change a relist finds). `old` is the
-   * object a watch update replaced (not given for a relist's changes).
+   * object an update replaced, whether a watch or a relist found it.
    */
   onChange: (obj: T, kind: 'add' | 'update' | 'delete', old?: T) => void;
   /** Secondary indexes of the cache, read with byIndex(). */
@@ -292,16 +292,15 @@ export class Informer<T extends KubernetesObject> {
     // Tens of thousands of changes (the first list of a large cluster's pods) each wake controllers:
     // told in slices, so the lease, webhook and other watches run in between. The cache is already
     // whole; this watch resumes once all are told.
-    const kinds = [
-      ['add', changes.added],
-      ['update', changes.updated],
-      ['delete', changes.deleted],
-    ] as const;
-    for (const [kind, objects] of kinds)
-      for (const o of objects) {
-        this.opts.onChange(o, kind);
-        if (spent()) await yieldToEventLoop();
-      }
+    const told: [T, 'add' | 'update' | 'delete', T?][] = [
+      ...changes.added.map((o) => [o, 'add'] as [T, 'add']),
+      ...changes.updated.map(({ obj, old }) => [obj, 'update', old] as [T, 'update', T]),
+      ...changes.deleted.map((o) => [o, 'delete'] as [T, 'delete']),
+    ];
+    for (const [o, kind, old] of told) {
+      this.opts.onChange(o, kind, old);
+      if (spent()) await yieldToEventLoop();
+    }
     // start() resolves once the first list's objects have all been told, as when they were told at once.
     if (first) this.firstSync?.resolve();
   }

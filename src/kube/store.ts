@@ -16,7 +16,8 @@ export const keyFor = (name: string, namespace?: string): string => (namespace ?
 /** What a relist changed, in the order an informer reports it. */
 export interface ReplaceResult<T> {
   added: T[];
-  updated: T[];
+  /** Each with the object it replaced, as a watch update has: a claim moved during the gap wakes both Instances. */
+  updated: { obj: T; old: T }[];
   deleted: T[];
 }
 
@@ -105,8 +106,13 @@ export class IndexedStore<T extends KubernetesObject> {
       seen.add(key);
       const old = this.upsert(obj);
       if (!old) result.added.push(obj);
-      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion || !obj.metadata?.resourceVersion)
-        result.updated.push(obj);
+      else if (old.metadata?.uid !== obj.metadata?.uid) {
+        // Deleted and created again under the same name while the watch was down (a node that is now
+        // another machine): told as the watch would have, not as an update of the first.
+        result.deleted.push(old);
+        result.added.push(obj);
+      } else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion || !obj.metadata?.resourceVersion)
+        result.updated.push({ obj, old });
     }
     for (const [key, old] of [...this.objects]) {
       if (seen.has(key)) continue;

@@ -13,7 +13,7 @@ import type { Indexers } from '../kube/store.ts';
 import type { Logger } from '../log.ts';
 import { leanNode, leanPod } from './lean.ts';
 
-/** `old`: the object a watch update replaced, when there was one (see Wakes). */
+/** `old`: the object an update (a watch's or a relist's) replaced, when there was one (see Wakes). */
 export type ChangeHandler = {
   pod: (p: V1Pod, old?: V1Pod) => void;
   node: (n: V1Node, old?: V1Node) => void;

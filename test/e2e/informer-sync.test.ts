@@ -15,6 +15,7 @@ import {
   POD_INSTANCE_ANNOTATION,
   VERSION,
 } from '../../src/api/names.ts';
+import { claimOf } from '../../src/api/pods.ts';
 import type { Instance } from '../../src/api/types.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import { ClusterState } from '../../src/state/cluster.ts';
@@ -79,6 +80,8 @@ describe('ClusterState through expired watches and failed relists', () => {
   let proxy: ApiProxy;
   let state: ClusterState;
   let proxied: KubeConfig;
+  /** Every pod change ClusterState told, with what it replaced. */
+  const told: { now: V1Pod; old?: V1Pod }[] = [];
   const cls = `idx-${suffix()}`;
   const nodeNames = ['n1', 'n2', 'n3', 'n4'].map((n) => `${cls}-${n}`);
 
@@ -158,7 +161,12 @@ describe('ClusterState through expired watches and failed relists', () => {
     await c.core.createNamespacedPod({ namespace: ns, body: pod('d', undefined, `${cls}-i2`) });
     await instance(`${cls}-i1`);
     await instance(`${cls}-i2`);
-    const none = { pod: () => {}, node: () => {}, instance: () => {}, instanceClass: () => {} };
+    const none = {
+      pod: (p: V1Pod, old?: V1Pod) => told.push({ now: p, old }),
+      node: () => {},
+      instance: () => {},
+      instanceClass: () => {},
+    };
     // Pages of 2 objects, so every list here really pages.
     state = new ClusterState(proxied, silent, none, undefined, { pageSize: 2, backoff: fast });
     await state.start();
@@ -185,10 +193,19 @@ describe('ClusterState through expired watches and failed relists', () => {
 
   it('relists on 410 Gone and catches up with what changed while its watches were down', async () => {
     // Watches down: everything below happens unseen.
+    const toldBefore = told.length;
     proxy.refuse = (r) => (isWatch(r) ? 503 : undefined);
     proxy.cut();
     await c.core.deleteNamespacedPod({ name: 'b', namespace: ns, gracePeriodSeconds: 0 });
     await setClaim('a', `${cls}-i3`);
+    // 'c' deleted and created again under its name: another pod, not an update of the first.
+    const firstC = state.pods.get('c', ns)!.metadata!.uid!;
+    await c.core.deleteNamespacedPod({ name: 'c', namespace: ns, gracePeriodSeconds: 0 });
+    await eventually('c gone', async () =>
+      expect((await c.core.listNamespacedPod({ namespace: ns })).items.map((p) => p.metadata!.name)).not.toContain('c'),
+    );
+    const secondC = (await c.core.createNamespacedPod({ namespace: ns, body: pod('c', nodeNames[2]!, undefined) }))
+      .metadata!.uid!;
     await c.core.createNamespacedPod({ namespace: ns, body: pod('e', nodeNames[1]!, `${cls}-i2`) });
     await c.core.deleteNode({ name: nodeNames[2]! });
     await c.core.createNode({ body: node(nodeNames[3]!) });
@@ -208,6 +225,14 @@ describe('ClusterState through expired watches and failed relists', () => {
       await expectConsistent();
     });
     expect(proxy.seen.filter((r) => !isWatch(r)).length - listsBefore, 'relists').toBeGreaterThanOrEqual(4);
+    // The relist tells each change as a watch would: the claim moved with the claim it replaced (so the
+    // Instance it left is woken too), the pod made again as its own delete and add.
+    const ofPod = (name: string) => told.slice(toldBefore).filter((t) => t.now.metadata!.name === name);
+    expect(
+      ofPod('a').map((t) => [t.old && claimOf(t.old), claimOf(t.now)]),
+      'pod a as the relist told it',
+    ).toContainEqual([`${cls}-i1`, `${cls}-i3`]);
+    expect(ofPod('c').map((t) => t.now.metadata!.uid)).toEqual(expect.arrayContaining([firstC, secondC]));
   });
 
   it('starts a paged list over when its continue token expires, never listing everything in one response', async () => {

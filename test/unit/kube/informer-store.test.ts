@@ -106,11 +106,27 @@ describe('IndexedStore', () => {
     s.upsert(pod('gone', { node: 'n2', claim: 'i9', cls: 'c' }));
     const r = s.replace([pod('keep', { node: 'n1', rv: '1' }), pod('change', { node: 'n3', rv: '5' }), pod('new')]);
     expect(r.added.map((p) => p.metadata!.name)).toEqual(['new']);
-    expect(r.updated.map((p) => p.metadata!.name)).toEqual(['change']);
+    // Each change with what it replaced, as a watch update has it: a wake compares the two.
+    expect(r.updated.map(({ obj, old }) => [obj.spec!.nodeName, old.spec!.nodeName])).toEqual([['n3', 'n1']]);
     expect(r.deleted.map((p) => p.metadata!.name)).toEqual(['gone']);
     expect(s.byIndex('node', 'n2')).toEqual([]);
     expect(s.byIndex('claim', 'c/i9')).toEqual([]);
     expectIndexesMatchScan(s, POD_INDEXERS);
+  });
+
+  it('relists: an object deleted and created again under its name is told as a delete and an add', () => {
+    // A node that is now another machine must not read as an update of the first (the identity check
+    // would compare the two and find nothing to do).
+    const s = new IndexedStore(NODE_INDEXERS);
+    const before = { metadata: { name: 'n1', uid: 'u1', resourceVersion: '1' }, spec: { providerID: 'sim://a' } };
+    const after = { metadata: { name: 'n1', uid: 'u2', resourceVersion: '7' }, spec: { providerID: 'sim://a' } };
+    s.upsert(before);
+    const r = s.replace([after]);
+    expect(r.updated).toEqual([]);
+    expect(r.deleted).toEqual([before]);
+    expect(r.added).toEqual([after]);
+    expect(s.get('n1')).toBe(after);
+    expectIndexesMatchScan(s, NODE_INDEXERS);
   });
 
   it('refuses an index it was not given, naming the ones it has', () => {
