@@ -4,7 +4,17 @@ import { CLASS_LABEL, GATE, POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATION, S
 
 export const podKey = (p: V1Pod) => `${p.metadata?.namespace}/${p.metadata?.name}`;
 export const classOf = (p: V1Pod) => p.metadata?.labels?.[CLASS_LABEL];
-export const claimOf = (p: V1Pod) => p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
+/** An object name as the API server takes it (a DNS-1123 subdomain): what an Instance can be called. */
+const OBJECT_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/**
+ * The Instance the pod claims. A value no Instance could be named is no claim: should one get past
+ * admission, it would otherwise be planned as an Instance to create, count against maxInstances and fail
+ * the class's every pass; read as none, the pod is given a claim of ipp's.
+ */
+export const claimOf = (p: V1Pod): string | undefined => {
+  const claim = p.metadata?.annotations?.[POD_INSTANCE_ANNOTATION];
+  return claim !== undefined && OBJECT_NAME.test(claim) ? claim : undefined;
+};
 
 export const isTerminal = (p: V1Pod) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed';
 export const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';

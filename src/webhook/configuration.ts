@@ -70,11 +70,20 @@ export const PLACED = (o: string) => `(has(${o}.spec.nodeName) && ${o}.spec.node
 export const GATED = (o: string) =>
   `(has(${o}.spec.schedulingGates) && ${o}.spec.schedulingGates.exists(g, g.name == '${GATE}'))`;
 const ANNOTATIONS = (o: string) => `(has(${o}.metadata.annotations) ? ${o}.metadata.annotations : {})`;
-const ANNOTATION_OF = (o: string, key: string) =>
-  `('${key}' in ${ANNOTATIONS(o)} ? ${ANNOTATIONS(o)}['${key}'] : '<none>')`;
+/**
+ * Added, removed or changed. Presence is compared, not a stand-in value for "absent": an annotation may
+ * hold any string, and one written as that stand-in would read as unchanged and skip the webhook.
+ */
+const ANNOTATION_CHANGED = (key: string) => {
+  const [now, before] = [ANNOTATIONS('object'), ANNOTATIONS('oldObject')];
+  return (
+    `(('${key}' in ${now}) != ('${key}' in ${before}) || ` +
+    `('${key}' in ${now} && '${key}' in ${before} && ${now}['${key}'] != ${before}['${key}']))`
+  );
+};
 /** The annotations only ipp writes: an update changing one is the enforcement webhook's to judge. */
 const OWN_ANNOTATIONS_CHANGED = [POD_INSTANCE_ANNOTATION, POD_PINNED_AT_ANNOTATION]
-  .map((k) => `${ANNOTATION_OF('object', k)} != ${ANNOTATION_OF('oldObject', k)}`)
+  .map(ANNOTATION_CHANGED)
   .join(' || ');
 
 const TOLERATIONS = (o: string) => `(has(${o}.spec.tolerations) ? ${o}.spec.tolerations : [])`;

@@ -459,6 +459,22 @@ describe('admission webhook on the real apiserver', () => {
       'the scheduling gate ipp.dev/provision is lifted by ipp',
     );
     expect(await enforceCalls()).toBeGreaterThan(called);
+    // ...as is a claim, whatever it says: '<none>' too, which the match condition once read as "no
+    // annotation", so that write skipped the webhook.
+    for (const claim of ['<none>', instanceName])
+      expect(
+        await refusal(
+          c.core.patchNamespacedPod(
+            {
+              name: 'tenant',
+              namespace: ns,
+              body: { metadata: { annotations: { [POD_INSTANCE_ANNOTATION]: claim } } },
+            },
+            mergePatch,
+          ),
+        ),
+        `a claim of ${claim}`,
+      ).toContain('ipp.dev/instance records which Instance ipp gave the pod and only ipp sets it');
     // ...the controller's identity may: the pin (DESIGN.md step 5) adds the nodeSelector and removes the gate.
     const controller = await controllerClients();
     await eventually('the RoleBinding to take effect', () =>

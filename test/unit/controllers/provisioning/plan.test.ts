@@ -320,6 +320,17 @@ describe('claimed pods', () => {
     expect(claims(p)).toEqual(['a->lost+']);
   });
 
+  it('reads a claim no Instance could be named as no claim: nothing to create, nothing counted against maxInstances', () => {
+    // '<none>' written by a tenant past admission would otherwise be an Instance to create (refused by
+    // the API server on every pass) holding a place of the class's limit.
+    const p = run({
+      cls: cls({ maxInstances: 1 }),
+      pods: [pod('a', { created: at(1), claim: '<none>' }), pod('b', { created: at(2) })],
+    });
+    expect(claims(p)).toEqual(['a->new-1+']);
+    expect(names(p.blockedByMaxInstances)).toEqual(['b']);
+  });
+
   it('recreates a missing Instance claimed by several pods once, counting it once against maxInstances', () => {
     const p = run({
       cls: cls({ isolation: 'Class', maxInstances: 1 }),
