@@ -1,6 +1,7 @@
 // Instance lifecycle decisions on the real testbed: Class isolation packing, reuse of idle
 // instances (same class only), capacity fallback, and API-server validation of InstanceClass.
 import type { V1Pod } from '@kubernetes/client-node';
+import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, getClass, listInstances, useIppEnvironment } from './support/ipp.ts';
@@ -89,6 +90,32 @@ describe('instance lifecycle', () => {
     expect(second.spec!.nodeName).toBe(first.spec!.nodeName);
     expect(await listInstances(c, a)).toHaveLength(1);
     expect(await listInstances(c, b)).toHaveLength(1);
+  });
+
+  it('keeps the instance of a pod given a DaemonSet owner after its placement: the next pod gets a node of its own', async () => {
+    const cls = await newClass('forged', { idleTimeout: '10m' });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('holder', cls) });
+    const holder = await running(c, ns, 'holder');
+    // Whoever may update the pod may write this. apps/v1beta2 is no longer served, so the garbage
+    // collector cannot look the owner up and leaves the pod be.
+    const owner = {
+      apiVersion: 'apps/v1beta2',
+      kind: 'DaemonSet',
+      name: 'forged',
+      uid: randomUUID(),
+      controller: true,
+    };
+    await c.core.patchNamespacedPod({
+      name: 'holder',
+      namespace: ns,
+      body: [{ op: 'add', path: '/metadata/ownerReferences', value: [owner] }],
+    });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('next', cls) });
+    const next = await running(c, ns, 'next');
+    expect(next.spec!.nodeName, 'the next pod of the class').not.toBe(holder.spec!.nodeName);
+    expect(await listInstances(c, cls)).toHaveLength(2);
+    const [inst] = (await listInstances(c, cls)).filter((i) => i.status?.nodeName === holder.spec!.nodeName);
+    expect(inst?.status?.idleSince, "the holder's instance is not idle").toBeFalsy();
   });
 
   it('does not reuse when the class says reuse: false', async () => {

@@ -114,17 +114,32 @@ describe('Pod isolation', () => {
     expect(claims(p)).toEqual(['a->new-1+']);
   });
 
-  it('reuses an Instance whose only claimers are finished, deleted before binding, or DaemonSet pods', () => {
+  it('reuses an Instance whose only claimers are finished or deleted before binding, with a node agent on its node', () => {
+    const agent = pod('agent', { class: null, daemonSet: true, gated: false, nodeName: 'n-x', phase: 'Running' });
     const p = run({
       pods: [
-        pod('done', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Succeeded' }),
+        pod('done', { claim: 'x', gated: false, nodeName: 'n-x', phase: 'Succeeded' }),
         pod('never-ran', { claim: 'x', deleting: true }),
-        pod('ds', { claim: 'x', gated: false, nodeName: 'n1', phase: 'Running', daemonSet: true }),
         pod('a'),
       ],
       instances: [instance('x', { phase: 'Ready' })],
+      onNode: { 'n-x': [agent] },
     });
     expect(claims(p)).toEqual(['a->x']);
+  });
+
+  it('keeps an Instance whose claimer was given a DaemonSet owner or the mirror annotation: anyone may write those', () => {
+    // Only ipp writes a claim, on a pod it placed; the owner reference is the tenant's, added after.
+    for (const forged of [{ daemonSet: true }, { mirror: true }]) {
+      const holder = pod('holder', { claim: 'x', gated: false, nodeName: 'n-x', phase: 'Running', ...forged });
+      const p = run({
+        cls: cls({ isolation: 'Pod' }),
+        pods: [holder, pod('a')],
+        instances: [instance('x', { phase: 'Ready' })],
+        onNode: { 'n-x': [holder] },
+      });
+      expect(claims(p), JSON.stringify(forged)).toEqual(['a->new-1+']);
+    }
   });
 
   it('keeps an Instance held by a bound pod that is still shutting down', () => {
