@@ -152,29 +152,47 @@ export class GroupOps {
     throw new Error(`${what}: GCE kept answering with spent operations; will try again`);
   }
 
-  /** Removes VMs (or VMs still being created) from the group; the group's target size shrinks with it. */
+  /**
+   * Removes VMs (or VMs still being created) from the group; the group's target size shrinks with it.
+   * The same names ask with the same requestId, so a retry after a lost answer is one request. A VM
+   * name comes from its Instance's UID, so a VM made again under it (a launch retried in this group)
+   * meets a spent id: GCE answers an id it has seen within the hour with the old, finished operation,
+   * and the VM would stay. A replayed operation whose VMs are still members (not being deleted) makes
+   * the next attempt number a fresh id, as create() does.
+   */
   async delete(mig: Mig, names: string[]): Promise<void> {
     const what = `deleteInstances ${names.join(', ')} from ${migLabel(mig)}`;
-    const [lro] = await this.compute.call('write', what, () =>
-      this.compute.migs.deleteInstances(
-        {
-          project: mig.project,
-          zone: mig.zone,
-          instanceGroupManager: mig.name,
-          requestId: requestId(['deleteInstances', migKey(mig), ...names]),
-          instanceGroupManagersDeleteInstancesRequestResource: {
-            instances: names.map((n) => `zones/${mig.zone}/instances/${n}`),
-            skipInstancesOnValidationError: true,
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const startedAt = this.clock.now();
+      const [lro] = await this.compute.call('write', what, () =>
+        this.compute.migs.deleteInstances(
+          {
+            project: mig.project,
+            zone: mig.zone,
+            instanceGroupManager: mig.name,
+            requestId: requestId(['deleteInstances', migKey(mig), ...names], attempt),
+            instanceGroupManagersDeleteInstancesRequestResource: {
+              instances: names.map((n) => `zones/${mig.zone}/instances/${n}`),
+              skipInstancesOnValidationError: true,
+            },
           },
-        },
-        NO_GAX_RETRY,
-      ),
-    );
-    const op = await this.done(bare(lro), mig.zone, mig.project, what);
-    const errors = op.error?.errors ?? [];
-    if (!errors.length) return;
-    if (classifyItems(errors) === 'not-found') throw new NotFoundError(`${what}: ${errors[0]?.message ?? ''}`);
-    throw itemsError(errors, what);
+          NO_GAX_RETRY,
+        ),
+      );
+      const op = await this.done(bare(lro), mig.zone, mig.project, what);
+      if (Date.parse(op.insertTime ?? '') < startedAt) {
+        const wanted = new Set(names);
+        const staying = (await this.list(mig)).filter(
+          (mi) => wanted.has(mi.name ?? '') && mi.currentAction !== 'DELETING',
+        );
+        if (staying.length) continue;
+      }
+      const errors = op.error?.errors ?? [];
+      if (!errors.length) return;
+      if (classifyItems(errors) === 'not-found') throw new NotFoundError(`${what}: ${errors[0]?.message ?? ''}`);
+      throw itemsError(errors, what);
+    }
+    throw new Error(`${what}: GCE kept answering with spent operations; will try again`);
   }
 
   /** Sets labels on a VM (GCE refuses a stale fingerprint: read, merge, write). */

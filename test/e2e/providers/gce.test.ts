@@ -259,6 +259,25 @@ describe('GceProvider on the fake Compute Engine', () => {
       .toBe('RUNNING');
   });
 
+  it('a VM made again under its name after a delete is deleted again: the first deleteInstances requestId is spent', async () => {
+    // The Instance's VM name comes from its UID: a launch retried in the same group (after a stockout
+    // there, or a delete of a VM that was still coming up) makes a VM of the same name, and GCE answers
+    // a requestId it has seen within the hour with the old, finished operation.
+    const { cluster, cls } = setup('n2-standard-4', ['us-central1-a']);
+    const p = provider(cluster);
+    const req = launch(cluster, cls, 'mail-again');
+    const name = vmName(req.instance.uid, 'mail-again');
+    const gone = () =>
+      expect.poll(() => vmsOf(cluster).map((v) => v.name), { timeout: 5_000 }).not.toContain(name);
+    await p.delete((await p.create(req)).providerID);
+    await gone();
+    const again = await p.create(req);
+    expect(again.providerID.split('/').pop()).toBe(name);
+    await p.delete(again.providerID);
+    await gone();
+    await expect(p.get(again.providerID)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
   it("list sees only this cluster's VMs; another cluster's are neither listed nor deletable", async () => {
     const mine = setup();
     const theirs = setup();
