@@ -95,6 +95,11 @@ export class GceProvider implements CloudProvider {
   /** Named projects that could not be read, warned about once. */
   private readonly unreadable = new Set<string>();
   private defaultProject: Promise<string> | undefined;
+  /**
+   * Every valid class, by name: the InstanceClass controller validates each at start, so a restarted
+   * controller knows the groups where a VM accepted but not created yet is listed (no VM to read).
+   */
+  private readonly classes = new Map<string, InstanceClass>();
 
   constructor(opts: GceProviderOptions) {
     this.opts = opts;
@@ -157,6 +162,7 @@ export class GceProvider implements CloudProvider {
     // made there before, not only those of classes it has launched for since.
     const own = cls.spec.gce?.project;
     if (own && !problems.length && !this.projects.has(own)) this.named.add(own);
+    if (!problems.length && cls.metadata.name) this.classes.set(cls.metadata.name, cls);
     return problems;
   }
 
@@ -374,13 +380,55 @@ export class GceProvider implements CloudProvider {
     return { vm, project };
   }
 
+  /**
+   * A VM its group accepted but has not made yet (still trying: a stockout, quota, a slow zone): no VM
+   * to read, but not gone either. Looked for in the groups of the known classes in its project and zone.
+   */
+  private async accepted(providerID: string): Promise<{ mig: Mig; cls: InstanceClass } | undefined> {
+    const { project, zone, name } = parseProviderId(providerID);
+    const fallback = await this.project();
+    const seen = new Set<string>();
+    for (const cls of this.classes.values())
+      for (const mig of migsOf(cls, fallback)) {
+        if (mig.project !== project || mig.zone !== zone || seen.has(migKey(mig))) continue;
+        seen.add(migKey(mig));
+        if (await this.lookupOne(mig, name)) return { mig, cls };
+      }
+    return undefined;
+  }
+
   async get(providerID: string): Promise<CloudInstance> {
-    const { vm, project } = await this.owned(providerID);
-    return toCloudInstance(vm, project);
+    try {
+      const { vm, project } = await this.owned(providerID);
+      return toCloudInstance(vm, project);
+    } catch (e) {
+      const pending = e instanceof NotFoundError ? await this.accepted(providerID) : undefined;
+      if (!pending) throw e;
+      const info = await this.migInfo(pending.mig, pending.cls);
+      return {
+        providerID,
+        instanceType: info.machineType,
+        zone: pending.mig.zone,
+        state: 'pending',
+        tags: tagsOfLabels(info.labels),
+        launchedAt: new Date(this.clock.now()),
+        hostIsolation: info.isolation,
+      };
+    }
   }
 
   async delete(providerID: string): Promise<void> {
-    const { vm } = await this.owned(providerID);
+    let vm: Vm;
+    try {
+      ({ vm } = await this.owned(providerID));
+    } catch (e) {
+      const pending = e instanceof NotFoundError ? await this.accepted(providerID) : undefined;
+      if (!pending) throw e;
+      // Taken out of its group, or the group would make it the moment capacity comes back.
+      await this.groups.delete(pending.mig, [parseProviderId(providerID).name]);
+      this.log.info({ providerID, mig: migLabel(pending.mig) }, 'VM not created yet; removed from its group');
+      return;
+    }
     const mig = createdBy(vm.metadata);
     if (!mig)
       throw new InvalidConfigError(

@@ -267,8 +267,7 @@ describe('GceProvider on the fake Compute Engine', () => {
     const p = provider(cluster);
     const req = launch(cluster, cls, 'mail-again');
     const name = vmName(req.instance.uid, 'mail-again');
-    const gone = () =>
-      expect.poll(() => vmsOf(cluster).map((v) => v.name), { timeout: 5_000 }).not.toContain(name);
+    const gone = () => expect.poll(() => vmsOf(cluster).map((v) => v.name), { timeout: 5_000 }).not.toContain(name);
     await p.delete((await p.create(req)).providerID);
     await gone();
     const again = await p.create(req);
@@ -276,6 +275,31 @@ describe('GceProvider on the fake Compute Engine', () => {
     await p.delete(again.providerID);
     await gone();
     await expect(p.get(again.providerID)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('a VM its group has accepted but not made yet is pending, not gone, and its delete takes it out of the group', async () => {
+    const { cluster, groups, cls } = setup('n2-standard-4', ['us-central1-a']);
+    const timings = gce.state.timings;
+    gce.state.timings = { ...timings, createMs: 120_000 }; // a zone slow to make it (a stockout retried alike)
+    try {
+      const req = launch(cluster, cls, 'mail-slow');
+      const ci = await provider(cluster, { createTimeoutMs: 300 }).create(req);
+      expect(ci.state).toBe('pending');
+      const member = `${gce.project}/${groups[0]!.zone}/${vmName(req.instance.uid, 'mail-slow')}`;
+      expect(gce.state.managed.get(member)?.currentAction).toBe('CREATING');
+      // A restarted controller: it has validated the class (as the InstanceClass controller does at start).
+      const p = provider(cluster);
+      expect(p.validate(cls)).toEqual([]);
+      // Not gone: garbage collection would delete its Instance as vanished, and termination would
+      // call it deleted while the group went on making it.
+      expect(await p.get(ci.providerID)).toMatchObject({ providerID: ci.providerID, state: 'pending' });
+      await p.delete(ci.providerID);
+      await expect.poll(() => gce.state.managed.has(member), { timeout: 5_000 }).toBe(false);
+      await expect(p.get(ci.providerID)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(p.delete(ci.providerID)).rejects.toBeInstanceOf(NotFoundError);
+    } finally {
+      gce.state.timings = timings;
+    }
   });
 
   it("list sees only this cluster's VMs; another cluster's are neither listed nor deletable", async () => {
