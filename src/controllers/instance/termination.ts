@@ -18,6 +18,9 @@ import * as events from './events.ts';
 import type { StatusExpectations } from './expectations.ts';
 
 const DRAIN_RECHECK_MS = 5_000;
+/** How long after its launch a cloud's "not found" for an instance is not taken as gone (it may lag). */
+export const CLOUD_CATCH_UP_MS = 2 * 60_000;
+const CLOUD_RECHECK_MS = 10_000;
 /**
  * How long a pod whose eviction was accepted is not evicted again. The eviction deletes it, but a
  * pass soon after (the drain's recheck, a pod's event) may still read it from a cache that has
@@ -92,9 +95,24 @@ export class Termination {
     const provider = this.providerOf(inst, cls);
     if (provider) {
       const ids = await this.copies(provider, inst);
+      const launchedAt = Date.parse(inst.status?.launchedAt ?? '');
+      const young = (this.ctx.now ?? Date.now)() - launchedAt < CLOUD_CATCH_UP_MS;
+      let unseen = false;
       for (const id of ids) {
-        await ignoreCloudNotFound(provider.delete(id));
+        if ((await ignoreCloudNotFound(provider.delete(id).then(() => true))) === undefined) {
+          // EC2's reads are eventually consistent: moments after RunInstances, DescribeInstances may
+          // not show the instance yet. Called gone then, it would run until garbage collection found it.
+          if (young && id === inst.status?.providerID) unseen = true;
+          continue;
+        }
         log.info({ providerID: id }, 'cloud instance terminated');
+      }
+      if (unseen) {
+        log.info(
+          { providerID: inst.status?.providerID },
+          'the cloud does not show the instance launched moments ago; asking again before calling it gone',
+        );
+        return { requeueAfterMs: CLOUD_RECHECK_MS };
       }
       this.ctx.events.record(events.terminated(inst, [...ids]));
     } else if (inst.status?.providerID) {

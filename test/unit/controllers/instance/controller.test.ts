@@ -606,6 +606,20 @@ describe('termination', () => {
     expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
   });
 
+  it('asks again before calling gone an instance the cloud does not show moments after its launch (EC2 reads lag)', async () => {
+    const young = deleting();
+    young.status = { ...young.status, launchedAt: iso(-30_000) };
+    f.cluster.instanceList = [young];
+    await controller.reconcile('i-1');
+    expect(f.provider.deleteCalls).toEqual(['fake:///zone-a/uid-i-1']);
+    expect(f.writes.of('instances.removeFinalizer'), 'not gone yet: it may be the cloud lagging').toEqual([]);
+    f.clock.now = T0 + 2 * MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.removeFinalizer'), 'still not shown two minutes after its launch: gone').toHaveLength(
+      1,
+    );
+  });
+
   it('keeps the finalizer of an Instance whose cloud instance is tagged for another cluster (ipp terminates nothing not its own)', async () => {
     f.cluster.instanceList = [deleting()];
     f.provider.foreign.add('fake:///zone-a/uid-i-1');
