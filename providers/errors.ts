@@ -5,6 +5,15 @@
 /** The instance does not exist (any more). delete() throws it once the instance is gone. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
+  /**
+   * The cloud shows no record of it at all, rather than one it reports terminated. A cloud with
+   * eventually consistent reads (EC2) answers so for an instance it launched moments ago, too.
+   */
+  readonly unseen: boolean;
+  constructor(message: string, options?: ErrorOptions & { unseen?: boolean }) {
+    super(message, options);
+    this.unseen = options?.unseen ?? false;
+  }
 }
 
 /**

@@ -208,7 +208,11 @@ export class AwsProvider implements CloudProvider {
   async get(providerID: string): Promise<CloudInstance> {
     const { instanceId } = parseProviderId(providerID);
     const found = await describeById(this.api, instanceId);
-    if (!found || found.state === 'terminated' || found.state === 'terminating')
+    if (!found)
+      throw new NotFoundError(`EC2 instance ${instanceId} (${providerID}) is not shown by DescribeInstances`, {
+        unseen: true,
+      });
+    if (found.state === 'terminated' || found.state === 'terminating')
       throw new NotFoundError(`EC2 instance ${instanceId} (${providerID}) is gone`);
     return found;
   }
@@ -310,23 +314,39 @@ export class AwsProvider implements CloudProvider {
         }
         const ci = toCloudInstance(i);
         ci.hostIsolation = obtainedIsolation(m.offering.instanceType, baseInput(m), m.cpu);
-        if (members.length > 1) {
-          try {
-            await tagInstance(this.api, i.InstanceId, m.req.instance.name);
-            ci.tags[TAG_INSTANCE] = m.req.instance.name;
-            ci.tags.Name = m.req.instance.name;
-          } catch (e) {
-            // The instance is still this member's (launch index); its next create() adopts and tags it.
-            this.log.warn(
-              { err: e, instance: m.req.instance.name, providerID: ci.providerID },
-              'tagging a grouped launch failed; the next reconcile adopts it',
-            );
-            return e instanceof Error ? e : new Error(String(e));
-          }
+        if (members.length > 1 && (await this.tagMember(i.InstanceId, m.req.instance.name, ci.providerID))) {
+          ci.tags[TAG_INSTANCE] = m.req.instance.name;
+          ci.tags.Name = m.req.instance.name;
         }
         return ci;
       }),
     );
+  }
+
+  /**
+   * Tags a grouped launch's member with its Instance. Its launch index already makes it this member's
+   * (its boot script registers it with the Instance's label; a teardown finds it by the group's tag), so
+   * the instance is returned whether or not the tags land: an error instead had the Instance launch
+   * again, and a DescribeInstances that did not show the new instance yet let that launch make a second
+   * one. EC2 answers InvalidInstanceID.NotFound for an instance it has just launched: asked again.
+   */
+  private async tagMember(instanceId: string, instance: string, providerID: string): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await tagInstance(this.api, instanceId, instance);
+        return true;
+      } catch (e) {
+        if (e instanceof NotFoundError && attempt < 5) {
+          await this.clock.sleep(this.backoff(attempt + 1));
+          continue;
+        }
+        this.log.warn(
+          { err: e, instance, providerID },
+          "tagging a grouped launch failed; the instance is the Instance's all the same (its launch index says so), without its Name and ipp.dev/instance tags",
+        );
+        return false;
+      }
+    }
   }
 
   // ---- retries ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import type { Instance, InstanceClass } from '../../api/types.ts';
 import { kubeError } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
 import type { Logger } from '../../log.ts';
-import { ignoreCloudNotFound, NotFoundError } from '../../../providers/errors.ts';
+import { NotFoundError } from '../../../providers/errors.ts';
 import type { CloudProvider } from '../../../providers/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { cloudStateGone, notReadySince, timeouts } from './decisions.ts';
@@ -99,13 +99,15 @@ export class Termination {
       const young = (this.ctx.now ?? Date.now)() - launchedAt < CLOUD_CATCH_UP_MS;
       let unseen = false;
       for (const id of ids) {
-        if ((await ignoreCloudNotFound(provider.delete(id).then(() => true))) === undefined) {
+        try {
+          await provider.delete(id);
+          log.info({ providerID: id }, 'cloud instance terminated');
+        } catch (e) {
+          if (!(e instanceof NotFoundError)) throw e;
           // EC2's reads are eventually consistent: moments after RunInstances, DescribeInstances may
           // not show the instance yet. Called gone then, it would run until garbage collection found it.
-          if (young && id === inst.status?.providerID) unseen = true;
-          continue;
+          if (e.unseen && young && id === inst.status?.providerID) unseen = true;
         }
-        log.info({ providerID: id }, 'cloud instance terminated');
       }
       if (unseen) {
         log.info(

@@ -323,10 +323,15 @@ describe('AwsProvider on moto', () => {
     await p.delete(ci.providerID);
     const [i] = await inMoto(cluster, false);
     expect(i!.State!.Name).toBe('terminated');
-    await expect(p.delete(ci.providerID)).rejects.toBeInstanceOf(NotFoundError);
+    // Shown terminated: gone for sure. Not shown at all (EC2 moments after a launch answers so too):
+    // gone for the cloud, and termination asks again while the launch is young.
+    await expect(p.delete(ci.providerID)).rejects.toMatchObject({ name: 'NotFoundError', unseen: false });
     await expect(p.get(ci.providerID)).rejects.toBeInstanceOf(NotFoundError);
     expect(await p.list()).toEqual([]);
-    await expect(p.delete('aws:///us-east-1a/i-0000000000deadbee')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(p.delete('aws:///us-east-1a/i-0000000000deadbee')).rejects.toMatchObject({
+      name: 'NotFoundError',
+      unseen: true,
+    });
   });
 
   it('a burst of one class shares RunInstances calls; each Instance gets exactly one instance that registers as itself', async () => {
@@ -362,16 +367,18 @@ describe('AwsProvider on moto', () => {
     expect(await inMoto(cluster)).toHaveLength(4);
   });
 
-  it('a grouped launch interrupted before its per-instance tags: the restarted controller adopts the instances, launching none', async () => {
+  it('a grouped launch whose per-instance tags fail keeps its instances; a restarted controller adopts and tags them, launching none', async () => {
     const cluster = `aws-${suffix()}`;
     const cls = instanceClass('group');
     const reqs = ['group-a', 'group-b', 'group-c'].map((n) => launch(cluster, cls, n));
+    // Refused for good here (a policy without CreateTags); a controller killed before the tags leaves the same.
     proxy.inject({ action: 'CreateTags', code: 'UnauthorizedOperation' });
     const p = provider(cluster, { rates: { run: { burst: 1, perSecond: 1 } } });
     // A first lone launch takes the only token, so the three queue behind it and share one call.
     await p.create(launch(cluster, cls, 'group-first'));
-    const settled = await Promise.allSettled(reqs.map((r) => p.create(r)));
-    expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    // Each member's instance is its own by launch index, tags or not: an error would have its Instance
+    // launch again (and a second instance, if DescribeInstances did not show the first one yet).
+    const launched = await Promise.all(reqs.map((r) => p.create(r)));
     const untagged = (await inMoto(cluster)).filter((i) => !tagsOf(i)['ipp.dev/instance']);
     expect(untagged).toHaveLength(3);
 
@@ -387,6 +394,7 @@ describe('AwsProvider on moto', () => {
     const before = runs();
     const adopted = await Promise.all(reqs.map((r) => provider(cluster).create(r)));
     expect(runs()).toBe(before);
+    expect(adopted.map((a) => a.providerID)).toEqual(launched.map((l) => l.providerID));
     const live = await inMoto(cluster);
     expect(live).toHaveLength(4);
     for (const [k, r] of reqs.entries()) {
@@ -395,6 +403,29 @@ describe('AwsProvider on moto', () => {
       expect(registration(await userDataOf(i.InstanceId!), i.AmiLaunchIndex).node.labels['ipp.dev/instance']).toBe(
         r.instance.name,
       );
+    }
+  });
+
+  it('a grouped launch EC2 does not show yet to CreateTags (InvalidInstanceID.NotFound) is tagged on a retry, launched once', async () => {
+    const cluster = `aws-${suffix()}`;
+    const cls = instanceClass('lagging');
+    const reqs = ['lag-a', 'lag-b', 'lag-c'].map((n) => launch(cluster, cls, n));
+    const p = provider(cluster, { rates: { run: { burst: 1, perSecond: 1 } } });
+    await p.create(launch(cluster, cls, 'lag-first'));
+    const before = runs();
+    proxy.inject({
+      action: 'CreateTags',
+      code: 'InvalidInstanceID.NotFound',
+      message: 'The instance ID does not exist',
+      times: 2,
+    });
+    const launched = await Promise.all(reqs.map((r) => p.create(r)));
+    expect(runs() - before, 'one RunInstances for the three').toBe(1);
+    const live = await inMoto(cluster);
+    expect(live).toHaveLength(4);
+    for (const [k, r] of reqs.entries()) {
+      const i = live.find((x) => launched[k]!.providerID.endsWith(x.InstanceId!))!;
+      expect(tagsOf(i)['ipp.dev/instance']).toBe(r.instance.name);
     }
   });
 

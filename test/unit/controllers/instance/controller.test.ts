@@ -11,6 +11,7 @@ import {
   ThrottledError,
 } from '../../../../providers/errors.ts';
 import type { CloudState } from '../../../../providers/types.ts';
+import { NotFoundError } from '../../../../providers/errors.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
 import { cls, instance, node, pod, refusedPin } from '../fixtures.ts';
 import { cacheShowsWrites } from './cache.ts';
@@ -610,14 +611,26 @@ describe('termination', () => {
     const young = deleting();
     young.status = { ...young.status, launchedAt: iso(-30_000) };
     f.cluster.instanceList = [young];
+    const unseen = () => new NotFoundError('not shown by DescribeInstances', { unseen: true });
+    f.provider.nextDeleteError = unseen();
     await controller.reconcile('i-1');
     expect(f.provider.deleteCalls).toEqual(['fake:///zone-a/uid-i-1']);
     expect(f.writes.of('instances.removeFinalizer'), 'not gone yet: it may be the cloud lagging').toEqual([]);
     f.clock.now = T0 + 2 * MIN;
+    f.provider.nextDeleteError = unseen();
     await controller.reconcile('i-1');
     expect(f.writes.of('instances.removeFinalizer'), 'still not shown two minutes after its launch: gone').toHaveLength(
       1,
     );
+  });
+
+  it('takes as gone at once a young instance the cloud reports terminated', async () => {
+    const young = deleting();
+    young.status = { ...young.status, launchedAt: iso(-30_000) };
+    f.cluster.instanceList = [young];
+    f.provider.nextDeleteError = new NotFoundError('EC2 instance i-1 is gone');
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.removeFinalizer')).toHaveLength(1);
   });
 
   it('keeps the finalizer of an Instance whose cloud instance is tagged for another cluster (ipp terminates nothing not its own)', async () => {
