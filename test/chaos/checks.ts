@@ -67,7 +67,8 @@ export async function check(c: Clients, w: Workload): Promise<Findings> {
 
   for (const b of w.breaches.values())
     details.push(
-      `misplaced: pod ${b.pod} (class ${b.podClass ?? 'none'}) on ${b.node} (class ${b.nodeClass ?? 'none'})`,
+      `misplaced: pod ${b.pod} (class ${b.podClass ?? 'none'}) on ${b.node} (class ${b.nodeClass ?? 'none'})` +
+        (b.beside ? `, beside ${b.beside} under Pod isolation` : ''),
     );
 
   let killed = 0;

@@ -9,6 +9,13 @@ import { breaches, type Breach } from '../e2e/support/isolation.ts';
 import { Random } from './random.ts';
 import { CLASSES, WORKLOAD_NAMESPACE as NS, type Clients } from './world.ts';
 
+/** The chaos classes with Pod isolation (the default): one of their pods per node at a time. */
+const ONE_POD_CLASSES = new Set(
+  Object.entries(CLASSES)
+    .filter(([, spec]) => (spec.isolation ?? 'Pod') === 'Pod')
+    .map(([name]) => name),
+);
+
 export const WORKLOAD_LABEL = 'chaos.ipp.dev/workload';
 type Kind = 'Deployment' | 'ReplicaSet' | 'Job';
 
@@ -101,7 +108,8 @@ export class Workload {
           reason: p.status?.reason,
         });
       }
-      for (const b of breaches(nodes.items, pods.items, new Set())) this.breaches.set(`${b.pod}@${b.node}`, b);
+      for (const b of breaches(nodes.items, pods.items, new Set(), ONE_POD_CLASSES))
+        this.breaches.set(`${b.pod}@${b.node}`, b);
       return true;
     } catch {
       return false;

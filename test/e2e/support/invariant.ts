@@ -1,8 +1,11 @@
 // The isolation invariant, checked for every e2e test file (vitest setupFiles: invariant-setup.ts)
 // and written independently of the controller's auditor, so a bug there cannot hide here: no node
-// ever hosts pods of two classes, a pod of a class runs only on an ipp node of that class, and an
-// ipp node hosts nothing else but node agents (DaemonSet pods from kube-system, mirror pods).
+// ever hosts pods of two classes, a pod of a class runs only on an ipp node of that class, an ipp
+// node hosts nothing else but node agents (DaemonSet pods from kube-system, mirror pods), and a node
+// of a class with Pod isolation hosts one of its pods at a time.
 // The cluster is sampled every POLL_MS while the file runs, and once more at its end.
+import { GROUP, VERSION } from '../../../src/api/names.ts';
+import type { InstanceClass } from '../../../src/api/types.ts';
 import { clients } from './cluster.ts';
 import { breaches, type Breach } from './isolation.ts';
 
@@ -22,16 +25,24 @@ export function watchInvariant(): { stop(): Promise<Breach[]> } {
   let failure: unknown;
   const sample = async () => {
     try {
-      const [nodes, pods, namespaces] = await Promise.all([
+      const [nodes, pods, namespaces, classes] = await Promise.all([
         c.core.listNode(),
         c.core.listPodForAllNamespaces(),
         c.core.listNamespace(),
+        c.custom
+          .listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'instanceclasses' })
+          .then((l) => (l as { items: InstanceClass[] }).items)
+          // Before a file installs the CRDs there are no classes.
+          .catch(() => [] as InstanceClass[]),
       ]);
+      const onePod = new Set(
+        classes.filter((k) => (k.spec?.isolation ?? 'Pod') === 'Pod').map((k) => k.metadata!.name!),
+      );
       const terminating = namespaces.items
         .filter((n) => n.status?.phase === 'Terminating')
         .map((n) => n.metadata!.name!);
       const skip = new Set([...allowed, ...terminating]);
-      for (const b of breaches(nodes.items, pods.items, skip)) seen.set(`${b.pod}@${b.node}`, b);
+      for (const b of breaches(nodes.items, pods.items, skip, onePod)) seen.set(`${b.pod}@${b.node}`, b);
     } catch (e) {
       failure = e;
     }

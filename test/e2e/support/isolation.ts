@@ -1,7 +1,8 @@
 // The isolation invariant as a pure function of the cluster's Nodes and Pods (see invariant.ts, which
 // samples it through every e2e file, and test/chaos, which samples it through a chaos run): no node
-// hosts pods of two classes, a pod of a class runs only on an ipp node of that class, and an ipp node
-// hosts nothing else but node agents (DaemonSet pods from kube-system, mirror pods).
+// hosts pods of two classes, a pod of a class runs only on an ipp node of that class, an ipp node
+// hosts nothing else but node agents (DaemonSet pods from kube-system, mirror pods), and a node of a
+// class with Pod isolation hosts one pod of it at a time.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 
 const CLASS_LABEL = 'ipp-class';
@@ -13,6 +14,8 @@ export interface Breach {
   node: string;
   podClass: string | undefined;
   nodeClass: string | undefined;
+  /** Under Pod isolation: the pod of the class already on the node. */
+  beside?: string;
 }
 
 const isAgent = (p: V1Pod) =>
@@ -20,8 +23,18 @@ const isAgent = (p: V1Pod) =>
   (TRUSTED_DAEMONSET_NAMESPACES.includes(p.metadata?.namespace ?? '') &&
     (p.metadata?.ownerReferences ?? []).some((r) => r.kind === 'DaemonSet' && r.controller));
 
-export function breaches(nodes: readonly V1Node[], pods: readonly V1Pod[], skip: ReadonlySet<string>): Breach[] {
+/**
+ * @param onePod the classes with Pod isolation: a second live pod of one on its node is a breach too
+ *   (kept pods leave first: one being deleted, or finished, is not counted).
+ */
+export function breaches(
+  nodes: readonly V1Node[],
+  pods: readonly V1Pod[],
+  skip: ReadonlySet<string>,
+  onePod: ReadonlySet<string> = new Set(),
+): Breach[] {
   const classOf = new Map(nodes.map((n) => [n.metadata!.name!, n.metadata?.labels?.[NODE_CLASS_LABEL]]));
+  const first = new Map<string, string>();
   const out: Breach[] = [];
   for (const p of pods) {
     const node = p.spec?.nodeName;
@@ -31,8 +44,14 @@ export function breaches(nodes: readonly V1Node[], pods: readonly V1Pod[], skip:
     if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' || isAgent(p)) continue;
     const podClass = p.metadata?.labels?.[CLASS_LABEL];
     const nodeClass = classOf.get(node);
+    const name = `${p.metadata?.namespace}/${p.metadata?.name}`;
     if ((nodeClass !== undefined || podClass !== undefined) && podClass !== nodeClass)
-      out.push({ pod: `${p.metadata?.namespace}/${p.metadata?.name}`, node, podClass, nodeClass });
+      out.push({ pod: name, node, podClass, nodeClass });
+    else if (nodeClass !== undefined && onePod.has(nodeClass)) {
+      const beside = first.get(node);
+      if (beside === undefined) first.set(node, name);
+      else out.push({ pod: name, node, podClass, nodeClass, beside });
+    }
   }
   return out;
 }

@@ -38,6 +38,19 @@ describe('isolation invariant oracle', () => {
     expect(found.map((b) => b.pod)).toEqual(['team/other', 'team/plain', 'team/tenant-agent', 'team/escaped']);
   });
 
+  it('sees a second live pod of a class with Pod isolation on its node; not one being deleted or finished', () => {
+    const deleting = pod('leaving', 'a', { cls: 'gold' });
+    deleting.metadata!.deletionTimestamp = new Date();
+    const done = pod('done', 'a', { cls: 'gold' });
+    done.status = { phase: 'Succeeded' };
+    const pods = [deleting, done, pod('one', 'a', { cls: 'gold' }), pod('two', 'a', { cls: 'gold' })];
+    expect(breaches(nodes, pods, new Set(), new Set(['gold']))).toEqual([
+      { pod: 'team/two', node: 'a', podClass: 'gold', nodeClass: 'gold', beside: 'team/one' },
+    ]);
+    // Class isolation packs pods of the class together.
+    expect(breaches(nodes, pods, new Set(), new Set(['silver']))).toEqual([]);
+  });
+
   it('accepts own-class pods, kube-system DaemonSet pods, mirror pods, plain pods on shared nodes, and allowed namespaces', () => {
     const found = breaches(
       nodes,
