@@ -51,11 +51,15 @@ export interface CloudProvider {
    */
   create(req: LaunchRequest): Promise<CloudInstance>;
 
-  /** Starts termination. Throws NotFoundError when the instance is already gone (terminated counts as gone). */
-  delete(providerID: string): Promise<void>;
+  /**
+   * Starts termination. Throws NotFoundError when the instance is already gone (terminated counts as gone).
+   * `cls`, the Instance's class when the caller knows it: where an instance not made yet is looked for
+   * (GCE: the class's groups), even before the class was validated (a controller that just started).
+   */
+  delete(providerID: string, cls?: InstanceClass): Promise<void>;
 
-  /** Throws NotFoundError when the instance does not exist or is terminated. */
-  get(providerID: string): Promise<CloudInstance>;
+  /** Throws NotFoundError when the instance does not exist or is terminated. `cls` as for delete(). */
+  get(providerID: string, cls?: InstanceClass): Promise<CloudInstance>;
 
   /** Every live (not terminated) instance tagged for this cluster, for garbage collection. */
   list(): Promise<CloudInstance[]>;

@@ -6,6 +6,7 @@
 //   currentAction CREATING, get an instanceStatus once they exist, and report a failure to create
 //   (stockout, quota) in lastAttempt.errors while the group keeps retrying;
 // - the same requestId within an hour gets the first call's operation back, even a failed one.
+import { randomUUID } from 'node:crypto';
 import type { protos } from '@google-cloud/compute';
 import type { HostIsolation } from '../../src/api/types.ts';
 import { InvalidConfigError, NotFoundError } from '../errors.ts';
@@ -154,45 +155,35 @@ export class GroupOps {
 
   /**
    * Removes VMs (or VMs still being created) from the group; the group's target size shrinks with it.
-   * The same names ask with the same requestId, so a retry after a lost answer is one request. A VM
-   * name comes from its Instance's UID, so a VM made again under it (a launch retried in this group)
-   * meets a spent id: GCE answers an id it has seen within the hour with the old, finished operation,
-   * and the VM would stay. A replayed operation whose VMs are still members (not being deleted) makes
-   * the next attempt number a fresh id, as create() does.
+   * A fresh requestId per call, kept for that call's own retries (a lost answer asks again as the same
+   * request). Not one derived from the names, as create() has: a VM name comes from its Instance's UID,
+   * so a VM made again under it (a launch retried in this group after a stockout) would meet a spent id,
+   * which GCE answers within the hour with the old, finished operation while the VM stays. A second
+   * delete of VMs already removed changes nothing (skipInstancesOnValidationError).
    */
   async delete(mig: Mig, names: string[]): Promise<void> {
     const what = `deleteInstances ${names.join(', ')} from ${migLabel(mig)}`;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const startedAt = this.clock.now();
-      const [lro] = await this.compute.call('write', what, () =>
-        this.compute.migs.deleteInstances(
-          {
-            project: mig.project,
-            zone: mig.zone,
-            instanceGroupManager: mig.name,
-            requestId: requestId(['deleteInstances', migKey(mig), ...names], attempt),
-            instanceGroupManagersDeleteInstancesRequestResource: {
-              instances: names.map((n) => `zones/${mig.zone}/instances/${n}`),
-              skipInstancesOnValidationError: true,
-            },
+    const id = randomUUID();
+    const [lro] = await this.compute.call('write', what, () =>
+      this.compute.migs.deleteInstances(
+        {
+          project: mig.project,
+          zone: mig.zone,
+          instanceGroupManager: mig.name,
+          requestId: id,
+          instanceGroupManagersDeleteInstancesRequestResource: {
+            instances: names.map((n) => `zones/${mig.zone}/instances/${n}`),
+            skipInstancesOnValidationError: true,
           },
-          NO_GAX_RETRY,
-        ),
-      );
-      const op = await this.done(bare(lro), mig.zone, mig.project, what);
-      if (Date.parse(op.insertTime ?? '') < startedAt) {
-        const wanted = new Set(names);
-        const staying = (await this.list(mig)).filter(
-          (mi) => wanted.has(mi.name ?? '') && mi.currentAction !== 'DELETING',
-        );
-        if (staying.length) continue;
-      }
-      const errors = op.error?.errors ?? [];
-      if (!errors.length) return;
-      if (classifyItems(errors) === 'not-found') throw new NotFoundError(`${what}: ${errors[0]?.message ?? ''}`);
-      throw itemsError(errors, what);
-    }
-    throw new Error(`${what}: GCE kept answering with spent operations; will try again`);
+        },
+        NO_GAX_RETRY,
+      ),
+    );
+    const op = await this.done(bare(lro), mig.zone, mig.project, what);
+    const errors = op.error?.errors ?? [];
+    if (!errors.length) return;
+    if (classifyItems(errors) === 'not-found') throw new NotFoundError(`${what}: ${errors[0]?.message ?? ''}`);
+    throw itemsError(errors, what);
   }
 
   /** Sets labels on a VM (GCE refuses a stale fingerprint: read, merge, write). */

@@ -62,6 +62,9 @@ export interface GceProviderOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** How long accepted() reuses a group's listing. */
+const MEMBERS_TTL_MS = 10_000;
+
 interface Member {
   req: LaunchRequest;
   name: string;
@@ -100,6 +103,8 @@ export class GceProvider implements CloudProvider {
    * controller knows the groups where a VM accepted but not created yet is listed (no VM to read).
    */
   private readonly classes = new Map<string, InstanceClass>();
+  /** Group → the names it listed, and when: accepted()'s lookups share one listing for a few seconds. */
+  private readonly members = new Map<string, { at: number; names: Promise<Set<string>> }>();
 
   constructor(opts: GceProviderOptions) {
     this.opts = opts;
@@ -162,8 +167,12 @@ export class GceProvider implements CloudProvider {
     // made there before, not only those of classes it has launched for since.
     const own = cls.spec.gce?.project;
     if (own && !problems.length && !this.projects.has(own)) this.named.add(own);
-    if (!problems.length && cls.metadata.name) this.classes.set(cls.metadata.name, cls);
+    this.remember(cls, problems);
     return problems;
+  }
+
+  private remember(cls: InstanceClass, problems = validateGceSettings(cls, 'from-metadata-server')): void {
+    if (!problems.length && cls.metadata.name) this.classes.set(cls.metadata.name, cls);
   }
 
   capacity(instanceType: string): Resources | undefined {
@@ -382,7 +391,10 @@ export class GceProvider implements CloudProvider {
 
   /**
    * A VM its group accepted but has not made yet (still trying: a stockout, quota, a slow zone): no VM
-   * to read, but not gone either. Looked for in the groups of the known classes in its project and zone.
+   * to read, but not gone either. Looked for in the groups of the known classes in its project and
+   * zone; a group that cannot be listed (deleted with its class, not readable) is passed over. Each
+   * group's members are listed at most every few seconds: garbage collection asks about each pending
+   * VM in turn, and every VM really gone asks too.
    */
   private async accepted(providerID: string): Promise<{ mig: Mig; cls: InstanceClass } | undefined> {
     const { project, zone, name } = parseProviderId(providerID);
@@ -390,14 +402,32 @@ export class GceProvider implements CloudProvider {
     const seen = new Set<string>();
     for (const cls of this.classes.values())
       for (const mig of migsOf(cls, fallback)) {
-        if (mig.project !== project || mig.zone !== zone || seen.has(migKey(mig))) continue;
-        seen.add(migKey(mig));
-        if (await this.lookupOne(mig, name)) return { mig, cls };
+        const key = migKey(mig);
+        if (mig.project !== project || mig.zone !== zone || seen.has(key)) continue;
+        seen.add(key);
+        let members = this.members.get(key);
+        if (!members || this.clock.now() - members.at >= MEMBERS_TTL_MS) {
+          members = {
+            at: this.clock.now(),
+            names: this.groups.list(mig).then((l) => new Set(l.map((mi) => mi.name ?? ''))),
+          };
+          this.members.set(key, members);
+        }
+        try {
+          if ((await members.names).has(name)) return { mig, cls };
+        } catch (e) {
+          this.members.delete(key);
+          this.log.debug(
+            { err: e, mig: migLabel(mig), vm: name },
+            'could not list a group while looking for a VM not made yet',
+          );
+        }
       }
     return undefined;
   }
 
-  async get(providerID: string): Promise<CloudInstance> {
+  async get(providerID: string, cls?: InstanceClass): Promise<CloudInstance> {
+    if (cls) this.remember(cls);
     try {
       const { vm, project } = await this.owned(providerID);
       return toCloudInstance(vm, project);
@@ -417,7 +447,8 @@ export class GceProvider implements CloudProvider {
     }
   }
 
-  async delete(providerID: string): Promise<void> {
+  async delete(providerID: string, cls?: InstanceClass): Promise<void> {
+    if (cls) this.remember(cls);
     let vm: Vm;
     try {
       ({ vm } = await this.owned(providerID));
@@ -426,6 +457,7 @@ export class GceProvider implements CloudProvider {
       if (!pending) throw e;
       // Taken out of its group, or the group would make it the moment capacity comes back.
       await this.groups.delete(pending.mig, [parseProviderId(providerID).name]);
+      this.members.delete(migKey(pending.mig));
       this.log.info({ providerID, mig: migLabel(pending.mig) }, 'VM not created yet; removed from its group');
       return;
     }

@@ -73,12 +73,14 @@ export function refusedSince(p: V1Pod): Date | undefined {
 
 /**
  * Does the pod count as a workload of the node it is on? DaemonSet and mirror pods do not, unless they
- * hold a claim: only ipp writes one, on a pod it placed, while anyone who may update the pod can add a
- * DaemonSet owner reference (or set the mirror annotation at create), which must not make its Instance
- * look free to the next pod of the class.
+ * are a class's pods holding a claim: only ipp writes one, on a pod it placed, while anyone who may
+ * update the pod can add a DaemonSet owner reference (or set the mirror annotation at create), which
+ * must not make its Instance look free to the next pod of the class. (A node agent whose template
+ * carries a claim but no class stays an agent: counted, it would keep every node busy and every drain
+ * waiting for a pod its DaemonSet makes again.)
  */
 export const isWorkload = (p: V1Pod) =>
-  !isTerminal(p) && (claimOf(p) !== undefined || (!isDaemonSetPod(p) && !isMirrorPod(p)));
+  !isTerminal(p) && ((classOf(p) !== undefined && claimOf(p) !== undefined) || (!isDaemonSetPod(p) && !isMirrorPod(p)));
 
 /** A workload holds the Instance it claims until it is really gone: a bound pod still shutting down holds it too. */
 export const holdsClaim = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || !!p.spec?.nodeName);

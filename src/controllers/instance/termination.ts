@@ -100,7 +100,7 @@ export class Termination {
       let unseen = false;
       for (const id of ids) {
         try {
-          await provider.delete(id);
+          await provider.delete(id, cls);
           log.info({ providerID: id }, 'cloud instance terminated');
         } catch (e) {
           if (!(e instanceof NotFoundError)) throw e;
@@ -148,7 +148,7 @@ export class Termination {
     const providerID = inst.status?.providerID;
     if (!provider || !providerID) return false;
     try {
-      return cloudStateGone((await provider.get(providerID)).state);
+      return cloudStateGone((await provider.get(providerID, cls)).state);
     } catch (e) {
       if (e instanceof NotFoundError) return true;
       log.warn(

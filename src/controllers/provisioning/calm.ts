@@ -20,7 +20,7 @@ export const CALM_RECHECK_MS = 1_000;
 type View = Pick<ClusterView, 'instance' | 'node' | 'nodeByProviderID'>;
 
 /**
- * The classes whose calm this pod event ends: a pod added, deleted or relisted, a claim that changes,
+ * The classes whose calm this pod event ends: a pod added or deleted, a claim that changes,
  * a pod that ends, starts deleting or waits again, and a pod bound to an ipp node that is not its
  * claim's (it takes that node from the pod claiming it). Not the updates a burst is made of: the pin
  * of a pod to its claim's node, its binding there, its status, nor the scheduler refusing a pinned

@@ -293,10 +293,12 @@ describe('GceProvider on the fake Compute Engine', () => {
       // Not gone: garbage collection would delete its Instance as vanished, and termination would
       // call it deleted while the group went on making it.
       expect(await p.get(ci.providerID)).toMatchObject({ providerID: ci.providerID, state: 'pending' });
-      await p.delete(ci.providerID);
+      // A controller that has just started, its classes not validated yet: termination names the class.
+      const fresh = provider(cluster);
+      await fresh.delete(ci.providerID, cls);
       await expect.poll(() => gce.state.managed.has(member), { timeout: 5_000 }).toBe(false);
-      await expect(p.get(ci.providerID)).rejects.toBeInstanceOf(NotFoundError);
-      await expect(p.delete(ci.providerID)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(fresh.get(ci.providerID)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(fresh.delete(ci.providerID, cls)).rejects.toBeInstanceOf(NotFoundError);
     } finally {
       gce.state.timings = timings;
     }

@@ -128,6 +128,19 @@ describe('Pod isolation', () => {
     expect(claims(p)).toEqual(['a->x']);
   });
 
+  it('reuses an Instance whose node runs an agent whose template carries a claim but no class', () => {
+    const agent = pod('agent', {
+      class: null,
+      claim: 'x',
+      daemonSet: true,
+      gated: false,
+      nodeName: 'n-x',
+      phase: 'Running',
+    });
+    const p = run({ pods: [pod('a')], instances: [instance('x', { phase: 'Ready' })], onNode: { 'n-x': [agent] } });
+    expect(claims(p)).toEqual(['a->x']);
+  });
+
   it('keeps an Instance whose claimer was given a DaemonSet owner or the mirror annotation: anyone may write those', () => {
     // Only ipp writes a claim, on a pod it placed; the owner reference is the tenant's, added after.
     for (const forged of [{ daemonSet: true }, { mirror: true }]) {
