@@ -26,6 +26,7 @@ export interface AuditView {
   nodesWithPods(): string[];
   /** The Instance registered as that node, even while its Node object is missing (deleted, re-registering). */
   instanceOnNode(node: string): { spec: { class: string } } | undefined;
+  instanceClass(name: string): { spec: { isolation?: string } } | undefined;
 }
 
 export interface AuditorOptions {
@@ -42,6 +43,8 @@ export interface AuditorOptions {
 }
 
 function describeViolation(v: Violation): string {
+  if (v.beside)
+    return `isolation violation: a second pod of class ${v.podClass} runs on node ${v.node}, beside ${v.beside.metadata?.namespace}/${v.beside.metadata?.name}, and the class gives each pod a node of its own (isolation: Pod); delete the pod and check how it was placed`;
   const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
   return v.nodeClass === undefined
     ? `isolation violation: ${what} runs on node ${v.node}, which is not an ipp node: it shares the node with other pods; delete the pod and check which admission webhook changed it`
@@ -161,7 +164,18 @@ export class Auditor {
     // An Instance's node missing from the labelled ones (re-registering, or its labels dropped) is not a shared node.
     const inst = ippNode ? undefined : this.state.instanceOnNode(node);
     const instanceNodes = new Map(inst ? [[node, inst.spec.class]] : []);
-    const found = violations(ippNode ? [ippNode] : [], pods, (p, n) => this.trust.standing(p, n), instanceNodes);
+    // A class no longer known (deleted) is not judged: its isolation is not known either.
+    const onePod = (cls: string) => {
+      const k = this.state.instanceClass(cls);
+      return !!k && (k.spec.isolation ?? 'Pod') === 'Pod';
+    };
+    const found = violations(
+      ippNode ? [ippNode] : [],
+      pods,
+      (p, n) => this.trust.standing(p, n),
+      instanceNodes,
+      onePod,
+    );
     const { report, current } = nodeFindings(this.current.get(node) ?? new Set(), found);
     for (const v of report) {
       const note = describeViolation(v);

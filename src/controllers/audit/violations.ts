@@ -1,7 +1,7 @@
 // The isolation invariant, as a check: on an ipp node, every pod is a node agent (a trusted
-// DaemonSet's pod or the node's own mirror pod) or a pod of the node's own class; and a pod of a
-// class runs on an ipp node of that class, never on a shared node. Anything else slipped past
-// admission (or was placed around it) and is reported.
+// DaemonSet's pod or the node's own mirror pod) or a pod of the node's own class, and under Pod
+// isolation one such pod at a time; and a pod of a class runs on an ipp node of that class, never on
+// a shared node. Anything else slipped past admission (or was placed around it) and is reported.
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import { NODE_CLASS_LABEL } from '../../api/names.ts';
 import { classOf, isMirrorPod, isTerminal } from '../../api/pods.ts';
@@ -13,6 +13,8 @@ export interface Violation {
   nodeClass: string | undefined;
   /** The pod's class, or undefined for a pod that is not an ipp pod at all. */
   podClass: string | undefined;
+  /** Under Pod isolation: the older pod of the class the node already runs. */
+  beside?: V1Pod;
 }
 
 /**
@@ -48,9 +50,19 @@ export function violations(
   pods: readonly V1Pod[],
   standing: (pod: V1Pod, node: V1Node) => Standing,
   instanceNodes: ReadonlyMap<string, string> = new Map(),
+  onePod: (cls: string) => boolean = () => false,
 ): Violation[] {
   const byName = new Map(ippNodes.map((n) => [n.metadata!.name!, n]));
   const out: Violation[] = [];
+  /** Node → the live pods of its class, under Pod isolation. */
+  const sharing = new Map<string, { cls: string; pods: V1Pod[] }>();
+  const own = (node: string, cls: string, pod: V1Pod) => {
+    // One going away (its node is reused only once it is gone) and the kubelet's mirror pods aside.
+    if (!onePod(cls) || pod.metadata?.deletionTimestamp || isMirrorPod(pod)) return;
+    const s = sharing.get(node) ?? { cls, pods: [] };
+    s.pods.push(pod);
+    sharing.set(node, s);
+  };
   for (const pod of pods) {
     const nodeName = pod.spec?.nodeName;
     if (!nodeName || isTerminal(pod)) continue;
@@ -62,6 +74,7 @@ export function violations(
         // An Instance's node: its own class's pods belong there. Mirror pods are left to the node's
         // return (their owner is the Node, by a UID not known here); anything else is judged as on an
         // ipp node of that class (a node that dropped its labels takes any pod that tolerates all).
+        if (podClass === instanceClass) own(nodeName, instanceClass, pod);
         if (podClass === instanceClass || isMirrorPod(pod)) continue;
         const standIn: V1Node = { metadata: { name: nodeName, labels: { [NODE_CLASS_LABEL]: instanceClass } } };
         if (standing(pod, standIn) === 'workload')
@@ -75,9 +88,21 @@ export function violations(
       continue;
     }
     const nodeClass = node.metadata?.labels?.[NODE_CLASS_LABEL];
-    if (podClass === nodeClass && podClass !== undefined) continue;
+    if (podClass === nodeClass && podClass !== undefined) {
+      own(nodeName, podClass, pod);
+      continue;
+    }
     const s = standing(pod, node);
     if (s === 'workload') out.push({ pod, node: nodeName, nodeClass, podClass });
+  }
+  for (const [node, { cls, pods: sharers }] of sharing) {
+    if (sharers.length < 2) continue;
+    const [first, ...rest] = [...sharers].sort(
+      (a, b) =>
+        Date.parse(String(a.metadata?.creationTimestamp ?? '')) -
+        Date.parse(String(b.metadata?.creationTimestamp ?? '')),
+    );
+    for (const pod of rest) out.push({ pod, node, nodeClass: cls, podClass: cls, beside: first });
   }
   return out;
 }

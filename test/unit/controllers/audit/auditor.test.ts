@@ -32,6 +32,10 @@ class World {
   instanceOnNode(n: string) {
     return this.instanceNodes.includes(n) ? { node: n, spec: { class: 'metal' } } : undefined;
   }
+  classes: Record<string, { spec: { isolation?: string } }> = {};
+  instanceClass(name: string) {
+    return this.classes[name];
+  }
 }
 
 async function gauge(m: Metrics, name: string): Promise<Record<string, number>> {
@@ -90,6 +94,21 @@ describe('Auditor', () => {
     await auditor.settled();
     expect(await gauge(metrics, 'ipp_isolation_violations')).toEqual({ n2: 1 });
     expect(reported()).toEqual(['intruder-1', 'intruder-2']);
+  });
+
+  it('reports a second pod of a Pod-isolation class on its node, naming the first; Class isolation packs', async () => {
+    const world = new World();
+    world.classes = { metal: { spec: {} }, packed: { spec: { isolation: 'Class' } } };
+    world.nodeList = [node('n1', { class: 'metal' }), node('n2', { class: 'packed' })];
+    const { auditor, events, reported } = start(world);
+    world.pods.push(on('n1', pod('first', { class: 'metal', phase: 'Running', created: '2024-01-01T00:00:00Z' })));
+    world.pods.push(on('n1', pod('second', { class: 'metal', phase: 'Running', created: '2024-01-01T00:05:00Z' })));
+    world.pods.push(on('n2', pod('a', { class: 'packed', phase: 'Running' })));
+    world.pods.push(on('n2', pod('b', { class: 'packed', phase: 'Running' })));
+    auditor.sweep();
+    await auditor.settled();
+    expect(reported()).toEqual(['second']);
+    expect(events[0]!.note).toContain('beside team-a/first');
   });
 
   it('reports a pod of a class on a shared node, which is in no node cache, when its event touches it', async () => {
