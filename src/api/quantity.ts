@@ -46,23 +46,47 @@ export function fits(used: Resources, extra: Resources, capacity: Resources): bo
   );
 }
 
-/** What the scheduler counts for a pod: max(sum of containers, largest init container) plus overhead. */
+type Requested = { resources?: { requests?: Record<string, string> }; restartPolicy?: string };
+
+/**
+ * What kube-scheduler counts for a pod (component-helpers' PodRequests): its containers plus its
+ * sidecars (init containers with restartPolicy Always, which run beside them), or, if larger, an init
+ * container with the sidecars started before it; pod-level requests (spec.resources) instead where
+ * set; plus overhead. Counting less than the scheduler does would pin a pod to a node the scheduler
+ * then refuses it, and on a Class-isolation node keep refusing every pod ipp sends after it.
+ */
 export function podRequests(pod: V1Pod): Resources {
-  const sum = (
-    cs: { resources?: { requests?: Record<string, string> } }[] | undefined,
-    pick: (r: Record<string, string>) => number,
-  ) => (cs ?? []).reduce((t, c) => t + pick(c.resources?.requests ?? {}), 0);
-  const max = (
-    cs: { resources?: { requests?: Record<string, string> } }[] | undefined,
-    pick: (r: Record<string, string>) => number,
-  ) => (cs ?? []).reduce((t, c) => Math.max(t, pick(c.resources?.requests ?? {})), 0);
-  const cpu = (r: Record<string, string>) => cpuMillis(r.cpu);
-  const mem = (r: Record<string, string>) => parseQuantity(r.memory);
+  const of = (c: Requested) => {
+    const r = c.resources?.requests ?? {};
+    return { cpu: cpuMillis(r.cpu), memory: parseQuantity(r.memory) };
+  };
+  const add = (a: { cpu: number; memory: number }, b: { cpu: number; memory: number }) => ({
+    cpu: a.cpu + b.cpu,
+    memory: a.memory + b.memory,
+  });
+  let running = { cpu: 0, memory: 0 };
+  for (const c of (pod.spec?.containers ?? []) as Requested[]) running = add(running, of(c));
+  let sidecars = { cpu: 0, memory: 0 };
+  let init = { cpu: 0, memory: 0 };
+  for (const c of (pod.spec?.initContainers ?? []) as Requested[]) {
+    if (c.restartPolicy === 'Always') {
+      running = add(running, of(c));
+      sidecars = add(sidecars, of(c));
+      init = { cpu: Math.max(init.cpu, sidecars.cpu), memory: Math.max(init.memory, sidecars.memory) };
+    } else {
+      const during = add(of(c), sidecars);
+      init = { cpu: Math.max(init.cpu, during.cpu), memory: Math.max(init.memory, during.memory) };
+    }
+  }
+  const podLevel = (pod.spec as { resources?: { requests?: Record<string, string> } } | undefined)?.resources?.requests;
   const overhead = pod.spec?.overhead ?? {};
   return {
-    cpu: Math.max(sum(pod.spec?.containers, cpu), max(pod.spec?.initContainers, cpu)) + cpuMillis(overhead.cpu),
+    cpu:
+      (podLevel?.cpu !== undefined ? cpuMillis(podLevel.cpu) : Math.max(running.cpu, init.cpu)) +
+      cpuMillis(overhead.cpu),
     memory:
-      Math.max(sum(pod.spec?.containers, mem), max(pod.spec?.initContainers, mem)) + parseQuantity(overhead.memory),
+      (podLevel?.memory !== undefined ? parseQuantity(podLevel.memory) : Math.max(running.memory, init.memory)) +
+      parseQuantity(overhead.memory),
     pods: 1,
   };
 }

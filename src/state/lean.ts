@@ -10,7 +10,8 @@
 // Every other pod matters to ipp only as an occupant of a node (idle decisions, the isolation audit,
 // capacity taken by DaemonSet pods), so it keeps only: name, namespace, uid, resourceVersion,
 // creation and deletion timestamps, its controller reference, the mirror and ipp.dev/ annotations;
-// nodeName, runtimeClassName, schedulerName, priority, container requests and overhead; the phase.
+// nodeName, runtimeClassName, schedulerName, priority, container and pod-level requests and overhead;
+// the phase.
 // What such pods hold alike (owner, containers, namespace, node name, phase) is kept once (shared.ts).
 // Code that starts to read something dropped here must keep it here too (test/unit/state/lean.test.ts).
 import type { V1Container, V1Node, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
@@ -121,6 +122,7 @@ function occupant(p: V1Pod): V1Pod {
       ...(s?.initContainers ? { initContainers: shared.value(s.initContainers.map(leanContainer)) } : {}),
       ...(s?.nodeName ? { nodeName: shared.string(s.nodeName) } : {}),
       ...(s?.overhead ? { overhead: shared.value(s.overhead) } : {}),
+      ...(s?.resources?.requests ? { resources: shared.value({ requests: s.resources.requests }) } : {}),
       ...(s?.runtimeClassName ? { runtimeClassName: shared.string(s.runtimeClassName) } : {}),
       ...(s?.schedulerName ? { schedulerName: shared.string(s.schedulerName) } : {}),
       ...(s?.priority !== undefined ? { priority: s.priority } : {}),

@@ -1,3 +1,4 @@
+import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { cpuMillis, fits, parseQuantity, podRequests } from '../../../src/api/quantity.ts';
 
@@ -23,6 +24,44 @@ describe('quantities', () => {
       },
     });
     expect(r).toEqual({ cpu: 2100, memory: 2 ** 30, pods: 1 });
+  });
+
+  it('counts sidecars (init containers that keep running) beside the containers, and with the init containers after them', () => {
+    const sidecar = (name: string, cpu: string) => ({
+      name,
+      restartPolicy: 'Always',
+      resources: { requests: { cpu, memory: '1Mi' } },
+    });
+    // containers 1 + sidecars 3 × 1: the scheduler counts 4 CPUs (ipp counted 1, and pinned onto a
+    // Class-isolation node the scheduler then refused the next pod after it).
+    expect(
+      podRequests({
+        spec: {
+          containers: [{ name: 'app', resources: { requests: { cpu: '1' } } }],
+          initContainers: [sidecar('s1', '1'), sidecar('s2', '1'), sidecar('s3', '1')],
+        },
+      }).cpu,
+    ).toBe(4000);
+    // An init container after a sidecar runs beside it: 3 + 1 > 1 + 1.
+    expect(
+      podRequests({
+        spec: {
+          containers: [{ name: 'app', resources: { requests: { cpu: '1' } } }],
+          initContainers: [sidecar('s1', '1'), { name: 'migrate', resources: { requests: { cpu: '3' } } }],
+        },
+      }).cpu,
+    ).toBe(4000);
+  });
+
+  it('takes pod-level requests where set, the containers for the rest', () => {
+    const r = podRequests({
+      spec: {
+        resources: { requests: { cpu: '3' } },
+        containers: [{ name: 'a', resources: { requests: { cpu: '1', memory: '1Gi' } } }],
+        overhead: { cpu: '100m' },
+      },
+    } as V1Pod);
+    expect(r).toEqual({ cpu: 3100, memory: 2 ** 30, pods: 1 });
   });
 
   it('fits only when every dimension fits', () => {

@@ -159,6 +159,15 @@ describe("leanPod of a pod that is not ipp's", () => {
     expect(JSON.stringify(p).length).toBeLessThan(JSON.stringify(full).length / 3);
   });
 
+  it("keeps an occupant's pod-level requests, which the scheduler counts instead of its containers'", () => {
+    const full = other();
+    (full.spec as { resources?: unknown }).resources = { requests: { cpu: '4' }, limits: { cpu: '8' } };
+    const p = leanPod(JSON.parse(JSON.stringify(full)) as V1Pod);
+    expect((p.spec as { resources?: unknown }).resources).toEqual({ requests: { cpu: '4' } });
+    expect(podRequests(p)).toEqual(podRequests(full));
+    expect(podRequests(p).cpu).toBe(4100);
+  });
+
   it('shares what pods of one ReplicaSet hold alike, frozen, and keeps what differs apart', () => {
     const replica = (name: string, uid: string): V1Pod => {
       const p = other();
