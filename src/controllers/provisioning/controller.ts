@@ -201,7 +201,7 @@ export class ProvisioningController implements Controller {
     const { cls, provider } = usable;
     const allowed = (p: V1Pod) => namespaceAllowed(cls, p.metadata!.namespace!);
     for (const p of waiting.filter((p) => !allowed(p))) {
-      this.ctx.events.record(events.namespaceNotAllowed(p, className, cls.spec.namespaces ?? []));
+      this.ctx.events.record(events.namespaceNotAllowed(p, className));
     }
     // Every waiting pod holds its Instance and waits only for its node (placement/ pins it then):
     // nothing to plan. Told False before, a pod needs the pass that tells it True.

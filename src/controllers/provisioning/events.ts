@@ -11,12 +11,13 @@ export const classUnusable = (pod: V1Pod, problem: ClassProblem): IppEvent => ({
   note: problem.message,
 });
 
-export const namespaceNotAllowed = (pod: V1Pod, cls: string, allowed: readonly string[]): IppEvent => ({
+/** Which other namespaces may use the class is not this pod's readers' to learn (as admission says it). */
+export const namespaceNotAllowed = (pod: V1Pod, cls: string): IppEvent => ({
   regarding: podRef(pod),
   type: 'Warning',
   reason: 'NamespaceNotAllowed',
   action: 'Provision',
-  note: `InstanceClass "${cls}" does not allow namespace "${pod.metadata!.namespace}" (spec.namespaces: ${allowed.join(', ')}); add it there or use another class`,
+  note: `InstanceClass "${cls}" does not allow namespace "${pod.metadata!.namespace}"; use a class that allows it, or ask your cluster admin to add it to spec.namespaces of "${cls}"`,
 });
 
 export const maxInstancesReached = (pod: V1Pod, cls: string, max: number | undefined): IppEvent => ({

@@ -193,10 +193,12 @@ describe('ProvisioningController', () => {
   });
 
   it('tells pods of a namespace the class does not allow, and provisions the others', async () => {
-    f.cluster.classList = [cls({ namespaces: ['team-a'] })];
+    f.cluster.classList = [cls({ namespaces: ['team-a', 'secret-project'] })];
     f.cluster.podList = [pod('web-1'), pod('intruder', { ns: 'team-b' })];
     await controller.reconcile('metal');
     expect(reasons()).toEqual(['intruder/NamespaceNotAllowed', 'web-1/Provisioning']);
+    // Which namespaces the class admits is not the refused tenant's to learn (admission says the same).
+    expect(f.events[0]!.note).not.toMatch(/team-a|secret-project/);
     expect(f.writes.of('pods.claim')).toEqual([['web-1', 'metal-a']]);
   });
 
