@@ -128,6 +128,13 @@ export class VolumeReader implements VolumeLookup {
       const pvc = await this.reads.claim(namespace, name);
       if (!pvc) throw new ClaimNotBoundError(name, `PersistentVolumeClaim ${namespace}/${name} does not exist (yet)`);
       const volume = pvc.spec?.volumeName;
+      // A claim names a volume before it is bound to it (pre-bound); any claim may name any volume.
+      // Until both say so, the volume's zone is not this pod's (nor, in a message, its owner's to learn).
+      if (volume && pvc.status?.phase !== 'Bound')
+        throw new ClaimNotBoundError(
+          name,
+          `PersistentVolumeClaim ${namespace}/${name} names PersistentVolume ${volume} but is not bound to it yet: its instance is launched in the volume's zone once it is`,
+        );
       if (!volume) {
         allBound = false;
         // WaitForFirstConsumer: the volume follows the node, within the zones its StorageClass lets the
@@ -157,6 +164,11 @@ export class VolumeReader implements VolumeLookup {
         allBound = false;
         continue;
       }
+      if (pv.spec?.claimRef?.uid !== pvc.metadata?.uid)
+        throw new ClaimNotBoundError(
+          name,
+          `PersistentVolumeClaim ${namespace}/${name} says it is bound to PersistentVolume ${volume}, which is bound to another claim or none`,
+        );
       const r = volumeZoneRequirement(pv, name);
       if (r) requirements.push(r);
     }

@@ -2,7 +2,7 @@
 // wait for their node, pods held for claims that do not, how often those are read again, and a
 // StorageClass it may not read. The reads are a fake of ipp's own StorageReads; the API calls
 // themselves run in test/e2e/faults-unschedulable.test.ts.
-import type { V1PersistentVolumeClaim, V1Pod, V1StorageClass } from '@kubernetes/client-node';
+import type { V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1StorageClass } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log.ts';
 import { ClaimNotBoundError, VolumeReader, type StorageReads } from '../../../src/kube/volumes.ts';
@@ -11,9 +11,11 @@ const pod = (name: string, claim = 'data'): V1Pod => ({
   metadata: { name, namespace: 'db', uid: `uid-${name}` },
   spec: { containers: [], volumes: [{ name: 'data', persistentVolumeClaim: { claimName: claim } }] },
 });
+/** A claim, bound to `volumeName` when one is given. */
 const claim = (storageClassName?: string, volumeName?: string): V1PersistentVolumeClaim => ({
   metadata: { name: 'data', namespace: 'db' },
   spec: { ...(storageClassName !== undefined ? { storageClassName } : {}), ...(volumeName ? { volumeName } : {}) },
+  ...(volumeName ? { status: { phase: 'Bound' } } : {}),
 });
 const onlyB: V1StorageClass['allowedTopologies'] = [
   { matchLabelExpressions: [{ key: 'topology.kubernetes.io/zone', values: ['b'] }] },
@@ -23,12 +25,13 @@ const onlyB: V1StorageClass['allowedTopologies'] = [
 function reads(o: {
   claims?: Record<string, V1PersistentVolumeClaim>;
   classes?: Record<string, V1StorageClass>;
+  volumes?: Record<string, V1PersistentVolume>;
   classError?: unknown;
 }) {
   const count = { claim: 0, volume: 0, storageClass: 0 };
   const r: StorageReads = {
     claim: async (_ns, name) => (count.claim++, o.claims?.[name]),
-    volume: async () => (count.volume++, undefined),
+    volume: async (name) => (count.volume++, o.volumes?.[name]),
     storageClass: async (name) => {
       count.storageClass++;
       await new Promise((res) => setTimeout(res, 1));
@@ -46,7 +49,46 @@ const sc = (name: string, mode: string, allowedTopologies?: V1StorageClass['allo
   ...(allowedTopologies ? { allowedTopologies } : {}),
 });
 
+/** A volume in zone `zone`, bound to the claim of UID `claimUid` (none when undefined). */
+const volumeIn = (name: string, zone: string, claimUid?: string): V1PersistentVolume => ({
+  metadata: { name },
+  spec: {
+    ...(claimUid ? { claimRef: { namespace: 'db', name: 'data', uid: claimUid } } : {}),
+    nodeAffinity: {
+      required: {
+        nodeSelectorTerms: [
+          { matchExpressions: [{ key: 'topology.kubernetes.io/zone', operator: 'In', values: [zone] }] },
+        ],
+      },
+    },
+  },
+});
+
 describe('VolumeReader', () => {
+  it("takes a bound volume's zone only when the claim and the volume both say they are bound to each other", async () => {
+    const bound: V1PersistentVolumeClaim = {
+      metadata: { name: 'data', namespace: 'db', uid: 'pvc-1' },
+      spec: { volumeName: 'pv-1' },
+      status: { phase: 'Bound' },
+    };
+    const { r } = reads({ claims: { data: bound }, volumes: { 'pv-1': volumeIn('pv-1', 'c', 'pvc-1') } });
+    expect(await new VolumeReader(r).zoneRequirements(pod('p'))).toEqual([
+      { source: 'PersistentVolume pv-1 (claim data)', terms: [{ in: ['c'], notIn: [] }] },
+    ]);
+
+    // A tenant's claim naming someone else's volume: never bound, so the volume is not even read...
+    const named: V1PersistentVolumeClaim = { ...bound, status: { phase: 'Pending' } };
+    const pending = reads({ claims: { data: named }, volumes: { 'pv-1': volumeIn('pv-1', 'c', 'other-claim') } });
+    const e1 = await new VolumeReader(pending.r).zoneRequirements(pod('q')).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(ClaimNotBoundError);
+    expect(pending.count.volume).toBe(0);
+    // ...and a claim that says Bound to a volume bound elsewhere gets no zone from it, nor a message naming it.
+    const liar = reads({ claims: { data: bound }, volumes: { 'pv-1': volumeIn('pv-1', 'c', 'other-claim') } });
+    const e2 = await new VolumeReader(liar.r).zoneRequirements(pod('s')).catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(ClaimNotBoundError);
+    expect((e2 as Error).message).not.toContain('"c"');
+  });
+
   it("takes a claim waiting for its node within its StorageClass's allowedTopologies", async () => {
     const { r } = reads({
       claims: { data: claim('fast') },
