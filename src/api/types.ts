@@ -167,6 +167,11 @@ export interface InstanceSpec {
    * replica. Absent: any zone of the class. Immutable.
    */
   zones?: string[];
+  /**
+   * Its class's isolation when it was created: what the auditor holds its node to, so a class edited
+   * since (Class to Pod) does not report the pods its earlier instances still share. Immutable.
+   */
+  isolation?: 'Pod' | 'Class';
 }
 
 export interface InstanceStatus {

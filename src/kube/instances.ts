@@ -15,7 +15,11 @@ export type StatusPatch = Record<string, unknown>;
 
 export interface InstanceWrites {
   /** `warm`: created for the class's warm pool (labelled WARM_LABEL). `zones`: the only zones it may launch in. */
-  create(name: string, cls: string, opts?: { warm?: boolean; zones?: readonly string[] }): Promise<void>;
+  create(
+    name: string,
+    cls: string,
+    opts?: { warm?: boolean; zones?: readonly string[]; isolation?: 'Pod' | 'Class' },
+  ): Promise<void>;
   /** Resolves to the Instance's resourceVersion after the write, when the writer knows it. */
   patchStatus(name: string, status: StatusPatch): Promise<string | void>;
   /**
@@ -61,14 +65,22 @@ export class InstanceWriter implements InstanceWrites {
   }
 
   /** Records the intent before any cloud call; the finalizer is there from the first moment. */
-  async create(name: string, cls: string, opts: { warm?: boolean; zones?: readonly string[] } = {}): Promise<void> {
+  async create(
+    name: string,
+    cls: string,
+    opts: { warm?: boolean; zones?: readonly string[]; isolation?: 'Pod' | 'Class' } = {},
+  ): Promise<void> {
     const labels: Record<string, string> = { [NODE_CLASS_LABEL]: cls };
     if (opts.warm) labels[WARM_LABEL] = 'true';
     const body: Instance = {
       apiVersion: API_VERSION,
       kind: 'Instance',
       metadata: { name, labels, finalizers: [FINALIZER] },
-      spec: { class: cls, ...(opts.zones ? { zones: [...opts.zones] } : {}) },
+      spec: {
+        class: cls,
+        ...(opts.zones ? { zones: [...opts.zones] } : {}),
+        ...(opts.isolation ? { isolation: opts.isolation } : {}),
+      },
     };
     try {
       await send(this.kc, { method: 'POST', path: `/apis/${GROUP}/${VERSION}/${plural}`, body });

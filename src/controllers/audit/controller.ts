@@ -25,8 +25,7 @@ export interface AuditView {
   nodes: { list(): readonly V1Node[] };
   nodesWithPods(): string[];
   /** The Instance registered as that node, even while its Node object is missing (deleted, re-registering). */
-  instanceOnNode(node: string): { spec: { class: string } } | undefined;
-  instanceClass(name: string): { spec: { isolation?: string } } | undefined;
+  instanceOnNode(node: string): { spec: { class: string; isolation?: string } } | undefined;
 }
 
 export interface AuditorOptions {
@@ -42,9 +41,12 @@ export interface AuditorOptions {
   retryDelayMs?: number;
 }
 
-function describeViolation(v: Violation): string {
-  if (v.beside)
-    return `isolation violation: a second pod of class ${v.podClass} runs on node ${v.node}, beside ${v.beside.metadata?.namespace}/${v.beside.metadata?.name}, and the class gives each pod a node of its own (isolation: Pod); delete the pod and check how it was placed`;
+/** `onNode`: for the Node's Event, which may name the other pod; the pod's Event is read in its own namespace. */
+function describeViolation(v: Violation, onNode = false): string {
+  if (v.beside) {
+    const other = onNode ? `${v.beside.metadata?.namespace}/${v.beside.metadata?.name}` : 'another pod of the class';
+    return `isolation violation: a second pod of class ${v.podClass} runs on node ${v.node}, beside ${other}, and its instance serves one pod at a time (isolation: Pod); delete the pod and check how it was placed`;
+  }
   const what = v.podClass ? `a pod of class ${v.podClass}` : 'a pod without ipp-class';
   return v.nodeClass === undefined
     ? `isolation violation: ${what} runs on node ${v.node}, which is not an ipp node: it shares the node with other pods; delete the pod and check which admission webhook changed it`
@@ -164,11 +166,10 @@ export class Auditor {
     // An Instance's node missing from the labelled ones (re-registering, or its labels dropped) is not a shared node.
     const inst = ippNode ? undefined : this.state.instanceOnNode(node);
     const instanceNodes = new Map(inst ? [[node, inst.spec.class]] : []);
-    // A class no longer known (deleted) is not judged: its isolation is not known either.
-    const onePod = (cls: string) => {
-      const k = this.state.instanceClass(cls);
-      return !!k && (k.spec.isolation ?? 'Pod') === 'Pod';
-    };
+    // Judged by the isolation its Instance was created under, not the class's now: an edit from Class
+    // to Pod leaves the pods its earlier instances share where they are (an Instance from before the
+    // field is not judged).
+    const onePod = (n: string) => this.state.instanceOnNode(n)?.spec.isolation === 'Pod';
     const found = violations(
       ippNode ? [ippNode] : [],
       pods,
@@ -179,7 +180,7 @@ export class Auditor {
     const { report, current } = nodeFindings(this.current.get(node) ?? new Set(), found);
     for (const v of report) {
       const note = describeViolation(v);
-      this.events.record(...isolationViolation(v.pod, v.node, note));
+      this.events.record(...isolationViolation(v.pod, v.node, note, describeViolation(v, true)));
       this.metrics.isolationViolationsTotal.inc({ class: v.nodeClass ?? v.podClass ?? '', node: v.node });
       this.logger.error(
         {

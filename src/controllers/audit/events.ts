@@ -2,13 +2,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { podRef, type IppEvent } from '../../kube/events.ts';
 
-export const isolationViolation = (pod: V1Pod, node: string, note: string): IppEvent[] => [
+/** `nodeNote`: the Node's note, when it may say more than the pod's namespace may read. */
+export const isolationViolation = (pod: V1Pod, node: string, note: string, nodeNote = note): IppEvent[] => [
   { regarding: podRef(pod), type: 'Warning', reason: 'IsolationViolation', action: 'Audit', note },
   {
     regarding: { apiVersion: 'v1', kind: 'Node', name: node },
     type: 'Warning',
     reason: 'IsolationViolation',
     action: 'Audit',
-    note,
+    note: nodeNote,
   },
 ];

@@ -44,13 +44,14 @@ export function isOwnMirrorPod(pod: V1Pod, node: V1Node): boolean {
  * @param instanceNodes the node names Instances registered with, and the Instance's class: ipp nodes
  *   even while their Node is not among the labelled ones (deleted and re-registering, a cache gap, or
  *   its kubelet dropped its ipp labels), so never taken for shared nodes, and judged by that class
+ * @param onePod was the node's Instance created under Pod isolation (one pod of its class at a time)?
  */
 export function violations(
   ippNodes: readonly V1Node[],
   pods: readonly V1Pod[],
   standing: (pod: V1Pod, node: V1Node) => Standing,
   instanceNodes: ReadonlyMap<string, string> = new Map(),
-  onePod: (cls: string) => boolean = () => false,
+  onePod: (node: string) => boolean = () => false,
 ): Violation[] {
   const byName = new Map(ippNodes.map((n) => [n.metadata!.name!, n]));
   const out: Violation[] = [];
@@ -58,7 +59,7 @@ export function violations(
   const sharing = new Map<string, { cls: string; pods: V1Pod[] }>();
   const own = (node: string, cls: string, pod: V1Pod) => {
     // One going away (its node is reused only once it is gone) and the kubelet's mirror pods aside.
-    if (!onePod(cls) || pod.metadata?.deletionTimestamp || isMirrorPod(pod)) return;
+    if (!onePod(node) || pod.metadata?.deletionTimestamp || isMirrorPod(pod)) return;
     const s = sharing.get(node) ?? { cls, pods: [] };
     s.pods.push(pod);
     sharing.set(node, s);
@@ -97,10 +98,10 @@ export function violations(
   }
   for (const [node, { cls, pods: sharers }] of sharing) {
     if (sharers.length < 2) continue;
+    // Oldest first; a second's tie broken by UID, so the same pod is reported at every audit.
+    const at = (p: V1Pod) => Date.parse(String(p.metadata?.creationTimestamp ?? '')) || 0;
     const [first, ...rest] = [...sharers].sort(
-      (a, b) =>
-        Date.parse(String(a.metadata?.creationTimestamp ?? '')) -
-        Date.parse(String(b.metadata?.creationTimestamp ?? '')),
+      (a, b) => at(a) - at(b) || (a.metadata?.uid ?? '').localeCompare(b.metadata?.uid ?? ''),
     );
     for (const pod of rest) out.push({ pod, node, nodeClass: cls, podClass: cls, beside: first });
   }

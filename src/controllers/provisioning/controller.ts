@@ -353,7 +353,10 @@ export class ProvisioningController implements Controller {
         }
         if (claim.create) {
           createSent = true;
-          await api.instances.create(claim.instance, className, claim.zones ? { zones: claim.zones } : {});
+          await api.instances.create(claim.instance, className, {
+            ...(claim.zones ? { zones: claim.zones } : {}),
+            isolation: cls.spec.isolation ?? 'Pod',
+          });
           expect.instances.add(claim.instance);
         }
         const source = claim.create

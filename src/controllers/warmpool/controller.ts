@@ -174,7 +174,7 @@ export class WarmPoolController implements Controller {
       for (const name of names) this.ctx.creates.add(className, name, true, now);
       for (const [n, name] of names.entries()) {
         try {
-          await api.instances.create(name, className, { warm: true });
+          await api.instances.create(name, className, { warm: true, isolation: cls.spec.isolation ?? 'Pod' });
         } catch (e) {
           this.ctx.creates.failed(className, name, e);
           for (const never of names.slice(n + 1)) this.ctx.creates.drop(className, never);

@@ -75,6 +75,8 @@ export type Write = [string, ...unknown[]];
 
 export class FakeWrites implements KubeWrites {
   readonly log: Write[] = [];
+  /** Instance name → the isolation its create recorded. */
+  readonly createdIsolation = new Map<string, string>();
   /** Thrown by the next write whose name (e.g. 'instances.delete') matches, then cleared. */
   readonly failNext = new Map<string, unknown>();
   /** Instances another writer has deleted meanwhile: a write that answers with the object shows it. */
@@ -93,10 +95,17 @@ export class FakeWrites implements KubeWrites {
   }
 
   readonly instances = {
-    create: (name: string, cls: string, opts?: { warm?: boolean; zones?: readonly string[] }) =>
-      opts?.warm || opts?.zones
+    // The isolation recorded at creation is kept apart (createdIsolation), so the write log reads as before.
+    create: (
+      name: string,
+      cls: string,
+      { isolation, ...opts }: { warm?: boolean; zones?: readonly string[]; isolation?: 'Pod' | 'Class' } = {},
+    ) => {
+      if (isolation) this.createdIsolation.set(name, isolation);
+      return opts.warm || opts.zones
         ? this.record('instances.create', name, cls, opts)
-        : this.record('instances.create', name, cls),
+        : this.record('instances.create', name, cls);
+    },
     patchStatus: (name: string, status: Record<string, unknown>) => this.record('instances.patchStatus', name, status),
     replaceStatus: (inst: Instance, status: unknown) =>
       this.record('instances.replaceStatus', inst.metadata.name, inst.metadata.resourceVersion, status),

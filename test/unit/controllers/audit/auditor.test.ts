@@ -29,12 +29,11 @@ class World {
   }
   /** Node names Instances registered with. */
   instanceNodes: string[] = [];
+  /** The isolation each node's Instance was created under. */
+  isolation: Record<string, string> = {};
   instanceOnNode(n: string) {
+    if (this.isolation[n]) return { node: n, spec: { class: 'metal', isolation: this.isolation[n] } };
     return this.instanceNodes.includes(n) ? { node: n, spec: { class: 'metal' } } : undefined;
-  }
-  classes: Record<string, { spec: { isolation?: string } }> = {};
-  instanceClass(name: string) {
-    return this.classes[name];
   }
 }
 
@@ -96,19 +95,26 @@ describe('Auditor', () => {
     expect(reported()).toEqual(['intruder-1', 'intruder-2']);
   });
 
-  it('reports a second pod of a Pod-isolation class on its node, naming the first; Class isolation packs', async () => {
+  it('reports a second pod on a node whose Instance was made under Pod isolation; not under Class, nor from before the field', async () => {
     const world = new World();
-    world.classes = { metal: { spec: {} }, packed: { spec: { isolation: 'Class' } } };
-    world.nodeList = [node('n1', { class: 'metal' }), node('n2', { class: 'packed' })];
+    // n3's Instance predates the recorded isolation: not judged.
+    world.isolation = { n1: 'Pod', n2: 'Class' };
+    world.nodeList = [node('n1', { class: 'metal' }), node('n2', { class: 'packed' }), node('n3', { class: 'metal' })];
     const { auditor, events, reported } = start(world);
     world.pods.push(on('n1', pod('first', { class: 'metal', phase: 'Running', created: '2024-01-01T00:00:00Z' })));
     world.pods.push(on('n1', pod('second', { class: 'metal', phase: 'Running', created: '2024-01-01T00:05:00Z' })));
     world.pods.push(on('n2', pod('a', { class: 'packed', phase: 'Running' })));
     world.pods.push(on('n2', pod('b', { class: 'packed', phase: 'Running' })));
+    world.pods.push(on('n3', pod('c', { class: 'metal', phase: 'Running' })));
+    world.pods.push(on('n3', pod('d', { class: 'metal', phase: 'Running' })));
     auditor.sweep();
     await auditor.settled();
     expect(reported()).toEqual(['second']);
-    expect(events[0]!.note).toContain('beside team-a/first');
+    // The other pod is named on the Node only: the pod's Event is read in its own namespace.
+    const [onPod, onNode] = events;
+    expect(onPod!.note).toContain('beside another pod of the class');
+    expect(onNode!.regarding.kind).toBe('Node');
+    expect(onNode!.note).toContain('beside team-a/first');
   });
 
   it('reports a pod of a class on a shared node, which is in no node cache, when its event touches it', async () => {

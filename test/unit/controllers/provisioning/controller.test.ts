@@ -199,6 +199,8 @@ describe('ProvisioningController', () => {
     expect(reasons()).toEqual(['intruder/NamespaceNotAllowed', 'web-1/Provisioning']);
     // Which namespaces the class admits is not the refused tenant's to learn (admission says the same).
     expect(f.events[0]!.note).not.toMatch(/team-a|secret-project/);
+    // The Instance records the isolation it was made under (the auditor holds its node to it).
+    expect(f.writes.createdIsolation.get('metal-a')).toBe('Pod');
     expect(f.writes.of('pods.claim')).toEqual([['web-1', 'metal-a']]);
   });
 
