@@ -426,41 +426,51 @@ export class GceProvider implements CloudProvider {
     return undefined;
   }
 
-  async get(providerID: string, cls?: InstanceClass): Promise<CloudInstance> {
+  /**
+   * The VM, or the group that accepted it and has not made it yet; NotFoundError when neither, and
+   * NotOwnedError as owned() says. `cls`: the Instance's class, when the caller knows it.
+   */
+  private async locate(
+    providerID: string,
+    cls: InstanceClass | undefined,
+  ): Promise<{ vm: Vm; project: string } | { pending: { mig: Mig; cls: InstanceClass } }> {
     if (cls) this.remember(cls);
     try {
-      const { vm, project } = await this.owned(providerID);
-      return toCloudInstance(vm, project);
+      return await this.owned(providerID);
     } catch (e) {
       const pending = e instanceof NotFoundError ? await this.accepted(providerID) : undefined;
       if (!pending) throw e;
-      const info = await this.migInfo(pending.mig, pending.cls);
-      return {
-        providerID,
-        instanceType: info.machineType,
-        zone: pending.mig.zone,
-        state: 'pending',
-        tags: tagsOfLabels(info.labels),
-        launchedAt: new Date(this.clock.now()),
-        hostIsolation: info.isolation,
-      };
+      return { pending };
     }
   }
 
+  async get(providerID: string, cls?: InstanceClass): Promise<CloudInstance> {
+    const found = await this.locate(providerID, cls);
+    if ('vm' in found) return toCloudInstance(found.vm, found.project);
+    const { mig, cls: of } = found.pending;
+    const info = await this.migInfo(mig, of);
+    return {
+      providerID,
+      instanceType: info.machineType,
+      zone: mig.zone,
+      state: 'pending',
+      tags: tagsOfLabels(info.labels),
+      launchedAt: new Date(this.clock.now()),
+      hostIsolation: info.isolation,
+    };
+  }
+
   async delete(providerID: string, cls?: InstanceClass): Promise<void> {
-    if (cls) this.remember(cls);
-    let vm: Vm;
-    try {
-      ({ vm } = await this.owned(providerID));
-    } catch (e) {
-      const pending = e instanceof NotFoundError ? await this.accepted(providerID) : undefined;
-      if (!pending) throw e;
+    const found = await this.locate(providerID, cls);
+    if (!('vm' in found)) {
+      const { mig } = found.pending;
       // Taken out of its group, or the group would make it the moment capacity comes back.
-      await this.groups.delete(pending.mig, [parseProviderId(providerID).name]);
-      this.members.delete(migKey(pending.mig));
-      this.log.info({ providerID, mig: migLabel(pending.mig) }, 'VM not created yet; removed from its group');
+      await this.groups.delete(mig, [parseProviderId(providerID).name]);
+      this.members.delete(migKey(mig));
+      this.log.info({ providerID, mig: migLabel(mig) }, 'VM not created yet; removed from its group');
       return;
     }
+    const { vm } = found;
     const mig = createdBy(vm.metadata);
     if (!mig)
       throw new InvalidConfigError(
