@@ -85,10 +85,15 @@ export const isWorkload = (p: V1Pod) =>
 /** A workload holds the Instance it claims until it is really gone: a bound pod still shutting down holds it too. */
 export const holdsClaim = (p: V1Pod) => isWorkload(p) && (!p.metadata?.deletionTimestamp || !!p.spec?.nodeName);
 
-/** Waiting for ipp to give it an instance: opted in, not placed yet, held by our gate or scheduler name. */
+/** Held by a scheduling gate that is not ipp's (a queue such as Kueue that admits the pod later). */
+export const heldByOtherGates = (p: V1Pod) => (p.spec?.schedulingGates ?? []).some((g) => g.name !== GATE);
+
 /**
- * Waiting for ipp to give it an instance. A DaemonSet's pod never does, even labelled ipp-class:
- * it belongs to one node the DaemonSet controller chose (and admission refuses it the label).
+ * Waiting for ipp to give it an instance: opted in, not placed yet, held by our gate or scheduler
+ * name. A DaemonSet's pod never does, even labelled ipp-class: it belongs to one node the DaemonSet
+ * controller chose (and admission refuses it the label). Nor does a pod another gate still holds: it
+ * may not run yet (a queue admits it later), so no instance is launched for it until that gate is
+ * lifted, as Karpenter leaves gated pods alone; gates are only ever removed, and that update wakes it.
  */
 export const awaitsPlacement = (p: V1Pod) =>
   classOf(p) !== undefined &&
@@ -96,6 +101,7 @@ export const awaitsPlacement = (p: V1Pod) =>
   !p.spec?.nodeName &&
   !p.metadata?.deletionTimestamp &&
   !isTerminal(p) &&
+  !heldByOtherGates(p) &&
   (isGated(p) || wantsIppScheduler(p));
 
 export const isNodeReady = (n: V1Node) =>

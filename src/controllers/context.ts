@@ -28,6 +28,11 @@ export interface ClusterView {
   /** Does a workload of the class claim the instance and hold it (pods of other classes aside)? */
   claimHeld(cls: string, instance: string): boolean;
   podsOnNode(node: string): V1Pod[];
+  /**
+   * Since when the pod has waited for ipp, in ms since the epoch: its creation, or the moment this
+   * controller saw another scheduling gate (a queue's) lifted from it.
+   */
+  waitingSince(pod: V1Pod): number | undefined;
   node(name: string): V1Node | undefined;
   nodeByProviderID(providerID: string | undefined): V1Node | undefined;
   /** The Instance whose cloud instance has this providerID (recorded in its status). */

@@ -15,6 +15,7 @@ export interface World {
   classesWithInstances(): Iterable<string>;
   instancesOfClass(cls: string): readonly Instance[];
   podsOfClass(cls: string): readonly V1Pod[];
+  waitingSince(pod: V1Pod): number | undefined;
 }
 
 export function observeWorld(state: World, metrics: Metrics, now: number): void {
@@ -52,17 +53,31 @@ export function observeWorld(state: World, metrics: Metrics, now: number): void 
     }
     const waiting = state.podsOfClass(cls).filter(awaitsPlacement);
     metrics.pendingPods.set({ class: cls }, waiting.length);
-    metrics.oldestPendingPodAge.set({ class: cls }, oldestAgeSeconds(waiting, now));
+    metrics.oldestPendingPodAge.set(
+      { class: cls },
+      oldestAgeSeconds(waiting, now, (p) => state.waitingSince(p)),
+    );
   }
 }
 
-/** Seconds since the oldest of `pods` was created; 0 for none (so the series exists for every class). */
-export function oldestAgeSeconds(pods: readonly V1Pod[], now: number): number {
+const created = (p: V1Pod) => {
+  const ts = p.metadata?.creationTimestamp;
+  return ts ? new Date(ts).getTime() : undefined;
+};
+
+/**
+ * Seconds the longest waiting of `pods` has waited (`since`: from when, by default its creation); 0
+ * for none (so the series exists for every class).
+ */
+export function oldestAgeSeconds(
+  pods: readonly V1Pod[],
+  now: number,
+  since: (p: V1Pod) => number | undefined = created,
+): number {
   let oldest = now;
   for (const p of pods) {
-    const ts = p.metadata?.creationTimestamp;
-    const created = ts ? new Date(ts).getTime() : NaN;
-    if (Number.isFinite(created)) oldest = Math.min(oldest, created);
+    const t = since(p);
+    if (t !== undefined && Number.isFinite(t)) oldest = Math.min(oldest, t);
   }
   return Math.max(0, (now - oldest) / 1000);
 }

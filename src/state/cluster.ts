@@ -12,6 +12,7 @@ import { Informer, type InformerStatus } from '../kube/informer.ts';
 import type { Indexers } from '../kube/store.ts';
 import type { Logger } from '../log.ts';
 import { leanNode, leanPod } from './lean.ts';
+import { WaitingClock } from './waiting.ts';
 
 /** `old`: the object an update (a watch's or a relist's) replaced, when there was one (see Wakes). */
 export type ChangeHandler = {
@@ -90,6 +91,8 @@ export class ClusterState {
   readonly nodes: Informer<V1Node>;
   readonly instances: Informer<Instance & KubernetesObject>;
   readonly classes: Informer<InstanceClass & KubernetesObject>;
+  /** Since when each unbound pod has waited for ipp (a queue's gate lifted, else its creation). */
+  private readonly waiting = new WaitingClock();
 
   constructor(
     kc: KubeConfig,
@@ -112,7 +115,10 @@ export class ClusterState {
       path: '/api/v1/pods',
       indexers: POD_INDEXERS,
       transform: leanPod,
-      onChange: (p, _kind, old) => on.pod(p, old),
+      onChange: (p, kind, old) => {
+        this.waiting.seen(p, kind, old);
+        on.pod(p, old);
+      },
     });
     this.nodes = new Informer<V1Node>({
       ...common('nodes'),
@@ -215,6 +221,10 @@ export class ClusterState {
 
   podsOnNode(node: string): V1Pod[] {
     return this.pods.byIndex('node', node);
+  }
+
+  waitingSince(p: V1Pod): number | undefined {
+    return this.waiting.since(p);
   }
 
   /** Every node name some cached pod is bound to, ipp node or not: what a full audit sweep visits. */

@@ -2,11 +2,12 @@
 // instance it was given is released (idle teardown) or replaced, never billed forever. The pod's own
 // affinity case is in faults.test.ts. A pod whose volume is bound in one zone gets its instance in
 // that zone, or, when the class does not offer that zone, is told so and gets none. Placement is
-// made deterministic with a second scheduling gate the test holds: ipp lifts its own gate and pins
-// the pod, the node then turns cordoned or NotReady, and only then does the test lift its gate and
-// let kube-scheduler try.
+// made deterministic by pausing kube-scheduler (SIGSTOP; the testbed's runs without leader election,
+// and e2e files run one at a time): ipp pins the pod, the node then turns cordoned or NotReady, and
+// only then does the test resume kube-scheduler and let it try. (A second scheduling gate of the
+// test's own would not do: ipp launches nothing for a pod another gate holds.)
 import { EventsV1Api, StorageV1Api, type V1Pod } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GATE, POD_PINNED_AT_ANNOTATION } from '../../src/api/names.ts';
 import { claimOf, pinnedNodeOf, refusedSince, unschedulableSince } from '../../src/api/pods.ts';
 import { pinOps } from '../../src/kube/pods.ts';
@@ -15,8 +16,7 @@ import { INSTANCE_AVAILABLE } from '../../src/controllers/provisioning/condition
 import { mergePatch } from '../../src/kube/patch.ts';
 import { clients, eventually, namespace, suffix, type Clients } from './support/cluster.ts';
 import { createClass, listInstances, useIppEnvironment } from './support/ipp.ts';
-
-const HOLD = 'e2e.ipp.dev/hold';
+import { schedulerPidOf } from '../bench/placement.ts';
 
 // Why a refusal is timed from the pin: kube-scheduler's refusal keeps the PodScheduled condition's
 // time from the pod's creation (False while gated, False when refused), so a pod that waited for its
@@ -85,9 +85,21 @@ describe('pods that cannot be placed', () => {
     (await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: ns })).items.filter(
       (e) => e.regarding?.name === pod,
     );
-  /** A ReplicaSet of one opted-in pod, optionally held by the test's own scheduling gate. */
-  const replicaSet = (name: string, cls: string, spec: Partial<V1Pod['spec']> = {}, hold = false) =>
-    c.apps.createNamespacedReplicaSet({
+  /** kube-scheduler stopped in its tracks, and let go again (at the latest after each test). */
+  let paused: number | undefined;
+  const pauseScheduler = () => {
+    paused = schedulerPidOf(inject('testbedDir'));
+    process.kill(paused, 'SIGSTOP');
+  };
+  const resumeScheduler = () => {
+    if (paused !== undefined) process.kill(paused, 'SIGCONT');
+    paused = undefined;
+  };
+  afterEach(resumeScheduler);
+  /** A ReplicaSet of one opted-in pod; `hold`: kube-scheduler paused first, so that nothing binds it. */
+  const replicaSet = (name: string, cls: string, spec: Partial<V1Pod['spec']> = {}, hold = false) => {
+    if (hold) pauseScheduler();
+    return c.apps.createNamespacedReplicaSet({
       namespace: ns,
       body: {
         metadata: { name },
@@ -96,46 +108,33 @@ describe('pods that cannot be placed', () => {
           selector: { matchLabels: { app: name } },
           template: {
             metadata: { labels: { app: name, 'ipp-class': cls } },
-            spec: {
-              containers: [{ name: 'main', image: 'postfix' }],
-              ...(hold ? { schedulingGates: [{ name: HOLD }] } : {}),
-              ...spec,
-            },
+            spec: { containers: [{ name: 'main', image: 'postfix' }], ...spec },
           },
         },
       },
     });
+  };
   const podsOf = async (app: string) =>
     (await c.core.listNamespacedPod({ namespace: ns, labelSelector: `app=${app}` })).items.filter(
       (p) => !p.metadata!.deletionTimestamp,
     );
-  /** The held pod once ipp pinned it (its own gate lifted, the test's still there). */
+  /** The held pod once ipp pinned it (its gate lifted), not bound: kube-scheduler is paused. */
   const pinnedHeld = (app: string) =>
     eventually(
-      `the ${app} pod pinned, still held`,
+      `the ${app} pod pinned, not bound`,
       async () => {
         const [p] = await podsOf(app);
         expect(pinnedNodeOf(p!)).toBeDefined();
-        expect(p!.spec!.schedulingGates?.map((g) => g.name)).toEqual([HOLD]);
+        expect(p!.spec!.schedulingGates ?? []).toEqual([]);
+        expect(p!.spec!.nodeName).toBeUndefined();
         return p!;
       },
       60_000,
     );
-  /** Lets kube-scheduler try the held pod, and stops holding the ReplicaSet's next pods. */
-  const release = async (app: string, p: V1Pod) => {
-    await c.apps.patchNamespacedReplicaSet({
-      name: app,
-      namespace: ns,
-      body: [{ op: 'remove', path: '/spec/template/spec/schedulingGates' }],
-    });
-    await c.core.patchNamespacedPod({
-      name: p.metadata!.name!,
-      namespace: ns,
-      body: [
-        { op: 'test', path: '/spec/schedulingGates', value: [{ name: HOLD }] },
-        { op: 'remove', path: '/spec/schedulingGates' },
-      ],
-    });
+  /** Lets kube-scheduler try the held pod (and the ReplicaSet's next pods). */
+  const release = (app: string, p: V1Pod) => {
+    expect(paused, `kube-scheduler paused while ${app}'s pod ${p.metadata!.name} waited`).toBeDefined();
+    resumeScheduler();
   };
   /** The pod told Stranded, deleted, and its replacement Running on another instance; the old one released. */
   const replacedAndReleased = async (app: string, held: V1Pod, why: string) => {
@@ -191,7 +190,7 @@ describe('pods that cannot be placed', () => {
     await replicaSet('cordoned', cls, {}, true);
     const held = await pinnedHeld('cordoned');
     await c.core.patchNode({ name: pinnedNodeOf(held)!, body: { spec: { unschedulable: true } } }, mergePatch);
-    await release('cordoned', held);
+    release('cordoned', held);
     await replacedAndReleased('cordoned', held, 'unschedulable');
     await c.apps.deleteNamespacedReplicaSet({ name: 'cordoned', namespace: ns });
   });
@@ -235,7 +234,7 @@ describe('pods that cannot be placed', () => {
       const taints = (await c.core.readNode({ name: node })).spec?.taints ?? [];
       expect(taints.map((t) => t.key)).toContain('node.kubernetes.io/unreachable');
     });
-    await release('sick', held);
+    release('sick', held);
     await replacedAndReleased('sick', held, node);
     await c.apps.deleteNamespacedReplicaSet({ name: 'sick', namespace: ns });
   });

@@ -118,6 +118,26 @@ describe('instance lifecycle', () => {
     expect(inst?.status?.idleSince, "the holder's instance is not idle").toBeFalsy();
   });
 
+  it('launches nothing for a pod another scheduling gate holds, and provisions it once that gate is lifted', async () => {
+    const cls = await newClass('queued', {});
+    const queued = pod('queued', cls);
+    queued.spec!.schedulingGates = [{ name: 'example.com/queue' }];
+    await c.core.createNamespacedPod({ namespace: ns, body: queued });
+    const gates = async () =>
+      (await c.core.readNamespacedPod({ name: 'queued', namespace: ns })).spec?.schedulingGates?.map((g) => g.name);
+    expect(await gates()).toEqual(['example.com/queue', 'ipp.dev/provision']);
+    // Long enough for a pass to have claimed and launched (it takes well under a second here).
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await listInstances(c, cls), 'no instance for a pod its queue has not admitted').toEqual([]);
+    await c.core.patchNamespacedPod({
+      name: 'queued',
+      namespace: ns,
+      body: [{ op: 'remove', path: '/spec/schedulingGates/0' }],
+    });
+    await running(c, ns, 'queued');
+    expect(await listInstances(c, cls)).toHaveLength(1);
+  });
+
   it('does not reuse when the class says reuse: false', async () => {
     const cls = await newClass('noreuse', { idleTimeout: '10m', reuse: false });
     await c.core.createNamespacedPod({ namespace: ns, body: pod('nr-1', cls) });

@@ -19,9 +19,10 @@ export async function place(ctx: ControllerContext, { pod, instance, node }: Pla
     await ctx.api.pods.bind(pod, nodeName);
     ctx.events.record(events.bound(pod, instanceName, nodeName));
   }
-  const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
-  if (!Number.isNaN(created)) {
-    const seconds = ((ctx.now ?? Date.now)() - created) / 1000;
+  // From when it waited for ipp: a queue's time before it admitted the pod is not ipp's.
+  const since = ctx.state.waitingSince(pod);
+  if (since !== undefined) {
+    const seconds = Math.max(0, (ctx.now ?? Date.now)() - since) / 1000;
     ctx.metrics.podPinDuration.observe({ class: instance.spec.class, mode }, seconds);
   }
   ctx.logger.info(

@@ -56,6 +56,12 @@ export class FakeCluster implements ClusterView {
   podsOnNode(node: string) {
     return this.podList.filter((p) => p.spec?.nodeName === node);
   }
+  /** When a queue's gate was lifted, by pod name; else the pod waits from its creation. */
+  released = new Map<string, number>();
+  waitingSince(p: V1Pod) {
+    const created = Date.parse(String(p.metadata?.creationTimestamp ?? ''));
+    return this.released.get(p.metadata?.name ?? '') ?? (Number.isNaN(created) ? undefined : created);
+  }
   node(name: string) {
     return this.nodeList.find((n) => n.metadata?.name === name);
   }

@@ -202,11 +202,17 @@ describe('observeWorld', () => {
     },
     spec: { containers: [], schedulingGates: [{ name: 'ipp.dev/provision' }], ...extra },
   });
-  const world = (classes: InstanceClass[], pods: V1Pod[], instances: Instance[] = []) => ({
+  const world = (
+    classes: InstanceClass[],
+    pods: V1Pod[],
+    instances: Instance[] = [],
+    released = new Map<string, number>(),
+  ) => ({
     classes: { list: () => classes },
     classesWithInstances: () => new Set(instances.map((i) => i.spec.class)),
     instancesOfClass: (c: string) => instances.filter((i) => i.spec.class === c),
     podsOfClass: (c: string) => pods.filter((p) => classOf(p) === c),
+    waitingSince: (p: V1Pod) => released.get(p.metadata!.name!) ?? new Date(p.metadata!.creationTimestamp!).getTime(),
   });
 
   it('reports the oldest waiting pod of each class (0 when none waits) and each class timeout in seconds', async () => {
@@ -249,6 +255,31 @@ describe('observeWorld', () => {
       'web/registration',
       'web/idle',
     ]);
+  });
+});
+
+describe('observeWorld and a queue', () => {
+  const NOW = Date.parse('2026-11-29T12:00:00Z');
+  const pod = (name: string, gates: string[]): V1Pod => ({
+    metadata: { name, namespace: 'ns', labels: { 'ipp-class': 'metal' }, creationTimestamp: new Date(NOW - 3_600_000) },
+    spec: { containers: [], schedulingGates: gates.map((g) => ({ name: g })) },
+  });
+  const world = (pods: V1Pod[], released: Map<string, number>) => ({
+    classes: { list: (): InstanceClass[] => [{ metadata: { name: 'metal' }, spec: { instanceTypes: ['sim.small'] } }] },
+    classesWithInstances: () => new Set<string>(),
+    instancesOfClass: (): Instance[] => [],
+    podsOfClass: () => pods,
+    waitingSince: (p: V1Pod) => released.get(p.metadata!.name!) ?? new Date(p.metadata!.creationTimestamp!).getTime(),
+  });
+
+  it('counts neither a pod a queue still holds nor its time in the queue', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    // Both created an hour ago; the queue admitted "admitted" 20 s ago and still holds "queued".
+    const admitted = pod('admitted', ['ipp.dev/provision']);
+    const queued = pod('queued', ['kueue.x-k8s.io/admission', 'ipp.dev/provision']);
+    observeWorld(world([admitted, queued], new Map([['admitted', NOW - 20_000]])), m, NOW);
+    expect(await samples(m, 'ipp_pending_pods')).toEqual({ metal: 1 });
+    expect(await samples(m, 'ipp_oldest_pending_pod_age_seconds')).toEqual({ metal: 20 });
   });
 });
 

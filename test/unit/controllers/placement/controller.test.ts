@@ -25,6 +25,16 @@ describe('PlacementController', () => {
     expect(reasons()).toEqual([]); // one write per pod: the pin; kube-scheduler's Scheduled names the node
   });
 
+  it('times the pin from the creation, or from when a queue let the pod go, never its time in the queue', async () => {
+    const pinSeconds = async () =>
+      /ipp_pod_pin_duration_seconds_sum\{[^}]*\} (\S+)/.exec(await f.ctx.metrics.registry.metrics())?.[1];
+    f.clock.now = Date.parse('2024-01-01T01:00:00Z');
+    f.cluster.podList = [pod('web-1', { claim: 'metal-x' })];
+    f.cluster.released.set('web-1', f.clock.now - 20_000);
+    await controller.reconcile('team-a/web-1');
+    expect(await pinSeconds()).toBe('20');
+  });
+
   it('binds instead of pinning a pod handed to scheduler ipp', async () => {
     f.cluster.podList = [pod('web-1', { claim: 'metal-x', gated: false, schedulerName: 'ipp' })];
     await controller.reconcile('team-a/web-1');

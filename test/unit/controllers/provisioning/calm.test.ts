@@ -57,6 +57,20 @@ describe('podEndsCalm', () => {
     expect(podEndsCalm(undefined, pod('web-2'), c)).toEqual(['metal']);
   });
 
+  it('ends it when another scheduling gate is lifted from a pod (a queue admitted it), not while one holds it', () => {
+    const queued = pod('web-3');
+    queued.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }, ...queued.spec!.schedulingGates!];
+    const admitted = { ...queued, spec: { ...queued.spec!, schedulingGates: queued.spec!.schedulingGates!.slice(1) } };
+    expect(podEndsCalm(queued, admitted, c)).toEqual(['metal']);
+    expect(
+      podEndsCalm(
+        queued,
+        { ...queued, metadata: { ...queued.metadata, labels: { ...queued.metadata!.labels, x: 'y' } } },
+        c,
+      ),
+    ).toEqual([]);
+  });
+
   it('ends it for a claim that changes, in the pod’s class and the claimed Instance’s', () => {
     expect(podEndsCalm(waiting, pod('web-1', { claim: 'metal-y' }), c)).toEqual(['metal']);
     const foreign = pod('intruder', { class: 'other' });

@@ -493,6 +493,14 @@ describe('which pods and in which order', () => {
     });
   });
 
+  it('launches nothing for a pod another scheduling gate still holds (a queue admits it later); plans it once lifted', () => {
+    const queued = pod('queued');
+    queued.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }, ...queued.spec!.schedulingGates!];
+    expect(claims(run({ pods: [queued] }))).toEqual([]);
+    queued.spec!.schedulingGates = queued.spec!.schedulingGates!.slice(1);
+    expect(claims(run({ pods: [queued] }))).toEqual(['queued->new-1+']);
+  });
+
   it('plans pods held by schedulerName ipp without a gate', () => {
     expect(claims(run({ pods: [pod('a', { gated: false, schedulerName: 'ipp' })] }))).toEqual(['a->new-1+']);
   });
