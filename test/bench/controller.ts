@@ -24,8 +24,8 @@ export const currentTree = (): Tree => ({ label: 'this tree', root: here });
 /**
  * The code before this change, for side-by-side figures: IPP_BENCH_BASELINE (a commit, or "none"),
  * by default where this branch left main (once a change is merged, name the commit before it, e.g.
- * IPP_BENCH_BASELINE=439e4af for the scale work). Extracted with git archive (the repository is
- * untouched) and run with this tree's node_modules.
+ * IPP_BENCH_BASELINE=439e4af for the scale work; HEAD, beside uncommitted changes). Extracted with git
+ * archive (the repository is untouched) and run with this tree's node_modules.
  */
 export function baselineTree(): Tree | undefined {
   const wanted = process.env.IPP_BENCH_BASELINE;
@@ -38,7 +38,9 @@ export function baselineTree(): Tree | undefined {
     process.stderr.write(`[bench] no baseline (${(e as Error).message.split('\n')[0]}); set IPP_BENCH_BASELINE\n`);
     return undefined;
   }
-  if (commit === git('rev-parse', '--short', 'HEAD')) return undefined;
+  // HEAD itself is a baseline only beside uncommitted changes to it.
+  if (commit === git('rev-parse', '--short', 'HEAD') && !git('status', '--porcelain', '--untracked-files=no'))
+    return undefined;
   const root = join(tmpdir(), `ipp-baseline-${commit}`);
   if (!existsSync(join(root, 'src', 'main.ts'))) {
     mkdirSync(root, { recursive: true });
