@@ -87,13 +87,15 @@ describe('pods that cannot be placed', () => {
     );
   /** kube-scheduler stopped in its tracks, and let go again (at the latest after each test). */
   let paused: number | undefined;
-  const pauseScheduler = () => {
-    paused = schedulerPidOf(inject('testbedDir'));
-    process.kill(paused, 'SIGSTOP');
-  };
   const resumeScheduler = () => {
     if (paused !== undefined) process.kill(paused, 'SIGCONT');
     paused = undefined;
+  };
+  const pauseScheduler = () => {
+    paused = schedulerPidOf(inject('testbedDir'));
+    // Should this worker exit mid-test, the next files still need a scheduler.
+    process.once('exit', resumeScheduler);
+    process.kill(paused, 'SIGSTOP');
   };
   afterEach(resumeScheduler);
   /** A ReplicaSet of one opted-in pod; `hold`: kube-scheduler paused first, so that nothing binds it. */

@@ -4,7 +4,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
-import { createClass, getClass, listInstances, useIppEnvironment } from './support/ipp.ts';
+import { createClass, getClass, listInstances, metric, useIppEnvironment } from './support/ipp.ts';
 import { API_VERSION, GROUP, NODE_CLASS_LABEL, VERSION } from '../../src/api/names.ts';
 import type { InstanceClassSpec } from '../../src/api/types.ts';
 
@@ -127,8 +127,10 @@ describe('instance lifecycle', () => {
       (await c.core.readNamespacedPod({ name: 'queued', namespace: ns })).spec?.schedulingGates?.map((g) => g.name);
     expect(await gates()).toEqual(['example.com/queue', 'ipp.dev/provision']);
     // Long enough for a pass to have claimed and launched (it takes well under a second here).
-    await new Promise((r) => setTimeout(r, 3_000));
+    const QUEUED_MS = 6_000;
+    await new Promise((r) => setTimeout(r, QUEUED_MS));
     expect(await listInstances(c, cls), 'no instance for a pod its queue has not admitted').toEqual([]);
+    expect(await metric(env.ipp!, 'ipp_pending_pods', { class: cls }), 'not pending while queued').toBe(0);
     await c.core.patchNamespacedPod({
       name: 'queued',
       namespace: ns,
@@ -136,6 +138,10 @@ describe('instance lifecycle', () => {
     });
     await running(c, ns, 'queued');
     expect(await listInstances(c, cls)).toHaveLength(1);
+    // Its wait for ipp began when the queue let it go: the time in the queue is not ipp's.
+    const waited = await metric(env.ipp!, 'ipp_pod_pin_duration_seconds_sum', { class: cls, mode: 'pin' });
+    expect(waited).toBeGreaterThan(0);
+    expect(waited).toBeLessThan(QUEUED_MS / 1000);
   });
 
   it('does not reuse when the class says reuse: false', async () => {

@@ -13,6 +13,7 @@ import {
   claimOf,
   classOf,
   hasController,
+  heldByOtherGates,
   isNodeReady,
   isTerminal,
   pinnedNodeOf,
@@ -484,8 +485,9 @@ export class ProvisioningController implements Controller {
       const claim = claimOf(p);
       const inst = claim ? state.instance(claim) : undefined;
       if (inst && inst.spec.class === className && !inst.metadata.deletionTimestamp) return false;
-      // Waiting for an instance, or pinned to one that vanished (recreated under its name).
-      return awaitsPlacement(p) || (!!claim && !p.spec?.nodeName && !inst);
+      // Waiting for an instance, or pinned to one that vanished (recreated under its name); not a
+      // pod a queue's gate still holds, which plan() leaves alone.
+      return awaitsPlacement(p) || (!!claim && !p.spec?.nodeName && !inst && !heldByOtherGates(p));
     });
     await eachBounded(asking, WRITES_IN_FLIGHT, async (pod) => {
       try {

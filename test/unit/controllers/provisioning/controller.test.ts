@@ -74,6 +74,24 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('instances.create')).toHaveLength(1);
   });
 
+  it('reads no volumes of a pod a queue still holds, even one claimed (by an older ipp) whose Instance is gone', async () => {
+    const queued = pod('db-1', { claim: 'metal-gone' });
+    queued.spec!.schedulingGates = [{ name: 'kueue.x-k8s.io/admission' }, ...queued.spec!.schedulingGates!];
+    queued.spec!.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }];
+    // Beside a pod that does wait, so the pass reads volumes at all.
+    f.cluster.podList = [queued, pod('web-1')];
+    const read: string[] = [];
+    f.ctx.lookup.volumes = {
+      zoneRequirements: async (p) => {
+        read.push(p.metadata!.name!);
+        return [];
+      },
+    };
+    await controller.reconcile('metal');
+    expect(read).toEqual(['web-1']);
+    expect(f.writes.of('pods.claim').map((w) => w[0])).toEqual(['web-1']);
+  });
+
   it('holds a pod whose claim is not bound and does not wait for its node, says why on the pod, and asks again', async () => {
     const withClaim = pod('db-1');
     withClaim.spec!.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: 'data' } }];
