@@ -97,7 +97,9 @@ export const heldByOtherGates = (p: V1Pod) => (p.spec?.schedulingGates ?? []).so
  */
 export const awaitsPlacement = (p: V1Pod) =>
   classOf(p) !== undefined &&
-  !isDaemonSetPod(p) &&
+  // A claim is ipp's, on a pod it gave an instance: a DaemonSet owner added since (forged, as
+  // isWorkload says) must not leave the pod unplaced and its Instance held forever.
+  (!isDaemonSetPod(p) || claimOf(p) !== undefined) &&
   !p.spec?.nodeName &&
   !p.metadata?.deletionTimestamp &&
   !isTerminal(p) &&

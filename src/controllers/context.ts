@@ -33,6 +33,11 @@ export interface ClusterView {
    * controller saw another scheduling gate (a queue's) lifted from it.
    */
   waitingSince(pod: V1Pod): number | undefined;
+  /**
+   * The pod ("namespace/name") that left this ipp node without being seen to end (force-deleted):
+   * its containers may still run there, so under Pod isolation the node serves no other pod.
+   */
+  unconfirmedExit(node: string): string | undefined;
   node(name: string): V1Node | undefined;
   nodeByProviderID(providerID: string | undefined): V1Node | undefined;
   /** The Instance whose cloud instance has this providerID (recorded in its status). */

@@ -12,6 +12,7 @@ import { Informer, type InformerStatus } from '../kube/informer.ts';
 import type { Indexers } from '../kube/store.ts';
 import type { Logger } from '../log.ts';
 import { leanNode, leanPod } from './lean.ts';
+import { Departures } from './departures.ts';
 import { WaitingClock } from './waiting.ts';
 
 /** `old`: the object an update (a watch's or a relist's) replaced, when there was one (see Wakes). */
@@ -93,6 +94,8 @@ export class ClusterState {
   readonly classes: Informer<InstanceClass & KubernetesObject>;
   /** Since when each unbound pod has waited for ipp (a queue's gate lifted, else its creation). */
   private readonly waiting = new WaitingClock();
+  /** Pods that left an ipp node without being seen to end (force-deleted). */
+  private readonly departures = new Departures();
 
   constructor(
     kc: KubeConfig,
@@ -117,6 +120,7 @@ export class ClusterState {
       transform: leanPod,
       onChange: (p, kind, old) => {
         this.waiting.seen(p, kind, old);
+        this.departures.seen(p, kind, (n) => this.nodes.get(n) !== undefined);
         on.pod(p, old);
       },
     });
@@ -126,7 +130,10 @@ export class ClusterState {
       labelSelector: NODE_CLASS_LABEL,
       indexers: NODE_INDEXERS,
       transform: leanNode,
-      onChange: (n, _kind, old) => on.node(n, old),
+      onChange: (n, kind, old) => {
+        if (kind === 'delete') this.departures.nodeGone(n.metadata!.name!);
+        on.node(n, old);
+      },
     });
     this.instances = new Informer<Instance & KubernetesObject>({
       ...common('instances'),
@@ -225,6 +232,10 @@ export class ClusterState {
 
   waitingSince(p: V1Pod): number | undefined {
     return this.waiting.since(p);
+  }
+
+  unconfirmedExit(node: string): string | undefined {
+    return this.departures.unconfirmed(node);
   }
 
   /** Every node name some cached pod is bound to, ipp node or not: what a full audit sweep visits. */

@@ -2,20 +2,26 @@
 // the cache is multiplied by the size of the cluster: keep what the controllers read, drop the rest
 // as the object arrives.
 //
-// ipp pods (the ipp-class label, an ipp.dev/ claim, the ipp scheduler name or an ipp-* RuntimeClass):
-// all metadata but managedFields and kubectl's last-applied copy; the spec except container details
+// ipp pods (the ipp-class label, the ipp scheduler name or an ipp-* RuntimeClass): all metadata but
+// managedFields and the annotations ipp does not read; the spec except container details
 // (only name, requests and restartPolicy, which sizing reads), ephemeral containers and volumes other
 // than claims; the status except per-container statuses.
 //
 // Every other pod matters to ipp only as an occupant of a node (idle decisions, the isolation audit,
 // capacity taken by DaemonSet pods), so it keeps only: name, namespace, uid, resourceVersion,
-// creation and deletion timestamps, its controller reference, the mirror and ipp.dev/ annotations;
+// creation and deletion timestamps, its controller reference, the annotations ipp reads;
 // nodeName, runtimeClassName, schedulerName, priority, container and pod-level requests and overhead;
 // the phase.
 // What such pods hold alike (owner, containers, namespace, node name, phase) is kept once (shared.ts).
 // Code that starts to read something dropped here must keep it here too (test/unit/state/lean.test.ts).
 import type { V1Container, V1Node, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
-import { CLASS_LABEL, GROUP, SCHEDULER_NAME } from '../api/names.ts';
+import {
+  CLASS_LABEL,
+  DO_NOT_DISRUPT_ANNOTATION,
+  POD_INSTANCE_ANNOTATION,
+  POD_PINNED_AT_ANNOTATION,
+  SCHEDULER_NAME,
+} from '../api/names.ts';
 import { MIRROR_ANNOTATION } from '../api/pods.ts';
 import { Shared } from './shared.ts';
 
@@ -38,13 +44,36 @@ const leanContainer = (c: V1Container): V1Container => ({
   ...(c.restartPolicy ? { restartPolicy: c.restartPolicy } : {}),
 });
 
-const ours = (key: string) => key === MIRROR_ANNOTATION || key.startsWith(`${GROUP}/`);
+/**
+ * The pod annotations ipp reads. Every other is dropped as the pod arrives, ipp pods' too: anyone who
+ * may create a pod may give it 256 KiB of annotations (an `ipp.dev/` key included), and thousands of
+ * such pods, never scheduled, would otherwise fill every replica's cache past its memory limit.
+ */
+const READ_ANNOTATIONS = [
+  POD_INSTANCE_ANNOTATION,
+  POD_PINNED_AT_ANNOTATION,
+  DO_NOT_DISRUPT_ANNOTATION,
+  MIRROR_ANNOTATION,
+];
+/** Longer than any value ipp writes or reads there (an object name, a time, "true", a config hash): dropped. */
+const MAX_ANNOTATION_LENGTH = 253;
 
-/** Is this pod ipp's to provision (or about to be)? Then it keeps its full (lean) form. */
+function readAnnotations(all: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const k of READ_ANNOTATIONS) {
+    const v = all[k];
+    if (typeof v === 'string' && v.length <= MAX_ANNOTATION_LENGTH) kept[k] = v;
+  }
+  return kept;
+}
+
+/**
+ * Is this pod ipp's to provision (or about to be)? Then it keeps its full (lean) form. Not by an
+ * annotation: a claim on a pod of no class claims nothing, and anyone may write one.
+ */
 export function isIppPod(p: V1Pod): boolean {
   return (
     p.metadata?.labels?.[CLASS_LABEL] !== undefined ||
-    Object.keys(p.metadata?.annotations ?? {}).some((k) => k.startsWith(`${GROUP}/`)) ||
     p.spec?.schedulerName === SCHEDULER_NAME ||
     (p.spec?.runtimeClassName ?? '').startsWith('ipp-')
   );
@@ -56,6 +85,8 @@ export function leanPod(p: V1Pod): V1Pod {
 
 function leanIppPod(p: V1Pod): V1Pod {
   leanMetadata(p);
+  // The map itself stays, emptied or not (leanMetadata says why).
+  if (p.metadata?.annotations) p.metadata.annotations = readAnnotations(p.metadata.annotations);
   const spec = p.spec;
   if (spec) {
     spec.containers = (spec.containers ?? []).map(leanContainer);
@@ -90,7 +121,7 @@ const shared = new Shared();
 function occupant(p: V1Pod): V1Pod {
   const m = p.metadata ?? {};
   const controller = m.ownerReferences?.find((r) => r.controller);
-  const annotations = Object.entries(m.annotations ?? {}).filter(([k]) => ours(k));
+  const annotations = Object.entries(readAnnotations(m.annotations ?? {}));
   const metadata: V1ObjectMeta = {
     name: m.name,
     namespace: shared.string(m.namespace),

@@ -148,7 +148,8 @@ function enforceCreate(
     }
     if (nodeClass !== undefined && !trusted) {
       return deny(
-        `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there. ` +
+        // Not which class: a tenant walking node names would map every class's nodes.
+        `node "${nodeName}" is an ipp node, reserved for the pods ipp places there. ` +
           `Remove spec.nodeName and let the scheduler choose a node; for a dedicated node of your own, ` +
           `label the pod ${CLASS_LABEL}=<class> instead.`,
       );
@@ -255,7 +256,7 @@ function enforceBinding(req: AdmissionRequest, ctx: EnforceContext): Decision {
   }
   if (nodeClass === undefined) return allow();
   return deny(
-    `node "${nodeName}" is an ipp node (class "${nodeClass}"), reserved for the pods ipp places there; ` +
+    `node "${nodeName}" is an ipp node, reserved for the pods ipp places there; ` +
       `"${user}" may not bind pod "${req.name ?? ''}" to it. Bind the pod to another node, or label it ${CLASS_LABEL}=<class> ` +
       `when it is created so that ipp gives it a node.`,
   );

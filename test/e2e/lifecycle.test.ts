@@ -1,11 +1,12 @@
 // Instance lifecycle decisions on the real testbed: Class isolation packing, reuse of idle
 // instances (same class only), capacity fallback, and API-server validation of InstanceClass.
-import type { V1Pod } from '@kubernetes/client-node';
+import { EventsV1Api, type V1Pod } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventually, suffix, type Clients } from './support/cluster.ts';
 import { createClass, getClass, listInstances, metric, useIppEnvironment } from './support/ipp.ts';
 import { API_VERSION, GROUP, NODE_CLASS_LABEL, VERSION } from '../../src/api/names.ts';
+import { claimOf } from '../../src/api/pods.ts';
 import type { InstanceClassSpec } from '../../src/api/types.ts';
 
 const pod = (name: string, cls: string, cpu = '100m'): V1Pod => ({
@@ -75,7 +76,8 @@ describe('instance lifecycle', () => {
     const b = await newClass('reuse-b', { idleTimeout: '10m' });
     await c.core.createNamespacedPod({ namespace: ns, body: pod('first', a) });
     const first = await running(c, ns, 'first');
-    await c.core.deleteNamespacedPod({ name: 'first', namespace: ns, gracePeriodSeconds: 0 });
+    // Deleted as a user deletes: its kubelet (kwok, as a kubelet does) ends it before it goes.
+    await c.core.deleteNamespacedPod({ name: 'first', namespace: ns });
     await eventually('the instance of class a to be idle', async () => {
       const [inst] = await listInstances(c, a);
       expect(inst?.status?.idleSince).toBeTruthy();
@@ -90,6 +92,25 @@ describe('instance lifecycle', () => {
     expect(second.spec!.nodeName).toBe(first.spec!.nodeName);
     expect(await listInstances(c, a)).toHaveLength(1);
     expect(await listInstances(c, b)).toHaveLength(1);
+  });
+
+  it('never hands on a node whose pod was force-deleted (it may still run there): its instance goes, the next pod gets its own', async () => {
+    const cls = await newClass('forced', { idleTimeout: '10m' });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('forced-1', cls) });
+    const first = await running(c, ns, 'forced-1');
+    const taken = claimOf(first)!;
+    // Grace period 0: gone from the API at once, while a kubelet may still be stopping its containers.
+    await c.core.deleteNamespacedPod({ name: 'forced-1', namespace: ns, gracePeriodSeconds: 0 });
+    await eventually('its instance terminated, and told why', async () => {
+      const live = (await listInstances(c, cls)).filter((i) => !i.metadata.deletionTimestamp);
+      expect(live.map((i) => i.metadata.name)).not.toContain(taken);
+      const told = (await c.kc.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: 'default' })).items;
+      expect(told.find((e) => e.regarding?.name === taken)?.reason).toBe('PodLeftUnconfirmed');
+    });
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('forced-2', cls) });
+    const second = await running(c, ns, 'forced-2');
+    expect(claimOf(second)).not.toBe(taken);
+    expect(second.spec!.nodeName).not.toBe(first.spec!.nodeName);
   });
 
   it('keeps the instance of a pod given a DaemonSet owner after its placement: the next pod gets a node of its own', async () => {

@@ -8,7 +8,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parse, stringify } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { Fatal, freePort, startChild, tail, waitFor, type Child } from './process.ts';
 
 export interface Identity {
@@ -247,6 +247,61 @@ async function readyz(server: string, caFile: string, bearer: string, path = '/r
   });
 }
 
+/**
+ * kwok's stages as built (test/testbed/build.sh), but a deleted pod ends as a kubelet ends it (1.27
+ * on, kubernetes#115331): its phase turns terminal (its containers stopped) and only then is it
+ * removed. kwok's own pod-delete removes it at once, as only a force deletion does on a real node,
+ * where the containers may still be running: ipp tells the two apart (a dedicated node is reused
+ * only after its pod was seen to end).
+ */
+export function kwokStages(built: string): string {
+  const stages = parseAllDocuments(built)
+    .map((d) => d.toJS() as { metadata?: { name?: string }; spec?: Record<string, unknown> } | null)
+    .filter((d): d is NonNullable<typeof d> => !!d);
+  const remove = stages.find((d) => d.metadata?.name === 'pod-delete');
+  if (!remove?.spec) throw new Error('kwok stages: no pod-delete stage to adapt');
+  const deleting = { key: '.metadata.deletionTimestamp', operator: 'Exists' };
+  const phase = (values: string[]) => ({ key: '.status.phase', operator: 'In', values });
+  remove.spec.selector = { matchExpressions: [deleting, phase(['Succeeded', 'Failed'])] };
+  const terminate = {
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'Stage',
+    metadata: { name: 'pod-terminate' },
+    spec: {
+      resourceRef: { apiGroup: 'v1', kind: 'Pod' },
+      selector: { matchExpressions: [deleting, phase(['Pending', 'Running'])] },
+      next: {
+        statusTemplate: [
+          '{{ $now := Now }}',
+          'containerStatuses:',
+          '{{ range $index, $item := .spec.containers }}',
+          '- image: {{ $item.image | Quote }}',
+          '  name: {{ $item.name | Quote }}',
+          '  ready: false',
+          '  restartCount: 0',
+          '  started: false',
+          '  state:',
+          '    terminated:',
+          '      exitCode: 0',
+          '      finishedAt: {{ $now | Quote }}',
+          '      reason: Completed',
+          '      startedAt: {{ $now | Quote }}',
+          '{{ end }}',
+          'phase: Succeeded',
+          '',
+        ].join('\n'),
+      },
+    },
+  };
+  return [...stages, terminate].map((d) => stringify(d)).join('---\n');
+}
+
+const kwokStagesFile = (assets: string, dir: string) => {
+  const file = join(dir, 'kwok-stages.yaml');
+  writeFileSync(file, kwokStages(readFileSync(join(assets, 'kwok-stages.yaml'), 'utf8')));
+  return file;
+};
+
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const log = opts.log ?? (() => {});
   const limits = componentClients(opts.clients);
@@ -409,7 +464,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
         bin('kwok'),
         [
           `--kubeconfig=${kubeconfig}`,
-          `--config=${join(opts.assets, 'kwok-stages.yaml')}`,
+          `--config=${kwokStagesFile(opts.assets, dir)}`,
           '--manage-all-nodes=false',
           '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
           '--manage-nodes-with-label-selector=',

@@ -132,6 +132,17 @@ export const oneShotDone = (inst: Instance, node: string): IppEvent => ({
   note: `the one pod of this one-shot instance has ended; terminating it and node ${node} (never reused)`,
 });
 
+/** Its pod was removed before it was seen to end (force-deleted): its containers may still run there. */
+export const podLeftUnconfirmed = (inst: Instance, node: string, pod: string): IppEvent => ({
+  regarding: instanceRef(inst),
+  type: 'Warning',
+  reason: 'PodLeftUnconfirmed',
+  action: 'Teardown',
+  note:
+    `pod ${pod} was removed from node ${node} before its kubelet reported it ended (force-deleted?), so its ` +
+    `containers may still be running there; under Pod isolation the node serves no other pod: terminating it`,
+});
+
 /** The Node matched by providerID carries labels of another class or Instance: cordoned, never used. */
 export const nodeLabelsTampered = (inst: Instance, node: string, why: string): IppEvent[] => {
   const note = `node ${node} of Instance ${inst.metadata.name}: ${why}; cordoned and never given a pod (its kubelet may be compromised)`;

@@ -3,6 +3,8 @@
 // the version the decision was made on, so a pod reserving the instance meanwhile wins the race.
 // A pod stranded on it (pinned, never placeable there) no longer holds it.
 // A one-shot instance goes as soon as its pod has ended, without waiting; a warm one is never idle.
+// Under Pod isolation, so does one whose pod left without being seen to end (state/departures.ts).
+import { isWorkload } from '../../api/pods.ts';
 import { isConflict } from '../../kube/errors.ts';
 import type { InstanceContext } from './context.ts';
 import type { IppEvent } from '../../kube/events.ts';
@@ -39,6 +41,16 @@ export class Idle implements Step {
     view.status.idleSince = ready && !warm && pods.length === 0 ? (was.idleSince ?? new Date(now).toISOString()) : null;
     if (!ready || warm) return {};
 
+    const left = this.ctx.state.unconfirmedExit(node.metadata!.name!);
+    if (left && !onNode.some(isWorkload) && (cls?.spec.isolation ?? 'Pod') === 'Pod') {
+      // Its last pod may still be running there: never the next pod's node, whoever's that is (a
+      // pod claiming it meanwhile is given another when this Instance is gone).
+      return this.tearDown(
+        view,
+        events.podLeftUnconfirmed(inst, node.metadata!.name!, left),
+        'a pod left the node without being seen to end; tearing down',
+      );
+    }
     if (cls?.spec.oneShot && pods.length === 0 && served(was.pods, claiming, onNode)) {
       // Its one pod has ended (Succeeded, Failed or deleted): the machine never sees a second one.
       return this.tearDown(view, events.oneShotDone(inst, node.metadata!.name!), 'one-shot pod ended; tearing down');

@@ -17,11 +17,14 @@ export interface Placement {
   node: V1Node;
 }
 
-type View = Pick<ClusterView, 'instance' | 'instanceClass' | 'nodeByProviderID' | 'podsClaiming' | 'podsOnNode'>;
+type View = Pick<
+  ClusterView,
+  'instance' | 'instanceClass' | 'nodeByProviderID' | 'podsClaiming' | 'podsOnNode' | 'waitingSince' | 'unconfirmedExit'
+>;
 
-const createdAt = (p: V1Pod) => new Date(p.metadata?.creationTimestamp ?? 0).getTime();
-/** The order in which waiting claimers of one Instance are served: oldest first, then by name. */
-const before = (a: V1Pod, b: V1Pod) => createdAt(a) - createdAt(b) || (podKey(a) < podKey(b) ? -1 : 1);
+/** The order in which waiting claimers of one Instance are served: longest waiting first, then by name. */
+const before = (view: View, a: V1Pod, b: V1Pod) =>
+  (view.waitingSince(a) ?? 0) - (view.waitingSince(b) ?? 0) || (podKey(a) < podKey(b) ? -1 : 1);
 
 /**
  * The placement of `pod` now, or undefined while it must wait: it awaits placement, its class lets
@@ -47,10 +50,12 @@ export function placementOf(pod: V1Pod, view: View): Placement | undefined {
   const node = view.nodeByProviderID(instance.status.providerID);
   if (!node || !isNodeReady(node) || nodeRefusal(instance, node)) return undefined;
   if ((cls.spec.isolation ?? 'Pod') === 'Pod') {
+    // A pod force-deleted there may still be running: the Instance is torn down, not handed on.
+    if (view.unconfirmedExit(node.metadata!.name!)) return undefined;
     const key = podKey(pod);
     const onNode = view.podsOnNode(node.metadata!.name!).some((p) => podKey(p) !== key && isWorkload(p));
     const rivals = view.podsClaiming(className, claim).filter((p) => podKey(p) !== key && holdsClaim(p));
-    if (onNode || rivals.some((p) => !awaitsPlacement(p) || before(p, pod) < 0)) return undefined;
+    if (onNode || rivals.some((p) => !awaitsPlacement(p) || before(view, p, pod) < 0)) return undefined;
   }
   return { pod, instance, node };
 }

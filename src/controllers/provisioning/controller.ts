@@ -454,6 +454,8 @@ export class ProvisioningController implements Controller {
       },
       now: this.now(),
       strandedAfterMs: this.ctx.strandedAfterMs,
+      waitingSince: (pod) => state.waitingSince(pod),
+      leftUnconfirmed: (node) => state.unconfirmedExit(node) !== undefined,
       fitsSomeType: (pod) => {
         const capacities = cls.spec.instanceTypes.map((t) => provider.capacity(t, cls));
         if (capacities.some((cap) => cap === undefined)) return true;

@@ -68,6 +68,17 @@ export interface PlanInput {
   creating?: readonly string[];
   /** The zones the pod's volumes and node affinity allow (see api/zones.ts); undefined: any. */
   zonesOf?: (pod: V1Pod) => PodZones | undefined;
+  /**
+   * Since when the pod has waited for ipp (ClusterView.waitingSince): by default its creation. A pod a
+   * queue held is served from when it was let go, so a tenant cannot age pods behind a gate of its
+   * own and release them ahead of every other namespace's.
+   */
+  waitingSince?: (pod: V1Pod) => number | undefined;
+  /**
+   * Did a pod leave this node without being seen to end (ClusterView.unconfirmedExit)? Under Pod
+   * isolation its Instance then serves no further pod: its containers may still run there.
+   */
+  leftUnconfirmed?: (node: string) => boolean;
 }
 
 /**
@@ -226,7 +237,7 @@ export function plan(input: PlanInput): Plan {
   // pods sorted by re-parsed timestamps is measurable in every pass.
   const waiting = pods
     .filter((p) => awaitsPlacement(p) && mayPlace(p))
-    .map((p) => ({ p, t: createdAt(p), key: podKey(p) }))
+    .map((p) => ({ p, t: input.waitingSince?.(p) ?? createdAt(p), key: podKey(p) }))
     .sort((a, b) => a.t - b.t || collator.compare(a.key, b.key))
     .map(({ p }) => p);
   const waitingKeys = new Set(waiting.map(podKey));
@@ -259,7 +270,12 @@ export function plan(input: PlanInput): Plan {
       mayLaunchIn: inst.spec.zones ?? offered,
     });
   /** May serve a further pod if it has room: nothing here changes during a plan, so it is judged once. */
-  const eligible = (inst: Instance) => isLive(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse);
+  const vacated = (inst: Instance) => {
+    const node = isolation === 'Pod' && input.leftUnconfirmed ? nodeOf(inst)?.metadata?.name : undefined;
+    return !!node && input.leftUnconfirmed!(node);
+  };
+  const eligible = (inst: Instance) =>
+    isLive(inst) && usable(inst) && strongEnough(inst) && (isWarm(inst) || mayReuse) && !vacated(inst);
   // Warm Ready instances first (they place the pod at once, and were kept for that), then other
   // Ready ones, then those on their way (warm first), oldest first. Sorted once per plan; the
   // Instances this plan creates rank last (Pending, not warm, newest) and are appended in order.

@@ -282,7 +282,8 @@ describe('operations: events, metrics, audit', () => {
     expect(await metric(ipp, 'ipp_isolation_violations_total', { class: web, node })).toBe(1);
 
     // Gone: the current-violations gauge clears; the counter keeps the history.
-    await c.core.deleteNamespacedPod({ namespace: ns, name: intruder.metadata.name, gracePeriodSeconds: 0 });
+    // Deleted as an operator would (force-deleted, it would also cost the node its reuse: T9).
+    await c.core.deleteNamespacedPod({ namespace: ns, name: intruder.metadata.name });
     await eventually(
       'ipp_isolation_violations to clear',
       async () => expect(await metric(ipp, 'ipp_isolation_violations', { node })).toBeUndefined(),

@@ -56,6 +56,11 @@ export class FakeCluster implements ClusterView {
   podsOnNode(node: string) {
     return this.podList.filter((p) => p.spec?.nodeName === node);
   }
+  /** The pod that left each node without being seen to end, by node name. */
+  unconfirmedExits = new Map<string, string>();
+  unconfirmedExit(node: string) {
+    return this.unconfirmedExits.get(node);
+  }
   /** When a queue's gate was lifted, by pod name; else the pod waits from its creation. */
   released = new Map<string, number>();
   waitingSince(p: V1Pod) {

@@ -201,13 +201,42 @@ describe("leanPod of a pod that is not ipp's", () => {
     expect(podRequests(leanPod(other()))).toEqual(podRequests(usual));
   });
 
-  it('tells ipp pods by label, claim, scheduler name or RuntimeClass', () => {
+  it('tells ipp pods by label, scheduler name or RuntimeClass; not by an annotation anyone may write', () => {
     const base = (): V1Pod => ({ metadata: { name: 'x' }, spec: { containers: [] } });
     expect(isIppPod(base())).toBe(false);
     expect(isIppPod({ ...base(), metadata: { labels: { 'ipp-class': 'c' } } })).toBe(true);
-    expect(isIppPod({ ...base(), metadata: { annotations: { 'ipp.dev/instance': 'i' } } })).toBe(true);
+    expect(isIppPod({ ...base(), metadata: { annotations: { 'ipp.dev/instance': 'i' } } })).toBe(false);
     expect(isIppPod({ ...base(), spec: { containers: [], schedulerName: 'ipp' } })).toBe(true);
     expect(isIppPod({ ...base(), spec: { containers: [], runtimeClassName: 'ipp-c' } })).toBe(true);
+  });
+});
+
+describe('annotations a tenant stuffs into a pod', () => {
+  const stuffed = (labels?: Record<string, string>): V1Pod => ({
+    metadata: {
+      name: 'x',
+      ...(labels ? { labels } : {}),
+      annotations: {
+        'ipp.dev/pad': 'x'.repeat(250_000),
+        'ipp.dev/do-not-disrupt': 'y'.repeat(250_000),
+        'ipp.dev/instance': 'i1',
+        'ipp.dev/pinned-at': '2026-12-02T10:00:00Z',
+        'kubernetes.io/config.mirror': 'abc',
+        'example.com/note': 'z'.repeat(100_000),
+      },
+    },
+    spec: { containers: [] },
+  });
+  const kept = {
+    'ipp.dev/instance': 'i1',
+    'ipp.dev/pinned-at': '2026-12-02T10:00:00Z',
+    'kubernetes.io/config.mirror': 'abc',
+  };
+
+  it('keeps only the annotations ipp reads, each no longer than an object name, on an ipp pod and any other', () => {
+    expect(leanPod(stuffed({ 'ipp-class': 'c' })).metadata!.annotations).toEqual(kept);
+    expect(leanPod(stuffed()).metadata!.annotations).toEqual(kept);
+    expect(JSON.stringify(leanPod(stuffed())).length).toBeLessThan(1_000);
   });
 });
 

@@ -169,7 +169,7 @@ describe('enforcePod (a): ordinary pods that tolerate the ipp taint are kept off
 describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
   it('denies spec.nodeName naming an ipp node, with what to do instead', () => {
     expect(message(enforcePod(create(pod({ app: 'x' }, { nodeName: 'ipp-1' })), ctx))).toBe(
-      'node "ipp-1" is an ipp node (class "metal"), reserved for the pods ipp places there. Remove spec.nodeName and let the ' +
+      'node "ipp-1" is an ipp node, reserved for the pods ipp places there. Remove spec.nodeName and let the ' +
         'scheduler choose a node; for a dedicated node of your own, label the pod ipp-class=<class> instead.',
     );
     // even with the class label, or for a forged DaemonSet pod
@@ -231,7 +231,7 @@ describe('enforcePod (b): nobody but ipp places pods on ipp nodes', () => {
   it('denies direct bindings to ipp nodes through pods/binding and the legacy bindings resource', () => {
     for (const resource of ['pods', 'bindings'] as const) {
       expect(message(enforcePod(binding('web-1', 'ipp-1', 'rogue-scheduler', resource), ctx))).toMatch(
-        /^node "ipp-1" is an ipp node \(class "metal"\), reserved for the pods ipp places there; "rogue-scheduler" may not bind pod "web-1" to it/,
+        /^node "ipp-1" is an ipp node, reserved for the pods ipp places there; "rogue-scheduler" may not bind pod "web-1" to it/,
       );
       expect(enforcePod(binding('web-1', 'ipp-1', 'system:kube-scheduler', resource), ctx).allowed).toBe(true);
       expect(enforcePod(binding('web-1', 'ipp-1', 'system:serviceaccount:ipp-system:ipp', resource), ctx).allowed).toBe(

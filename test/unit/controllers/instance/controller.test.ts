@@ -1031,6 +1031,35 @@ describe('one-shot', () => {
   });
 });
 
+describe('a pod that left without being seen to end (force-deleted)', () => {
+  const vacated = () => {
+    const i = instance('i-1', { phase: 'Ready', providerID: 'sim:///n1', launchedAt: iso(0), resourceVersion: '9' });
+    i.status = { ...i.status, nodeName: 'n1', registeredAt: iso(0), readyAt: iso(0), pods: [] };
+    return i;
+  };
+  beforeEach(() => {
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1' })];
+    f.cluster.instanceList = [vacated()];
+    f.cluster.unconfirmedExits.set('n1', 'team-a/web-1');
+  });
+
+  it('under Pod isolation terminates its instance at once, saying why, instead of keeping it for the next pod', async () => {
+    f.cluster.classList = [cls({ idleTimeout: '1h' })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([['i-1', '9']]);
+    expect(reasons()).toEqual(['Instance/PodLeftUnconfirmed/Teardown']);
+    expect(f.events[0]!.note).toContain(
+      'pod team-a/web-1 was removed from node n1 before its kubelet reported it ended',
+    );
+  });
+
+  it('under Class isolation keeps it (the class shares its nodes anyway), as it does a pod that ended', async () => {
+    f.cluster.classList = [cls({ idleTimeout: '1h', isolation: 'Class' })];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+  });
+});
+
 describe('wakes', () => {
   it("wakes an Instance for its node's and pods' changes, not for heartbeats or a kubelet's progress reports", () => {
     const n = node('n1', { class: 'metal', instance: 'i-1' });

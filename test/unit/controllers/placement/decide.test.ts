@@ -110,6 +110,29 @@ describe('placementOf', () => {
       expect(placed('young')).toBeUndefined();
     });
 
+    it('places a claimed pod given a DaemonSet owner since (forged): it is not left holding its Instance unplaced', () => {
+      c.podList = [pod('forged', { claim: 'x', daemonSet: true })];
+      expect(placed('forged')).toBe('n1');
+    });
+
+    it('places nobody on a node a pod left without being seen to end (it may still run there)', () => {
+      c.podList = [pod('next', { claim: 'x' })];
+      c.unconfirmedExits.set('n1', 'team-b/gone');
+      expect(placed('next')).toBeUndefined();
+      c.classList = [cls({ isolation: 'Class' })];
+      expect(placed('next')).toBe('n1');
+    });
+
+    it('serves the claimer waiting longest: one a queue held counts from its release', () => {
+      c.podList = [
+        pod('young', { claim: 'x', created: '2024-01-01T00:00:02Z' }),
+        pod('aged', { claim: 'x', created: '2024-01-01T00:00:01Z' }),
+      ];
+      c.released.set('aged', Date.parse('2024-01-01T00:00:09Z'));
+      expect(placed('young')).toBe('n1');
+      expect(placed('aged')).toBeUndefined();
+    });
+
     it('under Class isolation places every claimer of the Instance', () => {
       c.classList = [cls({ isolation: 'Class' })];
       c.podList = [pod('a', { claim: 'x' }), pod('b', { claim: 'x', gated: false, nodeName: 'n1' })];

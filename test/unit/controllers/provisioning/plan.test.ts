@@ -26,6 +26,10 @@ interface Input {
   creating?: string[];
   /** Zones each pod may be launched in, by pod name. */
   zones?: Record<string, PodZones>;
+  /** When a queue let each pod go, by pod name (else it waits from its creation). */
+  released?: Record<string, string>;
+  /** Nodes a pod left without being seen to end. */
+  vacated?: string[];
 }
 
 function run(input: Input): Plan {
@@ -47,6 +51,11 @@ function run(input: Input): Plan {
     now: input.now ?? Date.parse('2024-01-01T01:00:00Z'),
     creating: input.creating,
     zonesOf: (p) => input.zones?.[p.metadata!.name!],
+    leftUnconfirmed: (n) => input.vacated?.includes(n) ?? false,
+    waitingSince: (p) => {
+      const released = input.released?.[p.metadata!.name!];
+      return Date.parse(String(released ?? p.metadata!.creationTimestamp));
+    },
   });
 }
 
@@ -392,6 +401,15 @@ describe('claimed pods', () => {
   });
 });
 
+describe('a node a pod left without being seen to end', () => {
+  it('is not reused under Pod isolation (its pod may still run there), and is under Class isolation', () => {
+    const input = { pods: [pod('next')], instances: [instance('idle', { phase: 'Ready' })], vacated: ['n-idle'] };
+    expect(claims(run(input))).toEqual(['next->new-1+']);
+    expect(claims(run({ ...input, vacated: [] }))).toEqual(['next->idle']);
+    expect(claims(run({ ...input, cls: cls({ isolation: 'Class' }) }))).toEqual(['next->idle']);
+  });
+});
+
 describe('maxInstances', () => {
   it('blocks new Instances beyond the limit, counting live Instances and those created in the batch', () => {
     const p = run({
@@ -411,6 +429,17 @@ describe('maxInstances', () => {
     });
     expect(claims(p)).toEqual(['a->idle', 'b->new-1+']);
     expect(names(p.blockedByMaxInstances)).toEqual(['c']);
+  });
+
+  it('serves a full class from the longest waiting: a pod a queue held counts from its release, not its creation', () => {
+    const p = run({
+      cls: cls({ maxInstances: 1 }),
+      // "aged" was created first behind a gate of its owner's and let go after "fair" was created.
+      pods: [pod('aged', { created: at(1) }), pod('fair', { created: at(5) })],
+      released: { aged: at(9) },
+    });
+    expect(claims(p)).toEqual(['fair->new-1+']);
+    expect(names(p.blockedByMaxInstances)).toEqual(['aged']);
   });
 
   it('gives a pod whose claimed Instance is missing a free instance when the class is full, not a wait for a teardown', () => {

@@ -1,0 +1,40 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { Departures } from '../../../src/state/departures.ts';
+
+const pod = (phase: string, extra: Partial<V1Pod['metadata']> = {}): V1Pod => ({
+  metadata: { name: 'web-1', namespace: 'team-a', labels: { 'ipp-class': 'metal' }, ...extra },
+  spec: { containers: [], nodeName: 'n1' },
+  status: { phase },
+});
+const ippNode = (n: string) => n === 'n1';
+
+describe('Departures', () => {
+  it('notes a workload removed from an ipp node while still running or pending: force-deleted', () => {
+    const d = new Departures();
+    d.seen(pod('Running'), 'update', ippNode);
+    expect(d.unconfirmed('n1')).toBeUndefined();
+    d.seen(pod('Running'), 'delete', ippNode);
+    expect(d.unconfirmed('n1')).toBe('team-a/web-1');
+    d.nodeGone('n1');
+    expect(d.unconfirmed('n1')).toBeUndefined();
+    d.seen(pod('Pending'), 'delete', ippNode);
+    expect(d.unconfirmed('n1')).toBe('team-a/web-1');
+  });
+
+  it('not a pod its kubelet ended first, a node agent, or a pod on a node that is not ipp’s', () => {
+    const d = new Departures();
+    d.seen(pod('Succeeded'), 'delete', ippNode);
+    d.seen(pod('Failed'), 'delete', ippNode);
+    d.seen(
+      pod('Running', {
+        labels: {},
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'd', controller: true }],
+      }),
+      'delete',
+      ippNode,
+    );
+    d.seen(pod('Running'), 'delete', () => false);
+    expect(d.unconfirmed('n1')).toBeUndefined();
+  });
+});
