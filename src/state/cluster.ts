@@ -120,7 +120,10 @@ export class ClusterState {
       transform: leanPod,
       onChange: (p, kind, old) => {
         this.waiting.seen(p, kind, old);
-        this.departures.seen(p, kind, (n) => this.nodes.get(n) !== undefined);
+        this.departures.seen(p, kind, (n) => {
+          const node = this.nodes.get(n);
+          return node ? { created: Date.parse(String(node.metadata?.creationTimestamp ?? '')) || 0 } : undefined;
+        });
         on.pod(p, old);
       },
     });

@@ -7,20 +7,30 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { isTerminal, isWorkload, podKey } from '../api/pods.ts';
 
+/** When kube-scheduler (or ipp) bound the pod, to the second; undefined where the pod does not say. */
+function scheduledAt(p: V1Pod): number | undefined {
+  const c = p.status?.conditions?.find((x) => x.type === 'PodScheduled' && x.status === 'True');
+  const t = c?.lastTransitionTime ? Date.parse(String(c.lastTransitionTime)) : NaN;
+  return Number.isNaN(t) ? undefined : t;
+}
+
 export class Departures {
-  /** The pod that left each node unconfirmed, by node name, and when it was seen to. */
-  private readonly byNode = new Map<string, { pod: string; at: number }>();
-  private readonly now: () => number;
+  /** The pod ("namespace/name") that left each node unconfirmed, by node name. */
+  private readonly byNode = new Map<string, string>();
 
-  constructor(now: () => number = Date.now) {
-    this.now = now;
-  }
-
-  /** A pod event; `isIppNode`: is the node one ipp launched (no other node is ever ipp's to reuse). */
-  seen(p: V1Pod, kind: 'add' | 'update' | 'delete', isIppNode: (node: string) => boolean): void {
+  /**
+   * A pod event. `ippNode`: the ipp node of that name, if there is one (no other is ever ipp's to
+   * reuse), with its creation time: a pod scheduled before it was bound to an earlier machine of the
+   * same name (EC2 reuses them), whose pods the pod garbage collector removes long after.
+   */
+  seen(p: V1Pod, kind: 'add' | 'update' | 'delete', ippNode: (node: string) => { created: number } | undefined): void {
     const node = p.spec?.nodeName;
-    if (kind !== 'delete' || !node || isTerminal(p) || !isWorkload(p) || !isIppNode(node)) return;
-    this.byNode.set(node, { pod: podKey(p), at: this.now() });
+    if (kind !== 'delete' || !node || isTerminal(p) || !isWorkload(p)) return;
+    const current = ippNode(node);
+    if (!current) return;
+    const scheduled = scheduledAt(p);
+    if (scheduled !== undefined && scheduled < current.created) return;
+    this.byNode.set(node, podKey(p));
   }
 
   /** The node is gone: a node registering later under its name (EC2 reuses them) is another machine. */
@@ -30,6 +40,6 @@ export class Departures {
 
   /** The pod ("namespace/name") that left `node` without being seen to end, if one did. */
   unconfirmed(node: string): string | undefined {
-    return this.byNode.get(node)?.pod;
+    return this.byNode.get(node);
   }
 }

@@ -6,6 +6,8 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { heldByOtherGates } from '../api/pods.ts';
 
+const createdAt = new WeakMap<object, number>();
+
 export class WaitingClock {
   /** When the last gate not ipp's was seen lifted, by pod UID; only for pods not bound yet. */
   private readonly released = new Map<string, number>();
@@ -26,9 +28,13 @@ export class WaitingClock {
 
   /** Milliseconds since the epoch; undefined for a pod with no creation time. */
   since(p: V1Pod): number | undefined {
-    const released = p.metadata?.uid ? this.released.get(p.metadata.uid) : undefined;
+    const m = p.metadata;
+    if (!m) return undefined;
+    const released = m.uid ? this.released.get(m.uid) : undefined;
     if (released !== undefined) return released;
-    const created = Date.parse(String(p.metadata?.creationTimestamp ?? ''));
+    // Parsed once per pod object: plan() sorts a burst's pods by it on every pass.
+    let created = createdAt.get(m);
+    if (created === undefined) createdAt.set(m, (created = Date.parse(String(m.creationTimestamp ?? ''))));
     return Number.isNaN(created) ? undefined : created;
   }
 

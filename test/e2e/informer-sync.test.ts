@@ -232,7 +232,11 @@ describe('ClusterState through expired watches and failed relists', () => {
       ofPod('a').map((t) => [t.old && claimOf(t.old), claimOf(t.now)]),
       'pod a as the relist told it',
     ).toContainEqual([`${cls}-i1`, `${cls}-i3`]);
-    expect(ofPod('c').map((t) => t.now.metadata!.uid)).toEqual(expect.arrayContaining([firstC, secondC]));
+    const uidsOfC = ofPod('c').map((t) => t.now.metadata!.uid);
+    expect(uidsOfC).toEqual(expect.arrayContaining([firstC, secondC]));
+    // The old one's delete before the new one's add, as a watch tells them (and a pod gone is told
+    // before anything the controllers could do with its node).
+    expect(uidsOfC.indexOf(firstC), 'the delete told first').toBeLessThan(uidsOfC.indexOf(secondC));
   });
 
   it('starts a paged list over when its continue token expires, never listing everything in one response', async () => {

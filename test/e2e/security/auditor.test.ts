@@ -121,11 +121,12 @@ describe('the auditor', () => {
       body: {
         metadata: {
           name: forged,
-          // The garbage collector deletes a pod whose owner does not exist; the finalizer keeps it
-          // running meanwhile, as a pod that is slow to stop would be.
+          // The garbage collector deletes a pod whose owner does not exist, and the testbed's kubelets
+          // end a deleted pod at once: an owner of an API version the collector cannot resolve keeps
+          // it away, as it would any attacker's (the finalizer stays for the cleanup's sake).
           finalizers: [FINALIZER],
           ownerReferences: [
-            { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'kube-proxy', uid: randomUUID(), controller: true },
+            { apiVersion: 'apps/v1beta2', kind: 'DaemonSet', name: 'kube-proxy', uid: randomUUID(), controller: true },
           ],
         },
         spec: { containers: container, nodeName: node, tolerations: [{ operator: 'Exists' }] },

@@ -7,7 +7,8 @@ const pod = (phase: string, extra: Partial<V1Pod['metadata']> = {}): V1Pod => ({
   spec: { containers: [], nodeName: 'n1' },
   status: { phase },
 });
-const ippNode = (n: string) => n === 'n1';
+const NODE_CREATED = Date.parse('2026-12-02T10:00:00Z');
+const ippNode = (n: string) => (n === 'n1' ? { created: NODE_CREATED } : undefined);
 
 describe('Departures', () => {
   it('notes a workload removed from an ipp node while still running or pending: force-deleted', () => {
@@ -34,7 +35,20 @@ describe('Departures', () => {
       'delete',
       ippNode,
     );
-    d.seen(pod('Running'), 'delete', () => false);
+    d.seen(pod('Running'), 'delete', () => undefined);
     expect(d.unconfirmed('n1')).toBeUndefined();
+  });
+
+  it('not a pod bound to an earlier machine of the same name (removed by the pod GC long after)', () => {
+    const d = new Departures();
+    const bound = (at: string) => {
+      const p = pod('Running');
+      p.status!.conditions = [{ type: 'PodScheduled', status: 'True', lastTransitionTime: new Date(at) }];
+      return p;
+    };
+    d.seen(bound('2026-12-02T09:59:00Z'), 'delete', ippNode);
+    expect(d.unconfirmed('n1')).toBeUndefined();
+    d.seen(bound('2026-12-02T10:00:05Z'), 'delete', ippNode);
+    expect(d.unconfirmed('n1')).toBe('team-a/web-1');
   });
 });
