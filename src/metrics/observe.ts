@@ -60,20 +60,11 @@ export function observeWorld(state: World, metrics: Metrics, now: number): void 
   }
 }
 
-const created = (p: V1Pod) => {
-  const ts = p.metadata?.creationTimestamp;
-  return ts ? new Date(ts).getTime() : undefined;
-};
-
 /**
- * Seconds the longest waiting of `pods` has waited (`since`: from when, by default its creation); 0
+ * Seconds the longest waiting of `pods` has waited (`since`: from when, ClusterView.waitingSince); 0
  * for none (so the series exists for every class).
  */
-export function oldestAgeSeconds(
-  pods: readonly V1Pod[],
-  now: number,
-  since: (p: V1Pod) => number | undefined = created,
-): number {
+export function oldestAgeSeconds(pods: readonly V1Pod[], now: number, since: (p: V1Pod) => number | undefined): number {
   let oldest = now;
   for (const p of pods) {
     const t = since(p);
