@@ -138,6 +138,42 @@ describe('pods that cannot be placed', () => {
     expect(paused, `kube-scheduler paused while ${app}'s pod ${p.metadata!.name} waited`).toBeDefined();
     resumeScheduler();
   };
+  /**
+   * Holds a pod of `cls` pinned but unbound, lets `disturb` change its node (returning what the
+   * Stranded Event must name), then resumes kube-scheduler and checks the pod is told and replaced.
+   * A resumed kube-scheduler reads the pod's pin and the node's change from two watches in no set
+   * order: when it handles the pin first it binds the pod (the node looked fine to it), and the
+   * scenario did not happen; it is then set up again (the test harness's race, not ipp's).
+   */
+  const strandedAfter = async (app: string, cls: string, disturb: (held: V1Pod) => Promise<string>) => {
+    for (let attempt = 1; ; attempt++) {
+      const name = `${app}-${attempt}`;
+      await replicaSet(name, cls, {}, true);
+      const held = await pinnedHeld(name);
+      const why = await disturb(held);
+      release(name, held);
+      const outcome = await eventually(
+        `the held ${name} pod told Stranded, or bound before kube-scheduler saw its node change`,
+        async () => {
+          if ((await events(held.metadata!.name!)).some((e) => e.reason === 'Stranded')) return 'stranded';
+          const now = await c.core
+            .readNamespacedPod({ name: held.metadata!.name!, namespace: ns })
+            .catch(() => undefined);
+          if (now?.spec?.nodeName) return 'bound';
+          throw new Error('neither yet');
+        },
+        60_000,
+      );
+      if (outcome === 'stranded') {
+        await replacedAndReleased(name, held, why);
+        await c.apps.deleteNamespacedReplicaSet({ name, namespace: ns });
+        return;
+      }
+      console.log(`attempt ${attempt}: kube-scheduler bound ${name} before it saw the node change; again`);
+      await c.apps.deleteNamespacedReplicaSet({ name, namespace: ns });
+      expect(attempt, 'kube-scheduler bound the held pod before seeing its node change, every time').toBeLessThan(4);
+    }
+  };
   /** The pod told Stranded, deleted, and its replacement Running on another instance; the old one released. */
   const replacedAndReleased = async (app: string, held: V1Pod, why: string) => {
     const oldInstance = claimOf(held)!;
@@ -189,56 +225,52 @@ describe('pods that cannot be placed', () => {
 
   it('the node cordoned between pin and bind: the pod is told and replaced, the instance released', async () => {
     const cls = await newClass('cordon');
-    await replicaSet('cordoned', cls, {}, true);
-    const held = await pinnedHeld('cordoned');
-    await c.core.patchNode({ name: pinnedNodeOf(held)!, body: { spec: { unschedulable: true } } }, mergePatch);
-    release('cordoned', held);
-    await replacedAndReleased('cordoned', held, 'unschedulable');
-    await c.apps.deleteNamespacedReplicaSet({ name: 'cordoned', namespace: ns });
+    await strandedAfter('cordoned', cls, async (held) => {
+      await c.core.patchNode({ name: pinnedNodeOf(held)!, body: { spec: { unschedulable: true } } }, mergePatch);
+      return 'unschedulable';
+    });
   });
 
   it('the node NotReady between pin and bind: the pod is told and replaced, the instance replaced', async () => {
     const cls = await newClass('sick', { repairAfter: '5s' });
-    await replicaSet('sick', cls, {}, true);
-    const held = await pinnedHeld('sick');
-    const node = pinnedNodeOf(held)!;
-    // Its kubelet goes silent (kwok lets go of it) and the node-lifecycle controller marks it Unknown.
-    await c.core.patchNode(
-      { name: node, body: { metadata: { annotations: { 'kwok.x-k8s.io/node': 'dead' } } } },
-      mergePatch,
-    );
-    // Read and replaced at its version: kwok's last heartbeat or the controller-manager may write the
-    // node in between (a 409, seen once in CI); then read it again.
-    for (let attempt = 1; ; attempt++) {
-      const n = await c.core.readNode({ name: node });
-      try {
-        await c.core.replaceNodeStatus({
-          name: node,
-          body: {
-            ...n,
-            status: {
-              ...n.status,
-              conditions: (n.status?.conditions ?? []).map((x) =>
-                x.type === 'Ready'
-                  ? { ...x, status: 'Unknown', reason: 'NodeStatusUnknown', lastTransitionTime: new Date() }
-                  : x,
-              ),
+    await strandedAfter('sick', cls, async (held) => {
+      const node = pinnedNodeOf(held)!;
+      // Its kubelet goes silent (kwok lets go of it) and the node-lifecycle controller marks it Unknown.
+      await c.core.patchNode(
+        { name: node, body: { metadata: { annotations: { 'kwok.x-k8s.io/node': 'dead' } } } },
+        mergePatch,
+      );
+      // Read and replaced at its version: kwok's last heartbeat or the controller-manager may write the
+      // node in between (a 409, seen once in CI); then read it again.
+      for (let attempt = 1; ; attempt++) {
+        const n = await c.core.readNode({ name: node });
+        try {
+          await c.core.replaceNodeStatus({
+            name: node,
+            body: {
+              ...n,
+              status: {
+                ...n.status,
+                conditions: (n.status?.conditions ?? []).map((x) =>
+                  x.type === 'Ready'
+                    ? { ...x, status: 'Unknown', reason: 'NodeStatusUnknown', lastTransitionTime: new Date() }
+                    : x,
+                ),
+              },
             },
-          },
-        });
-        break;
-      } catch (e) {
-        if ((e as { code?: number }).code !== 409 || attempt >= 5) throw e;
+          });
+          break;
+        } catch (e) {
+          if ((e as { code?: number }).code !== 409 || attempt >= 5) throw e;
+        }
       }
-    }
-    // kube-scheduler does not read conditions: it waits for the taint the node-lifecycle controller adds.
-    await eventually('the unreachable taint on the node', async () => {
-      const taints = (await c.core.readNode({ name: node })).spec?.taints ?? [];
-      expect(taints.map((t) => t.key)).toContain('node.kubernetes.io/unreachable');
+      // kube-scheduler does not read conditions: it waits for the taint the node-lifecycle controller adds.
+      await eventually('the unreachable taint on the node', async () => {
+        const taints = (await c.core.readNode({ name: node })).spec?.taints ?? [];
+        expect(taints.map((t) => t.key)).toContain('node.kubernetes.io/unreachable');
+      });
+      return node;
     });
-    release('sick', held);
-    await replacedAndReleased('sick', held, node);
-    await c.apps.deleteNamespacedReplicaSet({ name: 'sick', namespace: ns });
   });
 
   /** A PersistentVolume in `zone` reserved for the claim `claim` (as a provisioner or an admin makes one). */
