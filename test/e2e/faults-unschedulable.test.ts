@@ -143,7 +143,8 @@ describe('pods that cannot be placed', () => {
    * Stranded Event must name), then resumes kube-scheduler and checks the pod is told and replaced.
    * A resumed kube-scheduler reads the pod's pin and the node's change from two watches in no set
    * order: when it handles the pin first it binds the pod (the node looked fine to it), and the
-   * scenario did not happen; it is then set up again (the test harness's race, not ipp's).
+   * scenario did not happen; it is then set up again, up to six times (the harness's race, not
+   * ipp's; lost in about half the attempts of the NotReady case in CI).
    */
   const strandedAfter = async (app: string, cls: string, disturb: (held: V1Pod) => Promise<string>) => {
     for (let attempt = 1; ; attempt++) {
@@ -171,7 +172,7 @@ describe('pods that cannot be placed', () => {
       }
       console.log(`attempt ${attempt}: kube-scheduler bound ${name} before it saw the node change; again`);
       await c.apps.deleteNamespacedReplicaSet({ name, namespace: ns });
-      expect(attempt, 'kube-scheduler bound the held pod before seeing its node change, every time').toBeLessThan(4);
+      expect(attempt, 'kube-scheduler bound the held pod before seeing its node change, every time').toBeLessThan(6);
     }
   };
   /** The pod told Stranded, deleted, and its replacement Running on another instance; the old one released. */
@@ -229,7 +230,7 @@ describe('pods that cannot be placed', () => {
       await c.core.patchNode({ name: pinnedNodeOf(held)!, body: { spec: { unschedulable: true } } }, mergePatch);
       return 'unschedulable';
     });
-  });
+  }, 400_000);
 
   it('the node NotReady between pin and bind: the pod is told and replaced, the instance replaced', async () => {
     const cls = await newClass('sick', { repairAfter: '5s' });
@@ -271,7 +272,7 @@ describe('pods that cannot be placed', () => {
       });
       return node;
     });
-  });
+  }, 400_000);
 
   /** A PersistentVolume in `zone` reserved for the claim `claim` (as a provisioner or an admin makes one). */
   const persistentVolumeIn = async (zone: string, claim: string, storageClassName = '') => {
