@@ -16,6 +16,8 @@ export interface Resources {
   cpu: number;
   memory: number;
   pods: number;
+  /** Every other resource, in its base unit: ephemeral-storage, hugepages-2Mi, nvidia.com/gpu, … */
+  other?: Record<string, number>;
 }
 
 /** Which provider a class uses: the one whose settings block it sets. */

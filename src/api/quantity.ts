@@ -35,58 +35,100 @@ export const cpuMillis = (q: string | number | undefined) => Math.ceil(parseQuan
 export const ZERO: Resources = { cpu: 0, memory: 0, pods: 0 };
 
 export function add(a: Resources, b: Resources): Resources {
-  return { cpu: a.cpu + b.cpu, memory: a.memory + b.memory, pods: a.pods + b.pods };
+  const sum: Resources = { cpu: a.cpu + b.cpu, memory: a.memory + b.memory, pods: a.pods + b.pods };
+  if (!a.other && !b.other) return sum;
+  const other: Record<string, number> = { ...a.other };
+  for (const [k, v] of Object.entries(b.other ?? {})) other[k] = (other[k] ?? 0) + v;
+  return { ...sum, other };
 }
 
+/** An extended resource (a device plugin's `nvidia.com/gpu`, say) is named with a domain. */
+const isExtended = (name: string) => name.includes('/');
+
+/**
+ * Does `extra` fit beside `used` on a node of `capacity`? A native resource the capacity does not
+ * list (a catalog's type, before its node reports ephemeral storage or huge pages) is not counted:
+ * the kubelet reports it at registration, and from then on it is. An extended resource the capacity
+ * does not list (a type the catalog has no count of devices for, or a node whose device plugin has
+ * not reported yet) fits one pod at a time: devices are few, and a pod pinned past them is refused
+ * by the scheduler and, after --stranded-after, deleted.
+ */
 export function fits(used: Resources, extra: Resources, capacity: Resources): boolean {
-  return (
-    used.cpu + extra.cpu <= capacity.cpu &&
-    used.memory + extra.memory <= capacity.memory &&
-    used.pods + extra.pods <= capacity.pods
-  );
+  if (
+    used.cpu + extra.cpu > capacity.cpu ||
+    used.memory + extra.memory > capacity.memory ||
+    used.pods + extra.pods > capacity.pods
+  )
+    return false;
+  for (const [name, amount] of Object.entries(extra.other ?? {})) {
+    if (amount <= 0) continue;
+    const inUse = used.other?.[name] ?? 0;
+    const has = capacity.other?.[name];
+    if (has === undefined ? isExtended(name) && inUse > 0 : inUse + amount > has) return false;
+  }
+  return true;
+}
+
+/** A node's allocatable as Resources: CPU, memory, pods and every other resource it reports. */
+export function allocatableOf(alloc: Record<string, string> | undefined): Resources | undefined {
+  if (!alloc?.cpu || !alloc.memory || !alloc.pods) return undefined;
+  const out: Resources = { cpu: cpuMillis(alloc.cpu), memory: parseQuantity(alloc.memory), pods: parseQuantity(alloc.pods) };
+  for (const [name, q] of Object.entries(alloc)) {
+    if (name === 'cpu' || name === 'memory' || name === 'pods') continue;
+    (out.other ??= {})[name] = parseQuantity(q);
+  }
+  return out;
 }
 
 type Requested = { resources?: { requests?: Record<string, string> }; restartPolicy?: string };
+type Amounts = Record<string, number>;
+
+const amountOf = (name: string, q: string | number | undefined) => (name === 'cpu' ? cpuMillis(q) : parseQuantity(q));
+const amounts = (requests: Record<string, string> | undefined): Amounts => {
+  const out: Amounts = {};
+  for (const [name, q] of Object.entries(requests ?? {})) out[name] = amountOf(name, q);
+  return out;
+};
+const plus = (a: Amounts, b: Amounts): Amounts => {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+};
+const max = (a: Amounts, b: Amounts): Amounts => {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = Math.max(out[k] ?? 0, v);
+  return out;
+};
 
 /**
- * What kube-scheduler counts for a pod (component-helpers' PodRequests): its containers plus its
- * sidecars (init containers with restartPolicy Always, which run beside them), or, if larger, an init
- * container with the sidecars started before it; pod-level requests (spec.resources) instead where
- * set; plus overhead. Counting less than the scheduler does would pin a pod to a node the scheduler
- * then refuses it, and on a Class-isolation node keep refusing every pod ipp sends after it.
+ * What kube-scheduler counts for a pod (component-helpers' PodRequests), for every resource it
+ * requests: its containers plus its sidecars (init containers with restartPolicy Always, which run
+ * beside them), or, if larger, an init container with the sidecars started before it; pod-level
+ * requests (spec.resources, CPU and memory only) instead where set; plus overhead. Counting less
+ * than the scheduler does would pin a pod to a node the scheduler then refuses it, and on a
+ * Class-isolation node keep refusing every pod ipp sends after it.
  */
 export function podRequests(pod: V1Pod): Resources {
-  const of = (c: Requested) => {
-    const r = c.resources?.requests ?? {};
-    return { cpu: cpuMillis(r.cpu), memory: parseQuantity(r.memory) };
-  };
-  const add = (a: { cpu: number; memory: number }, b: { cpu: number; memory: number }) => ({
-    cpu: a.cpu + b.cpu,
-    memory: a.memory + b.memory,
-  });
-  let running = { cpu: 0, memory: 0 };
-  for (const c of (pod.spec?.containers ?? []) as Requested[]) running = add(running, of(c));
-  let sidecars = { cpu: 0, memory: 0 };
-  let init = { cpu: 0, memory: 0 };
+  let running: Amounts = {};
+  for (const c of (pod.spec?.containers ?? []) as Requested[]) running = plus(running, amounts(c.resources?.requests));
+  let sidecars: Amounts = {};
+  let init: Amounts = {};
   for (const c of (pod.spec?.initContainers ?? []) as Requested[]) {
+    const own = amounts(c.resources?.requests);
     if (c.restartPolicy === 'Always') {
-      running = add(running, of(c));
-      sidecars = add(sidecars, of(c));
-      init = { cpu: Math.max(init.cpu, sidecars.cpu), memory: Math.max(init.memory, sidecars.memory) };
+      running = plus(running, own);
+      sidecars = plus(sidecars, own);
+      init = max(init, sidecars);
     } else {
-      const during = add(of(c), sidecars);
-      init = { cpu: Math.max(init.cpu, during.cpu), memory: Math.max(init.memory, during.memory) };
+      init = max(init, plus(own, sidecars));
     }
   }
+  const total = max(running, init);
   const podLevel = (pod.spec as { resources?: { requests?: Record<string, string> } } | undefined)?.resources?.requests;
-  const overhead = pod.spec?.overhead ?? {};
-  return {
-    cpu:
-      (podLevel?.cpu !== undefined ? cpuMillis(podLevel.cpu) : Math.max(running.cpu, init.cpu)) +
-      cpuMillis(overhead.cpu),
-    memory:
-      (podLevel?.memory !== undefined ? parseQuantity(podLevel.memory) : Math.max(running.memory, init.memory)) +
-      parseQuantity(overhead.memory),
-    pods: 1,
-  };
+  for (const name of ['cpu', 'memory'] as const)
+    if (podLevel?.[name] !== undefined) total[name] = amountOf(name, podLevel[name]);
+  const { cpu = 0, memory = 0, ...rest } = plus(total, amounts(pod.spec?.overhead));
+  const out: Resources = { cpu, memory, pods: 1 };
+  for (const [name, amount] of Object.entries(rest)) if (amount > 0) (out.other ??= {})[name] = amount;
+  return out;
 }

@@ -21,7 +21,7 @@ import {
   refusedSince,
   unschedulableSince,
 } from '../../api/pods.ts';
-import { cpuMillis, fits, parseQuantity, podRequests, ZERO } from '../../api/quantity.ts';
+import { allocatableOf, fits, podRequests, ZERO } from '../../api/quantity.ts';
 import type { Instance, InstanceClass } from '../../api/types.ts';
 import { describeError, isConflict, isNotFound, isStale } from '../../kube/errors.ts';
 import type { ReconcileResult } from '../../kube/workqueue.ts';
@@ -445,13 +445,9 @@ export class ProvisioningController implements Controller {
       instances: state.instancesOfClass(cls.metadata.name!),
       nodeOf: (i) => state.nodeByProviderID(i.status?.providerID),
       podsOnNode: (n) => state.podsOnNode(n),
-      capacityOf: (i) => {
-        const alloc = state.nodeByProviderID(i.status?.providerID)?.status?.allocatable;
-        if (alloc?.cpu && alloc.memory && alloc.pods) {
-          return { cpu: cpuMillis(alloc.cpu), memory: parseQuantity(alloc.memory), pods: parseQuantity(alloc.pods) };
-        }
-        return provider.capacity(i.status?.instanceType ?? cls.spec.instanceTypes[0]!, cls);
-      },
+      capacityOf: (i) =>
+        allocatableOf(state.nodeByProviderID(i.status?.providerID)?.status?.allocatable) ??
+        provider.capacity(i.status?.instanceType ?? cls.spec.instanceTypes[0]!, cls),
       now: this.now(),
       strandedAfterMs: this.ctx.strandedAfterMs,
       waitingSince: (pod) => state.waitingSince(pod),

@@ -1,6 +1,6 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { cpuMillis, fits, parseQuantity, podRequests } from '../../../src/api/quantity.ts';
+import { allocatableOf, cpuMillis, fits, parseQuantity, podRequests } from '../../../src/api/quantity.ts';
 
 describe('quantities', () => {
   it('parses CPU and memory notations', () => {
@@ -69,5 +69,52 @@ describe('quantities', () => {
     expect(fits({ cpu: 500, memory: 50, pods: 1 }, { cpu: 500, memory: 50, pods: 1 }, cap)).toBe(true);
     expect(fits({ cpu: 500, memory: 50, pods: 2 }, { cpu: 1, memory: 1, pods: 1 }, cap)).toBe(false);
     expect(fits({ cpu: 600, memory: 0, pods: 0 }, { cpu: 500, memory: 0, pods: 1 }, cap)).toBe(false);
+  });
+
+  it('counts every other resource a pod requests as the scheduler does: GPUs, ephemeral storage, huge pages', () => {
+    const r = podRequests({
+      spec: {
+        resources: { requests: { cpu: '3' } },
+        containers: [
+          { name: 'a', resources: { requests: { cpu: '1', 'nvidia.com/gpu': '1', 'ephemeral-storage': '1Gi' } } },
+          { name: 'b', resources: { requests: { 'nvidia.com/gpu': '1' } } },
+        ],
+        initContainers: [
+          { name: 'fetch', resources: { requests: { 'ephemeral-storage': '5Gi', 'hugepages-2Mi': '0' } } },
+          { name: 'proxy', restartPolicy: 'Always', resources: { requests: { 'example.com/nic': '1' } } },
+        ],
+        overhead: { 'ephemeral-storage': '1Mi' },
+      },
+    } as V1Pod);
+    // Pod-level requests replace CPU and memory only; the init container's storage is larger than the
+    // containers'; the sidecar's device runs beside them; a zero request is no request.
+    expect(r).toEqual({
+      cpu: 3000,
+      memory: 0,
+      pods: 1,
+      other: { 'nvidia.com/gpu': 2, 'ephemeral-storage': 5 * 2 ** 30 + 2 ** 20, 'example.com/nic': 1 },
+    });
+  });
+
+  it('fits a device by its count where the node reports it, one pod at a time where nothing does', () => {
+    const gpus = (n: number) => ({ cpu: 0, memory: 0, pods: 0, other: { 'nvidia.com/gpu': n } });
+    const node = allocatableOf({ cpu: '8', memory: '32Gi', pods: '110', 'nvidia.com/gpu': '2', 'ephemeral-storage': '20Gi' })!;
+    expect(node).toEqual({
+      cpu: 8000,
+      memory: 32 * 2 ** 30,
+      pods: 110,
+      other: { 'nvidia.com/gpu': 2, 'ephemeral-storage': 20 * 2 ** 30 },
+    });
+    expect(fits(gpus(1), gpus(1), node)).toBe(true);
+    expect(fits(gpus(2), gpus(1), node)).toBe(false);
+    // A node whose device plugin has not reported yet, or a catalog type with no device count.
+    const unknown = allocatableOf({ cpu: '8', memory: '32Gi', pods: '110' })!;
+    expect(fits(gpus(0), gpus(4), unknown)).toBe(true);
+    expect(fits(gpus(1), gpus(1), unknown)).toBe(false);
+    // Native resources the capacity does not list are the kubelet's to report at registration: not counted.
+    const storage = (b: number) => ({ cpu: 0, memory: 0, pods: 0, other: { 'ephemeral-storage': b } });
+    expect(fits(storage(10), storage(10), unknown)).toBe(true);
+    expect(fits(storage(15 * 2 ** 30), storage(10 * 2 ** 30), node)).toBe(false);
+    expect(allocatableOf({ cpu: '8', memory: '32Gi' })).toBeUndefined();
   });
 });

@@ -269,6 +269,34 @@ describe('Class isolation', () => {
     expect(claims(byCount)).toEqual(['a->new-1+', 'b->new-1', 'c->new-2+']);
   });
 
+  it('packs by devices and ephemeral storage where the node reports them, one device pod at a time where not', () => {
+    const gpuPod = (name: string, minute: number) => {
+      const p = pod(name, { created: at(minute), cpu: '1' });
+      p.spec!.containers[0]!.resources!.requests!['nvidia.com/gpu'] = '1';
+      return p;
+    };
+    const input = {
+      cls: klass,
+      pods: [gpuPod('a', 1), gpuPod('b', 2), gpuPod('c', 3)],
+      instances: [instance('x', { phase: 'Ready' })],
+      nodes: { x: node('n1') },
+    };
+    const gpus = (n?: number): Resources => ({ ...cap(64_000), ...(n !== undefined ? { other: { 'nvidia.com/gpu': n } } : {}) });
+    // The node has two GPUs: two pods on it, the third elsewhere (by CPU alone all three fit).
+    expect(claims(run({ ...input, capacity: () => gpus(2) }))).toEqual(['a->x', 'b->x', 'c->new-1+']);
+    // Its device plugin has not reported yet (nor does the catalog know the type's devices): one each.
+    expect(claims(run({ ...input, capacity: () => gpus() }))).toEqual(['a->x', 'b->new-1+', 'c->new-2+']);
+    const storagePod = (name: string, minute: number) => {
+      const p = pod(name, { created: at(minute), cpu: '1' });
+      p.spec!.containers[0]!.resources!.requests!['ephemeral-storage'] = '30Gi';
+      return p;
+    };
+    const disk = { ...cap(64_000), other: { 'ephemeral-storage': 50 * GiB } };
+    expect(
+      claims(run({ ...input, pods: [storagePod('a', 1), storagePod('b', 2)], capacity: () => disk })),
+    ).toEqual(['a->x', 'b->new-1+']);
+  });
+
   it('counts pods already claiming an Instance against its capacity', () => {
     const p = run({
       cls: klass,
