@@ -392,7 +392,7 @@ export class GceProvider implements CloudProvider {
   /**
    * A VM its group accepted but has not made yet (still trying: a stockout, quota, a slow zone): no VM
    * to read, but not gone either. Looked for in the groups of the known classes in its project and
-   * zone; a group that cannot be listed (deleted with its class, not readable) is passed over. Each
+   * zone; a group that no longer exists is passed over, one that cannot be listed fails the lookup. Each
    * group's members are listed at most every few seconds: garbage collection asks about each pending
    * VM in turn, and every VM really gone asks too.
    */
@@ -417,10 +417,11 @@ export class GceProvider implements CloudProvider {
           if ((await members.names).has(name)) return { mig, cls };
         } catch (e) {
           this.members.delete(key);
-          this.log.debug(
-            { err: e, mig: migLabel(mig), vm: name },
-            'could not list a group while looking for a VM not made yet',
-          );
+          // A group that is gone (its class deleted) holds nothing. Any other failure leaves the VM's
+          // fate unknown: answering "not found" would let a caller delete its Instance or drop its
+          // finalizer while the group still makes the VM.
+          if (!(e instanceof NotFoundError)) throw e;
+          this.log.debug({ mig: migLabel(mig), vm: name }, 'a group is gone while looking for a VM not made yet');
         }
       }
     return undefined;

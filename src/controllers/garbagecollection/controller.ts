@@ -120,7 +120,8 @@ export class GarbageCollector {
       if (this.now() - Date.parse(inst.status.launchedAt ?? '') < this.d.gracePeriodMs) continue;
       if (deleted >= MAX_COLLECTED_PER_PASS) return;
       try {
-        await provider.get(id);
+        // With its class: a provider finds a machine its group has not made yet through it (GCE).
+        await provider.get(id, this.d.state.instanceClass(inst.spec.class));
         continue;
       } catch (e) {
         if (e instanceof NotOwnedError) {

@@ -190,7 +190,7 @@ export class Repair implements Step {
     if (!provider) return { gone: false, recheckMs };
     const providerID = inst.status!.providerID!;
     try {
-      const found = await provider.get(providerID);
+      const found = await provider.get(providerID, cls);
       if (cloudStateGone(found.state)) return { gone: true, state: found.state };
       log.info({ providerID, state: found.state }, 'node looks dead but the cloud says the instance runs; waiting');
       return { gone: false, recheckMs };

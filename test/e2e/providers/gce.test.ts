@@ -293,6 +293,17 @@ describe('GceProvider on the fake Compute Engine', () => {
       // Not gone: garbage collection would delete its Instance as vanished, and termination would
       // call it deleted while the group went on making it.
       expect(await p.get(ci.providerID)).toMatchObject({ providerID: ci.providerID, state: 'pending' });
+      // Its group cannot be listed (throttled past every retry): the VM's fate is unknown, not "gone".
+      const blind = provider(cluster, { retry: { attempts: 2, baseMs: 10, maxMs: 20 } });
+      expect(blind.validate(cls)).toEqual([]);
+      gce.server.throttle(2, { method: 'instanceGroupManagers.listManagedInstances' });
+      const unknown = await blind.get(ci.providerID).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(unknown).toBeInstanceOf(Error);
+      expect(unknown).not.toBeInstanceOf(NotFoundError);
+      expect(await blind.get(ci.providerID)).toMatchObject({ state: 'pending' });
       // A controller that has just started, its classes not validated yet: termination names the class.
       const fresh = provider(cluster);
       await fresh.delete(ci.providerID, cls);

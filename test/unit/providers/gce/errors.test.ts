@@ -24,6 +24,8 @@ describe('GCE error mapping', () => {
     ['RESOURCE_NOT_FOUND', 'not-found'],
     ['CONDITION_NOT_MET', 'config'],
     ['INVALID_FIELD_VALUE', 'config'],
+    ['RESOURCE_OPERATION_RATE_EXCEEDED', 'throttled'],
+    ['RESOURCE_NOT_READY', 'transient'],
   ])('operation / lastAttempt code %s is %s', (code, kind) => {
     expect(classifyCode(code)).toBe(kind);
   });
@@ -45,6 +47,17 @@ describe('GCE error mapping', () => {
       'config',
     );
     expect(classifyCallError('not an error')).toBe('other');
+    // A group busy with another operation, or too many operations on it at once: neither is the class's fault.
+    expect(
+      classifyCallError(
+        httpError(400, "The resource 'projects/p/zones/z/instanceGroupManagers/pool' is not ready", {
+          reason: 'resourceNotReady',
+        }),
+      ),
+    ).toBe('transient');
+    expect(
+      classifyCallError(httpError(403, "Operation rate exceeded for resource 'projects/p/zones/z/instanceGroupManagers/pool'")),
+    ).toBe('throttled');
   });
 
   it('items of a failed create: capacity falls through, quota is capacity reported as quota', () => {
