@@ -194,7 +194,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     metrics,
     logger,
     creates: new CreatesInFlight(),
-    claims: new ClaimsInFlight(),
+    claims: new ClaimsInFlight(() => state.pods.silentForMs()),
   };
   const runtimeClassApi = new RuntimeClassApi(kc);
   const runtimeClasses = new RuntimeClassController(

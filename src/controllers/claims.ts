@@ -4,13 +4,27 @@
 // pool's removal or liveness's cancelled launch, each deciding on a pod cache that lacks the claim,
 // would delete the instance a pod was given a moment ago.
 
-/** How long a sent claim counts: long against watch lag; by then the cache shows it, or it failed. */
+/**
+ * How long a sent claim counts at least: long against watch lag; by then the cache shows it, or it
+ * failed. It counts longer while the pod watch has shown no sign of life since the claim was sent (a
+ * watch down, a relist under way): a cache that cannot show the claim is no evidence against it.
+ */
 export const CLAIM_EXPECTATION_MS = 30_000;
 const PRUNE_AT = 1_024;
 
 export class ClaimsInFlight {
   private readonly sent = new Map<string, number>();
   private pruneAt = PRUNE_AT;
+  /** How long the pod watch has been silent (its informer's silentForMs). */
+  private readonly podsSilentForMs: () => number;
+  constructor(podsSilentForMs: () => number = () => 0) {
+    this.podsSilentForMs = podsSilentForMs;
+  }
+
+  /** May the record of a claim sent at `at` be dropped at `now`? */
+  private expired(at: number, now: number): boolean {
+    return now - at >= CLAIM_EXPECTATION_MS && now - this.podsSilentForMs() > at;
+  }
 
   /** Recorded before the claim leaves: every decision made meanwhile counts it. */
   add(instance: string, now: number): void {
@@ -23,16 +37,16 @@ export class ClaimsInFlight {
     this.sent.set(instance, now);
   }
 
-  /** Has a pod been given this Instance within CLAIM_EXPECTATION_MS? Forgets older records. */
+  /** Has a pod been given this Instance lately (see CLAIM_EXPECTATION_MS)? Forgets expired records. */
   recent(instance: string, now: number): boolean {
     const at = this.sent.get(instance);
     if (at === undefined) return false;
-    if (now - at < CLAIM_EXPECTATION_MS) return true;
+    if (!this.expired(at, now)) return true;
     this.sent.delete(instance);
     return false;
   }
 
   private prune(now: number): void {
-    for (const [instance, at] of this.sent) if (now - at >= CLAIM_EXPECTATION_MS) this.sent.delete(instance);
+    for (const [instance, at] of this.sent) if (this.expired(at, now)) this.sent.delete(instance);
   }
 }

@@ -42,7 +42,8 @@ export interface ClusterView {
   nodeByProviderID(providerID: string | undefined): V1Node | undefined;
   /** The Instance whose cloud instance has this providerID (recorded in its status). */
   instanceByProviderID(providerID: string | undefined): Instance | undefined;
-  pods: { get(name: string, namespace?: string): V1Pod | undefined };
+  /** silentForMs: how long the pod watch has shown no sign of life (its informer's). */
+  pods: { get(name: string, namespace?: string): V1Pod | undefined; silentForMs?(): number };
   nodes: { list(): readonly V1Node[] };
   /** silentForMs: how long the Instance watch has shown no sign of life (its informer's). */
   instances: { list(): readonly Instance[]; silentForMs?(): number };

@@ -38,7 +38,12 @@ export class Idle implements Step {
     // A warm instance is kept unused on purpose: not idle, never torn down here (the pool ages it out).
     const warm = isWarm(inst);
     view.status.pods = pods;
-    view.status.idleSince = ready && !warm && pods.length === 0 ? (was.idleSince ?? new Date(now).toISOString()) : null;
+    // Given to a pod a moment ago, the claim not in the cache yet: not idle. A claim does not move
+    // the Instance's resourceVersion, so the teardown's precondition alone would not stop a delete
+    // decided on a cache that lacks it (a pod watch lagging past a short idleTimeout).
+    const justClaimed = this.ctx.claims.recent(name, now);
+    view.status.idleSince =
+      ready && !warm && pods.length === 0 && !justClaimed ? (was.idleSince ?? new Date(now).toISOString()) : null;
     if (!ready || warm) return {};
 
     const left = this.ctx.state.unconfirmedExit(node.metadata!.name!);

@@ -526,7 +526,15 @@ export class ProvisioningController implements Controller {
       }
     }
     for (const name of f.instances) if (this.ctx.state.instance(name)) f.instances.delete(name);
-    if ((f.claims.size || f.instances.size) && this.now() - f.since < EXPECTATION_TIMEOUT_MS) return false;
+    // Given up on only once the watches have shown life since the writes: a cache that cannot show
+    // them yet (a watch down, a relist under way) would hand out their rooms again.
+    const { pods, instances } = this.ctx.state;
+    const now = this.now();
+    const heardSince = (silentForMs = 0) => now - silentForMs > f.since;
+    const waiting =
+      (f.claims.size > 0 && !heardSince(pods.silentForMs?.())) ||
+      (f.instances.size > 0 && !heardSince(instances.silentForMs?.()));
+    if ((f.claims.size || f.instances.size) && (now - f.since < EXPECTATION_TIMEOUT_MS || waiting)) return false;
     this.inFlight.delete(className);
     return true;
   }

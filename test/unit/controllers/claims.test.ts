@@ -13,6 +13,16 @@ describe('ClaimsInFlight', () => {
     expect(claims.recent('i-1', 60_000)).toBe(true);
   });
 
+  it('keeps counting a claim while the pod watch has been silent since it was sent', () => {
+    let silentForMs = 0;
+    const claims = new ClaimsInFlight(() => silentForMs);
+    claims.add('i-1', 1_000);
+    silentForMs = CLAIM_EXPECTATION_MS + 5_000;
+    expect(claims.recent('i-1', 1_000 + CLAIM_EXPECTATION_MS + 1_000)).toBe(true);
+    silentForMs = 500;
+    expect(claims.recent('i-1', 1_000 + CLAIM_EXPECTATION_MS + 1_000)).toBe(false);
+  });
+
   it('does not grow without bound with records nobody asks about', () => {
     const claims = new ClaimsInFlight();
     for (let i = 0; i < 100_000; i++) claims.add(`i-${i}`, i * 10);

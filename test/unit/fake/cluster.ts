@@ -22,9 +22,12 @@ export class FakeCluster implements ClusterView {
   /** The Instances as the API server has them, when a test makes the cache differ; else the cache's. */
   apiInstances: Instance[] | undefined = undefined;
 
+  /** How long the pod "watch" has been silent (0: live). */
+  podsSilentForMs = 0;
   readonly pods = {
     get: (name: string, ns?: string) =>
       this.podList.find((p) => p.metadata?.name === name && p.metadata?.namespace === ns),
+    silentForMs: () => this.podsSilentForMs,
   };
   readonly nodes = { list: () => this.nodeList };
   /** How long the Instance "watch" has been silent (0: live). */
@@ -205,7 +208,7 @@ export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
     metrics,
     logger,
     creates: new CreatesInFlight(),
-    claims: new ClaimsInFlight(),
+    claims: new ClaimsInFlight(() => cluster.podsSilentForMs),
     now: () => clock.now,
   };
   return { ctx, cluster, writes, provider, events, metrics, clock };

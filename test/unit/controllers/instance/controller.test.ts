@@ -362,6 +362,15 @@ describe('idle', () => {
     expect(reasons()).toEqual(['Instance/Idle/Teardown']);
   });
 
+  it('neither idles nor tears down an instance a pass has just given a pod, before the claim reaches the cache', async () => {
+    f.cluster.instanceList = [readyIdle(iso(0))];
+    f.clock.now = T0 + 6 * MIN;
+    f.ctx.claims.add('i-1', f.clock.now - 10);
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toEqual([]);
+    expect(f.writes.of('instances.patchStatus')).toEqual([['i-1', { idleSince: null }]]);
+  });
+
   it('backs off without a write when a pod reserved the instance meanwhile (409)', async () => {
     f.cluster.instanceList = [readyIdle(iso(0))];
     f.clock.now = T0 + 6 * MIN;

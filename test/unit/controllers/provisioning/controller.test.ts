@@ -122,6 +122,20 @@ describe('ProvisioningController', () => {
     expect(f.writes.of('instances.create')).toHaveLength(1);
   });
 
+  it('gives up waiting for its claims only once the pod watch has shown life since they were sent', async () => {
+    f.cluster.podList = [pod('web-1')];
+    await controller.reconcile('metal');
+    // The watch has been silent since before the claim (down, or relisting): still waiting after 30 s.
+    f.clock.now += 31_000;
+    f.cluster.podsSilentForMs = 40_000;
+    expect(await controller.reconcile('metal')).toEqual({ requeueAfterMs: 100 });
+    expect(f.writes.of('pods.claim')).toHaveLength(1);
+    // It spoke since, and still shows no claim: the claim is given up on and the pod planned again.
+    f.cluster.podsSilentForMs = 1_000;
+    await controller.reconcile('metal');
+    expect(f.writes.of('pods.claim')).toHaveLength(2);
+  });
+
   it('carries out the claims of the oldest pods of a burst, and passes again soon for the rest', async () => {
     const n = MAX_CLAIMS_PER_PASS + 8;
     // Newest first in the cache: the pass still serves the oldest.
