@@ -292,10 +292,12 @@ export class Informer<T extends KubernetesObject> {
     // Tens of thousands of changes (the first list of a large cluster's pods) each wake controllers:
     // told in slices, so the lease, webhook and other watches run in between. The cache is already
     // whole; this watch resumes once all are told.
-    // Deletes first, as a watch tells a name deleted and made again: and a pod gone is told before
-    // the controllers, reading the swapped cache meanwhile, can hand its node on (state/departures.ts).
-    const told: [T, 'add' | 'update' | 'delete', T?][] = [
-      ...changes.deleted.map((o) => [o, 'delete'] as [T, 'delete']),
+    // Deletes first, as a watch tells a name deleted and made again, and all of them before the
+    // first yield: the cache is swapped already, and a controller running in a yield would find a
+    // force-deleted pod's node empty before its departure is recorded, and hand it on
+    // (state/departures.ts).
+    for (const o of changes.deleted) this.opts.onChange(o, 'delete');
+    const told: [T, 'add' | 'update', T?][] = [
       ...changes.added.map((o) => [o, 'add'] as [T, 'add']),
       ...changes.updated.map(({ obj, old }) => [obj, 'update', old] as [T, 'update', T]),
     ];

@@ -80,8 +80,12 @@ describe('ClusterState through expired watches and failed relists', () => {
   let proxy: ApiProxy;
   let state: ClusterState;
   let proxied: KubeConfig;
-  /** Every pod change ClusterState told, with what it replaced. */
-  const told: { now: V1Pod; old?: V1Pod }[] = [];
+  /** Every pod change ClusterState told, with what it replaced, and in which turn of the event loop. */
+  const told: { now: V1Pod; old?: V1Pod; turn: number }[] = [];
+  let turn = 0;
+  let turnEnding = false;
+  /** While set, each pod change holds the thread past a time slice, so the informer yields wherever it may. */
+  let slow = false;
   const cls = `idx-${suffix()}`;
   const nodeNames = ['n1', 'n2', 'n3', 'n4'].map((n) => `${cls}-${n}`);
 
@@ -162,7 +166,18 @@ describe('ClusterState through expired watches and failed relists', () => {
     await instance(`${cls}-i1`);
     await instance(`${cls}-i2`);
     const none = {
-      pod: (p: V1Pod, old?: V1Pod) => told.push({ now: p, old }),
+      pod: (p: V1Pod, old?: V1Pod) => {
+        if (!turnEnding) {
+          turnEnding = true;
+          setImmediate(() => {
+            turn++;
+            turnEnding = false;
+          });
+        }
+        told.push({ now: p, old, turn });
+        const until = performance.now() + (slow ? 6 : 0);
+        while (performance.now() < until);
+      },
       node: () => {},
       instance: () => {},
       instanceClass: () => {},
@@ -192,11 +207,14 @@ describe('ClusterState through expired watches and failed relists', () => {
   });
 
   it('relists on 410 Gone and catches up with what changed while its watches were down', async () => {
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('y', nodeNames[1]!, undefined) });
+    await eventually('y cached', async () => expect(state.pods.get('y', ns)).toBeDefined());
     // Watches down: everything below happens unseen.
     const toldBefore = told.length;
     proxy.refuse = (r) => (isWatch(r) ? 503 : undefined);
     proxy.cut();
     await c.core.deleteNamespacedPod({ name: 'b', namespace: ns, gracePeriodSeconds: 0 });
+    await c.core.deleteNamespacedPod({ name: 'y', namespace: ns, gracePeriodSeconds: 0 });
     await setClaim('a', `${cls}-i3`);
     // 'c' deleted and created again under its name: another pod, not an update of the first.
     const firstC = state.pods.get('c', ns)!.metadata!.uid!;
@@ -214,6 +232,7 @@ describe('ClusterState through expired watches and failed relists', () => {
 
     // Each watch resumes once more, and is told its resourceVersion has expired (410 Gone).
     const listsBefore = proxy.seen.filter((r) => !isWatch(r)).length;
+    slow = true;
     const expired = new Set<string>();
     proxy.refuse = (r) => {
       if (!isWatch(r) || expired.has(r.url.pathname)) return undefined;
@@ -224,6 +243,7 @@ describe('ClusterState through expired watches and failed relists', () => {
       expect(expired.size).toBe(4);
       await expectConsistent();
     });
+    slow = false;
     expect(proxy.seen.filter((r) => !isWatch(r)).length - listsBefore, 'relists').toBeGreaterThanOrEqual(4);
     // The relist tells each change as a watch would: the claim moved with the claim it replaced (so the
     // Instance it left is woken too), the pod made again as its own delete and add.
@@ -237,6 +257,14 @@ describe('ClusterState through expired watches and failed relists', () => {
     // The old one's delete before the new one's add, as a watch tells them (and a pod gone is told
     // before anything the controllers could do with its node).
     expect(uidsOfC.indexOf(firstC), 'the delete told first').toBeLessThan(uidsOfC.indexOf(secondC));
+    // Every delete before the informer lets anything else run, however long telling takes: a controller
+    // running in between would find a force-deleted pod's node empty before its departure is noted.
+    const deletes = told
+      .slice(toldBefore)
+      .filter((t) => ['b', 'y'].includes(t.now.metadata!.name!) || t.now.metadata!.uid === firstC)
+      .map((t) => t.turn);
+    expect(deletes).toHaveLength(3);
+    expect(new Set(deletes).size, 'turns of the event loop the deletes were told in').toBe(1);
   });
 
   it('starts a paged list over when its continue token expires, never listing everything in one response', async () => {
