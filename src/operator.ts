@@ -23,7 +23,7 @@ import { ClassWriter } from './kube/classes.ts';
 import { LeadershipFence } from './kube/fence.ts';
 import { InstanceReader, InstanceWriter } from './kube/instances.ts';
 import { NodeReader, NodeWriter } from './kube/nodes.ts';
-import { PodWriter } from './kube/pods.ts';
+import { PodReader, PodWriter } from './kube/pods.ts';
 import { apiStorageReads, VolumeReader } from './kube/volumes.ts';
 import { RuntimeClassApi } from './kube/runtimeclasses.ts';
 import { LeaderElector } from './kube/leader-election.ts';
@@ -185,6 +185,7 @@ export async function runOperator(opts: Options, signal: AbortSignal, logger: Lo
     lookup: {
       nodes: new NodeReader(kc),
       instances: new InstanceReader(kc),
+      pods: new PodReader(kc),
       volumes: new VolumeReader(apiStorageReads(kc), Date.now, logger.child({ lookup: 'volumes' })),
     },
     providers: new Map(

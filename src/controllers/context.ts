@@ -6,7 +6,7 @@ import type { ClassWrites } from '../kube/classes.ts';
 import type { EventPublisher } from '../kube/events.ts';
 import type { InstanceLookup, InstanceWrites } from '../kube/instances.ts';
 import type { NodeLookup, NodeWrites } from '../kube/nodes.ts';
-import type { PodWrites } from '../kube/pods.ts';
+import type { PodLookup, PodWrites } from '../kube/pods.ts';
 import type { VolumeLookup } from '../kube/volumes.ts';
 import type { ReconcileResult } from '../kube/workqueue.ts';
 import type { Logger } from '../log.ts';
@@ -63,7 +63,7 @@ export interface ControllerContext {
   state: ClusterView;
   api: KubeWrites;
   /** Direct reads, to confirm that something the cache lacks is really gone. */
-  lookup: { nodes: NodeLookup; instances: InstanceLookup; volumes?: VolumeLookup };
+  lookup: { nodes: NodeLookup; instances: InstanceLookup; pods?: PodLookup; volumes?: VolumeLookup };
   /** Enabled providers by name (the key of an InstanceClass's provider block). */
   providers: ReadonlyMap<string, CloudProvider>;
   events: EventPublisher;

@@ -82,6 +82,23 @@ export function pinOps(pod: V1Pod, node: string): object[] {
 const podPath = (pod: V1Pod, sub = '') =>
   `/api/v1/namespaces/${encodeURIComponent(pod.metadata!.namespace!)}/pods/${encodeURIComponent(pod.metadata!.name!)}${sub}`;
 
+/** Direct reads of pods, to confirm what the cache shows before a step that cannot be undone. */
+export interface PodLookup {
+  /** The pods bound to `node` as the API server has them now. */
+  onNode(node: string): Promise<V1Pod[]>;
+}
+
+export class PodReader implements PodLookup {
+  private readonly core: CoreV1Api;
+  constructor(kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  async onNode(node: string): Promise<V1Pod[]> {
+    return (await this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` })).items;
+  }
+}
+
 export class PodWriter implements PodWrites {
   private readonly kc: KubeConfig;
   private readonly core: CoreV1Api;

@@ -88,6 +88,19 @@ export class Termination {
         );
         return { requeueAfterMs: DRAIN_RECHECK_MS };
       }
+      // The cache may lack a pod bound a moment ago (a pin that raced the teardown, a lagging watch):
+      // deleting the Node would kill it without an eviction. Only the API server's word that the node
+      // holds no workload lets it go; a pod found there is drained once the cache shows it.
+      if (!pods.length && this.ctx.lookup.pods) {
+        const bound = (await this.ctx.lookup.pods.onNode(nodeName)).filter(isWorkload);
+        if (bound.length) {
+          log.info(
+            { node: nodeName, pods: bound.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`) },
+            'the cache showed the node empty but the API server has pods on it; draining them first',
+          );
+          return { requeueAfterMs: DRAIN_RECHECK_MS };
+        }
+      }
       await api.nodes.cordonAndDelete(node);
       log.info({ node: nodeName }, 'node cordoned and deleted');
     }

@@ -111,8 +111,9 @@ export interface Plan {
 }
 
 /**
- * Pinned but not yet bound: the gate is gone and the selector names its Instance. Its spec can no
- * longer change, so if that Instance disappears the only way on is an Instance of the same name.
+ * Pinned by an older ipp, by label, but not yet bound: the gate is gone and the selector names its
+ * Instance. Its spec can no longer change, so if that Instance disappears the only way on is an
+ * Instance of the same name. (Pods pinned by node name turn stranded instead.)
  */
 const pinnedUnbound = (p: V1Pod) => {
   const claim = claimOf(p);

@@ -21,6 +21,8 @@ export class FakeCluster implements ClusterView {
   apiNodes: V1Node[] = [];
   /** The Instances as the API server has them, when a test makes the cache differ; else the cache's. */
   apiInstances: Instance[] | undefined = undefined;
+  /** The pods as the API server has them, when a test makes the cache differ; else the cache's. */
+  apiPods: V1Pod[] | undefined = undefined;
 
   /** How long the pod "watch" has been silent (0: live). */
   podsSilentForMs = 0;
@@ -202,6 +204,7 @@ export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
         read: async (name: string) =>
           (cluster.apiInstances ?? cluster.instanceList).find((i) => i.metadata?.name === name),
       },
+      pods: { onNode: async (node: string) => (cluster.apiPods ?? cluster.podList).filter((p) => p.spec?.nodeName === node) },
     },
     providers: new Map([[provider.name, provider]]),
     events: recorder,

@@ -438,6 +438,31 @@ describe('termination', () => {
     expect(reasons()).toEqual(['Instance/Terminated/Terminate']);
   });
 
+  it('keeps the node while the API server has a pod on it that the cache does not show yet', async () => {
+    f.cluster.instanceList = [deleting()];
+    f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1' })];
+    f.provider.instances.set('fake:///zone-a/uid-i-1', {
+      providerID: 'fake:///zone-a/uid-i-1',
+      instanceType: 'sim.large',
+      zone: 'zone-a',
+      state: 'running',
+      tags: { 'ipp.dev/instance': 'i-1' },
+      launchedAt: new Date(T0),
+    });
+    f.cluster.apiPods = [pod('late', { claim: 'i-1', gated: false, nodeName: 'n1', phase: 'Running' })];
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+    expect(f.writes.of('nodes.cordonAndDelete')).toEqual([]);
+    expect(f.provider.instances.has('fake:///zone-a/uid-i-1')).toBe(true);
+    // Once the API server has none either, the node goes.
+    f.cluster.apiPods = [];
+    const draining = deleting();
+    draining.status = { ...draining.status, phase: 'Draining' };
+    draining.metadata.resourceVersion = '8';
+    f.cluster.instanceList = [draining];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('nodes.cordonAndDelete')).toEqual([['n1']]);
+  });
+
   it('leaves alone a node that took its recorded name since (another machine): no cordon, eviction or delete', async () => {
     const gone = deleting();
     gone.status = { ...gone.status, nodeName: 'n1' };
