@@ -107,6 +107,14 @@ export class GceProvider implements CloudProvider {
   private readonly members = new Map<string, { at: number; names: Promise<Set<string>> }>();
 
   constructor(opts: GceProviderOptions) {
+    // Labels are lowercase [a-z0-9_-]: a name labelValue() has to change ("Prod", "team.a") would share
+    // its label with another cluster's ("prod", "team-a"), and each would take the other's VMs for leaks.
+    if (labelValue(opts.clusterName) !== opts.clusterName)
+      throw new Error(
+        `--cluster-name "${opts.clusterName}" cannot label GCE VMs as it is (labels take lowercase letters, digits, ` +
+          `"-" and "_", at most 63 characters); another cluster's name could end up with the same label. ` +
+          `Use a name such as "${labelValue(opts.clusterName)}"`,
+      );
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
     this.log = opts.logger.child({ provider: 'gce', cluster: opts.clusterName });

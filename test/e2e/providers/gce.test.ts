@@ -315,6 +315,12 @@ describe('GceProvider on the fake Compute Engine', () => {
     }
   });
 
+  it('refuses a cluster name that a GCE label cannot hold as it is (another cluster could share its label)', () => {
+    expect(() => provider('Prod')).toThrow(/cannot label GCE VMs.*"prod"/);
+    expect(() => provider('team.a')).toThrow(/"team-a"/);
+    expect(() => provider('team-a')).not.toThrow();
+  });
+
   it("list sees only this cluster's VMs; another cluster's are neither listed nor deletable", async () => {
     const mine = setup();
     const theirs = setup();
