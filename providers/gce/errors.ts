@@ -28,7 +28,12 @@ export function classifyCode(code: string): ErrorClass {
   if (code === 'RESOURCE_NOT_FOUND' || code === 'NOT_FOUND') return 'not-found';
   if (code === 'RESOURCE_ALREADY_EXISTS' || code === 'ALREADY_EXISTS') return 'exists';
   // RESOURCE_NOT_READY: the group is busy with another operation (GKE's own, say); it passes.
-  if (code === 'INTERNAL_ERROR' || code === 'SERVICE_UNAVAILABLE' || code === 'TIMEOUT' || code === 'RESOURCE_NOT_READY')
+  if (
+    code === 'INTERNAL_ERROR' ||
+    code === 'SERVICE_UNAVAILABLE' ||
+    code === 'TIMEOUT' ||
+    code === 'RESOURCE_NOT_READY'
+  )
     return 'transient';
   // CONDITION_NOT_MET (e.g. external IP forbidden by policy), INVALID_*, PERMISSIONS_ERROR …
   return 'config';
@@ -54,7 +59,8 @@ export function classifyCallError(e: unknown): ErrorClass {
   const reason = g.reason ?? '';
   const msg = g.message ?? '';
   if (status === 429 || /RATE_LIMIT_EXCEEDED|rateLimitExceeded/i.test(reason)) return 'throttled';
-  if (/Operation rate exceeded for resource|RESOURCE_OPERATION_RATE_EXCEEDED/i.test(`${reason} ${msg}`)) return 'throttled';
+  if (/Operation rate exceeded for resource|RESOURCE_OPERATION_RATE_EXCEEDED/i.test(`${reason} ${msg}`))
+    return 'throttled';
   // 400 resourceNotReady: the resource is busy with another operation, not misconfigured.
   if (/resourceNotReady|RESOURCE_NOT_READY|is not ready/i.test(`${reason} ${msg}`)) return 'transient';
   if (status === 403 && /rate ?limit exceeded|Quota exceeded for quota metric '.*(Queries|requests)/i.test(msg))

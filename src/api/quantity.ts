@@ -72,7 +72,11 @@ export function fits(used: Resources, extra: Resources, capacity: Resources): bo
 /** A node's allocatable as Resources: CPU, memory, pods and every other resource it reports. */
 export function allocatableOf(alloc: Record<string, string> | undefined): Resources | undefined {
   if (!alloc?.cpu || !alloc.memory || !alloc.pods) return undefined;
-  const out: Resources = { cpu: cpuMillis(alloc.cpu), memory: parseQuantity(alloc.memory), pods: parseQuantity(alloc.pods) };
+  const out: Resources = {
+    cpu: cpuMillis(alloc.cpu),
+    memory: parseQuantity(alloc.memory),
+    pods: parseQuantity(alloc.pods),
+  };
   for (const [name, q] of Object.entries(alloc)) {
     if (name === 'cpu' || name === 'memory' || name === 'pods') continue;
     (out.other ??= {})[name] = parseQuantity(q);

@@ -98,7 +98,13 @@ describe('quantities', () => {
 
   it('fits a device by its count where the node reports it, one pod at a time where nothing does', () => {
     const gpus = (n: number) => ({ cpu: 0, memory: 0, pods: 0, other: { 'nvidia.com/gpu': n } });
-    const node = allocatableOf({ cpu: '8', memory: '32Gi', pods: '110', 'nvidia.com/gpu': '2', 'ephemeral-storage': '20Gi' })!;
+    const node = allocatableOf({
+      cpu: '8',
+      memory: '32Gi',
+      pods: '110',
+      'nvidia.com/gpu': '2',
+      'ephemeral-storage': '20Gi',
+    })!;
     expect(node).toEqual({
       cpu: 8000,
       memory: 32 * 2 ** 30,

@@ -204,7 +204,9 @@ export function fakes(now = Date.parse('2024-01-01T00:00:00Z')): Fakes {
         read: async (name: string) =>
           (cluster.apiInstances ?? cluster.instanceList).find((i) => i.metadata?.name === name),
       },
-      pods: { onNode: async (node: string) => (cluster.apiPods ?? cluster.podList).filter((p) => p.spec?.nodeName === node) },
+      pods: {
+        onNode: async (node: string) => (cluster.apiPods ?? cluster.podList).filter((p) => p.spec?.nodeName === node),
+      },
     },
     providers: new Map([[provider.name, provider]]),
     events: recorder,

@@ -281,7 +281,10 @@ describe('Class isolation', () => {
       instances: [instance('x', { phase: 'Ready' })],
       nodes: { x: node('n1') },
     };
-    const gpus = (n?: number): Resources => ({ ...cap(64_000), ...(n !== undefined ? { other: { 'nvidia.com/gpu': n } } : {}) });
+    const gpus = (n?: number): Resources => ({
+      ...cap(64_000),
+      ...(n !== undefined ? { other: { 'nvidia.com/gpu': n } } : {}),
+    });
     // The node has two GPUs: two pods on it, the third elsewhere (by CPU alone all three fit).
     expect(claims(run({ ...input, capacity: () => gpus(2) }))).toEqual(['a->x', 'b->x', 'c->new-1+']);
     // Its device plugin has not reported yet (nor does the catalog know the type's devices): one each.
@@ -292,9 +295,10 @@ describe('Class isolation', () => {
       return p;
     };
     const disk = { ...cap(64_000), other: { 'ephemeral-storage': 50 * GiB } };
-    expect(
-      claims(run({ ...input, pods: [storagePod('a', 1), storagePod('b', 2)], capacity: () => disk })),
-    ).toEqual(['a->x', 'b->new-1+']);
+    expect(claims(run({ ...input, pods: [storagePod('a', 1), storagePod('b', 2)], capacity: () => disk }))).toEqual([
+      'a->x',
+      'b->new-1+',
+    ]);
   });
 
   it('counts pods already claiming an Instance against its capacity', () => {

@@ -56,7 +56,9 @@ describe('GCE error mapping', () => {
       ),
     ).toBe('transient');
     expect(
-      classifyCallError(httpError(403, "Operation rate exceeded for resource 'projects/p/zones/z/instanceGroupManagers/pool'")),
+      classifyCallError(
+        httpError(403, "Operation rate exceeded for resource 'projects/p/zones/z/instanceGroupManagers/pool'"),
+      ),
     ).toBe('throttled');
   });
 
