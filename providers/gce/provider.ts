@@ -519,7 +519,15 @@ export class GceProvider implements CloudProvider {
         vms = await this.compute.call('read', `instances.aggregatedList in ${project} (${filter})`, async () => {
           const found: Vm[] = [];
           const pages = this.compute.instances.aggregatedListAsync({ project, filter, maxResults: 500 }, NO_GAX_RETRY);
-          for await (const [, scoped] of pages) found.push(...(scoped.instances ?? []));
+          for await (const [scope, scoped] of pages) {
+            // A zone GCE could not reach lists nothing, which is not "no VMs there": a teardown would
+            // miss a copy, and garbage collection judge from half a list.
+            if (String(scoped.warning?.code ?? '') === 'UNREACHABLE')
+              throw new Error(
+                `${scope} could not be listed: ${scoped.warning?.message ?? 'unreachable'}; will try again`,
+              );
+            found.push(...(scoped.instances ?? []));
+          }
           return found;
         });
       } catch (e) {

@@ -315,6 +315,19 @@ describe('GceProvider on the fake Compute Engine', () => {
     }
   });
 
+  it('a zone the aggregated list cannot reach fails the list: half a list is not "no VMs there"', async () => {
+    const { cluster, groups, cls } = setup();
+    const p = provider(cluster);
+    const ci = await p.create(launch(cluster, cls, 'mail-far'));
+    gce.state.unreachable.add(groups[1]!.zone);
+    try {
+      await expect(p.list()).rejects.toThrow(/could not be listed/);
+    } finally {
+      gce.state.unreachable.clear();
+    }
+    expect((await p.list()).map((c) => c.providerID)).toEqual([ci.providerID]);
+  });
+
   it('refuses a cluster name that a GCE label cannot hold as it is (another cluster could share its label)', () => {
     expect(() => provider('Prod')).toThrow(/cannot label GCE VMs.*"prod"/);
     expect(() => provider('team.a')).toThrow(/"team-a"/);

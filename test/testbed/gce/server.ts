@@ -298,9 +298,18 @@ export async function startFakeGce(opts: {
       const p = m[1]!;
       const items: Record<string, { instances?: unknown[]; warning?: unknown }> = {};
       for (const vm of state.vms.values()) {
-        if (vm.project !== p || !matchesFilter(vm, q.get('filter'))) continue;
+        if (vm.project !== p || state.unreachable.has(vm.zone) || !matchesFilter(vm, q.get('filter'))) continue;
         (items[`zones/${vm.zone}`] ??= { instances: [] }).instances!.push(vmJson(vm));
       }
+      // As GCE answers for a zone it cannot reach: a warning in its scope, the rest of the list intact.
+      for (const zone of state.unreachable)
+        items[`zones/${zone}`] = {
+          warning: {
+            code: 'UNREACHABLE',
+            message: `Scope 'zones/${zone}' is unreachable`,
+            data: [{ key: 'scope', value: `zones/${zone}` }],
+          },
+        };
       return ['instances.aggregatedList', 200, { kind: 'compute#instanceAggregatedList', items }];
     }
     if ((m = /^([^/]+)\/zones\/([^/]+)\/operations\/([^/]+?)(\/wait)?$/.exec(path))) {

@@ -107,6 +107,8 @@ export class FakeCompute {
   readonly stockouts = new Set<string>();
   /** Zones whose CPU quota is used up. */
   readonly quotaExhausted = new Set<string>();
+  /** Zones an aggregated list cannot reach: their scope answers a warning UNREACHABLE and no VMs. */
+  readonly unreachable = new Set<string>();
   timings: Timings = { operationMs: 50, createMs: 150, bootMs: 150, deleteMs: 150, retryMs: 500 };
   private readonly hooks: StateHooks;
   private seq = 0;
