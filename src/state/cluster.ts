@@ -16,6 +16,9 @@ import { Departures } from './departures.ts';
 import { WaitingClock } from './waiting.ts';
 
 /** `old`: the object an update (a watch's or a relist's) replaced, when there was one (see Wakes). */
+
+/** The machine behind a Node: its providerID, or its name for a Node without one. */
+const machineOf = (n: V1Node) => n.spec?.providerID || `node/${n.metadata!.name!}`;
 export type ChangeHandler = {
   pod: (p: V1Pod, old?: V1Pod) => void;
   node: (n: V1Node, old?: V1Node) => void;
@@ -122,7 +125,9 @@ export class ClusterState {
         this.waiting.seen(p, kind, old);
         this.departures.seen(p, kind, (n) => {
           const node = this.nodes.get(n);
-          return node ? { created: Date.parse(String(node.metadata?.creationTimestamp ?? '')) || 0 } : undefined;
+          return node
+            ? { created: Date.parse(String(node.metadata?.creationTimestamp ?? '')) || 0, machine: machineOf(node) }
+            : undefined;
         });
         on.pod(p, old);
       },
@@ -134,7 +139,9 @@ export class ClusterState {
       indexers: NODE_INDEXERS,
       transform: leanNode,
       onChange: (n, kind, old) => {
-        if (kind === 'delete') this.departures.nodeGone(n.metadata!.name!);
+        // A machine outlives its Node (deleted, registered again): only a Node with no providerID to
+        // tell its machine by is forgotten with it.
+        if (kind === 'delete' && !n.spec?.providerID) this.departures.machineGone(machineOf(n));
         on.node(n, old);
       },
     });
@@ -142,7 +149,10 @@ export class ClusterState {
       ...common('instances'),
       path: `/apis/${GROUP}/${VERSION}/instances`,
       indexers: INSTANCE_INDEXERS,
-      onChange: (i, _kind, old) => on.instance(i, old),
+      onChange: (i, kind, old) => {
+        if (kind === 'delete' && i.status?.providerID) this.departures.machineGone(i.status.providerID);
+        on.instance(i, old);
+      },
     });
     this.classes = new Informer<InstanceClass & KubernetesObject>({
       ...common('instanceclasses'),
@@ -238,7 +248,8 @@ export class ClusterState {
   }
 
   unconfirmedExit(node: string): string | undefined {
-    return this.departures.unconfirmed(node);
+    const n = this.nodes.get(node);
+    return n ? this.departures.unconfirmed(machineOf(n)) : undefined;
   }
 
   /** Every node name some cached pod is bound to, ipp node or not: what a full audit sweep visits. */

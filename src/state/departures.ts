@@ -14,32 +14,44 @@ function scheduledAt(p: V1Pod): number | undefined {
   return Number.isNaN(t) ? undefined : t;
 }
 
+/** What Departures needs to know of the ipp node a pod was bound to. */
+export interface DepartureNode {
+  /** Its creation, in ms since the epoch. */
+  created: number;
+  /** The machine behind it: its providerID (`node/<name>` for a node without one). */
+  machine: string;
+}
+
 export class Departures {
-  /** The pod ("namespace/name") that left each node unconfirmed, by node name. */
-  private readonly byNode = new Map<string, string>();
+  /**
+   * The pod ("namespace/name") that left each machine unconfirmed, by machine: a Node deleted and
+   * registered again by the same machine (a kubelet restarted with its Node gone) still runs what it
+   * ran, while another machine registering under a reused name does not.
+   */
+  private readonly byMachine = new Map<string, string>();
 
   /**
    * A pod event. `ippNode`: the ipp node of that name, if there is one (no other is ever ipp's to
-   * reuse), with its creation time: a pod scheduled before it was bound to an earlier machine of the
-   * same name (EC2 reuses them), whose pods the pod garbage collector removes long after.
+   * reuse). A pod scheduled before that node's creation was bound to an earlier machine of the same
+   * name (EC2 reuses them), whose pods the pod garbage collector removes long after.
    */
-  seen(p: V1Pod, kind: 'add' | 'update' | 'delete', ippNode: (node: string) => { created: number } | undefined): void {
+  seen(p: V1Pod, kind: 'add' | 'update' | 'delete', ippNode: (node: string) => DepartureNode | undefined): void {
     const node = p.spec?.nodeName;
     if (kind !== 'delete' || !node || isTerminal(p) || !isWorkload(p)) return;
     const current = ippNode(node);
     if (!current) return;
     const scheduled = scheduledAt(p);
     if (scheduled !== undefined && scheduled < current.created) return;
-    this.byNode.set(node, podKey(p));
+    this.byMachine.set(current.machine, podKey(p));
   }
 
-  /** The node is gone: a node registering later under its name (EC2 reuses them) is another machine. */
-  nodeGone(node: string): void {
-    this.byNode.delete(node);
+  /** The machine is gone for good (its Instance deleted, or a Node without a providerID deleted). */
+  machineGone(machine: string): void {
+    this.byMachine.delete(machine);
   }
 
-  /** The pod ("namespace/name") that left `node` without being seen to end, if one did. */
-  unconfirmed(node: string): string | undefined {
-    return this.byNode.get(node);
+  /** The pod ("namespace/name") that left this machine without being seen to end, if one did. */
+  unconfirmed(machine: string): string | undefined {
+    return this.byMachine.get(machine);
   }
 }

@@ -321,4 +321,36 @@ describe('ClusterState through expired watches and failed relists', () => {
       await expectConsistent();
     });
   });
+
+  it('remembers a pod force-deleted from a machine through its Node deleted and registered again, until its Instance goes', async () => {
+    const blip = `${cls}-blip`;
+    const inst = `${cls}-blip`;
+    await c.core.createNode({ body: node(blip) });
+    await eventually('node cached', async () => expect(state.node(blip)).toBeDefined());
+    await c.core.createNamespacedPod({ namespace: ns, body: pod('fd', blip, inst) });
+    await eventually('pod cached', async () => expect(state.pods.get('fd', ns)).toBeDefined());
+    await c.core.deleteNamespacedPod({ name: 'fd', namespace: ns, gracePeriodSeconds: 0 });
+    await eventually('departure noted', async () => expect(state.unconfirmedExit(blip)).toBe(`${ns}/fd`));
+    // The same machine's kubelet registers its Node again (deleted meanwhile): what it ran may run on.
+    await c.core.deleteNode({ name: blip });
+    await eventually('node gone', async () => expect(state.node(blip)).toBeUndefined());
+    await c.core.createNode({ body: node(blip) });
+    await eventually('node back', async () => expect(state.node(blip)).toBeDefined());
+    expect(state.unconfirmedExit(blip)).toBe(`${ns}/fd`);
+    // Its Instance deleted: the machine is terminated, and a later one of that name is another.
+    await instance(inst);
+    await c.custom.patchClusterCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      plural: 'instances',
+      name: inst,
+      body: [{ op: 'add', path: '/status', value: { providerID: `sim://${blip}` } }],
+    });
+    await eventually('instance cached', async () =>
+      expect(state.instance(inst)?.status?.providerID).toBe(`sim://${blip}`),
+    );
+    await deleteInstance(inst);
+    await eventually('departure forgotten', async () => expect(state.unconfirmedExit(blip)).toBeUndefined());
+    await c.core.deleteNode({ name: blip });
+  });
 });
