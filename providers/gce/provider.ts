@@ -107,17 +107,18 @@ export class GceProvider implements CloudProvider {
   private readonly members = new Map<string, { at: number; names: Promise<Set<string>> }>();
 
   constructor(opts: GceProviderOptions) {
-    // Labels are lowercase [a-z0-9_-]: a name labelValue() has to change ("Prod", "team.a") would share
-    // its label with another cluster's ("prod", "team-a"), and each would take the other's VMs for leaks.
-    if (labelValue(opts.clusterName) !== opts.clusterName)
-      throw new Error(
-        `--cluster-name "${opts.clusterName}" cannot label GCE VMs as it is (labels take lowercase letters, digits, ` +
-          `"-" and "_", at most 63 characters); another cluster's name could end up with the same label. ` +
-          `Use a name such as "${labelValue(opts.clusterName)}"`,
-      );
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
     this.log = opts.logger.child({ provider: 'gce', cluster: opts.clusterName });
+    // Labels are lowercase [a-z0-9_-]: a name labelValue() has to change ("Prod", "team.a") shares its
+    // label with another cluster's ("prod", "team-a"), and each would take the other's VMs for leaks.
+    // Said, not refused: a cluster that has run under such a name has its VMs labelled so already.
+    if (labelValue(opts.clusterName) !== opts.clusterName)
+      this.log.warn(
+        `--cluster-name "${opts.clusterName}" labels GCE VMs ${LABEL_CLUSTER}=${labelValue(opts.clusterName)}: ` +
+          `a cluster of that name in the same project would take this one's VMs for its own leaks. ` +
+          `Make sure none shares that label, or use a lowercase name of letters, digits, "-" and "_"`,
+      );
     this.compute = new Compute({
       project: opts.project,
       endpoint: opts.endpoint,
@@ -404,7 +405,10 @@ export class GceProvider implements CloudProvider {
    * group's members are listed at most every few seconds: garbage collection asks about each pending
    * VM in turn, and every VM really gone asks too.
    */
-  private async accepted(providerID: string): Promise<{ mig: Mig; cls: InstanceClass } | undefined> {
+  private async accepted(
+    providerID: string,
+    of?: InstanceClass,
+  ): Promise<{ mig: Mig; cls: InstanceClass } | undefined> {
     const { project, zone, name } = parseProviderId(providerID);
     const fallback = await this.project();
     const seen = new Set<string>();
@@ -427,8 +431,9 @@ export class GceProvider implements CloudProvider {
           this.members.delete(key);
           // A group that is gone (its class deleted) holds nothing. Any other failure leaves the VM's
           // fate unknown: answering "not found" would let a caller delete its Instance or drop its
-          // finalizer while the group still makes the VM.
-          if (!(e instanceof NotFoundError)) throw e;
+          // finalizer while the group still makes the VM. Where the caller names the VM's class,
+          // only that class's groups can hold it: another's failing does not hide it.
+          if (!(e instanceof NotFoundError) && (!of || migsOf(of, fallback).some((m) => migKey(m) === key))) throw e;
           this.log.debug({ mig: migLabel(mig), vm: name }, 'a group is gone while looking for a VM not made yet');
         }
       }
@@ -447,7 +452,7 @@ export class GceProvider implements CloudProvider {
     try {
       return await this.owned(providerID);
     } catch (e) {
-      const pending = e instanceof NotFoundError ? await this.accepted(providerID) : undefined;
+      const pending = e instanceof NotFoundError ? await this.accepted(providerID, cls) : undefined;
       if (!pending) throw e;
       return { pending };
     }
@@ -512,6 +517,11 @@ export class GceProvider implements CloudProvider {
       ([k, v]) => `labels.${k} = "${v}"`,
     );
     const filter = clauses.length > 1 ? clauses.map((x) => `(${x})`).join(' AND ') : clauses[0]!;
+    // Zones where this cluster's groups make VMs: one of them unreachable leaves the list unknown.
+    // Any other zone of the project (the list covers them all) holds none of ours.
+    const fallback = await this.project();
+    const ours = new Set<string>();
+    for (const cls of this.classes.values()) for (const mig of migsOf(cls, fallback)) ours.add(`zones/${mig.zone}`);
     const out: CloudInstance[] = [];
     for (const project of [...this.projects, ...this.named]) {
       let vms: Vm[];
@@ -522,7 +532,7 @@ export class GceProvider implements CloudProvider {
           for await (const [scope, scoped] of pages) {
             // A zone GCE could not reach lists nothing, which is not "no VMs there": a teardown would
             // miss a copy, and garbage collection judge from half a list.
-            if (String(scoped.warning?.code ?? '') === 'UNREACHABLE')
+            if (String(scoped.warning?.code ?? '') === 'UNREACHABLE' && ours.has(scope))
               throw new Error(
                 `${scope} could not be listed: ${scoped.warning?.message ?? 'unreachable'}; will try again`,
               );

@@ -108,7 +108,7 @@ const max = (a: Amounts, b: Amounts): Amounts => {
  * What kube-scheduler counts for a pod (component-helpers' PodRequests), for every resource it
  * requests: its containers plus its sidecars (init containers with restartPolicy Always, which run
  * beside them), or, if larger, an init container with the sidecars started before it; pod-level
- * requests (spec.resources, CPU and memory only) instead where set; plus overhead. Counting less
+ * requests (spec.resources: CPU, memory and huge pages) instead where set; plus overhead. Counting less
  * than the scheduler does would pin a pod to a node the scheduler then refuses it, and on a
  * Class-isolation node keep refusing every pod ipp sends after it.
  */
@@ -129,8 +129,9 @@ export function podRequests(pod: V1Pod): Resources {
   }
   const total = max(running, init);
   const podLevel = (pod.spec as { resources?: { requests?: Record<string, string> } } | undefined)?.resources?.requests;
-  for (const name of ['cpu', 'memory'] as const)
-    if (podLevel?.[name] !== undefined) total[name] = amountOf(name, podLevel[name]);
+  // What pod-level resources may set (component-helpers' IsSupportedPodLevelResource): CPU, memory, huge pages.
+  for (const [name, q] of Object.entries(podLevel ?? {}))
+    if (name === 'cpu' || name === 'memory' || name.startsWith('hugepages-')) total[name] = amountOf(name, q);
   const { cpu = 0, memory = 0, ...rest } = plus(total, amounts(pod.spec?.overhead));
   const out: Resources = { cpu, memory, pods: 1 };
   for (const [name, amount] of Object.entries(rest)) if (amount > 0) (out.other ??= {})[name] = amount;

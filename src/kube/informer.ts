@@ -96,6 +96,11 @@ export class Informer<T extends KubernetesObject> {
   private synced = false;
   private resourceVersion = '';
   private lastActivity = Date.now();
+  /**
+   * The last time the cache took something from the server (an event, a bookmark, a relist): not a
+   * watch merely opened, which a stale resourceVersion's 410 follows, nor the watchdog's restart.
+   */
+  private lastHeard = Date.now();
   private failures = 0;
   private watchesOpened = 0;
   private lastError: { message: string; at: Date } | undefined;
@@ -169,9 +174,12 @@ export class Informer<T extends KubernetesObject> {
     return this.watchesOpened;
   }
 
-  /** Milliseconds since the last sign of life of the watch. */
+  /**
+   * Milliseconds since the cache last took something from the server (an event, a bookmark, a
+   * relist's end): a write the cache cannot show yet is still on its way while this has not moved.
+   */
   silentForMs(): number {
-    return Date.now() - this.lastActivity;
+    return Date.now() - this.lastHeard;
   }
 
   get(name: string, namespace?: string): T | undefined {
@@ -283,6 +291,7 @@ export class Informer<T extends KubernetesObject> {
     this.resourceVersion = rv;
     this.failures = 0;
     this.lastError = undefined;
+    this.lastHeard = Date.now();
     this.touch();
     const first = !this.synced;
     if (first) {
@@ -414,6 +423,7 @@ export class Informer<T extends KubernetesObject> {
       }
     }
     this.resourceVersion = ev.object.metadata?.resourceVersion || this.resourceVersion;
+    this.lastHeard = Date.now();
     this.touch();
   }
 

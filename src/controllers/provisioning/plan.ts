@@ -186,7 +186,20 @@ function claimantsAmong(pods: readonly V1Pod[]): (instance: string) => readonly 
 const collator = new Intl.Collator();
 
 export function plan(input: PlanInput): Plan {
-  const { cls, pods, instances, nodeOf, capacityOf, newName } = input;
+  const { cls, pods, instances, nodeOf, newName } = input;
+  // Asked for every candidate of every pod under Class isolation; neither changes during a plan.
+  const requests = new Map<V1Pod, Resources>();
+  const requestsOf = (p: V1Pod) => {
+    let r = requests.get(p);
+    if (!r) requests.set(p, (r = podRequests(p)));
+    return r;
+  };
+  const capacities = new Map<string, Resources | undefined>();
+  const capacityOf = (inst: Instance) => {
+    const name = inst.metadata.name!;
+    if (!capacities.has(name)) capacities.set(name, input.capacityOf(inst));
+    return capacities.get(name);
+  };
   const isolation = cls.spec.isolation ?? 'Pod';
   const byName = new Map(instances.map((i) => [i.metadata.name!, i]));
   const out: Plan = { claims: [], blockedByMaxInstances: [], stranded: [], unfit: [], zoneless: [] };
@@ -203,7 +216,7 @@ export function plan(input: PlanInput): Plan {
     const key = podKey(pod);
     if (l.counted.has(key)) return;
     l.counted.add(key);
-    l.used = add(l.used, podRequests(pod));
+    l.used = add(l.used, requestsOf(pod));
     if (isWorkload(pod)) l.pods.add(key);
   };
   const claimants = input.claimants ?? claimantsAmong(pods);
@@ -249,7 +262,7 @@ export function plan(input: PlanInput): Plan {
     const cap = capacityOf(inst);
     // Unknown capacity (type not in the provider's catalog, not yet registered): one pod until we know.
     if (!cap) return l.pods.size === 0;
-    return fits(l.used, podRequests(pod), cap);
+    return fits(l.used, requestsOf(pod), cap);
   };
   // A Ready instance is only as good as its node: a cordoned, NotReady or refused node (its taints
   // removed since) would hold the pod forever.

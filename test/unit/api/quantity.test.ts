@@ -74,7 +74,7 @@ describe('quantities', () => {
   it('counts every other resource a pod requests as the scheduler does: GPUs, ephemeral storage, huge pages', () => {
     const r = podRequests({
       spec: {
-        resources: { requests: { cpu: '3' } },
+        resources: { requests: { cpu: '3', 'hugepages-2Mi': '4Mi' } },
         containers: [
           { name: 'a', resources: { requests: { cpu: '1', 'nvidia.com/gpu': '1', 'ephemeral-storage': '1Gi' } } },
           { name: 'b', resources: { requests: { 'nvidia.com/gpu': '1' } } },
@@ -86,13 +86,18 @@ describe('quantities', () => {
         overhead: { 'ephemeral-storage': '1Mi' },
       },
     } as V1Pod);
-    // Pod-level requests replace CPU and memory only; the init container's storage is larger than the
-    // containers'; the sidecar's device runs beside them; a zero request is no request.
+    // Pod-level requests replace CPU, memory and huge pages only; the init container's storage is larger
+    // than the containers'; the sidecar's device runs beside them; a zero request is no request.
     expect(r).toEqual({
       cpu: 3000,
       memory: 0,
       pods: 1,
-      other: { 'nvidia.com/gpu': 2, 'ephemeral-storage': 5 * 2 ** 30 + 2 ** 20, 'example.com/nic': 1 },
+      other: {
+        'nvidia.com/gpu': 2,
+        'ephemeral-storage': 5 * 2 ** 30 + 2 ** 20,
+        'example.com/nic': 1,
+        'hugepages-2Mi': 4 * 2 ** 20,
+      },
     });
   });
 
