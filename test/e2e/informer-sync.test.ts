@@ -72,6 +72,22 @@ describe('an informer whose first LIST fails', () => {
     expect(informer.status().lastError).toBeUndefined();
     expect(informer.get('before', ns)?.metadata?.name).toBe('before');
   });
+
+  it('counts as silent while it hears nothing, a watch opened only to be told 410 included', async () => {
+    // Synced above; nothing happens in its namespace from here on.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const quietSince = Date.now() - 1_500;
+    proxy.refuse = (r) =>
+      r.url.pathname.endsWith(`/namespaces/${ns}/configmaps`) ? (isWatch(r) ? 410 : 500) : undefined;
+    proxy.cut();
+    await eventually('a refused relist after a 410', async () =>
+      expect(informer!.status().lastError).toMatch(/listing configmaps: HTTP 500/),
+    );
+    // The watch was accepted again (then expired): the cache took nothing, so claims and creates the
+    // controllers wait for must not be given up on as if it had.
+    expect(informer!.silentForMs()).toBeGreaterThanOrEqual(Date.now() - quietSince - 100);
+    proxy.refuse = () => undefined;
+  });
 });
 
 describe('ClusterState through expired watches and failed relists', () => {
