@@ -107,11 +107,10 @@ export class Termination {
     const which = inst.status?.provider ?? (cls ? providerName(cls) : undefined);
     const provider = this.providerOf(inst, cls);
     if (provider) {
-      const ids = await this.copies(provider, inst);
       const launchedAt = Date.parse(inst.status?.launchedAt ?? '');
       const young = (this.ctx.now ?? Date.now)() - launchedAt < CLOUD_CATCH_UP_MS;
       let unseen = false;
-      for (const id of ids) {
+      const terminate = async (id: string) => {
         try {
           await provider.delete(id, cls);
           log.info({ providerID: id }, 'cloud instance terminated');
@@ -121,7 +120,12 @@ export class Termination {
           // not show the instance yet. Called gone then, it would run until garbage collection found it.
           if (e.unseen && young && id === inst.status?.providerID) unseen = true;
         }
-      }
+      };
+      // The recorded machine first: a search for copies that fails (a zone unreachable, a throttled
+      // list) must not keep it running and billed until the search succeeds.
+      if (inst.status?.providerID) await terminate(inst.status.providerID);
+      const ids = await this.copies(provider, inst);
+      for (const id of ids) if (id !== inst.status?.providerID) await terminate(id);
       if (unseen) {
         log.info(
           { providerID: inst.status?.providerID },

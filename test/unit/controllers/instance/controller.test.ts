@@ -438,6 +438,29 @@ describe('termination', () => {
     expect(reasons()).toEqual(['Instance/Terminated/Terminate']);
   });
 
+  it('terminates the recorded machine even when the search for copies fails, and finishes once it succeeds', async () => {
+    f.cluster.instanceList = [deleting()];
+    const recorded = {
+      providerID: 'fake:///zone-a/uid-i-1',
+      instanceType: 'sim.large',
+      zone: 'zone-a',
+      state: 'running' as const,
+      tags: { 'ipp.dev/instance': 'i-1' },
+      launchedAt: new Date(T0),
+    };
+    f.provider.instances.set(recorded.providerID, recorded);
+    f.provider.nextListError = new Error('zones/zone-b could not be listed: unreachable; will try again');
+    await expect(controller.reconcile('i-1')).rejects.toThrow(/could not be listed/);
+    expect(f.provider.instances.has(recorded.providerID)).toBe(false);
+    expect(f.writes.of('instances.removeFinalizer')).toEqual([]);
+    const draining = deleting();
+    draining.status = { ...draining.status, phase: 'Draining' };
+    draining.metadata.resourceVersion = '8';
+    f.cluster.instanceList = [draining];
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.removeFinalizer')).toEqual([['i-1']]);
+  });
+
   it('keeps the node while the API server has a pod on it that the cache does not show yet', async () => {
     f.cluster.instanceList = [deleting()];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1' })];
