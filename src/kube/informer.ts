@@ -182,6 +182,11 @@ export class Informer<T extends KubernetesObject> {
     return Date.now() - this.lastHeard;
   }
 
+  /** Milliseconds since the last sign of life of the watch: an event, a bookmark, or a watch accepted. */
+  quietForMs(): number {
+    return Date.now() - this.lastActivity;
+  }
+
   get(name: string, namespace?: string): T | undefined {
     return this.store.get(name, namespace);
   }
@@ -272,6 +277,8 @@ export class Informer<T extends KubernetesObject> {
     const pageSize = this.opts.pageSize ?? LIST_PAGE_SIZE;
     let items: T[];
     let rv: string;
+    // A list is one snapshot, taken as its first page is served: what the cache heard is as old as that.
+    let from = Date.now();
     try {
       ({ items, rv } = await this.listPages(pageSize));
     } catch (err) {
@@ -281,9 +288,11 @@ export class Informer<T extends KubernetesObject> {
       if (!isGone(err) || pageSize === 0) throw err;
       this.opts.logger.info({ resource: this.resource }, 'list continuation expired (410 Gone); listing again');
       try {
+        from = Date.now();
         ({ items, rv } = await this.listPages(pageSize));
       } catch (again) {
         if (!isGone(again)) throw again;
+        from = Date.now();
         ({ items, rv } = await this.listPages(0));
       }
     }
@@ -291,7 +300,7 @@ export class Informer<T extends KubernetesObject> {
     this.resourceVersion = rv;
     this.failures = 0;
     this.lastError = undefined;
-    this.lastHeard = Date.now();
+    this.lastHeard = from;
     this.touch();
     const first = !this.synced;
     if (first) {

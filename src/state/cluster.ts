@@ -204,7 +204,7 @@ export class ClusterState {
   /** The informer that has been silent longest, with how long: for /healthz. */
   stalest(): { resource: string; silentForMs: number } {
     return this.all()
-      .map((i) => ({ resource: i.resource, silentForMs: i.silentForMs() }))
+      .map((i) => ({ resource: i.resource, silentForMs: i.quietForMs() }))
       .sort((a, b) => b.silentForMs - a.silentForMs)[0]!;
   }
 
