@@ -414,19 +414,28 @@ describe('termination', () => {
     return i;
   };
 
+  /** A cloud machine launched for i-1. */
+  const machine = (providerID: string, zone = 'zone-a') => ({
+    providerID,
+    instanceType: 'sim.large',
+    zone,
+    state: 'running' as const,
+    tags: { 'ipp.dev/instance': 'i-1' },
+    launchedAt: new Date(T0),
+  });
+  /** i-1 as the cache shows it once its Draining status is back. */
+  const draining = () => {
+    const i = deleting();
+    i.status = { ...i.status, phase: 'Draining' };
+    i.metadata.resourceVersion = '8';
+    return i;
+  };
+
   it('drains, deletes the node, terminates the instance and any tagged copy, then releases the finalizer', async () => {
     f.cluster.instanceList = [deleting()];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1' })];
-    const copy = {
-      providerID: 'fake:///zone-b/copy',
-      instanceType: 'sim.large',
-      zone: 'zone-b',
-      state: 'running' as const,
-      tags: { 'ipp.dev/instance': 'i-1' },
-      launchedAt: new Date(T0),
-    };
-    f.provider.instances.set(copy.providerID, copy);
-    f.provider.instances.set('fake:///zone-a/uid-i-1', { ...copy, providerID: 'fake:///zone-a/uid-i-1' });
+    f.provider.instances.set('fake:///zone-b/copy', machine('fake:///zone-b/copy', 'zone-b'));
+    f.provider.instances.set('fake:///zone-a/uid-i-1', machine('fake:///zone-a/uid-i-1'));
     await controller.reconcile('i-1');
     expect(f.writes.log).toEqual([
       ['instances.patchStatus', 'i-1', { phase: 'Draining' }],
@@ -440,23 +449,13 @@ describe('termination', () => {
 
   it('terminates the recorded machine even when the search for copies fails, and finishes once it succeeds', async () => {
     f.cluster.instanceList = [deleting()];
-    const recorded = {
-      providerID: 'fake:///zone-a/uid-i-1',
-      instanceType: 'sim.large',
-      zone: 'zone-a',
-      state: 'running' as const,
-      tags: { 'ipp.dev/instance': 'i-1' },
-      launchedAt: new Date(T0),
-    };
+    const recorded = machine('fake:///zone-a/uid-i-1');
     f.provider.instances.set(recorded.providerID, recorded);
     f.provider.nextListError = new Error('zones/zone-b could not be listed: unreachable; will try again');
     await expect(controller.reconcile('i-1')).rejects.toThrow(/could not be listed/);
     expect(f.provider.instances.has(recorded.providerID)).toBe(false);
     expect(f.writes.of('instances.removeFinalizer')).toEqual([]);
-    const draining = deleting();
-    draining.status = { ...draining.status, phase: 'Draining' };
-    draining.metadata.resourceVersion = '8';
-    f.cluster.instanceList = [draining];
+    f.cluster.instanceList = [draining()];
     await controller.reconcile('i-1');
     expect(f.writes.of('instances.removeFinalizer')).toEqual([['i-1']]);
   });
@@ -464,24 +463,14 @@ describe('termination', () => {
   it('keeps the node while the API server has a pod on it that the cache does not show yet', async () => {
     f.cluster.instanceList = [deleting()];
     f.cluster.nodeList = [node('n1', { class: 'metal', instance: 'i-1', providerID: 'fake:///zone-a/uid-i-1' })];
-    f.provider.instances.set('fake:///zone-a/uid-i-1', {
-      providerID: 'fake:///zone-a/uid-i-1',
-      instanceType: 'sim.large',
-      zone: 'zone-a',
-      state: 'running',
-      tags: { 'ipp.dev/instance': 'i-1' },
-      launchedAt: new Date(T0),
-    });
+    f.provider.instances.set('fake:///zone-a/uid-i-1', machine('fake:///zone-a/uid-i-1'));
     f.cluster.apiPods = [pod('late', { claim: 'i-1', gated: false, nodeName: 'n1', phase: 'Running' })];
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
     expect(f.writes.of('nodes.cordonAndDelete')).toEqual([]);
     expect(f.provider.instances.has('fake:///zone-a/uid-i-1')).toBe(true);
     // Once the API server has none either, the node goes.
     f.cluster.apiPods = [];
-    const draining = deleting();
-    draining.status = { ...draining.status, phase: 'Draining' };
-    draining.metadata.resourceVersion = '8';
-    f.cluster.instanceList = [draining];
+    f.cluster.instanceList = [draining()];
     await controller.reconcile('i-1');
     expect(f.writes.of('nodes.cordonAndDelete')).toEqual([['n1']]);
   });
