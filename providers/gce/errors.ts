@@ -12,29 +12,30 @@ import {
 
 export type ErrorClass = 'capacity' | 'quota' | 'throttled' | 'config' | 'not-found' | 'exists' | 'transient' | 'other';
 
+const THROTTLED_CODES = new Set([
+  'RATE_LIMIT_EXCEEDED',
+  'rateLimitExceeded',
+  'userRateLimitExceeded',
+  // Too many operations on one resource at once (a teardown wave on one group).
+  'RESOURCE_OPERATION_RATE_EXCEEDED',
+]);
+const TRANSIENT_CODES = new Set([
+  'INTERNAL_ERROR',
+  'SERVICE_UNAVAILABLE',
+  'TIMEOUT',
+  // The group is busy with another operation (GKE's own, say); it passes.
+  'RESOURCE_NOT_READY',
+]);
+
 /** Codes of operation errors and of `lastAttempt.errors` (as Cluster Autoscaler reads them). */
 export function classifyCode(code: string): ErrorClass {
   if (/^(ZONE_)?RESOURCE_POOL_EXHAUSTED/.test(code) || code === 'IP_SPACE_EXHAUSTED' || code === 'STOCKOUT')
     return 'capacity';
   if (code.includes('QUOTA')) return 'quota';
-  if (
-    code === 'RATE_LIMIT_EXCEEDED' ||
-    code === 'rateLimitExceeded' ||
-    code === 'userRateLimitExceeded' ||
-    // Too many operations on one resource at once (a teardown wave on one group).
-    code === 'RESOURCE_OPERATION_RATE_EXCEEDED'
-  )
-    return 'throttled';
+  if (THROTTLED_CODES.has(code)) return 'throttled';
   if (code === 'RESOURCE_NOT_FOUND' || code === 'NOT_FOUND') return 'not-found';
   if (code === 'RESOURCE_ALREADY_EXISTS' || code === 'ALREADY_EXISTS') return 'exists';
-  // RESOURCE_NOT_READY: the group is busy with another operation (GKE's own, say); it passes.
-  if (
-    code === 'INTERNAL_ERROR' ||
-    code === 'SERVICE_UNAVAILABLE' ||
-    code === 'TIMEOUT' ||
-    code === 'RESOURCE_NOT_READY'
-  )
-    return 'transient';
+  if (TRANSIENT_CODES.has(code)) return 'transient';
   // CONDITION_NOT_MET (e.g. external IP forbidden by policy), INVALID_*, PERMISSIONS_ERROR …
   return 'config';
 }
