@@ -5,7 +5,7 @@ import type { Metrics } from '../src/metrics/metrics.ts';
 import { errorKind } from './errors.ts';
 import type { CloudProvider } from './types.ts';
 
-type Operation = 'create' | 'delete' | 'get' | 'list' | 'find';
+type Operation = 'create' | 'delete' | 'get' | 'list' | 'find' | 'stalled';
 
 export function instrumentProvider(provider: CloudProvider, metrics: Metrics): CloudProvider {
   const measured =
@@ -36,6 +36,8 @@ export function instrumentProvider(provider: CloudProvider, metrics: Metrics): C
   };
   const find = provider.findByInstance;
   if (find) wrapped.findByInstance = measured('find', find);
+  const stalled = provider.stalled;
+  if (stalled) wrapped.stalled = measured('stalled', stalled);
   const run = provider.run;
   if (run) wrapped.run = (signal) => run.call(provider, signal);
   return wrapped;

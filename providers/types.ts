@@ -61,6 +61,14 @@ export interface CloudProvider {
   /** Throws NotFoundError when the instance does not exist or is terminated. `cls` as for delete(). */
   get(providerID: string, cls?: InstanceClass): Promise<CloudInstance>;
 
+  /**
+   * For an instance the cloud accepted but has not made yet: the error it reports for its last try
+   * (a stockout, a quota) while it keeps trying in the same place, or undefined when it is not stuck
+   * (made, or still trying without a failure). Providers whose launches fail at once (EC2) lack it.
+   * The offering is remembered as without capacity, so the replacement is launched elsewhere.
+   */
+  stalled?(providerID: string, cls: InstanceClass): Promise<Error | undefined>;
+
   /** Every live (not terminated) instance tagged for this cluster, for garbage collection. */
   list(): Promise<CloudInstance[]>;
 

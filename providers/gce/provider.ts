@@ -103,8 +103,8 @@ export class GceProvider implements CloudProvider {
    * controller knows the groups where a VM accepted but not created yet is listed (no VM to read).
    */
   private readonly classes = new Map<string, InstanceClass>();
-  /** Group → the names it listed, and when: accepted()'s lookups share one listing for a few seconds. */
-  private readonly members = new Map<string, { at: number; names: Promise<Set<string>> }>();
+  /** Group → its members by name, and when listed: accepted()'s lookups share one listing for a few seconds. */
+  private readonly members = new Map<string, { at: number; byName: Promise<Map<string, ManagedInstance>> }>();
 
   constructor(opts: GceProviderOptions) {
     this.opts = opts;
@@ -408,7 +408,7 @@ export class GceProvider implements CloudProvider {
   private async accepted(
     providerID: string,
     of?: InstanceClass,
-  ): Promise<{ mig: Mig; cls: InstanceClass } | undefined> {
+  ): Promise<{ mig: Mig; cls: InstanceClass; mi: ManagedInstance } | undefined> {
     const { project, zone, name } = parseProviderId(providerID);
     const fallback = await this.project();
     const seen = new Set<string>();
@@ -421,12 +421,15 @@ export class GceProvider implements CloudProvider {
         if (!members || this.clock.now() - members.at >= MEMBERS_TTL_MS) {
           members = {
             at: this.clock.now(),
-            names: this.groups.list(mig).then((l) => new Set(l.map((mi) => mi.name ?? ''))),
+            byName: this.groups
+              .list(mig)
+              .then((l) => new Map(l.map((mi) => [mi.name ?? lastSegment(mi.instance), mi]))),
           };
           this.members.set(key, members);
         }
         try {
-          if ((await members.names).has(name)) return { mig, cls };
+          const mi = (await members.byName).get(name);
+          if (mi) return { mig, cls, mi };
         } catch (e) {
           this.members.delete(key);
           // A group that is gone (its class deleted) holds nothing. Any other failure leaves the VM's
@@ -447,7 +450,7 @@ export class GceProvider implements CloudProvider {
   private async locate(
     providerID: string,
     cls: InstanceClass | undefined,
-  ): Promise<{ vm: Vm; project: string } | { pending: { mig: Mig; cls: InstanceClass } }> {
+  ): Promise<{ vm: Vm; project: string } | { pending: { mig: Mig; cls: InstanceClass; mi: ManagedInstance } }> {
     if (cls) this.remember(cls);
     try {
       return await this.owned(providerID);
@@ -472,6 +475,30 @@ export class GceProvider implements CloudProvider {
       launchedAt: new Date(this.clock.now()),
       hostIsolation: info.isolation,
     };
+  }
+
+  /**
+   * A VM its group accepted and keeps failing to make (lastAttempt: a stockout, a quota): the group
+   * would retry there until capacity comes back, however long, while other groups of the class may
+   * have some. Cluster Autoscaler gives up on such members too.
+   */
+  async stalled(providerID: string, cls: InstanceClass): Promise<Error | undefined> {
+    let found;
+    try {
+      found = await this.locate(providerID, cls);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+    if ('vm' in found) return undefined;
+    const { mig, mi, cls: of } = found.pending;
+    const errors = failedAttempt(mi);
+    if (!errors) return undefined;
+    const info = await this.migInfo(mig, of);
+    const offering = { instanceType: info.machineType, zone: mig.zone };
+    const err = itemsError(errors, `${migLabel(mig)} keeps failing to create VM ${mi.name ?? providerID}`, offering);
+    if (err instanceof InsufficientCapacityError) this.unavailable.mark(offering);
+    return err;
   }
 
   async delete(providerID: string, cls?: InstanceClass): Promise<void> {

@@ -58,6 +58,7 @@ export class InstanceController implements Controller {
 
   private readonly ctx: InstanceContext;
   private readonly registration: Registration;
+  private readonly liveness: Liveness;
   private readonly attempts = new LaunchAttempts();
   private readonly expectations = new StatusExpectations();
   private readonly steps: Step[];
@@ -66,13 +67,8 @@ export class InstanceController implements Controller {
   constructor(ctx: InstanceContext) {
     this.ctx = ctx;
     this.registration = new Registration(ctx);
-    this.steps = [
-      new Liveness(ctx, this.attempts),
-      new Launch(ctx, this.attempts),
-      this.registration,
-      new Repair(ctx),
-      new Idle(ctx),
-    ];
+    this.liveness = new Liveness(ctx, this.attempts);
+    this.steps = [this.liveness, new Launch(ctx, this.attempts), this.registration, new Repair(ctx), new Idle(ctx)];
     this.termination = new Termination(ctx, this.expectations);
   }
 
@@ -95,6 +91,7 @@ export class InstanceController implements Controller {
       if (!draining) {
         this.registration.forget(inst.metadata.uid ?? name);
         this.attempts.forget(inst.metadata.uid ?? name);
+        this.liveness.forget(inst.metadata.uid ?? name);
         this.expectations.forget(name);
       }
       return draining;

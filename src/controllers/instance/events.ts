@@ -45,6 +45,21 @@ export const invalidClass = (inst: Instance, pods: readonly V1Pod[], cls: string
 export const launchFailed = (inst: Instance, pods: readonly V1Pod[], cls: string, cause: string) =>
   toInstanceAndPods(inst, pods, 'LaunchFailed', 'Launch', `launch failed for class ${cls}: ${cause}`);
 
+/** The cloud accepted the instance but keeps failing to make it there (a stockout, a quota): it is replaced. */
+export const launchStalled = (
+  inst: Instance,
+  pods: readonly V1Pod[],
+  reason: 'InsufficientCapacity' | 'QuotaExceeded',
+  cause: string,
+) =>
+  toInstanceAndPods(
+    inst,
+    pods,
+    reason,
+    'Launch',
+    `${cause}; replacing the instance, to be launched where there is capacity`,
+  );
+
 /** A launch or registration timeout: the instance is replaced. */
 export const expired = (
   inst: Instance,

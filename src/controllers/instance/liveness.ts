@@ -5,8 +5,10 @@
 // cancelled: bare metal boots for twenty minutes, and nobody wants to pay for that. A warm instance is
 // unclaimed by design and never cancelled that way (its timeouts still apply).
 import type { V1Pod } from '@kubernetes/client-node';
-import { usability } from '../../api/classes.ts';
+import { providerName, usability } from '../../api/classes.ts';
 import { isTerminal, isWorkload } from '../../api/pods.ts';
+import { describeError } from '../../kube/errors.ts';
+import { InsufficientCapacityError, QuotaExceededError } from '../../../providers/errors.ts';
 import type { ControllerContext } from '../context.ts';
 import { isWarm } from '../warmpool/pool.ts';
 import type { LaunchAttempts } from './attempts.ts';
@@ -16,6 +18,8 @@ import type { InstanceView, Step, StepResult } from './step.ts';
 
 /** How long an unready instance may go unclaimed before its launch is cancelled. */
 export const UNCLAIMED_GRACE_MS = 30_000;
+/** How often the cloud is asked whether it keeps failing to make an instance it accepted. */
+export const STALL_CHECK_MS = 30_000;
 
 /** Does the pod still want the instance it claims? (Not if it is finished or being deleted before binding.) */
 const holdsInstance = (p: V1Pod) => !isTerminal(p) && !(p.metadata?.deletionTimestamp && !p.spec?.nodeName);
@@ -23,6 +27,8 @@ const holdsInstance = (p: V1Pod) => !isTerminal(p) && !(p.metadata?.deletionTime
 export class Liveness implements Step {
   /** Instance UID → since when no pod claims it (this process's view). */
   private readonly unclaimedSince = new Map<string, number>();
+  /** Instance UID → when the cloud was last asked whether it keeps failing to make it. */
+  private readonly stallAskedAt = new Map<string, number>();
   private readonly ctx: ControllerContext;
   private readonly attempts: LaunchAttempts;
   constructor(ctx: ControllerContext, attempts: LaunchAttempts) {
@@ -30,7 +36,8 @@ export class Liveness implements Step {
     this.attempts = attempts;
   }
 
-  async reconcile({ inst, cls, node, log }: InstanceView): Promise<StepResult> {
+  async reconcile(view: InstanceView): Promise<StepResult> {
+    const { inst, cls, node, log } = view;
     const launched = !!inst.status?.providerID;
     // A node that registered once and then went missing or NotReady is the repair step's question.
     if (launched && everReady(inst)) return {};
@@ -69,7 +76,11 @@ export class Liveness implements Step {
       now,
       startedAt,
     );
-    if (!expiry.expired) return { requeueAfterMs: expiry.remainingMs };
+    if (!expiry.expired) {
+      const stalled = launched && !node ? await this.askStalled(view, now) : undefined;
+      if (stalled && 'error' in stalled) return this.replaceStalled(view, claimers, stalled.error);
+      return { requeueAfterMs: Math.min(expiry.remainingMs, stalled?.recheckMs ?? Infinity) };
+    }
     if (expiry.reason === 'Idle') return {};
     // A node that joined and was refused (cordoned) is why, not the boot.
     const refused = node && expiry.reason === 'RegistrationTimeout' ? nodeRefusal(inst, node) : undefined;
@@ -86,6 +97,56 @@ export class Liveness implements Step {
     );
     log.warn({ reason: expiry.reason }, message);
     await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
+    return { deleted: true };
+  }
+
+  forget(uid: string): void {
+    this.unclaimedSince.delete(uid);
+    this.stallAskedAt.delete(uid);
+  }
+
+  /**
+   * Asks the cloud, at most every STALL_CHECK_MS, whether it keeps failing to make an instance it
+   * accepted (a GCE group retrying on a stockout): waiting out registrationTimeout there helps
+   * nobody when the class has other zones. An error asking decides nothing: ask again later.
+   */
+  private async askStalled(
+    { inst, cls, log }: InstanceView,
+    now: number,
+  ): Promise<{ error: InsufficientCapacityError } | { recheckMs: number } | undefined> {
+    const which = inst.status?.provider ?? (cls ? providerName(cls) : undefined);
+    const provider = which ? this.ctx.providers.get(which) : undefined;
+    if (!provider?.stalled || !cls) return undefined;
+    const uid = inst.metadata.uid ?? inst.metadata.name!;
+    const since = this.stallAskedAt.get(uid) ?? new Date(inst.status?.launchedAt ?? now).getTime();
+    if (now - since < STALL_CHECK_MS) return { recheckMs: since + STALL_CHECK_MS - now };
+    this.stallAskedAt.set(uid, now);
+    try {
+      const error = await provider.stalled(inst.status!.providerID!, cls);
+      if (error instanceof InsufficientCapacityError) return { error };
+      // Anything else (a template that cannot work, a throttled try) is the group's to retry, and the
+      // registration timeout's to end.
+      if (error) log.warn({ err: error }, `the cloud has not made the instance yet: ${error.message}`);
+    } catch (e) {
+      log.warn(
+        { err: e },
+        `could not ask the cloud whether it is still trying to make the instance (${describeError(e)})`,
+      );
+    }
+    return { recheckMs: STALL_CHECK_MS };
+  }
+
+  /** The cloud keeps failing to make it where it accepted it: replaced, and launched where there is capacity. */
+  private async replaceStalled(
+    { inst, log }: InstanceView,
+    claimers: readonly V1Pod[],
+    error: InsufficientCapacityError,
+  ): Promise<StepResult> {
+    const reason = error instanceof QuotaExceededError ? 'QuotaExceeded' : 'InsufficientCapacity';
+    this.ctx.events.record(...events.launchStalled(inst, claimers, reason, error.message));
+    log.warn({ err: error }, 'the cloud keeps failing to make the instance; replacing it');
+    await this.ctx.api.instances.delete(inst.metadata.name!, inst.metadata.resourceVersion);
+    this.forget(inst.metadata.uid ?? inst.metadata.name!);
     return { deleted: true };
   }
 }

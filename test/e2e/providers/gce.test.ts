@@ -189,6 +189,45 @@ describe('GceProvider on the fake Compute Engine', () => {
     }
   });
 
+  it('a VM its group accepted and then keeps failing to make (a stockout) is reported stalled; the replacement skips that group', async () => {
+    const { cluster, groups, cls } = setup();
+    // Returned as pending at once, before the group's first try: the stockout shows only later.
+    const p = provider(cluster, { createTimeoutMs: 1 });
+    expect(p.validate(cls)).toEqual([]);
+    gce.state.stockouts.add(`n2-standard-4/${groups[0]!.zone}`);
+    try {
+      const ci = await p.create(launch(cluster, cls, 'stalled-a'));
+      expect(ci.state).toBe('pending');
+      const name = ci.providerID.split('/').pop()!;
+      const member = `${gce.project}/${groups[0]!.zone}/${name}`;
+      expect(await p.stalled(ci.providerID, cls)).toBeUndefined();
+      await expect
+        .poll(() => gce.state.managed.get(member)?.lastAttempt?.[0]?.code, { timeout: 5_000 })
+        .toBe('ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS');
+      // A fresh provider (the first one reuses its listing for a few seconds), as after a restart.
+      const q = provider(cluster);
+      expect(q.validate(cls)).toEqual([]);
+      const err = await q.stalled(ci.providerID, cls);
+      expect(err).toBeInstanceOf(InsufficientCapacityError);
+      expect(err!.message).toContain(`${groups[0]!.zone}/${groups[0]!.name}`);
+      expect(err!.message).toContain('ZONE_RESOURCE_POOL_EXHAUSTED');
+      // Asking changes nothing in the cloud: taking it out of its group is its Instance's termination.
+      expect(gce.state.managed.has(member)).toBe(true);
+      expect(await q.get(ci.providerID, cls)).toMatchObject({ state: 'pending' });
+      // The replacement goes straight to the next group: one createInstances, none in the stocked-out group.
+      const creates = calls('instanceGroupManagers.createInstances');
+      const next = await q.create(launch(cluster, cls, 'stalled-b'));
+      expect(next.zone).toBe(groups[1]!.zone);
+      expect(calls('instanceGroupManagers.createInstances') - creates).toBe(1);
+      expect(await q.stalled(next.providerID, cls)).toBeUndefined();
+      await q.delete(ci.providerID, cls);
+      await expect.poll(() => gce.state.managed.has(member), { timeout: 5_000 }).toBe(false);
+      expect(await q.stalled(ci.providerID, cls)).toBeUndefined();
+    } finally {
+      gce.state.stockouts.clear();
+    }
+  });
+
   it('quota used up in every zone: reported as quota, not as capacity', async () => {
     const { cluster, groups, cls } = setup();
     for (const g of groups) gce.state.quotaExhausted.add(g.zone);

@@ -19,6 +19,10 @@ export class FakeCloudProvider implements CloudProvider {
   capacities = new Map<string, Resources>();
   /** Set to give the fake a filtered lookup; unset, callers fall back to list(). */
   findByInstance?: (instance: string) => Promise<CloudInstance[]>;
+  /** What stalled() answers for an instance the cloud accepted but keeps failing to make (by providerID). */
+  readonly stalls = new Map<string, Error>();
+  /** Thrown by the next stalled(), then cleared. */
+  nextStalledError: Error | undefined;
   /** Live instances by providerID. */
   readonly instances = new Map<string, CloudInstance>();
   /** Instances that exist under another cluster's tag: get() and delete() refuse them, list() leaves them out. */
@@ -27,6 +31,7 @@ export class FakeCloudProvider implements CloudProvider {
   readonly createCalls: LaunchRequest[] = [];
   readonly deleteCalls: string[] = [];
   readonly getCalls: string[] = [];
+  readonly stalledCalls: string[] = [];
   listCalls = 0;
   readonly validated: InstanceClass[] = [];
 
@@ -69,6 +74,14 @@ export class FakeCloudProvider implements CloudProvider {
     const found = this.instances.get(providerID);
     if (!found) throw new NotFoundError(`fake instance ${providerID} does not exist`);
     return found;
+  }
+
+  async stalled(providerID: string): Promise<Error | undefined> {
+    this.stalledCalls.push(providerID);
+    const err = this.nextStalledError;
+    this.nextStalledError = undefined;
+    if (err) throw err;
+    return this.stalls.get(providerID);
   }
 
   async list(): Promise<CloudInstance[]> {

@@ -13,7 +13,7 @@ import {
 import type { CloudState } from '../../../../providers/types.ts';
 import { NotFoundError } from '../../../../providers/errors.ts';
 import { fakes, type Fakes } from '../../fake/cluster.ts';
-import { cls, instance, node, pod, refusedPin } from '../fixtures.ts';
+import { CLASS, cls, instance, node, pod, refusedPin } from '../fixtures.ts';
 import { cacheShowsWrites } from './cache.ts';
 import { iso, MIN, T0 } from './clock.ts';
 
@@ -175,6 +175,67 @@ describe('liveness', () => {
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
     f.clock.now = T0 + 15 * MIN - 5_000;
     expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 5_000 });
+  });
+});
+
+describe('a launch the cloud accepted and keeps failing to make (a GCE group retrying on a stockout)', () => {
+  beforeEach(() => {
+    f.cluster.instanceList = [
+      instance('i-1', { phase: 'Launched', providerID: 'sim:///n1', launchedAt: iso(0), resourceVersion: '42' }),
+    ];
+    f.cluster.podList = [pod('web', { claim: 'i-1' })];
+  });
+
+  it('is replaced once the cloud reports no capacity there, without waiting out registrationTimeout', async () => {
+    f.provider.stalls.set(
+      'sim:///n1',
+      new InsufficientCapacityError('MIG us-central1-a/pool keeps failing: ZONE_RESOURCE_POOL_EXHAUSTED'),
+    );
+    // Asked no sooner than 30 s after the launch: the cloud is given its first tries.
+    f.clock.now = T0 + 10_000;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 20_000 });
+    expect(f.provider.stalledCalls).toEqual([]);
+    f.clock.now = T0 + 30_000;
+    await controller.reconcile('i-1');
+    expect(f.provider.stalledCalls).toEqual(['sim:///n1']);
+    expect(f.writes.log).toEqual([['instances.delete', 'i-1', '42']]);
+    expect(reasons()).toEqual(['Instance/InsufficientCapacity/Launch', 'Pod/InsufficientCapacity/Provision']);
+    expect(f.events[0]!.note).toContain('ZONE_RESOURCE_POOL_EXHAUSTED');
+  });
+
+  it('says quota when a quota stops it', async () => {
+    f.provider.stalls.set('sim:///n1', new QuotaExceededError("Quota 'CPUS' exceeded"));
+    f.clock.now = T0 + MIN;
+    await controller.reconcile('i-1');
+    expect(f.writes.of('instances.delete')).toHaveLength(1);
+    expect(reasons()).toEqual(['Instance/QuotaExceeded/Launch', 'Pod/QuotaExceeded/Provision']);
+  });
+
+  it('keeps waiting while the cloud is still trying without a failure, or cannot be asked, or fails otherwise', async () => {
+    f.clock.now = T0 + MIN;
+    expect(await controller.reconcile('i-1')).toEqual({ requeueAfterMs: 30_000 });
+    // Not asked again within 30 s however often the Instance is reconciled.
+    f.clock.now += 10_000;
+    await controller.reconcile('i-1');
+    expect(f.provider.stalledCalls).toHaveLength(1);
+    f.clock.now += 20_000;
+    f.provider.nextStalledError = new Error('listManagedInstances: 503');
+    await controller.reconcile('i-1');
+    f.clock.now += 30_000;
+    f.provider.stalls.set('sim:///n1', new InvalidConfigError('image not found'));
+    await controller.reconcile('i-1');
+    expect(f.provider.stalledCalls).toHaveLength(3);
+    expect(f.writes.log).toEqual([]);
+    expect(reasons()).toEqual([]);
+  });
+
+  it('is not asked about once its node has joined', async () => {
+    f.cluster.nodeList = [node('n1', { ready: false, class: CLASS, instance: 'i-1' })];
+    f.provider.stalls.set('sim:///n1', new InsufficientCapacityError('stockout'));
+    f.clock.now = T0 + MIN;
+    await controller.reconcile('i-1');
+    expect(f.provider.stalledCalls).toEqual([]);
+    expect(f.writes.of('instances.delete')).toEqual([]);
   });
 });
 
